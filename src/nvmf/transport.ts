@@ -1,0 +1,104 @@
+// The contract between the NVMe-oF target core (src/nvmf/*.ts) and a
+// transport (src/nvmf/tcp/). SPDK keeps the same split: lib/nvmf/transport.c
+// defines the table, tcp.c fills it. The core never touches sockets; the
+// transport never interprets an NVMe command beyond what moving its data needs.
+
+/** Direction of a command's data, from the host's point of view. */
+export const XferDir = {
+  NONE: 0,
+  /** host to controller (write-like): data is in `req.iov` before the core sees the request */
+  HOST_TO_CONTROLLER: 1,
+  /** controller to host (read-like): the core fills `req.iov` (or replaces it) before completing */
+  CONTROLLER_TO_HOST: 2,
+} as const;
+export type XferDir = (typeof XferDir)[keyof typeof XferDir];
+
+/**
+ * One command in flight. Objects are pooled per qpair by the transport and
+ * reused: the core must not keep a reference after `complete()`.
+ */
+export interface NvmfRequest {
+  readonly qpair: NvmfQpair;
+  /** the 64-byte SQE, read in place (spec/sqe.ts offsets) */
+  readonly cmd: Buffer;
+  /** the 16-byte CQE; zeroed by the transport before dispatch. The core writes
+   * DW0/DW1 and the status field; the transport writes SQHD, SQID and CID. */
+  readonly rsp: Buffer;
+  xferDir: XferDir;
+  /** data length in bytes taken from the command's SGL */
+  length: number;
+  /** data buffers: `length` bytes in total for data-carrying commands. For
+   * CONTROLLER_TO_HOST the core may replace the array (e.g. views of a
+   * malloc bdev's memory) as long as the total stays `length`. */
+  iov: Buffer[];
+  /** hand the request back: the transport sends data (C2H) and/or the response capsule */
+  complete(): void;
+}
+
+/** One queue (one connection for NVMe/TCP). */
+export interface NvmfQpair {
+  /** set by the core on Fabrics Connect */
+  qid: number;
+  /** SQ size (entries) from Connect (sqsize + 1) */
+  sqSize: number;
+  /** opaque to the transport: the controller this queue belongs to, set by the core on Connect */
+  ctrlr: unknown;
+  /** true when the host asked for SQ flow control to be disabled (Connect CATTR bit 2) */
+  sqFlowControlDisabled: boolean;
+  /** transport name, e.g. 'TCP' */
+  readonly trtype: string;
+  /** the listener address the host connected to, and the host's address */
+  readonly listenAddr: TransportAddress;
+  readonly peerAddr: TransportAddress;
+  /** close the connection; in-flight requests are completed or dropped by the transport, then
+   * `QpairEvents.onQpairDisconnected` is called once */
+  disconnect(reason?: string): void;
+}
+
+export interface TransportAddress {
+  trtype: string; // 'TCP'
+  adrfam: string; // 'IPv4' | 'IPv6'
+  traddr: string;
+  trsvcid: string;
+}
+
+/** What a transport poll group calls into the core (implemented by the nvmf poll group). */
+export interface QpairEvents {
+  /** a new queue finished transport set-up (ICReq/ICResp done) and waits for Connect */
+  onQpairConnected(qpair: NvmfQpair): void;
+  /** a fully received command (data included for HOST_TO_CONTROLLER) */
+  onRequest(req: NvmfRequest): void;
+  /** the queue is gone; called once, after every request handed to the core has completed */
+  onQpairDisconnected(qpair: NvmfQpair): void;
+}
+
+/** SPDK's TCP transport options (nvmf_create_transport), names as rpc.py sends them. */
+export interface TransportOptions {
+  trtype: string;
+  max_queue_depth: number; // 128
+  max_io_qpairs_per_ctrlr: number; // 127
+  in_capsule_data_size: number; // 4096
+  max_io_size: number; // 131072
+  io_unit_size: number; // 131072
+  max_aq_depth: number; // 128
+  num_shared_buffers: number; // 511
+  buf_cache_size: number; // 32
+  dif_insert_or_strip: boolean;
+  abort_timeout_sec: number; // 1
+  c2h_success: boolean; // true
+  sock_priority: number; // 0
+  zcopy: boolean;
+  ack_timeout: number;
+  data_wr_pool_size: number;
+}
+
+/** Per-realm transport poll group: owns the connections placed on one poll group thread. */
+export interface TransportPollGroup {
+  /** adopt an accepted socket (possibly just transferred from another realm) */
+  addSocket(socket: import('node:net').Socket, listenAddr: TransportAddress): void;
+  /** one poll: process received data, flush queued PDUs (one corked burst per qpair). Returns busy. */
+  poll(): boolean;
+  /** number of live qpairs, for nvmf_get_stats */
+  readonly qpairCount: number;
+  destroy(): void;
+}
