@@ -1,0 +1,403 @@
+// Node side of the real-host interop harness: boots QEMU guests through run-guest,
+// runs the kernel reference target, starts our nvmf_tgt, and talks JSON-RPC to it.
+// The bash scripts next to this file do the QEMU work; see docs/interop.md.
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createConnection, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const LIB_DIR = dirname(fileURLToPath(import.meta.url));
+export const REPO_ROOT = resolve(LIB_DIR, '../../..');
+export const RUN_GUEST = join(LIB_DIR, 'run-guest');
+export const REFERENCE_TARGET = join(LIB_DIR, 'reference-target');
+export const SETUP_SCRIPT = join(REPO_ROOT, 'scripts/setup-interop.sh');
+export const HOST_CHECKS_SCRIPT = join(REPO_ROOT, 'test/interop/guest/host-checks.sh');
+export const NODE_BIN = join(REPO_ROOT, 'node_modules/.bin/node');
+export const NVMF_TGT = join(REPO_ROOT, 'bin/nvmf_tgt.mjs');
+export const CACHE_DIR = process.env.NVMF_INTEROP_CACHE ?? '/var/cache/nvmf-ts-interop';
+/** How a guest reaches the host's 127.0.0.1 through QEMU's user network. */
+export const GUEST_HOST_IP = '10.0.2.2';
+
+/** What is missing to run a guest, as sentences naming the fix; empty when ready. */
+export function missingPrerequisites(): string[] {
+  const problems: string[] = [];
+  const qemu = process.env.NVMF_INTEROP_QEMU ?? 'qemu-system-x86_64';
+  if (spawnSync('sh', ['-c', `command -v ${qemu}`]).status !== 0) {
+    problems.push(`${qemu} not found: run "sudo bash scripts/setup-interop.sh"`);
+  }
+  for (const file of ['vmlinuz', 'initramfs.img']) {
+    if (!existsSync(join(CACHE_DIR, file))) {
+      problems.push(`guest image ${join(CACHE_DIR, file)} missing: run "sudo bash scripts/setup-interop.sh"`);
+    }
+  }
+  return problems;
+}
+
+export type GuestRunOptions = {
+  /** Path of a guest script (runs as root in the guest). */
+  script: string;
+  env?: Record<string, string>;
+  /** HOST[:GUEST] file copies. */
+  files?: string[];
+  /** HOSTPORT:GUESTPORT forwards (host side binds 127.0.0.1). */
+  forwards?: string[];
+  timeoutSeconds?: number;
+  /** Called with each line the guest script prints, as it arrives. */
+  onLine?: (line: string) => void;
+};
+
+export type GuestRunResult = {
+  /** The guest script's exit status; 124 timeout; 125 no status (boot or QEMU failure). */
+  code: number;
+  stdout: string;
+  /** run-guest's own progress lines and, on failure, the guest kernel console. */
+  stderr: string;
+};
+
+/** Boots a guest, runs the script in it, resolves when the guest has powered off. */
+export function runGuest(options: GuestRunOptions): Promise<GuestRunResult> {
+  const args: string[] = ['-t', String(options.timeoutSeconds ?? 300)];
+  for (const [name, value] of Object.entries(options.env ?? {})) args.push('-e', `${name}=${value}`);
+  for (const file of options.files ?? []) args.push('-f', file);
+  for (const forward of options.forwards ?? []) args.push('-p', forward);
+  args.push(options.script);
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(RUN_GUEST, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let partial = '';
+    child.stdout.setEncoding('utf8');
+    child.stderr.setEncoding('utf8');
+    child.stdout.on('data', (chunk: string) => {
+      stdout += chunk;
+      partial += chunk;
+      let newline = partial.indexOf('\n');
+      while (newline >= 0) {
+        const line = partial.slice(0, newline);
+        partial = partial.slice(newline + 1);
+        options.onLine?.(line);
+        newline = partial.indexOf('\n');
+      }
+    });
+    child.stderr.on('data', (chunk: string) => {
+      stderr += chunk;
+    });
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      if (partial !== '') options.onLine?.(partial);
+      resolvePromise({ code: code ?? (signal ? 128 : 125), stdout, stderr });
+    });
+  });
+}
+
+export type CheckResult = {
+  pass: boolean;
+  detail: string;
+  /** What the guest printed between the previous CHECK line and this one. */
+  evidence: string;
+};
+
+/** The "CHECK <name> PASS|FAIL <why>" lines of host-checks.sh, by name (last one wins). */
+export function parseChecks(stdout: string): Map<string, CheckResult> {
+  const checks = new Map<string, CheckResult>();
+  let evidence: string[] = [];
+  for (const rawLine of stdout.split('\n')) {
+    const line = rawLine.trimEnd();
+    const match = /^CHECK (\S+) (PASS|FAIL)(?: (.*))?$/.exec(line);
+    if (match) {
+      checks.set(match[1], {
+        pass: match[2] === 'PASS',
+        detail: match[3] ?? '',
+        evidence: evidence.join('\n'),
+      });
+      evidence = [];
+    } else {
+      evidence.push(line);
+    }
+  }
+  return checks;
+}
+
+/** The lines of a guest's output from the one starting "== <heading>" to the next heading. */
+export function outputSection(stdout: string, heading: string): string {
+  const lines = stdout.split('\n');
+  const start = lines.findIndex((line) => line.startsWith(`== ${heading}`));
+  if (start < 0) return '';
+  const end = lines.findIndex((line, i) => i > start && line.startsWith('== '));
+  return lines.slice(start, end < 0 ? undefined : end).join('\n');
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export function freePort(): Promise<number> {
+  return new Promise((resolvePromise, reject) => {
+    const server = createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolvePromise(port));
+    });
+  });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolvePromise) => setTimeout(resolvePromise, ms));
+}
+
+/** True once something accepts TCP connections on 127.0.0.1:port. */
+export function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolvePromise) => {
+    const socket = createConnection({ host: '127.0.0.1', port });
+    socket.setTimeout(1000);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolvePromise(true);
+    });
+    socket.once('timeout', () => {
+      socket.destroy();
+      resolvePromise(false);
+    });
+    socket.once('error', () => resolvePromise(false));
+  });
+}
+
+export type ReferenceTargetOptions = {
+  port: number;
+  nqn: string;
+  restrictedNqn: string;
+  allowedHostNqn: string;
+};
+
+/** Boots the Linux kernel target (nvmet-tcp) in a background guest on 127.0.0.1:port. */
+export function startReferenceTarget(options: ReferenceTargetOptions): void {
+  const result = spawnSync(
+    REFERENCE_TARGET,
+    [
+      'start',
+      '--port',
+      String(options.port),
+      '--nqn',
+      options.nqn,
+      '--restricted-nqn',
+      options.restrictedNqn,
+      '--allowed-host',
+      options.allowedHostNqn,
+      '--ttl',
+      '1800',
+    ],
+    { encoding: 'utf8', timeout: 330_000 },
+  );
+  if (result.status !== 0) {
+    throw new Error(`reference-target start failed (exit ${result.status}):\n${result.stderr}`);
+  }
+}
+
+export function stopReferenceTarget(port: number): void {
+  spawnSync(REFERENCE_TARGET, ['stop', '--port', String(port)], { encoding: 'utf8', timeout: 30_000 });
+}
+
+export type TargetConfigOptions = {
+  port: number;
+  nqn: string;
+  restrictedNqn: string;
+  allowedHostNqn: string;
+};
+
+/**
+ * The JSON config (SPDK's save_config shape) our nvmf_tgt replays for the tests: what
+ * config/default.json sets up (TCP transport, 64 MiB Malloc0 as nsid 1 of an
+ * allow-any-host subsystem, listeners on it and on discovery), on the test's port,
+ * plus a second subsystem with a 16 MiB Malloc1 that only one host NQN may use.
+ */
+export function targetConfig(options: TargetConfigOptions): object {
+  const listenAddress = { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: String(options.port) };
+  return {
+    subsystems: [
+      {
+        subsystem: 'bdev',
+        config: [
+          { method: 'bdev_malloc_create', params: { name: 'Malloc0', num_blocks: 131072, block_size: 512 } },
+          { method: 'bdev_malloc_create', params: { name: 'Malloc1', num_blocks: 32768, block_size: 512 } },
+        ],
+      },
+      {
+        subsystem: 'nvmf',
+        config: [
+          { method: 'nvmf_create_transport', params: { trtype: 'TCP' } },
+          {
+            method: 'nvmf_create_subsystem',
+            params: {
+              nqn: options.nqn,
+              allow_any_host: true,
+              serial_number: 'SPDK00000000000001',
+              model_number: 'SPDK bdev Controller',
+            },
+          },
+          {
+            method: 'nvmf_subsystem_add_ns',
+            params: { nqn: options.nqn, namespace: { nsid: 1, bdev_name: 'Malloc0' } },
+          },
+          {
+            method: 'nvmf_create_subsystem',
+            params: {
+              nqn: options.restrictedNqn,
+              allow_any_host: false,
+              serial_number: 'SPDK00000000000002',
+              model_number: 'SPDK bdev Controller',
+            },
+          },
+          {
+            method: 'nvmf_subsystem_add_ns',
+            params: { nqn: options.restrictedNqn, namespace: { nsid: 1, bdev_name: 'Malloc1' } },
+          },
+          {
+            method: 'nvmf_subsystem_add_host',
+            params: { nqn: options.restrictedNqn, host: options.allowedHostNqn },
+          },
+          {
+            method: 'nvmf_subsystem_add_listener',
+            params: { nqn: 'nqn.2014-08.org.nvmexpress.discovery', listen_address: listenAddress },
+          },
+          {
+            method: 'nvmf_subsystem_add_listener',
+            params: { nqn: options.nqn, listen_address: listenAddress },
+          },
+          {
+            method: 'nvmf_subsystem_add_listener',
+            params: { nqn: options.restrictedNqn, listen_address: listenAddress },
+          },
+        ],
+      },
+    ],
+  };
+}
+
+export type RunningTarget = {
+  port: number;
+  rpcSocket: string;
+  logPath: string;
+  process: ChildProcess;
+  /** Whether the process is still running. */
+  alive(): boolean;
+  /** The last lines of its log. */
+  logTail(lines?: number): string;
+  stop(): Promise<void>;
+};
+
+/**
+ * Starts our nvmf_tgt (`node bin/nvmf_tgt.mjs -m <mask> -r <sock> --json <config>`) and
+ * resolves once it accepts TCP connections on 127.0.0.1:port.
+ */
+export async function startNvmfTgt(options: {
+  port: number;
+  config: object;
+  cpuMask?: string;
+  startTimeoutMs?: number;
+}): Promise<RunningTarget> {
+  if (!existsSync(NVMF_TGT)) throw new Error(`${NVMF_TGT} does not exist (the target is not built yet)`);
+  const dir = mkdtempSync(join(tmpdir(), 'nvmf-interop-'));
+  const configPath = join(dir, 'config.json');
+  const rpcSocket = join(dir, 'rpc.sock');
+  const logPath = join(dir, 'nvmf_tgt.log');
+  writeFileSync(configPath, `${JSON.stringify(options.config, null, 2)}\n`);
+  const logFd = openSync(logPath, 'a');
+  const child = spawn(
+    NODE_BIN,
+    [NVMF_TGT, '-m', options.cpuMask ?? '0x3', '-r', rpcSocket, '--json', configPath],
+    {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', logFd, logFd],
+    },
+  );
+  closeSync(logFd);
+  let exited = false;
+  child.on('exit', () => {
+    exited = true;
+  });
+  const logTail = (lines = 40) => {
+    try {
+      return readFileSync(logPath, 'utf8').split('\n').slice(-lines).join('\n');
+    } catch {
+      return '';
+    }
+  };
+  const target: RunningTarget = {
+    port: options.port,
+    rpcSocket,
+    logPath,
+    process: child,
+    alive: () => !exited,
+    logTail,
+    stop: async () => {
+      if (!exited) {
+        child.kill('SIGINT');
+        for (let i = 0; i < 100 && !exited; i++) await sleep(100);
+        if (!exited) child.kill('SIGKILL');
+      }
+    },
+  };
+  const deadline = Date.now() + (options.startTimeoutMs ?? 30_000);
+  while (!(await canConnect(options.port))) {
+    if (exited) {
+      throw new Error(
+        `nvmf_tgt exited during start-up (exit ${child.exitCode}); log ${logPath}:\n${logTail()}`,
+      );
+    }
+    if (Date.now() > deadline) {
+      await target.stop();
+      throw new Error(
+        `nvmf_tgt did not listen on 127.0.0.1:${options.port} in time; log ${logPath}:\n${logTail()}`,
+      );
+    }
+    await sleep(200);
+  }
+  return target;
+}
+
+/** Removes a temporary folder made by startNvmfTgt (keeps it when asked to, for logs). */
+export function removeTargetFiles(target: RunningTarget): void {
+  rmSync(dirname(target.logPath), { recursive: true, force: true });
+}
+
+let nextRpcId = 1;
+
+/** One JSON-RPC 2.0 call over a Unix socket; rejects on an error response or timeout. */
+export function rpcCall(
+  socketPath: string,
+  method: string,
+  params?: unknown,
+  timeoutMs = 10_000,
+): Promise<unknown> {
+  const request: Record<string, unknown> = { jsonrpc: '2.0', method, id: nextRpcId++ };
+  if (params !== undefined) request.params = params;
+  return new Promise((resolvePromise, reject) => {
+    const socket = createConnection(socketPath);
+    let text = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`RPC ${method}: no answer in ${timeoutMs} ms`));
+    }, timeoutMs);
+    socket.setEncoding('utf8');
+    socket.on('connect', () => socket.write(JSON.stringify(request)));
+    socket.on('data', (chunk: string) => {
+      text += chunk;
+      let response: { result?: unknown; error?: { code: number; message: string } };
+      try {
+        response = JSON.parse(text);
+      } catch {
+        return; // not complete yet
+      }
+      clearTimeout(timer);
+      socket.end();
+      if (response.error)
+        reject(new Error(`RPC ${method}: ${response.error.code} ${response.error.message}`));
+      else resolvePromise(response.result);
+    });
+    socket.on('error', (error) => {
+      clearTimeout(timer);
+      reject(new Error(`RPC ${method}: ${error.message}`));
+    });
+  });
+}
