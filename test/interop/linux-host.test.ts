@@ -64,10 +64,8 @@ let referenceStarted = false;
 let setupError: string | undefined = 'setup did not run';
 
 after(async () => {
-  if (target) {
-    await target.stop();
-    if (process.exitCode) console.log(`nvmf_tgt log kept: ${target.logPath}`);
-  }
+  // The target's folder (config, log) stays in the OS temp folder for inspection.
+  if (target) await target.stop();
   if (referenceStarted) stopReferenceTarget(port);
 });
 
@@ -137,12 +135,21 @@ async function reportChecks(
         check,
         `guest printed no result for ${name} (guest exit ${run.code}); run-guest stderr:\n${run.stderr.slice(-4000)}`,
       );
-      assert.ok(check.pass, `${name}: ${check.detail}\n--- guest output ---\n${check.evidence.slice(-6000)}`);
+      assert.ok(
+        check.pass,
+        `${name}: ${check.detail}\n--- guest output ---\n${check.evidence.slice(-6000)}${targetLogNote()}`,
+      );
     });
   }
   await t.test('guest script exit status', () => {
     assert.equal(run.code, 0, `guest exit ${run.code}; run-guest stderr:\n${run.stderr.slice(-4000)}`);
   });
+}
+
+/** The nvmf_tgt log's path and last lines, for failure messages. */
+function targetLogNote(): string {
+  if (!target) return '';
+  return `\n--- nvmf_tgt log ${target.logPath} (last lines) ---\n${target.logTail(25)}`;
 }
 
 async function assertTargetHealthy(): Promise<void> {
