@@ -1,0 +1,105 @@
+// Shared vocabulary of the bdev layer: I/O types, completion statuses and the
+// structured-cloneable descriptor a bdev is replicated from in every realm.
+
+/** I/O types (SPDK_BDEV_IO_TYPE_*, the subset nvmf-ts supports). */
+export const BdevIoType = {
+  READ: 1,
+  WRITE: 2,
+  UNMAP: 3,
+  FLUSH: 4,
+  RESET: 5,
+  WRITE_ZEROES: 6,
+  COMPARE: 7,
+  COMPARE_AND_WRITE: 8,
+  ABORT: 9,
+} as const;
+export type BdevIoType = (typeof BdevIoType)[keyof typeof BdevIoType];
+
+/** Names used by bdev_get_bdevs `supported_io_types`, indexed like BdevIoType. */
+export const ioTypeNames: Readonly<Record<BdevIoType, string>> = {
+  1: 'read',
+  2: 'write',
+  3: 'unmap',
+  4: 'flush',
+  5: 'reset',
+  6: 'write_zeroes',
+  7: 'compare',
+  8: 'compare_and_write',
+  9: 'abort',
+};
+
+/** Completion status of a bdev_io (SPDK_BDEV_IO_STATUS_*). */
+export const BdevIoStatus = {
+  PENDING: 0,
+  SUCCESS: 1,
+  FAILED: -1,
+  /** the module set an explicit NVMe status (sct/sc) */
+  NVME_ERROR: -2,
+  MISCOMPARE: -3,
+  ABORTED: -4,
+  NOMEM: -5,
+} as const;
+export type BdevIoStatus = (typeof BdevIoStatus)[keyof typeof BdevIoStatus];
+
+/** NVMe status codes the bdev layer reports for its own failures. */
+export const NvmeStatus = {
+  SCT_GENERIC: 0,
+  SCT_MEDIA: 2,
+  SC_SUCCESS: 0,
+  SC_INVALID_FIELD: 0x02,
+  SC_DATA_TRANSFER_ERROR: 0x04,
+  SC_INTERNAL_DEVICE_ERROR: 0x06,
+  SC_ABORTED_BY_REQUEST: 0x07,
+  SC_INVALID_OPCODE: 0x01,
+  SC_LBA_OUT_OF_RANGE: 0x80,
+  SC_COMPARE_FAILURE: 0x85,
+} as const;
+
+/**
+ * Everything a realm needs to build its replica of a bdev. Must be
+ * structured-cloneable (plain data, SharedArrayBuffers): it is posted to
+ * every reactor.
+ */
+export interface BdevDescriptor {
+  /** name of the module (table entry) that builds the replica */
+  module: string;
+  name: string;
+  aliases: string[];
+  uuid: string;
+  blockSize: number;
+  numBlocks: number;
+  productName: string;
+  writeCache: boolean;
+  /** 0 = none */
+  optimalIoBoundary: number;
+  splitOnOptimalIoBoundary: boolean;
+  /** largest I/O the module accepts, in blocks; 0 = no limit */
+  maxTransferBlocks: number;
+  /** bdevs this one is stacked on (opened and claimed by it) */
+  baseBdevs: string[];
+  /** module-specific parameters (e.g. malloc's SharedArrayBuffer) */
+  params: Record<string, unknown>;
+}
+
+/** A descriptor with the layer's defaults for everything not given. */
+export function newBdevDescriptor(
+  d: Pick<BdevDescriptor, 'module' | 'name' | 'blockSize' | 'numBlocks'> & Partial<BdevDescriptor>,
+): BdevDescriptor {
+  return {
+    aliases: [],
+    uuid: crypto.randomUUID(),
+    productName: d.module,
+    writeCache: false,
+    optimalIoBoundary: 0,
+    splitOnOptimalIoBoundary: false,
+    maxTransferBlocks: 0,
+    baseBdevs: [],
+    params: {},
+    ...d,
+  };
+}
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+export function isUuid(s: string): boolean {
+  return UUID_RE.test(s);
+}

@@ -1,0 +1,196 @@
+// malloc bdev: RAM in a SharedArrayBuffer. Every realm's replica wraps the
+// same memory, so a thread on any reactor reads and writes it directly.
+
+import type { Bdev, BdevBackend, BdevDescriptor, BdevIo, BdevModule } from '../../../bdev/index.ts';
+import {
+  BdevError,
+  BdevIoType,
+  bdevGetRecord,
+  bdevRegister,
+  bdevUnregister,
+  NvmeStatus,
+  newBdevDescriptor,
+} from '../../../bdev/index.ts';
+
+export interface MallocParams {
+  memory: SharedArrayBuffer;
+  physicalBlockSize: number;
+}
+
+/** Copy `len` bytes of `mem` from `pos` into the scatter list. */
+export function copyToIov(mem: Buffer, pos: number, iov: Buffer[], len: number): void {
+  for (let i = 0; i < iov.length && len > 0; i++) {
+    const b = iov[i];
+    const n = Math.min(b.length, len);
+    mem.copy(b, 0, pos, pos + n);
+    pos += n;
+    len -= n;
+  }
+}
+
+/** Copy `len` bytes of the scatter list into `mem` at `pos`. */
+export function copyFromIov(mem: Buffer, pos: number, iov: Buffer[], len: number): void {
+  for (let i = 0; i < iov.length && len > 0; i++) {
+    const b = iov[i];
+    const n = Math.min(b.length, len);
+    b.copy(mem, pos, 0, n);
+    pos += n;
+    len -= n;
+  }
+}
+
+export function iovEqualsMem(mem: Buffer, pos: number, iov: Buffer[], len: number): boolean {
+  for (let i = 0; i < iov.length && len > 0; i++) {
+    const b = iov[i];
+    const n = Math.min(b.length, len);
+    if (mem.compare(b, 0, n, pos, pos + n) !== 0) return false;
+    pos += n;
+    len -= n;
+  }
+  return true;
+}
+
+const SUPPORTED = new Set<number>([
+  BdevIoType.READ,
+  BdevIoType.WRITE,
+  BdevIoType.UNMAP,
+  BdevIoType.WRITE_ZEROES,
+  BdevIoType.FLUSH,
+  BdevIoType.RESET,
+  BdevIoType.COMPARE,
+  BdevIoType.COMPARE_AND_WRITE,
+]);
+
+export class MallocBackend implements BdevBackend {
+  readonly mem: Buffer;
+  readonly blockSize: number;
+  constructor(memory: SharedArrayBuffer, blockSize: number) {
+    this.mem = Buffer.from(memory);
+    this.blockSize = blockSize;
+  }
+
+  supportsIo(type: number): boolean {
+    return SUPPORTED.has(type);
+  }
+
+  submit(io: BdevIo): void {
+    const bs = this.blockSize;
+    const pos = io.offsetBlocks * bs;
+    const len = io.numBlocks * bs;
+    switch (io.type) {
+      case BdevIoType.READ:
+        copyToIov(this.mem, pos, io.iov, len);
+        break;
+      case BdevIoType.WRITE:
+        copyFromIov(this.mem, pos, io.iov, len);
+        break;
+      case BdevIoType.UNMAP:
+      case BdevIoType.WRITE_ZEROES:
+        this.mem.fill(0, pos, pos + len);
+        break;
+      case BdevIoType.COMPARE:
+        if (!iovEqualsMem(this.mem, pos, io.iov, len)) {
+          io.completeNvme(NvmeStatus.SCT_MEDIA, NvmeStatus.SC_COMPARE_FAILURE);
+          return;
+        }
+        break;
+      case BdevIoType.COMPARE_AND_WRITE:
+        // compare and write run back to back in this realm's single JS thread
+        if (!iovEqualsMem(this.mem, pos, io.iov, len)) {
+          io.completeNvme(NvmeStatus.SCT_MEDIA, NvmeStatus.SC_COMPARE_FAILURE);
+          return;
+        }
+        copyFromIov(this.mem, pos, io.writeIov, len);
+        break;
+      default: // FLUSH, RESET: RAM has nothing to flush or reset
+        break;
+    }
+    io.complete(true);
+  }
+
+  /** A view of the blocks (zero-copy reads). */
+  view(offsetBlocks: number, numBlocks: number): Buffer {
+    return this.mem.subarray(offsetBlocks * this.blockSize, (offsetBlocks + numBlocks) * this.blockSize);
+  }
+}
+
+export const mallocModule: BdevModule = {
+  name: 'malloc',
+  createReplica(desc: BdevDescriptor, _bdev: Bdev): BdevBackend {
+    const p = desc.params as unknown as MallocParams;
+    return new MallocBackend(p.memory, desc.blockSize);
+  },
+  writeConfigJson(desc: BdevDescriptor) {
+    const p = desc.params as unknown as MallocParams;
+    return {
+      method: 'bdev_malloc_create',
+      params: {
+        name: desc.name,
+        num_blocks: desc.numBlocks,
+        block_size: desc.blockSize,
+        physical_block_size: p.physicalBlockSize,
+        uuid: desc.uuid,
+        optimal_io_boundary: desc.optimalIoBoundary,
+        md_size: 0,
+        dif_type: 0,
+        dif_is_head_of_md: false,
+        dif_pi_format: 0,
+        numa_id: -1,
+      },
+    };
+  },
+};
+
+export interface MallocCreateOptions {
+  name?: string;
+  numBlocks: number;
+  blockSize: number;
+  uuid?: string;
+  physicalBlockSize?: number;
+  optimalIoBoundary?: number;
+}
+
+/** Control path (app thread): create and register a malloc bdev; resolves with its name. */
+export async function createMallocBdev(o: MallocCreateOptions): Promise<string> {
+  checkGeometry(o.blockSize, o.numBlocks);
+  const name = o.name ?? freeName('Malloc');
+  const memory = new SharedArrayBuffer(o.numBlocks * o.blockSize);
+  const params: MallocParams = { memory, physicalBlockSize: o.physicalBlockSize || o.blockSize };
+  await bdevRegister(
+    newBdevDescriptor({
+      module: 'malloc',
+      name,
+      blockSize: o.blockSize,
+      numBlocks: o.numBlocks,
+      productName: 'Malloc disk',
+      writeCache: false,
+      optimalIoBoundary: o.optimalIoBoundary ?? 0,
+      splitOnOptimalIoBoundary: (o.optimalIoBoundary ?? 0) > 0,
+      ...(o.uuid !== undefined ? { uuid: o.uuid } : {}),
+      params: params as unknown as Record<string, unknown>,
+    }),
+  );
+  return name;
+}
+
+export async function deleteMallocBdev(name: string): Promise<void> {
+  const rec = bdevGetRecord(name);
+  if (rec === undefined || rec.desc.module !== 'malloc')
+    throw new BdevError('ENODEV', `malloc bdev ${name} does not exist`);
+  await bdevUnregister(rec.desc.name);
+}
+
+/** Block size a multiple of 512 up to 64 KiB, at least one block. */
+export function checkGeometry(blockSize: number, numBlocks: number): void {
+  if (!Number.isInteger(blockSize) || blockSize < 512 || blockSize > 65536 || blockSize % 512 !== 0) {
+    throw new BdevError('EINVAL', `block_size ${blockSize} must be a multiple of 512 between 512 and 65536`);
+  }
+  if (!Number.isInteger(numBlocks) || numBlocks < 1) {
+    throw new BdevError('EINVAL', `num_blocks ${numBlocks} must be a positive integer`);
+  }
+}
+
+/** First free name of the form `${prefix}N`. */
+export function freeName(prefix: string): string {
+  for (let i = 0; ; i++) if (bdevGetRecord(`${prefix}${i}`) === undefined) return `${prefix}${i}`;
+}

@@ -1,0 +1,121 @@
+// null bdev: writes are discarded, reads return zeroes. The raw ceiling of the stack.
+
+import type { BdevBackend, BdevDescriptor, BdevIo, BdevModule } from '../../../bdev/index.ts';
+import {
+  BdevError,
+  BdevIoType,
+  bdevGetRecord,
+  bdevNotifyResize,
+  bdevRegister,
+  bdevUnregister,
+  newBdevDescriptor,
+} from '../../../bdev/index.ts';
+import { checkGeometry } from '../malloc/malloc.ts';
+
+export interface NullParams {
+  physicalBlockSize: number;
+}
+
+const SUPPORTED = new Set<number>([
+  BdevIoType.READ,
+  BdevIoType.WRITE,
+  BdevIoType.WRITE_ZEROES,
+  BdevIoType.FLUSH,
+  BdevIoType.RESET,
+]);
+
+export class NullBackend implements BdevBackend {
+  readonly blockSize: number;
+  constructor(blockSize: number) {
+    this.blockSize = blockSize;
+  }
+  supportsIo(type: number): boolean {
+    return SUPPORTED.has(type);
+  }
+  submit(io: BdevIo): void {
+    if (io.type === BdevIoType.READ) {
+      let len = io.numBlocks * this.blockSize;
+      for (let i = 0; i < io.iov.length && len > 0; i++) {
+        const b = io.iov[i];
+        const n = Math.min(b.length, len);
+        b.fill(0, 0, n);
+        len -= n;
+      }
+    }
+    io.complete(true);
+  }
+}
+
+export const nullModule: BdevModule = {
+  name: 'null',
+  createReplica(desc: BdevDescriptor): BdevBackend {
+    return new NullBackend(desc.blockSize);
+  },
+  writeConfigJson(desc: BdevDescriptor) {
+    const p = desc.params as unknown as NullParams;
+    return {
+      method: 'bdev_null_create',
+      params: {
+        name: desc.name,
+        num_blocks: desc.numBlocks,
+        block_size: desc.blockSize,
+        physical_block_size: p.physicalBlockSize,
+        md_size: 0,
+        dif_type: 0,
+        dif_is_head_of_md: false,
+        dif_pi_format: 0,
+        uuid: desc.uuid,
+        preferred_write_granularity: 0,
+        preferred_write_alignment: 0,
+        optimal_write_size: 0,
+        preferred_unmap_granularity: 0,
+        preferred_unmap_alignment: 0,
+      },
+    };
+  },
+};
+
+export interface NullCreateOptions {
+  name: string;
+  numBlocks: number;
+  blockSize: number;
+  uuid?: string;
+  physicalBlockSize?: number;
+}
+
+export async function createNullBdev(o: NullCreateOptions): Promise<string> {
+  checkGeometry(o.blockSize, o.numBlocks);
+  const params: NullParams = { physicalBlockSize: o.physicalBlockSize || o.blockSize };
+  await bdevRegister(
+    newBdevDescriptor({
+      module: 'null',
+      name: o.name,
+      blockSize: o.blockSize,
+      numBlocks: o.numBlocks,
+      productName: 'Null disk',
+      ...(o.uuid !== undefined ? { uuid: o.uuid } : {}),
+      params: params as unknown as Record<string, unknown>,
+    }),
+  );
+  return o.name;
+}
+
+function nullRecord(name: string) {
+  const rec = bdevGetRecord(name);
+  if (rec === undefined || rec.desc.module !== 'null')
+    throw new BdevError('ENODEV', `null bdev ${name} does not exist`);
+  return rec;
+}
+
+export async function deleteNullBdev(name: string): Promise<void> {
+  await bdevUnregister(nullRecord(name).desc.name);
+}
+
+/** Resize to `newSizeMiB` MiB (bdev_null_resize); as in SPDK, only growth is allowed. */
+export async function resizeNullBdev(name: string, newSizeMiB: number): Promise<void> {
+  const rec = nullRecord(name);
+  const numBlocks = Math.floor((newSizeMiB * 1024 * 1024) / rec.desc.blockSize);
+  if (numBlocks < rec.desc.numBlocks)
+    throw new BdevError('EINVAL', `null bdev ${name}: new size is smaller than the current size`);
+  await bdevNotifyResize(rec.desc.name, numBlocks);
+}

@@ -1,0 +1,67 @@
+// passthru bdev: the model virtual bdev. Claims its base and forwards every I/O to it unchanged.
+
+import {
+  type Bdev,
+  type BdevBackend,
+  type BdevDesc,
+  type BdevDescriptor,
+  type BdevIo,
+  type BdevModule,
+  bdevClose,
+  bdevOpen,
+} from '../../../bdev/index.ts';
+import { type BaseChannel, completeFromChild, forwardIo, getBaseChannel, putBaseChannel } from './forward.ts';
+import { createStacked, deleteStacked } from './stacked.ts';
+
+export class PassthruBackend implements BdevBackend {
+  readonly base: BdevDesc;
+  readonly name: string;
+  constructor(name: string, baseName: string) {
+    this.name = name;
+    // hot-remove of the base: the registry removes this bdev first, so nothing to do here
+    this.base = bdevOpen(baseName, true, () => {});
+  }
+  supportsIo(type: number): boolean {
+    return this.base.bdev.supportsIo(type as never);
+  }
+  createChannel(): BaseChannel {
+    return getBaseChannel(this.base);
+  }
+  destroyChannel(ctx: unknown): void {
+    putBaseChannel(ctx as BaseChannel);
+  }
+  submit(io: BdevIo, ctx: unknown): void {
+    forwardIo(this.base, ctx as BaseChannel, io, completeFromChild);
+  }
+  destruct(): void {
+    bdevClose(this.base);
+  }
+  dumpInfo(): Record<string, unknown> {
+    return { passthru: { name: this.name, base_bdev_name: this.base.bdev.name } };
+  }
+}
+
+export const passthruModule: BdevModule = {
+  name: 'passthru',
+  createReplica(desc: BdevDescriptor, _bdev: Bdev): BdevBackend {
+    return new PassthruBackend(desc.name, desc.baseBdevs[0]);
+  },
+  writeConfigJson(desc: BdevDescriptor) {
+    return {
+      method: 'bdev_passthru_create',
+      params: { base_bdev_name: desc.baseBdevs[0], name: desc.name, uuid: desc.uuid },
+    };
+  },
+};
+
+export function createPassthruBdev(o: {
+  baseBdevName: string;
+  name: string;
+  uuid?: string;
+}): Promise<string> {
+  return createStacked('passthru', o.name, o.baseBdevName, 'passthru', o.uuid, {});
+}
+
+export function deletePassthruBdev(name: string): Promise<void> {
+  return deleteStacked('passthru', name);
+}

@@ -1,0 +1,54 @@
+// Control path shared by the stacked modules: claim the base, register the
+// virtual bdev over it, release the claim if registration fails.
+
+import {
+  BdevError,
+  bdevClaimByName,
+  bdevGetRecord,
+  bdevRegister,
+  bdevReleaseClaimByName,
+  bdevUnregister,
+  newBdevDescriptor,
+} from '../../../bdev/index.ts';
+
+export async function createStacked(
+  module: string,
+  name: string,
+  baseName: string,
+  productName: string,
+  uuid: string | undefined,
+  params: Record<string, unknown>,
+): Promise<string> {
+  const base = bdevGetRecord(baseName);
+  if (base === undefined) throw new BdevError('ENODEV', `base bdev ${baseName} does not exist`);
+  if (bdevGetRecord(name) !== undefined) throw new BdevError('EEXIST', `bdev name ${name} already exists`);
+  bdevClaimByName(base.desc.name, `${module}:${name}`);
+  try {
+    await bdevRegister(
+      newBdevDescriptor({
+        module,
+        name,
+        blockSize: base.desc.blockSize,
+        numBlocks: base.desc.numBlocks,
+        productName,
+        writeCache: base.desc.writeCache,
+        optimalIoBoundary: base.desc.optimalIoBoundary,
+        maxTransferBlocks: base.desc.maxTransferBlocks,
+        baseBdevs: [base.desc.name],
+        ...(uuid !== undefined ? { uuid } : {}),
+        params,
+      }),
+    );
+  } catch (e) {
+    bdevReleaseClaimByName(base.desc.name);
+    throw e;
+  }
+  return name;
+}
+
+export async function deleteStacked(module: string, name: string): Promise<void> {
+  const rec = bdevGetRecord(name);
+  if (rec === undefined || rec.desc.module !== module)
+    throw new BdevError('ENODEV', `${module} bdev ${name} does not exist`);
+  await bdevUnregister(rec.desc.name);
+}
