@@ -14,6 +14,9 @@
 #      ALLOWED_HOSTNQN    the host NQN on RESTRICTED_NQN's allow list
 #      STATS_SECONDS      length of the timed fio window the host samples nvmf_get_stats in
 #      FIO_SIZE           bytes region of the verify phases (default 32M)
+#      CMD_TIMEOUT        limit for each command, seconds (default 120)
+# Every controller is connected with ctrl_loss_tmo 20 s: a target that drops the
+# connection fails the checks in seconds instead of the kernel retrying for 10 min.
 set -u
 addr=${TARGET_ADDR:-$HOST_IP}
 port=${TARGET_PORT:?TARGET_PORT}
@@ -33,7 +36,7 @@ run_logged() {
 	local name=$1 rc
 	shift
 	echo "\$ $*"
-	"$@" >"/tmp/$name.out" 2>&1
+	timeout "${CMD_TIMEOUT:-120}" "$@" >"/tmp/$name.out" 2>&1
 	rc=$?
 	sed 's/^/  /' "/tmp/$name.out" | head -n 60
 	[ $rc = 0 ] || echo "  (exit $rc)"
@@ -56,7 +59,7 @@ ctrl_of() {
 connect() { # LABEL NQN [nvme connect options...]
 	local label=$1 sub=$2
 	shift 2
-	run_logged "$label" nvme connect -t tcp -a "$addr" -s "$port" -n "$sub" "$@"
+	run_logged "$label" nvme connect -t tcp -a "$addr" -s "$port" -n "$sub" --ctrl-loss-tmo=20 "$@"
 }
 
 # fabrics_connect LABEL NQN HOSTNQN HOSTID: connect through the kernel's /dev/nvme-fabrics
@@ -64,7 +67,7 @@ connect() { # LABEL NQN [nvme connect options...]
 # address ("already connected", even with --duplicate-connect), while the kernel
 # allows one per host NQN.
 fabrics_connect() {
-	local label=$1 opts="transport=tcp,traddr=$addr,trsvcid=$port,nqn=$2,hostnqn=$3,hostid=$4" fd reply=''
+	local label=$1 opts="transport=tcp,traddr=$addr,trsvcid=$port,nqn=$2,hostnqn=$3,hostid=$4,ctrl_loss_tmo=20" fd reply=''
 	echo "\$ echo $opts > /dev/nvme-fabrics"
 	exec {fd}<>/dev/nvme-fabrics || return 1
 	if printf '%s' "$opts" >&$fd 2>"/tmp/$label.out"; then
