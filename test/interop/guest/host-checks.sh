@@ -42,7 +42,14 @@ run_logged() {
 	[ $rc = 0 ] || echo "  (exit $rc)"
 	return $rc
 }
-dmesg_tail() { dmesg | tail -n "${1:-15}" | sed 's/^/  dmesg: /'; }
+# dmesg_tail [N]: the last N (15) kernel messages logged since the previous call
+dmesg_seen=$(dmesg | wc -l)
+dmesg_tail() {
+	local total
+	total=$(dmesg | wc -l)
+	dmesg | tail -n "$((total - dmesg_seen))" | tail -n "${1:-15}" | sed 's/^/  dmesg: /'
+	dmesg_seen=$total
+}
 
 # ctrl_of NQN [HOSTNQN]: the /dev/nvmeN of a live controller of NQN (for HOSTNQN)
 ctrl_of() {
@@ -100,16 +107,16 @@ session_a() {
 		grep -q "subnqn: *$nqn" /tmp/discover.out; then
 		pass discover
 	else
-		fail discover "nvme discover did not list $nqn"
 		dmesg_tail
+		fail discover "nvme discover did not list $nqn"
 	fi
 
 	step "connect (no digests, default I/O queues)"
 	if connect connect-plain "$nqn" && dev=$(nvme-wait-ns "$nqn" 20) && ctrl=$(ctrl_of "$nqn"); then
 		pass connect-plain
 	else
-		fail connect-plain "nvme connect or namespace wait failed"
 		dmesg_tail 30
+		fail connect-plain "nvme connect or namespace wait failed"
 		for c in nvme-list id-ctrl id-ns smart-log error-log get-feature fio-4k-randwrite-verify \
 			fio-128k-seq-verify fio-stats-window ext4-remount disconnect; do
 			fail "$c" "not run: connect-plain failed"
@@ -152,8 +159,8 @@ session_a() {
 	if fio_verify fio-4k-randwrite-verify "$dev" "$size" --rw=randwrite --bs=4k --iodepth=16; then
 		pass fio-4k-randwrite-verify
 	else
-		fail fio-4k-randwrite-verify "fio reported an error or a verify mismatch"
 		dmesg_tail
+		fail fio-4k-randwrite-verify "fio reported an error or a verify mismatch"
 	fi
 
 	# Two jobs, each on its own half of the region and its own CPU (so its own I/O queue).
@@ -161,8 +168,8 @@ session_a() {
 		--offset_increment=16M --cpus_allowed=0-1 --cpus_allowed_policy=split --group_reporting; then
 		pass fio-128k-seq-verify
 	else
-		fail fio-128k-seq-verify "fio reported an error or a verify mismatch"
 		dmesg_tail
+		fail fio-128k-seq-verify "fio reported an error or a verify mismatch"
 	fi
 
 	# The host samples nvmf_get_stats while this runs (it waits for the marker line).
@@ -185,9 +192,9 @@ session_a() {
 		(cd /mnt/t && md5sum -c /tmp/sums) && umount /mnt/t; then
 		pass ext4-remount
 	else
-		fail ext4-remount "mkfs/mount/write/remount/md5sum failed"
 		umount /mnt/t 2>/dev/null
 		dmesg_tail
+		fail ext4-remount "mkfs/mount/write/remount/md5sum failed"
 	fi
 
 	step "disconnect"
@@ -213,15 +220,15 @@ session_b() {
 			--offset_increment=16M --cpus_allowed=0-1 --cpus_allowed_policy=split; then
 			pass fio-digest-verify
 		else
-			fail fio-digest-verify "fio over digests failed"
 			dmesg_tail
+			fail fio-digest-verify "fio over digests failed"
 		fi
 		if run_logged disconnect-digest nvme disconnect -n "$nqn"; then pass disconnect-digest; else fail disconnect-digest "disconnect failed"; fi
 	else
+		dmesg_tail 30
 		fail connect-digest-2q "nvme connect with digests failed"
 		fail fio-digest-verify "not run: connect failed"
 		fail disconnect-digest "not run: connect failed"
-		dmesg_tail 30
 		disconnect_all
 	fi
 
@@ -238,8 +245,8 @@ session_b() {
 		echo "controllers $c1 (cntlid $cntlid1) and $c2 (cntlid $cntlid2), namespace $dev readable"
 		pass two-hosts
 	else
-		fail two-hosts "two connects with different host NQNs did not give two live controllers"
 		dmesg_tail
+		fail two-hosts "two connects with different host NQNs did not give two live controllers"
 	fi
 	run_logged list-subsys nvme list-subsys || true
 	disconnect_all
@@ -260,8 +267,8 @@ session_b() {
 		dev=$(nvme-wait-ns "$rnqn" 20) && dd if="$dev" of=/dev/null bs=4k count=8 iflag=direct 2>/dev/null; then
 		pass host-allowed
 	else
-		fail host-allowed "the allowed host could not connect to $rnqn"
 		dmesg_tail
+		fail host-allowed "the allowed host could not connect to $rnqn"
 	fi
 	disconnect_all
 }
