@@ -35,6 +35,8 @@ export interface BdevBackend {
   resize?(numBlocks: number): void;
   /** driver_specific section of bdev_get_bdevs */
   dumpInfo?(): Record<string, unknown>;
+  /** zero-copy reads: a view of the blocks' memory (malloc), or null */
+  zcopyView?(offsetBlocks: number, numBlocks: number): Buffer | null;
 }
 
 /** A bdev module (SPDK's spdk_bdev_module): builds replicas from descriptors. */
@@ -702,4 +704,36 @@ export function bdevAbort(desc: BdevDesc, ch: Ch, target: unknown, cb: BdevIoCb,
     return;
   }
   io.complete(false);
+}
+
+/**
+ * Read without a caller buffer: on success `io.iov` holds the data. For a
+ * memory-backed bdev (malloc) these are views of its memory, no copy; the
+ * caller must be done with them before it frees the io (later writes show
+ * through). Other bdevs read into a buffer the layer allocates.
+ */
+export function bdevReadZcopy(
+  desc: BdevDesc,
+  ch: Ch,
+  offsetBlocks: number,
+  numBlocks: number,
+  cb: BdevIoCb,
+  cbArg: unknown,
+): void {
+  const io = prepare(desc, ch, BdevIoType.READ, cb, cbArg);
+  io.offsetBlocks = offsetBlocks;
+  io.numBlocks = numBlocks;
+  const bdev = desc.bdev;
+  const inRange = offsetBlocks >= 0 && numBlocks >= 0 && offsetBlocks + numBlocks <= bdev.numBlocks;
+  const view =
+    inRange && bdev.qos === null && !bdev.removing && !desc.closed
+      ? (bdev.backend.zcopyView?.(offsetBlocks, numBlocks) ?? null)
+      : null;
+  if (view !== null) {
+    io.iov = [view];
+    io.complete(true);
+    return;
+  }
+  io.iov = inRange ? [Buffer.allocUnsafe(numBlocks * bdev.blockSize)] : [];
+  submit(io);
 }

@@ -17,6 +17,7 @@ export {
   bdevOpen,
   bdevPutIoChannel,
   bdevRead,
+  bdevReadZcopy,
   bdevReset,
   bdevUnmap,
   bdevWrite,

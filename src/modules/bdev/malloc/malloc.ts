@@ -109,7 +109,7 @@ export class MallocBackend implements BdevBackend {
   }
 
   /** A view of the blocks (zero-copy reads). */
-  view(offsetBlocks: number, numBlocks: number): Buffer {
+  zcopyView(offsetBlocks: number, numBlocks: number): Buffer {
     return this.mem.subarray(offsetBlocks * this.blockSize, (offsetBlocks + numBlocks) * this.blockSize);
   }
 }

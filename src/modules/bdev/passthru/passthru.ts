@@ -33,6 +33,9 @@ export class PassthruBackend implements BdevBackend {
   submit(io: BdevIo, ctx: unknown): void {
     forwardIo(this.base, ctx as BaseChannel, io, completeFromChild);
   }
+  zcopyView(offsetBlocks: number, numBlocks: number): Buffer | null {
+    return this.base.bdev.backend.zcopyView?.(offsetBlocks, numBlocks) ?? null;
+  }
   destruct(): void {
     bdevClose(this.base);
   }
