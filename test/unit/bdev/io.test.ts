@@ -1,0 +1,216 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import * as B from '../../../src/bdev/index.ts';
+import { createMallocBdev } from '../../../src/modules/bdev/malloc/malloc.ts';
+import { createNullBdev } from '../../../src/modules/bdev/null/null.ts';
+import { currentThread } from '../../../src/thread/index.ts';
+import { app, createThread, on, pattern, pollIdle, recorder, settle, uniq } from './harness.ts';
+
+async function malloc(blockSize = 512, numBlocks = 1024, optimalIoBoundary = 0) {
+  const name = await settle(
+    createMallocBdev({ name: uniq('Malloc'), numBlocks, blockSize, optimalIoBoundary }),
+  );
+  const desc = B.bdevOpen(name, true, () => {});
+  const ch = B.bdevGetIoChannel(desc);
+  return { name, desc, ch };
+}
+
+for (const bs of [512, 4096]) {
+  test(`malloc ${bs}: write then read back through a scatter list`, async () => {
+    const { desc, ch } = await malloc(bs);
+    const r = recorder();
+    const data = pattern(8 * bs, bs);
+    B.bdevWrite(
+      desc,
+      ch,
+      [data.subarray(0, 100), data.subarray(100, 3 * bs + 7), data.subarray(3 * bs + 7)],
+      5,
+      8,
+      false,
+      r.cb,
+      'w',
+    );
+    pollIdle();
+    const out = [Buffer.alloc(bs), Buffer.alloc(7 * bs)];
+    B.bdevRead(desc, ch, out, 5, 8, r.cb, 'r');
+    pollIdle();
+    assert.deepEqual(
+      r.done.map((d) => [d.tag, d.ok]),
+      [
+        ['w', true],
+        ['r', true],
+      ],
+    );
+    assert.ok(Buffer.concat(out).equals(data));
+  });
+}
+
+test('completion is never delivered inside the submit call', async () => {
+  const { desc, ch } = await malloc();
+  const r = recorder();
+  B.bdevRead(desc, ch, [Buffer.alloc(512)], 0, 1, r.cb, 1);
+  B.bdevRead(desc, ch, [Buffer.alloc(512)], 5000, 1, r.cb, 2); // fails the bounds check
+  assert.equal(r.done.length, 0);
+  pollIdle();
+  assert.equal(r.done.length, 2);
+});
+
+test('bounds, short buffers and read-only descriptors get NVMe statuses', async () => {
+  const { name, desc, ch } = await malloc(512, 64);
+  const r = recorder();
+  B.bdevRead(desc, ch, [Buffer.alloc(512)], 64, 1, r.cb, 'past-end');
+  B.bdevRead(desc, ch, [Buffer.alloc(1024)], 63, 2, r.cb, 'straddles-end');
+  B.bdevWrite(desc, ch, [Buffer.alloc(100)], 0, 1, false, r.cb, 'short-buffer');
+  B.bdevUnmap(
+    desc,
+    ch,
+    [
+      { offsetBlocks: 0, numBlocks: 1 },
+      { offsetBlocks: 60, numBlocks: 10 },
+    ],
+    r.cb,
+    'unmap-oob',
+  );
+  const ro = B.bdevOpen(name, false, () => {});
+  B.bdevWrite(ro, ch, [Buffer.alloc(512)], 0, 1, false, r.cb, 'ro-write');
+  pollIdle();
+  const by = Object.fromEntries(r.done.map((d) => [d.tag, [d.ok, d.sct, d.sc]]));
+  assert.deepEqual(by['past-end'], [false, 0, 0x80]);
+  assert.deepEqual(by['straddles-end'], [false, 0, 0x80]);
+  assert.deepEqual(by['short-buffer'], [false, 0, 0x04]);
+  assert.deepEqual(by['unmap-oob'], [false, 0, 0x80]);
+  assert.deepEqual(by['ro-write'], [false, 0, 0x02]);
+  B.bdevClose(ro);
+});
+
+test('compare, compare-and-write (match and miscompare), write_zeroes, unmap, flush, reset', async () => {
+  const { desc, ch } = await malloc();
+  const r = recorder();
+  const a = pattern(1024, 1);
+  const b = pattern(1024, 2);
+  B.bdevWrite(desc, ch, [a], 10, 2, false, r.cb, 'w');
+  pollIdle();
+  B.bdevCompare(desc, ch, [a], 10, 2, r.cb, 'cmp-equal');
+  B.bdevCompare(desc, ch, [b], 10, 2, r.cb, 'cmp-differs');
+  B.bdevCompareAndWrite(desc, ch, [b], [b], 10, 2, false, r.cb, 'caw-miscompare');
+  B.bdevCompareAndWrite(desc, ch, [a], [b], 10, 2, false, r.cb, 'caw-ok');
+  pollIdle();
+  const out = Buffer.alloc(1024);
+  B.bdevRead(desc, ch, [out], 10, 2, r.cb, 'r1');
+  pollIdle();
+  assert.ok(out.equals(b), 'compare-and-write wrote the new data');
+  B.bdevWriteZeroes(desc, ch, 10, 1, r.cb, 'wz');
+  B.bdevUnmap(desc, ch, [{ offsetBlocks: 11, numBlocks: 1 }], r.cb, 'unmap');
+  B.bdevFlush(desc, ch, 0, 1024, r.cb, 'flush');
+  B.bdevReset(desc, ch, r.cb, 'reset');
+  pollIdle();
+  B.bdevRead(desc, ch, [out], 10, 2, r.cb, 'r2');
+  pollIdle();
+  assert.ok(out.equals(Buffer.alloc(1024)), 'zeroed and unmapped blocks read as zeroes');
+  const by = Object.fromEntries(r.done.map((d) => [d.tag, [d.ok, d.sct, d.sc]]));
+  assert.deepEqual(by['cmp-equal'], [true, 0, 0]);
+  assert.deepEqual(by['cmp-differs'], [false, 2, 0x85]);
+  assert.deepEqual(by['caw-miscompare'], [false, 2, 0x85]);
+  assert.deepEqual(by['caw-ok'], [true, 0, 0]);
+  for (const t of ['wz', 'unmap', 'flush', 'reset']) assert.deepEqual(by[t], [true, 0, 0], t);
+});
+
+test('null: emulated compare, reads zeroes, unmap unsupported -> Invalid Opcode', async () => {
+  const name = await settle(createNullBdev({ name: uniq('Null'), numBlocks: 256, blockSize: 4096 }));
+  const desc = B.bdevOpen(name, true, () => {});
+  const ch = B.bdevGetIoChannel(desc);
+  const r = recorder();
+  const buf = Buffer.alloc(8192, 0xee);
+  B.bdevWrite(desc, ch, [pattern(8192, 3)], 0, 2, true, r.cb, 'w');
+  B.bdevRead(desc, ch, [buf], 0, 2, r.cb, 'r');
+  B.bdevCompare(desc, ch, [Buffer.alloc(4096)], 0, 1, r.cb, 'cmp-zero');
+  B.bdevCompare(desc, ch, [Buffer.alloc(4096, 1)], 0, 1, r.cb, 'cmp-one');
+  B.bdevUnmap(desc, ch, [{ offsetBlocks: 0, numBlocks: 1 }], r.cb, 'unmap');
+  pollIdle();
+  const by = Object.fromEntries(r.done.map((d) => [d.tag, [d.ok, d.sct, d.sc]]));
+  assert.ok(buf.equals(Buffer.alloc(8192)));
+  assert.deepEqual(by['w'], [true, 0, 0]);
+  assert.deepEqual(by['cmp-zero'], [true, 0, 0]);
+  assert.deepEqual(by['cmp-one'], [false, 2, 0x85]);
+  assert.deepEqual(by['unmap'], [false, 0, 0x01]);
+  assert.equal(desc.bdev.supportsIo(B.BdevIoType.UNMAP), false);
+  assert.equal(desc.bdev.supportsIo(B.BdevIoType.COMPARE), true);
+});
+
+test('I/O larger than the boundary is split into children and reassembled', async () => {
+  const { desc, ch } = await malloc(512, 4096, 16);
+  const r = recorder();
+  const data = pattern(100 * 512, 9);
+  // starts mid-boundary, crosses 7 boundaries, buffers not aligned to the split points
+  B.bdevWrite(
+    desc,
+    ch,
+    [data.subarray(0, 1000), data.subarray(1000, 30000), data.subarray(30000)],
+    13,
+    100,
+    false,
+    r.cb,
+    'w',
+  );
+  pollIdle();
+  const out = Buffer.alloc(100 * 512);
+  B.bdevRead(desc, ch, [out], 13, 100, r.cb, 'r');
+  pollIdle();
+  assert.deepEqual(
+    r.done.map((d) => d.ok),
+    [true, true],
+  );
+  assert.ok(out.equals(data));
+  const before = B.ioPoolStats();
+  B.bdevRead(desc, ch, [out], 13, 100, r.cb, 'r2');
+  pollIdle();
+  assert.equal(B.ioPoolStats().allocated, before.allocated, 'children come back to the pool');
+});
+
+test('sliceIov returns views covering exactly the range', () => {
+  const a = Buffer.from([0, 1, 2, 3]);
+  const b = Buffer.from([4, 5, 6]);
+  const s = B.sliceIov([a, b], 2, 4);
+  assert.deepEqual(Buffer.concat(s), Buffer.from([2, 3, 4, 5]));
+  s[0][0] = 99;
+  assert.equal(a[2], 99, 'views, not copies');
+});
+
+test('zero-copy read hands out views of malloc memory', async () => {
+  const { desc, ch } = await malloc();
+  const r = recorder();
+  B.bdevWrite(desc, ch, [pattern(512, 4)], 3, 1, false, r.cb, 'w');
+  pollIdle();
+  B.bdevReadZcopy(desc, ch, 3, 1, r.cb, 'z');
+  pollIdle();
+  assert.ok(Buffer.concat(r.done[1].iov).equals(pattern(512, 4)));
+  assert.ok(r.done[1].iov[0].buffer instanceof SharedArrayBuffer);
+});
+
+test('channels are per thread and each delivers completions on its own thread', async () => {
+  const { name } = await malloc();
+  const t1 = createThread('io1');
+  const seen: string[] = [];
+  on(t1, () => {
+    const d = B.bdevOpen(name, true, () => {});
+    const ch = B.bdevGetIoChannel(d);
+    B.bdevRead(
+      d,
+      ch,
+      [Buffer.alloc(512)],
+      0,
+      1,
+      (io) => {
+        B.bdevFreeIo(io);
+        seen.push(currentThread().name);
+      },
+      null,
+    );
+    assert.notEqual(
+      ch.ctx,
+      on(app, () => B.bdevGetIoChannel(B.bdevOpen(name, false, () => {})).ctx),
+    );
+  });
+  pollIdle();
+  assert.deepEqual(seen, ['io1']);
+});

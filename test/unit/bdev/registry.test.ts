@@ -1,0 +1,97 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import * as B from '../../../src/bdev/index.ts';
+import { createMallocBdev, deleteMallocBdev } from '../../../src/modules/bdev/malloc/malloc.ts';
+import { createNullBdev, resizeNullBdev } from '../../../src/modules/bdev/null/null.ts';
+import { createPassthruBdev } from '../../../src/modules/bdev/passthru/passthru.ts';
+import { pollIdle, recorder, settle, uniq } from './harness.ts';
+
+test('names, aliases and UUIDs are unique; lookup by UUID works', async () => {
+  const name = uniq('Malloc');
+  const uuid = crypto.randomUUID();
+  await settle(createMallocBdev({ name, numBlocks: 16, blockSize: 512, uuid }));
+  assert.equal(B.bdevGetRecord(uuid)?.desc.name, name);
+  await assert.rejects(settle(createMallocBdev({ name, numBlocks: 16, blockSize: 512 })), /already exists/);
+  await assert.rejects(
+    settle(createMallocBdev({ name: uniq('Malloc'), numBlocks: 16, blockSize: 512, uuid })),
+    /already exists/,
+  );
+  await assert.rejects(
+    settle(createMallocBdev({ name: uniq('M'), numBlocks: 16, blockSize: 520 })),
+    /block_size/,
+  );
+  await assert.rejects(
+    settle(createMallocBdev({ name: uniq('M'), numBlocks: 0, blockSize: 512 })),
+    /num_blocks/,
+  );
+  assert.throws(() => B.bdevOpen('nope', false, () => {}), /does not exist/);
+});
+
+test('claims are exclusive and released with the stacked bdev', async () => {
+  const base = await settle(createMallocBdev({ name: uniq('Malloc'), numBlocks: 16, blockSize: 512 }));
+  const pt = uniq('PT');
+  await settle(createPassthruBdev({ baseBdevName: base, name: pt }));
+  assert.equal(B.bdevGetRecord(base)?.claimedBy, `passthru:${pt}`);
+  const d = B.bdevOpen(base, true, () => {});
+  assert.throws(() => B.bdevClaim(d, 'nvmf'), /already claimed/);
+  await assert.rejects(
+    settle(createPassthruBdev({ baseBdevName: base, name: uniq('PT') })),
+    /already claimed/,
+  );
+  B.bdevClose(d);
+  await settle(B.bdevUnregister(pt));
+  assert.equal(B.bdevGetRecord(base)?.claimedBy, null);
+  const d2 = B.bdevOpen(base, true, () => {});
+  B.bdevClaim(d2, 'nvmf');
+  B.bdevReleaseClaim(d2);
+  B.bdevClose(d2);
+});
+
+test('unregister tells open descriptors, waits for them to close; I/O after removal is aborted', async () => {
+  const name = await settle(createMallocBdev({ name: uniq('Malloc'), numBlocks: 16, blockSize: 512 }));
+  const events: string[] = [];
+  const desc = B.bdevOpen(name, true, (ev) => events.push(ev));
+  const ch = B.bdevGetIoChannel(desc);
+  let finished = false;
+  const p = deleteMallocBdev(name).then(() => {
+    finished = true;
+  });
+  await settle(new Promise((r) => setTimeout(r, 20)));
+  assert.deepEqual(events, ['remove']);
+  assert.equal(finished, false, 'still waiting for the descriptor');
+  const r = recorder();
+  B.bdevRead(desc, ch, [Buffer.alloc(512)], 0, 1, r.cb, 'late');
+  pollIdle();
+  assert.deepEqual([r.done[0].ok, r.done[0].sc], [false, 0x07]);
+  assert.throws(() => B.bdevOpen(name, false, () => {}), /does not exist/);
+  B.bdevPutIoChannel(ch);
+  B.bdevClose(desc);
+  await settle(p);
+  assert.equal(finished, true);
+  assert.equal(B.bdevGetRecord(name), undefined);
+});
+
+test('deleting a base removes the bdevs stacked on it first', async () => {
+  const base = await settle(createMallocBdev({ name: uniq('Malloc'), numBlocks: 16, blockSize: 512 }));
+  const pt = uniq('PT');
+  await settle(createPassthruBdev({ baseBdevName: base, name: pt }));
+  await settle(deleteMallocBdev(base));
+  assert.equal(B.bdevGetRecord(pt), undefined);
+  assert.equal(B.bdevGetRecord(base), undefined);
+});
+
+test('resize reaches open descriptors and widens the bounds', async () => {
+  const name = uniq('Null');
+  await settle(createNullBdev({ name, numBlocks: 2048, blockSize: 512 })); // 1 MiB
+  const events: Array<[string, number]> = [];
+  const desc = B.bdevOpen(name, true, (ev, b) => events.push([ev, b.numBlocks]));
+  const ch = B.bdevGetIoChannel(desc);
+  await assert.rejects(settle(resizeNullBdev(name, 0)), /smaller/);
+  await settle(resizeNullBdev(name, 2));
+  pollIdle();
+  assert.deepEqual(events, [['resize', 4096]]);
+  const r = recorder();
+  B.bdevRead(desc, ch, [Buffer.alloc(512)], 4000, 1, r.cb, null);
+  pollIdle();
+  assert.equal(r.done[0].ok, true);
+});
