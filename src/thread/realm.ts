@@ -1,0 +1,123 @@
+// The reactor loop of one realm: poll every thread while there is work,
+// driven by setImmediate; when an iteration is idle, sleep until the next
+// timed poller is due or something wakes the realm (a local message, a port
+// message, wakeReactor() from a socket handler). An idle realm spins nothing.
+
+import type { MessagePort } from 'node:worker_threads';
+import {
+  configureRealm,
+  createThread,
+  deliverRealmMessage,
+  hasPendingMessages,
+  nextTimerUs,
+  nowUs,
+  pollThreads,
+  type RealmMessage,
+  type SpdkThread,
+  setDefaultThread,
+  type Transferable,
+} from './thread.ts';
+
+export interface RealmOptions {
+  reactor: number;
+  reactorCount: number;
+  /** port to each other reactor, indexed by reactor number (own slot unused) */
+  ports: Array<MessagePort | undefined>;
+  /** shared thread-id counter (one Int32 over a SharedArrayBuffer) */
+  sharedIds: Int32Array;
+  /** name of the realm's default thread ('app_thread' on reactor 0) */
+  defaultThreadName: string;
+}
+
+export interface Realm {
+  readonly reactor: number;
+  readonly reactorCount: number;
+  readonly thread: SpdkThread;
+  /** iterations run so far (busy + idle), for tests and stats */
+  iterations(): number;
+  stop(): void;
+}
+
+let running: Realm | null = null;
+
+export function startRealm(opts: RealmOptions): Realm {
+  if (running !== null) throw new Error('a realm is already running here');
+  let scheduled = false;
+  let stopped = false;
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  let iterations = 0;
+
+  const schedule = (): void => {
+    if (scheduled || stopped) return;
+    scheduled = true;
+    if (timer !== null) {
+      clearTimeout(timer);
+      timer = null;
+    }
+    setImmediate(iterate);
+  };
+
+  const iterate = (): void => {
+    scheduled = false;
+    if (stopped) return;
+    iterations++;
+    const busy = pollThreads();
+    if (busy || hasPendingMessages()) {
+      schedule();
+      return;
+    }
+    const next = nextTimerUs();
+    if (next !== Number.POSITIVE_INFINITY) {
+      const ms = Math.max(0, (next - nowUs()) / 1000);
+      timer = setTimeout(() => {
+        timer = null;
+        schedule();
+      }, ms);
+    }
+  };
+
+  configureRealm(
+    {
+      reactor: opts.reactor,
+      reactorCount: opts.reactorCount,
+      post(reactor: number, msg: RealmMessage, transfer?: Transferable[]) {
+        const port = opts.ports[reactor];
+        if (port === undefined) throw new Error(`no port to reactor ${reactor}`);
+        port.postMessage(msg, transfer as never);
+      },
+      wake: schedule,
+    },
+    opts.sharedIds,
+  );
+
+  for (const port of opts.ports) {
+    if (port === undefined) continue;
+    port.on('message', (m: RealmMessage) => {
+      deliverRealmMessage(m);
+      schedule();
+    });
+  }
+
+  const thread = createThread(opts.defaultThreadName);
+  setDefaultThread(thread);
+
+  const realm: Realm = {
+    reactor: opts.reactor,
+    reactorCount: opts.reactorCount,
+    thread,
+    iterations: () => iterations,
+    stop() {
+      stopped = true;
+      if (timer !== null) clearTimeout(timer);
+      for (const port of opts.ports) port?.close();
+      running = null;
+    },
+  };
+  running = realm;
+  schedule();
+  return realm;
+}
+
+export function currentRealm(): Realm | null {
+  return running;
+}
