@@ -184,14 +184,14 @@ test('forEachThread visits every thread; spawnThread on this reactor replies wit
   const app = T.createThread('app');
   T.createThread('w1');
   T.setCurrent(app);
-  let ref: { name: string; reactor: number } | null = null;
+  const got: { ref: { name: string; reactor: number } | null } = { ref: null };
   spawnThread('w2', 0, (r) => {
-    ref = r;
+    got.ref = r;
   });
   assert.throws(() => spawnThread('bad', 3, () => {}), /no reactor 3/);
   T.pollUntilIdle();
-  assert.equal(ref?.name, 'w2');
-  assert.equal(ref?.reactor, 0);
+  assert.equal(got.ref?.name, 'w2');
+  assert.equal(got.ref?.reactor, 0);
   let names: string[] = [];
   T.setCurrent(app);
   forEachThread(threadIter, { names: [] }, (r) => {
