@@ -1,0 +1,112 @@
+// JSON-RPC 2.0 client for the Unix socket (used by the CLI and tests).
+
+import { createConnection, type Socket } from 'node:net';
+import { JsonStreamSplitter } from './splitter.ts';
+import { RpcError, RpcErrorCode } from './types.ts';
+
+interface Pending {
+  resolve(v: unknown): void;
+  reject(e: Error): void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+export class RpcClient {
+  private readonly sock: Socket;
+  private readonly timeoutMs: number;
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private readonly splitter = new JsonStreamSplitter(1 << 30);
+  private closedError: Error | null = null;
+
+  private constructor(sock: Socket, timeoutMs: number) {
+    this.sock = sock;
+    this.timeoutMs = timeoutMs;
+    sock.on('data', (chunk: Buffer) => {
+      const err = this.splitter.feed(chunk, (text) => this.onResponse(text));
+      if (err !== null) this.failAll(new Error(`malformed response from the RPC server (${err})`));
+    });
+    sock.on('error', (e) => this.failAll(e));
+    sock.on('close', () => this.failAll(new Error('RPC connection closed')));
+  }
+
+  /** Connect to the server's socket; rejects after timeoutMs (default 60 s, rpc.py's default). */
+  static connect(path: string, timeoutMs = 60_000): Promise<RpcClient> {
+    return new Promise((resolve, reject) => {
+      const sock = createConnection(path);
+      const timer = setTimeout(() => {
+        sock.destroy();
+        reject(new Error(`timed out connecting to ${path}`));
+      }, timeoutMs);
+      sock.once('connect', () => {
+        clearTimeout(timer);
+        sock.removeAllListeners('error');
+        resolve(new RpcClient(sock, timeoutMs));
+      });
+      sock.once('error', (e) => {
+        clearTimeout(timer);
+        reject(new Error(`cannot connect to the RPC socket ${path}: ${e.message}`));
+      });
+    });
+  }
+
+  /** Call a method; resolves with the result or rejects with RpcError carrying the server's code and message. */
+  call(method: string, params?: unknown): Promise<unknown> {
+    if (this.closedError !== null) return Promise.reject(this.closedError);
+    const id = this.nextId++;
+    const req: Record<string, unknown> = { jsonrpc: '2.0', method, id };
+    if (params !== undefined) req.params = params;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new Error(`timed out waiting for the response to ${method}`));
+      }, this.timeoutMs);
+      this.pending.set(id, { resolve, reject, timer });
+      this.sock.write(JSON.stringify(req));
+    });
+  }
+
+  close(): void {
+    this.failAll(new Error('RPC client closed'));
+    this.sock.destroy();
+  }
+
+  private onResponse(text: string): void {
+    let msg: Record<string, unknown>;
+    try {
+      msg = JSON.parse(text);
+    } catch {
+      this.failAll(new Error('unparsable response from the RPC server'));
+      return;
+    }
+    const id = typeof msg.id === 'number' ? msg.id : -1;
+    const p = this.pending.get(id);
+    if (p === undefined) {
+      // An id-less error (e.g. Parse error) concerns the oldest outstanding call.
+      const first = this.pending.entries().next();
+      if (msg.error === undefined || first.done) return;
+      this.settle(first.value[0], first.value[1], msg);
+      return;
+    }
+    this.settle(id, p, msg);
+  }
+
+  private settle(id: number, p: Pending, msg: Record<string, unknown>): void {
+    this.pending.delete(id);
+    clearTimeout(p.timer);
+    const err = msg.error as { code?: number; message?: string; data?: unknown } | undefined;
+    if (err !== undefined) {
+      p.reject(
+        new RpcError(err.code ?? RpcErrorCode.INTERNAL_ERROR, err.message ?? 'unknown error', err.data),
+      );
+    } else p.resolve(msg.result);
+  }
+
+  private failAll(e: Error): void {
+    if (this.closedError === null) this.closedError = e;
+    for (const [id, p] of this.pending) {
+      clearTimeout(p.timer);
+      this.pending.delete(id);
+      p.reject(e);
+    }
+  }
+}

@@ -1,0 +1,17 @@
+// Public API of the JSON-RPC library (server, client, method table).
+
+export { RpcClient } from './client.ts';
+export { RpcRegistry } from './registry.ts';
+export { RpcServer, type RpcServerOptions } from './server.ts';
+export { JsonStreamSplitter, type SplitError } from './splitter.ts';
+export {
+  noopLogger,
+  type ParamSpec,
+  type RpcContext,
+  RpcError,
+  RpcErrorCode,
+  type RpcLogger,
+  type RpcMethod,
+  RpcState,
+} from './types.ts';
+export { checkParam, validateParams } from './validate.ts';

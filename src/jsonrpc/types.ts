@@ -1,0 +1,84 @@
+// JSON-RPC method table types, shared by the server, the registry, the CLI and
+// every component that registers methods (framework, bdev, nvmf).
+
+/** Bitmask of the application states a method may run in (SPDK_RPC_STARTUP / SPDK_RPC_RUNTIME). */
+export const RpcState = { STARTUP: 1, RUNTIME: 2 } as const;
+
+/** JSON-RPC 2.0 codes plus SPDK's -1 for "not allowed in the current state". */
+export const RpcErrorCode = {
+  PARSE_ERROR: -32700,
+  INVALID_REQUEST: -32600,
+  METHOD_NOT_FOUND: -32601,
+  INVALID_PARAMS: -32602,
+  INTERNAL_ERROR: -32603,
+  INVALID_STATE: -1,
+} as const;
+
+export interface RpcLogger {
+  info(...args: unknown[]): void;
+  warn(...args: unknown[]): void;
+  error(...args: unknown[]): void;
+  debug(...args: unknown[]): void;
+}
+
+export interface ParamSpec {
+  name: string;
+  type: 'string' | 'integer' | 'number' | 'boolean' | 'object' | 'array' | 'any';
+  required?: boolean;
+  default?: unknown;
+  /** Inclusive bounds for integer/number values. */
+  min?: number;
+  max?: number;
+  /** Allowed values for a string parameter. */
+  enum?: readonly string[];
+  help: string;
+  /**
+   * How the CLI (rpc.py syntax) spells this parameter. Without `cli` the
+   * parameter gets a long flag derived from its name (`--num-blocks`).
+   */
+  cli?: {
+    positional?: boolean;
+    flags?: string[];
+    action?: 'store_true' | 'store_false' | 'append';
+    /** Parse the CLI value as an integer (accepts 0x.. too). */
+    int?: boolean;
+  };
+}
+
+export interface RpcContext {
+  logger: RpcLogger;
+  /** The registry state at the time of the call (RpcState bit). */
+  state: number;
+  method: string;
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: handlers declare their own param types; the table holds them all
+export interface RpcMethod<P = any, R = any> {
+  name: string;
+  summary: string;
+  /** RpcState bits the method is allowed in. */
+  states: number;
+  params: ParamSpec[];
+  /** Throw RpcError for errors; a returned `undefined` is sent as `true` (SPDK's bool response). */
+  handler(params: P, ctx: RpcContext): R | Promise<R>;
+  /** CLI only: turn parsed CLI arguments into the JSON params (e.g. size in MB → num_blocks). */
+  cliTransform?(args: Record<string, unknown>): Record<string, unknown>;
+}
+
+export class RpcError extends Error {
+  readonly code: number;
+  readonly data?: unknown;
+  constructor(code: number, message: string, data?: unknown) {
+    super(message);
+    this.name = 'RpcError';
+    this.code = code;
+    if (data !== undefined) this.data = data;
+  }
+}
+
+export const noopLogger: RpcLogger = {
+  info() {},
+  warn() {},
+  error() {},
+  debug() {},
+};
