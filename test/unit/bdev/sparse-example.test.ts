@@ -20,11 +20,11 @@ test('example sparse bdev: unwritten blocks read as zeroes, written ones come ba
   assert.ok(out.subarray(0, 4096).equals(Buffer.alloc(4096)));
   assert.ok(out.subarray(4096, 4 * 4096).equals(data));
   assert.ok(out.subarray(4 * 4096).equals(Buffer.alloc(4096)));
-  assert.deepEqual((desc.bdev.backend.dumpInfo?.() as { sparse: unknown }).sparse, { blocks_stored: 3 });
+  assert.deepEqual((desc.bdev.backend.dumpInfo!() as { sparse: unknown }).sparse, { blocks_stored: 3 });
   B.bdevUnmap(desc, ch, [{ offsetBlocks: 1001, numBlocks: 1 }], r.cb, 'unmap');
   B.bdevCompare(desc, ch, [data.subarray(0, 4096)], 1000, 1, r.cb, 'cmp'); // emulated by the layer
   pollIdle();
-  assert.deepEqual((desc.bdev.backend.dumpInfo?.() as { sparse: unknown }).sparse, { blocks_stored: 2 });
+  assert.deepEqual((desc.bdev.backend.dumpInfo!() as { sparse: unknown }).sparse, { blocks_stored: 2 });
   assert.ok(r.done.every((d) => d.ok));
   const methods = bdevModuleEntry.rpcMethods.map((m) => m.name);
   assert.deepEqual(methods, ['bdev_sparse_create', 'bdev_sparse_delete']);
