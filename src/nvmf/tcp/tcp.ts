@@ -1,0 +1,741 @@
+// NVMe/TCP target transport: one TcpPollGroup per poll-group thread owns its
+// connections (qpairs). Socket 'data' handlers only queue the chunk and wake
+// the reactor; poll() parses PDUs, hands commands to the core, and flushes
+// every qpair's queued PDUs as one corked burst (one writev).
+
+import type net from 'node:net';
+import { crc32c } from '@node-rs/crc32';
+import {
+  Cqe,
+  FABRICS_OPCODE,
+  GenericStatus,
+  getStatusCode,
+  getStatusCodeType,
+  SglDescriptor,
+  Sqe,
+  StatusCodeType,
+  setStatus,
+} from '../../spec/nvme.ts';
+import {
+  CapsuleCmd,
+  Ch,
+  DataPdu,
+  DIGEST_SIZE,
+  IcDigest,
+  IcReq,
+  IcResp,
+  MAX_HPDA,
+  PduFlags,
+  PduType,
+  R2t,
+  TermReq,
+  TermReqFes,
+  writeCommonHeader,
+} from '../../spec/tcp.ts';
+import { PduReceiver, type PduSink, TARGET_ACCEPTS } from '../../spec/tcp-receiver.ts';
+import { wakeReactor } from '../../thread/thread.ts';
+import {
+  type NvmfQpair,
+  type NvmfRequest,
+  type QpairEvents,
+  type TransportAddress,
+  type TransportOptions,
+  type TransportPollGroup,
+  XferDir,
+} from '../transport.ts';
+
+/** Request slot states (one comment per state, as SPDK's tcp.c does). */
+export const TcpReqState = {
+  /** in the free list */
+  FREE: 0,
+  /** R2T sent; waiting for H2CData PDUs to fill the buffer */
+  AWAIT_H2C_DATA: 1,
+  /** handed to the core (onRequest); waiting for complete() */
+  EXECUTING: 2,
+  /** response (and C2H data) queued or being written; freed when the write finishes */
+  SENDING: 3,
+} as const;
+export type TcpReqState = (typeof TcpReqState)[keyof typeof TcpReqState];
+
+/** Qpair (connection) states. */
+export const TcpQpairState = {
+  /** connected; the first PDU must be an ICReq */
+  AWAIT_IC_REQ: 0,
+  /** ICResp sent; commands flow */
+  RUNNING: 1,
+  /** a fatal error was found: TermReq queued, socket ending */
+  TERMINATING: 2,
+  /** socket gone; waiting for the core to hand back requests */
+  CLOSED: 3,
+} as const;
+export type TcpQpairState = (typeof TcpQpairState)[keyof typeof TcpQpairState];
+
+/** Fabrics commands may carry up to 8 KiB in the admin capsule (Linux host's admin CCSZ). */
+const ADMIN_IN_CAPSULE_SIZE = 8192;
+const EMPTY_IOV: Buffer[] = [];
+
+function align(n: number, a: number): number {
+  return Math.ceil(n / a) * a;
+}
+
+export class TcpRequest implements NvmfRequest {
+  readonly qpair: TcpQpair;
+  /** index in the qpair's slot table; also the R2T transfer tag */
+  readonly index: number;
+  readonly cmd = Buffer.alloc(64);
+  /** CapsuleResp PDU (header + CQE + room for a header digest); rsp is a view of its CQE */
+  readonly respPdu = Buffer.alloc(24 + DIGEST_SIZE);
+  readonly rsp: Buffer;
+  /** C2HData / R2T header (+ digest + alignment pad for the host's hpda) */
+  readonly dataHdr: Buffer;
+  readonly ddgst = Buffer.alloc(DIGEST_SIZE);
+  /** in-capsule data buffer, sized for the queue type */
+  inCapsule: Buffer;
+  state: TcpReqState = TcpReqState.FREE;
+  xferDir: XferDir = XferDir.NONE;
+  length = 0;
+  iov: Buffer[] = EMPTY_IOV;
+  /** pooled buffer for transport-SGL data, returned on free */
+  poolBuf: Buffer | null = null;
+  cid = 0;
+  h2cReceived = 0;
+  /** a data digest mismatch was found on this command's data */
+  digestError = false;
+
+  constructor(qpair: TcpQpair, index: number, inCapsuleSize: number) {
+    this.qpair = qpair;
+    this.index = index;
+    this.rsp = this.respPdu.subarray(8, 24);
+    this.dataHdr = Buffer.alloc(24 + DIGEST_SIZE + 128);
+    this.inCapsule = Buffer.alloc(inCapsuleSize);
+  }
+
+  complete(): void {
+    this.qpair.completeRequest(this);
+  }
+}
+
+/** Data buffers for transport-SGL transfers, shared by a poll group's qpairs. */
+class BufferPool {
+  private readonly free: Buffer[] = [];
+  private readonly size: number;
+  private readonly keep: number;
+
+  constructor(size: number, keep: number) {
+    this.size = size;
+    this.keep = keep;
+  }
+
+  get(): Buffer {
+    return this.free.pop() ?? Buffer.allocUnsafe(this.size);
+  }
+
+  put(buf: Buffer): void {
+    if (this.free.length < this.keep) this.free.push(buf);
+  }
+}
+
+export class TcpQpair implements NvmfQpair, PduSink {
+  qid = 0;
+  sqSize = 0;
+  ctrlr: unknown = null;
+  sqFlowControlDisabled = false;
+  readonly trtype = 'TCP';
+  readonly listenAddr: TransportAddress;
+  readonly peerAddr: TransportAddress;
+  state: TcpQpairState = TcpQpairState.AWAIT_IC_REQ;
+  /** host's data alignment for PDUs we send (bytes) */
+  hostDataAlign = 4;
+  headerDigest = false;
+  dataDigest = false;
+  /** commands received so far; SQHD is this modulo the SQ size */
+  commandsReceived = 0;
+  /** requests the core holds (onRequest called, complete() not yet) */
+  outstanding = 0;
+  readonly socket: net.Socket;
+  readonly receiver: PduReceiver;
+  private readonly group: TcpPollGroup;
+  private readonly slots: TcpRequest[] = [];
+  private readonly freeSlots: TcpRequest[] = [];
+  private readonly maxSlots: number;
+  /** chunks received but not yet parsed (parsed in poll) */
+  rxChunks: Buffer[] = [];
+  rxQueued = false;
+  /** PDUs (and data buffers) to write at the next flush */
+  private txQueue: Buffer[] = [];
+  /** slots whose PDUs are in txQueue: freed once the write completes */
+  private txSlots: TcpRequest[] = [];
+  txQueued = false;
+  socketClosed = false;
+  private connectedReported = false;
+  private disconnectReported = false;
+
+  constructor(group: TcpPollGroup, socket: net.Socket, listenAddr: TransportAddress) {
+    this.group = group;
+    this.socket = socket;
+    this.listenAddr = listenAddr;
+    const family = socket.remoteFamily === 'IPv6' ? 'IPv6' : 'IPv4';
+    this.peerAddr = {
+      trtype: 'TCP',
+      adrfam: family,
+      traddr: socket.remoteAddress ?? '',
+      trsvcid: String(socket.remotePort ?? ''),
+    };
+    const o = group.opts;
+    this.maxSlots = Math.max(o.max_queue_depth, o.max_aq_depth);
+    // before ICResp only the 128-byte ICReq is acceptable
+    this.receiver = new PduReceiver(this, TARGET_ACCEPTS, 128);
+  }
+
+  // ---- NvmfQpair
+
+  disconnect(_reason?: string): void {
+    if (this.state === TcpQpairState.CLOSED) return;
+    this.state = TcpQpairState.TERMINATING;
+    this.receiver.fail();
+    this.flush();
+    this.socket.end();
+    // the 'close' event finishes the job; destroy if the peer does not answer
+    setTimeout(() => this.socket.destroy(), 1000).unref();
+  }
+
+  // ---- receive side (runs inside poll)
+
+  processRx(): void {
+    const chunks = this.rxChunks;
+    this.rxChunks = [];
+    this.rxQueued = false;
+    for (const chunk of chunks) {
+      if (this.state !== TcpQpairState.AWAIT_IC_REQ && this.state !== TcpQpairState.RUNNING) break;
+      this.receiver.push(chunk);
+    }
+  }
+
+  onPdu(pdu: Buffer, dataOffset: number, dataLength: number, dataDigestOk: boolean): void {
+    const type = pdu[Ch.TYPE];
+    if (this.state === TcpQpairState.AWAIT_IC_REQ) {
+      if (type !== PduType.IC_REQ) {
+        this.terminate(TermReqFes.PDU_SEQUENCE_ERROR, 0, pdu);
+        return;
+      }
+      this.handleIcReq(pdu);
+      return;
+    }
+    if (this.state !== TcpQpairState.RUNNING) return;
+    switch (type) {
+      case PduType.CAPSULE_CMD:
+        this.handleCapsuleCmd(pdu, dataOffset, dataLength, dataDigestOk);
+        return;
+      case PduType.H2C_DATA:
+        this.handleH2CData(pdu, dataOffset, dataLength, dataDigestOk);
+        return;
+      case PduType.H2C_TERM_REQ:
+        // the host gave up on us: nothing to answer
+        this.receiver.fail();
+        this.state = TcpQpairState.TERMINATING;
+        this.socket.destroy();
+        return;
+      default:
+        // a second ICReq
+        this.terminate(TermReqFes.PDU_SEQUENCE_ERROR, 0, pdu);
+    }
+  }
+
+  onPduError(fes: number, fei: number, header: Buffer | null): void {
+    this.terminate(fes, fei, header);
+  }
+
+  private handleIcReq(pdu: Buffer): void {
+    const pfv = pdu.readUInt16LE(IcReq.PFV);
+    const hpda = pdu[IcReq.HPDA];
+    const dgst = pdu[IcReq.DGST];
+    if (pfv !== 0) {
+      this.terminate(TermReqFes.INVALID_HEADER_FIELD, IcReq.PFV, pdu);
+      return;
+    }
+    if (hpda > MAX_HPDA) {
+      this.terminate(TermReqFes.INVALID_HEADER_FIELD, IcReq.HPDA, pdu);
+      return;
+    }
+    this.hostDataAlign = (hpda + 1) * 4;
+    this.headerDigest = (dgst & IcDigest.HDGST_ENABLE) !== 0;
+    this.dataDigest = (dgst & IcDigest.DDGST_ENABLE) !== 0;
+    const resp = Buffer.alloc(IcResp.SIZE);
+    writeCommonHeader(resp, PduType.IC_RESP, 0, 128, 0, 128);
+    resp.writeUInt16LE(0, IcResp.PFV);
+    resp[IcResp.CPDA] = 0;
+    resp[IcResp.DGST] = dgst & (IcDigest.HDGST_ENABLE | IcDigest.DDGST_ENABLE);
+    resp.writeUInt32LE(this.group.maxH2CData, IcResp.MAXH2CDATA);
+    this.queueTx(resp);
+    this.receiver.headerDigest = this.headerDigest;
+    this.receiver.dataDigest = this.dataDigest;
+    const o = this.group.opts;
+    // largest PDU: capsule with in-capsule data, or H2CData of maxh2cdata, plus digests and pad
+    this.receiver.maxPlen =
+      Math.max(
+        CapsuleCmd.HDR_SIZE + Math.max(o.in_capsule_data_size, ADMIN_IN_CAPSULE_SIZE),
+        DataPdu.HDR_SIZE + this.group.maxH2CData,
+      ) +
+      2 * DIGEST_SIZE +
+      128;
+    this.state = TcpQpairState.RUNNING;
+    this.connectedReported = true;
+    this.group.events.onQpairConnected(this);
+  }
+
+  private allocSlot(): TcpRequest | null {
+    const slot = this.freeSlots.pop();
+    if (slot) return slot;
+    if (this.slots.length >= this.maxSlots) return null;
+    const o = this.group.opts;
+    const req = new TcpRequest(
+      this,
+      this.slots.length,
+      Math.max(o.in_capsule_data_size, ADMIN_IN_CAPSULE_SIZE),
+    );
+    this.slots.push(req);
+    return req;
+  }
+
+  private inCapsuleLimit(): number {
+    return this.qid === 0
+      ? Math.max(this.group.opts.in_capsule_data_size, ADMIN_IN_CAPSULE_SIZE)
+      : this.group.opts.in_capsule_data_size;
+  }
+
+  private handleCapsuleCmd(pdu: Buffer, dataOffset: number, dataLength: number, dataDigestOk: boolean): void {
+    const req = this.allocSlot();
+    if (req === null) {
+      // more commands than the queue holds: the host broke SQ flow control
+      this.terminate(TermReqFes.PDU_SEQUENCE_ERROR, 0, pdu);
+      return;
+    }
+    this.commandsReceived++;
+    const cmd = req.cmd;
+    pdu.copy(cmd, 0, CapsuleCmd.SQE, CapsuleCmd.SQE + 64);
+    req.rsp.fill(0);
+    req.cid = cmd.readUInt16LE(Sqe.CID);
+    req.iov = EMPTY_IOV;
+    req.length = 0;
+    req.xferDir = XferDir.NONE;
+    req.h2cReceived = 0;
+    req.digestError = !dataDigestOk;
+    const opcode = cmd[Sqe.OPCODE];
+    const dir = (opcode === FABRICS_OPCODE ? cmd[Sqe.FCTYPE] : opcode) & 0x3;
+    const sglType = cmd[Sqe.SGL_TYPE];
+    const sglLength = cmd.readUInt32LE(Sqe.SGL_LENGTH);
+
+    if (dir === 0 || sglLength === 0) {
+      this.dispatch(req);
+      return;
+    }
+    if (dir === 3) {
+      this.failEarly(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD);
+      return;
+    }
+    req.length = sglLength;
+    req.xferDir = dir === 1 ? XferDir.HOST_TO_CONTROLLER : XferDir.CONTROLLER_TO_HOST;
+    if (sglType === SglDescriptor.IN_CAPSULE) {
+      const offset = cmd.readUInt32LE(Sqe.SGL_ADDRESS);
+      const offsetHi = cmd.readUInt32LE(Sqe.SGL_ADDRESS + 4);
+      if (dir !== 1) {
+        this.failEarly(req, StatusCodeType.GENERIC, GenericStatus.SGL_DESCRIPTOR_TYPE_INVALID);
+        return;
+      }
+      if (offsetHi !== 0 || offset + sglLength > this.inCapsuleLimit()) {
+        this.failEarly(req, StatusCodeType.GENERIC, GenericStatus.DATA_SGL_LENGTH_INVALID);
+        return;
+      }
+      if (offset + sglLength > dataLength) {
+        // capsule carries less data than the SGL promises
+        this.failEarly(req, StatusCodeType.GENERIC, GenericStatus.DATA_SGL_LENGTH_INVALID);
+        return;
+      }
+      pdu.copy(req.inCapsule, 0, dataOffset + offset, dataOffset + offset + sglLength);
+      req.iov = [req.inCapsule.subarray(0, sglLength)];
+      this.dispatch(req);
+      return;
+    }
+    if (sglType !== SglDescriptor.TRANSPORT) {
+      this.failEarly(req, StatusCodeType.GENERIC, GenericStatus.SGL_DESCRIPTOR_TYPE_INVALID);
+      return;
+    }
+    if (sglLength > this.group.opts.max_io_size) {
+      this.failEarly(req, StatusCodeType.GENERIC, GenericStatus.DATA_SGL_LENGTH_INVALID);
+      return;
+    }
+    if (dataLength !== 0) {
+      // a transport SGL never comes with in-capsule data
+      this.failEarly(req, StatusCodeType.GENERIC, GenericStatus.DATA_SGL_LENGTH_INVALID);
+      return;
+    }
+    req.poolBuf = this.group.buffers.get();
+    req.iov = [req.poolBuf.subarray(0, sglLength)];
+    if (req.xferDir === XferDir.CONTROLLER_TO_HOST) {
+      this.dispatch(req);
+      return;
+    }
+    // one R2T for the whole transfer (maxh2cdata = max_io_size ≥ length)
+    req.state = TcpReqState.AWAIT_H2C_DATA;
+    const hd = this.headerDigest ? DIGEST_SIZE : 0;
+    const r2t = Buffer.allocUnsafe(R2t.HDR_SIZE + hd);
+    writeCommonHeader(
+      r2t,
+      PduType.R2T,
+      this.headerDigest ? PduFlags.HDGST : 0,
+      R2t.HDR_SIZE,
+      0,
+      R2t.HDR_SIZE + hd,
+    );
+    r2t.writeUInt16LE(req.cid, R2t.CCCID);
+    r2t.writeUInt16LE(req.index, R2t.TTAG);
+    r2t.writeUInt32LE(0, R2t.R2TO);
+    r2t.writeUInt32LE(sglLength, R2t.R2TL);
+    r2t.writeUInt32LE(0, 20);
+    if (hd) r2t.writeUInt32LE(crc32c(r2t.subarray(0, R2t.HDR_SIZE)), R2t.HDR_SIZE);
+    this.queueTx(r2t);
+  }
+
+  private handleH2CData(pdu: Buffer, dataOffset: number, dataLength: number, dataDigestOk: boolean): void {
+    const ttag = pdu.readUInt16LE(DataPdu.TTAG);
+    const cccid = pdu.readUInt16LE(DataPdu.CCCID);
+    const datao = pdu.readUInt32LE(DataPdu.DATAO);
+    const datal = pdu.readUInt32LE(DataPdu.DATAL);
+    const req = this.slots[ttag];
+    if (req === undefined || req.state !== TcpReqState.AWAIT_H2C_DATA) {
+      this.terminate(TermReqFes.INVALID_HEADER_FIELD, DataPdu.TTAG, pdu);
+      return;
+    }
+    if (req.cid !== cccid) {
+      this.terminate(TermReqFes.INVALID_HEADER_FIELD, DataPdu.CCCID, pdu);
+      return;
+    }
+    if (datal !== dataLength || datal === 0) {
+      this.terminate(TermReqFes.INVALID_HEADER_FIELD, DataPdu.DATAL, pdu);
+      return;
+    }
+    if (datal > this.group.maxH2CData) {
+      this.terminate(TermReqFes.DATA_TRANSFER_LIMIT_EXCEEDED, DataPdu.DATAL, pdu);
+      return;
+    }
+    if (datao !== req.h2cReceived || datao + datal > req.length) {
+      this.terminate(TermReqFes.DATA_TRANSFER_OUT_OF_RANGE, DataPdu.DATAO, pdu);
+      return;
+    }
+    pdu.copy(req.iov[0], datao, dataOffset, dataOffset + datal);
+    req.h2cReceived += datal;
+    if (!dataDigestOk) req.digestError = true;
+    if (req.h2cReceived === req.length) this.dispatch(req);
+  }
+
+  private dispatch(req: TcpRequest): void {
+    if (req.digestError) {
+      // SPDK fails the command, not the connection, on a data digest error
+      this.failEarly(req, StatusCodeType.GENERIC, GenericStatus.COMMAND_TRANSIENT_TRANSPORT_ERROR);
+      return;
+    }
+    req.state = TcpReqState.EXECUTING;
+    this.outstanding++;
+    this.group.events.onRequest(req);
+  }
+
+  /** Answer a command the core never sees (transport-level error). */
+  private failEarly(req: TcpRequest, sct: number, sc: number): void {
+    setStatus(req.rsp, sct, sc, true);
+    req.xferDir = XferDir.NONE;
+    req.state = TcpReqState.EXECUTING;
+    this.outstanding++;
+    this.completeRequest(req);
+  }
+
+  // ---- completion side
+
+  completeRequest(req: TcpRequest): void {
+    if (req.state !== TcpReqState.EXECUTING) return; // double completion: ignore
+    this.outstanding--;
+    if (this.state === TcpQpairState.CLOSED || this.state === TcpQpairState.TERMINATING) {
+      this.freeSlot(req);
+      this.maybeReportDisconnect();
+      return;
+    }
+    req.state = TcpReqState.SENDING;
+    const rsp = req.rsp;
+    rsp.writeUInt16LE(
+      this.sqFlowControlDisabled
+        ? 0xffff
+        : this.sqSize > 0
+          ? this.commandsReceived % this.sqSize
+          : this.commandsReceived & 0xffff,
+      Cqe.SQHD,
+    );
+    rsp.writeUInt16LE(this.qid, Cqe.SQID);
+    rsp.writeUInt16LE(req.cid, Cqe.CID);
+    let sendResp = true;
+    if (
+      req.xferDir === XferDir.CONTROLLER_TO_HOST &&
+      getStatusCode(rsp) === 0 &&
+      getStatusCodeType(rsp) === 0
+    ) {
+      const success =
+        this.group.opts.c2h_success &&
+        this.sqFlowControlDisabled &&
+        rsp.readUInt32LE(Cqe.DW0) === 0 &&
+        rsp.readUInt32LE(Cqe.DW1) === 0;
+      this.queueC2HData(req, success);
+      sendResp = !success;
+    }
+    if (sendResp) {
+      const hd = this.headerDigest ? DIGEST_SIZE : 0;
+      const pdu = req.respPdu;
+      writeCommonHeader(pdu, PduType.CAPSULE_RESP, this.headerDigest ? PduFlags.HDGST : 0, 24, 0, 24 + hd);
+      if (hd) pdu.writeUInt32LE(crc32c(pdu.subarray(0, 24)), 24);
+      this.queueTx(hd ? pdu : pdu.subarray(0, 24));
+    }
+    this.txSlots.push(req);
+  }
+
+  private queueC2HData(req: TcpRequest, success: boolean): void {
+    let total = 0;
+    for (const b of req.iov) total += b.length;
+    const length = Math.min(total, req.length);
+    const hd = this.headerDigest ? DIGEST_SIZE : 0;
+    const dd = this.dataDigest ? DIGEST_SIZE : 0;
+    const pdo = align(DataPdu.HDR_SIZE + hd, this.hostDataAlign);
+    const hdr = req.dataHdr;
+    let flags = PduFlags.DATA_LAST;
+    if (success) flags |= PduFlags.DATA_SUCCESS;
+    if (hd) flags |= PduFlags.HDGST;
+    if (dd) flags |= PduFlags.DDGST;
+    hdr.fill(0, 0, pdo);
+    writeCommonHeader(hdr, PduType.C2H_DATA, flags, DataPdu.HDR_SIZE, pdo, pdo + length + dd);
+    hdr.writeUInt16LE(req.cid, DataPdu.CCCID);
+    hdr.writeUInt32LE(0, DataPdu.DATAO);
+    hdr.writeUInt32LE(length, DataPdu.DATAL);
+    if (hd) hdr.writeUInt32LE(crc32c(hdr.subarray(0, DataPdu.HDR_SIZE)), DataPdu.HDR_SIZE);
+    this.queueTx(hdr.subarray(0, pdo));
+    let remaining = length;
+    let crc = 0;
+    for (const b of req.iov) {
+      if (remaining === 0) break;
+      const part = b.length <= remaining ? b : b.subarray(0, remaining);
+      remaining -= part.length;
+      if (dd) crc = crc32c(part, crc);
+      this.queueTx(part);
+    }
+    if (dd) {
+      req.ddgst.writeUInt32LE(crc >>> 0, 0);
+      this.queueTx(req.ddgst);
+    }
+  }
+
+  private queueTx(buf: Buffer): void {
+    this.txQueue.push(buf);
+    if (!this.txQueued) {
+      this.txQueued = true;
+      this.group.markTx(this);
+    }
+  }
+
+  /** One corked burst; slots of this burst are freed when its last write completes. */
+  flush(): void {
+    this.txQueued = false;
+    const queue = this.txQueue;
+    if (queue.length === 0) return;
+    const slots = this.txSlots;
+    this.txQueue = [];
+    this.txSlots = [];
+    if (this.socketClosed || this.socket.destroyed) {
+      for (const s of slots) this.freeSlot(s);
+      return;
+    }
+    const socket = this.socket;
+    socket.cork();
+    const last = queue.length - 1;
+    for (let i = 0; i < last; i++) socket.write(queue[i]);
+    if (slots.length === 0) socket.write(queue[last]);
+    else socket.write(queue[last], () => this.freeSent(slots));
+    socket.uncork();
+  }
+
+  private freeSent(slots: TcpRequest[]): void {
+    for (const s of slots) if (s.state === TcpReqState.SENDING) this.freeSlot(s);
+  }
+
+  private freeSlot(req: TcpRequest): void {
+    if (req.poolBuf) {
+      this.group.buffers.put(req.poolBuf);
+      req.poolBuf = null;
+    }
+    req.iov = EMPTY_IOV;
+    req.state = TcpReqState.FREE;
+    this.freeSlots.push(req);
+  }
+
+  /** Fatal protocol error: C2HTermReq with the FES, then close. */
+  terminate(fes: number, fei: number, header: Buffer | null): void {
+    if (this.state === TcpQpairState.TERMINATING || this.state === TcpQpairState.CLOSED) return;
+    this.receiver.fail();
+    const copyLen = header ? Math.min(header.length, TermReq.MAX_ERROR_DATA) : 0;
+    const pdu = Buffer.alloc(TermReq.HDR_SIZE + copyLen);
+    writeCommonHeader(pdu, PduType.C2H_TERM_REQ, 0, TermReq.HDR_SIZE, 0, pdu.length);
+    pdu.writeUInt16LE(fes, TermReq.FES);
+    pdu.writeUInt32LE(fei, TermReq.FEI);
+    if (header) header.copy(pdu, TermReq.HDR_SIZE, 0, copyLen);
+    // drop anything not yet sent: after a TermReq the host reads nothing else
+    this.txQueue = [];
+    for (const s of this.txSlots) this.freeSlot(s);
+    this.txSlots = [];
+    this.queueTx(pdu);
+    this.state = TcpQpairState.TERMINATING;
+    this.flush();
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), 1000).unref();
+  }
+
+  /** socket 'close' seen (processed in poll). */
+  handleClosed(): void {
+    this.state = TcpQpairState.CLOSED;
+    this.receiver.fail();
+    this.rxChunks = [];
+    this.txQueue = [];
+    for (const s of this.txSlots) this.freeSlot(s);
+    this.txSlots = [];
+    // requests waiting for H2C data were never given to the core
+    for (const s of this.slots)
+      if (s.state === TcpReqState.AWAIT_H2C_DATA || s.state === TcpReqState.SENDING) this.freeSlot(s);
+    this.maybeReportDisconnect();
+  }
+
+  private maybeReportDisconnect(): void {
+    if (this.state !== TcpQpairState.CLOSED || this.outstanding > 0 || this.disconnectReported) return;
+    this.disconnectReported = true;
+    this.group.removeQpair(this);
+    if (this.connectedReported) this.group.events.onQpairDisconnected(this);
+  }
+}
+
+export class TcpPollGroup implements TransportPollGroup {
+  readonly opts: TransportOptions;
+  readonly events: QpairEvents;
+  readonly buffers: BufferPool;
+  /** value sent in ICResp: max_io_size, a multiple of 4 and at least 4096 */
+  readonly maxH2CData: number;
+  private readonly qpairs = new Set<TcpQpair>();
+  private rxReady: TcpQpair[] = [];
+  private txReady: TcpQpair[] = [];
+  private closedReady: TcpQpair[] = [];
+  private readonly wake: () => void;
+  private destroyed = false;
+
+  constructor(opts: TransportOptions, events: QpairEvents, wake: () => void) {
+    this.opts = opts;
+    this.events = events;
+    this.wake = wake;
+    this.maxH2CData = Math.max(4096, opts.max_io_size - (opts.max_io_size % 4));
+    this.buffers = new BufferPool(opts.max_io_size, Math.max(0, opts.buf_cache_size));
+  }
+
+  get qpairCount(): number {
+    return this.qpairs.size;
+  }
+
+  addSocket(socket: net.Socket, listenAddr: TransportAddress): void {
+    if (this.destroyed) {
+      socket.destroy();
+      return;
+    }
+    const qpair = new TcpQpair(this, socket, listenAddr);
+    this.qpairs.add(qpair);
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => {
+      qpair.rxChunks.push(chunk);
+      if (!qpair.rxQueued) {
+        qpair.rxQueued = true;
+        this.rxReady.push(qpair);
+      }
+      this.wake();
+    });
+    socket.on('error', () => {
+      // 'close' follows; nothing else to do
+    });
+    socket.on('close', () => {
+      qpair.socketClosed = true;
+      this.closedReady.push(qpair);
+      this.wake();
+    });
+    socket.resume();
+  }
+
+  markTx(qpair: TcpQpair): void {
+    this.txReady.push(qpair);
+    this.wake();
+  }
+
+  removeQpair(qpair: TcpQpair): void {
+    this.qpairs.delete(qpair);
+  }
+
+  poll(): boolean {
+    let busy = false;
+    if (this.rxReady.length > 0) {
+      const ready = this.rxReady;
+      this.rxReady = [];
+      for (const q of ready) q.processRx();
+      busy = true;
+    }
+    if (this.closedReady.length > 0) {
+      const closed = this.closedReady;
+      this.closedReady = [];
+      for (const q of closed) {
+        // parse what arrived before the close first (a final command may complete the exchange)
+        if (q.rxChunks.length > 0) q.processRx();
+        q.handleClosed();
+      }
+      busy = true;
+    }
+    if (this.txReady.length > 0) {
+      const ready = this.txReady;
+      this.txReady = [];
+      for (const q of ready) q.flush();
+      busy = true;
+    }
+    return busy;
+  }
+
+  destroy(): void {
+    this.destroyed = true;
+    for (const q of this.qpairs) q.socket.destroy();
+  }
+}
+
+/**
+ * Create a poll group for one poll-group thread. `wake` defaults to the realm
+ * reactor's wake-up; tests without a reactor pass their own (e.g. setImmediate → poll).
+ */
+export function createTcpPollGroup(
+  opts: TransportOptions,
+  events: QpairEvents,
+  wake: () => void = wakeReactor,
+): TcpPollGroup {
+  return new TcpPollGroup(opts, events, wake);
+}
+
+/** SPDK's TCP transport defaults (nvmf_create_transport -t TCP). */
+export const TCP_DEFAULT_OPTIONS: TransportOptions = {
+  trtype: 'TCP',
+  max_queue_depth: 128,
+  max_io_qpairs_per_ctrlr: 127,
+  in_capsule_data_size: 4096,
+  max_io_size: 131072,
+  io_unit_size: 131072,
+  max_aq_depth: 128,
+  num_shared_buffers: 511,
+  buf_cache_size: 32,
+  dif_insert_or_strip: false,
+  abort_timeout_sec: 1,
+  c2h_success: true,
+  sock_priority: 0,
+  zcopy: false,
+  ack_timeout: 0,
+  data_wr_pool_size: 0,
+};

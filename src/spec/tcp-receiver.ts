@@ -1,0 +1,209 @@
+// NVMe/TCP PDU receiver shared by the target transport and the host library:
+// an explicit state machine over incoming socket chunks. A PDU that lies
+// inside one chunk is handed out as a view of it; only a PDU that straddles
+// chunks is copied (into a buffer of exactly its length).
+
+import { crc32c } from '@node-rs/crc32';
+import { Ch, DIGEST_SIZE, expectedHlen, PduType, pduHasHeaderDigest, TermReqFes } from './tcp.ts';
+
+export const RecvState = {
+  /** waiting for the 8-byte common header */
+  AWAIT_CH: 0,
+  /** common header known and valid; waiting for the rest of the PDU header (+ header digest) */
+  AWAIT_PSH: 1,
+  /** header valid; waiting for data (+ pad + data digest) */
+  AWAIT_PAYLOAD: 2,
+  /** a fatal error was reported; everything after it is ignored */
+  ERROR: 3,
+} as const;
+export type RecvState = (typeof RecvState)[keyof typeof RecvState];
+
+export interface PduSink {
+  /**
+   * One complete PDU. `pdu` holds exactly plen bytes and is only valid during the call.
+   * Data (if any) is pdu[dataOffset, dataOffset + dataLength). `dataDigestOk` is false when
+   * the data digest did not match (the caller decides: SPDK fails the command, not the link).
+   */
+  onPdu(pdu: Buffer, dataOffset: number, dataLength: number, dataDigestOk: boolean): void;
+  /** A fatal framing error: the caller sends a TermReq with this FES/FEI and closes. */
+  onPduError(fes: number, fei: number, header: Buffer | null): void;
+}
+
+/** Which PDU types a side may receive. */
+export const TARGET_ACCEPTS: readonly number[] = [
+  PduType.IC_REQ,
+  PduType.H2C_TERM_REQ,
+  PduType.CAPSULE_CMD,
+  PduType.H2C_DATA,
+];
+export const HOST_ACCEPTS: readonly number[] = [
+  PduType.IC_RESP,
+  PduType.C2H_TERM_REQ,
+  PduType.CAPSULE_RESP,
+  PduType.C2H_DATA,
+  PduType.R2T,
+];
+
+export class PduReceiver {
+  state: RecvState = RecvState.AWAIT_CH;
+  /** negotiated in ICReq/ICResp; the IC PDUs themselves never carry digests */
+  headerDigest = false;
+  dataDigest = false;
+  /** largest plen accepted; a larger one is a data transfer limit error */
+  maxPlen: number;
+  private readonly accepts: readonly number[];
+  private readonly sink: PduSink;
+  /** reassembly buffer for a PDU that straddles chunks (null when not reassembling) */
+  private partial: Buffer | null = null;
+  private partialFill = 0;
+  /** common header bytes gathered so far when even the 8-byte header straddles chunks */
+  private readonly chBuf = Buffer.alloc(Ch.SIZE);
+  private chFill = 0;
+  private plen = 0;
+
+  constructor(sink: PduSink, accepts: readonly number[], maxPlen: number) {
+    this.sink = sink;
+    this.accepts = accepts;
+    this.maxPlen = maxPlen;
+  }
+
+  /** Feed one chunk. Never throws for bad input; errors go to sink.onPduError. */
+  push(chunk: Buffer): void {
+    let pos = 0;
+    const n = chunk.length;
+    while (pos < n && this.state !== RecvState.ERROR) {
+      if (this.partial === null) {
+        // AWAIT_CH
+        if (this.chFill === 0 && n - pos >= Ch.SIZE) {
+          const plen = this.checkCommonHeader(chunk, pos);
+          if (plen < 0) return;
+          if (n - pos >= plen) {
+            // whole PDU in this chunk: no copy
+            this.deliver(chunk.subarray(pos, pos + plen));
+            pos += plen;
+            continue;
+          }
+          this.startPartial(chunk.subarray(pos, pos + Ch.SIZE), plen);
+          pos += Ch.SIZE;
+          continue;
+        }
+        // the common header itself straddles chunks
+        const take = Math.min(Ch.SIZE - this.chFill, n - pos);
+        chunk.copy(this.chBuf, this.chFill, pos, pos + take);
+        this.chFill += take;
+        pos += take;
+        if (this.chFill < Ch.SIZE) return;
+        this.chFill = 0;
+        const plen = this.checkCommonHeader(this.chBuf, 0);
+        if (plen < 0) return;
+        this.startPartial(this.chBuf, plen);
+        continue;
+      }
+      // AWAIT_PSH / AWAIT_PAYLOAD: fill the reassembly buffer
+      const buf = this.partial;
+      const take = Math.min(this.plen - this.partialFill, n - pos);
+      chunk.copy(buf, this.partialFill, pos, pos + take);
+      this.partialFill += take;
+      pos += take;
+      if (this.state === RecvState.AWAIT_PSH && this.partialFill >= this.pshEnd(buf)) {
+        if (!this.checkHeader(buf)) return;
+        this.state = RecvState.AWAIT_PAYLOAD;
+      }
+      if (this.partialFill === this.plen) {
+        this.partial = null;
+        this.partialFill = 0;
+        this.deliver(buf);
+      }
+    }
+  }
+
+  /** Stop parsing: used after the owner decided the connection is dead. */
+  fail(): void {
+    this.state = RecvState.ERROR;
+    this.partial = null;
+  }
+
+  private startPartial(ch: Buffer, plen: number): void {
+    this.plen = plen;
+    this.partial = Buffer.allocUnsafe(plen);
+    ch.copy(this.partial, 0, 0, Ch.SIZE);
+    this.partialFill = Ch.SIZE;
+    this.state = RecvState.AWAIT_PSH;
+  }
+
+  private pshEnd(buf: Buffer): number {
+    const type = buf[Ch.TYPE];
+    return buf[Ch.HLEN] + (this.headerDigest && pduHasHeaderDigest(type) ? DIGEST_SIZE : 0);
+  }
+
+  /** Validates type/hlen/plen/pdo of a common header; returns plen, or -1 after reporting an error. */
+  private checkCommonHeader(buf: Buffer, off: number): number {
+    const type = buf[off + Ch.TYPE];
+    const hlen = buf[off + Ch.HLEN];
+    const pdo = buf[off + Ch.PDO];
+    const plen = buf.readUInt32LE(off + Ch.PLEN);
+    const header = buf.subarray(off, off + Ch.SIZE);
+    if (!this.accepts.includes(type)) return this.error(TermReqFes.INVALID_HEADER_FIELD, Ch.TYPE, header);
+    if (hlen !== expectedHlen(type)) return this.error(TermReqFes.INVALID_HEADER_FIELD, Ch.HLEN, header);
+    const hd = this.headerDigest && pduHasHeaderDigest(type) ? DIGEST_SIZE : 0;
+    if (plen < hlen + hd) return this.error(TermReqFes.INVALID_HEADER_FIELD, Ch.PLEN, header);
+    if (plen > this.maxPlen) return this.error(TermReqFes.DATA_TRANSFER_LIMIT_EXCEEDED, Ch.PLEN, header);
+    if (type === PduType.IC_REQ || type === PduType.IC_RESP) {
+      if (plen !== hlen) return this.error(TermReqFes.INVALID_HEADER_FIELD, Ch.PLEN, header);
+    }
+    if (plen > hlen + hd && type !== PduType.H2C_TERM_REQ && type !== PduType.C2H_TERM_REQ) {
+      // data present: pdo must point past the header (and digest) and inside the PDU
+      if (pdo < hlen + hd || pdo > plen) return this.error(TermReqFes.INVALID_HEADER_FIELD, Ch.PDO, header);
+    }
+    return plen;
+  }
+
+  /** Header digest check, once the header is complete. */
+  private checkHeader(buf: Buffer): boolean {
+    const type = buf[Ch.TYPE];
+    if (this.headerDigest && pduHasHeaderDigest(type)) {
+      const hlen = buf[Ch.HLEN];
+      const want = buf.readUInt32LE(hlen);
+      if (crc32c(buf.subarray(0, hlen)) !== want) {
+        this.error(TermReqFes.HDGST_ERROR, 0, buf.subarray(0, hlen));
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private deliver(pdu: Buffer): void {
+    this.state = RecvState.AWAIT_CH;
+    if (!this.checkHeader(pdu)) return;
+    const type = pdu[Ch.TYPE];
+    const hlen = pdu[Ch.HLEN];
+    const hd = this.headerDigest && pduHasHeaderDigest(type) ? DIGEST_SIZE : 0;
+    let dataOffset = hlen + hd;
+    let dataLength = 0;
+    let ok = true;
+    if (type === PduType.H2C_TERM_REQ || type === PduType.C2H_TERM_REQ) {
+      dataLength = pdu.length - hlen;
+      dataOffset = hlen;
+    } else if (pdu.length > hlen + hd) {
+      dataOffset = pdu[Ch.PDO];
+      const dd = this.dataDigest ? DIGEST_SIZE : 0;
+      dataLength = pdu.length - dataOffset - dd;
+      if (dataLength < 0) {
+        this.error(TermReqFes.INVALID_HEADER_FIELD, Ch.PLEN, pdu.subarray(0, hlen));
+        return;
+      }
+      if (dd !== 0) {
+        const want = pdu.readUInt32LE(pdu.length - DIGEST_SIZE);
+        ok = crc32c(pdu.subarray(dataOffset, dataOffset + dataLength)) === want;
+      }
+    }
+    this.sink.onPdu(pdu, dataOffset, dataLength, ok);
+  }
+
+  private error(fes: number, fei: number, header: Buffer | null): -1 {
+    this.state = RecvState.ERROR;
+    this.partial = null;
+    this.sink.onPduError(fes, fei, header);
+    return -1;
+  }
+}
