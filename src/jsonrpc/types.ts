@@ -63,6 +63,11 @@ export interface RpcMethod<P = any, R = any> {
   handler(params: P, ctx: RpcContext): R | Promise<R>;
   /** CLI only: turn parsed CLI arguments into the JSON params (e.g. size in MB → num_blocks). */
   cliTransform?(args: Record<string, unknown>): Record<string, unknown>;
+  /**
+   * CLI only: how to print the result, like rpc.py's print_dict/print_json/print_array/print_null.
+   * Default: `true`/null print nothing, a string prints unquoted, anything else as JSON indented 2.
+   */
+  cliPrint?: 'json' | 'array' | 'none';
 }
 
 export class RpcError extends Error {
