@@ -267,18 +267,24 @@ export function bdevPutIoChannel(ch: IoChannel<BdevChannel>): void {
 
 // ---------------------------------------------------------------- submission
 
-type Ch = IoChannel<BdevChannel>;
+/** The channel argument of the I/O calls: what bdevGetIoChannel returned, or its ctx. */
+export type Ch = IoChannel<BdevChannel> | BdevChannel;
+
+function chCtx(ch: Ch): BdevChannel {
+  return ch instanceof BdevChannel ? ch : ch.ctx;
+}
 
 function prepare(desc: BdevDesc, ch: Ch, type: BdevIoType, cb: BdevIoCb, cbArg: unknown): BdevIo {
   const io = getIo();
   io.type = type;
   io.desc = desc;
   io.bdev = desc.bdev;
-  io.ch = ch.ctx;
+  const c = chCtx(ch);
+  io.ch = c;
   io.cb = cb;
   io.cbArg = cbArg;
   io.submitTicks = nowTicks();
-  ch.ctx.outstanding++;
+  c.outstanding++;
   return io;
 }
 
@@ -700,7 +706,7 @@ export function bdevAbort(desc: BdevDesc, ch: Ch, target: unknown, cb: BdevIoCb,
   io.abortTarget = target;
   const backend = desc.bdev.backend;
   if (backend.abort !== undefined) {
-    io.complete(backend.abort(target, ch.ctx.moduleCtx));
+    io.complete(backend.abort(target, chCtx(ch).moduleCtx));
     return;
   }
   io.complete(false);

@@ -2,7 +2,14 @@
 // descriptor / channel / I/O calls; module authors also use BdevModule,
 // BdevBackend, BdevIo.complete*, and the registry (bdevRegister...).
 
-export type { BdevBackend, BdevEventCb, BdevEventType, BdevModule, BlockRange } from './bdev.ts';
+export type {
+  BdevBackend,
+  BdevEventCb,
+  BdevEventType,
+  BdevModule,
+  BlockRange,
+  Ch as BdevChannelArg,
+} from './bdev.ts';
 export {
   Bdev,
   BdevChannel,
