@@ -4,6 +4,7 @@
 // message, wakeReactor() from a socket handler). An idle realm spins nothing.
 
 import type { MessagePort } from 'node:worker_threads';
+import { logger } from '../util/log.ts';
 import {
   configureRealm,
   createThread,
@@ -39,6 +40,7 @@ export interface Realm {
 }
 
 let running: Realm | null = null;
+const log = logger('thread');
 
 export function startRealm(opts: RealmOptions): Realm {
   if (running !== null) throw new Error('a realm is already running here');
@@ -61,7 +63,16 @@ export function startRealm(opts: RealmOptions): Realm {
     scheduled = false;
     if (stopped) return;
     iterations++;
-    const busy = pollThreads();
+    let busy: boolean;
+    try {
+      busy = pollThreads();
+    } catch (e) {
+      // a throwing handler is a bug in that handler; the reactor keeps serving the others
+      log.error(
+        `uncaught error in a message or poller: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`,
+      );
+      busy = true;
+    }
     if (busy || hasPendingMessages()) {
       schedule();
       return;
@@ -93,7 +104,11 @@ export function startRealm(opts: RealmOptions): Realm {
   for (const port of opts.ports) {
     if (port === undefined) continue;
     port.on('message', (m: RealmMessage) => {
-      deliverRealmMessage(m);
+      try {
+        deliverRealmMessage(m);
+      } catch (e) {
+        log.error(`bad message from another reactor: ${e instanceof Error ? e.message : String(e)}`);
+      }
       schedule();
     });
   }

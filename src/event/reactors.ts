@@ -1,0 +1,133 @@
+// Starting and stopping reactors: reactor 0 is this (main) thread, every
+// other reactor a worker thread. Each pair of reactors gets a MessagePort
+// pair (full mesh); thread ids come from one shared counter.
+
+import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
+import { getIoChannel, type Realm, registerIoDevice, startRealm } from '../thread/index.ts';
+import { type LogConfig, logger } from '../util/log.ts';
+
+/** Every realm's default thread holds a channel on this device, so a forEachChannel over it visits each reactor once. */
+export const REACTOR_DEVICE = 'framework.reactor';
+
+export interface WorkerInit {
+  reactor: number;
+  reactorCount: number;
+  cores: number[];
+  ports: Array<MessagePort | undefined>;
+  sharedIds: Int32Array;
+  log: LogConfig;
+}
+
+export type WorkerReport = { k: 'ready' } | { k: 'error'; message: string } | { k: 'stopped' };
+export type WorkerCommand = { k: 'stop' };
+
+/** Set up the realm of this thread (main or worker) and its reactor device channel. */
+export function startReactorRealm(
+  reactor: number,
+  reactorCount: number,
+  ports: Array<MessagePort | undefined>,
+  sharedIds: Int32Array,
+): Realm {
+  const realm = startRealm({
+    reactor,
+    reactorCount,
+    ports,
+    sharedIds,
+    defaultThreadName: reactor === 0 ? 'app_thread' : `reactor_${reactor}`,
+  });
+  registerIoDevice(
+    REACTOR_DEVICE,
+    () => ({ reactor }),
+    () => {},
+    'reactor',
+  );
+  getIoChannel(REACTOR_DEVICE);
+  return realm;
+}
+
+export interface Reactors {
+  readonly realm: Realm;
+  readonly cores: readonly number[];
+  stop(): Promise<void>;
+}
+
+export async function startReactors(cores: number[], log: LogConfig): Promise<Reactors> {
+  const n = cores.length;
+  const mesh: Array<Array<MessagePort | undefined>> = Array.from({ length: n }, () =>
+    new Array(n).fill(undefined),
+  );
+  for (let i = 0; i < n; i++) {
+    for (let j = i + 1; j < n; j++) {
+      const ch = new MessageChannel();
+      mesh[i][j] = ch.port1;
+      mesh[j][i] = ch.port2;
+    }
+  }
+  const sharedIds = new Int32Array(new SharedArrayBuffer(4));
+  const realm = startReactorRealm(0, n, mesh[0], sharedIds);
+  const log0 = logger('reactor');
+  log0.info(`reactor 0 started on core ${cores[0]}`);
+
+  const workers: Worker[] = [];
+  const ready: Array<Promise<void>> = [];
+  for (let r = 1; r < n; r++) {
+    const ports = mesh[r];
+    const init: WorkerInit = { reactor: r, reactorCount: n, cores, ports, sharedIds, log };
+    const w = new Worker(new URL('./reactor-worker.ts', import.meta.url), {
+      workerData: init,
+      transferList: ports.filter((p): p is MessagePort => p !== undefined),
+      name: `reactor_${r}`,
+    });
+    workers.push(w);
+    ready.push(
+      new Promise<void>((resolve, reject) => {
+        const onMsg = (m: WorkerReport): void => {
+          if (m.k === 'ready') {
+            log0.info(`reactor ${r} started on core ${cores[r]}`);
+            resolve();
+          } else if (m.k === 'error') reject(new Error(`reactor ${r}: ${m.message}`));
+        };
+        w.on('message', onMsg);
+        w.once('error', (e: Error) => reject(new Error(`reactor ${r} failed: ${e.message}`)));
+        w.once('exit', (code) => reject(new Error(`reactor ${r} exited during start-up (code ${code})`)));
+      }),
+    );
+  }
+
+  const alive = new Set<Worker>(workers);
+  for (const w of workers) w.once('exit', () => alive.delete(w));
+  const stopWorkers = async (): Promise<void> => {
+    await Promise.all(
+      [...alive].map(
+        (w) =>
+          new Promise<void>((resolve) => {
+            w.once('exit', () => resolve());
+            w.postMessage({ k: 'stop' } satisfies WorkerCommand);
+            // a worker stuck in a loop must not hold the shutdown forever
+            setTimeout(() => void w.terminate(), 5000).unref();
+          }),
+      ),
+    );
+  };
+
+  try {
+    await Promise.all(ready);
+  } catch (e) {
+    await Promise.all(workers.map((w) => w.terminate()));
+    realm.stop();
+    throw e;
+  }
+  for (const w of workers) {
+    w.removeAllListeners('error');
+    w.on('error', (e: Error) => log0.error(`worker reactor failed: ${e.message}`));
+  }
+
+  return {
+    realm,
+    cores,
+    async stop() {
+      await stopWorkers();
+      realm.stop();
+    },
+  };
+}

@@ -1,0 +1,168 @@
+// Real-process tests of the nvmf_tgt framework: reactors, RPCs, lifecycle.
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { RpcClient } from '../../src/jsonrpc/index.ts';
+
+const NODE = new URL('../../node_modules/.bin/node', import.meta.url).pathname;
+const BIN = new URL('../../bin/nvmf_tgt.mjs', import.meta.url).pathname;
+const dir = mkdtempSync(join(tmpdir(), 'nvmf-fw-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+interface Target {
+  proc: ChildProcess;
+  sock: string;
+  log: () => string;
+  exited: Promise<number | null>;
+}
+
+let seq = 0;
+function startTarget(args: string[]): Target {
+  const sock = join(dir, `t${++seq}.sock`);
+  const proc = spawn(NODE, [BIN, '-r', sock, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout?.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  proc.stderr?.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  return { proc, sock, log: () => out, exited };
+}
+
+async function connect(t: Target): Promise<RpcClient> {
+  const end = Date.now() + 15_000;
+  for (;;) {
+    try {
+      return await RpcClient.connect(t.sock, 2000);
+    } catch (e) {
+      if (Date.now() > end) throw new Error(`target never listened: ${(e as Error).message}\n${t.log()}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+async function stop(t: Target, c?: RpcClient): Promise<number | null> {
+  c?.close();
+  t.proc.kill('SIGTERM');
+  const timer = setTimeout(() => t.proc.kill('SIGKILL'), 10_000);
+  const code = await t.exited;
+  clearTimeout(timer);
+  return code;
+}
+
+type Reactors = { reactors: Array<{ lcore: number; lw_threads: Array<{ name: string; id: number }> }> };
+
+test('-m 0x3: two reactors with threads, stats reach both, SIGTERM stops in reverse order with exit 0', async () => {
+  const t = startTarget(['-m', '0x3']);
+  const c = await connect(t);
+  await c.call('framework_wait_init');
+  const r = (await c.call('framework_get_reactors')) as Reactors;
+  assert.deepEqual(
+    r.reactors.map((x) => x.lcore),
+    [0, 1],
+  );
+  assert.ok(r.reactors[0].lw_threads.some((th) => th.name === 'app_thread'));
+  assert.ok(r.reactors[1].lw_threads.some((th) => th.name === 'reactor_1'));
+  const stats = (await c.call('thread_get_stats')) as {
+    tick_rate: number;
+    threads: Array<{ name: string; cpumask: string }>;
+  };
+  assert.equal(stats.tick_rate, 1_000_000);
+  const names = stats.threads.map((x) => x.name);
+  assert.ok(names.includes('app_thread') && names.includes('reactor_1'), names.join(','));
+  assert.equal(stats.threads.find((x) => x.name === 'reactor_1')?.cpumask, '2');
+  const chans = (await c.call('thread_get_io_channels')) as {
+    threads: Array<{ name: string; io_channels: unknown[] }>;
+  };
+  assert.equal(chans.threads.length, stats.threads.length);
+  const subs = (await c.call('framework_get_subsystems')) as Array<{ subsystem: string }>;
+  assert.deepEqual(
+    subs.slice(0, 4).map((s) => s.subsystem),
+    ['scheduler', 'sock', 'iobuf', 'accel'],
+  );
+  const methods = (await c.call('rpc_get_methods')) as string[];
+  for (const m of ['spdk_get_version', 'framework_get_reactors', 'save_config', 'spdk_kill_instance']) {
+    assert.ok(methods.includes(m), m);
+  }
+  assert.equal(await stop(t, c), 0);
+  const log = t.log();
+  const initOrder = [...log.matchAll(/subsystem (\w+): init/g)].map((m) => m[1]);
+  const finiOrder = [...log.matchAll(/subsystem (\w+): fini/g)].map((m) => m[1]);
+  assert.deepEqual(initOrder.slice(0, 4), ['scheduler', 'sock', 'iobuf', 'accel']);
+  assert.deepEqual(finiOrder, [...initOrder].reverse());
+});
+
+test('--wait-for-rpc holds init until framework_start_init; startup-only methods are refused after', async () => {
+  const t = startTarget(['--wait-for-rpc']);
+  const c = await connect(t);
+  await assert.rejects(c.call('framework_get_reactors'), /framework_start_init/);
+  assert.equal(await c.call('iobuf_set_options', { small_pool_count: 4096 }), true);
+  assert.doesNotMatch(t.log(), /subsystem scheduler: init/);
+  assert.equal(await c.call('framework_start_init'), true);
+  assert.equal(await c.call('framework_wait_init'), true);
+  assert.match(t.log(), /subsystem scheduler: init/);
+  await assert.rejects(
+    c.call('iobuf_set_options', { small_pool_count: 2048 }),
+    /before framework is initialized/,
+  );
+  const cfg = (await c.call('framework_get_config', { name: 'iobuf' })) as Array<{
+    params: { small_pool_count: number };
+  }>;
+  assert.equal(cfg[0].params.small_pool_count, 4096);
+  assert.equal(await stop(t, c), 0);
+});
+
+test('save_config -> --json -> save_config is identical; spdk_kill_instance exits 0', async () => {
+  const t1 = startTarget(['-m', '[0,1]', '--wait-for-rpc']);
+  const c1 = await connect(t1);
+  await c1.call('sock_impl_set_options', { impl_name: 'posix', recv_buf_size: 65536 });
+  await c1.call('accel_set_options', { task_count: 1024 });
+  await c1.call('framework_start_init');
+  await c1.call('framework_wait_init');
+  const saved1 = await c1.call('save_config');
+  assert.equal(await stop(t1, c1), 0);
+
+  const file = join(dir, 'config.json');
+  writeFileSync(file, JSON.stringify(saved1, null, 2));
+  const t2 = startTarget(['--json', file]);
+  const c2 = await connect(t2);
+  await c2.call('framework_wait_init');
+  const saved2 = await c2.call('save_config');
+  assert.deepEqual(saved2, saved1);
+  const sock = (
+    saved2 as {
+      subsystems: Array<{
+        subsystem: string;
+        config: Array<{ method: string; params: Record<string, unknown> }>;
+      }>;
+    }
+  ).subsystems.find((s) => s.subsystem === 'sock');
+  assert.equal(
+    sock?.config.find((e) => e.params.impl_name === 'posix' && e.method === 'sock_impl_set_options')?.params
+      .recv_buf_size,
+    65536,
+  );
+  assert.equal(await c2.call('spdk_kill_instance', { sig_name: 'SIGTERM' }), true);
+  c2.close();
+  assert.equal(await t2.exited, 0);
+  assert.ok(readFileSync(file, 'utf8').length > 0);
+});
+
+test('bad start-up input exits non-zero with the reason', async () => {
+  const t = startTarget(['-m', 'zz']);
+  assert.equal(await t.exited, 2);
+  assert.match(t.log(), /cpumask 'zz'/);
+  const file = join(dir, 'bad.json');
+  writeFileSync(
+    file,
+    JSON.stringify({ subsystems: [{ subsystem: 'sock', config: [{ method: 'no_such_method' }] }] }),
+  );
+  const t2 = startTarget(['--json', file]);
+  assert.equal(await t2.exited, 1);
+  assert.match(t2.log(), /no_such_method/);
+});
