@@ -2,7 +2,8 @@
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { startRealm } from '../../src/thread/index.ts';
-import './bdev-job.ts'; // defines the bench job handler (named handlers must exist in every realm)
+import './bdev-job.ts'; // named handlers must exist in every realm
+import './remote-ops.ts';
 import { registerAllBdevModules } from './realms.ts';
 
 registerAllBdevModules();
