@@ -33,7 +33,7 @@ export interface FrameworkSubsystem {
 }
 
 /**
- * Order subsystems so each comes after its dependencies, keeping table order
+ * Order subsystems so each comes after its dependencies, depth first in table order
  * otherwise. Throws naming the missing dependency or the cycle.
  */
 export function orderSubsystems(table: readonly FrameworkSubsystem[]): FrameworkSubsystem[] {

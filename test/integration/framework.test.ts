@@ -166,3 +166,24 @@ test('bad start-up input exits non-zero with the reason', async () => {
   assert.equal(await t2.exited, 1);
   assert.match(t2.log(), /no_such_method/);
 });
+
+test('an idle target with two reactors does not spin a core', async () => {
+  const t = startTarget(['-m', '0x3']);
+  const c = await connect(t);
+  await c.call('framework_wait_init');
+  const cpuTicks = (): number => {
+    const f = readFileSync(`/proc/${t.proc.pid}/stat`, 'utf8');
+    const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
+    return Number(fields[11]) + Number(fields[12]); // utime + stime (fields 14, 15)
+  };
+  const before = cpuTicks();
+  await new Promise((r) => setTimeout(r, 1500));
+  const used = cpuTicks() - before;
+  // 1.5 s at 100 ticks/s = 150 ticks of one busy core; an idle process uses almost none
+  assert.ok(used < 20, `idle target used ${used} ticks in 1.5 s`);
+  // and it still answers promptly after sleeping
+  const t0 = performance.now();
+  await c.call('thread_get_stats');
+  assert.ok(performance.now() - t0 < 1000);
+  assert.equal(await stop(t, c), 0);
+});
