@@ -178,8 +178,13 @@ export function buildParams(m: RpcMethod, args: readonly string[]): Record<strin
         if (i + 1 >= args.length) throw new CliUsageError(`argument ${flag}: expected one argument`, usage);
         raw = args[++i];
       }
-      const value = convertValue(m, spec, raw);
-      if (spec.cli?.action === 'append') {
+      const append = spec.cli?.action === 'append';
+      // Each appended value is one element: parse it as a scalar (or JSON when it looks like JSON).
+      const value =
+        append && spec.type === 'array'
+          ? convertValue(m, { ...spec, type: 'any' }, raw)
+          : convertValue(m, spec, raw);
+      if (append) {
         const prev = out[spec.name];
         out[spec.name] = Array.isArray(prev) ? [...prev, value] : [value];
       } else out[spec.name] = value;
