@@ -1,0 +1,17 @@
+// Host (initiator) library: NVMe over TCP.
+export {
+  type Completion,
+  type ControllerOptions,
+  DEFAULT_HOSTNQN,
+  type IoCallback,
+  NvmeController,
+  NvmeIoQpair,
+  NvmeStatusError,
+  type TransportId,
+} from './controller.ts';
+export {
+  type CommandCallback,
+  NvmeTcpQpair,
+  type QpairConnectOptions,
+  TcpTransportError,
+} from './tcp-qpair.ts';

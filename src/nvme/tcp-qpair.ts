@@ -1,0 +1,400 @@
+// Host side of one NVMe/TCP queue pair: ICReq/ICResp, command capsules with
+// in-capsule data, R2T → H2CData, C2HData (incl. SUCCESS), CapsuleResp,
+// digests. Commands complete through callbacks; a slot per CID is pooled.
+
+import net from 'node:net';
+import { crc32c } from '@node-rs/crc32';
+import { CQE_SIZE, Cqe, GenericStatus, SglDescriptor, Sqe, StatusCodeType, setStatus } from '../spec/nvme.ts';
+import {
+  CapsuleCmd,
+  Ch,
+  DataPdu,
+  DIGEST_SIZE,
+  IcDigest,
+  IcReq,
+  IcResp,
+  PduFlags,
+  PduType,
+  R2t,
+  TermReq,
+  writeCommonHeader,
+} from '../spec/tcp.ts';
+import { HOST_ACCEPTS, PduReceiver, type PduSink } from '../spec/tcp-receiver.ts';
+
+/** Completion callback: `cpl` is the 16-byte CQE, valid only during the call. */
+export type CommandCallback = (cpl: Buffer) => void;
+
+export interface QpairConnectOptions {
+  traddr: string;
+  trsvcid: string;
+  hdgst?: boolean;
+  ddgst?: boolean;
+  /** entries in the submission queue (commands in flight at most) */
+  queueSize: number;
+  /** in-capsule data limit in bytes for host-to-controller data */
+  inCapsuleDataSize: number;
+  /** ms to wait for the TCP connection and ICResp */
+  connectTimeoutMs?: number;
+}
+
+export const HostReqState = {
+  FREE: 0,
+  /** capsule queued/sent, waiting for R2T, C2HData or CapsuleResp */
+  OUTSTANDING: 1,
+} as const;
+
+class HostRequest {
+  readonly cid: number;
+  state: number = HostReqState.FREE;
+  cb: CommandCallback | null = null;
+  /** data to send (write-like) or to fill (read-like) */
+  data: Buffer | null = null;
+  isRead = false;
+  received = 0;
+  constructor(cid: number) {
+    this.cid = cid;
+  }
+}
+
+export class TcpTransportError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = 'TcpTransportError';
+    this.code = code;
+  }
+}
+
+export class NvmeTcpQpair implements PduSink {
+  readonly socket: net.Socket;
+  readonly queueSize: number;
+  inCapsuleDataSize: number;
+  headerDigest = false;
+  dataDigest = false;
+  maxH2CData = 0;
+  /** set by the owner after Fabrics Connect */
+  qid = 0;
+  private readonly receiver: PduReceiver;
+  private readonly slots: HostRequest[] = [];
+  private readonly freeSlots: HostRequest[] = [];
+  private readonly cpl = Buffer.alloc(CQE_SIZE);
+  private tx: Buffer[] = [];
+  private flushScheduled = false;
+  private icResolve: ((v: undefined) => void) | null = null;
+  private icReject: ((e: Error) => void) | null = null;
+  closed = false;
+  /** why the connection ended (TermReq, socket error…) */
+  closeReason: string | null = null;
+  onClose: ((reason: string) => void) | null = null;
+
+  private constructor(socket: net.Socket, opts: QpairConnectOptions) {
+    this.socket = socket;
+    this.queueSize = opts.queueSize;
+    this.inCapsuleDataSize = opts.inCapsuleDataSize;
+    this.receiver = new PduReceiver(this, HOST_ACCEPTS, 64 * 1024 * 1024);
+    for (let cid = opts.queueSize - 1; cid >= 0; cid--) {
+      const r = new HostRequest(cid);
+      this.slots[cid] = r;
+      this.freeSlots.push(r);
+    }
+  }
+
+  /** TCP connect + ICReq/ICResp. */
+  static connect(opts: QpairConnectOptions): Promise<NvmeTcpQpair> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({
+        host: opts.traddr,
+        port: Number.parseInt(opts.trsvcid, 10),
+        noDelay: true,
+      });
+      const q = new NvmeTcpQpair(socket, opts);
+      const timer = setTimeout(() => {
+        q.fatal('connect timeout');
+      }, opts.connectTimeoutMs ?? 10000);
+      q.icResolve = () => {
+        clearTimeout(timer);
+        resolve(q);
+      };
+      q.icReject = (e) => {
+        clearTimeout(timer);
+        reject(e);
+      };
+      socket.on('data', (chunk: Buffer) => q.receiver.push(chunk));
+      socket.on('error', (err) => q.fatal(`socket error: ${err.message}`));
+      socket.on('close', () => q.fatal('connection closed'));
+      socket.once('connect', () => {
+        const icreq = Buffer.alloc(IcReq.SIZE);
+        writeCommonHeader(icreq, PduType.IC_REQ, 0, 128, 0, 128);
+        icreq.writeUInt16LE(0, IcReq.PFV);
+        icreq[IcReq.HPDA] = 0;
+        icreq[IcReq.DGST] =
+          (opts.hdgst ? IcDigest.HDGST_ENABLE : 0) | (opts.ddgst ? IcDigest.DDGST_ENABLE : 0);
+        icreq.writeUInt32LE(0, IcReq.MAXR2T);
+        socket.write(icreq);
+      });
+      q.wantDigests = { h: !!opts.hdgst, d: !!opts.ddgst };
+    });
+  }
+
+  private wantDigests = { h: false, d: false };
+
+  get outstanding(): number {
+    return this.queueSize - this.freeSlots.length;
+  }
+
+  /**
+   * Submit a 64-byte SQE (CID and SGL are filled here). `data`: bytes to send
+   * (write-like, `isRead` false) or the buffer to fill (read-like). Returns false
+   * when the queue is full or closed (nothing was sent).
+   */
+  submit(cmd: Buffer, data: Buffer | null, isRead: boolean, cb: CommandCallback): boolean {
+    if (this.closed) return false;
+    const req = this.freeSlots.pop();
+    if (req === undefined) return false;
+    req.state = HostReqState.OUTSTANDING;
+    req.cb = cb;
+    req.data = data;
+    req.isRead = isRead;
+    req.received = 0;
+    cmd.writeUInt16LE(req.cid, Sqe.CID);
+    const len = data ? data.length : 0;
+    const inCapsule = len > 0 && !isRead && len <= this.inCapsuleDataSize;
+    // SGL: one descriptor, in-capsule (offset 0) or transport data block
+    cmd.fill(0, Sqe.SGL_ADDRESS, Sqe.SGL_TYPE + 1);
+    cmd[Sqe.FLAGS] = (cmd[Sqe.FLAGS] & 0x3f) | 0x40; // PSDT: SGL
+    cmd.writeUInt32LE(len, Sqe.SGL_LENGTH);
+    cmd[Sqe.SGL_TYPE] = inCapsule ? SglDescriptor.IN_CAPSULE : SglDescriptor.TRANSPORT;
+    const hd = this.headerDigest ? DIGEST_SIZE : 0;
+    const dd = inCapsule && this.dataDigest ? DIGEST_SIZE : 0;
+    const hdrLen = CapsuleCmd.HDR_SIZE + hd;
+    const plen = hdrLen + (inCapsule ? len + dd : 0);
+    const hdr = Buffer.allocUnsafe(hdrLen);
+    let flags = hd ? PduFlags.HDGST : 0;
+    if (dd) flags |= PduFlags.DDGST;
+    writeCommonHeader(hdr, PduType.CAPSULE_CMD, flags, CapsuleCmd.HDR_SIZE, inCapsule ? hdrLen : 0, plen);
+    cmd.copy(hdr, CapsuleCmd.SQE, 0, 64);
+    if (hd) hdr.writeUInt32LE(crc32c(hdr.subarray(0, CapsuleCmd.HDR_SIZE)), CapsuleCmd.HDR_SIZE);
+    this.queue(hdr);
+    if (inCapsule && data) {
+      this.queue(data);
+      if (dd) this.queue(u32le(crc32c(data)));
+    }
+    return true;
+  }
+
+  private queue(buf: Buffer): void {
+    this.tx.push(buf);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      // one corked burst per tick: many submissions in one tick become one writev
+      process.nextTick(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const bufs = this.tx;
+    this.tx = [];
+    if (this.closed || bufs.length === 0) return;
+    this.socket.cork();
+    for (const b of bufs) this.socket.write(b);
+    this.socket.uncork();
+  }
+
+  // ---- PduSink
+
+  onPdu(pdu: Buffer, dataOffset: number, dataLength: number, dataDigestOk: boolean): void {
+    switch (pdu[Ch.TYPE]) {
+      case PduType.IC_RESP:
+        this.handleIcResp(pdu);
+        return;
+      case PduType.CAPSULE_RESP:
+        this.handleCapsuleResp(pdu);
+        return;
+      case PduType.C2H_DATA:
+        this.handleC2HData(pdu, dataOffset, dataLength, dataDigestOk);
+        return;
+      case PduType.R2T:
+        this.handleR2T(pdu);
+        return;
+      case PduType.C2H_TERM_REQ: {
+        const fes = pdu.readUInt16LE(TermReq.FES);
+        const fei = pdu.readUInt32LE(TermReq.FEI);
+        this.fatal(`C2HTermReq fes ${fes} fei ${fei}`);
+        return;
+      }
+    }
+  }
+
+  onPduError(fes: number, fei: number): void {
+    this.sendTermReq(fes, fei);
+    this.fatal(`bad PDU from controller (fes ${fes}, fei ${fei})`);
+  }
+
+  private handleIcResp(pdu: Buffer): void {
+    if (this.icResolve === null) {
+      this.fatal('unexpected ICResp');
+      return;
+    }
+    const pfv = pdu.readUInt16LE(IcResp.PFV);
+    const cpda = pdu[IcResp.CPDA];
+    const dgst = pdu[IcResp.DGST];
+    const maxh2c = pdu.readUInt32LE(IcResp.MAXH2CDATA);
+    const want = (this.wantDigests.h ? 1 : 0) | (this.wantDigests.d ? 2 : 0);
+    // the same checks the Linux host makes
+    if (pfv !== 0 || cpda !== 0 || dgst !== want || maxh2c % 4 !== 0 || maxh2c < 4096) {
+      this.fatal(`bad ICResp (pfv ${pfv}, cpda ${cpda}, dgst ${dgst}, maxh2cdata ${maxh2c})`);
+      return;
+    }
+    this.headerDigest = this.wantDigests.h;
+    this.dataDigest = this.wantDigests.d;
+    this.receiver.headerDigest = this.headerDigest;
+    this.receiver.dataDigest = this.dataDigest;
+    this.maxH2CData = maxh2c;
+    const resolve = this.icResolve;
+    this.icResolve = null;
+    this.icReject = null;
+    resolve(undefined);
+  }
+
+  private slotFor(cid: number, what: string): HostRequest | null {
+    const req = this.slots[cid];
+    if (req === undefined || req.state !== HostReqState.OUTSTANDING) {
+      this.fatal(`${what} for unknown command ${cid}`);
+      return null;
+    }
+    return req;
+  }
+
+  private handleCapsuleResp(pdu: Buffer): void {
+    const cid = pdu.readUInt16LE(8 + Cqe.CID);
+    const req = this.slotFor(cid, 'CapsuleResp');
+    if (req === null) return;
+    pdu.copy(this.cpl, 0, 8, 8 + CQE_SIZE);
+    this.finish(req);
+  }
+
+  private handleC2HData(pdu: Buffer, dataOffset: number, dataLength: number, dataDigestOk: boolean): void {
+    const cid = pdu.readUInt16LE(DataPdu.CCCID);
+    const req = this.slotFor(cid, 'C2HData');
+    if (req === null) return;
+    const datao = pdu.readUInt32LE(DataPdu.DATAO);
+    const datal = pdu.readUInt32LE(DataPdu.DATAL);
+    const flags = pdu[Ch.FLAGS];
+    const buf = req.data;
+    if (
+      !req.isRead ||
+      buf === null ||
+      datal !== dataLength ||
+      datao !== req.received ||
+      datao + datal > buf.length
+    ) {
+      this.fatal(`bad C2HData for command ${cid} (offset ${datao}, length ${datal})`);
+      return;
+    }
+    if (!dataDigestOk) {
+      this.fatal(`data digest error on C2HData for command ${cid}`);
+      return;
+    }
+    pdu.copy(buf, datao, dataOffset, dataOffset + datal);
+    req.received += datal;
+    if (flags & PduFlags.DATA_SUCCESS) {
+      if (!(flags & PduFlags.DATA_LAST) || req.received !== buf.length) {
+        this.fatal('C2HData SUCCESS without LAST or before all data');
+        return;
+      }
+      this.cpl.fill(0);
+      this.cpl.writeUInt16LE(cid, Cqe.CID);
+      this.cpl.writeUInt16LE(this.qid, Cqe.SQID);
+      this.cpl.writeUInt16LE(0xffff, Cqe.SQHD);
+      this.finish(req);
+    }
+  }
+
+  private handleR2T(pdu: Buffer): void {
+    const cid = pdu.readUInt16LE(R2t.CCCID);
+    const req = this.slotFor(cid, 'R2T');
+    if (req === null) return;
+    const ttag = pdu.readUInt16LE(R2t.TTAG);
+    const r2to = pdu.readUInt32LE(R2t.R2TO);
+    const r2tl = pdu.readUInt32LE(R2t.R2TL);
+    const buf = req.data;
+    if (req.isRead || buf === null || r2tl === 0 || r2to + r2tl > buf.length) {
+      this.fatal(`bad R2T for command ${cid} (offset ${r2to}, length ${r2tl})`);
+      return;
+    }
+    const hd = this.headerDigest ? DIGEST_SIZE : 0;
+    const dd = this.dataDigest ? DIGEST_SIZE : 0;
+    for (let off = r2to; off < r2to + r2tl; ) {
+      const len = Math.min(this.maxH2CData, r2to + r2tl - off);
+      const last = off + len === r2to + r2tl;
+      const hdr = Buffer.alloc(DataPdu.HDR_SIZE + hd);
+      let flags = last ? PduFlags.DATA_LAST : 0;
+      if (hd) flags |= PduFlags.HDGST;
+      if (dd) flags |= PduFlags.DDGST;
+      writeCommonHeader(hdr, PduType.H2C_DATA, flags, DataPdu.HDR_SIZE, hdr.length, hdr.length + len + dd);
+      hdr.writeUInt16LE(cid, DataPdu.CCCID);
+      hdr.writeUInt16LE(ttag, DataPdu.TTAG);
+      hdr.writeUInt32LE(off, DataPdu.DATAO);
+      hdr.writeUInt32LE(len, DataPdu.DATAL);
+      if (hd) hdr.writeUInt32LE(crc32c(hdr.subarray(0, DataPdu.HDR_SIZE)), DataPdu.HDR_SIZE);
+      const part = buf.subarray(off, off + len);
+      this.queue(hdr);
+      this.queue(part);
+      if (dd) this.queue(u32le(crc32c(part)));
+      off += len;
+    }
+  }
+
+  private finish(req: HostRequest): void {
+    const cb = req.cb;
+    req.cb = null;
+    req.data = null;
+    req.state = HostReqState.FREE;
+    this.freeSlots.push(req);
+    if (cb) cb(this.cpl);
+  }
+
+  private sendTermReq(fes: number, fei: number): void {
+    if (this.closed) return;
+    const pdu = Buffer.alloc(TermReq.HDR_SIZE);
+    writeCommonHeader(pdu, PduType.H2C_TERM_REQ, 0, TermReq.HDR_SIZE, 0, TermReq.HDR_SIZE);
+    pdu.writeUInt16LE(fes, TermReq.FES);
+    pdu.writeUInt32LE(fei, TermReq.FEI);
+    this.socket.write(pdu);
+  }
+
+  /** End the connection and fail every outstanding command (status ABORTED_SQ_DELETION). */
+  fatal(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.closeReason = reason;
+    this.receiver.fail();
+    this.socket.end();
+    this.socket.destroy();
+    if (this.icReject) {
+      const reject = this.icReject;
+      this.icReject = null;
+      this.icResolve = null;
+      reject(new TcpTransportError('ECONNECT', reason));
+    }
+    for (const req of this.slots) {
+      if (req.state !== HostReqState.OUTSTANDING) continue;
+      this.cpl.fill(0);
+      this.cpl.writeUInt16LE(req.cid, Cqe.CID);
+      setStatus(this.cpl, StatusCodeType.GENERIC, GenericStatus.ABORTED_SQ_DELETION, true);
+      this.finish(req);
+    }
+    this.onClose?.(reason);
+  }
+
+  close(): void {
+    this.fatal('closed by host');
+  }
+}
+
+function u32le(v: number): Buffer {
+  const b = Buffer.allocUnsafe(4);
+  b.writeUInt32LE(v >>> 0, 0);
+  return b;
+}
