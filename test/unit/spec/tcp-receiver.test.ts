@@ -1,0 +1,191 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { crc32c } from '@node-rs/crc32';
+import fc from 'fast-check';
+import {
+  Ch,
+  DataPdu,
+  IcReq,
+  PduFlags,
+  PduType,
+  TermReqFes,
+  writeCommonHeader,
+} from '../../../src/spec/tcp.ts';
+import { HOST_ACCEPTS, PduReceiver, RecvState, TARGET_ACCEPTS } from '../../../src/spec/tcp-receiver.ts';
+
+interface Got {
+  type: number;
+  data: string;
+  ok: boolean;
+}
+
+function collector(accepts: readonly number[], hd = false, dd = false) {
+  const pdus: Got[] = [];
+  const errors: Array<[number, number]> = [];
+  const rx = new PduReceiver(
+    {
+      onPdu(pdu, off, len, ok) {
+        pdus.push({ type: pdu[Ch.TYPE], data: pdu.toString('hex', off, off + len), ok });
+      },
+      onPduError(fes, fei) {
+        errors.push([fes, fei]);
+      },
+    },
+    accepts,
+    1 << 20,
+  );
+  rx.headerDigest = hd;
+  rx.dataDigest = dd;
+  return { rx, pdus, errors };
+}
+
+function icReq(): Buffer {
+  const b = Buffer.alloc(128);
+  writeCommonHeader(b, PduType.IC_REQ, 0, 128, 0, 128);
+  b[IcReq.DGST] = 3;
+  return b;
+}
+
+/** CapsuleCmd with optional in-capsule data and digests. */
+function capsule(data: Buffer, hd: boolean, dd: boolean, cid: number): Buffer {
+  const h = hd ? 4 : 0;
+  const d = dd && data.length ? 4 : 0;
+  const pdo = data.length ? 72 + h : 0;
+  const out = Buffer.alloc(72 + h + data.length + d);
+  writeCommonHeader(
+    out,
+    PduType.CAPSULE_CMD,
+    (hd ? PduFlags.HDGST : 0) | (d ? PduFlags.DDGST : 0),
+    72,
+    pdo,
+    out.length,
+  );
+  out.writeUInt16LE(cid, 10);
+  if (hd) out.writeUInt32LE(crc32c(out.subarray(0, 72)), 72);
+  data.copy(out, 72 + h);
+  if (d) out.writeUInt32LE(crc32c(data), out.length - 4);
+  return out;
+}
+
+function h2cData(data: Buffer, hd: boolean, dd: boolean): Buffer {
+  const h = hd ? 4 : 0;
+  const d = dd ? 4 : 0;
+  const out = Buffer.alloc(24 + h + data.length + d);
+  writeCommonHeader(out, PduType.H2C_DATA, PduFlags.DATA_LAST, 24, 24 + h, out.length);
+  out.writeUInt32LE(data.length, DataPdu.DATAL);
+  if (hd) out.writeUInt32LE(crc32c(out.subarray(0, 24)), 24);
+  data.copy(out, 24 + h);
+  if (d) out.writeUInt32LE(crc32c(data), out.length - 4);
+  return out;
+}
+
+for (const [hd, dd] of [
+  [false, false],
+  [true, true],
+] as const) {
+  test(`every PDU split at every byte boundary is received the same (digests ${hd})`, () => {
+    const stream = Buffer.concat([
+      capsule(Buffer.alloc(0), hd, dd, 1),
+      capsule(Buffer.from('hello in-capsule data'), hd, dd, 2),
+      h2cData(Buffer.from('0123456789abcdef'), hd, dd),
+    ]);
+    const whole = collector(TARGET_ACCEPTS, hd, dd);
+    whole.rx.push(stream);
+    assert.equal(whole.pdus.length, 3);
+    assert.equal(whole.errors.length, 0);
+    assert.equal(whole.pdus[1].data, Buffer.from('hello in-capsule data').toString('hex'));
+    for (let cut = 1; cut < stream.length; cut++) {
+      const c = collector(TARGET_ACCEPTS, hd, dd);
+      c.rx.push(stream.subarray(0, cut));
+      c.rx.push(stream.subarray(cut));
+      assert.deepEqual(c.pdus, whole.pdus, `cut at ${cut}`);
+      assert.equal(c.rx.state, RecvState.AWAIT_CH);
+    }
+    // and one byte at a time
+    const c = collector(TARGET_ACCEPTS, hd, dd);
+    for (let i = 0; i < stream.length; i++) c.rx.push(stream.subarray(i, i + 1));
+    assert.deepEqual(c.pdus, whole.pdus);
+  });
+}
+
+test('random chunking never changes what is received (property)', () => {
+  const stream = Buffer.concat([
+    icReq(),
+    capsule(Buffer.alloc(100, 7), false, false, 3),
+    h2cData(Buffer.alloc(333, 9), false, false),
+  ]);
+  const whole = collector(TARGET_ACCEPTS);
+  whole.rx.push(stream);
+  fc.assert(
+    fc.property(fc.array(fc.integer({ min: 1, max: stream.length }), { maxLength: 20 }), (cuts) => {
+      const points = [...new Set(cuts)].sort((a, b) => a - b);
+      const c = collector(TARGET_ACCEPTS);
+      let prev = 0;
+      for (const p of [...points, stream.length]) {
+        c.rx.push(stream.subarray(prev, p));
+        prev = p;
+      }
+      assert.deepEqual(c.pdus, whole.pdus);
+    }),
+  );
+});
+
+test('header digest mismatch is FES 3; data digest mismatch is reported, not fatal', () => {
+  const bad = capsule(Buffer.alloc(16, 1), true, true, 1);
+  bad[80] ^= 0xff; // a data byte
+  const c = collector(TARGET_ACCEPTS, true, true);
+  c.rx.push(bad);
+  assert.equal(c.pdus.length, 1);
+  assert.equal(c.pdus[0].ok, false);
+  const badHeader = capsule(Buffer.alloc(0), true, false, 1);
+  badHeader[20] ^= 1;
+  const c2 = collector(TARGET_ACCEPTS, true, false);
+  c2.rx.push(badHeader);
+  assert.deepEqual(c2.errors, [[TermReqFes.HDGST_ERROR, 0]]);
+  assert.equal(c2.rx.state, RecvState.ERROR);
+});
+
+test('bad common headers are rejected with the right FES and field offset', () => {
+  const cases: Array<[Buffer, readonly number[], number, number]> = [];
+  const wrongType = capsule(Buffer.alloc(0), false, false, 1);
+  wrongType[0] = PduType.CAPSULE_RESP; // host-bound PDU sent to a target
+  cases.push([wrongType, TARGET_ACCEPTS, TermReqFes.INVALID_HEADER_FIELD, 0]);
+  const unknown = capsule(Buffer.alloc(0), false, false, 1);
+  unknown[0] = 0x42;
+  cases.push([unknown, TARGET_ACCEPTS, TermReqFes.INVALID_HEADER_FIELD, 0]);
+  const badHlen = capsule(Buffer.alloc(0), false, false, 1);
+  badHlen[2] = 70;
+  cases.push([badHlen, TARGET_ACCEPTS, TermReqFes.INVALID_HEADER_FIELD, 2]);
+  const shortPlen = capsule(Buffer.alloc(0), false, false, 1);
+  shortPlen.writeUInt32LE(60, 4);
+  cases.push([shortPlen, TARGET_ACCEPTS, TermReqFes.INVALID_HEADER_FIELD, 4]);
+  const hugePlen = capsule(Buffer.alloc(0), false, false, 1);
+  hugePlen.writeUInt32LE(1 << 30, 4);
+  cases.push([hugePlen, TARGET_ACCEPTS, TermReqFes.DATA_TRANSFER_LIMIT_EXCEEDED, 4]);
+  const badPdo = capsule(Buffer.alloc(8), false, false, 1);
+  badPdo[3] = 10;
+  cases.push([badPdo, TARGET_ACCEPTS, TermReqFes.INVALID_HEADER_FIELD, 3]);
+  const icWithData = Buffer.concat([icReq(), Buffer.alloc(4)]);
+  icWithData.writeUInt32LE(132, 4);
+  cases.push([icWithData, TARGET_ACCEPTS, TermReqFes.INVALID_HEADER_FIELD, 4]);
+  cases.push([icReq(), HOST_ACCEPTS, TermReqFes.INVALID_HEADER_FIELD, 0]);
+  for (const [pdu, accepts, fes, fei] of cases) {
+    const c = collector(accepts);
+    c.rx.push(pdu);
+    assert.deepEqual(c.errors, [[fes, fei]], pdu.subarray(0, 8).toString('hex'));
+    assert.equal(c.pdus.length, 0);
+    // nothing after an error is parsed
+    c.rx.push(capsule(Buffer.alloc(0), false, false, 1));
+    assert.equal(c.pdus.length, 0);
+  }
+});
+
+test('arbitrary bytes never throw (property)', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 600 }), fc.boolean(), (bytes, hd) => {
+      const c = collector(TARGET_ACCEPTS, hd, hd);
+      c.rx.push(Buffer.from(bytes));
+      assert.ok(c.errors.length <= 1);
+    }),
+  );
+});
