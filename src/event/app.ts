@@ -154,6 +154,11 @@ export class Application implements App {
           this.pendingRuntimeConfig.push({ subsystem: s.subsystem, entry });
           continue;
         }
+        if (this.initState === 'done' && (m.states & RpcState.RUNTIME) === 0) {
+          // as rpc.py's load_config: the state that could run it has passed
+          this.log.warn(`config of '${s.subsystem}': ${entry.method} skipped (allowed only before init)`);
+          continue;
+        }
         await this.callConfig(s.subsystem, entry);
       }
     }

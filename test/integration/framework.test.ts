@@ -147,6 +147,11 @@ test('save_config -> --json -> save_config is identical; spdk_kill_instance exit
       .recv_buf_size,
     65536,
   );
+  // load_config at runtime skips the startup-only methods (as rpc.py does) and changes nothing here
+  assert.equal(await c2.call('load_config', saved1 as Record<string, unknown>), true);
+  assert.deepEqual(await c2.call('save_config'), saved1);
+  assert.match(t2.log(), /iobuf_set_options skipped/);
+  await assert.rejects(c2.call('load_config', { subsystems: 'x' }), /subsystems/);
   assert.equal(await c2.call('spdk_kill_instance', { sig_name: 'SIGTERM' }), true);
   c2.close();
   assert.equal(await t2.exited, 0);
