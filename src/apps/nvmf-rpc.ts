@@ -4,7 +4,7 @@
 // `nvmf-rpc call METHOD ['{json}']` sends any method raw.
 
 import { basename } from 'node:path';
-import { type ParamSpec, RpcClient, RpcError, type RpcMethod } from '../jsonrpc/index.ts';
+import { cliFlagsOf, type ParamSpec, RpcClient, RpcError, type RpcMethod } from '../jsonrpc/index.ts';
 
 export const DEFAULT_RPC_SOCKET = '/var/tmp/spdk.sock';
 
@@ -40,10 +40,7 @@ export interface GlobalOptions {
 // ---------------------------------------------------------------- per-method arguments
 
 /** The flags a parameter answers to on the command line (default: --name-with-dashes). */
-export function flagsOf(spec: ParamSpec): string[] {
-  if (spec.cli?.flags && spec.cli.flags.length > 0) return spec.cli.flags;
-  return [`--${spec.name.replaceAll('_', '-')}`];
-}
+export const flagsOf = cliFlagsOf;
 
 function isPositional(spec: ParamSpec): boolean {
   return spec.cli?.positional === true;

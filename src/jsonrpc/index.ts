@@ -1,6 +1,7 @@
 // Public API of the JSON-RPC library (server, client, method table).
 
 export { RpcClient } from './client.ts';
+export { cliFlagsOf, lintRpcMethods, renderRpcDocs } from './docs.ts';
 export { RpcRegistry } from './registry.ts';
 export { RpcServer, type RpcServerOptions } from './server.ts';
 export { JsonStreamSplitter, type SplitError } from './splitter.ts';
