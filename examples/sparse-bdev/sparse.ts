@@ -10,7 +10,8 @@
 //
 // Loaded by configuration: start nvmf_tgt with
 //   NVMF_TS_BDEV_MODULES=./examples/sparse-bdev/sparse.ts
-// and create one with `nvmf-rpc bdev_sparse_create -b Sparse0 64 4096`.
+// (set it for nvmf-rpc too, so the CLI knows the methods) and create one with
+//   nvmf-rpc bdev_sparse_create -b Sparse0 16384 4096   (num_blocks block_size)
 
 import {
   type BdevBackend,
@@ -211,8 +212,23 @@ const rpcMethods: RpcMethod[] = [
     states: RpcState.RUNTIME,
     params: [
       { name: 'name', type: 'string', required: true, help: 'bdev name', cli: { flags: ['-b', '--name'] } },
-      { name: 'num_blocks', type: 'integer', required: true, min: 1, help: 'number of blocks' },
-      { name: 'block_size', type: 'integer', required: true, min: 512, help: 'block size in bytes' },
+      {
+        name: 'num_blocks',
+        type: 'integer',
+        required: true,
+        min: 1,
+        help: 'number of blocks',
+        cli: { positional: true, int: true },
+      },
+      {
+        name: 'block_size',
+        type: 'integer',
+        required: true,
+        min: 512,
+        max: 65536,
+        help: 'block size in bytes',
+        cli: { positional: true, int: true },
+      },
       { name: 'uuid', type: 'string', help: 'UUID (optional)', cli: { flags: ['-u', '--uuid'] } },
     ],
     handler: (p: { name: string; num_blocks: number; block_size: number; uuid?: string }) =>

@@ -55,7 +55,9 @@ async function loadExternalModules(): Promise<BdevModuleEntry[]> {
   return out;
 }
 
-let externalEntries: BdevModuleEntry[] = [];
+// Loaded when this module is evaluated (every realm, and the nvmf-rpc CLI, which then knows
+// their methods too); registered explicitly by realmInit below.
+const externalEntries: BdevModuleEntry[] = await loadExternalModules();
 
 // ---- bdev_get_bdevs ----
 const ALL_IO_TYPE_NAMES = [
@@ -461,8 +463,7 @@ function spawn(name: string, reactor: number): Promise<ThreadRef> {
 export const bdevSubsystem: FrameworkSubsystem = {
   name: 'bdev',
   depends: ['accel', 'iobuf'],
-  async realmInit() {
-    externalEntries = await loadExternalModules();
+  realmInit() {
     for (const e of [...bdevModuleTable, ...externalEntries]) registerBdevModule(e.module);
   },
   async init(app) {
