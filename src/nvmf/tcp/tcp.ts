@@ -581,10 +581,7 @@ export class TcpQpair implements NvmfQpair, PduSink {
     pdu.writeUInt16LE(fes, TermReq.FES);
     pdu.writeUInt32LE(fei, TermReq.FEI);
     if (header) header.copy(pdu, TermReq.HDR_SIZE, 0, copyLen);
-    // drop anything not yet sent: after a TermReq the host reads nothing else
-    this.txQueue = [];
-    for (const s of this.txSlots) this.freeSlot(s);
-    this.txSlots = [];
+    // PDUs already queued (ICResp, responses) go out first: they were valid when queued
     this.queueTx(pdu);
     this.state = TcpQpairState.TERMINATING;
     this.flush();
