@@ -23,7 +23,7 @@ async function exchangeUntil(enough: number, ...writes: Buffer[]): Promise<Buffe
   const socket = net.connect({ host: '127.0.0.1', port: target.port });
   const chunks: Buffer[] = [];
   let got = 0;
-  socket.on('data', (c) => {
+  socket.on('data', (c: Buffer) => {
     chunks.push(c);
     got += c.length;
     if (got >= enough) socket.destroy();
