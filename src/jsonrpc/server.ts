@@ -69,7 +69,8 @@ export class RpcServer {
         throw new Error(`RPC socket ${this.path} is in use by another process`);
       unlinkSync(this.path); // stale socket from a previous run
     }
-    const server = createServer((sock) => this.onConnection(sock));
+    // Half-open: a client may end its side right after its request and still read the answer.
+    const server = createServer({ allowHalfOpen: true }, (sock) => this.onConnection(sock));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.path, () => {
@@ -123,10 +124,12 @@ export class RpcServer {
           fatal({ code: RpcErrorCode.PARSE_ERROR, message: 'Parse error' });
           return;
         }
-        queue = queue.then(async () => {
-          const resp = await this.handleValue(value);
-          if (resp !== undefined) send(resp);
-        });
+        queue = queue
+          .then(async () => {
+            const resp = await this.handleValue(value);
+            if (resp !== undefined) send(resp);
+          })
+          .catch((err) => this.logger.error({ err }, 'RPC response failed'));
       });
       if (err === 'garbage') fatal({ code: RpcErrorCode.PARSE_ERROR, message: 'Parse error' });
       else if (err === 'too_large') {
@@ -172,10 +175,20 @@ export class RpcServer {
     if (r.params !== undefined && (r.params === null || typeof r.params !== 'object')) {
       return errorResponse(id, { code: RpcErrorCode.INVALID_REQUEST, message: 'Invalid request' });
     }
+    this.logger.debug({ method: r.method, id }, 'RPC request');
     try {
       const result = await this.registry.invoke(r.method, r.params, this.logger);
       if (!hasId) return undefined; // notification
-      return { jsonrpc: '2.0', id, result: result === undefined ? true : result };
+      const value = result === undefined ? true : result;
+      try {
+        JSON.stringify(value);
+      } catch (e) {
+        return errorResponse(id, {
+          code: RpcErrorCode.INTERNAL_ERROR,
+          message: `${r.method} produced a result that is not JSON: ${(e as Error).message}`,
+        });
+      }
+      return { jsonrpc: '2.0', id, result: value };
     } catch (e) {
       if (!hasId) return undefined;
       if (e instanceof RpcError) return errorResponse(id, e);

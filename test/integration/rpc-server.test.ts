@@ -46,6 +46,13 @@ registry.registerAll([
     },
   },
   {
+    name: 'bad_result',
+    summary: 'Return something JSON cannot carry',
+    states: RpcState.RUNTIME,
+    params: [],
+    handler: () => ({ big: 1n }),
+  },
+  {
     name: 'notify_me',
     summary: 'Count notifications',
     states: RpcState.RUNTIME,
@@ -247,6 +254,22 @@ test('truncated JSON then hang-up: nothing breaks, server keeps serving', async 
   sock.end('{"jsonrpc":"2.0","method":"echo","id":1,"params":{"value":"unterminated');
   await new Promise((resolve) => sock.on('close', resolve));
   await assertStillServing();
+});
+
+test('a result JSON cannot carry becomes INTERNAL_ERROR, not a crash', async () => {
+  const r = await rawExchange([req(1, 'bad_result') + req(2, 'echo')], 2);
+  assert.equal((r.values[0] as { error: { code: number } }).error.code, RpcErrorCode.INTERNAL_ERROR);
+  assert.deepEqual(r.values[1], { jsonrpc: '2.0', id: 2, result: {} });
+});
+
+test('a client that half-closes right after its request still gets the answer', async () => {
+  const sock = createConnection(sockPath);
+  const splitter = new JsonStreamSplitter();
+  const values: unknown[] = [];
+  sock.on('data', (d: Buffer) => splitter.feed(d, (t) => values.push(JSON.parse(t))));
+  sock.on('connect', () => sock.end(req(1, 'slow_echo', { ms: 20 })));
+  await new Promise((resolve) => sock.on('close', resolve));
+  assert.deepEqual(values, [{ jsonrpc: '2.0', id: 1, result: 20 }]);
 });
 
 test('RpcClient surfaces server errors as RpcError with code and message', async () => {
