@@ -121,6 +121,8 @@ export class BdevDesc {
   readonly thread: SpdkThread;
   readonly onEvent: BdevEventCb;
   closed = false;
+  /** set by bdevClaim: releases the claim when the descriptor closes (as SPDK does) */
+  onClose: (() => void) | null = null;
   constructor(bdev: Bdev, write: boolean, onEvent: BdevEventCb, thread: SpdkThread) {
     this.bdev = bdev;
     this.write = write;
@@ -246,6 +248,8 @@ export function bdevOpen(name: string, write: boolean, onEvent: BdevEventCb): Bd
 export function bdevClose(desc: BdevDesc): void {
   if (desc.closed) return;
   desc.closed = true;
+  desc.onClose?.();
+  desc.onClose = null;
   const bdev = desc.bdev;
   bdev.descs.delete(desc);
   if (bdev.descs.size === 0) {

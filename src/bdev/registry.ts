@@ -264,10 +264,16 @@ export function bdevReleaseClaimByName(name: string): void {
 /** App thread: claim the bdev of a descriptor opened on it. */
 export function bdevClaim(desc: BdevDesc, owner: string): void {
   bdevClaimByName(desc.bdev.name, owner);
+  const name = desc.bdev.name;
+  desc.onClose = () => {
+    const rec = records.get(name);
+    if (rec !== undefined && rec.claimedBy === owner) rec.claimedBy = null;
+  };
 }
 
 export function bdevReleaseClaim(desc: BdevDesc): void {
   bdevReleaseClaimByName(desc.bdev.name);
+  desc.onClose = null;
 }
 
 export async function bdevSetQos(name: string, limits: QosLimits): Promise<void> {

@@ -44,7 +44,10 @@ test('claims are exclusive and released with the stacked bdev', async () => {
   const d2 = B.bdevOpen(base, true, () => {});
   B.bdevClaim(d2, 'nvmf');
   B.bdevReleaseClaim(d2);
+  B.bdevClaim(d2, 'nvmf');
+  assert.equal(B.bdevGetRecord(base)?.claimedBy, 'nvmf');
   B.bdevClose(d2);
+  assert.equal(B.bdevGetRecord(base)?.claimedBy, null, 'closing the claiming descriptor releases the claim');
 });
 
 test('unregister tells open descriptors, waits for them to close; I/O after removal is aborted', async () => {
