@@ -238,6 +238,7 @@ export class SpdkThread {
   active: PollerImpl[] = [];
   timed: PollerImpl[] = [];
   pollerIds = 0;
+  private pollersRemoved = false;
   readonly channels = new Map<string, IoChannel<unknown>>();
   busyUs = 0;
   idleUs = 0;
@@ -274,10 +275,15 @@ export class SpdkThread {
     return this.qLen;
   }
 
-  removePoller(p: PollerImpl): void {
-    const list = p.periodUs > 0 ? this.timed : this.active;
-    const i = list.indexOf(p);
-    if (i >= 0) list.splice(i, 1);
+  /** The poller is already marked unregistered; it leaves the lists after the current iteration. */
+  removePoller(_p: PollerImpl): void {
+    this.pollersRemoved = true;
+  }
+
+  private sweepPollers(): void {
+    this.pollersRemoved = false;
+    this.active = this.active.filter((p) => p.state !== PollerState.UNREGISTERED);
+    this.timed = this.timed.filter((p) => p.state !== PollerState.UNREGISTERED);
   }
 
   /** Earliest due time of a waiting timed poller, or Infinity. */
@@ -305,35 +311,38 @@ export class SpdkThread {
         busy = true;
         fn(arg);
       }
-      if (this.active.length > 0) {
-        for (const p of this.active.slice()) {
-          if (p.state !== PollerState.WAITING) continue;
-          p.state = PollerState.RUNNING;
-          const r = p.fn();
-          p.runCount++;
-          if (r > 0) {
-            p.busyCount++;
-            busy = true;
-          }
-          if (p.state === PollerState.RUNNING) p.state = PollerState.WAITING;
+      // index loops over the length at entry: pollers added meanwhile wait for the next
+      // iteration; unregistered ones are marked and swept after (no copy per iteration)
+      const active = this.active;
+      for (let k = 0, n = active.length; k < n; k++) {
+        const p = active[k];
+        if (p.state !== PollerState.WAITING) continue;
+        p.state = PollerState.RUNNING;
+        const r = p.fn();
+        p.runCount++;
+        if (r > 0) {
+          p.busyCount++;
+          busy = true;
         }
+        if (p.state === PollerState.RUNNING) p.state = PollerState.WAITING;
       }
-      if (this.timed.length > 0) {
-        for (const p of this.timed.slice()) {
-          if (p.state !== PollerState.WAITING || p.nextRunUs > now) continue;
-          p.state = PollerState.RUNNING;
-          p.nextRunUs = now + p.periodUs;
-          const r = p.fn();
-          p.runCount++;
-          if (r > 0) {
-            p.busyCount++;
-            busy = true;
-          }
-          if (p.state === PollerState.RUNNING) p.state = PollerState.WAITING;
+      const timed = this.timed;
+      for (let k = 0, n = timed.length; k < n; k++) {
+        const p = timed[k];
+        if (p.state !== PollerState.WAITING || p.nextRunUs > now) continue;
+        p.state = PollerState.RUNNING;
+        p.nextRunUs = now + p.periodUs;
+        const r = p.fn();
+        p.runCount++;
+        if (r > 0) {
+          p.busyCount++;
+          busy = true;
         }
+        if (p.state === PollerState.RUNNING) p.state = PollerState.WAITING;
       }
     } finally {
       current = prev;
+      if (this.pollersRemoved) this.sweepPollers();
     }
     return busy;
   }
@@ -704,16 +713,17 @@ function pollerInfo(p: PollerImpl): PollerInfo {
 
 /** Stats of one thread (cloneable), for thread_get_stats / thread_get_pollers / thread_get_io_channels. */
 export function threadInfo(t: SpdkThread): ThreadInfo {
-  const all = [...t.active, ...t.timed];
+  const live = (p: PollerImpl): boolean => p.state !== PollerState.UNREGISTERED;
+  const running = (p: PollerImpl): boolean => live(p) && p.state !== PollerState.PAUSED;
   return {
     name: t.name,
     id: t.id,
     reactor: t.ref.reactor,
     busy: Math.round(t.busyUs),
     idle: Math.round(t.idleUs),
-    active_pollers: t.active.filter((p) => p.state !== PollerState.PAUSED).map(pollerInfo),
-    timed_pollers: t.timed.filter((p) => p.state !== PollerState.PAUSED).map(pollerInfo),
-    paused_pollers: all.filter((p) => p.state === PollerState.PAUSED).map(pollerInfo),
+    active_pollers: t.active.filter(running).map(pollerInfo),
+    timed_pollers: t.timed.filter(running).map(pollerInfo),
+    paused_pollers: [...t.active, ...t.timed].filter((p) => p.state === PollerState.PAUSED).map(pollerInfo),
     io_channels: [...t.channels.values()].map((c) => ({
       name: devices.get(c.deviceId)?.name ?? c.deviceId,
       ref: c.refs,

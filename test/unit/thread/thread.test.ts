@@ -200,3 +200,35 @@ test('forEachThread visits every thread; spawnThread on this reactor replies wit
   T.pollUntilIdle();
   assert.deepEqual(names, ['app', 'w1', 'w2']);
 });
+
+test('a poller may unregister itself or another while running; stats stop listing it', () => {
+  const t = T.createThread('self');
+  T.setCurrent(t);
+  let aRuns = 0;
+  let bRuns = 0;
+  const a: { p: ReturnType<typeof registerPoller> | null } = { p: null };
+  const b = registerPoller(
+    () => {
+      bRuns++;
+      return PollerStatus.IDLE;
+    },
+    0,
+    'b',
+  );
+  a.p = registerPoller(
+    () => {
+      aRuns++;
+      a.p?.unregister();
+      b.unregister();
+      return PollerStatus.BUSY;
+    },
+    0,
+    'a',
+  );
+  T.pollUntilIdle();
+  T.pollOnce();
+  assert.equal(aRuns, 1);
+  assert.equal(bRuns, 1); // b ran before a in that iteration, never after
+  const info = threadStats().find((s) => s.name === 'self');
+  assert.deepEqual(info?.active_pollers, []);
+});
