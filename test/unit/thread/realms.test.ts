@@ -20,6 +20,7 @@ import {
   realmSetup,
   stopOnReactor1,
   takeChannel,
+  visit,
   type Where,
   whereAmI,
 } from './fixtures/handlers.ts';
