@@ -186,6 +186,7 @@ export class Application implements App {
         this.log.notice(`subsystem ${s.name}: init`);
         await s.init(this);
         this.started.push(s);
+        this.log.debug(`subsystem ${s.name}: init done`);
       }
       this.registry.setState(RpcState.RUNTIME);
       const pending = this.pendingRuntimeConfig;

@@ -192,3 +192,23 @@ test('an idle target with two reactors does not spin a core', async () => {
   assert.ok(performance.now() - t0 < 1000);
   assert.equal(await stop(t, c), 0);
 });
+
+test('--log-json writes one JSON object per line; -L enables a component debug line', async () => {
+  const t = startTarget(['--log-json', '-L', 'app', '--log-level', 'info']);
+  const c = await connect(t);
+  await c.call('framework_wait_init');
+  assert.equal(await stop(t, c), 0);
+  const lines = t
+    .log()
+    .split('\n')
+    .filter((l) => l.length > 0);
+  assert.ok(lines.length > 5);
+  const records = lines.map(
+    (l) => JSON.parse(l) as { level: string; component: string; msg: string; reactor: string },
+  );
+  assert.ok(records.some((r) => r.component === 'app' && r.msg === 'subsystem sock: init'));
+  assert.ok(records.some((r) => r.level === 'info' && r.component === 'reactor'));
+  assert.ok(records.every((r) => typeof r.reactor === 'string' && typeof r.msg === 'string'));
+  assert.ok(records.some((r) => r.level === 'debug' && r.component === 'app' && r.msg === 'subsystem sock: init done'));
+  assert.ok(!records.some((r) => r.level === 'debug' && r.component !== 'app'));
+});
