@@ -256,13 +256,21 @@ export function parseGlobal(argv: readonly string[]): {
 
 // ---------------------------------------------------------------- output
 
+/** JSON text as Python's json.dumps(indent=2) writes it (ensure_ascii: non-ASCII as \uXXXX). */
+export function pythonJson(value: unknown): string {
+  return JSON.stringify(value, null, 2).replace(
+    /[\u0080-\uffff]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}
+
 /** Print a result the way rpc.py's print helpers do. */
 export function formatResult(m: RpcMethod | undefined, result: unknown): string | undefined {
   const mode = m?.cliPrint;
   if (mode === 'none') return undefined;
   if (mode === 'array' && Array.isArray(result)) return result.map((v) => String(v)).join(' ');
   if (mode === undefined && (result === true || result === null || result === undefined)) return undefined;
-  const text = JSON.stringify(result, null, 2);
+  const text = pythonJson(result);
   // print_json strips the quotes of a bare string result (e.g. a new bdev's name).
   return typeof result === 'string' ? text.replace(/^"|"$/g, '') : text;
 }
@@ -275,13 +283,95 @@ export function formatError(method: string, params: unknown, reqId: number, err:
   req.req_id = reqId;
   const error: Record<string, unknown> = { code: err.code, message: err.message };
   if (err.data !== undefined) error.data = err.data;
-  return [
-    'request:',
-    JSON.stringify(req, null, 2),
-    'Got JSON-RPC error response',
-    'response:',
-    JSON.stringify(error, null, 2),
-  ].join('\n');
+  return ['request:', pythonJson(req), 'Got JSON-RPC error response', 'response:', pythonJson(error)].join(
+    '\n',
+  );
+}
+
+// ---------------------------------------------------------------- commands
+
+/** Split a command line like Python's shlex.split (POSIX quoting and backslashes). */
+export function shellSplit(line: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let inWord = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (c === "'") {
+      const end = line.indexOf("'", i + 1);
+      if (end < 0) throw new Error('No closing quotation');
+      cur += line.slice(i + 1, end);
+      i = end;
+      inWord = true;
+    } else if (c === '"') {
+      inWord = true;
+      let j = i + 1;
+      for (; j < line.length && line[j] !== '"'; j++) {
+        if (line[j] === '\\' && j + 1 < line.length && '"\\$`'.includes(line[j + 1])) j++;
+        cur += line[j];
+      }
+      if (j >= line.length) throw new Error('No closing quotation');
+      i = j;
+    } else if (c === '\\') {
+      if (i + 1 >= line.length) throw new Error('No escaped character');
+      cur += line[++i];
+      inWord = true;
+    } else if (c === ' ' || c === '\t' || c === '\n' || c === '\r') {
+      if (inWord) out.push(cur);
+      cur = '';
+      inWord = false;
+    } else {
+      cur += c;
+      inWord = true;
+    }
+  }
+  if (inWord) out.push(cur);
+  return out;
+}
+
+type Prepared =
+  | { kind: 'output'; text: string }
+  | { kind: 'call'; name: string; method: RpcMethod | undefined; params: unknown };
+
+/** Turn METHOD + its arguments into a call (or help text). Throws CliUsageError. */
+export function prepareCommand(table: readonly RpcMethod[], name: string, rest: readonly string[]): Prepared {
+  if (name === 'call') {
+    // Raw: nvmf-rpc call METHOD ['{json params}']
+    const [raw, json, ...extra] = rest;
+    const usage = 'usage: nvmf-rpc call METHOD [JSON_PARAMS]';
+    if (raw === undefined || extra.length > 0)
+      throw new CliUsageError('expected METHOD and optional JSON params', usage);
+    let params: unknown;
+    if (json !== undefined) {
+      try {
+        params = JSON.parse(json);
+      } catch (e) {
+        throw new CliUsageError(`JSON_PARAMS is not valid JSON: ${(e as Error).message}`, usage);
+      }
+    }
+    return { kind: 'call', name: raw, method: table.find((m) => m.name === raw), params };
+  }
+  const method = table.find((m) => m.name === name);
+  if (method === undefined) {
+    // Not in the local table: still sendable when given no args or one JSON object.
+    if (rest.length > 1 || (rest.length === 1 && !rest[0].trim().startsWith('{'))) {
+      throw new CliUsageError(
+        `unknown method '${name}' (send it raw: nvmf-rpc call METHOD '{json}')`,
+        globalUsage(),
+      );
+    }
+    let params: unknown;
+    if (rest.length === 1) {
+      try {
+        params = JSON.parse(rest[0]);
+      } catch (e) {
+        throw new CliUsageError(`params are not valid JSON: ${(e as Error).message}`, globalUsage());
+      }
+    }
+    return { kind: 'call', name, method: undefined, params };
+  }
+  if (rest.includes('-h') || rest.includes('--help')) return { kind: 'output', text: methodHelp(method) };
+  return { kind: 'call', name, method, params: buildParams(method, rest) };
 }
 
 // ---------------------------------------------------------------- main
@@ -316,104 +406,158 @@ async function connectWithRetries(opts: GlobalOptions): Promise<RpcClient> {
 export interface RunOptions {
   methods?: RpcMethod[];
   io?: CliIo;
+  /** Script for the no-METHOD mode (default: read process.stdin unless it is a terminal). */
+  stdin?: string;
 }
 
-/** Run one CLI invocation; returns the exit status (0 ok, 1 RPC/connection error, 2 usage error). */
+async function readStdin(): Promise<string | undefined> {
+  if (process.stdin.isTTY) return undefined;
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function reportUsage(io: CliIo, e: CliUsageError): number {
+  io.err(e.usage);
+  io.err(`nvmf-rpc: error: ${e.message}`);
+  return 2;
+}
+
+/** Send one prepared call and print its result; returns the RpcError (not printed) on failure. */
+async function sendCall(
+  client: RpcClient,
+  call: Extract<Prepared, { kind: 'call' }>,
+  opts: GlobalOptions,
+  io: CliIo,
+): Promise<RpcError | undefined> {
+  const { name, method, params } = call;
+  // Like rpc.py, an empty params object is not sent at all.
+  const empty = params !== null && typeof params === 'object' && Object.keys(params).length === 0;
+  const sent = params === undefined || empty ? undefined : params;
+  if (opts.verbose) io.err(`request: ${JSON.stringify({ method: name, params: sent })}`);
+  try {
+    const result = await client.call(name, sent);
+    if (opts.verbose) io.err(`response: ${JSON.stringify(result)}`);
+    const text = formatResult(method, result);
+    if (text !== undefined) io.out(text);
+    return undefined;
+  } catch (e) {
+    if (e instanceof RpcError) return e;
+    // spdk_kill_instance may take the server down before it answers (rpc.py ignores that too).
+    if (name === 'spdk_kill_instance') return undefined;
+    throw e;
+  }
+}
+
+/**
+ * Run one CLI invocation; returns the exit status (0 ok, 1 RPC/connection error, 2 usage error).
+ * Without METHOD, runs one command per line from stdin on one connection, as rpc.py does.
+ */
 export async function runCli(argv: readonly string[], run: RunOptions = {}): Promise<number> {
   const io = run.io ?? consoleIo;
-  let methodName: string | undefined;
-  let method: RpcMethod | undefined;
-  let params: unknown;
   let opts: GlobalOptions;
+  let method: string | undefined;
+  let rest: string[];
   try {
-    const g = parseGlobal(argv);
-    opts = g.opts;
-    const table = run.methods ?? (await loadMethodTable());
-    if (g.method === undefined) {
+    ({ opts, method, rest } = parseGlobal(argv));
+  } catch (e) {
+    if (e instanceof CliUsageError) return reportUsage(io, e);
+    throw e;
+  }
+  const table = run.methods ?? (await loadMethodTable());
+
+  let script: string[] | undefined;
+  let single: Prepared | undefined;
+  if (method === undefined) {
+    if (opts.help) {
       io.out(globalUsage());
-      if (!opts.help) return 2;
       io.out(
-        '\nmethods (nvmf-rpc METHOD -h for its arguments; `nvmf-rpc call METHOD [JSON]` sends any method):',
+        '\nmethods (nvmf-rpc METHOD -h for its arguments; `nvmf-rpc call METHOD [JSON]` sends any method;',
       );
+      io.out('without METHOD, commands are read from stdin, one per line):');
       for (const m of [...table].sort((a, b) => a.name.localeCompare(b.name))) {
         io.out(`  ${m.name.padEnd(40)} ${m.summary}`);
       }
       return 0;
     }
-    if (g.method === 'call') {
-      // Raw: nvmf-rpc call METHOD ['{json params}']
-      const [name, json, ...extra] = g.rest;
-      const usage = 'usage: nvmf-rpc call METHOD [JSON_PARAMS]';
-      if (name === undefined || extra.length > 0)
-        throw new CliUsageError('expected METHOD and optional JSON params', usage);
-      methodName = name;
-      method = table.find((m) => m.name === name);
-      if (json !== undefined) {
-        try {
-          params = JSON.parse(json);
-        } catch (e) {
-          throw new CliUsageError(`JSON_PARAMS is not valid JSON: ${(e as Error).message}`, usage);
-        }
-      }
-    } else {
-      methodName = g.method;
-      method = table.find((m) => m.name === g.method);
-      if (method === undefined) {
-        // Not in the local table: still sendable when given no args or one JSON object.
-        if (g.rest.length > 1 || (g.rest.length === 1 && !g.rest[0].trim().startsWith('{'))) {
-          throw new CliUsageError(
-            `unknown method '${g.method}' (send it raw: nvmf-rpc call METHOD '{json}')`,
-            globalUsage(),
-          );
-        }
-        params = g.rest.length === 1 ? JSON.parse(g.rest[0]) : undefined;
-      } else {
-        if (g.rest.includes('-h') || g.rest.includes('--help')) {
-          io.out(methodHelp(method));
-          return 0;
-        }
-        params = buildParams(method, g.rest);
-      }
-    }
-  } catch (e) {
-    if (e instanceof CliUsageError) {
-      io.err(e.usage);
-      io.err(`nvmf-rpc: error: ${e.message}`);
+    const text = run.stdin ?? (await readStdin());
+    if (text === undefined) {
+      io.err(globalUsage());
       return 2;
     }
-    if (e instanceof SyntaxError) {
-      io.err(`nvmf-rpc: error: params are not valid JSON: ${e.message}`);
-      return 2;
+    script = text.split('\n');
+  } else {
+    try {
+      single = prepareCommand(table, method, rest);
+    } catch (e) {
+      if (e instanceof CliUsageError) return reportUsage(io, e);
+      throw e;
     }
-    throw e;
+    if (single.kind === 'output') {
+      io.out(single.text);
+      return 0;
+    }
+    if (opts.dryRun) {
+      io.out(`Request:\n${pythonJson({ method: single.name, params: single.params ?? null })}`);
+      return 0;
+    }
   }
 
-  if (opts.dryRun) {
-    io.out(`Request:\n${JSON.stringify({ method: methodName, params: params ?? null }, null, 2)}`);
-    return 0;
-  }
-  let client: RpcClient;
+  let client: RpcClient | undefined;
+  const connect = async (): Promise<RpcClient> => {
+    client ??= await connectWithRetries(opts);
+    return client;
+  };
   try {
-    client = await connectWithRetries(opts);
+    if (single !== undefined && single.kind === 'call') {
+      const err = await sendCall(await connect(), single, opts, io);
+      if (err === undefined) return 0;
+      io.out(formatError(single.name, single.params ?? {}, 1, err));
+      return 1;
+    }
+    let executed = '';
+    let reqId = 0;
+    for (const line of script ?? []) {
+      if (line.trim() === '') continue;
+      executed = `${executed}\n${line.trimEnd()}`;
+      let words: string[];
+      try {
+        words = shellSplit(line);
+      } catch (e) {
+        io.err(`nvmf-rpc: error: ${(e as Error).message}: ${line}`);
+        return 2;
+      }
+      if (words.length === 0 || words[0].startsWith('#')) continue;
+      let prepared: Prepared;
+      try {
+        prepared = prepareCommand(table, words[0], words.slice(1));
+      } catch (e) {
+        if (e instanceof CliUsageError) return reportUsage(io, e);
+        throw e;
+      }
+      if (prepared.kind === 'output') {
+        io.out(prepared.text);
+        continue;
+      }
+      if (opts.dryRun) {
+        io.out(`Request:\n${pythonJson({ method: prepared.name, params: prepared.params ?? null })}`);
+        continue;
+      }
+      reqId++;
+      const err = await sendCall(await connect(), prepared, opts, io);
+      if (err !== undefined) {
+        io.out('Exception:');
+        io.out(`${executed.trim()} <<<`);
+        io.out(formatError(prepared.name, prepared.params ?? {}, reqId, err));
+        return 1;
+      }
+    }
+    return 0;
   } catch (e) {
     io.out((e as Error).message);
     return 1;
-  }
-  try {
-    if (opts.verbose) io.err(`request: ${JSON.stringify({ method: methodName, params })}`);
-    // Like rpc.py, an empty params object is not sent at all.
-    const empty = params !== null && typeof params === 'object' && Object.keys(params).length === 0;
-    const result = await client.call(methodName, params === undefined || empty ? undefined : params);
-    if (opts.verbose) io.err(`response: ${JSON.stringify(result)}`);
-    const text = formatResult(method, result);
-    if (text !== undefined) io.out(text);
-    return 0;
-  } catch (e) {
-    if (e instanceof RpcError) io.out(formatError(methodName, params ?? {}, 1, e));
-    else io.out((e as Error).message);
-    return 1;
   } finally {
-    client.close();
+    client?.close();
   }
 }
 

@@ -56,12 +56,16 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function runCliProcess(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+function runCliProcess(
+  args: string[],
+  stdin?: string,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [cli, ...args], { timeout: 20000 }, (err, stdout, stderr) => {
+    const child = execFile(process.execPath, [cli, ...args], { timeout: 20000 }, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === 'number' ? err.code : 99) : 0;
       resolve({ code, stdout, stderr });
     });
+    child.stdin?.end(stdin ?? '');
   });
 }
 
@@ -98,4 +102,19 @@ test('no server on the socket: exit 1 naming the socket', async () => {
   const r = await runCliProcess(['-s', join(dir, 'absent.sock'), 'call', 'test_name']);
   assert.equal(r.code, 1);
   assert.match(r.stdout, /absent\.sock/);
+});
+
+test("commands from stdin run on one connection; the first error stops with rpc.py's Exception text", async () => {
+  const ok = await runCliProcess(['-s', sockPath], 'test_name\ncall test_echo \'{"value": 1}\'\n');
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.equal(ok.stdout, 'Malloc0\n{\n  "value": 1\n}\n');
+  const bad = await runCliProcess(
+    ['-s', sockPath],
+    'test_name\ncall test_fail \'{"name": "x"}\'\ntest_name\n',
+  );
+  assert.equal(bad.code, 1);
+  assert.equal(
+    bad.stdout,
+    'Malloc0\nException:\ntest_name\ncall test_fail \'{"name": "x"}\' <<<\nrequest:\n{\n  "name": "x",\n  "method": "test_fail",\n  "req_id": 2\n}\nGot JSON-RPC error response\nresponse:\n{\n  "code": -19,\n  "message": "bdev x does not exist"\n}\n',
+  );
 });

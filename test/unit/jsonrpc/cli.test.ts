@@ -10,7 +10,9 @@ import {
   formatResult,
   methodHelp,
   parseGlobal,
+  pythonJson,
   runCli,
+  shellSplit,
 } from '../../../src/apps/nvmf-rpc.ts';
 import { RpcError, type RpcMethod, RpcState } from '../../../src/jsonrpc/index.ts';
 import { mallocRpcMethods } from '../../../src/modules/bdev/malloc/rpc.ts';
@@ -286,4 +288,39 @@ test('runCli: connection failure exits 1 with a message naming the socket', asyn
     1,
   );
   assert.match(c.out.join('\n'), /\/nonexistent\/dir\/x\.sock/);
+});
+
+test('shellSplit follows shlex.split quoting', () => {
+  assert.deepEqual(shellSplit(`bdev_malloc_create -b 'My Disk' 64 512`), [
+    'bdev_malloc_create',
+    '-b',
+    'My Disk',
+    '64',
+    '512',
+  ]);
+  assert.deepEqual(shellSplit(`call x '{"a": "b c"}'`), ['call', 'x', '{"a": "b c"}']);
+  assert.deepEqual(shellSplit(`a "q\\"x\\"" b\\ c ''`), ['a', 'q"x"', 'b c', '']);
+  assert.deepEqual(shellSplit('   '), []);
+  assert.throws(() => shellSplit(`a 'open`), /No closing quotation/);
+});
+
+test('output escapes non-ASCII like Python json.dumps', () => {
+  assert.equal(pythonJson({ n: 'é✓' }), '{\n  "n": "\\u00e9\\u2713"\n}');
+  assert.equal(formatResult(undefined, 'Disk✓'), 'Disk\\u2713');
+});
+
+test('script mode (no METHOD): one command per line, comments and blanks skipped, dry-run', async () => {
+  const c = capture();
+  const script = '# setup\n\nbdev_malloc_create -b M0 8 4096\n  \ncall anything \'{"k": 1}\'\n';
+  assert.equal(await runCli(['--dry-run'], { methods: table, io: c.io, stdin: script }), 0);
+  const text = c.out.join('\n');
+  assert.match(text, /"method": "bdev_malloc_create"/);
+  assert.match(text, /"num_blocks": 2048/);
+  assert.match(text, /"method": "anything"/);
+  const bad = capture();
+  assert.equal(
+    await runCli(['--dry-run'], { methods: table, io: bad.io, stdin: 'nvmf_create_subsystem\n' }),
+    2,
+  );
+  assert.match(bad.err.join('\n'), /required: nqn/);
 });
