@@ -5,6 +5,7 @@ import type { FrameworkSubsystem } from '../../event/subsystem.ts';
 import { accelSubsystem } from './accel.ts';
 import { bdevSubsystem } from './bdev.ts';
 import { iobufSubsystem } from './iobuf.ts';
+import { nvmfSubsystem } from './nvmf.ts';
 import { schedulerSubsystem } from './scheduler.ts';
 import { sockSubsystem } from './sock.ts';
 
@@ -14,4 +15,5 @@ export const frameworkSubsystems: FrameworkSubsystem[] = [
   iobufSubsystem,
   accelSubsystem,
   bdevSubsystem,
+  nvmfSubsystem,
 ];

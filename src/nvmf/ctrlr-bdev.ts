@@ -1,0 +1,299 @@
+// NVM command set over bdevs: decodes the SQE in place, submits one bdev_io,
+// completes the request from a module-level callback (no per-I/O closures:
+// the request itself is the callback argument).
+import {
+  type BdevIo,
+  BdevIoType,
+  bdevCompare,
+  bdevCompareAndWrite,
+  bdevFlush,
+  bdevFreeIo,
+  bdevIoGetNvmeStatus,
+  bdevRead,
+  bdevUnmap,
+  bdevWrite,
+  bdevWriteZeroes,
+  sliceIov,
+} from '../bdev/index.ts';
+import {
+  Dsm,
+  GenericStatus,
+  getNumBlocks,
+  getSlba,
+  NvmOpcode,
+  RwFlags,
+  Sqe,
+  SqeFlags,
+  StatusCodeType,
+  setStatus,
+} from '../spec/nvme.ts';
+import type { PgNamespace, PgSubsystem } from './poll-group-types.ts';
+import type { NvmfRequest } from './transport.ts';
+
+/** Per-I/O-queue state the NVM command path needs. */
+export interface IoQueueState {
+  readonly sub: PgSubsystem;
+  /** a fused compare waiting for its write */
+  fusedFirst: NvmfRequest | null;
+  /** commands handed to a bdev and not yet completed */
+  outstanding: number;
+  /** called when a command fails, for the controller's error log */
+  onError(req: NvmfRequest, lba: number): void;
+  /** called for each completed command, for stats */
+  onComplete(req: NvmfRequest): void;
+}
+
+function ioState(req: NvmfRequest): IoQueueState {
+  return req.qpair.ctrlr as IoQueueState;
+}
+
+function finish(req: NvmfRequest, sct: number, sc: number, dnr: boolean): void {
+  const st = ioState(req);
+  if (sct !== 0 || sc !== 0) {
+    setStatus(req.rsp, sct, sc, dnr);
+    st.onError(req, getSlba(req.cmd));
+  }
+  st.onComplete(req);
+  req.complete();
+}
+
+function bdevDone(io: BdevIo, success: boolean, cbArg: unknown): void {
+  const req = cbArg as NvmfRequest;
+  ioState(req).outstanding--;
+  if (success) {
+    bdevFreeIo(io);
+    finish(req, 0, 0, false);
+    return;
+  }
+  const s = bdevIoGetNvmeStatus(io);
+  bdevFreeIo(io);
+  finish(req, s.sct, s.sc, false);
+}
+
+/** Fused pair in flight: completes both requests. */
+interface FusedPair {
+  first: NvmfRequest;
+  second: NvmfRequest;
+}
+
+function fusedDone(io: BdevIo, success: boolean, cbArg: unknown): void {
+  const pair = cbArg as FusedPair;
+  ioState(pair.second).outstanding--;
+  if (success) {
+    bdevFreeIo(io);
+    finish(pair.first, 0, 0, false);
+    finish(pair.second, 0, 0, false);
+    return;
+  }
+  const s = bdevIoGetNvmeStatus(io);
+  bdevFreeIo(io);
+  finish(pair.first, s.sct, s.sc, false);
+  finish(pair.second, StatusCodeType.GENERIC, GenericStatus.ABORTED_FAILED_FUSED, false);
+}
+
+function checkRange(
+  req: NvmfRequest,
+  ns: PgNamespace,
+  slba: number,
+  nlb: number,
+  withData: boolean,
+): boolean {
+  const bdev = ns.desc.bdev;
+  if (slba + nlb > bdev.numBlocks) {
+    finish(req, StatusCodeType.GENERIC, GenericStatus.LBA_OUT_OF_RANGE, true);
+    return false;
+  }
+  if (withData && nlb * bdev.blockSize > req.length) {
+    finish(req, StatusCodeType.GENERIC, GenericStatus.DATA_SGL_LENGTH_INVALID, true);
+    return false;
+  }
+  return true;
+}
+
+function ensureIov(req: NvmfRequest, bytes: number): Buffer[] {
+  let total = 0;
+  for (const b of req.iov) total += b.length;
+  if (total < bytes) req.iov = [Buffer.allocUnsafe(req.length)];
+  return bytes === req.length && req.iov.length === 1 && req.iov[0].length === bytes
+    ? req.iov
+    : sliceIov(req.iov, 0, bytes);
+}
+
+/** Execute one NVM I/O command. */
+export function executeIo(req: NvmfRequest): void {
+  const st = ioState(req);
+  const cmd = req.cmd;
+  const opc = cmd[Sqe.OPCODE];
+  const fuse = cmd[Sqe.FLAGS] & SqeFlags.FUSE_MASK;
+
+  // a pending fused first command must be followed by its second
+  if (st.fusedFirst !== null && fuse !== SqeFlags.FUSE_SECOND) {
+    const first = st.fusedFirst;
+    st.fusedFirst = null;
+    finish(first, StatusCodeType.GENERIC, GenericStatus.ABORTED_MISSING_FUSED, false);
+  }
+
+  const nsid = cmd.readUInt32LE(Sqe.NSID);
+  const ns = st.sub.ns.get(nsid);
+  if (ns === undefined) {
+    finish(req, StatusCodeType.GENERIC, GenericStatus.INVALID_NAMESPACE_OR_FORMAT, true);
+    return;
+  }
+  if (st.sub.view.state !== 'active') {
+    // paused/inactive subsystems do not take I/O; the host retries
+    finish(req, StatusCodeType.GENERIC, GenericStatus.NAMESPACE_NOT_READY, false);
+    return;
+  }
+  const desc = ns.desc;
+  const ch = ns.ch.ctx;
+  const bs = desc.bdev.blockSize;
+
+  if (fuse === SqeFlags.FUSE_FIRST) {
+    if (opc !== NvmOpcode.COMPARE) {
+      finish(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
+      return;
+    }
+    st.fusedFirst = req;
+    return;
+  }
+  if (fuse === SqeFlags.FUSE_SECOND) {
+    const first = st.fusedFirst;
+    st.fusedFirst = null;
+    if (first === null || opc !== NvmOpcode.WRITE) {
+      finish(req, StatusCodeType.GENERIC, GenericStatus.ABORTED_MISSING_FUSED, false);
+      if (first !== null) finish(first, StatusCodeType.GENERIC, GenericStatus.ABORTED_MISSING_FUSED, false);
+      return;
+    }
+    const slba = getSlba(cmd);
+    const nlb = getNumBlocks(cmd);
+    if (
+      getSlba(first.cmd) !== slba ||
+      getNumBlocks(first.cmd) !== nlb ||
+      first.cmd.readUInt32LE(Sqe.NSID) !== nsid
+    ) {
+      finish(first, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
+      finish(req, StatusCodeType.GENERIC, GenericStatus.ABORTED_FAILED_FUSED, false);
+      return;
+    }
+    if (slba + nlb > desc.bdev.numBlocks) {
+      finish(first, StatusCodeType.GENERIC, GenericStatus.LBA_OUT_OF_RANGE, true);
+      finish(req, StatusCodeType.GENERIC, GenericStatus.ABORTED_FAILED_FUSED, false);
+      return;
+    }
+    if (nlb * bs > req.length || nlb * bs > first.length) {
+      finish(first, StatusCodeType.GENERIC, GenericStatus.DATA_SGL_LENGTH_INVALID, true);
+      finish(req, StatusCodeType.GENERIC, GenericStatus.ABORTED_FAILED_FUSED, false);
+      return;
+    }
+    const fua = (cmd.readUInt32LE(Sqe.CDW12) & RwFlags.FUA) !== 0;
+    st.outstanding++;
+    const pair: FusedPair = { first, second: req };
+    bdevCompareAndWrite(
+      desc,
+      ch,
+      sliceIov(first.iov, 0, nlb * bs),
+      sliceIov(req.iov, 0, nlb * bs),
+      slba,
+      nlb,
+      fua,
+      fusedDone,
+      pair,
+    );
+    return;
+  }
+
+  switch (opc) {
+    case NvmOpcode.READ: {
+      const slba = getSlba(cmd);
+      const nlb = getNumBlocks(cmd);
+      if (!checkRange(req, ns, slba, nlb, true)) return;
+      st.outstanding++;
+      bdevRead(desc, ch, ensureIov(req, nlb * bs), slba, nlb, bdevDone, req);
+      return;
+    }
+    case NvmOpcode.WRITE: {
+      const slba = getSlba(cmd);
+      const nlb = getNumBlocks(cmd);
+      if (!checkRange(req, ns, slba, nlb, true)) return;
+      const fua = (cmd.readUInt32LE(Sqe.CDW12) & RwFlags.FUA) !== 0;
+      st.outstanding++;
+      const iov = nlb * bs === req.length ? req.iov : sliceIov(req.iov, 0, nlb * bs);
+      bdevWrite(desc, ch, iov, slba, nlb, fua, bdevDone, req);
+      return;
+    }
+    case NvmOpcode.COMPARE: {
+      const slba = getSlba(cmd);
+      const nlb = getNumBlocks(cmd);
+      if (!checkRange(req, ns, slba, nlb, true)) return;
+      st.outstanding++;
+      bdevCompare(desc, ch, sliceIov(req.iov, 0, nlb * bs), slba, nlb, bdevDone, req);
+      return;
+    }
+    case NvmOpcode.FLUSH:
+      if (!ns.flushSupported) {
+        finish(req, 0, 0, false);
+        return;
+      }
+      st.outstanding++;
+      bdevFlush(desc, ch, 0, desc.bdev.numBlocks, bdevDone, req);
+      return;
+    case NvmOpcode.WRITE_ZEROES: {
+      const slba = getSlba(cmd);
+      const nlb = getNumBlocks(cmd);
+      if (!checkRange(req, ns, slba, nlb, false)) return;
+      st.outstanding++;
+      bdevWriteZeroes(desc, ch, slba, nlb, bdevDone, req);
+      return;
+    }
+    case NvmOpcode.DATASET_MANAGEMENT: {
+      const nr = (cmd[Sqe.CDW10] & 0xff) + 1;
+      const attrs = cmd.readUInt32LE(Sqe.CDW11);
+      if ((attrs & Dsm.ATTR_DEALLOCATE) === 0) {
+        finish(req, 0, 0, false); // integral read/write hints only: nothing to do
+        return;
+      }
+      if (!ns.unmapSupported) {
+        finish(req, 0, 0, false);
+        return;
+      }
+      if (nr * Dsm.RANGE_SIZE > req.length) {
+        finish(req, StatusCodeType.GENERIC, GenericStatus.DATA_SGL_LENGTH_INVALID, true);
+        return;
+      }
+      const data = req.iov.length === 1 ? req.iov[0] : Buffer.concat(req.iov);
+      const ranges: { offsetBlocks: number; numBlocks: number }[] = [];
+      for (let i = 0; i < nr; i++) {
+        const off = i * Dsm.RANGE_SIZE;
+        const len = data.readUInt32LE(off + Dsm.RANGE_LENGTH);
+        if (len === 0) continue;
+        const slba =
+          data.readUInt32LE(off + Dsm.RANGE_SLBA_HI) * 0x100000000 +
+          data.readUInt32LE(off + Dsm.RANGE_SLBA_LO);
+        if (slba + len > desc.bdev.numBlocks) {
+          finish(req, StatusCodeType.GENERIC, GenericStatus.LBA_OUT_OF_RANGE, true);
+          return;
+        }
+        ranges.push({ offsetBlocks: slba, numBlocks: len });
+      }
+      if (ranges.length === 0) {
+        finish(req, 0, 0, false);
+        return;
+      }
+      st.outstanding++;
+      bdevUnmap(desc, ch, ranges, bdevDone, req);
+      return;
+    }
+    default:
+      finish(req, StatusCodeType.GENERIC, GenericStatus.INVALID_OPCODE, true);
+  }
+}
+
+/** Abort a fused first command still waiting (queue going away). */
+export function dropFused(st: IoQueueState): void {
+  const first = st.fusedFirst;
+  if (first === null) return;
+  st.fusedFirst = null;
+  finish(first, StatusCodeType.GENERIC, GenericStatus.ABORTED_MISSING_FUSED, false);
+}
+
+export { BdevIoType };

@@ -1,0 +1,657 @@
+// An NVMe-oF controller (NVM or discovery): properties, admin commands,
+// AER, keep alive, error log. Owned by the poll-group thread of its admin
+// queue; every method runs on that thread.
+import { buildDiscoveryLog, type DiscoveryEntry, SubType } from '../spec/discovery.ts';
+import { FabricsSqe } from '../spec/fabrics.ts';
+import {
+  buildActiveNsList,
+  buildIdentifyController,
+  buildIdentifyNamespace,
+  buildNsDescriptorList,
+  Cns,
+  CntrlType,
+  eui64ToBytes,
+  IDENTIFY_SIZE,
+  nguidToBytes,
+  Oncs,
+  uuidToBytes,
+} from '../spec/identify.ts';
+import {
+  buildChangedNsList,
+  buildCommandEffectsLog,
+  buildFirmwareSlotLog,
+  buildHealthLog,
+  buildSupportedLogPages,
+  decodeGetLog,
+  ERROR_LOG_ENTRY_SIZE,
+  type ErrorLogEntry,
+  LogPage,
+  writeErrorLogEntry,
+} from '../spec/log.ts';
+import {
+  AdminOpcode,
+  CcBits,
+  CommandSpecificStatus,
+  ControllerRegister,
+  CstsBits,
+  FABRICS_OPCODE,
+  FabricsCommandType,
+  FabricsStatus,
+  FeatureId,
+  GenericStatus,
+  NvmOpcode,
+  Sqe,
+  StatusCodeType,
+  setStatus,
+} from '../spec/nvme.ts';
+import { nowUs } from '../thread/index.ts';
+import type { PgSubsystem } from './poll-group-types.ts';
+import { SubsystemType } from './subsystem.ts';
+import type { NvmfQpair, NvmfRequest, TransportOptions } from './transport.ts';
+
+export const NVMF_VERSION = 0x00010300; // 1.3
+export const FIRMWARE_REVISION = '26.05';
+/** Keep-alive granularity reported in KAS (ms), as SPDK does. */
+export const KAS_MS = 10_000;
+const MAX_AER = 4;
+const ERROR_LOG_ENTRIES = 128;
+/** CAP.TO in 500 ms units: 15 s like SPDK */
+const CAP_TO = 30;
+
+export const AsyncEvent = {
+  /** notice, namespace attribute changed, log 04h */
+  NS_ATTR_CHANGED: (2 | (0x00 << 8) | (LogPage.CHANGED_NS_LIST << 16)) >>> 0,
+  /** notice, discovery log page change, log 70h */
+  DISCOVERY_LOG_CHANGED: (2 | (0xf0 << 8) | (LogPage.DISCOVERY << 16)) >>> 0,
+} as const;
+
+/** A zero-filled scratch buffer per realm for identify/log data. */
+const scratch = Buffer.alloc(IDENTIFY_SIZE);
+
+/** Copy `src` into the request's data buffers (allocating one if the transport gave none), zero-filling the rest. */
+export function copyToRequest(req: NvmfRequest, src: Buffer, srcOffset = 0): void {
+  const total = req.length;
+  if (req.iov.length === 0 && total > 0) req.iov = [Buffer.alloc(total)];
+  let pos = srcOffset;
+  let left = total;
+  for (const b of req.iov) {
+    if (left <= 0) break;
+    const n = Math.min(b.length, left);
+    const avail = Math.max(0, Math.min(n, src.length - pos));
+    if (avail > 0) src.copy(b, 0, pos, pos + avail);
+    if (avail < n) b.fill(0, avail, n);
+    pos += n;
+    left -= n;
+  }
+}
+
+/** Gather the request's data into one buffer (for small admin payloads). */
+export function requestData(req: NvmfRequest): Buffer {
+  if (req.iov.length === 1) return req.iov[0].subarray(0, req.length);
+  return Buffer.concat(req.iov).subarray(0, req.length);
+}
+
+export interface CtrlrHost {
+  /** the controller's subsystem view in this poll group */
+  readonly sub: PgSubsystem;
+  /** the discovery entries the host may see through `listenAddr` */
+  discoveryEntries(ctrlr: NvmfCtrlr): DiscoveryEntry[];
+  discoveryGenctr(): number;
+  /** transport options for the admin queue's transport */
+  transportOptions(trtype: string): TransportOptions;
+  onCtrlrEnabled(ctrlr: NvmfCtrlr): void;
+}
+
+export class NvmfCtrlr {
+  readonly cntlid: number;
+  readonly hostnqn: string;
+  readonly hostid: Buffer;
+  readonly host: CtrlrHost;
+  readonly adminQpair: NvmfQpair;
+  readonly isDiscovery: boolean;
+  readonly opts: TransportOptions;
+  cc = 0;
+  csts = 0;
+  /** keep-alive timeout in ms (0 = none) */
+  kato: number;
+  lastKeepAliveUs: number;
+  asyncEventConfig = 0;
+  numIoQueuesSet = false;
+  ioQueueCount = 0;
+  readonly aerReqs: NvmfRequest[] = [];
+  readonly pendingEvents: number[] = [];
+  readonly changedNs = new Set<number>();
+  /** notices already reported and not yet cleared by reading their log page */
+  nsNoticeMasked = false;
+  discNoticeMasked = false;
+  readonly errorLog: ErrorLogEntry[] = [];
+  errorCount = 0;
+  readonly stats = { dataUnitsRead: 0, dataUnitsWritten: 0, hostReads: 0, hostWrites: 0 };
+
+  constructor(o: {
+    cntlid: number;
+    hostnqn: string;
+    hostid: Buffer;
+    host: CtrlrHost;
+    adminQpair: NvmfQpair;
+    kato: number;
+  }) {
+    this.cntlid = o.cntlid;
+    this.hostnqn = o.hostnqn;
+    this.hostid = Buffer.from(o.hostid);
+    this.host = o.host;
+    this.adminQpair = o.adminQpair;
+    this.isDiscovery = o.host.sub.view.subtype === SubsystemType.DISCOVERY;
+    this.opts = o.host.transportOptions(o.adminQpair.trtype);
+    this.kato = o.kato;
+    this.lastKeepAliveUs = nowUs();
+  }
+
+  get enabled(): boolean {
+    return (this.cc & CcBits.EN) !== 0 && (this.csts & CstsBits.RDY) !== 0;
+  }
+
+  /** CAP: MQES, CQR, TO, CSS=NVM (bit 37). Returned as [lo, hi]. */
+  capLo(): number {
+    const mqes = (this.isDiscovery ? this.opts.max_aq_depth : this.opts.max_queue_depth) - 1;
+    return ((mqes & 0xffff) | (1 << 16) | (CAP_TO << 24)) >>> 0;
+  }
+  capHi(): number {
+    return 1 << (37 - 32);
+  }
+
+  // ------------------------------------------------------------ properties
+
+  propertyGet(req: NvmfRequest): void {
+    const size8 = (req.cmd[FabricsSqe.PROP_ATTRIB] & 0x7) === 1;
+    const ofst = req.cmd.readUInt32LE(FabricsSqe.PROP_OFFSET);
+    let lo: number;
+    let hi = 0;
+    switch (ofst) {
+      case ControllerRegister.CAP:
+        lo = this.capLo();
+        hi = this.capHi();
+        break;
+      case ControllerRegister.VS:
+        lo = NVMF_VERSION;
+        break;
+      case ControllerRegister.CC:
+        lo = this.cc;
+        break;
+      case ControllerRegister.CSTS:
+        lo = this.csts;
+        break;
+      default:
+        setStatus(req.rsp, StatusCodeType.COMMAND_SPECIFIC, FabricsStatus.INVALID_PARAM);
+        req.complete();
+        return;
+    }
+    if (size8 !== (ofst === ControllerRegister.CAP)) {
+      setStatus(req.rsp, StatusCodeType.COMMAND_SPECIFIC, FabricsStatus.INVALID_PARAM);
+      req.complete();
+      return;
+    }
+    req.rsp.writeUInt32LE(lo >>> 0, 0);
+    req.rsp.writeUInt32LE(hi >>> 0, 4);
+    req.complete();
+  }
+
+  propertySet(req: NvmfRequest): void {
+    const ofst = req.cmd.readUInt32LE(FabricsSqe.PROP_OFFSET);
+    const size8 = (req.cmd[FabricsSqe.PROP_ATTRIB] & 0x7) === 1;
+    const value = req.cmd.readUInt32LE(FabricsSqe.PROP_VALUE);
+    if (ofst !== ControllerRegister.CC || size8) {
+      setStatus(req.rsp, StatusCodeType.COMMAND_SPECIFIC, FabricsStatus.INVALID_PARAM);
+      req.complete();
+      return;
+    }
+    const oldEn = (this.cc & CcBits.EN) !== 0;
+    const newEn = (value & CcBits.EN) !== 0;
+    if (!oldEn && newEn) {
+      const iosqes = (value >>> CcBits.IOSQES_SHIFT) & 0xf;
+      const iocqes = (value >>> CcBits.IOCQES_SHIFT) & 0xf;
+      const mps = (value >>> CcBits.MPS_SHIFT) & 0xf;
+      // the discovery controller needs no I/O queue entry sizes
+      if (mps !== 0 || (!this.isDiscovery && (iosqes !== 6 || iocqes !== 4))) {
+        setStatus(req.rsp, StatusCodeType.COMMAND_SPECIFIC, FabricsStatus.INVALID_PARAM);
+        req.complete();
+        return;
+      }
+      this.cc = value;
+      this.csts = (this.csts | CstsBits.RDY) >>> 0;
+      this.host.onCtrlrEnabled(this);
+    } else if (oldEn && !newEn) {
+      this.cc = value;
+      this.csts = 0;
+    } else {
+      this.cc = value;
+    }
+    if ((value & CcBits.SHN_MASK) !== 0) {
+      // shutdown: nothing is cached, so it is complete at once
+      this.csts = ((this.csts & ~CstsBits.SHST_MASK) | CstsBits.SHST_COMPLETE) >>> 0;
+    }
+    req.complete();
+  }
+
+  // ------------------------------------------------------------ admin commands
+
+  admin(req: NvmfRequest): void {
+    const opc = req.cmd[Sqe.OPCODE];
+    switch (opc) {
+      case AdminOpcode.IDENTIFY:
+        this.identify(req);
+        return;
+      case AdminOpcode.GET_LOG_PAGE:
+        this.getLogPage(req);
+        return;
+      case AdminOpcode.GET_FEATURES:
+        this.getFeatures(req);
+        return;
+      case AdminOpcode.SET_FEATURES:
+        this.setFeatures(req);
+        return;
+      case AdminOpcode.ASYNC_EVENT_REQUEST:
+        this.asyncEventRequest(req);
+        return;
+      case AdminOpcode.KEEP_ALIVE:
+        this.lastKeepAliveUs = nowUs();
+        req.complete();
+        return;
+      case AdminOpcode.ABORT:
+        if (this.isDiscovery) break;
+        // in-flight commands are not aborted (DW0 bit 0 = 1), as the Linux target does
+        req.rsp.writeUInt32LE(1, 0);
+        req.complete();
+        return;
+    }
+    this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_OPCODE, true);
+  }
+
+  fail(req: NvmfRequest, sct: number, sc: number, dnr = false): void {
+    setStatus(req.rsp, sct, sc, dnr);
+    this.recordError(
+      req.qpair.qid,
+      req.cmd.readUInt16LE(Sqe.CID),
+      (sct << 8) | sc,
+      0,
+      req.cmd.readUInt32LE(Sqe.NSID),
+    );
+    req.complete();
+  }
+
+  recordError(sqid: number, cid: number, status: number, lba: number, nsid: number): void {
+    this.errorCount++;
+    this.errorLog.unshift({ errorCount: this.errorCount, sqid, cid, status, lba, nsid });
+    if (this.errorLog.length > ERROR_LOG_ENTRIES) this.errorLog.length = ERROR_LOG_ENTRIES;
+  }
+
+  private identify(req: NvmfRequest): void {
+    const cdw10 = req.cmd.readUInt32LE(Sqe.CDW10);
+    const cns = cdw10 & 0xff;
+    const nsid = req.cmd.readUInt32LE(Sqe.NSID);
+    const view = this.host.sub.view;
+    if (this.isDiscovery && cns !== Cns.CONTROLLER) {
+      this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
+      return;
+    }
+    switch (cns) {
+      case Cns.CONTROLLER: {
+        let oncs = Oncs.COMPARE | Oncs.DSM | Oncs.WRITE_ZEROES;
+        if (this.isDiscovery) oncs = 0;
+        buildIdentifyController(scratch, {
+          cntlid: this.cntlid,
+          controllerType: this.isDiscovery ? CntrlType.DISCOVERY : CntrlType.IO,
+          serial: view.serial,
+          model: view.model,
+          firmware: FIRMWARE_REVISION,
+          subnqn: view.nqn,
+          version: NVMF_VERSION,
+          maxIoSize: this.opts.max_io_size,
+          maxQueueDepth: this.opts.max_queue_depth,
+          maxNamespaces: view.maxNamespaces,
+          inCapsuleDataSize: this.opts.in_capsule_data_size,
+          kasMs: KAS_MS,
+          oncs,
+          volatileWriteCache: this.host.sub.volatileWriteCache(),
+          anaReporting: view.anaReporting,
+        });
+        break;
+      }
+      case Cns.NAMESPACE: {
+        if (nsid === 0 || (nsid > view.maxNamespaces && nsid !== 0xffffffff)) {
+          this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_NAMESPACE_OR_FORMAT, true);
+          return;
+        }
+        const ns = this.host.sub.ns.get(nsid);
+        if (ns === undefined) {
+          scratch.fill(0); // inactive namespace: zeroed data
+          break;
+        }
+        buildIdentifyNamespace(scratch, {
+          numBlocks: ns.desc.bdev.numBlocks,
+          blockSize: ns.desc.bdev.blockSize,
+          thinProvisioned: ns.unmapSupported,
+          optimalIoBoundary: ns.desc.bdev.optimalIoBoundary,
+          nguid: nguidToBytes(ns.config.nguid),
+          eui64: ns.config.eui64 ? eui64ToBytes(ns.config.eui64) : null,
+          anaGroupId: view.anaReporting ? ns.config.anaGroupId : 0,
+        });
+        break;
+      }
+      case Cns.ACTIVE_NS_LIST:
+        if (nsid >= 0xfffffffe) {
+          this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_NAMESPACE_OR_FORMAT, true);
+          return;
+        }
+        buildActiveNsList(scratch, [...this.host.sub.ns.keys()], nsid);
+        break;
+      case Cns.NS_DESCRIPTOR_LIST: {
+        const ns = this.host.sub.ns.get(nsid);
+        if (ns === undefined) {
+          this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_NAMESPACE_OR_FORMAT, true);
+          return;
+        }
+        buildNsDescriptorList(scratch, {
+          eui64: ns.config.eui64 ? eui64ToBytes(ns.config.eui64) : null,
+          nguid: nguidToBytes(ns.config.nguid),
+          uuid: uuidToBytes(ns.config.uuid),
+        });
+        break;
+      }
+      case Cns.CSI_ACTIVE_NS_LIST: {
+        const csi = req.cmd[Sqe.CDW11 + 3];
+        if (csi !== 0) {
+          scratch.fill(0);
+          break;
+        }
+        buildActiveNsList(scratch, [...this.host.sub.ns.keys()], nsid);
+        break;
+      }
+      case Cns.CSI_CONTROLLER:
+      case Cns.CSI_NAMESPACE: {
+        const csi = req.cmd[Sqe.CDW11 + 3];
+        if (csi !== 0) {
+          this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
+          return;
+        }
+        scratch.fill(0); // the NVM command set has no I/O-command-set-specific data we report
+        break;
+      }
+      case Cns.IO_COMMAND_SET:
+        scratch.fill(0);
+        scratch.writeUInt32LE(1, 0); // NVM command set only
+        break;
+      default:
+        this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
+        return;
+    }
+    copyToRequest(req, scratch);
+    req.complete();
+  }
+
+  private getLogPage(req: NvmfRequest): void {
+    const p = decodeGetLog(req.cmd);
+    if ((p.offset & 3) !== 0) {
+      this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
+      return;
+    }
+    let page: Buffer | null = null;
+    if (this.isDiscovery) {
+      if (p.lid === LogPage.DISCOVERY) {
+        page = buildDiscoveryLog(this.host.discoveryGenctr(), this.host.discoveryEntries(this));
+        if (!p.rae) this.discNoticeMasked = false;
+      }
+    } else {
+      switch (p.lid) {
+        case LogPage.SUPPORTED_LOG_PAGES:
+          page = Buffer.alloc(1024);
+          buildSupportedLogPages(page, [0x00, 0x01, 0x02, 0x03, 0x04, 0x05]);
+          break;
+        case LogPage.ERROR: {
+          const n = Math.max(1, Math.ceil(p.length / ERROR_LOG_ENTRY_SIZE));
+          page = Buffer.alloc(n * ERROR_LOG_ENTRY_SIZE + p.offset);
+          for (let i = 0; i < this.errorLog.length && (i + 1) * ERROR_LOG_ENTRY_SIZE <= page.length; i++) {
+            writeErrorLogEntry(page, i * ERROR_LOG_ENTRY_SIZE, this.errorLog[i]);
+          }
+          break;
+        }
+        case LogPage.HEALTH:
+          page = Buffer.alloc(512);
+          buildHealthLog(page, { ...this.stats, errors: this.errorCount });
+          break;
+        case LogPage.FIRMWARE_SLOT:
+          page = Buffer.alloc(512);
+          buildFirmwareSlotLog(page, FIRMWARE_REVISION);
+          break;
+        case LogPage.CHANGED_NS_LIST:
+          page = Buffer.alloc(4096);
+          buildChangedNsList(
+            page,
+            [...this.changedNs].sort((a, b) => a - b),
+          );
+          if (!p.rae) {
+            this.changedNs.clear();
+            this.nsNoticeMasked = false;
+          }
+          break;
+        case LogPage.COMMAND_EFFECTS:
+          page = Buffer.alloc(4096);
+          buildCommandEffectsLog(
+            page,
+            [
+              AdminOpcode.GET_LOG_PAGE,
+              AdminOpcode.IDENTIFY,
+              AdminOpcode.ABORT,
+              AdminOpcode.SET_FEATURES,
+              AdminOpcode.GET_FEATURES,
+              AdminOpcode.ASYNC_EVENT_REQUEST,
+              AdminOpcode.KEEP_ALIVE,
+            ],
+            [
+              NvmOpcode.FLUSH,
+              NvmOpcode.WRITE,
+              NvmOpcode.READ,
+              NvmOpcode.COMPARE,
+              NvmOpcode.WRITE_ZEROES,
+              NvmOpcode.DATASET_MANAGEMENT,
+            ],
+            [NvmOpcode.FLUSH, NvmOpcode.WRITE, NvmOpcode.WRITE_ZEROES, NvmOpcode.DATASET_MANAGEMENT],
+          );
+          break;
+      }
+    }
+    if (page === null) {
+      this.fail(req, StatusCodeType.COMMAND_SPECIFIC, CommandSpecificStatus.INVALID_LOG_PAGE, true);
+      return;
+    }
+    if (p.offset > page.length) {
+      this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
+      return;
+    }
+    copyToRequest(req, page, p.offset);
+    req.complete();
+  }
+
+  private getFeatures(req: NvmfRequest): void {
+    const fid = req.cmd[Sqe.CDW10];
+    const sel = (req.cmd.readUInt32LE(Sqe.CDW10) >>> 8) & 0x7;
+    let dw0 = 0;
+    if (sel === 3) {
+      // supported capabilities: nothing saveable, everything changeable? report 0 (not saveable, not ns-specific)
+      req.rsp.writeUInt32LE(0, 0);
+      req.complete();
+      return;
+    }
+    if (this.isDiscovery) {
+      if (fid === FeatureId.KEEP_ALIVE_TIMER) dw0 = this.kato;
+      else if (fid === FeatureId.ASYNC_EVENT_CONFIGURATION) dw0 = this.asyncEventConfig;
+      else {
+        this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
+        return;
+      }
+      req.rsp.writeUInt32LE(dw0 >>> 0, 0);
+      req.complete();
+      return;
+    }
+    switch (fid) {
+      case FeatureId.ARBITRATION:
+      case FeatureId.POWER_MANAGEMENT:
+      case FeatureId.ERROR_RECOVERY:
+      case FeatureId.INTERRUPT_COALESCING:
+      case FeatureId.WRITE_ATOMICITY:
+        dw0 = 0;
+        break;
+      case FeatureId.TEMPERATURE_THRESHOLD:
+        dw0 = 0x0157; // 343 K over-temperature threshold, like a default drive
+        break;
+      case FeatureId.VOLATILE_WRITE_CACHE:
+        dw0 = this.host.sub.volatileWriteCache() ? 1 : 0;
+        break;
+      case FeatureId.NUMBER_OF_QUEUES: {
+        const n = this.opts.max_io_qpairs_per_ctrlr - 1;
+        dw0 = ((n << 16) | n) >>> 0;
+        break;
+      }
+      case FeatureId.ASYNC_EVENT_CONFIGURATION:
+        dw0 = this.asyncEventConfig;
+        break;
+      case FeatureId.KEEP_ALIVE_TIMER:
+        dw0 = this.kato;
+        break;
+      case FeatureId.HOST_IDENTIFIER: {
+        const exhid = req.cmd[Sqe.CDW11] & 1;
+        if (exhid === 0) {
+          this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
+          return;
+        }
+        copyToRequest(req, this.hostid);
+        req.complete();
+        return;
+      }
+      default:
+        this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
+        return;
+    }
+    req.rsp.writeUInt32LE(dw0 >>> 0, 0);
+    req.complete();
+  }
+
+  private setFeatures(req: NvmfRequest): void {
+    const cdw10 = req.cmd.readUInt32LE(Sqe.CDW10);
+    const fid = cdw10 & 0xff;
+    const cdw11 = req.cmd.readUInt32LE(Sqe.CDW11);
+    if ((cdw10 & 0x80000000) !== 0) {
+      this.fail(req, StatusCodeType.COMMAND_SPECIFIC, CommandSpecificStatus.FEATURE_ID_NOT_SAVEABLE, true);
+      return;
+    }
+    switch (fid) {
+      case FeatureId.KEEP_ALIVE_TIMER:
+        this.kato = cdw11 === 0 ? 0 : Math.max(cdw11, 1);
+        this.lastKeepAliveUs = nowUs();
+        break;
+      case FeatureId.ASYNC_EVENT_CONFIGURATION:
+        this.asyncEventConfig = cdw11;
+        break;
+      case FeatureId.NUMBER_OF_QUEUES: {
+        if (this.isDiscovery) {
+          this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
+          return;
+        }
+        if (this.ioQueueCount > 0) {
+          this.fail(req, StatusCodeType.GENERIC, GenericStatus.COMMAND_SEQUENCE_ERROR, true);
+          return;
+        }
+        if ((cdw11 & 0xffff) === 0xffff || cdw11 >>> 16 === 0xffff) {
+          this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
+          return;
+        }
+        this.numIoQueuesSet = true;
+        const n = this.opts.max_io_qpairs_per_ctrlr - 1;
+        req.rsp.writeUInt32LE(((n << 16) | n) >>> 0, 0);
+        break;
+      }
+      case FeatureId.ARBITRATION:
+      case FeatureId.POWER_MANAGEMENT:
+      case FeatureId.TEMPERATURE_THRESHOLD:
+      case FeatureId.ERROR_RECOVERY:
+      case FeatureId.INTERRUPT_COALESCING:
+      case FeatureId.WRITE_ATOMICITY:
+        if (this.isDiscovery) {
+          this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
+          return;
+        }
+        break;
+      case FeatureId.HOST_IDENTIFIER:
+        this.fail(req, StatusCodeType.GENERIC, GenericStatus.COMMAND_SEQUENCE_ERROR, true);
+        return;
+      case FeatureId.VOLATILE_WRITE_CACHE:
+        this.fail(req, StatusCodeType.COMMAND_SPECIFIC, CommandSpecificStatus.FEATURE_NOT_CHANGEABLE, true);
+        return;
+      default:
+        this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
+        return;
+    }
+    req.complete();
+  }
+
+  private asyncEventRequest(req: NvmfRequest): void {
+    if (this.aerReqs.length >= MAX_AER) {
+      this.fail(
+        req,
+        StatusCodeType.COMMAND_SPECIFIC,
+        CommandSpecificStatus.ASYNC_EVENT_REQUEST_LIMIT_EXCEEDED,
+        true,
+      );
+      return;
+    }
+    this.aerReqs.push(req);
+    this.deliverEvents();
+  }
+
+  /** Queue an asynchronous event (coalesced until the host reads the log page). */
+  raiseEvent(ev: number): void {
+    if (ev === AsyncEvent.NS_ATTR_CHANGED) {
+      // AEC bit 8: namespace attribute notices enabled
+      if (this.nsNoticeMasked || (this.asyncEventConfig & 0x100) === 0) return;
+      this.nsNoticeMasked = true;
+    } else if (ev === AsyncEvent.DISCOVERY_LOG_CHANGED) {
+      if (this.discNoticeMasked || (this.asyncEventConfig & 0x80000000) === 0) return;
+      this.discNoticeMasked = true;
+    }
+    this.pendingEvents.push(ev);
+    this.deliverEvents();
+  }
+
+  private deliverEvents(): void {
+    while (this.pendingEvents.length > 0 && this.aerReqs.length > 0) {
+      const req = this.aerReqs.shift() as NvmfRequest;
+      req.rsp.writeUInt32LE(this.pendingEvents.shift() as number, 0);
+      req.complete();
+    }
+  }
+
+  namespaceChanged(nsid: number): void {
+    if (this.isDiscovery) return;
+    this.changedNs.add(nsid);
+    this.raiseEvent(AsyncEvent.NS_ATTR_CHANGED);
+  }
+
+  /** Drop outstanding AERs (their qpair is going away: the transport completes them). */
+  destroy(): void {
+    const reqs = this.aerReqs.splice(0);
+    for (const r of reqs) {
+      setStatus(r.rsp, StatusCodeType.GENERIC, GenericStatus.ABORTED_SQ_DELETION);
+      r.complete();
+    }
+  }
+
+  keepAliveExpired(now: number): boolean {
+    return this.kato > 0 && now - this.lastKeepAliveUs > this.kato * 1000;
+  }
+}
+
+export function isFabricsCommand(cmd: Buffer): boolean {
+  return cmd[Sqe.OPCODE] === FABRICS_OPCODE;
+}
+
+export { FabricsCommandType, SubType };

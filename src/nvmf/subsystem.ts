@@ -1,0 +1,190 @@
+// Subsystems as the app thread keeps them (the registry of record), the
+// structured-cloneable view every poll group receives, and NQN rules.
+import { randomUUID } from 'node:crypto';
+import { DISCOVERY_NQN } from '../spec/discovery.ts';
+import type { TransportAddress } from './transport.ts';
+
+export const SubsystemState = {
+  INACTIVE: 'inactive',
+  ACTIVE: 'active',
+  PAUSED: 'paused',
+} as const;
+export type SubsystemState = (typeof SubsystemState)[keyof typeof SubsystemState];
+
+export const SubsystemType = { NVME: 'NVMe', DISCOVERY: 'Discovery' } as const;
+export type SubsystemType = (typeof SubsystemType)[keyof typeof SubsystemType];
+
+export interface NamespaceConfig {
+  nsid: number;
+  bdevName: string;
+  /** 32 hex digits, upper case, as SPDK prints it */
+  nguid: string;
+  uuid: string;
+  eui64: string | null;
+  anaGroupId: number;
+  noAutoVisible: boolean;
+}
+
+export interface ListenerConfig {
+  address: TransportAddress;
+  anaState: string; // 'optimized' | 'non_optimized' | 'inaccessible'
+  secureChannel: boolean;
+}
+
+/** What a poll group knows of a subsystem (structured-cloneable). */
+export interface SubsystemView {
+  nqn: string;
+  subtype: SubsystemType;
+  state: SubsystemState;
+  serial: string;
+  model: string;
+  allowAnyHost: boolean;
+  hosts: string[];
+  namespaces: NamespaceConfig[];
+  listeners: TransportAddress[];
+  maxNamespaces: number;
+  anaReporting: boolean;
+}
+
+const NQN_MAX = 223;
+const UUID_NQN_PREFIX = 'nqn.2014-08.org.nvmexpress:uuid:';
+const UUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+
+/** Null when `nqn` is a valid NQN, else the reason (SPDK's nvmf_valid_nqn rules). */
+export function nqnError(nqn: string): string | null {
+  if (typeof nqn !== 'string' || nqn.length === 0) return 'NQN is empty';
+  if (Buffer.byteLength(nqn, 'utf8') > NQN_MAX) return `NQN is longer than ${NQN_MAX} bytes`;
+  if (nqn === DISCOVERY_NQN) return null;
+  if (nqn.startsWith(UUID_NQN_PREFIX)) {
+    const u = nqn.slice(UUID_NQN_PREFIX.length);
+    return UUID_RE.test(u) ? null : `invalid UUID in NQN "${nqn}"`;
+  }
+  if (!nqn.startsWith('nqn.')) return `NQN "${nqn}" does not start with "nqn."`;
+  // nqn.yyyy-mm.reverse-domain[:anything]
+  const m = /^nqn\.(\d{4})-(\d{2})\.([^:]+)(:.*)?$/.exec(nqn);
+  if (m === null) return `NQN "${nqn}" is not of the form nqn.yyyy-mm.domain[:string]`;
+  const month = Number(m[2]);
+  if (month < 1 || month > 12) return `invalid month in NQN "${nqn}"`;
+  const domain = m[3];
+  const labels = domain.split('.');
+  for (const label of labels) {
+    if (!/^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$/.test(label)) return `invalid domain name in NQN "${nqn}"`;
+  }
+  return null;
+}
+
+/** A 16-byte NGUID as 32 upper-case hex digits from a UUID. */
+export function nguidFromUuid(uuid: string): string {
+  return uuid.replace(/-/g, '').toUpperCase();
+}
+
+export class NvmfSubsystem {
+  readonly nqn: string;
+  readonly subtype: SubsystemType;
+  state: SubsystemState = SubsystemState.INACTIVE;
+  serial: string;
+  model: string;
+  allowAnyHost: boolean;
+  readonly hosts = new Set<string>();
+  readonly namespaces = new Map<number, NamespaceConfig>();
+  readonly listeners: ListenerConfig[] = [];
+  maxNamespaces: number;
+  readonly minCntlid: number;
+  readonly maxCntlid: number;
+  anaReporting: boolean;
+  nextCntlid: number;
+
+  constructor(o: {
+    nqn: string;
+    subtype: SubsystemType;
+    serial: string;
+    model: string;
+    allowAnyHost: boolean;
+    maxNamespaces: number;
+    minCntlid: number;
+    maxCntlid: number;
+    anaReporting: boolean;
+  }) {
+    this.nqn = o.nqn;
+    this.subtype = o.subtype;
+    this.serial = o.serial;
+    this.model = o.model;
+    this.allowAnyHost = o.allowAnyHost;
+    this.maxNamespaces = o.maxNamespaces;
+    this.minCntlid = o.minCntlid;
+    this.maxCntlid = o.maxCntlid;
+    this.anaReporting = o.anaReporting;
+    this.nextCntlid = o.minCntlid;
+  }
+
+  hostAllowed(hostnqn: string): boolean {
+    return this.allowAnyHost || this.hosts.has(hostnqn);
+  }
+
+  /** First free NSID (1-based), 0 if the subsystem is full. */
+  freeNsid(): number {
+    for (let nsid = 1; nsid <= this.maxNamespaces; nsid++) if (!this.namespaces.has(nsid)) return nsid;
+    return 0;
+  }
+
+  addNamespace(o: {
+    bdevName: string;
+    nsid?: number;
+    uuid?: string;
+    nguid?: string;
+    eui64?: string;
+    anaGroupId?: number;
+    noAutoVisible?: boolean;
+  }): NamespaceConfig {
+    const nsid = o.nsid && o.nsid > 0 ? o.nsid : this.freeNsid();
+    if (nsid === 0) throw new Error(`subsystem ${this.nqn} has no free namespace ID`);
+    if (nsid > this.maxNamespaces)
+      throw new Error(`NSID ${nsid} exceeds max_namespaces ${this.maxNamespaces}`);
+    if (this.namespaces.has(nsid)) throw new Error(`NSID ${nsid} is already in use in ${this.nqn}`);
+    for (const ns of this.namespaces.values()) {
+      if (ns.bdevName === o.bdevName)
+        throw new Error(`bdev ${o.bdevName} is already namespace ${ns.nsid} of ${this.nqn}`);
+    }
+    const uuid = o.uuid ?? randomUUID();
+    const ns: NamespaceConfig = {
+      nsid,
+      bdevName: o.bdevName,
+      uuid,
+      nguid: (o.nguid ?? nguidFromUuid(uuid)).replace(/-/g, '').toUpperCase(),
+      eui64: o.eui64 ?? null,
+      anaGroupId: o.anaGroupId ?? nsid,
+      noAutoVisible: o.noAutoVisible ?? false,
+    };
+    this.namespaces.set(nsid, ns);
+    return ns;
+  }
+
+  findListener(a: TransportAddress): ListenerConfig | undefined {
+    return this.listeners.find((l) => sameAddress(l.address, a));
+  }
+
+  view(): SubsystemView {
+    return {
+      nqn: this.nqn,
+      subtype: this.subtype,
+      state: this.state,
+      serial: this.serial,
+      model: this.model,
+      allowAnyHost: this.allowAnyHost,
+      hosts: [...this.hosts],
+      namespaces: [...this.namespaces.values()].map((n) => ({ ...n })),
+      listeners: this.listeners.map((l) => ({ ...l.address })),
+      maxNamespaces: this.maxNamespaces,
+      anaReporting: this.anaReporting,
+    };
+  }
+}
+
+export function sameAddress(a: TransportAddress, b: TransportAddress): boolean {
+  return (
+    a.trtype.toUpperCase() === b.trtype.toUpperCase() &&
+    a.traddr === b.traddr &&
+    a.trsvcid === b.trsvcid &&
+    a.adrfam.toUpperCase() === b.adrfam.toUpperCase()
+  );
+}

@@ -1,0 +1,649 @@
+// The NVMe-oF target on the app thread: registry of record for transports,
+// subsystems, listeners, controller IDs and discovery state; the start-up and
+// shutdown state machine; the acceptor that spreads connections over poll
+// groups round-robin. Poll groups learn every change through forEachChannel.
+import type { Socket } from 'node:net';
+import { bdevGetReplica } from '../bdev/index.ts';
+import { DISCOVERY_NQN, type DiscoveryEntry, SubType } from '../spec/discovery.ts';
+import { CommandSpecificStatus, FabricsStatus, GenericStatus, StatusCodeType } from '../spec/nvme.ts';
+import {
+  currentThread,
+  defineHandler,
+  forEachChannel,
+  sendMsg,
+  spawnThread,
+  type ThreadRef,
+} from '../thread/index.ts';
+import { logger } from '../util/log.ts';
+import {
+  type AdminConnectReply,
+  type IoConnectReply,
+  NVMF_TGT_DEVICE,
+  type PgStats,
+  pgAddSocket,
+  pgAddTransportIter,
+  pgAdminConnectDone,
+  pgCreate,
+  pgCtrlrGone,
+  pgDestroy,
+  pgIoConnectDone,
+  pgQpairsIter,
+  pgSnapshotIter,
+  pgStatsIter,
+  type QpairInfo,
+  type TargetSnapshot,
+} from './poll-group.ts';
+import { NvmfSubsystem, nqnError, SubsystemState, SubsystemType, sameAddress } from './subsystem.ts';
+import type { TransportAddress, TransportOptions } from './transport.ts';
+import { getTransport, type TransportListener } from './transports.ts';
+
+const log = logger('nvmf');
+
+export const TgtState = {
+  INIT: 'INIT',
+  CREATE_TARGET: 'CREATE_TARGET',
+  CREATE_POLL_GROUPS: 'CREATE_POLL_GROUPS',
+  START_SUBSYSTEMS: 'START_SUBSYSTEMS',
+  RUNNING: 'RUNNING',
+  FINI_STOP_SUBSYSTEMS: 'FINI_STOP_SUBSYSTEMS',
+  FINI_DESTROY_SUBSYSTEMS: 'FINI_DESTROY_SUBSYSTEMS',
+  FINI_DESTROY_POLL_GROUPS: 'FINI_DESTROY_POLL_GROUPS',
+  FINI_DESTROY_TARGET: 'FINI_DESTROY_TARGET',
+  STOPPED: 'STOPPED',
+  ERROR: 'ERROR',
+} as const;
+export type TgtState = (typeof TgtState)[keyof typeof TgtState];
+
+export interface CtrlrRecord {
+  cntlid: number;
+  subnqn: string;
+  hostnqn: string;
+  hostid: string;
+  owner: ThreadRef;
+  enabled: boolean;
+  /** qid → poll-group thread */
+  ioQueues: Map<number, ThreadRef>;
+}
+
+export interface Referral {
+  address: TransportAddress;
+  subnqn: string;
+  secureChannel: boolean;
+}
+
+export interface NvmfConfig {
+  discovery_filter: string;
+  admin_cmd_passthru: Record<string, boolean>;
+  dhchap_digests: string[];
+  dhchap_dhgroups: string[];
+  dup_host_policy: string;
+}
+
+interface ListenerEntry {
+  address: TransportAddress;
+  handle: TransportListener;
+  /** subsystems listening on it */
+  users: Set<string>;
+}
+
+/** Errors whose message an RPC can show as is. */
+export class NvmfError extends Error {
+  readonly errno: number;
+  constructor(message: string, errno = -22) {
+    super(message);
+    this.errno = errno;
+  }
+}
+
+function addrKey(a: TransportAddress): string {
+  return `${a.trtype.toUpperCase()}|${a.adrfam.toUpperCase()}|${a.traddr}|${a.trsvcid}`;
+}
+
+export class NvmfTarget {
+  state: TgtState = TgtState.INIT;
+  readonly appThread: ThreadRef;
+  readonly subsystems = new Map<string, NvmfSubsystem>();
+  readonly transports = new Map<string, TransportOptions>();
+  readonly listeners = new Map<string, ListenerEntry>();
+  readonly ctrlrs = new Map<number, CtrlrRecord>();
+  readonly referrals: Referral[] = [];
+  pollGroups: ThreadRef[] = [];
+  maxSubsystems = 1024;
+  crdt = [0, 0, 0];
+  config: NvmfConfig = {
+    discovery_filter: 'match_any',
+    admin_cmd_passthru: {
+      identify_ctrlr: false,
+      identify_uuid_list: false,
+      get_log_page: false,
+      get_set_features: false,
+      sanitize: false,
+      security_send_recv: false,
+      fw_update: false,
+      nvme_mi: false,
+      vendor_specific: false,
+    },
+    dhchap_digests: ['sha256', 'sha384', 'sha512'],
+    dhchap_dhgroups: ['null', 'ffdhe2048', 'ffdhe3072', 'ffdhe4096', 'ffdhe6144', 'ffdhe8192'],
+    dup_host_policy: 'allow',
+  };
+  genctr = 0;
+  private snapshotVersion = 0;
+  private rr = 0;
+  private nextCntlid = 1;
+
+  constructor() {
+    this.appThread = currentThread().ref;
+  }
+
+  private setState(s: TgtState): void {
+    log.info(`nvmf target state ${this.state} -> ${s}`);
+    this.state = s;
+  }
+
+  // ------------------------------------------------------------ lifecycle
+
+  /** CREATE_TARGET → CREATE_POLL_GROUPS → START_SUBSYSTEMS → RUNNING */
+  async start(reactorCount: number): Promise<void> {
+    try {
+      this.setState(TgtState.CREATE_TARGET);
+      const disc = new NvmfSubsystem({
+        nqn: DISCOVERY_NQN,
+        subtype: SubsystemType.DISCOVERY,
+        serial: '',
+        model: '',
+        allowAnyHost: true,
+        maxNamespaces: 0,
+        minCntlid: 1,
+        maxCntlid: 0xffef,
+        anaReporting: false,
+      });
+      disc.state = SubsystemState.ACTIVE;
+      this.subsystems.set(DISCOVERY_NQN, disc);
+      this.setState(TgtState.CREATE_POLL_GROUPS);
+      const refs: ThreadRef[] = [];
+      for (let r = 0; r < reactorCount; r++) {
+        refs.push(
+          await new Promise<ThreadRef>((resolve) => spawnThread(`nvmf_tgt_poll_group_${r}`, r, resolve)),
+        );
+      }
+      for (const ref of refs) {
+        await this.call(ref, (token) => {
+          sendMsg(ref, pgCreate, {
+            token,
+            appThread: this.appThread,
+            transports: [...this.transports.values()],
+            snapshot: null,
+          });
+        });
+      }
+      this.pollGroups = refs;
+      this.setState(TgtState.START_SUBSYSTEMS);
+      for (const s of this.subsystems.values())
+        if (s.state === SubsystemState.INACTIVE) s.state = SubsystemState.ACTIVE;
+      await this.sync();
+      this.setState(TgtState.RUNNING);
+    } catch (e) {
+      this.setState(TgtState.ERROR);
+      throw e;
+    }
+  }
+
+  /** FINI_STOP_SUBSYSTEMS → FINI_DESTROY_SUBSYSTEMS → FINI_DESTROY_POLL_GROUPS → FINI_DESTROY_TARGET → STOPPED */
+  async stop(): Promise<void> {
+    try {
+      this.setState(TgtState.FINI_STOP_SUBSYSTEMS);
+      for (const l of this.listeners.values()) await l.handle.close().catch(() => {});
+      this.listeners.clear();
+      for (const s of this.subsystems.values()) s.state = SubsystemState.INACTIVE;
+      if (this.pollGroups.length > 0) await this.sync();
+      this.setState(TgtState.FINI_DESTROY_SUBSYSTEMS);
+      this.subsystems.clear();
+      if (this.pollGroups.length > 0) await this.sync();
+      this.setState(TgtState.FINI_DESTROY_POLL_GROUPS);
+      for (const ref of this.pollGroups) {
+        await this.call(ref, (token) => sendMsg(ref, pgDestroy, { token, appThread: this.appThread }));
+      }
+      this.pollGroups = [];
+      this.setState(TgtState.FINI_DESTROY_TARGET);
+      this.ctrlrs.clear();
+      this.transports.clear();
+      this.setState(TgtState.STOPPED);
+    } catch (e) {
+      this.setState(TgtState.ERROR);
+      throw e;
+    }
+  }
+
+  // ------------------------------------------------------------ messaging helpers
+
+  private readonly waiters = new Map<number, (v: unknown) => void>();
+  private nextToken = 1;
+
+  /** Send something that answers with tgtReply {token}; resolves with its value. */
+  call<T = unknown>(_to: ThreadRef, send: (token: number) => void): Promise<T> {
+    const token = this.nextToken++;
+    return new Promise<T>((resolve) => {
+      this.waiters.set(token, resolve as (v: unknown) => void);
+      send(token);
+    });
+  }
+
+  resolve(token: number, value: unknown): void {
+    const w = this.waiters.get(token);
+    if (w === undefined) return;
+    this.waiters.delete(token);
+    w(value);
+  }
+
+  /** Push the current state of every subsystem to every poll group. */
+  sync(): Promise<void> {
+    const snap: TargetSnapshot = {
+      version: ++this.snapshotVersion,
+      views: [...this.subsystems.values()].map((s) => s.view()),
+      genctr: this.genctr,
+      referrals: this.referrals.map((r) => referralEntry(r)),
+      discoveryFilter: this.config.discovery_filter,
+    };
+    return new Promise((resolve) => forEachChannel(NVMF_TGT_DEVICE, pgSnapshotIter, snap, () => resolve()));
+  }
+
+  /** A change visible in the discovery log: bump the generation counter and sync. */
+  private changed(discoveryVisible: boolean): Promise<void> {
+    if (discoveryVisible) this.genctr++;
+    return this.sync();
+  }
+
+  // ------------------------------------------------------------ transports
+
+  async createTransport(opts: TransportOptions): Promise<void> {
+    const key = opts.trtype.toUpperCase();
+    if (this.transports.has(key)) throw new NvmfError(`Transport type '${opts.trtype}' already exists`, -17);
+    if (getTransport(key) === undefined)
+      throw new NvmfError(`Transport type '${opts.trtype}' is not supported`);
+    this.transports.set(key, opts);
+    if (this.pollGroups.length === 0) return;
+    const r = await new Promise<{ ctx: { opts: TransportOptions; error: string | null }; status: number }>(
+      (resolve) => forEachChannel(NVMF_TGT_DEVICE, pgAddTransportIter, { opts, error: null }, resolve),
+    );
+    if (r.status !== 0) {
+      this.transports.delete(key);
+      throw new NvmfError(`cannot create transport ${opts.trtype}: ${r.ctx.error}`);
+    }
+    log.notice(`*** ${key} Transport Init ***`);
+  }
+
+  // ------------------------------------------------------------ subsystems
+
+  getSubsystem(nqn: string): NvmfSubsystem {
+    const s = this.subsystems.get(nqn);
+    if (s === undefined) throw new NvmfError(`Unable to find subsystem with NQN ${nqn}`, -19);
+    return s;
+  }
+
+  async createSubsystem(o: {
+    nqn: string;
+    serial: string;
+    model: string;
+    allowAnyHost: boolean;
+    maxNamespaces: number;
+    minCntlid: number;
+    maxCntlid: number;
+    anaReporting: boolean;
+  }): Promise<NvmfSubsystem> {
+    const err = nqnError(o.nqn);
+    if (err !== null) throw new NvmfError(`Unable to create subsystem ${o.nqn}: ${err}`);
+    if (this.subsystems.has(o.nqn))
+      throw new NvmfError(`Unable to create subsystem ${o.nqn}: already exists`, -17);
+    if (o.nqn === DISCOVERY_NQN) throw new NvmfError('the discovery subsystem exists already', -17);
+    if (this.subsystems.size >= this.maxSubsystems) throw new NvmfError('too many subsystems', -28);
+    if (o.serial.length > 20 || !/^[\x20-\x7e]*$/.test(o.serial))
+      throw new NvmfError(`Subsystem ${o.nqn}: invalid serial number ${o.serial}`);
+    if (o.model.length > 40 || !/^[\x20-\x7e]*$/.test(o.model))
+      throw new NvmfError(`Subsystem ${o.nqn}: invalid model number ${o.model}`);
+    if (o.minCntlid < 1 || o.maxCntlid > 0xffef || o.minCntlid > o.maxCntlid)
+      throw new NvmfError('invalid cntlid range');
+    const s = new NvmfSubsystem({ ...o, subtype: SubsystemType.NVME });
+    this.subsystems.set(o.nqn, s);
+    // SPDK starts new subsystems right away once the target runs
+    if (this.state === TgtState.RUNNING) s.state = SubsystemState.ACTIVE;
+    await this.changed(true);
+    log.info(`subsystem ${o.nqn} created`);
+    return s;
+  }
+
+  async deleteSubsystem(nqn: string): Promise<void> {
+    if (nqn === DISCOVERY_NQN) throw new NvmfError('the discovery subsystem cannot be deleted');
+    const s = this.getSubsystem(nqn);
+    s.state = SubsystemState.INACTIVE;
+    await this.sync();
+    this.subsystems.delete(nqn);
+    for (const l of s.listeners) await this.releaseListener(l.address, nqn);
+    await this.changed(true);
+  }
+
+  async setSubsystemState(nqn: string, state: SubsystemState): Promise<void> {
+    const s = this.getSubsystem(nqn);
+    s.state = state;
+    await this.sync();
+  }
+
+  async addNamespace(nqn: string, o: Parameters<NvmfSubsystem['addNamespace']>[0]): Promise<number> {
+    const s = this.getSubsystem(nqn);
+    if (s.subtype !== SubsystemType.NVME) throw new NvmfError('namespaces belong to NVM subsystems only');
+    if (bdevGetReplica(o.bdevName) === undefined)
+      throw new NvmfError(`bdev ${o.bdevName} cannot be opened, error=-19`, -19);
+    let ns: ReturnType<NvmfSubsystem['addNamespace']>;
+    try {
+      ns = s.addNamespace(o);
+    } catch (e) {
+      throw new NvmfError((e as Error).message);
+    }
+    await this.sync();
+    log.info(`namespace ${ns.nsid} (bdev ${ns.bdevName}) added to ${nqn}`);
+    return ns.nsid;
+  }
+
+  async removeNamespace(nqn: string, nsid: number): Promise<void> {
+    const s = this.getSubsystem(nqn);
+    if (!s.namespaces.delete(nsid)) throw new NvmfError(`Invalid parameters: no namespace ${nsid} in ${nqn}`);
+    await this.sync();
+  }
+
+  async addHost(nqn: string, host: string): Promise<void> {
+    const s = this.getSubsystem(nqn);
+    const err = nqnError(host);
+    if (err !== null) throw new NvmfError(`invalid host NQN: ${err}`);
+    s.hosts.add(host);
+    await this.changed(true);
+  }
+
+  async removeHost(nqn: string, host: string): Promise<void> {
+    const s = this.getSubsystem(nqn);
+    s.hosts.delete(host);
+    await this.changed(true);
+  }
+
+  async allowAnyHost(nqn: string, allow: boolean): Promise<void> {
+    const s = this.getSubsystem(nqn);
+    s.allowAnyHost = allow;
+    await this.changed(true);
+  }
+
+  // ------------------------------------------------------------ listeners
+
+  async addListener(
+    nqn: string,
+    address: TransportAddress,
+    anaState = 'optimized',
+    secureChannel = false,
+  ): Promise<void> {
+    const s = this.getSubsystem(nqn);
+    const plugin = getTransport(address.trtype);
+    const opts = this.transports.get(address.trtype.toUpperCase());
+    if (plugin === undefined || opts === undefined) {
+      throw new NvmfError(
+        `Unable to find ${address.trtype} transport. The transport must be created first also make sure it is properly registered.`,
+      );
+    }
+    if (s.findListener(address) !== undefined) throw new NvmfError(`Listener already exists`, -17);
+    const key = addrKey(address);
+    let entry = this.listeners.get(key);
+    if (entry === undefined) {
+      let handle: TransportListener;
+      try {
+        handle = await plugin.listen(address, opts, (sock) => this.accept(sock, address));
+      } catch (e) {
+        throw new NvmfError(
+          `Unable to listen on address ${address.traddr}:${address.trsvcid}: ${(e as Error).message}`,
+          -98,
+        );
+      }
+      entry = { address: { ...address }, handle, users: new Set() };
+      this.listeners.set(key, entry);
+      log.notice(
+        `*** NVMe/${address.trtype.toUpperCase()} Target Listening on ${address.traddr} port ${address.trsvcid} ***`,
+      );
+    }
+    entry.users.add(nqn);
+    s.listeners.push({ address: { ...address }, anaState, secureChannel });
+    await this.changed(true);
+  }
+
+  async removeListener(nqn: string, address: TransportAddress): Promise<void> {
+    const s = this.getSubsystem(nqn);
+    const i = s.listeners.findIndex((l) => sameAddress(l.address, address));
+    if (i < 0) throw new NvmfError('Unable to find listener.', -2);
+    s.listeners.splice(i, 1);
+    await this.releaseListener(address, nqn);
+    await this.changed(true);
+  }
+
+  private async releaseListener(address: TransportAddress, nqn: string): Promise<void> {
+    const key = addrKey(address);
+    const entry = this.listeners.get(key);
+    if (entry === undefined) return;
+    entry.users.delete(nqn);
+    if (entry.users.size === 0) {
+      this.listeners.delete(key);
+      await entry.handle.close();
+    }
+  }
+
+  private accept(socket: Socket, address: TransportAddress): void {
+    if (this.pollGroups.length === 0) {
+      socket.destroy();
+      return;
+    }
+    const ref = this.pollGroups[this.rr++ % this.pollGroups.length];
+    // moved, not copied, when the poll group lives in another realm
+    sendMsg(
+      ref,
+      pgAddSocket,
+      { socket, listenAddr: { ...address } },
+      ref.reactor === this.appThread.reactor ? undefined : [socket as never],
+    );
+  }
+
+  // ------------------------------------------------------------ referrals
+
+  async addReferral(r: Referral): Promise<void> {
+    if (this.referrals.some((x) => sameAddress(x.address, r.address) && x.subnqn === r.subnqn)) {
+      throw new NvmfError('Referral already exists', -17);
+    }
+    this.referrals.push(r);
+    await this.changed(true);
+  }
+
+  async removeReferral(address: TransportAddress, subnqn: string): Promise<void> {
+    const i = this.referrals.findIndex((x) => sameAddress(x.address, address) && x.subnqn === subnqn);
+    if (i < 0) throw new NvmfError('Referral not found', -2);
+    this.referrals.splice(i, 1);
+    await this.changed(true);
+  }
+
+  async setDiscoveryFilter(f: string): Promise<void> {
+    this.config.discovery_filter = f;
+    await this.sync();
+  }
+
+  // ------------------------------------------------------------ controllers
+
+  adminConnect(a: { token: number; pg: ThreadRef; subnqn: string; hostnqn: string; hostid: string }): void {
+    const s = this.subsystems.get(a.subnqn);
+    let cntlid = -1;
+    if (s !== undefined) {
+      const span = s.maxCntlid - s.minCntlid + 1;
+      for (let i = 0; i < span; i++) {
+        const c = s.minCntlid + ((this.nextCntlid - s.minCntlid + i + span * 4) % span);
+        if (!this.ctrlrs.has(c)) {
+          cntlid = c;
+          break;
+        }
+      }
+    }
+    if (cntlid > 0) {
+      this.nextCntlid = cntlid + 1;
+      this.ctrlrs.set(cntlid, {
+        cntlid,
+        subnqn: a.subnqn,
+        hostnqn: a.hostnqn,
+        hostid: a.hostid,
+        owner: a.pg,
+        enabled: false,
+        ioQueues: new Map(),
+      });
+    }
+    const reply: AdminConnectReply = { token: a.token, cntlid };
+    sendMsg(a.pg, pgAdminConnectDone, reply);
+  }
+
+  ioConnect(a: {
+    token: number;
+    pg: ThreadRef;
+    cntlid: number;
+    subnqn: string;
+    hostnqn: string;
+    qid: number;
+  }): void {
+    const reply: IoConnectReply = {
+      token: a.token,
+      cntlid: a.cntlid,
+      owner: null,
+      sct: 0,
+      sc: 0,
+      iattr: -1,
+      ipo: 0,
+    };
+    const c = this.ctrlrs.get(a.cntlid);
+    if (c === undefined || c.subnqn !== a.subnqn) {
+      log.error(`I/O Connect: unknown cntlid ${a.cntlid} for ${a.subnqn}`);
+      reply.sct = StatusCodeType.COMMAND_SPECIFIC;
+      reply.sc = FabricsStatus.INVALID_PARAM;
+      reply.iattr = 1;
+      reply.ipo = 16;
+    } else if (c.hostnqn !== a.hostnqn) {
+      log.error(`I/O Connect: host ${a.hostnqn} does not own cntlid ${a.cntlid}`);
+      reply.sct = StatusCodeType.COMMAND_SPECIFIC;
+      reply.sc = FabricsStatus.INVALID_PARAM;
+      reply.iattr = 1;
+      reply.ipo = 512;
+    } else if (!c.enabled) {
+      log.error(`I/O Connect for cntlid ${a.cntlid} before the controller was enabled`);
+      reply.sct = StatusCodeType.GENERIC;
+      reply.sc = GenericStatus.COMMAND_SEQUENCE_ERROR;
+    } else if (c.ioQueues.has(a.qid)) {
+      log.error(`I/O Connect: cntlid ${a.cntlid} already has qid ${a.qid}`);
+      reply.sct = StatusCodeType.COMMAND_SPECIFIC;
+      reply.sc = CommandSpecificStatus.INVALID_QUEUE_IDENTIFIER;
+    } else {
+      c.ioQueues.set(a.qid, a.pg);
+      reply.owner = c.owner;
+    }
+    sendMsg(a.pg, pgIoConnectDone, reply);
+  }
+
+  ctrlrGone(cntlid: number): void {
+    const c = this.ctrlrs.get(cntlid);
+    if (c === undefined) return;
+    this.ctrlrs.delete(cntlid);
+    const seen = new Set<string>();
+    for (const ref of c.ioQueues.values()) {
+      const k = `${ref.reactor}/${ref.id}`;
+      if (seen.has(k)) continue;
+      seen.add(k);
+      sendMsg(ref, pgCtrlrGone, { cntlid });
+    }
+  }
+
+  async stats(): Promise<PgStats[]> {
+    const r = await new Promise<{ ctx: { groups: PgStats[] }; status: number }>((resolve) =>
+      forEachChannel(NVMF_TGT_DEVICE, pgStatsIter, { groups: [] as PgStats[] }, resolve),
+    );
+    return r.ctx.groups;
+  }
+
+  async qpairs(nqn: string): Promise<QpairInfo[]> {
+    this.getSubsystem(nqn);
+    const r = await new Promise<{ ctx: { nqn: string; qpairs: QpairInfo[] }; status: number }>((resolve) =>
+      forEachChannel(NVMF_TGT_DEVICE, pgQpairsIter, { nqn, qpairs: [] as QpairInfo[] }, resolve),
+    );
+    return r.ctx.qpairs;
+  }
+}
+
+function referralEntry(r: Referral): DiscoveryEntry {
+  return {
+    trtype: r.address.trtype,
+    adrfam: r.address.adrfam,
+    subtype: r.subnqn === DISCOVERY_NQN ? SubType.DISCOVERY_REFERRAL : SubType.NVME,
+    portid: 0,
+    cntlid: 0xffff,
+    asqsz: 128,
+    eflags: 0,
+    trsvcid: r.address.trsvcid,
+    subnqn: r.subnqn,
+    traddr: r.address.traddr,
+    sectype: r.secureChannel ? 1 : 0,
+  };
+}
+
+// ------------------------------------------------------------ the app thread's target
+
+let target: NvmfTarget | null = null;
+
+export function getTarget(): NvmfTarget {
+  if (target === null) throw new NvmfError('the nvmf target is not running', -1);
+  return target;
+}
+
+export function setTarget(t: NvmfTarget | null): void {
+  target = t;
+}
+
+// ------------------------------------------------------------ messages to the app thread
+
+export const tgtReply = defineHandler<{ token: number; value: unknown }>('nvmf.tgt.reply', (m) =>
+  target?.resolve(m.token, m.value),
+);
+export const tgtAdminConnect = defineHandler<{
+  token: number;
+  pg: ThreadRef;
+  subnqn: string;
+  hostnqn: string;
+  hostid: string;
+}>('nvmf.tgt.adminConnect', (a) => {
+  if (target === null) sendMsg(a.pg, pgAdminConnectDone, { token: a.token, cntlid: -1 });
+  else target.adminConnect(a);
+});
+export const tgtIoConnect = defineHandler<{
+  token: number;
+  pg: ThreadRef;
+  cntlid: number;
+  subnqn: string;
+  hostnqn: string;
+  qid: number;
+}>('nvmf.tgt.ioConnect', (a) => target?.ioConnect(a));
+export const tgtCtrlrEnabled = defineHandler<{ cntlid: number }>('nvmf.tgt.ctrlrEnabled', (a) => {
+  const c = target?.ctrlrs.get(a.cntlid);
+  if (c !== undefined) c.enabled = true;
+});
+export const tgtCtrlrGone = defineHandler<{ cntlid: number }>('nvmf.tgt.ctrlrGone', (a) =>
+  target?.ctrlrGone(a.cntlid),
+);
+export const tgtIoQueueGone = defineHandler<{ cntlid: number; qid: number }>('nvmf.tgt.ioQueueGone', (a) => {
+  target?.ctrlrs.get(a.cntlid)?.ioQueues.delete(a.qid);
+});
+export const tgtBdevRemoved = defineHandler<{ nqn: string; nsid: number; bdevName: string }>(
+  'nvmf.tgt.bdevRemoved',
+  (a) => {
+    const t = target;
+    if (t === null) return;
+    const s = t.subsystems.get(a.nqn);
+    const ns = s?.namespaces.get(a.nsid);
+    if (s === undefined || ns === undefined || ns.bdevName !== a.bdevName) return;
+    s.namespaces.delete(a.nsid);
+    log.notice(`bdev ${a.bdevName} removed: namespace ${a.nsid} of ${a.nqn} removed`);
+    void t.sync();
+  },
+);

@@ -1,0 +1,93 @@
+// Discovery log page (log identifier 0x70): 1024-byte header, 1024-byte entries (NVMe-oF 1.1 §5.3).
+import { writeNulPadded, writePadded } from './fabrics.ts';
+
+export const DISCOVERY_NQN = 'nqn.2014-08.org.nvmexpress.discovery';
+export const DISCOVERY_LOG_HEADER_SIZE = 1024;
+export const DISCOVERY_LOG_ENTRY_SIZE = 1024;
+
+export const DiscLogHdr = { GENCTR: 0, NUMREC: 8, RECFMT: 16 } as const;
+export const DiscLogEntry = {
+  TRTYPE: 0,
+  ADRFAM: 1,
+  SUBTYPE: 2,
+  TREQ: 3,
+  PORTID: 4,
+  CNTLID: 6,
+  ASQSZ: 8,
+  EFLAGS: 10,
+  TRSVCID: 32, // 32 bytes
+  SUBNQN: 256, // 256 bytes
+  TRADDR: 512, // 256 bytes
+  TSAS: 768, // 256 bytes
+} as const;
+
+export const TrType = { RDMA: 1, FC: 2, TCP: 3, LOOP: 254 } as const;
+export const AdrFam = { IPV4: 1, IPV6: 2, IB: 3, FC: 4, INTRA_HOST: 254 } as const;
+export const SubType = { DISCOVERY_REFERRAL: 1, NVME: 2, DISCOVERY_CURRENT: 3 } as const;
+/** TREQ: secure channel not specified (0); bit 2 = SQ flow control disable supported. */
+export const TREQ_NOT_SPECIFIED = 0;
+export const TREQ_SQFLOW_DISABLE_SUPPORTED = 0x04;
+export const EFLAGS_DUPRETINFO = 0x1;
+export const EFLAGS_EPCSD = 0x2;
+
+export interface DiscoveryEntry {
+  trtype: string; // 'TCP'
+  adrfam: string; // 'IPv4' | 'IPv6'
+  subtype: number;
+  portid: number;
+  cntlid: number;
+  asqsz: number;
+  eflags: number;
+  trsvcid: string;
+  subnqn: string;
+  traddr: string;
+  /** TCP TSAS byte 0: security type (0 = none) */
+  sectype?: number;
+}
+
+export function trtypeCode(trtype: string): number {
+  const t = trtype.toUpperCase();
+  if (t === 'TCP') return TrType.TCP;
+  if (t === 'RDMA') return TrType.RDMA;
+  if (t === 'FC') return TrType.FC;
+  return 0;
+}
+
+export function adrfamCode(adrfam: string): number {
+  const a = adrfam.toUpperCase();
+  if (a === 'IPV6') return AdrFam.IPV6;
+  if (a === 'IB') return AdrFam.IB;
+  if (a === 'FC') return AdrFam.FC;
+  if (a === 'INTRA_HOST') return AdrFam.INTRA_HOST;
+  return AdrFam.IPV4;
+}
+
+/** Builds the whole log (header + entries); the caller copies the requested window. */
+export function buildDiscoveryLog(genctr: number, entries: DiscoveryEntry[]): Buffer {
+  const buf = Buffer.alloc(DISCOVERY_LOG_HEADER_SIZE + entries.length * DISCOVERY_LOG_ENTRY_SIZE);
+  // genctr is 64-bit: write as two 32-bit halves
+  buf.writeUInt32LE(genctr >>> 0, DiscLogHdr.GENCTR);
+  buf.writeUInt32LE(Math.floor(genctr / 0x100000000) >>> 0, DiscLogHdr.GENCTR + 4);
+  buf.writeUInt32LE(entries.length, DiscLogHdr.NUMREC);
+  buf.writeUInt16LE(0, DiscLogHdr.RECFMT);
+  for (let i = 0; i < entries.length; i++) {
+    writeDiscoveryEntry(buf, DISCOVERY_LOG_HEADER_SIZE + i * DISCOVERY_LOG_ENTRY_SIZE, entries[i]);
+  }
+  return buf;
+}
+
+export function writeDiscoveryEntry(buf: Buffer, off: number, e: DiscoveryEntry): void {
+  buf[off + DiscLogEntry.TRTYPE] = trtypeCode(e.trtype);
+  buf[off + DiscLogEntry.ADRFAM] = adrfamCode(e.adrfam);
+  buf[off + DiscLogEntry.SUBTYPE] = e.subtype;
+  buf[off + DiscLogEntry.TREQ] = TREQ_NOT_SPECIFIED | TREQ_SQFLOW_DISABLE_SUPPORTED;
+  buf.writeUInt16LE(e.portid, off + DiscLogEntry.PORTID);
+  buf.writeUInt16LE(e.cntlid, off + DiscLogEntry.CNTLID);
+  buf.writeUInt16LE(e.asqsz, off + DiscLogEntry.ASQSZ);
+  buf.writeUInt16LE(e.eflags, off + DiscLogEntry.EFLAGS);
+  writePadded(buf, off + DiscLogEntry.TRSVCID, 32, e.trsvcid);
+  writeNulPadded(buf, off + DiscLogEntry.SUBNQN, 256, e.subnqn);
+  writePadded(buf, off + DiscLogEntry.TRADDR, 256, e.traddr);
+  buf.fill(0, off + DiscLogEntry.TSAS, off + DiscLogEntry.TSAS + 256);
+  buf[off + DiscLogEntry.TSAS] = e.sectype ?? 0;
+}
