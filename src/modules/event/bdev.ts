@@ -471,10 +471,21 @@ export const bdevSubsystem: FrameworkSubsystem = {
     for (let r = 0; r < app.reactorCount; r++) refs.push(await spawn(`bdev_realm_${r}`, r));
     bdevSetRealmThreads(refs);
   },
-  async fini() {
-    // stacked bdevs are removed with (before) their bases
+  async fini(app) {
+    // stacked bdevs are removed with (before) their bases; a descriptor nobody closes
+    // must not hang shutdown, so each removal gets a bounded wait
+    const log = app.logger('bdev');
     for (const r of bdevListRecords().reverse()) {
-      if (bdevGetRecord(r.desc.name) !== undefined) await bdevUnregister(r.desc.name).catch(() => {});
+      if (bdevGetRecord(r.desc.name) === undefined) continue;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timedOut = new Promise<'timeout'>((res) => {
+        timer = setTimeout(() => res('timeout'), 5000);
+      });
+      const outcome = await Promise.race([bdevUnregister(r.desc.name).catch((e: Error) => e), timedOut]);
+      clearTimeout(timer);
+      if (outcome === 'timeout')
+        log.warn(`bdev ${r.desc.name}: descriptors still open after 5 s, shutting down anyway`);
+      else if (outcome instanceof Error) log.warn(`bdev ${r.desc.name}: ${outcome.message}`);
     }
   },
   writeConfigJson: bdevWriteConfigJson,
