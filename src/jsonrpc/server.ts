@@ -14,6 +14,8 @@ export interface RpcServerOptions {
   logger?: RpcLogger;
   /** Largest accepted request in bytes (default 4 MiB). */
   maxRequestBytes?: number;
+  /** Simultaneous connections; more are closed at once (default 64, SPDK_JSONRPC_MAX_CONNS). */
+  maxConnections?: number;
 }
 
 type Id = string | number | null;
@@ -51,6 +53,7 @@ export class RpcServer {
   private readonly path: string;
   private readonly logger: RpcLogger;
   private readonly maxRequestBytes: number;
+  private readonly maxConnections: number;
   private server: Server | null = null;
   private readonly sockets = new Set<Socket>();
 
@@ -59,6 +62,7 @@ export class RpcServer {
     this.path = opts.path;
     this.logger = opts.logger ?? noopLogger;
     this.maxRequestBytes = opts.maxRequestBytes ?? 4 * 1024 * 1024;
+    this.maxConnections = opts.maxConnections ?? 64;
   }
 
   async listen(): Promise<void> {
@@ -71,6 +75,10 @@ export class RpcServer {
     }
     // Half-open: a client may end its side right after its request and still read the answer.
     const server = createServer({ allowHalfOpen: true }, (sock) => this.onConnection(sock));
+    server.maxConnections = this.maxConnections;
+    server.on('drop', () =>
+      this.logger.warn(`RPC connection refused: over ${this.maxConnections} connections`),
+    );
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.path, () => {

@@ -325,3 +325,31 @@ test('listen removes a stale socket file, refuses a live one and a non-socket; c
   await assert.rejects(new RpcServer(registry, { path: plain }).listen(), /not a socket/);
   assert.equal(existsSync(plain), true, 'a regular file is never removed');
 });
+
+test('connections over maxConnections are closed; freed slots are usable again', async () => {
+  const path = join(dir, 'limited.sock');
+  const limited = new RpcServer(registry, { path, maxConnections: 2 });
+  await limited.listen();
+  try {
+    const a = await RpcClient.connect(path, 3000);
+    const b = await RpcClient.connect(path, 3000);
+    assert.deepEqual(await a.call('echo', { count: 1 }), { count: 1 });
+    assert.deepEqual(await b.call('echo', { count: 2 }), { count: 2 });
+    const c = await RpcClient.connect(path, 3000);
+    await assert.rejects(c.call('echo', { count: 3 }), /closed|EPIPE|ECONNRESET/);
+    c.close();
+    a.close();
+    // The server notices the close asynchronously; retry briefly (bounded).
+    let answered: unknown;
+    for (let i = 0; i < 50 && answered === undefined; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      const d = await RpcClient.connect(path, 3000);
+      answered = await d.call('echo', { count: 4 }).catch(() => undefined);
+      d.close();
+    }
+    assert.deepEqual(answered, { count: 4 });
+    b.close();
+  } finally {
+    await limited.close();
+  }
+});
