@@ -88,7 +88,10 @@ export class Application implements App {
   async start(): Promise<void> {
     configureLogging(this.opts.log, 0);
     this.log.notice(`starting nvmf-ts on ${this.reactorCount} reactor(s), cores [${this.cores.join(',')}]`);
-    this.reactors = await startReactors([...this.cores], this.opts.log);
+    this.reactors = await startReactors([...this.cores], this.opts.log, (reactor, reason) => {
+      this.log.error(`reactor ${reactor} lost (${reason}); shutting down`);
+      void this.stop(1);
+    });
     for (const s of this.ordered) await s.realmInit?.();
 
     this.registry.registerAll(collectRpcMethods(this.ordered));

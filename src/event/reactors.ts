@@ -51,7 +51,15 @@ export interface Reactors {
   stop(): Promise<void>;
 }
 
-export async function startReactors(cores: number[], log: LogConfig): Promise<Reactors> {
+/**
+ * Start reactor 0 here and one worker per other core. `onLost` is called if a
+ * worker reactor dies while running (not when stop() ends it).
+ */
+export async function startReactors(
+  cores: number[],
+  log: LogConfig,
+  onLost: (reactor: number, reason: string) => void = () => {},
+): Promise<Reactors> {
   const n = cores.length;
   const mesh: Array<Array<MessagePort | undefined>> = Array.from({ length: n }, () =>
     new Array(n).fill(undefined),
@@ -95,8 +103,15 @@ export async function startReactors(cores: number[], log: LogConfig): Promise<Re
   }
 
   const alive = new Set<Worker>(workers);
-  for (const w of workers) w.once('exit', () => alive.delete(w));
+  let stopping = false;
+  for (const [i, w] of workers.entries()) {
+    w.once('exit', (code) => {
+      alive.delete(w);
+      if (!stopping) onLost(i + 1, `exited with code ${code}`);
+    });
+  }
   const stopWorkers = async (): Promise<void> => {
+    stopping = true;
     await Promise.all(
       [...alive].map(
         (w) =>
