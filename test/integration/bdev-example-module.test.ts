@@ -62,7 +62,10 @@ test('example sparse module: loaded by configuration, created by the CLI, saved 
     };
     const bdevCfg = cfg.subsystems.find((s) => s.subsystem === 'bdev')!.config as Array<{ method: string }>;
     assert.ok(bdevCfg.some((e) => e.method === 'bdev_sparse_create'));
-    writeFileSync(join(dir, 'cfg.json'), JSON.stringify(cfg));
+    writeFileSync(
+      join(dir, 'cfg.json'),
+      JSON.stringify({ subsystems: cfg.subsystems.filter((s) => s.subsystem === 'bdev') }),
+    );
     c.close();
     t.proc.kill('SIGTERM');
     assert.equal(await t.exited, 0);

@@ -137,7 +137,11 @@ test('bdev RPCs via nvmf-rpc on two reactors; save_config → --json → save_co
     assert.ok(names.includes('bdev_realm_0') && names.includes('bdev_realm_1'), names.join(','));
     const cfg1 = (await c.call('save_config')) as Config;
     const bdev1 = cfg1.subsystems.find((s) => s.subsystem === 'bdev')!.config;
-    writeFileSync(join(dir, 'cfg.json'), JSON.stringify(cfg1));
+    // replay only the bdev section: this test is about bdev (the whole-target round trip is the framework's)
+    writeFileSync(
+      join(dir, 'cfg.json'),
+      JSON.stringify({ subsystems: cfg1.subsystems.filter((s) => s.subsystem === 'bdev') }),
+    );
     assert.equal(await stop(t, c), 0);
 
     const t2 = startTarget(['--json', join(dir, 'cfg.json')]);
