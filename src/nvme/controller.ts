@@ -381,7 +381,7 @@ export class NvmeIoQpair {
     cmd.writeUInt32LE(nsid >>> 0, Sqe.NSID);
     setSlba(cmd, lba);
     cmd.writeUInt32LE((((blocks - 1) & 0xffff) | cdw12Flags) >>> 0, Sqe.CDW12);
-    return this.qpair.submit(cmd, buf, isRead, (cpl: Buffer) => cb(statusOf(cpl), cpl));
+    return this.qpair.submitIo(cmd, buf, isRead, cb);
   }
 
   /** Returns false when the queue is full or closed. */
@@ -406,7 +406,7 @@ export class NvmeIoQpair {
     cmd.fill(0);
     cmd[Sqe.OPCODE] = NvmOpcode.FLUSH;
     cmd.writeUInt32LE(nsid >>> 0, Sqe.NSID);
-    return this.qpair.submit(cmd, null, false, (cpl: Buffer) => cb(statusOf(cpl), cpl));
+    return this.qpair.submitIo(cmd, null, false, cb);
   }
 
   /** Dataset Management, deallocate by default. ranges: [lba, blocks] pairs. */
@@ -429,7 +429,7 @@ export class NvmeIoQpair {
     cmd.writeUInt32LE(nsid >>> 0, Sqe.NSID);
     cmd.writeUInt32LE(ranges.length - 1, Sqe.CDW10);
     cmd.writeUInt32LE(attributes, Sqe.CDW11);
-    return this.qpair.submit(cmd, data, false, (cpl: Buffer) => cb(statusOf(cpl), cpl));
+    return this.qpair.submitIo(cmd, data, false, cb);
   }
 
   /** Raw command on this queue (CID/SGL filled in). */

@@ -4,7 +4,16 @@
 
 import net from 'node:net';
 import { crc32c } from '@node-rs/crc32';
-import { CQE_SIZE, Cqe, GenericStatus, SglDescriptor, Sqe, StatusCodeType, setStatus } from '../spec/nvme.ts';
+import {
+  CQE_SIZE,
+  Cqe,
+  GenericStatus,
+  SglDescriptor,
+  Sqe,
+  StatusCodeType,
+  setStatus,
+  statusOf,
+} from '../spec/nvme.ts';
 import {
   CapsuleCmd,
   Ch,
@@ -47,6 +56,10 @@ class HostRequest {
   readonly cid: number;
   state: number = HostReqState.FREE;
   cb: CommandCallback | null = null;
+  /** I/O-style callback (status, cpl): lets I/O paths avoid a closure per command */
+  ioCb: ((status: number, cpl: Buffer) => void) | null = null;
+  /** CapsuleCmd header (+ digest); reused because the slot is only reused after its response */
+  readonly capsule = Buffer.alloc(CapsuleCmd.HDR_SIZE + DIGEST_SIZE);
   /** data to send (write-like) or to fill (read-like) */
   data: Buffer | null = null;
   isRead = false;
@@ -148,11 +161,32 @@ export class NvmeTcpQpair implements PduSink {
    * when the queue is full or closed (nothing was sent).
    */
   submit(cmd: Buffer, data: Buffer | null, isRead: boolean, cb: CommandCallback): boolean {
+    return this.submitWith(cmd, data, isRead, cb, null);
+  }
+
+  /** Like submit, but the callback gets (status, cpl) with status = (sct << 8) | sc, 0 on success. */
+  submitIo(
+    cmd: Buffer,
+    data: Buffer | null,
+    isRead: boolean,
+    cb: (status: number, cpl: Buffer) => void,
+  ): boolean {
+    return this.submitWith(cmd, data, isRead, null, cb);
+  }
+
+  private submitWith(
+    cmd: Buffer,
+    data: Buffer | null,
+    isRead: boolean,
+    cb: CommandCallback | null,
+    ioCb: ((status: number, cpl: Buffer) => void) | null,
+  ): boolean {
     if (this.closed) return false;
     const req = this.freeSlots.pop();
     if (req === undefined) return false;
     req.state = HostReqState.OUTSTANDING;
     req.cb = cb;
+    req.ioCb = ioCb;
     req.data = data;
     req.isRead = isRead;
     req.received = 0;
@@ -168,7 +202,7 @@ export class NvmeTcpQpair implements PduSink {
     const dd = inCapsule && this.dataDigest ? DIGEST_SIZE : 0;
     const hdrLen = CapsuleCmd.HDR_SIZE + hd;
     const plen = hdrLen + (inCapsule ? len + dd : 0);
-    const hdr = Buffer.allocUnsafe(hdrLen);
+    const hdr = req.capsule.subarray(0, hdrLen);
     let flags = hd ? PduFlags.HDGST : 0;
     if (dd) flags |= PduFlags.DDGST;
     writeCommonHeader(hdr, PduType.CAPSULE_CMD, flags, CapsuleCmd.HDR_SIZE, inCapsule ? hdrLen : 0, plen);
@@ -348,11 +382,14 @@ export class NvmeTcpQpair implements PduSink {
 
   private finish(req: HostRequest): void {
     const cb = req.cb;
+    const ioCb = req.ioCb;
     req.cb = null;
+    req.ioCb = null;
     req.data = null;
     req.state = HostReqState.FREE;
     this.freeSlots.push(req);
     if (cb) cb(this.cpl);
+    else if (ioCb) ioCb(statusOf(this.cpl), this.cpl);
   }
 
   private sendTermReq(fes: number, fei: number): void {

@@ -378,7 +378,8 @@ export class TcpQpair implements NvmfQpair, PduSink {
     // one R2T for the whole transfer (maxh2cdata = max_io_size ≥ length)
     req.state = TcpReqState.AWAIT_H2C_DATA;
     const hd = this.headerDigest ? DIGEST_SIZE : 0;
-    const r2t = Buffer.allocUnsafe(R2t.HDR_SIZE + hd);
+    // the slot's data header is free until a C2H transfer, which a write never has
+    const r2t = req.dataHdr.subarray(0, R2t.HDR_SIZE + hd);
     writeCommonHeader(
       r2t,
       PduType.R2T,
