@@ -193,10 +193,16 @@ export class NvmfTarget {
   async stop(): Promise<void> {
     try {
       this.setState(TgtState.FINI_STOP_SUBSYSTEMS);
-      for (const l of this.listeners.values()) await l.handle.close().catch(() => {});
-      this.listeners.clear();
+      // inactive subsystems make every poll group disconnect their queues
       for (const s of this.subsystems.values()) s.state = SubsystemState.INACTIVE;
       if (this.pollGroups.length > 0) await this.sync();
+      // a net.Server's close waits for its connections; bound the wait
+      await Promise.all(
+        [...this.listeners.values()].map((l) =>
+          Promise.race([l.handle.close().catch(() => {}), new Promise((r) => setTimeout(r, 500).unref())]),
+        ),
+      );
+      this.listeners.clear();
       this.setState(TgtState.FINI_DESTROY_SUBSYSTEMS);
       this.subsystems.clear();
       if (this.pollGroups.length > 0) await this.sync();
@@ -408,6 +414,7 @@ export class NvmfTarget {
     entry.users.add(nqn);
     s.listeners.push({ address: { ...address }, anaState, secureChannel });
     await this.changed(true);
+    log.notice(`host command: ${hostCommand(nqn, address)}`);
   }
 
   async removeListener(nqn: string, address: TransportAddress): Promise<void> {
@@ -570,6 +577,12 @@ export class NvmfTarget {
     );
     return r.ctx.qpairs;
   }
+}
+
+/** The nvme-cli line a user types to reach `nqn` through `a`. */
+export function hostCommand(nqn: string, a: TransportAddress): string {
+  const base = `-t ${a.trtype.toLowerCase()} -a ${a.traddr} -s ${a.trsvcid}`;
+  return nqn === DISCOVERY_NQN ? `nvme discover ${base}` : `nvme connect ${base} -n ${nqn}`;
 }
 
 function referralEntry(r: Referral): DiscoveryEntry {
