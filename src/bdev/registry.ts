@@ -16,7 +16,7 @@ import {
 } from './bdev.ts';
 import { BdevQos, type QosLimits, qosEnabled } from './qos.ts';
 import type { BdevIoStatsSnapshot } from './stats.ts';
-import type { BdevDescriptor } from './types.ts';
+import { type BdevDescriptor, isUuid } from './types.ts';
 
 // ---- per-realm module table (filled by the bdev subsystem's realmInit in every realm) ----
 const modules = new Map<string, BdevModule>();
@@ -56,7 +56,7 @@ const byAliasOrUuid = new Map<string, string>(); // alias / uuid → name
 
 export class BdevError extends Error {
   readonly code: string;
-  constructor(code: 'EEXIST' | 'ENODEV' | 'EBUSY' | 'EINVAL', message: string) {
+  constructor(code: 'EEXIST' | 'ENODEV' | 'EBUSY' | 'EINVAL' | 'ENOMEM', message: string) {
     super(message);
     this.code = code;
   }
@@ -191,6 +191,9 @@ export function broadcast(body: Op): Promise<{ errors: string[]; results: unknow
 
 /** Register a bdev: record it, build a replica in every realm. */
 export async function bdevRegister(desc: BdevDescriptor): Promise<void> {
+  if (typeof desc.name !== 'string' || desc.name.length === 0)
+    throw new BdevError('EINVAL', 'bdev name is empty');
+  if (!isUuid(desc.uuid)) throw new BdevError('EINVAL', `uuid ${desc.uuid} is not a valid UUID`);
   for (const n of [desc.name, ...desc.aliases, desc.uuid]) {
     if (bdevGetRecord(n) !== undefined) throw new BdevError('EEXIST', `bdev name ${n} already exists`);
   }

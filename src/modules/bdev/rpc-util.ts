@@ -4,7 +4,7 @@
 import { BdevError } from '../../bdev/index.ts';
 import { RpcError } from '../../jsonrpc/index.ts';
 
-const ERRNO: Record<string, number> = { EEXIST: -17, ENODEV: -19, EBUSY: -16, EINVAL: -22 };
+const ERRNO: Record<string, number> = { EEXIST: -17, ENODEV: -19, EBUSY: -16, EINVAL: -22, ENOMEM: -12 };
 
 export function toRpcError(e: unknown): Error {
   if (e instanceof RpcError) return e;

@@ -42,6 +42,14 @@ test('bdev_malloc_create / bdev_get_bdevs / delete with SPDK shapes and errors',
   assert.match(dup.message, /RpcMalloc0 already exists/);
   const bad = await rpcError(call('bdev_malloc_create', { num_blocks: 8, block_size: 100 }));
   assert.equal(bad.code, -32602);
+  const huge = await rpcError(
+    call('bdev_malloc_create', { name: 'Huge', num_blocks: 2 ** 50, block_size: 4096 }),
+  );
+  assert.equal(huge.code, -12);
+  assert.match(huge.message, /cannot allocate/);
+  const badUuid = await rpcError(call('bdev_malloc_create', { num_blocks: 8, block_size: 512, uuid: 'xyz' }));
+  assert.equal(badUuid.code, -22);
+  assert.match(badUuid.message, /not a valid UUID/);
   const md = await rpcError(call('bdev_malloc_create', { num_blocks: 8, block_size: 512, md_size: 8 }));
   assert.match(md.message, /md_size/);
   const [info] = (await call('bdev_get_bdevs', { name: 'RpcMalloc0' })) as Array<Record<string, unknown>>;

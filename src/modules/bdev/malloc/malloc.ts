@@ -154,7 +154,16 @@ export interface MallocCreateOptions {
 export async function createMallocBdev(o: MallocCreateOptions): Promise<string> {
   checkGeometry(o.blockSize, o.numBlocks);
   const name = o.name ?? freeName('Malloc');
-  const memory = new SharedArrayBuffer(o.numBlocks * o.blockSize);
+  if (bdevGetRecord(name) !== undefined) throw new BdevError('EEXIST', `bdev name ${name} already exists`);
+  let memory: SharedArrayBuffer;
+  try {
+    memory = new SharedArrayBuffer(o.numBlocks * o.blockSize);
+  } catch (e) {
+    throw new BdevError(
+      'ENOMEM',
+      `cannot allocate ${o.numBlocks * o.blockSize} bytes for ${name}: ${(e as Error).message}`,
+    );
+  }
   const params: MallocParams = { memory, physicalBlockSize: o.physicalBlockSize || o.blockSize };
   await bdevRegister(
     newBdevDescriptor({
