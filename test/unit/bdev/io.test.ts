@@ -214,3 +214,43 @@ test('channels are per thread and each delivers completions on its own thread', 
   pollIdle();
   assert.deepEqual(seen, ['io1']);
 });
+
+test('I/O above the module limit (maxTransferBlocks) is split, write_zeroes included', async () => {
+  const name = uniq('Limited');
+  await settle(
+    B.bdevRegister(
+      B.newBdevDescriptor({
+        module: 'malloc',
+        name,
+        blockSize: 512,
+        numBlocks: 256,
+        maxTransferBlocks: 8,
+        params: { memory: new SharedArrayBuffer(256 * 512), physicalBlockSize: 512 },
+      }),
+    ),
+  );
+  const desc = B.bdevOpen(name, true, () => {});
+  const ch = B.bdevGetIoChannel(desc);
+  // count what reaches the module
+  const sizes: number[] = [];
+  const backend = desc.bdev.backend;
+  const submit = backend.submit.bind(backend);
+  backend.submit = (io, ctx) => {
+    sizes.push(io.numBlocks);
+    submit(io, ctx);
+  };
+  const r = recorder();
+  const data = pattern(30 * 512, 11);
+  B.bdevWrite(desc, ch, [data], 3, 30, false, r.cb, 'w');
+  pollIdle();
+  assert.deepEqual(sizes, [8, 8, 8, 6]);
+  const out = Buffer.alloc(30 * 512);
+  B.bdevRead(desc, ch, [out], 3, 30, r.cb, 'r');
+  pollIdle();
+  assert.ok(out.equals(data));
+  sizes.length = 0;
+  B.bdevWriteZeroes(desc, ch, 0, 20, r.cb, 'wz');
+  pollIdle();
+  assert.deepEqual(sizes, [8, 8, 4]);
+  assert.ok(r.done.every((d) => d.ok));
+});
