@@ -36,7 +36,13 @@ function startTarget(args: string[]): Target {
 
 async function connect(t: Target): Promise<RpcClient> {
   const end = Date.now() + 15_000;
+  let exitCode: number | null | undefined;
+  void t.exited.then((c) => {
+    exitCode = c;
+  });
   for (;;) {
+    if (exitCode !== undefined)
+      throw new Error(`target exited (code ${exitCode}) before listening:\n${t.log()}`);
     try {
       return await RpcClient.connect(t.sock, 2000);
     } catch (e) {
@@ -209,6 +215,10 @@ test('--log-json writes one JSON object per line; -L enables a component debug l
   assert.ok(records.some((r) => r.component === 'app' && r.msg === 'subsystem sock: init'));
   assert.ok(records.some((r) => r.level === 'info' && r.component === 'reactor'));
   assert.ok(records.every((r) => typeof r.reactor === 'string' && typeof r.msg === 'string'));
-  assert.ok(records.some((r) => r.level === 'debug' && r.component === 'app' && r.msg === 'subsystem sock: init done'));
+  assert.ok(
+    records.some(
+      (r) => r.level === 'debug' && r.component === 'app' && r.msg === 'subsystem sock: init done',
+    ),
+  );
   assert.ok(!records.some((r) => r.level === 'debug' && r.component !== 'app'));
 });
