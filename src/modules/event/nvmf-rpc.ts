@@ -257,7 +257,46 @@ const transportParams: ParamSpec[] = [
   { name: 'kas', type: 'integer', min: 0, help: 'Keep-alive granularity in 100 ms units (stored)' },
   { name: 'min_kato', type: 'integer', min: 0, help: 'Minimum keep-alive timeout in ms (stored)' },
   { name: 'disable_command_passthru', type: 'boolean', help: 'Disable command passthru (stored)' },
+  // rpc.py always sends these RDMA/vfio-user switches (false by default); SPDK's TCP transport ignores them.
+  ...(
+    [
+      ['no_srq', '-r', '--no-srq', 'Disable shared receive queue (RDMA only; ignored)'],
+      ['no_wr_batching', '-w', '--no-wr-batching', 'Disable work requests batching (RDMA only; ignored)'],
+      [
+        'disable_mappable_bar0',
+        '-M',
+        '--disable-mappable-bar0',
+        'Disable mmap of BAR0 (vfio-user only; ignored)',
+      ],
+      [
+        'disable_adaptive_irq',
+        '-I',
+        '--disable-adaptive-irq',
+        'Disable adaptive IRQ (vfio-user only; ignored)',
+      ],
+      [
+        'disable_shadow_doorbells',
+        '-S',
+        '--disable-shadow-doorbells',
+        'Disable shadow doorbells (vfio-user only; ignored)',
+      ],
+    ] as const
+  ).map(
+    ([name, short, long, help]): ParamSpec => ({
+      name,
+      type: 'boolean',
+      help,
+      cli: { flags: [short, long], action: 'store_true' },
+    }),
+  ),
 ];
+const IGNORED_TRANSPORT_PARAMS = new Set([
+  'no_srq',
+  'no_wr_batching',
+  'disable_mappable_bar0',
+  'disable_adaptive_irq',
+  'disable_shadow_doorbells',
+]);
 
 export function transportConfigEntry(opts: TransportOptions): ConfigEntry {
   const o = opts as unknown as Record<string, unknown>;
@@ -400,6 +439,7 @@ export const nvmfRpcMethods: RpcMethod[] = [
         for (const spec of transportParams) {
           if (spec.name === 'tgt_name' || spec.name === 'trtype' || spec.name === 'max_qpairs_per_ctrlr')
             continue;
+          if (IGNORED_TRANSPORT_PARAMS.has(spec.name)) continue;
           if (p[spec.name] !== undefined) opts[spec.name] = p[spec.name];
         }
         if (p.max_qpairs_per_ctrlr !== undefined && p.max_io_qpairs_per_ctrlr === undefined) {
