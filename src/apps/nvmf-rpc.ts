@@ -207,7 +207,7 @@ export function buildParams(m: RpcMethod, args: readonly string[]): Record<strin
 // ---------------------------------------------------------------- global arguments
 
 export function globalUsage(): string {
-  return 'usage: nvmf-rpc [-h] [-s SOCK] [-t TIMEOUT] [-r RETRIES] [-v] [--dry-run] METHOD [args...]';
+  return 'usage: nvmf-rpc [-h] [-s SOCK] [-t TIMEOUT] [-r RETRIES] [-v | --verbose LEVEL] [--dry-run] [METHOD [args...]]';
 }
 
 /** Split argv into global options, the method name and the method's own arguments. */
@@ -245,8 +245,18 @@ export function parseGlobal(argv: readonly string[]): {
       if (!Number.isInteger(n) || n < 0)
         throw new CliUsageError(`argument -r: invalid int value: '${v}'`, globalUsage());
       opts.retries = n;
-    } else if (a === '-v' || a === '--verbose') opts.verbose = true;
-    else if (a === '--dry-run') opts.dryRun = true;
+    } else if (a === '-v') opts.verbose = true;
+    else if (a === '--verbose') {
+      // rpc.py: --verbose {DEBUG,INFO,ERROR}; ERROR is its quiet default.
+      const level = value(a);
+      if (!['DEBUG', 'INFO', 'ERROR'].includes(level)) {
+        throw new CliUsageError(
+          `argument --verbose: invalid choice: '${level}' (choose from DEBUG, INFO, ERROR)`,
+          globalUsage(),
+        );
+      }
+      opts.verbose = level !== 'ERROR';
+    } else if (a === '--dry-run') opts.dryRun = true;
     else if (a === '-h' || a === '--help') opts.help = true;
     else if (a.startsWith('-')) throw new CliUsageError(`unrecognized arguments: ${a}`, globalUsage());
     else return { opts, method: a, rest: argv.slice(i + 1) };

@@ -54,7 +54,7 @@ export function lintRpcMethods(methods: readonly RpcMethod[]): string[] {
         continue;
       }
       for (const f of cliFlagsOf(p)) {
-        if (!/^-(-[a-z0-9][a-z0-9-]*|[A-Za-z0-9])$/.test(f)) problems.push(`${pw}: bad CLI flag ${f}`);
+        if (!/^-(-[A-Za-z0-9][A-Za-z0-9_-]*|[A-Za-z0-9][A-Za-z0-9]*)$/.test(f)) problems.push(`${pw}: bad CLI flag ${f}`);
         if (f === '-h' || f === '--help') problems.push(`${pw}: CLI flag ${f} is reserved for help`);
         const other = flags.get(f);
         if (other !== undefined) problems.push(`${pw}: CLI flag ${f} also used by ${other}`);

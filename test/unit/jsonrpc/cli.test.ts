@@ -211,6 +211,10 @@ test('global options are parsed before METHOD', () => {
   assert.deepEqual(g.rest, ['-b', 'Malloc0']);
   assert.equal(parseGlobal([]).opts.socket, '/var/tmp/spdk.sock');
   usageError(() => parseGlobal(['-t', 'soon', 'x']), /invalid timeout/);
+  assert.equal(parseGlobal(['--verbose', 'DEBUG', 'm']).opts.verbose, true);
+  assert.equal(parseGlobal(['--verbose', 'ERROR', 'm']).method, 'm');
+  usageError(() => parseGlobal(['--verbose', 'LOUD', 'm']), /invalid choice/);
+  usageError(() => parseGlobal(['--plugin', 'x', 'm']), /unrecognized arguments: --plugin/);
 });
 
 test('per-method help lists every parameter with its flags', () => {
