@@ -162,7 +162,7 @@ const realmOp = defineHandler<RealmMsg>('bdev.realmOp', (m) => {
         // channels live on several threads of this realm; they are plain objects in one heap,
         // so the realm thread reads them directly (counters are only ever written by their thread)
         const snaps: BdevIoStatsSnapshot[] = [bdev.retiredStats.snapshot()];
-        for (const ch of bdev.channels) snaps.push(ch.stats.snapshot());
+        for (const ch of bdev.channels) snaps.push({ ...ch.stats.snapshot(), threadId: ch.thread.ref.id });
         if (b.reset) {
           bdev.retiredStats.reset();
           for (const ch of bdev.channels) ch.stats.reset();

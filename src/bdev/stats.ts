@@ -108,7 +108,7 @@ export type BdevIoStatsSnapshot = Omit<
     [K in keyof BdevIoStats as BdevIoStats[K] extends (...a: never[]) => unknown ? never : K]: BdevIoStats[K];
   },
   'histogram'
-> & { histogram: number[] | Float64Array | null };
+> & { histogram: number[] | Float64Array | null; threadId?: number };
 
 /** bdev_get_iostat entry for one bdev (SPDK's field names). */
 export function iostatJson(name: string, s: BdevIoStats, ticks: number): Record<string, unknown> {

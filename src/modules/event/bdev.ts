@@ -205,12 +205,14 @@ const rpcMethods: RpcMethod[] = [
             tick_rate: TICK_RATE,
             ticks: Math.round(ticks()),
             name: recs[0].desc.name,
-            channels: snaps.slice(1).map((s, i) => {
-              const st = new BdevIoStats();
-              st.add(s);
-              const { name: _n, ticks: _t, ...rest } = iostatJson('', st, 0);
-              return { thread_id: i + 1, ...rest };
-            }),
+            channels: snaps
+              .filter((s) => s.threadId !== undefined)
+              .map((s) => {
+                const st = new BdevIoStats();
+                st.add(s);
+                const { name: _n, ticks: _t, ...rest } = iostatJson('', st, 0);
+                return { thread_id: s.threadId, ...rest };
+              }),
           };
         }
         const bdevs = [];

@@ -155,3 +155,32 @@ test('stacked modules, QoS, iostat, histogram and save_config over RPC', async (
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('bdev_get_iostat per_channel names the threads that hold channels', async () => {
+  const { bdevOpen, bdevGetIoChannel, bdevRead, bdevFreeIo } = await import('../../../src/bdev/index.ts');
+  const { currentThread } = await import('../../../src/thread/index.ts');
+  await call('bdev_malloc_create', { name: 'RpcStat0', num_blocks: 64, block_size: 512 });
+  const desc = bdevOpen('RpcStat0', false, () => {});
+  const ch = bdevGetIoChannel(desc);
+  let done = false;
+  bdevRead(
+    desc,
+    ch,
+    [Buffer.alloc(512)],
+    0,
+    1,
+    (io) => {
+      bdevFreeIo(io);
+      done = true;
+    },
+    null,
+  );
+  await settle(new Promise((r) => setTimeout(r, 5)));
+  assert.equal(done, true);
+  const st = (await call('bdev_get_iostat', { name: 'RpcStat0', per_channel: true })) as {
+    name: string;
+    channels: Array<{ thread_id: number; num_read_ops: number }>;
+  };
+  assert.equal(st.name, 'RpcStat0');
+  assert.deepEqual(st.channels, [{ ...st.channels[0], thread_id: currentThread().ref.id, num_read_ops: 1 }]);
+});
