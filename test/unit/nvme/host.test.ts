@@ -1,0 +1,168 @@
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { test } from 'node:test';
+import { NvmeController, type NvmeStatusError } from '../../../src/nvme/index.ts';
+import { NvmeTcpQpair } from '../../../src/nvme/tcp-qpair.ts';
+import { Cqe, GenericStatus } from '../../../src/spec/nvme.ts';
+import { IcResp, PduType, R2t, TermReq, writeCommonHeader } from '../../../src/spec/tcp.ts';
+import { startFakeTarget } from '../tcp/fake-core.ts';
+
+/** A scripted controller: answers the ICReq with `icresp`, then runs `onCapsule` for each 72-byte capsule. */
+async function scriptedTarget(icresp: Buffer, onCapsule?: (socket: net.Socket, capsule: Buffer) => void) {
+  const got: Buffer[] = [];
+  const server = net.createServer((socket) => {
+    let buf = Buffer.alloc(0);
+    let icDone = false;
+    socket.on('data', (c: Buffer) => {
+      buf = Buffer.concat([buf, c]);
+      if (!icDone && buf.length >= 128) {
+        icDone = true;
+        buf = buf.subarray(128);
+        socket.write(icresp);
+      }
+      while (icDone && buf.length >= 8 && buf.length >= buf.readUInt32LE(4)) {
+        const plen = buf.readUInt32LE(4);
+        const pdu = buf.subarray(0, plen);
+        got.push(Buffer.from(pdu));
+        buf = buf.subarray(plen);
+        if (pdu[0] === PduType.CAPSULE_CMD) onCapsule?.(socket, pdu);
+      }
+    });
+    socket.on('error', () => {});
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as net.AddressInfo).port;
+  return { server, port, got };
+}
+
+function goodIcResp(maxh2c = 131072, cpda = 0, dgst = 0): Buffer {
+  const b = Buffer.alloc(128);
+  writeCommonHeader(b, PduType.IC_RESP, 0, 128, 0, 128);
+  b[IcResp.CPDA] = cpda;
+  b[IcResp.DGST] = dgst;
+  b.writeUInt32LE(maxh2c, IcResp.MAXH2CDATA);
+  return b;
+}
+
+test('an ICResp the Linux host would refuse is refused (cpda, maxh2cdata, digests)', async () => {
+  for (const bad of [goodIcResp(131072, 1), goodIcResp(0xffff), goodIcResp(2048), goodIcResp(131072, 0, 1)]) {
+    const t = await scriptedTarget(bad);
+    await assert.rejects(
+      NvmeTcpQpair.connect({
+        traddr: '127.0.0.1',
+        trsvcid: String(t.port),
+        queueSize: 4,
+        inCapsuleDataSize: 4096,
+      }),
+      /bad ICResp/,
+    );
+    t.server.close();
+  }
+});
+
+test('a bad R2T or a C2HTermReq fails outstanding commands with ABORTED_SQ_DELETION', async () => {
+  const t = await scriptedTarget(goodIcResp(), (socket, capsule) => {
+    const cid = capsule.readUInt16LE(8 + 2);
+    const r2t = Buffer.alloc(24);
+    writeCommonHeader(r2t, PduType.R2T, 0, 24, 0, 24);
+    r2t.writeUInt16LE(cid, R2t.CCCID);
+    r2t.writeUInt32LE(0, R2t.R2TO);
+    r2t.writeUInt32LE(1 << 20, R2t.R2TL); // past the transfer
+    socket.write(r2t);
+  });
+  const q = await NvmeTcpQpair.connect({
+    traddr: '127.0.0.1',
+    trsvcid: String(t.port),
+    queueSize: 4,
+    inCapsuleDataSize: 0,
+  });
+  const sqe = Buffer.alloc(64);
+  sqe[0] = 1;
+  const status = await new Promise<number>((resolve) => {
+    assert.ok(q.submit(sqe, Buffer.alloc(8192), false, (cpl) => resolve(cpl.readUInt16LE(Cqe.STATUS))));
+  });
+  assert.equal((status >> 1) & 0xff, GenericStatus.ABORTED_SQ_DELETION);
+  assert.match(q.closeReason ?? '', /bad R2T/);
+  assert.equal(
+    q.submit(sqe, null, false, () => {}),
+    false,
+  );
+  t.server.close();
+
+  const t2 = await scriptedTarget(goodIcResp(), (socket) => {
+    const term = Buffer.alloc(24);
+    writeCommonHeader(term, PduType.C2H_TERM_REQ, 0, 24, 0, 24);
+    term.writeUInt16LE(2, TermReq.FES);
+    socket.write(term);
+  });
+  const q2 = await NvmeTcpQpair.connect({
+    traddr: '127.0.0.1',
+    trsvcid: String(t2.port),
+    queueSize: 4,
+    inCapsuleDataSize: 0,
+  });
+  await new Promise<void>((resolve) => {
+    q2.submit(Buffer.alloc(64), null, false, () => resolve());
+  });
+  assert.match(q2.closeReason ?? '', /C2HTermReq fes 2/);
+  t2.server.close();
+});
+
+test('the queue refuses more commands than its size', async () => {
+  const t = await scriptedTarget(goodIcResp());
+  const q = await NvmeTcpQpair.connect({
+    traddr: '127.0.0.1',
+    trsvcid: String(t.port),
+    queueSize: 2,
+    inCapsuleDataSize: 0,
+  });
+  assert.equal(
+    q.submit(Buffer.alloc(64), null, false, () => {}),
+    true,
+  );
+  assert.equal(
+    q.submit(Buffer.alloc(64), null, false, () => {}),
+    true,
+  );
+  assert.equal(
+    q.submit(Buffer.alloc(64), null, false, () => {}),
+    false,
+  );
+  assert.equal(q.outstanding, 2);
+  q.close();
+  assert.equal(q.outstanding, 0);
+  t.server.close();
+});
+
+test('callback I/O API, status errors, admin helpers against the fake core', async () => {
+  const target = await startFakeTarget(256);
+  try {
+    const ctrlr = await NvmeController.connect(
+      { traddr: '127.0.0.1', trsvcid: String(target.port), subnqn: 'nqn.x' },
+      { kato: 200 },
+    );
+    // keep alive runs at kato/2 on its own
+    const before = target.core.requests;
+    await new Promise((r) => setTimeout(r, 350));
+    assert.ok(target.core.requests >= before + 2, 'keep alive commands were sent');
+    await assert.rejects(
+      ctrlr.getFeatures(0x81),
+      (e: NvmeStatusError) => e.sc === GenericStatus.INVALID_OPCODE,
+    );
+    const io = await ctrlr.createIoQpair(4);
+    const data = Buffer.alloc(1024, 0xab);
+    const statuses = await new Promise<number[]>((resolve) => {
+      const out: number[] = [];
+      const cb = (status: number) => {
+        out.push(status);
+        if (out.length === 2) resolve(out);
+      };
+      assert.ok(io.write(1, 4, 2, data, cb));
+      assert.ok(io.write(1, 255, 2, data, cb));
+    });
+    assert.deepEqual(statuses.sort(), [0, GenericStatus.LBA_OUT_OF_RANGE]);
+    await ctrlr.disconnect();
+  } finally {
+    await target.close();
+  }
+});
