@@ -1,0 +1,270 @@
+// The NVMe-oF target as a real process (-m 0x3) driven by our host library:
+// Connect, Identify, verified writes/reads on I/O queues spread over both poll
+// groups, discovery log, a disallowed host refused at Connect, namespace
+// hot-add raising an AEN, save_config carrying the nvmf section.
+
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { RpcClient } from '../../src/jsonrpc/index.ts';
+import { NvmeController, NvmeStatusError } from '../../src/nvme/index.ts';
+
+const NODE = new URL('../../node_modules/.bin/node', import.meta.url).pathname;
+const TGT = new URL('../../bin/nvmf_tgt.mjs', import.meta.url).pathname;
+const CNODE1 = 'nqn.2016-06.io.spdk:cnode1';
+const CNODE2 = 'nqn.2016-06.io.spdk:cnode2';
+const DISC = 'nqn.2014-08.org.nvmexpress.discovery';
+const ALLOWED = 'nqn.2014-08.org.nvmexpress:uuid:11111111-2222-3333-4444-555555555555';
+const OTHER = 'nqn.2014-08.org.nvmexpress:uuid:99999999-2222-3333-4444-555555555555';
+
+let dir = '';
+let child: ChildProcess | null = null;
+let rpc: RpcClient | null = null;
+let port = '';
+let logText = '';
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+function listen(nqn: string) {
+  return {
+    method: 'nvmf_subsystem_add_listener',
+    params: { nqn, listen_address: { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: port } },
+  };
+}
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'nvmf-ts-tgt-'));
+  port = String(await freePort());
+  const cfg = {
+    subsystems: [
+      {
+        subsystem: 'bdev',
+        config: [
+          { method: 'bdev_malloc_create', params: { name: 'Malloc0', num_blocks: 16384, block_size: 512 } },
+          { method: 'bdev_malloc_create', params: { name: 'Malloc1', num_blocks: 8192, block_size: 4096 } },
+          { method: 'bdev_malloc_create', params: { name: 'Malloc2', num_blocks: 2048, block_size: 512 } },
+        ],
+      },
+      {
+        subsystem: 'nvmf',
+        config: [
+          { method: 'nvmf_create_transport', params: { trtype: 'TCP' } },
+          {
+            method: 'nvmf_create_subsystem',
+            params: {
+              nqn: CNODE1,
+              allow_any_host: true,
+              serial_number: 'SPDK00000000000001',
+              model_number: 'SPDK bdev Controller',
+            },
+          },
+          {
+            method: 'nvmf_subsystem_add_ns',
+            params: { nqn: CNODE1, namespace: { nsid: 1, bdev_name: 'Malloc0' } },
+          },
+          { method: 'nvmf_create_subsystem', params: { nqn: CNODE2, serial_number: 'SPDK2' } },
+          { method: 'nvmf_subsystem_add_host', params: { nqn: CNODE2, host: ALLOWED } },
+          { method: 'nvmf_subsystem_add_ns', params: { nqn: CNODE2, namespace: { bdev_name: 'Malloc1' } } },
+          listen(DISC),
+          listen(CNODE1),
+          listen(CNODE2),
+        ],
+      },
+    ],
+  };
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(cfg));
+  const sock = join(dir, 'rpc.sock');
+  child = spawn(NODE, [TGT, '-m', '0x3', '-r', sock, '--json', join(dir, 'config.json')], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout?.on('data', (d: Buffer) => {
+    logText += d.toString();
+  });
+  child.stderr?.on('data', (d: Buffer) => {
+    logText += d.toString();
+  });
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (logText.includes('all subsystems initialized')) break;
+    if (Date.now() > deadline || child.exitCode !== null)
+      throw new Error(`nvmf_tgt did not start:\n${logText}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  rpc = await RpcClient.connect(sock, 5000);
+});
+
+after(async () => {
+  rpc?.close();
+  if (child !== null && child.exitCode === null) {
+    const exited = new Promise((r) => child?.once('exit', r));
+    child.kill('SIGTERM');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function trid(subnqn: string, hostnqn?: string) {
+  return { traddr: '127.0.0.1', trsvcid: port, subnqn, hostnqn };
+}
+
+function pattern(len: number, seed: number): Buffer {
+  const b = Buffer.alloc(len);
+  for (let i = 0; i < len; i += 4) b.writeUInt32LE((Math.imul(i + 1, 2654435761) ^ seed) >>> 0, i);
+  return b;
+}
+
+test('start-up logs the nvme discover/connect lines', () => {
+  assert.match(logText, new RegExp(`nvme discover -t tcp -a 127\\.0\\.0\\.1 -s ${port}`));
+  assert.match(
+    logText,
+    new RegExp(`nvme connect -t tcp -a 127\\.0\\.0\\.1 -s ${port} -n ${CNODE1.replace(/\./g, '\\.')}`),
+  );
+});
+
+test('connect, identify, verified I/O over both poll groups', async () => {
+  const c = await NvmeController.connect(trid(CNODE1));
+  try {
+    const id = await c.identify(1, 0);
+    assert.equal(id.toString('latin1', 4, 24).trim(), 'SPDK00000000000001');
+    assert.equal(id.toString('latin1', 24, 64).trim(), 'SPDK bdev Controller');
+    assert.equal(id[77], 5, 'MDTS for 128 KiB');
+    assert.equal(id.readUInt32LE(1792), (4096 + 64) / 16, 'IOCCSZ');
+    assert.equal(id.toString('latin1', 768, 768 + CNODE1.length), CNODE1);
+    const ns = await c.identify(0, 1);
+    assert.equal(ns.readUInt32LE(0), 16384, 'NSZE');
+    assert.equal((ns.readUInt32LE(128) >> 16) & 0xff, 9, 'LBADS 512');
+    const list = await c.identify(2, 0);
+    assert.equal(list.readUInt32LE(0), 1);
+    assert.equal(list.readUInt32LE(4), 0);
+    const q = await c.setNumQueues(4);
+    assert.ok(q.sq >= 2);
+    const qs = [
+      await c.createIoQpair(32),
+      await c.createIoQpair(32),
+      await c.createIoQpair(32),
+      await c.createIoQpair(32),
+    ];
+    // writes on each queue, read back through another queue
+    const writes: Promise<void>[] = [];
+    for (let i = 0; i < 32; i++) writes.push(qs[i % 4].writeAsync(1, i * 64, 64, pattern(64 * 512, i)));
+    await Promise.all(writes);
+    for (let i = 0; i < 32; i++) {
+      const r = Buffer.alloc(64 * 512);
+      await qs[(i + 1) % 4].readAsync(1, i * 64, 64, r);
+      assert.ok(r.equals(pattern(64 * 512, i)), `block range ${i} reads back what was written`);
+    }
+    // largest transfer (MDTS) and an out-of-range read
+    const big = pattern(131072, 77);
+    await qs[0].writeAsync(1, 4096, 256, big);
+    const rb = Buffer.alloc(131072);
+    await qs[1].readAsync(1, 4096, 256, rb);
+    assert.ok(rb.equals(big));
+    await assert.rejects(qs[0].readAsync(1, 16380, 8, Buffer.alloc(4096)), (e: unknown) => {
+      assert.ok(e instanceof NvmeStatusError);
+      assert.equal(e.status, 0x80, 'LBA out of range');
+      return true;
+    });
+    const stats = (await rpc?.call('nvmf_get_stats')) as {
+      poll_groups: { name: string; current_io_qpairs: number; completed_nvme_io: number }[];
+    };
+    assert.equal(stats.poll_groups.length, 2);
+    for (const g of stats.poll_groups) {
+      assert.ok(g.current_io_qpairs >= 1, `${g.name} holds I/O queues`);
+      assert.ok(g.completed_nvme_io > 0, `${g.name} completed I/O`);
+    }
+    const ctrlrs = (await rpc?.call('nvmf_subsystem_get_controllers', { nqn: CNODE1 })) as {
+      num_io_qpairs: number;
+    }[];
+    assert.equal(ctrlrs.length, 1);
+    assert.equal(ctrlrs[0].num_io_qpairs, 4);
+  } finally {
+    await c.disconnect();
+  }
+});
+
+test('discovery log lists the subsystems the host may reach', async () => {
+  const d = await NvmeController.connect(trid(DISC, OTHER), { kato: 0 });
+  try {
+    const hdr = await d.getLogPage(0x70, Buffer.alloc(4096));
+    const numrec = hdr.readUInt32LE(8);
+    const names: string[] = [];
+    for (let i = 0; i < numrec && 1024 * (i + 2) <= hdr.length; i++) {
+      names.push(hdr.toString('latin1', 1024 * (i + 1) + 256, 1024 * (i + 1) + 512).replace(/\0+$/, ''));
+    }
+    assert.ok(names.includes(CNODE1));
+    assert.ok(!names.includes(CNODE2), 'cnode2 is hidden from a host not on its list');
+    assert.equal(hdr[1024 + 0], 3, 'TRTYPE TCP');
+  } finally {
+    await d.disconnect();
+  }
+});
+
+test('a host not on the allow list is refused at Connect; an allowed one gets in', async () => {
+  await assert.rejects(NvmeController.connect(trid(CNODE2, OTHER)), (e: unknown) => {
+    assert.ok(e instanceof NvmeStatusError, String(e));
+    assert.equal(e.status, 0x184, 'SCT 1 / INVALID_HOST');
+    return true;
+  });
+  const c = await NvmeController.connect(trid(CNODE2, ALLOWED));
+  try {
+    const ns = await c.identify(0, 1);
+    assert.equal((ns.readUInt32LE(128) >> 16) & 0xff, 12, 'LBADS 4096');
+  } finally {
+    await c.disconnect();
+  }
+});
+
+test('namespace hot-add raises a namespace attribute AEN and shows in the changed list', async () => {
+  const c = await NvmeController.connect(trid(CNODE1));
+  try {
+    await c.setFeatures(0x0b, 0x100); // namespace attribute notices
+    const aer = Buffer.alloc(64);
+    aer[0] = 0x0c;
+    const pending = c.adminCommand(aer, null, false);
+    const nsid = await rpc?.call('nvmf_subsystem_add_ns', {
+      nqn: CNODE1,
+      namespace: { bdev_name: 'Malloc2' },
+    });
+    assert.equal(nsid, 2);
+    const cpl = await Promise.race([
+      pending,
+      new Promise<never>((_r, rej) => setTimeout(() => rej(new Error('no AEN within 5 s')), 5000)),
+    ]);
+    assert.equal(cpl.dw0 & 0x7, 2, 'notice');
+    assert.equal((cpl.dw0 >> 16) & 0xff, 0x04, 'changed namespace list log');
+    const changed = await c.getLogPage(0x04, Buffer.alloc(4096));
+    assert.equal(changed.readUInt32LE(0), 2);
+    const list = await c.identify(2, 0);
+    assert.deepEqual([list.readUInt32LE(0), list.readUInt32LE(4)], [1, 2]);
+  } finally {
+    await c.disconnect();
+  }
+});
+
+test('save_config carries the nvmf section', async () => {
+  const cfg = (await rpc?.call('save_config')) as {
+    subsystems: { subsystem: string; config: { method: string; params: Record<string, unknown> }[] }[];
+  };
+  const nvmf = cfg.subsystems.find((s) => s.subsystem === 'nvmf');
+  assert.ok(nvmf);
+  const methods = nvmf.config.map((e) => e.method);
+  assert.ok(methods.includes('nvmf_create_transport'));
+  assert.equal(methods.filter((m) => m === 'nvmf_create_subsystem').length, 2);
+  assert.equal(methods.filter((m) => m === 'nvmf_subsystem_add_ns').length, 3);
+  assert.equal(methods.filter((m) => m === 'nvmf_subsystem_add_listener').length, 3);
+  assert.ok(methods.includes('nvmf_subsystem_add_host'));
+});
