@@ -6,7 +6,7 @@ import { NVMF_TGT_DEVICE, NvmfPollGroup } from '../../nvmf/poll-group.ts';
 import { getTarget, NvmfTarget, setTarget } from '../../nvmf/target.ts';
 import { createTcpPollGroup, TCP_DEFAULT_OPTIONS, TcpListener } from '../../nvmf/tcp/index.ts';
 import { registerTransport, type TransportPlugin } from '../../nvmf/transports.ts';
-import { ioDeviceRegistered, registerIoDevice } from '../../thread/index.ts';
+import { ioDeviceRegistered, realmReactor, registerIoDevice } from '../../thread/index.ts';
 import { nvmfRpcMethods, subsystemConfigEntries, transportConfigEntry } from './nvmf-rpc.ts';
 
 export const tcpTransportPlugin: TransportPlugin = {
@@ -27,6 +27,7 @@ export const nvmfSubsystem: FrameworkSubsystem = {
   depends: ['bdev', 'sock'],
   realmInit() {
     registerTransport(tcpTransportPlugin);
+    if (realmReactor() === 0 && getTargetOrNull() === null) setTarget(new NvmfTarget());
     if (!ioDeviceRegistered(NVMF_TGT_DEVICE)) {
       registerIoDevice(
         NVMF_TGT_DEVICE,
@@ -38,7 +39,9 @@ export const nvmfSubsystem: FrameworkSubsystem = {
   },
   async init(a: App) {
     app = a;
-    const t = new NvmfTarget();
+    // the target may already exist: created before init so that startup-state
+    // RPCs replayed from --json (nvmf_set_config, ...) have somewhere to land
+    const t = getTargetOrNull() ?? new NvmfTarget();
     setTarget(t);
     await t.start(a.reactorCount);
   },
@@ -70,6 +73,14 @@ export const nvmfSubsystem: FrameworkSubsystem = {
   },
   rpcMethods: nvmfRpcMethods,
 };
+
+function getTargetOrNull(): NvmfTarget | null {
+  try {
+    return getTarget();
+  } catch {
+    return null;
+  }
+}
 
 /** The App the subsystem started with (for the start-up banner). */
 export function nvmfApp(): App | null {
