@@ -118,6 +118,13 @@ const frameworkMethods: RpcMethod[] = [
         help: 'Name of subsystem to query',
         cli: { positional: true },
       },
+      {
+        // rpc.py's save_config always sends it; no config entry here is a batch, so it changes nothing.
+        name: 'with_batches',
+        type: 'boolean',
+        help: 'Keep batch arrays in output (accepted; this target writes no batches)',
+        cli: { flags: ['--with-batches'], action: 'store_true' },
+      },
     ],
     handler(p: { name: string }) {
       const s = app()
