@@ -579,5 +579,10 @@ function isEntryPoint(): boolean {
 }
 
 if (isEntryPoint()) {
+  // `nvmf-rpc ... | head`: a closed pipe ends the output quietly, as for any Unix tool.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  });
   process.exitCode = await runCli(process.argv.slice(2));
 }

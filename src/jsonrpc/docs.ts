@@ -54,7 +54,8 @@ export function lintRpcMethods(methods: readonly RpcMethod[]): string[] {
         continue;
       }
       for (const f of cliFlagsOf(p)) {
-        if (!/^-(-[A-Za-z0-9][A-Za-z0-9_-]*|[A-Za-z0-9][A-Za-z0-9]*)$/.test(f)) problems.push(`${pw}: bad CLI flag ${f}`);
+        if (!/^-(-[A-Za-z0-9][A-Za-z0-9_-]*|[A-Za-z0-9][A-Za-z0-9]*)$/.test(f))
+          problems.push(`${pw}: bad CLI flag ${f}`);
         if (f === '-h' || f === '--help') problems.push(`${pw}: CLI flag ${f} is reserved for help`);
         const other = flags.get(f);
         if (other !== undefined) problems.push(`${pw}: CLI flag ${f} also used by ${other}`);
@@ -133,6 +134,17 @@ export function renderRpcDocs(methods: readonly RpcMethod[]): string {
     '| -32603 | Internal error |',
     '| -1 | Not allowed in the current state (startup vs runtime) |',
     '| other negative | errno from the component (e.g. -19 ENODEV, -17 EEXIST) |',
+    '',
+    '## Adding a method',
+    '',
+    "A component lists `RpcMethod` objects (`src/jsonrpc/types.ts`) in its framework subsystem's",
+    '`rpcMethods`; `collectRpcMethods()` (`src/event/rpc-methods.ts`) gathers them for the server and the CLI.',
+    'Each method has a `summary`, the `states` it may run in (`RpcState.STARTUP` / `RUNTIME`), and one',
+    '`ParamSpec` per parameter with `help`; `cli` gives its rpc.py spelling (positional, flags, action).',
+    'Optional: `cliTransform` reshapes CLI arguments (MB → blocks, flat flags → nested object) and',
+    '`cliPrint` overrides how the CLI prints the result. Handlers throw `RpcError(code, message)`.',
+    'Then run `npm run docs:rpc`; `test/unit/jsonrpc/docs.test.ts` fails while this file is stale or a',
+    'method lacks a summary, a schema or help.',
     '',
     '## Methods',
     '',
