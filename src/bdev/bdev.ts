@@ -81,6 +81,9 @@ export class Bdev {
   readonly retiredStats = new BdevIoStats();
   histogramEnabled = false;
   qos: BdevQos | null = null;
+  /** emulated compare-and-writes in progress: their LBA ranges are locked against other writes */
+  readonly lockedRanges: BdevIo[] = [];
+  readonly lockWaiters: BdevIo[] = [];
 
   constructor(d: BdevDescriptor) {
     this.name = d.name;
@@ -344,6 +347,10 @@ export function submitAdmitted(io: BdevIo): void {
   const bdev = io.bdev!;
   const t = io.type;
   const backend = bdev.backend;
+  if (bdev.lockedRanges.length > 0 && io.parent === null && t !== BdevIoType.READ && overlapsLock(bdev, io)) {
+    bdev.lockWaiters.push(io); // resubmitted when the compare-and-write holding the range ends
+    return;
+  }
   if (t === BdevIoType.READ || t === BdevIoType.WRITE) {
     if (needsSplit(bdev, io.offsetBlocks, io.numBlocks)) {
       splitRw(io);
@@ -473,9 +480,35 @@ function emulateWriteZeroes(io: BdevIo): void {
   for (const c of children) submitAdmitted(c);
 }
 
-/** compare = read into scratch + compare; compare_and_write = that, then the write. */
+function overlapsLock(bdev: Bdev, io: BdevIo): boolean {
+  const t = io.type;
+  if (
+    t !== BdevIoType.WRITE &&
+    t !== BdevIoType.WRITE_ZEROES &&
+    t !== BdevIoType.UNMAP &&
+    t !== BdevIoType.COMPARE_AND_WRITE
+  ) {
+    return false;
+  }
+  const end = io.offsetBlocks + io.numBlocks;
+  for (const l of bdev.lockedRanges) {
+    if (io.offsetBlocks < l.offsetBlocks + l.numBlocks && l.offsetBlocks < end) return true;
+  }
+  return false;
+}
+
+function releaseLock(io: BdevIo): void {
+  const bdev = io.bdev!;
+  const i = bdev.lockedRanges.indexOf(io);
+  if (i < 0) return;
+  bdev.lockedRanges.splice(i, 1);
+  for (const w of bdev.lockWaiters.splice(0)) submitAdmitted(w);
+}
+
+/** compare = read into scratch + compare; compare_and_write = that, then the write, with its range locked. */
 function emulateCompare(io: BdevIo): void {
   const bdev = io.bdev!;
+  if (io.type === BdevIoType.COMPARE_AND_WRITE) bdev.lockedRanges.push(io);
   const c = makeChild(io, BdevIoType.READ, io.offsetBlocks, io.numBlocks, ChildRole.CMP_READ);
   c.scratch = Buffer.allocUnsafe(io.numBlocks * bdev.blockSize);
   c.iov = [c.scratch];
@@ -528,6 +561,7 @@ function finishIo(io: BdevIo, status: BdevIoStatus): void {
   }
   if (io.status !== BdevIoStatus.PENDING) throw new Error('bdev_io completed twice');
   io.status = status;
+  if (io.type === BdevIoType.COMPARE_AND_WRITE && io.bdev!.lockedRanges.length > 0) releaseLock(io);
   const ch = io.ch!;
   ch.completions.push(io);
   if (!ch.drainScheduled) {

@@ -16,13 +16,21 @@ export interface QosLimits {
   w_mbytes_per_sec: number;
 }
 
-// Int32 slots in the shared state
-const WINDOW = 0;
+// Int32 slots in the shared state: a token bucket per limit, in thousandths
+// of the unit (I/Os, KiB), refilled from the elapsed milliseconds by
+// whichever realm gets there first. Unused credit carries over up to
+// BURST_MS, so a thread that was late to run catches up; a big I/O may take
+// the bucket below zero (debt) and later ones wait until it is paid.
+const LAST_MS = 0;
 const IOS = 1;
 const RW_KB = 2;
 const R_KB = 3;
 const W_KB = 4;
 const SLOTS = 5;
+const BURST_MS = 100;
+/** credit a new bucket starts with */
+const START_MS = 5;
+const MAX_TOKENS = 2_000_000_000;
 
 export function createQosState(): SharedArrayBuffer {
   return new SharedArrayBuffer(SLOTS * 4);
@@ -37,60 +45,67 @@ interface QueuedChannel {
   poller: Poller | null;
 }
 
+// milliseconds on a clock every realm shares (timeOrigin differs per worker)
+const EPOCH = Date.UTC(2026, 0, 1);
+function nowMs(): number {
+  return Math.floor(performance.timeOrigin + performance.now() - EPOCH) | 0;
+}
+
 export class BdevQos {
   readonly limits: QosLimits;
   private readonly s: Int32Array;
-  private readonly windowMs: number;
-  // quotas per window; Infinity = unlimited (byte quotas in KiB)
-  private readonly iosQuota: number;
-  private readonly rwKbQuota: number;
-  private readonly rKbQuota: number;
-  private readonly wKbQuota: number;
+  // refill per millisecond, in thousandths of the unit; 0 = unlimited
+  private readonly perMs: number[];
   private readonly waiting = new Map<BdevChannel, QueuedChannel>();
 
   constructor(state: SharedArrayBuffer, limits: QosLimits) {
     this.s = new Int32Array(state);
     this.limits = limits;
-    let windowMs = 10;
-    if (limits.rw_ios_per_sec > 0) windowMs = Math.max(windowMs, Math.ceil(1000 / limits.rw_ios_per_sec));
-    this.windowMs = windowMs;
-    const per = (perSec: number) => (perSec > 0 ? (perSec * windowMs) / 1000 : Number.POSITIVE_INFINITY);
-    this.iosQuota = per(limits.rw_ios_per_sec);
-    this.rwKbQuota = per(limits.rw_mbytes_per_sec * 1024);
-    this.rKbQuota = per(limits.r_mbytes_per_sec * 1024);
-    this.wKbQuota = per(limits.w_mbytes_per_sec * 1024);
+    this.perMs = [
+      0,
+      limits.rw_ios_per_sec, // IOs/s → milli-IOs/ms
+      limits.rw_mbytes_per_sec * 1024, // KiB/s → milli-KiB/ms
+      limits.r_mbytes_per_sec * 1024,
+      limits.w_mbytes_per_sec * 1024,
+    ];
+    if (Atomics.load(this.s, LAST_MS) === 0) {
+      Atomics.compareExchange(this.s, LAST_MS, 0, nowMs());
+      for (let k = IOS; k < SLOTS; k++)
+        Atomics.store(this.s, k, Math.min(MAX_TOKENS, this.perMs[k] * START_MS));
+    }
   }
 
-  private roll(): void {
-    const w = Math.floor((performance.timeOrigin + performance.now()) / this.windowMs) | 0;
-    const cur = Atomics.load(this.s, WINDOW);
-    if (w !== cur && Atomics.compareExchange(this.s, WINDOW, cur, w) === cur) {
-      // carry overdraft (one big I/O may exceed a window's budget) into the new window
-      const carry = (slot: number, quota: number) => {
-        const used = Atomics.load(this.s, slot);
-        Atomics.store(this.s, slot, Number.isFinite(quota) ? Math.max(0, Math.floor(used - quota)) : 0);
-      };
-      carry(IOS, this.iosQuota);
-      carry(RW_KB, this.rwKbQuota);
-      carry(R_KB, this.rKbQuota);
-      carry(W_KB, this.wKbQuota);
+  private refill(): void {
+    const now = nowMs();
+    const last = Atomics.load(this.s, LAST_MS);
+    const dt = now - last;
+    if (dt <= 0 || Atomics.compareExchange(this.s, LAST_MS, last, now) !== last) return;
+    for (let k = IOS; k < SLOTS; k++) {
+      const rate = this.perMs[k];
+      if (rate === 0) continue;
+      const cap = Math.min(MAX_TOKENS, rate * BURST_MS);
+      const add = Math.min(cap, rate * dt);
+      // add, then clip to the burst cap (another realm may add at the same time; clipping keeps it bounded)
+      const v = Atomics.add(this.s, k, add) + add;
+      if (v > cap) Atomics.sub(this.s, k, v - cap);
     }
   }
 
   private tryConsume(io: BdevIo): boolean {
-    this.roll();
+    this.refill();
     const s = this.s;
-    const kb = Math.ceil((io.numBlocks * io.bdev!.blockSize) / 1024);
+    const milliKb = Math.ceil((io.numBlocks * io.bdev!.blockSize) / 1024) * 1000;
     const isRead = io.type === BdevIoType.READ;
     const isWrite = io.type === BdevIoType.WRITE;
-    if (Atomics.load(s, IOS) >= this.iosQuota) return false;
-    if ((isRead || isWrite) && Atomics.load(s, RW_KB) >= this.rwKbQuota) return false;
-    if (isRead && Atomics.load(s, R_KB) >= this.rKbQuota) return false;
-    if (isWrite && Atomics.load(s, W_KB) >= this.wKbQuota) return false;
-    Atomics.add(s, IOS, 1);
-    if (isRead || isWrite) Atomics.add(s, RW_KB, kb);
-    if (isRead) Atomics.add(s, R_KB, kb);
-    if (isWrite) Atomics.add(s, W_KB, kb);
+    const p = this.perMs;
+    if (p[IOS] > 0 && Atomics.load(s, IOS) <= 0) return false;
+    if (p[RW_KB] > 0 && (isRead || isWrite) && Atomics.load(s, RW_KB) <= 0) return false;
+    if (p[R_KB] > 0 && isRead && Atomics.load(s, R_KB) <= 0) return false;
+    if (p[W_KB] > 0 && isWrite && Atomics.load(s, W_KB) <= 0) return false;
+    if (p[IOS] > 0) Atomics.sub(s, IOS, 1000);
+    if (p[RW_KB] > 0 && (isRead || isWrite)) Atomics.sub(s, RW_KB, milliKb);
+    if (p[R_KB] > 0 && isRead) Atomics.sub(s, R_KB, milliKb);
+    if (p[W_KB] > 0 && isWrite) Atomics.sub(s, W_KB, milliKb);
     return true;
   }
 

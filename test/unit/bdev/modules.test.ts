@@ -234,3 +234,34 @@ test('save_config entries carry SPDK parameter names', async () => {
     },
   });
 });
+
+test('emulated compare-and-write (aio) locks its range: a write submitted right after waits for it', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nvmf-ts-caw-'));
+  try {
+    const file = path.join(dir, 'd.img');
+    fs.writeFileSync(file, Buffer.alloc(64 * 4096));
+    const name = await settle(createAioBdev({ name: uniq('AIO'), filename: file, blockSize: 4096 }));
+    const { desc, ch } = await openNew(name);
+    const r = recorder();
+    for (let round = 0; round < 20; round++) {
+      const old = pattern(4096, round);
+      const mid = pattern(4096, round + 100);
+      const last = pattern(4096, round + 200);
+      B.bdevWrite(desc, ch, [old], 5, 1, false, r.cb, 'init');
+      await until(() => r.done.length === 1);
+      B.bdevCompareAndWrite(desc, ch, [old], [mid], 5, 1, false, r.cb, 'caw');
+      B.bdevWrite(desc, ch, [last], 5, 1, false, r.cb, 'after');
+      await until(() => r.done.length === 3);
+      const by = Object.fromEntries(r.done.map((d) => [d.tag, d.ok]));
+      assert.deepEqual(by, { init: true, caw: true, after: true });
+      const out = Buffer.alloc(4096);
+      B.bdevRead(desc, ch, [out], 5, 1, r.cb, 'check');
+      await until(() => r.done.length === 4);
+      assert.ok(out.equals(last), 'the later write landed after the compare-and-write');
+      assert.equal(desc.bdev.lockedRanges.length, 0);
+      r.done.length = 0;
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
