@@ -56,13 +56,20 @@ try {
   fail((e as Error).message);
 }
 
-const app = new Application({
-  cores,
-  rpcSocket: args.values['rpc-socket'],
-  jsonConfig: args.values.json,
-  waitForRpc: args.values['wait-for-rpc'],
-  log: { level, flags: args.values.logflag, json: args.values['log-json'] },
-});
+let app: Application;
+try {
+  app = new Application({
+    cores,
+    rpcSocket: args.values['rpc-socket'],
+    jsonConfig: args.values.json,
+    waitForRpc: args.values['wait-for-rpc'],
+    log: { level, flags: args.values.logflag, json: args.values['log-json'] },
+  });
+} catch (e) {
+  // e.g. a missing or cyclic subsystem dependency
+  process.stderr.write(`nvmf_tgt: ${(e as Error).message}\n`);
+  process.exit(1);
+}
 const log = logger('app');
 
 let signalled = false;
