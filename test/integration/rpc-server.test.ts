@@ -8,6 +8,7 @@ import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import fc from 'fast-check';
 import {
   JsonStreamSplitter,
   RpcClient,
@@ -352,4 +353,33 @@ test('connections over maxConnections are closed; freed slots are usable again',
   } finally {
     await limited.close();
   }
+});
+
+test('random bytes and mangled requests never take the server down (property)', async () => {
+  const valid = req(1, 'echo', { value: 'ok', count: 1 });
+  const mangled = fc
+    .tuple(fc.nat({ max: valid.length }), fc.nat({ max: valid.length }), fc.string({ maxLength: 8 }))
+    .map(([a, b, ins]) => valid.slice(0, Math.min(a, b)) + ins + valid.slice(Math.max(a, b)));
+  const input = fc.oneof(
+    fc.uint8Array({ maxLength: 64 }).map((a) => Buffer.from(a)),
+    mangled.map((t) => Buffer.from(t)),
+  );
+  await fc.assert(
+    fc.asyncProperty(input, async (bytes) => {
+      const sock = createConnection(sockPath);
+      await new Promise<void>((resolve) => {
+        sock.on('error', () => resolve());
+        sock.on('close', () => resolve());
+        // Half-close after writing: the server answers what it can and ends its side.
+        sock.on('connect', () => sock.end(bytes));
+        sock.resume();
+        setTimeout(() => {
+          sock.destroy();
+          resolve();
+        }, 500);
+      });
+    }),
+    { numRuns: 60 },
+  );
+  await assertStillServing();
 });
