@@ -17,6 +17,8 @@ import {
   uuidToBytes,
 } from '../spec/identify.ts';
 import {
+  AnaState,
+  buildAnaLog,
   buildChangedNsList,
   buildCommandEffectsLog,
   buildFirmwareSlotLog,
@@ -61,6 +63,8 @@ const CAP_TO = 30;
 export const AsyncEvent = {
   /** notice, namespace attribute changed, log 04h */
   NS_ATTR_CHANGED: (2 | (0x00 << 8) | (LogPage.CHANGED_NS_LIST << 16)) >>> 0,
+  /** notice, ANA change, log 0Ch */
+  ANA_CHANGE: (2 | (0x03 << 8) | (LogPage.ANA << 16)) >>> 0,
   /** notice, discovery log page change, log 70h */
   DISCOVERY_LOG_CHANGED: (2 | (0xf0 << 8) | (LogPage.DISCOVERY << 16)) >>> 0,
 } as const;
@@ -124,6 +128,7 @@ export class NvmfCtrlr {
   /** notices already reported and not yet cleared by reading their log page */
   nsNoticeMasked = false;
   discNoticeMasked = false;
+  anaNoticeMasked = false;
   readonly errorLog: ErrorLogEntry[] = [];
   errorCount = 0;
   readonly stats = { dataUnitsRead: 0, dataUnitsWritten: 0, hostReads: 0, hostWrites: 0 };
@@ -405,7 +410,10 @@ export class NvmfCtrlr {
       switch (p.lid) {
         case LogPage.SUPPORTED_LOG_PAGES:
           page = Buffer.alloc(1024);
-          buildSupportedLogPages(page, [0x00, 0x01, 0x02, 0x03, 0x04, 0x05]);
+          buildSupportedLogPages(
+            page,
+            this.host.sub.view.anaReporting ? [0, 1, 2, 3, 4, 5, 0x0c] : [0, 1, 2, 3, 4, 5],
+          );
           break;
         case LogPage.ERROR: {
           const n = Math.max(1, Math.ceil(p.length / ERROR_LOG_ENTRY_SIZE));
@@ -434,6 +442,34 @@ export class NvmfCtrlr {
             this.nsNoticeMasked = false;
           }
           break;
+        case LogPage.ANA: {
+          const view = this.host.sub.view;
+          if (!view.anaReporting) break;
+          // one ANA group per namespace (SPDK's default), state of the listener this host came through
+          const via = this.adminQpair.listenAddr;
+          const li = view.listeners.findIndex(
+            (l) =>
+              l.traddr === via.traddr &&
+              l.trsvcid === via.trsvcid &&
+              l.trtype.toUpperCase() === via.trtype.toUpperCase(),
+          );
+          const stateName = (li >= 0 ? view.listenerAnaStates[li] : 'optimized') as keyof typeof AnaState;
+          const state = AnaState[stateName] ?? AnaState.optimized;
+          const groups = new Map<number, number[]>();
+          for (const ns of this.host.sub.ns.values()) {
+            const g = groups.get(ns.config.anaGroupId) ?? [];
+            g.push(ns.nsid);
+            groups.set(ns.config.anaGroupId, g);
+          }
+          const rgo = (req.cmd[Sqe.CDW10 + 1] & 0x1) !== 0; // LSP bit 0: return groups only
+          page = buildAnaLog(
+            view.anaChangeCount,
+            [...groups].sort((a, b) => a[0] - b[0]).map(([grpid, nsids]) => ({ grpid, state, nsids })),
+            rgo,
+          );
+          if (!p.rae) this.anaNoticeMasked = false;
+          break;
+        }
         case LogPage.COMMAND_EFFECTS:
           page = Buffer.alloc(4096);
           buildCommandEffectsLog(
@@ -614,6 +650,10 @@ export class NvmfCtrlr {
       // AEC bit 8: namespace attribute notices enabled
       if (this.nsNoticeMasked || (this.asyncEventConfig & 0x100) === 0) return;
       this.nsNoticeMasked = true;
+    } else if (ev === AsyncEvent.ANA_CHANGE) {
+      // AEC bit 11: ANA change notices
+      if (this.anaNoticeMasked || (this.asyncEventConfig & 0x800) === 0) return;
+      this.anaNoticeMasked = true;
     } else if (ev === AsyncEvent.DISCOVERY_LOG_CHANGED) {
       if (this.discNoticeMasked || (this.asyncEventConfig & 0x80000000) === 0) return;
       this.discNoticeMasked = true;

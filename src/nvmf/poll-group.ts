@@ -294,7 +294,10 @@ export class NvmfPollGroup implements QpairEvents {
         );
       }
     }
+    const anaChanged = sub.view.anaChangeCount !== v.anaChangeCount;
     sub.view = v;
+    if (anaChanged)
+      for (const c of this.ctrlrs.values()) if (c.host.sub === sub) c.raiseEvent(AsyncEvent.ANA_CHANGE);
     // keep I/O queues pointing at the live view
     if (changed.length > 0) {
       for (const c of this.ctrlrs.values()) {

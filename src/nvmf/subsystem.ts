@@ -42,6 +42,10 @@ export interface SubsystemView {
   hosts: string[];
   namespaces: NamespaceConfig[];
   listeners: TransportAddress[];
+  /** ANA state of each listener, same order */
+  listenerAnaStates: string[];
+  /** bumped on every ANA state change (ANA log change count) */
+  anaChangeCount: number;
   maxNamespaces: number;
   anaReporting: boolean;
 }
@@ -93,6 +97,7 @@ export class NvmfSubsystem {
   readonly maxCntlid: number;
   anaReporting: boolean;
   nextCntlid: number;
+  anaChangeCount = 0;
 
   constructor(o: {
     nqn: string;
@@ -174,6 +179,8 @@ export class NvmfSubsystem {
       hosts: [...this.hosts],
       namespaces: [...this.namespaces.values()].map((n) => ({ ...n })),
       listeners: this.listeners.map((l) => ({ ...l.address })),
+      listenerAnaStates: this.listeners.map((l) => l.anaState),
+      anaChangeCount: this.anaChangeCount,
       maxNamespaces: this.maxNamespaces,
       anaReporting: this.anaReporting,
     };

@@ -337,8 +337,10 @@ export class NvmfTarget {
   async addNamespace(nqn: string, o: Parameters<NvmfSubsystem['addNamespace']>[0]): Promise<number> {
     const s = this.getSubsystem(nqn);
     if (s.subtype !== SubsystemType.NVME) throw new NvmfError('namespaces belong to NVM subsystems only');
-    if (bdevGetReplica(o.bdevName) === undefined)
-      throw new NvmfError(`bdev ${o.bdevName} cannot be opened, error=-19`, -19);
+    const bdev = bdevGetReplica(o.bdevName);
+    if (bdev === undefined) throw new NvmfError(`bdev ${o.bdevName} cannot be opened, error=-19`, -19);
+    // as SPDK: the namespace takes the bdev's UUID unless one is given
+    if (o.uuid === undefined && o.nguid === undefined && bdev.uuid) o = { ...o, uuid: bdev.uuid };
     let ns: ReturnType<NvmfSubsystem['addNamespace']>;
     try {
       ns = s.addNamespace(o);
@@ -467,6 +469,16 @@ export class NvmfTarget {
     if (i < 0) throw new NvmfError('Referral not found', -2);
     this.referrals.splice(i, 1);
     await this.changed(true);
+  }
+
+  async setAnaState(nqn: string, address: TransportAddress, state: string): Promise<void> {
+    const s = this.getSubsystem(nqn);
+    const l = s.findListener(address);
+    if (l === undefined) throw new NvmfError('Unable to find listener.', -2);
+    if (l.anaState === state) return;
+    l.anaState = state;
+    s.anaChangeCount++;
+    await this.sync();
   }
 
   async setDiscoveryFilter(f: string): Promise<void> {

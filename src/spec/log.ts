@@ -124,3 +124,42 @@ export function buildSupportedLogPages(buf: Buffer, lids: readonly number[]): vo
   buf.fill(0, 0, 1024);
   for (const lid of lids) buf.writeUInt32LE(1, lid * 4);
 }
+
+/** ANA states as the ANA log page encodes them. */
+export const AnaState = {
+  optimized: 0x1,
+  non_optimized: 0x2,
+  inaccessible: 0x3,
+  persistent_loss: 0x4,
+  change: 0xf,
+} as const;
+
+export interface AnaGroup {
+  grpid: number;
+  state: number;
+  nsids: readonly number[];
+}
+
+/** ANA log page (0Ch): 16-byte header, then per group a 32-byte descriptor and its NSIDs (unless RGO). */
+export function buildAnaLog(changeCount: number, groups: readonly AnaGroup[], rgo: boolean): Buffer {
+  let size = 16;
+  for (const g of groups) size += 32 + (rgo ? 0 : 4 * g.nsids.length);
+  const buf = Buffer.alloc(size);
+  buf.writeUInt32LE(changeCount >>> 0, 0);
+  buf.writeUInt16LE(groups.length, 8);
+  let off = 16;
+  for (const g of groups) {
+    buf.writeUInt32LE(g.grpid, off);
+    buf.writeUInt32LE(rgo ? 0 : g.nsids.length, off + 4);
+    buf.writeUInt32LE(changeCount >>> 0, off + 8);
+    buf[off + 16] = g.state;
+    off += 32;
+    if (!rgo) {
+      for (const n of g.nsids) {
+        buf.writeUInt32LE(n, off);
+        off += 4;
+      }
+    }
+  }
+  return buf;
+}

@@ -707,12 +707,9 @@ export const nvmfRpcMethods: RpcMethod[] = [
     ],
     cliTransform: (a) => addressFromCli(a, 'listen_address'),
     handler: (p: Record<string, unknown>) =>
-      run(() => {
+      run(async () => {
         checkTgt(p as { tgt_name?: string });
-        const s = getTarget().getSubsystem(String(p.nqn));
-        const l = s.findListener(addressOf(p, 'listen_address'));
-        if (l === undefined) throw new RpcError(-2, 'Unable to find listener.');
-        l.anaState = String(p.ana_state);
+        await getTarget().setAnaState(String(p.nqn), addressOf(p, 'listen_address'), String(p.ana_state));
         return true;
       }),
   },

@@ -57,6 +57,8 @@ function makeCtrlr(discovery = false): { c: NvmfCtrlr; enabled: number[]; q: Nvm
     hosts: [],
     namespaces: [],
     listeners: [addr],
+    listenerAnaStates: ['optimized'],
+    anaChangeCount: 0,
     maxNamespaces: 32,
     anaReporting: false,
   });

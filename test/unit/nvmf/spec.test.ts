@@ -12,7 +12,7 @@ import {
   mdtsFor,
   uuidToBytes,
 } from '../../../src/spec/identify.ts';
-import { buildChangedNsList, decodeGetLog } from '../../../src/spec/log.ts';
+import { AnaState, buildAnaLog, buildChangedNsList, decodeGetLog } from '../../../src/spec/log.ts';
 
 test('identify controller: strings, MDTS, IOCCSZ, SGLS, VWC, NN, SUBNQN', () => {
   const b = Buffer.alloc(4096, 0xee);
@@ -164,4 +164,26 @@ test('NQN validation', () => {
   assert.match(nqnError('nqn.2016-06.-bad-.io:x') ?? '', /domain/);
   assert.match(nqnError(`nqn.2016-06.io.spdk:${'x'.repeat(300)}`) ?? '', /longer/);
   assert.match(nqnError('') ?? '', /empty/);
+});
+
+test('ANA log: header, group descriptors, NSIDs unless RGO', () => {
+  const log = buildAnaLog(
+    5,
+    [
+      { grpid: 1, state: AnaState.optimized, nsids: [1] },
+      { grpid: 2, state: AnaState.inaccessible, nsids: [2, 3] },
+    ],
+    false,
+  );
+  assert.equal(log.length, 16 + 32 + 4 + 32 + 8);
+  assert.equal(log.readUInt32LE(0), 5);
+  assert.equal(log.readUInt16LE(8), 2);
+  assert.equal(log.readUInt32LE(16), 1);
+  assert.equal(log.readUInt32LE(20), 1);
+  assert.equal(log[32], 1);
+  assert.equal(log.readUInt32LE(48), 1);
+  assert.equal(log.readUInt32LE(52), 2);
+  assert.equal(log[52 + 16], 3);
+  assert.deepEqual([log.readUInt32LE(84), log.readUInt32LE(88)], [2, 3]);
+  assert.equal(buildAnaLog(5, [{ grpid: 1, state: 1, nsids: [1, 2] }], true).length, 48);
 });
