@@ -332,13 +332,49 @@ export class NvmeTcpQpair implements PduSink {
     }
     pdu.copy(buf, datao, dataOffset, dataOffset + datal);
     req.received += datal;
+    this.afterC2HData(req, flags);
+  }
+
+  /** Direct placement of a large C2HData payload into the read buffer (PduSink). */
+  placeData(header: Buffer, dataLength: number): Buffer | null {
+    if (header[Ch.TYPE] !== PduType.C2H_DATA) return null;
+    const req = this.slots[header.readUInt16LE(DataPdu.CCCID)];
+    const datao = header.readUInt32LE(DataPdu.DATAO);
+    const datal = header.readUInt32LE(DataPdu.DATAL);
+    const buf = req?.data;
+    if (
+      req === undefined ||
+      req.state !== HostReqState.OUTSTANDING ||
+      !req.isRead ||
+      !buf ||
+      datal !== dataLength ||
+      datao !== req.received ||
+      datao + datal > buf.length
+    ) {
+      return null; // handleC2HData reports it
+    }
+    return buf.subarray(datao, datao + datal);
+  }
+
+  onDataPlaced(header: Buffer, dataDigestOk: boolean): void {
+    const cid = header.readUInt16LE(DataPdu.CCCID);
+    const req = this.slots[cid];
+    if (!dataDigestOk) {
+      this.fatal(`data digest error on C2HData for command ${cid}`);
+      return;
+    }
+    req.received += header.readUInt32LE(DataPdu.DATAL);
+    this.afterC2HData(req, header[Ch.FLAGS]);
+  }
+
+  private afterC2HData(req: HostRequest, flags: number): void {
     if (flags & PduFlags.DATA_SUCCESS) {
-      if (!(flags & PduFlags.DATA_LAST) || req.received !== buf.length) {
+      if (!(flags & PduFlags.DATA_LAST) || req.received !== req.data?.length) {
         this.fatal('C2HData SUCCESS without LAST or before all data');
         return;
       }
       this.cpl.fill(0);
-      this.cpl.writeUInt16LE(cid, Cqe.CID);
+      this.cpl.writeUInt16LE(req.cid, Cqe.CID);
       this.cpl.writeUInt16LE(this.qid, Cqe.SQID);
       this.cpl.writeUInt16LE(0xffff, Cqe.SQHD);
       this.finish(req);

@@ -27,7 +27,19 @@ export interface PduSink {
   onPdu(pdu: Buffer, dataOffset: number, dataLength: number, dataDigestOk: boolean): void;
   /** A fatal framing error: the caller sends a TermReq with this FES/FEI and closes. */
   onPduError(fes: number, fei: number, header: Buffer | null): void;
+  /**
+   * Optional direct data placement for a large H2CData/C2HData PDU that straddles
+   * chunks: given its header (up to PDO, valid during the call) return the buffer
+   * of exactly `dataLength` bytes its data belongs in, or null to receive the PDU
+   * whole through onPdu (which then validates it). When a buffer is returned the
+   * data is copied there once, and onDataPlaced reports the end.
+   */
+  placeData?(header: Buffer, dataLength: number): Buffer | null;
+  onDataPlaced?(header: Buffer, dataDigestOk: boolean): void;
 }
+
+/** Data PDUs at least this long that straddle chunks go straight to their destination. */
+const DIRECT_PLACEMENT_MIN = 1024;
 
 /** Which PDU types a side may receive. */
 export const TARGET_ACCEPTS: readonly number[] = [
@@ -60,6 +72,16 @@ export class PduReceiver {
   private readonly chBuf = Buffer.alloc(Ch.SIZE);
   private chFill = 0;
   private plen = 0;
+  /** header-first reception of a data PDU: header (+pad) goes to hdrBuf until `headerTarget` */
+  private headerFirst = false;
+  private headerTarget = 0;
+  private readonly hdrBuf = Buffer.alloc(256);
+  /** AWAIT_PAYLOAD into the sink's buffer */
+  private direct: Buffer | null = null;
+  private directFill = 0;
+  private readonly ddgstBuf = Buffer.alloc(DIGEST_SIZE);
+  private ddgstLen = 0;
+  private ddgstFill = 0;
 
   constructor(sink: PduSink, accepts: readonly number[], maxPlen: number) {
     this.sink = sink;
@@ -72,6 +94,23 @@ export class PduReceiver {
     let pos = 0;
     const n = chunk.length;
     while (pos < n && this.state !== RecvState.ERROR) {
+      if (this.direct !== null) {
+        // AWAIT_PAYLOAD straight into the destination, then the data digest
+        const dest = this.direct;
+        if (this.directFill < dest.length) {
+          const take = Math.min(dest.length - this.directFill, n - pos);
+          chunk.copy(dest, this.directFill, pos, pos + take);
+          this.directFill += take;
+          pos += take;
+        } else {
+          const take = Math.min(this.ddgstLen - this.ddgstFill, n - pos);
+          chunk.copy(this.ddgstBuf, this.ddgstFill, pos, pos + take);
+          this.ddgstFill += take;
+          pos += take;
+        }
+        if (this.directFill === dest.length && this.ddgstFill === this.ddgstLen) this.finishDirect();
+        continue;
+      }
       if (this.partial === null) {
         // AWAIT_CH
         if (this.chFill === 0 && n - pos >= Ch.SIZE) {
@@ -101,15 +140,26 @@ export class PduReceiver {
       }
       // AWAIT_PSH / AWAIT_PAYLOAD: fill the reassembly buffer
       const buf = this.partial;
-      const take = Math.min(this.plen - this.partialFill, n - pos);
+      const limit = this.headerFirst ? this.headerTarget : this.plen;
+      const take = Math.min(limit - this.partialFill, n - pos);
       chunk.copy(buf, this.partialFill, pos, pos + take);
       this.partialFill += take;
       pos += take;
       if (this.state === RecvState.AWAIT_PSH && this.partialFill >= this.pshEnd(buf)) {
         if (!this.checkHeader(buf)) return;
         this.state = RecvState.AWAIT_PAYLOAD;
+        // checkCommonHeader made sure pshEnd <= pdo <= plen for a PDU with data
+        if (this.headerFirst) this.headerTarget = buf[Ch.PDO];
       }
-      if (this.partialFill === this.plen) {
+      if (
+        this.headerFirst &&
+        this.state === RecvState.AWAIT_PAYLOAD &&
+        this.partialFill === this.headerTarget
+      ) {
+        this.choosePlacement(buf);
+        continue;
+      }
+      if (!this.headerFirst && this.partialFill === this.plen) {
         this.partial = null;
         this.partialFill = 0;
         this.deliver(buf);
@@ -121,14 +171,60 @@ export class PduReceiver {
   fail(): void {
     this.state = RecvState.ERROR;
     this.partial = null;
+    this.direct = null;
   }
 
   private startPartial(ch: Buffer, plen: number): void {
     this.plen = plen;
-    this.partial = Buffer.allocUnsafe(plen);
+    const type = ch[Ch.TYPE];
+    this.headerFirst =
+      this.sink.placeData !== undefined &&
+      plen >= DIRECT_PLACEMENT_MIN &&
+      (type === PduType.H2C_DATA || type === PduType.C2H_DATA);
+    if (this.headerFirst) {
+      this.partial = this.hdrBuf;
+      this.headerTarget = ch[Ch.HLEN] + (this.headerDigest ? DIGEST_SIZE : 0);
+    } else {
+      this.partial = Buffer.allocUnsafe(plen);
+    }
     ch.copy(this.partial, 0, 0, Ch.SIZE);
     this.partialFill = Ch.SIZE;
     this.state = RecvState.AWAIT_PSH;
+  }
+
+  /** Header (and pad) of a large data PDU are in: place its data directly or fall back to a whole copy. */
+  private choosePlacement(hdr: Buffer): void {
+    this.headerFirst = false;
+    const pdo = this.headerTarget;
+    const dd = this.dataDigest ? DIGEST_SIZE : 0;
+    const dataLength = this.plen - pdo - dd;
+    const dest = dataLength > 0 ? (this.sink.placeData?.(hdr.subarray(0, pdo), dataLength) ?? null) : null;
+    if (dest !== null && dest.length === dataLength && this.state === RecvState.AWAIT_PAYLOAD) {
+      this.partial = null;
+      this.direct = dest;
+      this.directFill = 0;
+      this.ddgstLen = dd;
+      this.ddgstFill = 0;
+      return;
+    }
+    const full = Buffer.allocUnsafe(this.plen);
+    hdr.copy(full, 0, 0, this.partialFill);
+    this.partial = full;
+    if (this.partialFill === this.plen) {
+      this.partial = null;
+      this.partialFill = 0;
+      this.deliver(full);
+    }
+  }
+
+  private finishDirect(): void {
+    const dest = this.direct as Buffer;
+    const ok = this.ddgstLen === 0 || crc32c(dest) === this.ddgstBuf.readUInt32LE(0);
+    const header = this.hdrBuf.subarray(0, this.headerTarget);
+    this.direct = null;
+    this.partialFill = 0;
+    this.state = RecvState.AWAIT_CH;
+    this.sink.onDataPlaced?.(header, ok);
   }
 
   private pshEnd(buf: Buffer): number {

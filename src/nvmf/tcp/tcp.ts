@@ -397,6 +397,34 @@ export class TcpQpair implements NvmfQpair, PduSink {
     this.queueTx(r2t);
   }
 
+  /** Direct placement of a large H2CData payload into the request's buffer (PduSink). */
+  placeData(header: Buffer, dataLength: number): Buffer | null {
+    if (this.state !== TcpQpairState.RUNNING || header[Ch.TYPE] !== PduType.H2C_DATA) return null;
+    const req = this.slots[header.readUInt16LE(DataPdu.TTAG)];
+    const datao = header.readUInt32LE(DataPdu.DATAO);
+    const datal = header.readUInt32LE(DataPdu.DATAL);
+    // anything unusual goes the slow way, where handleH2CData reports it
+    if (
+      req === undefined ||
+      req.state !== TcpReqState.AWAIT_H2C_DATA ||
+      req.cid !== header.readUInt16LE(DataPdu.CCCID) ||
+      datal !== dataLength ||
+      datal > this.group.maxH2CData ||
+      datao !== req.h2cReceived ||
+      datao + datal > req.length
+    ) {
+      return null;
+    }
+    return req.iov[0].subarray(datao, datao + datal);
+  }
+
+  onDataPlaced(header: Buffer, dataDigestOk: boolean): void {
+    const req = this.slots[header.readUInt16LE(DataPdu.TTAG)];
+    req.h2cReceived += header.readUInt32LE(DataPdu.DATAL);
+    if (!dataDigestOk) req.digestError = true;
+    if (req.h2cReceived === req.length) this.dispatch(req);
+  }
+
   private handleH2CData(pdu: Buffer, dataOffset: number, dataLength: number, dataDigestOk: boolean): void {
     const ttag = pdu.readUInt16LE(DataPdu.TTAG);
     const cccid = pdu.readUInt16LE(DataPdu.CCCID);

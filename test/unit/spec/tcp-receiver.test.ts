@@ -189,3 +189,57 @@ test('arbitrary bytes never throw (property)', () => {
     }),
   );
 });
+
+test('large data PDUs split anywhere are placed directly in the sink buffer, with digests', () => {
+  for (const dd of [false, true]) {
+    const payload = Buffer.alloc(3000);
+    for (let i = 0; i < payload.length; i++) payload[i] = (i * 31) & 0xff;
+    const one = h2cData(payload, dd, dd);
+    const stream = Buffer.concat([one, capsule(Buffer.alloc(0), dd, dd, 9), one]);
+    for (let cut = 1; cut < stream.length; cut += 7) {
+      const dests: Buffer[] = [];
+      const events: string[] = [];
+      const rx = new PduReceiver(
+        {
+          onPdu: (pdu) => events.push(`pdu${pdu[0]}`),
+          onPduError: (fes, fei) => events.push(`err${fes}/${fei}`),
+          placeData: (header, len) => {
+            assert.equal(header[0], PduType.H2C_DATA);
+            const d = Buffer.alloc(len);
+            dests.push(d);
+            return d;
+          },
+          onDataPlaced: (_h, ok) => events.push(`placed${ok}`),
+        },
+        TARGET_ACCEPTS,
+        1 << 20,
+      );
+      rx.headerDigest = dd;
+      rx.dataDigest = dd;
+      rx.push(stream.subarray(0, cut));
+      rx.push(stream.subarray(cut));
+      // a PDU wholly inside one chunk is delivered as a view instead (no copy needed)
+      for (const e of events) assert.match(e, /^(pdu6|pdu4|placedtrue)$/, `cut ${cut}: ${events}`);
+      assert.equal(events.length, 3, `cut ${cut}`);
+      for (const d of dests) assert.ok(d.equals(payload), `cut ${cut}`);
+    }
+  }
+});
+
+test('a sink that declines placement gets the whole PDU', () => {
+  const payload = Buffer.alloc(2048, 3);
+  const one = h2cData(payload, false, false);
+  const got: string[] = [];
+  const rx = new PduReceiver(
+    {
+      onPdu: (pdu, off, len) => got.push(pdu.toString('hex', off, off + len)),
+      onPduError: () => got.push('error'),
+      placeData: () => null,
+    },
+    TARGET_ACCEPTS,
+    1 << 20,
+  );
+  rx.push(one.subarray(0, 100));
+  rx.push(one.subarray(100));
+  assert.deepEqual(got, [payload.toString('hex')]);
+});
