@@ -59,7 +59,7 @@ export class RpcRegistry {
       return await m.handler(checked, { logger, state: this.state, method: name });
     } catch (e) {
       if (e instanceof RpcError) throw e;
-      logger.error({ err: e, method: name }, 'RPC handler failed');
+      logger.error(`RPC method ${name} failed: ${(e as Error)?.stack ?? String(e)}`);
       throw new RpcError(RpcErrorCode.INTERNAL_ERROR, (e as Error)?.message ?? String(e));
     }
   }

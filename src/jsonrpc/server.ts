@@ -86,9 +86,9 @@ export class RpcServer {
         resolve();
       });
     });
-    server.on('error', (err) => this.logger.error({ err }, 'RPC server error'));
+    server.on('error', (err) => this.logger.error(`RPC server error: ${err.message}`));
     this.server = server;
-    this.logger.info(`RPC server listening on ${this.path}`);
+    this.logger.debug(`RPC server listening on ${this.path}`);
   }
 
   async close(): Promise<void> {
@@ -137,7 +137,7 @@ export class RpcServer {
             const resp = await this.handleValue(value);
             if (resp !== undefined) send(resp);
           })
-          .catch((err) => this.logger.error({ err }, 'RPC response failed'));
+          .catch((err) => this.logger.error(`RPC response failed: ${(err as Error)?.stack ?? String(err)}`));
       });
       if (err === 'garbage') fatal({ code: RpcErrorCode.PARSE_ERROR, message: 'Parse error' });
       else if (err === 'too_large') {
@@ -152,7 +152,7 @@ export class RpcServer {
       if (!closing && splitter.midValue) this.logger.warn('RPC connection closed mid-request');
       if (!closing) queue.then(() => sock.end());
     });
-    sock.on('error', (err) => this.logger.debug({ err }, 'RPC connection error'));
+    sock.on('error', (err) => this.logger.debug(`RPC connection error: ${err.message}`));
     sock.on('close', () => this.sockets.delete(sock));
   }
 
@@ -183,7 +183,7 @@ export class RpcServer {
     if (r.params !== undefined && (r.params === null || typeof r.params !== 'object')) {
       return errorResponse(id, { code: RpcErrorCode.INVALID_REQUEST, message: 'Invalid request' });
     }
-    this.logger.debug({ method: r.method, id }, 'RPC request');
+    this.logger.debug(`RPC request ${r.method} id=${JSON.stringify(id)}`);
     try {
       const result = await this.registry.invoke(r.method, r.params, this.logger);
       if (!hasId) return undefined; // notification

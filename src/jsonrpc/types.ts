@@ -14,11 +14,12 @@ export const RpcErrorCode = {
   INVALID_STATE: -1,
 } as const;
 
+/** Message-first logger (src/util/log.ts's Logger fits). */
 export interface RpcLogger {
-  info(...args: unknown[]): void;
-  warn(...args: unknown[]): void;
-  error(...args: unknown[]): void;
-  debug(...args: unknown[]): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+  debug(msg: string, fields?: Record<string, unknown>): void;
 }
 
 export interface ParamSpec {
