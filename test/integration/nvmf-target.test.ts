@@ -196,6 +196,77 @@ test('connect, identify, verified I/O over both poll groups', async () => {
   }
 });
 
+test('flush, write zeroes, deallocate, compare, fused compare-and-write, bad commands', async () => {
+  const c = await NvmeController.connect(trid(CNODE1));
+  try {
+    await c.setNumQueues(1);
+    const q = await c.createIoQpair(32);
+    const data = pattern(8 * 512, 5);
+    await q.writeAsync(1, 200, 8, data, true);
+    await q.flushAsync(1);
+    await q.compareAsync(1, 200, 8, data);
+    await assert.rejects(q.compareAsync(1, 200, 8, pattern(8 * 512, 6)), (e: unknown) => {
+      assert.ok(e instanceof NvmeStatusError);
+      assert.equal(e.status, 0x285, 'media / compare failure');
+      return true;
+    });
+    await q.writeZeroesAsync(1, 200, 4);
+    const r = Buffer.alloc(8 * 512);
+    await q.readAsync(1, 200, 8, r);
+    assert.ok(r.subarray(0, 2048).equals(Buffer.alloc(2048)), 'zeroed');
+    assert.ok(r.subarray(2048).equals(data.subarray(2048)), 'rest untouched');
+    await q.dsmAsync(1, [[204, 4]]);
+    await q.readAsync(1, 200, 8, r);
+    assert.ok(r.equals(Buffer.alloc(4096)), 'deallocated blocks read zeroes');
+    // fused compare (FUSE_FIRST) + write (FUSE_SECOND)
+    const fused = (first: Buffer, second: Buffer): Promise<[number, number]> =>
+      new Promise((resolve) => {
+        const st: number[] = [];
+        const done = (i: number) => (cpl: Buffer) => {
+          st[i] = ((cpl.readUInt16LE(14) >> 9) & 7) * 256 + ((cpl.readUInt16LE(14) >> 1) & 0xff);
+          if (st[0] !== undefined && st[1] !== undefined) resolve([st[0], st[1]]);
+        };
+        const cmp = Buffer.alloc(64);
+        cmp[0] = 0x05;
+        cmp[1] = 0x01;
+        cmp.writeUInt32LE(1, 4);
+        cmp.writeUInt32LE(300, 40);
+        cmp.writeUInt16LE(7, 48);
+        const wr = Buffer.from(cmp);
+        wr[0] = 0x01;
+        wr[1] = 0x02;
+        q.submit(cmp, first, false, done(0));
+        q.submit(wr, second, false, done(1));
+      });
+    await q.writeAsync(1, 300, 8, data);
+    const next = pattern(4096, 9);
+    assert.deepEqual(await fused(data, next), [0, 0], 'compare matched, write done');
+    await q.readAsync(1, 300, 8, r);
+    assert.ok(r.equals(next));
+    assert.deepEqual(await fused(data, pattern(4096, 10)), [0x285, 0x09], 'miscompare aborts the write');
+    await q.readAsync(1, 300, 8, r);
+    assert.ok(r.equals(next), 'write not applied');
+    // unknown namespace and opcode
+    await assert.rejects(q.readAsync(7, 0, 1, Buffer.alloc(512)), (e: unknown) => {
+      assert.ok(e instanceof NvmeStatusError);
+      assert.equal(e.status, 0x0b);
+      return true;
+    });
+    const elog = await c.getLogPage(0x01, Buffer.alloc(64));
+    assert.ok(elog.readUInt32LE(0) >= 1, 'I/O errors reach the controller error log');
+  } finally {
+    await c.disconnect();
+  }
+});
+
+test('Connect to an unknown subsystem fails with INVALID_PARAM', async () => {
+  await assert.rejects(NvmeController.connect(trid('nqn.2016-06.io.spdk:nope')), (e: unknown) => {
+    assert.ok(e instanceof NvmeStatusError, String(e));
+    assert.equal(e.status, 0x182);
+    return true;
+  });
+});
+
 test('discovery log lists the subsystems the host may reach', async () => {
   const d = await NvmeController.connect(trid(DISC, OTHER), { kato: 0 });
   try {
