@@ -14,6 +14,7 @@ import {
   nowUs,
   pollThreads,
   type RealmMessage,
+  resetRealm,
   type SpdkThread,
   setDefaultThread,
   type Transferable,
@@ -126,6 +127,8 @@ export function startRealm(opts: RealmOptions): Realm {
       if (timer !== null) clearTimeout(timer);
       for (const port of opts.ports) port?.close();
       running = null;
+      // a stopped realm keeps no threads or devices: a later startRealm begins clean
+      resetRealm();
     },
   };
   running = realm;

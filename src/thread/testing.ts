@@ -7,7 +7,7 @@ import {
   createThread as coreCreateThread,
   getCurrentThreadOrNull,
   pollThreads,
-  resetRealmForTests,
+  resetRealm,
   type SpdkThread,
   setClock,
   setCurrentThread,
@@ -54,5 +54,5 @@ export function advance(us: number): void {
 
 /** Drop every thread and io_device (between independent tests). */
 export function reset(): void {
-  resetRealmForTests();
+  resetRealm();
 }

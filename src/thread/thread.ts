@@ -93,7 +93,7 @@ export function defineThreadIter<A>(name: string, fn: ThreadIter<A>['fn']): Thre
 
 // ---------------------------------------------------------------- realm state
 
-let link: RealmLink = {
+const singleRealmLink: RealmLink = {
   reactor: 0,
   reactorCount: 1,
   post() {
@@ -101,6 +101,8 @@ let link: RealmLink = {
   },
   wake() {},
 };
+
+let link: RealmLink = singleRealmLink;
 
 // Thread ids are unique across realms: a shared counter when the runtime provides one.
 let idCounter: Int32Array = new Int32Array(new SharedArrayBuffer(4));
@@ -736,11 +738,12 @@ export function threadStats(): ThreadInfo[] {
   return [...threads.values()].map(threadInfo);
 }
 
-/** Forget every thread, device and pending reply of this realm (test harnesses only). */
-export function resetRealmForTests(): void {
+/** Forget every thread, device and pending reply of this realm (stopped realms, test harnesses). */
+export function resetRealm(): void {
   threads.clear();
   devices.clear();
   replies.clear();
   current = null;
   defaultThread = null;
+  link = singleRealmLink;
 }
