@@ -9,6 +9,8 @@
 // Needs `sudo bash scripts/setup-interop.sh` once; a missing tool or image fails the
 // test with the command that fixes it (never a skip). See docs/interop.md.
 import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, test } from 'node:test';
 import {
   canConnect,
@@ -35,6 +37,7 @@ const STATS_SECONDS = 8;
 // Against the kernel target session a takes ~35 s and b ~12 s under TCG; the limit
 // leaves room for a slower target while keeping a hung one inside the suite's budget.
 const GUEST_TIMEOUT_SECONDS = 300;
+const RUN_DIR = process.env.NVMF_INTEROP_RUNDIR ?? '/tmp/nvmf-ts-interop';
 
 const SESSION_A_CHECKS = [
   'discover',
@@ -125,10 +128,16 @@ function guestEnv(session: 'a' | 'b'): Record<string, string> {
 
 /** One subtest per expected check; a missing CHECK line (guest died) fails too. */
 async function reportChecks(
-  t: { test: (name: string, fn: () => void) => Promise<void> },
+  t: { test: (name: string, fn: () => void) => Promise<void>; diagnostic: (message: string) => void },
+  session: 'a' | 'b',
   run: GuestRunResult,
   expected: string[],
 ): Promise<void> {
+  // The whole guest transcript, for a human reading after the run.
+  const transcript = join(RUN_DIR, `linux-host-${mode}-session-${session}.log`);
+  mkdirSync(RUN_DIR, { recursive: true });
+  writeFileSync(transcript, `${run.stdout}\n--- run-guest stderr ---\n${run.stderr}`);
+  t.diagnostic(`guest transcript: ${transcript}`);
   const checks = parseChecks(run.stdout);
   for (const name of expected) {
     await t.test(name, () => {
@@ -197,14 +206,22 @@ test('linux host session a: discovery, admin commands, fio verify, stats, ext4, 
       }
     },
   });
-  await reportChecks(t, run, SESSION_A_CHECKS);
+  await reportChecks(t, 'a', run, SESSION_A_CHECKS);
   if (mode === 'ours') {
-    await t.test('nvmf_get_stats: I/O qpairs and I/O on both poll groups during fio', async () => {
+    await t.test('nvmf_get_stats: I/O qpairs and I/O on both poll groups during fio', async (st) => {
       assert.ok(statsSamples, 'the guest never opened the stats window (STATS-WINDOW-OPEN)');
       const [first, second] = await statsSamples;
       const before = pollGroups(first);
       const during = pollGroups(second);
       assert.ok(during.length >= 2, `want 2 poll groups with -m 0x3, got ${JSON.stringify(second)}`);
+      st.diagnostic(
+        during
+          .map((g) => {
+            const earlier = before.find((e) => e.name === g.name);
+            return `${g.name}: io qpairs ${g.current_io_qpairs}, completed ${earlier?.completed_nvme_io} -> ${g.completed_nvme_io}`;
+          })
+          .join('; '),
+      );
       for (const group of during) {
         const earlier = before.find((g) => g.name === group.name);
         assert.ok(group.current_io_qpairs >= 1, `${group.name} has no I/O qpair: ${JSON.stringify(second)}`);
@@ -225,6 +242,6 @@ test('linux host session b: digests + 2 queues, two host NQNs, allow list', asyn
     env: guestEnv('b'),
     timeoutSeconds: GUEST_TIMEOUT_SECONDS,
   });
-  await reportChecks(t, run, SESSION_B_CHECKS);
+  await reportChecks(t, 'b', run, SESSION_B_CHECKS);
   await t.test('target healthy after session b', assertTargetHealthy);
 });
