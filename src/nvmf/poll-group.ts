@@ -585,8 +585,9 @@ export class NvmfPollGroup implements QpairEvents {
         );
         return;
       }
-      // SPDK raises a small keep-alive timeout to min_kato (10 s)
-      if (kato > 0 && kato < 10_000) kato = 10_000;
+      // SPDK raises a small keep-alive timeout to the transport's min_kato (10 s by default)
+      const minKato = Number((opts as unknown as Record<string, unknown>).min_kato ?? 10_000);
+      if (kato > 0 && kato < minKato) kato = minKato;
       q.qid = 0;
       q.sqSize = sqsize + 1;
       this.pending.set(token, { req, sub, hostnqn, hostid, kato });

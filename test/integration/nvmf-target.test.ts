@@ -61,7 +61,7 @@ before(async () => {
       {
         subsystem: 'nvmf',
         config: [
-          { method: 'nvmf_create_transport', params: { trtype: 'TCP' } },
+          { method: 'nvmf_create_transport', params: { trtype: 'TCP', min_kato: 1000 } },
           {
             method: 'nvmf_create_subsystem',
             params: {
@@ -324,6 +324,51 @@ test('namespace hot-add raises a namespace attribute AEN and shows in the change
   } finally {
     await c.disconnect();
   }
+});
+
+test('keep alive: a silent host is disconnected after KATO', async () => {
+  const c = await NvmeController.connect(trid(CNODE1), { kato: 1000 });
+  // stop the host library's keep-alive timer: the host goes silent
+  clearInterval((c as unknown as { keepAliveTimer: NodeJS.Timeout }).keepAliveTimer);
+  const before = (await rpc?.call('nvmf_subsystem_get_controllers', { nqn: CNODE1 })) as unknown[];
+  assert.equal(before.length, 1);
+  const deadline = Date.now() + 6000;
+  let left = before.length;
+  while (left > 0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 200));
+    left = ((await rpc?.call('nvmf_subsystem_get_controllers', { nqn: CNODE1 })) as unknown[]).length;
+  }
+  assert.equal(left, 0, 'controller destroyed after keep-alive timeout');
+  assert.match(logText, /keep alive timeout/);
+  await c.disconnect().catch(() => {});
+});
+
+test('deleting a subsystem disconnects its hosts', async () => {
+  await rpc?.call('bdev_malloc_create', { name: 'Malloc3', num_blocks: 1024, block_size: 512 });
+  await rpc?.call('nvmf_create_subsystem', { nqn: 'nqn.2016-06.io.spdk:cnode3', allow_any_host: true });
+  await rpc?.call('nvmf_subsystem_add_ns', {
+    nqn: 'nqn.2016-06.io.spdk:cnode3',
+    namespace: { bdev_name: 'Malloc3' },
+  });
+  await rpc?.call('nvmf_subsystem_add_listener', {
+    nqn: 'nqn.2016-06.io.spdk:cnode3',
+    listen_address: { trtype: 'tcp', adrfam: 'ipv4', traddr: '127.0.0.1', trsvcid: port },
+  });
+  const c = await NvmeController.connect(trid('nqn.2016-06.io.spdk:cnode3'));
+  await c.setNumQueues(1);
+  const q = await c.createIoQpair(8);
+  await q.writeAsync(1, 0, 1, Buffer.alloc(512, 1));
+  const qpairs = (await rpc?.call('nvmf_subsystem_get_qpairs', { nqn: 'nqn.2016-06.io.spdk:cnode3' })) as {
+    qid: number;
+  }[];
+  assert.deepEqual(qpairs.map((x) => x.qid).sort(), [0, 1]);
+  await rpc?.call('nvmf_delete_subsystem', { nqn: 'nqn.2016-06.io.spdk:cnode3' });
+  await assert.rejects(q.readAsync(1, 0, 1, Buffer.alloc(512)));
+  await assert.rejects(
+    rpc?.call('nvmf_subsystem_get_qpairs', { nqn: 'nqn.2016-06.io.spdk:cnode3' }) as Promise<unknown>,
+    /Unable to find subsystem/,
+  );
+  await c.disconnect().catch(() => {});
 });
 
 test('save_config carries the nvmf section', async () => {
