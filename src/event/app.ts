@@ -4,6 +4,7 @@
 // graceful stop: RPC server closed, fini in reverse order, workers joined.
 
 import { readFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { RpcError, RpcErrorCode, RpcRegistry, RpcServer, RpcState } from '../jsonrpc/index.ts';
 import { frameworkSubsystems } from '../modules/event/index.ts';
 import type { ThreadRef } from '../thread/index.ts';
@@ -88,6 +89,11 @@ export class Application implements App {
   async start(): Promise<void> {
     configureLogging(this.opts.log, 0);
     this.log.notice(`starting nvmf-ts on ${this.reactorCount} reactor(s), cores [${this.cores.join(',')}]`);
+    const cpus = availableParallelism();
+    if (this.cores.some((c) => c >= cpus)) {
+      // workers are not pinned; more reactors than CPUs still work, only slower
+      this.log.warn(`cpumask names cores beyond the ${cpus} CPU(s) available; reactors will share CPUs`);
+    }
     this.reactors = await startReactors([...this.cores], this.opts.log, (reactor, reason) => {
       this.log.error(`reactor ${reactor} lost (${reason}); shutting down`);
       void this.stop(1);
