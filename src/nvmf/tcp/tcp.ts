@@ -525,8 +525,24 @@ export class TcpQpair implements NvmfQpair, PduSink {
 
   private queueC2HData(req: TcpRequest, success: boolean): void {
     let total = 0;
-    for (const b of req.iov) total += b.length;
+    let shared = false;
+    for (const b of req.iov) {
+      total += b.length;
+      if (b.buffer instanceof SharedArrayBuffer) shared = true;
+    }
     const length = Math.min(total, req.length);
+    if (shared && length <= this.group.opts.max_io_size) {
+      // views of shared memory (malloc bdevs) are slow to hand to the socket: one copy to a
+      // private buffer is cheaper, and the host then sees a stable snapshot of the data
+      const own = req.poolBuf ?? this.group.buffers.get();
+      req.poolBuf = own;
+      let off = 0;
+      for (const b of req.iov) {
+        if (off >= length) break;
+        off += b.copy(own, off, 0, Math.min(b.length, length - off));
+      }
+      req.iov = [own.subarray(0, length)];
+    }
     const hd = this.headerDigest ? DIGEST_SIZE : 0;
     const dd = this.dataDigest ? DIGEST_SIZE : 0;
     const pdo = align(DataPdu.HDR_SIZE + hd, this.hostDataAlign);
