@@ -222,3 +222,22 @@ test('--log-json writes one JSON object per line; -L enables a component debug l
   );
   assert.ok(!records.some((r) => r.level === 'debug' && r.component !== 'app'));
 });
+
+test('SIGINT stops gracefully; a second target on a socket in use exits 1 with the reason', async () => {
+  const t = startTarget([]);
+  const c = await connect(t);
+  await c.call('framework_wait_init');
+  const second = spawn(NODE, [BIN, '-r', t.sock], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  second.stderr?.on('data', (d: Buffer) => {
+    err += d.toString();
+  });
+  const code2 = await new Promise<number | null>((r) => second.once('exit', (code) => r(code)));
+  assert.equal(code2, 1);
+  assert.match(err, /in use/);
+  assert.equal(await c.call('spdk_get_version').then(() => 'alive'), 'alive');
+  c.close();
+  t.proc.kill('SIGINT');
+  assert.equal(await t.exited, 0);
+  assert.match(t.log(), /received SIGINT/);
+});
