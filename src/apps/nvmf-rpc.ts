@@ -35,6 +35,8 @@ export interface GlobalOptions {
   verbose: boolean;
   dryRun: boolean;
   help: boolean;
+  /** Script mode sends all commands as one JSON-RPC batch (rpc.py -b). */
+  batch: boolean;
 }
 
 // ---------------------------------------------------------------- per-method arguments
@@ -207,7 +209,7 @@ export function buildParams(m: RpcMethod, args: readonly string[]): Record<strin
 // ---------------------------------------------------------------- global arguments
 
 export function globalUsage(): string {
-  return 'usage: nvmf-rpc [-h] [-s SOCK] [-t TIMEOUT] [-r RETRIES] [-v | --verbose LEVEL] [--dry-run] [METHOD [args...]]';
+  return 'usage: nvmf-rpc [-h] [-s SOCK] [-t TIMEOUT] [-r RETRIES] [-v | --verbose LEVEL] [--dry-run] [-b] [METHOD [args...]]';
 }
 
 /** Split argv into global options, the method name and the method's own arguments. */
@@ -223,6 +225,7 @@ export function parseGlobal(argv: readonly string[]): {
     verbose: false,
     dryRun: false,
     help: false,
+    batch: false,
   };
   let i = 0;
   const value = (flag: string): string => {
@@ -257,6 +260,8 @@ export function parseGlobal(argv: readonly string[]): {
       }
       opts.verbose = level !== 'ERROR';
     } else if (a === '--dry-run') opts.dryRun = true;
+    else if (a === '-b' || a === '--batch-mode') opts.batch = true;
+    else if (a === '--no-batch-mode') opts.batch = false;
     else if (a === '-h' || a === '--help') opts.help = true;
     else if (a.startsWith('-')) throw new CliUsageError(`unrecognized arguments: ${a}`, globalUsage());
     else return { opts, method: a, rest: argv.slice(i + 1) };
@@ -433,6 +438,37 @@ function reportUsage(io: CliIo, e: CliUsageError): number {
   return 2;
 }
 
+/** Like rpc.py, an empty params object is not sent at all. */
+function omitEmpty(params: unknown): unknown {
+  const empty = params !== null && typeof params === 'object' && Object.keys(params).length === 0;
+  return params === undefined || empty ? undefined : params;
+}
+
+/** rpc.py -b: every script command in one batch; results to stdout, errors to stderr. */
+async function sendBatch(
+  batch: Array<{ method: string; params?: unknown }>,
+  opts: GlobalOptions,
+  io: CliIo,
+  connect: () => Promise<RpcClient>,
+): Promise<number> {
+  if (opts.dryRun) {
+    io.out(`Request:\n${pythonJson(batch.map((c) => ({ method: c.method, params: c.params ?? null })))}`);
+    return 0;
+  }
+  const responses = await (await connect()).callBatch(batch);
+  let errors = 0;
+  for (const r of responses) {
+    if (r.error !== undefined) continue;
+    if (r.result !== null && r.result !== undefined) io.out(pythonJson(r.result));
+  }
+  for (const r of responses) {
+    if (r.error === undefined) continue;
+    errors++;
+    io.err(pythonJson(r.error));
+  }
+  return errors > 0 ? 1 : 0;
+}
+
 /** Send one prepared call and print its result; returns the RpcError (not printed) on failure. */
 async function sendCall(
   client: RpcClient,
@@ -441,9 +477,7 @@ async function sendCall(
   io: CliIo,
 ): Promise<RpcError | undefined> {
   const { name, method, params } = call;
-  // Like rpc.py, an empty params object is not sent at all.
-  const empty = params !== null && typeof params === 'object' && Object.keys(params).length === 0;
-  const sent = params === undefined || empty ? undefined : params;
+  const sent = omitEmpty(params);
   if (opts.verbose) io.err(`request: ${JSON.stringify({ method: name, params: sent })}`);
   try {
     const result = await client.call(name, sent);
@@ -527,6 +561,7 @@ export async function runCli(argv: readonly string[], run: RunOptions = {}): Pro
     }
     let executed = '';
     let reqId = 0;
+    const batch: Array<{ method: string; params?: unknown }> = [];
     for (const line of script ?? []) {
       if (line.trim() === '') continue;
       executed = `${executed}\n${line.trimEnd()}`;
@@ -549,6 +584,10 @@ export async function runCli(argv: readonly string[], run: RunOptions = {}): Pro
         io.out(prepared.text);
         continue;
       }
+      if (opts.batch) {
+        batch.push({ method: prepared.name, params: omitEmpty(prepared.params) });
+        continue;
+      }
       if (opts.dryRun) {
         io.out(`Request:\n${pythonJson({ method: prepared.name, params: prepared.params ?? null })}`);
         continue;
@@ -562,6 +601,7 @@ export async function runCli(argv: readonly string[], run: RunOptions = {}): Pro
         return 1;
       }
     }
+    if (opts.batch && batch.length > 0) return await sendBatch(batch, opts, io, connect);
     return 0;
   } catch (e) {
     io.out((e as Error).message);

@@ -8,6 +8,8 @@ interface Pending {
   resolve(v: unknown): void;
   reject(e: Error): void;
   timer: ReturnType<typeof setTimeout>;
+  /** Waits for an array response (callBatch), keyed by its first request's id. */
+  batch?: boolean;
 }
 
 export class RpcClient {
@@ -65,19 +67,56 @@ export class RpcClient {
     });
   }
 
+  /**
+   * Send several calls as one JSON-RPC batch (an array); resolves with the
+   * server's response objects ({id, result} or {id, error}) in its order.
+   */
+  callBatch(
+    calls: ReadonlyArray<{ method: string; params?: unknown }>,
+  ): Promise<Array<Record<string, unknown>>> {
+    if (this.closedError !== null) return Promise.reject(this.closedError);
+    if (calls.length === 0) return Promise.resolve([]);
+    const reqs = calls.map((c) => {
+      const req: Record<string, unknown> = { jsonrpc: '2.0', method: c.method, id: this.nextId++ };
+      if (c.params !== undefined) req.params = c.params;
+      return req;
+    });
+    const key = reqs[0].id as number;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(key);
+        reject(new Error('timed out waiting for the batch response'));
+      }, this.timeoutMs);
+      this.pending.set(key, { resolve: resolve as (v: unknown) => void, reject, timer, batch: true });
+      this.sock.write(JSON.stringify(reqs));
+    });
+  }
+
   close(): void {
     this.failAll(new Error('RPC client closed'));
     this.sock.destroy();
   }
 
   private onResponse(text: string): void {
-    let msg: Record<string, unknown>;
+    let parsed: unknown;
     try {
-      msg = JSON.parse(text);
+      parsed = JSON.parse(text);
     } catch {
       this.failAll(new Error('unparsable response from the RPC server'));
       return;
     }
+    if (Array.isArray(parsed)) {
+      const first = parsed[0] as { id?: unknown } | undefined;
+      const key = typeof first?.id === 'number' ? first.id : -1;
+      const b = this.pending.get(key);
+      if (b?.batch) {
+        this.pending.delete(key);
+        clearTimeout(b.timer);
+        b.resolve(parsed);
+      }
+      return;
+    }
+    const msg = parsed as Record<string, unknown>;
     const id = typeof msg.id === 'number' ? msg.id : -1;
     const p = this.pending.get(id);
     if (p === undefined) {

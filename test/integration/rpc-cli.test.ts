@@ -118,3 +118,15 @@ test("commands from stdin run on one connection; the first error stops with rpc.
     'Malloc0\nException:\ntest_name\ncall test_fail \'{"name": "x"}\' <<<\nrequest:\n{\n  "name": "x",\n  "method": "test_fail",\n  "req_id": 2\n}\nGot JSON-RPC error response\nresponse:\n{\n  "code": -19,\n  "message": "bdev x does not exist"\n}\n',
   );
 });
+
+test('-b sends the stdin commands as one batch: results on stdout, errors on stderr, exit 1 on any error', async () => {
+  const before = received.length;
+  const ok = await runCliProcess(['-s', sockPath, '-b'], 'test_name\ncall test_echo \'{"value": 2}\'\n');
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.equal(ok.stdout, '"Malloc0"\n{\n  "value": 2\n}\n');
+  assert.deepEqual(received.slice(before), [{ value: 2 }]);
+  const bad = await runCliProcess(['-s', sockPath, '-b'], 'call test_fail \'{"name": "y"}\'\ntest_name\n');
+  assert.equal(bad.code, 1);
+  assert.equal(bad.stdout, '"Malloc0"\n');
+  assert.equal(bad.stderr, '{\n  "code": -19,\n  "message": "bdev y does not exist"\n}\n');
+});

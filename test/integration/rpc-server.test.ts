@@ -289,6 +289,25 @@ test('RpcClient surfaces server errors as RpcError with code and message', async
   }
 });
 
+test('RpcClient.callBatch sends one array and returns every response in order', async () => {
+  const c = await RpcClient.connect(sockPath, 3000);
+  try {
+    const r = await c.callBatch([
+      { method: 'echo', params: { count: 1 } },
+      { method: 'nope' },
+      { method: 'slow_echo', params: { ms: 5 } },
+    ]);
+    assert.equal(r.length, 3);
+    assert.deepEqual(r[0].result, { count: 1 });
+    assert.equal((r[1].error as { code: number }).code, RpcErrorCode.METHOD_NOT_FOUND);
+    assert.equal(r[2].result, 5);
+    // Plain calls keep working on the same connection.
+    assert.deepEqual(await c.call('echo', { count: 2 }), { count: 2 });
+  } finally {
+    c.close();
+  }
+});
+
 test('client call times out when the server does not answer in time', async () => {
   const c = await RpcClient.connect(sockPath, 100);
   try {
