@@ -426,6 +426,18 @@ export class NvmfPollGroup implements QpairEvents {
   }
 
   onRequest(req: NvmfRequest): void {
+    try {
+      this.dispatch(req);
+    } catch (e) {
+      // a bug must not take the reactor down: drop this connection, keep serving
+      log.error(
+        `poll group ${this.thread.name}: command failed with an exception, disconnecting: ${(e as Error).stack ?? e}`,
+      );
+      req.qpair.disconnect('internal error');
+    }
+  }
+
+  private dispatch(req: NvmfRequest): void {
     const cmd = req.cmd;
     const ctx = req.qpair.ctrlr;
     if (cmd[Sqe.OPCODE] === FABRICS_OPCODE) {
