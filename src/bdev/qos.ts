@@ -27,13 +27,16 @@ const RW_KB = 2;
 const R_KB = 3;
 const W_KB = 4;
 const SLOTS = 5;
-const BURST_MS = 100;
+const BURST_MS = 200;
 /** credit a new bucket starts with */
 const START_MS = 5;
 const MAX_TOKENS = 2_000_000_000;
 
+/** Shared state: a Float64 epoch (ms, set once) then the Int32 slots. */
 export function createQosState(): SharedArrayBuffer {
-  return new SharedArrayBuffer(SLOTS * 4);
+  const sab = new SharedArrayBuffer(8 + SLOTS * 4);
+  new Float64Array(sab, 0, 1)[0] = performance.timeOrigin + performance.now();
+  return sab;
 }
 
 export function qosEnabled(l: QosLimits): boolean {
@@ -45,21 +48,18 @@ interface QueuedChannel {
   poller: Poller | null;
 }
 
-// milliseconds on a clock every realm shares (timeOrigin differs per worker)
-const EPOCH = Date.UTC(2026, 0, 1);
-function nowMs(): number {
-  return Math.floor(performance.timeOrigin + performance.now() - EPOCH) | 0;
-}
-
 export class BdevQos {
   readonly limits: QosLimits;
   private readonly s: Int32Array;
+  /** wall-clock ms at which the state was created: every realm counts from it (timeOrigin differs per worker) */
+  private readonly epoch: number;
   // refill per millisecond, in thousandths of the unit; 0 = unlimited
   private readonly perMs: number[];
   private readonly waiting = new Map<BdevChannel, QueuedChannel>();
 
   constructor(state: SharedArrayBuffer, limits: QosLimits) {
-    this.s = new Int32Array(state);
+    this.s = new Int32Array(state, 8, SLOTS);
+    this.epoch = new Float64Array(state, 0, 1)[0];
     this.limits = limits;
     this.perMs = [
       0,
@@ -69,14 +69,19 @@ export class BdevQos {
       limits.w_mbytes_per_sec * 1024,
     ];
     if (Atomics.load(this.s, LAST_MS) === 0) {
-      Atomics.compareExchange(this.s, LAST_MS, 0, nowMs());
+      Atomics.compareExchange(this.s, LAST_MS, 0, this.nowMs());
       for (let k = IOS; k < SLOTS; k++)
         Atomics.store(this.s, k, Math.min(MAX_TOKENS, this.perMs[k] * START_MS));
     }
   }
 
+  /** ms since the state was created (fits an Int32 for 24 days; +1 so 0 means unset) */
+  private nowMs(): number {
+    return (Math.floor(performance.timeOrigin + performance.now() - this.epoch) + 1) | 0;
+  }
+
   private refill(): void {
-    const now = nowMs();
+    const now = this.nowMs();
     const last = Atomics.load(this.s, LAST_MS);
     const dt = now - last;
     if (dt <= 0 || Atomics.compareExchange(this.s, LAST_MS, last, now) !== last) return;

@@ -14,7 +14,7 @@ import {
   removeReplica,
   resizeReplica,
 } from './bdev.ts';
-import { BdevQos, type QosLimits, qosEnabled } from './qos.ts';
+import { BdevQos, createQosState, type QosLimits, qosEnabled } from './qos.ts';
 import type { BdevIoStatsSnapshot } from './stats.ts';
 import { type BdevDescriptor, isUuid } from './types.ts';
 
@@ -49,6 +49,8 @@ export interface BdevRecord {
   claimedBy: string | null;
   qos: { limits: QosLimits; state: SharedArrayBuffer } | null;
   histogram: boolean;
+  /** set while the bdev is being unregistered */
+  removal?: Promise<void>;
 }
 
 const records = new Map<string, BdevRecord>(); // by name, registration order
@@ -220,9 +222,15 @@ function dropRecord(rec: BdevRecord): void {
  * Unregister: bdevs stacked on this one go first; every realm tells its open
  * descriptors ('remove') and waits for them to close; then the module frees it.
  */
-export async function bdevUnregister(name: string): Promise<void> {
+export function bdevUnregister(name: string): Promise<void> {
   const rec = bdevGetRecord(name);
-  if (rec === undefined) throw new BdevError('ENODEV', `bdev ${name} does not exist`);
+  if (rec === undefined) return Promise.reject(new BdevError('ENODEV', `bdev ${name} does not exist`));
+  // a second delete while the first waits for descriptors joins it
+  rec.removal ??= unregisterRecord(rec);
+  return rec.removal;
+}
+
+async function unregisterRecord(rec: BdevRecord): Promise<void> {
   for (const other of [...records.values()].reverse()) {
     if (other.desc.baseBdevs.includes(rec.desc.name) && records.has(other.desc.name)) {
       await bdevUnregister(other.desc.name);
@@ -283,7 +291,7 @@ export async function bdevSetQos(name: string, limits: QosLimits): Promise<void>
   const rec = bdevGetRecord(name);
   if (rec === undefined) throw new BdevError('ENODEV', `bdev ${name} does not exist`);
   if (qosEnabled(limits)) {
-    const state = rec.qos?.state ?? new SharedArrayBuffer(5 * 4);
+    const state = rec.qos?.state ?? createQosState();
     rec.qos = { limits, state };
     await broadcast({ op: 'qos', name: rec.desc.name, limits, state });
   } else {

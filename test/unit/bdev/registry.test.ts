@@ -98,3 +98,22 @@ test('resize reaches open descriptors and widens the bounds', async () => {
   pollIdle();
   assert.equal(r.done[0].ok, true);
 });
+
+test('a second delete while the first waits for descriptors joins it; both resolve', async () => {
+  const name = await settle(createMallocBdev({ name: uniq('Malloc'), numBlocks: 16, blockSize: 512 }));
+  const desc = B.bdevOpen(name, true, () => {});
+  let first = false;
+  let second = false;
+  const p1 = B.bdevUnregister(name).then(() => {
+    first = true;
+  });
+  const p2 = B.bdevUnregister(name).then(() => {
+    second = true;
+  });
+  await settle(new Promise((r) => setTimeout(r, 10)));
+  assert.deepEqual([first, second], [false, false]);
+  B.bdevClose(desc);
+  await settle(Promise.all([p1, p2]));
+  assert.deepEqual([first, second], [true, true]);
+  await assert.rejects(settle(B.bdevUnregister(name)), /does not exist/);
+});
