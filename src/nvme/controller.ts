@@ -5,6 +5,12 @@
 
 import { randomUUID } from 'node:crypto';
 import {
+  DISCOVERY_LOG_ENTRY_SIZE,
+  DISCOVERY_LOG_HEADER_SIZE,
+  DiscLogEntry,
+  DiscLogHdr,
+} from '../spec/discovery.ts';
+import {
   AdminOpcode,
   CcBits,
   ControllerRegister,
@@ -123,6 +129,36 @@ function buildConnect(
   data.write(trid.subnqn, 256, 255, 'utf8');
   data.write(trid.hostnqn ?? DEFAULT_HOSTNQN, 512, 255, 'utf8');
   return { cmd, data };
+}
+
+/** One discovery log entry, numeric codes as on the wire (trtype 3 = TCP, adrfam 1 = IPv4, subtype 2 = NVM, 3 = current discovery). */
+export interface DiscoveredEntry {
+  trtype: number;
+  adrfam: number;
+  subtype: number;
+  treq: number;
+  portid: number;
+  cntlid: number;
+  asqsz: number;
+  eflags: number;
+  trsvcid: string;
+  subnqn: string;
+  traddr: string;
+}
+
+export interface DiscoveryLog {
+  genctr: bigint;
+  recfmt: number;
+  entries: DiscoveredEntry[];
+}
+
+const DISCOVERY_LOG_PAGE = 0x70;
+
+/** An ASCII field padded with spaces or NULs. */
+function asciiField(buf: Buffer, off: number, len: number): string {
+  let end = off;
+  while (end < off + len && buf[end] !== 0) end++;
+  return buf.toString('latin1', off, end).trimEnd();
 }
 
 export const DEFAULT_HOSTNQN = 'nqn.2014-08.org.nvmexpress:uuid:00000000-0000-0000-0000-000000000000';
@@ -292,6 +328,41 @@ export class NvmeController {
     cmd.writeUInt32LE(Math.floor(offset / 0x1_0000_0000), Sqe.CDW13);
     await execute(this.admin, cmd, buf, true, `Get Log Page 0x${lid.toString(16)}`);
     return buf;
+  }
+
+  /** Discovery log page (0x70) of a discovery controller: header, then every entry. */
+  async getDiscoveryLog(): Promise<DiscoveryLog> {
+    const hdr = await this.getLogPage(DISCOVERY_LOG_PAGE, Buffer.alloc(DISCOVERY_LOG_HEADER_SIZE), 0, 0);
+    const numrec = Number(hdr.readBigUInt64LE(DiscLogHdr.NUMREC));
+    const page = await this.getLogPage(
+      DISCOVERY_LOG_PAGE,
+      Buffer.alloc(DISCOVERY_LOG_HEADER_SIZE + numrec * DISCOVERY_LOG_ENTRY_SIZE),
+      0,
+      0,
+    );
+    const entries: DiscoveredEntry[] = [];
+    const count = Math.min(numrec, Number(page.readBigUInt64LE(DiscLogHdr.NUMREC)));
+    for (let i = 0; i < count; i++) {
+      const off = DISCOVERY_LOG_HEADER_SIZE + i * DISCOVERY_LOG_ENTRY_SIZE;
+      entries.push({
+        trtype: page[off + DiscLogEntry.TRTYPE],
+        adrfam: page[off + DiscLogEntry.ADRFAM],
+        subtype: page[off + DiscLogEntry.SUBTYPE],
+        treq: page[off + DiscLogEntry.TREQ],
+        portid: page.readUInt16LE(off + DiscLogEntry.PORTID),
+        cntlid: page.readUInt16LE(off + DiscLogEntry.CNTLID),
+        asqsz: page.readUInt16LE(off + DiscLogEntry.ASQSZ),
+        eflags: page.readUInt16LE(off + DiscLogEntry.EFLAGS),
+        trsvcid: asciiField(page, off + DiscLogEntry.TRSVCID, 32),
+        subnqn: asciiField(page, off + DiscLogEntry.SUBNQN, 256),
+        traddr: asciiField(page, off + DiscLogEntry.TRADDR, 256),
+      });
+    }
+    return {
+      genctr: page.readBigUInt64LE(DiscLogHdr.GENCTR),
+      recfmt: page.readUInt16LE(DiscLogHdr.RECFMT),
+      entries,
+    };
   }
 
   /** Any admin command: `cmd` is a 64-byte SQE (CID/SGL filled in). */

@@ -3,6 +3,8 @@ export {
   type Completion,
   type ControllerOptions,
   DEFAULT_HOSTNQN,
+  type DiscoveredEntry,
+  type DiscoveryLog,
   type IoCallback,
   NvmeController,
   NvmeIoQpair,

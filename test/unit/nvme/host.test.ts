@@ -166,3 +166,29 @@ test('callback I/O API, status errors, admin helpers against the fake core', asy
     await target.close();
   }
 });
+
+test('discovery log page is read and parsed', async () => {
+  const target = await startFakeTarget(16);
+  try {
+    const ctrlr = await NvmeController.connect(
+      { traddr: '127.0.0.1', trsvcid: String(target.port), subnqn: 'nqn.2014-08.org.nvmexpress.discovery' },
+      { kato: 0 },
+    );
+    const log = await ctrlr.getDiscoveryLog();
+    assert.equal(log.genctr, 5n);
+    assert.equal(log.entries.length, 1);
+    assert.deepEqual(
+      [
+        log.entries[0].trtype,
+        log.entries[0].subtype,
+        log.entries[0].trsvcid,
+        log.entries[0].traddr,
+        log.entries[0].subnqn,
+      ],
+      [3, 2, '4420', '127.0.0.1', 'nqn.2016-06.io.spdk:cnode1'],
+    );
+    await ctrlr.disconnect();
+  } finally {
+    await target.close();
+  }
+});

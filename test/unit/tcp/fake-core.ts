@@ -9,6 +9,7 @@ import {
   type TcpPollGroup,
 } from '../../../src/nvmf/tcp/index.ts';
 import type { NvmfQpair, NvmfRequest, QpairEvents, TransportOptions } from '../../../src/nvmf/transport.ts';
+import { buildDiscoveryLog } from '../../../src/spec/discovery.ts';
 import {
   AdminOpcode,
   ControllerRegister,
@@ -99,10 +100,33 @@ export class FakeCore implements QpairEvents {
           return;
         case AdminOpcode.KEEP_ALIVE:
           return;
-        default:
-          setStatus(rsp, StatusCodeType.GENERIC, GenericStatus.INVALID_OPCODE, true);
+        case AdminOpcode.GET_LOG_PAGE: {
+          if ((cmd.readUInt32LE(Sqe.CDW10) & 0xff) !== 0x70) break;
+          const page = buildDiscoveryLog(5, [
+            {
+              trtype: 'TCP',
+              adrfam: 'IPv4',
+              subtype: 2,
+              portid: 1,
+              cntlid: 0xffff,
+              asqsz: 128,
+              eflags: 0,
+              trsvcid: '4420',
+              subnqn: 'nqn.2016-06.io.spdk:cnode1',
+              traddr: '127.0.0.1',
+            },
+          ]);
+          const offset = cmd.readUInt32LE(Sqe.CDW12);
+          const data = Buffer.alloc(req.length);
+          page.copy(data, 0, Math.min(offset, page.length));
+          req.iov = [data];
           return;
+        }
+        default:
+          break;
       }
+      setStatus(rsp, StatusCodeType.GENERIC, GenericStatus.INVALID_OPCODE, true);
+      return;
     }
     const blocks = this.disk.length / BLOCK;
     const lba = getSlba(cmd);
