@@ -123,6 +123,13 @@ test('delay bdev holds completions for the configured latency; update takes effe
   assert.deepEqual(by['slow'], [false, 0x07]);
   assert.deepEqual(by['abort'], [true, 0]);
   assert.throws(() => updateDelayLatency(base, 'avg_read', 1), /does not exist/);
+  B.bdevRead(desc, ch, [Buffer.alloc(512)], 0, 1, r.cb, 'held');
+  await settle(new Promise((res) => setTimeout(res, 5)));
+  B.bdevReset(desc, ch, r.cb, 'reset');
+  await until(() => r.done.length === 5);
+  const after = Object.fromEntries(r.done.map((d) => [d.tag, [d.ok, d.sc]]));
+  assert.deepEqual(after['held'], [false, 0x07], 'reset aborts held I/O');
+  assert.deepEqual(after['reset'], [true, 0]);
 });
 
 test('hot-remove while I/O is in flight: the I/O completes with an error, nothing crashes', async () => {

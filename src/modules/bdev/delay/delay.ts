@@ -71,6 +71,11 @@ export class DelayBackend implements BdevBackend {
   }
   submit(io: BdevIo, ctx: unknown): void {
     const ch = ctx as DelayChannel;
+    if (io.type === BdevIoType.RESET) {
+      // a reset ends the waiting: held I/Os of this channel complete as aborted
+      for (const held of ch.held.splice(0)) held.completeStatus(BdevIoStatus.ABORTED);
+      ch.poller.pause();
+    }
     io.moduleCtx = ch;
     forwardIo(this.base, ch.base, io, this.onBaseDone);
   }
