@@ -117,6 +117,11 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+function api(): RpcClient {
+  assert.ok(rpc, 'RPC client connected');
+  return rpc;
+}
+
 function trid(subnqn: string, hostnqn?: string) {
   return { traddr: '127.0.0.1', trsvcid: port, subnqn, hostnqn };
 }
@@ -178,7 +183,7 @@ test('connect, identify, verified I/O over both poll groups', async () => {
       assert.equal(e.status, 0x80, 'LBA out of range');
       return true;
     });
-    const stats = (await rpc?.call('nvmf_get_stats')) as {
+    const stats = (await api().call('nvmf_get_stats')) as {
       poll_groups: { name: string; current_io_qpairs: number; completed_nvme_io: number }[];
     };
     assert.equal(stats.poll_groups.length, 2);
@@ -186,7 +191,7 @@ test('connect, identify, verified I/O over both poll groups', async () => {
       assert.ok(g.current_io_qpairs >= 1, `${g.name} holds I/O queues`);
       assert.ok(g.completed_nvme_io > 0, `${g.name} completed I/O`);
     }
-    const ctrlrs = (await rpc?.call('nvmf_subsystem_get_controllers', { nqn: CNODE1 })) as {
+    const ctrlrs = (await api().call('nvmf_subsystem_get_controllers', { nqn: CNODE1 })) as {
       num_io_qpairs: number;
     }[];
     assert.equal(ctrlrs.length, 1);
@@ -306,7 +311,7 @@ test('namespace hot-add raises a namespace attribute AEN and shows in the change
     const aer = Buffer.alloc(64);
     aer[0] = 0x0c;
     const pending = c.adminCommand(aer, null, false);
-    const nsid = await rpc?.call('nvmf_subsystem_add_ns', {
+    const nsid = await api().call('nvmf_subsystem_add_ns', {
       nqn: CNODE1,
       namespace: { bdev_name: 'Malloc2' },
     });
@@ -330,13 +335,13 @@ test('keep alive: a silent host is disconnected after KATO', async () => {
   const c = await NvmeController.connect(trid(CNODE1), { kato: 1000 });
   // stop the host library's keep-alive timer: the host goes silent
   clearInterval((c as unknown as { keepAliveTimer: NodeJS.Timeout }).keepAliveTimer);
-  const before = (await rpc?.call('nvmf_subsystem_get_controllers', { nqn: CNODE1 })) as unknown[];
+  const before = (await api().call('nvmf_subsystem_get_controllers', { nqn: CNODE1 })) as unknown[];
   assert.equal(before.length, 1);
   const deadline = Date.now() + 6000;
   let left = before.length;
   while (left > 0 && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 200));
-    left = ((await rpc?.call('nvmf_subsystem_get_controllers', { nqn: CNODE1 })) as unknown[]).length;
+    left = ((await api().call('nvmf_subsystem_get_controllers', { nqn: CNODE1 })) as unknown[]).length;
   }
   assert.equal(left, 0, 'controller destroyed after keep-alive timeout');
   assert.match(logText, /keep alive timeout/);
@@ -344,13 +349,13 @@ test('keep alive: a silent host is disconnected after KATO', async () => {
 });
 
 test('deleting a subsystem disconnects its hosts', async () => {
-  await rpc?.call('bdev_malloc_create', { name: 'Malloc3', num_blocks: 1024, block_size: 512 });
-  await rpc?.call('nvmf_create_subsystem', { nqn: 'nqn.2016-06.io.spdk:cnode3', allow_any_host: true });
-  await rpc?.call('nvmf_subsystem_add_ns', {
+  await api().call('bdev_malloc_create', { name: 'Malloc3', num_blocks: 1024, block_size: 512 });
+  await api().call('nvmf_create_subsystem', { nqn: 'nqn.2016-06.io.spdk:cnode3', allow_any_host: true });
+  await api().call('nvmf_subsystem_add_ns', {
     nqn: 'nqn.2016-06.io.spdk:cnode3',
     namespace: { bdev_name: 'Malloc3' },
   });
-  await rpc?.call('nvmf_subsystem_add_listener', {
+  await api().call('nvmf_subsystem_add_listener', {
     nqn: 'nqn.2016-06.io.spdk:cnode3',
     listen_address: { trtype: 'tcp', adrfam: 'ipv4', traddr: '127.0.0.1', trsvcid: port },
   });
@@ -358,21 +363,21 @@ test('deleting a subsystem disconnects its hosts', async () => {
   await c.setNumQueues(1);
   const q = await c.createIoQpair(8);
   await q.writeAsync(1, 0, 1, Buffer.alloc(512, 1));
-  const qpairs = (await rpc?.call('nvmf_subsystem_get_qpairs', { nqn: 'nqn.2016-06.io.spdk:cnode3' })) as {
+  const qpairs = (await api().call('nvmf_subsystem_get_qpairs', { nqn: 'nqn.2016-06.io.spdk:cnode3' })) as {
     qid: number;
   }[];
   assert.deepEqual(qpairs.map((x) => x.qid).sort(), [0, 1]);
-  await rpc?.call('nvmf_delete_subsystem', { nqn: 'nqn.2016-06.io.spdk:cnode3' });
+  await api().call('nvmf_delete_subsystem', { nqn: 'nqn.2016-06.io.spdk:cnode3' });
   await assert.rejects(q.readAsync(1, 0, 1, Buffer.alloc(512)));
   await assert.rejects(
-    rpc?.call('nvmf_subsystem_get_qpairs', { nqn: 'nqn.2016-06.io.spdk:cnode3' }) as Promise<unknown>,
+    api().call('nvmf_subsystem_get_qpairs', { nqn: 'nqn.2016-06.io.spdk:cnode3' }) as Promise<unknown>,
     /Unable to find subsystem/,
   );
   await c.disconnect().catch(() => {});
 });
 
 test('save_config carries the nvmf section', async () => {
-  const cfg = (await rpc?.call('save_config')) as {
+  const cfg = (await api().call('save_config')) as {
     subsystems: { subsystem: string; config: { method: string; params: Record<string, unknown> }[] }[];
   };
   const nvmf = cfg.subsystems.find((s) => s.subsystem === 'nvmf');
