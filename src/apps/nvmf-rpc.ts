@@ -209,7 +209,7 @@ export function buildParams(m: RpcMethod, args: readonly string[]): Record<strin
 // ---------------------------------------------------------------- global arguments
 
 export function globalUsage(): string {
-  return 'usage: nvmf-rpc [-h] [-s SOCK] [-t TIMEOUT] [-r RETRIES] [-v | --verbose LEVEL] [--dry-run] [-b] [METHOD [args...]]';
+  return 'usage: nvmf-rpc [-h] [-s SOCK] [-t TIMEOUT] [-r RETRIES] [-v | --verbose LEVEL] [--dry-run] [-b] [--server] [METHOD [args...]]';
 }
 
 /** Split argv into global options, the method name and the method's own arguments. */
@@ -423,6 +423,33 @@ export interface RunOptions {
   io?: CliIo;
   /** Script for the no-METHOD mode (default: read process.stdin unless it is a terminal). */
   stdin?: string;
+  /** Command lines for --server mode (default: process.stdin, line by line). */
+  lines?: AsyncIterable<string>;
+}
+
+async function* stdinLines(): AsyncIterable<string> {
+  const { createInterface } = await import('node:readline');
+  yield* createInterface({ input: process.stdin, crlfDelay: Number.POSITIVE_INFINITY });
+}
+
+/**
+ * rpc.py --server: each input line is a whole command line (global options
+ * included), run on its own connection; its output ends with **STATUS=0 or 1.
+ */
+async function serveLines(lines: AsyncIterable<string>, run: RunOptions, io: CliIo): Promise<number> {
+  const methods = run.methods ?? (await loadMethodTable());
+  for await (const line of lines) {
+    let code: number;
+    try {
+      const words = shellSplit(line);
+      code = words.length === 0 ? 0 : await runCli(words, { ...run, methods, io, stdin: '' });
+    } catch (e) {
+      io.out((e as Error).message);
+      code = 1;
+    }
+    io.out(`**STATUS=${code === 0 ? 0 : 1}`);
+  }
+  return 0;
 }
 
 async function readStdin(): Promise<string | undefined> {
@@ -499,6 +526,7 @@ async function sendCall(
  */
 export async function runCli(argv: readonly string[], run: RunOptions = {}): Promise<number> {
   const io = run.io ?? consoleIo;
+  if (argv.length === 1 && argv[0] === '--server') return serveLines(run.lines ?? stdinLines(), run, io);
   let opts: GlobalOptions;
   let method: string | undefined;
   let rest: string[];

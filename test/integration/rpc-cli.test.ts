@@ -130,3 +130,20 @@ test('-b sends the stdin commands as one batch: results on stdout, errors on std
   assert.equal(bad.stdout, '"Malloc0"\n');
   assert.equal(bad.stderr, '{\n  "code": -19,\n  "message": "bdev y does not exist"\n}\n');
 });
+
+test('--server: one command line per input line, each output ends with **STATUS', async () => {
+  const input = [
+    `-s ${sockPath} test_name`,
+    `-s ${sockPath} call test_fail '{"name": "z"}'`,
+    `-s ${sockPath} call test_echo '{"value": 3}'`,
+    '',
+  ].join('\n');
+  const r = await runCliProcess(['--server'], input);
+  assert.equal(r.code, 0, r.stderr);
+  const blocks = r.stdout.split(/^\*\*STATUS=/m);
+  assert.equal(blocks[0], 'Malloc0\n');
+  assert.match(blocks[1], /^0\n/);
+  assert.match(blocks[1], /"message": "bdev z does not exist"/);
+  assert.match(blocks[2], /^1\n\{\n {2}"value": 3\n\}\n$/);
+  assert.equal(blocks[3], '0\n');
+});
