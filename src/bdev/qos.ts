@@ -96,7 +96,10 @@ export class BdevQos {
     }
   }
 
+  private released = false;
+
   private tryConsume(io: BdevIo): boolean {
+    if (this.released) return true;
     this.refill();
     const s = this.s;
     const milliKb = Math.ceil((io.numBlocks * io.bdev!.blockSize) / 1024) * 1000;
@@ -147,13 +150,12 @@ export class BdevQos {
 
   completed(_io: BdevIo): void {}
 
-  /** QoS turned off or changed: everything queued goes on now (from each channel's thread poller). */
+  /**
+   * QoS turned off or changed (runs on the realm's control thread): queued
+   * I/Os are let through by each channel's own poller, on the thread that
+   * owns the channel, at its next run.
+   */
   release(): void {
-    for (const [, q] of this.waiting) {
-      for (const io of q.queue.splice(0)) submitAdmitted(io);
-      q.poller?.unregister();
-      q.poller = null;
-    }
-    this.waiting.clear();
+    this.released = true;
   }
 }

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as B from '../../../src/bdev/index.ts';
 import { createMallocBdev } from '../../../src/modules/bdev/malloc/malloc.ts';
+import { currentThread } from '../../../src/thread/index.ts';
 import { createThread, on, pollOnce, recorder, settle, uniq } from './harness.ts';
 
 /** Keep `qd` reads of `blocks` in flight for `ms`; returns completed I/Os per second. */
@@ -97,4 +98,44 @@ test('iostat counts operations, bytes and errors over all channels; reset clears
   const after = new B.BdevIoStats();
   for (const x of await settle(B.bdevCollectStats(name))) after.add(x);
   assert.equal(after.numReadOps + after.numWriteOps + after.ioErrors, 0);
+});
+
+test('lifting a limit lets the queued I/O through on its own thread', async () => {
+  const name = await settle(createMallocBdev({ name: uniq('Malloc'), numBlocks: 64, blockSize: 512 }));
+  await settle(
+    B.bdevSetQos(name, {
+      rw_ios_per_sec: 10,
+      rw_mbytes_per_sec: 0,
+      r_mbytes_per_sec: 0,
+      w_mbytes_per_sec: 0,
+    }),
+  );
+  const t = createThread(uniq('lift'));
+  const threads: string[] = [];
+  on(t, () => {
+    const d = B.bdevOpen(name, false, () => {});
+    const ch = B.bdevGetIoChannel(d);
+    for (let i = 0; i < 20; i++) {
+      B.bdevRead(
+        d,
+        ch,
+        [Buffer.alloc(512)],
+        0,
+        1,
+        (io) => {
+          B.bdevFreeIo(io);
+          threads.push(currentThread().name);
+        },
+        null,
+      );
+    }
+  });
+  await settle(new Promise((r) => setTimeout(r, 50)));
+  assert.ok(threads.length < 5, `${threads.length} done under a 10 IOPS limit`);
+  await settle(
+    B.bdevSetQos(name, { rw_ios_per_sec: 0, rw_mbytes_per_sec: 0, r_mbytes_per_sec: 0, w_mbytes_per_sec: 0 }),
+  );
+  await settle(new Promise((r) => setTimeout(r, 20)));
+  assert.equal(threads.length, 20);
+  assert.ok(threads.every((n) => n === t.name));
 });
