@@ -6,7 +6,7 @@
 import { type Poller, registerPoller } from '../thread/index.ts';
 import { type BdevChannel, submitAdmitted } from './bdev.ts';
 import type { BdevIo } from './bdev-io.ts';
-import { BdevIoType } from './types.ts';
+import { BdevIoStatus, BdevIoType } from './types.ts';
 
 /** bdev_set_qos_limit parameters (0 = unlimited). */
 export interface QosLimits {
@@ -137,7 +137,10 @@ export class BdevQos {
   private drain(ch: BdevChannel, q: QueuedChannel): number {
     let n = 0;
     while (q.queue.length > 0 && this.tryConsume(q.queue[0])) {
-      submitAdmitted(q.queue.shift()!);
+      const io = q.queue.shift()!;
+      // the descriptor closed or the bdev went away while it waited: it ends as aborted
+      if (io.desc!.closed || io.bdev!.removing) io.completeStatus(BdevIoStatus.ABORTED);
+      else submitAdmitted(io);
       n++;
     }
     if (q.queue.length === 0 && q.poller !== null) {
