@@ -182,7 +182,9 @@ export class TcpQpair implements NvmfQpair, PduSink {
       trsvcid: String(socket.remotePort ?? ''),
     };
     const o = group.opts;
-    this.maxSlots = Math.max(o.max_queue_depth, o.max_aq_depth);
+    // A slot stays SENDING until its write callback, which can come after the host already
+    // read the response and reused the command slot: keep a margin of a full queue for that.
+    this.maxSlots = 2 * Math.max(o.max_queue_depth, o.max_aq_depth);
     // before ICResp only the 128-byte ICReq is acceptable
     this.receiver = new PduReceiver(this, TARGET_ACCEPTS, 128);
   }
