@@ -37,6 +37,8 @@ export const IdCtrl = {
   LPA: 261,
   ELPE: 262,
   NPSS: 263,
+  WCTEMP: 266,
+  CCTEMP: 268,
   KAS: 320,
   ANATT: 343,
   ANACAP: 344,
@@ -110,10 +112,10 @@ export function buildIdentifyController(buf: Buffer, c: IdentifyCtrlrInfo): void
   writePadded(buf, IdCtrl.MN, 40, c.model);
   writePadded(buf, IdCtrl.FR, 8, c.firmware);
   buf[IdCtrl.RAB] = 6;
-  // SPDK's IEEE OUI e4 d2 5c, stored little-endian
-  buf[IdCtrl.IEEE] = 0x5c;
+  // SPDK's IEEE OUI, byte for byte as SPDK's target stores it
+  buf[IdCtrl.IEEE] = 0xe4;
   buf[IdCtrl.IEEE + 1] = 0xd2;
-  buf[IdCtrl.IEEE + 2] = 0xe4;
+  buf[IdCtrl.IEEE + 2] = 0x5c;
   const io = c.controllerType === CntrlType.IO;
   if (io) buf[IdCtrl.CMIC] = 0x3 | (c.anaReporting ? 0x8 : 0);
   buf[IdCtrl.MDTS] = mdtsFor(c.maxIoSize);
@@ -129,6 +131,10 @@ export function buildIdentifyController(buf: Buffer, c: IdentifyCtrlrInfo): void
   // LPA: bit 1 commands supported and effects, bit 2 extended data for Get Log Page
   buf[IdCtrl.LPA] = io ? 0x06 : 0x04;
   buf[IdCtrl.ELPE] = 127;
+  if (io) {
+    buf.writeUInt16LE(343, IdCtrl.WCTEMP); // warning / critical composite temperature (K), as SPDK
+    buf.writeUInt16LE(373, IdCtrl.CCTEMP);
+  }
   buf.writeUInt16LE(Math.floor(c.kasMs / 100), IdCtrl.KAS);
   if (io && c.anaReporting) {
     buf[IdCtrl.ANATT] = 10;
