@@ -38,17 +38,7 @@ export function lintRpcMethods(methods: readonly RpcMethod[]): string[] {
       if (!/^[a-z][a-z0-9_]*$/.test(p.name ?? '')) problems.push(`${pw}: name must be lower_snake_case`);
       if (paramNames.has(p.name)) problems.push(`${pw}: declared twice`);
       paramNames.add(p.name);
-      if (!PARAM_TYPES.has(p.type)) problems.push(`${pw}: unknown type ${p.type}`);
-      if (typeof p.help !== 'string' || p.help.trim() === '') problems.push(`${pw}: missing help`);
-      if (p.enum !== undefined && p.type !== 'string') problems.push(`${pw}: enum needs type string`);
-      if (p.min !== undefined && p.max !== undefined && p.min > p.max) problems.push(`${pw}: min > max`);
-      if (p.default !== undefined) {
-        try {
-          checkParam(p, p.default);
-        } catch (e) {
-          problems.push(`${pw}: default does not satisfy its own schema (${(e as Error).message})`);
-        }
-      }
+      lintSpec(p, pw, problems);
       if (p.cli?.positional) {
         if (p.cli.flags !== undefined) problems.push(`${pw}: a positional has no flags`);
         continue;
@@ -64,6 +54,32 @@ export function lintRpcMethods(methods: readonly RpcMethod[]): string[] {
     }
   }
   return problems;
+}
+
+/** Checks of one spec, recursing into object members and array items. */
+function lintSpec(p: ParamSpec, pw: string, problems: string[]): void {
+  if (!PARAM_TYPES.has(p.type)) problems.push(`${pw}: unknown type ${p.type}`);
+  if (typeof p.help !== 'string' || p.help.trim() === '') problems.push(`${pw}: missing help`);
+  if (p.enum !== undefined && p.type !== 'string') problems.push(`${pw}: enum needs type string`);
+  if (p.min !== undefined && p.max !== undefined && p.min > p.max) problems.push(`${pw}: min > max`);
+  if (p.properties !== undefined && p.type !== 'object') problems.push(`${pw}: properties need type object`);
+  if (p.items !== undefined && p.type !== 'array') problems.push(`${pw}: items need type array`);
+  if (p.default !== undefined) {
+    try {
+      checkParam(p, p.default);
+    } catch (e) {
+      problems.push(`${pw}: default does not satisfy its own schema (${(e as Error).message})`);
+    }
+  }
+  const seen = new Set<string>();
+  for (const member of p.properties ?? []) {
+    if (!/^[a-z][a-z0-9_]*$/.test(member.name ?? ''))
+      problems.push(`${pw}.${member.name}: name must be lower_snake_case`);
+    if (seen.has(member.name)) problems.push(`${pw}.${member.name}: declared twice`);
+    seen.add(member.name);
+    lintSpec(member, `${pw}.${member.name}`, problems);
+  }
+  if (p.items !== undefined) lintSpec(p.items, `${pw}[]`, problems);
 }
 
 function stateText(states: number): string {
@@ -93,6 +109,20 @@ function cliColumn(p: ParamSpec): string {
     .join(', ');
   const action = p.cli?.action;
   return action ? `${flags} (${action})` : flags;
+}
+
+/** Object members and array items below a parameter, as [path, spec] rows. */
+function nestedSpecs(p: ParamSpec, path: string): Array<[string, ParamSpec]> {
+  const rows: Array<[string, ParamSpec]> = [];
+  for (const member of p.properties ?? []) {
+    rows.push([`${path}.${member.name}`, member]);
+    rows.push(...nestedSpecs(member, `${path}.${member.name}`));
+  }
+  if (p.items !== undefined) {
+    rows.push([`${path}[]`, p.items]);
+    rows.push(...nestedSpecs(p.items, `${path}[]`));
+  }
+  return rows;
 }
 
 function usageLine(m: RpcMethod): string {
@@ -165,6 +195,11 @@ export function renderRpcDocs(methods: readonly RpcMethod[]): string {
       out.push(
         `| ${p.name} | ${p.type} | ${p.required ? 'yes' : 'no'} | ${cell(p.help)} | ${cell(constraints(p))} | ${cell(cliColumn(p))} |`,
       );
+      for (const [path, member] of nestedSpecs(p, p.name)) {
+        out.push(
+          `| ${path} | ${member.type} | ${member.required ? 'yes' : 'no'} | ${cell(member.help)} | ${cell(constraints(member))} | |`,
+        );
+      }
     }
     if (m.cliTransform)
       out.push('', 'The CLI converts its arguments before sending (see the parameter descriptions).');

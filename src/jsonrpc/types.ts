@@ -32,6 +32,10 @@ export interface ParamSpec {
   max?: number;
   /** Allowed values for a string parameter. */
   enum?: readonly string[];
+  /** Members of an 'object' parameter (unknown members are rejected); without it any object passes. */
+  properties?: readonly ParamSpec[];
+  /** Spec every element of an 'array' parameter must meet (its `name` is unused). */
+  items?: ParamSpec;
   help: string;
   /**
    * How the CLI (rpc.py syntax) spells this parameter. Without `cli` the

@@ -59,6 +59,23 @@ test('the lint catches each kind of schema gap', () => {
       /flag -s also used by x/,
     ],
     [{ params: [{ name: 'x', type: 'string', help: 'h', cli: { flags: ['-h'] } }] }, /reserved for help/],
+    [
+      {
+        params: [
+          { name: 'x', type: 'object', help: 'h', properties: [{ name: 'y', type: 'string', help: '' }] },
+        ],
+      },
+      /param x\.y: missing help/,
+    ],
+    [{ params: [{ name: 'x', type: 'string', help: 'h', properties: [] }] }, /properties need type object/],
+    [
+      {
+        params: [
+          { name: 'x', type: 'array', help: 'h', items: { name: 'i', type: 'nope' as 'any', help: 'h' } },
+        ],
+      },
+      /x\[\]: unknown type nope/,
+    ],
   ];
   for (const [patch, pattern] of cases) {
     const problems = lintRpcMethods([{ ...ok, ...patch }]);
@@ -78,4 +95,24 @@ test('rendered docs list every method with its params and are deterministic', ()
     for (const p of m.params)
       assert.ok(text.includes(`| ${p.name} | ${p.type} |`), `${m.name}.${p.name} row`);
   }
+});
+
+test('nested members get their own rows in the docs', () => {
+  const text = renderRpcDocs([
+    {
+      name: 'demo_nested',
+      summary: 'Demo',
+      states: RpcState.RUNTIME,
+      params: [
+        {
+          name: 'listen_address',
+          type: 'object',
+          help: 'address',
+          properties: [{ name: 'trtype', type: 'string', required: true, help: 'transport type' }],
+        },
+      ],
+      handler: () => true,
+    },
+  ]);
+  assert.ok(text.includes('| listen_address.trtype | string | yes | transport type |'));
 });

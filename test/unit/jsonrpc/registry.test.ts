@@ -143,3 +143,62 @@ test('registration rejects duplicates and duplicate params; list is sorted', () 
   assert.equal(r.get('a')?.name, 'a');
   assert.equal(r.get('zz'), undefined);
 });
+
+test('nested object members and array items are validated with the path in the message', async () => {
+  const r = runtimeRegistry(
+    makeMethod({
+      name: 'nested',
+      params: [
+        {
+          name: 'listen_address',
+          type: 'object',
+          required: true,
+          help: 'address',
+          properties: [
+            { name: 'trtype', type: 'string', required: true, enum: ['tcp', 'TCP'], help: 'transport' },
+            { name: 'trsvcid', type: 'string', help: 'port' },
+          ],
+        },
+        {
+          name: 'ports',
+          type: 'array',
+          help: 'ports',
+          items: { name: 'port', type: 'integer', min: 1, max: 65535, help: 'p' },
+        },
+      ],
+    }),
+  );
+  const p = RpcErrorCode.INVALID_PARAMS;
+  assert.deepEqual(
+    await r.invoke('nested', { listen_address: { trtype: 'tcp', trsvcid: '4420' }, ports: [1, 2] }),
+    {
+      listen_address: { trtype: 'tcp', trsvcid: '4420' },
+      ports: [1, 2],
+    },
+  );
+  await rejectsWith(
+    r.invoke('nested', { listen_address: {} }),
+    p,
+    /Missing required parameter 'listen_address.trtype'/,
+  );
+  await rejectsWith(
+    r.invoke('nested', { listen_address: { trtype: 'rdma' } }),
+    p,
+    /'listen_address.trtype': 'rdma' is not one of/,
+  );
+  await rejectsWith(
+    r.invoke('nested', { listen_address: { trtype: 'tcp', bogus: 1 } }),
+    p,
+    /Unknown parameter 'listen_address.bogus' in listen_address/,
+  );
+  await rejectsWith(
+    r.invoke('nested', { listen_address: { trtype: 'tcp', trsvcid: 4420 } }),
+    p,
+    /'listen_address.trsvcid': expected string/,
+  );
+  await rejectsWith(
+    r.invoke('nested', { listen_address: { trtype: 'tcp' }, ports: [1, 0] }),
+    p,
+    /'ports\[1\]': 0 is below the minimum 1/,
+  );
+});
