@@ -532,8 +532,10 @@ export class TcpQpair implements NvmfQpair, PduSink {
       total += b.length;
       if (b.buffer instanceof SharedArrayBuffer) shared = true;
     }
-    const length = Math.min(total, req.length);
-    if (shared && length <= this.group.opts.max_io_size) {
+    let length = Math.min(total, req.length);
+    // NVMe has no short read: a core that filled less than asked gets the rest zero-filled
+    const short = total < req.length;
+    if ((shared || short) && req.length <= this.group.opts.max_io_size) {
       // views of shared memory (malloc bdevs) are slow to hand to the socket: one copy to a
       // private buffer is cheaper, and the host then sees a stable snapshot of the data
       const own = req.poolBuf ?? this.group.buffers.get();
@@ -542,6 +544,10 @@ export class TcpQpair implements NvmfQpair, PduSink {
       for (const b of req.iov) {
         if (off >= length) break;
         off += b.copy(own, off, 0, Math.min(b.length, length - off));
+      }
+      if (short) {
+        own.fill(0, length, req.length);
+        length = req.length;
       }
       req.iov = [own.subarray(0, length)];
     }

@@ -37,6 +37,10 @@ for (const [hdgst, ddgst, sqflow] of [
       assert.equal(ctrlr.cdata.toString('latin1', 24, 28), 'FAKE');
       assert.equal(ctrlr.ioInCapsuleDataSize, 4096);
       assert.deepEqual(await ctrlr.setNumQueues(4), { sq: 4, cq: 4 });
+      // the core returned 8 bytes for a 4096-byte read: the host still gets 4096, zero-filled
+      const list = await ctrlr.identify(2, 0, Buffer.alloc(4096, 0xee));
+      assert.equal(list.readUInt32LE(0), 1);
+      assert.ok(list.subarray(4).equals(Buffer.alloc(4092)));
       await ctrlr.keepAlive();
       const io = await ctrlr.createIoQpair(64);
       // in-capsule write (4 KiB), transport-SGL write (64 KiB, R2T) and max-size read (128 KiB)

@@ -89,6 +89,13 @@ export class FakeCore implements QpairEvents {
     if (req.qpair.qid === 0) {
       switch (opcode) {
         case AdminOpcode.IDENTIFY: {
+          if (cmd.readUInt32LE(Sqe.CDW10) === 2) {
+            // active namespace list: hand back fewer bytes than asked (the transport pads)
+            const list = Buffer.alloc(8);
+            list.writeUInt32LE(1, 0);
+            req.iov = [list];
+            return;
+          }
           const data = Buffer.alloc(4096);
           data.writeUInt32LE((4096 + 64) / 16, 1792);
           data.write('FAKE', 24);
