@@ -20,6 +20,9 @@ export interface RpcServerOptions {
 
 type Id = string | number | null;
 
+/** Requests parsed but not yet answered on one connection before it stops being read. */
+const MAX_QUEUED_PER_CONNECTION = 128;
+
 interface ErrorObject {
   code: number;
   message: string;
@@ -111,6 +114,7 @@ export class RpcServer {
     // Requests are handled one after another so responses keep request order.
     let queue: Promise<void> = Promise.resolve();
     let closing = false;
+    let queued = 0;
     const send = (msg: unknown): void => {
       if (!sock.destroyed && sock.writable) sock.write(JSON.stringify(msg));
     };
@@ -132,12 +136,17 @@ export class RpcServer {
           fatal({ code: RpcErrorCode.PARSE_ERROR, message: 'Parse error' });
           return;
         }
+        // A client that sends faster than it reads stops being read until it catches up.
+        if (++queued === MAX_QUEUED_PER_CONNECTION) sock.pause();
         queue = queue
           .then(async () => {
             const resp = await this.handleValue(value);
             if (resp !== undefined) send(resp);
           })
-          .catch((err) => this.logger.error(`RPC response failed: ${(err as Error)?.stack ?? String(err)}`));
+          .catch((err) => this.logger.error(`RPC response failed: ${(err as Error)?.stack ?? String(err)}`))
+          .finally(() => {
+            if (queued-- === MAX_QUEUED_PER_CONNECTION && !closing) sock.resume();
+          });
       });
       if (err === 'garbage') fatal({ code: RpcErrorCode.PARSE_ERROR, message: 'Parse error' });
       else if (err === 'too_large') {

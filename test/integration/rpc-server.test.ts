@@ -160,6 +160,14 @@ test('several requests in one write are answered in order, even when the first i
   ]);
 });
 
+test('1000 pipelined requests in one write are all answered in order (reading pauses and resumes)', async () => {
+  let text = '';
+  for (let i = 0; i < 1000; i++) text += req(i, 'echo', { count: i });
+  const r = await rawExchange([text], 1000, 15000);
+  assert.equal(r.values.length, 1000);
+  r.values.forEach((v, i) => assert.deepEqual(v, { jsonrpc: '2.0', id: i, result: { count: i } }));
+});
+
 test('batch: one array answered with an array, notifications omitted', async () => {
   const before = notified;
   const batch = `[${req(1, 'echo', { count: 1 })},${req(undefined, 'notify_me')},${req(2, 'nope')},{"foo":1}]`;
