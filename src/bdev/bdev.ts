@@ -324,6 +324,10 @@ function submit(io: BdevIo): void {
       io.completeNvme(NvmeStatus.SCT_GENERIC, NvmeStatus.SC_LBA_OUT_OF_RANGE);
       return;
     }
+    if (io.numBlocks === 0) {
+      io.complete(true); // nothing to move (and nothing to split)
+      return;
+    }
     const needsData = t === BdevIoType.READ || t === BdevIoType.WRITE || t === BdevIoType.COMPARE;
     if (needsData && iovBytes(io.iov) < io.numBlocks * bdev.blockSize) {
       io.completeNvme(NvmeStatus.SCT_GENERIC, NvmeStatus.SC_DATA_TRANSFER_ERROR);

@@ -45,6 +45,23 @@ for (const bs of [512, 4096]) {
   });
 }
 
+test('zero-length I/O completes (no hang at a split boundary)', async () => {
+  const { desc, ch } = await malloc(512, 1024, 16);
+  const r = recorder();
+  B.bdevRead(desc, ch, [], 32, 0, r.cb, 'r0');
+  B.bdevWrite(desc, ch, [], 16, 0, false, r.cb, 'w0');
+  B.bdevWriteZeroes(desc, ch, 48, 0, r.cb, 'wz0');
+  pollIdle();
+  assert.deepEqual(
+    r.done.map((d) => [d.tag, d.ok]),
+    [
+      ['r0', true],
+      ['w0', true],
+      ['wz0', true],
+    ],
+  );
+});
+
 test('completion is never delivered inside the submit call', async () => {
   const { desc, ch } = await malloc();
   const r = recorder();
