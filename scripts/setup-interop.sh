@@ -79,7 +79,7 @@ stamp=$(
 		echo "$KVER $COMPRESS ${MODULES[*]}"
 		dpkg-query -W -f='${Package} ${Version}\n' "linux-image-$KVER" nvme-cli fio busybox-static \
 			kmod bash libc6 libnvme1 e2fsprogs 2>/dev/null
-		sha256sum "$SELF"
+		sha256sum <"$SELF"
 		cd "$NI_DIR" && sha256sum common.sh guest/init guest/bin/*
 	} | sha256sum | cut -d' ' -f1
 )
