@@ -165,7 +165,8 @@ test('1000 pipelined requests in one write are all answered in order (reading pa
   for (let i = 0; i < 1000; i++) text += req(i, 'echo', { count: i });
   const r = await rawExchange([text], 1000, 15000);
   assert.equal(r.values.length, 1000);
-  for (let i = 0; i < 1000; i++) assert.deepEqual(r.values[i], { jsonrpc: '2.0', id: i, result: { count: i } });
+  for (let i = 0; i < 1000; i++)
+    assert.deepEqual(r.values[i], { jsonrpc: '2.0', id: i, result: { count: i } });
 });
 
 test('batch: one array answered with an array, notifications omitted', async () => {
