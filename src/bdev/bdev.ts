@@ -582,15 +582,24 @@ const drainCompletions = defineHandler<BdevChannel>('bdev.drainCompletions', (ch
   const now = nowTicks();
   // completions pushed while callbacks run go to the next batch
   const n = list.length;
-  for (let i = 0; i < n; i++) {
-    const io = list[i];
-    const success = io.status === BdevIoStatus.SUCCESS;
-    ch.stats.record(io.type, io.numBlocks * io.bdev!.blockSize, now - io.submitTicks, success);
-    ch.outstanding--;
-    io.bdev!.qos?.completed(io);
-    io.cb!(io, success, io.cbArg);
+  let i = 0;
+  try {
+    while (i < n) {
+      const io = list[i++];
+      const success = io.status === BdevIoStatus.SUCCESS;
+      ch.stats.record(io.type, io.numBlocks * io.bdev!.blockSize, now - io.submitTicks, success);
+      ch.outstanding--;
+      io.bdev!.qos?.completed(io);
+      io.cb!(io, success, io.cbArg);
+    }
+  } finally {
+    // a throwing callback must not make the delivered ones run again nor strand the rest
+    list.splice(0, i);
+    if (list.length > 0 && !ch.drainScheduled) {
+      ch.drainScheduled = true;
+      sendMsg(ch.thread, drainCompletions, ch);
+    }
   }
-  list.splice(0, n);
 });
 
 // ---------------------------------------------------------------- public I/O calls
