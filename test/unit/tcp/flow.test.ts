@@ -49,9 +49,10 @@ class RawHost {
   }
 }
 
-function icReq(): Buffer {
+function icReq(hpda = 0): Buffer {
   const b = Buffer.alloc(128);
   writeCommonHeader(b, PduType.IC_REQ, 0, 128, 0, 128);
+  b[10] = hpda;
   return b;
 }
 
@@ -84,11 +85,11 @@ function ioCapsule(opcode: number, cid: number, lba: number, bytes: number): Buf
   return b;
 }
 
-async function connectedHost(cattr: number, ioQueue: boolean): Promise<RawHost> {
+async function connectedHost(cattr: number, ioQueue: boolean, hpda = 0): Promise<RawHost> {
   const h = new RawHost(target.port);
   const c = connectCapsule(cattr);
   if (ioQueue) c.writeUInt16LE(1, 8 + 42);
-  h.send(icReq(), c);
+  h.send(icReq(hpda), c);
   assert.equal((await h.next())[0], PduType.IC_RESP);
   const rsp = await h.next();
   assert.equal(rsp[0], PduType.CAPSULE_RESP);
@@ -153,5 +154,18 @@ test('with SQ flow control disabled a read ends with C2HData LAST|SUCCESS and no
   assert.equal(rsp.readUInt16LE(8 + 12), 10);
   assert.equal(rsp.readUInt16LE(8 + 8), 0xffff);
   assert.equal(h.pending(), 0);
+  h.socket.destroy();
+});
+
+test('C2HData honours the host PDU data alignment (hpda)', async () => {
+  target.core.disk.fill(0x5c, 0, 512);
+  const h = await connectedHost(0, true, 3); // data aligned to 16 bytes
+  h.send(ioCapsule(0x02, 11, 0, 512));
+  const c2h = await h.next();
+  assert.equal(c2h[0], PduType.C2H_DATA);
+  assert.equal(c2h[3], 32, 'PDO rounded up from 24 to 32');
+  assert.equal(c2h.readUInt32LE(4), 32 + 512);
+  assert.ok(c2h.subarray(32).equals(Buffer.alloc(512, 0x5c)));
+  assert.equal((await h.next())[0], PduType.CAPSULE_RESP);
   h.socket.destroy();
 });
