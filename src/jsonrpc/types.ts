@@ -42,6 +42,10 @@ export interface ParamSpec {
    * parameter gets a long flag derived from its name (`--num-blocks`).
    */
   cli?: {
+    /**
+     * Positional, in declaration order. Required on the command line when `required`, or when the
+     * method has a cliTransform (which builds the JSON from the positionals, e.g. MB → num_blocks).
+     */
     positional?: boolean;
     flags?: string[];
     action?: 'store_true' | 'store_false' | 'append';
