@@ -376,6 +376,38 @@ test('deleting a subsystem disconnects its hosts', async () => {
   await c.disconnect().catch(() => {});
 });
 
+test('bdev hot-remove under I/O removes the namespace; the target keeps serving', async () => {
+  await api().call('bdev_malloc_create', { name: 'MallocX', num_blocks: 8192, block_size: 512 });
+  const nsid = (await api().call('nvmf_subsystem_add_ns', {
+    nqn: CNODE1,
+    namespace: { bdev_name: 'MallocX' },
+  })) as number;
+  const c = await NvmeController.connect(trid(CNODE1));
+  try {
+    await c.setNumQueues(1);
+    const q = await c.createIoQpair(128);
+    const writes: Promise<unknown>[] = [];
+    for (let i = 0; i < 100; i++)
+      writes.push(q.writeAsync(nsid, i * 8, 8, Buffer.alloc(4096, 2)).catch((e) => e));
+    await api().call('bdev_malloc_delete', { name: 'MallocX' });
+    const results = await Promise.all(writes);
+    for (const r of results) if (r !== undefined) assert.ok(r instanceof NvmeStatusError, String(r));
+    const subs = (await api().call('nvmf_get_subsystems', { nqn: CNODE1 })) as {
+      namespaces: { bdev_name: string }[];
+    }[];
+    assert.ok(!subs[0].namespaces.some((n) => n.bdev_name === 'MallocX'));
+    await assert.rejects(q.readAsync(nsid, 0, 1, Buffer.alloc(512)), (e: unknown) => {
+      assert.ok(e instanceof NvmeStatusError);
+      assert.equal(e.status, 0x0b);
+      return true;
+    });
+    const r = Buffer.alloc(512);
+    await q.readAsync(1, 0, 1, r);
+  } finally {
+    await c.disconnect();
+  }
+});
+
 test('save_config carries the nvmf section', async () => {
   const cfg = (await api().call('save_config')) as {
     subsystems: { subsystem: string; config: { method: string; params: Record<string, unknown> }[] }[];
