@@ -35,6 +35,8 @@ export interface IoQueueState {
   readonly sub: PgSubsystem;
   /** a fused compare waiting for its write */
   fusedFirst: NvmfRequest | null;
+  /** 0, or the path status (SCT 3) an ANA state other than (non-)optimized gives every I/O */
+  anaPathStatus: number;
   /** commands handed to a bdev and not yet completed */
   outstanding: number;
   /** called when a command fails, for the controller's error log */
@@ -142,6 +144,10 @@ export function executeIo(req: NvmfRequest): void {
   if (st.sub.view.state !== 'active') {
     // paused/inactive subsystems do not take I/O; the host retries
     finish(req, StatusCodeType.GENERIC, GenericStatus.NAMESPACE_NOT_READY, false);
+    return;
+  }
+  if (st.anaPathStatus !== 0) {
+    finish(req, StatusCodeType.PATH, st.anaPathStatus, false);
     return;
   }
   const desc = ns.desc;

@@ -24,6 +24,7 @@ import {
   FabricsCommandType,
   FabricsStatus,
   GenericStatus,
+  PathStatus,
   Sqe,
   StatusCodeType,
   setStatus,
@@ -109,13 +110,46 @@ export class IoQueue implements IoQueueState {
   sub: PgSubsystem;
   fusedFirst: NvmfRequest | null = null;
   outstanding = 0;
-  constructor(pg: NvmfPollGroup, cntlid: number, sub: PgSubsystem, hostnqn: string, owner: ThreadRef) {
+  anaPathStatus = 0;
+  readonly listenAddr: TransportAddress;
+  constructor(
+    pg: NvmfPollGroup,
+    cntlid: number,
+    sub: PgSubsystem,
+    hostnqn: string,
+    owner: ThreadRef,
+    listenAddr: TransportAddress,
+  ) {
     this.pg = pg;
     this.cntlid = cntlid;
     this.sub = sub;
     this.subnqn = sub.view.nqn;
     this.hostnqn = hostnqn;
     this.owner = owner;
+    this.listenAddr = listenAddr;
+    this.updateAna();
+  }
+  /** Recompute the path status from the ANA state of the listener this queue came through. */
+  updateAna(): void {
+    const v = this.sub.view;
+    if (!v.anaReporting) {
+      this.anaPathStatus = 0;
+      return;
+    }
+    const a = this.listenAddr;
+    const i = v.listeners.findIndex(
+      (l) =>
+        l.traddr === a.traddr && l.trsvcid === a.trsvcid && l.trtype.toUpperCase() === a.trtype.toUpperCase(),
+    );
+    const state = i >= 0 ? v.listenerAnaStates[i] : 'optimized';
+    this.anaPathStatus =
+      state === 'inaccessible'
+        ? PathStatus.ASYMMETRIC_ACCESS_INACCESSIBLE
+        : state === 'persistent_loss'
+          ? PathStatus.ASYMMETRIC_ACCESS_PERSISTENT_LOSS
+          : state === 'change'
+            ? PathStatus.ASYMMETRIC_ACCESS_TRANSITION
+            : 0;
   }
   onError(req: NvmfRequest, lba: number): void {
     const raw = req.rsp.readUInt16LE(14);
@@ -296,8 +330,10 @@ export class NvmfPollGroup implements QpairEvents {
     }
     const anaChanged = sub.view.anaChangeCount !== v.anaChangeCount;
     sub.view = v;
-    if (anaChanged)
+    if (anaChanged) {
       for (const c of this.ctrlrs.values()) if (c.host.sub === sub) c.raiseEvent(AsyncEvent.ANA_CHANGE);
+      for (const q of this.qpairs) if (q.ctrlr instanceof IoQueue && q.ctrlr.sub === sub) q.ctrlr.updateAna();
+    }
     // keep I/O queues pointing at the live view
     if (changed.length > 0) {
       for (const c of this.ctrlrs.values()) {
@@ -691,7 +727,7 @@ export class NvmfPollGroup implements QpairEvents {
       sendMsg(appThread(), tgtIoQueueGone, { cntlid: r.cntlid, qid: q.qid });
       return;
     }
-    q.ctrlr = new IoQueue(this, r.cntlid, p.sub, p.hostnqn, r.owner);
+    q.ctrlr = new IoQueue(this, r.cntlid, p.sub, p.hostnqn, r.owner, q.listenAddr);
     this.stats.io_qpairs++;
     this.stats.current_io_qpairs++;
     req.rsp.writeUInt16LE(r.cntlid, ConnectRsp.CNTLID);

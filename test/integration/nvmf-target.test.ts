@@ -408,6 +408,55 @@ test('bdev hot-remove under I/O removes the namespace; the target keeps serving'
   }
 });
 
+test('ANA reporting: CMIC, ANA log, listener state change → AEN and path status', async () => {
+  const nqn = 'nqn.2016-06.io.spdk:ana';
+  await api().call('bdev_malloc_create', { name: 'MallocA', num_blocks: 1024, block_size: 512 });
+  await api().call('nvmf_create_subsystem', { nqn, allow_any_host: true, ana_reporting: true });
+  await api().call('nvmf_subsystem_add_ns', { nqn, namespace: { bdev_name: 'MallocA' } });
+  const listen_address = { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: port };
+  await api().call('nvmf_subsystem_add_listener', { nqn, listen_address });
+  const c = await NvmeController.connect(trid(nqn));
+  try {
+    const id = await c.identify(1, 0);
+    assert.equal(id[76] & 0x8, 0x8, 'CMIC ANA');
+    const ana = await c.getLogPage(0x0c, Buffer.alloc(4096));
+    assert.equal(ana.readUInt16LE(8), 1, 'one ANA group');
+    assert.equal(ana.readUInt32LE(16), 1, 'group 1');
+    assert.equal(ana[32], 1, 'optimized');
+    assert.equal(ana.readUInt32LE(48), 1, 'nsid 1 in it');
+    await c.setFeatures(0x0b, 0x800);
+    const aer = Buffer.alloc(64);
+    aer[0] = 0x0c;
+    const pending = c.adminCommand(aer, null, false);
+    await c.setNumQueues(1);
+    const q = await c.createIoQpair(8);
+    await q.writeAsync(1, 0, 1, Buffer.alloc(512, 3));
+    await api().call('nvmf_subsystem_listener_set_ana_state', {
+      nqn,
+      listen_address,
+      ana_state: 'inaccessible',
+    });
+    const cpl = await pending;
+    assert.equal((cpl.dw0 >> 16) & 0xff, 0x0c, 'ANA change notice');
+    const ana2 = await c.getLogPage(0x0c, Buffer.alloc(4096));
+    assert.equal(ana2[32], 3, 'inaccessible');
+    await assert.rejects(q.readAsync(1, 0, 1, Buffer.alloc(512)), (e: unknown) => {
+      assert.ok(e instanceof NvmeStatusError);
+      assert.equal(e.status, 0x302, 'path: asymmetric access inaccessible');
+      return true;
+    });
+    await api().call('nvmf_subsystem_listener_set_ana_state', {
+      nqn,
+      listen_address,
+      ana_state: 'optimized',
+    });
+    await q.readAsync(1, 0, 1, Buffer.alloc(512));
+  } finally {
+    await c.disconnect();
+    await api().call('nvmf_delete_subsystem', { nqn });
+  }
+});
+
 test('save_config carries the nvmf section', async () => {
   const cfg = (await api().call('save_config')) as {
     subsystems: { subsystem: string; config: { method: string; params: Record<string, unknown> }[] }[];
