@@ -457,6 +457,84 @@ test('ANA reporting: CMIC, ANA log, listener state change → AEN and path statu
   }
 });
 
+test('referrals and discovery_filter shape the discovery log', async () => {
+  const address = { trtype: 'TCP', adrfam: 'IPv4', traddr: '10.9.9.9', trsvcid: '8009' };
+  await api().call('nvmf_discovery_add_referral', { address });
+  const refs = (await api().call('nvmf_discovery_get_referrals')) as { address: { traddr: string } }[];
+  assert.deepEqual(
+    refs.map((r) => r.address.traddr),
+    ['10.9.9.9'],
+  );
+  const read = async (): Promise<{ subnqn: string; subtype: number; traddr: string }[]> => {
+    const d = await NvmeController.connect(trid(DISC), { kato: 0 });
+    try {
+      const log = await d.getLogPage(0x70, Buffer.alloc(8192));
+      const out = [];
+      for (let i = 0; i < log.readUInt32LE(8) && 1024 * (i + 2) <= log.length; i++) {
+        const e = 1024 * (i + 1);
+        out.push({
+          subtype: log[e + 2],
+          subnqn: log.toString('latin1', e + 256, e + 512).replace(/\0+$/, ''),
+          traddr: log.toString('latin1', e + 512, e + 768).trimEnd(),
+        });
+      }
+      return out;
+    } finally {
+      await d.disconnect();
+    }
+  };
+  const withRef = await read();
+  assert.ok(
+    withRef.some((e) => e.subtype === 1 && e.traddr === '10.9.9.9'),
+    'referral entry',
+  );
+  // only listeners on the address the host came through
+  await api().call('nvmf_subsystem_add_listener', {
+    nqn: CNODE1,
+    listen_address: { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.2', trsvcid: port },
+  });
+  assert.ok(
+    (await read()).some((e) => e.traddr === '127.0.0.2'),
+    'match_any lists every listener',
+  );
+  await api().call('nvmf_set_config', { discovery_filter: 'address' });
+  assert.ok(!(await read()).some((e) => e.traddr === '127.0.0.2'), 'address filter hides other addresses');
+  await api().call('nvmf_set_config', { discovery_filter: 'match_any' });
+  await api().call('nvmf_subsystem_remove_listener', {
+    nqn: CNODE1,
+    listen_address: { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.2', trsvcid: port },
+  });
+  await api().call('nvmf_discovery_remove_referral', { address });
+  assert.ok(!(await read()).some((e) => e.subtype === 1));
+});
+
+test('RPC errors name the problem', async () => {
+  await assert.rejects(
+    api().call('nvmf_create_subsystem', { nqn: 'iqn.bad' }),
+    /does not start with "nqn\."/,
+  );
+  await assert.rejects(api().call('nvmf_create_subsystem', { nqn: CNODE1 }), /already exists/);
+  await assert.rejects(
+    api().call('nvmf_subsystem_add_ns', { nqn: CNODE1, namespace: { bdev_name: 'NoSuchBdev' } }),
+    /NoSuchBdev/,
+  );
+  await assert.rejects(
+    api().call('nvmf_subsystem_add_host', { nqn: 'nqn.2016-06.io.spdk:none', host: ALLOWED }),
+    /Unable to find subsystem/,
+  );
+  await assert.rejects(
+    api().call('nvmf_subsystem_add_listener', {
+      nqn: CNODE1,
+      listen_address: { trtype: 'RDMA', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: '4420' },
+    }),
+    /RDMA/,
+  );
+  await assert.rejects(api().call('nvmf_create_transport', { trtype: 'TCP' }), /already exists/);
+  const t = (await api().call('nvmf_get_transports')) as { trtype: string; max_io_size: number }[];
+  assert.equal(t[0].trtype, 'TCP');
+  assert.equal(t[0].max_io_size, 131072);
+});
+
 test('save_config carries the nvmf section', async () => {
   const cfg = (await api().call('save_config')) as {
     subsystems: { subsystem: string; config: { method: string; params: Record<string, unknown> }[] }[];
