@@ -880,17 +880,39 @@ export const nvmfRpcMethods: RpcMethod[] = [
       {
         name: 'allow_any_host',
         type: 'boolean',
-        required: true,
-        help: 'Allow any host (CLI: -e enable, -d disable)',
+        help: 'Allow any host (true) or only the listed hosts (false)',
+      },
+      {
+        name: 'enable',
+        type: 'boolean',
+        help: 'CLI: allow any host',
         cli: { flags: ['-e', '--enable'], action: 'store_true' },
+      },
+      {
+        name: 'disable',
+        type: 'boolean',
+        help: 'CLI: allow only the listed hosts',
+        cli: { flags: ['-d', '--disable'], action: 'store_true' },
       },
       tgtName,
     ],
-    cliTransform: (a) => ({ ...a, allow_any_host: a.allow_any_host === true }),
-    handler: (p: { nqn: string; allow_any_host: boolean; tgt_name?: string }) =>
+    cliTransform: (a) => {
+      const { enable, disable, ...rest } = a;
+      if (enable === true && disable === true) throw new Error('-e and -d are mutually exclusive');
+      return { ...rest, allow_any_host: disable !== true };
+    },
+    handler: (p: {
+      nqn: string;
+      allow_any_host?: boolean;
+      enable?: boolean;
+      disable?: boolean;
+      tgt_name?: string;
+    }) =>
       run(async () => {
         checkTgt(p);
-        await getTarget().allowAnyHost(p.nqn, p.allow_any_host);
+        const allow = p.allow_any_host ?? (p.disable === true ? false : p.enable === true ? true : undefined);
+        if (allow === undefined) invalid('allow_any_host is required');
+        await getTarget().allowAnyHost(p.nqn, allow);
         return true;
       }),
   },
