@@ -57,9 +57,11 @@ const SESSION_A_CHECKS = [
 const SESSION_B_CHECKS = [
   'connect-digest-2q',
   'fio-digest-verify',
+  'keep-alive-idle',
   'disconnect-digest',
   'two-hosts',
   'host-refused',
+  'discovery-filtered-by-host',
   'host-allowed',
 ];
 
@@ -235,7 +237,7 @@ test('linux host session a: discovery, admin commands, fio verify, stats, ext4, 
   await t.test('target healthy after session a', assertTargetHealthy);
 });
 
-test('linux host session b: digests + 2 queues, two host NQNs, allow list', async (t) => {
+test('linux host session b: digests + 2 queues, keep-alive, two host NQNs, allow list', async (t) => {
   requireSetup();
   const run = await runGuest({
     script: HOST_CHECKS_SCRIPT,

@@ -223,11 +223,23 @@ session_b() {
 			dmesg_tail
 			fail fio-digest-verify "fio over digests failed"
 		fi
+		# Idle past the keep-alive timeout (kato, 5 s by default): keep-alives must keep it live.
+		local kato
+		kato=$(cat "/sys/class/nvme/${ctrl#/dev/}/kato" 2>/dev/null || echo 5)
+		sleep $((kato * 2 + 2))
+		if [ "$(cat "/sys/class/nvme/${ctrl#/dev/}/state")" = live ] &&
+			dd if="$dev" of=/dev/null bs=4k count=8 iflag=direct 2>/dev/null; then
+			pass keep-alive-idle
+		else
+			dmesg_tail
+			fail keep-alive-idle "controller not live or I/O failed after $((kato * 2 + 2)) s idle (kato $kato s)"
+		fi
 		if run_logged disconnect-digest nvme disconnect -n "$nqn"; then pass disconnect-digest; else fail disconnect-digest "disconnect failed"; fi
 	else
 		dmesg_tail 30
 		fail connect-digest-2q "nvme connect with digests failed"
 		fail fio-digest-verify "not run: connect failed"
+		fail keep-alive-idle "not run: connect failed"
 		fail disconnect-digest "not run: connect failed"
 		disconnect_all
 	fi
@@ -262,6 +274,16 @@ session_b() {
 	else
 		dmesg_tail 4
 		pass host-refused
+	fi
+	# Discovery shows a host only the subsystems it may use.
+	if run_logged discover-allowed nvme discover -t tcp -a "$addr" -s "$port" --hostnqn="$allowed" \
+		--hostid=44444444-4444-4444-8444-444444444444 && grep -q "subnqn: *$rnqn" /tmp/discover-allowed.out &&
+		run_logged discover-stranger nvme discover -t tcp -a "$addr" -s "$port" --hostnqn="$stranger" \
+			--hostid=33333333-3333-4333-8333-333333333333 && grep -q "subnqn: *$nqn" /tmp/discover-stranger.out &&
+		! grep -q "subnqn: *$rnqn" /tmp/discover-stranger.out; then
+		pass discovery-filtered-by-host
+	else
+		fail discovery-filtered-by-host "$rnqn must be listed for $allowed only"
 	fi
 	if connect allowed "$rnqn" --hostnqn="$allowed" --hostid=44444444-4444-4444-8444-444444444444 &&
 		dev=$(nvme-wait-ns "$rnqn" 20) && dd if="$dev" of=/dev/null bs=4k count=8 iflag=direct 2>/dev/null; then
