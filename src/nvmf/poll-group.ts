@@ -766,7 +766,7 @@ export class NvmfPollGroup implements QpairEvents {
       out.push({
         cntlid,
         qid: q.qid,
-        state: 'active',
+        state: 'enabled', // SPDK's name for a connected queue
         thread: this.thread.name,
         hostnqn,
         listen_address: { ...q.listenAddr },
