@@ -66,7 +66,19 @@ function makeCtrlr(discovery = false): { c: NvmfCtrlr; enabled: number[]; q: Nvm
   const opts: TransportOptions = { ...TCP_DEFAULT_OPTIONS };
   const host: CtrlrHost = {
     sub,
-    discoveryEntries: () => [],
+    discoveryEntries: () =>
+      [1, 2].map((i) => ({
+        trtype: 'TCP',
+        adrfam: 'IPv4',
+        subtype: 2,
+        portid: 0,
+        cntlid: 0xffff,
+        asqsz: 128,
+        eflags: 0,
+        trsvcid: '4420',
+        subnqn: `nqn.2016-06.io.spdk:cnode${i}`,
+        traddr: '127.0.0.1',
+      })),
     discoveryGenctr: () => 9,
     transportOptions: () => opts,
     onCtrlrEnabled: (c) => enabled.push(c.cntlid),
@@ -264,4 +276,31 @@ test('discovery controller: identify CNS 1 only, discovery log only', () => {
   c.admin(disc);
   assert.equal(statusOf(disc.rsp), 0);
   assert.equal(disc.iov[0].readUInt32LE(0), 9, 'genctr');
+});
+
+test('discovery log paging: an offset window returns the later entries', () => {
+  const { c, q } = makeCtrlr(true);
+  const page = req(
+    q,
+    (cmd) => {
+      cmd[0] = 0x02;
+      cmd.writeUInt32LE(0x70 | (255 << 16), 40);
+      cmd.writeUInt32LE(2048, 48); // skip the header and the first entry
+    },
+    1024,
+  );
+  c.admin(page);
+  assert.equal(statusOf(page.rsp), 0);
+  assert.equal(page.iov[0].toString('latin1', 256, 282), 'nqn.2016-06.io.spdk:cnode2');
+  const past = req(
+    q,
+    (cmd) => {
+      cmd[0] = 0x02;
+      cmd.writeUInt32LE(0x70 | (255 << 16), 40);
+      cmd.writeUInt32LE(8192, 48);
+    },
+    1024,
+  );
+  c.admin(past);
+  assert.equal(statusOf(past.rsp), 0x02, 'offset beyond the log');
 });
