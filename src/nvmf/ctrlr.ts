@@ -104,6 +104,8 @@ export interface CtrlrHost {
   /** transport options for the admin queue's transport */
   transportOptions(trtype: string): TransportOptions;
   onCtrlrEnabled(ctrlr: NvmfCtrlr): void;
+  /** CC.EN 1 → 0: a controller reset; its I/O queues go away */
+  onCtrlrDisabled?(ctrlr: NvmfCtrlr): void;
 }
 
 export class NvmfCtrlr {
@@ -228,6 +230,8 @@ export class NvmfCtrlr {
     } else if (oldEn && !newEn) {
       this.cc = value;
       this.csts = 0;
+      this.ioQueueCount = 0;
+      this.host.onCtrlrDisabled?.(this);
     } else {
       this.cc = value;
     }

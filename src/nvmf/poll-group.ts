@@ -52,6 +52,7 @@ import { SubsystemState, SubsystemType, type SubsystemView } from './subsystem.t
 import {
   tgtAdminConnect,
   tgtBdevRemoved,
+  tgtCtrlrDisabled,
   tgtCtrlrEnabled,
   tgtCtrlrGone,
   tgtIoConnect,
@@ -695,6 +696,7 @@ export class NvmfPollGroup implements QpairEvents {
       discoveryGenctr: () => this.genctr,
       transportOptions: (t) => this.transportOptions(t),
       onCtrlrEnabled: (c) => sendMsg(appThread(), tgtCtrlrEnabled, { cntlid: c.cntlid }),
+      onCtrlrDisabled: (c) => sendMsg(appThread(), tgtCtrlrDisabled, { cntlid: c.cntlid }),
     };
     const ctrlr = new NvmfCtrlr({
       cntlid: r.cntlid,

@@ -653,6 +653,19 @@ export const tgtCtrlrEnabled = defineHandler<{ cntlid: number }>('nvmf.tgt.ctrlr
   const c = target?.ctrlrs.get(a.cntlid);
   if (c !== undefined) c.enabled = true;
 });
+export const tgtCtrlrDisabled = defineHandler<{ cntlid: number }>('nvmf.tgt.ctrlrDisabled', (a) => {
+  const c = target?.ctrlrs.get(a.cntlid);
+  if (c === undefined) return;
+  // a controller reset ends its I/O queues; new ones need CC.EN = 1 again
+  c.enabled = false;
+  const seen = new Set<string>();
+  for (const ref of c.ioQueues.values()) {
+    const k = `${ref.reactor}/${ref.id}`;
+    if (seen.has(k)) continue;
+    seen.add(k);
+    sendMsg(ref, pgCtrlrGone, { cntlid: a.cntlid });
+  }
+});
 export const tgtCtrlrGone = defineHandler<{ cntlid: number }>('nvmf.tgt.ctrlrGone', (a) =>
   target?.ctrlrGone(a.cntlid),
 );

@@ -535,6 +535,26 @@ test('RPC errors name the problem', async () => {
   assert.equal(t[0].max_io_size, 131072);
 });
 
+test('controller reset (CC.EN 1→0) ends its I/O queues; I/O Connect needs EN again', async () => {
+  const c = await NvmeController.connect(trid(CNODE1));
+  try {
+    await c.setNumQueues(1);
+    const q = await c.createIoQpair(8);
+    await q.readAsync(1, 0, 1, Buffer.alloc(512));
+    await c.propertySet(0x14, (6 << 16) | (4 << 20)); // EN = 0
+    const csts = await c.propertyGet(0x1c, 4);
+    assert.equal(csts & 1n, 0n, 'CSTS.RDY cleared');
+    await assert.rejects(q.readAsync(1, 0, 1, Buffer.alloc(512)));
+    await assert.rejects(c.createIoQpair(8), (e: unknown) => {
+      assert.ok(e instanceof NvmeStatusError, String(e));
+      assert.equal(e.status, 0x0c, 'command sequence error');
+      return true;
+    });
+  } finally {
+    await c.disconnect().catch(() => {});
+  }
+});
+
 test('save_config carries the nvmf section', async () => {
   const cfg = (await api().call('save_config')) as {
     subsystems: { subsystem: string; config: { method: string; params: Record<string, unknown> }[] }[];
