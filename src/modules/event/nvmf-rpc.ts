@@ -34,6 +34,7 @@ const tgtName: ParamSpec = {
   cli: { flags: ['-t', '--tgt-name'] },
 };
 const tgtNameG: ParamSpec = { ...tgtName, cli: { flags: ['-g', '--tgt-name'] } };
+const tgtNameP: ParamSpec = { ...tgtName, cli: { flags: ['-p', '--tgt-name'] } };
 const nqnPos: ParamSpec = {
   name: 'nqn',
   type: 'string',
@@ -598,12 +599,7 @@ export const nvmfRpcMethods: RpcMethod[] = [
       nqnPos,
       { name: 'listen_address', type: 'object', help: 'Listen address: {trtype, adrfam, traddr, trsvcid}' },
       ...addressFlatParams,
-      {
-        name: 'tgt_name',
-        type: 'string',
-        help: 'Parent NVMe-oF target name',
-        cli: { flags: ['-p', '--tgt-name'] },
-      },
+      tgtNameP,
       {
         name: 'ana_state',
         type: 'string',
@@ -637,12 +633,7 @@ export const nvmfRpcMethods: RpcMethod[] = [
       nqnPos,
       { name: 'listen_address', type: 'object', help: 'Listen address: {trtype, adrfam, traddr, trsvcid}' },
       ...addressFlatParams,
-      {
-        name: 'tgt_name',
-        type: 'string',
-        help: 'Parent NVMe-oF target name',
-        cli: { flags: ['-p', '--tgt-name'] },
-      },
+      tgtNameP,
     ],
     cliTransform: (a) => addressFromCli(a, 'listen_address'),
     handler: (p: Record<string, unknown>) =>
@@ -698,12 +689,7 @@ export const nvmfRpcMethods: RpcMethod[] = [
         help: 'ANA group ID (default: all groups)',
         cli: { flags: ['-g', '--anagrpid'], int: true },
       },
-      {
-        name: 'tgt_name',
-        type: 'string',
-        help: 'Parent NVMe-oF target name',
-        cli: { flags: ['-p', '--tgt-name'] },
-      },
+      tgtNameP,
     ],
     cliTransform: (a) => addressFromCli(a, 'listen_address'),
     handler: (p: Record<string, unknown>) =>
@@ -768,12 +754,7 @@ export const nvmfRpcMethods: RpcMethod[] = [
         help: 'Do not auto make namespace visible to controllers (CLI)',
         cli: { flags: ['-i', '--no-auto-visible'], action: 'store_true' },
       },
-      {
-        name: 'tgt_name',
-        type: 'string',
-        help: 'Parent NVMe-oF target name',
-        cli: { flags: ['-t', '--tgt-name'] },
-      },
+      tgtName,
     ],
     cliTransform: (a) => {
       const out: Record<string, unknown> = {};
@@ -1079,12 +1060,7 @@ export const nvmfRpcMethods: RpcMethod[] = [
         help: 'The referral requires a secure channel',
         cli: { flags: ['-k', '--secure-channel'], action: 'store_true' },
       },
-      {
-        name: 'tgt_name',
-        type: 'string',
-        help: 'Parent NVMe-oF target name',
-        cli: { flags: ['-p', '--tgt-name'] },
-      },
+      tgtNameP,
     ],
     cliTransform: (a) => addressFromCli(a, 'address'),
     handler: (p: Record<string, unknown>) =>
@@ -1112,12 +1088,7 @@ export const nvmfRpcMethods: RpcMethod[] = [
         help: 'Subsystem NQN (default: the discovery NQN)',
         cli: { flags: ['-n', '--subnqn'] },
       },
-      {
-        name: 'tgt_name',
-        type: 'string',
-        help: 'Parent NVMe-oF target name',
-        cli: { flags: ['-p', '--tgt-name'] },
-      },
+      tgtNameP,
     ],
     cliTransform: (a) => addressFromCli(a, 'address'),
     handler: (p: Record<string, unknown>) =>
