@@ -372,30 +372,16 @@ export class NvmeController {
 
   /** Connect one more I/O queue (TCP connection) to this controller. */
   async createIoQpair(queueSize = 128): Promise<NvmeIoQpair> {
-    const qid = this.nextQid++;
-    const q = await NvmeTcpQpair.connect({
-      traddr: this.trid.traddr,
-      trsvcid: this.trid.trsvcid,
-      hdgst: this.trid.hdgst,
-      ddgst: this.trid.ddgst,
+    const io = await connectIoQpair({
+      trid: this.trid,
+      cntlid: this.cntlid,
+      hostid: this.hostid,
+      qid: this.nextQid++,
       queueSize,
       inCapsuleDataSize: this.ioInCapsuleDataSize,
+      disableSqFlowControl: this.opts.disableSqFlowControl,
       connectTimeoutMs: this.opts.connectTimeoutMs,
     });
-    try {
-      const cattr = this.opts.disableSqFlowControl ? 0x4 : 0;
-      const { cmd, data } = buildConnect(qid, queueSize, 0, cattr, this.cntlid, this.trid, this.hostid);
-      // Connect data (1 KiB) always goes in the capsule
-      const saved = q.inCapsuleDataSize;
-      q.inCapsuleDataSize = Math.max(saved, 1024);
-      await execute(q, cmd, data, false, `Connect qid ${qid}`);
-      q.inCapsuleDataSize = saved;
-    } catch (err) {
-      q.close();
-      throw err;
-    }
-    q.qid = qid;
-    const io = new NvmeIoQpair(q, qid);
     this.ioQpairs.add(io);
     return io;
   }
@@ -415,6 +401,51 @@ export class NvmeController {
     }
     this.admin.close();
   }
+}
+
+export interface IoQpairConnectParams {
+  trid: TransportId;
+  /** the controller this queue joins (from its admin Connect) */
+  cntlid: number;
+  /** 16-byte host identifier, the same as the admin queue's */
+  hostid: Buffer;
+  qid: number;
+  queueSize: number;
+  /** IOCCSZ-derived in-capsule data limit in bytes (see NvmeController.ioInCapsuleDataSize) */
+  inCapsuleDataSize: number;
+  disableSqFlowControl?: boolean;
+  connectTimeoutMs?: number;
+}
+
+/**
+ * Connect an I/O queue of an existing controller over a new TCP connection.
+ * Usable without the NvmeController object (a worker thread that only knows
+ * the controller's cntlid and host ID, as bdev_nvme's per-reactor queues do).
+ */
+export async function connectIoQpair(p: IoQpairConnectParams): Promise<NvmeIoQpair> {
+  const q = await NvmeTcpQpair.connect({
+    traddr: p.trid.traddr,
+    trsvcid: p.trid.trsvcid,
+    hdgst: p.trid.hdgst,
+    ddgst: p.trid.ddgst,
+    queueSize: p.queueSize,
+    inCapsuleDataSize: p.inCapsuleDataSize,
+    connectTimeoutMs: p.connectTimeoutMs,
+  });
+  try {
+    const cattr = p.disableSqFlowControl ? 0x4 : 0;
+    const { cmd, data } = buildConnect(p.qid, p.queueSize, 0, cattr, p.cntlid, p.trid, p.hostid);
+    // Connect data (1 KiB) always goes in the capsule
+    const saved = q.inCapsuleDataSize;
+    q.inCapsuleDataSize = Math.max(saved, 1024);
+    await execute(q, cmd, data, false, `Connect qid ${p.qid}`);
+    q.inCapsuleDataSize = saved;
+  } catch (err) {
+    q.close();
+    throw err;
+  }
+  q.qid = p.qid;
+  return new NvmeIoQpair(q, p.qid);
 }
 
 /** Completion callback of I/O commands: status 0 on success, else (sct << 8) | sc. */

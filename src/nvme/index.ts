@@ -2,10 +2,12 @@
 export {
   type Completion,
   type ControllerOptions,
+  connectIoQpair,
   DEFAULT_HOSTNQN,
   type DiscoveredEntry,
   type DiscoveryLog,
   type IoCallback,
+  type IoQpairConnectParams,
   NvmeController,
   NvmeIoQpair,
   NvmeStatusError,
@@ -17,3 +19,4 @@ export {
   type QpairConnectOptions,
   TcpTransportError,
 } from './tcp-qpair.ts';
+export { DISCOVERY_NQN, formatTransportId, parseTransportId } from './trid.ts';

@@ -1,0 +1,10 @@
+#!/usr/bin/env node
+// Shim: refuse old Node with one line, then run the TypeScript entry point.
+const [major, minor] = process.versions.node.split('.').map(Number);
+if (major < 26 || (major === 26 && minor < 6)) {
+  console.error(
+    `nvmf-perf needs Node.js >= 26.6 (this is ${process.version}); run it through npm or node_modules/.bin/node`,
+  );
+  process.exit(1);
+}
+await import('../src/apps/nvmf-perf.ts');

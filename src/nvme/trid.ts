@@ -1,0 +1,81 @@
+// Transport IDs in the string form SPDK's tools take:
+//   "trtype:tcp adrfam:ipv4 traddr:127.0.0.1 trsvcid:4420 subnqn:nqn.…"
+// Keys are case-insensitive, pairs are separated by spaces, a value runs to
+// the next space. Unknown keys are an error (a typo must not be ignored).
+
+import type { TransportId } from './controller.ts';
+
+export const DISCOVERY_NQN = 'nqn.2014-08.org.nvmexpress.discovery';
+
+const KNOWN_KEYS = new Set([
+  'trtype',
+  'adrfam',
+  'traddr',
+  'trsvcid',
+  'subnqn',
+  'hostnqn',
+  'hostid',
+  'hdgst',
+  'ddgst',
+  'priority',
+]);
+
+function parseBool(key: string, value: string): boolean {
+  const v = value.toLowerCase();
+  if (v === '1' || v === 'true' || v === 'yes' || v === 'on') return true;
+  if (v === '0' || v === 'false' || v === 'no' || v === 'off') return false;
+  throw new Error(`transport ID: ${key} must be true or false, not "${value}"`);
+}
+
+/**
+ * Parse a transport ID string. `trtype` must be tcp (the only transport),
+ * `adrfam` ipv4 or ipv6; `trsvcid` defaults to 4420 and `subnqn` to the
+ * discovery NQN, as in SPDK.
+ */
+export function parseTransportId(text: string): TransportId {
+  const fields = new Map<string, string>();
+  for (const pair of text.trim().split(/\s+/)) {
+    if (pair === '') continue;
+    const colon = pair.indexOf(':');
+    const eq = pair.indexOf('=');
+    const sep = colon < 0 ? eq : eq < 0 ? colon : Math.min(colon, eq);
+    if (sep <= 0) throw new Error(`transport ID: "${pair}" is not key:value`);
+    const key = pair.slice(0, sep).toLowerCase();
+    const value = pair.slice(sep + 1);
+    if (!KNOWN_KEYS.has(key)) throw new Error(`transport ID: unknown key "${key}"`);
+    if (value === '') throw new Error(`transport ID: ${key} has no value`);
+    fields.set(key, value);
+  }
+  const trtype = (fields.get('trtype') ?? 'tcp').toLowerCase();
+  if (trtype !== 'tcp') throw new Error(`transport ID: trtype ${trtype} is not supported (tcp only)`);
+  const adrfam = (fields.get('adrfam') ?? 'ipv4').toLowerCase();
+  if (adrfam !== 'ipv4' && adrfam !== 'ipv6')
+    throw new Error(`transport ID: adrfam ${adrfam} is not supported (ipv4, ipv6)`);
+  const traddr = fields.get('traddr');
+  if (traddr === undefined) throw new Error('transport ID: traddr is required');
+  const trsvcid = fields.get('trsvcid') ?? '4420';
+  const port = Number(trsvcid);
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    throw new Error(`transport ID: trsvcid ${trsvcid} is not a TCP port`);
+  const trid: TransportId = { traddr, trsvcid, subnqn: fields.get('subnqn') ?? DISCOVERY_NQN };
+  const hostnqn = fields.get('hostnqn');
+  if (hostnqn !== undefined) trid.hostnqn = hostnqn;
+  const hostid = fields.get('hostid');
+  if (hostid !== undefined) trid.hostid = hostid;
+  const hdgst = fields.get('hdgst');
+  if (hdgst !== undefined) trid.hdgst = parseBool('hdgst', hdgst);
+  const ddgst = fields.get('ddgst');
+  if (ddgst !== undefined) trid.ddgst = parseBool('ddgst', ddgst);
+  return trid;
+}
+
+/** The string form of a transport ID (round-trips through parseTransportId). */
+export function formatTransportId(trid: TransportId): string {
+  const adrfam = trid.traddr.includes(':') ? 'ipv6' : 'ipv4';
+  let s = `trtype:tcp adrfam:${adrfam} traddr:${trid.traddr} trsvcid:${trid.trsvcid} subnqn:${trid.subnqn}`;
+  if (trid.hostnqn) s += ` hostnqn:${trid.hostnqn}`;
+  if (trid.hostid) s += ` hostid:${trid.hostid}`;
+  if (trid.hdgst) s += ' hdgst:true';
+  if (trid.ddgst) s += ' ddgst:true';
+  return s;
+}
