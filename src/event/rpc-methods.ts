@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { RpcError, RpcErrorCode, type RpcMethod, RpcState } from '../jsonrpc/index.ts';
 import { frameworkSubsystems } from '../modules/event/index.ts';
+import { type RealmMemory, realmMemory } from '../nvmf/poll-group.ts';
 import {
   currentThread,
   defineChannelIter,
@@ -74,6 +75,21 @@ const collectReactor = defineChannelIter<{ reactors: ReactorView[] }>(
     next(0);
   },
 );
+
+type RealmView = { reactor: number; memory: RealmMemory; handles: number };
+const collectRealm = defineChannelIter<{ realms: RealmView[] }>('framework.collectRealm', (ch, ctx, next) => {
+  ctx.realms.push({ reactor: (ch.ctx as { reactor: number }).reactor, ...realmMemory() });
+  next(0);
+});
+
+/** Heap and libuv handle counts of every reactor realm (leak checks in thread_get_stats). */
+function allRealms(): Promise<RealmView[]> {
+  return new Promise((resolve) =>
+    forEachChannel(REACTOR_DEVICE, collectRealm, { realms: [] as RealmView[] }, (r) =>
+      resolve(r.ctx.realms.sort((a, b) => a.reactor - b.reactor)),
+    ),
+  );
+}
 
 function cpumaskOf(core: number): string {
   return (1n << BigInt(core)).toString(16);
@@ -207,8 +223,19 @@ const frameworkMethods: RpcMethod[] = [
         active_pollers_count: t.active_pollers.length,
         timed_pollers_count: t.timed_pollers.length,
         paused_pollers_count: t.paused_pollers.length,
+        // nvmf-ts additions for leak checks: what the thread holds
+        io_channels_count: t.io_channels.length,
+        io_channel_refs: t.io_channels.reduce((n, c) => n + c.ref, 0),
+        pollers_count: t.active_pollers.length + t.timed_pollers.length + t.paused_pollers.length,
       }));
-      return { tick_rate: TICK_RATE, threads };
+      // one entry per reactor: its heap (a V8 isolate each) and libuv handles
+      const realms = (await allRealms()).map((r) => ({
+        reactor: r.reactor,
+        lcore: coreOf(r.reactor),
+        memory: r.memory,
+        handles: r.handles,
+      }));
+      return { tick_rate: TICK_RATE, threads, realms };
     },
   },
   {

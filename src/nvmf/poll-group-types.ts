@@ -3,6 +3,7 @@
 import type { BdevChannel, BdevDesc } from '../bdev/index.ts';
 import type { IoChannel } from '../thread/index.ts';
 import type { NamespaceConfig, SubsystemView } from './subsystem.ts';
+import type { NvmfRequest } from './transport.ts';
 
 export interface PgNamespace {
   readonly nsid: number;
@@ -17,6 +18,8 @@ export interface PgNamespace {
 export class PgSubsystem {
   view: SubsystemView;
   readonly ns = new Map<number, PgNamespace>();
+  /** I/O commands that arrived while the subsystem was paused: run on resume, in order */
+  queued: NvmfRequest[] = [];
   constructor(view: SubsystemView) {
     this.view = view;
   }

@@ -82,6 +82,34 @@ export interface TargetSnapshot {
   discoveryFilter: string;
 }
 
+/** The realm's heap (each reactor is its own V8 isolate) and the process's RSS, in bytes. */
+export interface RealmMemory {
+  heap_used: number;
+  heap_total: number;
+  external: number;
+  array_buffers: number;
+  rss: number;
+}
+
+/** Memory and libuv handles of the calling realm. With `--expose-gc` (tests) a full GC runs
+ * first, so repeated samples compare live data, not garbage not yet collected. */
+export function realmMemory(): { memory: RealmMemory; handles: number } {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (typeof gc === 'function') gc();
+  const m = process.memoryUsage();
+  return {
+    memory: {
+      heap_used: m.heapUsed,
+      heap_total: m.heapTotal,
+      external: m.external,
+      array_buffers: m.arrayBuffers,
+      rss: m.rss,
+    },
+    handles: process.getActiveResourcesInfo().length,
+  };
+}
+
+/** One poll group in nvmf_get_stats: SPDK's fields, then the leak counters nvmf-ts adds. */
 export interface PgStats {
   name: string;
   admin_qpairs: number;
@@ -91,6 +119,17 @@ export interface PgStats {
   pending_bdev_io: number;
   completed_nvme_io: number;
   transports: { trtype: string; qpairs: number }[];
+  /** controllers whose admin queue is on this poll group */
+  controllers: number;
+  /** connections the transports hold (before and after Connect) */
+  current_qpairs: number;
+  /** commands handed to the core and not completed (bdev I/O, AERs, paused) */
+  outstanding_requests: number;
+  /** I/O commands parked on paused subsystems */
+  queued_requests: number;
+  memory: RealmMemory;
+  /** libuv handles and requests alive in this realm (process.getActiveResourcesInfo) */
+  handles: number;
 }
 
 /** The queue context of an admin queue: its controller. */
@@ -218,6 +257,12 @@ export class NvmfPollGroup implements QpairEvents {
       pending_bdev_io: 0,
       completed_nvme_io: 0,
       transports: [],
+      controllers: 0,
+      current_qpairs: 0,
+      outstanding_requests: 0,
+      queued_requests: 0,
+      memory: { heap_used: 0, heap_total: 0, external: 0, array_buffers: 0, rss: 0 },
+      handles: 0,
     };
     this.poller = registerPoller(() => this.poll(), 0, 'nvmf_poll_group_poll');
     this.kaPoller = registerPoller(() => this.checkKeepAlive(), 1_000_000, 'nvmf_ctrlr_keep_alive_poll');
@@ -341,6 +386,14 @@ export class NvmfPollGroup implements QpairEvents {
         if (c.host.sub === sub) for (const nsid of changed) c.namespaceChanged(nsid);
       }
     }
+    if (v.state !== SubsystemState.PAUSED && sub.queued.length > 0) {
+      const queued = sub.queued;
+      sub.queued = [];
+      if (v.state === SubsystemState.ACTIVE) {
+        // resumed: run what waited, in arrival order
+        for (const req of queued) this.onRequest(req);
+      } else for (const req of queued) abortRequest(req);
+    }
     if (v.state === SubsystemState.INACTIVE) {
       for (const q of this.qpairs) {
         const ctx = q.ctrlr;
@@ -352,6 +405,20 @@ export class NvmfPollGroup implements QpairEvents {
         }
       }
     } else {
+      // as SPDK: removing a listener disconnects the queues that came through it
+      for (const q of this.qpairs) {
+        const ctx = q.ctrlr;
+        const qsub = ctx instanceof AdminQueue ? ctx.ctrlr.host.sub : ctx instanceof IoQueue ? ctx.sub : null;
+        if (qsub !== sub) continue;
+        const a = q.listenAddr;
+        const listed = v.listeners.some(
+          (l) =>
+            l.traddr === a.traddr &&
+            l.trsvcid === a.trsvcid &&
+            l.trtype.toUpperCase() === a.trtype.toUpperCase(),
+        );
+        if (!listed) q.disconnect('listener removed');
+      }
       // disconnect hosts no longer allowed
       if (!v.allowAnyHost && v.subtype !== SubsystemType.DISCOVERY) {
         for (const q of this.qpairs) {
@@ -444,6 +511,20 @@ export class NvmfPollGroup implements QpairEvents {
     this.qpairs.add(qpair);
   }
 
+  onQpairClosing(qpair: NvmfQpair): void {
+    const ctx = qpair.ctrlr;
+    if (ctx instanceof AdminQueue)
+      ctx.ctrlr.destroy(); // outstanding AERs complete, aborted
+    else if (ctx instanceof IoQueue && ctx.sub.queued.length > 0) {
+      const keep: NvmfRequest[] = [];
+      for (const req of ctx.sub.queued) {
+        if (req.qpair === qpair) abortRequest(req);
+        else keep.push(req);
+      }
+      ctx.sub.queued = keep;
+    }
+  }
+
   onQpairDisconnected(qpair: NvmfQpair): void {
     this.qpairs.delete(qpair);
     const ctx = qpair.ctrlr;
@@ -482,6 +563,11 @@ export class NvmfPollGroup implements QpairEvents {
       return;
     }
     if (ctx instanceof IoQueue) {
+      // SPDK's pause: new I/O waits (queued, not failed) until resume; admin goes on
+      if (ctx.sub.view.state === SubsystemState.PAUSED) {
+        ctx.sub.queued.push(req);
+        return;
+      }
       executeIo(req);
       return;
     }
@@ -747,9 +833,30 @@ export class NvmfPollGroup implements QpairEvents {
   collectStats(): PgStats {
     let pending = 0;
     for (const q of this.qpairs) if (q.ctrlr instanceof IoQueue) pending += q.ctrlr.outstanding;
-    this.stats.pending_bdev_io = pending;
-    this.stats.transports = [...this.tgroups].map(([trtype, g]) => ({ trtype, qpairs: g.qpairCount }));
-    return { ...this.stats, transports: this.stats.transports.map((t) => ({ ...t })) };
+    const st = this.stats;
+    st.pending_bdev_io = pending;
+    st.transports = [...this.tgroups].map(([trtype, g]) => ({ trtype, qpairs: g.qpairCount }));
+    st.controllers = this.ctrlrs.size;
+    st.current_qpairs = 0;
+    st.outstanding_requests = 0;
+    for (const g of this.tgroups.values()) {
+      st.current_qpairs += g.qpairCount;
+      st.outstanding_requests += g.outstandingRequests ?? 0;
+    }
+    st.queued_requests = 0;
+    for (const sub of this.subsystems.values()) st.queued_requests += sub.queued.length;
+    const m = realmMemory();
+    st.memory = m.memory;
+    st.handles = m.handles;
+    return { ...st, transports: st.transports.map((t) => ({ ...t })), memory: { ...st.memory } };
+  }
+
+  /** bdev I/O in flight on the queues of subsystem `nqn` (a pause completes when it is 0 everywhere) */
+  subsystemOutstanding(nqn: string): number {
+    let n = 0;
+    for (const q of this.qpairs)
+      if (q.ctrlr instanceof IoQueue && q.ctrlr.subnqn === nqn) n += q.ctrlr.outstanding;
+    return n;
   }
 
   qpairInfo(nqn: string): QpairInfo[] {
@@ -817,6 +924,12 @@ export interface IoConnectReply {
   sc: number;
   iattr: number;
   ipo: number;
+}
+
+/** Complete a command the core parked and will not run (its queue or subsystem is going away). */
+function abortRequest(req: NvmfRequest): void {
+  setStatus(req.rsp, StatusCodeType.GENERIC, GenericStatus.ABORTED_SQ_DELETION, false);
+  req.complete();
 }
 
 // ------------------------------------------------------------ messages to the poll group
@@ -907,6 +1020,14 @@ export const pgStatsIter = defineChannelIter<{ groups: PgStats[] }>('nvmf.pg.sta
   ctx.groups.push((ch.ctx as NvmfPollGroup).collectStats());
   next(0);
 });
+
+export const pgSubsystemOutstandingIter = defineChannelIter<{ nqn: string; outstanding: number }>(
+  'nvmf.pg.subsystemOutstanding',
+  (ch, ctx, next) => {
+    ctx.outstanding += (ch.ctx as NvmfPollGroup).subsystemOutstanding(ctx.nqn);
+    next(0);
+  },
+);
 
 export const pgQpairsIter = defineChannelIter<{ nqn: string; qpairs: QpairInfo[] }>(
   'nvmf.pg.qpairs',

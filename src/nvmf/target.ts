@@ -30,6 +30,7 @@ import {
   pgQpairsIter,
   pgSnapshotIter,
   pgStatsIter,
+  pgSubsystemOutstandingIter,
   type QpairInfo,
   type TargetSnapshot,
 } from './poll-group.ts';
@@ -326,6 +327,44 @@ export class NvmfTarget {
     this.subsystems.delete(nqn);
     for (const l of s.listeners) await this.releaseListener(l.address, nqn);
     await this.changed(true);
+  }
+
+  /**
+   * SPDK's pause: new I/O to the subsystem waits in the poll groups (queued, not failed), admin
+   * commands go on; resolves once the I/O already handed to bdevs has drained (bounded by
+   * `drainTimeoutMs`: past it the subsystem stays paused and the call fails naming the count).
+   */
+  async pauseSubsystem(nqn: string, drainTimeoutMs = 30_000): Promise<void> {
+    if (nqn === DISCOVERY_NQN) throw new NvmfError('the discovery subsystem cannot be paused');
+    const s = this.getSubsystem(nqn);
+    if (s.state === SubsystemState.INACTIVE) throw new NvmfError(`subsystem ${nqn} is not active`, -16);
+    s.state = SubsystemState.PAUSED;
+    await this.sync();
+    const deadline = Date.now() + drainTimeoutMs;
+    for (;;) {
+      const n = await this.subsystemOutstanding(nqn);
+      if (n === 0) break;
+      if (Date.now() > deadline)
+        throw new NvmfError(`subsystem ${nqn} paused but ${n} I/O still outstanding`, -110);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    log.info(`subsystem ${nqn} paused`);
+  }
+
+  async resumeSubsystem(nqn: string): Promise<void> {
+    const s = this.getSubsystem(nqn);
+    if (s.state !== SubsystemState.PAUSED) throw new NvmfError(`subsystem ${nqn} is not paused`, -16);
+    s.state = SubsystemState.ACTIVE;
+    await this.sync();
+    log.info(`subsystem ${nqn} resumed`);
+  }
+
+  /** bdev I/O in flight on every poll group for subsystem `nqn`. */
+  async subsystemOutstanding(nqn: string): Promise<number> {
+    const r = await new Promise<{ ctx: { nqn: string; outstanding: number }; status: number }>((resolve) =>
+      forEachChannel(NVMF_TGT_DEVICE, pgSubsystemOutstandingIter, { nqn, outstanding: 0 }, resolve),
+    );
+    return r.ctx.outstanding;
   }
 
   async setSubsystemState(nqn: string, state: SubsystemState): Promise<void> {

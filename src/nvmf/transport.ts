@@ -68,6 +68,9 @@ export interface QpairEvents {
   onQpairConnected(qpair: NvmfQpair): void;
   /** a fully received command (data included for HOST_TO_CONTROLLER) */
   onRequest(req: NvmfRequest): void;
+  /** the connection closed: the core completes (aborted) what it holds waiting for an event
+   * (AERs, commands queued on a paused subsystem), since onQpairDisconnected waits for them */
+  onQpairClosing?(qpair: NvmfQpair): void;
   /** the queue is gone; called once, after every request handed to the core has completed */
   onQpairDisconnected(qpair: NvmfQpair): void;
 }
@@ -100,5 +103,7 @@ export interface TransportPollGroup {
   poll(): boolean;
   /** number of live qpairs, for nvmf_get_stats */
   readonly qpairCount: number;
+  /** requests handed to the core and not completed yet, for nvmf_get_stats (leak check) */
+  readonly outstandingRequests?: number;
   destroy(): void;
 }

@@ -576,6 +576,31 @@ export const nvmfRpcMethods: RpcMethod[] = [
       }),
   },
   {
+    name: 'nvmf_subsystem_pause',
+    summary:
+      'Pause an NVMe-oF subsystem: new I/O waits until resume, I/O in flight drains before the call returns, admin commands go on',
+    states: RUNTIME,
+    params: [nqnPos, tgtName],
+    handler: (p: { nqn: string; tgt_name?: string }) =>
+      run(async () => {
+        checkTgt(p);
+        await getTarget().pauseSubsystem(p.nqn);
+        return true;
+      }),
+  },
+  {
+    name: 'nvmf_subsystem_resume',
+    summary: 'Resume a paused NVMe-oF subsystem: the I/O that waited runs, in arrival order',
+    states: RUNTIME,
+    params: [nqnPos, tgtName],
+    handler: (p: { nqn: string; tgt_name?: string }) =>
+      run(async () => {
+        checkTgt(p);
+        await getTarget().resumeSubsystem(p.nqn);
+        return true;
+      }),
+  },
+  {
     name: 'nvmf_get_subsystems',
     summary: 'Display NVMe-oF subsystems',
     states: RUNTIME,

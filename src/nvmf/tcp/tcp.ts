@@ -653,6 +653,8 @@ export class TcpQpair implements NvmfQpair, PduSink {
     // requests waiting for H2C data were never given to the core
     for (const s of this.slots)
       if (s.state === TcpReqState.AWAIT_H2C_DATA || s.state === TcpReqState.SENDING) this.freeSlot(s);
+    // let the core complete what it parks (AERs, paused I/O): the report below waits for them
+    if (this.connectedReported && this.outstanding > 0) this.group.events.onQpairClosing?.(this);
     this.maybeReportDisconnect();
   }
 
@@ -687,6 +689,12 @@ export class TcpPollGroup implements TransportPollGroup {
 
   get qpairCount(): number {
     return this.qpairs.size;
+  }
+
+  get outstandingRequests(): number {
+    let n = 0;
+    for (const q of this.qpairs) n += q.outstanding;
+    return n;
   }
 
   addSocket(socket: net.Socket, listenAddr: TransportAddress): void {

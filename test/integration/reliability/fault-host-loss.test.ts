@@ -1,0 +1,170 @@
+// A host that vanishes mid-I/O: its sockets reset with commands in flight on a
+// slow (delay) bdev, or a half-open host that stops reading and sending. The
+// target tears the queues down, lets the bdev I/O complete and releases it,
+// removes the controller (after KATO for the silent one) and leaks nothing:
+// nvmf_get_stats counters back to zero, heap and handles flat over cycles.
+
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { type NvmeController as Ctrlr, NvmeController } from '../../../src/nvme/index.ts';
+import { freePort, pattern, simpleConfig, Target } from './fault-harness.ts';
+
+const NQN = 'nqn.2016-06.io.spdk:fault-host';
+let tgt: Target;
+let port = 0;
+
+before(async () => {
+  port = await freePort();
+  tgt = await Target.start({
+    nodeArgs: ['--expose-gc'],
+    config: simpleConfig(port, NQN, [
+      { method: 'bdev_malloc_create', params: { name: 'Malloc0', num_blocks: 8192, block_size: 512 } },
+      {
+        method: 'bdev_delay_create',
+        params: {
+          base_bdev_name: 'Malloc0',
+          name: 'Delay0',
+          avg_read_latency: 300_000,
+          p99_read_latency: 300_000,
+          avg_write_latency: 300_000,
+          p99_write_latency: 300_000,
+        },
+      },
+    ]),
+  });
+});
+
+after(async () => {
+  await tgt?.dispose();
+});
+
+const trid = () => ({ traddr: '127.0.0.1', trsvcid: String(port), subnqn: NQN });
+
+/** Stop the host library's keep-alive timer: the host goes silent. */
+function silence(c: Ctrlr): void {
+  const timer = (c as unknown as { keepAliveTimer: NodeJS.Timeout | null }).keepAliveTimer;
+  if (timer) clearInterval(timer);
+}
+
+async function waitFor(what: string, fn: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await fn())) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}\n${tgt.log.slice(-3000)}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Connect, start `n` writes to the delay namespace (nsid 2) and wait until the target holds them. */
+async function busyHost(n: number, kato = 10_000) {
+  const c = await NvmeController.connect(trid(), { kato });
+  await c.setNumQueues(1);
+  const q = await c.createIoQpair(64);
+  const results: Promise<unknown>[] = [];
+  for (let i = 0; i < n; i++) results.push(q.writeAsync(2, i * 8, 8, pattern(4096, i)).catch((e) => e));
+  await waitFor('bdev I/O in flight', async () => (await tgt.total('pending_bdev_io')) >= n);
+  return { c, q, results };
+}
+
+test('socket reset with writes in flight on a delay bdev: queues torn down, I/O released, nothing left', async () => {
+  const { c, q, results } = await busyHost(32);
+  const before = await tgt.pollGroups();
+  assert.equal(before[0].controllers, 1);
+  assert.equal(before[0].current_io_qpairs, 1);
+  assert.ok(before[0].outstanding_requests >= 32, 'the transport counts the commands the core holds');
+  // RST on both connections, no FIN, no Disconnect
+  q.qpair.socket.resetAndDestroy();
+  c.admin.socket.resetAndDestroy();
+  const settled = await tgt.settled(10_000);
+  assert.equal(settled[0].controllers, 0);
+  // the host side saw its commands fail, none hang
+  const out = await Promise.all(results);
+  assert.equal(out.length, 32);
+  const ctrlrs = await tgt.call<unknown[]>('nvmf_subsystem_get_controllers', { nqn: NQN });
+  assert.deepEqual(ctrlrs, []);
+  // the target still serves a new host with verified data
+  const c2 = await NvmeController.connect(trid());
+  try {
+    await c2.setNumQueues(1);
+    const q2 = await c2.createIoQpair(16);
+    await q2.writeAsync(1, 100, 8, pattern(4096, 99));
+    const r = Buffer.alloc(4096);
+    await q2.readAsync(1, 100, 8, r);
+    assert.ok(r.equals(pattern(4096, 99)));
+  } finally {
+    await c2.disconnect();
+  }
+  await tgt.settled();
+});
+
+test('half-open host (stops reading and sending, reads pending): removed after KATO, counters back to 0', async () => {
+  const { c, q } = await busyHost(16, 1000);
+  // large reads the host will never read back: the target's writes back up
+  for (let i = 0; i < 16; i++) q.read(1, i * 256, 256, Buffer.alloc(256 * 512), () => {});
+  silence(c);
+  c.admin.socket.pause();
+  q.qpair.socket.pause();
+  const t0 = Date.now();
+  await waitFor(
+    'controller removed after keep-alive timeout',
+    async () => (await tgt.total('controllers')) === 0,
+  );
+  const elapsed = Date.now() - t0;
+  assert.ok(elapsed >= 500, `not removed before KATO (${elapsed} ms)`);
+  assert.ok(elapsed < 8000, `removed within a few KATO periods (${elapsed} ms)`);
+  await tgt.settled(10_000);
+  assert.match(tgt.log, /keep alive timeout/);
+  c.admin.socket.destroy();
+  q.qpair.socket.destroy();
+});
+
+test('an admin queue dropped with AERs outstanding still frees its controller', async () => {
+  const c = await NvmeController.connect(trid(), { kato: 0 });
+  for (let i = 0; i < 4; i++) {
+    const aer = Buffer.alloc(64);
+    aer[0] = 0x0c; // Asynchronous Event Request
+    c.adminCommand(aer, null, false).catch(() => {});
+  }
+  await waitFor('AERs held', async () => (await tgt.total('outstanding_requests')) >= 4);
+  c.admin.socket.destroy();
+  await tgt.settled(5000);
+});
+
+test('repeated host losses: heap and handles flat', async () => {
+  const sample = async () => {
+    const g = (await tgt.settled())[0];
+    return { heap: g.memory.heap_used, handles: g.handles };
+  };
+  // warm-up cycles (pools, JIT), then the baseline
+  const cycle = async (i: number) => {
+    const { c, q, results } = await busyHost(8);
+    if (i % 2 === 0) {
+      q.qpair.socket.resetAndDestroy();
+      c.admin.socket.resetAndDestroy();
+    } else {
+      q.qpair.socket.destroy();
+      c.admin.socket.destroy();
+    }
+    await Promise.all(results);
+    await tgt.settled();
+  };
+  for (let i = 0; i < 4; i++) await cycle(i);
+  const base = await sample();
+  const cycles = 20;
+  for (let i = 0; i < cycles; i++) await cycle(i);
+  const end = await sample();
+  assert.ok(
+    end.heap - base.heap < 8 * 1024 * 1024,
+    `heap grew by ${((end.heap - base.heap) / 1048576).toFixed(1)} MiB over ${cycles} host losses`,
+  );
+  assert.ok(end.handles <= base.handles + 2, `handles ${base.handles} -> ${end.handles}`);
+  const threads = await tgt.call<{
+    threads: { name: string; io_channels_count: number; pollers_count: number }[];
+  }>('thread_get_stats');
+  const pg = threads.threads.find((t) => t.name.startsWith('nvmf_tgt_poll_group'));
+  assert.ok(pg, 'poll group thread listed');
+  assert.ok(pg.io_channels_count <= 4, `poll group holds ${pg.io_channels_count} channels`);
+  assert.ok(pg.pollers_count <= 4, `poll group runs ${pg.pollers_count} pollers`);
+  console.log(
+    `# host-loss cycles: ${cycles}, heap ${(base.heap / 1048576).toFixed(1)} -> ${(end.heap / 1048576).toFixed(1)} MiB, handles ${base.handles} -> ${end.handles}`,
+  );
+});
