@@ -1,0 +1,284 @@
+// Gateway interop: target A (our nvmf_tgt) exports a malloc bdev; target B (another
+// nvmf_tgt) attaches A with its bdev_nvme module and exports the remote namespace
+// (Nvme0n1) again. The Linux kernel host in a QEMU guest writes a pattern through B,
+// reads it back through B, disconnects, and reads the same LBAs through A directly;
+// then our host library, from the host side, reads the pattern through A and checks
+// the other direction (written through A, read through B).
+// Needs `sudo bash scripts/setup-interop.sh` once; a missing prerequisite fails the
+// setup test with what to do (never a skip). See docs/interop.md.
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { NvmeController, type NvmeIoQpair } from '../../src/nvme/index.ts';
+import {
+  freePort,
+  GUEST_HOST_IP,
+  type GuestRunResult,
+  missingPrerequisites,
+  parseChecks,
+  REPO_ROOT,
+  type RunningTarget,
+  rpcCall,
+  runGuest,
+  startNvmfTgt,
+} from './lib/harness.ts';
+
+const GATEWAY_CHECKS_SCRIPT = join(REPO_ROOT, 'test/interop/guest/gateway-checks.sh');
+const BDEV_NVME_DIR = join(REPO_ROOT, 'src/modules/bdev/nvme');
+const A_NQN = 'nqn.2016-06.io.spdk:gateway-a';
+const B_NQN = 'nqn.2016-06.io.spdk:gateway-b';
+const CONTROLLER_NAME = 'Nvme0';
+const BDEV_NAME = `${CONTROLLER_NAME}n1`;
+const BLOCK_SIZE = 512;
+const NS_BYTES = 64 * 1024 * 1024;
+const PATTERN_OFFSET = 8 * 1024 * 1024;
+const PATTERN_MB = 4;
+const GUEST_TIMEOUT_SECONDS = 300;
+const RUN_DIR = process.env.NVMF_INTEROP_RUNDIR ?? '/tmp/nvmf-ts-interop';
+const GUEST_CHECKS = [
+  'gw-connect-b',
+  'gw-fio-verify-b',
+  'gw-write-b',
+  'gw-readback-b',
+  'gw-disconnect-b',
+  'gw-connect-a',
+  'gw-read-a',
+  'gw-disconnect-a',
+];
+
+let portA = 0;
+let portB = 0;
+let targetA: RunningTarget | undefined;
+let targetB: RunningTarget | undefined;
+let setupError: string | undefined = 'setup did not run';
+let guestRun: GuestRunResult | undefined;
+
+after(async () => {
+  // Their folders (config, log) stay in the OS temp folder for inspection.
+  if (targetB) await targetB.stop();
+  if (targetA) await targetA.stop();
+});
+
+function requireSetup(): void {
+  if (setupError !== undefined) assert.fail(`not run: ${setupError}`);
+}
+
+function listenAddress(port: number) {
+  return { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: String(port) };
+}
+
+/** Target A: a 64 MiB malloc bdev as nsid 1 of A_NQN, any host. */
+function configA(port: number): object {
+  return {
+    subsystems: [
+      {
+        subsystem: 'bdev',
+        config: [
+          {
+            method: 'bdev_malloc_create',
+            params: { name: 'Malloc0', num_blocks: NS_BYTES / BLOCK_SIZE, block_size: BLOCK_SIZE },
+          },
+        ],
+      },
+      {
+        subsystem: 'nvmf',
+        config: [
+          { method: 'nvmf_create_transport', params: { trtype: 'TCP' } },
+          {
+            method: 'nvmf_create_subsystem',
+            params: { nqn: A_NQN, allow_any_host: true, serial_number: 'GATEWAYA0000001' },
+          },
+          {
+            method: 'nvmf_subsystem_add_ns',
+            params: { nqn: A_NQN, namespace: { nsid: 1, bdev_name: 'Malloc0' } },
+          },
+          {
+            method: 'nvmf_subsystem_add_listener',
+            params: { nqn: A_NQN, listen_address: listenAddress(port) },
+          },
+        ],
+      },
+    ],
+  };
+}
+
+/** Target B before the attach: the subsystem and its listener; the namespace comes by RPC. */
+function configB(port: number): object {
+  return {
+    subsystems: [
+      {
+        subsystem: 'nvmf',
+        config: [
+          { method: 'nvmf_create_transport', params: { trtype: 'TCP' } },
+          {
+            method: 'nvmf_create_subsystem',
+            params: { nqn: B_NQN, allow_any_host: true, serial_number: 'GATEWAYB0000001' },
+          },
+          {
+            method: 'nvmf_subsystem_add_listener',
+            params: { nqn: B_NQN, listen_address: listenAddress(port) },
+          },
+        ],
+      },
+    ],
+  };
+}
+
+function logNote(): string {
+  let note = '';
+  for (const [name, target] of [
+    ['A', targetA],
+    ['B', targetB],
+  ] as const) {
+    if (target)
+      note += `\n--- nvmf_tgt ${name} log ${target.logPath} (last lines) ---\n${target.logTail(20)}`;
+  }
+  return note;
+}
+
+test('gateway setup: target A (malloc) and target B attaching A with bdev_nvme, exporting Nvme0n1', async () => {
+  const missing = missingPrerequisites();
+  if (!existsSync(BDEV_NVME_DIR)) {
+    missing.push(`${BDEV_NVME_DIR} does not exist: the bdev_nvme module (the gateway) is not built yet`);
+  }
+  if (missing.length > 0) {
+    setupError = `gateway prerequisites missing:\n  ${missing.join('\n  ')}`;
+    assert.fail(setupError);
+  }
+  portA = await freePort();
+  portB = await freePort();
+  while (portB === portA) portB = await freePort();
+  try {
+    targetA = await startNvmfTgt({ port: portA, config: configA(portA), cpuMask: '0x1' });
+    targetB = await startNvmfTgt({ port: portB, config: configB(portB), cpuMask: '0x1' });
+    const created = await rpcCall(
+      targetB.rpcSocket,
+      'bdev_nvme_attach_controller',
+      {
+        name: CONTROLLER_NAME,
+        trtype: 'tcp',
+        adrfam: 'ipv4',
+        traddr: '127.0.0.1',
+        trsvcid: String(portA),
+        subnqn: A_NQN,
+      },
+      30_000,
+    );
+    assert.deepEqual(created, [BDEV_NAME], `bdev_nvme_attach_controller returned ${JSON.stringify(created)}`);
+    await rpcCall(targetB.rpcSocket, 'nvmf_subsystem_add_ns', {
+      nqn: B_NQN,
+      namespace: { nsid: 1, bdev_name: BDEV_NAME },
+    });
+    const bdevs = (await rpcCall(targetB.rpcSocket, 'bdev_get_bdevs', { name: BDEV_NAME })) as {
+      block_size: number;
+      num_blocks: number;
+    }[];
+    assert.equal(bdevs[0]?.block_size, BLOCK_SIZE, `bdev_get_bdevs ${JSON.stringify(bdevs)}`);
+    assert.equal(bdevs[0]?.num_blocks, NS_BYTES / BLOCK_SIZE, `bdev_get_bdevs ${JSON.stringify(bdevs)}`);
+    const controllers = (await rpcCall(targetB.rpcSocket, 'bdev_nvme_get_controllers')) as { name: string }[];
+    assert.ok(
+      Array.isArray(controllers) && controllers.some((c) => c.name === CONTROLLER_NAME),
+      `bdev_nvme_get_controllers lacks ${CONTROLLER_NAME}: ${JSON.stringify(controllers)}`,
+    );
+  } catch (error) {
+    setupError = `could not set up the gateway: ${(error as Error).message}${logNote()}`;
+    throw new Error(setupError);
+  }
+  setupError = undefined;
+});
+
+test('linux host through the gateway: write via B, read back via B and via A', async (t) => {
+  requireSetup();
+  const run = await runGuest({
+    script: GATEWAY_CHECKS_SCRIPT,
+    env: {
+      TARGET_ADDR: GUEST_HOST_IP,
+      A_PORT: String(portA),
+      A_NQN,
+      B_PORT: String(portB),
+      B_NQN,
+      NS_BYTES: String(NS_BYTES),
+      PATTERN_OFFSET: String(PATTERN_OFFSET),
+      PATTERN_MB: String(PATTERN_MB),
+    },
+    timeoutSeconds: GUEST_TIMEOUT_SECONDS,
+  });
+  guestRun = run;
+  const transcript = join(RUN_DIR, 'gateway.log');
+  mkdirSync(RUN_DIR, { recursive: true });
+  writeFileSync(transcript, `${run.stdout}\n--- run-guest stderr ---\n${run.stderr}`);
+  t.diagnostic(`guest transcript: ${transcript}`);
+  const checks = parseChecks(run.stdout);
+  for (const name of GUEST_CHECKS) {
+    await t.test(name, () => {
+      const check = checks.get(name);
+      assert.ok(
+        check,
+        `guest printed no result for ${name} (guest exit ${run.code}); run-guest stderr:\n${run.stderr.slice(-4000)}`,
+      );
+      assert.ok(
+        check.pass,
+        `${name}: ${check.detail}\n--- guest output ---\n${check.evidence.slice(-6000)}${logNote()}`,
+      );
+    });
+  }
+  await t.test('guest script exit status', () => {
+    assert.equal(run.code, 0, `guest exit ${run.code}; run-guest stderr:\n${run.stderr.slice(-4000)}`);
+  });
+});
+
+async function connectIo(port: number, subnqn: string): Promise<{ ctrlr: NvmeController; io: NvmeIoQpair }> {
+  const ctrlr = await NvmeController.connect({ traddr: '127.0.0.1', trsvcid: String(port), subnqn });
+  return { ctrlr, io: await ctrlr.createIoQpair(32) };
+}
+
+test("our host library: the guest's pattern is on A; a pattern written through A reads back through B", async () => {
+  requireSetup();
+  assert.ok(guestRun, 'the guest did not run');
+  const line = /^PATTERN ([0-9a-f]{32}) (\d+) (\d+)$/m.exec(guestRun.stdout);
+  assert.ok(line, `the guest printed no PATTERN line:\n${guestRun.stdout.slice(-3000)}`);
+  const [, md5, offsetText, lengthText] = line;
+  const lba = Number(offsetText) / BLOCK_SIZE;
+  const length = Number(lengthText);
+  const a = await connectIo(portA, A_NQN);
+  const b = await connectIo(portB, B_NQN);
+  try {
+    const back = Buffer.alloc(length);
+    const chunk = 128 * 1024;
+    for (let off = 0; off < length; off += chunk) {
+      await a.io.readAsync(1, lba + off / BLOCK_SIZE, chunk / BLOCK_SIZE, back.subarray(off, off + chunk));
+    }
+    assert.equal(createHash('md5').update(back).digest('hex'), md5, 'md5 of the pattern read through A');
+
+    // The other direction, with several sizes (in-capsule and R2T through B's bdev_nvme).
+    let target = lba + length / BLOCK_SIZE + 4096;
+    for (const bytes of [512, 4096, 65536, 262144]) {
+      const data = Buffer.alloc(bytes);
+      for (let i = 0; i < bytes; i++) data[i] = (i * 31 + bytes + target) & 0xff;
+      await a.io.writeAsync(1, target, bytes / BLOCK_SIZE, data);
+      const viaB = Buffer.alloc(bytes);
+      await b.io.readAsync(1, target, bytes / BLOCK_SIZE, viaB);
+      assert.ok(
+        viaB.equals(data),
+        `${bytes} bytes written through A at LBA ${target} read differently through B`,
+      );
+      target += bytes / BLOCK_SIZE;
+    }
+  } finally {
+    await b.ctrlr.disconnect();
+    await a.ctrlr.disconnect();
+  }
+});
+
+test('both targets alive and B still lists its bdev_nvme controller', async () => {
+  requireSetup();
+  assert.ok(targetA?.alive(), `target A died${logNote()}`);
+  assert.ok(targetB?.alive(), `target B died${logNote()}`);
+  const controllers = (await rpcCall(targetB!.rpcSocket, 'bdev_nvme_get_controllers')) as { name: string }[];
+  assert.ok(
+    controllers.some((c) => c.name === CONTROLLER_NAME),
+    `bdev_nvme_get_controllers after the run: ${JSON.stringify(controllers)}`,
+  );
+});
