@@ -1,19 +1,22 @@
-// Minimal NVMe-oF host: connect a controller over NVMe/TCP (admin queue,
-// Fabrics Connect, property get/set, CC.EN=1 → CSTS.RDY, Identify, Set
-// Features Number of Queues), create I/O queues, and run NVM commands with
-// callbacks or promises. Keep alive runs on the admin queue at KATO/2.
+// NVMe-oF host over NVMe/TCP: connect a controller (admin queue, Fabrics
+// Connect, property get/set, CC.EN=1 → CSTS.RDY within CAP.TO, Identify
+// controller and namespaces, Set Features Number of Queues), keep alive at
+// KATO/2, Async Event Requests kept outstanding, I/O queues with NVM commands
+// by callback (hot path) or promise, transfers split to respect MDTS, and
+// reconnect. docs/host-library.md describes the API and its error model.
 
-import { randomUUID } from 'node:crypto';
 import {
   DISCOVERY_LOG_ENTRY_SIZE,
   DISCOVERY_LOG_HEADER_SIZE,
   DiscLogEntry,
   DiscLogHdr,
 } from '../spec/discovery.ts';
+import { IdCtrl } from '../spec/identify.ts';
 import {
   AdminOpcode,
   CcBits,
   ControllerRegister,
+  CQE_SIZE,
   Cqe,
   CstsBits,
   Dsm,
@@ -29,7 +32,10 @@ import {
   statusOf,
   statusToString,
 } from '../spec/nvme.ts';
+import { defaultHostIdentity } from './host-identity.ts';
+import { isInactiveNamespace, type NamespaceInfo, parseNamespace } from './namespace.ts';
 import { type CommandCallback, NvmeTcpQpair } from './tcp-qpair.ts';
+import { DISCOVERY_NQN, parseTransportId } from './trid.ts';
 
 export interface TransportId {
   traddr: string;
@@ -52,6 +58,12 @@ export interface ControllerOptions {
   /** ask the controller to disable SQ flow control (Connect CATTR bit 2) */
   disableSqFlowControl?: boolean;
   connectTimeoutMs?: number;
+  /** I/O queues asked for with Set Features Number of Queues at connect (default 64; 0: do not ask) */
+  numIoQueues?: number;
+  /** keep Async Event Requests outstanding and deliver events to onAsyncEvent (default true) */
+  asyncEvents?: boolean;
+  /** per-command timeout of the I/O queues this controller creates (ms, default 0 = none) */
+  ioTimeoutMs?: number;
 }
 
 /** A command completed with an error status. */
@@ -74,6 +86,17 @@ export class NvmeStatusError extends Error {
   }
 }
 
+/** A command could not be submitted: the queue is full, closed, or the transfer needs more commands than it holds. */
+export class NvmeQueueError extends Error {
+  /** 'full' | 'closed' | 'too-large' */
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = 'NvmeQueueError';
+    this.code = code;
+  }
+}
+
 export interface Completion {
   dw0: number;
   dw1: number;
@@ -81,11 +104,60 @@ export interface Completion {
   status: number;
 }
 
+/** Asynchronous event types (completion DW0 bits 2:0). */
+export const AsyncEventType = {
+  ERROR: 0,
+  SMART_HEALTH: 1,
+  NOTICE: 2,
+  IMMEDIATE: 3,
+  ONE_SHOT: 4,
+  IO_COMMAND_SET: 6,
+  VENDOR: 7,
+} as const;
+
+/** Notice event information (DW0 bits 15:8 when the type is NOTICE). */
+export const NoticeInfo = {
+  NAMESPACE_ATTRIBUTE_CHANGED: 0x00,
+  FIRMWARE_ACTIVATION_STARTING: 0x01,
+  TELEMETRY_LOG_CHANGED: 0x02,
+  ANA_CHANGE: 0x03,
+  DISCOVERY_LOG_CHANGE: 0xf0,
+} as const;
+
+/** Changed Namespace List log page. */
+export const CHANGED_NS_LIST_LOG = 0x04;
+
+/** One asynchronous event, delivered to NvmeController.onAsyncEvent. */
+export interface AsyncEvent {
+  /** AsyncEventType */
+  type: number;
+  /** event information (NoticeInfo for notices) */
+  info: number;
+  /** log page to read to clear the event (the library already read 0x04) */
+  logPage: number;
+  /** completion DW0 as received */
+  raw: number;
+  /** for a namespace attribute notice: the nsids of the Changed Namespace List (0xffffffff = more than 1024) */
+  changedNamespaces?: number[];
+}
+
 function newCmd(opcode: number, nsid = 0): Buffer {
   const cmd = Buffer.alloc(SQE_SIZE);
   cmd[Sqe.OPCODE] = opcode;
   cmd.writeUInt32LE(nsid >>> 0, Sqe.NSID);
   return cmd;
+}
+
+function refusal(qpair: NvmeTcpQpair, what: string): NvmeQueueError {
+  if (qpair.closed)
+    return new NvmeQueueError(
+      'closed',
+      `${what}: queue closed${qpair.closeReason ? ` (${qpair.closeReason})` : ''}`,
+    );
+  return new NvmeQueueError(
+    'full',
+    `${what}: queue full (${qpair.outstanding} of ${qpair.queueSize} commands outstanding)`,
+  );
 }
 
 /** Run one command as a promise; rejects with NvmeStatusError on a non-success status. */
@@ -102,8 +174,7 @@ function execute(
         resolve({ dw0: cpl.readUInt32LE(Cqe.DW0), dw1: cpl.readUInt32LE(Cqe.DW1), status: 0 });
       else reject(new NvmeStatusError(cpl, what));
     });
-    if (!ok)
-      reject(new Error(`${what}: queue full or closed${qpair.closeReason ? ` (${qpair.closeReason})` : ''}`));
+    if (!ok) reject(refusal(qpair, what));
   });
 }
 
@@ -127,11 +198,11 @@ function buildConnect(
   hostid.copy(data, 0, 0, 16);
   data.writeUInt16LE(cntlid, 16);
   data.write(trid.subnqn, 256, 255, 'utf8');
-  data.write(trid.hostnqn ?? DEFAULT_HOSTNQN, 512, 255, 'utf8');
+  data.write(trid.hostnqn ?? defaultHostIdentity().hostnqn, 512, 255, 'utf8');
   return { cmd, data };
 }
 
-/** One discovery log entry, numeric codes as on the wire (trtype 3 = TCP, adrfam 1 = IPv4, subtype 2 = NVM, 3 = current discovery). */
+/** One discovery log entry, numeric codes as on the wire (trtype 3 = TCP, adrfam 1 = IPv4, subtype 1 = referral, 2 = NVM, 3 = current discovery). */
 export interface DiscoveredEntry {
   trtype: number;
   adrfam: number;
@@ -152,6 +223,15 @@ export interface DiscoveryLog {
   entries: DiscoveredEntry[];
 }
 
+export interface DiscoveryLogOptions {
+  /** bytes per Get Log Page for the entries (rounded down to whole entries, default 4096) */
+  chunkSize?: number;
+  /** re-reads when GENCTR changes during a read (default 8) */
+  maxRetries?: number;
+  /** refuse logs with more entries than this (default 4096) */
+  maxEntries?: number;
+}
+
 const DISCOVERY_LOG_PAGE = 0x70;
 
 /** An ASCII field padded with spaces or NULs. */
@@ -161,6 +241,23 @@ function asciiField(buf: Buffer, off: number, len: number): string {
   return buf.toString('latin1', off, end).trimEnd();
 }
 
+function parseDiscoveryEntry(page: Buffer, off: number): DiscoveredEntry {
+  return {
+    trtype: page[off + DiscLogEntry.TRTYPE],
+    adrfam: page[off + DiscLogEntry.ADRFAM],
+    subtype: page[off + DiscLogEntry.SUBTYPE],
+    treq: page[off + DiscLogEntry.TREQ],
+    portid: page.readUInt16LE(off + DiscLogEntry.PORTID),
+    cntlid: page.readUInt16LE(off + DiscLogEntry.CNTLID),
+    asqsz: page.readUInt16LE(off + DiscLogEntry.ASQSZ),
+    eflags: page.readUInt16LE(off + DiscLogEntry.EFLAGS),
+    trsvcid: asciiField(page, off + DiscLogEntry.TRSVCID, 32),
+    subnqn: asciiField(page, off + DiscLogEntry.SUBNQN, 256),
+    traddr: asciiField(page, off + DiscLogEntry.TRADDR, 256),
+  };
+}
+
+/** Kept for compatibility; the default host NQN now comes from defaultHostIdentity(). */
 export const DEFAULT_HOSTNQN = 'nqn.2014-08.org.nvmexpress:uuid:00000000-0000-0000-0000-000000000000';
 
 function uuidToBuffer(uuid: string): Buffer {
@@ -169,18 +266,51 @@ function uuidToBuffer(uuid: string): Buffer {
   return Buffer.from(hex, 'hex');
 }
 
+/** The transport ID with hostnqn and hostid filled in from the defaults. */
+function resolveTrid(trid: TransportId | string): TransportId {
+  const t = typeof trid === 'string' ? parseTransportId(trid) : { ...trid };
+  if (t.hostnqn === undefined || t.hostid === undefined) {
+    const id = defaultHostIdentity();
+    t.hostnqn ??= id.hostnqn;
+    t.hostid ??= id.hostid;
+  }
+  return t;
+}
+
+const CC_ENABLE = CcBits.EN | (6 << CcBits.IOSQES_SHIFT) | (4 << CcBits.IOCQES_SHIFT);
+/** AEC bits: SMART critical warnings 7:0 plus the notices a controller may announce in OAES */
+const AEC_SMART_ALL = 0xff;
+const OAES_NOTICE_MASK = 0x8000_7f00;
+const MAX_AERS = 4;
+const MAX_NS_LIST_PAGES = 64;
+
 export class NvmeController {
+  /** the transport ID with hostnqn/hostid resolved */
   readonly trid: TransportId;
-  readonly admin: NvmeTcpQpair;
-  readonly cntlid: number;
+  /** the admin queue; replaced by reconnect() */
+  admin: NvmeTcpQpair;
+  /** controller ID from the admin Connect; changes on reconnect() */
+  cntlid: number;
   readonly hostid: Buffer;
   /** Identify Controller data (4096 bytes), null with skipIdentify */
   cdata: Buffer | null = null;
   cap = 0n;
+  /** active namespaces by nsid (empty for discovery controllers and with skipIdentify) */
+  readonly namespaces = new Map<number, NamespaceInfo>();
+  /** I/O queues granted by Set Features Number of Queues at connect (0 when not asked) */
+  ioQueuesGranted = 0;
+  /** called for each asynchronous event, after the library handled it (namespace refresh) */
+  onAsyncEvent: ((ev: AsyncEvent) => void) | null = null;
+  /** called once when the admin connection ends without disconnect() (I/O is then failed; see reconnect) */
+  onConnectionLost: ((reason: string) => void) | null = null;
   private readonly opts: ControllerOptions;
   private keepAliveTimer: NodeJS.Timeout | null = null;
   private readonly ioQpairs = new Set<NvmeIoQpair>();
   private nextQid = 1;
+  private disconnecting = false;
+  private reconnecting: Promise<void> | null = null;
+  private readonly onAerComplete: CommandCallback;
+  private aerQpair: NvmeTcpQpair | null = null;
 
   private constructor(
     trid: TransportId,
@@ -194,13 +324,35 @@ export class NvmeController {
     this.cntlid = cntlid;
     this.hostid = hostid;
     this.opts = opts;
+    this.onAerComplete = (cpl) => this.aerCompleted(cpl);
   }
 
-  /** Connect the admin queue, enable the controller and identify it. */
-  static async connect(trid: TransportId, opts: ControllerOptions = {}): Promise<NvmeController> {
+  /**
+   * Connect the admin queue, enable the controller, identify it and its
+   * namespaces, ask for I/O queues, start keep alive and AERs. `trid` may be
+   * the string form ("trtype:tcp traddr:… trsvcid:… subnqn:…").
+   */
+  static async connect(trid: TransportId | string, opts: ControllerOptions = {}): Promise<NvmeController> {
+    const t = resolveTrid(trid);
+    const hostid = uuidToBuffer(t.hostid ?? '');
+    const { admin, cntlid } = await NvmeController.connectAdmin(t, hostid, opts);
+    const ctrlr = new NvmeController(t, admin, cntlid, hostid, opts);
+    try {
+      await ctrlr.initialize();
+    } catch (err) {
+      ctrlr.stopTimers();
+      admin.close();
+      throw err;
+    }
+    return ctrlr;
+  }
+
+  private static async connectAdmin(
+    trid: TransportId,
+    hostid: Buffer,
+    opts: ControllerOptions,
+  ): Promise<{ admin: NvmeTcpQpair; cntlid: number }> {
     const queueSize = opts.adminQueueSize ?? 32;
-    const kato = opts.kato ?? 10000;
-    const hostid = uuidToBuffer(trid.hostid ?? randomUUID());
     const admin = await NvmeTcpQpair.connect({
       traddr: trid.traddr,
       trsvcid: trid.trsvcid,
@@ -214,39 +366,66 @@ export class NvmeController {
       const { cmd, data } = buildConnect(
         0,
         queueSize,
-        kato,
+        opts.kato ?? 10000,
         opts.disableSqFlowControl ? 0x4 : 0,
         0xffff,
         trid,
         hostid,
       );
       const c = await execute(admin, cmd, data, false, 'Connect');
-      const ctrlr = new NvmeController(trid, admin, c.dw0 & 0xffff, hostid, opts);
-      if (!opts.skipIdentify) await ctrlr.enable();
-      if (kato > 0) ctrlr.startKeepAlive(kato);
-      return ctrlr;
+      return { admin, cntlid: c.dw0 & 0xffff };
     } catch (err) {
       admin.close();
       throw err;
     }
   }
 
+  /** Everything after the admin Connect (also run by reconnect on the new admin queue). */
+  private async initialize(): Promise<void> {
+    const opts = this.opts;
+    const admin = this.admin;
+    admin.onClose = (reason) => {
+      if (admin !== this.admin || this.disconnecting) return;
+      this.stopTimers();
+      this.onConnectionLost?.(reason);
+    };
+    if (!opts.skipIdentify) {
+      await this.enable();
+      if (!this.isDiscovery) {
+        const wanted = opts.numIoQueues ?? 64;
+        if (wanted > 0) {
+          const granted = await this.setNumQueues(Math.min(wanted, 0xfffe));
+          this.ioQueuesGranted = Math.min(granted.sq, granted.cq);
+        }
+        await this.refreshNamespaces();
+        if (opts.asyncEvents !== false) await this.startAsyncEvents();
+      }
+    }
+    const kato = opts.kato ?? 10000;
+    if (kato > 0) this.startKeepAlive(kato);
+  }
+
   private async enable(): Promise<void> {
     this.cap = await this.propertyGet(ControllerRegister.CAP, 8);
     const timeoutMs = Math.max(1, Number((this.cap >> 24n) & 0xffn)) * 500;
-    const cc = CcBits.EN | (6 << CcBits.IOSQES_SHIFT) | (4 << CcBits.IOCQES_SHIFT);
-    await this.propertySet(ControllerRegister.CC, cc, 4);
+    await this.propertySet(ControllerRegister.CC, CC_ENABLE, 4);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const csts = Number(await this.propertyGet(ControllerRegister.CSTS, 4));
       if (csts & CstsBits.RDY) break;
       if (csts & CstsBits.CFS) throw new Error('controller fatal status while enabling');
-      if (Date.now() > deadline) throw new Error('timed out waiting for CSTS.RDY');
+      if (Date.now() > deadline) throw new Error(`timed out waiting for CSTS.RDY (CAP.TO ${timeoutMs} ms)`);
       await new Promise((r) => setTimeout(r, 10));
     }
     const cdata = Buffer.alloc(4096);
     await this.identify(1, 0, cdata);
     this.cdata = cdata;
+  }
+
+  /** True for a discovery controller (CNTRLTYPE 2, or the well-known discovery NQN). */
+  get isDiscovery(): boolean {
+    if (this.trid.subnqn === DISCOVERY_NQN) return true;
+    return this.cdata !== null && this.cdata[IdCtrl.CNTRLTYPE] === 2;
   }
 
   /** I/O queue capsule size from Identify (IOCCSZ, bytes 1792..1795, in 16-byte units). */
@@ -256,6 +435,123 @@ export class NvmeController {
     return Math.max(0, ioccsz * 16 - 64);
   }
 
+  /** Largest data transfer of one command in bytes (MDTS × CAP.MPSMIN pages); Infinity when unlimited or unknown. */
+  get maxTransferSize(): number {
+    if (!this.cdata) return Number.POSITIVE_INFINITY;
+    const mdts = this.cdata[IdCtrl.MDTS];
+    if (mdts === 0) return Number.POSITIVE_INFINITY;
+    const mpsmin = Number((this.cap >> 48n) & 0xfn);
+    return 2 ** (mdts + 12 + mpsmin);
+  }
+
+  /** Largest I/O queue size the controller allows (CAP.MQES + 1). */
+  get maxQueueSize(): number {
+    const mqes = Number(this.cap & 0xffffn);
+    return mqes === 0 ? 65536 : mqes + 1;
+  }
+
+  /** Re-read the active namespace list and Identify each namespace. */
+  async refreshNamespaces(): Promise<Map<number, NamespaceInfo>> {
+    const active: number[] = [];
+    let start = 0;
+    for (let page = 0; page < MAX_NS_LIST_PAGES; page++) {
+      const list = await this.identify(2, start);
+      let last = 0;
+      for (let off = 0; off < 4096; off += 4) {
+        const nsid = list.readUInt32LE(off);
+        if (nsid === 0 || nsid <= last) break;
+        active.push(nsid);
+        last = nsid;
+      }
+      // a full page (1024 ids) may continue after its last id
+      if (last === 0 || list.readUInt32LE(4092) === 0 || last >= 0xfffffffe) break;
+      start = last;
+    }
+    const found = new Map<number, NamespaceInfo>();
+    for (const nsid of active) {
+      const idns = await this.identify(0, nsid);
+      if (isInactiveNamespace(idns)) continue;
+      let descriptors: Buffer | null = null;
+      try {
+        descriptors = await this.identify(3, nsid);
+      } catch {
+        descriptors = null; // CNS 3 is optional before NVMe 1.3
+      }
+      found.set(nsid, parseNamespace(nsid, idns, descriptors));
+    }
+    this.namespaces.clear();
+    for (const [nsid, info] of found) this.namespaces.set(nsid, info);
+    return this.namespaces;
+  }
+
+  // ---- asynchronous events
+
+  private async startAsyncEvents(): Promise<void> {
+    const cdata = this.cdata;
+    if (cdata === null) return;
+    const oaes = cdata.readUInt32LE(IdCtrl.OAES);
+    try {
+      await this.setFeatures(
+        FeatureId.ASYNC_EVENT_CONFIGURATION,
+        (AEC_SMART_ALL | (oaes & OAES_NOTICE_MASK)) >>> 0,
+      );
+    } catch {
+      // a controller that refuses the configuration still reports what it enables by default
+    }
+    this.aerQpair = this.admin;
+    const count = Math.min(MAX_AERS, cdata[IdCtrl.AERL] + 1);
+    for (let i = 0; i < count; i++) this.submitAer();
+  }
+
+  private submitAer(): void {
+    const q = this.aerQpair;
+    if (q === null || q.closed) return;
+    q.submit(newCmd(AdminOpcode.ASYNC_EVENT_REQUEST), null, false, this.onAerComplete);
+  }
+
+  private aerCompleted(cpl: Buffer): void {
+    // an error (ABORTED_SQ_DELETION at disconnect, AER limit exceeded…) ends that AER for good
+    if (!isSuccess(cpl)) return;
+    const dw0 = cpl.readUInt32LE(Cqe.DW0);
+    const ev: AsyncEvent = {
+      type: dw0 & 0x7,
+      info: (dw0 >> 8) & 0xff,
+      logPage: (dw0 >> 16) & 0xff,
+      raw: dw0,
+    };
+    this.handleAsyncEvent(ev).then(
+      () => {
+        this.submitAer();
+        this.onAsyncEvent?.(ev);
+      },
+      () => {
+        this.submitAer();
+        this.onAsyncEvent?.(ev);
+      },
+    );
+  }
+
+  private async handleAsyncEvent(ev: AsyncEvent): Promise<void> {
+    if (
+      ev.type === AsyncEventType.NOTICE &&
+      ev.info === NoticeInfo.NAMESPACE_ATTRIBUTE_CHANGED &&
+      ev.logPage === CHANGED_NS_LIST_LOG
+    ) {
+      // reading the log clears the event; then the namespaces are read again
+      const log = await this.getLogPage(CHANGED_NS_LIST_LOG, Buffer.alloc(4096), 0, 0xffffffff);
+      const changed: number[] = [];
+      for (let off = 0; off < 4096; off += 4) {
+        const nsid = log.readUInt32LE(off);
+        if (nsid === 0) break;
+        changed.push(nsid);
+      }
+      ev.changedNamespaces = changed;
+      await this.refreshNamespaces();
+    }
+  }
+
+  // ---- keep alive
+
   private startKeepAlive(kato: number): void {
     this.keepAliveTimer = setInterval(
       () => {
@@ -264,6 +560,11 @@ export class NvmeController {
       Math.max(100, Math.floor(kato / 2)),
     );
     this.keepAliveTimer.unref();
+  }
+
+  private stopTimers(): void {
+    if (this.keepAliveTimer) clearInterval(this.keepAliveTimer);
+    this.keepAliveTimer = null;
   }
 
   keepAlive(): Promise<Completion> {
@@ -330,39 +631,41 @@ export class NvmeController {
     return buf;
   }
 
-  /** Discovery log page (0x70) of a discovery controller: header, then every entry. */
-  async getDiscoveryLog(): Promise<DiscoveryLog> {
-    const hdr = await this.getLogPage(DISCOVERY_LOG_PAGE, Buffer.alloc(DISCOVERY_LOG_HEADER_SIZE), 0, 0);
-    const numrec = Number(hdr.readBigUInt64LE(DiscLogHdr.NUMREC));
-    const page = await this.getLogPage(
-      DISCOVERY_LOG_PAGE,
-      Buffer.alloc(DISCOVERY_LOG_HEADER_SIZE + numrec * DISCOVERY_LOG_ENTRY_SIZE),
-      0,
-      0,
+  /**
+   * The whole discovery log page (0x70) of a discovery controller: the header,
+   * then the entries in chunks by offset, then the header again; read again
+   * when GENCTR (or the record count) changed meanwhile.
+   */
+  async getDiscoveryLog(opts: DiscoveryLogOptions = {}): Promise<DiscoveryLog> {
+    const chunk = Math.max(
+      DISCOVERY_LOG_ENTRY_SIZE,
+      Math.floor((opts.chunkSize ?? 4096) / DISCOVERY_LOG_ENTRY_SIZE) * DISCOVERY_LOG_ENTRY_SIZE,
     );
-    const entries: DiscoveredEntry[] = [];
-    const count = Math.min(numrec, Number(page.readBigUInt64LE(DiscLogHdr.NUMREC)));
-    for (let i = 0; i < count; i++) {
-      const off = DISCOVERY_LOG_HEADER_SIZE + i * DISCOVERY_LOG_ENTRY_SIZE;
-      entries.push({
-        trtype: page[off + DiscLogEntry.TRTYPE],
-        adrfam: page[off + DiscLogEntry.ADRFAM],
-        subtype: page[off + DiscLogEntry.SUBTYPE],
-        treq: page[off + DiscLogEntry.TREQ],
-        portid: page.readUInt16LE(off + DiscLogEntry.PORTID),
-        cntlid: page.readUInt16LE(off + DiscLogEntry.CNTLID),
-        asqsz: page.readUInt16LE(off + DiscLogEntry.ASQSZ),
-        eflags: page.readUInt16LE(off + DiscLogEntry.EFLAGS),
-        trsvcid: asciiField(page, off + DiscLogEntry.TRSVCID, 32),
-        subnqn: asciiField(page, off + DiscLogEntry.SUBNQN, 256),
-        traddr: asciiField(page, off + DiscLogEntry.TRADDR, 256),
-      });
+    const maxRetries = opts.maxRetries ?? 8;
+    const maxEntries = opts.maxEntries ?? 4096;
+    for (let attempt = 0; attempt <= maxRetries; attempt++) {
+      const hdr = await this.getLogPage(DISCOVERY_LOG_PAGE, Buffer.alloc(DISCOVERY_LOG_HEADER_SIZE), 0, 0);
+      const genctr = hdr.readBigUInt64LE(DiscLogHdr.GENCTR);
+      const numrec64 = hdr.readBigUInt64LE(DiscLogHdr.NUMREC);
+      if (numrec64 > BigInt(maxEntries))
+        throw new Error(`discovery log has ${numrec64} entries, more than the limit of ${maxEntries}`);
+      const numrec = Number(numrec64);
+      const body = Buffer.alloc(numrec * DISCOVERY_LOG_ENTRY_SIZE);
+      for (let off = 0; off < body.length; off += chunk) {
+        const part = body.subarray(off, Math.min(body.length, off + chunk));
+        await this.getLogPage(DISCOVERY_LOG_PAGE, part, DISCOVERY_LOG_HEADER_SIZE + off, 0);
+      }
+      const again = await this.getLogPage(DISCOVERY_LOG_PAGE, Buffer.alloc(DISCOVERY_LOG_HEADER_SIZE), 0, 0);
+      if (
+        again.readBigUInt64LE(DiscLogHdr.GENCTR) !== genctr ||
+        again.readBigUInt64LE(DiscLogHdr.NUMREC) !== numrec64
+      )
+        continue;
+      const entries: DiscoveredEntry[] = [];
+      for (let i = 0; i < numrec; i++) entries.push(parseDiscoveryEntry(body, i * DISCOVERY_LOG_ENTRY_SIZE));
+      return { genctr, recfmt: hdr.readUInt16LE(DiscLogHdr.RECFMT), entries };
     }
-    return {
-      genctr: page.readBigUInt64LE(DiscLogHdr.GENCTR),
-      recfmt: page.readUInt16LE(DiscLogHdr.RECFMT),
-      entries,
-    };
+    throw new Error(`discovery log kept changing (GENCTR) over ${maxRetries + 1} reads`);
   }
 
   /** Any admin command: `cmd` is a 64-byte SQE (CID/SGL filled in). */
@@ -370,34 +673,110 @@ export class NvmeController {
     return execute(this.admin, cmd, data, isRead, `admin opcode 0x${cmd[0].toString(16)}`);
   }
 
-  /** Connect one more I/O queue (TCP connection) to this controller. */
-  async createIoQpair(queueSize = 128): Promise<NvmeIoQpair> {
-    const io = await connectIoQpair({
+  private ioParams(qid: number, queueSize: number): IoQpairConnectParams {
+    return {
       trid: this.trid,
       cntlid: this.cntlid,
       hostid: this.hostid,
-      qid: this.nextQid++,
+      qid,
       queueSize,
       inCapsuleDataSize: this.ioInCapsuleDataSize,
       disableSqFlowControl: this.opts.disableSqFlowControl,
       connectTimeoutMs: this.opts.connectTimeoutMs,
-    });
+      maxTransferSize: this.maxTransferSize,
+      ioTimeoutMs: this.opts.ioTimeoutMs,
+    };
+  }
+
+  /**
+   * Connect one more I/O queue (TCP connection) to this controller. The size
+   * is capped at CAP.MQES + 1; at most `queueSize` commands are outstanding.
+   */
+  async createIoQpair(queueSize = 128): Promise<NvmeIoQpair> {
+    if (this.ioQueuesGranted > 0 && this.nextQid > this.ioQueuesGranted)
+      throw new Error(`I/O queue ${this.nextQid}: the controller granted ${this.ioQueuesGranted} I/O queues`);
+    const size = Math.max(2, Math.min(queueSize, this.cap === 0n ? queueSize : this.maxQueueSize));
+    const io = await connectIoQpair(this.ioParams(this.nextQid++, size));
     this.ioQpairs.add(io);
     return io;
   }
 
+  /** Connect `count` I/O queues (one after another: each is a TCP connection and a Fabrics Connect). */
+  async createIoQpairs(count: number, queueSize = 128): Promise<NvmeIoQpair[]> {
+    const out: NvmeIoQpair[] = [];
+    for (let i = 0; i < count; i++) out.push(await this.createIoQpair(queueSize));
+    return out;
+  }
+
+  /** The I/O queues of this controller that were not closed by their owner. */
+  get ioQueues(): NvmeIoQpair[] {
+    return [...this.ioQpairs].filter((q) => !q.closedByOwner);
+  }
+
+  /** True when the admin connection is down (connection lost or disconnected). */
+  get failed(): boolean {
+    return this.admin.closed;
+  }
+
+  /**
+   * Connect again after a connection loss (or at any time): every queue is
+   * closed (outstanding commands complete with ABORTED_SQ_DELETION), a new
+   * admin queue is connected with the same host NQN and host ID, the
+   * controller is enabled and identified again, and each I/O queue is
+   * connected again with its qid and size. The NvmeIoQpair objects stay the
+   * same and become usable again. Concurrent calls share one attempt.
+   */
+  reconnect(): Promise<void> {
+    this.reconnecting ??= this.doReconnect().finally(() => {
+      this.reconnecting = null;
+    });
+    return this.reconnecting;
+  }
+
+  private async doReconnect(): Promise<void> {
+    if (this.disconnecting) throw new Error('reconnect: the controller was disconnected');
+    this.stopTimers();
+    const oldAdmin = this.admin;
+    this.aerQpair = null;
+    oldAdmin.onClose = null;
+    oldAdmin.close();
+    const queues = [...this.ioQpairs].filter((q) => !q.closedByOwner).sort((a, b) => a.qid - b.qid);
+    for (const q of this.ioQpairs) q.qpair.close();
+    const { admin, cntlid } = await NvmeController.connectAdmin(this.trid, this.hostid, this.opts);
+    this.admin = admin;
+    this.cntlid = cntlid;
+    this.cdata = null;
+    for (const q of this.ioQpairs) if (q.closedByOwner) this.ioQpairs.delete(q);
+    try {
+      await this.initialize();
+      for (const io of queues) {
+        const fresh = await connectTcpIoQueue(this.ioParams(io.qid, io.queueSize));
+        io.attach(fresh, this.maxTransferSize);
+      }
+    } catch (err) {
+      this.stopTimers();
+      admin.close();
+      throw err;
+    }
+  }
+
   /** Shut down (CC.SHN normal, best effort) and close every queue. */
   async disconnect(): Promise<void> {
-    if (this.keepAliveTimer) clearInterval(this.keepAliveTimer);
-    this.keepAliveTimer = null;
-    for (const io of this.ioQpairs) io.close();
+    this.disconnecting = true;
+    this.stopTimers();
+    this.aerQpair = null;
+    for (const io of this.ioQpairs) io.qpair.close();
     this.ioQpairs.clear();
     if (!this.admin.closed && this.cdata) {
-      const cc = CcBits.EN | (6 << CcBits.IOSQES_SHIFT) | (4 << CcBits.IOCQES_SHIFT) | CcBits.SHN_NORMAL;
+      const cc = CC_ENABLE | CcBits.SHN_NORMAL;
+      let timer: NodeJS.Timeout | undefined;
       await Promise.race([
         this.propertySet(ControllerRegister.CC, cc).catch(() => {}),
-        new Promise((r) => setTimeout(r, 1000)),
+        new Promise((r) => {
+          timer = setTimeout(r, 1000);
+        }),
       ]);
+      clearTimeout(timer);
     }
     this.admin.close();
   }
@@ -415,14 +794,14 @@ export interface IoQpairConnectParams {
   inCapsuleDataSize: number;
   disableSqFlowControl?: boolean;
   connectTimeoutMs?: number;
+  /** largest transfer of one command in bytes (NvmeController.maxTransferSize); default unlimited */
+  maxTransferSize?: number;
+  /** per-command timeout in ms (default 0 = none); see NvmeTcpQpair.ioTimeoutMs */
+  ioTimeoutMs?: number;
 }
 
-/**
- * Connect an I/O queue of an existing controller over a new TCP connection.
- * Usable without the NvmeController object (a worker thread that only knows
- * the controller's cntlid and host ID, as bdev_nvme's per-reactor queues do).
- */
-export async function connectIoQpair(p: IoQpairConnectParams): Promise<NvmeIoQpair> {
+/** TCP connection + ICReq + Fabrics Connect of one I/O queue. */
+async function connectTcpIoQueue(p: IoQpairConnectParams): Promise<NvmeTcpQpair> {
   const q = await NvmeTcpQpair.connect({
     traddr: p.trid.traddr,
     trsvcid: p.trid.trsvcid,
@@ -445,18 +824,80 @@ export async function connectIoQpair(p: IoQpairConnectParams): Promise<NvmeIoQpa
     throw err;
   }
   q.qid = p.qid;
-  return new NvmeIoQpair(q, p.qid);
+  if (p.ioTimeoutMs) q.ioTimeoutMs = p.ioTimeoutMs;
+  return q;
+}
+
+/**
+ * Connect an I/O queue of an existing controller over a new TCP connection.
+ * Usable without the NvmeController object (a worker thread that only knows
+ * the controller's cntlid and host ID, as bdev_nvme's per-reactor queues do).
+ */
+export async function connectIoQpair(p: IoQpairConnectParams): Promise<NvmeIoQpair> {
+  const q = await connectTcpIoQueue(p);
+  const io = new NvmeIoQpair(q, p.qid);
+  if (p.maxTransferSize !== undefined) io.maxTransferSize = p.maxTransferSize;
+  return io;
 }
 
 /** Completion callback of I/O commands: status 0 on success, else (sct << 8) | sc. */
 export type IoCallback = (status: number, cpl: Buffer) => void;
 
-/** One I/O queue: NVM commands with callbacks (hot path) and promise wrappers. */
+/** NLB is 16 bits (0-based): one command moves at most 65536 blocks. */
+const MAX_BLOCKS_PER_COMMAND = 0x1_0000;
+
+/**
+ * One read/write/compare split into several commands (MDTS or the 16-bit
+ * block count). Pooled per queue; its part callback is made once, not per I/O.
+ */
+class SplitIo {
+  private readonly owner: NvmeIoQpair;
+  cb: IoCallback | null = null;
+  remaining = 0;
+  status = 0;
+  readonly cpl = Buffer.alloc(CQE_SIZE);
+  readonly onPart: IoCallback;
+  constructor(owner: NvmeIoQpair) {
+    this.owner = owner;
+    this.onPart = (status, cpl) => this.partDone(status, cpl);
+  }
+
+  private partDone(status: number, cpl: Buffer): void {
+    // the first error wins; on success the last part's completion is reported
+    if (status !== 0 && this.status === 0) {
+      this.status = status;
+      cpl.copy(this.cpl, 0, 0, CQE_SIZE);
+    }
+    if (--this.remaining > 0) return;
+    if (this.status === 0) cpl.copy(this.cpl, 0, 0, CQE_SIZE);
+    const cb = this.cb;
+    const st = this.status;
+    this.cb = null;
+    this.status = 0;
+    this.owner.releaseSplit(this);
+    cb?.(st, this.cpl);
+  }
+}
+
+/**
+ * One I/O queue: NVM commands with callbacks (hot path) and promise wrappers.
+ * Submit methods return false when the command cannot be queued now (queue
+ * full or closed, or a split transfer needs more free slots than there are);
+ * nothing was sent and the callback will not be called.
+ */
 export class NvmeIoQpair {
-  readonly qpair: NvmeTcpQpair;
+  /** the TCP queue underneath; replaced when the controller reconnects */
+  qpair: NvmeTcpQpair;
   readonly qid: number;
+  /** largest transfer of one command in bytes; larger reads/writes/compares are split */
+  maxTransferSize = Number.POSITIVE_INFINITY;
+  /** close() was called: the controller will not reconnect this queue */
+  closedByOwner = false;
   /** SQE scratch: submit copies it into the capsule before returning */
   private readonly sqe = Buffer.alloc(SQE_SIZE);
+  private readonly splitPool: SplitIo[] = [];
+  /** commands the last refused split transfer needed (for the error message) */
+  private lastPartsNeeded = 0;
 
   constructor(qpair: NvmeTcpQpair, qid: number) {
     this.qpair = qpair;
@@ -465,6 +906,39 @@ export class NvmeIoQpair {
 
   get closed(): boolean {
     return this.qpair.closed;
+  }
+
+  /** Entries of this queue: the most commands outstanding at once. */
+  get queueSize(): number {
+    return this.qpair.queueSize;
+  }
+
+  /** Commands outstanding now (each part of a split transfer counts). */
+  get outstanding(): number {
+    return this.qpair.outstanding;
+  }
+
+  /** Per-command timeout in ms (0 = none); see NvmeTcpQpair.ioTimeoutMs. */
+  get ioTimeoutMs(): number {
+    return this.qpair.ioTimeoutMs;
+  }
+
+  set ioTimeoutMs(ms: number) {
+    this.qpair.ioTimeoutMs = ms;
+  }
+
+  /** Swap in a freshly connected queue (controller reconnect). */
+  attach(qpair: NvmeTcpQpair, maxTransferSize: number): void {
+    const timeout = this.qpair.ioTimeoutMs;
+    if (!this.qpair.closed) this.qpair.close();
+    this.qpair = qpair;
+    this.maxTransferSize = maxTransferSize;
+    if (timeout > 0 && qpair.ioTimeoutMs === 0) qpair.ioTimeoutMs = timeout;
+  }
+
+  /** @internal a finished split goes back to the pool */
+  releaseSplit(s: SplitIo): void {
+    this.splitPool.push(s);
   }
 
   private rw(
@@ -477,13 +951,56 @@ export class NvmeIoQpair {
     cdw12Flags: number,
     cb: IoCallback,
   ): boolean {
+    const blockBytes = buf !== null && blocks > 0 ? buf.length / blocks : 0;
+    if (blocks > MAX_BLOCKS_PER_COMMAND || (buf !== null && buf.length > this.maxTransferSize)) {
+      let perCommand = MAX_BLOCKS_PER_COMMAND;
+      if (blockBytes > 0 && Number.isInteger(blockBytes))
+        perCommand = Math.min(perCommand, Math.floor(this.maxTransferSize / blockBytes));
+      if (perCommand >= 1 && (buf === null || Number.isInteger(blockBytes)))
+        return this.rwSplit(opcode, nsid, lba, blocks, buf, isRead, cdw12Flags, cb, perCommand, blockBytes);
+    }
+    this.fillRw(opcode, nsid, lba, blocks, cdw12Flags);
+    return this.qpair.submitIo(this.sqe, buf, isRead, cb);
+  }
+
+  private fillRw(opcode: number, nsid: number, lba: number, blocks: number, cdw12Flags: number): void {
     const cmd = this.sqe;
     cmd.fill(0);
     cmd[Sqe.OPCODE] = opcode;
     cmd.writeUInt32LE(nsid >>> 0, Sqe.NSID);
     setSlba(cmd, lba);
     cmd.writeUInt32LE((((blocks - 1) & 0xffff) | cdw12Flags) >>> 0, Sqe.CDW12);
-    return this.qpair.submitIo(cmd, buf, isRead, cb);
+  }
+
+  private rwSplit(
+    opcode: number,
+    nsid: number,
+    lba: number,
+    blocks: number,
+    buf: Buffer | null,
+    isRead: boolean,
+    cdw12Flags: number,
+    cb: IoCallback,
+    perCommand: number,
+    blockBytes: number,
+  ): boolean {
+    const parts = Math.ceil(blocks / perCommand);
+    // all parts or none: a half-submitted transfer could not be reported as one
+    if (parts > this.qpair.available) {
+      this.lastPartsNeeded = parts;
+      return false;
+    }
+    const split = this.splitPool.pop() ?? new SplitIo(this);
+    split.cb = cb;
+    split.remaining = parts;
+    split.status = 0;
+    for (let done = 0; done < blocks; done += perCommand) {
+      const n = Math.min(perCommand, blocks - done);
+      const part = buf === null ? null : buf.subarray(done * blockBytes, (done + n) * blockBytes);
+      this.fillRw(opcode, nsid, lba + done, n, cdw12Flags);
+      this.qpair.submitIo(this.sqe, part, isRead, split.onPart);
+    }
+    return true;
   }
 
   /** Returns false when the queue is full or closed. */
@@ -541,15 +1058,25 @@ export class NvmeIoQpair {
 
   // ---- promise wrappers (control path, tests)
 
+  /** Why the last submit was refused, as an error. */
+  private refused(what: string): NvmeQueueError {
+    if (!this.qpair.closed && this.lastPartsNeeded > 0) {
+      const parts = this.lastPartsNeeded;
+      this.lastPartsNeeded = 0;
+      if (parts > this.qpair.queueSize)
+        return new NvmeQueueError(
+          'too-large',
+          `${what}: the transfer needs ${parts} commands (MDTS ${this.maxTransferSize} bytes), more than the queue's ${this.qpair.queueSize} entries`,
+        );
+    }
+    return refusal(this.qpair, what);
+  }
+
   private wrap(what: string, start: (cb: IoCallback) => boolean): Promise<void> {
     return new Promise((resolve, reject) => {
+      this.lastPartsNeeded = 0;
       const ok = start((status, cpl) => (status === 0 ? resolve() : reject(new NvmeStatusError(cpl, what))));
-      if (!ok)
-        reject(
-          new Error(
-            `${what}: queue full or closed${this.qpair.closeReason ? ` (${this.qpair.closeReason})` : ''}`,
-          ),
-        );
+      if (!ok) reject(this.refused(what));
     });
   }
 
@@ -581,7 +1108,9 @@ export class NvmeIoQpair {
     return this.wrap('Dataset Management', (cb) => this.dsm(nsid, ranges, cb, attributes));
   }
 
+  /** Close this queue for good (outstanding commands complete with ABORTED_SQ_DELETION). */
   close(): void {
+    this.closedByOwner = true;
     this.qpair.close();
   }
 }

@@ -8,6 +8,7 @@ import {
   CQE_SIZE,
   Cqe,
   GenericStatus,
+  PathStatus,
   SglDescriptor,
   Sqe,
   StatusCodeType,
@@ -64,6 +65,10 @@ class HostRequest {
   data: Buffer | null = null;
   isRead = false;
   received = 0;
+  /** ms timestamp of submission, kept only while a command timeout is set */
+  submittedAt = 0;
+  /** true when the command timeout ended it: completes with PATH / ABORTED_BY_HOST */
+  timedOut = false;
   constructor(cid: number) {
     this.cid = cid;
   }
@@ -99,6 +104,8 @@ export class NvmeTcpQpair implements PduSink {
   /** why the connection ended (TermReq, socket error…) */
   closeReason: string | null = null;
   onClose: ((reason: string) => void) | null = null;
+  private ioTimeoutMsValue = 0;
+  private timeoutTimer: NodeJS.Timeout | null = null;
 
   private constructor(socket: net.Socket, opts: QpairConnectOptions) {
     this.socket = socket;
@@ -155,6 +162,46 @@ export class NvmeTcpQpair implements PduSink {
     return this.queueSize - this.freeSlots.length;
   }
 
+  /** Commands that can be submitted now (0 when full or closed). */
+  get available(): number {
+    return this.closed ? 0 : this.freeSlots.length;
+  }
+
+  /**
+   * Per-command timeout in ms (0 = none). TCP cannot cancel one command, so a
+   * command outstanding longer than this ends the connection: it completes with
+   * PATH / ABORTED_BY_HOST (0x371), every other outstanding one with
+   * ABORTED_SQ_DELETION. Meant for I/O queues (AERs wait for ever by design).
+   */
+  get ioTimeoutMs(): number {
+    return this.ioTimeoutMsValue;
+  }
+
+  set ioTimeoutMs(ms: number) {
+    this.ioTimeoutMsValue = Number.isFinite(ms) && ms > 0 ? ms : 0;
+    if (this.timeoutTimer) clearInterval(this.timeoutTimer);
+    this.timeoutTimer = null;
+    if (this.ioTimeoutMsValue === 0 || this.closed) return;
+    const now = Date.now();
+    for (const req of this.slots) if (req.state === HostReqState.OUTSTANDING) req.submittedAt = now;
+    // one scan timer per queue, not a timer per command
+    const period = Math.max(10, Math.min(1000, Math.floor(this.ioTimeoutMsValue / 4)));
+    this.timeoutTimer = setInterval(() => this.checkTimeouts(), period);
+    this.timeoutTimer.unref();
+  }
+
+  private checkTimeouts(): void {
+    const limit = Date.now() - this.ioTimeoutMsValue;
+    let first: HostRequest | null = null;
+    for (const req of this.slots) {
+      if (req.state === HostReqState.OUTSTANDING && req.submittedAt < limit) {
+        req.timedOut = true;
+        first ??= req;
+      }
+    }
+    if (first !== null) this.fatal(`command ${first.cid} timed out after ${this.ioTimeoutMsValue} ms`);
+  }
+
   /**
    * Submit a 64-byte SQE (CID and SGL are filled here). `data`: bytes to send
    * (write-like, `isRead` false) or the buffer to fill (read-like). Returns false
@@ -190,6 +237,7 @@ export class NvmeTcpQpair implements PduSink {
     req.data = data;
     req.isRead = isRead;
     req.received = 0;
+    if (this.ioTimeoutMsValue > 0) req.submittedAt = Date.now();
     cmd.writeUInt16LE(req.cid, Sqe.CID);
     const len = data ? data.length : 0;
     const inCapsule = len > 0 && !isRead && len <= this.inCapsuleDataSize;
@@ -442,6 +490,8 @@ export class NvmeTcpQpair implements PduSink {
     if (this.closed) return;
     this.closed = true;
     this.closeReason = reason;
+    if (this.timeoutTimer) clearInterval(this.timeoutTimer);
+    this.timeoutTimer = null;
     this.receiver.fail();
     this.socket.end();
     this.socket.destroy();
@@ -455,7 +505,10 @@ export class NvmeTcpQpair implements PduSink {
       if (req.state !== HostReqState.OUTSTANDING) continue;
       this.cpl.fill(0);
       this.cpl.writeUInt16LE(req.cid, Cqe.CID);
-      setStatus(this.cpl, StatusCodeType.GENERIC, GenericStatus.ABORTED_SQ_DELETION, true);
+      this.cpl.writeUInt16LE(this.qid, Cqe.SQID);
+      if (req.timedOut) setStatus(this.cpl, StatusCodeType.PATH, PathStatus.ABORTED_BY_HOST, true);
+      else setStatus(this.cpl, StatusCodeType.GENERIC, GenericStatus.ABORTED_SQ_DELETION, true);
+      req.timedOut = false;
       this.finish(req);
     }
     this.onClose?.(reason);
