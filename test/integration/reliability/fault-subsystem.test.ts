@@ -5,7 +5,12 @@
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { type ControllerOptions, NvmeController, NvmeStatusError } from '../../../src/nvme/index.ts';
+import {
+  type ControllerOptions,
+  NvmeController,
+  type NvmeIoQpair,
+  NvmeStatusError,
+} from '../../../src/nvme/index.ts';
 import { freePort, listener, pattern, simpleConfig, Target } from './fault-harness.ts';
 
 const NQN = 'nqn.2016-06.io.spdk:fault-sub';
@@ -230,7 +235,7 @@ test('a subsystem deleted with hosts connected (I/O in flight): their connection
   await tgt.call('nvmf_subsystem_add_listener', listener(nqn2, port).params);
   const hosts = [await NvmeController.connect(trid(nqn2)), await NvmeController.connect(trid(nqn2))];
   const inflight: Promise<unknown>[] = [];
-  const queues = [];
+  const queues: NvmeIoQpair[] = [];
   for (const h of hosts) {
     await h.setNumQueues(2);
     for (let k = 0; k < 2; k++) {
