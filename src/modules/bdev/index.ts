@@ -14,6 +14,8 @@ import { mallocModule } from './malloc/malloc.ts';
 import { mallocRpcMethods } from './malloc/rpc.ts';
 import { nullModule } from './null/null.ts';
 import { nullRpcMethods } from './null/rpc.ts';
+import { nvmeModule } from './nvme/nvme.ts';
+import { nvmeRpcMethods } from './nvme/rpc.ts';
 import { passthruModule } from './passthru/passthru.ts';
 import { passthruRpcMethods } from './passthru/rpc.ts';
 
@@ -29,4 +31,5 @@ export const bdevModuleTable: BdevModuleEntry[] = [
   { module: passthruModule, rpcMethods: passthruRpcMethods },
   { module: delayModule, rpcMethods: delayRpcMethods },
   { module: errorModule, rpcMethods: errorRpcMethods },
+  { module: nvmeModule, rpcMethods: nvmeRpcMethods },
 ];

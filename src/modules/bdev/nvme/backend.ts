@@ -1,0 +1,407 @@
+// The realm side of bdev_nvme: in each realm, one I/O queue per attached
+// controller (SPDK's per-thread qpair; qid = reactor + 1), shared by the
+// replicas of that controller's namespaces and by every thread of the realm.
+// The queue connects lazily on the first I/O; I/O waits in a queue while it
+// connects, while the controller resets, and when the queue is full. A queue
+// lost with I/O in flight resubmits that I/O after the reconnect.
+
+import type { BdevBackend, BdevDescriptor, BdevIo } from '../../../bdev/index.ts';
+import { BdevIoStatus, BdevIoType } from '../../../bdev/index.ts';
+import { connectIoQpair, type NvmeIoQpair } from '../../../nvme/index.ts';
+import { GenericStatus } from '../../../spec/nvme.ts';
+import { realmReactor } from '../../../thread/index.ts';
+import { logger } from '../../../util/log.ts';
+import { CtrlrState, type NvmeBdevParams, Shared } from './shared.ts';
+
+const log = logger('bdev_nvme');
+
+/** How often a realm with waiting I/O looks at the shared state while it has no queue. */
+const WAIT_POLL_MS = 50;
+/** I/O queue connects refused in a row (admin queue up) before waiting I/O is failed */
+const MAX_QUEUE_CONNECT_FAILURES = 3;
+
+/** (sct << 8) | sc of commands failed because their queue went away */
+const ABORTED_SQ_DELETION = GenericStatus.ABORTED_SQ_DELETION;
+
+/** One NVMe command in flight for a bdev_io; pooled, its completion callback bound once. */
+class NvmeRequest {
+  readonly owner: RealmQueue;
+  io: BdevIo | null = null;
+  /** the queue the command went to (to tell a lost queue's aborts from real statuses) */
+  qpair: NvmeIoQpair | null = null;
+  /** read bounce buffer when the bdev_io's iovs are not one buffer */
+  bounce: Buffer | null = null;
+  readonly done: (status: number, cpl: Buffer) => void;
+  constructor(owner: RealmQueue) {
+    this.owner = owner;
+    this.done = (status) => this.owner.completed(this, status);
+  }
+}
+
+/** The first `len` bytes of the iovs as one Buffer: a view when they are one buffer, else a copy. */
+function gather(iov: Buffer[], len: number): Buffer {
+  if (iov.length === 1 && iov[0].length >= len)
+    return iov[0].length === len ? iov[0] : iov[0].subarray(0, len);
+  return Buffer.concat(iov, len);
+}
+
+function scatter(src: Buffer, iov: Buffer[]): void {
+  let pos = 0;
+  for (let i = 0; i < iov.length && pos < src.length; i++) {
+    pos += src.copy(iov[i], 0, pos, Math.min(src.length, pos + iov[i].length));
+  }
+}
+
+/** This realm's I/O queue to one attached controller. */
+export class RealmQueue {
+  readonly key: string;
+  readonly params: NvmeBdevParams;
+  readonly shared: Int32Array;
+  private readonly hostid: Buffer;
+  refs = 0;
+  qpair: NvmeIoQpair | null = null;
+  /** generation of the controller the open queue belongs to */
+  private qpairGeneration = -1;
+  private connecting = false;
+  /** generation whose connect last failed, and when to try it again */
+  private failedGeneration = -1;
+  private retryAt = 0;
+  /** connect failures in a row while the controller says it is enabled */
+  private failures = 0;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private destroyed = false;
+  /** bdev_ios waiting for a queue or a free slot (intrusive list through io.next) */
+  private waitHead: BdevIo | null = null;
+  private waitTail: BdevIo | null = null;
+  private readonly freeReqs: NvmeRequest[] = [];
+  /** commands in flight on the queue */
+  inFlight = 0;
+
+  constructor(key: string, params: NvmeBdevParams) {
+    this.key = key;
+    this.params = params;
+    this.shared = new Int32Array(params.shared);
+    this.hostid = Buffer.from(params.hostidHex, 'hex');
+  }
+
+  get state(): number {
+    return Atomics.load(this.shared, Shared.STATE);
+  }
+
+  submit(io: BdevIo): void {
+    const st = this.state;
+    if (st === CtrlrState.DELETED || st === CtrlrState.FAIL_FAST) {
+      this.fail(io, st);
+      return;
+    }
+    if (this.waitHead === null && this.ready() && this.start(io)) return;
+    this.enqueue(io);
+    this.kick();
+  }
+
+  /** The queue is open and belongs to the controller of the current generation. */
+  private ready(): boolean {
+    const q = this.qpair;
+    if (q === null || q.closed) return false;
+    if (this.qpairGeneration !== Atomics.load(this.shared, Shared.GENERATION)) {
+      // the controller was reconnected under us: this queue belongs to the old one
+      q.close();
+      return false;
+    }
+    return true;
+  }
+
+  private enqueue(io: BdevIo): void {
+    io.next = null;
+    if (this.waitTail === null) this.waitHead = io;
+    else this.waitTail.next = io;
+    this.waitTail = io;
+  }
+
+  private fail(io: BdevIo, st: number): void {
+    io.completeStatus(st === CtrlrState.DELETED ? BdevIoStatus.ABORTED : BdevIoStatus.FAILED);
+  }
+
+  /** Start one bdev_io on the open queue; false when the queue is full (nothing was sent). */
+  private start(io: BdevIo): boolean {
+    const q = this.qpair!;
+    const req = this.freeReqs.pop() ?? new NvmeRequest(this);
+    req.io = io;
+    req.qpair = q;
+    const nsid = io.moduleNum;
+    const bs = io.bdev!.blockSize;
+    const len = io.numBlocks * bs;
+    let ok: boolean;
+    switch (io.type) {
+      case BdevIoType.READ: {
+        let buf: Buffer;
+        if (io.iov.length === 1 && io.iov[0].length >= len) {
+          buf = io.iov[0].length === len ? io.iov[0] : io.iov[0].subarray(0, len);
+        } else {
+          buf = Buffer.allocUnsafe(len);
+          req.bounce = buf;
+        }
+        ok = q.read(nsid, io.offsetBlocks, io.numBlocks, buf, req.done);
+        break;
+      }
+      case BdevIoType.WRITE:
+        ok = q.write(nsid, io.offsetBlocks, io.numBlocks, gather(io.iov, len), req.done, io.fua);
+        break;
+      case BdevIoType.COMPARE:
+        ok = q.compare(nsid, io.offsetBlocks, io.numBlocks, gather(io.iov, len), req.done);
+        break;
+      case BdevIoType.WRITE_ZEROES:
+        ok = q.writeZeroes(nsid, io.offsetBlocks, io.numBlocks, req.done);
+        break;
+      case BdevIoType.UNMAP:
+        ok = q.dsm(nsid, [[io.offsetBlocks, io.numBlocks]], req.done);
+        break;
+      case BdevIoType.FLUSH:
+        ok = q.flush(nsid, req.done);
+        break;
+      default:
+        ok = false;
+    }
+    if (!ok) {
+      this.release(req);
+      return false;
+    }
+    this.inFlight++;
+    return true;
+  }
+
+  private release(req: NvmeRequest): void {
+    req.io = null;
+    req.qpair = null;
+    req.bounce = null;
+    this.freeReqs.push(req);
+  }
+
+  /** A command finished (the queue calls it; also with ABORTED_SQ_DELETION when the queue died). */
+  completed(req: NvmeRequest, status: number): void {
+    const io = req.io!;
+    const bounce = req.bounce;
+    const lostQueue = req.qpair!.closed && status === ABORTED_SQ_DELETION;
+    this.release(req);
+    this.inFlight--;
+    if (lostQueue && !this.destroyed) {
+      // not the device's answer: the connection went away; run it again after the reconnect
+      const st = this.state;
+      if (st === CtrlrState.DELETED || st === CtrlrState.FAIL_FAST) this.fail(io, st);
+      else this.enqueue(io);
+    } else if (status === 0) {
+      if (bounce !== null) scatter(bounce, io.iov);
+      io.complete(true);
+    } else {
+      io.completeNvme((status >> 8) & 0x7, status & 0xff);
+    }
+    if (this.waitHead !== null) this.drain();
+  }
+
+  /** Start waiting I/O while the queue takes it. */
+  private drain(): void {
+    if (!this.ready()) {
+      this.kick();
+      return;
+    }
+    while (this.waitHead !== null) {
+      const io = this.waitHead;
+      if (!this.start(io)) return; // full: the next completion drains again
+      this.waitHead = io.next;
+      if (this.waitHead === null) this.waitTail = null;
+      io.next = null;
+    }
+  }
+
+  private failWaiting(st: number): void {
+    let io = this.waitHead;
+    this.waitHead = null;
+    this.waitTail = null;
+    while (io !== null) {
+      const next = io.next;
+      io.next = null;
+      this.fail(io, st);
+      io = next;
+    }
+  }
+
+  /** Move toward a usable queue: fail waiting I/O, connect, or look again shortly. */
+  private kick(): void {
+    if (this.destroyed || this.connecting) return;
+    const st = this.state;
+    if (st === CtrlrState.DELETED || st === CtrlrState.FAIL_FAST) {
+      this.failWaiting(st);
+      return;
+    }
+    if (this.ready()) {
+      this.drain();
+      return;
+    }
+    const gen = Atomics.load(this.shared, Shared.GENERATION);
+    if (st !== CtrlrState.ENABLED || (gen === this.failedGeneration && Date.now() < this.retryAt)) {
+      this.wait();
+      return;
+    }
+    this.connect(gen);
+  }
+
+  private wait(): void {
+    if (this.timer !== null || this.waitHead === null || this.destroyed) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.kick();
+    }, WAIT_POLL_MS);
+  }
+
+  private connect(gen: number): void {
+    this.connecting = true;
+    const p = this.params;
+    connectIoQpair({
+      trid: p.trid,
+      cntlid: Atomics.load(this.shared, Shared.CNTLID),
+      hostid: this.hostid,
+      qid: realmReactor() + 1,
+      queueSize: Atomics.load(this.shared, Shared.QUEUE_SIZE),
+      inCapsuleDataSize: Atomics.load(this.shared, Shared.IN_CAPSULE),
+      connectTimeoutMs: p.connectTimeoutMs,
+    }).then(
+      (q) => {
+        this.connecting = false;
+        if (this.destroyed || Atomics.load(this.shared, Shared.GENERATION) !== gen) {
+          q.close();
+          this.kick();
+          return;
+        }
+        this.qpair = q;
+        this.qpairGeneration = gen;
+        this.failures = 0;
+        q.qpair.onClose = (reason) => this.lost(q, reason);
+        log.info(`${p.ctrlrName}: I/O queue ${q.qid} connected`);
+        this.drain();
+      },
+      (err: Error) => {
+        this.connecting = false;
+        this.failures = this.failedGeneration === gen ? this.failures + 1 : 1;
+        this.failedGeneration = gen;
+        this.retryAt = Date.now() + p.retryDelayMs;
+        log.info(`${p.ctrlrName}: I/O queue connect failed: ${err.message}`);
+        // the admin queue is up but this queue keeps being refused: do not hold I/O forever
+        if (this.failures >= MAX_QUEUE_CONNECT_FAILURES && this.state === CtrlrState.ENABLED) {
+          this.failWaiting(CtrlrState.FAIL_FAST);
+        }
+        this.kick();
+      },
+    );
+  }
+
+  private lost(q: NvmeIoQpair, reason: string): void {
+    if (this.qpair !== q) return;
+    this.qpair = null;
+    if (!this.destroyed) log.warn(`${this.params.ctrlrName}: I/O queue ${q.qid} lost: ${reason}`);
+    // the I/O it had in flight came back (ABORTED_SQ_DELETION) into the wait queue
+    if (this.waitHead !== null) this.kick();
+  }
+
+  destroy(): void {
+    this.destroyed = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.failWaiting(CtrlrState.DELETED);
+    const q = this.qpair;
+    this.qpair = null;
+    q?.close();
+  }
+}
+
+// ---- per-realm table of queues, by attach id
+
+const queues = new Map<string, RealmQueue>();
+
+function acquireQueue(p: NvmeBdevParams): RealmQueue {
+  let q = queues.get(p.attachId);
+  if (q === undefined) {
+    q = new RealmQueue(p.attachId, p);
+    queues.set(p.attachId, q);
+  }
+  q.refs++;
+  return q;
+}
+
+function releaseQueue(q: RealmQueue): void {
+  if (--q.refs > 0) return;
+  queues.delete(q.key);
+  q.destroy();
+}
+
+const SUPPORTED = new Set<number>([
+  BdevIoType.READ,
+  BdevIoType.WRITE,
+  BdevIoType.UNMAP,
+  BdevIoType.FLUSH,
+  BdevIoType.RESET,
+  BdevIoType.WRITE_ZEROES,
+  BdevIoType.COMPARE,
+]);
+
+/** One namespace's replica in this realm: it tags each I/O with its NSID and hands it to the shared queue. */
+export class NvmeBdevBackend implements BdevBackend {
+  readonly params: NvmeBdevParams;
+  private readonly queue: RealmQueue;
+  private readonly nsid: number;
+  private dropped = false;
+
+  constructor(desc: BdevDescriptor) {
+    this.params = desc.params as unknown as NvmeBdevParams;
+    this.nsid = this.params.nsid;
+    this.queue = acquireQueue(this.params);
+  }
+
+  supportsIo(type: number): boolean {
+    return SUPPORTED.has(type);
+  }
+
+  submit(io: BdevIo): void {
+    if (io.type === BdevIoType.RESET) {
+      // nothing is held below the bdev layer but the wait queue, which the reconnect logic owns
+      io.complete(true);
+      return;
+    }
+    io.moduleNum = this.nsid;
+    this.queue.submit(io);
+  }
+
+  destruct(): void {
+    if (this.dropped) return;
+    this.dropped = true;
+    releaseQueue(this.queue);
+  }
+
+  dumpInfo(): Record<string, unknown> {
+    const p = this.params;
+    const st = this.queue.state;
+    return {
+      nvme: [
+        {
+          trid: {
+            trtype: 'TCP',
+            adrfam: p.trid.traddr.includes(':') ? 'IPv6' : 'IPv4',
+            traddr: p.trid.traddr,
+            trsvcid: p.trid.trsvcid,
+            subnqn: p.trid.subnqn,
+          },
+          ctrlr_data: {
+            cntlid: Atomics.load(this.queue.shared, Shared.CNTLID),
+            vendor_id: `0x${p.ctrlrData.vendorId.toString(16).padStart(4, '0')}`,
+            model_number: p.ctrlrData.model,
+            serial_number: p.ctrlrData.serial,
+            firmware_revision: p.ctrlrData.firmware,
+            subnqn: p.ctrlrData.subnqn,
+          },
+          ns_data: { id: p.nsid },
+          state: st === CtrlrState.ENABLED ? 'enabled' : st === CtrlrState.DELETED ? 'deleting' : 'resetting',
+        },
+      ],
+      mp_policy: 'active_passive',
+    };
+  }
+}
