@@ -4,7 +4,7 @@
 // chunks is copied (into a buffer of exactly its length).
 
 import { crc32c } from '@node-rs/crc32';
-import { Ch, DIGEST_SIZE, expectedHlen, PduType, pduHasHeaderDigest, TermReqFes } from './tcp.ts';
+import { Ch, DIGEST_SIZE, expectedHlen, PduType, pduHasHeaderDigest, TermReq, TermReqFes } from './tcp.ts';
 
 export const RecvState = {
   /** waiting for the 8-byte common header */
@@ -243,9 +243,13 @@ export class PduReceiver {
     if (hlen !== expectedHlen(type)) return this.error(TermReqFes.INVALID_HEADER_FIELD, Ch.HLEN, header);
     const hd = this.headerDigest && pduHasHeaderDigest(type) ? DIGEST_SIZE : 0;
     if (plen < hlen + hd) return this.error(TermReqFes.INVALID_HEADER_FIELD, Ch.PLEN, header);
-    if (plen > this.maxPlen) return this.error(TermReqFes.DATA_TRANSFER_LIMIT_EXCEEDED, Ch.PLEN, header);
+    // IC PDUs have one fixed length: any other is a bad field, not an oversized transfer
     if (type === PduType.IC_REQ || type === PduType.IC_RESP) {
       if (plen !== hlen) return this.error(TermReqFes.INVALID_HEADER_FIELD, Ch.PLEN, header);
+    }
+    if (plen > this.maxPlen) return this.error(TermReqFes.DATA_TRANSFER_LIMIT_EXCEEDED, Ch.PLEN, header);
+    if ((type === PduType.H2C_TERM_REQ || type === PduType.C2H_TERM_REQ) && plen > TermReq.MAX_PLEN) {
+      return this.error(TermReqFes.INVALID_HEADER_FIELD, Ch.PLEN, header);
     }
     if (plen > hlen + hd && type !== PduType.H2C_TERM_REQ && type !== PduType.C2H_TERM_REQ) {
       // data present: pdo must point past the header (and digest) and inside the PDU

@@ -327,6 +327,12 @@ export class TcpQpair implements NvmfQpair, PduSink {
     const sglType = cmd[Sqe.SGL_TYPE];
     const sglLength = cmd.readUInt32LE(Sqe.SGL_LENGTH);
 
+    if (dataLength > this.inCapsuleLimit()) {
+      // more in-capsule data than this queue takes (SPDK: fatal, data transfer limit exceeded)
+      this.freeSlot(req);
+      this.terminate(TermReqFes.DATA_TRANSFER_LIMIT_EXCEEDED, 0, pdu);
+      return;
+    }
     if (dir === 0 || sglLength === 0) {
       this.dispatch(req);
       return;
@@ -432,13 +438,19 @@ export class TcpQpair implements NvmfQpair, PduSink {
     const cccid = pdu.readUInt16LE(DataPdu.CCCID);
     const datao = pdu.readUInt32LE(DataPdu.DATAO);
     const datal = pdu.readUInt32LE(DataPdu.DATAL);
+    // as SPDK: a tag no slot can ever have is a sequence error, a known slot that is not
+    // waiting for data an invalid field, data for another command a sequence error
+    if (ttag >= this.maxSlots) {
+      this.terminate(TermReqFes.PDU_SEQUENCE_ERROR, DataPdu.TTAG, pdu);
+      return;
+    }
     const req = this.slots[ttag];
     if (req === undefined || req.state !== TcpReqState.AWAIT_H2C_DATA) {
       this.terminate(TermReqFes.INVALID_HEADER_FIELD, DataPdu.TTAG, pdu);
       return;
     }
     if (req.cid !== cccid) {
-      this.terminate(TermReqFes.INVALID_HEADER_FIELD, DataPdu.CCCID, pdu);
+      this.terminate(TermReqFes.PDU_SEQUENCE_ERROR, DataPdu.CCCID, pdu);
       return;
     }
     if (datal !== dataLength || datal === 0) {
@@ -628,11 +640,15 @@ export class TcpQpair implements NvmfQpair, PduSink {
   terminate(fes: number, fei: number, header: Buffer | null): void {
     if (this.state === TcpQpairState.TERMINATING || this.state === TcpQpairState.CLOSED) return;
     this.receiver.fail();
-    const copyLen = header ? Math.min(header.length, TermReq.MAX_ERROR_DATA) : 0;
+    // error data: the offending PDU's header (hlen bytes, at least the common header), never its data
+    const hdrLen = header && header.length >= Ch.SIZE ? Math.max(Ch.SIZE, header[Ch.HLEN]) : 0;
+    const copyLen = header ? Math.min(header.length, hdrLen || header.length, TermReq.MAX_ERROR_DATA) : 0;
     const pdu = Buffer.alloc(TermReq.HDR_SIZE + copyLen);
     writeCommonHeader(pdu, PduType.C2H_TERM_REQ, 0, TermReq.HDR_SIZE, 0, pdu.length);
     pdu.writeUInt16LE(fes, TermReq.FES);
-    pdu.writeUInt32LE(fei, TermReq.FEI);
+    // FEI is defined only for an invalid header field or an unsupported parameter; reserved otherwise
+    const feiDefined = fes === TermReqFes.INVALID_HEADER_FIELD || fes === TermReqFes.UNSUPPORTED_PARAMETER;
+    pdu.writeUInt32LE(feiDefined ? fei : 0, TermReq.FEI);
     if (header) header.copy(pdu, TermReq.HDR_SIZE, 0, copyLen);
     // PDUs already queued (ICResp, responses) go out first: they were valid when queued
     this.queueTx(pdu);
