@@ -39,6 +39,8 @@ export interface IoQueueState {
   anaPathStatus: number;
   /** commands handed to a bdev and not yet completed */
   outstanding: number;
+  /** largest data transfer of one command in bytes (the transport's max_io_size = MDTS); unset: no limit */
+  maxTransferBytes?: number;
   /** called when a command fails, for the controller's error log */
   onError(req: NvmfRequest, lba: number): void;
   /** called for each completed command, for stats */
@@ -93,6 +95,12 @@ function fusedDone(io: BdevIo, success: boolean, cbArg: unknown): void {
   finish(pair.second, StatusCodeType.GENERIC, GenericStatus.ABORTED_FAILED_FUSED, false);
 }
 
+/**
+ * Checks shared by read, write and compare: MDTS, LBA range (SLBA + NLB in plain
+ * number arithmetic never wraps at 2^64, so a huge SLBA cannot slip under the end),
+ * and an SGL describing exactly NLB × block size (Identify SGLS bit 18 is clear:
+ * no longer-than-needed SGLs; Linux nvmet_check_transfer_len is as strict).
+ */
 function checkRange(
   req: NvmfRequest,
   ns: PgNamespace,
@@ -101,11 +109,18 @@ function checkRange(
   withData: boolean,
 ): boolean {
   const bdev = ns.desc.bdev;
+  const bytes = nlb * bdev.blockSize;
+  const max = ioState(req).maxTransferBytes;
+  if (withData && max !== undefined && bytes > max) {
+    // over MDTS: Invalid Field in Command (NVMe base spec, Identify Controller MDTS)
+    finish(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
+    return false;
+  }
   if (slba + nlb > bdev.numBlocks) {
     finish(req, StatusCodeType.GENERIC, GenericStatus.LBA_OUT_OF_RANGE, true);
     return false;
   }
-  if (withData && nlb * bdev.blockSize > req.length) {
+  if (withData && bytes !== req.length) {
     finish(req, StatusCodeType.GENERIC, GenericStatus.DATA_SGL_LENGTH_INVALID, true);
     return false;
   }
@@ -128,14 +143,23 @@ export function executeIo(req: NvmfRequest): void {
   const opc = cmd[Sqe.OPCODE];
   const fuse = cmd[Sqe.FLAGS] & SqeFlags.FUSE_MASK;
 
-  // a pending fused first command must be followed by its second
+  // a pending fused first command must be followed by its second (SPDK lib/nvmf/ctrlr.c
+  // nvmf_ctrlr_process_io_cmd: the first is aborted, the new command goes on)
   if (st.fusedFirst !== null && fuse !== SqeFlags.FUSE_SECOND) {
     const first = st.fusedFirst;
     st.fusedFirst = null;
     finish(first, StatusCodeType.GENERIC, GenericStatus.ABORTED_MISSING_FUSED, false);
   }
+  // NVMe-oF carries data by SGL only: PSDT 00b (PRP) or 11b (reserved) is an invalid field
+  // (Linux drivers/nvme/target/core.c nvmet_req_init)
+  const psdt = cmd[Sqe.FLAGS] & SqeFlags.PSDT_MASK;
+  if (psdt === SqeFlags.PSDT_PRP || psdt === SqeFlags.PSDT_MASK) {
+    finish(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
+    return;
+  }
 
   const nsid = cmd.readUInt32LE(Sqe.NSID);
+  // NSID 0, 0xffffffff (no broadcast: Identify VWC says so), above NN or inactive
   const ns = st.sub.ns.get(nsid);
   if (ns === undefined) {
     finish(req, StatusCodeType.GENERIC, GenericStatus.INVALID_NAMESPACE_OR_FORMAT, true);
@@ -154,9 +178,14 @@ export function executeIo(req: NvmfRequest): void {
   const ch = ns.ch.ctx;
   const bs = desc.bdev.blockSize;
 
+  // fused operations as SPDK answers them (lib/nvmf/ctrlr.c nvmf_ctrlr_process_io_fused_cmd)
+  if (fuse === SqeFlags.FUSE_MASK) {
+    finish(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
+    return;
+  }
   if (fuse === SqeFlags.FUSE_FIRST) {
     if (opc !== NvmOpcode.COMPARE) {
-      finish(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
+      finish(req, StatusCodeType.GENERIC, GenericStatus.INVALID_OPCODE, true);
       return;
     }
     st.fusedFirst = req;
@@ -165,9 +194,14 @@ export function executeIo(req: NvmfRequest): void {
   if (fuse === SqeFlags.FUSE_SECOND) {
     const first = st.fusedFirst;
     st.fusedFirst = null;
-    if (first === null || opc !== NvmOpcode.WRITE) {
+    if (first === null) {
+      // a second command with no first
       finish(req, StatusCodeType.GENERIC, GenericStatus.ABORTED_MISSING_FUSED, false);
-      if (first !== null) finish(first, StatusCodeType.GENERIC, GenericStatus.ABORTED_MISSING_FUSED, false);
+      return;
+    }
+    if (opc !== NvmOpcode.WRITE) {
+      finish(first, StatusCodeType.GENERIC, GenericStatus.ABORTED_MISSING_FUSED, false);
+      finish(req, StatusCodeType.GENERIC, GenericStatus.INVALID_OPCODE, true);
       return;
     }
     const slba = getSlba(cmd);
@@ -186,7 +220,13 @@ export function executeIo(req: NvmfRequest): void {
       finish(req, StatusCodeType.GENERIC, GenericStatus.ABORTED_FAILED_FUSED, false);
       return;
     }
-    if (nlb * bs > req.length || nlb * bs > first.length) {
+    const max = st.maxTransferBytes;
+    if (max !== undefined && nlb * bs > max) {
+      finish(first, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
+      finish(req, StatusCodeType.GENERIC, GenericStatus.ABORTED_FAILED_FUSED, false);
+      return;
+    }
+    if (nlb * bs !== req.length || nlb * bs !== first.length) {
       finish(first, StatusCodeType.GENERIC, GenericStatus.DATA_SGL_LENGTH_INVALID, true);
       finish(req, StatusCodeType.GENERIC, GenericStatus.ABORTED_FAILED_FUSED, false);
       return;
@@ -254,16 +294,17 @@ export function executeIo(req: NvmfRequest): void {
     case NvmOpcode.DATASET_MANAGEMENT: {
       const nr = (cmd[Sqe.CDW10] & 0xff) + 1;
       const attrs = cmd.readUInt32LE(Sqe.CDW11);
+      // NR + 1 ranges of 16 bytes must all be there (at most 256: NR is 8 bits)
+      if (nr * Dsm.RANGE_SIZE > req.length) {
+        finish(req, StatusCodeType.GENERIC, GenericStatus.DATA_SGL_LENGTH_INVALID, true);
+        return;
+      }
       if ((attrs & Dsm.ATTR_DEALLOCATE) === 0) {
         finish(req, 0, 0, false); // integral read/write hints only: nothing to do
         return;
       }
       if (!ns.unmapSupported) {
         finish(req, 0, 0, false);
-        return;
-      }
-      if (nr * Dsm.RANGE_SIZE > req.length) {
-        finish(req, StatusCodeType.GENERIC, GenericStatus.DATA_SGL_LENGTH_INVALID, true);
         return;
       }
       const data = req.iov.length === 1 ? req.iov[0] : Buffer.concat(req.iov);

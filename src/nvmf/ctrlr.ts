@@ -43,6 +43,7 @@ import {
   GenericStatus,
   NvmOpcode,
   Sqe,
+  SqeFlags,
   StatusCodeType,
   setStatus,
 } from '../spec/nvme.ts';
@@ -56,6 +57,32 @@ export const FIRMWARE_REVISION = '26.05';
 /** Keep-alive granularity reported in KAS (ms), as SPDK does. */
 export const KAS_MS = 10_000;
 const MAX_AER = 4;
+/** Admin opcodes with controller scope: a non-zero NSID is an invalid field. */
+const CONTROLLER_SCOPED_ADMIN = new Set<number>([
+  AdminOpcode.DELETE_IO_SQ,
+  AdminOpcode.CREATE_IO_SQ,
+  AdminOpcode.DELETE_IO_CQ,
+  AdminOpcode.CREATE_IO_CQ,
+  AdminOpcode.ABORT,
+  AdminOpcode.ASYNC_EVENT_REQUEST,
+  AdminOpcode.FIRMWARE_COMMIT,
+  AdminOpcode.FIRMWARE_IMAGE_DOWNLOAD,
+  AdminOpcode.KEEP_ALIVE,
+  AdminOpcode.VIRTUALIZATION_MANAGEMENT,
+  AdminOpcode.NVME_MI_SEND,
+  AdminOpcode.NVME_MI_RECEIVE,
+  AdminOpcode.DOORBELL_BUFFER_CONFIG,
+  AdminOpcode.SANITIZE,
+]);
+/** Log pages with controller or NVM subsystem scope: NSID must be 0 or 0xffffffff. */
+const CONTROLLER_SCOPED_LOGS = new Set<number>([
+  LogPage.SUPPORTED_LOG_PAGES,
+  LogPage.ERROR,
+  LogPage.FIRMWARE_SLOT,
+  LogPage.CHANGED_NS_LIST,
+  LogPage.COMMAND_EFFECTS,
+  LogPage.ANA,
+]);
 const ERROR_LOG_ENTRIES = 128;
 /** CAP.TO in 500 ms units: 15 s like SPDK */
 const CAP_TO = 30;
@@ -169,8 +196,13 @@ export class NvmfCtrlr {
 
   // ------------------------------------------------------------ properties
 
+  // Property Get/Set answer as SPDK's nvmf_property_get/set (lib/nvmf/ctrlr.c): a bad size,
+  // an unknown or read-only offset, or a CC value we cannot honour is Invalid Parameter
+  // (SCT 1 / 0x82) and changes nothing. (Linux answers Invalid Field and, for a bad CC,
+  // sets CSTS.CFS instead.)
+
   propertyGet(req: NvmfRequest): void {
-    const size8 = (req.cmd[FabricsSqe.PROP_ATTRIB] & 0x7) === 1;
+    const sizeCode = req.cmd[FabricsSqe.PROP_ATTRIB] & 0x7;
     const ofst = req.cmd.readUInt32LE(FabricsSqe.PROP_OFFSET);
     let lo: number;
     let hi = 0;
@@ -189,12 +221,13 @@ export class NvmfCtrlr {
         lo = this.csts;
         break;
       default:
-        setStatus(req.rsp, StatusCodeType.COMMAND_SPECIFIC, FabricsStatus.INVALID_PARAM);
+        setStatus(req.rsp, StatusCodeType.COMMAND_SPECIFIC, FabricsStatus.INVALID_PARAM, true);
         req.complete();
         return;
     }
-    if (size8 !== (ofst === ControllerRegister.CAP)) {
-      setStatus(req.rsp, StatusCodeType.COMMAND_SPECIFIC, FabricsStatus.INVALID_PARAM);
+    // size code 0 = 4 bytes, 1 = 8 bytes (CAP only); others are reserved
+    if (sizeCode > 1 || (sizeCode === 1) !== (ofst === ControllerRegister.CAP)) {
+      setStatus(req.rsp, StatusCodeType.COMMAND_SPECIFIC, FabricsStatus.INVALID_PARAM, true);
       req.complete();
       return;
     }
@@ -205,25 +238,17 @@ export class NvmfCtrlr {
 
   propertySet(req: NvmfRequest): void {
     const ofst = req.cmd.readUInt32LE(FabricsSqe.PROP_OFFSET);
-    const size8 = (req.cmd[FabricsSqe.PROP_ATTRIB] & 0x7) === 1;
+    const sizeCode = req.cmd[FabricsSqe.PROP_ATTRIB] & 0x7;
     const value = req.cmd.readUInt32LE(FabricsSqe.PROP_VALUE);
-    if (ofst !== ControllerRegister.CC || size8) {
-      setStatus(req.rsp, StatusCodeType.COMMAND_SPECIFIC, FabricsStatus.INVALID_PARAM);
+    // only CC (4 bytes) is writable
+    if (ofst !== ControllerRegister.CC || sizeCode !== 0 || !this.ccValueValid(value)) {
+      setStatus(req.rsp, StatusCodeType.COMMAND_SPECIFIC, FabricsStatus.INVALID_PARAM, true);
       req.complete();
       return;
     }
     const oldEn = (this.cc & CcBits.EN) !== 0;
     const newEn = (value & CcBits.EN) !== 0;
     if (!oldEn && newEn) {
-      const iosqes = (value >>> CcBits.IOSQES_SHIFT) & 0xf;
-      const iocqes = (value >>> CcBits.IOCQES_SHIFT) & 0xf;
-      const mps = (value >>> CcBits.MPS_SHIFT) & 0xf;
-      // the discovery controller needs no I/O queue entry sizes
-      if (mps !== 0 || (!this.isDiscovery && (iosqes !== 6 || iocqes !== 4))) {
-        setStatus(req.rsp, StatusCodeType.COMMAND_SPECIFIC, FabricsStatus.INVALID_PARAM);
-        req.complete();
-        return;
-      }
       this.cc = value;
       this.csts = (this.csts | CstsBits.RDY) >>> 0;
       this.host.onCtrlrEnabled(this);
@@ -242,10 +267,51 @@ export class NvmfCtrlr {
     req.complete();
   }
 
+  /**
+   * A CC value this controller can take: AMS round robin and MPS 4 KiB only (CAP.AMS /
+   * CAP.MPSMAX are 0), CSS the NVM command set (the only set CAP.CSS names), SHN not the
+   * reserved 11b, IOSQES/IOCQES unset or 64/16-byte entries, and both set when an NVM
+   * controller is enabled (the discovery controller has no I/O queues).
+   */
+  private ccValueValid(value: number): boolean {
+    const field = (shift: number, mask: number) => (value >>> shift) & mask;
+    const iosqes = field(CcBits.IOSQES_SHIFT, 0xf);
+    const iocqes = field(CcBits.IOCQES_SHIFT, 0xf);
+    if (field(CcBits.AMS_SHIFT, 0x7) !== 0 || field(CcBits.MPS_SHIFT, 0xf) !== 0) return false;
+    if (field(CcBits.CSS_SHIFT, 0x7) !== 0) return false;
+    if ((value & CcBits.SHN_MASK) === CcBits.SHN_MASK) return false;
+    if ((iosqes !== 0 && iosqes !== 6) || (iocqes !== 0 && iocqes !== 4)) return false;
+    const enabling = (value & CcBits.EN) !== 0 && (this.cc & CcBits.EN) === 0;
+    if (enabling && !this.isDiscovery && (iosqes !== 6 || iocqes !== 4)) return false;
+    return true;
+  }
+
   // ------------------------------------------------------------ admin commands
 
   admin(req: NvmfRequest): void {
-    const opc = req.cmd[Sqe.OPCODE];
+    const cmd = req.cmd;
+    const opc = cmd[Sqe.OPCODE];
+    const psdt = cmd[Sqe.FLAGS] & SqeFlags.PSDT_MASK;
+    // no fused admin commands; SGL only on fabrics (SPDK nvmf_ctrlr_process_admin_cmd,
+    // Linux nvmet_req_init)
+    if (
+      (cmd[Sqe.FLAGS] & SqeFlags.FUSE_MASK) !== 0 ||
+      psdt === SqeFlags.PSDT_PRP ||
+      psdt === SqeFlags.PSDT_MASK
+    ) {
+      this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
+      return;
+    }
+    // commands with controller scope take no namespace (SPDK is_cmd_ctrlr_specific)
+    if (cmd.readUInt32LE(Sqe.NSID) !== 0 && CONTROLLER_SCOPED_ADMIN.has(opc)) {
+      this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
+      return;
+    }
+    if ((this.cc & CcBits.EN) === 0) {
+      // before CC.EN = 1 (or after a reset) only Fabrics commands are accepted
+      this.fail(req, StatusCodeType.GENERIC, GenericStatus.COMMAND_SEQUENCE_ERROR, true);
+      return;
+    }
     switch (opc) {
       case AdminOpcode.IDENTIFY:
         this.identify(req);
@@ -303,6 +369,11 @@ export class NvmfCtrlr {
       this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
       return;
     }
+    if (req.length < IDENTIFY_SIZE) {
+      // Identify always returns 4 KiB (SPDK nvmf_ctrlr_identify)
+      this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
+      return;
+    }
     switch (cns) {
       case Cns.CONTROLLER: {
         let oncs = Oncs.COMPARE | Oncs.DSM | Oncs.WRITE_ZEROES;
@@ -327,7 +398,8 @@ export class NvmfCtrlr {
         break;
       }
       case Cns.NAMESPACE: {
-        if (nsid === 0 || (nsid > view.maxNamespaces && nsid !== 0xffffffff)) {
+        // 0, above the subsystem's max NSID, and 0xffffffff (no namespace management) are invalid
+        if (nsid === 0 || nsid > view.maxNamespaces) {
           this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_NAMESPACE_OR_FORMAT, true);
           return;
         }
@@ -400,7 +472,14 @@ export class NvmfCtrlr {
 
   private getLogPage(req: NvmfRequest): void {
     const p = decodeGetLog(req.cmd);
-    if ((p.offset & 3) !== 0) {
+    // SPDK nvmf_ctrlr_get_log_page: dword-aligned offset, NUMD within the data buffer,
+    // NSID 0 or all for pages of controller scope
+    const nsid = req.cmd.readUInt32LE(Sqe.NSID);
+    if (
+      (p.offset & 3) !== 0 ||
+      p.length > req.length ||
+      (CONTROLLER_SCOPED_LOGS.has(p.lid) && nsid !== 0 && nsid !== 0xffffffff)
+    ) {
       this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
       return;
     }
@@ -420,9 +499,10 @@ export class NvmfCtrlr {
           );
           break;
         case LogPage.ERROR: {
-          const n = Math.max(1, Math.ceil(p.length / ERROR_LOG_ENTRY_SIZE));
-          page = Buffer.alloc(n * ERROR_LOG_ENTRY_SIZE + p.offset);
-          for (let i = 0; i < this.errorLog.length && (i + 1) * ERROR_LOG_ENTRY_SIZE <= page.length; i++) {
+          // ELPE + 1 entries, newest first; only the entries the host asks for are built
+          page = Buffer.alloc(ERROR_LOG_ENTRIES * ERROR_LOG_ENTRY_SIZE);
+          const end = Math.min(page.length, p.offset + p.length);
+          for (let i = 0; i < this.errorLog.length && i * ERROR_LOG_ENTRY_SIZE < end; i++) {
             writeErrorLogEntry(page, i * ERROR_LOG_ENTRY_SIZE, this.errorLog[i]);
           }
           break;

@@ -16,6 +16,7 @@ import {
   ConnectData,
   ConnectRsp,
   FabricsSqe,
+  NQN_MAX_LEN,
   readCString,
 } from '../spec/fabrics.ts';
 import {
@@ -585,7 +586,8 @@ export class NvmfPollGroup implements QpairEvents {
     switch (fctype) {
       case FabricsCommandType.CONNECT:
         if (ctx !== null && ctx !== undefined) {
-          setStatus(req.rsp, StatusCodeType.GENERIC, GenericStatus.COMMAND_SEQUENCE_ERROR, true);
+          // a second Connect on a connected queue: SPDK nvmf_ctrlr_process_fabrics_cmd
+          setStatus(req.rsp, StatusCodeType.GENERIC, GenericStatus.INVALID_OPCODE, true);
           req.complete();
           return;
         }
@@ -631,8 +633,9 @@ export class NvmfPollGroup implements QpairEvents {
   private connect(req: NvmfRequest): void {
     const cmd = req.cmd;
     const q = req.qpair;
+    // checks and their order follow SPDK lib/nvmf/ctrlr.c nvmf_ctrlr_cmd_connect / _nvmf_ctrlr_connect
     if (req.length < ConnectData.SIZE) {
-      this.connectFail(req, StatusCodeType.GENERIC, GenericStatus.DATA_SGL_LENGTH_INVALID);
+      this.connectFail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD);
       return;
     }
     const recfmt = cmd.readUInt16LE(FabricsSqe.CONNECT_RECFMT);
@@ -647,6 +650,15 @@ export class NvmfPollGroup implements QpairEvents {
     const data = requestData(req);
     const hostid = Buffer.from(data.subarray(ConnectData.HOSTID, ConnectData.HOSTID + 16));
     const cntlid = data.readUInt16LE(ConnectData.CNTLID);
+    // an NQN is at most 223 bytes and NUL-terminated inside its 256-byte field
+    for (const field of [ConnectData.SUBNQN, ConnectData.HOSTNQN]) {
+      if (!nqnTerminated(data, field)) {
+        const name = field === ConnectData.SUBNQN ? 'SUBNQN' : 'HOSTNQN';
+        log.error(`Connect: ${name} is not NUL-terminated within 224 bytes`);
+        this.connectFail(req, StatusCodeType.COMMAND_SPECIFIC, FabricsStatus.INVALID_PARAM, 1, field);
+        return;
+      }
+    }
     const subnqn = readCString(data, ConnectData.SUBNQN, ConnectData.NQN_LEN);
     const hostnqn = readCString(data, ConnectData.HOSTNQN, ConnectData.NQN_LEN);
     const sub = this.subsystems.get(subnqn);
@@ -668,13 +680,8 @@ export class NvmfPollGroup implements QpairEvents {
     const isDisc = sub.view.subtype === SubsystemType.DISCOVERY;
     if (!isDisc && !(sub.view.allowAnyHost || sub.view.hosts.includes(hostnqn))) {
       log.error(`Connect: host '${hostnqn}' is not allowed to connect to '${subnqn}'`);
-      this.connectFail(
-        req,
-        StatusCodeType.COMMAND_SPECIFIC,
-        FabricsStatus.INVALID_HOST,
-        1,
-        ConnectData.HOSTNQN,
-      );
+      // Invalid Host carries no IATTR/IPO (those belong to Invalid Parameters)
+      this.connectFail(req, StatusCodeType.COMMAND_SPECIFIC, FabricsStatus.INVALID_HOST);
       return;
     }
     const listenerOk = sub.view.listeners.some(
@@ -815,7 +822,9 @@ export class NvmfPollGroup implements QpairEvents {
       sendMsg(appThread(), tgtIoQueueGone, { cntlid: r.cntlid, qid: q.qid });
       return;
     }
-    q.ctrlr = new IoQueue(this, r.cntlid, p.sub, p.hostnqn, r.owner, q.listenAddr);
+    const ioq: IoQueueState = new IoQueue(this, r.cntlid, p.sub, p.hostnqn, r.owner, q.listenAddr);
+    ioq.maxTransferBytes = this.transportOptions(q.trtype).max_io_size; // MDTS
+    q.ctrlr = ioq;
     this.stats.io_qpairs++;
     this.stats.current_io_qpairs++;
     req.rsp.writeUInt16LE(r.cntlid, ConnectRsp.CNTLID);
@@ -940,6 +949,13 @@ function pg(): NvmfPollGroup {
   const ch = t.channels.get(NVMF_TGT_DEVICE);
   if (ch === undefined) throw new Error(`thread ${t.name} has no nvmf poll group`);
   return ch.ctx as NvmfPollGroup;
+}
+
+/** The Connect data field at `off` holds a NUL within the first 224 bytes (NQNs are ≤ 223 bytes). */
+function nqnTerminated(data: Buffer, off: number): boolean {
+  const end = Math.min(data.length, off + NQN_MAX_LEN + 1);
+  for (let i = off; i < end; i++) if (data[i] === 0) return true;
+  return false;
 }
 
 const disconnectLater = defineHandler<NvmfQpair>('nvmf.pg.disconnectQpair', (q) =>

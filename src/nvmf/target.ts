@@ -5,7 +5,8 @@
 import type { Socket } from 'node:net';
 import { bdevGetReplica } from '../bdev/index.ts';
 import { DISCOVERY_NQN, type DiscoveryEntry, SubType } from '../spec/discovery.ts';
-import { CommandSpecificStatus, FabricsStatus, GenericStatus, StatusCodeType } from '../spec/nvme.ts';
+import { ConnectData, FabricsSqe } from '../spec/fabrics.ts';
+import { FabricsStatus, StatusCodeType } from '../spec/nvme.ts';
 import {
   currentThread,
   defineHandler,
@@ -579,21 +580,24 @@ export class NvmfTarget {
       reply.sct = StatusCodeType.COMMAND_SPECIFIC;
       reply.sc = FabricsStatus.INVALID_PARAM;
       reply.iattr = 1;
-      reply.ipo = 16;
+      reply.ipo = ConnectData.CNTLID;
     } else if (c.hostnqn !== a.hostnqn) {
       log.error(`I/O Connect: host ${a.hostnqn} does not own cntlid ${a.cntlid}`);
       reply.sct = StatusCodeType.COMMAND_SPECIFIC;
       reply.sc = FabricsStatus.INVALID_PARAM;
       reply.iattr = 1;
-      reply.ipo = 512;
-    } else if (!c.enabled) {
-      log.error(`I/O Connect for cntlid ${a.cntlid} before the controller was enabled`);
-      reply.sct = StatusCodeType.GENERIC;
-      reply.sc = GenericStatus.COMMAND_SEQUENCE_ERROR;
-    } else if (c.ioQueues.has(a.qid)) {
-      log.error(`I/O Connect: cntlid ${a.cntlid} already has qid ${a.qid}`);
+      reply.ipo = ConnectData.HOSTNQN;
+    } else if (!c.enabled || c.ioQueues.has(a.qid)) {
+      // SPDK nvmf_ctrlr_add_io_qpair: both are Connect Invalid Parameters pointing at QID
+      log.error(
+        c.enabled
+          ? `I/O Connect: cntlid ${a.cntlid} already has qid ${a.qid}`
+          : `I/O Connect for cntlid ${a.cntlid} before the controller was enabled`,
+      );
       reply.sct = StatusCodeType.COMMAND_SPECIFIC;
-      reply.sc = CommandSpecificStatus.INVALID_QUEUE_IDENTIFIER;
+      reply.sc = FabricsStatus.INVALID_PARAM;
+      reply.iattr = 0;
+      reply.ipo = FabricsSqe.CONNECT_QID;
     } else {
       c.ioQueues.set(a.qid, a.pg);
       reply.owner = c.owner;

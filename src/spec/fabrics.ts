@@ -29,6 +29,9 @@ export const ConnectData = {
   NQN_LEN: 256,
 } as const;
 
+/** Longest NQN in bytes, without its terminating NUL (NVMe base spec §4.5). */
+export const NQN_MAX_LEN = 223;
+
 /** Connect response: DW0 bits 15:0 = CNTLID; on Invalid Parameter DW0 byte 0 = IATTR, bytes 2..3 = IPO. */
 export const ConnectRsp = { CNTLID: 0, AUTHREQ: 2, IATTR: 0, IPO: 2 } as const;
 

@@ -305,7 +305,8 @@ test('a host not on the allow list is refused at Connect; an allowed one gets in
 });
 
 test('namespace hot-add raises a namespace attribute AEN and shows in the changed list', async () => {
-  const c = await NvmeController.connect(trid(CNODE1));
+  // this test sends its own AER: the library's own AERs are off
+  const c = await NvmeController.connect(trid(CNODE1), { asyncEvents: false });
   try {
     await c.setFeatures(0x0b, 0x100); // namespace attribute notices
     const aer = Buffer.alloc(64);
@@ -415,7 +416,7 @@ test('ANA reporting: CMIC, ANA log, listener state change → AEN and path statu
   await api().call('nvmf_subsystem_add_ns', { nqn, namespace: { bdev_name: 'MallocA' } });
   const listen_address = { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: port };
   await api().call('nvmf_subsystem_add_listener', { nqn, listen_address });
-  const c = await NvmeController.connect(trid(nqn));
+  const c = await NvmeController.connect(trid(nqn), { asyncEvents: false }); // its own AER below
   try {
     const id = await c.identify(1, 0);
     assert.equal(id[76] & 0x8, 0x8, 'CMIC ANA');
@@ -547,7 +548,8 @@ test('controller reset (CC.EN 1→0) ends its I/O queues; I/O Connect needs EN a
     await assert.rejects(q.readAsync(1, 0, 1, Buffer.alloc(512)));
     await assert.rejects(c.createIoQpair(8), (e: unknown) => {
       assert.ok(e instanceof NvmeStatusError, String(e));
-      assert.equal(e.status, 0x0c, 'command sequence error');
+      assert.equal(e.status, 0x182, 'Connect Invalid Parameters (SPDK: I/O connect before enable)');
+      assert.equal(e.dw0, 42 << 16, 'IATTR 0 (command), IPO = QID');
       return true;
     });
   } finally {

@@ -170,12 +170,14 @@ export function listener(nqn: string, port: number) {
   };
 }
 
-/** A config with one TCP transport and subsystem `nqn` (any host) exporting `bdevs` as nsid 1.., on `port`. */
+/** A config with one TCP transport and subsystem `nqn` (any host) exporting bdevs as nsid 1.., on `port`. */
 export function simpleConfig(
   port: number,
   nqn: string,
   bdevs: Array<{ method: string; params: Record<string, unknown> }>,
   transport: Record<string, unknown> = {},
+  /** bdev names exported, in nsid order (default: every bdev in `bdevs`) */
+  exported: string[] = bdevs.map((b) => String(b.params.name)),
 ) {
   return {
     subsystems: [
@@ -188,9 +190,9 @@ export function simpleConfig(
             method: 'nvmf_create_subsystem',
             params: { nqn, allow_any_host: true, serial_number: 'SPDKFAULT001', max_namespaces: 32 },
           },
-          ...bdevs.map((b) => ({
+          ...exported.map((name) => ({
             method: 'nvmf_subsystem_add_ns',
-            params: { nqn, namespace: { bdev_name: b.params.name } },
+            params: { nqn, namespace: { bdev_name: name } },
           })),
           listener(nqn, port),
         ],

@@ -30,6 +30,7 @@ interface FakeReq extends NvmfRequest {
 
 function req(q: NvmfQpair, fill: (cmd: Buffer) => void, length = 0): FakeReq {
   const cmd = Buffer.alloc(64);
+  cmd[1] = 0x40; // PSDT: SGL, as every NVMe-oF host sends
   fill(cmd);
   const r: FakeReq = {
     qpair: q,
@@ -46,7 +47,8 @@ function req(q: NvmfQpair, fill: (cmd: Buffer) => void, length = 0): FakeReq {
   return r;
 }
 
-function makeCtrlr(discovery = false): { c: NvmfCtrlr; enabled: number[]; q: NvmfQpair } {
+/** A controller; `enable` sets CC.EN (as a host does first: admin commands need it). */
+function makeCtrlr(discovery = false, enable = true): { c: NvmfCtrlr; enabled: number[]; q: NvmfQpair } {
   const sub = new PgSubsystem({
     nqn: discovery ? 'nqn.2014-08.org.nvmexpress.discovery' : 'nqn.2016-06.io.spdk:cnode1',
     subtype: discovery ? SubsystemType.DISCOVERY : SubsystemType.NVME,
@@ -92,11 +94,15 @@ function makeCtrlr(discovery = false): { c: NvmfCtrlr; enabled: number[]; q: Nvm
     adminQpair: q,
     kato: 10000,
   });
+  if (enable) {
+    c.cc = 1 | (6 << 16) | (4 << 20);
+    c.csts = 1;
+  }
   return { c, enabled, q };
 }
 
 test('property get CAP/VS and CC enable sets CSTS.RDY', () => {
-  const { c, enabled, q } = makeCtrlr();
+  const { c, enabled, q } = makeCtrlr(false, false);
   const cap = req(q, (cmd) => {
     cmd[0] = 0x7f;
     cmd[4] = 0x04;
