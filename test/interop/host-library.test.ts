@@ -11,7 +11,8 @@ import { randomUUID } from 'node:crypto';
 import { after, test } from 'node:test';
 import {
   DISCOVERY_NQN,
-  type DiscoveredEntry,
+  discover,
+  discoveredSubsystems,
   NvmeController,
   type NvmeIoQpair,
   NvmeStatusError,
@@ -28,8 +29,11 @@ import {
 const NQN = 'nqn.2016-06.io.spdk:cnode1';
 const RESTRICTED_NQN = 'nqn.2016-06.io.spdk:cnode2';
 const ALLOWED_HOSTNQN = 'nqn.2014-08.org.nvmexpress:uuid:bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
-/** A host NQN nobody put on an allow list. */
-const STRANGER_HOSTNQN = `nqn.2014-08.org.nvmexpress:uuid:${randomUUID()}`;
+/** A host NQN nobody put on an allow list: this process's default identity (env wins over /etc/nvme). */
+const TEST_HOSTID = randomUUID();
+const STRANGER_HOSTNQN = `nqn.2014-08.org.nvmexpress:uuid:${TEST_HOSTID}`;
+process.env.NVMF_TS_HOSTNQN = STRANGER_HOSTNQN;
+process.env.NVMF_TS_HOSTID = TEST_HOSTID;
 /** reference-target exports a 256 MiB null_blk with 512-byte blocks as nsid 1. */
 const BLOCK_SIZE = 512;
 const NAMESPACE_BYTES = 256 * 1024 * 1024;
@@ -113,18 +117,13 @@ test('kernel target setup: guest image, QEMU, nvmet-tcp on a loopback port', asy
   setupError = undefined;
 });
 
-async function discoveryEntries(hostnqn?: string): Promise<DiscoveredEntry[]> {
-  const ctrlr = await NvmeController.connect(trid({ subnqn: DISCOVERY_NQN, hostnqn }), { kato: 0 });
-  try {
-    return (await ctrlr.getDiscoveryLog()).entries;
-  } finally {
-    await ctrlr.disconnect();
-  }
-}
-
-test('discovery: the kernel discovery controller lists cnode1 (tcp, ipv4, port 4420), not the restricted one', async () => {
+test('discovery: discover() of the string form lists cnode1 (tcp, ipv4, port 4420), not the restricted one', async () => {
   requireSetup();
-  const entries = await discoveryEntries(STRANGER_HOSTNQN);
+  // No hostnqn: the library's default identity (STRANGER_HOSTNQN through the env).
+  const result = await discover(`trtype:tcp adrfam:ipv4 traddr:127.0.0.1 trsvcid:${port}`);
+  assert.equal(result.error, undefined);
+  assert.ok(result.genctr > 0n, `GENCTR ${result.genctr}`);
+  const entries = result.entries;
   const subsystem = entries.find((e) => e.subnqn === NQN);
   assert.ok(subsystem, `no entry for ${NQN}: ${JSON.stringify(entries)}`);
   assert.equal(subsystem.trtype, 3, 'trtype TCP');
@@ -134,16 +133,28 @@ test('discovery: the kernel discovery controller lists cnode1 (tcp, ipv4, port 4
   // discovery connection arrived on (QEMU user networking: the guest's 10.0.2.15).
   assert.equal(subsystem.trsvcid, '4420');
   assert.match(subsystem.traddr, /^\d+\.\d+\.\d+\.\d+$/);
-  assert.notEqual(subsystem.traddr, '');
+  assert.ok(
+    discoveredSubsystems(result).some((e) => e.subnqn === NQN),
+    'discoveredSubsystems() lacks cnode1',
+  );
   assert.ok(
     !entries.some((e) => e.subnqn === RESTRICTED_NQN),
     `${RESTRICTED_NQN} listed to a host not on its allow list: ${JSON.stringify(entries)}`,
   );
-  const allowedView = await discoveryEntries(ALLOWED_HOSTNQN);
-  assert.ok(
-    allowedView.some((e) => e.subnqn === RESTRICTED_NQN),
-    `${RESTRICTED_NQN} not listed to its allowed host: ${JSON.stringify(allowedView)}`,
-  );
+  // The same through a controller object and getDiscoveryLog(), as the allowed host.
+  const ctrlr = await NvmeController.connect(trid({ subnqn: DISCOVERY_NQN, hostnqn: ALLOWED_HOSTNQN }), {
+    kato: 0,
+  });
+  try {
+    assert.ok(ctrlr.isDiscovery, 'a discovery controller');
+    const allowedView = (await ctrlr.getDiscoveryLog()).entries;
+    assert.ok(
+      allowedView.some((e) => e.subnqn === RESTRICTED_NQN),
+      `${RESTRICTED_NQN} not listed to its allowed host: ${JSON.stringify(allowedView)}`,
+    );
+  } finally {
+    await ctrlr.disconnect();
+  }
 });
 
 test('connect (no digests): Identify controller and namespace fields, SMART and error log pages', async () => {
@@ -174,6 +185,13 @@ test('connect (no digests): Identify controller and namespace fields, SMART and 
     assert.equal(1 << lbads, BLOCK_SIZE, 'LBA data size of the current format');
     assert.equal(nsze * BLOCK_SIZE, NAMESPACE_BYTES, 'NSZE of the 256 MiB namespace');
     assert.equal(Number(ns.readBigUInt64LE(8)), nsze, 'NCAP = NSZE');
+
+    const info = ctrlr.namespaces.get(1);
+    assert.ok(info, `namespaces map lacks nsid 1: ${JSON.stringify([...ctrlr.namespaces.keys()])}`);
+    assert.equal(info.blockSize, BLOCK_SIZE, 'namespaces map: block size');
+    assert.equal(info.numBlocks, nsze, 'namespaces map: blocks');
+    assert.ok(info.nguid !== null || info.uuid !== null, 'nvmet gives the namespace an NGUID or UUID');
+    assert.equal(ctrlr.maxTransferSize, Number.POSITIVE_INFINITY, 'MDTS 0 read as no limit');
 
     const activeList = await ctrlr.identify(2, 0);
     assert.equal(activeList.readUInt32LE(0), 1, 'active namespace list starts with nsid 1');
@@ -290,8 +308,7 @@ test('four I/O queues at once: concurrent verified writes then reads (callback A
   const ctrlr = await NvmeController.connect(trid({ hdgst: true, ddgst: true }));
   try {
     await ctrlr.setNumQueues(QUEUES);
-    const queues: NvmeIoQpair[] = [];
-    for (let i = 0; i < QUEUES; i++) queues.push(await ctrlr.createIoQpair(32));
+    const queues = await ctrlr.createIoQpairs(QUEUES, 32);
     assert.deepEqual(
       queues.map((q) => q.qid),
       [1, 2, 3, 4],
@@ -359,7 +376,7 @@ test('four I/O queues at once: concurrent verified writes then reads (callback A
 test('restricted subsystem: a stranger host NQN is refused (Connect Invalid Host), the allowed one reads and writes', async () => {
   requireSetup();
   await assert.rejects(
-    NvmeController.connect(trid({ subnqn: RESTRICTED_NQN, hostnqn: STRANGER_HOSTNQN })),
+    NvmeController.connect(trid({ subnqn: RESTRICTED_NQN })), // the default identity: STRANGER_HOSTNQN
     (error: unknown) =>
       error instanceof NvmeStatusError &&
       error.sct === SCT_COMMAND_SPECIFIC &&
@@ -404,5 +421,27 @@ test('disconnect: queues close, their submits are refused, and a new controller 
     assert.ok(back.equals(data), `data after reconnect: ${firstMismatch(back, data)}`);
   } finally {
     await second.disconnect();
+  }
+});
+
+test('reconnect(): a new admin queue and the same I/O queue objects, usable again, data intact', async () => {
+  requireSetup();
+  const ctrlr = await NvmeController.connect(trid({ hdgst: true }));
+  try {
+    const [io] = await ctrlr.createIoQpairs(1, 16);
+    const data = pattern(300_000, 65536, 11);
+    await io.writeAsync(1, 300_000, 128, data);
+    const oldAdmin = ctrlr.admin;
+    await ctrlr.reconnect();
+    assert.notEqual(ctrlr.admin, oldAdmin, 'reconnect kept the old admin queue');
+    assert.ok(oldAdmin.closed, 'the old admin connection is still open');
+    assert.ok(!io.closed, 'the I/O queue object was not connected again');
+    assert.equal(ascii(ctrlr.cdata!, 768, 1024), NQN, 'identified again');
+    const back = Buffer.alloc(65536);
+    await io.readAsync(1, 300_000, 128, back);
+    assert.ok(back.equals(data), `after reconnect: ${firstMismatch(back, data)}`);
+    await writeReadVerify(io, 300_200, 16896, 12);
+  } finally {
+    await ctrlr.disconnect();
   }
 });
