@@ -1,0 +1,511 @@
+// bdev_nvme, the target as a gateway: target A (one reactor) exports a
+// malloc bdev; target B (two reactors) attaches A with bdev_nvme and exports
+// Nvme0n1. Our host library writes through B and reads back through B and A;
+// every I/O command passes through (with NVMe errors); A is killed and
+// restarted (B reconnects, I/O resumes); with a short ctrlr_loss_timeout_sec
+// and A left down the bdev is removed and B keeps serving.
+
+import assert from 'node:assert/strict';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { RpcClient, RpcError } from '../../src/jsonrpc/index.ts';
+import { NvmeController, type NvmeIoQpair, NvmeStatusError } from '../../src/nvme/index.ts';
+
+const NODE = new URL('../../node_modules/.bin/node', import.meta.url).pathname;
+const TGT = new URL('../../bin/nvmf_tgt.mjs', import.meta.url).pathname;
+const CLI = new URL('../../src/apps/nvmf-rpc.ts', import.meta.url).pathname;
+const CNODE_A = 'nqn.2016-06.io.spdk:cnodeA';
+const CNODE_B = 'nqn.2016-06.io.spdk:cnodeB';
+const BS = 512;
+const BLOCKS = 16384;
+
+interface Target {
+  name: string;
+  child: ChildProcess;
+  rpc: RpcClient;
+  sock: string;
+  log: string;
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'nvmf-ts-bdev-nvme-'));
+const started: Target[] = [];
+let portA = '';
+let portB = '';
+let a: Target | null = null;
+let b: Target | null = null;
+let mallocUuid = '';
+
+async function freePort(): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(String(p)));
+    });
+  });
+}
+
+function listener(nqn: string, port: string) {
+  return { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: port };
+}
+
+function configA() {
+  return {
+    subsystems: [
+      {
+        subsystem: 'bdev',
+        config: [
+          {
+            method: 'bdev_malloc_create',
+            params: { name: 'Malloc0', num_blocks: BLOCKS, block_size: BS, uuid: mallocUuid },
+          },
+        ],
+      },
+      {
+        subsystem: 'nvmf',
+        config: [
+          { method: 'nvmf_create_transport', params: { trtype: 'TCP' } },
+          {
+            method: 'nvmf_create_subsystem',
+            params: {
+              nqn: CNODE_A,
+              allow_any_host: true,
+              serial_number: 'SPDKA0001',
+              model_number: 'Gateway A',
+            },
+          },
+          {
+            method: 'nvmf_subsystem_add_ns',
+            params: { nqn: CNODE_A, namespace: { nsid: 1, bdev_name: 'Malloc0' } },
+          },
+          {
+            method: 'nvmf_subsystem_add_listener',
+            params: { nqn: CNODE_A, listen_address: listener(CNODE_A, portA) },
+          },
+        ],
+      },
+    ],
+  };
+}
+
+async function startTarget(name: string, mask: string, config?: unknown): Promise<Target> {
+  const sock = join(dir, `${name}.sock`);
+  const args = [TGT, '-m', mask, '-r', sock];
+  if (config !== undefined) {
+    const file = join(dir, `${name}.json`);
+    writeFileSync(file, JSON.stringify(config));
+    args.push('--json', file);
+  }
+  const child = spawn(NODE, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const t = { name, child, sock, log: '' } as Target;
+  child.stdout?.on('data', (d: Buffer) => {
+    t.log += d.toString();
+  });
+  child.stderr?.on('data', (d: Buffer) => {
+    t.log += d.toString();
+  });
+  started.push(t);
+  const deadline = Date.now() + 30_000;
+  while (!t.log.includes('all subsystems initialized')) {
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`${name} did not start:\n${t.log}`);
+    await sleep(50);
+  }
+  t.rpc = await RpcClient.connect(sock, 30_000);
+  return t;
+}
+
+async function kill9(t: Target): Promise<void> {
+  t.rpc.close();
+  if (t.child.exitCode !== null || t.child.signalCode !== null) return;
+  const exited = new Promise((r) => t.child.once('exit', r));
+  t.child.kill('SIGKILL');
+  await exited;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+function pattern(len: number, seed: number): Buffer {
+  const buf = Buffer.alloc(len);
+  for (let i = 0; i < len; i += 4) buf.writeUInt32LE((Math.imul(i + 1, 2654435761) ^ seed) >>> 0, i);
+  return buf;
+}
+
+function cli(sock: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(NODE, [CLI, '-s', sock, '-t', '30', ...args], { timeout: 40_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 99) : 0, stdout, stderr });
+    });
+  });
+}
+
+function tgtA(): Target {
+  assert.ok(a, 'target A runs');
+  return a;
+}
+function tgtB(): Target {
+  assert.ok(b, 'target B runs');
+  return b;
+}
+
+async function exportOnB(bdev: string): Promise<void> {
+  await tgtB().rpc.call('nvmf_subsystem_add_ns', { nqn: CNODE_B, namespace: { nsid: 1, bdev_name: bdev } });
+}
+
+/** A host controller on B with two I/O queues (B's two poll groups, so both of B's realms). */
+async function hostOnB(): Promise<{ c: NvmeController; qs: NvmeIoQpair[] }> {
+  const c = await NvmeController.connect({ traddr: '127.0.0.1', trsvcid: portB, subnqn: CNODE_B });
+  await c.setNumQueues(2);
+  return { c, qs: [await c.createIoQpair(32), await c.createIoQpair(32)] };
+}
+
+before(async () => {
+  portA = await freePort();
+  portB = await freePort();
+  mallocUuid = crypto.randomUUID();
+  a = await startTarget('A', '0x1', configA());
+  b = await startTarget('B', '0x3');
+  const rb = tgtB().rpc;
+  await rb.call('nvmf_create_transport', { trtype: 'TCP' });
+  await rb.call('nvmf_create_subsystem', { nqn: CNODE_B, allow_any_host: true, serial_number: 'SPDKB0001' });
+  await rb.call('nvmf_subsystem_add_listener', { nqn: CNODE_B, listen_address: listener(CNODE_B, portB) });
+});
+
+after(async () => {
+  for (const t of started) {
+    t.rpc?.close();
+    if (t.child.exitCode === null && t.child.signalCode === null) {
+      const exited = new Promise((r) => t.child.once('exit', r));
+      t.child.kill('SIGTERM');
+      await Promise.race([exited, sleep(10_000)]);
+      if (t.child.exitCode === null && t.child.signalCode === null) t.child.kill('SIGKILL');
+    }
+  }
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('attach: bad parameters and an unreachable target are RPC errors naming the problem', async () => {
+  const rb = tgtB().rpc;
+  const base = { name: 'Bad0', trtype: 'tcp', traddr: '127.0.0.1', adrfam: 'ipv4', subnqn: CNODE_A };
+  await assert.rejects(
+    rb.call('bdev_nvme_attach_controller', { ...base, trsvcid: portA, ctrlr_loss_timeout_sec: 5 }),
+    (e: unknown) => e instanceof RpcError && e.code === -22 && /reconnect_delay_sec/.test(e.message),
+  );
+  await assert.rejects(
+    rb.call('bdev_nvme_attach_controller', { ...base, trtype: 'rdma', trsvcid: portA }),
+    (e: unknown) => e instanceof RpcError && e.code === -22 && /rdma/.test(e.message),
+  );
+  const closedPort = await freePort();
+  await assert.rejects(
+    rb.call('bdev_nvme_attach_controller', { ...base, trsvcid: closedPort }),
+    (e: unknown) => e instanceof RpcError && e.code === -19 && e.message.includes(closedPort),
+  );
+  assert.deepEqual(await rb.call('bdev_nvme_get_controllers'), []);
+  await assert.rejects(
+    rb.call('bdev_nvme_detach_controller', { name: 'Bad0' }),
+    (e: unknown) => e instanceof RpcError && e.code === -19,
+  );
+});
+
+test('attach creates Nvme0n1 with the remote namespace geometry; get_controllers in SPDK shape', async () => {
+  const rb = tgtB().rpc;
+  const names = await rb.call('bdev_nvme_attach_controller', {
+    name: 'Nvme0',
+    trtype: 'tcp',
+    traddr: '127.0.0.1',
+    adrfam: 'ipv4',
+    trsvcid: portA,
+    subnqn: CNODE_A,
+    ctrlr_loss_timeout_sec: -1,
+    reconnect_delay_sec: 1,
+  });
+  assert.deepEqual(names, ['Nvme0n1']);
+  const [bdev] = (await rb.call('bdev_get_bdevs', { name: 'Nvme0n1' })) as Array<Record<string, unknown>>;
+  assert.equal(bdev.block_size, BS);
+  assert.equal(bdev.num_blocks, BLOCKS);
+  assert.equal(bdev.uuid, mallocUuid, 'the namespace UUID of A becomes the bdev UUID');
+  assert.equal(bdev.product_name, 'NVMe disk');
+  const io = bdev.supported_io_types as Record<string, boolean>;
+  for (const t of ['read', 'write', 'flush', 'unmap', 'write_zeroes', 'compare', 'reset']) {
+    assert.equal(io[t], true, `${t} supported`);
+  }
+  const ds = (
+    bdev.driver_specific as {
+      nvme: Array<{ trid: Record<string, string>; ctrlr_data: Record<string, unknown> }>;
+    }
+  ).nvme[0];
+  assert.equal(ds.trid.trsvcid, portA);
+  assert.equal(ds.ctrlr_data.serial_number, 'SPDKA0001');
+  assert.equal(ds.ctrlr_data.model_number, 'Gateway A');
+
+  const ctrlrs = (await rb.call('bdev_nvme_get_controllers')) as Array<{
+    name: string;
+    ctrlrs: Array<{ state: string; trid: Record<string, string>; cntlid: number; host: { nqn: string } }>;
+  }>;
+  assert.equal(ctrlrs.length, 1);
+  assert.equal(ctrlrs[0].name, 'Nvme0');
+  const c0 = ctrlrs[0].ctrlrs[0];
+  assert.equal(c0.state, 'enabled');
+  assert.deepEqual(c0.trid, {
+    trtype: 'TCP',
+    adrfam: 'IPv4',
+    traddr: '127.0.0.1',
+    trsvcid: portA,
+    subnqn: CNODE_A,
+  });
+  assert.ok(c0.cntlid > 0);
+  assert.match(c0.host.nqn, /^nqn\.2014-08\.org\.nvmexpress:uuid:/);
+  // A sees that host as the controller's host
+  const onA = (await tgtA().rpc.call('nvmf_subsystem_get_controllers', { nqn: CNODE_A })) as Array<{
+    cntlid: number;
+    hostnqn: string;
+  }>;
+  assert.equal(onA.length, 1);
+  assert.equal(onA[0].cntlid, c0.cntlid);
+  assert.equal(onA[0].hostnqn, c0.host.nqn);
+  await assert.rejects(rb.call('bdev_nvme_get_controllers', { name: 'Nope' }), RpcError);
+  await assert.rejects(
+    rb.call('bdev_nvme_attach_controller', {
+      name: 'Nvme0',
+      trtype: 'tcp',
+      traddr: '127.0.0.1',
+      trsvcid: portA,
+      subnqn: CNODE_A,
+    }),
+    (e: unknown) => e instanceof RpcError && e.code === -114,
+  );
+});
+
+test('I/O through B: verified through B and A; flush, write zeroes, deallocate, compare pass through', async () => {
+  await exportOnB('Nvme0n1');
+  const { c, qs } = await hostOnB();
+  const direct = await NvmeController.connect({ traddr: '127.0.0.1', trsvcid: portA, subnqn: CNODE_A });
+  const qa = await direct.createIoQpair(16);
+  try {
+    const writes: Promise<void>[] = [];
+    for (let i = 0; i < 16; i++) writes.push(qs[i % 2].writeAsync(1, i * 32, 32, pattern(32 * BS, i)));
+    await within(30_000, 'writes through B', Promise.all(writes));
+    for (let i = 0; i < 16; i++) {
+      const viaB = Buffer.alloc(32 * BS);
+      await qs[(i + 1) % 2].readAsync(1, i * 32, 32, viaB);
+      assert.ok(viaB.equals(pattern(32 * BS, i)), `range ${i} reads back through B`);
+      const viaA = Buffer.alloc(32 * BS);
+      await qa.readAsync(1, i * 32, 32, viaA);
+      assert.ok(viaA.equals(pattern(32 * BS, i)), `range ${i} reads back through A`);
+    }
+    // a transfer of 1 MiB (split by B below A's MDTS), FUA
+    const big = pattern(1 << 20, 99);
+    await qs[0].writeAsync(1, 4096, (1 << 20) / BS, big, true);
+    const bigA = Buffer.alloc(1 << 20);
+    await qa.readAsync(1, 4096, (1 << 20) / BS, bigA);
+    assert.ok(bigA.equals(big), '1 MiB write through B lands on A');
+
+    await qs[0].flushAsync(1);
+    await qs[1].writeZeroesAsync(1, 0, 8);
+    const z = Buffer.alloc(8 * BS, 0xff);
+    await qa.readAsync(1, 0, 8, z);
+    assert.ok(z.equals(Buffer.alloc(8 * BS)), 'write zeroes through B zeroed the blocks on A');
+    await qs[1].dsmAsync(1, [
+      [64, 32],
+      [256, 16],
+    ]);
+
+    await qs[0].compareAsync(1, 32, 32, pattern(32 * BS, 1));
+    await assert.rejects(qs[1].compareAsync(1, 32, 32, pattern(32 * BS, 2)), (e: unknown) => {
+      assert.ok(e instanceof NvmeStatusError);
+      assert.equal(e.status, 0x285, 'Compare Failure from A passes through B');
+      return true;
+    });
+    await assert.rejects(qs[0].readAsync(1, BLOCKS - 4, 8, Buffer.alloc(8 * BS)), (e: unknown) => {
+      assert.ok(e instanceof NvmeStatusError);
+      assert.equal(e.status, 0x80, 'LBA out of range');
+      return true;
+    });
+    // each of B's realms connected its own I/O queue to the one controller on A
+    const onA = (await tgtA().rpc.call('nvmf_subsystem_get_controllers', { nqn: CNODE_A })) as Array<{
+      num_io_qpairs: number;
+      hostnqn: string;
+    }>;
+    const gateway = onA.find((x) => x.num_io_qpairs === 2);
+    assert.ok(gateway, `B holds two I/O queues on A: ${JSON.stringify(onA)}`);
+  } finally {
+    await direct.disconnect();
+    await c.disconnect();
+  }
+});
+
+test('save_config of B carries the attach; a fresh target replays it', async () => {
+  const cfg = (await tgtB().rpc.call('save_config')) as {
+    subsystems: Array<{
+      subsystem: string;
+      config: Array<{ method: string; params?: Record<string, unknown> }>;
+    }>;
+  };
+  const bdevSection = cfg.subsystems.find((s) => s.subsystem === 'bdev');
+  assert.ok(bdevSection);
+  const attach = bdevSection.config.filter((c) => c.method === 'bdev_nvme_attach_controller');
+  assert.equal(attach.length, 1);
+  const p = attach[0].params!;
+  assert.equal(p.name, 'Nvme0');
+  assert.equal(p.trtype, 'TCP');
+  assert.equal(p.traddr, '127.0.0.1');
+  assert.equal(p.trsvcid, portA);
+  assert.equal(p.subnqn, CNODE_A);
+  assert.equal(p.ctrlr_loss_timeout_sec, -1);
+  assert.equal(p.reconnect_delay_sec, 1);
+  assert.match(String(p.hostnqn), /^nqn\.2014-08\.org\.nvmexpress:uuid:/);
+  // replay the bdev section in another process: it attaches A again (another controller there)
+  const c = await startTarget('C', '0x1', { subsystems: [bdevSection] });
+  try {
+    const [bdev] = (await c.rpc.call('bdev_get_bdevs', { name: 'Nvme0n1' })) as Array<
+      Record<string, unknown>
+    >;
+    assert.equal(bdev.num_blocks, BLOCKS);
+    const again = (await c.rpc.call('save_config')) as typeof cfg;
+    const replayed = again.subsystems
+      .find((s) => s.subsystem === 'bdev')
+      ?.config.find((x) => x.method === 'bdev_nvme_attach_controller');
+    assert.deepEqual(replayed?.params, p, 'save → load → save gives the same attach entry');
+  } finally {
+    c.rpc.close();
+    const exited = new Promise((r) => c.child.once('exit', r));
+    c.child.kill('SIGTERM');
+    await Promise.race([exited, sleep(10_000)]);
+  }
+});
+
+test('A killed with -9 and restarted: B reconnects, waiting I/O completes, I/O resumes', async () => {
+  const { c, qs } = await hostOnB();
+  try {
+    await qs[0].writeAsync(1, 1000, 8, pattern(8 * BS, 5));
+    await kill9(tgtA());
+    // I/O sent while A is down waits in B (ctrlr_loss_timeout_sec -1)
+    const during = pattern(16 * BS, 6);
+    const pending = [
+      qs[0].writeAsync(1, 2000, 16, during),
+      qs[1].writeAsync(1, 3000, 16, pattern(16 * BS, 7)),
+    ];
+    const settled = { done: false };
+    void Promise.allSettled(pending).then(() => {
+      settled.done = true;
+    });
+    const deadline = Date.now() + 10_000;
+    let state = '';
+    while (Date.now() < deadline) {
+      const ctrlrs = (await tgtB().rpc.call('bdev_nvme_get_controllers', { name: 'Nvme0' })) as Array<{
+        ctrlrs: Array<{ state: string }>;
+      }>;
+      state = ctrlrs[0].ctrlrs[0].state;
+      if (state !== 'enabled') break;
+      await sleep(50);
+    }
+    assert.match(state, /resetting|reconnect_is_delayed/, 'B noticed the loss');
+    await sleep(500);
+    assert.equal(settled.done, false, 'I/O waits while A is down');
+    a = await startTarget('A', '0x1', configA());
+    await within(30_000, 'I/O waiting across the reconnect', Promise.all(pending));
+    const back = Buffer.alloc(16 * BS);
+    await qs[1].readAsync(1, 2000, 16, back);
+    assert.ok(back.equals(during), 'the write that waited reads back through B');
+    const direct = await NvmeController.connect({ traddr: '127.0.0.1', trsvcid: portA, subnqn: CNODE_A });
+    try {
+      const qa = await direct.createIoQpair(8);
+      const viaA = Buffer.alloc(16 * BS);
+      await qa.readAsync(1, 2000, 16, viaA);
+      assert.ok(viaA.equals(during), 'and it is on the restarted A');
+    } finally {
+      await direct.disconnect();
+    }
+    const ctrlrs = (await tgtB().rpc.call('bdev_nvme_get_controllers')) as Array<{
+      ctrlrs: Array<{ state: string }>;
+    }>;
+    assert.equal(ctrlrs[0].ctrlrs[0].state, 'enabled');
+  } finally {
+    await c.disconnect();
+  }
+});
+
+test('detach removes the bdev (and the namespace B exported)', async () => {
+  const rb = tgtB().rpc;
+  assert.equal(await rb.call('bdev_nvme_detach_controller', { name: 'Nvme0' }), true);
+  await assert.rejects(rb.call('bdev_get_bdevs', { name: 'Nvme0n1' }), RpcError);
+  assert.deepEqual(await rb.call('bdev_nvme_get_controllers'), []);
+  const subs = (await rb.call('nvmf_get_subsystems')) as Array<{ nqn: string; namespaces?: unknown[] }>;
+  assert.deepEqual(subs.find((s) => s.nqn === CNODE_B)?.namespaces ?? [], []);
+  const onA = (await tgtA().rpc.call('nvmf_subsystem_get_controllers', { nqn: CNODE_A })) as unknown[];
+  assert.equal(onA.length, 0, 'B disconnected from A');
+});
+
+test('nvmf-rpc CLI attach; A down past ctrlr_loss_timeout_sec: bdev removed, I/O fails, B lives', async () => {
+  const B = tgtB();
+  const out = await cli(
+    B.sock,
+    'bdev_nvme_attach_controller',
+    '-b',
+    'Nvme1',
+    '-t',
+    'tcp',
+    '-a',
+    '127.0.0.1',
+    '-f',
+    'ipv4',
+    '-s',
+    portA,
+    '-n',
+    CNODE_A,
+    '-l',
+    '2',
+    '-o',
+    '1',
+  );
+  assert.equal(out.code, 0, `${out.stdout}${out.stderr}\n${B.log}`);
+  assert.equal(out.stdout.trim(), 'Nvme1n1');
+  await exportOnB('Nvme1n1');
+  const { c, qs } = await hostOnB();
+  try {
+    await qs[0].writeAsync(1, 0, 8, pattern(8 * BS, 11));
+    await kill9(tgtA());
+    const started = Date.now();
+    // waits in B until the controller is deleted, then fails
+    const err = await within(
+      30_000,
+      'read while A stays down',
+      qs[1].readAsync(1, 0, 8, Buffer.alloc(8 * BS)).then(
+        () => null,
+        (e: unknown) => e,
+      ),
+    );
+    assert.ok(err instanceof NvmeStatusError, `the read failed with an NVMe status: ${String(err)}`);
+    assert.notEqual(err.status, 0);
+    assert.ok(Date.now() - started >= 1000, 'it waited for the loss timeout first');
+    const deadline = Date.now() + 15_000;
+    let gone = false;
+    while (!gone && Date.now() < deadline) {
+      gone = await B.rpc.call('bdev_get_bdevs', { name: 'Nvme1n1' }).then(
+        () => false,
+        () => true,
+      );
+      if (!gone) await sleep(100);
+    }
+    assert.ok(gone, 'Nvme1n1 was removed');
+    assert.deepEqual(await B.rpc.call('bdev_nvme_get_controllers'), []);
+    assert.ok(((await B.rpc.call('spdk_get_version')) as { version: string }).version, 'B still answers');
+    assert.equal(B.child.exitCode, null);
+  } finally {
+    await c.disconnect();
+  }
+});
