@@ -7,7 +7,11 @@
 // Needs `sudo bash scripts/setup-interop.sh` once; a missing prerequisite fails the
 // setup test with the command that fixes it (never a skip). See docs/interop.md.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, test } from 'node:test';
 import {
   DISCOVERY_NQN,
@@ -22,6 +26,8 @@ import {
   canConnect,
   freePort,
   missingPrerequisites,
+  NODE_BIN,
+  REPO_ROOT,
   startReferenceTarget,
   stopReferenceTarget,
 } from './lib/harness.ts';
@@ -444,4 +450,77 @@ test('reconnect(): a new admin queue and the same I/O queue objects, usable agai
   } finally {
     await ctrlr.disconnect();
   }
+});
+
+// ---- the project's `nvmf` CLI against the kernel target
+
+const NVMF_CLI = join(REPO_ROOT, 'bin/nvmf.mjs');
+
+/** Runs `nvmf ARGS…` (the child inherits this file's host identity env). */
+function nvmf(args: string[]) {
+  const run = spawnSync(NODE_BIN, [NVMF_CLI, ...args], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 60_000 });
+  return { ...run, what: `nvmf ${args.join(' ')} (exit ${run.status}): ${run.stderr}` };
+}
+
+test('nvmf CLI: discover, connect, identify, id-ns, smart-log, write then read a file, refused host', async () => {
+  requireSetup();
+  const target = ['-t', 'tcp', '-a', '127.0.0.1', '--trsvcid', String(port), '--nqn', NQN];
+  const discovery = nvmf(['discover', '-t', 'tcp', '-a', '127.0.0.1', '-s', String(port), '-o', 'json']);
+  assert.equal(discovery.status, 0, discovery.what);
+  const records = (JSON.parse(discovery.stdout) as { records: { subnqn: string; trsvcid: string }[] })
+    .records;
+  assert.ok(
+    records.some((r) => r.subnqn === NQN && r.trsvcid === '4420'),
+    `nvmf discover: ${discovery.stdout}`,
+  );
+
+  const summary = nvmf(['connect', ...target]);
+  assert.equal(summary.status, 0, summary.what);
+  assert.match(summary.stdout, /mn\s*: Linux/);
+  assert.match(summary.stdout, /nsid 1: 524288 blocks of 512 bytes/);
+
+  const idCtrl = nvmf(['identify', ...target, '-o', 'json']);
+  assert.equal(idCtrl.status, 0, idCtrl.what);
+  const ctrl = JSON.parse(idCtrl.stdout) as { subnqn: string; mn: string; mdts: number; sn: string };
+  assert.equal(ctrl.subnqn, NQN);
+  assert.equal(ctrl.mn, 'Linux');
+  assert.equal(ctrl.mdts, 0);
+  assert.ok(ctrl.sn.length > 0, 'sn empty');
+
+  const idNs = nvmf(['id-ns', ...target, '-n', '1', '-o', 'json']);
+  assert.equal(idNs.status, 0, idNs.what);
+  assert.equal((JSON.parse(idNs.stdout) as { nsze: number }).nsze, NAMESPACE_BYTES / BLOCK_SIZE);
+
+  const smart = nvmf(['smart-log', ...target, '-o', 'json']);
+  assert.equal(smart.status, 0, smart.what);
+  assert.equal((JSON.parse(smart.stdout) as { critical_warning: number }).critical_warning, 0);
+
+  const dir = mkdtempSync(join(tmpdir(), 'nvmf-cli-kernel-'));
+  try {
+    const data = pattern(400_000, 20480, 13); // 40 blocks: beyond the 16 KiB capsule
+    writeFileSync(join(dir, 'in.bin'), data);
+    const io = ['-n', '1', '-s', '400000', '-c', '39', '-z', '20480'];
+    const write = nvmf(['write', ...target, ...io, '-d', join(dir, 'in.bin')]);
+    assert.equal(write.status, 0, write.what);
+    const read = nvmf(['read', ...target, '-g', '-G', ...io, '-d', join(dir, 'out.bin')]);
+    assert.equal(read.status, 0, read.what);
+    const back = readFileSync(join(dir, 'out.bin'));
+    assert.ok(back.equals(data), `nvmf read after nvmf write: ${firstMismatch(back, data)}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+
+  const refused = nvmf([
+    'connect',
+    '-t',
+    'tcp',
+    '-a',
+    '127.0.0.1',
+    '--trsvcid',
+    String(port),
+    '--nqn',
+    RESTRICTED_NQN,
+  ]);
+  assert.equal(refused.status, 1, refused.what);
+  assert.match(refused.stderr, /INVALID_HOST|0x84/);
 });
