@@ -3,7 +3,7 @@
 // shutdown state machine; the acceptor that spreads connections over poll
 // groups round-robin. Poll groups learn every change through forEachChannel.
 import type { Socket } from 'node:net';
-import { bdevGetReplica } from '../bdev/index.ts';
+import { bdevClaimByName, bdevGetRecord, bdevGetReplica, bdevReleaseClaimByName } from '../bdev/index.ts';
 import { DISCOVERY_NQN, type DiscoveryEntry, SubType } from '../spec/discovery.ts';
 import { ConnectData, FabricsSqe } from '../spec/fabrics.ts';
 import { FabricsStatus, StatusCodeType } from '../spec/nvme.ts';
@@ -89,6 +89,13 @@ interface ListenerEntry {
 }
 
 /** Errors whose message an RPC can show as is. */
+/** The claim an exported bdev carries (SPDK's module name in bdev_get_bdevs). */
+const NVMF_CLAIM_OWNER = 'NVMe-oF Target';
+
+function releaseNamespaceClaim(bdevName: string): void {
+  if (bdevGetRecord(bdevName)?.claimedBy === NVMF_CLAIM_OWNER) bdevReleaseClaimByName(bdevName);
+}
+
 export class NvmfError extends Error {
   readonly errno: number;
   constructor(message: string, errno = -22) {
@@ -326,6 +333,7 @@ export class NvmfTarget {
     s.state = SubsystemState.INACTIVE;
     await this.sync();
     this.subsystems.delete(nqn);
+    for (const ns of s.namespaces.values()) releaseNamespaceClaim(ns.bdevName);
     for (const l of s.listeners) await this.releaseListener(l.address, nqn);
     await this.changed(true);
   }
@@ -382,9 +390,16 @@ export class NvmfTarget {
     // as SPDK: the namespace takes the bdev's UUID unless one is given
     if (o.uuid === undefined && o.nguid === undefined && bdev.uuid) o = { ...o, uuid: bdev.uuid };
     let ns: ReturnType<NvmfSubsystem['addNamespace']>;
+    // as SPDK: an exported bdev is claimed, so it cannot be exported twice or stacked on
+    try {
+      bdevClaimByName(o.bdevName, NVMF_CLAIM_OWNER);
+    } catch (e) {
+      throw new NvmfError(`Unable to add namespace: ${(e as Error).message}`, -16);
+    }
     try {
       ns = s.addNamespace(o);
     } catch (e) {
+      bdevReleaseClaimByName(o.bdevName);
       throw new NvmfError((e as Error).message);
     }
     await this.sync();
@@ -394,7 +409,11 @@ export class NvmfTarget {
 
   async removeNamespace(nqn: string, nsid: number): Promise<void> {
     const s = this.getSubsystem(nqn);
-    if (!s.namespaces.delete(nsid)) throw new NvmfError(`Invalid parameters: no namespace ${nsid} in ${nqn}`);
+    const ns = s.namespaces.get(nsid);
+    if (ns === undefined || !s.namespaces.delete(nsid)) {
+      throw new NvmfError(`Invalid parameters: no namespace ${nsid} in ${nqn}`);
+    }
+    releaseNamespaceClaim(ns.bdevName);
     await this.sync();
   }
 
@@ -408,7 +427,9 @@ export class NvmfTarget {
 
   async removeHost(nqn: string, host: string): Promise<void> {
     const s = this.getSubsystem(nqn);
-    s.hosts.delete(host);
+    // SPDK fails a host that is not on the list too (-ENOENT); we name it
+    if (!s.hosts.delete(host))
+      throw new NvmfError(`Unable to remove host ${host}: not on the list of ${nqn}`, -2);
     await this.changed(true);
   }
 
