@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -28,8 +28,11 @@ import {
   missingPrerequisites,
   NODE_BIN,
   REPO_ROOT,
+  type RunningTarget,
+  startNvmfTgt,
   startReferenceTarget,
   stopReferenceTarget,
+  targetConfig,
 } from './lib/harness.ts';
 
 const NQN = 'nqn.2016-06.io.spdk:cnode1';
@@ -55,8 +58,11 @@ let port = 0;
 let referenceStarted = false;
 let setupError: string | undefined = 'setup did not run';
 
-after(() => {
+let ourTarget: RunningTarget | undefined;
+
+after(async () => {
   if (referenceStarted) stopReferenceTarget(port);
+  if (ourTarget) await ourTarget.stop();
 });
 
 function trid(extra: Partial<TransportId> = {}): TransportId {
@@ -523,4 +529,86 @@ test('nvmf CLI: discover, connect, identify, id-ns, smart-log, write then read a
   ]);
   assert.equal(refused.status, 1, refused.what);
   assert.match(refused.stderr, /INVALID_HOST|0x84/);
+});
+
+// ---- nvmf-perf: the same command against the kernel target and against ours
+
+const NVMF_PERF = join(REPO_ROOT, 'bin/nvmf-perf.mjs');
+const PERF_SECONDS = 3;
+const RUN_DIR = process.env.NVMF_INTEROP_RUNDIR ?? '/tmp/nvmf-ts-interop';
+
+type PerfTotal = {
+  ios: number;
+  errors: number;
+  iops: number;
+  mib_per_sec: number;
+  min_lat_us: number;
+  avg_lat_us: number;
+  p50_us: number;
+  p99_us: number;
+  max_lat_us: number;
+};
+
+function runPerf(perfPort: number): { total: PerfTotal; command: string } {
+  const trid = `trtype:tcp adrfam:ipv4 traddr:127.0.0.1 trsvcid:${perfPort} subnqn:${NQN}`;
+  const args = [
+    '-r',
+    trid,
+    '-q',
+    '32',
+    '-o',
+    '4096',
+    '-w',
+    'randrw',
+    '-M',
+    '50',
+    '-t',
+    String(PERF_SECONDS),
+    '--json',
+  ];
+  const run = spawnSync(NODE_BIN, [NVMF_PERF, ...args], {
+    cwd: REPO_ROOT,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  const command = `nvmf-perf ${args.map((a) => (a.includes(' ') ? `'${a}'` : a)).join(' ')}`;
+  assert.equal(run.status, 0, `${command} (exit ${run.status}): ${run.stderr}`);
+  const report = JSON.parse(run.stdout) as { total: PerfTotal; errors: number };
+  const total = report.total;
+  assert.ok(total.ios > 0, `no I/O completed: ${run.stdout}`);
+  assert.equal(total.errors, 0, `I/O errors: ${run.stdout}`);
+  assert.ok(
+    total.min_lat_us <= total.p50_us && total.p50_us <= total.p99_us && total.p99_us <= total.max_lat_us,
+    `latencies out of order: ${JSON.stringify(total)}`,
+  );
+  return { total, command };
+}
+
+function describe(total: PerfTotal): string {
+  return `${Math.round(total.iops)} IOPS, ${total.mib_per_sec.toFixed(1)} MiB/s, avg ${Math.round(total.avg_lat_us)} us, p99 ${Math.round(total.p99_us)} us`;
+}
+
+test(`nvmf-perf ${PERF_SECONDS} s 4 KiB randrw qd 32: against the kernel target, then the same against ours`, async (t) => {
+  requireSetup();
+  const kernel = runPerf(port);
+  const oursPort = await freePort();
+  ourTarget = await startNvmfTgt({
+    port: oursPort,
+    cpuMask: '0x1',
+    config: targetConfig({
+      port: oursPort,
+      nqn: NQN,
+      restrictedNqn: RESTRICTED_NQN,
+      allowedHostNqn: ALLOWED_HOSTNQN,
+    }),
+  });
+  const ours = runPerf(oursPort);
+  const lines = [
+    kernel.command.replace(`trsvcid:${port}`, 'trsvcid:PORT'),
+    `  nvmet-tcp (kernel target, QEMU guest): ${describe(kernel.total)}`,
+    `  nvmf_tgt -m 0x1 (ours, Malloc0):       ${describe(ours.total)}`,
+  ];
+  t.diagnostic(lines.join('\n'));
+  mkdirSync(RUN_DIR, { recursive: true });
+  writeFileSync(join(RUN_DIR, 'host-library-perf.txt'), `${lines.join('\n')}\n`);
 });
