@@ -50,7 +50,7 @@ async function freePort(): Promise<string> {
   });
 }
 
-function listener(nqn: string, port: string) {
+function listener(port: string) {
   return { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: port };
 }
 
@@ -69,7 +69,7 @@ function configA() {
       {
         subsystem: 'nvmf',
         config: [
-          { method: 'nvmf_create_transport', params: { trtype: 'TCP' } },
+          { method: 'nvmf_create_transport', params: { trtype: 'TCP', max_queue_depth: 16 } },
           {
             method: 'nvmf_create_subsystem',
             params: {
@@ -85,7 +85,7 @@ function configA() {
           },
           {
             method: 'nvmf_subsystem_add_listener',
-            params: { nqn: CNODE_A, listen_address: listener(CNODE_A, portA) },
+            params: { nqn: CNODE_A, listen_address: listener(portA) },
           },
         ],
       },
@@ -170,7 +170,7 @@ async function exportOnB(bdev: string): Promise<void> {
 async function hostOnB(): Promise<{ c: NvmeController; qs: NvmeIoQpair[] }> {
   const c = await NvmeController.connect({ traddr: '127.0.0.1', trsvcid: portB, subnqn: CNODE_B });
   await c.setNumQueues(2);
-  return { c, qs: [await c.createIoQpair(32), await c.createIoQpair(32)] };
+  return { c, qs: [await c.createIoQpair(127), await c.createIoQpair(127)] };
 }
 
 before(async () => {
@@ -182,10 +182,12 @@ before(async () => {
   const rb = tgtB().rpc;
   await rb.call('nvmf_create_transport', { trtype: 'TCP' });
   await rb.call('nvmf_create_subsystem', { nqn: CNODE_B, allow_any_host: true, serial_number: 'SPDKB0001' });
-  await rb.call('nvmf_subsystem_add_listener', { nqn: CNODE_B, listen_address: listener(CNODE_B, portB) });
+  await rb.call('nvmf_subsystem_add_listener', { nqn: CNODE_B, listen_address: listener(portB) });
 });
 
 after(async () => {
+  if (process.env.BDEV_NVME_TEST_LOGS)
+    for (const t of started) process.stderr.write(`--- ${t.name}\n${t.log}`);
   for (const t of started) {
     t.rpc?.close();
     if (t.child.exitCode === null && t.child.signalCode === null) {
@@ -306,6 +308,19 @@ test('I/O through B: verified through B and A; flush, write zeroes, deallocate, 
       const viaA = Buffer.alloc(32 * BS);
       await qa.readAsync(1, i * 32, 32, viaA);
       assert.ok(viaA.equals(pattern(32 * BS, i)), `range ${i} reads back through A`);
+    }
+    // 2 x 100 writes at once: B's queues to A hold 16 (A's max_queue_depth), the rest wait in B
+    const burst: Promise<void>[] = [];
+    for (let i = 0; i < 200; i++)
+      burst.push(qs[i % 2].writeAsync(1, 8192 + i * 8, 8, pattern(8 * BS, 1000 + i)));
+    await within(30_000, 'a burst deeper than the remote queue', Promise.all(burst));
+    const burstBack = Buffer.alloc(200 * 8 * BS);
+    await qa.readAsync(1, 8192, 200 * 8, burstBack);
+    for (let i = 0; i < 200; i++) {
+      assert.ok(
+        burstBack.subarray(i * 8 * BS, (i + 1) * 8 * BS).equals(pattern(8 * BS, 1000 + i)),
+        `burst write ${i} landed on A`,
+      );
     }
     // a transfer of 1 MiB (split by B below A's MDTS), FUA
     const big = pattern(1 << 20, 99);
@@ -471,13 +486,30 @@ test('nvmf-rpc CLI attach; A down past ctrlr_loss_timeout_sec: bdev removed, I/O
     '2',
     '-o',
     '1',
+    '-e',
+    '-d',
   );
   assert.equal(out.code, 0, `${out.stdout}${out.stderr}\n${B.log}`);
   assert.equal(out.stdout.trim(), 'Nvme1n1');
   await exportOnB('Nvme1n1');
   const { c, qs } = await hostOnB();
   try {
-    await qs[0].writeAsync(1, 0, 8, pattern(8 * BS, 11));
+    // header and data digests on B's queues to A (-e -d)
+    await qs[0].writeAsync(1, 0, 64, pattern(64 * BS, 11));
+    const back = Buffer.alloc(64 * BS);
+    await qs[1].readAsync(1, 0, 64, back);
+    assert.ok(back.equals(pattern(64 * BS, 11)));
+    const saved = (await B.rpc.call('save_config')) as {
+      subsystems: Array<{
+        subsystem: string;
+        config: Array<{ method: string; params?: Record<string, unknown> }>;
+      }>;
+    };
+    const entry = saved.subsystems
+      .find((s) => s.subsystem === 'bdev')
+      ?.config.find((x) => x.method === 'bdev_nvme_attach_controller');
+    assert.equal(entry?.params?.hdgst, true);
+    assert.equal(entry?.params?.ddgst, true);
     await kill9(tgtA());
     const started = Date.now();
     // waits in B until the controller is deleted, then fails
