@@ -1,0 +1,280 @@
+// nvmf-perf against a real nvmf_tgt process (a malloc and a null namespace):
+// short runs of each workload with --json, several queues and workers,
+// digests, and the exit codes.
+
+import assert from 'node:assert/strict';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const NODE = process.execPath;
+const TGT = fileURLToPath(new URL('../../bin/nvmf_tgt.mjs', import.meta.url));
+const PERF = fileURLToPath(new URL('../../bin/nvmf-perf.mjs', import.meta.url));
+const NQN = 'nqn.2016-06.io.spdk:cnode1';
+const dir = mkdtempSync(join(tmpdir(), 'nvmf-perf-'));
+let tgt: ChildProcess;
+let tgtLog = '';
+let port = 0;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const p = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(p));
+    });
+  });
+}
+
+function canConnect(p: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port: p });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+function targetConfig(p: number): unknown {
+  const listen = { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: String(p) };
+  return {
+    subsystems: [
+      {
+        subsystem: 'bdev',
+        config: [
+          { method: 'bdev_malloc_create', params: { name: 'Malloc0', num_blocks: 16384, block_size: 512 } },
+          { method: 'bdev_null_create', params: { name: 'Null0', num_blocks: 65536, block_size: 4096 } },
+        ],
+      },
+      {
+        subsystem: 'nvmf',
+        config: [
+          { method: 'nvmf_create_transport', params: { trtype: 'TCP' } },
+          { method: 'nvmf_create_subsystem', params: { nqn: NQN, allow_any_host: true } },
+          {
+            method: 'nvmf_subsystem_add_ns',
+            params: { nqn: NQN, namespace: { nsid: 1, bdev_name: 'Malloc0' } },
+          },
+          {
+            method: 'nvmf_subsystem_add_ns',
+            params: { nqn: NQN, namespace: { nsid: 2, bdev_name: 'Null0' } },
+          },
+          { method: 'nvmf_subsystem_add_listener', params: { nqn: NQN, listen_address: listen } },
+        ],
+      },
+    ],
+  };
+}
+
+interface Row {
+  name: string;
+  worker: number;
+  core: number;
+  nsid: number;
+  queues: number;
+  ios: number;
+  read_ios: number;
+  write_ios: number;
+  errors: number;
+  iops: number;
+  mib_per_sec: number;
+  avg_lat_us: number;
+  min_lat_us: number;
+  max_lat_us: number;
+  p50_us: number;
+  p90_us: number;
+  p99_us: number;
+  p99_9_us: number;
+}
+interface Report {
+  config: Record<string, unknown>;
+  devices: Row[];
+  total: Row;
+  errors: number;
+}
+
+function perf(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(NODE, [PERF, ...args], { timeout: 60000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 99) : 0, stdout, stderr });
+    });
+  });
+}
+
+const trid = (extra = '') =>
+  `trtype:tcp adrfam:ipv4 traddr:127.0.0.1 trsvcid:${port} subnqn:${NQN}${extra ? ` ${extra}` : ''}`;
+
+async function run(args: string[]): Promise<Report> {
+  const r = await perf([...args, '--json']);
+  assert.equal(
+    r.code,
+    0,
+    `nvmf-perf ${args.join(' ')} exited ${r.code}:\n${r.stderr}\n--- target log ---\n${tgtLog}`,
+  );
+  return JSON.parse(r.stdout) as Report;
+}
+
+/** Every row did I/O, none failed, and its latencies are ordered. */
+function checkRows(report: Report): void {
+  assert.equal(report.errors, 0);
+  for (const row of [...report.devices, report.total]) {
+    const where = row.name ?? 'total';
+    assert.ok(row.ios > 0, `${where}: no I/O`);
+    assert.equal(row.errors, 0, where);
+    assert.ok(row.iops > 0 && row.mib_per_sec > 0, where);
+    assert.ok(row.min_lat_us > 0, `${where}: min ${row.min_lat_us}`);
+    const order = [row.min_lat_us, row.p50_us, row.p90_us, row.p99_us, row.p99_9_us, row.max_lat_us];
+    for (let i = 1; i < order.length; i++)
+      assert.ok(order[i - 1] <= order[i], `${where}: latencies out of order ${order.join(' ')}`);
+    assert.ok(row.min_lat_us <= row.avg_lat_us && row.avg_lat_us <= row.max_lat_us, where);
+  }
+  const sum = report.devices.reduce((n, d) => n + d.ios, 0);
+  assert.equal(report.total.ios, sum);
+}
+
+before(async () => {
+  port = await freePort();
+  const cfg = join(dir, 'config.json');
+  writeFileSync(cfg, JSON.stringify(targetConfig(port)));
+  tgt = spawn(NODE, [TGT, '-m', '0x1', '-r', join(dir, 'tgt.sock'), '--json', cfg], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  tgt.stdout?.on('data', (d) => {
+    tgtLog += d;
+  });
+  tgt.stderr?.on('data', (d) => {
+    tgtLog += d;
+  });
+  let up = false;
+  for (let i = 0; i < 200 && !up; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    up = /all subsystems initialized/.test(tgtLog) && (await canConnect(port));
+  }
+  assert.ok(up, `target did not start listening on ${port}:\n${tgtLog}`);
+});
+
+after(async () => {
+  if (tgt.exitCode === null) {
+    const exited = new Promise((r) => tgt.once('exit', r));
+    tgt.kill('SIGTERM');
+    const timer = setTimeout(() => tgt.kill('SIGKILL'), 10000);
+    await exited;
+    clearTimeout(timer);
+  }
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('randread 4 KiB: both namespaces, JSON fields, ordered latencies', async () => {
+  const r = await run(['-r', trid(), '-q', '16', '-o', '4096', '-w', 'randread', '-t', '1']);
+  checkRows(r);
+  assert.deepEqual(
+    r.devices.map((d) => d.nsid),
+    [1, 2],
+  );
+  assert.equal(r.total.write_ios, 0);
+  assert.equal(r.config.io_pattern, 'randread');
+  assert.match(
+    r.devices[0].name,
+    /^TCP \(addr:127\.0\.0\.1 subnqn:nqn\.2016-06\.io\.spdk:cnode1\) NSID 1 from core {2}0$/,
+  );
+});
+
+test('randwrite and rw -M 70 (with warm-up); the table without --json', async () => {
+  const w = await run(['-r', trid(), '-q', '8', '-o', '8192', '-w', 'randwrite', '-t', '1']);
+  checkRows(w);
+  assert.equal(w.total.read_ios, 0);
+  assert.equal(w.total.write_ios, w.total.ios);
+
+  const rw = await run(['-r', trid(), '-q', '8', '-o', '4096', '-w', 'rw', '-M', '70', '-t', '1', '-a', '1']);
+  checkRows(rw);
+  assert.ok(rw.total.read_ios > 0 && rw.total.write_ios > 0);
+  const readShare = rw.total.read_ios / rw.total.ios;
+  assert.ok(readShare > 0.55 && readShare < 0.85, `read share ${readShare}`);
+
+  const table = await perf(['-r', trid(), '-q', '4', '-w', 'randrw', '-t', '1']);
+  assert.equal(table.code, 0, table.stderr);
+  assert.match(
+    table.stdout,
+    /Device Information +: +IOPS +MiB\/s +Average +min +max +p50 +p90 +p99 +p99\.9\n/,
+  );
+  assert.match(table.stdout, /\nTotal +: +\d+\.\d\d/);
+  assert.doesNotMatch(table.stdout, /\r/, 'no progress line when stdout is not a terminal');
+});
+
+test('-P 2 -c 0x3: two workers, two queues per namespace each', async () => {
+  const r = await run([
+    '-r',
+    trid(),
+    '-q',
+    '8',
+    '-o',
+    '4096',
+    '-w',
+    'randrw',
+    '-M',
+    '50',
+    '-t',
+    '1',
+    '-P',
+    '2',
+    '-c',
+    '0x3',
+  ]);
+  checkRows(r);
+  assert.deepEqual(
+    r.devices.map((d) => [d.worker, d.core, d.nsid, d.queues]),
+    [
+      [0, 0, 1, 2],
+      [1, 1, 2, 2],
+    ],
+  );
+  assert.deepEqual(r.config.cores, [0, 1]);
+});
+
+test('header and data digests through the transport ID', async () => {
+  const r = await run([
+    '-r',
+    trid('hdgst:true ddgst:true'),
+    '-q',
+    '8',
+    '-o',
+    '16384',
+    '-w',
+    'randrw',
+    '-t',
+    '1',
+  ]);
+  checkRows(r);
+  assert.ok(r.total.read_ios > 0 && r.total.write_ios > 0);
+});
+
+test('bad arguments exit 2; an unreachable target exits 1', async () => {
+  for (const args of [
+    ['-w', 'randread'], // no -r
+    ['-r', trid(), '-w', 'sideways'],
+    ['-r', trid(), '-w', 'randread', '-M', '50'],
+    ['-r', trid(), '-q', '0'],
+    ['-r', trid(), '-o', '1000'],
+    ['-r', `${trid()} bogus:1`],
+    ['-r', trid(), '-c', 'zz'],
+  ]) {
+    const r = await perf(args);
+    assert.equal(r.code, 2, `nvmf-perf ${args.join(' ')}: exit ${r.code}\n${r.stderr}`);
+    assert.match(r.stderr, /usage: nvmf-perf/);
+  }
+  const help = await perf(['--help']);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /cannot pin a thread to a core/);
+
+  const closed = await freePort();
+  const r = await perf(['-r', `traddr:127.0.0.1 trsvcid:${closed} subnqn:${NQN}`, '-t', '1']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^nvmf-perf: .*ECONNREFUSED/);
+});
