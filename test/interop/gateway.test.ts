@@ -7,6 +7,7 @@
 // Needs `sudo bash scripts/setup-interop.sh` once; a missing prerequisite fails the
 // setup test with what to do (never a skip). See docs/interop.md.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,6 +18,7 @@ import {
   GUEST_HOST_IP,
   type GuestRunResult,
   missingPrerequisites,
+  NODE_BIN,
   parseChecks,
   REPO_ROOT,
   type RunningTarget,
@@ -270,6 +272,24 @@ test("our host library: the guest's pattern is on A; a pattern written through A
     await b.ctrlr.disconnect();
     await a.ctrlr.disconnect();
   }
+});
+
+test('nvmf-perf 2 s 4 KiB randrw qd 32 through the gateway: no errors', async (t) => {
+  requireSetup();
+  const trid = `trtype:tcp adrfam:ipv4 traddr:127.0.0.1 trsvcid:${portB} subnqn:${B_NQN}`;
+  const args = ['-r', trid, '-q', '32', '-o', '4096', '-w', 'randrw', '-M', '50', '-t', '2', '--json'];
+  const run = spawnSync(NODE_BIN, [join(REPO_ROOT, 'bin/nvmf-perf.mjs'), ...args], {
+    cwd: REPO_ROOT,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  assert.equal(run.status, 0, `nvmf-perf through B (exit ${run.status}): ${run.stderr}${logNote()}`);
+  const total = (
+    JSON.parse(run.stdout) as { total: { ios: number; errors: number; iops: number; p99_us: number } }
+  ).total;
+  assert.ok(total.ios > 0, `no I/O through the gateway: ${run.stdout}`);
+  assert.equal(total.errors, 0, `I/O errors through the gateway: ${run.stdout}`);
+  t.diagnostic(`through B: ${Math.round(total.iops)} IOPS, p99 ${Math.round(total.p99_us)} us`);
 });
 
 test('both targets alive and B still lists its bdev_nvme controller', async () => {
