@@ -1,11 +1,19 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
-import { test } from 'node:test';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
 import { NvmeController, type NvmeStatusError } from '../../../src/nvme/index.ts';
 import { NvmeTcpQpair } from '../../../src/nvme/tcp-qpair.ts';
 import { Cqe, GenericStatus } from '../../../src/spec/nvme.ts';
 import { IcResp, PduType, R2t, TermReq, writeCommonHeader } from '../../../src/spec/tcp.ts';
 import { startFakeTarget } from '../tcp/fake-core.ts';
+
+// connect() reads or creates the default host identity: keep it in a temp dir
+const configHome = mkdtempSync(join(tmpdir(), 'nvmf-ts-xdg-'));
+process.env.XDG_CONFIG_HOME = configHome;
+after(() => rmSync(configHome, { recursive: true, force: true }));
 
 /** A scripted controller: answers the ICReq with `icresp`, then runs `onCapsule` for each 72-byte capsule. */
 async function scriptedTarget(icresp: Buffer, onCapsule?: (socket: net.Socket, capsule: Buffer) => void) {
