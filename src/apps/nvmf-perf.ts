@@ -249,12 +249,20 @@ export async function main(argv: string[]): Promise<number> {
     await Promise.all(workers.map((w) => w.ready));
     const progress = progressPrinter(config, workers.length);
     let results: WorkerResult[];
+    // process-wide CPU time covers every worker thread: the tool's own cost
+    const cpuBefore = process.cpuUsage();
+    const wallBefore = performance.now();
     try {
       results = await Promise.all(workers.map((w, i) => w.go((ios) => progress.update(i, ios))));
     } finally {
       progress.stop();
     }
-    const report = buildReport(config, results);
+    const cpu = process.cpuUsage(cpuBefore);
+    const report = buildReport(config, results, {
+      wallSec: (performance.now() - wallBefore) / 1000,
+      userSec: cpu.user / 1e6,
+      systemSec: cpu.system / 1e6,
+    });
     process.stdout.write(config.json ? toJson(report) : formatReport(report));
     if (report.errors > 0) {
       process.stderr.write(`nvmf-perf: ${report.errors} I/O failed\n`);

@@ -46,6 +46,14 @@ export interface PerfReport {
   devices: DeviceRow[];
   total: StatsRow;
   errors: number;
+  /** nvmf-perf's own CPU time over the run (warm-up and drain included), all threads */
+  perf_cpu: { wall_sec: number; user_sec: number; system_sec: number; us_per_io: number };
+}
+
+export interface CpuTimes {
+  wallSec: number;
+  userSec: number;
+  systemSec: number;
 }
 
 const US = 1000;
@@ -73,7 +81,7 @@ function stats(
   };
 }
 
-export function buildReport(config: PerfConfig, results: WorkerResult[]): PerfReport {
+export function buildReport(config: PerfConfig, results: WorkerResult[], cpu: CpuTimes): PerfReport {
   const devices: DeviceRow[] = [];
   const total = new LatencyHistogram();
   let totalIops = 0;
@@ -112,6 +120,13 @@ export function buildReport(config: PerfConfig, results: WorkerResult[]): PerfRe
     devices,
     total: stats(total, totals, totalIops, config.ioSize),
     errors: totals.errors,
+    perf_cpu: {
+      wall_sec: cpu.wallSec,
+      user_sec: cpu.userSec,
+      system_sec: cpu.systemSec,
+      // per measured I/O; warm-up and drain make it a slight overestimate
+      us_per_io: total.total > 0 ? ((cpu.userSec + cpu.systemSec) * 1e6) / total.total : 0,
+    },
   };
 }
 
@@ -139,6 +154,8 @@ export function formatReport(r: PerfReport): string {
   for (const d of r.devices) out += line(d.name, d);
   out += rule;
   out += line('Total', r.total);
+  const c = r.perf_cpu;
+  out += `\nnvmf-perf CPU: ${fixed(c.user_sec + c.system_sec)} s over ${fixed(c.wall_sec)} s (${fixed(c.us_per_io)} us per I/O, all threads)\n`;
   if (r.errors > 0) out += `\n${r.errors} I/O failed\n`;
   return out;
 }
