@@ -421,6 +421,8 @@ export class NvmfTarget {
     const s = this.getSubsystem(nqn);
     const err = nqnError(host);
     if (err !== null) throw new NvmfError(`invalid host NQN: ${err}`);
+    // SPDK refuses a host already on the list (-EINVAL); we name it
+    if (s.hosts.has(host)) throw new NvmfError(`Unable to add host ${host}: already on the list of ${nqn}`);
     s.hosts.add(host);
     await this.changed(true);
   }

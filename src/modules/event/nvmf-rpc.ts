@@ -799,6 +799,14 @@ export const nvmfRpcMethods: RpcMethod[] = [
         const ns = (p.namespace ?? p) as Record<string, unknown>;
         if (typeof ns.bdev_name !== 'string' || ns.bdev_name === '')
           invalid('namespace.bdev_name is required');
+        // the namespace object is free-form (rpc.py flattens it too): check its numbers here
+        for (const k of ['nsid', 'anagrpid']) {
+          const v = ns[k];
+          if (v !== undefined && (!Number.isInteger(v) || (v as number) < 0 || (v as number) > 0xfffffffe))
+            invalid(`namespace.${k} ${JSON.stringify(v)} is not an integer in 0..4294967294`);
+        }
+        if (ns.no_auto_visible !== undefined && typeof ns.no_auto_visible !== 'boolean')
+          invalid('namespace.no_auto_visible must be a boolean');
         if (ns.uuid !== undefined && !/^[0-9a-fA-F-]{36}$/.test(String(ns.uuid)))
           invalid(`namespace.uuid '${ns.uuid}' is not a UUID`);
         if (ns.nguid !== undefined && !/^[0-9a-fA-F]{32}$/.test(String(ns.nguid).replace(/-/g, '')))

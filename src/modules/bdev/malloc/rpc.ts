@@ -1,6 +1,6 @@
 // bdev_malloc_create / bdev_malloc_delete (SPDK's names and parameters).
 
-import { type RpcMethod, RpcState } from '../../../jsonrpc/index.ts';
+import { RpcError, type RpcMethod, RpcState } from '../../../jsonrpc/index.ts';
 import { mbToBlocks, rejectUnsupported, rpcCall } from '../rpc-util.ts';
 import { createMallocBdev, deleteMallocBdev } from './malloc.ts';
 
@@ -129,7 +129,8 @@ export const mallocRpcMethods: RpcMethod[] = [
         ]);
         const numBlocks =
           p.num_blocks ?? (p.total_size !== undefined ? mbToBlocks(p.total_size, p.block_size) : undefined);
-        if (numBlocks === undefined) throw new Error('num_blocks is required');
+        if (numBlocks === undefined)
+          throw new RpcError(-22, 'num_blocks or total_size is required (the size of the bdev)');
         return createMallocBdev({
           name: p.name,
           numBlocks,

@@ -1,6 +1,6 @@
 // bdev_null_create / bdev_null_delete / bdev_null_resize.
 
-import { type RpcMethod, RpcState } from '../../../jsonrpc/index.ts';
+import { RpcError, type RpcMethod, RpcState } from '../../../jsonrpc/index.ts';
 import { mbToBlocks, rejectUnsupported, rpcCall } from '../rpc-util.ts';
 import { createNullBdev, deleteNullBdev, resizeNullBdev } from './null.ts';
 
@@ -116,7 +116,8 @@ export const nullRpcMethods: RpcMethod[] = [
         ]);
         const numBlocks =
           p.num_blocks ?? (p.total_size !== undefined ? mbToBlocks(p.total_size, p.block_size) : undefined);
-        if (numBlocks === undefined) throw new Error('num_blocks is required');
+        if (numBlocks === undefined)
+          throw new RpcError(-22, 'num_blocks or total_size is required (the size of the bdev)');
         return createNullBdev({
           name: p.name,
           numBlocks,
