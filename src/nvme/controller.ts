@@ -743,6 +743,10 @@ export class NvmeController {
     const queues = [...this.ioQpairs].filter((q) => !q.closedByOwner).sort((a, b) => a.qid - b.qid);
     for (const q of this.ioQpairs) q.qpair.close();
     const { admin, cntlid } = await NvmeController.connectAdmin(this.trid, this.hostid, this.opts);
+    if (this.disconnecting) {
+      admin.close();
+      throw new Error('reconnect: the controller was disconnected meanwhile');
+    }
     this.admin = admin;
     this.cntlid = cntlid;
     this.cdata = null;
@@ -951,8 +955,8 @@ export class NvmeIoQpair {
     cdw12Flags: number,
     cb: IoCallback,
   ): boolean {
-    const blockBytes = buf !== null && blocks > 0 ? buf.length / blocks : 0;
     if (blocks > MAX_BLOCKS_PER_COMMAND || (buf !== null && buf.length > this.maxTransferSize)) {
+      const blockBytes = buf !== null && blocks > 0 ? buf.length / blocks : 0;
       let perCommand = MAX_BLOCKS_PER_COMMAND;
       if (blockBytes > 0 && Number.isInteger(blockBytes))
         perCommand = Math.min(perCommand, Math.floor(this.maxTransferSize / blockBytes));
