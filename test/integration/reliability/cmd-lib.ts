@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import type { NvmeController, NvmeIoQpair } from '../../../src/nvme/index.ts';
 import { Cqe, SQE_SIZE, statusOf } from '../../../src/spec/nvme.ts';
 import { PduType } from '../../../src/spec/tcp.ts';
-import { capsuleCmd, type RawConnection } from '../../reliability-lib/index.ts';
+import { capsuleCmd, connectCmd, icReq, RawConnection } from '../../reliability-lib/index.ts';
 
 /** Anything with the host library's raw `submit` (an NvmeTcpQpair or an NvmeIoQpair). */
 export interface RawSubmitter {
@@ -187,4 +187,60 @@ export class RawQueue {
       };
     }
   }
+}
+
+export interface RawConnectParams {
+  qid: number;
+  /** queue entries; SQSIZE sent is this − 1 */
+  queueSize?: number;
+  cntlid?: number;
+  subnqn: string;
+  hostnqn?: string;
+  hostid?: Buffer;
+  /** change the SQE or the 1024-byte Connect data before sending */
+  mutate?: (sqe: Buffer, data: Buffer) => void;
+}
+
+export interface RawConnectResult extends RawResult {
+  /** IATTR (dw0 byte 0) and IPO (dw0 bits 31:16) of a Connect Invalid Parameters answer */
+  iattr: number;
+  ipo: number;
+  conn: RawConnection;
+  /** where the next PDU from the target starts in conn.data */
+  offset: number;
+}
+
+/** ICReq + one Fabrics Connect on a fresh raw connection; the connection is left open. */
+export async function rawConnect(port: string, p: RawConnectParams): Promise<RawConnectResult> {
+  const conn = await RawConnection.connect(port);
+  await conn.write(icReq());
+  const { sqe: cmd, data } = connectCmd(
+    1,
+    p.qid,
+    p.queueSize ?? 32,
+    p.cntlid ?? 0xffff,
+    p.subnqn,
+    p.hostnqn,
+    p.hostid,
+  );
+  p.mutate?.(cmd, data);
+  await conn.write(capsuleCmd(cmd, data));
+  const got = await conn.waitBytes(128 + 24);
+  if (got.length < 152 || got[128] !== PduType.CAPSULE_RESP) {
+    conn.destroy();
+    throw new Error(`no Connect answer (closed: ${conn.closed}): ${got.subarray(0, 160).toString('hex')}`);
+  }
+  const cpl = Buffer.from(got.subarray(136, 152));
+  const dw0 = cpl.readUInt32LE(Cqe.DW0);
+  return {
+    status: statusOf(cpl),
+    dnr: (cpl.readUInt16LE(Cqe.STATUS) & 0x8000) !== 0,
+    dw0,
+    cid: cpl.readUInt16LE(Cqe.CID),
+    cpl,
+    iattr: dw0 & 0xff,
+    ipo: dw0 >>> 16,
+    conn,
+    offset: 152,
+  };
 }
