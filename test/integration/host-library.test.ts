@@ -41,7 +41,7 @@ before(async () => {
         config: [
           { method: 'bdev_malloc_create', params: { name: 'Malloc0', num_blocks: 16384, block_size: 512 } },
           { method: 'bdev_malloc_create', params: { name: 'Malloc1', num_blocks: 2048, block_size: 4096 } },
-          { method: 'bdev_null_create', params: { name: 'Null0', num_blocks: 65536, block_size: 512 } },
+          { method: 'bdev_null_create', params: { name: 'Null0', num_blocks: 262144, block_size: 512 } },
           {
             method: 'bdev_malloc_create',
             params: { name: 'MallocSlowBase', num_blocks: 1024, block_size: 512 },
@@ -135,7 +135,7 @@ test('connect by string: identify, namespaces map, granted queues, MDTS, host id
     assert.equal(ns1?.numBlocks, 16384);
     assert.equal(c.namespaces.get(2)?.blockSize, 4096);
     assert.equal(c.namespaces.get(2)?.nsze, 2048);
-    assert.equal(c.namespaces.get(3)?.nsze, 65536);
+    assert.equal(c.namespaces.get(3)?.nsze, 262144);
     assert.ok(ns1?.uuid || ns1?.nguid, 'a namespace identifier (UUID or NGUID)');
     // the host NQN the target sees is the default identity, the same on every connect
     const ctrlrs = (await target.api().call('nvmf_subsystem_get_controllers', { nqn: CNODE1 })) as {
@@ -242,6 +242,11 @@ test('MDTS: a large read/write is split transparently; one callback; first error
     const r4 = Buffer.alloc(65536);
     await q.readAsync(2, 100, 16, r4);
     assert.ok(r4.equals(b4));
+    // Write Zeroes moves no data but NLB is 16 bits: 150000 blocks are three commands
+    const mid = (await target.api().call('nvmf_get_stats')) as typeof before;
+    assert.equal(await viaCallback((cb) => q.writeZeroes(3, 0, 150000, cb)), 0);
+    const end = (await target.api().call('nvmf_get_stats')) as typeof before;
+    assert.equal(done(end) - done(mid), 3, 'split at 65536 blocks');
     // a transfer whose last part is out of range: one error, LBA out of range
     const status = await viaCallback((cb) => q.read(1, 16384 - 40, 64, Buffer.alloc(32768), cb));
     assert.equal(status, 0x80);
