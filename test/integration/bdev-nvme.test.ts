@@ -180,6 +180,8 @@ before(async () => {
   a = await startTarget('A', '0x1', configA());
   b = await startTarget('B', '0x3');
   const rb = tgtB().rpc;
+  // a hung A is noticed after 3 s without a Keep Alive answer
+  await rb.call('bdev_nvme_set_options', { keep_alive_timeout_ms: 3000 });
   await rb.call('nvmf_create_transport', { trtype: 'TCP' });
   await rb.call('nvmf_create_subsystem', { nqn: CNODE_B, allow_any_host: true, serial_number: 'SPDKB0001' });
   await rb.call('nvmf_subsystem_add_listener', { nqn: CNODE_B, listen_address: listener(portB) });
@@ -363,6 +365,76 @@ test('I/O through B: verified through B and A; flush, write zeroes, deallocate, 
   }
 });
 
+async function controllerState(name: string): Promise<{ state: string; cntlid: number }> {
+  const ctrlrs = (await tgtB().rpc.call('bdev_nvme_get_controllers', { name })) as Array<{
+    ctrlrs: Array<{ state: string; cntlid: number }>;
+  }>;
+  return ctrlrs[0].ctrlrs[0];
+}
+
+test('bdev_nvme_reset_controller: a new controller on A, I/O through B goes on', async () => {
+  const { c, qs } = await hostOnB();
+  try {
+    await qs[0].writeAsync(1, 500, 8, pattern(8 * BS, 21));
+    const before = await controllerState('Nvme0');
+    // I/O in flight across the reset waits and completes
+    const across = [
+      qs[0].writeAsync(1, 600, 8, pattern(8 * BS, 22)),
+      qs[1].readAsync(1, 500, 8, Buffer.alloc(8 * BS)),
+    ];
+    assert.equal(await tgtB().rpc.call('bdev_nvme_reset_controller', { name: 'Nvme0' }), true);
+    await within(30_000, 'I/O across the reset', Promise.all(across));
+    const after = await controllerState('Nvme0');
+    assert.equal(after.state, 'enabled');
+    assert.notEqual(after.cntlid, before.cntlid, 'a new controller on A');
+    const back = Buffer.alloc(8 * BS);
+    await qs[1].readAsync(1, 600, 8, back);
+    assert.ok(back.equals(pattern(8 * BS, 22)));
+    await assert.rejects(
+      tgtB().rpc.call('bdev_nvme_reset_controller', { name: 'Nope' }),
+      (e: unknown) => e instanceof RpcError && e.code === -19,
+    );
+    await assert.rejects(
+      tgtB().rpc.call('bdev_nvme_set_options', { keep_alive_timeout_ms: 5000 }),
+      (e: unknown) => e instanceof RpcError && /already attached/.test(e.message),
+    );
+  } finally {
+    await c.disconnect();
+  }
+});
+
+test('A hung (SIGSTOP): B notices by keep-alive, I/O waits; after SIGCONT it reconnects and I/O completes', async () => {
+  const { c, qs } = await hostOnB();
+  const A = tgtA();
+  try {
+    await qs[0].writeAsync(1, 700, 8, pattern(8 * BS, 31));
+    A.child.kill('SIGSTOP');
+    let resumed = false;
+    try {
+      const data = pattern(8 * BS, 32);
+      const pending = qs[1].writeAsync(1, 700, 8, data);
+      const deadline = Date.now() + 20_000;
+      let st = await controllerState('Nvme0');
+      while (st.state === 'enabled' && Date.now() < deadline) {
+        await sleep(100);
+        st = await controllerState('Nvme0');
+      }
+      assert.notEqual(st.state, 'enabled', 'the unanswered Keep Alive reset the controller');
+      A.child.kill('SIGCONT');
+      resumed = true;
+      await within(30_000, 'the write held over the hang', pending);
+      const back = Buffer.alloc(8 * BS);
+      await qs[0].readAsync(1, 700, 8, back);
+      assert.ok(back.equals(data));
+      assert.equal((await controllerState('Nvme0')).state, 'enabled');
+    } finally {
+      if (!resumed) A.child.kill('SIGCONT');
+    }
+  } finally {
+    await c.disconnect();
+  }
+});
+
 test('save_config of B carries the attach; a fresh target replays it', async () => {
   const cfg = (await tgtB().rpc.call('save_config')) as {
     subsystems: Array<{
@@ -381,6 +453,7 @@ test('save_config of B carries the attach; a fresh target replays it', async () 
   assert.equal(p.trsvcid, portA);
   assert.equal(p.subnqn, CNODE_A);
   assert.equal(p.ctrlr_loss_timeout_sec, -1);
+  assert.equal(p.fast_io_fail_timeout_sec, 0);
   assert.equal(p.reconnect_delay_sec, 1);
   assert.match(String(p.hostnqn), /^nqn\.2014-08\.org\.nvmexpress:uuid:/);
   // replay the bdev section in another process: it attaches A again (another controller there)
@@ -483,8 +556,10 @@ test('nvmf-rpc CLI attach; A down past ctrlr_loss_timeout_sec: bdev removed, I/O
     '-n',
     CNODE_A,
     '-l',
-    '2',
+    '4',
     '-o',
+    '1',
+    '-u',
     '1',
     '-e',
     '-d',
@@ -512,7 +587,7 @@ test('nvmf-rpc CLI attach; A down past ctrlr_loss_timeout_sec: bdev removed, I/O
     assert.equal(entry?.params?.ddgst, true);
     await kill9(tgtA());
     const started = Date.now();
-    // waits in B until the controller is deleted, then fails
+    // waits in B until fast_io_fail_timeout_sec (1 s), then fails; the bdev goes at 4 s
     const err = await within(
       30_000,
       'read while A stays down',
@@ -522,8 +597,13 @@ test('nvmf-rpc CLI attach; A down past ctrlr_loss_timeout_sec: bdev removed, I/O
       ),
     );
     assert.ok(err instanceof NvmeStatusError, `the read failed with an NVMe status: ${String(err)}`);
-    assert.notEqual(err.status, 0);
-    assert.ok(Date.now() - started >= 1000, 'it waited for the loss timeout first');
+    assert.equal(err.status, 0x06, 'Internal Device Error once fast_io_fail_timeout_sec passed');
+    assert.ok(Date.now() - started >= 900, 'it waited for fast_io_fail_timeout_sec first');
+    assert.equal((await controllerState('Nvme1')).state === 'deleting', false, 'still reconnecting');
+    // new I/O now fails at once
+    const quick = Date.now();
+    await assert.rejects(qs[0].readAsync(1, 0, 8, Buffer.alloc(8 * BS)), NvmeStatusError);
+    assert.ok(Date.now() - quick < 900);
     const deadline = Date.now() + 15_000;
     let gone = false;
     while (!gone && Date.now() < deadline) {

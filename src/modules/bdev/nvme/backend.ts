@@ -6,10 +6,10 @@
 // lost with I/O in flight resubmits that I/O after the reconnect.
 
 import type { BdevBackend, BdevDescriptor, BdevIo } from '../../../bdev/index.ts';
-import { BdevIoStatus, BdevIoType } from '../../../bdev/index.ts';
+import { BdevIoStatus, BdevIoType, bdevDeviceId } from '../../../bdev/index.ts';
 import { connectIoQpair, type NvmeIoQpair } from '../../../nvme/index.ts';
 import { GenericStatus } from '../../../spec/nvme.ts';
-import { realmReactor } from '../../../thread/index.ts';
+import { defineChannelIter, forEachChannel, realmReactor } from '../../../thread/index.ts';
 import { logger } from '../../../util/log.ts';
 import { CtrlrState, type NvmeBdevParams, Shared } from './shared.ts';
 
@@ -302,6 +302,12 @@ export class RealmQueue {
     if (this.waitHead !== null) this.kick();
   }
 
+  /** The controller is resetting: drop this queue; its I/O in flight comes back and waits. */
+  disconnect(): void {
+    const q = this.qpair;
+    if (q !== null && !q.closed) q.close();
+  }
+
   destroy(): void {
     this.destroyed = true;
     if (this.timer !== null) clearTimeout(this.timer);
@@ -331,6 +337,23 @@ function releaseQueue(q: RealmQueue): void {
   if (--q.refs > 0) return;
   queues.delete(q.key);
   q.destroy();
+}
+
+const disconnectIter = defineChannelIter<{ attachId: string }>(
+  'bdev_nvme.disconnectQueue',
+  (_ch, ctx, next) => {
+    queues.get(ctx.attachId)?.disconnect();
+    next(0);
+  },
+);
+
+/**
+ * Record side, on a reset: every thread holding a channel of the bdev has its
+ * realm drop its queue to the old controller (as SPDK deletes the I/O qpairs
+ * of a resetting controller), so I/O stuck on a hung remote comes back to wait.
+ */
+export function disconnectRealmQueues(bdevName: string, attachId: string): void {
+  forEachChannel(bdevDeviceId(bdevName), disconnectIter, { attachId }, () => undefined);
 }
 
 const SUPPORTED = new Set<number>([

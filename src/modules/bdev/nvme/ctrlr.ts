@@ -12,6 +12,7 @@ import type { BdevDescriptor } from '../../../bdev/index.ts';
 import {
   BdevError,
   bdevGetRecord,
+  bdevNotifyResize,
   bdevRegister,
   bdevUnregister,
   newBdevDescriptor,
@@ -20,14 +21,23 @@ import { NvmeController, type TransportId } from '../../../nvme/index.ts';
 import { Cns, IdCtrl, IdNs, NsIdType } from '../../../spec/identify.ts';
 import { realmReactorCount } from '../../../thread/index.ts';
 import { logger } from '../../../util/log.ts';
+import { disconnectRealmQueues } from './backend.ts';
 import { CtrlrState, type NvmeBdevParams, newSharedState, Shared } from './shared.ts';
 
 const log = logger('bdev_nvme');
 
 /** Largest I/O queue we ask for (the remote may allow more). */
 const MAX_IO_QUEUE_SIZE = 128;
-/** Keep alive timeout sent in Connect (SPDK's default keep_alive_timeout_ms). */
-const KATO_MS = 10000;
+
+/** bdev_nvme_set_options values that take effect here (the others are accepted for SPDK configs). */
+export const nvmeOptions = {
+  /** keep alive timeout sent in Connect; a Keep Alive unanswered this long resets the controller */
+  keep_alive_timeout_ms: 10000,
+  /** defaults of the attach parameters of the same names */
+  ctrlr_loss_timeout_sec: 0,
+  reconnect_delay_sec: 0,
+  fast_io_fail_timeout_sec: 0,
+};
 
 export interface AttachOptions {
   name: string;
@@ -43,6 +53,8 @@ export interface AttachOptions {
   fastIoFailTimeoutSec: number;
   /** Fabrics Connect timeout (0 = the library's 10 s) */
   fabricsConnectTimeoutUs: number;
+  /** KATO sent in Connect; 0 disables keep alive (and the watchdog) */
+  keepAliveTimeoutMs: number;
 }
 
 export type CtrlrStateName = 'enabled' | 'resetting' | 'reconnect_is_delayed' | 'deleting';
@@ -61,7 +73,10 @@ export class NvmeCtrlr {
   private lossTimer: ReturnType<typeof setTimeout> | null = null;
   private fastFailTimer: ReturnType<typeof setTimeout> | null = null;
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
+  private watchdog: ReturnType<typeof setInterval> | null = null;
   private deletion: Promise<void> | null = null;
+  /** bdev_nvme_reset_controller calls waiting for the reconnect */
+  private resetWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
 
   constructor(opts: AttachOptions) {
     this.opts = opts;
@@ -79,7 +94,7 @@ export class NvmeCtrlr {
   /** Connect the admin queue and publish it (cntlid, queue limits) to the realms. */
   async connectAdmin(): Promise<NvmeController> {
     const c = await NvmeController.connect(this.opts.trid, {
-      kato: KATO_MS,
+      kato: this.opts.keepAliveTimeoutMs,
       connectTimeoutMs: this.connectTimeoutMs,
     });
     // one I/O queue per reactor (qid = reactor + 1); a controller that refuses
@@ -91,19 +106,79 @@ export class NvmeCtrlr {
     Atomics.store(this.shared, Shared.QUEUE_SIZE, Math.max(2, Math.min(MAX_IO_QUEUE_SIZE, mqes)));
     this.ctrlr = c;
     c.admin.onClose = (reason) => this.adminLost(c, reason);
+    this.startWatchdog(c);
     Atomics.add(this.shared, Shared.GENERATION, 1);
     Atomics.store(this.shared, Shared.STATE, CtrlrState.ENABLED);
     this.state = 'enabled';
     return c;
   }
 
+  /**
+   * The library sends Keep Alive at KATO/2 but does not time it; a remote
+   * that stops answering (hung, not closed) would hold I/O forever. Our own
+   * Keep Alive unanswered for KATO ends the admin queue, which resets.
+   */
+  private startWatchdog(c: NvmeController): void {
+    const kato = this.opts.keepAliveTimeoutMs;
+    if (kato <= 0) return;
+    let outstandingSince = 0;
+    this.watchdog = setInterval(
+      () => {
+        if (this.ctrlr !== c) return;
+        if (outstandingSince !== 0) {
+          if (Date.now() - outstandingSince > kato)
+            c.admin.fatal(`keep alive not answered within ${kato} ms`);
+          return;
+        }
+        outstandingSince = Date.now();
+        c.keepAlive().then(
+          () => {
+            outstandingSince = 0;
+          },
+          () => undefined, // a failed queue reports itself through onClose
+        );
+      },
+      Math.max(100, Math.floor(kato / 4)),
+    );
+    this.watchdog.unref();
+  }
+
+  private stopWatchdog(): void {
+    if (this.watchdog !== null) clearInterval(this.watchdog);
+    this.watchdog = null;
+  }
+
+  /**
+   * bdev_nvme_reset_controller: drop the connection and reconnect (the
+   * realms' queues follow the new generation); resolves once reconnected.
+   */
+  reset(): Promise<void> {
+    if (this.deletion !== null)
+      return Promise.reject(new NvmeAttachError(-19, `controller ${this.name} is being deleted`));
+    const done = new Promise<void>((resolve, reject) => this.resetWaiters.push({ resolve, reject }));
+    const c = this.ctrlr;
+    if (c !== null) c.admin.fatal('reset requested'); // → adminLost → reconnect
+    return done;
+  }
+
+  private settleResets(err: Error | null): void {
+    const waiters = this.resetWaiters;
+    this.resetWaiters = [];
+    for (const w of waiters) {
+      if (err === null) w.resolve();
+      else w.reject(err);
+    }
+  }
+
   private adminLost(c: NvmeController, reason: string): void {
     if (this.ctrlr !== c || this.deletion !== null) return;
     this.ctrlr = null;
+    this.stopWatchdog();
     void c.disconnect().catch(() => undefined); // stops its keep-alive timer and the other queues
     log.warn(`controller ${this.name}: connection lost (${reason}), resetting`);
     this.state = 'resetting';
     Atomics.store(this.shared, Shared.STATE, CtrlrState.RESETTING);
+    for (const name of this.bdevNames) disconnectRealmQueues(name, this.attachId);
     const o = this.opts;
     if (o.ctrlrLossTimeoutSec > 0) {
       this.lossTimer = setTimeout(() => this.lossTimeout(), o.ctrlrLossTimeoutSec * 1000);
@@ -141,6 +216,8 @@ export class NvmeCtrlr {
       }
       this.clearTimers();
       log.notice(`controller ${this.name}: reconnected (cntlid ${c.cntlid})`);
+      await this.recheckNamespaces(c);
+      this.settleResets(null);
     } catch (e) {
       if (this.deletion !== null) return;
       log.info(`controller ${this.name}: reconnect failed: ${(e as Error).message}`);
@@ -171,6 +248,8 @@ export class NvmeCtrlr {
   private async doDelete(): Promise<void> {
     this.state = 'deleting';
     this.clearTimers();
+    this.stopWatchdog();
+    this.settleResets(new NvmeAttachError(-19, `controller ${this.name} was deleted`));
     Atomics.store(this.shared, Shared.STATE, CtrlrState.DELETED);
     for (const name of [...this.bdevNames].reverse()) {
       if (bdevGetRecord(name) === undefined) continue;
@@ -180,6 +259,34 @@ export class NvmeCtrlr {
     this.ctrlr = null;
     if (c !== null) await c.disconnect().catch(() => undefined);
     if (controllers.get(this.name) === this) controllers.delete(this.name);
+  }
+
+  /**
+   * After a reconnect the remote may have changed: a namespace that is gone
+   * takes its bdev with it; a new size is passed on (resize). New namespaces
+   * are not added (known gap: that needs the namespace-changed AEN).
+   */
+  private async recheckNamespaces(c: NvmeController): Promise<void> {
+    let now: NamespaceInfo[];
+    try {
+      now = await readNamespaces(c);
+    } catch (e) {
+      log.warn(`controller ${this.name}: namespace check after reconnect failed: ${(e as Error).message}`);
+      return;
+    }
+    for (const name of [...this.bdevNames]) {
+      const rec = bdevGetRecord(name);
+      if (rec === undefined) continue;
+      const nsid = (rec.desc.params as unknown as NvmeBdevParams).nsid;
+      const ns = now.find((n) => n.nsid === nsid);
+      if (ns === undefined || ns.blockSize !== rec.desc.blockSize) {
+        log.warn(`controller ${this.name}: namespace ${nsid} is gone after the reconnect, removing ${name}`);
+        await bdevUnregister(name).catch(() => undefined);
+      } else if (ns.numBlocks !== rec.desc.numBlocks) {
+        log.notice(`controller ${this.name}: namespace ${nsid} now has ${ns.numBlocks} blocks`);
+        await bdevNotifyResize(name, ns.numBlocks).catch(() => undefined);
+      }
+    }
   }
 
   /** The bdev_nvme_attach_controller call that recreates this controller (save_config). */

@@ -12,6 +12,7 @@ import {
   getController,
   listControllers,
   NvmeAttachError,
+  nvmeOptions,
 } from './ctrlr.ts';
 
 interface AttachParams {
@@ -84,9 +85,9 @@ async function attach(p: AttachParams): Promise<string[]> {
     if (p[k] !== undefined)
       throw new RpcError(-22, `${k} is not supported (no TLS or DH-HMAC-CHAP on the host side yet)`);
   }
-  const loss = p.ctrlr_loss_timeout_sec ?? 0;
-  const delay = p.reconnect_delay_sec ?? 0;
-  const fastFail = p.fast_io_fail_timeout_sec ?? 0;
+  const loss = p.ctrlr_loss_timeout_sec ?? nvmeOptions.ctrlr_loss_timeout_sec;
+  const delay = p.reconnect_delay_sec ?? nvmeOptions.reconnect_delay_sec;
+  const fastFail = p.fast_io_fail_timeout_sec ?? nvmeOptions.fast_io_fail_timeout_sec;
   const bad = checkResiliencyParams(loss, delay, fastFail);
   if (bad !== null) throw new RpcError(-22, `The parameters are invalid: ${bad}`);
   // the host ID goes with the host NQN when the NQN names a UUID (as nvme-cli's defaults do)
@@ -111,6 +112,7 @@ async function attach(p: AttachParams): Promise<string[]> {
     reconnectDelaySec: delay,
     fastIoFailTimeoutSec: fastFail,
     fabricsConnectTimeoutUs: p.fabrics_connect_timeout_us ?? 0,
+    keepAliveTimeoutMs: nvmeOptions.keep_alive_timeout_ms,
   }).catch(nvmeErr);
   if (p.max_bdevs !== undefined && names.length > p.max_bdevs) {
     throw new RpcError(-22, `controller has ${names.length} namespaces, more than max_bdevs ${p.max_bdevs}`);
@@ -385,5 +387,309 @@ export const nvmeRpcMethods: RpcMethod[] = [
       }
       return recs.map((r) => ({ name: r!.name, ctrlrs: [r!.infoJson()] }));
     },
+  },
+  {
+    name: 'bdev_nvme_set_options',
+    summary: 'Set options for the bdev nvme type (before any controller is attached)',
+    states: RpcState.STARTUP | RpcState.RUNTIME,
+    params: [
+      {
+        name: 'action_on_timeout',
+        type: 'string',
+        help: 'Action on command timeout: none, reset, abort (accepted, ignored)',
+        cli: { flags: ['-a', '--action-on-timeout'] },
+      },
+      {
+        name: 'timeout_us',
+        type: 'integer',
+        min: 0,
+        help: 'Timeout for each command, in microseconds (accepted, ignored)',
+        cli: { flags: ['-t', '--timeout-us'], int: true },
+      },
+      {
+        name: 'timeout_admin_us',
+        type: 'integer',
+        min: 0,
+        help: 'Timeout for each admin command, in microseconds (accepted, ignored)',
+        cli: { flags: ['--timeout-admin-us'], int: true },
+      },
+      {
+        name: 'keep_alive_timeout_ms',
+        type: 'integer',
+        min: 0,
+        help: 'Keep alive timeout in ms sent in Connect; an unanswered Keep Alive this long resets the controller; 0 disables',
+        cli: { flags: ['-k', '--keep-alive-timeout-ms'], int: true },
+      },
+      {
+        name: 'arbitration_burst',
+        type: 'integer',
+        min: 0,
+        help: 'Arbitration burst (accepted, ignored)',
+        cli: { flags: ['--arbitration-burst'], int: true },
+      },
+      {
+        name: 'low_priority_weight',
+        type: 'integer',
+        min: 0,
+        help: 'Low priority weight (accepted, ignored)',
+        cli: { flags: ['--low-priority-weight'], int: true },
+      },
+      {
+        name: 'medium_priority_weight',
+        type: 'integer',
+        min: 0,
+        help: 'Medium priority weight (accepted, ignored)',
+        cli: { flags: ['--medium-priority-weight'], int: true },
+      },
+      {
+        name: 'high_priority_weight',
+        type: 'integer',
+        min: 0,
+        help: 'High priority weight (accepted, ignored)',
+        cli: { flags: ['--high-priority-weight'], int: true },
+      },
+      {
+        name: 'nvme_adminq_poll_period_us',
+        type: 'integer',
+        min: 0,
+        help: 'Admin queue poll period (accepted, ignored: completions are event driven)',
+        cli: { flags: ['-p', '--nvme-adminq-poll-period-us'], int: true },
+      },
+      {
+        name: 'nvme_ioq_poll_period_us',
+        type: 'integer',
+        min: 0,
+        help: 'I/O queue poll period (accepted, ignored: completions are event driven)',
+        cli: { flags: ['-i', '--nvme-ioq-poll-period-us'], int: true },
+      },
+      {
+        name: 'io_queue_requests',
+        type: 'integer',
+        min: 0,
+        help: 'Requests per I/O queue (accepted, ignored)',
+        cli: { flags: ['-s', '--io-queue-requests'], int: true },
+      },
+      {
+        name: 'delay_cmd_submit',
+        type: 'boolean',
+        help: 'Batch command submission (accepted; submissions are batched per tick anyway)',
+        cli: { flags: ['-d', '--disable-delay-cmd-submit'], action: 'store_false' },
+      },
+      {
+        name: 'transport_retry_count',
+        type: 'integer',
+        min: 0,
+        help: 'Transport retry count (accepted, ignored)',
+        cli: { flags: ['-c', '--transport-retry-count'], int: true },
+      },
+      {
+        name: 'bdev_retry_count',
+        type: 'integer',
+        min: -1,
+        help: 'bdev layer retry count (accepted, ignored: errors pass through)',
+        cli: { flags: ['-r', '--bdev-retry-count'], int: true },
+      },
+      {
+        name: 'transport_ack_timeout',
+        type: 'integer',
+        min: 0,
+        max: 31,
+        help: 'Transport ACK timeout, 2^n ms (accepted, ignored)',
+        cli: { flags: ['-e', '--transport-ack-timeout'], int: true },
+      },
+      {
+        name: 'ctrlr_loss_timeout_sec',
+        type: 'integer',
+        min: -1,
+        help: 'Default ctrlr_loss_timeout_sec of bdev_nvme_attach_controller',
+        cli: { flags: ['-l', '--ctrlr-loss-timeout-sec'], int: true },
+      },
+      {
+        name: 'reconnect_delay_sec',
+        type: 'integer',
+        min: 0,
+        help: 'Default reconnect_delay_sec of bdev_nvme_attach_controller',
+        cli: { flags: ['-o', '--reconnect-delay-sec'], int: true },
+      },
+      {
+        name: 'fast_io_fail_timeout_sec',
+        type: 'integer',
+        min: 0,
+        help: 'Default fast_io_fail_timeout_sec of bdev_nvme_attach_controller',
+        cli: { flags: ['-u', '--fast-io-fail-timeout-sec'], int: true },
+      },
+      {
+        name: 'disable_auto_failback',
+        type: 'boolean',
+        help: 'Disable automatic failback (accepted, ignored: one path)',
+        cli: { flags: ['-f', '--disable-auto-failback'], action: 'store_true' },
+      },
+      {
+        name: 'generate_uuids',
+        type: 'boolean',
+        help: 'Generate UUIDs for namespaces without one (accepted, ignored)',
+        cli: { flags: ['--generate-uuids'], action: 'store_true' },
+      },
+      {
+        name: 'transport_tos',
+        type: 'integer',
+        min: 0,
+        max: 255,
+        help: 'IPv4 type of service (accepted, ignored)',
+        cli: { flags: ['--transport-tos'], int: true },
+      },
+      {
+        name: 'nvme_error_stat',
+        type: 'boolean',
+        help: 'Collect NVMe error counts (accepted, ignored)',
+        cli: { flags: ['-m', '--nvme-error-stat'], action: 'store_true' },
+      },
+      {
+        name: 'rdma_srq_size',
+        type: 'integer',
+        min: 0,
+        help: 'RDMA only (accepted, ignored)',
+        cli: { flags: ['-q', '--rdma-srq-size'], int: true },
+      },
+      {
+        name: 'io_path_stat',
+        type: 'boolean',
+        help: 'I/O path statistics (accepted, ignored)',
+        cli: { flags: ['--io-path-stat'], action: 'store_true' },
+      },
+      {
+        name: 'allow_accel_sequence',
+        type: 'boolean',
+        help: 'Accel sequences (accepted, ignored)',
+        cli: { flags: ['--allow-accel-sequence'], action: 'store_true' },
+      },
+      {
+        name: 'rdma_max_cq_size',
+        type: 'integer',
+        min: 0,
+        help: 'RDMA only (accepted, ignored)',
+        cli: { flags: ['--rdma-max-cq-size'], int: true },
+      },
+      {
+        name: 'rdma_cm_event_timeout_ms',
+        type: 'integer',
+        min: 0,
+        help: 'RDMA only (accepted, ignored)',
+        cli: { flags: ['--rdma-cm-event-timeout-ms'], int: true },
+      },
+      {
+        name: 'dhchap_digests',
+        type: 'array',
+        help: 'Allowed DH-HMAC-CHAP digests (accepted, ignored)',
+        cli: { flags: ['--dhchap-digests'] },
+        items: { name: 'item', type: 'string', help: 'a name' },
+      },
+      {
+        name: 'dhchap_dhgroups',
+        type: 'array',
+        help: 'Allowed DH-HMAC-CHAP DH groups (accepted, ignored)',
+        cli: { flags: ['--dhchap-dhgroups'] },
+        items: { name: 'item', type: 'string', help: 'a name' },
+      },
+      {
+        name: 'rdma_umr_per_io',
+        type: 'boolean',
+        help: 'RDMA only (accepted, ignored)',
+        cli: { flags: ['--rdma-umr-per-io'], action: 'store_true' },
+      },
+      {
+        name: 'tcp_connect_timeout_ms',
+        type: 'integer',
+        min: 0,
+        help: 'TCP connect timeout in ms (accepted, ignored: fabrics_connect_timeout_us of the attach applies)',
+        cli: { flags: ['--tcp-connect-timeout-ms'], int: true },
+      },
+      {
+        name: 'enable_flush',
+        type: 'boolean',
+        help: 'Pass flush to NVMe (accepted; flush always passes through)',
+        cli: { flags: ['--enable-flush'], action: 'store_true' },
+      },
+      {
+        name: 'multipath_opts',
+        type: 'object',
+        help: 'Multipath policy, selector, min_io (accepted, ignored: one path)',
+      },
+    ],
+    handler: (p: Record<string, unknown>) => {
+      if (listControllers().length > 0) {
+        throw new RpcError(-1, 'RPC not permitted with nvme controllers already attached');
+      }
+      const loss = (p.ctrlr_loss_timeout_sec as number | undefined) ?? nvmeOptions.ctrlr_loss_timeout_sec;
+      const delay = (p.reconnect_delay_sec as number | undefined) ?? nvmeOptions.reconnect_delay_sec;
+      const fastFail =
+        (p.fast_io_fail_timeout_sec as number | undefined) ?? nvmeOptions.fast_io_fail_timeout_sec;
+      const bad = checkResiliencyParams(loss, delay, fastFail);
+      if (bad !== null) throw new RpcError(-22, `The parameters are invalid: ${bad}`);
+      nvmeOptions.ctrlr_loss_timeout_sec = loss;
+      nvmeOptions.reconnect_delay_sec = delay;
+      nvmeOptions.fast_io_fail_timeout_sec = fastFail;
+      if (typeof p.keep_alive_timeout_ms === 'number')
+        nvmeOptions.keep_alive_timeout_ms = p.keep_alive_timeout_ms;
+      return true;
+    },
+  },
+  {
+    name: 'bdev_nvme_set_hotplug',
+    summary: 'Set hotplug options for bdev nvme type (PCIe only: accepted, nothing to watch)',
+    states: RpcState.RUNTIME,
+    params: [
+      {
+        name: 'enable',
+        type: 'boolean',
+        required: true,
+        help: 'Enable or disable hotplug',
+        cli: { flags: ['--hotplug'], action: 'store_true' },
+      },
+      {
+        name: 'period_us',
+        type: 'integer',
+        min: 0,
+        help: 'How often the hotplug is processed for insert and remove events',
+        cli: { flags: ['-r', '--period-us'], int: true },
+      },
+    ],
+    handler: (p: { enable: boolean }) => {
+      if (p.enable)
+        throw new RpcError(-22, 'hotplug is for PCIe devices; nvmf-ts attaches fabrics controllers only');
+      return true;
+    },
+  },
+  {
+    name: 'bdev_nvme_reset_controller',
+    summary: 'Reset an NVMe controller: reconnect it (every realm reconnects its I/O queue)',
+    states: RpcState.RUNTIME,
+    params: [
+      {
+        name: 'name',
+        type: 'string',
+        required: true,
+        help: 'Name of the NVMe controller',
+        cli: { positional: true },
+      },
+      {
+        name: 'cntlid',
+        type: 'integer',
+        min: 0,
+        help: 'NVMe controller ID',
+        cli: { flags: ['-c', '--cntlid'], int: true },
+      },
+    ],
+    handler: (p: { name: string; cntlid?: number }) =>
+      rpcCall(async () => {
+        const rec = getController(p.name);
+        if (rec === undefined) throw new RpcError(-19, `Controller ${p.name} does not exist`);
+        const cur = rec.infoJson().cntlid;
+        if (p.cntlid !== undefined && p.cntlid !== cur) {
+          throw new RpcError(-19, `Controller ${p.name} has no controller with cntlid ${p.cntlid}`);
+        }
+        await rec.reset().catch(nvmeErr);
+        return true;
+      }),
   },
 ];
