@@ -165,6 +165,9 @@ test('gateway setup: target A (malloc) and target B attaching A with bdev_nvme, 
         traddr: '127.0.0.1',
         trsvcid: String(portA),
         subnqn: A_NQN,
+        // B's host queues to A carry header and data digests (the guest's hop does not)
+        hdgst: true,
+        ddgst: true,
       },
       30_000,
     );
@@ -292,7 +295,7 @@ test('nvmf-perf 2 s 4 KiB randrw qd 32 through the gateway: no errors', async (t
   t.diagnostic(`through B: ${Math.round(total.iops)} IOPS, p99 ${Math.round(total.p99_us)} us`);
 });
 
-test('both targets alive and B still lists its bdev_nvme controller', async () => {
+test('both targets alive; B lists its bdev_nvme controller and save_config writes the attach', async () => {
   requireSetup();
   assert.ok(targetA?.alive(), `target A died${logNote()}`);
   assert.ok(targetB?.alive(), `target B died${logNote()}`);
@@ -301,4 +304,17 @@ test('both targets alive and B still lists its bdev_nvme controller', async () =
     controllers.some((c) => c.name === CONTROLLER_NAME),
     `bdev_nvme_get_controllers after the run: ${JSON.stringify(controllers)}`,
   );
+  // save_config writes the attach back, digests included, so B can be replayed.
+  const saved = (await rpcCall(targetB!.rpcSocket, 'save_config')) as {
+    subsystems: { subsystem: string; config: { method: string; params: Record<string, unknown> }[] | null }[];
+  };
+  const attach = saved.subsystems
+    .flatMap((sub) => sub.config ?? [])
+    .find((entry) => entry.method === 'bdev_nvme_attach_controller');
+  assert.ok(attach, `save_config lacks bdev_nvme_attach_controller: ${JSON.stringify(saved).slice(0, 2000)}`);
+  assert.equal(attach.params.name, CONTROLLER_NAME);
+  assert.equal(attach.params.trsvcid, String(portA));
+  assert.equal(attach.params.subnqn, A_NQN);
+  assert.equal(attach.params.hdgst, true);
+  assert.equal(attach.params.ddgst, true);
 });
