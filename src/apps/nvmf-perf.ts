@@ -12,9 +12,7 @@
 import { basename } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { NvmeController } from '../nvme/index.ts';
-import { Cns, IDENTIFY_SIZE, IdCtrl } from '../spec/identify.ts';
 import { exitWhenFlushed, UsageError } from './cli/args.ts';
-import { nsBlockSize, nsNumBlocks } from './cli/decode.ts';
 import { toJson } from './cli/format.ts';
 import { type NsTarget, PerfWorker, type WorkerPlan, type WorkerResult } from './perf/job.ts';
 import { PERF_USAGE, type PerfConfig, parsePerfArgs } from './perf/options.ts';
@@ -88,17 +86,6 @@ function threadWorker(plan: WorkerPlan): RunningWorker {
   };
 }
 
-async function activeNamespaces(ctrlr: NvmeController): Promise<number[]> {
-  const list = await ctrlr.identify(Cns.ACTIVE_NS_LIST, 0);
-  const nsids: number[] = [];
-  for (let off = 0; off < IDENTIFY_SIZE; off += 4) {
-    const nsid = list.readUInt32LE(off);
-    if (nsid === 0) break;
-    nsids.push(nsid);
-  }
-  return nsids;
-}
-
 /** Connect each controller and list the namespaces this run can drive. */
 async function discoverTargets(
   config: PerfConfig,
@@ -107,17 +94,16 @@ async function discoverTargets(
   const found: Array<{ ctrlr: number; target: NsTarget }> = [];
   for (let i = 0; i < config.trids.length; i++) {
     const trid = config.trids[i];
-    const ctrlr = await NvmeController.connect(trid, { connectTimeoutMs: 10000 });
+    // Number of Queues is asked later, once the plan knows how many queues this controller needs
+    const ctrlr = await NvmeController.connect(trid, {
+      connectTimeoutMs: 10000,
+      numIoQueues: 0,
+      asyncEvents: false,
+    });
     controllers.push(ctrlr);
-    const cdata = ctrlr.cdata!;
-    const mqes = Number(ctrlr.cap & 0xffffn);
-    const pageSize = 4096 * 2 ** Number((ctrlr.cap >> 48n) & 0xfn);
-    const mdts = cdata[IdCtrl.MDTS];
-    const maxIo = mdts === 0 ? Number.POSITIVE_INFINITY : pageSize * 2 ** mdts;
-    for (const nsid of await activeNamespaces(ctrlr)) {
-      const ns = await ctrlr.identify(Cns.NAMESPACE, nsid);
-      const blockSize = nsBlockSize(ns);
-      const numBlocks = nsNumBlocks(ns);
+    const maxIo = ctrlr.maxTransferSize;
+    for (const ns of ctrlr.namespaces.values()) {
+      const { nsid, blockSize, numBlocks } = ns;
       const label = `TCP (addr:${trid.traddr} subnqn:${trid.subnqn}) NSID ${nsid}`;
       if (config.ioSize % blockSize !== 0) {
         process.stderr.write(
@@ -142,7 +128,7 @@ async function discoverTargets(
           hostidHex: ctrlr.hostid.toString('hex'),
           inCapsuleDataSize: ctrlr.ioInCapsuleDataSize,
           // one queue entry stays free (a full SQ holds size - 1 commands)
-          queueSize: Math.min(config.queueDepth + 1, mqes + 1),
+          queueSize: Math.min(config.queueDepth + 1, ctrlr.maxQueueSize),
           nsid,
           blockSize,
           numBlocks,

@@ -23,8 +23,6 @@ import {
   decodeSmartLog,
   describeDiscoveryEntry,
   ERROR_LOG_ENTRY_SIZE,
-  nsBlockSize,
-  nsNumBlocks,
   SMART_LOG_SIZE,
   versionString,
 } from './cli/decode.ts';
@@ -122,7 +120,8 @@ function transportIdFrom(cmd: Command, v: Values): TransportId {
 
 /** Connect, run `fn`, always disconnect. */
 async function withController<T>(trid: TransportId, fn: (c: NvmeController) => Promise<T>): Promise<T> {
-  const ctrlr = await NvmeController.connect(trid, { connectTimeoutMs: 10000 });
+  // one command and gone: no asynchronous events to wait for
+  const ctrlr = await NvmeController.connect(trid, { connectTimeoutMs: 10000, asyncEvents: false });
   try {
     return await fn(ctrlr);
   } finally {
@@ -219,13 +218,12 @@ const connect: Command = {
   async run(ctx) {
     const summary = await withController(ctx.trid, async (c) => {
       const id = decodeIdCtrl(c.cdata!);
-      const namespaces = [];
-      for (const nsid of await activeNamespaces(c)) {
-        const ns = await c.identify(Cns.NAMESPACE, nsid);
-        const blockSize = nsBlockSize(ns);
-        const blocks = nsNumBlocks(ns);
-        namespaces.push({ nsid, nsze: blocks, block_size: blockSize, size_bytes: blocks * blockSize });
-      }
+      const namespaces = [...c.namespaces.values()].map((ns) => ({
+        nsid: ns.nsid,
+        nsze: ns.nsze,
+        block_size: ns.blockSize,
+        size_bytes: ns.nsze * ns.blockSize,
+      }));
       return {
         cntlid: c.cntlid,
         subnqn: id.subnqn,
@@ -460,8 +458,9 @@ async function planIo(ctx: Context, c: NvmeController): Promise<IoPlan> {
   const nsid = nsidOption(ctx.values, 1);
   const slba = parseInteger('start-block', ctx.values['start-block'] as string, 0, Number.MAX_SAFE_INTEGER);
   const blocks = parseInteger('block-count', ctx.values['block-count'] as string, 0, 0xffff) + 1;
-  const ns = await c.identify(Cns.NAMESPACE, nsid);
-  const blockSize = nsBlockSize(ns);
+  const ns = c.namespaces.get(nsid);
+  if (ns === undefined) throw new Error(`namespace ${nsid} is not an active namespace of ${ctx.trid.subnqn}`);
+  const blockSize = ns.blockSize;
   const size = blocks * blockSize;
   if (ctx.values['data-size'] !== undefined) {
     const z = parseInteger('data-size', ctx.values['data-size'] as string, 1, 1 << 30);
@@ -470,10 +469,8 @@ async function planIo(ctx: Context, c: NvmeController): Promise<IoPlan> {
         `--data-size ${z} is smaller than ${blocks} block(s) of ${blockSize} bytes (${size})`,
       );
   }
-  const mdts = c.cdata![IdCtrl.MDTS];
-  // MDTS is in units of the minimum page size (CAP.MPSMIN, 4 KiB at 0)
-  const pageSize = 4096 * 2 ** Number((c.cap >> 48n) & 0xfn);
-  const maxBytes = mdts === 0 ? 1 << 20 : Math.min(pageSize * 2 ** mdts, 1 << 20);
+  // one command per MDTS-sized piece (at most 1 MiB, to keep each buffer modest)
+  const maxBytes = Math.min(c.maxTransferSize, 1 << 20);
   return { nsid, slba, blocks, blockSize, maxBlocks: Math.max(1, Math.floor(maxBytes / blockSize)) };
 }
 

@@ -19,6 +19,8 @@ const dir = mkdtempSync(join(tmpdir(), 'nvmf-cli-'));
 let tgt: ChildProcess;
 let tgtLog = '';
 let port = 0;
+/** the host identity (hostnqn/hostid) is kept under the temp dir, not in ~/.config */
+const HOST_ENV = { ...process.env, XDG_CONFIG_HOME: dir };
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -97,7 +99,7 @@ function nvmf(args: string[], input?: Buffer): Promise<Run> {
     const child = execFile(
       NODE,
       [CLI, ...args],
-      { timeout: 30000, encoding: 'buffer', maxBuffer: 1 << 24 },
+      { timeout: 30000, encoding: 'buffer', maxBuffer: 1 << 24, env: HOST_ENV },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === 'number' ? err.code : 99) : 0;
         resolve({ code, stdout: stdout.toString('latin1'), stderr: stderr.toString(), raw: stdout });
@@ -406,6 +408,10 @@ test('an unreachable target, an unknown subsystem or a bad LBA exit 1 with one l
   ]);
   assert.equal(unknown.code, 1);
   assert.match(unknown.stderr, /^nvmf identify: Connect failed: .*\n$/);
+
+  const inactive = await nvmf(['read', ...conn(), '-n', '7', '-c', '0']);
+  assert.equal(inactive.code, 1);
+  assert.match(inactive.stderr, /^nvmf read: namespace 7 is not an active namespace/);
 
   const lba = await nvmf(['read', ...conn(), '-n', '1', '-s', '16384', '-c', '0']);
   assert.equal(lba.code, 1);

@@ -19,6 +19,8 @@ const dir = mkdtempSync(join(tmpdir(), 'nvmf-perf-'));
 let tgt: ChildProcess;
 let tgtLog = '';
 let port = 0;
+/** the host identity (hostnqn/hostid) is kept under the temp dir, not in ~/.config */
+const HOST_ENV = { ...process.env, XDG_CONFIG_HOME: dir };
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -98,11 +100,12 @@ interface Report {
   devices: Row[];
   total: Row;
   errors: number;
+  perf_cpu: { wall_sec: number; user_sec: number; system_sec: number; us_per_io: number };
 }
 
 function perf(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(NODE, [PERF, ...args], { timeout: 60000 }, (err, stdout, stderr) => {
+    execFile(NODE, [PERF, ...args], { timeout: 60000, env: HOST_ENV }, (err, stdout, stderr) => {
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : 99) : 0, stdout, stderr });
     });
   });
@@ -135,6 +138,7 @@ function checkRows(report: Report): void {
       assert.ok(order[i - 1] <= order[i], `${where}: latencies out of order ${order.join(' ')}`);
     assert.ok(row.min_lat_us <= row.avg_lat_us && row.avg_lat_us <= row.max_lat_us, where);
   }
+  assert.ok(report.perf_cpu.us_per_io > 0, 'nvmf-perf states its own CPU cost');
   const sum = report.devices.reduce((n, d) => n + d.ios, 0);
   assert.equal(report.total.ios, sum);
 }

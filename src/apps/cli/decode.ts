@@ -228,18 +228,6 @@ export function decodeIdNs(d: Buffer): Decoded {
   };
 }
 
-/** The formatted LBA size in bytes of an Identify Namespace (FLBAS bits 3:0 and 6:5 pick the format). */
-export function nsBlockSize(d: Buffer): number {
-  const flbas = d[IdNs.FLBAS];
-  const index = (flbas & 0xf) | ((flbas >> 1) & 0x30);
-  return 2 ** d[IdNs.LBAF0 + index * IdNsField.LBAF_SIZE + 2];
-}
-
-/** Namespace size in blocks (NSZE; exact below 2^53). */
-export function nsNumBlocks(d: Buffer): number {
-  return d.readUInt32LE(IdNs.NSZE) + d.readUInt32LE(IdNs.NSZE + 4) * 0x1_0000_0000;
-}
-
 /** SMART / Health Information (LID 02h); temperatures in kelvin as on the wire. */
 export function decodeSmartLog(d: Buffer): Decoded {
   const sensors: number[] = [];
