@@ -133,6 +133,8 @@ export interface CtrlrHost {
   onCtrlrEnabled(ctrlr: NvmfCtrlr): void;
   /** CC.EN 1 → 0: a controller reset; its I/O queues go away */
   onCtrlrDisabled?(ctrlr: NvmfCtrlr): void;
+  /** Abort: cancel command `cid` of queue `sqid` if it still waits in the target; done(true) if it did */
+  abortCommand?(ctrlr: NvmfCtrlr, sqid: number, cid: number, done: (aborted: boolean) => void): void;
 }
 
 export class NvmfCtrlr {
@@ -332,12 +334,20 @@ export class NvmfCtrlr {
         this.lastKeepAliveUs = nowUs();
         req.complete();
         return;
-      case AdminOpcode.ABORT:
+      case AdminOpcode.ABORT: {
         if (this.isDiscovery) break;
-        // in-flight commands are not aborted (DW0 bit 0 = 1), as the Linux target does
-        req.rsp.writeUInt32LE(1, 0);
-        req.complete();
+        // DW0 bit 0 = 1: not aborted. Commands a bdev holds run to completion (as the Linux
+        // target answers); one still waiting in the target (paused subsystem) is aborted.
+        const answer = (aborted: boolean): void => {
+          req.rsp.writeUInt32LE(aborted ? 0 : 1, 0);
+          req.complete();
+        };
+        const sqid = req.cmd.readUInt16LE(Sqe.CDW10);
+        const cid = req.cmd.readUInt16LE(Sqe.CDW10 + 2);
+        if (this.host.abortCommand === undefined) answer(false);
+        else this.host.abortCommand(this, sqid, cid, answer);
         return;
+      }
     }
     this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_OPCODE, true);
   }

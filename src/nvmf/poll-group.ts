@@ -51,6 +51,7 @@ import { type PgNamespace, PgSubsystem } from './poll-group-types.ts';
 import { SubsystemState, SubsystemType, type SubsystemView } from './subsystem.ts';
 // target.ts and this file import each other; both only use the other's bindings inside functions
 import {
+  tgtAbort,
   tgtAdminConnect,
   tgtBdevRemoved,
   tgtCtrlrDisabled,
@@ -239,6 +240,7 @@ export class NvmfPollGroup implements QpairEvents {
   readonly qpairs = new Set<NvmfQpair>();
   readonly stats: PgStats;
   private readonly pending = new Map<number, PendingConnect>();
+  private readonly pendingAborts = new Map<number, (aborted: boolean) => void>();
   private nextToken = 1;
   private poller: Poller | null;
   private kaPoller: Poller | null;
@@ -790,6 +792,7 @@ export class NvmfPollGroup implements QpairEvents {
       transportOptions: (t) => this.transportOptions(t),
       onCtrlrEnabled: (c) => sendMsg(appThread(), tgtCtrlrEnabled, { cntlid: c.cntlid }),
       onCtrlrDisabled: (c) => sendMsg(appThread(), tgtCtrlrDisabled, { cntlid: c.cntlid }),
+      abortCommand: (c, sqid, cid, done) => this.abortCommand(c.cntlid, sqid, cid, done),
     };
     const ctrlr = new NvmfCtrlr({
       cntlid: r.cntlid,
@@ -829,6 +832,46 @@ export class NvmfPollGroup implements QpairEvents {
     this.stats.current_io_qpairs++;
     req.rsp.writeUInt16LE(r.cntlid, ConnectRsp.CNTLID);
     req.complete();
+  }
+
+  /** Abort from controller `cntlid`: the app thread knows which poll group serves `sqid`. */
+  abortCommand(cntlid: number, sqid: number, cid: number, done: (aborted: boolean) => void): void {
+    if (sqid === 0) {
+      done(false);
+      return;
+    }
+    const token = this.nextToken++;
+    this.pendingAborts.set(token, done);
+    sendMsg(appThread(), tgtAbort, { token, pg: this.thread.ref, cntlid, sqid, cid });
+  }
+
+  abortDone(token: number, aborted: boolean): void {
+    const done = this.pendingAborts.get(token);
+    if (done === undefined) return;
+    this.pendingAborts.delete(token);
+    done(aborted);
+  }
+
+  /** Abort a command of this poll group's queue if it still waits here (paused subsystem). */
+  abortQueued(cntlid: number, sqid: number, cid: number): boolean {
+    for (const sub of this.subsystems.values()) {
+      const i = sub.queued.findIndex((r) => {
+        const ctx = r.qpair.ctrlr;
+        return (
+          ctx instanceof IoQueue &&
+          ctx.cntlid === cntlid &&
+          r.qpair.qid === sqid &&
+          r.cmd.readUInt16LE(Sqe.CID) === cid
+        );
+      });
+      if (i < 0) continue;
+      const [req] = sub.queued.splice(i, 1);
+      setStatus(req.rsp, StatusCodeType.GENERIC, GenericStatus.ABORTED_BY_REQUEST, false);
+      (req.qpair.ctrlr as IoQueue).onError(req, 0);
+      req.complete();
+      return true;
+    }
+    return false;
   }
 
   /** The controller went away: its I/O queues here go too. */
@@ -998,6 +1041,19 @@ export const pgAdminConnectDone = defineHandler<AdminConnectReply>('nvmf.pg.admi
 );
 export const pgIoConnectDone = defineHandler<IoConnectReply>('nvmf.pg.ioConnectDone', (r) =>
   pg().ioConnectDone(r),
+);
+export const pgAbortQueued = defineHandler<{
+  token: number;
+  replyTo: ThreadRef;
+  cntlid: number;
+  sqid: number;
+  cid: number;
+}>('nvmf.pg.abortQueued', (a) => {
+  const aborted = pg().abortQueued(a.cntlid, a.sqid, a.cid);
+  sendMsg(a.replyTo, pgAbortDone, { token: a.token, aborted });
+});
+export const pgAbortDone = defineHandler<{ token: number; aborted: boolean }>('nvmf.pg.abortDone', (a) =>
+  pg().abortDone(a.token, a.aborted),
 );
 export const pgCtrlrGone = defineHandler<{ cntlid: number }>('nvmf.pg.ctrlrGone', (a) =>
   pg().ctrlrGone(a.cntlid),

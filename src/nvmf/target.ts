@@ -21,6 +21,8 @@ import {
   type IoConnectReply,
   NVMF_TGT_DEVICE,
   type PgStats,
+  pgAbortDone,
+  pgAbortQueued,
   pgAddSocket,
   pgAddTransportIter,
   pgAdminConnectDone,
@@ -487,8 +489,9 @@ export class NvmfTarget {
     const i = s.listeners.findIndex((l) => sameAddress(l.address, address));
     if (i < 0) throw new NvmfError('Unable to find listener.', -2);
     s.listeners.splice(i, 1);
-    await this.releaseListener(address, nqn);
+    // poll groups first disconnect the queues that came through it (SPDK does), then it closes
     await this.changed(true);
+    await this.releaseListener(address, nqn);
   }
 
   private async releaseListener(address: TransportAddress, nqn: string): Promise<void> {
@@ -498,7 +501,12 @@ export class NvmfTarget {
     entry.users.delete(nqn);
     if (entry.users.size === 0) {
       this.listeners.delete(key);
-      await entry.handle.close();
+      // the port stops accepting at once; a net.Server's close callback also waits for its
+      // connections (some moved to other realms, where it never sees them end): bound the wait
+      await Promise.race([
+        entry.handle.close().catch(() => {}),
+        new Promise((r) => setTimeout(r, 500).unref()),
+      ]);
     }
   }
 
@@ -731,6 +739,24 @@ export const tgtCtrlrDisabled = defineHandler<{ cntlid: number }>('nvmf.tgt.ctrl
     seen.add(k);
     sendMsg(ref, pgCtrlrGone, { cntlid: a.cntlid });
   }
+});
+export const tgtAbort = defineHandler<{
+  token: number;
+  pg: ThreadRef;
+  cntlid: number;
+  sqid: number;
+  cid: number;
+}>('nvmf.tgt.abort', (a) => {
+  const owner = target?.ctrlrs.get(a.cntlid)?.ioQueues.get(a.sqid);
+  if (owner === undefined) sendMsg(a.pg, pgAbortDone, { token: a.token, aborted: false });
+  else
+    sendMsg(owner, pgAbortQueued, {
+      token: a.token,
+      replyTo: a.pg,
+      cntlid: a.cntlid,
+      sqid: a.sqid,
+      cid: a.cid,
+    });
 });
 export const tgtCtrlrGone = defineHandler<{ cntlid: number }>('nvmf.tgt.ctrlrGone', (a) =>
   target?.ctrlrGone(a.cntlid),

@@ -151,6 +151,18 @@ export class RawQueue {
     this.offset = offset;
   }
 
+  /** The next whole PDU the target sent, or null if none came (closed or timed out). */
+  async nextPdu(timeoutMs = 5000): Promise<Buffer | null> {
+    const deadline = Date.now() + timeoutMs;
+    let buf = await this.conn.waitBytes(this.offset + 8, timeoutMs);
+    if (buf.length < this.offset + 8) return null;
+    const plen = buf.readUInt32LE(this.offset + 4);
+    buf = await this.conn.waitBytes(this.offset + plen, Math.max(1, deadline - Date.now()));
+    if (buf.length < this.offset + plen) return null;
+    const pdu = Buffer.from(buf.subarray(this.offset, this.offset + plen));
+    this.offset += plen;
+    return pdu;
+  }
   /** Send one CapsuleCmd (`data` in-capsule) and wait for the CapsuleResp carrying `cid`. */
   async command(
     cmd: Buffer,
@@ -160,16 +172,10 @@ export class RawQueue {
     const cid = cmd.readUInt16LE(2);
     await this.conn.write(capsuleCmd(cmd, data));
     const parts: Buffer[] = [];
-    const deadline = Date.now() + timeoutMs;
     for (;;) {
-      let buf = await this.conn.waitBytes(this.offset + 8, Math.max(1, deadline - Date.now()));
-      if (buf.length < this.offset + 8)
-        throw new Error(`no answer for cid ${cid} (closed: ${this.conn.closed})`);
-      const plen = buf.readUInt32LE(this.offset + 4);
-      buf = await this.conn.waitBytes(this.offset + plen, Math.max(1, deadline - Date.now()));
-      if (buf.length < this.offset + plen) throw new Error(`truncated PDU for cid ${cid}`);
-      const pdu = buf.subarray(this.offset, this.offset + plen);
-      this.offset += plen;
+      const pdu = await this.nextPdu(timeoutMs);
+      if (pdu === null) throw new Error(`no answer for cid ${cid} (closed: ${this.conn.closed})`);
+      const plen = pdu.length;
       if (pdu[0] === PduType.C2H_DATA) {
         parts.push(Buffer.from(pdu.subarray(pdu[3], plen)));
         continue;

@@ -17,20 +17,27 @@ before(async () => {
   port = await freePort();
   tgt = await Target.start({
     nodeArgs: ['--expose-gc'],
-    config: simpleConfig(port, NQN, [
-      { method: 'bdev_malloc_create', params: { name: 'Malloc0', num_blocks: 8192, block_size: 512 } },
-      {
-        method: 'bdev_delay_create',
-        params: {
-          base_bdev_name: 'Malloc0',
-          name: 'Delay0',
-          avg_read_latency: 300_000,
-          p99_read_latency: 300_000,
-          avg_write_latency: 300_000,
-          p99_write_latency: 300_000,
+    config: simpleConfig(
+      port,
+      NQN,
+      [
+        { method: 'bdev_malloc_create', params: { name: 'Malloc0', num_blocks: 8192, block_size: 512 } },
+        { method: 'bdev_malloc_create', params: { name: 'Malloc1', num_blocks: 8192, block_size: 512 } },
+        {
+          method: 'bdev_delay_create',
+          params: {
+            base_bdev_name: 'Malloc0',
+            name: 'Delay0',
+            avg_read_latency: 300_000,
+            p99_read_latency: 300_000,
+            avg_write_latency: 300_000,
+            p99_write_latency: 300_000,
+          },
         },
-      },
-    ]),
+      ],
+      {},
+      ['Malloc1', 'Delay0'], // nsid 1 fast, nsid 2 slow
+    ),
   });
 });
 

@@ -20,20 +20,26 @@ test('SIGTERM with hosts connected and I/O in flight: connections close, exit 0 
   const port = await freePort();
   const tgt = await Target.start({
     mask: '0x3',
-    config: simpleConfig(port, NQN, [
-      { method: 'bdev_malloc_create', params: { name: 'Malloc0', num_blocks: 8192, block_size: 512 } },
-      {
-        method: 'bdev_delay_create',
-        params: {
-          base_bdev_name: 'Malloc0',
-          name: 'Delay0',
-          avg_read_latency: 200_000,
-          p99_read_latency: 200_000,
-          avg_write_latency: 200_000,
-          p99_write_latency: 200_000,
+    config: simpleConfig(
+      port,
+      NQN,
+      [
+        { method: 'bdev_malloc_create', params: { name: 'Malloc0', num_blocks: 8192, block_size: 512 } },
+        {
+          method: 'bdev_delay_create',
+          params: {
+            base_bdev_name: 'Malloc0',
+            name: 'Delay0',
+            avg_read_latency: 200_000,
+            p99_read_latency: 200_000,
+            avg_write_latency: 200_000,
+            p99_write_latency: 200_000,
+          },
         },
-      },
-    ]),
+      ],
+      {},
+      ['Delay0'],
+    ),
   });
   try {
     const trid = { traddr: '127.0.0.1', trsvcid: String(port), subnqn: NQN };
@@ -46,7 +52,7 @@ test('SIGTERM with hosts connected and I/O in flight: connections close, exit 0 
         const q = await h.createIoQpair(32);
         queues.push(q);
         for (let i = 0; i < 8; i++)
-          inflight.push(q.writeAsync(2, i * 8, 8, pattern(4096, i)).catch((e) => e));
+          inflight.push(q.writeAsync(1, i * 8, 8, pattern(4096, i)).catch((e) => e));
       }
     }
     const t0 = Date.now();

@@ -36,11 +36,17 @@ before(async () => {
   // two poll groups: queues of one controller land on both
   tgt = await Target.start({
     mask: '0x3',
-    config: simpleConfig(port, NQN, [
-      { method: 'bdev_malloc_create', params: { name: 'Malloc0', num_blocks: 8192, block_size: 512 } },
-      { method: 'bdev_malloc_create', params: { name: 'Malloc1', num_blocks: 8192, block_size: 512 } },
-      delay('Delay1', 'Malloc1', 400_000),
-    ]),
+    config: simpleConfig(
+      port,
+      NQN,
+      [
+        { method: 'bdev_malloc_create', params: { name: 'Malloc0', num_blocks: 8192, block_size: 512 } },
+        { method: 'bdev_malloc_create', params: { name: 'Malloc1', num_blocks: 8192, block_size: 512 } },
+        delay('Delay1', 'Malloc1', 400_000),
+      ],
+      {},
+      ['Malloc0', 'Delay1'], // nsid 1 fast, nsid 2 slow (a delay's base is claimed by it)
+    ),
   });
 });
 
@@ -64,12 +70,12 @@ test('pause: in-flight I/O drains before the RPC returns, new I/O waits (not fai
     await c.setNumQueues(2);
     const q = await c.createIoQpair(64);
     const q2 = await c.createIoQpair(64);
-    // 8 slow writes (nsid 3 = Delay1, 400 ms)
+    // 8 slow writes (nsid 2 = Delay1, 400 ms)
     let slowDone = 0;
     const slow: Promise<void>[] = [];
     for (let i = 0; i < 8; i++)
       slow.push(
-        q.writeAsync(3, i * 8, 8, pattern(4096, i)).then(() => {
+        q.writeAsync(2, i * 8, 8, pattern(4096, i)).then(() => {
           slowDone++;
         }),
       );
@@ -114,6 +120,41 @@ test('pause: in-flight I/O drains before the RPC returns, new I/O waits (not fai
       assert.ok(r.equals(pattern(4096, 100 + i)), `write ${i} landed`);
     }
     await assert.rejects(tgt.call('nvmf_subsystem_resume', { nqn: NQN }), /not paused/);
+  } finally {
+    await c.disconnect();
+  }
+  await tgt.settled();
+});
+
+test('Abort of a command waiting on a paused subsystem aborts it (dw0 bit 0 = 0, status 0x07); others run on resume', async () => {
+  const c = await NvmeController.connect(trid());
+  try {
+    await c.setNumQueues(2);
+    await c.createIoQpair(16); // qid 1 on one poll group…
+    const q = await c.createIoQpair(16); // …qid 2 likely on the other: the Abort crosses poll groups
+    await tgt.call('nvmf_subsystem_pause', { nqn: NQN });
+    // a fresh queue hands out CIDs 0, 1, 2 to these three writes
+    const writes = [0, 1, 2].map((i) =>
+      q.writeAsync(1, 3000 + i, 1, Buffer.alloc(512, 0x40 + i)).then(
+        () => 0,
+        (e: unknown) => (e instanceof NvmeStatusError ? e.status : -1),
+      ),
+    );
+    await waitFor('queued', async () => (await tgt.total('queued_requests')) === 3);
+    const abort = (cid: number) => {
+      const cmd = Buffer.alloc(64);
+      cmd[0] = 0x08;
+      cmd.writeUInt32LE(((cid << 16) | q.qid) >>> 0, 40);
+      return c.adminCommand(cmd, null, false);
+    };
+    const cpl = await abort(1);
+    assert.equal(cpl.dw0 & 1, 0, 'aborted');
+    const unknown = await abort(77);
+    assert.equal(unknown.dw0 & 1, 1, 'an unknown command is reported not aborted');
+    assert.equal(await tgt.total('queued_requests'), 2);
+    await tgt.call('nvmf_subsystem_resume', { nqn: NQN });
+    const statuses = await Promise.all(writes);
+    assert.deepEqual([...statuses].sort(), [0, 0, 0x07], 'one write aborted by request, two written');
   } finally {
     await c.disconnect();
   }

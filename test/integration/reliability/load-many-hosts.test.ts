@@ -64,14 +64,20 @@ class Slot {
     this.t = t;
   }
   private readonly onWrite = (status: number): void => {
-    if (status !== 0) return this.fail(`write status 0x${status.toString(16)}`);
+    if (status !== 0) {
+      this.fail(`write status 0x${status.toString(16)}`);
+      return;
+    }
     this.t.writes++;
     this.got.fill(0);
     const buf = this.blocks === SLOT_BLOCKS ? this.got : this.got.subarray(0, this.blocks * BLOCK);
     if (!this.q.read(1, this.lba, this.blocks, buf, this.onRead)) this.fail('read refused');
   };
   private readonly onRead = (status: number): void => {
-    if (status !== 0) return this.fail(`read status 0x${status.toString(16)}`);
+    if (status !== 0) {
+      this.fail(`read status 0x${status.toString(16)}`);
+      return;
+    }
     const n = this.blocks * BLOCK;
     if (this.got.compare(this.expected, 0, n, 0, n) !== 0) this.t.mismatches++;
     else this.t.verified++;
