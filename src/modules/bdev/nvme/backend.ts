@@ -8,6 +8,7 @@
 import type { BdevBackend, BdevDescriptor, BdevIo } from '../../../bdev/index.ts';
 import { BdevIoStatus, BdevIoType, bdevDeviceId } from '../../../bdev/index.ts';
 import { connectIoQpair, type NvmeIoQpair } from '../../../nvme/index.ts';
+import { Oncs } from '../../../spec/identify.ts';
 import { GenericStatus } from '../../../spec/nvme.ts';
 import { defineChannelIter, forEachChannel, realmReactor } from '../../../thread/index.ts';
 import { logger } from '../../../util/log.ts';
@@ -380,6 +381,11 @@ export class NvmeBdevBackend implements BdevBackend {
   }
 
   supportsIo(type: number): boolean {
+    // optional commands the remote lacks: the bdev layer emulates write zeroes and compare
+    const oncs = this.params.oncs;
+    if (type === BdevIoType.COMPARE) return (oncs & Oncs.COMPARE) !== 0;
+    if (type === BdevIoType.UNMAP) return (oncs & Oncs.DSM) !== 0;
+    if (type === BdevIoType.WRITE_ZEROES) return (oncs & Oncs.WRITE_ZEROES) !== 0;
     return SUPPORTED.has(type);
   }
 

@@ -485,6 +485,7 @@ export async function attachController(opts: AttachOptions): Promise<string[]> {
         retryDelayMs: opts.reconnectDelaySec > 0 ? opts.reconnectDelaySec * 1000 : 1000,
         connectTimeoutMs: rec.connectTimeoutMs ?? 10000,
         shared: rec.sharedBuf,
+        oncs: cd.readUInt16LE(IdCtrl.ONCS),
         ctrlrData: {
           cntlid: c.cntlid,
           vendorId: cd.readUInt16LE(IdCtrl.VID),

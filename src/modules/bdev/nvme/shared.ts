@@ -45,6 +45,8 @@ export interface NvmeBdevParams {
   connectTimeoutMs: number;
   /** Shared slots, see above */
   shared: SharedArrayBuffer;
+  /** Identify Controller ONCS: which optional NVM commands the remote has (else the bdev layer emulates) */
+  oncs: number;
   /** Identify Controller strings, for bdev_get_bdevs driver_specific */
   ctrlrData: {
     cntlid: number;
