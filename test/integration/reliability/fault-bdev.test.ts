@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { type ControllerOptions, NvmeController, NvmeStatusError } from '../../../src/nvme/index.ts';
+import { NvmeController, NvmeStatusError } from '../../../src/nvme/index.ts';
 import { freePort, pattern, simpleConfig, Target } from './fault-harness.ts';
 
 const NQN = 'nqn.2016-06.io.spdk:fault-bdev';
@@ -45,7 +45,7 @@ after(async () => {
 });
 
 const trid = () => ({ traddr: '127.0.0.1', trsvcid: String(port), subnqn: NQN });
-const opts = { asyncEvents: false } as ControllerOptions;
+const opts = { asyncEvents: false };
 
 test('error bdev: injected failures reach the host with their status and land in the error log', async () => {
   const c = await NvmeController.connect(trid(), opts);
@@ -146,6 +146,34 @@ test('slow bdev: a host timeout, a truthful Abort (not aborted: dw0 bit 0), then
     const r = Buffer.alloc(4096);
     await q2.readAsync(2, 8, 8, r);
     assert.ok(r.equals(pattern(4096, 2)));
+  } finally {
+    await c.disconnect();
+  }
+  await tgt.settled();
+});
+
+test("the host library's I/O timeout fires on a slow bdev; the target releases the queue once the bdev completes", async () => {
+  const c = await NvmeController.connect(trid(), { asyncEvents: false, ioTimeoutMs: 500 });
+  try {
+    await c.setNumQueues(1);
+    const q = await c.createIoQpair(16);
+    const t0 = Date.now();
+    const err = await q.writeAsync(2, 64, 8, pattern(4096, 3)).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    const waited = Date.now() - t0;
+    assert.ok(err instanceof NvmeStatusError, `the write failed on the host: ${String(err)}`);
+    assert.equal(err.sct, 3, 'path-related status');
+    assert.equal(err.sc, 0x71, 'aborted by host');
+    assert.ok(waited >= 400 && waited < 1900, `timed out after ${waited} ms, before the bdev's 2 s`);
+    assert.equal(q.closed, true, 'the host drops a queue with a timed-out command');
+    // the target holds the request until the bdev answers, then frees everything
+    const deadline = Date.now() + 6000;
+    while ((await tgt.total('current_io_qpairs')) !== 0 || (await tgt.total('pending_bdev_io')) !== 0) {
+      assert.ok(Date.now() < deadline, 'the I/O queue was released');
+      await new Promise((r) => setTimeout(r, 50));
+    }
   } finally {
     await c.disconnect();
   }

@@ -10,11 +10,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { type ControllerOptions, NvmeController, type NvmeIoQpair } from '../../../src/nvme/index.ts';
+import { NvmeController, type NvmeIoQpair } from '../../../src/nvme/index.ts';
 import { freePort, pattern, simpleConfig, Target } from './fault-harness.ts';
 
 const NQN = 'nqn.2016-06.io.spdk:fault-sig';
-const opts = { asyncEvents: false } as ControllerOptions;
+const opts = { asyncEvents: false };
 
 test('SIGTERM with hosts connected and I/O in flight: connections close, exit 0 within seconds', async () => {
   const port = await freePort();

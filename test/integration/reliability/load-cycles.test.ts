@@ -6,7 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { type ControllerOptions, NvmeController } from '../../../src/nvme/index.ts';
+import { NvmeController } from '../../../src/nvme/index.ts';
 import { freePort, pattern, simpleConfig, Target } from './fault-harness.ts';
 
 const NQN = 'nqn.2016-06.io.spdk:cycles';
@@ -56,7 +56,7 @@ test(`${CYCLES} connect/disconnect cycles: heap and handles flat, nothing left c
   const trid = { traddr: '127.0.0.1', trsvcid: String(port), subnqn: NQN };
   let done = 0;
   const cycle = async (lane: number) => {
-    const c = await NvmeController.connect(trid, { kato: 5000, asyncEvents: false } as ControllerOptions);
+    const c = await NvmeController.connect(trid, { kato: 5000, asyncEvents: false });
     try {
       await c.setNumQueues(1);
       const q = await c.createIoQpair(16);

@@ -6,7 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { type ControllerOptions, NvmeController, type NvmeIoQpair } from '../../../src/nvme/index.ts';
+import { NvmeController, type NvmeIoQpair } from '../../../src/nvme/index.ts';
 import { freePort, simpleConfig, Target } from './fault-harness.ts';
 
 const NQN = 'nqn.2016-06.io.spdk:load';
@@ -114,7 +114,7 @@ test(`${CONTROLLERS} controllers x ${QUEUES} queues x QD ${DEPTH} for ${RUN_MS /
   const queues: NvmeIoQpair[] = [];
   const t0 = Date.now();
   for (let i = 0; i < CONTROLLERS; i++) {
-    const c = await NvmeController.connect(trid, { asyncEvents: false } as ControllerOptions);
+    const c = await NvmeController.connect(trid, { asyncEvents: false });
     ctrlrs.push(c);
     await c.setNumQueues(QUEUES);
     for (let k = 0; k < QUEUES; k++) queues.push(await c.createIoQpair(DEPTH));
