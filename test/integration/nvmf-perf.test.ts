@@ -242,6 +242,18 @@ test('-P 2 -c 0x3: two workers, two queues per namespace each', async () => {
   assert.deepEqual(r.config.cores, [0, 1]);
 });
 
+test('sequential read, two controllers (-r twice): a row per controller and namespace', async () => {
+  const r = await run(['-r', trid(), '-r', trid(), '-q', '4', '-o', '4096', '-w', 'read', '-t', '1']);
+  checkRows(r);
+  assert.equal(r.devices.length, 4);
+  assert.deepEqual(
+    r.devices.map((d) => d.nsid),
+    [1, 2, 1, 2],
+  );
+  assert.equal(r.total.read_ios, r.total.ios);
+  assert.equal((r.config.transport_ids as string[]).length, 2);
+});
+
 test('header and data digests through the transport ID', async () => {
   const r = await run([
     '-r',
