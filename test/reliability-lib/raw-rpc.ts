@@ -19,13 +19,15 @@ export interface RpcErrorObject {
 
 /**
  * Connect to `path`, write `payload` (chunks written one by one), and collect responses until
- * `expect` responses arrived, the server closed, or timeoutMs passed. The client never ends its side.
+ * `expect` responses arrived (then `settleMs` more, to see whether the server closes), the server
+ * closed, or timeoutMs passed. The client never ends its side.
  */
 export function rawRpc(
   path: string,
   payload: string | Buffer | Array<string | Buffer>,
   expect = 1,
   timeoutMs = 10_000,
+  settleMs = 100,
 ): Promise<RawRpcResult> {
   return new Promise((resolve) => {
     const sock = createConnection(path);
@@ -50,7 +52,8 @@ export function rawRpc(
       });
       if (responses.length >= expect) {
         // give the server a moment to close if it is going to
-        setTimeout(() => finish(sock.readableEnded), 100);
+        if (settleMs > 0) setTimeout(() => finish(sock.readableEnded), settleMs);
+        else finish(sock.readableEnded);
       }
     });
     sock.on('end', () => finish(true));
