@@ -115,8 +115,17 @@ test('a host that overruns its SQ is cut off with a C2HTermReq (PDU sequence err
 });
 
 test('I/O queues per controller: Number of Queues reports the limit, QID over it is refused (IPO QID)', async () => {
-  const nq = await c.setNumQueues(64);
-  assert.deepEqual([nq.sq, nq.cq], [IO_QPAIRS, IO_QPAIRS], 'granted max_io_qpairs_per_ctrlr');
+  // a fresh controller (Number of Queues belongs before the first I/O queue)
+  const fresh = await NvmeController.connect(
+    { traddr: '127.0.0.1', trsvcid: tgt.port, subnqn: TEST_NQN },
+    { asyncEvents: false, numIoQueues: 0, adminQueueSize: QUEUE_DEPTH },
+  );
+  try {
+    const nq = await fresh.setNumQueues(64);
+    assert.deepEqual([nq.sq, nq.cq], [IO_QPAIRS, IO_QPAIRS], 'granted max_io_qpairs_per_ctrlr');
+  } finally {
+    await fresh.disconnect().catch(() => {});
+  }
   const ok = await ioConnect(IO_QPAIRS);
   ok.conn.destroy();
   assert.equal(ok.status, 0, `QID ${IO_QPAIRS} is the last one`);
