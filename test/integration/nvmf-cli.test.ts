@@ -15,6 +15,8 @@ const NODE = process.execPath;
 const TGT = fileURLToPath(new URL('../../bin/nvmf_tgt.mjs', import.meta.url));
 const CLI = fileURLToPath(new URL('../../bin/nvmf.mjs', import.meta.url));
 const NQN = 'nqn.2016-06.io.spdk:cnode1';
+const NQN2 = 'nqn.2016-06.io.spdk:cnode2';
+const ALLOWED_HOST = 'nqn.2014-08.org.nvmexpress:uuid:7d2f8c1e-3a4b-4c5d-8e9f-0a1b2c3d4e5f';
 const dir = mkdtempSync(join(tmpdir(), 'nvmf-cli-'));
 let tgt: ChildProcess;
 let tgtLog = '';
@@ -81,6 +83,10 @@ function targetConfig(p: number): unknown {
             params: { nqn: 'nqn.2014-08.org.nvmexpress.discovery', listen_address: listen },
           },
           { method: 'nvmf_subsystem_add_listener', params: { nqn: NQN, listen_address: listen } },
+          // a subsystem only ALLOWED_HOST may reach: checks that -q reaches the Connect data
+          { method: 'nvmf_create_subsystem', params: { nqn: NQN2, allow_any_host: false } },
+          { method: 'nvmf_subsystem_add_host', params: { nqn: NQN2, host: ALLOWED_HOST } },
+          { method: 'nvmf_subsystem_add_listener', params: { nqn: NQN2, listen_address: listen } },
         ],
       },
     ],
@@ -208,6 +214,23 @@ test('connect prints the controller summary and disconnects', async () => {
       [2, 65536, 4096],
     ],
   );
+});
+
+test('-q/-I set the host NQN and host ID of the Connect', async () => {
+  const base = ['connect', '-t', 'tcp', '-a', '127.0.0.1', '-s', String(port), '-n', NQN2, '-o', 'json'];
+  const refused = await nvmf(base);
+  assert.equal(refused.code, 1, 'a host not on the list is refused');
+  assert.match(refused.stderr, /^nvmf connect: Connect failed/);
+  const allowed = await ok([...base, '-q', ALLOWED_HOST, '-I', '7d2f8c1e-3a4b-4c5d-8e9f-0a1b2c3d4e5f']);
+  assert.equal(JSON.parse(allowed.stdout).subnqn, NQN2);
+  // the discovery log is filtered by host: the allowed host also sees cnode2
+  const disc = ['discover', '-t', 'tcp', '-a', '127.0.0.1', '-s', String(port), '-o', 'json'];
+  const mine = JSON.parse((await ok([...disc, '-q', ALLOWED_HOST])).stdout);
+  assert.ok(mine.records.some((r: { subnqn: string }) => r.subnqn === NQN2));
+  const others = JSON.parse((await ok(disc)).stdout);
+  assert.ok(!others.records.some((r: { subnqn: string }) => r.subnqn === NQN2));
+  const badId = await nvmf([...base, '-q', ALLOWED_HOST, '-I', 'not-a-uuid']);
+  assert.equal(badId.code, 2);
 });
 
 test('identify (id-ctrl) decodes the fields with nvme-cli names', async () => {
