@@ -116,7 +116,8 @@ test('half-open host (stops reading and sending, reads pending): removed after K
     async () => (await tgt.total('controllers')) === 0,
   );
   const elapsed = Date.now() - t0;
-  assert.ok(elapsed >= 500, `not removed before KATO (${elapsed} ms)`);
+  // the last keep-alive went out at most 500 ms before the silence began
+  assert.ok(elapsed >= 300, `not removed before KATO (${elapsed} ms)`);
   assert.ok(elapsed < 8000, `removed within a few KATO periods (${elapsed} ms)`);
   await tgt.settled(10_000);
   assert.match(tgt.log, /keep alive timeout/);
