@@ -1,0 +1,257 @@
+// The controller's answers to bad admin input, over fake requests (no sockets):
+// commands before CC.EN, PSDT/FUSE/NSID checks, illegal CC values that must change
+// nothing, Get Log Page and Identify field checks, and the error log entries.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { type CtrlrHost, NvmfCtrlr } from '../../../src/nvmf/ctrlr.ts';
+import { PgSubsystem } from '../../../src/nvmf/poll-group-types.ts';
+import { SubsystemState, SubsystemType } from '../../../src/nvmf/subsystem.ts';
+import { TCP_DEFAULT_OPTIONS } from '../../../src/nvmf/tcp/index.ts';
+import type { NvmfQpair, NvmfRequest } from '../../../src/nvmf/transport.ts';
+import { getDnr, statusOf } from '../../../src/spec/nvme.ts';
+
+const addr = { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: '4420' };
+const CC_GOOD = 1 | (6 << 16) | (4 << 20);
+
+interface FakeReq extends NvmfRequest {
+  done: number;
+}
+
+function makeCtrlr(discovery = false): { c: NvmfCtrlr; q: NvmfQpair } {
+  const sub = new PgSubsystem({
+    nqn: discovery ? 'nqn.2014-08.org.nvmexpress.discovery' : 'nqn.2016-06.io.spdk:cnode1',
+    subtype: discovery ? SubsystemType.DISCOVERY : SubsystemType.NVME,
+    state: SubsystemState.ACTIVE,
+    serial: 'SN1',
+    model: 'MN1',
+    allowAnyHost: true,
+    hosts: [],
+    namespaces: [],
+    listeners: [addr],
+    listenerAnaStates: ['optimized'],
+    anaChangeCount: 0,
+    maxNamespaces: 32,
+    anaReporting: false,
+  });
+  const host: CtrlrHost = {
+    sub,
+    discoveryEntries: () => [],
+    discoveryGenctr: () => 1,
+    transportOptions: () => ({ ...TCP_DEFAULT_OPTIONS }),
+    onCtrlrEnabled: () => {},
+  };
+  const q: NvmfQpair = {
+    qid: 0,
+    sqSize: 32,
+    ctrlr: null,
+    sqFlowControlDisabled: false,
+    trtype: 'TCP',
+    listenAddr: addr,
+    peerAddr: addr,
+    disconnect() {},
+  };
+  const c = new NvmfCtrlr({
+    cntlid: 7,
+    hostnqn: 'nqn.h',
+    hostid: Buffer.alloc(16, 1),
+    host,
+    adminQpair: q,
+    kato: 0,
+  });
+  return { c, q };
+}
+
+let nextCid = 1;
+function req(q: NvmfQpair, fill: (cmd: Buffer) => void, length = 0): FakeReq {
+  const cmd = Buffer.alloc(64);
+  cmd[1] = 0x40; // PSDT: SGL
+  cmd.writeUInt16LE(nextCid++, 2);
+  fill(cmd);
+  const r: FakeReq = {
+    qpair: q,
+    cmd,
+    rsp: Buffer.alloc(16),
+    xferDir: 0,
+    length,
+    iov: length > 0 ? [Buffer.alloc(length)] : [],
+    done: 0,
+    complete() {
+      r.done++;
+    },
+  };
+  return r;
+}
+
+function enable(c: NvmfCtrlr, q: NvmfQpair, value = CC_GOOD): FakeReq {
+  const r = req(q, (cmd) => {
+    cmd[0] = 0x7f;
+    cmd.writeUInt32LE(0x14, 44);
+    cmd.writeUInt32LE(value >>> 0, 48);
+  });
+  c.propertySet(r);
+  return r;
+}
+
+/** Run an admin command; returns its status. */
+function admin(c: NvmfCtrlr, q: NvmfQpair, fill: (cmd: Buffer) => void, length = 0): FakeReq {
+  const r = req(q, fill, length);
+  c.admin(r);
+  assert.equal(r.done, 1, 'completed once');
+  return r;
+}
+
+test('admin commands before CC.EN are a command sequence error, logged with SQID and CID', () => {
+  const { c, q } = makeCtrlr();
+  const id = admin(
+    c,
+    q,
+    (cmd) => {
+      cmd[0] = 0x06;
+      cmd[40] = 1;
+    },
+    4096,
+  );
+  assert.equal(statusOf(id.rsp), 0x0c);
+  assert.ok(getDnr(id.rsp));
+  assert.equal(c.errorLog[0].cid, id.cmd.readUInt16LE(2));
+  assert.equal(c.errorLog[0].sqid, 0);
+  assert.equal(c.errorLog[0].status, 0x0c);
+  assert.equal(statusOf(enable(c, q).rsp), 0);
+  const id2 = admin(
+    c,
+    q,
+    (cmd) => {
+      cmd[0] = 0x06;
+      cmd[40] = 1;
+    },
+    4096,
+  );
+  assert.equal(statusOf(id2.rsp), 0, 'fine once enabled');
+});
+
+test('PSDT PRP or reserved, FUSE set, NSID on a controller-scope command → Invalid Field', () => {
+  const { c, q } = makeCtrlr();
+  enable(c, q);
+  const cases: Array<[string, number, number, number]> = [
+    // what, opcode, SQE byte 1 (FUSE | PSDT), NSID
+    ['PSDT 00b', 0x18, 0x00, 0],
+    ['PSDT 11b', 0x18, 0xc0, 0],
+    ['FUSE first', 0x18, 0x41, 0],
+    ['Keep Alive NSID 1', 0x18, 0x40, 1],
+    ['AER NSID 0xffffffff', 0x0c, 0x40, 0xffffffff],
+  ];
+  for (const [what, opcode, flags, nsid] of cases) {
+    const r = admin(c, q, (cmd) => {
+      cmd[0] = opcode;
+      cmd[1] = flags;
+      cmd.writeUInt32LE(nsid, 4);
+    });
+    assert.equal(statusOf(r.rsp), 0x02, what);
+    assert.equal(c.errorLog[0].cid, r.cmd.readUInt16LE(2), `${what}: logged`);
+  }
+});
+
+test('illegal CC values are refused (0x182) and change neither CC nor CSTS', () => {
+  const { c, q } = makeCtrlr();
+  const bad = [
+    ['IOSQES 0 at enable', 1 | (4 << 20)],
+    ['IOCQES 5', (CC_GOOD & ~(0xf << 20)) | (5 << 20)],
+    ['IOSQES 7', (CC_GOOD & ~(0xf << 16)) | (7 << 16)],
+    ['MPS 1', CC_GOOD | (1 << 7)],
+    ['AMS 1', CC_GOOD | (1 << 11)],
+    ['AMS 7 (vendor)', CC_GOOD | (7 << 11)],
+    ['CSS 1', CC_GOOD | (1 << 4)],
+    ['CSS 7 (admin only, not in CAP.CSS)', CC_GOOD | (7 << 4)],
+    ['SHN 11b', CC_GOOD | (3 << 14)],
+  ] as const;
+  for (const [what, value] of bad) {
+    const r = enable(c, q, value);
+    assert.equal(statusOf(r.rsp), 0x182, what);
+    assert.equal(c.cc, 0, `${what}: CC unchanged`);
+    assert.equal(c.csts, 0, `${what}: CSTS unchanged (not ready, no CFS)`);
+  }
+  assert.equal(statusOf(enable(c, q).rsp), 0);
+  assert.equal(c.csts & 1, 1);
+  for (const [what, value] of bad.slice(1)) {
+    assert.equal(statusOf(enable(c, q, value).rsp), 0x182, `${what} while enabled`);
+    assert.equal(c.cc, CC_GOOD);
+    assert.equal(c.csts, 1);
+  }
+  // the discovery controller has no I/O queues: enabling without IOSQES/IOCQES is fine
+  const d = makeCtrlr(true);
+  assert.equal(statusOf(enable(d.c, d.q, 1).rsp), 0);
+  assert.equal(d.c.csts & 1, 1);
+});
+
+test('property sizes and offsets: reserved size codes, CC as 8 bytes, read-only registers', () => {
+  const { c, q } = makeCtrlr();
+  const prop = (set: boolean, ofst: number, size: number) => {
+    const r = req(q, (cmd) => {
+      cmd[0] = 0x7f;
+      cmd[40] = size;
+      cmd.writeUInt32LE(ofst, 44);
+    });
+    if (set) c.propertySet(r);
+    else c.propertyGet(r);
+    return statusOf(r.rsp);
+  };
+  assert.equal(prop(false, 0x00, 1), 0, 'CAP as 8 bytes');
+  assert.equal(prop(false, 0x00, 2), 0x182, 'size code 2 is reserved');
+  assert.equal(prop(false, 0x14, 1), 0x182, 'CC is 4 bytes');
+  assert.equal(prop(false, 0x44, 0), 0x182, 'reserved offset');
+  assert.equal(prop(true, 0x00, 1), 0x182, 'CAP is read-only');
+  assert.equal(prop(true, 0x14, 1), 0x182, 'CC set as 8 bytes');
+  assert.equal(c.cc, 0);
+});
+
+test('Get Log Page and Identify field checks; the error log is bounded and paged by offset', () => {
+  const { c, q } = makeCtrlr();
+  enable(c, q);
+  const log = (lid: number, bytes: number, length: number, offset = 0, nsid = 0xffffffff) =>
+    admin(
+      c,
+      q,
+      (cmd) => {
+        cmd[0] = 0x02;
+        cmd.writeUInt32LE(nsid, 4);
+        cmd.writeUInt32LE((lid | ((bytes / 4 - 1) << 16)) >>> 0, 40);
+        cmd.writeUInt32LE(offset, 48);
+      },
+      length,
+    );
+  assert.equal(statusOf(log(0x02, 4096, 512).rsp), 0x02, 'NUMD over the data buffer');
+  assert.equal(statusOf(log(0x01, 64, 64, 128 * 64 + 64).rsp), 0x02, 'offset past the 128-entry error log');
+  assert.equal(statusOf(log(0x01, 64, 64, 0, 3).rsp), 0x02, 'error log for NSID 3');
+  assert.equal(statusOf(log(0x02, 512, 512, 0, 1).rsp), 0, 'SMART for NSID 1 is fine');
+  assert.equal(statusOf(log(0x99, 64, 64).rsp), 0x109, 'unknown LID: Invalid Log Page');
+  const idAll = admin(
+    c,
+    q,
+    (cmd) => {
+      cmd[0] = 0x06;
+      cmd.writeUInt32LE(0xffffffff, 4);
+    },
+    4096,
+  );
+  assert.equal(statusOf(idAll.rsp), 0x0b, 'Identify Namespace 0xffffffff');
+  const idShort = admin(
+    c,
+    q,
+    (cmd) => {
+      cmd[0] = 0x06;
+      cmd[40] = 1;
+    },
+    512,
+  );
+  assert.equal(statusOf(idShort.rsp), 0x02, 'Identify into 512 bytes');
+  // more errors than the log holds: 128 newest kept, paged by offset
+  for (let i = 0; i < 140; i++)
+    admin(c, q, (cmd) => {
+      cmd[0] = 0xc1;
+    });
+  assert.equal(c.errorLog.length, 128);
+  const second = log(0x01, 64, 64, 64);
+  assert.equal(statusOf(second.rsp), 0);
+  assert.equal(second.iov[0].readUInt32LE(0), c.errorCount - 1, 'entry 1 is the second newest');
+  assert.equal((second.iov[0].readUInt16LE(12) >> 1) & 0xff, 0x01, 'its status: Invalid Opcode');
+});
