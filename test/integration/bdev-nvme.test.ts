@@ -403,6 +403,35 @@ test('bdev_nvme_reset_controller: a new controller on A, I/O through B goes on',
   }
 });
 
+async function waitBdev(name: string, present: boolean): Promise<Record<string, unknown> | null> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const found = await tgtB()
+      .rpc.call('bdev_get_bdevs', { name })
+      .then(
+        (r) => (r as Array<Record<string, unknown>>)[0],
+        () => null,
+      );
+    if ((found !== null) === present) return found;
+    if (Date.now() > deadline) assert.fail(`bdev ${name} ${present ? 'did not appear' : 'is still there'}`);
+    await sleep(100);
+  }
+}
+
+test('a namespace added on A appears on B (namespace-changed event); removed, it goes', async () => {
+  const ra = tgtA().rpc;
+  await ra.call('bdev_malloc_create', { name: 'Malloc1', num_blocks: 2048, block_size: 4096 });
+  await ra.call('nvmf_subsystem_add_ns', { nqn: CNODE_A, namespace: { nsid: 2, bdev_name: 'Malloc1' } });
+  const added = await waitBdev('Nvme0n2', true);
+  assert.equal(added?.block_size, 4096);
+  assert.equal(added?.num_blocks, 2048);
+  await ra.call('nvmf_subsystem_remove_ns', { nqn: CNODE_A, nsid: 2 });
+  await waitBdev('Nvme0n2', false);
+  await ra.call('bdev_malloc_delete', { name: 'Malloc1' });
+  assert.equal((await controllerState('Nvme0')).state, 'enabled', 'the controller stays');
+  await waitBdev('Nvme0n1', true);
+});
+
 test('A hung (SIGSTOP): B notices by keep-alive, I/O waits; after SIGCONT it reconnects and I/O completes', async () => {
   const { c, qs } = await hostOnB();
   const A = tgtA();

@@ -17,8 +17,8 @@ import {
   bdevUnregister,
   newBdevDescriptor,
 } from '../../../bdev/index.ts';
-import { NvmeController, type TransportId } from '../../../nvme/index.ts';
-import { Cns, IdCtrl, IdNs, NsIdType } from '../../../spec/identify.ts';
+import { type NamespaceInfo, NvmeController, type TransportId } from '../../../nvme/index.ts';
+import { IdCtrl } from '../../../spec/identify.ts';
 import { realmReactorCount } from '../../../thread/index.ts';
 import { logger } from '../../../util/log.ts';
 import { disconnectRealmQueues } from './backend.ts';
@@ -70,6 +70,9 @@ export class NvmeCtrlr {
   readonly bdevNames: string[] = [];
   /** attach still registering bdevs: destroyRecord must not tear the controller down */
   attaching = true;
+  /** a namespace went away: its bdev goes, the controller stays even when it was the last */
+  keepWhenEmpty = false;
+  private syncing: Promise<void> = Promise.resolve();
   private lossTimer: ReturnType<typeof setTimeout> | null = null;
   private fastFailTimer: ReturnType<typeof setTimeout> | null = null;
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
@@ -96,16 +99,19 @@ export class NvmeCtrlr {
     const c = await NvmeController.connect(this.opts.trid, {
       kato: this.opts.keepAliveTimeoutMs,
       connectTimeoutMs: this.connectTimeoutMs,
+      // one I/O queue per reactor (qid = reactor + 1)
+      numIoQueues: realmReactorCount(),
+      asyncEvents: true,
     });
-    // one I/O queue per reactor (qid = reactor + 1); a controller that refuses
-    // Set Features still takes the queues it allows
-    await c.setNumQueues(realmReactorCount()).catch(() => undefined);
-    const mqes = Number(c.cap & 0xffffn) + 1;
     Atomics.store(this.shared, Shared.CNTLID, c.cntlid);
     Atomics.store(this.shared, Shared.IN_CAPSULE, c.ioInCapsuleDataSize);
-    Atomics.store(this.shared, Shared.QUEUE_SIZE, Math.max(2, Math.min(MAX_IO_QUEUE_SIZE, mqes)));
+    Atomics.store(this.shared, Shared.QUEUE_SIZE, Math.max(2, Math.min(MAX_IO_QUEUE_SIZE, c.maxQueueSize)));
     this.ctrlr = c;
-    c.admin.onClose = (reason) => this.adminLost(c, reason);
+    c.onConnectionLost = (reason) => this.adminLost(c, reason);
+    c.onAsyncEvent = (ev) => {
+      // the library already re-read the namespaces (c.namespaces)
+      if (ev.changedNamespaces !== undefined && this.ctrlr === c) void this.syncNamespaces(c);
+    };
     this.startWatchdog(c);
     Atomics.add(this.shared, Shared.GENERATION, 1);
     Atomics.store(this.shared, Shared.STATE, CtrlrState.ENABLED);
@@ -216,7 +222,7 @@ export class NvmeCtrlr {
       }
       this.clearTimers();
       log.notice(`controller ${this.name}: reconnected (cntlid ${c.cntlid})`);
-      await this.recheckNamespaces(c);
+      await this.syncNamespaces(c);
       this.settleResets(null);
     } catch (e) {
       if (this.deletion !== null) return;
@@ -262,30 +268,47 @@ export class NvmeCtrlr {
   }
 
   /**
-   * After a reconnect the remote may have changed: a namespace that is gone
-   * takes its bdev with it; a new size is passed on (resize). New namespaces
-   * are not added (known gap: that needs the namespace-changed AEN).
+   * Make the bdevs match the remote's namespaces (after attach, a reconnect,
+   * or a namespace-changed event): a namespace that is gone (or changed its
+   * block size) takes its bdev with it, a new size is passed on (resize), a
+   * new namespace becomes a new bdev. Runs one at a time.
    */
-  private async recheckNamespaces(c: NvmeController): Promise<void> {
-    let now: NamespaceInfo[];
-    try {
-      now = await readNamespaces(c);
-    } catch (e) {
-      log.warn(`controller ${this.name}: namespace check after reconnect failed: ${(e as Error).message}`);
-      return;
-    }
+  syncNamespaces(c: NvmeController): Promise<void> {
+    this.syncing = this.syncing
+      .then(() => this.doSync(c))
+      .catch((e: Error) => {
+        log.warn(`controller ${this.name}: namespace update failed: ${e.message}`);
+      });
+    return this.syncing;
+  }
+
+  private async doSync(c: NvmeController): Promise<void> {
+    if (this.ctrlr !== c || this.deletion !== null) return;
+    const now = usableNamespaces(c);
     for (const name of [...this.bdevNames]) {
       const rec = bdevGetRecord(name);
       if (rec === undefined) continue;
       const nsid = (rec.desc.params as unknown as NvmeBdevParams).nsid;
-      const ns = now.find((n) => n.nsid === nsid);
+      const ns = now.get(nsid);
       if (ns === undefined || ns.blockSize !== rec.desc.blockSize) {
-        log.warn(`controller ${this.name}: namespace ${nsid} is gone after the reconnect, removing ${name}`);
-        await bdevUnregister(name).catch(() => undefined);
+        log.notice(`controller ${this.name}: namespace ${nsid} is gone, removing ${name}`);
+        this.keepWhenEmpty = true;
+        try {
+          await bdevUnregister(name);
+        } finally {
+          this.keepWhenEmpty = false;
+        }
       } else if (ns.numBlocks !== rec.desc.numBlocks) {
         log.notice(`controller ${this.name}: namespace ${nsid} now has ${ns.numBlocks} blocks`);
-        await bdevNotifyResize(name, ns.numBlocks).catch(() => undefined);
+        await bdevNotifyResize(name, ns.numBlocks);
       }
+    }
+    for (const ns of now.values()) {
+      if (this.ctrlr !== c || this.deletion !== null) return;
+      const name = `${this.name}n${ns.nsid}`;
+      if (this.bdevNames.includes(name)) continue;
+      await registerNamespace(this, c, ns);
+      log.notice(`controller ${this.name}: namespace ${ns.nsid} added as ${name}`);
     }
   }
 
@@ -387,68 +410,63 @@ function asciiTrim(buf: Buffer, off: number, len: number): string {
   return buf.toString('latin1', off, end).trim();
 }
 
-function readU64(buf: Buffer, off: number): number {
-  return buf.readUInt32LE(off + 4) * 0x1_0000_0000 + buf.readUInt32LE(off);
-}
-
-function uuidFromDescriptors(list: Buffer): string | null {
-  for (let off = 0; off + 4 <= list.length; ) {
-    const type = list[off];
-    const len = list[off + 1];
-    if (type === 0 || len === 0) break;
-    if (type === NsIdType.UUID && len === 16) {
-      const h = list.toString('hex', off + 4, off + 20);
-      if (/^0+$/.test(h)) return null;
-      return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
-    }
-    off += 4 + len;
-  }
-  return null;
-}
-
-interface NamespaceInfo {
-  nsid: number;
-  blockSize: number;
-  numBlocks: number;
-  uuid: string | null;
-  thin: boolean;
-}
-
-async function readNamespaces(c: NvmeController): Promise<NamespaceInfo[]> {
-  const list = await c.identify(Cns.ACTIVE_NS_LIST, 0);
-  const out: NamespaceInfo[] = [];
-  for (let i = 0; i < 1024; i++) {
-    const nsid = list.readUInt32LE(i * 4);
-    if (nsid === 0) break;
-    const ns = await c.identify(Cns.NAMESPACE, nsid);
-    const numBlocks = readU64(ns, IdNs.NSZE);
-    if (numBlocks === 0) continue; // inactive
-    const fmt = ns[IdNs.FLBAS] & 0x0f;
-    const lbads = (ns.readUInt32LE(IdNs.LBAF0 + fmt * 4) >>> 16) & 0xff;
-    const ms = ns.readUInt16LE(IdNs.LBAF0 + fmt * 4);
-    if (lbads < 9 || ms !== 0) {
-      log.warn(`namespace ${nsid}: LBA format (lbads ${lbads}, metadata ${ms}) not supported, skipped`);
-      continue;
-    }
-    let uuid: string | null = null;
-    try {
-      uuid = uuidFromDescriptors(await c.identify(Cns.NS_DESCRIPTOR_LIST, nsid));
-    } catch {
-      // controllers before NVMe 1.3 have no descriptor list
-    }
-    out.push({ nsid, blockSize: 1 << lbads, numBlocks, uuid, thin: (ns[IdNs.NSFEAT] & 1) !== 0 });
+/** The namespaces a bdev can stand for: plain LBA formats of 512 bytes or more, no metadata. */
+function usableNamespaces(c: NvmeController): Map<number, NamespaceInfo> {
+  const out = new Map<number, NamespaceInfo>();
+  for (const [nsid, ns] of c.namespaces) {
+    if (ns.lbads < 9 || ns.metadataSize !== 0 || ns.numBlocks === 0) continue;
+    out.set(nsid, ns);
   }
   return out;
 }
 
-/** Largest transfer in blocks: MDTS (units of the minimum page size) and the 16-bit NLB field. */
+/** Largest transfer in blocks: MDTS and the 16-bit NLB field. */
 function maxTransferBlocks(c: NvmeController, blockSize: number): number {
   const nlbMax = 65536;
-  const mdts = c.cdata?.[IdCtrl.MDTS] ?? 0;
-  if (mdts === 0) return nlbMax;
-  const mpsmin = Number((c.cap >> 48n) & 0xfn);
-  const bytes = 2 ** (12 + mpsmin + mdts);
+  const bytes = c.maxTransferSize;
+  if (!Number.isFinite(bytes)) return nlbMax;
   return Math.max(1, Math.min(nlbMax, Math.floor(bytes / blockSize)));
+}
+
+/** Register the bdev NAMEn<nsid> of one namespace. */
+async function registerNamespace(rec: NvmeCtrlr, c: NvmeController, ns: NamespaceInfo): Promise<string> {
+  const opts = rec.opts;
+  const cd = c.cdata ?? Buffer.alloc(4096);
+  const params: NvmeBdevParams = {
+    ctrlrName: opts.name,
+    attachId: rec.attachId,
+    nsid: ns.nsid,
+    trid: { ...opts.trid },
+    hostidHex: c.hostid.toString('hex'),
+    retryDelayMs: opts.reconnectDelaySec > 0 ? opts.reconnectDelaySec * 1000 : 1000,
+    connectTimeoutMs: rec.connectTimeoutMs ?? 10000,
+    shared: rec.sharedBuf,
+    oncs: cd.readUInt16LE(IdCtrl.ONCS),
+    ctrlrData: {
+      cntlid: c.cntlid,
+      vendorId: cd.readUInt16LE(IdCtrl.VID),
+      model: asciiTrim(cd, IdCtrl.MN, 40),
+      serial: asciiTrim(cd, IdCtrl.SN, 20),
+      firmware: asciiTrim(cd, IdCtrl.FR, 8),
+      subnqn: asciiTrim(cd, IdCtrl.SUBNQN, 256),
+    },
+  };
+  const name = `${opts.name}n${ns.nsid}`;
+  await bdevRegister(
+    newBdevDescriptor({
+      module: 'nvme',
+      name,
+      blockSize: ns.blockSize,
+      numBlocks: ns.numBlocks,
+      productName: 'NVMe disk',
+      writeCache: (cd[IdCtrl.VWC] & 1) !== 0,
+      maxTransferBlocks: maxTransferBlocks(c, ns.blockSize),
+      ...(ns.uuid !== null ? { uuid: ns.uuid } : {}),
+      params: params as unknown as Record<string, unknown>,
+    }),
+  );
+  rec.bdevNames.push(name);
+  return name;
 }
 
 /**
@@ -472,46 +490,7 @@ export async function attachController(opts: AttachOptions): Promise<string[]> {
     );
   }
   try {
-    const namespaces = await readNamespaces(c);
-    const cd = c.cdata ?? Buffer.alloc(4096);
-    const hostidHex = c.hostid.toString('hex');
-    for (const ns of namespaces) {
-      const params: NvmeBdevParams = {
-        ctrlrName: opts.name,
-        attachId: rec.attachId,
-        nsid: ns.nsid,
-        trid: { ...opts.trid },
-        hostidHex,
-        retryDelayMs: opts.reconnectDelaySec > 0 ? opts.reconnectDelaySec * 1000 : 1000,
-        connectTimeoutMs: rec.connectTimeoutMs ?? 10000,
-        shared: rec.sharedBuf,
-        oncs: cd.readUInt16LE(IdCtrl.ONCS),
-        ctrlrData: {
-          cntlid: c.cntlid,
-          vendorId: cd.readUInt16LE(IdCtrl.VID),
-          model: asciiTrim(cd, IdCtrl.MN, 40),
-          serial: asciiTrim(cd, IdCtrl.SN, 20),
-          firmware: asciiTrim(cd, IdCtrl.FR, 8),
-          subnqn: asciiTrim(cd, IdCtrl.SUBNQN, 256),
-        },
-      };
-      const name = `${opts.name}n${ns.nsid}`;
-      const vwc = (cd[IdCtrl.VWC] & 1) !== 0;
-      await bdevRegister(
-        newBdevDescriptor({
-          module: 'nvme',
-          name,
-          blockSize: ns.blockSize,
-          numBlocks: ns.numBlocks,
-          productName: 'NVMe disk',
-          writeCache: vwc,
-          maxTransferBlocks: maxTransferBlocks(c, ns.blockSize),
-          ...(ns.uuid !== null ? { uuid: ns.uuid } : {}),
-          params: params as unknown as Record<string, unknown>,
-        }),
-      );
-      rec.bdevNames.push(name);
-    }
+    for (const ns of usableNamespaces(c).values()) await registerNamespace(rec, c, ns);
   } catch (e) {
     rec.attaching = false;
     await rec.delete();
@@ -537,7 +516,7 @@ export function bdevRemoved(desc: BdevDescriptor): void {
   const i = rec.bdevNames.indexOf(desc.name);
   if (i >= 0) rec.bdevNames.splice(i, 1);
   // the last bdev gone by other means (e.g. shutdown): the controller goes with it
-  if (rec.bdevNames.length === 0 && !rec.attaching) void rec.delete();
+  if (rec.bdevNames.length === 0 && !rec.attaching && !rec.keepWhenEmpty) void rec.delete();
 }
 
 /** save_config: one attach call per controller, written with its first bdev. */
@@ -546,9 +525,4 @@ export function configFor(desc: BdevDescriptor): { method: string; params: Recor
   const rec = controllers.get(p.ctrlrName);
   if (rec === undefined || rec.attachId !== p.attachId || rec.bdevNames[0] !== desc.name) return null;
   return rec.configJson();
-}
-
-export function newHostNqn(): { hostnqn: string; hostid: string } {
-  const id = randomUUID();
-  return { hostnqn: `nqn.2014-08.org.nvmexpress:uuid:${id}`, hostid: id };
 }
