@@ -250,6 +250,8 @@ export async function main(argv: string[]): Promise<number> {
       systemSec: cpu.system / 1e6,
     });
     process.stdout.write(config.json ? toJson(report) : formatReport(report));
+    for (const lost of results.flatMap((r) => r.lostQueues))
+      process.stderr.write(`nvmf-perf: connection lost: ${lost}\n`);
     if (report.errors > 0) {
       process.stderr.write(`nvmf-perf: ${report.errors} I/O failed\n`);
       return 1;

@@ -294,3 +294,35 @@ test('bad arguments exit 2; an unreachable target exits 1', async () => {
   assert.equal(r.code, 1);
   assert.match(r.stderr, /^nvmf-perf: .*ECONNREFUSED/);
 });
+
+// last: it stops the shared target
+test('the target killed during a run: the lost connections are named, the failed I/O counted, exit 1', async () => {
+  const child = execFile(NODE, [PERF, '-r', trid(), '-q', '8', '-w', 'randread', '-t', '8', '--json'], {
+    timeout: 60000,
+    env: HOST_ENV,
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (d) => {
+    stdout += d;
+  });
+  child.stderr?.on('data', (d) => {
+    stderr += d;
+  });
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  // generous: the run has to be under way (connect takes well under a second)
+  await new Promise((r) => setTimeout(r, 3000));
+  const tgtExited = new Promise((r) => tgt.once('exit', r));
+  tgt.kill('SIGKILL');
+  await tgtExited;
+  const code = await exited;
+  assert.equal(code, 1, stderr);
+  assert.match(
+    stderr,
+    /nvmf-perf: connection lost: TCP \(addr:127\.0\.0\.1 subnqn:nqn\.2016-06\.io\.spdk:cnode1\) NSID \d qid \d+: /,
+  );
+  assert.match(stderr, /nvmf-perf: \d+ I\/O failed/);
+  const report = JSON.parse(stdout) as Report;
+  assert.ok(report.errors > 0);
+  assert.ok(report.total.ios > 0, 'I/O was done before the target went away');
+});

@@ -57,6 +57,8 @@ export interface WorkerResult {
   namespaces: NsResult[];
   /** I/O still outstanding when the drain gave up (counted in errors) */
   stuck: number;
+  /** queues whose connection ended during the run: "qid N: reason" */
+  lostQueues: string[];
 }
 
 const Phase = {
@@ -136,6 +138,7 @@ export class PerfWorker {
   private measureStartMs = 0;
   private measureEndMs = 0;
   private finished: (() => void) | null = null;
+  private phaseTimer: NodeJS.Timeout | null = null;
   /** successful completions in any phase, for the progress line */
   private completedTotal = 0;
 
@@ -193,10 +196,10 @@ export class PerfWorker {
         for (const ns of this.contexts) ns.resetCounters();
         this.phase = Phase.MEASURE;
         this.measureStartMs = performance.now();
-        setTimeout(() => this.startDrain(), timeSec * 1000);
+        this.phaseTimer = setTimeout(() => this.startDrain(), timeSec * 1000);
       };
       this.phase = warmupSec > 0 ? Phase.WARMUP : Phase.IDLE;
-      if (warmupSec > 0) setTimeout(startMeasure, warmupSec * 1000);
+      if (warmupSec > 0) this.phaseTimer = setTimeout(startMeasure, warmupSec * 1000);
       else startMeasure();
       for (const job of this.jobs) this.submitWaiting(job);
     });
@@ -250,12 +253,19 @@ export class PerfWorker {
       if (this.outstanding === 0) this.finish();
       return;
     }
-    if (job.io.closed) return;
+    if (job.io.closed) {
+      // nothing left to drive: end the run now rather than wait out the clock
+      if (this.jobs.every((j) => j.io.closed)) this.startDrain();
+      return;
+    }
     job.waiting.push(task);
     this.submitWaiting(job);
   }
 
   private startDrain(): void {
+    if (this.phase === Phase.DRAIN || this.phase === Phase.DONE) return;
+    if (this.phaseTimer) clearTimeout(this.phaseTimer);
+    if (this.phase !== Phase.MEASURE) this.measureStartMs = performance.now(); // ended before measuring
     this.measureEndMs = performance.now();
     this.phase = Phase.DRAIN;
     if (this.outstanding === 0) {
@@ -277,6 +287,9 @@ export class PerfWorker {
       index: this.plan.index,
       core: this.plan.core,
       stuck: this.outstanding,
+      lostQueues: this.jobs
+        .filter((j) => j.io.closed)
+        .map((j) => `${j.ns.target.label} qid ${j.io.qid}: ${j.io.qpair.closeReason ?? 'closed'}`),
       namespaces: this.contexts.map((ns) => ({
         label: ns.target.label,
         worker: this.plan.index,
