@@ -516,9 +516,12 @@ export class NvmfPollGroup implements QpairEvents {
 
   onQpairClosing(qpair: NvmfQpair): void {
     const ctx = qpair.ctrlr;
-    if (ctx instanceof AdminQueue)
-      ctx.ctrlr.destroy(); // outstanding AERs complete, aborted
-    else if (ctx instanceof IoQueue && ctx.sub.queued.length > 0) {
+    // outstanding AERs complete, aborted
+    if (ctx instanceof AdminQueue) ctx.ctrlr.destroy();
+    if (!(ctx instanceof IoQueue)) return;
+    // a fused first half waiting for its second, and I/O parked on a paused subsystem
+    dropFused(ctx);
+    if (ctx.sub.queued.length > 0) {
       const keep: NvmfRequest[] = [];
       for (const req of ctx.sub.queued) {
         if (req.qpair === qpair) abortRequest(req);

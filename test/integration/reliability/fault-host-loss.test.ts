@@ -137,6 +137,34 @@ test('an admin queue dropped with AERs outstanding still frees its controller', 
   await tgt.settled(5000);
 });
 
+test('a queue dropped with the first half of a fused command waiting still goes away', async () => {
+  const c = await NvmeController.connect(trid(), { asyncEvents: false, kato: 0 });
+  try {
+    await c.setNumQueues(1);
+    const q = await c.createIoQpair(16);
+    const cmd = Buffer.alloc(64);
+    cmd[0] = 0x05; // Compare
+    cmd[1] = 0x01; // fused, first half
+    cmd.writeUInt32LE(1, 4); // nsid
+    cmd.writeUInt32LE(0, 48); // 1 block
+    let answered = false;
+    q.submit(cmd, Buffer.alloc(512), false, () => {
+      answered = true;
+    });
+    await waitFor(
+      'the target holds the first half',
+      async () => (await tgt.total('outstanding_requests')) >= 1,
+    );
+    assert.equal(answered, false);
+    q.qpair.socket.destroy();
+    await waitFor('I/O queue gone', async () => (await tgt.total('current_io_qpairs')) === 0, 5000);
+    assert.equal(await tgt.total('outstanding_requests'), 0);
+  } finally {
+    await c.disconnect();
+  }
+  await tgt.settled();
+});
+
 test('repeated host losses: heap and handles flat', async () => {
   const sample = async () => {
     const g = (await tgt.settled())[0];
