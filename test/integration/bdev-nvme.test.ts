@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { RpcClient, RpcError } from '../../src/jsonrpc/index.ts';
 import { NvmeController, type NvmeIoQpair, NvmeStatusError } from '../../src/nvme/index.ts';
+import { NvmOpcode, SQE_SIZE, Sqe, SqeFlags, setSlba, statusOf } from '../../src/spec/nvme.ts';
 
 const NODE = new URL('../../node_modules/.bin/node', import.meta.url).pathname;
 const TGT = new URL('../../bin/nvmf_tgt.mjs', import.meta.url).pathname;
@@ -371,6 +372,57 @@ async function controllerState(name: string): Promise<{ state: string; cntlid: n
   }>;
   return ctrlrs[0].ctrlrs[0];
 }
+
+/** A fused compare-and-write pair on one queue; resolves both statuses. */
+function compareAndWrite(
+  q: NvmeIoQpair,
+  lba: number,
+  blocks: number,
+  cmp: Buffer,
+  data: Buffer,
+): Promise<number[]> {
+  return new Promise((resolve, reject) => {
+    const statuses = [-1, -1];
+    let left = 2;
+    const half = (i: number, opcode: number, fuse: number, buf: Buffer) => {
+      const cmd = Buffer.alloc(SQE_SIZE);
+      cmd[Sqe.OPCODE] = opcode;
+      cmd[Sqe.FLAGS] = fuse;
+      cmd.writeUInt32LE(1, Sqe.NSID);
+      setSlba(cmd, lba);
+      cmd.writeUInt32LE(blocks - 1, Sqe.CDW12);
+      const ok = q.submit(cmd, buf, false, (cpl) => {
+        statuses[i] = statusOf(cpl);
+        if (--left === 0) resolve(statuses);
+      });
+      if (!ok) reject(new Error('queue full'));
+    };
+    half(0, NvmOpcode.COMPARE, SqeFlags.FUSE_FIRST, cmp);
+    half(1, NvmOpcode.WRITE, SqeFlags.FUSE_SECOND, data);
+  });
+}
+
+test('fused compare-and-write through B is a fused pair on A (match writes, miscompare does not)', async () => {
+  const [bdev] = (await tgtB().rpc.call('bdev_get_bdevs', { name: 'Nvme0n1' })) as Array<{
+    supported_io_types: Record<string, boolean>;
+  }>;
+  assert.equal(bdev.supported_io_types.compare_and_write, true);
+  const { c, qs } = await hostOnB();
+  try {
+    const old = pattern(4 * BS, 41);
+    const fresh = pattern(4 * BS, 42);
+    await qs[0].writeAsync(1, 800, 4, old);
+    assert.deepEqual(await compareAndWrite(qs[0], 800, 4, old, fresh), [0, 0]);
+    const back = Buffer.alloc(4 * BS);
+    await qs[1].readAsync(1, 800, 4, back);
+    assert.ok(back.equals(fresh), 'the compare matched: written');
+    assert.deepEqual(await compareAndWrite(qs[1], 800, 4, old, pattern(4 * BS, 43)), [0x285, 0x009]);
+    await qs[0].readAsync(1, 800, 4, back);
+    assert.ok(back.equals(fresh), 'miscompare: nothing written');
+  } finally {
+    await c.disconnect();
+  }
+});
 
 test('bdev_nvme_reset_controller: a new controller on A, I/O through B goes on', async () => {
   const { c, qs } = await hostOnB();

@@ -9,7 +9,16 @@ import type { BdevBackend, BdevDescriptor, BdevIo } from '../../../bdev/index.ts
 import { BdevIoStatus, BdevIoType, bdevDeviceId } from '../../../bdev/index.ts';
 import { connectIoQpair, type NvmeIoQpair } from '../../../nvme/index.ts';
 import { Oncs } from '../../../spec/identify.ts';
-import { GenericStatus } from '../../../spec/nvme.ts';
+import {
+  GenericStatus,
+  NvmOpcode,
+  RwFlags,
+  SQE_SIZE,
+  Sqe,
+  SqeFlags,
+  setSlba,
+  statusOf,
+} from '../../../spec/nvme.ts';
 import { defineChannelIter, forEachChannel, realmReactor } from '../../../thread/index.ts';
 import { logger } from '../../../util/log.ts';
 import { CtrlrState, type NvmeBdevParams, Shared } from './shared.ts';
@@ -33,10 +42,49 @@ class NvmeRequest {
   /** read bounce buffer when the bdev_io's iovs are not one buffer */
   bounce: Buffer | null = null;
   readonly done: (status: number, cpl: Buffer) => void;
+  // fused compare-and-write: two commands, one bdev_io
+  fusedPending = 0;
+  compareStatus = 0;
+  writeStatus = 0;
+  readonly compareDone: (cpl: Buffer) => void;
+  readonly writeDone: (cpl: Buffer) => void;
   constructor(owner: RealmQueue) {
     this.owner = owner;
     this.done = (status) => this.owner.completed(this, status);
+    this.compareDone = (cpl) => {
+      this.compareStatus = statusOf(cpl);
+      this.fusedPart();
+    };
+    this.writeDone = (cpl) => {
+      this.writeStatus = statusOf(cpl);
+      this.fusedPart();
+    };
   }
+
+  private fusedPart(): void {
+    if (--this.fusedPending > 0) return;
+    // the compare's status decides (a miscompare aborts the write); else the write's
+    this.owner.completed(this, this.compareStatus !== 0 ? this.compareStatus : this.writeStatus);
+  }
+}
+
+/** Fill an NVM command SQE for a fused compare / write half (CID and SGL are the queue's). */
+function fillFused(
+  cmd: Buffer,
+  opcode: number,
+  fuse: number,
+  nsid: number,
+  lba: number,
+  blocks: number,
+  fua: boolean,
+): Buffer {
+  cmd.fill(0);
+  cmd[Sqe.OPCODE] = opcode;
+  cmd[Sqe.FLAGS] = fuse;
+  cmd.writeUInt32LE(nsid >>> 0, Sqe.NSID);
+  setSlba(cmd, lba);
+  cmd.writeUInt32LE((((blocks - 1) & 0xffff) | (fua ? RwFlags.FUA : 0)) >>> 0, Sqe.CDW12);
+  return cmd;
 }
 
 /** The first `len` bytes of the iovs as one Buffer: a view when they are one buffer, else a copy. */
@@ -77,6 +125,8 @@ export class RealmQueue {
   private readonly freeReqs: NvmeRequest[] = [];
   /** commands in flight on the queue */
   inFlight = 0;
+  /** SQE scratch for the fused pair (the queue copies it at submit) */
+  private readonly sqe = Buffer.alloc(SQE_SIZE);
 
   constructor(key: string, params: NvmeBdevParams) {
     this.key = key;
@@ -160,8 +210,30 @@ export class RealmQueue {
       case BdevIoType.FLUSH:
         ok = q.flush(nsid, req.done);
         break;
+      case BdevIoType.COMPARE_AND_WRITE: {
+        // both halves back to back on this queue, or neither
+        if (q.qpair.available < 2) {
+          ok = false;
+          break;
+        }
+        const sqe = this.sqe;
+        req.fusedPending = 2;
+        req.compareStatus = 0;
+        req.writeStatus = 0;
+        const lba = io.offsetBlocks;
+        const n = io.numBlocks;
+        fillFused(sqe, NvmOpcode.COMPARE, SqeFlags.FUSE_FIRST, nsid, lba, n, false);
+        q.submit(sqe, gather(io.iov, len), false, req.compareDone);
+        fillFused(sqe, NvmOpcode.WRITE, SqeFlags.FUSE_SECOND, nsid, lba, n, io.fua);
+        q.submit(sqe, gather(io.writeIov, len), false, req.writeDone);
+        ok = true;
+        break;
+      }
       default:
-        ok = false;
+        // not a type supportsIo() admits; answer it rather than leave it waiting
+        this.release(req);
+        io.completeNvme(0, GenericStatus.INVALID_OPCODE);
+        return true;
     }
     if (!ok) {
       this.release(req);
@@ -386,6 +458,8 @@ export class NvmeBdevBackend implements BdevBackend {
     if (type === BdevIoType.COMPARE) return (oncs & Oncs.COMPARE) !== 0;
     if (type === BdevIoType.UNMAP) return (oncs & Oncs.DSM) !== 0;
     if (type === BdevIoType.WRITE_ZEROES) return (oncs & Oncs.WRITE_ZEROES) !== 0;
+    // fused compare and write is atomic on the remote; without it the layer emulates (atomic in this realm only)
+    if (type === BdevIoType.COMPARE_AND_WRITE) return (this.params.fuses & 1) !== 0;
     return SUPPORTED.has(type);
   }
 

@@ -442,6 +442,7 @@ async function registerNamespace(rec: NvmeCtrlr, c: NvmeController, ns: Namespac
     connectTimeoutMs: rec.connectTimeoutMs ?? 10000,
     shared: rec.sharedBuf,
     oncs: cd.readUInt16LE(IdCtrl.ONCS),
+    fuses: cd.readUInt16LE(IdCtrl.FUSES),
     ctrlrData: {
       cntlid: c.cntlid,
       vendorId: cd.readUInt16LE(IdCtrl.VID),

@@ -47,6 +47,8 @@ export interface NvmeBdevParams {
   shared: SharedArrayBuffer;
   /** Identify Controller ONCS: which optional NVM commands the remote has (else the bdev layer emulates) */
   oncs: number;
+  /** Identify Controller FUSES: bit 0 = fused compare and write */
+  fuses: number;
   /** Identify Controller strings, for bdev_get_bdevs driver_specific */
   ctrlrData: {
     cntlid: number;
