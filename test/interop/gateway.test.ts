@@ -1,15 +1,18 @@
-// Gateway interop: target A (our nvmf_tgt) exports a malloc bdev; target B (another
+// Gateway interop: target A (our nvmf_tgt) exports a file (aio bdev); target B (another
 // nvmf_tgt) attaches A with its bdev_nvme module and exports the remote namespace
 // (Nvme0n1) again. The Linux kernel host in a QEMU guest writes a pattern through B,
 // reads it back through B, disconnects, and reads the same LBAs through A directly;
 // then our host library, from the host side, reads the pattern through A and checks
-// the other direction (written through A, read through B).
+// the other direction (written through A, read through B). In a last phase the guest
+// writes through B while the test kills A (SIGKILL) and starts it again on the same
+// port and file: B reconnects, holds and resubmits the I/O, and fio's verify passes.
 // Needs `sudo bash scripts/setup-interop.sh` once; a missing prerequisite fails the
 // setup test with what to do (never a skip). See docs/interop.md.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { NvmeController, type NvmeIoQpair } from '../../src/nvme/index.ts';
@@ -39,6 +42,9 @@ const PATTERN_OFFSET = 8 * 1024 * 1024;
 const PATTERN_MB = 4;
 const GUEST_TIMEOUT_SECONDS = 300;
 const RUN_DIR = process.env.NVMF_INTEROP_RUNDIR ?? '/tmp/nvmf-ts-interop';
+const FAILOVER_MB = 6;
+/** When the test kills A after the guest opens the failover window. */
+const KILL_AFTER_MS = 2000;
 const GUEST_CHECKS = [
   'gw-connect-b',
   'gw-fio-verify-b',
@@ -48,6 +54,9 @@ const GUEST_CHECKS = [
   'gw-connect-a',
   'gw-read-a',
   'gw-disconnect-a',
+  'gw-failover-connect',
+  'gw-failover-fio',
+  'gw-failover-disconnect',
 ];
 
 let portA = 0;
@@ -56,11 +65,17 @@ let targetA: RunningTarget | undefined;
 let targetB: RunningTarget | undefined;
 let setupError: string | undefined = 'setup did not run';
 let guestRun: GuestRunResult | undefined;
+/** Holds A's backing file (kept across A's restart). */
+let dataDir: string | undefined;
+let configOfA: object | undefined;
+/** What happened to A during the failover window (ms since the epoch). */
+const failover: { killedAt?: number; restartedAt?: number; closedAt?: number; error?: string } = {};
 
 after(async () => {
-  // Their folders (config, log) stay in the OS temp folder for inspection.
+  // The targets' folders (config, log) stay in the OS temp folder for inspection.
   if (targetB) await targetB.stop();
   if (targetA) await targetA.stop();
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });
 
 function requireSetup(): void {
@@ -71,18 +86,13 @@ function listenAddress(port: number) {
   return { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: String(port) };
 }
 
-/** Target A: a 64 MiB malloc bdev as nsid 1 of A_NQN, any host. */
-function configA(port: number): object {
+/** Target A: a 64 MiB file (aio bdev, survives A's restart) as nsid 1 of A_NQN, any host. */
+function configA(port: number, filename: string): object {
   return {
     subsystems: [
       {
         subsystem: 'bdev',
-        config: [
-          {
-            method: 'bdev_malloc_create',
-            params: { name: 'Malloc0', num_blocks: NS_BYTES / BLOCK_SIZE, block_size: BLOCK_SIZE },
-          },
-        ],
+        config: [{ method: 'bdev_aio_create', params: { name: 'Aio0', filename, block_size: BLOCK_SIZE } }],
       },
       {
         subsystem: 'nvmf',
@@ -94,7 +104,7 @@ function configA(port: number): object {
           },
           {
             method: 'nvmf_subsystem_add_ns',
-            params: { nqn: A_NQN, namespace: { nsid: 1, bdev_name: 'Malloc0' } },
+            params: { nqn: A_NQN, namespace: { nsid: 1, bdev_name: 'Aio0' } },
           },
           {
             method: 'nvmf_subsystem_add_listener',
@@ -140,7 +150,7 @@ function logNote(): string {
   return note;
 }
 
-test('gateway setup: target A (malloc) and target B attaching A with bdev_nvme, exporting Nvme0n1', async () => {
+test('gateway setup: target A (file) and target B attaching A with bdev_nvme, exporting Nvme0n1', async () => {
   const missing = missingPrerequisites();
   if (!existsSync(BDEV_NVME_DIR)) {
     missing.push(`${BDEV_NVME_DIR} does not exist: the bdev_nvme module (the gateway) is not built yet`);
@@ -153,7 +163,12 @@ test('gateway setup: target A (malloc) and target B attaching A with bdev_nvme, 
   portB = await freePort();
   while (portB === portA) portB = await freePort();
   try {
-    targetA = await startNvmfTgt({ port: portA, config: configA(portA), cpuMask: '0x1' });
+    dataDir = mkdtempSync(join(tmpdir(), 'nvmf-gateway-'));
+    const backingFile = join(dataDir, 'a.img');
+    writeFileSync(backingFile, '');
+    truncateSync(backingFile, NS_BYTES);
+    configOfA = configA(portA, backingFile);
+    targetA = await startNvmfTgt({ port: portA, config: configOfA, cpuMask: '0x1' });
     targetB = await startNvmfTgt({ port: portB, config: configB(portB), cpuMask: '0x1' });
     const created = await rpcCall(
       targetB.rpcSocket,
@@ -168,6 +183,9 @@ test('gateway setup: target A (malloc) and target B attaching A with bdev_nvme, 
         // B's host queues to A carry header and data digests (the guest's hop does not)
         hdgst: true,
         ddgst: true,
+        // ride through A's restart: retry every second, give up after a minute
+        ctrlr_loss_timeout_sec: 60,
+        reconnect_delay_sec: 1,
       },
       30_000,
     );
@@ -194,8 +212,25 @@ test('gateway setup: target A (malloc) and target B attaching A with bdev_nvme, 
   setupError = undefined;
 });
 
-test('linux host through the gateway: write via B, read back via B and via A', async (t) => {
+/** Kill A (SIGKILL) while the guest writes through B, then start it again on the same port and file. */
+async function restartA(): Promise<void> {
+  try {
+    await new Promise((r) => setTimeout(r, KILL_AFTER_MS));
+    const old = targetA!;
+    const exited = new Promise((r) => old.process.once('exit', r));
+    old.process.kill('SIGKILL');
+    await exited;
+    failover.killedAt = Date.now();
+    targetA = await startNvmfTgt({ port: portA, config: configOfA!, cpuMask: '0x1' });
+    failover.restartedAt = Date.now();
+  } catch (error) {
+    failover.error = (error as Error).message;
+  }
+}
+
+test('linux host through the gateway: write via B, read back via B and via A; A restarted under I/O', async (t) => {
   requireSetup();
+  let restart: Promise<void> | undefined;
   const run = await runGuest({
     script: GATEWAY_CHECKS_SCRIPT,
     env: {
@@ -207,9 +242,15 @@ test('linux host through the gateway: write via B, read back via B and via A', a
       NS_BYTES: String(NS_BYTES),
       PATTERN_OFFSET: String(PATTERN_OFFSET),
       PATTERN_MB: String(PATTERN_MB),
+      FAILOVER_MB: String(FAILOVER_MB),
     },
     timeoutSeconds: GUEST_TIMEOUT_SECONDS,
+    onLine: (line) => {
+      if (line.startsWith('FAILOVER-WINDOW-OPEN') && !restart) restart = restartA();
+      if (line.startsWith('FAILOVER-WINDOW-CLOSED')) failover.closedAt = Date.now();
+    },
   });
+  await restart;
   guestRun = run;
   const transcript = join(RUN_DIR, 'gateway.log');
   mkdirSync(RUN_DIR, { recursive: true });
@@ -229,6 +270,17 @@ test('linux host through the gateway: write via B, read back via B and via A', a
       );
     });
   }
+  await t.test('A was killed and back while the guest wrote through B', () => {
+    assert.equal(failover.error, undefined, `restarting A: ${failover.error}${logNote()}`);
+    assert.ok(failover.killedAt && failover.restartedAt, `A was not restarted: ${JSON.stringify(failover)}`);
+    assert.ok(
+      failover.closedAt !== undefined && failover.killedAt < failover.closedAt,
+      `fio finished before A was killed, so the restart proved nothing: ${JSON.stringify(failover)}`,
+    );
+    t.diagnostic(
+      `A down for ${failover.restartedAt - failover.killedAt} ms; fio ended ${failover.closedAt - failover.restartedAt} ms after A was back`,
+    );
+  });
   await t.test('guest script exit status', () => {
     assert.equal(run.code, 0, `guest exit ${run.code}; run-guest stderr:\n${run.stderr.slice(-4000)}`);
   });
@@ -299,11 +351,14 @@ test('both targets alive; B lists its bdev_nvme controller and save_config write
   requireSetup();
   assert.ok(targetA?.alive(), `target A died${logNote()}`);
   assert.ok(targetB?.alive(), `target B died${logNote()}`);
-  const controllers = (await rpcCall(targetB!.rpcSocket, 'bdev_nvme_get_controllers')) as { name: string }[];
-  assert.ok(
-    controllers.some((c) => c.name === CONTROLLER_NAME),
-    `bdev_nvme_get_controllers after the run: ${JSON.stringify(controllers)}`,
-  );
+  const controllers = (await rpcCall(targetB!.rpcSocket, 'bdev_nvme_get_controllers')) as {
+    name: string;
+    ctrlrs?: { state?: string }[];
+  }[];
+  const nvme0 = controllers.find((c) => c.name === CONTROLLER_NAME);
+  assert.ok(nvme0, `bdev_nvme_get_controllers after the run: ${JSON.stringify(controllers)}`);
+  // reconnected to the restarted A, not stuck resetting
+  assert.equal(nvme0.ctrlrs?.[0]?.state, 'enabled', `Nvme0 after A's restart: ${JSON.stringify(nvme0)}`);
   // save_config writes the attach back, digests included, so B can be replayed.
   const saved = (await rpcCall(targetB!.rpcSocket, 'save_config')) as {
     subsystems: { subsystem: string; config: { method: string; params: Record<string, unknown> }[] | null }[];

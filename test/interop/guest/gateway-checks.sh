@@ -14,6 +14,10 @@
 #      NS_BYTES         expected namespace size in bytes (the same through A and B)
 #      PATTERN_OFFSET   byte offset of the pattern (multiple of 1 MiB)
 #      PATTERN_MB       pattern length in MiB
+#      FAILOVER_MB      when set: a last phase writes this many MiB through B at a
+#                       limited rate with crc32c verify, between the lines
+#                       FAILOVER-WINDOW-OPEN and FAILOVER-WINDOW-CLOSED; meanwhile
+#                       the host kills target A and starts it again
 #      CMD_TIMEOUT      limit for each command, seconds (default 120)
 set -u
 addr=${TARGET_ADDR:-$HOST_IP}
@@ -122,6 +126,34 @@ else
 	dmesg_tail 30
 	fail gw-connect-a "nvme connect to A or the namespace wait failed"
 	not_run "connect to A failed" gw-read-a gw-disconnect-a
+fi
+
+if [ -n "${FAILOVER_MB:-}" ]; then
+	step "target A killed and restarted under I/O through B"
+	if connect connect-failover "$b_port" "$b_nqn" && dev=$(nvme-wait-ns "$b_nqn" 20); then
+		pass gw-failover-connect
+		echo "FAILOVER-WINDOW-OPEN"
+		# 1 MiB/s: the write phase outlasts the host's kill + restart of A; the verify
+		# phase then reads every block back through B from the restarted A.
+		if run_logged gw-failover-fio fio --name=failover --filename="$dev" --ioengine=libaio --direct=1 \
+			--rw=write --bs=64k --iodepth=4 --rate=,1m --offset=$((32 * 1048576)) --size="${FAILOVER_MB}M" \
+			--verify=crc32c --do_verify=1 --verify_fatal=1 --eta=never &&
+			! grep -qi 'verify.*fail\|bad magic\|crc32c: wanted' /tmp/gw-failover-fio.out; then
+			pass gw-failover-fio
+		else
+			dmesg_tail 30
+			fail gw-failover-fio "fio through B failed across A's restart"
+		fi
+		echo "FAILOVER-WINDOW-CLOSED"
+		dmesg | grep -i 'nvme' | tail -n 10 | sed 's/^/  dmesg: /'
+		if disconnect gw-failover-disconnect "$b_nqn"; then pass gw-failover-disconnect; else
+			fail gw-failover-disconnect "nvme disconnect did not remove B's controller"
+		fi
+	else
+		dmesg_tail 30
+		fail gw-failover-connect "nvme connect to B failed"
+		not_run "connect to B failed" gw-failover-fio gw-failover-disconnect
+	fi
 fi
 
 echo "gateway checks: $failures failed"
