@@ -518,16 +518,17 @@ export class NvmfPollGroup implements QpairEvents {
     const ctx = qpair.ctrlr;
     // outstanding AERs complete, aborted
     if (ctx instanceof AdminQueue) ctx.ctrlr.destroy();
-    if (!(ctx instanceof IoQueue)) return;
-    // a fused first half waiting for its second, and I/O parked on a paused subsystem
-    dropFused(ctx);
-    if (ctx.sub.queued.length > 0) {
+    // a fused first half waiting for its second
+    if (ctx instanceof IoQueue) dropFused(ctx);
+    // I/O and Connect parked on a paused subsystem
+    for (const sub of this.subsystems.values()) {
+      if (sub.queued.length === 0 || !sub.queued.some((r) => r.qpair === qpair)) continue;
       const keep: NvmfRequest[] = [];
-      for (const req of ctx.sub.queued) {
+      for (const req of sub.queued) {
         if (req.qpair === qpair) abortRequest(req);
         else keep.push(req);
       }
-      ctx.sub.queued = keep;
+      sub.queued = keep;
     }
   }
 
@@ -676,6 +677,11 @@ export class NvmfPollGroup implements QpairEvents {
         1,
         ConnectData.SUBNQN,
       );
+      return;
+    }
+    if (sub.view.state === SubsystemState.PAUSED) {
+      // as SPDK: a Connect to a paused subsystem waits for the resume
+      sub.queued.push(req);
       return;
     }
     if (sub.view.state !== SubsystemState.ACTIVE) {

@@ -100,6 +100,14 @@ test('pause: in-flight I/O drains before the RPC returns, new I/O waits (not fai
     await c.keepAlive();
     const subs = await tgt.call<{ nqn: string }[]>('nvmf_get_subsystems', { nqn: NQN });
     assert.equal(subs.length, 1);
+    // a new host's Connect waits for the resume too (as SPDK queues it)
+    let lateConnected = false;
+    const late = NvmeController.connect(trid()).then((lc) => {
+      lateConnected = true;
+      return lc;
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(lateConnected, false, 'Connect to a paused subsystem waits');
     // RPC errors name the problem
     await assert.rejects(
       tgt.call('nvmf_subsystem_resume', { nqn: 'nqn.2016-06.io.spdk:nope' }),
@@ -108,6 +116,8 @@ test('pause: in-flight I/O drains before the RPC returns, new I/O waits (not fai
     assert.equal(await tgt.call('nvmf_subsystem_resume', { nqn: NQN }), true);
     await Promise.all(waiting);
     assert.equal(waitingDone, 16, 'every queued write ran after resume');
+    const lc = await late;
+    await lc.disconnect();
     for (let i = 0; i < 16; i++) {
       const r = Buffer.alloc(4096);
       await q2.readAsync(1, 1000 + i * 8, 8, r);
