@@ -14,7 +14,7 @@ import { type ParseArgsOptionsConfig, parseArgs } from 'node:util';
 import { DISCOVERY_NQN, NvmeController, type TransportId } from '../nvme/index.ts';
 import { Cns, IDENTIFY_SIZE, IdCtrl } from '../spec/identify.ts';
 import { LogPage } from '../spec/log.ts';
-import { FeatureId } from '../spec/nvme.ts';
+import { Dsm, FeatureId } from '../spec/nvme.ts';
 import { exitWhenFlushed, isParseArgsError, parseInteger, UsageError } from './cli/args.ts';
 import {
   decodeErrorLogEntry,
@@ -487,16 +487,7 @@ const read: Command = {
       const p = await planIo(ctx, c);
       const io = await c.createIoQpair(4);
       const buf = Buffer.alloc(p.blocks * p.blockSize);
-      for (let done = 0; done < p.blocks; ) {
-        const n = Math.min(p.maxBlocks, p.blocks - done);
-        await io.readAsync(
-          p.nsid,
-          p.slba + done,
-          n,
-          buf.subarray(done * p.blockSize, (done + n) * p.blockSize),
-        );
-        done += n;
-      }
+      await inPieces(p, (lba, n, start, end) => io.readAsync(p.nsid, lba, n, buf.subarray(start, end)));
       return buf;
     });
     if (typeof ctx.values.data === 'string') writeFileSync(ctx.values.data, data);
@@ -522,14 +513,131 @@ const write: Command = {
       const buf = Buffer.alloc(p.blocks * p.blockSize);
       input.copy(buf, 0, 0, Math.min(input.length, buf.length));
       const io = await c.createIoQpair(4);
-      for (let done = 0; done < p.blocks; ) {
-        const n = Math.min(p.maxBlocks, p.blocks - done);
-        const part = buf.subarray(done * p.blockSize, (done + n) * p.blockSize);
-        await io.writeAsync(p.nsid, p.slba + done, n, part, ctx.values.fua === true);
-        done += n;
-      }
+      const fua = ctx.values.fua === true;
+      await inPieces(p, (lba, n, start, end) => io.writeAsync(p.nsid, lba, n, buf.subarray(start, end), fua));
     });
     process.stderr.write('write: Success\n');
+  },
+};
+
+/** Run `fn` over the plan in MDTS-sized pieces: (lba, blocks, byte range). */
+async function inPieces(
+  p: IoPlan,
+  fn: (lba: number, blocks: number, start: number, end: number) => Promise<void>,
+): Promise<void> {
+  for (let done = 0; done < p.blocks; ) {
+    const n = Math.min(p.maxBlocks, p.blocks - done);
+    await fn(p.slba + done, n, done * p.blockSize, (done + n) * p.blockSize);
+    done += n;
+  }
+}
+
+const compare: Command = {
+  name: 'compare',
+  summary: 'compare blocks with a file (-d) or stdin',
+  options: ioOptions,
+  optionHelp: ioHelp,
+  nsidOnN: true,
+  slbaOnS: true,
+  help: 'nvmf compare -t tcp -a ADDR --trsvcid PORT --nqn SUBNQN -n NSID -s SLBA -c BLOCKS-1 [-z BYTES] [-d FILE]',
+  async run(ctx) {
+    const input = readFileSync(typeof ctx.values.data === 'string' ? ctx.values.data : 0);
+    await withController(ctx.trid, async (c) => {
+      const p = await planIo(ctx, c);
+      const buf = Buffer.alloc(p.blocks * p.blockSize);
+      input.copy(buf, 0, 0, Math.min(input.length, buf.length));
+      const io = await c.createIoQpair(4);
+      await inPieces(p, (lba, n, start, end) => io.compareAsync(p.nsid, lba, n, buf.subarray(start, end)));
+    });
+    process.stderr.write('compare: Success\n');
+  },
+};
+
+const writeZeroes: Command = {
+  name: 'write-zeroes',
+  summary: 'Write Zeroes over a block range',
+  options: {
+    'namespace-id': { type: 'string', short: 'n', default: '1' },
+    'start-block': { type: 'string', short: 's', default: '0' },
+    'block-count': { type: 'string', short: 'c', default: '0' },
+  },
+  optionHelp: ioHelp,
+  nsidOnN: true,
+  slbaOnS: true,
+  help: 'nvmf write-zeroes -t tcp -a ADDR --trsvcid PORT --nqn SUBNQN -n NSID -s SLBA -c BLOCKS-1',
+  async run(ctx) {
+    await withController(ctx.trid, async (c) => {
+      const p = await planIo(ctx, c);
+      const io = await c.createIoQpair(4);
+      // no data moves: one command covers up to 65536 blocks
+      await io.writeZeroesAsync(p.nsid, p.slba, p.blocks);
+    });
+    process.stderr.write('write-zeroes: Success\n');
+  },
+};
+
+const flush: Command = {
+  name: 'flush',
+  summary: 'Flush a namespace (volatile write cache to media)',
+  options: { 'namespace-id': { type: 'string', short: 'n', default: '1' } },
+  optionHelp: { 'namespace-id': 'namespace ID (default 1)' },
+  nsidOnN: true,
+  help: 'nvmf flush -t tcp -a ADDR -s PORT --nqn SUBNQN -n NSID',
+  async run(ctx) {
+    const nsid = nsidOption(ctx.values, 1);
+    await withController(ctx.trid, async (c) => {
+      const io = await c.createIoQpair(4);
+      await io.flushAsync(nsid);
+    });
+    process.stderr.write('flush: Success\n');
+  },
+};
+
+/** "0,100,200" → numbers (comma-separated, like nvme-cli's list options). */
+function numberList(name: string, text: string | undefined, max: number): number[] {
+  if (text === undefined) throw new UsageError(`--${name} is required`);
+  return text.split(',').map((part) => parseInteger(name, part, 0, max));
+}
+
+const dsm: Command = {
+  name: 'dsm',
+  summary: 'Dataset Management (deallocate with --ad) over block ranges',
+  options: {
+    'namespace-id': { type: 'string', short: 'n', default: '1' },
+    slbs: { type: 'string', short: 's' },
+    blocks: { type: 'string', short: 'b' },
+    ad: { type: 'boolean', short: 'd', default: false },
+    idw: { type: 'boolean', short: 'w', default: false },
+    idr: { type: 'boolean', short: 'r', default: false },
+  },
+  optionHelp: {
+    'namespace-id': 'namespace ID (default 1)',
+    slbs: 'first LBA of each range, comma-separated',
+    blocks: 'blocks in each range, comma-separated (1-based)',
+    ad: 'attribute: deallocate',
+    idw: 'attribute: integral dataset for write',
+    idr: 'attribute: integral dataset for read',
+  },
+  nsidOnN: true,
+  slbaOnS: true,
+  help: 'nvmf dsm -t tcp -a ADDR --trsvcid PORT --nqn SUBNQN -n NSID -s SLBA,… -b BLOCKS,… [--ad] [--idw] [--idr]',
+  async run(ctx) {
+    const nsid = nsidOption(ctx.values, 1);
+    const slbs = numberList('slbs', ctx.values.slbs as string | undefined, Number.MAX_SAFE_INTEGER);
+    const blocks = numberList('blocks', ctx.values.blocks as string | undefined, 0xffffffff);
+    if (slbs.length !== blocks.length)
+      throw new UsageError(`--slbs has ${slbs.length} ranges but --blocks has ${blocks.length}`);
+    if (slbs.length > Dsm.MAX_RANGES) throw new UsageError(`at most ${Dsm.MAX_RANGES} ranges`);
+    const attributes =
+      (ctx.values.idr ? Dsm.ATTR_INTEGRAL_READ : 0) |
+      (ctx.values.idw ? Dsm.ATTR_INTEGRAL_WRITE : 0) |
+      (ctx.values.ad ? Dsm.ATTR_DEALLOCATE : 0);
+    const ranges = slbs.map((lba, i): [number, number] => [lba, blocks[i]]);
+    await withController(ctx.trid, async (c) => {
+      const io = await c.createIoQpair(4);
+      await io.dsmAsync(nsid, ranges, attributes);
+    });
+    process.stderr.write('dsm: Success\n');
   },
 };
 
@@ -545,6 +653,10 @@ const COMMANDS: Command[] = [
   errorLog,
   read,
   write,
+  compare,
+  writeZeroes,
+  flush,
+  dsm,
 ];
 const ALIASES: Record<string, string> = { 'id-ctrl': 'identify' };
 

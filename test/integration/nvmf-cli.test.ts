@@ -384,6 +384,34 @@ test('write a file, read it back through the CLI (files, stdout, digests)', asyn
   assert.ok(back.raw.subarray(5).every((b) => b === 0));
 });
 
+test('compare, write-zeroes, dsm --ad and flush', async () => {
+  const data = Buffer.alloc(4096);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 13 + 1) & 0xff;
+  const file = join(dir, 'cmp.bin');
+  writeFileSync(file, data);
+  const at = (slba: number, count: number) => ['-n', '1', '-s', String(slba), '-c', String(count - 1)];
+  await ok(['write', ...conn(), ...at(2000, 8), '-d', file]);
+  const same = await ok(['compare', ...conn(), ...at(2000, 8), '-d', file]);
+  assert.match(same.stderr, /compare: Success/);
+  const differs = await nvmf(['compare', ...conn(), ...at(2001, 8), '-d', file]);
+  assert.equal(differs.code, 1);
+  assert.match(differs.stderr, /^nvmf compare: Compare failed: COMPARE_FAILURE/);
+
+  await ok(['write-zeroes', ...conn(), ...at(2000, 2)]);
+  await ok(['dsm', ...conn(), '-n', '1', '-s', '2004,2006', '-b', '1,2', '--ad']);
+  await ok(['flush', ...conn(), '-n', '1']);
+  const back = (await ok(['read', ...conn(), ...at(2000, 8)])).raw;
+  const zero = (from: number, to: number) => back.subarray(from * 512, to * 512).every((b) => b === 0);
+  assert.ok(zero(0, 2), 'write-zeroes left data');
+  assert.ok(back.subarray(1024, 2048).equals(data.subarray(1024, 2048)), 'blocks 2-3 untouched');
+  assert.ok(zero(4, 5) && zero(6, 8), 'deallocated blocks read as zeroes (DLFEAT)');
+  assert.ok(back.subarray(2560, 3072).equals(data.subarray(2560, 3072)), 'block 5 untouched');
+
+  const mismatch = await nvmf(['dsm', ...conn(), '-n', '1', '-s', '1,2', '-b', '1', '--ad']);
+  assert.equal(mismatch.code, 2);
+  assert.match(mismatch.stderr, /--slbs has 2 ranges but --blocks has 1/);
+});
+
 test('bad arguments exit 2 with the usage; --help exits 0', async () => {
   const cases: string[][] = [
     ['identify', '-t', 'tcp', '-s', String(port), '-n', NQN], // no -a
