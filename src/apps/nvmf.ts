@@ -131,9 +131,9 @@ async function withController<T>(trid: TransportId, fn: (c: NvmeController) => P
 
 function nsidOption(v: Values, fallback: number): number {
   if (v['namespace-id'] === undefined) return fallback;
-  const hint = 'namespace-id';
   try {
-    return parseInteger(hint, v['namespace-id'] as string, 1, NSID_ALL);
+    // 0 is valid where the command allows it (Get Features, some log pages)
+    return parseInteger('namespace-id', v['namespace-id'] as string, 0, NSID_ALL);
   } catch (err) {
     if (typeof v['namespace-id'] === 'string' && v['namespace-id'].startsWith('nqn.'))
       throw new UsageError('-n is the namespace ID for this command; give the subsystem NQN with --nqn');
@@ -271,7 +271,7 @@ const idNs: Command = {
   help: 'nvmf id-ns -t tcp -a ADDR -s PORT --nqn SUBNQN -n NSID [-o json]',
   async run(ctx) {
     const nsid = nsidOption(ctx.values, 0);
-    if (nsid === 0) throw new UsageError('--namespace-id (-n) is required');
+    if (nsid === 0) throw new UsageError('a namespace ID (-n) of 1 or more is required');
     const id = await withController(ctx.trid, async (c) => decodeIdNs(await c.identify(Cns.NAMESPACE, nsid)));
     if (ctx.json) {
       ctx.out(toJson(id));
