@@ -214,6 +214,18 @@ test('attach: bad parameters and an unreachable target are RPC errors naming the
     rb.call('bdev_nvme_attach_controller', { ...base, trtype: 'rdma', trsvcid: portA }),
     (e: unknown) => e instanceof RpcError && e.code === -22 && /rdma/.test(e.message),
   );
+  await assert.rejects(
+    rb.call('bdev_nvme_attach_controller', {
+      ...base,
+      trsvcid: portA,
+      subnqn: 'nqn.2014-08.org.nvmexpress.discovery',
+    }),
+    (e: unknown) => e instanceof RpcError && e.code === -22 && /discovery/.test(e.message),
+  );
+  await assert.rejects(
+    rb.call('bdev_nvme_attach_controller', { ...base, trsvcid: portA, prchk_guard: true }),
+    (e: unknown) => e instanceof RpcError && e.code === -22 && /prchk_guard/.test(e.message),
+  );
   const closedPort = await freePort();
   await assert.rejects(
     rb.call('bdev_nvme_attach_controller', { ...base, trsvcid: closedPort }),

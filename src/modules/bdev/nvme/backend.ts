@@ -310,6 +310,12 @@ export class RealmQueue {
       this.drain();
       return;
     }
+    const granted = Atomics.load(this.shared, Shared.QUEUES_GRANTED);
+    if (st === CtrlrState.ENABLED && granted > 0 && realmReactor() + 1 > granted) {
+      // our qid is beyond what the remote allows: no queue will ever connect
+      this.failWaiting(CtrlrState.FAIL_FAST);
+      return;
+    }
     const gen = Atomics.load(this.shared, Shared.GENERATION);
     if (st !== CtrlrState.ENABLED || (gen === this.failedGeneration && Date.now() < this.retryAt)) {
       this.wait();

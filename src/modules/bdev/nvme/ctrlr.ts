@@ -106,6 +106,12 @@ export class NvmeCtrlr {
     Atomics.store(this.shared, Shared.CNTLID, c.cntlid);
     Atomics.store(this.shared, Shared.IN_CAPSULE, c.ioInCapsuleDataSize);
     Atomics.store(this.shared, Shared.QUEUE_SIZE, Math.max(2, Math.min(MAX_IO_QUEUE_SIZE, c.maxQueueSize)));
+    Atomics.store(this.shared, Shared.QUEUES_GRANTED, c.ioQueuesGranted);
+    if (c.ioQueuesGranted > 0 && c.ioQueuesGranted < realmReactorCount()) {
+      log.warn(
+        `controller ${this.name}: the remote grants ${c.ioQueuesGranted} I/O queues for ${realmReactorCount()} reactors; I/O from reactors ${c.ioQueuesGranted} and up fails`,
+      );
+    }
     this.ctrlr = c;
     c.onConnectionLost = (reason) => this.adminLost(c, reason);
     c.onAsyncEvent = (ev) => {

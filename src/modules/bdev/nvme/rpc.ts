@@ -3,7 +3,7 @@
 // rpc.py's flags (python/spdk/cli/bdev_nvme.py).
 
 import { RpcError, type RpcMethod, RpcState } from '../../../jsonrpc/index.ts';
-import type { TransportId } from '../../../nvme/index.ts';
+import { DISCOVERY_NQN, type TransportId } from '../../../nvme/index.ts';
 import { rejectUnsupported, rpcCall } from '../rpc-util.ts';
 import {
   attachController,
@@ -61,7 +61,11 @@ async function attach(p: AttachParams): Promise<string[]> {
   if (adrfam !== 'ipv4' && adrfam !== 'ipv6') {
     throw new RpcError(-22, `adrfam ${p.adrfam} is not supported (ipv4, ipv6)`);
   }
+  if (p.name === '') throw new RpcError(-22, 'name must not be empty');
   if (p.subnqn === undefined || p.subnqn === '') throw new RpcError(-22, 'subnqn is required for trtype tcp');
+  if (p.subnqn === DISCOVERY_NQN) {
+    throw new RpcError(-22, `subnqn ${p.subnqn} is a discovery subsystem: attach an NVM subsystem`);
+  }
   if (p.subnqn.length > 223) throw new RpcError(-22, `subnqn too long: ${p.subnqn}`);
   if (p.traddr.length > 255) throw new RpcError(-22, `traddr too long: ${p.traddr}`);
   const trsvcid = p.trsvcid ?? '4420';

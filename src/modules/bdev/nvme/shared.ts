@@ -16,6 +16,8 @@ export const Shared = {
   IN_CAPSULE: 3,
   /** entries per I/O queue (min(CAP.MQES + 1, our cap)) */
   QUEUE_SIZE: 4,
+  /** I/O queues the remote granted (Number of Queues); 0 = not known */
+  QUEUES_GRANTED: 5,
   SLOTS: 8,
 } as const;
 
