@@ -388,6 +388,57 @@ test('four I/O queues at once: concurrent verified writes then reads (callback A
   }
 });
 
+test('queue depth: a 64-entry I/O queue holds 64 commands at once at nvmet, the 65th submit is refused', async () => {
+  requireSetup();
+  const ctrlr = await NvmeController.connect(trid());
+  try {
+    assert.equal(ctrlr.maxQueueSize, Number(ctrlr.cap & 0xffffn) + 1, 'maxQueueSize from CAP.MQES');
+    assert.ok(ctrlr.maxQueueSize >= 64, `nvmet queue size ${ctrlr.maxQueueSize}`);
+    const io = await ctrlr.createIoQpair(64);
+    const statuses: number[] = [];
+    let resolveAll: () => void = () => {};
+    const allDone = new Promise<void>((r) => {
+      resolveAll = r;
+    });
+    const onDone = (status: number): void => {
+      statuses.push(status);
+      if (statuses.length === 64) resolveAll();
+    };
+    const buffers = Array.from({ length: 65 }, () => Buffer.alloc(4096));
+    for (let i = 0; i < 64; i++)
+      assert.equal(io.read(1, i * 8, 8, buffers[i], onDone), true, `submit ${i + 1} of 64`);
+    assert.equal(
+      io.read(1, 0, 8, buffers[64], onDone),
+      false,
+      'the 65th command was accepted by a 64-entry queue',
+    );
+    await allDone;
+    assert.deepEqual(
+      statuses.filter((st) => st !== 0),
+      [],
+      'every one of the 64 reads completes with success',
+    );
+    await io.readAsync(1, 0, 8, buffers[64]); // room again once they completed
+  } finally {
+    await ctrlr.disconnect();
+  }
+});
+
+test('keep-alive: a controller with KATO 2 s stays alive at nvmet through 5 s idle', async () => {
+  requireSetup();
+  const ctrlr = await NvmeController.connect(trid(), { kato: 2000 });
+  try {
+    const [io] = await ctrlr.createIoQpairs(1, 16);
+    assert.equal((await ctrlr.getFeatures(0x0f)).dw0, 2000, 'KATO as nvmet holds it');
+    // nvmet ends an association whose keep-alive lapses for KATO; ours sends one every KATO/2.
+    await new Promise((r) => setTimeout(r, 5000));
+    assert.ok(!ctrlr.failed, 'nvmet dropped the admin connection: keep-alive lapsed');
+    await writeReadVerify(io, 350_000, 4096, 15);
+  } finally {
+    await ctrlr.disconnect();
+  }
+});
+
 test('restricted subsystem: a stranger host NQN is refused (Connect Invalid Host), the allowed one reads and writes', async () => {
   requireSetup();
   await assert.rejects(
