@@ -714,3 +714,38 @@ test('nvmf-rpc CLI attach; A down past ctrlr_loss_timeout_sec: bdev removed, I/O
     await c.disconnect();
   }
 });
+
+test('B shuts down promptly (SIGTERM) while I/O waits for a dead A', async () => {
+  a = await startTarget('A', '0x1', configA());
+  const B = tgtB();
+  const names = await B.rpc.call('bdev_nvme_attach_controller', {
+    name: 'Nvme2',
+    trtype: 'tcp',
+    traddr: '127.0.0.1',
+    trsvcid: portA,
+    subnqn: CNODE_A,
+    ctrlr_loss_timeout_sec: -1,
+    reconnect_delay_sec: 1,
+  });
+  assert.deepEqual(names, ['Nvme2n1']);
+  await exportOnB('Nvme2n1');
+  const { c, qs } = await hostOnB();
+  try {
+    await qs[0].writeAsync(1, 0, 8, pattern(8 * BS, 51));
+    await kill9(tgtA());
+    const waiting = qs[1].writeAsync(1, 8, 8, pattern(8 * BS, 52)).then(
+      () => 'completed',
+      () => 'failed',
+    );
+    await sleep(300);
+    const started = Date.now();
+    const exited = new Promise<number | null>((r) => B.child.once('exit', (code) => r(code)));
+    B.child.kill('SIGTERM');
+    const code = await within(20_000, 'B exits', exited);
+    assert.equal(code, 0, `B exit code\n${B.log.slice(-3000)}`);
+    assert.ok(Date.now() - started < 15_000, 'no hang on the waiting I/O');
+    assert.equal(await within(10_000, 'the host I/O ends', waiting), 'failed');
+  } finally {
+    await c.disconnect().catch(() => undefined);
+  }
+});
