@@ -42,6 +42,8 @@ export interface ChildTarget {
   log(): string;
   /** the process is still running */
   alive(): boolean;
+  /** log lines of exceptions that escaped a message handler or poller (must stay empty) */
+  uncaughtErrors(): string[];
   /** resident set size of the target process in bytes (0 when gone) */
   rssBytes(): number;
   /** SIGTERM, wait (bounded), SIGKILL if needed, remove the temp dir; returns the exit code */
@@ -140,6 +142,8 @@ export async function startChildTarget(opts: ChildTargetOptions = {}): Promise<C
     pid,
     log: () => logText,
     alive: () => child.exitCode === null && child.signalCode === null,
+    uncaughtErrors: () =>
+      logText.split('\n').filter((l) => /uncaught error|Unhandled|uncaughtException/i.test(l)),
     rssBytes() {
       try {
         const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'latin1'));
