@@ -94,6 +94,7 @@ interface Row {
   p90_us: number;
   p99_us: number;
   p99_9_us: number;
+  histogram?: Array<{ from_us: number; to_us: number; count: number }>;
 }
 interface Report {
   config: Record<string, unknown>;
@@ -191,8 +192,20 @@ test('randread 4 KiB: both namespaces, JSON fields, ordered latencies', async ()
 });
 
 test('randwrite and rw -M 70 (with warm-up); the table without --json', async () => {
-  const w = await run(['-r', trid(), '-q', '8', '-o', '8192', '-w', 'randwrite', '-t', '1']);
+  const w = await run(['-r', trid(), '-q', '8', '-o', '8192', '-w', 'randwrite', '-t', '1', '-L']);
   checkRows(w);
+  // -L: every row carries its non-empty buckets, ascending, counting every I/O
+  for (const row of [...w.devices, w.total]) {
+    const buckets = row.histogram ?? [];
+    assert.equal(
+      buckets.reduce((n, b) => n + b.count, 0),
+      row.ios,
+    );
+    for (let i = 1; i < buckets.length; i++) assert.ok(buckets[i - 1].to_us < buckets[i].from_us);
+    assert.ok(
+      buckets[0].from_us <= row.min_lat_us && row.max_lat_us <= buckets[buckets.length - 1].to_us + 0.001,
+    ); // buckets hold whole ns
+  }
   assert.equal(w.total.read_ios, 0);
   assert.equal(w.total.write_ios, w.total.ios);
 
@@ -202,7 +215,7 @@ test('randwrite and rw -M 70 (with warm-up); the table without --json', async ()
   const readShare = rw.total.read_ios / rw.total.ios;
   assert.ok(readShare > 0.55 && readShare < 0.85, `read share ${readShare}`);
 
-  const table = await perf(['-r', trid(), '-q', '4', '-w', 'randrw', '-t', '1']);
+  const table = await perf(['-r', trid(), '-q', '4', '-w', 'randrw', '-t', '1', '-L']);
   assert.equal(table.code, 0, table.stderr);
   assert.match(
     table.stdout,
@@ -210,6 +223,8 @@ test('randwrite and rw -M 70 (with warm-up); the table without --json', async ()
   );
   assert.match(table.stdout, /\nTotal +: +\d+\.\d\d/);
   assert.doesNotMatch(table.stdout, /\r/, 'no progress line when stdout is not a terminal');
+  assert.match(table.stdout, /\nLatency histogram for Total\n=+\n +Range in us +Cumulative +IO count\n/);
+  assert.match(table.stdout, /100\.0000% {2}\( +\d+\)\n\nnvmf-perf CPU: /);
 });
 
 test('-P 2 -c 0x3: two workers, two queues per namespace each', async () => {

@@ -71,6 +71,16 @@ export class LatencyHistogram {
     return this.maxNs;
   }
 
+  /** The non-empty buckets, lowest first: [from ns, to ns (inclusive), count]. */
+  buckets(): Array<[number, number, number]> {
+    const out: Array<[number, number, number]> = [];
+    for (let b = 0; b < HISTOGRAM_BUCKETS; b++) {
+      if (this.counts[b] === 0) continue;
+      out.push([b === 0 ? 0 : bucketUpperBound(b - 1) + 1, bucketUpperBound(b), this.counts[b]]);
+    }
+    return out;
+  }
+
   get meanNs(): number {
     return this.total === 0 ? 0 : this.sumNs / this.total;
   }

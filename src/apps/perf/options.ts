@@ -23,6 +23,8 @@ export interface PerfConfig {
   queuesPerNs: number;
   cores: number[];
   json: boolean;
+  /** print the latency histogram of every row (spdk_nvme_perf's -LL) */
+  histogram: boolean;
 }
 
 export const PERF_USAGE = `usage: nvmf-perf -r TRID [-r TRID…] [options]
@@ -44,6 +46,7 @@ I/O size, latency in a log-linear histogram.
   -c, --core-mask MASK     one worker thread per core in the mask: 0x3 or [0,1]
                            (default 0x1). Node.js cannot pin a thread to a core:
                            the mask sets how many workers run, the OS places them.
+  -L, --latency-histogram  also print each row's latency histogram (non-empty buckets)
       --json               print the results as JSON
   -h, --help               this text
 
@@ -69,6 +72,7 @@ export function parsePerfArgs(argv: string[]): PerfConfig | 'help' {
         'num-qpairs': { type: 'string', short: 'P', default: '1' },
         'core-mask': { type: 'string', short: 'c', default: '0x1' },
         json: { type: 'boolean', default: false },
+        'latency-histogram': { type: 'boolean', short: 'L', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
       strict: true,
@@ -118,5 +122,6 @@ export function parsePerfArgs(argv: string[]): PerfConfig | 'help' {
     queuesPerNs: parseInteger('num-qpairs', values['num-qpairs'] as string, 1, 64),
     cores,
     json: values.json === true,
+    histogram: values['latency-histogram'] === true,
   };
 }

@@ -6,6 +6,13 @@ import { LatencyHistogram } from './histogram.ts';
 import type { NsResult, WorkerResult } from './job.ts';
 import type { PerfConfig } from './options.ts';
 
+/** One histogram bucket: latencies from `from_us` to `to_us`, `count` of them. */
+export interface HistogramBucket {
+  from_us: number;
+  to_us: number;
+  count: number;
+}
+
 export interface StatsRow {
   ios: number;
   read_ios: number;
@@ -20,6 +27,8 @@ export interface StatsRow {
   p90_us: number;
   p99_us: number;
   p99_9_us: number;
+  /** with -L only */
+  histogram?: HistogramBucket[];
 }
 
 export interface DeviceRow extends StatsRow {
@@ -63,8 +72,9 @@ function stats(
   counts: { read: number; write: number; errors: number },
   iops: number,
   ioSize: number,
+  withHistogram: boolean,
 ): StatsRow {
-  return {
+  const row: StatsRow = {
     ios: h.total,
     read_ios: counts.read,
     write_ios: counts.write,
@@ -79,6 +89,9 @@ function stats(
     p99_us: h.percentile(0.99) / US,
     p99_9_us: h.percentile(0.999) / US,
   };
+  if (withHistogram)
+    row.histogram = h.buckets().map(([from, to, count]) => ({ from_us: from / US, to_us: to / US, count }));
+  return row;
 }
 
 export function buildReport(config: PerfConfig, results: WorkerResult[], cpu: CpuTimes): PerfReport {
@@ -102,7 +115,13 @@ export function buildReport(config: PerfConfig, results: WorkerResult[], cpu: Cp
       nsid: ns.nsid,
       queues: ns.queues,
       elapsed_sec: ns.elapsedSec,
-      ...stats(h, { read: ns.readIos, write: ns.writeIos, errors: ns.errors }, iops, config.ioSize),
+      ...stats(
+        h,
+        { read: ns.readIos, write: ns.writeIos, errors: ns.errors },
+        iops,
+        config.ioSize,
+        config.histogram,
+      ),
     });
   }
   return {
@@ -118,7 +137,7 @@ export function buildReport(config: PerfConfig, results: WorkerResult[], cpu: Cp
       cores: config.cores,
     },
     devices,
-    total: stats(total, totals, totalIops, config.ioSize),
+    total: stats(total, totals, totalIops, config.ioSize, config.histogram),
     errors: totals.errors,
     perf_cpu: {
       wall_sec: cpu.wallSec,
@@ -130,7 +149,7 @@ export function buildReport(config: PerfConfig, results: WorkerResult[], cpu: Cp
   };
 }
 
-const COLUMNS: Array<[string, keyof StatsRow]> = [
+const COLUMNS: Array<[string, Exclude<keyof StatsRow, 'histogram'>]> = [
   ['IOPS', 'iops'],
   ['MiB/s', 'mib_per_sec'],
   ['Average', 'avg_lat_us'],
@@ -154,6 +173,16 @@ export function formatReport(r: PerfReport): string {
   for (const d of r.devices) out += line(d.name, d);
   out += rule;
   out += line('Total', r.total);
+  for (const row of [...r.devices, { ...r.total, name: 'Total' }]) {
+    if (row.histogram === undefined) continue;
+    out += `\nLatency histogram for ${row.name}\n${'='.repeat(60)}\n       Range in us     Cumulative    IO count\n`;
+    let seen = 0;
+    for (const b of row.histogram) {
+      seen += b.count;
+      const range = `${fixed(b.from_us, 3).padStart(10)} - ${fixed(b.to_us, 3).padStart(10)}`;
+      out += `${range}: ${fixed((seen / row.ios) * 100, 4).padStart(9)}%  (${String(b.count).padStart(8)})\n`;
+    }
+  }
   const c = r.perf_cpu;
   out += `\nnvmf-perf CPU: ${fixed(c.user_sec + c.system_sec)} s over ${fixed(c.wall_sec)} s (${fixed(c.us_per_io)} us per I/O, all threads)\n`;
   if (r.errors > 0) out += `\n${r.errors} I/O failed\n`;
