@@ -749,3 +749,50 @@ test('B shuts down promptly (SIGTERM) while I/O waits for a dead A', async () =>
     await c.disconnect().catch(() => undefined);
   }
 });
+
+test('--json with an attach to an unreachable target: the error is logged and the target exits non-zero', async () => {
+  const file = join(dir, 'unreachable.json');
+  const closedPort = await freePort();
+  writeFileSync(
+    file,
+    JSON.stringify({
+      subsystems: [
+        {
+          subsystem: 'bdev',
+          config: [
+            {
+              method: 'bdev_nvme_attach_controller',
+              params: {
+                name: 'Gone0',
+                trtype: 'TCP',
+                traddr: '127.0.0.1',
+                trsvcid: closedPort,
+                subnqn: CNODE_A,
+              },
+            },
+          ],
+        },
+      ],
+    }),
+  );
+  const child = spawn(NODE, [TGT, '-m', '0x1', '-r', join(dir, 'D.sock'), '--json', file], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let log = '';
+  child.stdout?.on('data', (d: Buffer) => {
+    log += d.toString();
+  });
+  child.stderr?.on('data', (d: Buffer) => {
+    log += d.toString();
+  });
+  const code = await within(
+    30_000,
+    'the target with a bad config exits',
+    new Promise<number | null>((r) => child.once('exit', (c) => r(c))),
+  ).finally(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  assert.notEqual(code, 0, log);
+  assert.match(log, /bdev_nvme_attach_controller/);
+  assert.match(log, new RegExp(`cannot attach controller Gone0.*${closedPort}`));
+});
