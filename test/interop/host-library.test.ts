@@ -1,9 +1,11 @@
 // Our host library (src/nvme) against a target we did not write: the Linux kernel's
 // NVMe/TCP target (nvmet-tcp) in a background QEMU guest, forwarded to 127.0.0.1.
 // Discovery, connect (plain and with header + data digests), Identify, log pages,
-// verified I/O across the in-capsule / R2T / MAXH2CDATA boundaries, several I/O
-// queues at once, the allow list of a restricted subsystem, and disconnect.
-// When the `nvmf` CLI and `nvmf-perf` exist they run against the same target.
+// verified I/O across the in-capsule / R2T boundary up to nvmet's 4 MiB limit,
+// several I/O queues at once, full queue depth, keep-alive, the allow list of a
+// restricted subsystem, disconnect and reconnect(). Then the project's tools against
+// the same target: the `nvmf` CLI, bdev_nvme (our nvmf_tgt attaching nvmet and
+// exporting it again) and `nvmf-perf` (the same command against nvmet and ours).
 // Needs `sudo bash scripts/setup-interop.sh` once; a missing prerequisite fails the
 // setup test with the command that fixes it (never a skip). See docs/interop.md.
 import assert from 'node:assert/strict';
@@ -83,9 +85,9 @@ function pattern(lba: number, bytes: number, seed: number): Buffer {
     const off = block * BLOCK_SIZE;
     buf.writeUInt32LE(lba + block, off);
     buf.writeUInt32LE(seed >>> 0, off + 4);
-    let x = (lba + block) * 2654435761 + seed;
+    let x = (Math.imul(lba + block, 2654435761) + seed) >>> 0;
     for (let i = 8; i < BLOCK_SIZE; i++) {
-      x = (x * 1103515245 + 12345) >>> 0;
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
       buf[off + i] = x >>> 24;
     }
   }
