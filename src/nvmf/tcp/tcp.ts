@@ -350,16 +350,19 @@ export class TcpQpair implements NvmfQpair, PduSink {
         this.failEarly(req, StatusCodeType.GENERIC, GenericStatus.SGL_DESCRIPTOR_TYPE_INVALID);
         return;
       }
-      if (offsetHi !== 0 || offset + sglLength > this.inCapsuleLimit()) {
-        this.failEarly(req, StatusCodeType.GENERIC, GenericStatus.DATA_SGL_LENGTH_INVALID);
+      // as SPDK, both fatal: NVMe/TCP places in-capsule data at offset 0, and the capsule
+      // must carry exactly the data its SGL describes (the stream cannot be trusted otherwise)
+      if (offset !== 0 || offsetHi !== 0) {
+        this.freeSlot(req);
+        this.terminate(TermReqFes.UNSUPPORTED_PARAMETER, CapsuleCmd.SQE + Sqe.SGL_ADDRESS, pdu);
         return;
       }
-      if (offset + sglLength > dataLength) {
-        // capsule carries less data than the SGL promises
-        this.failEarly(req, StatusCodeType.GENERIC, GenericStatus.DATA_SGL_LENGTH_INVALID);
+      if (sglLength !== dataLength) {
+        this.freeSlot(req);
+        this.terminate(TermReqFes.INVALID_HEADER_FIELD, Ch.PLEN, pdu);
         return;
       }
-      pdu.copy(req.inCapsule, 0, dataOffset + offset, dataOffset + offset + sglLength);
+      pdu.copy(req.inCapsule, 0, dataOffset, dataOffset + sglLength);
       req.iov = [req.inCapsule.subarray(0, sglLength)];
       this.dispatch(req);
       return;

@@ -59,6 +59,7 @@ async function withGoodHost(bad: () => Promise<void>): Promise<void> {
   assert.ok(await good.waitRounds(after + 1), 'the good host completes I/O after the bad input');
   await good.assertHealthy(since, 1);
   assert.ok(target.alive(), 'the target process lives');
+  assert.deepEqual(target.uncaughtErrors(), [], 'no exception escaped in the target');
 }
 
 interface Expect {
@@ -416,7 +417,7 @@ test('a wrong data digest fails that command with Transient Transport Error; the
   });
 });
 
-test('in-capsule data over the queue limit: FES 5 (data transfer limit exceeded)', async () => {
+test('in-capsule data: over the queue limit FES 5, at an offset FES 6, not what the SGL says FES 1', async () => {
   await withGoodHost(async () => {
     // I/O queue: in_capsule_data_size 4096
     let q = await rawIo();
@@ -426,6 +427,24 @@ test('in-capsule data over the queue limit: FES 5 (data transfer limit exceeded)
       await finish(q.conn),
       { fes: TermReqFes.DATA_TRANSFER_LIMIT_EXCEEDED, fei: 0, before: [1, 5] },
       'I/O capsule 8 KiB',
+    );
+    // in-capsule data at a non-zero offset: unsupported parameter at the SGL address
+    q = await rawIo();
+    const at16 = ioSqe(NvmOpcode.WRITE, 23, 1, 30200, 1, 512, true);
+    at16.writeUInt32LE(16, 24);
+    await q.conn.write(capsuleCmd(at16, Buffer.alloc(512)));
+    assertTerm(
+      await finish(q.conn),
+      { fes: TermReqFes.UNSUPPORTED_PARAMETER, fei: 32, before: [1, 5] },
+      'in-capsule offset 16',
+    );
+    // an SGL describing less data than the capsule carries: the PDU length is wrong
+    q = await rawIo();
+    await q.conn.write(capsuleCmd(ioSqe(NvmOpcode.WRITE, 24, 1, 30200, 1, 512, true), Buffer.alloc(1024)));
+    assertTerm(
+      await finish(q.conn),
+      { fes: TermReqFes.INVALID_HEADER_FIELD, fei: 4, before: [1, 5] },
+      'SGL 512, data 1024',
     );
     // admin queue: 8 KiB allowed (Fabrics commands), more is not
     q = await rawQueue(target.port, TEST_NQN);

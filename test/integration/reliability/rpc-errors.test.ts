@@ -67,6 +67,7 @@ async function unchanged(bad: () => Promise<void>): Promise<void> {
   assert.ok(await good.waitRounds(now + 1), 'the good host completes I/O after the bad input');
   await good.assertHealthy(since, 1);
   assert.ok(target.alive());
+  assert.deepEqual(target.uncaughtErrors(), [], 'no exception escaped in the target');
 }
 
 /** One request on a fresh connection: a JSON-RPC error whose code and message match. */
