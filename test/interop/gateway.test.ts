@@ -217,6 +217,7 @@ async function restartA(): Promise<void> {
   try {
     await new Promise((r) => setTimeout(r, KILL_AFTER_MS));
     const old = targetA!;
+    if (!old.alive()) throw new Error(`target A had already exited before the kill${logNote()}`);
     const exited = new Promise((r) => old.process.once('exit', r));
     old.process.kill('SIGKILL');
     await exited;
