@@ -116,7 +116,8 @@ export class NvmeCtrlr {
     c.onConnectionLost = (reason) => this.adminLost(c, reason);
     c.onAsyncEvent = (ev) => {
       // the library already re-read the namespaces (c.namespaces)
-      if (ev.changedNamespaces !== undefined && this.ctrlr === c) void this.syncNamespaces(c);
+      if (ev.changedNamespaces !== undefined && this.ctrlr === c)
+        this.syncNamespaces(c).catch(() => undefined);
     };
     this.startWatchdog(c);
     Atomics.add(this.shared, Shared.GENERATION, 1);
@@ -228,7 +229,7 @@ export class NvmeCtrlr {
       }
       this.clearTimers();
       log.notice(`controller ${this.name}: reconnected (cntlid ${c.cntlid})`);
-      await this.syncNamespaces(c);
+      await this.syncNamespaces(c).catch(() => undefined);
       this.settleResets(null);
     } catch (e) {
       if (this.deletion !== null) return;
@@ -280,12 +281,11 @@ export class NvmeCtrlr {
    * new namespace becomes a new bdev. Runs one at a time.
    */
   syncNamespaces(c: NvmeController): Promise<void> {
-    this.syncing = this.syncing
-      .then(() => this.doSync(c))
-      .catch((e: Error) => {
-        log.warn(`controller ${this.name}: namespace update failed: ${e.message}`);
-      });
-    return this.syncing;
+    const run = this.syncing.then(() => this.doSync(c));
+    this.syncing = run.catch((e: Error) => {
+      log.warn(`controller ${this.name}: namespace update failed: ${e.message}`);
+    });
+    return run; // attach wants the error; the others ignore it (logged above)
   }
 
   private async doSync(c: NvmeController): Promise<void> {
@@ -314,7 +314,7 @@ export class NvmeCtrlr {
       const name = `${this.name}n${ns.nsid}`;
       if (this.bdevNames.includes(name)) continue;
       await registerNamespace(this, c, ns);
-      log.notice(`controller ${this.name}: namespace ${ns.nsid} added as ${name}`);
+      if (!this.attaching) log.notice(`controller ${this.name}: namespace ${ns.nsid} added as ${name}`);
     }
   }
 
@@ -497,7 +497,8 @@ export async function attachController(opts: AttachOptions): Promise<string[]> {
     );
   }
   try {
-    for (const ns of usableNamespaces(c).values()) await registerNamespace(rec, c, ns);
+    // through the same queue as namespace-changed events, so an event during the attach cannot race it
+    await rec.syncNamespaces(c);
   } catch (e) {
     rec.attaching = false;
     await rec.delete();
