@@ -52,12 +52,15 @@ interface Failure {
   errorInstance: unknown;
 }
 
+class FuzzFailure extends Error {}
+
+/** Report a failed property and stop fuzzing (the target is still shut down cleanly). */
 function fail(what: string, r: Failure): never {
   console.error(`FAIL ${what} (seed ${r.seed}, path ${r.counterexamplePath}):`);
   console.error(`  counterexample: ${JSON.stringify(r.counterexample)?.slice(0, 2000)}`);
   console.error(`  ${String(r.errorInstance)}`);
-  console.error(`replay: npm run fuzz -- --seed ${seed} --runs ${runs} --only ${what}`);
-  process.exit(1);
+  console.error(`replay: npm run fuzz -- --seed ${r.seed} --runs ${runs} --only ${what}`);
+  throw new FuzzFailure(what);
 }
 
 const needTarget = only.has('capsule') || only.has('rpc');
@@ -109,7 +112,7 @@ try {
     if (elapsed >= minutes) break;
   }
 } catch (e) {
-  console.error(`FAIL invariant: ${(e as Error).message}`);
+  if (!(e instanceof FuzzFailure)) console.error(`FAIL invariant: ${(e as Error).message}`);
   exitCode = 1;
 }
 const report = good ? await good.stop() : null;

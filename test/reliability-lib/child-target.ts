@@ -122,7 +122,13 @@ export async function startChildTarget(opts: ChildTargetOptions = {}): Promise<C
   child.stderr?.on('data', (d: Buffer) => {
     logText += d.toString();
   });
-  const cleanup = () => rmSync(dir, { recursive: true, force: true });
+  // never leave a target behind when this process ends without stopping it
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  const cleanup = () => {
+    process.off('exit', killOnExit);
+    rmSync(dir, { recursive: true, force: true });
+  };
   const deadline = Date.now() + (opts.startTimeoutMs ?? 30_000);
   while (!logText.includes('all subsystems initialized')) {
     if (Date.now() > deadline || child.exitCode !== null) {

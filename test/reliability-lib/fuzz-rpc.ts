@@ -68,13 +68,27 @@ export function rpcRequestArb(methods: RpcMethod[]) {
   );
 }
 
+/**
+ * A wait the client asks for (bdev_get_bdevs' `timeout`: wait that long for the bdev to appear)
+ * is honoured, not a hang: the fuzzer keeps such waits within 5 s of its 30 s answer budget.
+ */
+const MAX_FUZZ_WAIT_MS = 5000;
+function boundWaits(params: unknown): unknown {
+  if (params === null || typeof params !== 'object' || Array.isArray(params)) return params;
+  const out: Record<string, unknown> = { ...(params as Record<string, unknown>) };
+  for (const [k, v] of Object.entries(out)) {
+    if (/timeout/i.test(k) && typeof v === 'number' && v > MAX_FUZZ_WAIT_MS) out[k] = MAX_FUZZ_WAIT_MS;
+  }
+  return out;
+}
+
 /** Send one request raw; returns a reason when the answer is wrong, null when it holds. */
 export async function rpcCaseHolds(
   rpcPath: string,
   r: { method: string; params: unknown; id: number | string },
 ): Promise<string | null> {
   const req: Record<string, unknown> = { jsonrpc: '2.0', method: r.method, id: r.id };
-  if (r.params !== undefined) req.params = r.params;
+  if (r.params !== undefined) req.params = boundWaits(r.params);
   let text: string;
   try {
     text = JSON.stringify(req);
