@@ -135,8 +135,10 @@ ni_qemu_args() {
 	# in-guest XZ decompression, which costs seconds when emulated.
 	kernel=$NI_CACHE/vmlinuz
 	[[ $accel == tcg && -r $NI_CACHE/vmlinux ]] && kernel=$NI_CACHE/vmlinux
+	# no_timer_check: on a loaded host the emulated timer IRQ can miss the kernel's
+	# boot-time check, which then panics ("IO-APIC + timer doesn't work!").
 	NI_ARGS+=(-kernel "$kernel" -initrd "$rundir/initrd.img"
-		-append "console=ttyS0,115200 rdinit=/init panic=-1 $NI_APPEND"
+		-append "console=ttyS0,115200 rdinit=/init panic=-1 no_timer_check $NI_APPEND"
 		-chardev "file,id=con,path=$rundir/console.log" -serial chardev:con
 		-chardev "file,id=out,path=$rundir/output.log" -serial chardev:out
 		-netdev "$netdev" -device "$nicdev" -device virtio-rng-pci)
