@@ -470,3 +470,16 @@ test('an H2CTermReq from the host: the target closes without answering', async (
     assert.equal(termReqAt(res.reply, q.offset), null);
   });
 });
+
+test('only the offending connections ended: the controller that owned them still serves admin and new I/O queues', async () => {
+  await withGoodHost(async () => {
+    await owner.keepAlive();
+    const q = await owner.createIoQpair(8);
+    const data = Buffer.alloc(4096, 0x42);
+    await q.writeAsync(1, 31000, 8, data);
+    const back = Buffer.alloc(4096);
+    await q.readAsync(1, 31000, 8, back);
+    assert.ok(back.equals(data));
+    q.close();
+  });
+});
