@@ -121,7 +121,7 @@ test('admin Connect: host not allowed, RECFMT, SQSIZE 0 or over max_aq_depth, st
   const short = await rawConnect(tgt.port, {
     qid: 0,
     subnqn: TEST_NQN,
-    mutate: (s) => s.writeUInt32LE(512, 32), // SGL: only 512 of the 1024 Connect data bytes
+    dataBytes: 512, // only 512 of the 1024 Connect data bytes (SGL length 512)
   });
   short.conn.destroy();
   assert.equal(short.status, INVALID_FIELD, 'Connect data shorter than 1024 bytes');

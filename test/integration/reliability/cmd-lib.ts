@@ -205,6 +205,8 @@ export interface RawConnectParams {
   hostid?: Buffer;
   /** change the SQE or the 1024-byte Connect data before sending */
   mutate?: (sqe: Buffer, data: Buffer) => void;
+  /** send only this many bytes of Connect data (SGL length set to match) */
+  dataBytes?: number;
 }
 
 export interface RawConnectResult extends RawResult {
@@ -230,7 +232,12 @@ export async function rawConnect(port: string, p: RawConnectParams): Promise<Raw
     p.hostid,
   );
   p.mutate?.(cmd, data);
-  await conn.write(capsuleCmd(cmd, data));
+  let sent = data;
+  if (p.dataBytes !== undefined) {
+    sent = data.subarray(0, p.dataBytes);
+    cmd.writeUInt32LE(p.dataBytes, 32);
+  }
+  await conn.write(capsuleCmd(cmd, sent));
   const got = await conn.waitBytes(128 + 24);
   if (got.length < 152 || got[128] !== PduType.CAPSULE_RESP) {
     conn.destroy();
