@@ -103,6 +103,13 @@ export class NvmeCtrlr {
       numIoQueues: realmReactorCount(),
       asyncEvents: true,
     });
+    if (this.deletion !== null || c.failed) {
+      // deleted while connecting, or the connection already dropped: publish nothing
+      await c.disconnect().catch(() => undefined);
+      throw new Error(
+        this.deletion !== null ? 'controller deleted meanwhile' : 'connection lost while connecting',
+      );
+    }
     Atomics.store(this.shared, Shared.CNTLID, c.cntlid);
     Atomics.store(this.shared, Shared.IN_CAPSULE, c.ioInCapsuleDataSize);
     Atomics.store(this.shared, Shared.QUEUE_SIZE, Math.max(2, Math.min(MAX_IO_QUEUE_SIZE, c.maxQueueSize)));
@@ -221,12 +228,6 @@ export class NvmeCtrlr {
     this.state = 'resetting';
     try {
       const c = await this.connectAdmin();
-      if (this.deletion !== null) {
-        // deleted while this attempt was under way
-        this.ctrlr = null;
-        await c.disconnect().catch(() => undefined);
-        return;
-      }
       this.clearTimers();
       log.notice(`controller ${this.name}: reconnected (cntlid ${c.cntlid})`);
       await this.syncNamespaces(c).catch(() => undefined);
