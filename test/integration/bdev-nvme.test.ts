@@ -55,7 +55,20 @@ function listener(port: string) {
   return { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: port };
 }
 
-function configA() {
+const CNODE_A2 = 'nqn.2016-06.io.spdk:cnodeA2';
+
+/** A's config; `second` adds a subsystem CNODE_A2 with its own malloc bdev. */
+function configA(second = false) {
+  const extraBdev = second
+    ? [{ method: 'bdev_malloc_create', params: { name: 'Malloc2', num_blocks: 1024, block_size: BS } }]
+    : [];
+  const extraNvmf = second
+    ? [
+        { method: 'nvmf_create_subsystem', params: { nqn: CNODE_A2, allow_any_host: true } },
+        { method: 'nvmf_subsystem_add_ns', params: { nqn: CNODE_A2, namespace: { bdev_name: 'Malloc2' } } },
+        { method: 'nvmf_subsystem_add_listener', params: { nqn: CNODE_A2, listen_address: listener(portA) } },
+      ]
+    : [];
   return {
     subsystems: [
       {
@@ -65,6 +78,7 @@ function configA() {
             method: 'bdev_malloc_create',
             params: { name: 'Malloc0', num_blocks: BLOCKS, block_size: BS, uuid: mallocUuid },
           },
+          ...extraBdev,
         ],
       },
       {
@@ -88,6 +102,7 @@ function configA() {
             method: 'nvmf_subsystem_add_listener',
             params: { nqn: CNODE_A, listen_address: listener(portA) },
           },
+          ...extraNvmf,
         ],
       },
     ],
@@ -715,8 +730,8 @@ test('nvmf-rpc CLI attach; A down past ctrlr_loss_timeout_sec: bdev removed, I/O
   }
 });
 
-test('B shuts down promptly (SIGTERM) while I/O waits for a dead A', async () => {
-  a = await startTarget('A', '0x1', configA());
+test('SPDK default ctrlr_loss_timeout_sec 0 deletes at once; B shuts down promptly while I/O waits for a dead A', async () => {
+  a = await startTarget('A', '0x1', configA(true));
   const B = tgtB();
   const names = await B.rpc.call('bdev_nvme_attach_controller', {
     name: 'Nvme2',
@@ -728,11 +743,29 @@ test('B shuts down promptly (SIGTERM) while I/O waits for a dead A', async () =>
     reconnect_delay_sec: 1,
   });
   assert.deepEqual(names, ['Nvme2n1']);
+  // defaults: ctrlr_loss_timeout_sec 0 = one reconnect attempt, then the controller goes
+  assert.deepEqual(
+    await B.rpc.call('bdev_nvme_attach_controller', {
+      name: 'Nvme3',
+      trtype: 'tcp',
+      traddr: '127.0.0.1',
+      trsvcid: portA,
+      subnqn: CNODE_A2,
+    }),
+    ['Nvme3n1'],
+  );
   await exportOnB('Nvme2n1');
   const { c, qs } = await hostOnB();
   try {
     await qs[0].writeAsync(1, 0, 8, pattern(8 * BS, 51));
     await kill9(tgtA());
+    await waitBdev('Nvme3n1', false);
+    const left = (await B.rpc.call('bdev_nvme_get_controllers')) as Array<{ name: string }>;
+    assert.deepEqual(
+      left.map((x) => x.name),
+      ['Nvme2'],
+      'Nvme3 (loss timeout 0) is deleted, Nvme2 (-1) keeps trying',
+    );
     const waiting = qs[1].writeAsync(1, 8, 8, pattern(8 * BS, 52)).then(
       () => 'completed',
       () => 'failed',
