@@ -10,7 +10,7 @@
 // setup test with what to do (never a skip). See docs/interop.md.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,6 +29,12 @@ import {
   runGuest,
   startNvmfTgt,
 } from './lib/harness.ts';
+
+// Our host library and nvmf-perf (a child) present this identity: nothing is read
+// from /etc/nvme or written to ~/.config.
+const TEST_HOSTID = randomUUID();
+process.env.NVMF_TS_HOSTNQN = `nqn.2014-08.org.nvmexpress:uuid:${TEST_HOSTID}`;
+process.env.NVMF_TS_HOSTID = TEST_HOSTID;
 
 const GATEWAY_CHECKS_SCRIPT = join(REPO_ROOT, 'test/interop/guest/gateway-checks.sh');
 const BDEV_NVME_DIR = join(REPO_ROOT, 'src/modules/bdev/nvme');
