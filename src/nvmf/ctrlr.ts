@@ -606,12 +606,13 @@ export class NvmfCtrlr {
     const fid = req.cmd[Sqe.CDW10];
     const sel = (req.cmd.readUInt32LE(Sqe.CDW10) >>> 8) & 0x7;
     let dw0 = 0;
-    if (sel === 3) {
-      // supported capabilities: nothing saveable, everything changeable? report 0 (not saveable, not ns-specific)
-      req.rsp.writeUInt32LE(0, 0);
-      req.complete();
+    if (sel > 3) {
+      // SEL 100b..111b are reserved
+      this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
       return;
     }
+    // SEL 3 (supported capabilities) of a known FID: 0, nothing saveable or namespace-specific
+    const capabilities = sel === 3;
     if (this.isDiscovery) {
       if (fid === FeatureId.KEEP_ALIVE_TIMER) dw0 = this.kato;
       else if (fid === FeatureId.ASYNC_EVENT_CONFIGURATION) dw0 = this.asyncEventConfig;
@@ -619,7 +620,7 @@ export class NvmfCtrlr {
         this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
         return;
       }
-      req.rsp.writeUInt32LE(dw0 >>> 0, 0);
+      req.rsp.writeUInt32LE(capabilities ? 0 : dw0 >>> 0, 0);
       req.complete();
       return;
     }
@@ -662,7 +663,7 @@ export class NvmfCtrlr {
         this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
         return;
     }
-    req.rsp.writeUInt32LE(dw0 >>> 0, 0);
+    req.rsp.writeUInt32LE(capabilities ? 0 : dw0 >>> 0, 0);
     req.complete();
   }
 

@@ -255,3 +255,22 @@ test('Get Log Page and Identify field checks; the error log is bounded and paged
   assert.equal(second.iov[0].readUInt32LE(0), c.errorCount - 1, 'entry 1 is the second newest');
   assert.equal((second.iov[0].readUInt16LE(12) >> 1) & 0xff, 0x01, 'its status: Invalid Opcode');
 });
+
+test('Get Features SEL: reserved values and supported capabilities of an unknown FID → Invalid Field', () => {
+  const { c, q } = makeCtrlr();
+  enable(c, q);
+  const get = (fid: number, sel: number) =>
+    admin(c, q, (cmd) => {
+      cmd[0] = 0x0a;
+      cmd.writeUInt32LE(fid | (sel << 8), 40);
+    });
+  assert.equal(statusOf(get(0x0f, 4).rsp), 0x02, 'SEL 100b');
+  assert.equal(statusOf(get(0x0f, 7).rsp), 0x02, 'SEL 111b');
+  assert.equal(statusOf(get(0x7e, 3).rsp), 0x02, 'capabilities of FID 0x7e');
+  const caps = get(0x0f, 3);
+  assert.equal(statusOf(caps.rsp), 0, 'capabilities of Keep Alive Timer');
+  assert.equal(caps.rsp.readUInt32LE(0), 0);
+  const dflt = get(0x07, 1);
+  assert.equal(statusOf(dflt.rsp), 0, 'default value of Number of Queues');
+  assert.equal(dflt.rsp.readUInt32LE(0), (126 << 16) | 126);
+});
