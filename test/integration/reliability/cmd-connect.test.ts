@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import { NvmeController, type NvmeIoQpair } from '../../../src/nvme/index.ts';
 import { FabricsCommandType } from '../../../src/spec/nvme.ts';
 import { type ChildTarget, connectCmd, startChildTarget, TEST_NQN } from '../../reliability-lib/index.ts';
-import { type RawConnectParams, RawQueue, rawConnect, sqe, verifiedIo } from './cmd-lib.ts';
+import { type RawConnectParams, RawQueue, rawConnect, sqe, submitRaw, verifiedIo } from './cmd-lib.ts';
 
 const INVALID_OPCODE = 0x01;
 const INVALID_FIELD = 0x02;
@@ -205,4 +205,51 @@ test('a well-behaved host still connects and does verified I/O after all of it',
   }
   await verifiedIo(q, 2300, 4);
   assert.ok(tgt.alive(), 'the target process lives');
+});
+
+test('discovery controller: no I/O queues, only its own admin commands and log page', async () => {
+  const DISC = 'nqn.2014-08.org.nvmexpress.discovery';
+  await tgt.rpc.call('nvmf_subsystem_add_listener', {
+    nqn: DISC,
+    listen_address: { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: tgt.port },
+  });
+  const d = await NvmeController.connect(
+    { traddr: '127.0.0.1', trsvcid: tgt.port, subnqn: DISC },
+    { kato: 0 },
+  );
+  try {
+    // SPDK nvmf_ctrlr_add_io_qpair: "I/O connect not allowed on discovery controller"
+    await expectConnect(
+      'I/O Connect to the discovery controller',
+      { qid: 1, cntlid: d.cntlid, subnqn: DISC, hostnqn: d.trid.hostnqn, hostid: d.hostid },
+      INVALID_PARAM,
+      { iattr: 0, ipo: IPO.QID },
+    );
+    const run = async (cmd: Buffer, len: number) =>
+      (await submitRaw(d.admin, cmd, len > 0 ? Buffer.alloc(len) : null, len > 0)).status;
+    const identifyNs = sqe(0x06, 1);
+    assert.equal(await run(identifyNs, 4096), INVALID_FIELD, 'Identify Namespace on discovery');
+    const smart = sqe(0x02, 0xffffffff);
+    smart.writeUInt32LE(0x02 | (127 << 16), 40);
+    assert.equal(await run(smart, 512), 0x109, 'SMART log on discovery: Invalid Log Page');
+    const past = sqe(0x02, 0);
+    past.writeUInt32LE(0x70 | (255 << 16), 40);
+    past.writeUInt32LE(1 << 20, 48);
+    assert.equal(await run(past, 1024), INVALID_FIELD, 'discovery log at offset 1 MiB');
+    const nq = sqe(0x09);
+    nq.writeUInt32LE(0x07, 40);
+    assert.equal(await run(nq, 0), INVALID_FIELD, 'Number of Queues on discovery');
+    assert.equal(
+      await run(sqe(0x08), 0),
+      INVALID_OPCODE,
+      'Abort on discovery (SPDK: not a discovery command)',
+    );
+    const log = await d.getDiscoveryLog();
+    assert.ok(
+      log.entries.some((e) => e.subnqn === TEST_NQN),
+      'the discovery log still answers',
+    );
+  } finally {
+    await d.disconnect().catch(() => {});
+  }
 });
