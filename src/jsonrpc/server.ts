@@ -115,9 +115,27 @@ export class RpcServer {
     let queue: Promise<void> = Promise.resolve();
     let closing = false;
     let queued = 0;
-    const send = (msg: unknown): void => {
-      if (!sock.destroyed && sock.writable) sock.write(JSON.stringify(msg));
+    // answers the client has not read yet (over the socket's high-water mark)
+    let backlogged = false;
+    // Read only while the client keeps up: fewer than MAX_QUEUED_PER_CONNECTION requests
+    // unanswered and its answers drained. A client that sends without reading would
+    // otherwise make the server buffer every answer in memory.
+    const updateFlow = (): void => {
+      if (closing) return;
+      if (queued >= MAX_QUEUED_PER_CONNECTION || backlogged) sock.pause();
+      else sock.resume();
     };
+    const send = (msg: unknown): void => {
+      if (sock.destroyed || !sock.writable) return;
+      if (!sock.write(JSON.stringify(msg)) && !backlogged) {
+        backlogged = true;
+        updateFlow();
+      }
+    };
+    sock.on('drain', () => {
+      backlogged = false;
+      updateFlow();
+    });
     const fatal = (err: ErrorObject): void => {
       if (closing) return;
       closing = true;
@@ -137,7 +155,7 @@ export class RpcServer {
           return;
         }
         // A client that sends faster than it reads stops being read until it catches up.
-        if (++queued === MAX_QUEUED_PER_CONNECTION) sock.pause();
+        if (++queued === MAX_QUEUED_PER_CONNECTION) updateFlow();
         queue = queue
           .then(async () => {
             const resp = await this.handleValue(value);
@@ -145,7 +163,7 @@ export class RpcServer {
           })
           .catch((err) => this.logger.error(`RPC response failed: ${(err as Error)?.stack ?? String(err)}`))
           .finally(() => {
-            if (queued-- === MAX_QUEUED_PER_CONNECTION && !closing) sock.resume();
+            if (queued-- === MAX_QUEUED_PER_CONNECTION) updateFlow();
           });
       });
       if (err === 'garbage') fatal({ code: RpcErrorCode.PARSE_ERROR, message: 'Parse error' });

@@ -4,6 +4,7 @@
 // connection keeps working, and a well-behaved host keeps doing verified I/O.
 
 import assert from 'node:assert/strict';
+import { createConnection } from 'node:net';
 import { after, before, test } from 'node:test';
 import {
   type ChildTarget,
@@ -126,6 +127,25 @@ test('huge JSON: over the 4 MiB request limit is refused and closed, memory stay
     assert.equal(r3.responses.length, 1);
     assert.ok(errorOf(r3.responses[0]), 'an error (unknown parameter or parse error)');
     assert.ok(target.alive());
+  });
+});
+
+test('a client that sends without reading its answers is not read further: target memory stays bounded', async () => {
+  await unchanged(async () => {
+    const rssBefore = target.rssBytes();
+    const sock = createConnection(target.rpcPath);
+    sock.on('error', () => {});
+    await new Promise<void>((r) => sock.once('connect', () => r()));
+    sock.pause(); // never read: every answer (a ~5 KB save_config) stays with the server
+    const one = req('save_config');
+    const burst = Buffer.from(one.repeat(20_000)); // ~1 MB of requests, ~100 MB of answers
+    sock.write(burst);
+    await new Promise((r) => setTimeout(r, 3000));
+    const grown = target.rssBytes() - rssBefore;
+    // another client is served meanwhile
+    assert.ok(Array.isArray(await target.rpc.call('bdev_get_bdevs')));
+    sock.destroy();
+    assert.ok(grown < 48 << 20, `target RSS grew by ${(grown / 2 ** 20).toFixed(1)} MiB`);
   });
 });
 
