@@ -268,6 +268,21 @@ test('raw capsules: PRP data pointer, unsupported SGL descriptors (same raw queu
       assert.equal(r.status, S.SGL_DESCRIPTOR_TYPE_INVALID, `SGL ${name}`);
     }
     await good(516);
+    // Fabrics commands an I/O queue does not take (SPDK nvmf_ctrlr_process_fabrics_cmd)
+    for (const [fctype, name] of [
+      [0x04, 'Property Get'],
+      [0x00, 'Property Set'],
+      [0x20, 'unknown FCTYPE 0x20'],
+    ] as const) {
+      const cmd = Buffer.alloc(64);
+      cmd[0] = 0x7f;
+      cmd[1] = 0x40;
+      cmd.writeUInt16LE(cid++, 2);
+      cmd[4] = fctype;
+      cmd.writeUInt32LE(0x14, 44);
+      assert.equal((await raw.command(cmd)).status, S.INVALID_OPCODE, `${name} on an I/O queue`);
+    }
+    await good(524);
     assert.equal(conn.closed, false, 'the raw queue stayed connected');
   } finally {
     conn.destroy();
