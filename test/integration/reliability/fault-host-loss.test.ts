@@ -30,10 +30,10 @@ before(async () => {
           params: {
             base_bdev_name: 'Malloc0',
             name: 'Delay0',
-            avg_read_latency: 300_000,
-            p99_read_latency: 300_000,
-            avg_write_latency: 300_000,
-            p99_write_latency: 300_000,
+            avg_read_latency: 1_000_000,
+            p99_read_latency: 1_000_000,
+            avg_write_latency: 1_000_000,
+            p99_write_latency: 1_000_000,
           },
         },
       ],
@@ -63,15 +63,34 @@ async function waitFor(what: string, fn: () => Promise<boolean>, timeoutMs = 10_
   }
 }
 
-/** Connect, start `n` writes to the delay namespace (nsid 2) and wait until the target holds them. */
-async function busyHost(n: number, kato = 10_000) {
+/**
+ * Connect, start `n` writes to the delay namespace (nsid 2) and wait until the target holds
+ * `atLeast` of them at the bdev (or, on a slow machine, until they all completed already).
+ */
+async function busyHost(n: number, kato = 10_000, atLeast = n) {
   const c = await NvmeController.connect(trid(), { kato });
   await c.setNumQueues(1);
   const q = await c.createIoQpair(64);
   const results: Promise<unknown>[] = [];
-  for (let i = 0; i < n; i++) results.push(q.writeAsync(2, i * 8, 8, pattern(4096, i)).catch((e) => e));
-  await waitFor('bdev I/O in flight', async () => (await tgt.total('pending_bdev_io')) >= n);
+  let finished = 0;
+  for (let i = 0; i < n; i++)
+    results.push(
+      q.writeAsync(2, i * 8, 8, pattern(4096, i)).then(
+        () => finished++,
+        (e) => e,
+      ),
+    );
+  await waitFor(
+    'bdev I/O in flight',
+    async () => (await tgt.total('pending_bdev_io')) >= atLeast || (atLeast < n && finished === n),
+  );
   return { c, q, results };
+}
+
+/** Delay bdev latency for every I/O type, in µs. */
+async function setLatency(us: number): Promise<void> {
+  for (const latency_type of ['avg_read', 'avg_write', 'p99_read', 'p99_write'])
+    await tgt.call('bdev_delay_update_latency', { delay_bdev_name: 'Delay0', latency_type, latency_us: us });
 }
 
 test('socket reset with writes in flight on a delay bdev: queues torn down, I/O released, nothing left', async () => {
@@ -182,7 +201,7 @@ test('repeated host losses: heap and handles flat', async () => {
   };
   // warm-up cycles (pools, JIT), then the baseline
   const cycle = async (i: number) => {
-    const { c, q, results } = await busyHost(8);
+    const { c, q, results } = await busyHost(8, 10_000, 1);
     if (i % 2 === 0) {
       q.qpair.socket.resetAndDestroy();
       c.admin.socket.resetAndDestroy();
@@ -193,6 +212,8 @@ test('repeated host losses: heap and handles flat', async () => {
     await Promise.all(results);
     await tgt.settled();
   };
+  // shorter latency: 24 cycles each wait for it
+  await setLatency(150_000);
   for (let i = 0; i < 4; i++) await cycle(i);
   const base = await sample();
   const cycles = 20;

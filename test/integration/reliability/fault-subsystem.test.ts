@@ -37,7 +37,7 @@ before(async () => {
       [
         { method: 'bdev_malloc_create', params: { name: 'Malloc0', num_blocks: 8192, block_size: 512 } },
         { method: 'bdev_malloc_create', params: { name: 'Malloc1', num_blocks: 8192, block_size: 512 } },
-        delay('Delay1', 'Malloc1', 400_000),
+        delay('Delay1', 'Malloc1', 1_000_000),
       ],
       {},
       ['Malloc0', 'Delay1'], // nsid 1 fast, nsid 2 slow (a delay's base is claimed by it)
@@ -65,7 +65,7 @@ test('pause: in-flight I/O drains before the RPC returns, new I/O waits (not fai
     await c.setNumQueues(2);
     const q = await c.createIoQpair(64);
     const q2 = await c.createIoQpair(64);
-    // 8 slow writes (nsid 2 = Delay1, 400 ms)
+    // 8 slow writes (nsid 2 = Delay1, 1 s)
     let slowDone = 0;
     const slow: Promise<void>[] = [];
     for (let i = 0; i < 8; i++)
@@ -76,7 +76,7 @@ test('pause: in-flight I/O drains before the RPC returns, new I/O waits (not fai
       );
     await waitFor('slow writes in flight', async () => (await tgt.total('pending_bdev_io')) >= 8);
     assert.equal(await tgt.call('nvmf_subsystem_pause', { nqn: NQN }), true);
-    // the 8 writes (400 ms each) were at the bdev when pause was called: it waited for them
+    // the 8 writes (1 s each) were at the bdev when pause was called: it waited for them
     assert.equal(await tgt.total('pending_bdev_io'), 0, 'nothing in flight once paused');
     await Promise.all(slow);
     assert.equal(slowDone, 8);
@@ -185,7 +185,7 @@ test('a host that drops its queues while its I/O waits on a paused subsystem lea
 
 test('a bdev deleted under I/O: namespace removed, AEN + Changed NS List, I/O to it fails, others unaffected', async () => {
   await tgt.call('bdev_malloc_create', { name: 'MallocX', num_blocks: 4096, block_size: 512 });
-  await tgt.call('bdev_delay_create', delay('DelayX', 'MallocX', 300_000).params);
+  await tgt.call('bdev_delay_create', delay('DelayX', 'MallocX', 1_000_000).params);
   const nsid = await tgt.call<number>('nvmf_subsystem_add_ns', {
     nqn: NQN,
     namespace: { bdev_name: 'DelayX' },
@@ -274,7 +274,7 @@ test('a listener removed under live connections: its queues disconnect, the othe
 test('a subsystem deleted with hosts connected (I/O in flight): their connections end cleanly', async () => {
   const nqn2 = 'nqn.2016-06.io.spdk:fault-doomed';
   await tgt.call('bdev_malloc_create', { name: 'MallocD', num_blocks: 2048, block_size: 512 });
-  await tgt.call('bdev_delay_create', delay('DelayD', 'MallocD', 200_000).params);
+  await tgt.call('bdev_delay_create', delay('DelayD', 'MallocD', 1_000_000).params);
   await tgt.call('nvmf_create_subsystem', { nqn: nqn2, allow_any_host: true });
   await tgt.call('nvmf_subsystem_add_ns', { nqn: nqn2, namespace: { bdev_name: 'DelayD' } });
   await tgt.call('nvmf_subsystem_add_listener', listener(nqn2, port).params);
