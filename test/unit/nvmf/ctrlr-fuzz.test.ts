@@ -1,0 +1,114 @@
+// Property-based check of the controller's admin and property paths over fake
+// requests: any 64-byte SQE with any data length is answered exactly once (AERs
+// aside, which wait for an event), never throws, and leaves CC/CSTS consistent
+// (CSTS.RDY only with CC.EN, never CFS) and the error log bounded. Fixed seed.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { type CtrlrHost, NvmfCtrlr } from '../../../src/nvmf/ctrlr.ts';
+import { PgSubsystem } from '../../../src/nvmf/poll-group-types.ts';
+import { SubsystemState, SubsystemType } from '../../../src/nvmf/subsystem.ts';
+import { TCP_DEFAULT_OPTIONS } from '../../../src/nvmf/tcp/index.ts';
+import type { NvmfQpair, NvmfRequest } from '../../../src/nvmf/transport.ts';
+
+const addr = { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: '4420' };
+
+function makeCtrlr(discovery: boolean): NvmfCtrlr {
+  const sub = new PgSubsystem({
+    nqn: discovery ? 'nqn.2014-08.org.nvmexpress.discovery' : 'nqn.2016-06.io.spdk:cnode1',
+    subtype: discovery ? SubsystemType.DISCOVERY : SubsystemType.NVME,
+    state: SubsystemState.ACTIVE,
+    serial: 'SN1',
+    model: 'MN1',
+    allowAnyHost: true,
+    hosts: [],
+    namespaces: [],
+    listeners: [addr],
+    listenerAnaStates: ['optimized'],
+    anaChangeCount: 0,
+    maxNamespaces: 32,
+    anaReporting: true,
+  });
+  const host: CtrlrHost = {
+    sub,
+    discoveryEntries: () => [],
+    discoveryGenctr: () => 1,
+    transportOptions: () => ({ ...TCP_DEFAULT_OPTIONS }),
+    onCtrlrEnabled: () => {},
+    onCtrlrDisabled: () => {},
+  };
+  const q: NvmfQpair = {
+    qid: 0,
+    sqSize: 32,
+    ctrlr: null,
+    sqFlowControlDisabled: false,
+    trtype: 'TCP',
+    listenAddr: addr,
+    peerAddr: addr,
+    disconnect() {},
+  };
+  return new NvmfCtrlr({
+    cntlid: 1,
+    hostnqn: 'nqn.h',
+    hostid: Buffer.alloc(16),
+    host,
+    adminQpair: q,
+    kato: 0,
+  });
+}
+
+/** Admin opcodes and fabrics types worth hitting more often than random bytes would. */
+const OPCODES = [0x02, 0x06, 0x08, 0x09, 0x0a, 0x0c, 0x18, 0x7f, 0x01, 0x05, 0x80, 0xc0];
+
+const command = fc.record({
+  sqe: fc.uint8Array({ minLength: 64, maxLength: 64 }),
+  opcode: fc.oneof(fc.constantFrom(...OPCODES), fc.integer({ min: 0, max: 255 })),
+  fctype: fc.constantFrom(0x00, 0x04, 0x01, 0x08, 0x20),
+  plainFlags: fc.boolean(),
+  length: fc.oneof(fc.constantFrom(0, 4, 64, 512, 1024, 4096, 8192), fc.integer({ min: 0, max: 9000 })),
+});
+
+test('any admin or property command is answered once, never throws, keeps CC/CSTS consistent', () => {
+  for (const discovery of [false, true]) {
+    const c = makeCtrlr(discovery);
+    // start enabled most of the time: more commands get past the sequence check
+    c.cc = 1 | (6 << 16) | (4 << 20);
+    c.csts = 1;
+    let held = 0;
+    fc.assert(
+      fc.property(command, (k) => {
+        const cmd = Buffer.from(k.sqe);
+        cmd[0] = k.opcode;
+        if (k.plainFlags) cmd[1] = 0x40;
+        if (k.opcode === 0x7f) cmd[4] = k.fctype;
+        let done = 0;
+        const r: NvmfRequest = {
+          qpair: c.adminQpair,
+          cmd,
+          rsp: Buffer.alloc(16),
+          xferDir: 0,
+          length: k.length,
+          iov: k.length > 0 ? [Buffer.alloc(k.length)] : [],
+          complete() {
+            done++;
+          },
+        };
+        if (k.opcode === 0x7f) {
+          if (k.fctype === 0x04) c.propertyGet(r);
+          else if (k.fctype === 0x00) c.propertySet(r);
+          else return; // Connect/Disconnect/others are the poll group's
+        } else c.admin(r);
+        const isAer = k.opcode === 0x0c && done === 0;
+        if (isAer) held++;
+        assert.ok(done === 1 || isAer, `completed ${done} times (opcode 0x${k.opcode.toString(16)})`);
+        assert.ok(held <= 4, 'at most 4 AERs are held');
+        assert.ok((c.csts & 0x2) === 0, 'never CSTS.CFS');
+        if ((c.csts & 1) !== 0) assert.ok((c.cc & 1) !== 0, 'CSTS.RDY only with CC.EN');
+        assert.ok(c.errorLog.length <= 128, 'error log bounded');
+        for (const b of r.iov) assert.ok(b.length <= Math.max(k.length, 4096), 'no oversized data');
+      }),
+      { seed: 0x5eed, numRuns: 3000 },
+    );
+    c.destroy();
+  }
+});
