@@ -4,6 +4,9 @@
 // under live connections. Each ends with the leak counters back to zero.
 
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { NvmeController, type NvmeIoQpair, NvmeStatusError } from '../../../src/nvme/index.ts';
 import { freePort, listener, pattern, simpleConfig, Target } from './fault-harness.ts';
@@ -241,6 +244,55 @@ test('a bdev deleted under I/O: namespace removed, AEN + Changed NS List, I/O to
     await c.disconnect();
   }
   await tgt.settled();
+});
+
+test('an aio file bdev deleted under a stream of writes: no crash, I/O fails cleanly, nothing leaks', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nvmf-ts-aio-del-'));
+  const file = join(dir, 'disk.img');
+  writeFileSync(file, Buffer.alloc(4 << 20));
+  try {
+    await tgt.call('bdev_aio_create', { name: 'AioDel', filename: file, block_size: 4096 });
+    const nsid = await tgt.call<number>('nvmf_subsystem_add_ns', {
+      nqn: NQN,
+      namespace: { bdev_name: 'AioDel' },
+    });
+    const c = await NvmeController.connect(trid());
+    try {
+      await c.setNumQueues(2);
+      const q = await c.createIoQpair(128);
+      let stop = false;
+      let ok = 0;
+      const failures = new Map<number, number>();
+      const lane = async (k: number) => {
+        for (let i = 0; !stop; i++) {
+          try {
+            await q.writeAsync(nsid, (k * 64 + (i % 64)) % 1024, 1, Buffer.alloc(4096, k));
+            ok++;
+          } catch (e) {
+            const st = e instanceof NvmeStatusError ? e.status : -1;
+            failures.set(st, (failures.get(st) ?? 0) + 1);
+            if (st === 0x0b) return; // the namespace is gone
+          }
+        }
+      };
+      const lanes = Array.from({ length: 32 }, (_, k) => lane(k));
+      await waitFor('writes flowing', () => ok > 200);
+      await tgt.call('bdev_aio_delete', { name: 'AioDel' });
+      await Promise.race([Promise.all(lanes), new Promise((r) => setTimeout(r, 5000))]);
+      stop = true;
+      await Promise.all(lanes);
+      assert.ok(failures.has(0x0b), `new writes fail with Invalid Namespace (${[...failures]})`);
+      for (const st of failures.keys())
+        assert.ok([0x0b, 0x07, 0x08, 0x06].includes(st), `status 0x${st.toString(16)}`);
+      // the other namespace still serves
+      await q.writeAsync(1, 10, 1, Buffer.alloc(512, 9));
+    } finally {
+      await c.disconnect();
+    }
+    await tgt.settled();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('a listener removed under live connections: its queues disconnect, the other listener serves on', async () => {
