@@ -1,8 +1,9 @@
-// npm run fuzz [-- --seed N] [--runs N] [--minutes M] [--only pdu,capsule,rpc]
+// npm run fuzz [-- --seed N] [--runs N] [--minutes M] [--only pdu,stream,capsule,rpc]
 //
 // The reliability fuzzers of `npm test` for longer: the PDU receiver property
-// (in process), and the capsule and RPC properties against a real nvmf_tgt
-// child. Rounds repeat until --minutes pass (or once without it), each with
+// (in process), and the PDU-stream, capsule and RPC properties against a real
+// nvmf_tgt child (stream cases wait for the target to go quiet, so they run a
+// tenth of --runs). Rounds repeat until --minutes pass (or once without it), each with
 // seed+round. While fuzzing it checks that the target process lives, that a
 // well-behaved host keeps completing verified I/O, and that the target's RSS
 // stays bounded. Prints the seed, the cases run and the figures; exits 1 on
@@ -13,6 +14,7 @@ import fc from 'fast-check';
 import { capsuleProperty, startCapsuleFuzz, stopCapsuleFuzz } from '../test/reliability-lib/fuzz-capsule.ts';
 import { receiverProperty } from '../test/reliability-lib/fuzz-pdu.ts';
 import { fuzzableMethods, rpcProperty } from '../test/reliability-lib/fuzz-rpc.ts';
+import { type StreamFuzzStats, streamProperty } from '../test/reliability-lib/fuzz-stream.ts';
 import { GoodHost } from '../test/reliability-lib/good-host.ts';
 
 const { values } = parseArgs({
@@ -20,13 +22,13 @@ const { values } = parseArgs({
     seed: { type: 'string' },
     runs: { type: 'string', default: '500' },
     minutes: { type: 'string' },
-    only: { type: 'string', default: 'pdu,capsule,rpc' },
+    only: { type: 'string', default: 'pdu,stream,capsule,rpc' },
     help: { type: 'boolean', short: 'h' },
   },
 });
 if (values.help) {
   console.log(
-    'usage: npm run fuzz -- [--seed N] [--runs N per property per round] [--minutes M] [--only pdu,capsule,rpc]',
+    'usage: npm run fuzz -- [--seed N] [--runs N per property per round] [--minutes M] [--only pdu,stream,capsule,rpc]',
   );
   process.exit(0);
 }
@@ -43,7 +45,8 @@ console.log(
   `fuzz: seed ${seed}, ${runs} runs per property per round, ${minutes ? `${minutes} min` : 'one round'}, ${[...only].join('+')}`,
 );
 const started = Date.now();
-const counts = { pdu: 0, capsule: 0, rpc: 0 };
+const counts = { pdu: 0, stream: 0, capsule: 0, rpc: 0 };
+const streamStats: StreamFuzzStats = { cases: 0, termReqs: 0 };
 
 interface Failure {
   seed: number;
@@ -63,7 +66,7 @@ function fail(what: string, r: Failure): never {
   throw new FuzzFailure(what);
 }
 
-const needTarget = only.has('capsule') || only.has('rpc');
+const needTarget = only.has('stream') || only.has('capsule') || only.has('rpc');
 const ctx = needTarget ? await startCapsuleFuzz() : null;
 const good = ctx ? await GoodHost.connect({ port: ctx.target.port, lbaBase: 0 }) : null;
 const methods = ctx ? await fuzzableMethods((await ctx.target.rpc.call('rpc_get_methods')) as string[]) : [];
@@ -78,6 +81,14 @@ try {
       const r = fc.check(receiverProperty(), { seed: s, numRuns: runs });
       if (r.failed) fail('pdu', r as Failure);
       counts.pdu += r.numRuns;
+    }
+    if (ctx && only.has('stream')) {
+      const r = await fc.check(streamProperty(ctx.target.port, ctx.target.alive, streamStats), {
+        seed: s,
+        numRuns: Math.max(1, Math.ceil(runs / 10)),
+      });
+      if (r.failed) fail('stream', r as Failure);
+      counts.stream += r.numRuns;
     }
     if (ctx && only.has('capsule')) {
       const r = await fc.check(capsuleProperty(ctx), { seed: s, numRuns: runs });
@@ -107,7 +118,7 @@ try {
     }
     const elapsed = (Date.now() - started) / 60_000;
     console.log(
-      `round ${round} (seed ${s}): pdu ${counts.pdu}, capsule ${counts.capsule} (${ctx?.stats.commands ?? 0} commands, ${ctx?.stats.termReqs ?? 0} TermReqs), rpc ${counts.rpc}; good host ${good?.rounds ?? 0} rounds; target RSS ${(rssMax / 2 ** 20).toFixed(0)} MiB max`,
+      `round ${round} (seed ${s}): pdu ${counts.pdu}, stream ${counts.stream} (${streamStats.termReqs} TermReqs), capsule ${counts.capsule} (${ctx?.stats.commands ?? 0} commands, ${ctx?.stats.termReqs ?? 0} TermReqs), rpc ${counts.rpc}; good host ${good?.rounds ?? 0} rounds; target RSS ${(rssMax / 2 ** 20).toFixed(0)} MiB max`,
     );
     if (elapsed >= minutes) break;
   }
@@ -126,6 +137,6 @@ if (ctx) {
   await ctx.target.stop();
 }
 console.log(
-  `fuzz ${exitCode === 0 ? 'passed' : 'FAILED'}: seed ${seed}; cases pdu ${counts.pdu}, capsule ${counts.capsule} (${ctx?.stats.commands ?? 0} commands), rpc ${counts.rpc}; good host ${report?.rounds ?? 0} verified rounds (${((report?.bytesVerified ?? 0) / 2 ** 20).toFixed(1)} MiB); target RSS ${(rssBase / 2 ** 20).toFixed(0)} → max ${(rssMax / 2 ** 20).toFixed(0)} MiB; ${((Date.now() - started) / 1000).toFixed(0)} s`,
+  `fuzz ${exitCode === 0 ? 'passed' : 'FAILED'}: seed ${seed}; cases pdu ${counts.pdu}, stream ${counts.stream}, capsule ${counts.capsule} (${ctx?.stats.commands ?? 0} commands), rpc ${counts.rpc}; good host ${report?.rounds ?? 0} verified rounds (${((report?.bytesVerified ?? 0) / 2 ** 20).toFixed(1)} MiB); target RSS ${(rssBase / 2 ** 20).toFixed(0)} → max ${(rssMax / 2 ** 20).toFixed(0)} MiB; ${((Date.now() - started) / 1000).toFixed(0)} s`,
 );
 process.exit(exitCode);
