@@ -28,6 +28,8 @@ import {
   ERROR_LOG_ENTRY_SIZE,
   type ErrorLogEntry,
   LogPage,
+  NO_PARAM_LOC,
+  paramLoc,
   writeErrorLogEntry,
 } from '../spec/log.ts';
 import {
@@ -301,12 +303,18 @@ export class NvmfCtrlr {
       psdt === SqeFlags.PSDT_PRP ||
       psdt === SqeFlags.PSDT_MASK
     ) {
-      this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
+      this.fail(
+        req,
+        StatusCodeType.GENERIC,
+        GenericStatus.INVALID_FIELD,
+        true,
+        (cmd[Sqe.FLAGS] & SqeFlags.FUSE_MASK) !== 0 ? paramLoc(Sqe.FLAGS) : paramLoc(Sqe.FLAGS, 6),
+      );
       return;
     }
     // commands with controller scope take no namespace (SPDK is_cmd_ctrlr_specific)
     if (cmd.readUInt32LE(Sqe.NSID) !== 0 && CONTROLLER_SCOPED_ADMIN.has(opc)) {
-      this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
+      this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true, paramLoc(Sqe.NSID));
       return;
     }
     if ((this.cc & CcBits.EN) === 0) {
@@ -349,10 +357,11 @@ export class NvmfCtrlr {
         return;
       }
     }
-    this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_OPCODE, true);
+    this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_OPCODE, true, paramLoc(Sqe.OPCODE));
   }
 
-  fail(req: NvmfRequest, sct: number, sc: number, dnr = false): void {
+  /** Complete with an error status and log it; `loc` is the Parameter Error Location (see paramLoc). */
+  fail(req: NvmfRequest, sct: number, sc: number, dnr = false, loc = NO_PARAM_LOC): void {
     setStatus(req.rsp, sct, sc, dnr);
     this.recordError(
       req.qpair.qid,
@@ -360,13 +369,21 @@ export class NvmfCtrlr {
       (sct << 8) | sc,
       0,
       req.cmd.readUInt32LE(Sqe.NSID),
+      loc,
     );
     req.complete();
   }
 
-  recordError(sqid: number, cid: number, status: number, lba: number, nsid: number): void {
+  recordError(
+    sqid: number,
+    cid: number,
+    status: number,
+    lba: number,
+    nsid: number,
+    paramLoc = NO_PARAM_LOC,
+  ): void {
     this.errorCount++;
-    this.errorLog.unshift({ errorCount: this.errorCount, sqid, cid, status, lba, nsid });
+    this.errorLog.unshift({ errorCount: this.errorCount, sqid, cid, status, lba, nsid, paramLoc });
     if (this.errorLog.length > ERROR_LOG_ENTRIES) this.errorLog.length = ERROR_LOG_ENTRIES;
   }
 
@@ -376,12 +393,12 @@ export class NvmfCtrlr {
     const nsid = req.cmd.readUInt32LE(Sqe.NSID);
     const view = this.host.sub.view;
     if (this.isDiscovery && cns !== Cns.CONTROLLER) {
-      this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
+      this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true, paramLoc(Sqe.CDW10));
       return;
     }
     if (req.length < IDENTIFY_SIZE) {
       // Identify always returns 4 KiB (SPDK nvmf_ctrlr_identify)
-      this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
+      this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true, paramLoc(Sqe.SGL_LENGTH));
       return;
     }
     switch (cns) {
@@ -410,7 +427,13 @@ export class NvmfCtrlr {
       case Cns.NAMESPACE: {
         // 0, above the subsystem's max NSID, and 0xffffffff (no namespace management) are invalid
         if (nsid === 0 || nsid > view.maxNamespaces) {
-          this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_NAMESPACE_OR_FORMAT, true);
+          this.fail(
+            req,
+            StatusCodeType.GENERIC,
+            GenericStatus.INVALID_NAMESPACE_OR_FORMAT,
+            true,
+            paramLoc(Sqe.NSID),
+          );
           return;
         }
         const ns = this.host.sub.ns.get(nsid);
@@ -431,7 +454,13 @@ export class NvmfCtrlr {
       }
       case Cns.ACTIVE_NS_LIST:
         if (nsid >= 0xfffffffe) {
-          this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_NAMESPACE_OR_FORMAT, true);
+          this.fail(
+            req,
+            StatusCodeType.GENERIC,
+            GenericStatus.INVALID_NAMESPACE_OR_FORMAT,
+            true,
+            paramLoc(Sqe.NSID),
+          );
           return;
         }
         buildActiveNsList(scratch, [...this.host.sub.ns.keys()], nsid);
@@ -439,7 +468,13 @@ export class NvmfCtrlr {
       case Cns.NS_DESCRIPTOR_LIST: {
         const ns = this.host.sub.ns.get(nsid);
         if (ns === undefined) {
-          this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_NAMESPACE_OR_FORMAT, true);
+          this.fail(
+            req,
+            StatusCodeType.GENERIC,
+            GenericStatus.INVALID_NAMESPACE_OR_FORMAT,
+            true,
+            paramLoc(Sqe.NSID),
+          );
           return;
         }
         buildNsDescriptorList(scratch, {
@@ -462,7 +497,7 @@ export class NvmfCtrlr {
       case Cns.CSI_NAMESPACE: {
         const csi = req.cmd[Sqe.CDW11 + 3];
         if (csi !== 0) {
-          this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
+          this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true, paramLoc(Sqe.CDW11 + 3));
           return;
         }
         scratch.fill(0); // the NVM command set has no I/O-command-set-specific data we report
@@ -473,7 +508,7 @@ export class NvmfCtrlr {
         scratch.writeUInt32LE(1, 0); // NVM command set only
         break;
       default:
-        this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
+        this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true, paramLoc(Sqe.CDW10));
         return;
     }
     copyToRequest(req, scratch);
@@ -490,7 +525,17 @@ export class NvmfCtrlr {
       p.length > req.length ||
       (CONTROLLER_SCOPED_LOGS.has(p.lid) && nsid !== 0 && nsid !== 0xffffffff)
     ) {
-      this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
+      this.fail(
+        req,
+        StatusCodeType.GENERIC,
+        GenericStatus.INVALID_FIELD,
+        true,
+        (p.offset & 3) !== 0
+          ? paramLoc(Sqe.CDW12)
+          : p.length > req.length
+            ? paramLoc(Sqe.CDW10 + 2)
+            : paramLoc(Sqe.NSID),
+      );
       return;
     }
     let page: Buffer | null = null;
@@ -591,11 +636,17 @@ export class NvmfCtrlr {
       }
     }
     if (page === null) {
-      this.fail(req, StatusCodeType.COMMAND_SPECIFIC, CommandSpecificStatus.INVALID_LOG_PAGE, true);
+      this.fail(
+        req,
+        StatusCodeType.COMMAND_SPECIFIC,
+        CommandSpecificStatus.INVALID_LOG_PAGE,
+        true,
+        paramLoc(Sqe.CDW10),
+      );
       return;
     }
     if (p.offset > page.length) {
-      this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
+      this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true, paramLoc(Sqe.CDW12));
       return;
     }
     copyToRequest(req, page, p.offset);
@@ -608,7 +659,7 @@ export class NvmfCtrlr {
     let dw0 = 0;
     if (sel > 3) {
       // SEL 100b..111b are reserved
-      this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
+      this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true, paramLoc(Sqe.CDW10 + 1));
       return;
     }
     // SEL 3 (supported capabilities) of a known FID: 0, nothing saveable or namespace-specific
@@ -617,7 +668,7 @@ export class NvmfCtrlr {
       if (fid === FeatureId.KEEP_ALIVE_TIMER) dw0 = this.kato;
       else if (fid === FeatureId.ASYNC_EVENT_CONFIGURATION) dw0 = this.asyncEventConfig;
       else {
-        this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
+        this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true, paramLoc(Sqe.CDW10));
         return;
       }
       req.rsp.writeUInt32LE(capabilities ? 0 : dw0 >>> 0, 0);
@@ -652,7 +703,7 @@ export class NvmfCtrlr {
       case FeatureId.HOST_IDENTIFIER: {
         const exhid = req.cmd[Sqe.CDW11] & 1;
         if (exhid === 0) {
-          this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
+          this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true, paramLoc(Sqe.CDW11));
           return;
         }
         copyToRequest(req, this.hostid);
@@ -660,7 +711,7 @@ export class NvmfCtrlr {
         return;
       }
       default:
-        this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
+        this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true, paramLoc(Sqe.CDW10));
         return;
     }
     req.rsp.writeUInt32LE(capabilities ? 0 : dw0 >>> 0, 0);
@@ -672,7 +723,13 @@ export class NvmfCtrlr {
     const fid = cdw10 & 0xff;
     const cdw11 = req.cmd.readUInt32LE(Sqe.CDW11);
     if ((cdw10 & 0x80000000) !== 0) {
-      this.fail(req, StatusCodeType.COMMAND_SPECIFIC, CommandSpecificStatus.FEATURE_ID_NOT_SAVEABLE, true);
+      this.fail(
+        req,
+        StatusCodeType.COMMAND_SPECIFIC,
+        CommandSpecificStatus.FEATURE_ID_NOT_SAVEABLE,
+        true,
+        paramLoc(Sqe.CDW10 + 3, 7),
+      );
       return;
     }
     switch (fid) {
@@ -685,7 +742,7 @@ export class NvmfCtrlr {
         break;
       case FeatureId.NUMBER_OF_QUEUES: {
         if (this.isDiscovery) {
-          this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
+          this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true, paramLoc(Sqe.CDW10));
           return;
         }
         if (this.ioQueueCount > 0) {
@@ -693,7 +750,7 @@ export class NvmfCtrlr {
           return;
         }
         if ((cdw11 & 0xffff) === 0xffff || cdw11 >>> 16 === 0xffff) {
-          this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
+          this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true, paramLoc(Sqe.CDW11));
           return;
         }
         this.numIoQueuesSet = true;
@@ -708,7 +765,7 @@ export class NvmfCtrlr {
       case FeatureId.INTERRUPT_COALESCING:
       case FeatureId.WRITE_ATOMICITY:
         if (this.isDiscovery) {
-          this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
+          this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true, paramLoc(Sqe.CDW10));
           return;
         }
         break;
@@ -716,10 +773,16 @@ export class NvmfCtrlr {
         this.fail(req, StatusCodeType.GENERIC, GenericStatus.COMMAND_SEQUENCE_ERROR, true);
         return;
       case FeatureId.VOLATILE_WRITE_CACHE:
-        this.fail(req, StatusCodeType.COMMAND_SPECIFIC, CommandSpecificStatus.FEATURE_NOT_CHANGEABLE, true);
+        this.fail(
+          req,
+          StatusCodeType.COMMAND_SPECIFIC,
+          CommandSpecificStatus.FEATURE_NOT_CHANGEABLE,
+          true,
+          paramLoc(Sqe.CDW10),
+        );
         return;
       default:
-        this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
+        this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true, paramLoc(Sqe.CDW10));
         return;
     }
     req.complete();

@@ -48,6 +48,16 @@ export interface ErrorLogEntry {
   status: number;
   lba: number;
   nsid: number;
+  /** Parameter Error Location (paramLoc), NO_PARAM_LOC when not specific */
+  paramLoc?: number;
+}
+
+/** Parameter Error Location not specific to one field. */
+export const NO_PARAM_LOC = 0xffff;
+
+/** Parameter Error Location: the SQE byte holding the bad field (bits 7:0) and its first bit (bits 10:8). */
+export function paramLoc(byte: number, bit = 0): number {
+  return (byte & 0xff) | ((bit & 0x7) << 8);
 }
 
 export function writeErrorLogEntry(buf: Buffer, off: number, e: ErrorLogEntry): void {
@@ -57,7 +67,7 @@ export function writeErrorLogEntry(buf: Buffer, off: number, e: ErrorLogEntry): 
   buf.writeUInt16LE(e.sqid, off + 8);
   buf.writeUInt16LE(e.cid, off + 10);
   buf.writeUInt16LE((e.status << 1) & 0xffff, off + 12);
-  buf.writeUInt16LE(0xffff, off + 14); // parameter error location: not specific
+  buf.writeUInt16LE(e.paramLoc ?? NO_PARAM_LOC, off + 14);
   buf.writeUInt32LE(e.lba >>> 0, off + 16);
   buf.writeUInt32LE(Math.floor(e.lba / 0x100000000) >>> 0, off + 20);
   buf.writeUInt32LE(e.nsid, off + 24);

@@ -274,3 +274,44 @@ test('Get Features SEL: reserved values and supported capabilities of an unknown
   assert.equal(statusOf(dflt.rsp), 0, 'default value of Number of Queues');
   assert.equal(dflt.rsp.readUInt32LE(0), (126 << 16) | 126);
 });
+
+test('error log entries name the offending SQE field (Parameter Error Location)', () => {
+  const { c, q } = makeCtrlr();
+  enable(c, q);
+  // what, opcode, SQE byte 1, NSID, CDW10, CDW12, expected location (byte | bit << 8)
+  const cases: Array<[string, number, number, number, number, number, number]> = [
+    ['unknown opcode → byte 0', 0xc2, 0x40, 0, 0, 0, 0],
+    ['PSDT PRP → byte 1 bit 6', 0x18, 0x00, 0, 0, 0, 1 | (6 << 8)],
+    ['FUSE → byte 1 bit 0', 0x18, 0x41, 0, 0, 0, 1],
+    ['Keep Alive NSID → byte 4', 0x18, 0x40, 1, 0, 0, 4],
+    ['Identify CNS 0xff → byte 40', 0x06, 0x40, 0, 0xff, 0, 40],
+    ['Get Log offset 2 → byte 48', 0x02, 0x40, 0xffffffff, 0x000f0001, 2, 48],
+    ['Set Features SV → byte 43 bit 7', 0x09, 0x40, 0, 0x8000000f, 0, 43 | (7 << 8)],
+  ];
+  for (const [what, opcode, flags, nsid, cdw10, cdw12, loc] of cases) {
+    const r = admin(
+      c,
+      q,
+      (cmd) => {
+        cmd[0] = opcode;
+        cmd[1] = flags;
+        cmd.writeUInt32LE(nsid, 4);
+        cmd.writeUInt32LE(cdw10 >>> 0, 40);
+        cmd.writeUInt32LE(cdw12, 48);
+      },
+      4096,
+    );
+    assert.notEqual(statusOf(r.rsp), 0, what);
+    const page = admin(
+      c,
+      q,
+      (cmd) => {
+        cmd[0] = 0x02;
+        cmd.writeUInt32LE(0x01 | (15 << 16), 40);
+      },
+      64,
+    );
+    assert.equal(page.iov[0].readUInt16LE(10), r.cmd.readUInt16LE(2), `${what}: CID`);
+    assert.equal(page.iov[0].readUInt16LE(14), loc, `${what}: location`);
+  }
+});
