@@ -232,6 +232,11 @@ export class TcpQpair implements NvmfQpair, PduSink {
         this.handleH2CData(pdu, dataOffset, dataLength, dataDigestOk);
         return;
       case PduType.H2C_TERM_REQ:
+        // as SPDK: a FES no TermReq defines is itself an invalid field
+        if (pdu.readUInt16LE(TermReq.FES) > TermReqFes.UNSUPPORTED_PARAMETER) {
+          this.terminate(TermReqFes.INVALID_HEADER_FIELD, TermReq.FES, pdu);
+          return;
+        }
         // the host gave up on us: nothing to answer
         this.receiver.fail();
         this.state = TcpQpairState.TERMINATING;

@@ -457,7 +457,7 @@ test('in-capsule data: over the queue limit FES 5, at an offset FES 6, not what 
   });
 });
 
-test('an H2CTermReq from the host: the target closes without answering', async () => {
+test('an H2CTermReq from the host: the target closes without answering (unless its FES is undefined)', async () => {
   await withGoodHost(async () => {
     const q = await rawIo();
     const t = Buffer.alloc(32);
@@ -468,6 +468,15 @@ test('an H2CTermReq from the host: the target closes without answering', async (
     assert.ok(res.closed);
     assert.equal(res.reply.length, q.offset, 'nothing after the Connect response');
     assert.equal(termReqAt(res.reply, q.offset), null);
+    // one with a FES no TermReq defines is itself answered as an invalid field (SPDK)
+    const q2 = await rawIo();
+    t.writeUInt16LE(0x77, 8);
+    await q2.conn.write(t);
+    assertTerm(
+      await finish(q2.conn),
+      { fes: TermReqFes.INVALID_HEADER_FIELD, fei: 8, before: [1, 5] },
+      'FES 0x77',
+    );
   });
 });
 
