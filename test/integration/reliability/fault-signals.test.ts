@@ -77,6 +77,49 @@ test('SIGTERM with hosts connected and I/O in flight: connections close, exit 0 
   }
 });
 
+test('SIGTERM while a subsystem is paused with I/O and a Connect parked: exit 0, nothing hangs', async () => {
+  const port = await freePort();
+  const tgt = await Target.start({
+    mask: '0x3',
+    config: simpleConfig(port, NQN, [
+      { method: 'bdev_malloc_create', params: { name: 'Malloc0', num_blocks: 2048, block_size: 512 } },
+    ]),
+  });
+  try {
+    const trid = { traddr: '127.0.0.1', trsvcid: String(port), subnqn: NQN };
+    const c = await NvmeController.connect(trid, opts);
+    await c.setNumQueues(1);
+    const q = await c.createIoQpair(32);
+    await tgt.call('nvmf_subsystem_pause', { nqn: NQN });
+    const parked: Promise<unknown>[] = [];
+    for (let i = 0; i < 8; i++) parked.push(q.writeAsync(1, i, 1, Buffer.alloc(512, i)).catch((e) => e));
+    const late = NvmeController.connect(trid, opts).then(
+      (lc) => lc,
+      (e: unknown) => e,
+    );
+    const deadline = Date.now() + 5000;
+    while ((await tgt.total('queued_requests')) < 9) {
+      assert.ok(Date.now() < deadline, 'I/O and Connect parked');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    tgt.child.kill('SIGTERM');
+    const exit = await Promise.race([tgt.exit, new Promise<null>((r) => setTimeout(() => r(null), 8000))]);
+    assert.ok(exit !== null, `the target exited\n${tgt.log.slice(-2000)}`);
+    assert.equal(exit.code, 0);
+    const results = await Promise.all(parked);
+    assert.ok(
+      results.every((r) => r instanceof Error),
+      'parked writes fail (the target went away), none hangs',
+    );
+    const lc = await late;
+    if (lc instanceof NvmeController) await lc.disconnect();
+    else assert.ok(lc instanceof Error, 'the parked Connect failed');
+    await c.disconnect();
+  } finally {
+    await tgt.dispose();
+  }
+});
+
 test('SIGKILL on an aio file bdev: FUA and flushed writes are there after a restart from save_config', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'nvmf-ts-sigkill-'));
   const file = join(dir, 'disk.img');
