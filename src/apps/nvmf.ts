@@ -661,7 +661,8 @@ const COMMANDS: Command[] = [
 const ALIASES: Record<string, string> = { 'id-ctrl': 'identify' };
 
 function mainUsage(): string {
-  const lines = COMMANDS.map((c) => `  ${c.name.padEnd(12)} ${c.summary}`);
+  const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 1;
+  const lines = COMMANDS.map((c) => `  ${c.name.padEnd(width)} ${c.summary}`);
   return [
     'usage: nvmf <command> [options]',
     '',
