@@ -59,6 +59,8 @@ export interface WorkerResult {
   stuck: number;
   /** queues whose connection ended during the run: "qid N: reason" */
   lostQueues: string[];
+  /** successful completions in every phase (warm-up and drain included) */
+  completedTotal: number;
 }
 
 const Phase = {
@@ -287,6 +289,7 @@ export class PerfWorker {
       index: this.plan.index,
       core: this.plan.core,
       stuck: this.outstanding,
+      completedTotal: this.completedTotal,
       lostQueues: this.jobs
         .filter((j) => j.io.closed)
         .map((j) => `${j.ns.target.label} qid ${j.io.qid}: ${j.io.qpair.closeReason ?? 'closed'}`),

@@ -100,6 +100,7 @@ export function buildReport(config: PerfConfig, results: WorkerResult[], cpu: Cp
   let totalIops = 0;
   const totals = { read: 0, write: 0, errors: 0 };
   const all: NsResult[] = results.flatMap((r) => r.namespaces);
+  const completed = results.reduce((n, r) => n + r.completedTotal, 0);
   for (const ns of all) {
     const h = LatencyHistogram.fromData(ns.histogram);
     const iops = ns.elapsedSec > 0 ? ns.ios / ns.elapsedSec : 0;
@@ -143,8 +144,8 @@ export function buildReport(config: PerfConfig, results: WorkerResult[], cpu: Cp
       wall_sec: cpu.wallSec,
       user_sec: cpu.userSec,
       system_sec: cpu.systemSec,
-      // per measured I/O; warm-up and drain make it a slight overestimate
-      us_per_io: total.total > 0 ? ((cpu.userSec + cpu.systemSec) * 1e6) / total.total : 0,
+      // per completed I/O of the whole run (warm-up and drain too), as the CPU time covers them
+      us_per_io: completed > 0 ? ((cpu.userSec + cpu.systemSec) * 1e6) / completed : 0,
     },
   };
 }
