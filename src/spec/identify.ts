@@ -173,7 +173,8 @@ export const IdNs = {
   FLBAS: 26,
   NMIC: 30,
   DLFEAT: 33,
-  NOIOB: 64,
+  // NVMe base spec: NOIOB is bytes 47:46 (64 is NPWG)
+  NOIOB: 46,
   ANAGRPID: 92,
   NGUID: 104,
   EUI64: 120,
