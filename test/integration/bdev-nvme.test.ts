@@ -218,6 +218,55 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** The bdev_nvme_set_options entry of SPDK v26.05's save_config (all of its parameters). */
+const SPDK_NVME_OPTIONS = {
+  action_on_timeout: 'none',
+  timeout_us: 0,
+  timeout_admin_us: 0,
+  keep_alive_timeout_ms: 10000,
+  arbitration_burst: 0,
+  low_priority_weight: 0,
+  medium_priority_weight: 0,
+  high_priority_weight: 0,
+  nvme_adminq_poll_period_us: 10000,
+  nvme_ioq_poll_period_us: 0,
+  io_queue_requests: 0,
+  delay_cmd_submit: true,
+  transport_retry_count: 4,
+  bdev_retry_count: 3,
+  transport_ack_timeout: 0,
+  ctrlr_loss_timeout_sec: 0,
+  reconnect_delay_sec: 0,
+  fast_io_fail_timeout_sec: 0,
+  disable_auto_failback: false,
+  generate_uuids: false,
+  transport_tos: 0,
+  nvme_error_stat: false,
+  rdma_srq_size: 0,
+  io_path_stat: false,
+  allow_accel_sequence: false,
+  rdma_max_cq_size: 0,
+  rdma_cm_event_timeout_ms: 0,
+  dhchap_digests: ['sha256', 'sha384', 'sha512'],
+  dhchap_dhgroups: ['null', 'ffdhe2048', 'ffdhe3072', 'ffdhe4096', 'ffdhe6144', 'ffdhe8192'],
+  rdma_umr_per_io: false,
+  tcp_connect_timeout_ms: 0,
+  enable_flush: false,
+  multipath_opts: { policy: 'active_passive' },
+};
+
+test("SPDK's bdev_nvme_set_options and bdev_nvme_set_hotplug config entries replay", async () => {
+  const rb = tgtB().rpc;
+  assert.equal(await rb.call('bdev_nvme_set_options', SPDK_NVME_OPTIONS), true);
+  assert.equal(await rb.call('bdev_nvme_set_hotplug', { period_us: 100000, enable: false }), true);
+  await assert.rejects(
+    rb.call('bdev_nvme_set_options', { ctrlr_loss_timeout_sec: 10, reconnect_delay_sec: 0 }),
+    (e: unknown) => e instanceof RpcError && e.code === -22,
+  );
+  // back to the short keep-alive the hung-target test relies on
+  assert.equal(await rb.call('bdev_nvme_set_options', { keep_alive_timeout_ms: 3000 }), true);
+});
+
 test('attach: bad parameters and an unreachable target are RPC errors naming the problem', async () => {
   const rb = tgtB().rpc;
   const base = { name: 'Bad0', trtype: 'tcp', traddr: '127.0.0.1', adrfam: 'ipv4', subnqn: CNODE_A };
