@@ -720,6 +720,8 @@ test('nvmf-rpc CLI attach; A down past ctrlr_loss_timeout_sec: bdev removed, I/O
     '1',
     '-e',
     '-d',
+    '--policy',
+    'active_passive',
   );
   assert.equal(out.code, 0, `${out.stdout}${out.stderr}\n${B.log}`);
   assert.equal(out.stdout.trim(), 'Nvme1n1');

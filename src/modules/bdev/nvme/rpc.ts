@@ -296,7 +296,38 @@ export const nvmeRpcMethods: RpcMethod[] = [
         help: 'Disable SQ flow control (accepted, ignored)',
         cli: { flags: ['--disable-sq-flow-control'], action: 'store_true' },
       },
+      {
+        name: 'policy',
+        type: 'string',
+        enum: ['active_passive', 'active_active'],
+        help: 'Multipath policy (CLI; sent inside multipath_opts)',
+        cli: { flags: ['--policy'] },
+      },
+      {
+        name: 'selector',
+        type: 'string',
+        enum: ['round_robin', 'queue_depth'],
+        help: 'Multipath selector (CLI; sent inside multipath_opts)',
+        cli: { flags: ['--selector'] },
+      },
+      {
+        name: 'min_io',
+        type: 'integer',
+        min: 1,
+        help: 'I/Os per path before switching (CLI; sent inside multipath_opts)',
+        cli: { flags: ['--min-io'], int: true },
+      },
     ],
+    // rpc.py groups --policy/--selector/--min-io as multipath_opts
+    cliTransform(args: Record<string, unknown>): Record<string, unknown> {
+      const { policy, selector, min_io, ...rest } = args;
+      const mp: Record<string, unknown> = {};
+      if (policy !== undefined) mp.policy = policy;
+      if (selector !== undefined) mp.selector = selector;
+      if (min_io !== undefined) mp.min_io = min_io;
+      if (Object.keys(mp).length > 0) rest.multipath_opts = mp;
+      return rest;
+    },
     handler: (p: AttachParams) => rpcCall(() => attach(p)),
   },
   {
