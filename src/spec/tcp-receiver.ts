@@ -63,6 +63,11 @@ export class PduReceiver {
   dataDigest = false;
   /** largest plen accepted; a larger one is a data transfer limit error */
   maxPlen: number;
+  /**
+   * The only PDU type acceptable next (the target's ICReq), or -1 for any accepted type.
+   * Another type is a PDU sequence error, whatever it is (SPDK checks the state first).
+   */
+  expectType = -1;
   private readonly accepts: readonly number[];
   private readonly sink: PduSink;
   /** reassembly buffer for a PDU that straddles chunks (null when not reassembling) */
@@ -239,6 +244,9 @@ export class PduReceiver {
     const pdo = buf[off + Ch.PDO];
     const plen = buf.readUInt32LE(off + Ch.PLEN);
     const header = buf.subarray(off, off + Ch.SIZE);
+    if (this.expectType >= 0 && type !== this.expectType) {
+      return this.error(TermReqFes.PDU_SEQUENCE_ERROR, 0, header);
+    }
     if (!this.accepts.includes(type)) return this.error(TermReqFes.INVALID_HEADER_FIELD, Ch.TYPE, header);
     if (hlen !== expectedHlen(type)) return this.error(TermReqFes.INVALID_HEADER_FIELD, Ch.HLEN, header);
     const hd = this.headerDigest && pduHasHeaderDigest(type) ? DIGEST_SIZE : 0;

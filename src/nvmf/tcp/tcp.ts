@@ -187,6 +187,7 @@ export class TcpQpair implements NvmfQpair, PduSink {
     this.maxSlots = 2 * Math.max(o.max_queue_depth, o.max_aq_depth);
     // before ICResp only the 128-byte ICReq is acceptable
     this.receiver = new PduReceiver(this, TARGET_ACCEPTS, 128);
+    this.receiver.expectType = PduType.IC_REQ;
   }
 
   // ---- NvmfQpair
@@ -276,6 +277,7 @@ export class TcpQpair implements NvmfQpair, PduSink {
     this.queueTx(resp);
     this.receiver.headerDigest = this.headerDigest;
     this.receiver.dataDigest = this.dataDigest;
+    this.receiver.expectType = -1;
     const o = this.group.opts;
     // largest PDU: capsule with in-capsule data, or H2CData of maxh2cdata, plus digests and pad
     this.receiver.maxPlen =

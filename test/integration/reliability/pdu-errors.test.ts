@@ -96,13 +96,13 @@ async function rawIo(d: { hdgst?: boolean; ddgst?: boolean } = {}) {
   return rawQueue(target.port, TEST_NQN, d, { ctrlr: owner, qid: nextQid++ });
 }
 
-test('random bytes before ICReq: invalid header field (type), connection closed', async () => {
+test('random bytes before ICReq: PDU sequence error (anything but an ICReq comes too early), closed', async () => {
   await withGoodHost(async () => {
     const junk = Buffer.from('deadbeef0123456789abcdef00112233445566778899', 'hex');
-    assertTerm(await exchange(target.port, [junk]), { fes: TermReqFes.INVALID_HEADER_FIELD, fei: 0 }, 'junk');
+    assertTerm(await exchange(target.port, [junk]), { fes: TermReqFes.PDU_SEQUENCE_ERROR, fei: 0 }, 'junk');
     // an HTTP request is junk too
     const http = Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
-    assertTerm(await exchange(target.port, [http]), { fes: TermReqFes.INVALID_HEADER_FIELD, fei: 0 }, 'http');
+    assertTerm(await exchange(target.port, [http]), { fes: TermReqFes.PDU_SEQUENCE_ERROR, fei: 0 }, 'http');
   });
 });
 
