@@ -64,7 +64,12 @@ export interface ControllerOptions {
   asyncEvents?: boolean;
   /** per-command timeout of the I/O queues this controller creates (ms, default 0 = none) */
   ioTimeoutMs?: number;
+  /** host-side cap on one command's data transfer in bytes (default 1 MiB; Infinity for none) */
+  maxTransferSize?: number;
 }
+
+/** Default host cap on one command's transfer (bytes), applied on top of MDTS. */
+export const DEFAULT_HOST_MAX_TRANSFER = 1024 * 1024;
 
 /** A command completed with an error status. */
 export class NvmeStatusError extends Error {
@@ -435,13 +440,20 @@ export class NvmeController {
     return Math.max(0, ioccsz * 16 - 64);
   }
 
-  /** Largest data transfer of one command in bytes (MDTS × CAP.MPSMIN pages); Infinity when unlimited or unknown. */
+  /**
+   * Largest data transfer of one command in bytes: MDTS × CAP.MPSMIN pages,
+   * capped by the host's own limit (`maxTransferSize` option, default 1 MiB),
+   * which also applies when MDTS is 0 ("no limit"): such targets still refuse
+   * very large transfers (Linux's nvmet-tcp refuses over 4 MiB), so the host
+   * bounds them the way the Linux host's max_hw_sectors does.
+   */
   get maxTransferSize(): number {
-    if (!this.cdata) return Number.POSITIVE_INFINITY;
+    const hostLimit = this.opts.maxTransferSize ?? DEFAULT_HOST_MAX_TRANSFER;
+    if (!this.cdata) return hostLimit;
     const mdts = this.cdata[IdCtrl.MDTS];
-    if (mdts === 0) return Number.POSITIVE_INFINITY;
+    if (mdts === 0) return hostLimit;
     const mpsmin = Number((this.cap >> 48n) & 0xfn);
-    return 2 ** (mdts + 12 + mpsmin);
+    return Math.min(hostLimit, 2 ** (mdts + 12 + mpsmin));
   }
 
   /** Largest I/O queue size the controller allows (CAP.MQES + 1). */

@@ -6,6 +6,7 @@ export {
   type Completion,
   type ControllerOptions,
   connectIoQpair,
+  DEFAULT_HOST_MAX_TRANSFER,
   DEFAULT_HOSTNQN,
   type DiscoveredEntry,
   type DiscoveryLog,
