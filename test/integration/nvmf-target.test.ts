@@ -537,8 +537,7 @@ test('RPC errors name the problem', async () => {
 });
 
 test('controller reset (CC.EN 1→0) ends its I/O queues; I/O Connect needs EN again', async () => {
-  const c = await NvmeController.connect(trid(CNODE1), { asyncEvents: false });
-  // (with the library's AERs outstanding the target answers this I/O Connect with 0x182, not 0x0c)
+  const c = await NvmeController.connect(trid(CNODE1));
   try {
     await c.setNumQueues(1);
     const q = await c.createIoQpair(8);
