@@ -32,6 +32,8 @@ export function runReceiver(
   dg: Digests,
   maxPlen: number,
   direct: boolean,
+  /** as the target's queue before ICResp: only an ICReq may come first */
+  icReqFirst = false,
 ): ReceiverOutcome {
   const accepts = side === 'target' ? TARGET_ACCEPTS : HOST_ACCEPTS;
   const out: ReceiverOutcome = { pdus: [], errors: [], violations: [] };
@@ -45,6 +47,7 @@ export function runReceiver(
   const sink: PduSink = {
     onPdu(pdu, off, len, ok) {
       check(pdu, 'PDU');
+      if (pdu[Ch.TYPE] === PduType.IC_REQ) rx.expectType = -1;
       if (pdu.length !== pdu.readUInt32LE(Ch.PLEN)) out.violations.push('PDU length differs from plen');
       if (off < 0 || len < 0 || off + len > pdu.length) out.violations.push(`data [${off}, +${len}) outside`);
       out.pdus.push(`${pdu[Ch.TYPE]}:${pdu.toString('hex', off, off + len)}:${ok}`);
@@ -69,6 +72,7 @@ export function runReceiver(
     };
   }
   const rx = new PduReceiver(sink, accepts, maxPlen);
+  if (icReqFirst) rx.expectType = PduType.IC_REQ;
   rx.headerDigest = dg.hd;
   rx.dataDigest = dg.dd;
   for (const c of chunks) {
@@ -153,6 +157,7 @@ export const streamArb = fc
       truncate: fc.option(fc.nat(), { nil: undefined }),
       cuts: fc.array(fc.nat(), { maxLength: 40 }),
       oneByte: fc.boolean(),
+      icReqFirst: fc.boolean(),
       maxPlen: fc.constantFrom(128, 1024, 16384, 1 << 20),
     }),
   )
@@ -174,13 +179,14 @@ type StreamCase = typeof streamArb extends fc.Arbitrary<infer T> ? T : never;
 
 /** The receiver property over one generated stream; returns a reason on failure, null when it holds. */
 export function receiverPropertyHolds(s: StreamCase): string | null {
-  const whole = runReceiver([Buffer.from(s.stream)], s.side, s.dg, s.maxPlen, false);
+  const first = s.icReqFirst && s.side === 'target';
+  const whole = runReceiver([Buffer.from(s.stream)], s.side, s.dg, s.maxPlen, false, first);
   const chunks =
     s.oneByte && s.stream.length <= 4096
       ? cut(s.stream, [...Array(s.stream.length).keys()])
       : cut(s.stream, s.cuts);
-  const chunked = runReceiver(chunks, s.side, s.dg, s.maxPlen, false);
-  const direct = runReceiver(cut(s.stream, s.cuts), s.side, s.dg, s.maxPlen, true);
+  const chunked = runReceiver(chunks, s.side, s.dg, s.maxPlen, false, first);
+  const direct = runReceiver(cut(s.stream, s.cuts), s.side, s.dg, s.maxPlen, true, first);
   for (const [name, o] of [
     ['whole', whole],
     ['chunked', chunked],
@@ -192,8 +198,16 @@ export function receiverPropertyHolds(s: StreamCase): string | null {
   if (key(whole) !== key(chunked)) return `chunking changed the outcome: ${key(whole)} vs ${key(chunked)}`;
   if (key(whole) !== key(direct))
     return `direct placement changed the outcome: ${key(whole)} vs ${key(direct)}`;
+  if (first && whole.pdus.length === 0 && whole.errors.length > 0 && s.stream.length >= 8) {
+    if (s.stream[0] !== PduType.IC_REQ && whole.errors[0] !== '2/0') {
+      return `a first PDU of type ${s.stream[0]} before the ICReq: error ${whole.errors[0]}, not 2/0`;
+    }
+  }
   if (s.kind === 'valid' && s.maxPlen >= 1 << 20) {
-    if (whole.errors.length > 0 && !/^(1|5)\//.test(whole.errors[0]))
+    // valid PDUs may still break a rule of the stream: TermReq data over 128 bytes (01h),
+    // or, before the ICReq, any other PDU first (02h)
+    const allowed = first ? /^(1\/|5\/|2\/0$)/ : /^(1|5)\//;
+    if (whole.errors.length > 0 && !allowed.test(whole.errors[0]))
       return `valid stream: error ${whole.errors}`;
   }
   return null;
