@@ -34,6 +34,7 @@ import {
 } from '../../spec/tcp.ts';
 import { PduReceiver, type PduSink, TARGET_ACCEPTS } from '../../spec/tcp-receiver.ts';
 import { wakeReactor } from '../../thread/thread.ts';
+import { logger } from '../../util/log.ts';
 import {
   type NvmfQpair,
   type NvmfRequest,
@@ -71,7 +72,22 @@ export const TcpQpairState = {
 export type TcpQpairState = (typeof TcpQpairState)[keyof typeof TcpQpairState];
 
 /** Fabrics commands may carry up to 8 KiB in the admin capsule (Linux host's admin CCSZ). */
+const log = logger('nvmf_tcp');
 const ADMIN_IN_CAPSULE_SIZE = 8192;
+
+/**
+ * A connection that has not completed a Fabrics Connect this long after it was
+ * accepted is closed: without a controller no keep-alive covers it, so a host
+ * that vanished (or never meant to speak) would hold the socket forever.
+ * A Connect the core is still working on (e.g. waiting on a paused
+ * subsystem) keeps it. `NVMF_TS_CONNECT_TIMEOUT_MS` overrides (tests).
+ */
+export const CONNECT_TIMEOUT_MS = readConnectTimeout();
+
+function readConnectTimeout(): number {
+  const v = Number(process.env.NVMF_TS_CONNECT_TIMEOUT_MS);
+  return Number.isInteger(v) && v > 0 ? v : 30_000;
+}
 const EMPTY_IOV: Buffer[] = [];
 
 function align(n: number, a: number): number {
@@ -169,6 +185,8 @@ export class TcpQpair implements NvmfQpair, PduSink {
   socketClosed = false;
   private connectedReported = false;
   private disconnectReported = false;
+  /** closes the connection if no Fabrics Connect completes in time (cleared on close) */
+  connectTimer: NodeJS.Timeout | null = null;
 
   constructor(group: TcpPollGroup, socket: net.Socket, listenAddr: TransportAddress) {
     this.group = group;
@@ -671,6 +689,8 @@ export class TcpQpair implements NvmfQpair, PduSink {
   /** socket 'close' seen (processed in poll). */
   handleClosed(): void {
     this.state = TcpQpairState.CLOSED;
+    if (this.connectTimer) clearTimeout(this.connectTimer);
+    this.connectTimer = null;
     this.receiver.fail();
     this.rxChunks = [];
     this.txQueue = [];
@@ -702,6 +722,8 @@ export class TcpPollGroup implements TransportPollGroup {
   private rxReady: TcpQpair[] = [];
   private txReady: TcpQpair[] = [];
   private closedReady: TcpQpair[] = [];
+  /** qpairs whose connect timer fired (checked in poll, on the poll group's thread) */
+  private connectDeadlineReady: TcpQpair[] = [];
   private readonly wake: () => void;
   private destroyed = false;
 
@@ -730,6 +752,7 @@ export class TcpPollGroup implements TransportPollGroup {
     }
     const qpair = new TcpQpair(this, socket, listenAddr);
     this.qpairs.add(qpair);
+    this.armConnectTimer(qpair);
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => {
       qpair.rxChunks.push(chunk);
@@ -748,6 +771,28 @@ export class TcpPollGroup implements TransportPollGroup {
       this.wake();
     });
     socket.resume();
+  }
+
+  private armConnectTimer(qpair: TcpQpair): void {
+    qpair.connectTimer = setTimeout(() => {
+      qpair.connectTimer = null;
+      this.connectDeadlineReady.push(qpair);
+      this.wake();
+    }, CONNECT_TIMEOUT_MS);
+    qpair.connectTimer.unref();
+  }
+
+  private checkConnectDeadline(qpair: TcpQpair): void {
+    if (qpair.state === TcpQpairState.CLOSED || qpair.state === TcpQpairState.TERMINATING) return;
+    if (qpair.ctrlr !== null) return;
+    if (qpair.outstanding > 0) {
+      this.armConnectTimer(qpair); // a Connect is with the core: give it another period
+      return;
+    }
+    log.warn(
+      `${qpair.peerAddr.traddr}:${qpair.peerAddr.trsvcid}: no Fabrics Connect within ${CONNECT_TIMEOUT_MS} ms, closing`,
+    );
+    qpair.disconnect('connect timeout');
   }
 
   markTx(qpair: TcpQpair): void {
@@ -777,6 +822,12 @@ export class TcpPollGroup implements TransportPollGroup {
       }
       busy = true;
     }
+    if (this.connectDeadlineReady.length > 0) {
+      const late = this.connectDeadlineReady;
+      this.connectDeadlineReady = [];
+      for (const q of late) this.checkConnectDeadline(q);
+      busy = true;
+    }
     if (this.txReady.length > 0) {
       const ready = this.txReady;
       this.txReady = [];
@@ -788,7 +839,10 @@ export class TcpPollGroup implements TransportPollGroup {
 
   destroy(): void {
     this.destroyed = true;
-    for (const q of this.qpairs) q.socket.destroy();
+    for (const q of this.qpairs) {
+      if (q.connectTimer) clearTimeout(q.connectTimer);
+      q.socket.destroy();
+    }
   }
 }
 

@@ -1,0 +1,90 @@
+// A host that opens a TCP connection and then never completes a Fabrics
+// Connect (silent from the start, or silent after its ICReq) has no
+// controller, so no keep-alive covers it: the target closes such a
+// connection after its connect timeout (NVMF_TS_CONNECT_TIMEOUT_MS, 1 s
+// here), while a connected host that stays idle far longer is untouched.
+
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { NvmeController } from '../../../src/nvme/index.ts';
+import { type ChildTarget, RawConnection, startChildTarget, TEST_NQN } from '../../reliability-lib/index.ts';
+import { icReq } from '../../reliability-lib/raw-pdu.ts';
+
+const TIMEOUT_MS = 1000;
+let target: ChildTarget;
+
+before(async () => {
+  const saved = process.env.NVMF_TS_CONNECT_TIMEOUT_MS;
+  process.env.NVMF_TS_CONNECT_TIMEOUT_MS = String(TIMEOUT_MS);
+  try {
+    target = await startChildTarget();
+  } finally {
+    if (saved === undefined) delete process.env.NVMF_TS_CONNECT_TIMEOUT_MS;
+    else process.env.NVMF_TS_CONNECT_TIMEOUT_MS = saved;
+  }
+});
+
+after(async () => {
+  await target?.stop();
+});
+
+async function currentQpairs(): Promise<number> {
+  const stats = (await target.rpc.call('nvmf_get_stats')) as { poll_groups: { current_qpairs: number }[] };
+  return stats.poll_groups.reduce((n, g) => n + g.current_qpairs, 0);
+}
+
+async function waitQpairs(want: number, timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  let n = await currentQpairs();
+  while (n !== want && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+    n = await currentQpairs();
+  }
+  return n;
+}
+
+test('a connection that never sends anything is closed after the connect timeout', async () => {
+  const started = Date.now();
+  const silent = await RawConnection.connect(target.port);
+  try {
+    assert.equal(await waitQpairs(1, 3000), 1, 'the target adopted the connection');
+    assert.ok(await silent.waitClosed(10 * TIMEOUT_MS), 'the target closed the silent connection');
+    assert.ok(Date.now() - started >= TIMEOUT_MS * 0.9, 'not before the timeout');
+    assert.equal(await waitQpairs(0, 5000), 0, 'its queue is gone from nvmf_get_stats');
+  } finally {
+    silent.destroy();
+  }
+});
+
+test('a connection that stops after ICReq (no Fabrics Connect) is closed too', async () => {
+  const conn = await RawConnection.connect(target.port);
+  try {
+    await conn.write(icReq());
+    const reply = await conn.waitBytes(128, 3000);
+    assert.equal(reply[0], 0x01, 'ICResp received');
+    assert.ok(await conn.waitClosed(10 * TIMEOUT_MS), 'closed for want of a Connect');
+    assert.equal(await waitQpairs(0, 5000), 0);
+  } finally {
+    conn.destroy();
+  }
+});
+
+test('a connected host idle for several timeouts keeps its queues and does I/O', async () => {
+  const ctrlr = await NvmeController.connect(
+    { traddr: '127.0.0.1', trsvcid: target.port, subnqn: TEST_NQN },
+    { kato: 10_000 },
+  );
+  try {
+    const io = await ctrlr.createIoQpair(8);
+    await new Promise((r) => setTimeout(r, 3 * TIMEOUT_MS));
+    assert.equal(io.closed, false, 'I/O queue still open');
+    const data = Buffer.alloc(4096, 0x5a);
+    await io.writeAsync(1, 0, 8, data);
+    const back = Buffer.alloc(4096);
+    await io.readAsync(1, 0, 8, back);
+    assert.ok(back.equals(data), 'data read back');
+  } finally {
+    await ctrlr.disconnect();
+  }
+  assert.deepEqual(target.uncaughtErrors(), []);
+});
