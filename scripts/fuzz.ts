@@ -11,11 +11,11 @@
 
 import { parseArgs } from 'node:util';
 import fc from 'fast-check';
-import { capsuleProperty, startCapsuleFuzz, stopCapsuleFuzz } from '../test/reliability-lib/fuzz-capsule.ts';
-import { receiverProperty } from '../test/reliability-lib/fuzz-pdu.ts';
-import { fuzzableMethods, rpcProperty } from '../test/reliability-lib/fuzz-rpc.ts';
-import { type StreamFuzzStats, streamProperty } from '../test/reliability-lib/fuzz-stream.ts';
-import { GoodHost } from '../test/reliability-lib/good-host.ts';
+import { capsuleProperty, startCapsuleFuzz, stopCapsuleFuzz } from '../test/lib/fuzz-capsule.ts';
+import { receiverProperty } from '../test/lib/fuzz-pdu.ts';
+import { fuzzableMethods, rpcProperty } from '../test/lib/fuzz-rpc.ts';
+import { type StreamFuzzStats, streamProperty } from '../test/lib/fuzz-stream.ts';
+import { GoodHost } from '../test/lib/good-host.ts';
 
 const { values } = parseArgs({
   options: {

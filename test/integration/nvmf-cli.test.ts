@@ -3,51 +3,28 @@
 // through files, and the exit codes for bad arguments and unreachable targets.
 
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { type ChildTarget, freePort, startChildTarget } from '../lib/index.ts';
 
 const NODE = process.execPath;
-const TGT = fileURLToPath(new URL('../../bin/nvmf_tgt.mjs', import.meta.url));
 const CLI = fileURLToPath(new URL('../../bin/nvmf.mjs', import.meta.url));
 const NQN = 'nqn.2016-06.io.spdk:cnode1';
 const NQN2 = 'nqn.2016-06.io.spdk:cnode2';
 const ALLOWED_HOST = 'nqn.2014-08.org.nvmexpress:uuid:7d2f8c1e-3a4b-4c5d-8e9f-0a1b2c3d4e5f';
 const dir = mkdtempSync(join(tmpdir(), 'nvmf-cli-'));
-let tgt: ChildProcess;
-let tgtLog = '';
+let target: ChildTarget;
 let port = 0;
 /** the host identity (hostnqn/hostid) is kept under the temp dir, not in ~/.config */
 const HOST_ENV = { ...process.env, XDG_CONFIG_HOME: dir };
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const p = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(p));
-    });
-  });
-}
-
-function canConnect(p: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port: p });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
-
-function targetConfig(p: number): unknown {
-  const listen = { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: String(p) };
+/** the target's configuration; startChildTarget fills in the port for '$PORT' */
+function targetConfig(): unknown {
+  const listen = { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: '$PORT' };
   return {
     subsystems: [
       {
@@ -123,40 +100,18 @@ async function ok(args: string[], input?: Buffer): Promise<Run> {
   assert.equal(
     r.code,
     0,
-    `nvmf ${args.join(' ')} exited ${r.code}:\n${r.stderr}\n--- target log ---\n${tgtLog}`,
+    `nvmf ${args.join(' ')} exited ${r.code}:\n${r.stderr}\n--- target log ---\n${target.log()}`,
   );
   return r;
 }
 
 before(async () => {
-  port = await freePort();
-  const cfg = join(dir, 'config.json');
-  writeFileSync(cfg, JSON.stringify(targetConfig(port)));
-  tgt = spawn(NODE, [TGT, '-m', '0x1', '-r', join(dir, 'tgt.sock'), '--json', cfg], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  tgt.stdout?.on('data', (d) => {
-    tgtLog += d;
-  });
-  tgt.stderr?.on('data', (d) => {
-    tgtLog += d;
-  });
-  let up = false;
-  for (let i = 0; i < 200 && !up; i++) {
-    await new Promise((r) => setTimeout(r, 50));
-    up = /all subsystems initialized/.test(tgtLog) && (await canConnect(port));
-  }
-  assert.ok(up, `target did not start listening on ${port}:\n${tgtLog}`);
+  target = await startChildTarget({ cores: '0x1', config: targetConfig() });
+  port = Number(target.port);
 });
 
 after(async () => {
-  if (tgt.exitCode === null) {
-    const exited = new Promise((r) => tgt.once('exit', r));
-    tgt.kill('SIGTERM');
-    const timer = setTimeout(() => tgt.kill('SIGKILL'), 10000);
-    await exited;
-    clearTimeout(timer);
-  }
+  await target?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 

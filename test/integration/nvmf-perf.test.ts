@@ -3,50 +3,26 @@
 // digests, and the exit codes.
 
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { RpcClient } from '../../src/jsonrpc/client.ts';
+import { type ChildTarget, freePort, startChildTarget } from '../lib/index.ts';
 
 const NODE = process.execPath;
-const TGT = fileURLToPath(new URL('../../bin/nvmf_tgt.mjs', import.meta.url));
 const PERF = fileURLToPath(new URL('../../bin/nvmf-perf.mjs', import.meta.url));
 const NQN = 'nqn.2016-06.io.spdk:cnode1';
 const dir = mkdtempSync(join(tmpdir(), 'nvmf-perf-'));
-let tgt: ChildProcess;
-let tgtLog = '';
+let target: ChildTarget;
 let port = 0;
 /** the host identity (hostnqn/hostid) is kept under the temp dir, not in ~/.config */
 const HOST_ENV = { ...process.env, XDG_CONFIG_HOME: dir };
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const p = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(p));
-    });
-  });
-}
-
-function canConnect(p: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port: p });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
-
-function targetConfig(p: number): unknown {
-  const listen = { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: String(p) };
+/** the target's configuration; startChildTarget fills in the port for '$PORT' */
+function targetConfig(): unknown {
+  const listen = { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: '$PORT' };
   return {
     subsystems: [
       {
@@ -121,7 +97,7 @@ async function run(args: string[]): Promise<Report> {
   assert.equal(
     r.code,
     0,
-    `nvmf-perf ${args.join(' ')} exited ${r.code}:\n${r.stderr}\n--- target log ---\n${tgtLog}`,
+    `nvmf-perf ${args.join(' ')} exited ${r.code}:\n${r.stderr}\n--- target log ---\n${target.log()}`,
   );
   return JSON.parse(r.stdout) as Report;
 }
@@ -146,34 +122,12 @@ function checkRows(report: Report): void {
 }
 
 before(async () => {
-  port = await freePort();
-  const cfg = join(dir, 'config.json');
-  writeFileSync(cfg, JSON.stringify(targetConfig(port)));
-  tgt = spawn(NODE, [TGT, '-m', '0x1', '-r', join(dir, 'tgt.sock'), '--json', cfg], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  tgt.stdout?.on('data', (d) => {
-    tgtLog += d;
-  });
-  tgt.stderr?.on('data', (d) => {
-    tgtLog += d;
-  });
-  let up = false;
-  for (let i = 0; i < 200 && !up; i++) {
-    await new Promise((r) => setTimeout(r, 50));
-    up = /all subsystems initialized/.test(tgtLog) && (await canConnect(port));
-  }
-  assert.ok(up, `target did not start listening on ${port}:\n${tgtLog}`);
+  target = await startChildTarget({ cores: '0x1', config: targetConfig() });
+  port = Number(target.port);
 });
 
 after(async () => {
-  if (tgt.exitCode === null) {
-    const exited = new Promise((r) => tgt.once('exit', r));
-    tgt.kill('SIGTERM');
-    const timer = setTimeout(() => tgt.kill('SIGKILL'), 10000);
-    await exited;
-    clearTimeout(timer);
-  }
+  await target?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -327,21 +281,18 @@ test('the target killed during a run: the lost connections are named, the failed
   });
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   // wait until the run is under way: its I/O queues show on the target (bounded)
-  const rpc = await RpcClient.connect(join(dir, 'tgt.sock'), 10000);
-  try {
-    let ioQueues = 0;
-    for (let i = 0; i < 150 && ioQueues === 0; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      const qpairs = (await rpc.call('nvmf_subsystem_get_qpairs', { nqn: NQN })) as Array<{ qid?: number }>;
-      ioQueues = qpairs.filter((q) => (q.qid ?? 0) > 0).length;
-    }
-    assert.ok(ioQueues > 0, 'nvmf-perf never connected its I/O queues');
-  } finally {
-    rpc.close();
+  let ioQueues = 0;
+  for (let i = 0; i < 150 && ioQueues === 0; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    const qpairs = (await target.rpc.call('nvmf_subsystem_get_qpairs', { nqn: NQN })) as Array<{
+      qid?: number;
+    }>;
+    ioQueues = qpairs.filter((q) => (q.qid ?? 0) > 0).length;
   }
+  assert.ok(ioQueues > 0, 'nvmf-perf never connected its I/O queues');
   await new Promise((r) => setTimeout(r, 1000)); // some I/O done
-  const tgtExited = new Promise((r) => tgt.once('exit', r));
-  tgt.kill('SIGKILL');
+  const tgtExited = new Promise((r) => target.child.once('exit', r));
+  target.child.kill('SIGKILL');
   await tgtExited;
   const code = await exited;
   assert.equal(code, 1, stderr);

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { NvmeController, type NvmeIoQpair } from '../../../src/nvme/index.ts';
 import { FabricsCommandType } from '../../../src/spec/nvme.ts';
-import { type ChildTarget, connectCmd, startChildTarget, TEST_NQN } from '../../reliability-lib/index.ts';
+import { type ChildTarget, connectCmd, startChildTarget, TEST_NQN } from '../../lib/index.ts';
 import { type RawConnectParams, RawQueue, rawConnect, sqe, submitRaw, verifiedIo } from './cmd-lib.ts';
 
 const INVALID_OPCODE = 0x01;

@@ -14,7 +14,7 @@ import {
   startChildTarget,
   TEST_NQN,
   TEST_NUM_BLOCKS,
-} from '../../reliability-lib/index.ts';
+} from '../../lib/index.ts';
 import { expectErrorLogged, pattern, RawQueue, rwSqe, sqe, submitRaw, verifiedIo } from './cmd-lib.ts';
 
 const S = {

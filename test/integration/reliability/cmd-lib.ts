@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import type { NvmeController, NvmeIoQpair } from '../../../src/nvme/index.ts';
 import { Cqe, SQE_SIZE, statusOf } from '../../../src/spec/nvme.ts';
 import { PduType } from '../../../src/spec/tcp.ts';
-import { capsuleCmd, connectCmd, icReq, RawConnection } from '../../reliability-lib/index.ts';
+import { capsuleCmd, connectCmd, icReq, RawConnection } from '../../lib/index.ts';
 
 /** Anything with the host library's raw `submit` (an NvmeTcpQpair or an NvmeIoQpair). */
 export interface RawSubmitter {

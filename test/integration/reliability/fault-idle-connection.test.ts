@@ -7,8 +7,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { NvmeController } from '../../../src/nvme/index.ts';
-import { type ChildTarget, RawConnection, startChildTarget, TEST_NQN } from '../../reliability-lib/index.ts';
-import { icReq } from '../../reliability-lib/raw-pdu.ts';
+import { type ChildTarget, RawConnection, startChildTarget, TEST_NQN } from '../../lib/index.ts';
+import { icReq } from '../../lib/raw-pdu.ts';
 
 const TIMEOUT_MS = 1000;
 let target: ChildTarget;

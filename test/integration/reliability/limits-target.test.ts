@@ -16,7 +16,7 @@ import {
   ioSqe,
   startChildTarget,
   TEST_NQN,
-} from '../../reliability-lib/index.ts';
+} from '../../lib/index.ts';
 import { pattern, RawQueue, rawConnect, rwSqe, submitRaw, verifiedIo } from './cmd-lib.ts';
 
 const QUEUE_DEPTH = 16;

@@ -26,7 +26,7 @@ import {
   startChildTarget,
   TEST_NQN,
   termReqAt,
-} from '../../reliability-lib/index.ts';
+} from '../../lib/index.ts';
 
 let target: ChildTarget;
 let good: GoodHost;

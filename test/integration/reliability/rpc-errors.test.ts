@@ -16,7 +16,7 @@ import {
   startChildTarget,
   TEST_BDEV,
   TEST_NQN,
-} from '../../reliability-lib/index.ts';
+} from '../../lib/index.ts';
 
 const CNODE2 = 'nqn.2016-06.io.spdk:cnode2';
 const HOST = 'nqn.2014-08.org.nvmexpress:uuid:11111111-2222-3333-4444-555555555555';

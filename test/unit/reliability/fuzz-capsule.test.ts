@@ -11,8 +11,8 @@ import {
   capsuleProperty,
   startCapsuleFuzz,
   stopCapsuleFuzz,
-} from '../../reliability-lib/fuzz-capsule.ts';
-import { GoodHost } from '../../reliability-lib/index.ts';
+} from '../../lib/fuzz-capsule.ts';
+import { GoodHost } from '../../lib/index.ts';
 
 let ctx: CapsuleFuzzContext;
 let good: GoodHost;

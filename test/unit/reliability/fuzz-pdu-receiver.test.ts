@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { cut, receiverProperty, runReceiver } from '../../reliability-lib/fuzz-pdu.ts';
+import { cut, receiverProperty, runReceiver } from '../../lib/fuzz-pdu.ts';
 
 test('PDU receiver: arbitrary and mutated streams, chunked arbitrarily, never throw and end in valid PDUs or one error', () => {
   fc.assert(receiverProperty(), { seed: 0x6e766d66, numRuns: 1500 });

@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import fc from 'fast-check';
-import { type StreamFuzzStats, streamProperty } from '../../reliability-lib/fuzz-stream.ts';
-import { type ChildTarget, GoodHost, startChildTarget } from '../../reliability-lib/index.ts';
+import { type StreamFuzzStats, streamProperty } from '../../lib/fuzz-stream.ts';
+import { type ChildTarget, GoodHost, startChildTarget } from '../../lib/index.ts';
 
 let target: ChildTarget;
 let good: GoodHost;

@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import fc from 'fast-check';
-import { fuzzableMethods, rpcProperty } from '../../reliability-lib/fuzz-rpc.ts';
-import { type ChildTarget, GoodHost, startChildTarget } from '../../reliability-lib/index.ts';
+import { fuzzableMethods, rpcProperty } from '../../lib/fuzz-rpc.ts';
+import { type ChildTarget, GoodHost, startChildTarget } from '../../lib/index.ts';
 
 let target: ChildTarget;
 let good: GoodHost;

@@ -1,5 +1,5 @@
-// Shared helpers for the reliability tests (bad input, faults, load): a child
-// nvmf_tgt, a well-behaved host doing verified I/O, raw PDUs and raw JSON-RPC.
+// Shared test helpers: a child nvmf_tgt with its RPC client, a well-behaved host
+// doing verified I/O, raw PDUs and raw JSON-RPC, a byte-splitting proxy.
 export * from './child-target.ts';
 export * from './good-host.ts';
 export * from './raw-pdu.ts';
