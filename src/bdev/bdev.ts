@@ -295,6 +295,22 @@ function prepare(desc: BdevDesc, ch: Ch, type: BdevIoType, cb: BdevIoCb, cbArg: 
   return io;
 }
 
+/** prepare() plus the block range that most I/O types carry. */
+function prepareRange(
+  desc: BdevDesc,
+  ch: Ch,
+  type: BdevIoType,
+  offsetBlocks: number,
+  numBlocks: number,
+  cb: BdevIoCb,
+  cbArg: unknown,
+): BdevIo {
+  const io = prepare(desc, ch, type, cb, cbArg);
+  io.offsetBlocks = offsetBlocks;
+  io.numBlocks = numBlocks;
+  return io;
+}
+
 function iovBytes(iov: Buffer[]): number {
   let n = 0;
   for (let i = 0; i < iov.length; i++) n += iov[i].length;
@@ -613,10 +629,8 @@ export function bdevRead(
   cb: BdevIoCb,
   cbArg: unknown,
 ): void {
-  const io = prepare(desc, ch, BdevIoType.READ, cb, cbArg);
+  const io = prepareRange(desc, ch, BdevIoType.READ, offsetBlocks, numBlocks, cb, cbArg);
   io.iov = iov;
-  io.offsetBlocks = offsetBlocks;
-  io.numBlocks = numBlocks;
   submit(io);
 }
 
@@ -630,10 +644,8 @@ export function bdevWrite(
   cb: BdevIoCb,
   cbArg: unknown,
 ): void {
-  const io = prepare(desc, ch, BdevIoType.WRITE, cb, cbArg);
+  const io = prepareRange(desc, ch, BdevIoType.WRITE, offsetBlocks, numBlocks, cb, cbArg);
   io.iov = iov;
-  io.offsetBlocks = offsetBlocks;
-  io.numBlocks = numBlocks;
   io.fua = fua;
   submit(io);
 }
@@ -647,10 +659,8 @@ export function bdevCompare(
   cb: BdevIoCb,
   cbArg: unknown,
 ): void {
-  const io = prepare(desc, ch, BdevIoType.COMPARE, cb, cbArg);
+  const io = prepareRange(desc, ch, BdevIoType.COMPARE, offsetBlocks, numBlocks, cb, cbArg);
   io.iov = iov;
-  io.offsetBlocks = offsetBlocks;
-  io.numBlocks = numBlocks;
   submit(io);
 }
 
@@ -666,11 +676,9 @@ export function bdevCompareAndWrite(
   cb: BdevIoCb,
   cbArg: unknown,
 ): void {
-  const io = prepare(desc, ch, BdevIoType.COMPARE_AND_WRITE, cb, cbArg);
+  const io = prepareRange(desc, ch, BdevIoType.COMPARE_AND_WRITE, offsetBlocks, numBlocks, cb, cbArg);
   io.iov = compareIov;
   io.writeIov = writeIov;
-  io.offsetBlocks = offsetBlocks;
-  io.numBlocks = numBlocks;
   io.fua = fua;
   submit(io);
 }
@@ -683,10 +691,7 @@ export function bdevWriteZeroes(
   cb: BdevIoCb,
   cbArg: unknown,
 ): void {
-  const io = prepare(desc, ch, BdevIoType.WRITE_ZEROES, cb, cbArg);
-  io.offsetBlocks = offsetBlocks;
-  io.numBlocks = numBlocks;
-  submit(io);
+  submit(prepareRange(desc, ch, BdevIoType.WRITE_ZEROES, offsetBlocks, numBlocks, cb, cbArg));
 }
 
 export interface BlockRange {
@@ -741,10 +746,7 @@ export function bdevFlush(
   cb: BdevIoCb,
   cbArg: unknown,
 ): void {
-  const io = prepare(desc, ch, BdevIoType.FLUSH, cb, cbArg);
-  io.offsetBlocks = offsetBlocks;
-  io.numBlocks = numBlocks;
-  submit(io);
+  submit(prepareRange(desc, ch, BdevIoType.FLUSH, offsetBlocks, numBlocks, cb, cbArg));
 }
 
 export function bdevReset(desc: BdevDesc, ch: Ch, cb: BdevIoCb, cbArg: unknown): void {
