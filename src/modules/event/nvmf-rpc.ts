@@ -421,6 +421,26 @@ export function subsystemConfigEntries(t: NvmfTarget): ConfigEntry[] {
 
 const ANA_STATES = ['optimized', 'non_optimized', 'inaccessible', 'persistent_loss', 'change'] as const;
 
+/** A method that names a subsystem (positional NQN, optional tgt_name) and runs one target operation on it. */
+function subsystemOperation(
+  name: string,
+  summary: string,
+  operation: (target: NvmfTarget, nqn: string) => Promise<void>,
+): RpcMethod {
+  return {
+    name,
+    summary,
+    states: RUNTIME,
+    params: [nqnPos, tgtName],
+    handler: (p: { nqn: string; tgt_name?: string }) =>
+      run(async () => {
+        checkTgt(p);
+        await operation(getTarget(), p.nqn);
+        return true;
+      }),
+  };
+}
+
 // --------------------------------------------------------------- the table
 
 export const nvmfRpcMethods: RpcMethod[] = [
@@ -563,43 +583,19 @@ export const nvmfRpcMethods: RpcMethod[] = [
         return true;
       }),
   },
-  {
-    name: 'nvmf_delete_subsystem',
-    summary: 'Delete an NVMe-oF subsystem',
-    states: RUNTIME,
-    params: [nqnPos, tgtName],
-    handler: (p: { nqn: string; tgt_name?: string }) =>
-      run(async () => {
-        checkTgt(p);
-        await getTarget().deleteSubsystem(p.nqn);
-        return true;
-      }),
-  },
-  {
-    name: 'nvmf_subsystem_pause',
-    summary:
-      'Pause an NVMe-oF subsystem: new I/O waits until resume, I/O in flight drains before the call returns, admin commands go on',
-    states: RUNTIME,
-    params: [nqnPos, tgtName],
-    handler: (p: { nqn: string; tgt_name?: string }) =>
-      run(async () => {
-        checkTgt(p);
-        await getTarget().pauseSubsystem(p.nqn);
-        return true;
-      }),
-  },
-  {
-    name: 'nvmf_subsystem_resume',
-    summary: 'Resume a paused NVMe-oF subsystem: the I/O that waited runs, in arrival order',
-    states: RUNTIME,
-    params: [nqnPos, tgtName],
-    handler: (p: { nqn: string; tgt_name?: string }) =>
-      run(async () => {
-        checkTgt(p);
-        await getTarget().resumeSubsystem(p.nqn);
-        return true;
-      }),
-  },
+  subsystemOperation('nvmf_delete_subsystem', 'Delete an NVMe-oF subsystem', (t, nqn) =>
+    t.deleteSubsystem(nqn),
+  ),
+  subsystemOperation(
+    'nvmf_subsystem_pause',
+    'Pause an NVMe-oF subsystem: new I/O waits until resume, I/O in flight drains before the call returns, admin commands go on',
+    (t, nqn) => t.pauseSubsystem(nqn),
+  ),
+  subsystemOperation(
+    'nvmf_subsystem_resume',
+    'Resume a paused NVMe-oF subsystem: the I/O that waited runs, in arrival order',
+    (t, nqn) => t.resumeSubsystem(nqn),
+  ),
   {
     name: 'nvmf_get_subsystems',
     summary: 'Display NVMe-oF subsystems',
