@@ -34,6 +34,26 @@ export function rejectUnsupported(p: Record<string, unknown>, names: string[]): 
   }
 }
 
-export function mbToBlocks(totalSizeMb: number, blockSize: number): number {
+function mbToBlocks(totalSizeMb: number, blockSize: number): number {
   return Math.floor((totalSizeMb * 1024 * 1024) / blockSize);
+}
+
+/** cliTransform of the RAM-like create methods: rpc.py's total_size (MiB) becomes num_blocks. */
+export function totalSizeToNumBlocks(args: Record<string, unknown>): Record<string, unknown> {
+  const { total_size, ...rest } = args;
+  if (typeof total_size === 'number' && typeof rest.block_size === 'number') {
+    rest.num_blocks = mbToBlocks(total_size, rest.block_size);
+  }
+  return rest;
+}
+
+/** The size of a new bdev in blocks: num_blocks, else total_size (MiB); -22 when neither is given. */
+export function requestedNumBlocks(p: {
+  num_blocks?: number;
+  total_size?: number;
+  block_size: number;
+}): number {
+  if (p.num_blocks !== undefined) return p.num_blocks;
+  if (p.total_size !== undefined) return mbToBlocks(p.total_size, p.block_size);
+  throw new RpcError(-22, 'num_blocks or total_size is required (the size of the bdev)');
 }

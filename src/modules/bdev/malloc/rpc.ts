@@ -1,7 +1,7 @@
 // bdev_malloc_create / bdev_malloc_delete (SPDK's names and parameters).
 
-import { RpcError, type RpcMethod, RpcState } from '../../../jsonrpc/index.ts';
-import { mbToBlocks, rejectUnsupported, rpcCall } from '../rpc-util.ts';
+import { type RpcMethod, RpcState } from '../../../jsonrpc/index.ts';
+import { rejectUnsupported, requestedNumBlocks, rpcCall, totalSizeToNumBlocks } from '../rpc-util.ts';
 import { createMallocBdev, deleteMallocBdev } from './malloc.ts';
 
 interface MallocCreateParams {
@@ -111,13 +111,7 @@ export const mallocRpcMethods: RpcMethod[] = [
         cli: { flags: ['-n', '--numa-id'], int: true },
       },
     ],
-    cliTransform(args: Record<string, unknown>): Record<string, unknown> {
-      const { total_size, ...rest } = args;
-      if (typeof total_size === 'number' && typeof rest.block_size === 'number') {
-        rest.num_blocks = mbToBlocks(total_size, rest.block_size);
-      }
-      return rest;
-    },
+    cliTransform: totalSizeToNumBlocks,
     handler: (p: MallocCreateParams) =>
       rpcCall(() => {
         rejectUnsupported(p as unknown as Record<string, unknown>, [
@@ -127,10 +121,7 @@ export const mallocRpcMethods: RpcMethod[] = [
           'dif_is_head_of_md',
           'dif_pi_format',
         ]);
-        const numBlocks =
-          p.num_blocks ?? (p.total_size !== undefined ? mbToBlocks(p.total_size, p.block_size) : undefined);
-        if (numBlocks === undefined)
-          throw new RpcError(-22, 'num_blocks or total_size is required (the size of the bdev)');
+        const numBlocks = requestedNumBlocks(p);
         return createMallocBdev({
           name: p.name,
           numBlocks,

@@ -1,7 +1,7 @@
 // bdev_null_create / bdev_null_delete / bdev_null_resize.
 
-import { RpcError, type RpcMethod, RpcState } from '../../../jsonrpc/index.ts';
-import { mbToBlocks, rejectUnsupported, rpcCall } from '../rpc-util.ts';
+import { type RpcMethod, RpcState } from '../../../jsonrpc/index.ts';
+import { rejectUnsupported, requestedNumBlocks, rpcCall, totalSizeToNumBlocks } from '../rpc-util.ts';
 import { createNullBdev, deleteNullBdev, resizeNullBdev } from './null.ts';
 
 interface NullCreateParams {
@@ -99,13 +99,7 @@ export const nullRpcMethods: RpcMethod[] = [
         cli: { flags: [flag, `--${name.replaceAll('_', '-')}`], int: true },
       })),
     ],
-    cliTransform(args: Record<string, unknown>): Record<string, unknown> {
-      const { total_size, ...rest } = args;
-      if (typeof total_size === 'number' && typeof rest.block_size === 'number') {
-        rest.num_blocks = mbToBlocks(total_size, rest.block_size);
-      }
-      return rest;
-    },
+    cliTransform: totalSizeToNumBlocks,
     handler: (p: NullCreateParams) =>
       rpcCall(() => {
         rejectUnsupported(p as unknown as Record<string, unknown>, [
@@ -114,10 +108,7 @@ export const nullRpcMethods: RpcMethod[] = [
           'dif_is_head_of_md',
           'dif_pi_format',
         ]);
-        const numBlocks =
-          p.num_blocks ?? (p.total_size !== undefined ? mbToBlocks(p.total_size, p.block_size) : undefined);
-        if (numBlocks === undefined)
-          throw new RpcError(-22, 'num_blocks or total_size is required (the size of the bdev)');
+        const numBlocks = requestedNumBlocks(p);
         return createNullBdev({
           name: p.name,
           numBlocks,
