@@ -18,7 +18,13 @@ import {
   bdevOpen,
 } from '../../../bdev/index.ts';
 import { type Poller, registerPoller } from '../../../thread/index.ts';
-import { type BaseChannel, forwardIo, getBaseChannel, putBaseChannel } from '../passthru/forward.ts';
+import {
+  abortHeldIo,
+  type BaseChannel,
+  forwardIo,
+  getBaseChannel,
+  putBaseChannel,
+} from '../passthru/forward.ts';
 import { createStacked, deleteStacked } from '../passthru/stacked.ts';
 
 /** Float64 slots in the shared latency table (microseconds). */
@@ -121,12 +127,7 @@ export class DelayBackend implements BdevBackend {
   }
 
   abort(target: unknown, ctx: unknown): boolean {
-    const ch = ctx as DelayChannel;
-    const i = ch.held.findIndex((io) => io.cbArg === target);
-    if (i < 0) return false;
-    const [io] = ch.held.splice(i, 1);
-    io.completeStatus(BdevIoStatus.ABORTED);
-    return true;
+    return abortHeldIo((ctx as DelayChannel).held, target);
   }
 
   destruct(): void {

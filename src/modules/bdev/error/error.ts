@@ -17,6 +17,7 @@ import {
   bdevOpen,
 } from '../../../bdev/index.ts';
 import {
+  abortHeldIo,
   type BaseChannel,
   completeFromChild,
   forwardIo,
@@ -177,12 +178,7 @@ export class ErrorBackend implements BdevBackend {
   };
 
   abort(target: unknown, ctx: unknown): boolean {
-    const ch = ctx as ErrorChannel;
-    const i = ch.pending.findIndex((io) => io.cbArg === target);
-    if (i < 0) return false;
-    const [io] = ch.pending.splice(i, 1);
-    io.completeStatus(BdevIoStatus.ABORTED);
-    return true;
+    return abortHeldIo((ctx as ErrorChannel).pending, target);
   }
 
   destruct(): void {

@@ -6,6 +6,7 @@ import {
   type BdevChannel,
   type BdevDesc,
   BdevIo,
+  BdevIoStatus,
   BdevIoType,
   bdevAbort,
   bdevCompare,
@@ -71,6 +72,19 @@ export function completeFromChild(child: BdevIo, _success: boolean, parent: unkn
   const status = child.status;
   bdevFreeIo(child);
   p.completeStatus(status);
+}
+
+/**
+ * A module's abort of an I/O it holds itself (delayed, pending): take the one
+ * whose cbArg is `target` out of `held` and complete it ABORTED. False when
+ * it is not held here (already at the base, or done).
+ */
+export function abortHeldIo(held: BdevIo[], target: unknown): boolean {
+  const i = held.findIndex((io) => io.cbArg === target);
+  if (i < 0) return false;
+  const [io] = held.splice(i, 1);
+  io.completeStatus(BdevIoStatus.ABORTED);
+  return true;
 }
 
 export function getBaseChannel(base: BdevDesc): BaseChannel {
