@@ -3,86 +3,16 @@
 // nothing, Get Log Page and Identify field checks, and the error log entries.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { type CtrlrHost, NvmfCtrlr } from '../../../src/nvmf/ctrlr.ts';
-import { PgSubsystem } from '../../../src/nvmf/poll-group-types.ts';
-import { SubsystemState, SubsystemType } from '../../../src/nvmf/subsystem.ts';
-import { TCP_DEFAULT_OPTIONS } from '../../../src/nvmf/tcp/index.ts';
-import type { NvmfQpair, NvmfRequest } from '../../../src/nvmf/transport.ts';
+import type { NvmfCtrlr } from '../../../src/nvmf/ctrlr.ts';
+import type { NvmfQpair } from '../../../src/nvmf/transport.ts';
 import { getDnr, statusOf } from '../../../src/spec/nvme.ts';
-
-const addr = { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: '4420' };
-const CC_GOOD = 1 | (6 << 16) | (4 << 20);
-
-interface FakeReq extends NvmfRequest {
-  done: number;
-}
+import { CC_ENABLE, type FakeReq, makeFakeCtrlr, fakeReq as req } from './fake-ctrlr.ts';
 
 function makeCtrlr(discovery = false): { c: NvmfCtrlr; q: NvmfQpair } {
-  const sub = new PgSubsystem({
-    nqn: discovery ? 'nqn.2014-08.org.nvmexpress.discovery' : 'nqn.2016-06.io.spdk:cnode1',
-    subtype: discovery ? SubsystemType.DISCOVERY : SubsystemType.NVME,
-    state: SubsystemState.ACTIVE,
-    serial: 'SN1',
-    model: 'MN1',
-    allowAnyHost: true,
-    hosts: [],
-    namespaces: [],
-    listeners: [addr],
-    listenerAnaStates: ['optimized'],
-    anaChangeCount: 0,
-    maxNamespaces: 32,
-    anaReporting: false,
-  });
-  const host: CtrlrHost = {
-    sub,
-    discoveryEntries: () => [],
-    discoveryGenctr: () => 1,
-    transportOptions: () => ({ ...TCP_DEFAULT_OPTIONS }),
-    onCtrlrEnabled: () => {},
-  };
-  const q: NvmfQpair = {
-    qid: 0,
-    sqSize: 32,
-    ctrlr: null,
-    sqFlowControlDisabled: false,
-    trtype: 'TCP',
-    listenAddr: addr,
-    peerAddr: addr,
-    disconnect() {},
-  };
-  const c = new NvmfCtrlr({
-    cntlid: 7,
-    hostnqn: 'nqn.h',
-    hostid: Buffer.alloc(16, 1),
-    host,
-    adminQpair: q,
-    kato: 0,
-  });
-  return { c, q };
+  return makeFakeCtrlr({ discovery, cntlid: 7, hostidFill: 1 });
 }
 
-let nextCid = 1;
-function req(q: NvmfQpair, fill: (cmd: Buffer) => void, length = 0): FakeReq {
-  const cmd = Buffer.alloc(64);
-  cmd[1] = 0x40; // PSDT: SGL
-  cmd.writeUInt16LE(nextCid++, 2);
-  fill(cmd);
-  const r: FakeReq = {
-    qpair: q,
-    cmd,
-    rsp: Buffer.alloc(16),
-    xferDir: 0,
-    length,
-    iov: length > 0 ? [Buffer.alloc(length)] : [],
-    done: 0,
-    complete() {
-      r.done++;
-    },
-  };
-  return r;
-}
-
-function enable(c: NvmfCtrlr, q: NvmfQpair, value = CC_GOOD): FakeReq {
+function enable(c: NvmfCtrlr, q: NvmfQpair, value = CC_ENABLE): FakeReq {
   const r = req(q, (cmd) => {
     cmd[0] = 0x7f;
     cmd.writeUInt32LE(0x14, 44);
@@ -155,14 +85,14 @@ test('illegal CC values are refused (0x182) and change neither CC nor CSTS', () 
   const { c, q } = makeCtrlr();
   const bad = [
     ['IOSQES 0 at enable', 1 | (4 << 20)],
-    ['IOCQES 5', (CC_GOOD & ~(0xf << 20)) | (5 << 20)],
-    ['IOSQES 7', (CC_GOOD & ~(0xf << 16)) | (7 << 16)],
-    ['MPS 1', CC_GOOD | (1 << 7)],
-    ['AMS 1', CC_GOOD | (1 << 11)],
-    ['AMS 7 (vendor)', CC_GOOD | (7 << 11)],
-    ['CSS 1', CC_GOOD | (1 << 4)],
-    ['CSS 7 (admin only, not in CAP.CSS)', CC_GOOD | (7 << 4)],
-    ['SHN 11b', CC_GOOD | (3 << 14)],
+    ['IOCQES 5', (CC_ENABLE & ~(0xf << 20)) | (5 << 20)],
+    ['IOSQES 7', (CC_ENABLE & ~(0xf << 16)) | (7 << 16)],
+    ['MPS 1', CC_ENABLE | (1 << 7)],
+    ['AMS 1', CC_ENABLE | (1 << 11)],
+    ['AMS 7 (vendor)', CC_ENABLE | (7 << 11)],
+    ['CSS 1', CC_ENABLE | (1 << 4)],
+    ['CSS 7 (admin only, not in CAP.CSS)', CC_ENABLE | (7 << 4)],
+    ['SHN 11b', CC_ENABLE | (3 << 14)],
   ] as const;
   for (const [what, value] of bad) {
     const r = enable(c, q, value);
@@ -174,7 +104,7 @@ test('illegal CC values are refused (0x182) and change neither CC nor CSTS', () 
   assert.equal(c.csts & 1, 1);
   for (const [what, value] of bad.slice(1)) {
     assert.equal(statusOf(enable(c, q, value).rsp), 0x182, `${what} while enabled`);
-    assert.equal(c.cc, CC_GOOD);
+    assert.equal(c.cc, CC_ENABLE);
     assert.equal(c.csts, 1);
   }
   // the discovery controller has no I/O queues: enabling without IOSQES/IOCQES is fine

@@ -5,56 +5,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { type CtrlrHost, NvmfCtrlr } from '../../../src/nvmf/ctrlr.ts';
-import { PgSubsystem } from '../../../src/nvmf/poll-group-types.ts';
-import { SubsystemState, SubsystemType } from '../../../src/nvmf/subsystem.ts';
-import { TCP_DEFAULT_OPTIONS } from '../../../src/nvmf/tcp/index.ts';
-import type { NvmfQpair, NvmfRequest } from '../../../src/nvmf/transport.ts';
-
-const addr = { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: '4420' };
+import type { NvmfCtrlr } from '../../../src/nvmf/ctrlr.ts';
+import type { NvmfRequest } from '../../../src/nvmf/transport.ts';
+import { enableDirectly, makeFakeCtrlr } from './fake-ctrlr.ts';
 
 function makeCtrlr(discovery: boolean): NvmfCtrlr {
-  const sub = new PgSubsystem({
-    nqn: discovery ? 'nqn.2014-08.org.nvmexpress.discovery' : 'nqn.2016-06.io.spdk:cnode1',
-    subtype: discovery ? SubsystemType.DISCOVERY : SubsystemType.NVME,
-    state: SubsystemState.ACTIVE,
-    serial: 'SN1',
-    model: 'MN1',
-    allowAnyHost: true,
-    hosts: [],
-    namespaces: [],
-    listeners: [addr],
-    listenerAnaStates: ['optimized'],
-    anaChangeCount: 0,
-    maxNamespaces: 32,
-    anaReporting: true,
-  });
-  const host: CtrlrHost = {
-    sub,
-    discoveryEntries: () => [],
-    discoveryGenctr: () => 1,
-    transportOptions: () => ({ ...TCP_DEFAULT_OPTIONS }),
-    onCtrlrEnabled: () => {},
-    onCtrlrDisabled: () => {},
-  };
-  const q: NvmfQpair = {
-    qid: 0,
-    sqSize: 32,
-    ctrlr: null,
-    sqFlowControlDisabled: false,
-    trtype: 'TCP',
-    listenAddr: addr,
-    peerAddr: addr,
-    disconnect() {},
-  };
-  return new NvmfCtrlr({
-    cntlid: 1,
-    hostnqn: 'nqn.h',
-    hostid: Buffer.alloc(16),
-    host,
-    adminQpair: q,
-    kato: 0,
-  });
+  return makeFakeCtrlr({ discovery, anaReporting: true, host: { onCtrlrDisabled: () => {} } }).c;
 }
 
 /** Admin opcodes and fabrics types worth hitting more often than random bytes would. */
@@ -72,8 +28,7 @@ test('any admin or property command is answered once, never throws, keeps CC/CST
   for (const discovery of [false, true]) {
     const c = makeCtrlr(discovery);
     // start enabled most of the time: more commands get past the sequence check
-    c.cc = 1 | (6 << 16) | (4 << 20);
-    c.csts = 1;
+    enableDirectly(c);
     let held = 0;
     fc.assert(
       fc.property(command, (k) => {

@@ -2,102 +2,42 @@
 // features, AER delivery, log pages, keep-alive expiry, error log.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { AsyncEvent, type CtrlrHost, NvmfCtrlr } from '../../../src/nvmf/ctrlr.ts';
-import { PgSubsystem } from '../../../src/nvmf/poll-group-types.ts';
-import { SubsystemState, SubsystemType } from '../../../src/nvmf/subsystem.ts';
+import { AsyncEvent, type NvmfCtrlr } from '../../../src/nvmf/ctrlr.ts';
 import { TCP_DEFAULT_OPTIONS } from '../../../src/nvmf/tcp/index.ts';
-import type { NvmfQpair, NvmfRequest, TransportOptions } from '../../../src/nvmf/transport.ts';
+import type { NvmfQpair, TransportOptions } from '../../../src/nvmf/transport.ts';
 import { statusOf } from '../../../src/spec/nvme.ts';
 
-const addr = { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: '4420' };
-
-function fakeQpair(): NvmfQpair {
-  return {
-    qid: 0,
-    sqSize: 32,
-    ctrlr: null,
-    sqFlowControlDisabled: false,
-    trtype: 'TCP',
-    listenAddr: addr,
-    peerAddr: addr,
-    disconnect() {},
-  };
-}
-
-interface FakeReq extends NvmfRequest {
-  done: number;
-}
-
-function req(q: NvmfQpair, fill: (cmd: Buffer) => void, length = 0): FakeReq {
-  const cmd = Buffer.alloc(64);
-  cmd[1] = 0x40; // PSDT: SGL, as every NVMe-oF host sends
-  fill(cmd);
-  const r: FakeReq = {
-    qpair: q,
-    cmd,
-    rsp: Buffer.alloc(16),
-    xferDir: 0,
-    length,
-    iov: length > 0 ? [Buffer.alloc(length)] : [],
-    done: 0,
-    complete() {
-      r.done++;
-    },
-  };
-  return r;
-}
+import { enableDirectly, makeFakeCtrlr, fakeReq as req } from './fake-ctrlr.ts';
 
 /** A controller; `enable` sets CC.EN (as a host does first: admin commands need it). */
 function makeCtrlr(discovery = false, enable = true): { c: NvmfCtrlr; enabled: number[]; q: NvmfQpair } {
-  const sub = new PgSubsystem({
-    nqn: discovery ? 'nqn.2014-08.org.nvmexpress.discovery' : 'nqn.2016-06.io.spdk:cnode1',
-    subtype: discovery ? SubsystemType.DISCOVERY : SubsystemType.NVME,
-    state: SubsystemState.ACTIVE,
-    serial: 'SN1',
-    model: 'MN1',
-    allowAnyHost: true,
-    hosts: [],
-    namespaces: [],
-    listeners: [addr],
-    listenerAnaStates: ['optimized'],
-    anaChangeCount: 0,
-    maxNamespaces: 32,
-    anaReporting: false,
-  });
   const enabled: number[] = [];
   const opts: TransportOptions = { ...TCP_DEFAULT_OPTIONS };
-  const host: CtrlrHost = {
-    sub,
-    discoveryEntries: () =>
-      [1, 2].map((i) => ({
-        trtype: 'TCP',
-        adrfam: 'IPv4',
-        subtype: 2,
-        portid: 0,
-        cntlid: 0xffff,
-        asqsz: 128,
-        eflags: 0,
-        trsvcid: '4420',
-        subnqn: `nqn.2016-06.io.spdk:cnode${i}`,
-        traddr: '127.0.0.1',
-      })),
-    discoveryGenctr: () => 9,
-    transportOptions: () => opts,
-    onCtrlrEnabled: (c) => enabled.push(c.cntlid),
-  };
-  const q = fakeQpair();
-  const c = new NvmfCtrlr({
+  const { c, q } = makeFakeCtrlr({
+    discovery,
     cntlid: 3,
-    hostnqn: 'nqn.h',
-    hostid: Buffer.alloc(16, 7),
-    host,
-    adminQpair: q,
+    hostidFill: 7,
     kato: 10000,
+    host: {
+      discoveryEntries: () =>
+        [1, 2].map((i) => ({
+          trtype: 'TCP',
+          adrfam: 'IPv4',
+          subtype: 2,
+          portid: 0,
+          cntlid: 0xffff,
+          asqsz: 128,
+          eflags: 0,
+          trsvcid: '4420',
+          subnqn: `nqn.2016-06.io.spdk:cnode${i}`,
+          traddr: '127.0.0.1',
+        })),
+      discoveryGenctr: () => 9,
+      transportOptions: () => opts,
+      onCtrlrEnabled: (ctrlr) => enabled.push(ctrlr.cntlid),
+    },
   });
-  if (enable) {
-    c.cc = 1 | (6 << 16) | (4 << 20);
-    c.csts = 1;
-  }
+  if (enable) enableDirectly(c);
   return { c, enabled, q };
 }
 
