@@ -9,18 +9,15 @@
 // Needs `sudo bash scripts/setup-interop.sh` once; a missing tool or image fails the
 // test with the command that fixes it (never a skip). See docs/interop.md.
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, test } from 'node:test';
 import {
   canConnect,
   freePort,
   GUEST_HOST_IP,
-  type GuestRunResult,
   HOST_CHECKS_SCRIPT,
   missingPrerequisites,
-  parseChecks,
   type RunningTarget,
+  reportGuestChecks,
   rpcCall,
   runGuest,
   startNvmfTgt,
@@ -37,7 +34,6 @@ const STATS_SECONDS = 8;
 // Against the kernel target session a takes ~35 s and b ~12 s under TCG; the limit
 // leaves room for a slower target while keeping a hung one inside the suite's budget.
 const GUEST_TIMEOUT_SECONDS = 300;
-const RUN_DIR = process.env.NVMF_INTEROP_RUNDIR ?? '/tmp/nvmf-ts-interop';
 
 const SESSION_A_CHECKS = [
   'discover',
@@ -128,37 +124,6 @@ function guestEnv(session: 'a' | 'b'): Record<string, string> {
   };
 }
 
-/** One subtest per expected check; a missing CHECK line (guest died) fails too. */
-async function reportChecks(
-  t: { test: (name: string, fn: () => void) => Promise<void>; diagnostic: (message: string) => void },
-  session: 'a' | 'b',
-  run: GuestRunResult,
-  expected: string[],
-): Promise<void> {
-  // The whole guest transcript, for a human reading after the run.
-  const transcript = join(RUN_DIR, `linux-host-${mode}-session-${session}.log`);
-  mkdirSync(RUN_DIR, { recursive: true });
-  writeFileSync(transcript, `${run.stdout}\n--- run-guest stderr ---\n${run.stderr}`);
-  t.diagnostic(`guest transcript: ${transcript}`);
-  const checks = parseChecks(run.stdout);
-  for (const name of expected) {
-    await t.test(name, () => {
-      const check = checks.get(name);
-      assert.ok(
-        check,
-        `guest printed no result for ${name} (guest exit ${run.code}); run-guest stderr:\n${run.stderr.slice(-4000)}`,
-      );
-      assert.ok(
-        check.pass,
-        `${name}: ${check.detail}\n--- guest output ---\n${check.evidence.slice(-6000)}${targetLogNote()}`,
-      );
-    });
-  }
-  await t.test('guest script exit status', () => {
-    assert.equal(run.code, 0, `guest exit ${run.code}; run-guest stderr:\n${run.stderr.slice(-4000)}`);
-  });
-}
-
 /** The nvmf_tgt log's path and last lines, for failure messages. */
 function targetLogNote(): string {
   if (!target) return '';
@@ -208,7 +173,7 @@ test('linux host session a: discovery, admin commands, fio verify, stats, ext4, 
       }
     },
   });
-  await reportChecks(t, 'a', run, SESSION_A_CHECKS);
+  await reportGuestChecks(t, run, SESSION_A_CHECKS, `linux-host-${mode}-session-a.log`, targetLogNote);
   if (mode === 'ours') {
     await t.test('nvmf_get_stats: I/O qpairs and I/O on both poll groups during fio', async (st) => {
       assert.ok(statsSamples, 'the guest never opened the stats window (STATS-WINDOW-OPEN)');
@@ -244,6 +209,6 @@ test('linux host session b: digests + 2 queues, keep-alive, two host NQNs, allow
     env: guestEnv('b'),
     timeoutSeconds: GUEST_TIMEOUT_SECONDS,
   });
-  await reportChecks(t, 'b', run, SESSION_B_CHECKS);
+  await reportGuestChecks(t, run, SESSION_B_CHECKS, `linux-host-${mode}-session-b.log`, targetLogNote);
   await t.test('target healthy after session b', assertTargetHealthy);
 });

@@ -1,8 +1,18 @@
 // Node side of the real-host interop harness: boots QEMU guests through run-guest,
 // runs the kernel reference target, starts our nvmf_tgt, and talks JSON-RPC to it.
 // The bash scripts next to this file do the QEMU work; see docs/interop.md.
+import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -118,6 +128,44 @@ export function parseChecks(stdout: string): Map<string, CheckResult> {
     }
   }
   return checks;
+}
+
+/** Where guest transcripts are kept for a human reading after the run. */
+export const RUN_DIR = process.env.NVMF_INTEROP_RUNDIR ?? '/tmp/nvmf-ts-interop';
+
+/**
+ * Save the guest's transcript as RUN_DIR/<transcriptName>, then one subtest per
+ * expected CHECK (a missing line, i.e. the guest died first, fails too) and one
+ * for the guest script's exit status. `logNote` adds the target's log to failures.
+ */
+export async function reportGuestChecks(
+  t: { test: (name: string, fn: () => void) => Promise<void>; diagnostic: (message: string) => void },
+  run: GuestRunResult,
+  expected: string[],
+  transcriptName: string,
+  logNote: () => string,
+): Promise<void> {
+  const transcript = join(RUN_DIR, transcriptName);
+  mkdirSync(RUN_DIR, { recursive: true });
+  writeFileSync(transcript, `${run.stdout}\n--- run-guest stderr ---\n${run.stderr}`);
+  t.diagnostic(`guest transcript: ${transcript}`);
+  const checks = parseChecks(run.stdout);
+  for (const name of expected) {
+    await t.test(name, () => {
+      const check = checks.get(name);
+      assert.ok(
+        check,
+        `guest printed no result for ${name} (guest exit ${run.code}); run-guest stderr:\n${run.stderr.slice(-4000)}`,
+      );
+      assert.ok(
+        check.pass,
+        `${name}: ${check.detail}\n--- guest output ---\n${check.evidence.slice(-6000)}${logNote()}`,
+      );
+    });
+  }
+  await t.test('guest script exit status', () => {
+    assert.equal(run.code, 0, `guest exit ${run.code}; run-guest stderr:\n${run.stderr.slice(-4000)}`);
+  });
 }
 
 /** The lines of a guest's output from the one starting "== <heading>" to the next heading. */
