@@ -1,6 +1,7 @@
-// A real nvmf_tgt child process for reliability tests: started with a JSON
-// config (malloc bdev exported as a namespace of cnode1 on an ephemeral port),
-// its RPC socket, its log, liveness and memory (VmRSS from /proc).
+// A real nvmf_tgt child process for tests: `launchTarget` spawns one and waits
+// for it (every test harness that starts a target goes through it), and
+// `startChildTarget` wraps it with a default config (malloc bdev exported as a
+// namespace of cnode1 on an ephemeral port), its log, liveness and memory.
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -48,6 +49,54 @@ export interface ChildTarget {
   rssBytes(): number;
   /** SIGTERM, wait (bounded), SIGKILL if needed, remove the temp dir; returns the exit code */
   stop(): Promise<number | null>;
+}
+
+export interface LaunchOptions {
+  /** core mask */
+  cores: string;
+  rpcPath: string;
+  /** --json config file */
+  configPath?: string;
+  /** node flags before the script, e.g. --expose-gc */
+  nodeArgs?: string[];
+  /** extra nvmf_tgt arguments */
+  args?: string[];
+  /** ms to wait for start-up */
+  startTimeoutMs: number;
+}
+
+export interface LaunchedTarget {
+  child: ChildProcess;
+  rpc: RpcClient;
+  /** everything the target wrote to stdout/stderr so far */
+  log(): string;
+}
+
+/**
+ * Spawn nvmf_tgt, collect its output, wait (bounded) for "all subsystems
+ * initialized" and connect an RPC client. On failure the child is killed and
+ * the error carries its log.
+ */
+export async function launchTarget(o: LaunchOptions): Promise<LaunchedTarget> {
+  const args = [...(o.nodeArgs ?? []), TGT, '-m', o.cores, '-r', o.rpcPath];
+  if (o.configPath !== undefined) args.push('--json', o.configPath);
+  const child = spawn(NODE, [...args, ...(o.args ?? [])], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let logText = '';
+  const collect = (d: Buffer) => {
+    logText += d.toString();
+  };
+  child.stdout?.on('data', collect);
+  child.stderr?.on('data', collect);
+  const deadline = Date.now() + o.startTimeoutMs;
+  while (!logText.includes('all subsystems initialized')) {
+    if (Date.now() > deadline || child.exitCode !== null) {
+      child.kill('SIGKILL');
+      throw new Error(`nvmf_tgt did not start:\n${logText}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const rpc = await RpcClient.connect(o.rpcPath, 30_000);
+  return { child, rpc, log: () => logText };
 }
 
 export async function freePort(): Promise<number> {
@@ -110,18 +159,20 @@ export async function startChildTarget(opts: ChildTargetOptions = {}): Promise<C
   const cfgPath = join(dir, 'config.json');
   writeFileSync(cfgPath, JSON.stringify(config));
   const rpcPath = join(dir, 'rpc.sock');
-  const child = spawn(
-    NODE,
-    [TGT, '-m', opts.cores ?? '0x3', '-r', rpcPath, '--json', cfgPath, ...(opts.args ?? [])],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let logText = '';
-  child.stdout?.on('data', (d: Buffer) => {
-    logText += d.toString();
-  });
-  child.stderr?.on('data', (d: Buffer) => {
-    logText += d.toString();
-  });
+  let launched: LaunchedTarget;
+  try {
+    launched = await launchTarget({
+      cores: opts.cores ?? '0x3',
+      rpcPath,
+      configPath: cfgPath,
+      args: opts.args,
+      startTimeoutMs: opts.startTimeoutMs ?? 30_000,
+    });
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+  const { child, rpc, log } = launched;
   // never leave a target behind when this process ends without stopping it
   const killOnExit = () => child.kill('SIGKILL');
   process.once('exit', killOnExit);
@@ -129,16 +180,6 @@ export async function startChildTarget(opts: ChildTargetOptions = {}): Promise<C
     process.off('exit', killOnExit);
     rmSync(dir, { recursive: true, force: true });
   };
-  const deadline = Date.now() + (opts.startTimeoutMs ?? 30_000);
-  while (!logText.includes('all subsystems initialized')) {
-    if (Date.now() > deadline || child.exitCode !== null) {
-      child.kill('SIGKILL');
-      cleanup();
-      throw new Error(`nvmf_tgt did not start:\n${logText}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  const rpc = await RpcClient.connect(rpcPath, 30_000);
   const pid = child.pid ?? 0;
   return {
     port,
@@ -146,10 +187,12 @@ export async function startChildTarget(opts: ChildTargetOptions = {}): Promise<C
     rpc,
     child,
     pid,
-    log: () => logText,
+    log,
     alive: () => child.exitCode === null && child.signalCode === null,
     uncaughtErrors: () =>
-      logText.split('\n').filter((l) => /uncaught error|Unhandled|uncaughtException/i.test(l)),
+      log()
+        .split('\n')
+        .filter((l) => /uncaught error|Unhandled|uncaughtException/i.test(l)),
     rssBytes() {
       try {
         const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'latin1'));

@@ -2,26 +2,14 @@
 // apart from the test's), its RPC client, and the leak counters it exposes.
 
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RpcClient } from '../../../src/jsonrpc/index.ts';
+import type { RpcClient } from '../../../src/jsonrpc/index.ts';
+import { type LaunchedTarget, launchTarget } from '../../lib/index.ts';
 
-export const NODE = new URL('../../../node_modules/.bin/node', import.meta.url).pathname;
-export const TGT = new URL('../../../bin/nvmf_tgt.mjs', import.meta.url).pathname;
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
+export { freePort } from '../../lib/index.ts';
 
 export interface PollGroupStats {
   name: string;
@@ -53,47 +41,43 @@ export interface StartOptions {
 export class Target {
   readonly dir: string;
   readonly child: ChildProcess;
-  rpc!: RpcClient;
-  log = '';
+  readonly rpc: RpcClient;
   readonly ownsDir: boolean;
-  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  readonly exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  private readonly output: () => string;
 
-  private constructor(dir: string, child: ChildProcess, ownsDir: boolean) {
+  private constructor(dir: string, launched: LaunchedTarget, ownsDir: boolean) {
     this.dir = dir;
-    this.child = child;
+    this.child = launched.child;
+    this.rpc = launched.rpc;
+    this.output = launched.log;
     this.ownsDir = ownsDir;
-    this.exit = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-    child.stdout?.on('data', (d: Buffer) => {
-      this.log += d.toString();
-    });
-    child.stderr?.on('data', (d: Buffer) => {
-      this.log += d.toString();
-    });
+    this.exit = new Promise((resolve) =>
+      launched.child.once('exit', (code, signal) => resolve({ code, signal })),
+    );
+  }
+
+  /** everything the target wrote so far */
+  get log(): string {
+    return this.output();
   }
 
   static async start(o: StartOptions = {}): Promise<Target> {
     const ownsDir = o.dir === undefined;
     const dir = o.dir ?? mkdtempSync(join(tmpdir(), 'nvmf-ts-fault-'));
-    const sock = join(dir, 'rpc.sock');
-    const args = [...(o.nodeArgs ?? []), TGT, '-m', o.mask ?? '0x1', '-r', sock];
-    if (o.configFile !== undefined) args.push('--json', o.configFile);
-    else if (o.config !== undefined) {
-      const f = join(dir, 'config.json');
-      writeFileSync(f, JSON.stringify(o.config));
-      args.push('--json', f);
+    let configPath = o.configFile;
+    if (configPath === undefined && o.config !== undefined) {
+      configPath = join(dir, 'config.json');
+      writeFileSync(configPath, JSON.stringify(o.config));
     }
-    const child = spawn(NODE, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    const t = new Target(dir, child, ownsDir);
-    const deadline = Date.now() + 20_000;
-    while (!t.log.includes('all subsystems initialized')) {
-      if (Date.now() > deadline || child.exitCode !== null) {
-        child.kill('SIGKILL');
-        throw new Error(`nvmf_tgt did not start:\n${t.log}`);
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    t.rpc = await RpcClient.connect(sock, 5000);
-    return t;
+    const launched = await launchTarget({
+      cores: o.mask ?? '0x1',
+      rpcPath: join(dir, 'rpc.sock'),
+      configPath,
+      nodeArgs: o.nodeArgs,
+      startTimeoutMs: 20_000,
+    });
+    return new Target(dir, launched, ownsDir);
   }
 
   call<T = unknown>(method: string, params?: unknown): Promise<T> {
@@ -135,7 +119,7 @@ export class Target {
 
   /** Signal the target and wait for its exit (SIGKILL after `timeoutMs`). */
   async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 10_000) {
-    this.rpc?.close();
+    this.rpc.close();
     if (this.child.exitCode === null && this.child.signalCode === null) {
       this.child.kill(signal);
       const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);

@@ -1,26 +1,14 @@
 // Our nvmf_tgt as a child process for host-library tests: started from a JSON
 // config on 127.0.0.1, an RPC client on its socket, stopped (or killed) by pid.
 
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RpcClient } from '../../../src/jsonrpc/index.ts';
+import type { RpcClient } from '../../../src/jsonrpc/index.ts';
+import { launchTarget } from '../../lib/index.ts';
 
-const NODE = new URL('../../../node_modules/.bin/node', import.meta.url).pathname;
-const TGT = new URL('../../../bin/nvmf_tgt.mjs', import.meta.url).pathname;
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
+export { freePort } from '../../lib/index.ts';
 
 export function listenParams(nqn: string, port: number | string) {
   return {
@@ -37,7 +25,7 @@ export class TargetProcess {
   readonly config: unknown;
   private child: ChildProcess | null = null;
   rpc: RpcClient | null = null;
-  log = '';
+  private output: () => string = () => '';
 
   constructor(config: unknown) {
     this.dir = mkdtempSync(join(tmpdir(), 'nvmf-ts-host-'));
@@ -46,27 +34,19 @@ export class TargetProcess {
 
   /** Start (or start again after kill) and wait for "all subsystems initialized" (bounded). */
   async start(cpumask = '0x1'): Promise<void> {
-    writeFileSync(join(this.dir, 'config.json'), JSON.stringify(this.config));
-    const sock = join(this.dir, 'rpc.sock');
-    rmSync(sock, { force: true });
-    this.log = '';
-    const child = spawn(NODE, [TGT, '-m', cpumask, '-r', sock, '--json', join(this.dir, 'config.json')], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    this.child = child;
-    child.stdout?.on('data', (d: Buffer) => {
-      this.log += d.toString();
-    });
-    child.stderr?.on('data', (d: Buffer) => {
-      this.log += d.toString();
-    });
-    const deadline = Date.now() + 30_000;
-    while (!this.log.includes('all subsystems initialized')) {
-      if (Date.now() > deadline || child.exitCode !== null)
-        throw new Error(`nvmf_tgt did not start:\n${this.log}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    this.rpc = await RpcClient.connect(sock, 5000);
+    const configPath = join(this.dir, 'config.json');
+    writeFileSync(configPath, JSON.stringify(this.config));
+    const rpcPath = join(this.dir, 'rpc.sock');
+    rmSync(rpcPath, { force: true });
+    const launched = await launchTarget({ cores: cpumask, rpcPath, configPath, startTimeoutMs: 30_000 });
+    this.child = launched.child;
+    this.rpc = launched.rpc;
+    this.output = launched.log;
+  }
+
+  /** what the running (or last) target wrote */
+  get log(): string {
+    return this.output();
   }
 
   api(): RpcClient {
