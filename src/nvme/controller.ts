@@ -752,7 +752,7 @@ export class NvmeController {
     this.aerQpair = null;
     oldAdmin.onClose = null;
     oldAdmin.close();
-    const queues = [...this.ioQpairs].filter((q) => !q.closedByOwner).sort((a, b) => a.qid - b.qid);
+    const queues = this.ioQueues.sort((a, b) => a.qid - b.qid);
     for (const q of this.ioQpairs) q.qpair.close();
     const { admin, cntlid } = await NvmeController.connectAdmin(this.trid, this.hostid, this.opts);
     if (this.disconnecting) {
