@@ -564,10 +564,26 @@ export class NvmeController {
 
   // ---- keep alive
 
+  /**
+   * Keep Alive every KATO/2. One still unanswered after KATO ends the admin
+   * connection (onConnectionLost): a target that hangs without closing the
+   * socket must not hold the host, and its outstanding I/O, forever.
+   */
   private startKeepAlive(kato: number): void {
+    let sentAt = 0; // when the outstanding Keep Alive was sent; 0 when none is
     this.keepAliveTimer = setInterval(
       () => {
-        this.keepAlive().catch(() => {});
+        if (sentAt !== 0) {
+          if (Date.now() - sentAt > kato) this.admin.fatal(`keep alive not answered within ${kato} ms`);
+          return;
+        }
+        sentAt = Date.now();
+        this.keepAlive().then(
+          () => {
+            sentAt = 0;
+          },
+          () => {}, // a failed queue reports itself through onClose
+        );
       },
       Math.max(100, Math.floor(kato / 2)),
     );

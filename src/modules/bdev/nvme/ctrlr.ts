@@ -53,7 +53,7 @@ export interface AttachOptions {
   fastIoFailTimeoutSec: number;
   /** Fabrics Connect timeout (0 = the library's 10 s) */
   fabricsConnectTimeoutUs: number;
-  /** KATO sent in Connect; 0 disables keep alive (and the watchdog) */
+  /** KATO sent in Connect (the library ends a connection whose Keep Alive goes unanswered that long); 0 disables keep alive */
   keepAliveTimeoutMs: number;
 }
 
@@ -76,7 +76,6 @@ export class NvmeCtrlr {
   private lossTimer: ReturnType<typeof setTimeout> | null = null;
   private fastFailTimer: ReturnType<typeof setTimeout> | null = null;
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
-  private watchdog: ReturnType<typeof setInterval> | null = null;
   private deletion: Promise<void> | null = null;
   /** bdev_nvme_reset_controller calls waiting for the reconnect */
   private resetWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
@@ -126,46 +125,10 @@ export class NvmeCtrlr {
       if (ev.changedNamespaces !== undefined && this.ctrlr === c)
         this.syncNamespaces(c).catch(() => undefined);
     };
-    this.startWatchdog(c);
     Atomics.add(this.shared, Shared.GENERATION, 1);
     Atomics.store(this.shared, Shared.STATE, CtrlrState.ENABLED);
     this.state = 'enabled';
     return c;
-  }
-
-  /**
-   * The library sends Keep Alive at KATO/2 but does not time it; a remote
-   * that stops answering (hung, not closed) would hold I/O forever. Our own
-   * Keep Alive unanswered for KATO ends the admin queue, which resets.
-   */
-  private startWatchdog(c: NvmeController): void {
-    const kato = this.opts.keepAliveTimeoutMs;
-    if (kato <= 0) return;
-    let outstandingSince = 0;
-    this.watchdog = setInterval(
-      () => {
-        if (this.ctrlr !== c) return;
-        if (outstandingSince !== 0) {
-          if (Date.now() - outstandingSince > kato)
-            c.admin.fatal(`keep alive not answered within ${kato} ms`);
-          return;
-        }
-        outstandingSince = Date.now();
-        c.keepAlive().then(
-          () => {
-            outstandingSince = 0;
-          },
-          () => undefined, // a failed queue reports itself through onClose
-        );
-      },
-      Math.max(100, Math.floor(kato / 4)),
-    );
-    this.watchdog.unref();
-  }
-
-  private stopWatchdog(): void {
-    if (this.watchdog !== null) clearInterval(this.watchdog);
-    this.watchdog = null;
   }
 
   /**
@@ -193,7 +156,6 @@ export class NvmeCtrlr {
   private adminLost(c: NvmeController, reason: string): void {
     if (this.ctrlr !== c || this.deletion !== null) return;
     this.ctrlr = null;
-    this.stopWatchdog();
     void c.disconnect().catch(() => undefined); // stops its keep-alive timer and the other queues
     log.warn(`controller ${this.name}: connection lost (${reason}), resetting`);
     this.state = 'resetting';
@@ -262,7 +224,6 @@ export class NvmeCtrlr {
   private async doDelete(): Promise<void> {
     this.state = 'deleting';
     this.clearTimers();
-    this.stopWatchdog();
     this.settleResets(new NvmeAttachError(-19, `controller ${this.name} was deleted`));
     Atomics.store(this.shared, Shared.STATE, CtrlrState.DELETED);
     for (const name of [...this.bdevNames].reverse()) {
