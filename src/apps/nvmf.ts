@@ -12,9 +12,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { type ParseArgsOptionsConfig, parseArgs } from 'node:util';
 import { DISCOVERY_NQN, NvmeController, type TransportId } from '../nvme/index.ts';
-import { Cns, IDENTIFY_SIZE, IdCtrl } from '../spec/identify.ts';
-import { LogPage } from '../spec/log.ts';
-import { Dsm, FeatureId } from '../spec/nvme.ts';
+import { Cns, IDENTIFY_SIZE, IdCtrl } from '../wire/identify.ts';
+import { LogPage } from '../wire/log.ts';
+import { Dsm, FeatureId } from '../wire/nvme.ts';
 import { exitWhenFlushed, isParseArgsError, parseInteger, UsageError } from './cli/args.ts';
 import {
   decodeErrorLogEntry,

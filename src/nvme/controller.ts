@@ -10,8 +10,8 @@ import {
   DISCOVERY_LOG_HEADER_SIZE,
   DiscLogEntry,
   DiscLogHdr,
-} from '../spec/discovery.ts';
-import { IdCtrl } from '../spec/identify.ts';
+} from '../wire/discovery.ts';
+import { IdCtrl } from '../wire/identify.ts';
 import {
   AdminOpcode,
   CcBits,
@@ -31,7 +31,7 @@ import {
   setSlba,
   statusOf,
   statusToString,
-} from '../spec/nvme.ts';
+} from '../wire/nvme.ts';
 import { defaultHostIdentity } from './host-identity.ts';
 import { isInactiveNamespace, type NamespaceInfo, parseNamespace } from './namespace.ts';
 import { type CommandCallback, NvmeTcpQpair } from './tcp-qpair.ts';

@@ -2,7 +2,7 @@
 // (paged, re-read on a generation change) and optionally follow referrals to
 // other discovery services, loop-safe and to a bounded depth.
 
-import { SubType, TrType } from '../spec/discovery.ts';
+import { SubType, TrType } from '../wire/discovery.ts';
 import {
   type ControllerOptions,
   type DiscoveredEntry,

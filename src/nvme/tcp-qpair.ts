@@ -14,7 +14,7 @@ import {
   StatusCodeType,
   setStatus,
   statusOf,
-} from '../spec/nvme.ts';
+} from '../wire/nvme.ts';
 import {
   CapsuleCmd,
   Ch,
@@ -28,8 +28,8 @@ import {
   R2t,
   TermReq,
   writeCommonHeader,
-} from '../spec/tcp.ts';
-import { HOST_ACCEPTS, PduReceiver, type PduSink } from '../spec/tcp-receiver.ts';
+} from '../wire/tcp.ts';
+import { HOST_ACCEPTS, PduReceiver, type PduSink } from '../wire/tcp-receiver.ts';
 
 /** Completion callback: `cpl` is the 16-byte CQE, valid only during the call. */
 export type CommandCallback = (cpl: Buffer) => void;

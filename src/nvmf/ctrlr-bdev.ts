@@ -26,7 +26,7 @@ import {
   SqeFlags,
   StatusCodeType,
   setStatus,
-} from '../spec/nvme.ts';
+} from '../wire/nvme.ts';
 import type { PgNamespace, PgSubsystem } from './poll-group-types.ts';
 import type { NvmfRequest } from './transport.ts';
 

@@ -1,8 +1,10 @@
 // An NVMe-oF controller (NVM or discovery): properties, admin commands,
 // AER, keep alive, error log. Owned by the poll-group thread of its admin
 // queue; every method runs on that thread.
-import { buildDiscoveryLog, type DiscoveryEntry, SubType } from '../spec/discovery.ts';
-import { FabricsSqe } from '../spec/fabrics.ts';
+
+import { nowUs } from '../thread/index.ts';
+import { buildDiscoveryLog, type DiscoveryEntry, SubType } from '../wire/discovery.ts';
+import { FabricsSqe } from '../wire/fabrics.ts';
 import {
   buildActiveNsList,
   buildIdentifyController,
@@ -15,7 +17,7 @@ import {
   nguidToBytes,
   Oncs,
   uuidToBytes,
-} from '../spec/identify.ts';
+} from '../wire/identify.ts';
 import {
   AnaState,
   buildAnaLog,
@@ -31,7 +33,7 @@ import {
   NO_PARAM_LOC,
   paramLoc,
   writeErrorLogEntry,
-} from '../spec/log.ts';
+} from '../wire/log.ts';
 import {
   AdminOpcode,
   CcBits,
@@ -48,8 +50,7 @@ import {
   SqeFlags,
   StatusCodeType,
   setStatus,
-} from '../spec/nvme.ts';
-import { nowUs } from '../thread/index.ts';
+} from '../wire/nvme.ts';
 import type { PgSubsystem } from './poll-group-types.ts';
 import { SubsystemType } from './subsystem.ts';
 import type { NvmfQpair, NvmfRequest, TransportOptions } from './transport.ts';

@@ -5,32 +5,6 @@
 import type { Socket } from 'node:net';
 import { BdevIoType, bdevClose, bdevGetIoChannel, bdevOpen, bdevPutIoChannel } from '../bdev/index.ts';
 import {
-  DISCOVERY_NQN,
-  type DiscoveryEntry,
-  EFLAGS_DUPRETINFO,
-  EFLAGS_EPCSD,
-  SubType,
-} from '../spec/discovery.ts';
-import {
-  CONNECT_CATTR_DISABLE_SQFLOW,
-  ConnectData,
-  ConnectRsp,
-  FabricsSqe,
-  NQN_MAX_LEN,
-  readCString,
-} from '../spec/fabrics.ts';
-import {
-  CommandSpecificStatus,
-  FABRICS_OPCODE,
-  FabricsCommandType,
-  FabricsStatus,
-  GenericStatus,
-  PathStatus,
-  Sqe,
-  StatusCodeType,
-  setStatus,
-} from '../spec/nvme.ts';
-import {
   currentThread,
   defineChannelIter,
   defineHandler,
@@ -45,6 +19,32 @@ import {
   type ThreadRef,
 } from '../thread/index.ts';
 import { logger } from '../util/log.ts';
+import {
+  DISCOVERY_NQN,
+  type DiscoveryEntry,
+  EFLAGS_DUPRETINFO,
+  EFLAGS_EPCSD,
+  SubType,
+} from '../wire/discovery.ts';
+import {
+  CONNECT_CATTR_DISABLE_SQFLOW,
+  ConnectData,
+  ConnectRsp,
+  FabricsSqe,
+  NQN_MAX_LEN,
+  readCString,
+} from '../wire/fabrics.ts';
+import {
+  CommandSpecificStatus,
+  FABRICS_OPCODE,
+  FabricsCommandType,
+  FabricsStatus,
+  GenericStatus,
+  PathStatus,
+  Sqe,
+  StatusCodeType,
+  setStatus,
+} from '../wire/nvme.ts';
 import { AsyncEvent, type CtrlrHost, NvmfCtrlr, requestData } from './ctrlr.ts';
 import { dropFused, executeIo, type IoQueueState } from './ctrlr-bdev.ts';
 import { type PgNamespace, PgSubsystem } from './poll-group-types.ts';

@@ -1,7 +1,7 @@
 // Subsystems as the app thread keeps them (the registry of record), the
 // structured-cloneable view every poll group receives, and NQN rules.
 import { randomUUID } from 'node:crypto';
-import { DISCOVERY_NQN } from '../spec/discovery.ts';
+import { DISCOVERY_NQN } from '../wire/discovery.ts';
 import type { TransportAddress } from './transport.ts';
 
 export const SubsystemState = {

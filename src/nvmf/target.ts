@@ -4,9 +4,6 @@
 // groups round-robin. Poll groups learn every change through forEachChannel.
 import type { Socket } from 'node:net';
 import { bdevClaimByName, bdevGetRecord, bdevGetReplica, bdevReleaseClaimByName } from '../bdev/index.ts';
-import { DISCOVERY_NQN, type DiscoveryEntry, SubType } from '../spec/discovery.ts';
-import { ConnectData, FabricsSqe } from '../spec/fabrics.ts';
-import { FabricsStatus, StatusCodeType } from '../spec/nvme.ts';
 import {
   currentThread,
   defineHandler,
@@ -16,6 +13,9 @@ import {
   type ThreadRef,
 } from '../thread/index.ts';
 import { logger } from '../util/log.ts';
+import { DISCOVERY_NQN, type DiscoveryEntry, SubType } from '../wire/discovery.ts';
+import { ConnectData, FabricsSqe } from '../wire/fabrics.ts';
+import { FabricsStatus, StatusCodeType } from '../wire/nvme.ts';
 import {
   type AdminConnectReply,
   type IoConnectReply,

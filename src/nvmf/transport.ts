@@ -19,7 +19,7 @@ export type XferDir = (typeof XferDir)[keyof typeof XferDir];
  */
 export interface NvmfRequest {
   readonly qpair: NvmfQpair;
-  /** the 64-byte SQE, read in place (offsets: `Sqe` in spec/nvme.ts) */
+  /** the 64-byte SQE, read in place (offsets: `Sqe` in wire/nvme.ts) */
   readonly cmd: Buffer;
   /** the 16-byte CQE; zeroed by the transport before dispatch. The core writes
    * DW0/DW1 and the status field; the transport writes SQHD, SQID and CID. */

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { RpcClient, RpcError } from '../../src/jsonrpc/index.ts';
 import { NvmeController, type NvmeIoQpair, NvmeStatusError } from '../../src/nvme/index.ts';
-import { NvmOpcode, SQE_SIZE, Sqe, SqeFlags, setSlba, statusOf } from '../../src/spec/nvme.ts';
+import { NvmOpcode, SQE_SIZE, Sqe, SqeFlags, setSlba, statusOf } from '../../src/wire/nvme.ts';
 
 const NODE = new URL('../../node_modules/.bin/node', import.meta.url).pathname;
 const TGT = new URL('../../bin/nvmf_tgt.mjs', import.meta.url).pathname;

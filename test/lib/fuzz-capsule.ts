@@ -10,8 +10,8 @@
 import { crc32c } from '@node-rs/crc32';
 import fc from 'fast-check';
 import { NvmeController } from '../../src/nvme/index.ts';
-import { Ch, DataPdu, PduFlags, PduType, writeCommonHeader } from '../../src/spec/tcp.ts';
-import { HOST_ACCEPTS, PduReceiver } from '../../src/spec/tcp-receiver.ts';
+import { Ch, DataPdu, PduFlags, PduType, writeCommonHeader } from '../../src/wire/tcp.ts';
+import { HOST_ACCEPTS, PduReceiver } from '../../src/wire/tcp-receiver.ts';
 import { type ChildTarget, startChildTarget, TEST_BDEV, TEST_NQN } from './child-target.ts';
 import { capsuleCmd, type RawConnection, rawQueue } from './raw-pdu.ts';
 

@@ -1,4 +1,4 @@
-// Property-based fuzzing of the NVMe/TCP PDU receiver (src/spec/tcp-receiver.ts),
+// Property-based fuzzing of the NVMe/TCP PDU receiver (src/wire/tcp-receiver.ts),
 // shared by the CI test (fixed seed, few runs) and `npm run fuzz` (long runs).
 // Streams are valid PDU sequences, mutated ones, or arbitrary bytes, cut into
 // arbitrary chunks. Properties: push() never throws; at most one error and
@@ -8,8 +8,8 @@
 
 import { crc32c } from '@node-rs/crc32';
 import fc from 'fast-check';
-import { Ch, expectedHlen, PduFlags, PduType, writeCommonHeader } from '../../src/spec/tcp.ts';
-import { HOST_ACCEPTS, PduReceiver, type PduSink, TARGET_ACCEPTS } from '../../src/spec/tcp-receiver.ts';
+import { Ch, expectedHlen, PduFlags, PduType, writeCommonHeader } from '../../src/wire/tcp.ts';
+import { HOST_ACCEPTS, PduReceiver, type PduSink, TARGET_ACCEPTS } from '../../src/wire/tcp-receiver.ts';
 
 export interface ReceiverOutcome {
   /** delivered PDUs as "type:hex of data:digest ok" */

@@ -7,8 +7,8 @@
 // terminated (H2CTermReq) or disconnected (Fabrics Disconnect).
 
 import fc from 'fast-check';
-import { Ch, PduType } from '../../src/spec/tcp.ts';
-import { HOST_ACCEPTS, PduReceiver } from '../../src/spec/tcp-receiver.ts';
+import { Ch, PduType } from '../../src/wire/tcp.ts';
+import { HOST_ACCEPTS, PduReceiver } from '../../src/wire/tcp-receiver.ts';
 import { runReceiver, streamArb } from './fuzz-pdu.ts';
 import { icReq, RawConnection } from './raw-pdu.ts';
 

@@ -5,8 +5,8 @@
 import net from 'node:net';
 import { crc32c } from '@node-rs/crc32';
 import { DEFAULT_HOSTNQN, type NvmeController } from '../../src/nvme/index.ts';
-import { FABRICS_OPCODE, FabricsCommandType } from '../../src/spec/nvme.ts';
-import { IcReq, PduFlags, PduType, writeCommonHeader } from '../../src/spec/tcp.ts';
+import { FABRICS_OPCODE, FabricsCommandType } from '../../src/wire/nvme.ts';
+import { IcReq, PduFlags, PduType, writeCommonHeader } from '../../src/wire/tcp.ts';
 
 export interface IcReqFields {
   pfv?: number;

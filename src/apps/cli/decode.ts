@@ -4,8 +4,8 @@
 // plain objects, numbers where they fit, decimal strings for 128-bit counters.
 
 import type { DiscoveredEntry } from '../../nvme/index.ts';
-import { AdrFam, SubType, TrType } from '../../spec/discovery.ts';
-import { IdCtrl, IdNs } from '../../spec/identify.ts';
+import { AdrFam, SubType, TrType } from '../../wire/discovery.ts';
+import { IdCtrl, IdNs } from '../../wire/identify.ts';
 
 /** Identify Controller offsets not in src/spec (only the CLI reads them). */
 const IdCtrlExtra = {

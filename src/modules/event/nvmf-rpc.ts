@@ -7,8 +7,8 @@ import { SubsystemType } from '../../nvmf/subsystem.ts';
 import { getTarget, NvmfError, type NvmfTarget } from '../../nvmf/target.ts';
 import type { TransportAddress, TransportOptions } from '../../nvmf/transport.ts';
 import { getTransport } from '../../nvmf/transports.ts';
-import { DISCOVERY_NQN } from '../../spec/discovery.ts';
 import { TICK_RATE } from '../../thread/index.ts';
+import { DISCOVERY_NQN } from '../../wire/discovery.ts';
 
 const RUNTIME = RpcState.RUNTIME;
 const ANY_STATE = RpcState.STARTUP | RpcState.RUNTIME;

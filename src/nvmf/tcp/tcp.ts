@@ -5,6 +5,8 @@
 
 import type net from 'node:net';
 import { crc32c } from '@node-rs/crc32';
+import { wakeReactor } from '../../thread/thread.ts';
+import { logger } from '../../util/log.ts';
 import {
   Cqe,
   FABRICS_OPCODE,
@@ -15,7 +17,7 @@ import {
   Sqe,
   StatusCodeType,
   setStatus,
-} from '../../spec/nvme.ts';
+} from '../../wire/nvme.ts';
 import {
   CapsuleCmd,
   Ch,
@@ -31,10 +33,8 @@ import {
   TermReq,
   TermReqFes,
   writeCommonHeader,
-} from '../../spec/tcp.ts';
-import { PduReceiver, type PduSink, TARGET_ACCEPTS } from '../../spec/tcp-receiver.ts';
-import { wakeReactor } from '../../thread/thread.ts';
-import { logger } from '../../util/log.ts';
+} from '../../wire/tcp.ts';
+import { PduReceiver, type PduSink, TARGET_ACCEPTS } from '../../wire/tcp-receiver.ts';
 import {
   type NvmfQpair,
   type NvmfRequest,

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { NvmeController, type NvmeIoQpair } from '../../../src/nvme/index.ts';
-import { FabricsCommandType } from '../../../src/spec/nvme.ts';
+import { FabricsCommandType } from '../../../src/wire/nvme.ts';
 import { type ChildTarget, connectCmd, startChildTarget, TEST_NQN } from '../../lib/index.ts';
 import { type RawConnectParams, RawQueue, rawConnect, sqe, submitRaw, verifiedIo } from './cmd-lib.ts';
 

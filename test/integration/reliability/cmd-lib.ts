@@ -4,8 +4,8 @@
 
 import assert from 'node:assert/strict';
 import type { NvmeController, NvmeIoQpair } from '../../../src/nvme/index.ts';
-import { Cqe, SQE_SIZE, statusOf } from '../../../src/spec/nvme.ts';
-import { PduType } from '../../../src/spec/tcp.ts';
+import { Cqe, SQE_SIZE, statusOf } from '../../../src/wire/nvme.ts';
+import { PduType } from '../../../src/wire/tcp.ts';
 import { capsuleCmd, connectCmd, icReq, RawConnection } from '../../lib/index.ts';
 
 /** Anything with the host library's raw `submit` (an NvmeTcpQpair or an NvmeIoQpair). */

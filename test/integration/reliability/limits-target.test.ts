@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { NvmeController, type NvmeIoQpair } from '../../../src/nvme/index.ts';
-import { PduType } from '../../../src/spec/tcp.ts';
+import { PduType } from '../../../src/wire/tcp.ts';
 import {
   type ChildTarget,
   capsuleCmd,

@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { crc32c } from '@node-rs/crc32';
 import { NvmeController } from '../../../src/nvme/index.ts';
-import { GenericStatus, NvmOpcode } from '../../../src/spec/nvme.ts';
-import { PduType, TermReqFes, writeCommonHeader } from '../../../src/spec/tcp.ts';
+import { GenericStatus, NvmOpcode } from '../../../src/wire/nvme.ts';
+import { PduType, TermReqFes, writeCommonHeader } from '../../../src/wire/tcp.ts';
 import {
   type ChildTarget,
   capsuleCmd,

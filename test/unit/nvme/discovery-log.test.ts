@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { NvmeController } from '../../../src/nvme/index.ts';
-import { buildDiscoveryLog, type DiscoveryEntry } from '../../../src/spec/discovery.ts';
-import { CapsuleResp, DataPdu, PduFlags, PduType, writeCommonHeader } from '../../../src/spec/tcp.ts';
+import { buildDiscoveryLog, type DiscoveryEntry } from '../../../src/wire/discovery.ts';
+import { CapsuleResp, DataPdu, PduFlags, PduType, writeCommonHeader } from '../../../src/wire/tcp.ts';
 
 const configHome = mkdtempSync(join(tmpdir(), 'nvmf-ts-xdg-'));
 process.env.XDG_CONFIG_HOME = configHome;

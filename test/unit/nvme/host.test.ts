@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { NvmeController, type NvmeStatusError } from '../../../src/nvme/index.ts';
 import { NvmeTcpQpair } from '../../../src/nvme/tcp-qpair.ts';
-import { Cqe, GenericStatus } from '../../../src/spec/nvme.ts';
-import { IcResp, PduType, R2t, TermReq, writeCommonHeader } from '../../../src/spec/tcp.ts';
+import { Cqe, GenericStatus } from '../../../src/wire/nvme.ts';
+import { IcResp, PduType, R2t, TermReq, writeCommonHeader } from '../../../src/wire/tcp.ts';
 import { startFakeTarget } from '../tcp/fake-core.ts';
 
 // connect() reads or creates the default host identity: keep it in a temp dir

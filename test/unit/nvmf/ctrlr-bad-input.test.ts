@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { NvmfCtrlr } from '../../../src/nvmf/ctrlr.ts';
 import type { NvmfQpair } from '../../../src/nvmf/transport.ts';
-import { getDnr, statusOf } from '../../../src/spec/nvme.ts';
+import { getDnr, statusOf } from '../../../src/wire/nvme.ts';
 import { CC_ENABLE, type FakeReq, makeFakeCtrlr, fakeReq as req } from './fake-ctrlr.ts';
 
 function makeCtrlr(discovery = false): { c: NvmfCtrlr; q: NvmfQpair } {

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { AsyncEvent, type NvmfCtrlr } from '../../../src/nvmf/ctrlr.ts';
 import { TCP_DEFAULT_OPTIONS } from '../../../src/nvmf/tcp/index.ts';
 import type { NvmfQpair, TransportOptions } from '../../../src/nvmf/transport.ts';
-import { statusOf } from '../../../src/spec/nvme.ts';
+import { statusOf } from '../../../src/wire/nvme.ts';
 
 import { enableDirectly, makeFakeCtrlr, fakeReq as req } from './fake-ctrlr.ts';
 

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { nqnError } from '../../../src/nvmf/subsystem.ts';
-import { buildDiscoveryLog, DISCOVERY_NQN, SubType } from '../../../src/spec/discovery.ts';
+import { buildDiscoveryLog, DISCOVERY_NQN, SubType } from '../../../src/wire/discovery.ts';
 import {
   buildActiveNsList,
   buildIdentifyController,
@@ -11,8 +11,8 @@ import {
   CntrlType,
   mdtsFor,
   uuidToBytes,
-} from '../../../src/spec/identify.ts';
-import { AnaState, buildAnaLog, buildChangedNsList, decodeGetLog } from '../../../src/spec/log.ts';
+} from '../../../src/wire/identify.ts';
+import { AnaState, buildAnaLog, buildChangedNsList, decodeGetLog } from '../../../src/wire/log.ts';
 
 test('identify controller: strings, MDTS, IOCCSZ, SGLS, VWC, NN, SUBNQN', () => {
   const b = Buffer.alloc(4096, 0xee);

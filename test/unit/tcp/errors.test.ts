@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
 import { crc32c } from '@node-rs/crc32';
-import { GenericStatus, getStatusCode } from '../../../src/spec/nvme.ts';
-import { IcReq, PduFlags, PduType, TermReqFes, writeCommonHeader } from '../../../src/spec/tcp.ts';
+import { GenericStatus, getStatusCode } from '../../../src/wire/nvme.ts';
+import { IcReq, PduFlags, PduType, TermReqFes, writeCommonHeader } from '../../../src/wire/tcp.ts';
 import { type FakeTarget, startFakeTarget } from './fake-core.ts';
 
 let target: FakeTarget;

@@ -9,7 +9,7 @@ import {
   type TcpPollGroup,
 } from '../../../src/nvmf/tcp/index.ts';
 import type { NvmfQpair, NvmfRequest, QpairEvents, TransportOptions } from '../../../src/nvmf/transport.ts';
-import { buildDiscoveryLog } from '../../../src/spec/discovery.ts';
+import { buildDiscoveryLog } from '../../../src/wire/discovery.ts';
 import {
   AdminOpcode,
   ControllerRegister,
@@ -24,7 +24,7 @@ import {
   Sqe,
   StatusCodeType,
   setStatus,
-} from '../../../src/spec/nvme.ts';
+} from '../../../src/wire/nvme.ts';
 
 export const BLOCK = 512;
 

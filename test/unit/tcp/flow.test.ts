@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
-import { PduFlags, PduType, writeCommonHeader } from '../../../src/spec/tcp.ts';
+import { PduFlags, PduType, writeCommonHeader } from '../../../src/wire/tcp.ts';
 import { type FakeTarget, startFakeTarget } from './fake-core.ts';
 
 let target: FakeTarget;

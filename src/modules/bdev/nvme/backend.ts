@@ -8,7 +8,9 @@
 import type { BdevBackend, BdevDescriptor, BdevIo } from '../../../bdev/index.ts';
 import { BdevIoStatus, BdevIoType, bdevDeviceId } from '../../../bdev/index.ts';
 import { connectIoQpair, type NvmeIoQpair } from '../../../nvme/index.ts';
-import { Oncs } from '../../../spec/identify.ts';
+import { defineChannelIter, forEachChannel, realmReactor } from '../../../thread/index.ts';
+import { logger } from '../../../util/log.ts';
+import { Oncs } from '../../../wire/identify.ts';
 import {
   GenericStatus,
   NvmOpcode,
@@ -18,9 +20,7 @@ import {
   SqeFlags,
   setSlba,
   statusOf,
-} from '../../../spec/nvme.ts';
-import { defineChannelIter, forEachChannel, realmReactor } from '../../../thread/index.ts';
-import { logger } from '../../../util/log.ts';
+} from '../../../wire/nvme.ts';
 import { CtrlrState, type NvmeBdevParams, Shared } from './shared.ts';
 
 const log = logger('bdev_nvme');

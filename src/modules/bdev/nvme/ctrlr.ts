@@ -18,9 +18,9 @@ import {
   newBdevDescriptor,
 } from '../../../bdev/index.ts';
 import { type NamespaceInfo, NvmeController, type TransportId } from '../../../nvme/index.ts';
-import { IdCtrl } from '../../../spec/identify.ts';
 import { realmReactorCount } from '../../../thread/index.ts';
 import { logger } from '../../../util/log.ts';
+import { IdCtrl } from '../../../wire/identify.ts';
 import { disconnectRealmQueues } from './backend.ts';
 import { CtrlrState, type NvmeBdevParams, newSharedState, Shared } from './shared.ts';
 

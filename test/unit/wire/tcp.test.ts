@@ -14,7 +14,7 @@ import {
   TermReq,
   TermReqFes,
   writeCommonHeader,
-} from '../../../src/spec/tcp.ts';
+} from '../../../src/wire/tcp.ts';
 
 test('PDU types, flags and FES codes match the NVMe/TCP spec', () => {
   assert.deepEqual(

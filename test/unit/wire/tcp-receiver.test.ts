@@ -10,8 +10,8 @@ import {
   PduType,
   TermReqFes,
   writeCommonHeader,
-} from '../../../src/spec/tcp.ts';
-import { HOST_ACCEPTS, PduReceiver, RecvState, TARGET_ACCEPTS } from '../../../src/spec/tcp-receiver.ts';
+} from '../../../src/wire/tcp.ts';
+import { HOST_ACCEPTS, PduReceiver, RecvState, TARGET_ACCEPTS } from '../../../src/wire/tcp-receiver.ts';
 
 interface Got {
   type: number;

@@ -20,7 +20,7 @@ import {
   setStatus,
   statusOf,
   statusToString,
-} from '../../../src/spec/nvme.ts';
+} from '../../../src/wire/nvme.ts';
 
 test('SQE and CQE sizes and field offsets', () => {
   assert.equal(SQE_SIZE, 64);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { buildIdentifyNamespace, IDENTIFY_SIZE } from '../../../src/spec/identify.ts';
+import { buildIdentifyNamespace, IDENTIFY_SIZE } from '../../../src/wire/identify.ts';
 
 test('Identify Namespace puts NOIOB at bytes 47:46 and leaves NPWG (64) zero', () => {
   const buf = Buffer.alloc(IDENTIFY_SIZE, 0xaa);
