@@ -5,7 +5,6 @@
 import { readFileSync } from 'node:fs';
 import { RpcError, RpcErrorCode, type RpcMethod, RpcState } from '../jsonrpc/index.ts';
 import { frameworkSubsystems } from '../modules/event/index.ts';
-import { type RealmMemory, realmMemory } from '../nvmf/poll-group.ts';
 import {
   currentThread,
   defineChannelIter,
@@ -17,6 +16,7 @@ import {
   threadInfo,
   threadStats,
 } from '../thread/index.ts';
+import { type RealmMemory, realmMemory } from '../util/memory.ts';
 import { REACTOR_DEVICE } from './reactors.ts';
 import type { ConfigEntry, FrameworkSubsystem } from './subsystem.ts';
 

@@ -19,6 +19,7 @@ import {
   type ThreadRef,
 } from '../thread/index.ts';
 import { logger } from '../util/log.ts';
+import { type RealmMemory, realmMemory } from '../util/memory.ts';
 import {
   DISCOVERY_NQN,
   type DiscoveryEntry,
@@ -82,33 +83,6 @@ export interface TargetSnapshot {
   referrals: DiscoveryEntry[];
   /** SPDK discovery_filter: 'match_any' or a combination of transport/address/svcid */
   discoveryFilter: string;
-}
-
-/** The realm's heap (each reactor is its own V8 isolate) and the process's RSS, in bytes. */
-export interface RealmMemory {
-  heap_used: number;
-  heap_total: number;
-  external: number;
-  array_buffers: number;
-  rss: number;
-}
-
-/** Memory and libuv handles of the calling realm. With `--expose-gc` (tests) a full GC runs
- * first, so repeated samples compare live data, not garbage not yet collected. */
-export function realmMemory(): { memory: RealmMemory; handles: number } {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  if (typeof gc === 'function') gc();
-  const m = process.memoryUsage();
-  return {
-    memory: {
-      heap_used: m.heapUsed,
-      heap_total: m.heapTotal,
-      external: m.external,
-      array_buffers: m.arrayBuffers,
-      rss: m.rss,
-    },
-    handles: process.getActiveResourcesInfo().length,
-  };
 }
 
 /** One poll group in nvmf_get_stats: SPDK's fields, then the leak counters nvmf-ts adds. */
