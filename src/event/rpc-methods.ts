@@ -1,10 +1,10 @@
 // The framework's own RPC methods (names, params and result shapes as
 // SPDK's), and collectRpcMethods(): framework + every subsystem's methods,
-// the one table the server registers and the CLI reads.
+// the one table the server registers and the CLI reads (for nvmf_tgt's
+// subsystems: rpcMethodTable() in src/modules/event/index.ts).
 
 import { readFileSync } from 'node:fs';
 import { RpcError, RpcErrorCode, type RpcMethod, RpcState } from '../jsonrpc/index.ts';
-import { frameworkSubsystems } from '../modules/event/index.ts';
 import {
   currentThread,
   defineChannelIter,
@@ -352,9 +352,7 @@ const rpcGetMethods: RpcMethod = {
 };
 
 /** Framework methods plus every subsystem's, the one table for server and CLI. */
-export function collectRpcMethods(
-  subsystems: readonly FrameworkSubsystem[] = frameworkSubsystems,
-): RpcMethod[] {
+export function collectRpcMethods(subsystems: readonly FrameworkSubsystem[]): RpcMethod[] {
   const out: RpcMethod[] = [rpcGetMethods, ...frameworkMethods];
   for (const s of subsystems) out.push(...(s.rpcMethods ?? []));
   return out;
