@@ -27,7 +27,7 @@ import {
   StatusCodeType,
   setStatus,
 } from '../wire/nvme.ts';
-import type { PgNamespace, PgSubsystem } from './poll-group-types.ts';
+import type { PgNamespace, PgSubsystem } from './poll-group-subsystem.ts';
 import type { NvmfRequest } from './transport.ts';
 
 /** Per-I/O-queue state the NVM command path needs. */

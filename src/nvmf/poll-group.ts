@@ -46,9 +46,8 @@ import {
   StatusCodeType,
   setStatus,
 } from '../wire/nvme.ts';
-import { AsyncEvent, type CtrlrHost, NvmfCtrlr, requestData } from './ctrlr.ts';
 import { dropFused, executeIo, type IoQueueState } from './ctrlr-bdev.ts';
-import { type PgNamespace, PgSubsystem } from './poll-group-types.ts';
+import { type PgNamespace, PgSubsystem } from './poll-group-subsystem.ts';
 import { SubsystemState, SubsystemType, type SubsystemView } from './subsystem.ts';
 // target.ts and this file import each other; both only use the other's bindings inside functions
 import {
@@ -62,6 +61,7 @@ import {
   tgtIoQueueGone,
   tgtReply,
 } from './target.ts';
+import { AsyncEvent, type CtrlrHost, NvmfCtrlr, requestData } from './target-controller.ts';
 import type {
   NvmfQpair,
   NvmfRequest,
@@ -70,7 +70,7 @@ import type {
   TransportOptions,
   TransportPollGroup,
 } from './transport.ts';
-import { getTransport } from './transports.ts';
+import { getTransport } from './transport.ts';
 
 export const NVMF_TGT_DEVICE = 'nvmf_tgt';
 const log = logger('nvmf');

@@ -39,7 +39,7 @@ import {
 } from './poll-group.ts';
 import { NvmfSubsystem, nqnError, SubsystemState, SubsystemType, sameAddress } from './subsystem.ts';
 import type { TransportAddress, TransportOptions } from './transport.ts';
-import { getTransport, type TransportListener } from './transports.ts';
+import { getTransport, type TransportListener } from './transport.ts';
 
 const log = logger('nvmf');
 

@@ -51,7 +51,7 @@ import {
   StatusCodeType,
   setStatus,
 } from '../wire/nvme.ts';
-import type { PgSubsystem } from './poll-group-types.ts';
+import type { PgSubsystem } from './poll-group-subsystem.ts';
 import { SubsystemType } from './subsystem.ts';
 import type { NvmfQpair, NvmfRequest, TransportOptions } from './transport.ts';
 
