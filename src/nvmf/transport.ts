@@ -44,8 +44,9 @@ export interface NvmfQpair {
   qid: number;
   /** SQ size (entries) from Connect (sqsize + 1) */
   sqSize: number;
-  /** opaque to the transport: the controller this queue belongs to, set by the core on Connect */
-  ctrlr: unknown;
+  /** the core's context of this queue: attached when Fabrics Connect succeeds, null before and
+   * once the queue is gone; the transport only asks whether one is attached */
+  context: QueueContext | null;
   /** true when the host asked for SQ flow control to be disabled (Connect CATTR bit 2) */
   sqFlowControlDisabled: boolean;
   /** transport name, e.g. 'TCP' */
@@ -56,6 +57,16 @@ export interface NvmfQpair {
   /** close the connection; in-flight requests are completed or dropped by the transport, then
    * `QpairEvents.onQpairDisconnected` is called once */
   disconnect(reason?: string): void;
+}
+
+/**
+ * What the core attaches to a queue on a successful Connect (SPDK's qpair->ctrlr): on an admin
+ * queue its controller (NvmfCtrlr, target-controller.ts), on an I/O queue an IoQueue
+ * (io-queue.ts). The core hands it every command that is not a Fabrics command.
+ */
+export interface QueueContext {
+  /** an admin command (admin queue) or an NVM command (I/O queue) that arrived on this queue */
+  execute(req: NvmfRequest): void;
 }
 
 export interface TransportAddress {
@@ -96,6 +107,8 @@ export interface TransportOptions {
   zcopy: boolean;
   ack_timeout: number;
   data_wr_pool_size: number;
+  /** smallest keep-alive timeout in ms (--min-kato); an admin Connect's smaller KATO is raised to it */
+  min_kato?: number;
 }
 
 /** Per-realm transport poll group: owns the connections placed on one poll group thread. */

@@ -16,7 +16,7 @@ export function fakeQpair(): NvmfQpair {
   return {
     qid: 0,
     sqSize: 32,
-    ctrlr: null,
+    context: null,
     sqFlowControlDisabled: false,
     trtype: 'TCP',
     listenAddr: ADDR,
