@@ -14,6 +14,7 @@ import {
   CcBits,
   CommandSpecificStatus,
   ControllerRegister,
+  Cqe,
   CstsBits,
   FABRICS_OPCODE,
   FabricsCommandType,
@@ -207,8 +208,8 @@ export class NvmfCtrlr implements QueueContext {
       req.complete();
       return;
     }
-    req.rsp.writeUInt32LE(lo >>> 0, 0);
-    req.rsp.writeUInt32LE(hi >>> 0, 4);
+    req.rsp.writeUInt32LE(lo >>> 0, Cqe.DW0);
+    req.rsp.writeUInt32LE(hi >>> 0, Cqe.DW1);
     req.complete();
   }
 
@@ -324,7 +325,7 @@ export class NvmfCtrlr implements QueueContext {
         // DW0 bit 0 = 1: not aborted. Commands a bdev holds run to completion (as the Linux
         // target answers); one still waiting in the target (paused subsystem) is aborted.
         const answer = (aborted: boolean): void => {
-          req.rsp.writeUInt32LE(aborted ? 0 : 1, 0);
+          req.rsp.writeUInt32LE(aborted ? 0 : 1, Cqe.DW0);
           req.complete();
         };
         const sqid = req.cmd.readUInt16LE(Sqe.CDW10);
@@ -451,7 +452,7 @@ export class NvmfCtrlr implements QueueContext {
         this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true, paramLoc(Sqe.CDW10));
         return;
       }
-      req.rsp.writeUInt32LE(capabilities ? 0 : dw0 >>> 0, 0);
+      req.rsp.writeUInt32LE(capabilities ? 0 : dw0 >>> 0, Cqe.DW0);
       req.complete();
       return;
     }
@@ -494,7 +495,7 @@ export class NvmfCtrlr implements QueueContext {
         this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true, paramLoc(Sqe.CDW10));
         return;
     }
-    req.rsp.writeUInt32LE(capabilities ? 0 : dw0 >>> 0, 0);
+    req.rsp.writeUInt32LE(capabilities ? 0 : dw0 >>> 0, Cqe.DW0);
     req.complete();
   }
 
@@ -535,7 +536,7 @@ export class NvmfCtrlr implements QueueContext {
         }
         this.numIoQueuesSet = true;
         const n = this.opts.max_io_qpairs_per_ctrlr - 1;
-        req.rsp.writeUInt32LE(((n << 16) | n) >>> 0, 0);
+        req.rsp.writeUInt32LE(((n << 16) | n) >>> 0, Cqe.DW0);
         break;
       }
       case FeatureId.ARBITRATION:
@@ -603,7 +604,7 @@ export class NvmfCtrlr implements QueueContext {
   private deliverEvents(): void {
     while (this.pendingEvents.length > 0 && this.aerReqs.length > 0) {
       const req = this.aerReqs.shift() as NvmfRequest;
-      req.rsp.writeUInt32LE(this.pendingEvents.shift() as number, 0);
+      req.rsp.writeUInt32LE(this.pendingEvents.shift() as number, Cqe.DW0);
       req.complete();
     }
   }
