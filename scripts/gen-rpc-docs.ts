@@ -3,11 +3,11 @@
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { collectRpcMethods } from '../src/event/rpc-methods.ts';
 import { lintRpcMethods, renderRpcDocs } from '../src/jsonrpc/index.ts';
+import { rpcMethodTable } from '../src/modules/event/index.ts';
 
 const target = fileURLToPath(new URL('../docs/rpc.md', import.meta.url));
-const methods = collectRpcMethods();
+const methods = rpcMethodTable();
 const problems = lintRpcMethods(methods);
 for (const p of problems) console.error(`schema problem: ${p}`);
 const text = renderRpcDocs(methods);

@@ -391,13 +391,13 @@ export function prepareCommand(table: readonly RpcMethod[], name: string, rest: 
 
 // ---------------------------------------------------------------- main
 
-/** The method table the CLI knows: the framework's collectRpcMethods(), if present. */
+/** The method table the CLI knows: nvmf_tgt's rpcMethodTable(), if present. */
 export async function loadMethodTable(): Promise<RpcMethod[]> {
   // The specifier is computed so that a missing table does not break type checking of this file.
-  const spec = new URL('../event/rpc-methods.ts', import.meta.url).href;
+  const spec = new URL('../modules/event/index.ts', import.meta.url).href;
   try {
-    const mod = (await import(spec)) as { collectRpcMethods?: () => RpcMethod[] };
-    return mod.collectRpcMethods ? mod.collectRpcMethods() : [];
+    const mod = (await import(spec)) as { rpcMethodTable?: () => RpcMethod[] };
+    return mod.rpcMethodTable ? mod.rpcMethodTable() : [];
   } catch {
     return [];
   }

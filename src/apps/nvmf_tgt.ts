@@ -3,6 +3,7 @@
 import { parseArgs } from 'node:util';
 import { Application } from '../event/app.ts';
 import { parseCpumask } from '../event/cpumask.ts';
+import { frameworkSubsystems } from '../modules/event/index.ts';
 import { LogLevel, logger, parseLogLevel } from '../util/log.ts';
 
 const USAGE = `usage: nvmf_tgt [options]
@@ -64,6 +65,8 @@ try {
     jsonConfig: args.values.json,
     waitForRpc: args.values['wait-for-rpc'],
     log: { level, flags: args.values.logflag, json: args.values['log-json'] },
+    subsystems: frameworkSubsystems,
+    reactorEntry: new URL('./nvmf_tgt-reactor.ts', import.meta.url),
   });
 } catch (e) {
   // e.g. a missing or cyclic subsystem dependency

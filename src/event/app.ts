@@ -6,7 +6,6 @@
 import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { RpcError, RpcErrorCode, RpcRegistry, RpcServer, RpcState } from '../jsonrpc/index.ts';
-import { frameworkSubsystems } from '../modules/event/index.ts';
 import type { ThreadRef } from '../thread/index.ts';
 import { configureLogging, type LogConfig, type Logger, logger } from '../util/log.ts';
 import { type Reactors, startReactors } from './reactors.ts';
@@ -19,8 +18,11 @@ export interface AppOptions {
   jsonConfig?: string;
   waitForRpc: boolean;
   log: LogConfig;
-  /** defaults to the framework subsystem table */
-  subsystems?: FrameworkSubsystem[];
+  /** the framework subsystem table (nvmf_tgt's: src/modules/event/index.ts); the framework imports none itself */
+  subsystems: FrameworkSubsystem[];
+  /** the module each worker reactor runs: one that calls runReactorWorker (reactor-worker.ts) with
+   * the same table; needed when `cores` names more than one core */
+  reactorEntry?: URL;
 }
 
 type SavedConfig = { subsystems: Array<{ subsystem: string; config: ConfigEntry[] | null }> };
@@ -66,7 +68,7 @@ export class Application implements App {
     this.cores = opts.cores;
     this.reactorCount = opts.cores.length;
     this.log = logger('app');
-    this.ordered = orderSubsystems(opts.subsystems ?? frameworkSubsystems);
+    this.ordered = orderSubsystems(opts.subsystems);
     this.initDone = new Promise((resolve, reject) => {
       this.resolveInit = resolve;
       this.rejectInit = reject;
@@ -94,10 +96,15 @@ export class Application implements App {
       // workers are not pinned; more reactors than CPUs still work, only slower
       this.log.warn(`cpumask names cores beyond the ${cpus} CPU(s) available; reactors will share CPUs`);
     }
-    this.reactors = await startReactors([...this.cores], this.opts.log, (reactor, reason) => {
-      this.log.error(`reactor ${reactor} lost (${reason}); shutting down`);
-      void this.stop(1);
-    });
+    this.reactors = await startReactors(
+      [...this.cores],
+      this.opts.log,
+      this.opts.reactorEntry,
+      (reactor, reason) => {
+        this.log.error(`reactor ${reactor} lost (${reason}); shutting down`);
+        void this.stop(1);
+      },
+    );
     for (const s of this.ordered) await s.realmInit?.();
 
     this.registry.registerAll(collectRpcMethods(this.ordered));

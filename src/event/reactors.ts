@@ -52,15 +52,20 @@ export interface Reactors {
 }
 
 /**
- * Start reactor 0 here and one worker per other core. `onLost` is called if a
- * worker reactor dies while running (not when stop() ends it).
+ * Start reactor 0 here and one worker per other core, each running `workerEntry`: the app's
+ * module that calls runReactorWorker (reactor-worker.ts) with the same subsystem table as
+ * reactor 0. `onLost` is called if a worker reactor dies while running (not when stop() ends it).
  */
 export async function startReactors(
   cores: number[],
   log: LogConfig,
+  workerEntry: URL | undefined,
   onLost: (reactor: number, reason: string) => void = () => {},
 ): Promise<Reactors> {
   const n = cores.length;
+  if (n > 1 && workerEntry === undefined) {
+    throw new Error('more than one reactor: the app must name the module its worker reactors run');
+  }
   const mesh: Array<Array<MessagePort | undefined>> = Array.from({ length: n }, () =>
     new Array(n).fill(undefined),
   );
@@ -78,10 +83,10 @@ export async function startReactors(
 
   const workers: Worker[] = [];
   const ready: Array<Promise<void>> = [];
-  for (let r = 1; r < n; r++) {
+  for (let r = 1; r < n && workerEntry !== undefined; r++) {
     const ports = mesh[r];
     const init: WorkerInit = { reactor: r, reactorCount: n, cores, ports, sharedIds, log };
-    const w = new Worker(new URL('./reactor-worker.ts', import.meta.url), {
+    const w = new Worker(workerEntry, {
       workerData: init,
       transferList: ports.filter((p): p is MessagePort => p !== undefined),
       name: `reactor_${r}`,

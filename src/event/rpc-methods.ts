@@ -1,11 +1,10 @@
 // The framework's own RPC methods (names, params and result shapes as
 // SPDK's), and collectRpcMethods(): framework + every subsystem's methods,
-// the one table the server registers and the CLI reads.
+// the one table the server registers and the CLI reads (for nvmf_tgt's
+// subsystems: rpcMethodTable() in src/modules/event/index.ts).
 
 import { readFileSync } from 'node:fs';
 import { RpcError, RpcErrorCode, type RpcMethod, RpcState } from '../jsonrpc/index.ts';
-import { frameworkSubsystems } from '../modules/event/index.ts';
-import { type RealmMemory, realmMemory } from '../nvmf/poll-group.ts';
 import {
   currentThread,
   defineChannelIter,
@@ -17,6 +16,7 @@ import {
   threadInfo,
   threadStats,
 } from '../thread/index.ts';
+import { type RealmMemory, realmMemory } from '../util/memory.ts';
 import { REACTOR_DEVICE } from './reactors.ts';
 import type { ConfigEntry, FrameworkSubsystem } from './subsystem.ts';
 
@@ -352,9 +352,7 @@ const rpcGetMethods: RpcMethod = {
 };
 
 /** Framework methods plus every subsystem's, the one table for server and CLI. */
-export function collectRpcMethods(
-  subsystems: readonly FrameworkSubsystem[] = frameworkSubsystems,
-): RpcMethod[] {
+export function collectRpcMethods(subsystems: readonly FrameworkSubsystem[]): RpcMethod[] {
   const out: RpcMethod[] = [rpcGetMethods, ...frameworkMethods];
   for (const s of subsystems) out.push(...(s.rpcMethods ?? []));
   return out;

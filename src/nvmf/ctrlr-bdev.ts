@@ -1,6 +1,7 @@
 // NVM command set over bdevs: decodes the SQE in place, submits one bdev_io,
 // completes the request from a module-level callback (no per-I/O closures:
-// the request itself is the callback argument).
+// a pooled BdevCommand naming the queue and the request is the callback
+// argument).
 import {
   type BdevIo,
   BdevIoType,
@@ -27,7 +28,7 @@ import {
   StatusCodeType,
   setStatus,
 } from '../wire/nvme.ts';
-import type { PgNamespace, PgSubsystem } from './poll-group-types.ts';
+import type { PgNamespace, PgSubsystem } from './poll-group-subsystem.ts';
 import type { NvmfRequest } from './transport.ts';
 
 /** Per-I/O-queue state the NVM command path needs. */
@@ -47,12 +48,7 @@ export interface IoQueueState {
   onComplete(req: NvmfRequest): void;
 }
 
-function ioState(req: NvmfRequest): IoQueueState {
-  return req.qpair.ctrlr as IoQueueState;
-}
-
-function finish(req: NvmfRequest, sct: number, sc: number, dnr: boolean): void {
-  const st = ioState(req);
+function finish(st: IoQueueState, req: NvmfRequest, sct: number, sc: number, dnr: boolean): void {
   if (sct !== 0 || sc !== 0) {
     setStatus(req.rsp, sct, sc, dnr);
     st.onError(req, getSlba(req.cmd));
@@ -61,38 +57,73 @@ function finish(req: NvmfRequest, sct: number, sc: number, dnr: boolean): void {
   req.complete();
 }
 
+/**
+ * One command handed to a bdev: the argument of the bdev callback, so the completion finds
+ * its queue without a closure per I/O. Pooled per realm; a fused compare-and-write is one
+ * (its compare in `req`, its write in `second`).
+ */
+class BdevCommand {
+  queue: IoQueueState | null = null;
+  req: NvmfRequest | null = null;
+  second: NvmfRequest | null = null;
+}
+
+const freeCommands: BdevCommand[] = [];
+
+function takeCommand(st: IoQueueState, req: NvmfRequest, second: NvmfRequest | null): BdevCommand {
+  const c = freeCommands.pop() ?? new BdevCommand();
+  c.queue = st;
+  c.req = req;
+  c.second = second;
+  st.outstanding++;
+  return c;
+}
+
+function releaseCommand(c: BdevCommand): void {
+  c.queue = null;
+  c.req = null;
+  c.second = null;
+  freeCommands.push(c);
+}
+
 function bdevDone(io: BdevIo, success: boolean, cbArg: unknown): void {
-  const req = cbArg as NvmfRequest;
-  ioState(req).outstanding--;
+  const c = cbArg as BdevCommand;
+  const st = c.queue;
+  const req = c.req;
+  if (st === null || req === null) throw new Error('nvmf: a bdev completed one command twice');
+  releaseCommand(c);
+  st.outstanding--;
   if (success) {
     bdevFreeIo(io);
-    finish(req, 0, 0, false);
+    finish(st, req, 0, 0, false);
     return;
   }
   const s = bdevIoGetNvmeStatus(io);
   bdevFreeIo(io);
-  finish(req, s.sct, s.sc, false);
+  finish(st, req, s.sct, s.sc, false);
 }
 
-/** Fused pair in flight: completes both requests. */
-interface FusedPair {
-  first: NvmfRequest;
-  second: NvmfRequest;
-}
-
+/** A fused compare-and-write completes both of its commands. */
 function fusedDone(io: BdevIo, success: boolean, cbArg: unknown): void {
-  const pair = cbArg as FusedPair;
-  ioState(pair.second).outstanding--;
+  const c = cbArg as BdevCommand;
+  const st = c.queue;
+  const first = c.req;
+  const second = c.second;
+  if (st === null || first === null || second === null) {
+    throw new Error('nvmf: a bdev completed one command twice');
+  }
+  releaseCommand(c);
+  st.outstanding--;
   if (success) {
     bdevFreeIo(io);
-    finish(pair.first, 0, 0, false);
-    finish(pair.second, 0, 0, false);
+    finish(st, first, 0, 0, false);
+    finish(st, second, 0, 0, false);
     return;
   }
   const s = bdevIoGetNvmeStatus(io);
   bdevFreeIo(io);
-  finish(pair.first, s.sct, s.sc, false);
-  finish(pair.second, StatusCodeType.GENERIC, GenericStatus.ABORTED_FAILED_FUSED, false);
+  finish(st, first, s.sct, s.sc, false);
+  finish(st, second, StatusCodeType.GENERIC, GenericStatus.ABORTED_FAILED_FUSED, false);
 }
 
 /**
@@ -102,6 +133,7 @@ function fusedDone(io: BdevIo, success: boolean, cbArg: unknown): void {
  * no longer-than-needed SGLs; Linux nvmet_check_transfer_len is as strict).
  */
 function checkRange(
+  st: IoQueueState,
   req: NvmfRequest,
   ns: PgNamespace,
   slba: number,
@@ -110,18 +142,18 @@ function checkRange(
 ): boolean {
   const bdev = ns.desc.bdev;
   const bytes = nlb * bdev.blockSize;
-  const max = ioState(req).maxTransferBytes;
+  const max = st.maxTransferBytes;
   if (withData && max !== undefined && bytes > max) {
     // over MDTS: Invalid Field in Command (NVMe base spec, Identify Controller MDTS)
-    finish(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
+    finish(st, req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
     return false;
   }
   if (slba + nlb > bdev.numBlocks) {
-    finish(req, StatusCodeType.GENERIC, GenericStatus.LBA_OUT_OF_RANGE, true);
+    finish(st, req, StatusCodeType.GENERIC, GenericStatus.LBA_OUT_OF_RANGE, true);
     return false;
   }
   if (withData && bytes !== req.length) {
-    finish(req, StatusCodeType.GENERIC, GenericStatus.DATA_SGL_LENGTH_INVALID, true);
+    finish(st, req, StatusCodeType.GENERIC, GenericStatus.DATA_SGL_LENGTH_INVALID, true);
     return false;
   }
   return true;
@@ -137,8 +169,7 @@ function ensureIov(req: NvmfRequest, bytes: number): Buffer[] {
 }
 
 /** Execute one NVM I/O command. */
-export function executeIo(req: NvmfRequest): void {
-  const st = ioState(req);
+export function executeIo(st: IoQueueState, req: NvmfRequest): void {
   const cmd = req.cmd;
   const opc = cmd[Sqe.OPCODE];
   const fuse = cmd[Sqe.FLAGS] & SqeFlags.FUSE_MASK;
@@ -148,13 +179,13 @@ export function executeIo(req: NvmfRequest): void {
   if (st.fusedFirst !== null && fuse !== SqeFlags.FUSE_SECOND) {
     const first = st.fusedFirst;
     st.fusedFirst = null;
-    finish(first, StatusCodeType.GENERIC, GenericStatus.ABORTED_MISSING_FUSED, false);
+    finish(st, first, StatusCodeType.GENERIC, GenericStatus.ABORTED_MISSING_FUSED, false);
   }
   // NVMe-oF carries data by SGL only: PSDT 00b (PRP) or 11b (reserved) is an invalid field
   // (Linux drivers/nvme/target/core.c nvmet_req_init)
   const psdt = cmd[Sqe.FLAGS] & SqeFlags.PSDT_MASK;
   if (psdt === SqeFlags.PSDT_PRP || psdt === SqeFlags.PSDT_MASK) {
-    finish(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
+    finish(st, req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
     return;
   }
 
@@ -162,16 +193,16 @@ export function executeIo(req: NvmfRequest): void {
   // NSID 0, 0xffffffff (no broadcast: Identify VWC says so), above NN or inactive
   const ns = st.sub.ns.get(nsid);
   if (ns === undefined) {
-    finish(req, StatusCodeType.GENERIC, GenericStatus.INVALID_NAMESPACE_OR_FORMAT, true);
+    finish(st, req, StatusCodeType.GENERIC, GenericStatus.INVALID_NAMESPACE_OR_FORMAT, true);
     return;
   }
   if (st.sub.view.state !== 'active') {
     // paused/inactive subsystems do not take I/O; the host retries
-    finish(req, StatusCodeType.GENERIC, GenericStatus.NAMESPACE_NOT_READY, false);
+    finish(st, req, StatusCodeType.GENERIC, GenericStatus.NAMESPACE_NOT_READY, false);
     return;
   }
   if (st.anaPathStatus !== 0) {
-    finish(req, StatusCodeType.PATH, st.anaPathStatus, false);
+    finish(st, req, StatusCodeType.PATH, st.anaPathStatus, false);
     return;
   }
   const desc = ns.desc;
@@ -180,12 +211,12 @@ export function executeIo(req: NvmfRequest): void {
 
   // fused operations as SPDK answers them (lib/nvmf/ctrlr.c nvmf_ctrlr_process_io_fused_cmd)
   if (fuse === SqeFlags.FUSE_MASK) {
-    finish(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
+    finish(st, req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
     return;
   }
   if (fuse === SqeFlags.FUSE_FIRST) {
     if (opc !== NvmOpcode.COMPARE) {
-      finish(req, StatusCodeType.GENERIC, GenericStatus.INVALID_OPCODE, true);
+      finish(st, req, StatusCodeType.GENERIC, GenericStatus.INVALID_OPCODE, true);
       return;
     }
     st.fusedFirst = req;
@@ -196,12 +227,12 @@ export function executeIo(req: NvmfRequest): void {
     st.fusedFirst = null;
     if (first === null) {
       // a second command with no first
-      finish(req, StatusCodeType.GENERIC, GenericStatus.ABORTED_MISSING_FUSED, false);
+      finish(st, req, StatusCodeType.GENERIC, GenericStatus.ABORTED_MISSING_FUSED, false);
       return;
     }
     if (opc !== NvmOpcode.WRITE) {
-      finish(first, StatusCodeType.GENERIC, GenericStatus.ABORTED_MISSING_FUSED, false);
-      finish(req, StatusCodeType.GENERIC, GenericStatus.INVALID_OPCODE, true);
+      finish(st, first, StatusCodeType.GENERIC, GenericStatus.ABORTED_MISSING_FUSED, false);
+      finish(st, req, StatusCodeType.GENERIC, GenericStatus.INVALID_OPCODE, true);
       return;
     }
     const slba = getSlba(cmd);
@@ -211,29 +242,27 @@ export function executeIo(req: NvmfRequest): void {
       getNumBlocks(first.cmd) !== nlb ||
       first.cmd.readUInt32LE(Sqe.NSID) !== nsid
     ) {
-      finish(first, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
-      finish(req, StatusCodeType.GENERIC, GenericStatus.ABORTED_FAILED_FUSED, false);
+      finish(st, first, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
+      finish(st, req, StatusCodeType.GENERIC, GenericStatus.ABORTED_FAILED_FUSED, false);
       return;
     }
     if (slba + nlb > desc.bdev.numBlocks) {
-      finish(first, StatusCodeType.GENERIC, GenericStatus.LBA_OUT_OF_RANGE, true);
-      finish(req, StatusCodeType.GENERIC, GenericStatus.ABORTED_FAILED_FUSED, false);
+      finish(st, first, StatusCodeType.GENERIC, GenericStatus.LBA_OUT_OF_RANGE, true);
+      finish(st, req, StatusCodeType.GENERIC, GenericStatus.ABORTED_FAILED_FUSED, false);
       return;
     }
     const max = st.maxTransferBytes;
     if (max !== undefined && nlb * bs > max) {
-      finish(first, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
-      finish(req, StatusCodeType.GENERIC, GenericStatus.ABORTED_FAILED_FUSED, false);
+      finish(st, first, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
+      finish(st, req, StatusCodeType.GENERIC, GenericStatus.ABORTED_FAILED_FUSED, false);
       return;
     }
     if (nlb * bs !== req.length || nlb * bs !== first.length) {
-      finish(first, StatusCodeType.GENERIC, GenericStatus.DATA_SGL_LENGTH_INVALID, true);
-      finish(req, StatusCodeType.GENERIC, GenericStatus.ABORTED_FAILED_FUSED, false);
+      finish(st, first, StatusCodeType.GENERIC, GenericStatus.DATA_SGL_LENGTH_INVALID, true);
+      finish(st, req, StatusCodeType.GENERIC, GenericStatus.ABORTED_FAILED_FUSED, false);
       return;
     }
     const fua = (cmd.readUInt32LE(Sqe.CDW12) & RwFlags.FUA) !== 0;
-    st.outstanding++;
-    const pair: FusedPair = { first, second: req };
     bdevCompareAndWrite(
       desc,
       ch,
@@ -243,7 +272,7 @@ export function executeIo(req: NvmfRequest): void {
       nlb,
       fua,
       fusedDone,
-      pair,
+      takeCommand(st, first, req),
     );
     return;
   }
@@ -252,43 +281,38 @@ export function executeIo(req: NvmfRequest): void {
     case NvmOpcode.READ: {
       const slba = getSlba(cmd);
       const nlb = getNumBlocks(cmd);
-      if (!checkRange(req, ns, slba, nlb, true)) return;
-      st.outstanding++;
-      bdevRead(desc, ch, ensureIov(req, nlb * bs), slba, nlb, bdevDone, req);
+      if (!checkRange(st, req, ns, slba, nlb, true)) return;
+      bdevRead(desc, ch, ensureIov(req, nlb * bs), slba, nlb, bdevDone, takeCommand(st, req, null));
       return;
     }
     case NvmOpcode.WRITE: {
       const slba = getSlba(cmd);
       const nlb = getNumBlocks(cmd);
-      if (!checkRange(req, ns, slba, nlb, true)) return;
+      if (!checkRange(st, req, ns, slba, nlb, true)) return;
       const fua = (cmd.readUInt32LE(Sqe.CDW12) & RwFlags.FUA) !== 0;
-      st.outstanding++;
       const iov = nlb * bs === req.length ? req.iov : sliceIov(req.iov, 0, nlb * bs);
-      bdevWrite(desc, ch, iov, slba, nlb, fua, bdevDone, req);
+      bdevWrite(desc, ch, iov, slba, nlb, fua, bdevDone, takeCommand(st, req, null));
       return;
     }
     case NvmOpcode.COMPARE: {
       const slba = getSlba(cmd);
       const nlb = getNumBlocks(cmd);
-      if (!checkRange(req, ns, slba, nlb, true)) return;
-      st.outstanding++;
-      bdevCompare(desc, ch, sliceIov(req.iov, 0, nlb * bs), slba, nlb, bdevDone, req);
+      if (!checkRange(st, req, ns, slba, nlb, true)) return;
+      bdevCompare(desc, ch, sliceIov(req.iov, 0, nlb * bs), slba, nlb, bdevDone, takeCommand(st, req, null));
       return;
     }
     case NvmOpcode.FLUSH:
       if (!ns.flushSupported) {
-        finish(req, 0, 0, false);
+        finish(st, req, 0, 0, false);
         return;
       }
-      st.outstanding++;
-      bdevFlush(desc, ch, 0, desc.bdev.numBlocks, bdevDone, req);
+      bdevFlush(desc, ch, 0, desc.bdev.numBlocks, bdevDone, takeCommand(st, req, null));
       return;
     case NvmOpcode.WRITE_ZEROES: {
       const slba = getSlba(cmd);
       const nlb = getNumBlocks(cmd);
-      if (!checkRange(req, ns, slba, nlb, false)) return;
-      st.outstanding++;
-      bdevWriteZeroes(desc, ch, slba, nlb, bdevDone, req);
+      if (!checkRange(st, req, ns, slba, nlb, false)) return;
+      bdevWriteZeroes(desc, ch, slba, nlb, bdevDone, takeCommand(st, req, null));
       return;
     }
     case NvmOpcode.DATASET_MANAGEMENT: {
@@ -296,15 +320,15 @@ export function executeIo(req: NvmfRequest): void {
       const attrs = cmd.readUInt32LE(Sqe.CDW11);
       // NR + 1 ranges of 16 bytes must all be there (at most 256: NR is 8 bits)
       if (nr * Dsm.RANGE_SIZE > req.length) {
-        finish(req, StatusCodeType.GENERIC, GenericStatus.DATA_SGL_LENGTH_INVALID, true);
+        finish(st, req, StatusCodeType.GENERIC, GenericStatus.DATA_SGL_LENGTH_INVALID, true);
         return;
       }
       if ((attrs & Dsm.ATTR_DEALLOCATE) === 0) {
-        finish(req, 0, 0, false); // integral read/write hints only: nothing to do
+        finish(st, req, 0, 0, false); // integral read/write hints only: nothing to do
         return;
       }
       if (!ns.unmapSupported) {
-        finish(req, 0, 0, false);
+        finish(st, req, 0, 0, false);
         return;
       }
       const data = req.iov.length === 1 ? req.iov[0] : Buffer.concat(req.iov);
@@ -317,21 +341,20 @@ export function executeIo(req: NvmfRequest): void {
           data.readUInt32LE(off + Dsm.RANGE_SLBA_HI) * 0x100000000 +
           data.readUInt32LE(off + Dsm.RANGE_SLBA_LO);
         if (slba + len > desc.bdev.numBlocks) {
-          finish(req, StatusCodeType.GENERIC, GenericStatus.LBA_OUT_OF_RANGE, true);
+          finish(st, req, StatusCodeType.GENERIC, GenericStatus.LBA_OUT_OF_RANGE, true);
           return;
         }
         ranges.push({ offsetBlocks: slba, numBlocks: len });
       }
       if (ranges.length === 0) {
-        finish(req, 0, 0, false);
+        finish(st, req, 0, 0, false);
         return;
       }
-      st.outstanding++;
-      bdevUnmap(desc, ch, ranges, bdevDone, req);
+      bdevUnmap(desc, ch, ranges, bdevDone, takeCommand(st, req, null));
       return;
     }
     default:
-      finish(req, StatusCodeType.GENERIC, GenericStatus.INVALID_OPCODE, true);
+      finish(st, req, StatusCodeType.GENERIC, GenericStatus.INVALID_OPCODE, true);
   }
 }
 
@@ -340,7 +363,7 @@ export function dropFused(st: IoQueueState): void {
   const first = st.fusedFirst;
   if (first === null) return;
   st.fusedFirst = null;
-  finish(first, StatusCodeType.GENERIC, GenericStatus.ABORTED_MISSING_FUSED, false);
+  finish(st, first, StatusCodeType.GENERIC, GenericStatus.ABORTED_MISSING_FUSED, false);
 }
 
 export { BdevIoType };

@@ -1,247 +1,102 @@
-// The nvmf poll group: the target io_device's channel on one poll-group
-// thread. It owns that thread's transport poll groups, its view of every
-// subsystem (namespaces opened in this realm), the controllers whose admin
-// queue sits here, and dispatches every command the transports hand it.
-import type { Socket } from 'node:net';
+// The nvmf poll group (the poll-group half of SPDK's nvmf.c): the target
+// io_device's channel on one poll-group thread. It owns that thread's
+// transport poll groups, its view of every subsystem (namespaces opened in
+// this realm, kept up to date from the target's snapshots), the controllers
+// whose admin queue sits here and the I/O queues it serves. Every command a
+// transport hands it goes to the queue's context (its controller, or an
+// IoQueue), Fabrics commands aside: those are handled here, Connect in
+// connect.ts. The target reaches it only by the messages of messages.ts.
 import { BdevIoType, bdevClose, bdevGetIoChannel, bdevOpen, bdevPutIoChannel } from '../bdev/index.ts';
 import {
   currentThread,
-  defineChannelIter,
   defineHandler,
-  getIoChannel,
   nowUs,
   type Poller,
   PollerStatus,
-  putIoChannel,
   registerPoller,
   type SpdkThread,
   sendMsg,
-  type ThreadRef,
 } from '../thread/index.ts';
 import { logger } from '../util/log.ts';
+import { realmMemory } from '../util/memory.ts';
+import type { DiscoveryEntry } from '../wire/discovery.ts';
+import { FabricsSqe } from '../wire/fabrics.ts';
 import {
-  DISCOVERY_NQN,
-  type DiscoveryEntry,
-  EFLAGS_DUPRETINFO,
-  EFLAGS_EPCSD,
-  SubType,
-} from '../wire/discovery.ts';
-import {
-  CONNECT_CATTR_DISABLE_SQFLOW,
-  ConnectData,
-  ConnectRsp,
-  FabricsSqe,
-  NQN_MAX_LEN,
-  readCString,
-} from '../wire/fabrics.ts';
-import {
-  CommandSpecificStatus,
   FABRICS_OPCODE,
   FabricsCommandType,
-  FabricsStatus,
   GenericStatus,
-  PathStatus,
   Sqe,
   StatusCodeType,
   setStatus,
 } from '../wire/nvme.ts';
-import { AsyncEvent, type CtrlrHost, NvmfCtrlr, requestData } from './ctrlr.ts';
-import { dropFused, executeIo, type IoQueueState } from './ctrlr-bdev.ts';
-import { type PgNamespace, PgSubsystem } from './poll-group-types.ts';
-import { SubsystemState, SubsystemType, type SubsystemView } from './subsystem.ts';
-// target.ts and this file import each other; both only use the other's bindings inside functions
+import { ConnectHandler, type ConnectHost } from './connect.ts';
+import { dropFused } from './ctrlr-bdev.ts';
+import { discoveryLogEntries } from './discovery-log.ts';
+import type { IoQueue } from './io-queue.ts';
 import {
-  tgtAbort,
-  tgtAdminConnect,
-  tgtBdevRemoved,
-  tgtCtrlrDisabled,
-  tgtCtrlrEnabled,
-  tgtCtrlrGone,
-  tgtIoConnect,
-  tgtIoQueueGone,
-  tgtReply,
-} from './target.ts';
-import type {
-  NvmfQpair,
-  NvmfRequest,
-  QpairEvents,
-  TransportAddress,
-  TransportOptions,
-  TransportPollGroup,
+  type AbortReply,
+  type AbortRequest,
+  type AddSocket,
+  type AdminConnectReply,
+  type ControllerId,
+  type ErrorLogRecord,
+  type IoConnectReply,
+  type PollGroupInbox,
+  setPollGroupInbox,
+  type TargetSnapshot,
+  targetThread,
+  toTarget,
+} from './messages.ts';
+import { type PgNamespace, PgSubsystem } from './poll-group-subsystem.ts';
+import { newPgStats, type PgStats, type QpairInfo } from './stats.ts';
+import { SubsystemState, SubsystemType, type SubsystemView } from './subsystem.ts';
+import { AsyncEvent, type CtrlrHost, type NvmfCtrlr } from './target-controller.ts';
+import {
+  getTransport,
+  type NvmfQpair,
+  type NvmfRequest,
+  type QpairEvents,
+  type TransportAddress,
+  type TransportOptions,
+  type TransportPollGroup,
 } from './transport.ts';
-import { getTransport } from './transports.ts';
 
-export const NVMF_TGT_DEVICE = 'nvmf_tgt';
 const log = logger('nvmf');
 
-/** What the target sends every poll group (structured-cloneable). */
-export interface TargetSnapshot {
-  version: number;
-  views: SubsystemView[];
-  genctr: number;
-  referrals: DiscoveryEntry[];
-  /** SPDK discovery_filter: 'match_any' or a combination of transport/address/svcid */
-  discoveryFilter: string;
+/** Close a queue after the response to its Disconnect command went out. */
+const disconnectLater = defineHandler<NvmfQpair>('nvmf.pg.disconnectQpair', (q) =>
+  q.disconnect('Disconnect command'),
+);
+
+/** Complete a command the core parked and will not run (its queue or subsystem is going away). */
+function abortRequest(req: NvmfRequest): void {
+  setStatus(req.rsp, StatusCodeType.GENERIC, GenericStatus.ABORTED_SQ_DELETION, false);
+  req.complete();
 }
 
-/** The realm's heap (each reactor is its own V8 isolate) and the process's RSS, in bytes. */
-export interface RealmMemory {
-  heap_used: number;
-  heap_total: number;
-  external: number;
-  array_buffers: number;
-  rss: number;
+function sameListener(l: TransportAddress, a: TransportAddress): boolean {
+  return (
+    l.traddr === a.traddr && l.trsvcid === a.trsvcid && l.trtype.toUpperCase() === a.trtype.toUpperCase()
+  );
 }
 
-/** Memory and libuv handles of the calling realm. With `--expose-gc` (tests) a full GC runs
- * first, so repeated samples compare live data, not garbage not yet collected. */
-export function realmMemory(): { memory: RealmMemory; handles: number } {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  if (typeof gc === 'function') gc();
-  const m = process.memoryUsage();
-  return {
-    memory: {
-      heap_used: m.heapUsed,
-      heap_total: m.heapTotal,
-      external: m.external,
-      array_buffers: m.arrayBuffers,
-      rss: m.rss,
-    },
-    handles: process.getActiveResourcesInfo().length,
-  };
-}
-
-/** One poll group in nvmf_get_stats: SPDK's fields, then the leak counters nvmf-ts adds. */
-export interface PgStats {
-  name: string;
-  admin_qpairs: number;
-  io_qpairs: number;
-  current_admin_qpairs: number;
-  current_io_qpairs: number;
-  pending_bdev_io: number;
-  completed_nvme_io: number;
-  transports: { trtype: string; qpairs: number }[];
-  /** controllers whose admin queue is on this poll group */
-  controllers: number;
-  /** connections the transports hold (before and after Connect) */
-  current_qpairs: number;
-  /** commands handed to the core and not completed (bdev I/O, AERs, paused) */
-  outstanding_requests: number;
-  /** I/O commands parked on paused subsystems */
-  queued_requests: number;
-  memory: RealmMemory;
-  /** libuv handles and requests alive in this realm (process.getActiveResourcesInfo) */
-  handles: number;
-}
-
-/** The queue context of an admin queue: its controller. */
-export class AdminQueue {
-  readonly ctrlr: NvmfCtrlr;
-  constructor(ctrlr: NvmfCtrlr) {
-    this.ctrlr = ctrlr;
-  }
-}
-
-/** The queue context of an I/O queue (possibly on another poll group than its controller). */
-export class IoQueue implements IoQueueState {
-  readonly pg: NvmfPollGroup;
-  readonly cntlid: number;
-  readonly subnqn: string;
-  readonly hostnqn: string;
-  readonly owner: ThreadRef;
-  sub: PgSubsystem;
-  fusedFirst: NvmfRequest | null = null;
-  outstanding = 0;
-  anaPathStatus = 0;
-  readonly listenAddr: TransportAddress;
-  constructor(
-    pg: NvmfPollGroup,
-    cntlid: number,
-    sub: PgSubsystem,
-    hostnqn: string,
-    owner: ThreadRef,
-    listenAddr: TransportAddress,
-  ) {
-    this.pg = pg;
-    this.cntlid = cntlid;
-    this.sub = sub;
-    this.subnqn = sub.view.nqn;
-    this.hostnqn = hostnqn;
-    this.owner = owner;
-    this.listenAddr = listenAddr;
-    this.updateAna();
-  }
-  /** Recompute the path status from the ANA state of the listener this queue came through. */
-  updateAna(): void {
-    const v = this.sub.view;
-    if (!v.anaReporting) {
-      this.anaPathStatus = 0;
-      return;
-    }
-    const a = this.listenAddr;
-    const i = v.listeners.findIndex(
-      (l) =>
-        l.traddr === a.traddr && l.trsvcid === a.trsvcid && l.trtype.toUpperCase() === a.trtype.toUpperCase(),
-    );
-    const state = i >= 0 ? v.listenerAnaStates[i] : 'optimized';
-    this.anaPathStatus =
-      state === 'inaccessible'
-        ? PathStatus.ASYMMETRIC_ACCESS_INACCESSIBLE
-        : state === 'persistent_loss'
-          ? PathStatus.ASYMMETRIC_ACCESS_PERSISTENT_LOSS
-          : state === 'change'
-            ? PathStatus.ASYMMETRIC_ACCESS_TRANSITION
-            : 0;
-  }
-  onError(req: NvmfRequest, lba: number): void {
-    const raw = req.rsp.readUInt16LE(14);
-    const status = (((raw >> 9) & 0x7) << 8) | ((raw >> 1) & 0xff);
-    sendMsg(this.owner, pgRecordError, {
-      cntlid: this.cntlid,
-      sqid: req.qpair.qid,
-      cid: req.cmd.readUInt16LE(Sqe.CID),
-      status,
-      lba,
-      nsid: req.cmd.readUInt32LE(Sqe.NSID),
-    });
-  }
-  onComplete(_req: NvmfRequest): void {
-    this.pg.stats.completed_nvme_io++;
-  }
-}
-
-let realmAppThread: ThreadRef | null = null;
-const realmGroups: NvmfPollGroup[] = [];
-
-/** The poll groups of this realm (for tests and stats). */
-export function localPollGroups(): readonly NvmfPollGroup[] {
-  return realmGroups;
-}
-
-function appThread(): ThreadRef {
-  if (realmAppThread === null) throw new Error('nvmf: poll group used before the target created it');
-  return realmAppThread;
-}
-
-interface PendingConnect {
-  req: NvmfRequest;
-  sub: PgSubsystem;
-  hostnqn: string;
-  hostid: Buffer;
-  kato: number;
-}
-
-export class NvmfPollGroup implements QpairEvents {
+export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
   readonly thread: SpdkThread;
   readonly tgroups = new Map<string, TransportPollGroup>();
   readonly transportOpts = new Map<string, TransportOptions>();
   readonly subsystems = new Map<string, PgSubsystem>();
+  /** controllers whose admin queue is here, by cntlid */
   readonly ctrlrs = new Map<number, NvmfCtrlr>();
+  /** every queue the transports handed us, before and after Connect */
   readonly qpairs = new Set<NvmfQpair>();
+  /** the admin queues here and their controllers */
+  private readonly adminQueues = new Map<NvmfQpair, NvmfCtrlr>();
+  /** the I/O queues served here (their controllers may be elsewhere) */
+  private readonly ioQueues = new Map<NvmfQpair, IoQueue>();
   readonly stats: PgStats;
-  private readonly pending = new Map<number, PendingConnect>();
+  private readonly connects: ConnectHandler;
   private readonly pendingAborts = new Map<number, (aborted: boolean) => void>();
-  private nextToken = 1;
+  private nextAbortToken = 1;
   private poller: Poller | null;
   private kaPoller: Poller | null;
   private snapshotVersion = -1;
@@ -251,25 +106,11 @@ export class NvmfPollGroup implements QpairEvents {
 
   constructor() {
     this.thread = currentThread();
-    this.stats = {
-      name: this.thread.name,
-      admin_qpairs: 0,
-      io_qpairs: 0,
-      current_admin_qpairs: 0,
-      current_io_qpairs: 0,
-      pending_bdev_io: 0,
-      completed_nvme_io: 0,
-      transports: [],
-      controllers: 0,
-      current_qpairs: 0,
-      outstanding_requests: 0,
-      queued_requests: 0,
-      memory: { heap_used: 0, heap_total: 0, external: 0, array_buffers: 0, rss: 0 },
-      handles: 0,
-    };
+    this.stats = newPgStats(this.thread.name);
+    this.connects = new ConnectHandler(this);
     this.poller = registerPoller(() => this.poll(), 0, 'nvmf_poll_group_poll');
     this.kaPoller = registerPoller(() => this.checkKeepAlive(), 1_000_000, 'nvmf_ctrlr_keep_alive_poll');
-    realmGroups.push(this);
+    setPollGroupInbox(this.thread, this);
   }
 
   private poll(): number {
@@ -301,13 +142,13 @@ export class NvmfPollGroup implements QpairEvents {
     this.tgroups.set(key, plugin.createPollGroup(opts, this));
   }
 
-  addSocket(socket: Socket, listenAddr: TransportAddress): void {
-    const g = this.tgroups.get(listenAddr.trtype.toUpperCase());
+  addSocket(m: AddSocket): void {
+    const g = this.tgroups.get(m.listenAddr.trtype.toUpperCase());
     if (g === undefined) {
-      socket.destroy();
+      m.socket.destroy();
       return;
     }
-    g.addSocket(socket, listenAddr);
+    g.addSocket(m.socket, m.listenAddr);
   }
 
   transportOptions(trtype: string): TransportOptions {
@@ -316,8 +157,19 @@ export class NvmfPollGroup implements QpairEvents {
     return o;
   }
 
+  /** The subsystem a connected queue belongs to; null before its Connect completed. */
+  private subsystemOf(q: NvmfQpair): PgSubsystem | null {
+    return this.ioQueues.get(q)?.sub ?? this.adminQueues.get(q)?.host.sub ?? null;
+  }
+
+  /** The host NQN of a connected queue; null before its Connect completed. */
+  private hostOf(q: NvmfQpair): string | null {
+    return this.ioQueues.get(q)?.hostnqn ?? this.adminQueues.get(q)?.hostnqn ?? null;
+  }
+
   // ------------------------------------------------------------ subsystem views
 
+  /** A new state of every subsystem from the target (versioned: an older one is ignored). */
   applySnapshot(s: TargetSnapshot): void {
     if (s.version <= this.snapshotVersion) return;
     this.snapshotVersion = s.version;
@@ -345,6 +197,8 @@ export class NvmfPollGroup implements QpairEvents {
     }
   }
 
+  /** Move one subsystem's view to `v`: namespaces opened/closed (with their AENs), ANA, paused
+   * I/O run or failed, queues of a stopped subsystem, a removed listener or host disconnected. */
   private updateSubsystem(sub: PgSubsystem, v: SubsystemView): void {
     const changed: number[] = [];
     const wanted = new Map(v.namespaces.map((n) => [n.nsid, n]));
@@ -381,9 +235,8 @@ export class NvmfPollGroup implements QpairEvents {
     sub.view = v;
     if (anaChanged) {
       for (const c of this.ctrlrs.values()) if (c.host.sub === sub) c.raiseEvent(AsyncEvent.ANA_CHANGE);
-      for (const q of this.qpairs) if (q.ctrlr instanceof IoQueue && q.ctrlr.sub === sub) q.ctrlr.updateAna();
+      for (const q of this.ioQueues.values()) if (q.sub === sub) q.updateAna();
     }
-    // keep I/O queues pointing at the live view
     if (changed.length > 0) {
       for (const c of this.ctrlrs.values()) {
         if (c.host.sub === sub) for (const nsid of changed) c.namespaceChanged(nsid);
@@ -398,40 +251,20 @@ export class NvmfPollGroup implements QpairEvents {
       } else for (const req of queued) abortRequest(req);
     }
     if (v.state === SubsystemState.INACTIVE) {
+      for (const q of this.qpairs) if (this.subsystemOf(q) === sub) q.disconnect('subsystem stopped');
+      return;
+    }
+    // as SPDK: removing a listener disconnects the queues that came through it
+    for (const q of this.qpairs) {
+      if (this.subsystemOf(q) !== sub) continue;
+      if (!v.listeners.some((l) => sameListener(l, q.listenAddr))) q.disconnect('listener removed');
+    }
+    // disconnect hosts no longer allowed
+    if (!v.allowAnyHost && v.subtype !== SubsystemType.DISCOVERY) {
       for (const q of this.qpairs) {
-        const ctx = q.ctrlr;
-        if (
-          (ctx instanceof AdminQueue && ctx.ctrlr.host.sub === sub) ||
-          (ctx instanceof IoQueue && ctx.sub === sub)
-        ) {
-          q.disconnect('subsystem stopped');
-        }
-      }
-    } else {
-      // as SPDK: removing a listener disconnects the queues that came through it
-      for (const q of this.qpairs) {
-        const ctx = q.ctrlr;
-        const qsub = ctx instanceof AdminQueue ? ctx.ctrlr.host.sub : ctx instanceof IoQueue ? ctx.sub : null;
-        if (qsub !== sub) continue;
-        const a = q.listenAddr;
-        const listed = v.listeners.some(
-          (l) =>
-            l.traddr === a.traddr &&
-            l.trsvcid === a.trsvcid &&
-            l.trtype.toUpperCase() === a.trtype.toUpperCase(),
-        );
-        if (!listed) q.disconnect('listener removed');
-      }
-      // disconnect hosts no longer allowed
-      if (!v.allowAnyHost && v.subtype !== SubsystemType.DISCOVERY) {
-        for (const q of this.qpairs) {
-          const ctx = q.ctrlr;
-          const host =
-            ctx instanceof AdminQueue ? ctx.ctrlr.hostnqn : ctx instanceof IoQueue ? ctx.hostnqn : null;
-          const qsub =
-            ctx instanceof AdminQueue ? ctx.ctrlr.host.sub : ctx instanceof IoQueue ? ctx.sub : null;
-          if (qsub === sub && host !== null && !v.hosts.includes(host)) q.disconnect('host removed');
-        }
+        const host = this.hostOf(q);
+        if (this.subsystemOf(q) === sub && host !== null && !v.hosts.includes(host))
+          q.disconnect('host removed');
       }
     }
   }
@@ -452,74 +285,28 @@ export class NvmfPollGroup implements QpairEvents {
     if (ev === 'remove') {
       this.closeNamespace(sub, ns);
       for (const c of this.ctrlrs.values()) if (c.host.sub === sub) c.namespaceChanged(nsid);
-      sendMsg(appThread(), tgtBdevRemoved, { nqn: sub.view.nqn, nsid, bdevName: ns.config.bdevName });
+      sendMsg(targetThread(), toTarget.bdevRemoved, {
+        nqn: sub.view.nqn,
+        nsid,
+        bdevName: ns.config.bdevName,
+      });
     } else if (ev === 'resize') {
       for (const c of this.ctrlrs.values()) if (c.host.sub === sub) c.namespaceChanged(nsid);
     }
   }
 
-  // ------------------------------------------------------------ discovery
-
-  discoveryEntries(ctrlr: NvmfCtrlr): DiscoveryEntry[] {
-    const via = ctrlr.adminQpair.listenAddr;
-    const out: DiscoveryEntry[] = [];
-    const asqsz = this.transportOpts.get(via.trtype.toUpperCase())?.max_aq_depth ?? 128;
-    for (const sub of this.subsystems.values()) {
-      const v = sub.view;
-      if (v.state === SubsystemState.INACTIVE) continue;
-      const isDisc = v.subtype === SubsystemType.DISCOVERY;
-      if (!isDisc && !(v.allowAnyHost || v.hosts.includes(ctrlr.hostnqn))) continue;
-      v.listeners.forEach((l, i) => {
-        if (isDisc) {
-          // only the discovery listener the host came through describes "this" discovery controller
-          if (
-            !(
-              l.traddr === via.traddr &&
-              l.trsvcid === via.trsvcid &&
-              l.trtype.toUpperCase() === via.trtype.toUpperCase()
-            )
-          )
-            return;
-        } else if (!this.filterMatches(l, via)) return;
-        out.push({
-          trtype: l.trtype,
-          adrfam: l.adrfam,
-          subtype: isDisc ? SubType.DISCOVERY_CURRENT : SubType.NVME,
-          portid: i,
-          cntlid: 0xffff,
-          asqsz,
-          eflags: isDisc ? EFLAGS_DUPRETINFO | EFLAGS_EPCSD : 0,
-          trsvcid: l.trsvcid,
-          subnqn: isDisc ? DISCOVERY_NQN : v.nqn,
-          traddr: l.traddr,
-        });
-      });
-    }
-    for (const r of this.referrals) out.push(r);
-    return out;
-  }
-
-  private filterMatches(l: TransportAddress, via: TransportAddress): boolean {
-    const f = this.discoveryFilter;
-    if (f === 'match_any' || f === '') return true;
-    if (f.includes('transport') && l.trtype.toUpperCase() !== via.trtype.toUpperCase()) return false;
-    if (f.includes('address') && l.traddr !== via.traddr) return false;
-    if (f.includes('svcid') && l.trsvcid !== via.trsvcid) return false;
-    return true;
-  }
-
-  // ------------------------------------------------------------ QpairEvents
+  // ------------------------------------------------------------ QpairEvents (from the transports)
 
   onQpairConnected(qpair: NvmfQpair): void {
     this.qpairs.add(qpair);
   }
 
   onQpairClosing(qpair: NvmfQpair): void {
-    const ctx = qpair.ctrlr;
     // outstanding AERs complete, aborted
-    if (ctx instanceof AdminQueue) ctx.ctrlr.destroy();
+    this.adminQueues.get(qpair)?.destroy();
     // a fused first half waiting for its second
-    if (ctx instanceof IoQueue) dropFused(ctx);
+    const io = this.ioQueues.get(qpair);
+    if (io !== undefined) dropFused(io);
     // I/O and Connect parked on a paused subsystem
     for (const sub of this.subsystems.values()) {
       if (sub.queued.length === 0 || !sub.queued.some((r) => r.qpair === qpair)) continue;
@@ -534,20 +321,22 @@ export class NvmfPollGroup implements QpairEvents {
 
   onQpairDisconnected(qpair: NvmfQpair): void {
     this.qpairs.delete(qpair);
-    const ctx = qpair.ctrlr;
-    if (ctx instanceof AdminQueue) {
+    const c = this.adminQueues.get(qpair);
+    const io = this.ioQueues.get(qpair);
+    if (c !== undefined) {
+      this.adminQueues.delete(qpair);
       this.stats.current_admin_qpairs--;
-      const c = ctx.ctrlr;
       c.destroy();
       this.ctrlrs.delete(c.cntlid);
       log.info(`ctrlr ${c.cntlid} of ${c.host.sub.view.nqn} (host ${c.hostnqn}) destroyed`);
-      sendMsg(appThread(), tgtCtrlrGone, { cntlid: c.cntlid });
-    } else if (ctx instanceof IoQueue) {
+      sendMsg(targetThread(), toTarget.ctrlrGone, { cntlid: c.cntlid });
+    } else if (io !== undefined) {
+      this.ioQueues.delete(qpair);
       this.stats.current_io_qpairs--;
-      dropFused(ctx);
-      sendMsg(appThread(), tgtIoQueueGone, { cntlid: ctx.cntlid, qid: qpair.qid });
+      dropFused(io);
+      sendMsg(targetThread(), toTarget.ioQueueGone, { cntlid: io.cntlid, qid: qpair.qid });
     }
-    qpair.ctrlr = null;
+    qpair.context = null;
   }
 
   onRequest(req: NvmfRequest): void {
@@ -563,285 +352,115 @@ export class NvmfPollGroup implements QpairEvents {
   }
 
   private dispatch(req: NvmfRequest): void {
-    const cmd = req.cmd;
-    const ctx = req.qpair.ctrlr;
-    if (cmd[Sqe.OPCODE] === FABRICS_OPCODE) {
+    if (req.cmd[Sqe.OPCODE] === FABRICS_OPCODE) {
       this.fabrics(req);
       return;
     }
-    if (ctx instanceof IoQueue) {
-      // SPDK's pause: new I/O waits (queued, not failed) until resume; admin goes on
-      if (ctx.sub.view.state === SubsystemState.PAUSED) {
-        ctx.sub.queued.push(req);
-        return;
-      }
-      executeIo(req);
+    const ctx = req.qpair.context;
+    if (ctx === null) {
+      // nothing but Connect before Connect
+      setStatus(req.rsp, StatusCodeType.GENERIC, GenericStatus.COMMAND_SEQUENCE_ERROR, true);
+      req.complete();
       return;
     }
-    if (ctx instanceof AdminQueue) {
-      ctx.ctrlr.admin(req);
-      return;
-    }
-    setStatus(req.rsp, StatusCodeType.GENERIC, GenericStatus.COMMAND_SEQUENCE_ERROR, true);
-    req.complete();
+    ctx.execute(req);
   }
 
   private fabrics(req: NvmfRequest): void {
     const fctype = req.cmd[FabricsSqe.FCTYPE];
-    const ctx = req.qpair.ctrlr;
+    const q = req.qpair;
     switch (fctype) {
       case FabricsCommandType.CONNECT:
-        if (ctx !== null && ctx !== undefined) {
+        if (q.context !== null) {
           // a second Connect on a connected queue: SPDK nvmf_ctrlr_process_fabrics_cmd
           setStatus(req.rsp, StatusCodeType.GENERIC, GenericStatus.INVALID_OPCODE, true);
           req.complete();
           return;
         }
-        this.connect(req);
+        this.connects.connect(req);
         return;
       case FabricsCommandType.PROPERTY_GET:
-      case FabricsCommandType.PROPERTY_SET:
-        if (!(ctx instanceof AdminQueue)) {
+      case FabricsCommandType.PROPERTY_SET: {
+        const ctrlr = this.adminQueues.get(q);
+        if (ctrlr === undefined) {
+          // an I/O queue has no properties; a queue before Connect has no controller yet
           setStatus(
             req.rsp,
             StatusCodeType.GENERIC,
-            ctx instanceof IoQueue ? GenericStatus.INVALID_OPCODE : GenericStatus.COMMAND_SEQUENCE_ERROR,
+            q.context !== null ? GenericStatus.INVALID_OPCODE : GenericStatus.COMMAND_SEQUENCE_ERROR,
             true,
           );
           req.complete();
           return;
         }
-        if (fctype === FabricsCommandType.PROPERTY_GET) ctx.ctrlr.propertyGet(req);
-        else ctx.ctrlr.propertySet(req);
+        if (fctype === FabricsCommandType.PROPERTY_GET) ctrlr.propertyGet(req);
+        else ctrlr.propertySet(req);
         return;
-      case FabricsCommandType.DISCONNECT: {
-        const q = req.qpair;
+      }
+      case FabricsCommandType.DISCONNECT:
         req.complete();
         // after the response went out
         sendMsg(this.thread, disconnectLater, q);
         return;
-      }
       default:
         setStatus(req.rsp, StatusCodeType.GENERIC, GenericStatus.INVALID_OPCODE, true);
         req.complete();
     }
   }
 
-  private connectFail(req: NvmfRequest, sct: number, sc: number, iattr = -1, ipo = 0): void {
-    setStatus(req.rsp, sct, sc, true);
-    if (iattr >= 0) {
-      req.rsp[ConnectRsp.IATTR] = iattr;
-      req.rsp.writeUInt16LE(ipo, ConnectRsp.IPO);
-    }
-    req.complete();
+  // ------------------------------------------------------------ Connect (connect.ts)
+
+  hasQpair(q: NvmfQpair): boolean {
+    return this.qpairs.has(q);
   }
 
-  private connect(req: NvmfRequest): void {
-    const cmd = req.cmd;
-    const q = req.qpair;
-    // checks and their order follow SPDK lib/nvmf/ctrlr.c nvmf_ctrlr_cmd_connect / _nvmf_ctrlr_connect
-    if (req.length < ConnectData.SIZE) {
-      this.connectFail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD);
-      return;
-    }
-    const recfmt = cmd.readUInt16LE(FabricsSqe.CONNECT_RECFMT);
-    if (recfmt !== 0) {
-      this.connectFail(req, StatusCodeType.COMMAND_SPECIFIC, FabricsStatus.INCOMPATIBLE_FORMAT);
-      return;
-    }
-    const qid = cmd.readUInt16LE(FabricsSqe.CONNECT_QID);
-    const sqsize = cmd.readUInt16LE(FabricsSqe.CONNECT_SQSIZE);
-    const cattr = cmd[FabricsSqe.CONNECT_CATTR];
-    let kato = cmd.readUInt32LE(FabricsSqe.CONNECT_KATO);
-    const data = requestData(req);
-    const hostid = Buffer.from(data.subarray(ConnectData.HOSTID, ConnectData.HOSTID + 16));
-    const cntlid = data.readUInt16LE(ConnectData.CNTLID);
-    // an NQN is at most 223 bytes and NUL-terminated inside its 256-byte field
-    for (const field of [ConnectData.SUBNQN, ConnectData.HOSTNQN]) {
-      if (!nqnTerminated(data, field)) {
-        const name = field === ConnectData.SUBNQN ? 'SUBNQN' : 'HOSTNQN';
-        log.error(`Connect: ${name} is not NUL-terminated within 224 bytes`);
-        this.connectFail(req, StatusCodeType.COMMAND_SPECIFIC, FabricsStatus.INVALID_PARAM, 1, field);
-        return;
-      }
-    }
-    const subnqn = readCString(data, ConnectData.SUBNQN, ConnectData.NQN_LEN);
-    const hostnqn = readCString(data, ConnectData.HOSTNQN, ConnectData.NQN_LEN);
-    const sub = this.subsystems.get(subnqn);
-    if (sub === undefined) {
-      log.error(`Connect: subsystem '${subnqn}' not found (host ${hostnqn})`);
-      this.connectFail(
-        req,
-        StatusCodeType.COMMAND_SPECIFIC,
-        FabricsStatus.INVALID_PARAM,
-        1,
-        ConnectData.SUBNQN,
-      );
-      return;
-    }
-    if (sub.view.state === SubsystemState.PAUSED) {
-      // as SPDK: a Connect to a paused subsystem waits for the resume
-      sub.queued.push(req);
-      return;
-    }
-    if (sub.view.state !== SubsystemState.ACTIVE) {
-      this.connectFail(req, StatusCodeType.COMMAND_SPECIFIC, FabricsStatus.CONTROLLER_BUSY);
-      return;
-    }
-    const isDisc = sub.view.subtype === SubsystemType.DISCOVERY;
-    if (!isDisc && !(sub.view.allowAnyHost || sub.view.hosts.includes(hostnqn))) {
-      log.error(`Connect: host '${hostnqn}' is not allowed to connect to '${subnqn}'`);
-      // Invalid Host carries no IATTR/IPO (those belong to Invalid Parameters)
-      this.connectFail(req, StatusCodeType.COMMAND_SPECIFIC, FabricsStatus.INVALID_HOST);
-      return;
-    }
-    const listenerOk = sub.view.listeners.some(
-      (l) =>
-        l.trtype.toUpperCase() === q.listenAddr.trtype.toUpperCase() &&
-        l.traddr === q.listenAddr.traddr &&
-        l.trsvcid === q.listenAddr.trsvcid,
-    );
-    if (!listenerOk) {
-      log.error(`Connect: '${subnqn}' does not listen on ${q.listenAddr.traddr}:${q.listenAddr.trsvcid}`);
-      this.connectFail(
-        req,
-        StatusCodeType.COMMAND_SPECIFIC,
-        FabricsStatus.INVALID_PARAM,
-        1,
-        ConnectData.SUBNQN,
-      );
-      return;
-    }
-    const opts = this.transportOptions(q.trtype);
-    const maxDepth = qid === 0 ? opts.max_aq_depth : opts.max_queue_depth;
-    if (sqsize === 0 || sqsize + 1 > maxDepth) {
-      log.error(`Connect: invalid SQSIZE ${sqsize} for qid ${qid} (max ${maxDepth})`);
-      this.connectFail(
-        req,
-        StatusCodeType.COMMAND_SPECIFIC,
-        FabricsStatus.INVALID_PARAM,
-        0,
-        FabricsSqe.CONNECT_SQSIZE,
-      );
-      return;
-    }
-    q.sqFlowControlDisabled = (cattr & CONNECT_CATTR_DISABLE_SQFLOW) !== 0;
-    const token = this.nextToken++;
-    if (qid === 0) {
-      if (cntlid !== 0xffff) {
-        this.connectFail(
-          req,
-          StatusCodeType.COMMAND_SPECIFIC,
-          FabricsStatus.INVALID_PARAM,
-          1,
-          ConnectData.CNTLID,
-        );
-        return;
-      }
-      // SPDK raises a small keep-alive timeout to the transport's min_kato (10 s by default)
-      const minKato = Number((opts as unknown as Record<string, unknown>).min_kato ?? 10_000);
-      if (kato > 0 && kato < minKato) kato = minKato;
-      q.qid = 0;
-      q.sqSize = sqsize + 1;
-      this.pending.set(token, { req, sub, hostnqn, hostid, kato });
-      sendMsg(appThread(), tgtAdminConnect, {
-        token,
-        pg: this.thread.ref,
-        subnqn,
-        hostnqn,
-        hostid: hostid.toString('hex'),
-      });
-      return;
-    }
-    if (isDisc) {
-      this.connectFail(
-        req,
-        StatusCodeType.COMMAND_SPECIFIC,
-        FabricsStatus.INVALID_PARAM,
-        0,
-        FabricsSqe.CONNECT_QID,
-      );
-      return;
-    }
-    if (qid > opts.max_io_qpairs_per_ctrlr) {
-      this.connectFail(
-        req,
-        StatusCodeType.COMMAND_SPECIFIC,
-        FabricsStatus.INVALID_PARAM,
-        0,
-        FabricsSqe.CONNECT_QID,
-      );
-      return;
-    }
-    q.qid = qid;
-    q.sqSize = sqsize + 1;
-    this.pending.set(token, { req, sub, hostnqn, hostid, kato });
-    sendMsg(appThread(), tgtIoConnect, { token, pg: this.thread.ref, cntlid, subnqn, hostnqn, qid });
-  }
-
-  adminConnectDone(r: AdminConnectReply): void {
-    const p = this.pending.get(r.token);
-    if (p === undefined) return;
-    this.pending.delete(r.token);
-    const req = p.req;
-    const q = req.qpair;
-    if (r.cntlid < 0) {
-      this.connectFail(req, StatusCodeType.COMMAND_SPECIFIC, FabricsStatus.CONTROLLER_BUSY);
-      return;
-    }
-    if (!this.qpairs.has(q)) {
-      // the queue died while we waited: release the ID
-      sendMsg(appThread(), tgtCtrlrGone, { cntlid: r.cntlid });
-      return;
-    }
-    const host: CtrlrHost = {
-      sub: p.sub,
+  controllerHost(sub: PgSubsystem): CtrlrHost {
+    return {
+      sub,
       discoveryEntries: (c) => this.discoveryEntries(c),
       discoveryGenctr: () => this.genctr,
       transportOptions: (t) => this.transportOptions(t),
-      onCtrlrEnabled: (c) => sendMsg(appThread(), tgtCtrlrEnabled, { cntlid: c.cntlid }),
-      onCtrlrDisabled: (c) => sendMsg(appThread(), tgtCtrlrDisabled, { cntlid: c.cntlid }),
+      onCtrlrEnabled: (c) => sendMsg(targetThread(), toTarget.ctrlrEnabled, { cntlid: c.cntlid }),
+      onCtrlrDisabled: (c) => sendMsg(targetThread(), toTarget.ctrlrDisabled, { cntlid: c.cntlid }),
       abortCommand: (c, sqid, cid, done) => this.abortCommand(c.cntlid, sqid, cid, done),
     };
-    const ctrlr = new NvmfCtrlr({
-      cntlid: r.cntlid,
-      hostnqn: p.hostnqn,
-      hostid: p.hostid,
-      host,
-      adminQpair: q,
-      kato: p.kato,
-    });
-    this.ctrlrs.set(r.cntlid, ctrlr);
-    q.ctrlr = new AdminQueue(ctrlr);
-    this.stats.admin_qpairs++;
-    this.stats.current_admin_qpairs++;
-    log.info(`ctrlr ${r.cntlid} created for ${p.sub.view.nqn}, host ${p.hostnqn} on ${this.thread.name}`);
-    req.rsp.writeUInt16LE(r.cntlid, ConnectRsp.CNTLID);
-    req.complete();
   }
 
-  ioConnectDone(r: IoConnectReply): void {
-    const p = this.pending.get(r.token);
-    if (p === undefined) return;
-    this.pending.delete(r.token);
-    const req = p.req;
-    const q = req.qpair;
-    if (r.sc !== 0 || r.owner === null) {
-      this.connectFail(req, r.sct, r.sc, r.iattr, r.ipo);
-      return;
-    }
-    if (!this.qpairs.has(q)) {
-      sendMsg(appThread(), tgtIoQueueGone, { cntlid: r.cntlid, qid: q.qid });
-      return;
-    }
-    const ioq: IoQueueState = new IoQueue(this, r.cntlid, p.sub, p.hostnqn, r.owner, q.listenAddr);
-    ioq.maxTransferBytes = this.transportOptions(q.trtype).max_io_size; // MDTS
-    q.ctrlr = ioq;
+  addController(ctrlr: NvmfCtrlr): void {
+    this.ctrlrs.set(ctrlr.cntlid, ctrlr);
+    this.adminQueues.set(ctrlr.adminQpair, ctrlr);
+    this.stats.admin_qpairs++;
+    this.stats.current_admin_qpairs++;
+  }
+
+  addIoQueue(q: IoQueue): void {
+    this.ioQueues.set(q.qpair, q);
     this.stats.io_qpairs++;
     this.stats.current_io_qpairs++;
-    req.rsp.writeUInt16LE(r.cntlid, ConnectRsp.CNTLID);
-    req.complete();
   }
+
+  adminConnectDone(m: AdminConnectReply): void {
+    this.connects.adminConnectDone(m);
+  }
+
+  ioConnectDone(m: IoConnectReply): void {
+    this.connects.ioConnectDone(m);
+  }
+
+  /** The discovery log entries a discovery controller of this poll group reports. */
+  discoveryEntries(ctrlr: NvmfCtrlr): DiscoveryEntry[] {
+    const via = ctrlr.adminQpair.listenAddr;
+    return discoveryLogEntries({
+      subsystems: this.subsystems.values(),
+      hostnqn: ctrlr.hostnqn,
+      via,
+      asqsz: this.transportOpts.get(via.trtype.toUpperCase())?.max_aq_depth ?? 128,
+      filter: this.discoveryFilter,
+      referrals: this.referrals,
+    });
+  }
+
+  // ------------------------------------------------------------ controllers, aborts, errors
 
   /** Abort from controller `cntlid`: the app thread knows which poll group serves `sqid`. */
   abortCommand(cntlid: number, sqid: number, cid: number, done: (aborted: boolean) => void): void {
@@ -849,51 +468,51 @@ export class NvmfPollGroup implements QpairEvents {
       done(false);
       return;
     }
-    const token = this.nextToken++;
+    const token = this.nextAbortToken++;
     this.pendingAborts.set(token, done);
-    sendMsg(appThread(), tgtAbort, { token, pg: this.thread.ref, cntlid, sqid, cid });
+    sendMsg(targetThread(), toTarget.abort, { token, replyTo: this.thread.ref, cntlid, sqid, cid });
   }
 
-  abortDone(token: number, aborted: boolean): void {
-    const done = this.pendingAborts.get(token);
+  abortDone(m: AbortReply): void {
+    const done = this.pendingAborts.get(m.token);
     if (done === undefined) return;
-    this.pendingAborts.delete(token);
-    done(aborted);
+    this.pendingAborts.delete(m.token);
+    done(m.aborted);
   }
 
-  /** Abort a command of this poll group's queue if it still waits here (paused subsystem). */
-  abortQueued(cntlid: number, sqid: number, cid: number): boolean {
+  /** Abort a command of an I/O queue here if it still waits (paused subsystem). */
+  abortQueued(m: AbortRequest): boolean {
     for (const sub of this.subsystems.values()) {
-      const i = sub.queued.findIndex((r) => {
-        const ctx = r.qpair.ctrlr;
-        return (
-          ctx instanceof IoQueue &&
-          ctx.cntlid === cntlid &&
-          r.qpair.qid === sqid &&
-          r.cmd.readUInt16LE(Sqe.CID) === cid
-        );
-      });
-      if (i < 0) continue;
-      const [req] = sub.queued.splice(i, 1);
-      setStatus(req.rsp, StatusCodeType.GENERIC, GenericStatus.ABORTED_BY_REQUEST, false);
-      (req.qpair.ctrlr as IoQueue).onError(req, 0);
-      req.complete();
-      return true;
+      for (let i = 0; i < sub.queued.length; i++) {
+        const req = sub.queued[i];
+        const io = this.ioQueues.get(req.qpair);
+        if (io === undefined || io.cntlid !== m.cntlid || req.qpair.qid !== m.sqid) continue;
+        if (req.cmd.readUInt16LE(Sqe.CID) !== m.cid) continue;
+        sub.queued.splice(i, 1);
+        setStatus(req.rsp, StatusCodeType.GENERIC, GenericStatus.ABORTED_BY_REQUEST, false);
+        io.onError(req, 0);
+        req.complete();
+        return true;
+      }
     }
     return false;
   }
 
-  /** The controller went away: its I/O queues here go too. */
-  ctrlrGone(cntlid: number): void {
-    for (const q of this.qpairs) {
-      const ctx = q.ctrlr;
-      if (ctx instanceof IoQueue && ctx.cntlid === cntlid) q.disconnect('controller destroyed');
-    }
+  /** The controller went away (or was reset): its I/O queues here go too. */
+  ctrlrGone(m: ControllerId): void {
+    for (const [q, io] of this.ioQueues) if (io.cntlid === m.cntlid) q.disconnect('controller destroyed');
   }
+
+  /** A failed I/O command of a controller whose admin queue is here (sent by its I/O queues). */
+  recordError(m: ErrorLogRecord): void {
+    this.ctrlrs.get(m.cntlid)?.recordError(m.sqid, m.cid, m.status, m.lba, m.nsid);
+  }
+
+  // ------------------------------------------------------------ stats
 
   collectStats(): PgStats {
     let pending = 0;
-    for (const q of this.qpairs) if (q.ctrlr instanceof IoQueue) pending += q.ctrlr.outstanding;
+    for (const io of this.ioQueues.values()) pending += io.outstanding;
     const st = this.stats;
     st.pending_bdev_io = pending;
     st.transports = [...this.tgroups].map(([trtype, g]) => ({ trtype, qpairs: g.qpairCount }));
@@ -915,23 +534,23 @@ export class NvmfPollGroup implements QpairEvents {
   /** bdev I/O in flight on the queues of subsystem `nqn` (a pause completes when it is 0 everywhere) */
   subsystemOutstanding(nqn: string): number {
     let n = 0;
-    for (const q of this.qpairs)
-      if (q.ctrlr instanceof IoQueue && q.ctrlr.subnqn === nqn) n += q.ctrlr.outstanding;
+    for (const io of this.ioQueues.values()) if (io.subnqn === nqn) n += io.outstanding;
     return n;
   }
 
   qpairInfo(nqn: string): QpairInfo[] {
     const out: QpairInfo[] = [];
     for (const q of this.qpairs) {
-      const ctx = q.ctrlr;
+      const c = this.adminQueues.get(q);
+      const io = this.ioQueues.get(q);
       let cntlid: number;
       let hostnqn: string;
-      if (ctx instanceof AdminQueue && ctx.ctrlr.host.sub.view.nqn === nqn) {
-        cntlid = ctx.ctrlr.cntlid;
-        hostnqn = ctx.ctrlr.hostnqn;
-      } else if (ctx instanceof IoQueue && ctx.subnqn === nqn) {
-        cntlid = ctx.cntlid;
-        hostnqn = ctx.hostnqn;
+      if (c !== undefined && c.host.sub.view.nqn === nqn) {
+        cntlid = c.cntlid;
+        hostnqn = c.hostnqn;
+      } else if (io !== undefined && io.subnqn === nqn) {
+        cntlid = io.cntlid;
+        hostnqn = io.hostnqn;
       } else continue;
       out.push({
         cntlid,
@@ -956,166 +575,6 @@ export class NvmfPollGroup implements QpairEvents {
     for (const sub of this.subsystems.values())
       for (const ns of [...sub.ns.values()]) this.closeNamespace(sub, ns);
     this.subsystems.clear();
-    const i = realmGroups.indexOf(this);
-    if (i >= 0) realmGroups.splice(i, 1);
+    setPollGroupInbox(this.thread, null);
   }
 }
-
-export interface QpairInfo {
-  cntlid: number;
-  qid: number;
-  state: string;
-  thread: string;
-  hostnqn: string;
-  listen_address: TransportAddress;
-  peer_address: TransportAddress;
-}
-
-export interface AdminConnectReply {
-  token: number;
-  /** -1 when no controller ID is free */
-  cntlid: number;
-}
-
-export interface IoConnectReply {
-  token: number;
-  cntlid: number;
-  owner: ThreadRef | null;
-  sct: number;
-  sc: number;
-  iattr: number;
-  ipo: number;
-}
-
-/** Complete a command the core parked and will not run (its queue or subsystem is going away). */
-function abortRequest(req: NvmfRequest): void {
-  setStatus(req.rsp, StatusCodeType.GENERIC, GenericStatus.ABORTED_SQ_DELETION, false);
-  req.complete();
-}
-
-// ------------------------------------------------------------ messages to the poll group
-
-/** this thread's poll group (the target channel), created on first use */
-function pg(): NvmfPollGroup {
-  const t = currentThread();
-  const ch = t.channels.get(NVMF_TGT_DEVICE);
-  if (ch === undefined) throw new Error(`thread ${t.name} has no nvmf poll group`);
-  return ch.ctx as NvmfPollGroup;
-}
-
-/** The Connect data field at `off` holds a NUL within the first 224 bytes (NQNs are ≤ 223 bytes). */
-function nqnTerminated(data: Buffer, off: number): boolean {
-  const end = Math.min(data.length, off + NQN_MAX_LEN + 1);
-  for (let i = off; i < end; i++) if (data[i] === 0) return true;
-  return false;
-}
-
-const disconnectLater = defineHandler<NvmfQpair>('nvmf.pg.disconnectQpair', (q) =>
-  q.disconnect('Disconnect command'),
-);
-
-export interface PgCreateArg {
-  token: number;
-  appThread: ThreadRef;
-  transports: TransportOptions[];
-  snapshot: TargetSnapshot | null;
-}
-
-/** Create this thread's poll group (getIoChannel of the target device) and report back. */
-export const pgCreate = defineHandler<PgCreateArg>('nvmf.pg.create', (a) => {
-  realmAppThread = a.appThread;
-  const ch = getIoChannel<NvmfPollGroup>(NVMF_TGT_DEVICE);
-  for (const t of a.transports) ch.ctx.addTransport(t);
-  if (a.snapshot !== null) ch.ctx.applySnapshot(a.snapshot);
-  sendMsg(a.appThread, tgtReply, { token: a.token, value: null });
-});
-
-export const pgDestroy = defineHandler<{ token: number; appThread: ThreadRef }>('nvmf.pg.destroy', (a) => {
-  const t = currentThread();
-  const ch = t.channels.get(NVMF_TGT_DEVICE);
-  if (ch !== undefined) {
-    (ch.ctx as NvmfPollGroup).destroy();
-    putIoChannel(ch);
-  }
-  sendMsg(a.appThread, tgtReply, { token: a.token, value: null });
-});
-
-export const pgAddSocket = defineHandler<{ socket: Socket; listenAddr: TransportAddress }>(
-  'nvmf.pg.addSocket',
-  (a) => pg().addSocket(a.socket, a.listenAddr),
-);
-
-export const pgAdminConnectDone = defineHandler<AdminConnectReply>('nvmf.pg.adminConnectDone', (r) =>
-  pg().adminConnectDone(r),
-);
-export const pgIoConnectDone = defineHandler<IoConnectReply>('nvmf.pg.ioConnectDone', (r) =>
-  pg().ioConnectDone(r),
-);
-export const pgAbortQueued = defineHandler<{
-  token: number;
-  replyTo: ThreadRef;
-  cntlid: number;
-  sqid: number;
-  cid: number;
-}>('nvmf.pg.abortQueued', (a) => {
-  const aborted = pg().abortQueued(a.cntlid, a.sqid, a.cid);
-  sendMsg(a.replyTo, pgAbortDone, { token: a.token, aborted });
-});
-export const pgAbortDone = defineHandler<{ token: number; aborted: boolean }>('nvmf.pg.abortDone', (a) =>
-  pg().abortDone(a.token, a.aborted),
-);
-export const pgCtrlrGone = defineHandler<{ cntlid: number }>('nvmf.pg.ctrlrGone', (a) =>
-  pg().ctrlrGone(a.cntlid),
-);
-export const pgRecordError = defineHandler<{
-  cntlid: number;
-  sqid: number;
-  cid: number;
-  status: number;
-  lba: number;
-  nsid: number;
-}>('nvmf.pg.recordError', (e) => {
-  const c = pg().ctrlrs.get(e.cntlid);
-  c?.recordError(e.sqid, e.cid, e.status, e.lba, e.nsid);
-});
-
-export const pgAddTransportIter = defineChannelIter<{ opts: TransportOptions; error: string | null }>(
-  'nvmf.pg.addTransport',
-  (ch, ctx, next) => {
-    try {
-      (ch.ctx as NvmfPollGroup).addTransport(ctx.opts);
-      next(0);
-    } catch (e) {
-      ctx.error = (e as Error).message;
-      next(1);
-    }
-  },
-);
-
-export const pgSnapshotIter = defineChannelIter<TargetSnapshot>('nvmf.pg.snapshot', (ch, ctx, next) => {
-  (ch.ctx as NvmfPollGroup).applySnapshot(ctx);
-  next(0);
-});
-
-export const pgStatsIter = defineChannelIter<{ groups: PgStats[] }>('nvmf.pg.stats', (ch, ctx, next) => {
-  ctx.groups.push((ch.ctx as NvmfPollGroup).collectStats());
-  next(0);
-});
-
-export const pgSubsystemOutstandingIter = defineChannelIter<{ nqn: string; outstanding: number }>(
-  'nvmf.pg.subsystemOutstanding',
-  (ch, ctx, next) => {
-    ctx.outstanding += (ch.ctx as NvmfPollGroup).subsystemOutstanding(ctx.nqn);
-    next(0);
-  },
-);
-
-export const pgQpairsIter = defineChannelIter<{ nqn: string; qpairs: QpairInfo[] }>(
-  'nvmf.pg.qpairs',
-  (ch, ctx, next) => {
-    for (const q of (ch.ctx as NvmfPollGroup).qpairInfo(ctx.nqn)) ctx.qpairs.push(q);
-    next(0);
-  },
-);
-
-export { CommandSpecificStatus };

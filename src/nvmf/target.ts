@@ -4,42 +4,38 @@
 // groups round-robin. Poll groups learn every change through forEachChannel.
 import type { Socket } from 'node:net';
 import { bdevClaimByName, bdevGetRecord, bdevGetReplica, bdevReleaseClaimByName } from '../bdev/index.ts';
-import {
-  currentThread,
-  defineHandler,
-  forEachChannel,
-  sendMsg,
-  spawnThread,
-  type ThreadRef,
-} from '../thread/index.ts';
+import { currentThread, forEachChannel, sendMsg, spawnThread, type ThreadRef } from '../thread/index.ts';
 import { logger } from '../util/log.ts';
-import { DISCOVERY_NQN, type DiscoveryEntry, SubType } from '../wire/discovery.ts';
-import { ConnectData, FabricsSqe } from '../wire/fabrics.ts';
-import { FabricsStatus, StatusCodeType } from '../wire/nvme.ts';
+import { DISCOVERY_NQN } from '../wire/discovery.ts';
+import { admitAdminConnect, admitIoConnect, type CtrlrRecord } from './connect.ts';
+import { type Referral, referralEntry } from './discovery-log.ts';
 import {
-  type AdminConnectReply,
-  type IoConnectReply,
+  type AbortRequest,
+  type AddTransportWalk,
+  type AdminConnectRequest,
+  type BdevRemoved,
+  type ControllerId,
+  type IoConnectRequest,
+  type IoQueueId,
   NVMF_TGT_DEVICE,
-  type PgStats,
-  pgAbortDone,
-  pgAbortQueued,
-  pgAddSocket,
-  pgAddTransportIter,
-  pgAdminConnectDone,
-  pgCreate,
-  pgCtrlrGone,
-  pgDestroy,
-  pgIoConnectDone,
-  pgQpairsIter,
-  pgSnapshotIter,
-  pgStatsIter,
-  pgSubsystemOutstandingIter,
-  type QpairInfo,
+  type OutstandingWalk,
+  overPollGroups,
+  type QpairsWalk,
+  type StatsWalk,
+  setTargetInbox,
+  type TargetInbox,
+  type TargetReply,
   type TargetSnapshot,
-} from './poll-group.ts';
+  toPollGroup,
+} from './messages.ts';
+import type { PgStats, QpairInfo } from './stats.ts';
 import { NvmfSubsystem, nqnError, SubsystemState, SubsystemType, sameAddress } from './subsystem.ts';
-import type { TransportAddress, TransportOptions } from './transport.ts';
-import { getTransport, type TransportListener } from './transports.ts';
+import {
+  getTransport,
+  type TransportAddress,
+  type TransportListener,
+  type TransportOptions,
+} from './transport.ts';
 
 const log = logger('nvmf');
 
@@ -58,23 +54,6 @@ export const TgtState = {
 } as const;
 export type TgtState = (typeof TgtState)[keyof typeof TgtState];
 
-export interface CtrlrRecord {
-  cntlid: number;
-  subnqn: string;
-  hostnqn: string;
-  hostid: string;
-  owner: ThreadRef;
-  enabled: boolean;
-  /** qid → poll-group thread */
-  ioQueues: Map<number, ThreadRef>;
-}
-
-export interface Referral {
-  address: TransportAddress;
-  subnqn: string;
-  secureChannel: boolean;
-}
-
 export interface NvmfConfig {
   discovery_filter: string;
   admin_cmd_passthru: Record<string, boolean>;
@@ -90,7 +69,6 @@ interface ListenerEntry {
   users: Set<string>;
 }
 
-/** Errors whose message an RPC can show as is. */
 /** The claim an exported bdev carries (SPDK's module name in bdev_get_bdevs). */
 const NVMF_CLAIM_OWNER = 'NVMe-oF Target';
 
@@ -98,6 +76,7 @@ function releaseNamespaceClaim(bdevName: string): void {
   if (bdevGetRecord(bdevName)?.claimedBy === NVMF_CLAIM_OWNER) bdevReleaseClaimByName(bdevName);
 }
 
+/** Errors whose message an RPC can show as is (`errno` becomes the JSON-RPC error code). */
 export class NvmfError extends Error {
   readonly errno: number;
   constructor(message: string, errno = -22) {
@@ -110,7 +89,7 @@ function addrKey(a: TransportAddress): string {
   return `${a.trtype.toUpperCase()}|${a.adrfam.toUpperCase()}|${a.traddr}|${a.trsvcid}`;
 }
 
-export class NvmfTarget {
+export class NvmfTarget implements TargetInbox {
   state: TgtState = TgtState.INIT;
   readonly appThread: ThreadRef;
   readonly subsystems = new Map<string, NvmfSubsystem>();
@@ -180,7 +159,7 @@ export class NvmfTarget {
       }
       for (const ref of refs) {
         await this.call(ref, (token) => {
-          sendMsg(ref, pgCreate, {
+          sendMsg(ref, toPollGroup.create, {
             token,
             appThread: this.appThread,
             transports: [...this.transports.values()],
@@ -219,7 +198,9 @@ export class NvmfTarget {
       if (this.pollGroups.length > 0) await this.sync();
       this.setState(TgtState.FINI_DESTROY_POLL_GROUPS);
       for (const ref of this.pollGroups) {
-        await this.call(ref, (token) => sendMsg(ref, pgDestroy, { token, appThread: this.appThread }));
+        await this.call(ref, (token) =>
+          sendMsg(ref, toPollGroup.destroy, { token, appThread: this.appThread }),
+        );
       }
       this.pollGroups = [];
       this.setState(TgtState.FINI_DESTROY_TARGET);
@@ -237,7 +218,7 @@ export class NvmfTarget {
   private readonly waiters = new Map<number, (v: unknown) => void>();
   private nextToken = 1;
 
-  /** Send something that answers with tgtReply {token}; resolves with its value. */
+  /** Send something that answers with toTarget.reply {token}; resolves with its value. */
   call<T = unknown>(_to: ThreadRef, send: (token: number) => void): Promise<T> {
     const token = this.nextToken++;
     return new Promise<T>((resolve) => {
@@ -246,11 +227,11 @@ export class NvmfTarget {
     });
   }
 
-  resolve(token: number, value: unknown): void {
-    const w = this.waiters.get(token);
+  reply(m: TargetReply): void {
+    const w = this.waiters.get(m.token);
     if (w === undefined) return;
-    this.waiters.delete(token);
-    w(value);
+    this.waiters.delete(m.token);
+    w(m.value);
   }
 
   /** Push the current state of every subsystem to every poll group. */
@@ -262,7 +243,9 @@ export class NvmfTarget {
       referrals: this.referrals.map((r) => referralEntry(r)),
       discoveryFilter: this.config.discovery_filter,
     };
-    return new Promise((resolve) => forEachChannel(NVMF_TGT_DEVICE, pgSnapshotIter, snap, () => resolve()));
+    return new Promise((resolve) =>
+      forEachChannel(NVMF_TGT_DEVICE, overPollGroups.snapshot, snap, () => resolve()),
+    );
   }
 
   /** A change visible in the discovery log: bump the generation counter and sync. */
@@ -280,8 +263,8 @@ export class NvmfTarget {
       throw new NvmfError(`Transport type '${opts.trtype}' is not supported`);
     this.transports.set(key, opts);
     if (this.pollGroups.length === 0) return;
-    const r = await new Promise<{ ctx: { opts: TransportOptions; error: string | null }; status: number }>(
-      (resolve) => forEachChannel(NVMF_TGT_DEVICE, pgAddTransportIter, { opts, error: null }, resolve),
+    const r = await new Promise<{ ctx: AddTransportWalk; status: number }>((resolve) =>
+      forEachChannel(NVMF_TGT_DEVICE, overPollGroups.addTransport, { opts, error: null }, resolve),
     );
     if (r.status !== 0) {
       this.transports.delete(key);
@@ -372,8 +355,8 @@ export class NvmfTarget {
 
   /** bdev I/O in flight on every poll group for subsystem `nqn`. */
   async subsystemOutstanding(nqn: string): Promise<number> {
-    const r = await new Promise<{ ctx: { nqn: string; outstanding: number }; status: number }>((resolve) =>
-      forEachChannel(NVMF_TGT_DEVICE, pgSubsystemOutstandingIter, { nqn, outstanding: 0 }, resolve),
+    const r = await new Promise<{ ctx: OutstandingWalk; status: number }>((resolve) =>
+      forEachChannel(NVMF_TGT_DEVICE, overPollGroups.subsystemOutstanding, { nqn, outstanding: 0 }, resolve),
     );
     return r.ctx.outstanding;
   }
@@ -519,7 +502,7 @@ export class NvmfTarget {
     // moved, not copied, when the poll group lives in another realm
     sendMsg(
       ref,
-      pgAddSocket,
+      toPollGroup.addSocket,
       { socket, listenAddr: { ...address } },
       ref.reactor === this.appThread.reactor ? undefined : [socket as never],
     );
@@ -557,109 +540,80 @@ export class NvmfTarget {
     await this.sync();
   }
 
-  // ------------------------------------------------------------ controllers
+  // ------------------------------------------------------------ controllers (messages from poll groups)
 
-  adminConnect(a: { token: number; pg: ThreadRef; subnqn: string; hostnqn: string; hostid: string }): void {
-    const s = this.subsystems.get(a.subnqn);
-    let cntlid = -1;
-    if (s !== undefined) {
-      const span = s.maxCntlid - s.minCntlid + 1;
-      for (let i = 0; i < span; i++) {
-        const c = s.minCntlid + ((this.nextCntlid - s.minCntlid + i + span * 4) % span);
-        if (!this.ctrlrs.has(c)) {
-          cntlid = c;
-          break;
-        }
-      }
-    }
-    if (cntlid > 0) {
-      this.nextCntlid = cntlid + 1;
-      this.ctrlrs.set(cntlid, {
-        cntlid,
-        subnqn: a.subnqn,
-        hostnqn: a.hostnqn,
-        hostid: a.hostid,
-        owner: a.pg,
-        enabled: false,
-        ioQueues: new Map(),
-      });
-    }
-    const reply: AdminConnectReply = { token: a.token, cntlid };
-    sendMsg(a.pg, pgAdminConnectDone, reply);
+  adminConnect(m: AdminConnectRequest): void {
+    const cntlid = admitAdminConnect(this.ctrlrs, this.subsystems.get(m.subnqn), this.nextCntlid, m);
+    if (cntlid > 0) this.nextCntlid = cntlid + 1;
+    sendMsg(m.pg, toPollGroup.adminConnectDone, { token: m.token, cntlid });
   }
 
-  ioConnect(a: {
-    token: number;
-    pg: ThreadRef;
-    cntlid: number;
-    subnqn: string;
-    hostnqn: string;
-    qid: number;
-  }): void {
-    const reply: IoConnectReply = {
-      token: a.token,
-      cntlid: a.cntlid,
-      owner: null,
-      sct: 0,
-      sc: 0,
-      iattr: -1,
-      ipo: 0,
-    };
-    const c = this.ctrlrs.get(a.cntlid);
-    if (c === undefined || c.subnqn !== a.subnqn) {
-      log.error(`I/O Connect: unknown cntlid ${a.cntlid} for ${a.subnqn}`);
-      reply.sct = StatusCodeType.COMMAND_SPECIFIC;
-      reply.sc = FabricsStatus.INVALID_PARAM;
-      reply.iattr = 1;
-      reply.ipo = ConnectData.CNTLID;
-    } else if (c.hostnqn !== a.hostnqn) {
-      log.error(`I/O Connect: host ${a.hostnqn} does not own cntlid ${a.cntlid}`);
-      reply.sct = StatusCodeType.COMMAND_SPECIFIC;
-      reply.sc = FabricsStatus.INVALID_PARAM;
-      reply.iattr = 1;
-      reply.ipo = ConnectData.HOSTNQN;
-    } else if (!c.enabled || c.ioQueues.has(a.qid)) {
-      // SPDK nvmf_ctrlr_add_io_qpair: both are Connect Invalid Parameters pointing at QID
-      log.error(
-        c.enabled
-          ? `I/O Connect: cntlid ${a.cntlid} already has qid ${a.qid}`
-          : `I/O Connect for cntlid ${a.cntlid} before the controller was enabled`,
-      );
-      reply.sct = StatusCodeType.COMMAND_SPECIFIC;
-      reply.sc = FabricsStatus.INVALID_PARAM;
-      reply.iattr = 0;
-      reply.ipo = FabricsSqe.CONNECT_QID;
-    } else {
-      c.ioQueues.set(a.qid, a.pg);
-      reply.owner = c.owner;
-    }
-    sendMsg(a.pg, pgIoConnectDone, reply);
+  ioConnect(m: IoConnectRequest): void {
+    sendMsg(m.pg, toPollGroup.ioConnectDone, admitIoConnect(this.ctrlrs, m));
   }
 
-  ctrlrGone(cntlid: number): void {
-    const c = this.ctrlrs.get(cntlid);
+  ctrlrEnabled(m: ControllerId): void {
+    const c = this.ctrlrs.get(m.cntlid);
+    if (c !== undefined) c.enabled = true;
+  }
+
+  ctrlrDisabled(m: ControllerId): void {
+    const c = this.ctrlrs.get(m.cntlid);
     if (c === undefined) return;
-    this.ctrlrs.delete(cntlid);
+    // a controller reset ends its I/O queues; new ones need CC.EN = 1 again
+    c.enabled = false;
+    this.tellIoQueueGroups(c, m.cntlid);
+  }
+
+  ctrlrGone(m: ControllerId): void {
+    const c = this.ctrlrs.get(m.cntlid);
+    if (c === undefined) return;
+    this.ctrlrs.delete(m.cntlid);
+    this.tellIoQueueGroups(c, m.cntlid);
+  }
+
+  /** Each poll group serving an I/O queue of `c` (once each) drops the controller's queues. */
+  private tellIoQueueGroups(c: CtrlrRecord, cntlid: number): void {
     const seen = new Set<string>();
     for (const ref of c.ioQueues.values()) {
       const k = `${ref.reactor}/${ref.id}`;
       if (seen.has(k)) continue;
       seen.add(k);
-      sendMsg(ref, pgCtrlrGone, { cntlid });
+      sendMsg(ref, toPollGroup.ctrlrGone, { cntlid });
     }
   }
 
+  ioQueueGone(m: IoQueueId): void {
+    this.ctrlrs.get(m.cntlid)?.ioQueues.delete(m.qid);
+  }
+
+  /** Abort asked by a controller: the poll group serving queue `sqid` looks for the command. */
+  abort(m: AbortRequest): void {
+    const owner = this.ctrlrs.get(m.cntlid)?.ioQueues.get(m.sqid);
+    if (owner === undefined) sendMsg(m.replyTo, toPollGroup.abortDone, { token: m.token, aborted: false });
+    else sendMsg(owner, toPollGroup.abortQueued, m);
+  }
+
+  bdevRemoved(m: BdevRemoved): void {
+    const s = this.subsystems.get(m.nqn);
+    const ns = s?.namespaces.get(m.nsid);
+    if (s === undefined || ns === undefined || ns.bdevName !== m.bdevName) return;
+    s.namespaces.delete(m.nsid);
+    log.notice(`bdev ${m.bdevName} removed: namespace ${m.nsid} of ${m.nqn} removed`);
+    void this.sync();
+  }
+
   async stats(): Promise<PgStats[]> {
-    const r = await new Promise<{ ctx: { groups: PgStats[] }; status: number }>((resolve) =>
-      forEachChannel(NVMF_TGT_DEVICE, pgStatsIter, { groups: [] as PgStats[] }, resolve),
+    const r = await new Promise<{ ctx: StatsWalk; status: number }>((resolve) =>
+      forEachChannel(NVMF_TGT_DEVICE, overPollGroups.stats, { groups: [] as PgStats[] }, resolve),
     );
     return r.ctx.groups;
   }
 
   async qpairs(nqn: string): Promise<QpairInfo[]> {
     this.getSubsystem(nqn);
-    const r = await new Promise<{ ctx: { nqn: string; qpairs: QpairInfo[] }; status: number }>((resolve) =>
-      forEachChannel(NVMF_TGT_DEVICE, pgQpairsIter, { nqn, qpairs: [] as QpairInfo[] }, resolve),
+    const r = await new Promise<{ ctx: QpairsWalk; status: number }>((resolve) =>
+      forEachChannel(NVMF_TGT_DEVICE, overPollGroups.qpairs, { nqn, qpairs: [] as QpairInfo[] }, resolve),
     );
     return r.ctx.qpairs;
   }
@@ -671,22 +625,6 @@ export function hostCommand(nqn: string, a: TransportAddress): string {
   return nqn === DISCOVERY_NQN ? `nvme discover ${base}` : `nvme connect ${base} -n ${nqn}`;
 }
 
-function referralEntry(r: Referral): DiscoveryEntry {
-  return {
-    trtype: r.address.trtype,
-    adrfam: r.address.adrfam,
-    subtype: r.subnqn === DISCOVERY_NQN ? SubType.DISCOVERY_REFERRAL : SubType.NVME,
-    portid: 0,
-    cntlid: 0xffff,
-    asqsz: 128,
-    eflags: 0,
-    trsvcid: r.address.trsvcid,
-    subnqn: r.subnqn,
-    traddr: r.address.traddr,
-    sectype: r.secureChannel ? 1 : 0,
-  };
-}
-
 // ------------------------------------------------------------ the app thread's target
 
 let target: NvmfTarget | null = null;
@@ -696,84 +634,8 @@ export function getTarget(): NvmfTarget {
   return target;
 }
 
+/** The app thread's target (null: none), which also receives the poll groups' messages. */
 export function setTarget(t: NvmfTarget | null): void {
   target = t;
+  setTargetInbox(t);
 }
-
-// ------------------------------------------------------------ messages to the app thread
-
-export const tgtReply = defineHandler<{ token: number; value: unknown }>('nvmf.tgt.reply', (m) =>
-  target?.resolve(m.token, m.value),
-);
-export const tgtAdminConnect = defineHandler<{
-  token: number;
-  pg: ThreadRef;
-  subnqn: string;
-  hostnqn: string;
-  hostid: string;
-}>('nvmf.tgt.adminConnect', (a) => {
-  if (target === null) sendMsg(a.pg, pgAdminConnectDone, { token: a.token, cntlid: -1 });
-  else target.adminConnect(a);
-});
-export const tgtIoConnect = defineHandler<{
-  token: number;
-  pg: ThreadRef;
-  cntlid: number;
-  subnqn: string;
-  hostnqn: string;
-  qid: number;
-}>('nvmf.tgt.ioConnect', (a) => target?.ioConnect(a));
-export const tgtCtrlrEnabled = defineHandler<{ cntlid: number }>('nvmf.tgt.ctrlrEnabled', (a) => {
-  const c = target?.ctrlrs.get(a.cntlid);
-  if (c !== undefined) c.enabled = true;
-});
-export const tgtCtrlrDisabled = defineHandler<{ cntlid: number }>('nvmf.tgt.ctrlrDisabled', (a) => {
-  const c = target?.ctrlrs.get(a.cntlid);
-  if (c === undefined) return;
-  // a controller reset ends its I/O queues; new ones need CC.EN = 1 again
-  c.enabled = false;
-  const seen = new Set<string>();
-  for (const ref of c.ioQueues.values()) {
-    const k = `${ref.reactor}/${ref.id}`;
-    if (seen.has(k)) continue;
-    seen.add(k);
-    sendMsg(ref, pgCtrlrGone, { cntlid: a.cntlid });
-  }
-});
-export const tgtAbort = defineHandler<{
-  token: number;
-  pg: ThreadRef;
-  cntlid: number;
-  sqid: number;
-  cid: number;
-}>('nvmf.tgt.abort', (a) => {
-  const owner = target?.ctrlrs.get(a.cntlid)?.ioQueues.get(a.sqid);
-  if (owner === undefined) sendMsg(a.pg, pgAbortDone, { token: a.token, aborted: false });
-  else
-    sendMsg(owner, pgAbortQueued, {
-      token: a.token,
-      replyTo: a.pg,
-      cntlid: a.cntlid,
-      sqid: a.sqid,
-      cid: a.cid,
-    });
-});
-export const tgtCtrlrGone = defineHandler<{ cntlid: number }>('nvmf.tgt.ctrlrGone', (a) =>
-  target?.ctrlrGone(a.cntlid),
-);
-export const tgtIoQueueGone = defineHandler<{ cntlid: number; qid: number }>('nvmf.tgt.ioQueueGone', (a) => {
-  target?.ctrlrs.get(a.cntlid)?.ioQueues.delete(a.qid);
-});
-export const tgtBdevRemoved = defineHandler<{ nqn: string; nsid: number; bdevName: string }>(
-  'nvmf.tgt.bdevRemoved',
-  (a) => {
-    const t = target;
-    if (t === null) return;
-    const s = t.subsystems.get(a.nqn);
-    const ns = s?.namespaces.get(a.nsid);
-    if (s === undefined || ns === undefined || ns.bdevName !== a.bdevName) return;
-    s.namespaces.delete(a.nsid);
-    log.notice(`bdev ${a.bdevName} removed: namespace ${a.nsid} of ${a.nqn} removed`);
-    void t.sync();
-  },
-);

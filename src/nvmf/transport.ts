@@ -1,7 +1,10 @@
 // The contract between the NVMe-oF target core (src/nvmf/*.ts) and a
-// transport (src/nvmf/tcp/). SPDK keeps the same split: lib/nvmf/transport.c
-// defines the table, tcp.c fills it. The core never touches sockets; the
-// transport never interprets an NVMe command beyond what moving its data needs.
+// transport (src/nvmf/tcp/), and the table of transport plug-ins. SPDK keeps
+// the same split: lib/nvmf/transport.c defines the table, tcp.c fills it. The
+// core never touches sockets; the transport never interprets an NVMe command
+// beyond what moving its data needs.
+
+import type { Socket } from 'node:net';
 
 /** Direction of a command's data, from the host's point of view. */
 export const XferDir = {
@@ -41,8 +44,9 @@ export interface NvmfQpair {
   qid: number;
   /** SQ size (entries) from Connect (sqsize + 1) */
   sqSize: number;
-  /** opaque to the transport: the controller this queue belongs to, set by the core on Connect */
-  ctrlr: unknown;
+  /** the core's context of this queue: attached when Fabrics Connect succeeds, null before and
+   * once the queue is gone; the transport only asks whether one is attached */
+  context: QueueContext | null;
   /** true when the host asked for SQ flow control to be disabled (Connect CATTR bit 2) */
   sqFlowControlDisabled: boolean;
   /** transport name, e.g. 'TCP' */
@@ -53,6 +57,16 @@ export interface NvmfQpair {
   /** close the connection; in-flight requests are completed or dropped by the transport, then
    * `QpairEvents.onQpairDisconnected` is called once */
   disconnect(reason?: string): void;
+}
+
+/**
+ * What the core attaches to a queue on a successful Connect (SPDK's qpair->ctrlr): on an admin
+ * queue its controller (NvmfCtrlr, target-controller.ts), on an I/O queue an IoQueue
+ * (io-queue.ts). The core hands it every command that is not a Fabrics command.
+ */
+export interface QueueContext {
+  /** an admin command (admin queue) or an NVM command (I/O queue) that arrived on this queue */
+  execute(req: NvmfRequest): void;
 }
 
 export interface TransportAddress {
@@ -93,12 +107,14 @@ export interface TransportOptions {
   zcopy: boolean;
   ack_timeout: number;
   data_wr_pool_size: number;
+  /** smallest keep-alive timeout in ms (--min-kato); an admin Connect's smaller KATO is raised to it */
+  min_kato?: number;
 }
 
 /** Per-realm transport poll group: owns the connections placed on one poll group thread. */
 export interface TransportPollGroup {
   /** adopt an accepted socket (possibly just transferred from another realm) */
-  addSocket(socket: import('node:net').Socket, listenAddr: TransportAddress): void;
+  addSocket(socket: Socket, listenAddr: TransportAddress): void;
   /** one poll: process received data, flush queued PDUs (one corked burst per qpair). Returns busy. */
   poll(): boolean;
   /** number of live qpairs, for nvmf_get_stats */
@@ -106,4 +122,38 @@ export interface TransportPollGroup {
   /** requests handed to the core and not completed yet, for nvmf_get_stats (leak check) */
   readonly outstandingRequests?: number;
   destroy(): void;
+}
+
+export interface TransportListener {
+  close(): Promise<void>;
+}
+
+/** A transport plug-in. The nvmf framework subsystem registers TCP (src/nvmf/tcp) in every
+ * realm; registration is explicit (no import side effects). */
+export interface TransportPlugin {
+  /** upper case, e.g. 'TCP' */
+  readonly name: string;
+  /** the options nvmf_create_transport fills in when not given (SPDK's defaults) */
+  defaults(): TransportOptions;
+  createPollGroup(opts: TransportOptions, events: QpairEvents): TransportPollGroup;
+  /** app thread: listen on `addr`; each accepted (paused) socket goes to onSocket */
+  listen(
+    addr: TransportAddress,
+    opts: TransportOptions,
+    onSocket: (s: Socket) => void,
+  ): Promise<TransportListener>;
+}
+
+const plugins = new Map<string, TransportPlugin>();
+
+export function registerTransport(p: TransportPlugin): void {
+  plugins.set(p.name.toUpperCase(), p);
+}
+
+export function getTransport(name: string): TransportPlugin | undefined {
+  return plugins.get(name.toUpperCase());
+}
+
+export function transportNames(): string[] {
+  return [...plugins.keys()];
 }

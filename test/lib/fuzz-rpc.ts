@@ -5,8 +5,8 @@
 // request's id, and the target lives. Shared by CI and `npm run fuzz`.
 
 import fc from 'fast-check';
-import { collectRpcMethods } from '../../src/event/rpc-methods.ts';
 import type { RpcMethod } from '../../src/jsonrpc/index.ts';
+import { rpcMethodTable } from '../../src/modules/event/index.ts';
 import { isWellFormedResponse, rawRpc } from './raw-rpc.ts';
 
 /**
@@ -29,7 +29,7 @@ const NAME_POOL = [
 /** The method table (with parameter specs) the target serves, minus the excluded ones. */
 export async function fuzzableMethods(served: string[]): Promise<RpcMethod[]> {
   const set = new Set(served);
-  return collectRpcMethods().filter((m) => set.has(m.name) && !RPC_FUZZ_EXCLUDED.has(m.name));
+  return rpcMethodTable().filter((m) => set.has(m.name) && !RPC_FUZZ_EXCLUDED.has(m.name));
 }
 
 const smallJson: fc.Arbitrary<unknown> = fc.oneof(

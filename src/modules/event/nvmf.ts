@@ -2,12 +2,13 @@
 // io_device in every realm, runs the target's start-up/shutdown state
 // machine, owns the nvmf_* RPCs and writes the nvmf section of save_config.
 import type { App, ConfigEntry, FrameworkSubsystem } from '../../event/subsystem.ts';
-import { NVMF_TGT_DEVICE, NvmfPollGroup } from '../../nvmf/poll-group.ts';
+import { NVMF_TGT_DEVICE } from '../../nvmf/messages.ts';
+import { NvmfPollGroup } from '../../nvmf/poll-group.ts';
 import { getTarget, NvmfTarget, setTarget } from '../../nvmf/target.ts';
 import { createTcpPollGroup, TCP_DEFAULT_OPTIONS, TcpListener } from '../../nvmf/tcp/index.ts';
-import { registerTransport, type TransportPlugin } from '../../nvmf/transports.ts';
+import { registerTransport, type TransportPlugin } from '../../nvmf/transport.ts';
 import { ioDeviceRegistered, realmReactor, registerIoDevice } from '../../thread/index.ts';
-import { nvmfRpcMethods, subsystemConfigEntries, transportConfigEntry } from './nvmf-rpc.ts';
+import { nvmfRpcMethods, subsystemConfigEntries, transportConfigEntry } from './nvmf-methods.ts';
 
 export const tcpTransportPlugin: TransportPlugin = {
   name: 'TCP',

@@ -39,6 +39,7 @@ import {
   type NvmfQpair,
   type NvmfRequest,
   type QpairEvents,
+  type QueueContext,
   type TransportAddress,
   type TransportOptions,
   type TransportPollGroup,
@@ -154,7 +155,7 @@ class BufferPool {
 export class TcpQpair implements NvmfQpair, PduSink {
   qid = 0;
   sqSize = 0;
-  ctrlr: unknown = null;
+  context: QueueContext | null = null;
   sqFlowControlDisabled = false;
   readonly trtype = 'TCP';
   readonly listenAddr: TransportAddress;
@@ -784,7 +785,7 @@ export class TcpPollGroup implements TransportPollGroup {
 
   private checkConnectDeadline(qpair: TcpQpair): void {
     if (qpair.state === TcpQpairState.CLOSED || qpair.state === TcpQpairState.TERMINATING) return;
-    if (qpair.ctrlr !== null) return;
+    if (qpair.context !== null) return;
     if (qpair.outstanding > 0) {
       this.armConnectTimer(qpair); // a Connect is with the core: give it another period
       return;

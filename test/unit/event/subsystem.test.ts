@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseCpumask } from '../../../src/event/cpumask.ts';
-import { collectRpcMethods } from '../../../src/event/rpc-methods.ts';
 import { type FrameworkSubsystem, orderSubsystems } from '../../../src/event/subsystem.ts';
-import { frameworkSubsystems } from '../../../src/modules/event/index.ts';
+import { frameworkSubsystems, rpcMethodTable } from '../../../src/modules/event/index.ts';
 
 function sub(name: string, depends: string[] = []): FrameworkSubsystem {
   return { name, depends, init: async () => {}, fini: async () => {}, writeConfigJson: () => [] };
@@ -34,7 +33,7 @@ test('a missing dependency, a cycle and a duplicate are clear errors', () => {
 test('the framework table orders and every method has a schema and a summary', () => {
   const names = orderSubsystems(frameworkSubsystems).map((s) => s.name);
   assert.deepEqual(names.slice(0, 4), ['scheduler', 'sock', 'iobuf', 'accel']);
-  const methods = collectRpcMethods();
+  const methods = rpcMethodTable();
   const seen = new Set<string>();
   for (const m of methods) {
     assert.ok(!seen.has(m.name), `duplicate ${m.name}`);

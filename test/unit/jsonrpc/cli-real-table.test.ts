@@ -6,10 +6,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { buildParams, methodHelp, shellSplit } from '../../../src/apps/nvmf-rpc.ts';
-import { collectRpcMethods } from '../../../src/event/rpc-methods.ts';
 import { type RpcMethod, validateParams } from '../../../src/jsonrpc/index.ts';
+import { rpcMethodTable } from '../../../src/modules/event/index.ts';
 
-const table = new Map<string, RpcMethod>(collectRpcMethods().map((m) => [m.name, m]));
+const table = new Map<string, RpcMethod>(rpcMethodTable().map((m) => [m.name, m]));
 
 function parse(line: string): Record<string, unknown> {
   const [name, ...args] = shellSplit(line);

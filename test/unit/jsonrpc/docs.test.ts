@@ -4,10 +4,10 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { collectRpcMethods } from '../../../src/event/rpc-methods.ts';
 import { lintRpcMethods, type RpcMethod, RpcState, renderRpcDocs } from '../../../src/jsonrpc/index.ts';
+import { rpcMethodTable } from '../../../src/modules/event/index.ts';
 
-const methods = collectRpcMethods();
+const methods = rpcMethodTable();
 
 test('every registered method has a summary, a params schema, help for each param and sane CLI flags', () => {
   assert.ok(methods.length > 0, 'the method table is not empty');

@@ -3,7 +3,7 @@
 // nothing, Get Log Page and Identify field checks, and the error log entries.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { NvmfCtrlr } from '../../../src/nvmf/ctrlr.ts';
+import type { NvmfCtrlr } from '../../../src/nvmf/target-controller.ts';
 import type { NvmfQpair } from '../../../src/nvmf/transport.ts';
 import { getDnr, statusOf } from '../../../src/wire/nvme.ts';
 import { CC_ENABLE, type FakeReq, makeFakeCtrlr, fakeReq as req } from './fake-ctrlr.ts';

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import type { NvmfCtrlr } from '../../../src/nvmf/ctrlr.ts';
+import type { NvmfCtrlr } from '../../../src/nvmf/target-controller.ts';
 import type { NvmfRequest } from '../../../src/nvmf/transport.ts';
 import { enableDirectly, makeFakeCtrlr } from './fake-ctrlr.ts';
 

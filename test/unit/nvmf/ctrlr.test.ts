@@ -2,7 +2,7 @@
 // features, AER delivery, log pages, keep-alive expiry, error log.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { AsyncEvent, type NvmfCtrlr } from '../../../src/nvmf/ctrlr.ts';
+import { AsyncEvent, type NvmfCtrlr } from '../../../src/nvmf/target-controller.ts';
 import { TCP_DEFAULT_OPTIONS } from '../../../src/nvmf/tcp/index.ts';
 import type { NvmfQpair, TransportOptions } from '../../../src/nvmf/transport.ts';
 import { statusOf } from '../../../src/wire/nvme.ts';

@@ -1,9 +1,10 @@
 // Fixtures for controller tests without sockets: a fake admin qpair, a
 // subsystem view, a CtrlrHost with neutral answers (overridable), and fake
 // requests that count their completions.
-import { type CtrlrHost, NvmfCtrlr } from '../../../src/nvmf/ctrlr.ts';
-import { PgSubsystem } from '../../../src/nvmf/poll-group-types.ts';
+
+import { PgSubsystem } from '../../../src/nvmf/poll-group-subsystem.ts';
 import { SubsystemState, SubsystemType } from '../../../src/nvmf/subsystem.ts';
+import { type CtrlrHost, NvmfCtrlr } from '../../../src/nvmf/target-controller.ts';
 import { TCP_DEFAULT_OPTIONS } from '../../../src/nvmf/tcp/index.ts';
 import type { NvmfQpair, NvmfRequest } from '../../../src/nvmf/transport.ts';
 
@@ -15,7 +16,7 @@ export function fakeQpair(): NvmfQpair {
   return {
     qid: 0,
     sqSize: 32,
-    ctrlr: null,
+    context: null,
     sqFlowControlDisabled: false,
     trtype: 'TCP',
     listenAddr: ADDR,

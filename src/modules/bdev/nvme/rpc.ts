@@ -13,7 +13,7 @@ import {
   listControllers,
   NvmeAttachError,
   nvmeOptions,
-} from './ctrlr.ts';
+} from './controller-record.ts';
 
 interface AttachParams {
   name: string;

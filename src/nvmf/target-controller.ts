@@ -1,64 +1,36 @@
-// An NVMe-oF controller (NVM or discovery): properties, admin commands,
-// AER, keep alive, error log. Owned by the poll-group thread of its admin
-// queue; every method runs on that thread.
+// An NVMe-oF controller as the target exposes it (NVM or discovery):
+// properties, admin commands, features, AER, keep alive, error log; the
+// Identify data and log pages come from admin-pages.ts. Owned by the
+// poll-group thread of its admin queue, whose context (QueueContext) it is;
+// every method runs on that thread.
 
 import { nowUs } from '../thread/index.ts';
 import { buildDiscoveryLog, type DiscoveryEntry, SubType } from '../wire/discovery.ts';
 import { FabricsSqe } from '../wire/fabrics.ts';
-import {
-  buildActiveNsList,
-  buildIdentifyController,
-  buildIdentifyNamespace,
-  buildNsDescriptorList,
-  Cns,
-  CntrlType,
-  eui64ToBytes,
-  IDENTIFY_SIZE,
-  nguidToBytes,
-  Oncs,
-  uuidToBytes,
-} from '../wire/identify.ts';
-import {
-  AnaState,
-  buildAnaLog,
-  buildChangedNsList,
-  buildCommandEffectsLog,
-  buildFirmwareSlotLog,
-  buildHealthLog,
-  buildSupportedLogPages,
-  decodeGetLog,
-  ERROR_LOG_ENTRY_SIZE,
-  type ErrorLogEntry,
-  LogPage,
-  NO_PARAM_LOC,
-  paramLoc,
-  writeErrorLogEntry,
-} from '../wire/log.ts';
+import { IDENTIFY_SIZE } from '../wire/identify.ts';
+import { decodeGetLog, type ErrorLogEntry, LogPage, NO_PARAM_LOC, paramLoc } from '../wire/log.ts';
 import {
   AdminOpcode,
   CcBits,
   CommandSpecificStatus,
   ControllerRegister,
+  Cqe,
   CstsBits,
   FABRICS_OPCODE,
   FabricsCommandType,
   FabricsStatus,
   FeatureId,
   GenericStatus,
-  NvmOpcode,
   Sqe,
   SqeFlags,
   StatusCodeType,
   setStatus,
 } from '../wire/nvme.ts';
-import type { PgSubsystem } from './poll-group-types.ts';
+import { ERROR_LOG_ENTRIES, identifyData, NVMF_VERSION, nvmLogPage } from './admin-pages.ts';
+import type { PgSubsystem } from './poll-group-subsystem.ts';
 import { SubsystemType } from './subsystem.ts';
-import type { NvmfQpair, NvmfRequest, TransportOptions } from './transport.ts';
+import type { NvmfQpair, NvmfRequest, QueueContext, TransportOptions } from './transport.ts';
 
-export const NVMF_VERSION = 0x00010300; // 1.3
-export const FIRMWARE_REVISION = '26.05';
-/** Keep-alive granularity reported in KAS (ms), as SPDK does. */
-export const KAS_MS = 10_000;
 const MAX_AER = 4;
 /** Admin opcodes with controller scope: a non-zero NSID is an invalid field. */
 const CONTROLLER_SCOPED_ADMIN = new Set<number>([
@@ -86,7 +58,6 @@ const CONTROLLER_SCOPED_LOGS = new Set<number>([
   LogPage.COMMAND_EFFECTS,
   LogPage.ANA,
 ]);
-const ERROR_LOG_ENTRIES = 128;
 /** CAP.TO in 500 ms units: 15 s like SPDK */
 const CAP_TO = 30;
 
@@ -140,7 +111,8 @@ export interface CtrlrHost {
   abortCommand?(ctrlr: NvmfCtrlr, sqid: number, cid: number, done: (aborted: boolean) => void): void;
 }
 
-export class NvmfCtrlr {
+/** A controller; it is its admin queue's context (QueueContext): the core hands it the queue's commands. */
+export class NvmfCtrlr implements QueueContext {
   readonly cntlid: number;
   readonly hostnqn: string;
   readonly hostid: Buffer;
@@ -236,8 +208,8 @@ export class NvmfCtrlr {
       req.complete();
       return;
     }
-    req.rsp.writeUInt32LE(lo >>> 0, 0);
-    req.rsp.writeUInt32LE(hi >>> 0, 4);
+    req.rsp.writeUInt32LE(lo >>> 0, Cqe.DW0);
+    req.rsp.writeUInt32LE(hi >>> 0, Cqe.DW1);
     req.complete();
   }
 
@@ -292,6 +264,11 @@ export class NvmfCtrlr {
   }
 
   // ------------------------------------------------------------ admin commands
+
+  /** A command of the admin queue (QueueContext): every one that is not a Fabrics command. */
+  execute(req: NvmfRequest): void {
+    this.admin(req);
+  }
 
   admin(req: NvmfRequest): void {
     const cmd = req.cmd;
@@ -348,7 +325,7 @@ export class NvmfCtrlr {
         // DW0 bit 0 = 1: not aborted. Commands a bdev holds run to completion (as the Linux
         // target answers); one still waiting in the target (paused subsystem) is aborted.
         const answer = (aborted: boolean): void => {
-          req.rsp.writeUInt32LE(aborted ? 0 : 1, 0);
+          req.rsp.writeUInt32LE(aborted ? 0 : 1, Cqe.DW0);
           req.complete();
         };
         const sqid = req.cmd.readUInt16LE(Sqe.CDW10);
@@ -389,128 +366,10 @@ export class NvmfCtrlr {
   }
 
   private identify(req: NvmfRequest): void {
-    const cdw10 = req.cmd.readUInt32LE(Sqe.CDW10);
-    const cns = cdw10 & 0xff;
-    const nsid = req.cmd.readUInt32LE(Sqe.NSID);
-    const view = this.host.sub.view;
-    if (this.isDiscovery && cns !== Cns.CONTROLLER) {
-      this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true, paramLoc(Sqe.CDW10));
+    const refused = identifyData(this, this.host.sub, req.cmd, req.length, scratch);
+    if (refused !== null) {
+      this.fail(req, StatusCodeType.GENERIC, refused.sc, true, refused.loc);
       return;
-    }
-    if (req.length < IDENTIFY_SIZE) {
-      // Identify always returns 4 KiB (SPDK nvmf_ctrlr_identify)
-      this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true, paramLoc(Sqe.SGL_LENGTH));
-      return;
-    }
-    switch (cns) {
-      case Cns.CONTROLLER: {
-        let oncs = Oncs.COMPARE | Oncs.DSM | Oncs.WRITE_ZEROES;
-        if (this.isDiscovery) oncs = 0;
-        buildIdentifyController(scratch, {
-          cntlid: this.cntlid,
-          controllerType: this.isDiscovery ? CntrlType.DISCOVERY : CntrlType.IO,
-          serial: view.serial,
-          model: view.model,
-          firmware: FIRMWARE_REVISION,
-          subnqn: view.nqn,
-          version: NVMF_VERSION,
-          maxIoSize: this.opts.max_io_size,
-          maxQueueDepth: this.opts.max_queue_depth,
-          maxNamespaces: view.maxNamespaces,
-          inCapsuleDataSize: this.opts.in_capsule_data_size,
-          kasMs: KAS_MS,
-          oncs,
-          volatileWriteCache: this.host.sub.volatileWriteCache(),
-          anaReporting: view.anaReporting,
-        });
-        break;
-      }
-      case Cns.NAMESPACE: {
-        // 0, above the subsystem's max NSID, and 0xffffffff (no namespace management) are invalid
-        if (nsid === 0 || nsid > view.maxNamespaces) {
-          this.fail(
-            req,
-            StatusCodeType.GENERIC,
-            GenericStatus.INVALID_NAMESPACE_OR_FORMAT,
-            true,
-            paramLoc(Sqe.NSID),
-          );
-          return;
-        }
-        const ns = this.host.sub.ns.get(nsid);
-        if (ns === undefined) {
-          scratch.fill(0); // inactive namespace: zeroed data
-          break;
-        }
-        buildIdentifyNamespace(scratch, {
-          numBlocks: ns.desc.bdev.numBlocks,
-          blockSize: ns.desc.bdev.blockSize,
-          thinProvisioned: ns.unmapSupported,
-          optimalIoBoundary: ns.desc.bdev.optimalIoBoundary,
-          nguid: nguidToBytes(ns.config.nguid),
-          eui64: ns.config.eui64 ? eui64ToBytes(ns.config.eui64) : null,
-          anaGroupId: view.anaReporting ? ns.config.anaGroupId : 0,
-        });
-        break;
-      }
-      case Cns.ACTIVE_NS_LIST:
-        if (nsid >= 0xfffffffe) {
-          this.fail(
-            req,
-            StatusCodeType.GENERIC,
-            GenericStatus.INVALID_NAMESPACE_OR_FORMAT,
-            true,
-            paramLoc(Sqe.NSID),
-          );
-          return;
-        }
-        buildActiveNsList(scratch, [...this.host.sub.ns.keys()], nsid);
-        break;
-      case Cns.NS_DESCRIPTOR_LIST: {
-        const ns = this.host.sub.ns.get(nsid);
-        if (ns === undefined) {
-          this.fail(
-            req,
-            StatusCodeType.GENERIC,
-            GenericStatus.INVALID_NAMESPACE_OR_FORMAT,
-            true,
-            paramLoc(Sqe.NSID),
-          );
-          return;
-        }
-        buildNsDescriptorList(scratch, {
-          eui64: ns.config.eui64 ? eui64ToBytes(ns.config.eui64) : null,
-          nguid: nguidToBytes(ns.config.nguid),
-          uuid: uuidToBytes(ns.config.uuid),
-        });
-        break;
-      }
-      case Cns.CSI_ACTIVE_NS_LIST: {
-        const csi = req.cmd[Sqe.CDW11 + 3];
-        if (csi !== 0) {
-          scratch.fill(0);
-          break;
-        }
-        buildActiveNsList(scratch, [...this.host.sub.ns.keys()], nsid);
-        break;
-      }
-      case Cns.CSI_CONTROLLER:
-      case Cns.CSI_NAMESPACE: {
-        const csi = req.cmd[Sqe.CDW11 + 3];
-        if (csi !== 0) {
-          this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true, paramLoc(Sqe.CDW11 + 3));
-          return;
-        }
-        scratch.fill(0); // the NVM command set has no I/O-command-set-specific data we report
-        break;
-      }
-      case Cns.IO_COMMAND_SET:
-        scratch.fill(0);
-        scratch.writeUInt32LE(1, 0); // NVM command set only
-        break;
-      default:
-        this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true, paramLoc(Sqe.CDW10));
-        return;
     }
     copyToRequest(req, scratch);
     req.complete();
@@ -543,99 +402,8 @@ export class NvmfCtrlr {
     if (this.isDiscovery) {
       if (p.lid === LogPage.DISCOVERY) {
         page = buildDiscoveryLog(this.host.discoveryGenctr(), this.host.discoveryEntries(this));
-        if (!p.rae) this.discNoticeMasked = false;
       }
-    } else {
-      switch (p.lid) {
-        case LogPage.SUPPORTED_LOG_PAGES:
-          page = Buffer.alloc(1024);
-          buildSupportedLogPages(
-            page,
-            this.host.sub.view.anaReporting ? [0, 1, 2, 3, 4, 5, 0x0c] : [0, 1, 2, 3, 4, 5],
-          );
-          break;
-        case LogPage.ERROR: {
-          // ELPE + 1 entries, newest first; only the entries the host asks for are built
-          page = Buffer.alloc(ERROR_LOG_ENTRIES * ERROR_LOG_ENTRY_SIZE);
-          const end = Math.min(page.length, p.offset + p.length);
-          for (let i = 0; i < this.errorLog.length && i * ERROR_LOG_ENTRY_SIZE < end; i++) {
-            writeErrorLogEntry(page, i * ERROR_LOG_ENTRY_SIZE, this.errorLog[i]);
-          }
-          break;
-        }
-        case LogPage.HEALTH:
-          page = Buffer.alloc(512);
-          buildHealthLog(page, { ...this.stats, errors: this.errorCount });
-          break;
-        case LogPage.FIRMWARE_SLOT:
-          page = Buffer.alloc(512);
-          buildFirmwareSlotLog(page, FIRMWARE_REVISION);
-          break;
-        case LogPage.CHANGED_NS_LIST:
-          page = Buffer.alloc(4096);
-          buildChangedNsList(
-            page,
-            [...this.changedNs].sort((a, b) => a - b),
-          );
-          if (!p.rae) {
-            this.changedNs.clear();
-            this.nsNoticeMasked = false;
-          }
-          break;
-        case LogPage.ANA: {
-          const view = this.host.sub.view;
-          if (!view.anaReporting) break;
-          // one ANA group per namespace (SPDK's default), state of the listener this host came through
-          const via = this.adminQpair.listenAddr;
-          const li = view.listeners.findIndex(
-            (l) =>
-              l.traddr === via.traddr &&
-              l.trsvcid === via.trsvcid &&
-              l.trtype.toUpperCase() === via.trtype.toUpperCase(),
-          );
-          const stateName = (li >= 0 ? view.listenerAnaStates[li] : 'optimized') as keyof typeof AnaState;
-          const state = AnaState[stateName] ?? AnaState.optimized;
-          const groups = new Map<number, number[]>();
-          for (const ns of this.host.sub.ns.values()) {
-            const g = groups.get(ns.config.anaGroupId) ?? [];
-            g.push(ns.nsid);
-            groups.set(ns.config.anaGroupId, g);
-          }
-          const rgo = (req.cmd[Sqe.CDW10 + 1] & 0x1) !== 0; // LSP bit 0: return groups only
-          page = buildAnaLog(
-            view.anaChangeCount,
-            [...groups].sort((a, b) => a[0] - b[0]).map(([grpid, nsids]) => ({ grpid, state, nsids })),
-            rgo,
-          );
-          if (!p.rae) this.anaNoticeMasked = false;
-          break;
-        }
-        case LogPage.COMMAND_EFFECTS:
-          page = Buffer.alloc(4096);
-          buildCommandEffectsLog(
-            page,
-            [
-              AdminOpcode.GET_LOG_PAGE,
-              AdminOpcode.IDENTIFY,
-              AdminOpcode.ABORT,
-              AdminOpcode.SET_FEATURES,
-              AdminOpcode.GET_FEATURES,
-              AdminOpcode.ASYNC_EVENT_REQUEST,
-              AdminOpcode.KEEP_ALIVE,
-            ],
-            [
-              NvmOpcode.FLUSH,
-              NvmOpcode.WRITE,
-              NvmOpcode.READ,
-              NvmOpcode.COMPARE,
-              NvmOpcode.WRITE_ZEROES,
-              NvmOpcode.DATASET_MANAGEMENT,
-            ],
-            [NvmOpcode.FLUSH, NvmOpcode.WRITE, NvmOpcode.WRITE_ZEROES, NvmOpcode.DATASET_MANAGEMENT],
-          );
-          break;
-      }
-    }
+    } else page = nvmLogPage(this, this.host.sub, this.adminQpair.listenAddr, p, req.cmd);
     if (page === null) {
       this.fail(
         req,
@@ -646,12 +414,24 @@ export class NvmfCtrlr {
       );
       return;
     }
+    // reading a page without RAE (retain asynchronous event) re-arms its notice
+    if (!p.rae) this.logPageRead(p.lid);
     if (p.offset > page.length) {
       this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true, paramLoc(Sqe.CDW12));
       return;
     }
     copyToRequest(req, page, p.offset);
     req.complete();
+  }
+
+  /** The host read log page `lid` without RAE: its notice may be reported again (and the
+   * changed namespace list starts over). */
+  private logPageRead(lid: number): void {
+    if (lid === LogPage.DISCOVERY) this.discNoticeMasked = false;
+    else if (lid === LogPage.CHANGED_NS_LIST) {
+      this.changedNs.clear();
+      this.nsNoticeMasked = false;
+    } else if (lid === LogPage.ANA) this.anaNoticeMasked = false;
   }
 
   private getFeatures(req: NvmfRequest): void {
@@ -672,7 +452,7 @@ export class NvmfCtrlr {
         this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true, paramLoc(Sqe.CDW10));
         return;
       }
-      req.rsp.writeUInt32LE(capabilities ? 0 : dw0 >>> 0, 0);
+      req.rsp.writeUInt32LE(capabilities ? 0 : dw0 >>> 0, Cqe.DW0);
       req.complete();
       return;
     }
@@ -715,7 +495,7 @@ export class NvmfCtrlr {
         this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true, paramLoc(Sqe.CDW10));
         return;
     }
-    req.rsp.writeUInt32LE(capabilities ? 0 : dw0 >>> 0, 0);
+    req.rsp.writeUInt32LE(capabilities ? 0 : dw0 >>> 0, Cqe.DW0);
     req.complete();
   }
 
@@ -756,7 +536,7 @@ export class NvmfCtrlr {
         }
         this.numIoQueuesSet = true;
         const n = this.opts.max_io_qpairs_per_ctrlr - 1;
-        req.rsp.writeUInt32LE(((n << 16) | n) >>> 0, 0);
+        req.rsp.writeUInt32LE(((n << 16) | n) >>> 0, Cqe.DW0);
         break;
       }
       case FeatureId.ARBITRATION:
@@ -824,7 +604,7 @@ export class NvmfCtrlr {
   private deliverEvents(): void {
     while (this.pendingEvents.length > 0 && this.aerReqs.length > 0) {
       const req = this.aerReqs.shift() as NvmfRequest;
-      req.rsp.writeUInt32LE(this.pendingEvents.shift() as number, 0);
+      req.rsp.writeUInt32LE(this.pendingEvents.shift() as number, Cqe.DW0);
       req.complete();
     }
   }

@@ -6,7 +6,7 @@ import { type ParamSpec, RpcError, type RpcMethod, RpcState } from '../../jsonrp
 import { SubsystemType } from '../../nvmf/subsystem.ts';
 import { getTarget, NvmfError, type NvmfTarget } from '../../nvmf/target.ts';
 import type { TransportAddress, TransportOptions } from '../../nvmf/transport.ts';
-import { getTransport } from '../../nvmf/transports.ts';
+import { getTransport } from '../../nvmf/transport.ts';
 import { TICK_RATE } from '../../thread/index.ts';
 import { DISCOVERY_NQN } from '../../wire/discovery.ts';
 

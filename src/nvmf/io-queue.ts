@@ -1,0 +1,98 @@
+// The queue context of an I/O queue (transport.ts QueueContext): what the NVM
+// command path needs of it (ctrlr-bdev.ts IoQueueState). Its controller may
+// live on another poll group, so it keeps the controller's ID and thread and
+// sends failures there for the error log; it serves I/O from the namespaces
+// its own poll group opened.
+import { sendMsg, type ThreadRef } from '../thread/index.ts';
+import { PathStatus, Sqe, statusOf } from '../wire/nvme.ts';
+import { executeIo, type IoQueueState } from './ctrlr-bdev.ts';
+import { toPollGroup } from './messages.ts';
+import type { PgSubsystem } from './poll-group-subsystem.ts';
+import type { PgStats } from './stats.ts';
+import { SubsystemState } from './subsystem.ts';
+import type { NvmfQpair, NvmfRequest, QueueContext } from './transport.ts';
+
+export class IoQueue implements QueueContext, IoQueueState {
+  readonly qpair: NvmfQpair;
+  readonly cntlid: number;
+  readonly subnqn: string;
+  readonly hostnqn: string;
+  /** the poll-group thread of the controller (its admin queue) */
+  readonly owner: ThreadRef;
+  readonly sub: PgSubsystem;
+  fusedFirst: NvmfRequest | null = null;
+  outstanding = 0;
+  anaPathStatus = 0;
+  readonly maxTransferBytes: number;
+  private readonly stats: PgStats;
+
+  constructor(o: {
+    qpair: NvmfQpair;
+    cntlid: number;
+    sub: PgSubsystem;
+    hostnqn: string;
+    owner: ThreadRef;
+    /** the transport's max_io_size (MDTS) */
+    maxTransferBytes: number;
+    /** the poll group's counters (completed_nvme_io) */
+    stats: PgStats;
+  }) {
+    this.qpair = o.qpair;
+    this.cntlid = o.cntlid;
+    this.sub = o.sub;
+    this.subnqn = o.sub.view.nqn;
+    this.hostnqn = o.hostnqn;
+    this.owner = o.owner;
+    this.maxTransferBytes = o.maxTransferBytes;
+    this.stats = o.stats;
+    this.updateAna();
+  }
+
+  /** An NVM command of this queue (QueueContext). */
+  execute(req: NvmfRequest): void {
+    // SPDK's pause: new I/O waits (queued, not failed) until resume
+    if (this.sub.view.state === SubsystemState.PAUSED) {
+      this.sub.queued.push(req);
+      return;
+    }
+    executeIo(this, req);
+  }
+
+  /** Recompute the path status from the ANA state of the listener this queue came through. */
+  updateAna(): void {
+    const v = this.sub.view;
+    if (!v.anaReporting) {
+      this.anaPathStatus = 0;
+      return;
+    }
+    const a = this.qpair.listenAddr;
+    const i = v.listeners.findIndex(
+      (l) =>
+        l.traddr === a.traddr && l.trsvcid === a.trsvcid && l.trtype.toUpperCase() === a.trtype.toUpperCase(),
+    );
+    const state = i >= 0 ? v.listenerAnaStates[i] : 'optimized';
+    this.anaPathStatus =
+      state === 'inaccessible'
+        ? PathStatus.ASYMMETRIC_ACCESS_INACCESSIBLE
+        : state === 'persistent_loss'
+          ? PathStatus.ASYMMETRIC_ACCESS_PERSISTENT_LOSS
+          : state === 'change'
+            ? PathStatus.ASYMMETRIC_ACCESS_TRANSITION
+            : 0;
+  }
+
+  onError(req: NvmfRequest, lba: number): void {
+    sendMsg(this.owner, toPollGroup.recordError, {
+      cntlid: this.cntlid,
+      sqid: req.qpair.qid,
+      cid: req.cmd.readUInt16LE(Sqe.CID),
+      status: statusOf(req.rsp),
+      lba,
+      nsid: req.cmd.readUInt32LE(Sqe.NSID),
+    });
+  }
+
+  onComplete(_req: NvmfRequest): void {
+    this.stats.completed_nvme_io++;
+  }
+}

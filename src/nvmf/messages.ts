@@ -1,0 +1,335 @@
+// The messages between the target on the app thread (target.ts) and the poll
+// groups (poll-group.ts), declared once: each message's name, payload type
+// and receiver. A handler here only hands its payload to the receiving side,
+// through the interface that side implements (TargetInbox, PollGroupInbox),
+// so target.ts and poll-group.ts never import each other.
+//
+// Handler names resolve in every realm (each realm loads this module), and
+// payloads cross realms as structured clones: plain data and ThreadRefs only,
+// except the socket of addSocket, which travels in the transfer list.
+import type { Socket } from 'node:net';
+import {
+  currentThread,
+  defineChannelIter,
+  defineHandler,
+  getIoChannel,
+  type IoChannel,
+  putIoChannel,
+  type SpdkThread,
+  sendMsg,
+  type ThreadRef,
+} from '../thread/index.ts';
+import type { DiscoveryEntry } from '../wire/discovery.ts';
+import type { PgStats, QpairInfo } from './stats.ts';
+import type { SubsystemView } from './subsystem.ts';
+import type { TransportAddress, TransportOptions } from './transport.ts';
+
+/** The target's io_device: every poll-group thread holds a channel on it (the NvmfPollGroup). */
+export const NVMF_TGT_DEVICE = 'nvmf_tgt';
+
+// ------------------------------------------------------------ payloads
+
+/** The answer to a request sent with NvmfTarget.call. */
+export interface TargetReply {
+  token: number;
+  value: unknown;
+}
+
+/** What the target sends every poll group on each change (a full, versioned state). */
+export interface TargetSnapshot {
+  version: number;
+  views: SubsystemView[];
+  genctr: number;
+  referrals: DiscoveryEntry[];
+  /** SPDK discovery_filter: 'match_any' or a combination of transport/address/svcid */
+  discoveryFilter: string;
+}
+
+export interface PollGroupCreate {
+  token: number;
+  appThread: ThreadRef;
+  transports: TransportOptions[];
+  snapshot: TargetSnapshot | null;
+}
+
+export interface PollGroupDestroy {
+  token: number;
+  appThread: ThreadRef;
+}
+
+/** An accepted connection, moved to the poll group that will serve it. */
+export interface AddSocket {
+  socket: Socket;
+  listenAddr: TransportAddress;
+}
+
+/** A poll group asks for a controller ID for an admin queue's Connect. */
+export interface AdminConnectRequest {
+  token: number;
+  pg: ThreadRef;
+  subnqn: string;
+  hostnqn: string;
+  /** 32 hex digits */
+  hostid: string;
+}
+
+export interface AdminConnectReply {
+  token: number;
+  /** -1 when no controller ID is free */
+  cntlid: number;
+}
+
+/** A poll group asks whether an I/O queue may join controller `cntlid`. */
+export interface IoConnectRequest {
+  token: number;
+  pg: ThreadRef;
+  cntlid: number;
+  subnqn: string;
+  hostnqn: string;
+  qid: number;
+}
+
+/** Yes (`owner` is the controller's poll group, sc 0) or the Connect status to answer. */
+export interface IoConnectReply {
+  token: number;
+  cntlid: number;
+  owner: ThreadRef | null;
+  sct: number;
+  sc: number;
+  /** -1: no IATTR/IPO in the response */
+  iattr: number;
+  ipo: number;
+}
+
+/** Abort command `cid` of queue `sqid` of controller `cntlid`: sent to the target, which
+ * forwards it to the poll group serving that queue; the answer goes to `replyTo`. */
+export interface AbortRequest {
+  token: number;
+  replyTo: ThreadRef;
+  cntlid: number;
+  sqid: number;
+  cid: number;
+}
+
+export interface AbortReply {
+  token: number;
+  aborted: boolean;
+}
+
+export interface ControllerId {
+  cntlid: number;
+}
+
+export interface IoQueueId {
+  cntlid: number;
+  qid: number;
+}
+
+/** A failed I/O command, for the error log of its controller (on another poll group maybe). */
+export interface ErrorLogRecord {
+  cntlid: number;
+  sqid: number;
+  cid: number;
+  /** SCT << 8 | SC */
+  status: number;
+  lba: number;
+  nsid: number;
+}
+
+/** A namespace's bdev was hot-removed: the target drops the namespace. */
+export interface BdevRemoved {
+  nqn: string;
+  nsid: number;
+  bdevName: string;
+}
+
+/** Contexts of the walks over every poll group (forEachChannel); they travel between realms. */
+export interface AddTransportWalk {
+  opts: TransportOptions;
+  error: string | null;
+}
+export interface StatsWalk {
+  groups: PgStats[];
+}
+export interface OutstandingWalk {
+  nqn: string;
+  outstanding: number;
+}
+export interface QpairsWalk {
+  nqn: string;
+  qpairs: QpairInfo[];
+}
+
+// ------------------------------------------------------------ receivers
+
+/** What the target on the app thread does with the messages poll groups send it. */
+export interface TargetInbox {
+  reply(m: TargetReply): void;
+  adminConnect(m: AdminConnectRequest): void;
+  ioConnect(m: IoConnectRequest): void;
+  ctrlrEnabled(m: ControllerId): void;
+  /** CC.EN 1 → 0: a controller reset, its I/O queues end */
+  ctrlrDisabled(m: ControllerId): void;
+  abort(m: AbortRequest): void;
+  ctrlrGone(m: ControllerId): void;
+  ioQueueGone(m: IoQueueId): void;
+  bdevRemoved(m: BdevRemoved): void;
+}
+
+/** What a poll group does with the messages and walks that reach its thread. */
+export interface PollGroupInbox {
+  addSocket(m: AddSocket): void;
+  adminConnectDone(m: AdminConnectReply): void;
+  ioConnectDone(m: IoConnectReply): void;
+  /** abort the command if it still waits here; true if it did */
+  abortQueued(m: AbortRequest): boolean;
+  abortDone(m: AbortReply): void;
+  /** the controller is gone or reset: its I/O queues here go */
+  ctrlrGone(m: ControllerId): void;
+  recordError(m: ErrorLogRecord): void;
+  /** throws when the transport cannot start here */
+  addTransport(opts: TransportOptions): void;
+  applySnapshot(s: TargetSnapshot): void;
+  collectStats(): PgStats;
+  /** bdev I/O in flight on the queues of subsystem `nqn` */
+  subsystemOutstanding(nqn: string): number;
+  qpairInfo(nqn: string): QpairInfo[];
+  destroy(): void;
+}
+
+let target: TargetInbox | null = null;
+/** this realm's poll groups, by thread id */
+const pollGroups = new Map<number, PollGroupInbox>();
+let appThread: ThreadRef | null = null;
+
+/** The target that receives the poll groups' messages (app thread), or null when none runs:
+ * then admin Connects are refused, aborts answer "not aborted", the rest is dropped. */
+export function setTargetInbox(t: TargetInbox | null): void {
+  target = t;
+}
+
+/** A poll group starts (or stops) receiving on its thread. */
+export function setPollGroupInbox(thread: SpdkThread, pg: PollGroupInbox | null): void {
+  if (pg === null) pollGroups.delete(thread.id);
+  else pollGroups.set(thread.id, pg);
+}
+
+function pollGroupOn(thread: SpdkThread): PollGroupInbox {
+  const pg = pollGroups.get(thread.id);
+  if (pg === undefined) throw new Error(`thread ${thread.name} has no nvmf poll group`);
+  return pg;
+}
+
+/** The app thread, where a poll group of this realm sends what is for the target. */
+export function targetThread(): ThreadRef {
+  if (appThread === null) throw new Error('nvmf: poll group used before the target created it');
+  return appThread;
+}
+
+// ------------------------------------------------------------ to the target (app thread)
+
+export const toTarget = {
+  reply: defineHandler<TargetReply>('nvmf.tgt.reply', (m) => target?.reply(m)),
+  adminConnect: defineHandler<AdminConnectRequest>('nvmf.tgt.adminConnect', (m) => {
+    if (target === null) sendMsg(m.pg, adminConnectDone, { token: m.token, cntlid: -1 });
+    else target.adminConnect(m);
+  }),
+  ioConnect: defineHandler<IoConnectRequest>('nvmf.tgt.ioConnect', (m) => target?.ioConnect(m)),
+  ctrlrEnabled: defineHandler<ControllerId>('nvmf.tgt.ctrlrEnabled', (m) => target?.ctrlrEnabled(m)),
+  ctrlrDisabled: defineHandler<ControllerId>('nvmf.tgt.ctrlrDisabled', (m) => target?.ctrlrDisabled(m)),
+  abort: defineHandler<AbortRequest>('nvmf.tgt.abort', (m) => {
+    if (target === null) sendMsg(m.replyTo, abortDone, { token: m.token, aborted: false });
+    else target.abort(m);
+  }),
+  ctrlrGone: defineHandler<ControllerId>('nvmf.tgt.ctrlrGone', (m) => target?.ctrlrGone(m)),
+  ioQueueGone: defineHandler<IoQueueId>('nvmf.tgt.ioQueueGone', (m) => target?.ioQueueGone(m)),
+  bdevRemoved: defineHandler<BdevRemoved>('nvmf.tgt.bdevRemoved', (m) => target?.bdevRemoved(m)),
+} as const;
+
+// ------------------------------------------------------------ to a poll group thread
+
+/** Create this thread's poll group (its channel of the target device) and report back. */
+const create = defineHandler<PollGroupCreate>('nvmf.pg.create', (m) => {
+  appThread = m.appThread;
+  getIoChannel(NVMF_TGT_DEVICE);
+  const pg = pollGroupOn(currentThread());
+  for (const t of m.transports) pg.addTransport(t);
+  if (m.snapshot !== null) pg.applySnapshot(m.snapshot);
+  sendMsg(m.appThread, toTarget.reply, { token: m.token, value: null });
+});
+
+const destroy = defineHandler<PollGroupDestroy>('nvmf.pg.destroy', (m) => {
+  const t = currentThread();
+  const ch = t.channels.get(NVMF_TGT_DEVICE);
+  if (ch !== undefined) {
+    pollGroups.get(t.id)?.destroy();
+    putIoChannel(ch);
+  }
+  sendMsg(m.appThread, toTarget.reply, { token: m.token, value: null });
+});
+
+const adminConnectDone = defineHandler<AdminConnectReply>('nvmf.pg.adminConnectDone', (m) =>
+  pollGroupOn(currentThread()).adminConnectDone(m),
+);
+
+const abortDone = defineHandler<AbortReply>('nvmf.pg.abortDone', (m) =>
+  pollGroupOn(currentThread()).abortDone(m),
+);
+
+export const toPollGroup = {
+  create,
+  destroy,
+  addSocket: defineHandler<AddSocket>('nvmf.pg.addSocket', (m) => pollGroupOn(currentThread()).addSocket(m)),
+  adminConnectDone,
+  ioConnectDone: defineHandler<IoConnectReply>('nvmf.pg.ioConnectDone', (m) =>
+    pollGroupOn(currentThread()).ioConnectDone(m),
+  ),
+  abortQueued: defineHandler<AbortRequest>('nvmf.pg.abortQueued', (m) => {
+    const aborted = pollGroupOn(currentThread()).abortQueued(m);
+    sendMsg(m.replyTo, abortDone, { token: m.token, aborted });
+  }),
+  abortDone,
+  ctrlrGone: defineHandler<ControllerId>('nvmf.pg.ctrlrGone', (m) =>
+    pollGroupOn(currentThread()).ctrlrGone(m),
+  ),
+  recordError: defineHandler<ErrorLogRecord>('nvmf.pg.recordError', (m) =>
+    pollGroupOn(currentThread()).recordError(m),
+  ),
+} as const;
+
+// ------------------------------------------------------------ walks over every poll group
+
+function channelPollGroup(ch: IoChannel<unknown>): PollGroupInbox {
+  return pollGroupOn(ch.thread);
+}
+
+export const overPollGroups = {
+  addTransport: defineChannelIter<AddTransportWalk>('nvmf.pg.addTransport', (ch, ctx, next) => {
+    try {
+      channelPollGroup(ch).addTransport(ctx.opts);
+      next(0);
+    } catch (e) {
+      ctx.error = (e as Error).message;
+      next(1);
+    }
+  }),
+  snapshot: defineChannelIter<TargetSnapshot>('nvmf.pg.snapshot', (ch, ctx, next) => {
+    channelPollGroup(ch).applySnapshot(ctx);
+    next(0);
+  }),
+  stats: defineChannelIter<StatsWalk>('nvmf.pg.stats', (ch, ctx, next) => {
+    ctx.groups.push(channelPollGroup(ch).collectStats());
+    next(0);
+  }),
+  subsystemOutstanding: defineChannelIter<OutstandingWalk>(
+    'nvmf.pg.subsystemOutstanding',
+    (ch, ctx, next) => {
+      ctx.outstanding += channelPollGroup(ch).subsystemOutstanding(ctx.nqn);
+      next(0);
+    },
+  ),
+  qpairs: defineChannelIter<QpairsWalk>('nvmf.pg.qpairs', (ch, ctx, next) => {
+    for (const q of channelPollGroup(ch).qpairInfo(ctx.nqn)) ctx.qpairs.push(q);
+    next(0);
+  }),
+} as const;
