@@ -24,8 +24,8 @@ import {
   forwardIo,
   getBaseChannel,
   putBaseChannel,
-} from '../passthru/forward.ts';
-import { createStacked, deleteStacked } from '../passthru/stacked.ts';
+} from '../stacked/forward.ts';
+import { createStacked, deleteStacked } from '../stacked/register.ts';
 
 /** Float64 slots in the shared latency table (microseconds). */
 export const LatencySlot = { avg_read: 0, p99_read: 1, avg_write: 2, p99_write: 3 } as const;

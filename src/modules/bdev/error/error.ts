@@ -23,8 +23,8 @@ import {
   forwardIo,
   getBaseChannel,
   putBaseChannel,
-} from '../passthru/forward.ts';
-import { createStacked, deleteStacked } from '../passthru/stacked.ts';
+} from '../stacked/forward.ts';
+import { createStacked, deleteStacked } from '../stacked/register.ts';
 
 export const ErrorType = {
   none: 0,

@@ -10,8 +10,14 @@ import {
   bdevClose,
   bdevOpen,
 } from '../../../bdev/index.ts';
-import { type BaseChannel, completeFromChild, forwardIo, getBaseChannel, putBaseChannel } from './forward.ts';
-import { createStacked, deleteStacked } from './stacked.ts';
+import {
+  type BaseChannel,
+  completeFromChild,
+  forwardIo,
+  getBaseChannel,
+  putBaseChannel,
+} from '../stacked/forward.ts';
+import { createStacked, deleteStacked } from '../stacked/register.ts';
 
 export class PassthruBackend implements BdevBackend {
   readonly base: BdevDesc;

@@ -1,5 +1,6 @@
-// Control path shared by the stacked modules: claim the base, register the
-// virtual bdev over it, release the claim if registration fails.
+// The control path of a bdev stacked on a base bdev (passthru, delay,
+// error): claim the base, register the virtual bdev over it, release the
+// claim if registration fails; delete it by name.
 
 import {
   BdevError,
