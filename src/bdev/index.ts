@@ -2,37 +2,19 @@
 // descriptor / channel / I/O calls; module authors also use BdevModule,
 // BdevBackend, BdevIo.complete*, and the registry (bdevRegister...).
 
-export type {
-  BdevBackend,
-  BdevEventCb,
-  BdevEventType,
-  BdevModule,
-  BlockRange,
-  Ch as BdevChannelArg,
-} from './bdev.ts';
+export type { BdevBackend, BdevEventCb, BdevEventType, BdevIoCb, BdevModule } from './bdev.ts';
 export {
   Bdev,
   BdevChannel,
   BdevDesc,
-  bdevAbort,
-  bdevClose,
-  bdevCompare,
-  bdevCompareAndWrite,
+  BdevIo,
   bdevDeviceId,
-  bdevFlush,
-  bdevGetIoChannel,
-  bdevOpen,
-  bdevPutIoChannel,
-  bdevRead,
-  bdevReadZcopy,
-  bdevReset,
-  bdevUnmap,
-  bdevWrite,
-  bdevWriteZeroes,
+  bdevFreeIo,
+  bdevIoGetNvmeStatus,
+  ioPoolStats,
+  setBdevIoPoolSize,
   sliceIov,
 } from './bdev.ts';
-export type { BdevIoCb } from './bdev-io.ts';
-export { BdevIo, bdevFreeIo, bdevIoGetNvmeStatus, ioPoolStats, setBdevIoPoolSize } from './bdev-io.ts';
 export type { QosLimits } from './qos.ts';
 export type { BdevRecord } from './registry.ts';
 export {
@@ -54,13 +36,27 @@ export {
   getBdevModule,
   registerBdevModule,
 } from './registry.ts';
+export { bdevClose, bdevGetIoChannel, bdevOpen, bdevPutIoChannel } from './replicas.ts';
 export { BdevIoStats, HISTOGRAM_BUCKETS, iostatJson, TICK_RATE } from './stats.ts';
+export {
+  bdevAbort,
+  bdevCompare,
+  bdevCompareAndWrite,
+  bdevFlush,
+  bdevRead,
+  bdevReadZcopy,
+  bdevReset,
+  bdevUnmap,
+  bdevWrite,
+  bdevWriteZeroes,
+  type Ch as BdevChannelArg,
+} from './submit.ts';
 export {
   type BdevDescriptor,
   BdevIoStatus,
   BdevIoType,
+  type BlockRange,
   ioTypeNames,
   isUuid,
-  NvmeStatus,
   newBdevDescriptor,
 } from './types.ts';

@@ -4,17 +4,9 @@
 // resolves when every realm has answered.
 
 import { currentThread, defineHandler, sendMsg, type ThreadRef } from '../thread/index.ts';
-import {
-  addReplica,
-  type Bdev,
-  type BdevDesc,
-  type BdevModule,
-  realmBdevList,
-  realmLookup,
-  removeReplica,
-  resizeReplica,
-} from './bdev.ts';
+import { type Bdev, type BdevDesc, type BdevModule, submitAfterQos } from './bdev.ts';
 import { BdevQos, createQosState, type QosLimits, qosEnabled } from './qos.ts';
+import { addReplica, realmLookup, removeReplica, resizeReplica } from './replicas.ts';
 import type { BdevIoStatsSnapshot } from './stats.ts';
 import { type BdevDescriptor, isUuid } from './types.ts';
 
@@ -139,7 +131,10 @@ const realmOp = defineHandler<RealmMsg>('bdev.realmOp', (m) => {
         const bdev = realmLookup(b.name);
         if (bdev !== undefined) {
           const old = bdev.qos;
-          bdev.qos = b.limits !== null && b.state !== null ? new BdevQos(b.state, b.limits) : null;
+          bdev.qos =
+            b.limits !== null && b.state !== null
+              ? new BdevQos(b.state, b.limits, bdev.name, submitAfterQos)
+              : null;
           old?.release();
         }
         reply(m);
@@ -319,5 +314,3 @@ export async function bdevCollectStats(name: string, reset = false): Promise<Bde
 export function bdevGetReplica(name: string): Bdev | undefined {
   return realmLookup(name);
 }
-
-export { realmBdevList };

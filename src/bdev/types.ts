@@ -41,19 +41,11 @@ export const BdevIoStatus = {
 } as const;
 export type BdevIoStatus = (typeof BdevIoStatus)[keyof typeof BdevIoStatus];
 
-/** NVMe status codes the bdev layer reports for its own failures. */
-export const NvmeStatus = {
-  SCT_GENERIC: 0,
-  SCT_MEDIA: 2,
-  SC_SUCCESS: 0,
-  SC_INVALID_FIELD: 0x02,
-  SC_DATA_TRANSFER_ERROR: 0x04,
-  SC_INTERNAL_DEVICE_ERROR: 0x06,
-  SC_ABORTED_BY_REQUEST: 0x07,
-  SC_INVALID_OPCODE: 0x01,
-  SC_LBA_OUT_OF_RANGE: 0x80,
-  SC_COMPARE_FAILURE: 0x85,
-} as const;
+/** A run of blocks (unmap ranges). */
+export interface BlockRange {
+  offsetBlocks: number;
+  numBlocks: number;
+}
 
 /**
  * Everything a realm needs to build its replica of a bdev. Must be

@@ -8,9 +8,9 @@ import {
   bdevGetRecord,
   bdevRegister,
   bdevUnregister,
-  NvmeStatus,
   newBdevDescriptor,
 } from '../../../bdev/index.ts';
+import { MediaErrorStatus, StatusCodeType } from '../../../wire/nvme.ts';
 
 export interface MallocParams {
   memory: SharedArrayBuffer;
@@ -90,14 +90,14 @@ export class MallocBackend implements BdevBackend {
         break;
       case BdevIoType.COMPARE:
         if (!iovEqualsMem(this.mem, pos, io.iov, len)) {
-          io.completeNvme(NvmeStatus.SCT_MEDIA, NvmeStatus.SC_COMPARE_FAILURE);
+          io.completeNvme(StatusCodeType.MEDIA_ERROR, MediaErrorStatus.COMPARE_FAILURE);
           return;
         }
         break;
       case BdevIoType.COMPARE_AND_WRITE:
         // compare and write run back to back in this realm's single JS thread
         if (!iovEqualsMem(this.mem, pos, io.iov, len)) {
-          io.completeNvme(NvmeStatus.SCT_MEDIA, NvmeStatus.SC_COMPARE_FAILURE);
+          io.completeNvme(StatusCodeType.MEDIA_ERROR, MediaErrorStatus.COMPARE_FAILURE);
           return;
         }
         copyFromIov(this.mem, pos, io.writeIov, len);
