@@ -24,7 +24,7 @@ import {
   bdevRegister,
   bdevUnregister,
   newBdevDescriptor,
-} from '../../src/bdev/index.ts';
+} from '../../src/bdev/module.ts';
 import type { RpcMethod } from '../../src/jsonrpc/index.ts';
 import { RpcState } from '../../src/jsonrpc/index.ts';
 import type { BdevModuleEntry } from '../../src/modules/bdev/index.ts';

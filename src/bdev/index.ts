@@ -1,14 +1,16 @@
-// Public surface of the bdev layer. Users of bdevs (the nvmf target) need the
-// descriptor / channel / I/O calls; module authors also use BdevModule,
-// BdevBackend, BdevIo.complete*, and the registry (bdevRegister...).
+// The bdev layer for users of bdevs (SPDK's include/spdk/bdev.h): the nvmf
+// target, stacked modules reaching their base, tools. Open a bdev, get a
+// channel on your thread, submit I/O; each completion comes back later on
+// that thread to the callback you gave, with the BdevIo to read and free.
+// Also: claims, QoS, statistics and the bdev list. Module authors import
+// src/bdev/module.ts instead, which adds the module-side contract.
 
-export type { BdevBackend, BdevEventCb, BdevEventType, BdevIoCb, BdevModule } from './bdev.ts';
+export type { BdevEventCb, BdevEventType, BdevIoCb } from './bdev.ts';
 export {
   Bdev,
   BdevChannel,
   BdevDesc,
   BdevIo,
-  bdevDeviceId,
   bdevFreeIo,
   bdevIoGetNvmeStatus,
   ioPoolStats,
@@ -25,16 +27,11 @@ export {
   bdevGetRecord,
   bdevGetReplica,
   bdevListRecords,
-  bdevNotifyResize,
-  bdevRegister,
   bdevReleaseClaim,
   bdevReleaseClaimByName,
   bdevSetHistogram,
   bdevSetQos,
   bdevSetRealmThreads,
-  bdevUnregister,
-  getBdevModule,
-  registerBdevModule,
 } from './registry.ts';
 export { bdevClose, bdevGetIoChannel, bdevOpen, bdevPutIoChannel } from './replicas.ts';
 export { BdevIoStats, HISTOGRAM_BUCKETS, iostatJson, TICK_RATE } from './stats.ts';
@@ -51,12 +48,4 @@ export {
   bdevWriteZeroes,
   type Ch as BdevChannelArg,
 } from './submit.ts';
-export {
-  type BdevDescriptor,
-  BdevIoStatus,
-  BdevIoType,
-  type BlockRange,
-  ioTypeNames,
-  isUuid,
-  newBdevDescriptor,
-} from './types.ts';
+export { type BdevDescriptor, BdevIoStatus, BdevIoType, type BlockRange, ioTypeNames } from './types.ts';

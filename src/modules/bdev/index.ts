@@ -2,7 +2,7 @@
 // replica builder and config write-out) and its RPC methods. The bdev
 // framework subsystem registers them; nothing registers by import.
 
-import type { BdevModule } from '../../bdev/index.ts';
+import type { BdevModule } from '../../bdev/module.ts';
 import type { RpcMethod } from '../../jsonrpc/index.ts';
 import { aioModule } from './aio/aio.ts';
 import { aioRpcMethods } from './aio/rpc.ts';

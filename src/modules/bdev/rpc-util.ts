@@ -1,7 +1,7 @@
 // Shared helpers for the bdev RPC methods: SPDK-style error codes (negative
 // errno) with a message that names the problem.
 
-import { BdevError } from '../../bdev/index.ts';
+import { BdevError } from '../../bdev/module.ts';
 import { RpcError } from '../../jsonrpc/index.ts';
 
 const ERRNO: Record<string, number> = { EEXIST: -17, ENODEV: -19, EBUSY: -16, EINVAL: -22, ENOMEM: -12 };

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import * as B from '../../../src/bdev/index.ts';
+import * as B from '../../../src/bdev/module.ts';
 import { createMallocBdev, deleteMallocBdev } from '../../../src/modules/bdev/malloc/malloc.ts';
 import { createNullBdev, resizeNullBdev } from '../../../src/modules/bdev/null/null.ts';
 import { createPassthruBdev } from '../../../src/modules/bdev/passthru/passthru.ts';

@@ -16,7 +16,7 @@ import {
   bdevFreeIo,
   bdevGetRecord,
   bdevOpen,
-} from '../../../bdev/index.ts';
+} from '../../../bdev/module.ts';
 import { type Poller, registerPoller } from '../../../thread/index.ts';
 import {
   abortHeldIo,

@@ -15,7 +15,7 @@ import {
   bdevClose,
   bdevGetRecord,
   bdevOpen,
-} from '../../../bdev/index.ts';
+} from '../../../bdev/module.ts';
 import {
   abortHeldIo,
   type BaseChannel,

@@ -1,7 +1,7 @@
 // malloc bdev: RAM in a SharedArrayBuffer. Every realm's replica wraps the
 // same memory, so a thread on any reactor reads and writes it directly.
 
-import type { Bdev, BdevBackend, BdevDescriptor, BdevIo, BdevModule } from '../../../bdev/index.ts';
+import type { Bdev, BdevBackend, BdevDescriptor, BdevIo, BdevModule } from '../../../bdev/module.ts';
 import {
   BdevError,
   BdevIoType,
@@ -9,7 +9,7 @@ import {
   bdevRegister,
   bdevUnregister,
   newBdevDescriptor,
-} from '../../../bdev/index.ts';
+} from '../../../bdev/module.ts';
 import { MediaErrorStatus, StatusCodeType } from '../../../wire/nvme.ts';
 
 export interface MallocParams {

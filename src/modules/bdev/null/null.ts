@@ -1,6 +1,6 @@
 // null bdev: writes are discarded, reads return zeroes. The raw ceiling of the stack.
 
-import type { BdevBackend, BdevDescriptor, BdevIo, BdevModule } from '../../../bdev/index.ts';
+import type { BdevBackend, BdevDescriptor, BdevIo, BdevModule } from '../../../bdev/module.ts';
 import {
   BdevError,
   BdevIoType,
@@ -9,7 +9,7 @@ import {
   bdevRegister,
   bdevUnregister,
   newBdevDescriptor,
-} from '../../../bdev/index.ts';
+} from '../../../bdev/module.ts';
 import { checkGeometry } from '../malloc/malloc.ts';
 
 export interface NullParams {

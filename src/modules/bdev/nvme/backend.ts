@@ -5,8 +5,8 @@
 // connects, while the controller resets, and when the queue is full. A queue
 // lost with I/O in flight resubmits that I/O after the reconnect.
 
-import type { BdevBackend, BdevDescriptor, BdevIo } from '../../../bdev/index.ts';
-import { BdevIoStatus, BdevIoType, bdevDeviceId } from '../../../bdev/index.ts';
+import type { BdevBackend, BdevDescriptor, BdevIo } from '../../../bdev/module.ts';
+import { BdevIoStatus, BdevIoType, bdevDeviceId } from '../../../bdev/module.ts';
 import { connectIoQpair, type NvmeIoQpair } from '../../../nvme/index.ts';
 import { defineChannelIter, forEachChannel, realmReactor } from '../../../thread/index.ts';
 import { logger } from '../../../util/log.ts';

@@ -8,7 +8,7 @@
 // new cntlid and bumps the generation; every realm then reconnects its queue.
 
 import { randomUUID } from 'node:crypto';
-import type { BdevDescriptor } from '../../../bdev/index.ts';
+import type { BdevDescriptor } from '../../../bdev/module.ts';
 import {
   BdevError,
   bdevGetRecord,
@@ -16,7 +16,7 @@ import {
   bdevRegister,
   bdevUnregister,
   newBdevDescriptor,
-} from '../../../bdev/index.ts';
+} from '../../../bdev/module.ts';
 import { type NamespaceInfo, NvmeController, type TransportId } from '../../../nvme/index.ts';
 import { realmReactorCount } from '../../../thread/index.ts';
 import { logger } from '../../../util/log.ts';

@@ -3,7 +3,7 @@
 // The record (ctrlr.ts, app thread) holds the admin connection and reconnects
 // it; each realm's replica (backend.ts) sends I/O on its own I/O queue.
 
-import type { Bdev, BdevBackend, BdevDescriptor, BdevModule } from '../../../bdev/index.ts';
+import type { Bdev, BdevBackend, BdevDescriptor, BdevModule } from '../../../bdev/module.ts';
 import { NvmeBdevBackend } from './backend.ts';
 import { bdevRemoved, configFor } from './ctrlr.ts';
 

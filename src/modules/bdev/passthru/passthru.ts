@@ -9,7 +9,7 @@ import {
   type BdevModule,
   bdevClose,
   bdevOpen,
-} from '../../../bdev/index.ts';
+} from '../../../bdev/module.ts';
 import {
   type BaseChannel,
   completeFromChild,

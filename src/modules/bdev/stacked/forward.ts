@@ -20,7 +20,7 @@ import {
   bdevUnmap,
   bdevWrite,
   bdevWriteZeroes,
-} from '../../../bdev/index.ts';
+} from '../../../bdev/module.ts';
 import type { IoChannel } from '../../../thread/index.ts';
 
 export type BaseChannel = IoChannel<BdevChannel>;

@@ -10,7 +10,7 @@ import {
   bdevReleaseClaimByName,
   bdevUnregister,
   newBdevDescriptor,
-} from '../../../bdev/index.ts';
+} from '../../../bdev/module.ts';
 
 export async function createStacked(
   module: string,
