@@ -21,17 +21,21 @@ import { type BdevDescriptor, BdevIoStatus, BdevIoType, type BlockRange } from '
 
 // ---------------------------------------------------------------- the module contract
 
-/** What a module builds in each realm for each of its bdevs (SPDK's spdk_bdev_fn_table). */
-export interface BdevBackend {
+/**
+ * What a module builds in each realm for each of its bdevs (SPDK's
+ * spdk_bdev_fn_table). `C` is the module's per-thread channel context: the
+ * layer passes `submit` and `abort` what `createChannel` returned on that thread.
+ */
+export interface BdevBackend<C = unknown> {
   /** I/O types the module handles itself; the layer emulates write_zeroes and compare(-and-write) */
   supportsIo(type: BdevIoType): boolean;
   /** per-thread module context (e.g. a base bdev's channel); runs on the thread getting the channel */
-  createChannel?(): unknown;
-  destroyChannel?(ctx: unknown): void;
+  createChannel?(): C;
+  destroyChannel?(ctx: C): void;
   /** Start the I/O; finish it with io.complete(ok) / io.completeNvme(sct, sc), now or later. */
-  submit(io: BdevIo, moduleCtx: unknown): void;
+  submit(io: BdevIo, moduleCtx: C): void;
   /** ABORT: abort the queued I/O whose cbArg is `target`; true when found and aborted */
-  abort?(target: unknown, moduleCtx: unknown): boolean;
+  abort?(target: unknown, moduleCtx: C): boolean;
   /** the replica is being dropped from this realm (all channels are gone) */
   destruct?(): void;
   /** new size already applied to the descriptor and the Bdev */
@@ -42,15 +46,19 @@ export interface BdevBackend {
   zcopyView?(offsetBlocks: number, numBlocks: number): Buffer | null;
 }
 
-/** A bdev module (SPDK's spdk_bdev_module): builds replicas from descriptors. */
-export interface BdevModule {
+/**
+ * A bdev module (SPDK's spdk_bdev_module): builds replicas from descriptors.
+ * `P` is the type of its descriptors' `params`; the layer hands a module only
+ * the descriptors whose `module` is its name.
+ */
+export interface BdevModule<P extends object = object> {
   readonly name: string;
   /** Build this realm's replica; runs in every realm, in registration order. */
-  createReplica(desc: BdevDescriptor, bdev: Bdev): BdevBackend;
+  createReplica(desc: BdevDescriptor<P>, bdev: Bdev): BdevBackend;
   /** The RPC call that recreates this bdev (save_config). */
-  writeConfigJson?(desc: BdevDescriptor): { method: string; params: Record<string, unknown> } | null;
+  writeConfigJson?(desc: BdevDescriptor<P>): { method: string; params: Record<string, unknown> } | null;
   /** App thread, after every realm dropped its replica: free module-level resources. */
-  destroyRecord?(desc: BdevDescriptor): void | Promise<void>;
+  destroyRecord?(desc: BdevDescriptor<P>): void | Promise<void>;
 }
 
 // ---------------------------------------------------------------- bdev, descriptor, channel

@@ -10,6 +10,7 @@ export type { BdevBackend, BdevModule } from './bdev.ts';
 export { bdevDeviceId } from './bdev.ts';
 export * from './index.ts';
 export {
+  bdevModuleDescriptor,
   bdevNotifyResize,
   bdevRegister,
   bdevUnregister,

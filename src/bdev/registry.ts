@@ -60,6 +60,21 @@ export function bdevGetRecord(nameOrAlias: string): BdevRecord | undefined {
   return records.get(nameOrAlias) ?? records.get(byAliasOrUuid.get(nameOrAlias) ?? '');
 }
 
+/**
+ * The descriptor of bdev `nameOrAlias` if `module` registered it, with its
+ * params typed as that module's; undefined when there is no such bdev or it
+ * belongs to another module.
+ */
+export function bdevModuleDescriptor<P extends object>(
+  module: BdevModule<P>,
+  nameOrAlias: string,
+): BdevDescriptor<P> | undefined {
+  const rec = bdevGetRecord(nameOrAlias);
+  if (rec === undefined || rec.desc.module !== module.name) return undefined;
+  // a module's descriptors carry its params (newBdevDescriptor typed them when it registered)
+  return rec.desc as BdevDescriptor<P>;
+}
+
 export function bdevListRecords(): BdevRecord[] {
   return [...records.values()];
 }
@@ -187,7 +202,7 @@ export function broadcast(body: Op): Promise<{ errors: string[]; results: unknow
 // ---- the registry's operations (app thread) ----
 
 /** Register a bdev: record it, build a replica in every realm. */
-export async function bdevRegister(desc: BdevDescriptor): Promise<void> {
+export async function bdevRegister<P extends object>(desc: BdevDescriptor<P>): Promise<void> {
   if (typeof desc.name !== 'string' || desc.name.length === 0)
     throw new BdevError('EINVAL', 'bdev name is empty');
   if (!isUuid(desc.uuid)) throw new BdevError('EINVAL', `uuid ${desc.uuid} is not a valid UUID`);

@@ -52,7 +52,7 @@ export interface BlockRange {
  * structured-cloneable (plain data, SharedArrayBuffers): it is posted to
  * every reactor.
  */
-export interface BdevDescriptor {
+export interface BdevDescriptor<P extends object = object> {
   /** name of the module (table entry) that builds the replica */
   module: string;
   name: string;
@@ -69,14 +69,18 @@ export interface BdevDescriptor {
   maxTransferBlocks: number;
   /** bdevs this one is stacked on (opened and claimed by it) */
   baseBdevs: string[];
-  /** module-specific parameters (e.g. malloc's SharedArrayBuffer) */
-  params: Record<string, unknown>;
+  /**
+   * module-specific parameters (e.g. malloc's SharedArrayBuffer), typed by
+   * the module: only the module named in `module` reads them
+   */
+  params: P;
 }
 
 /** A descriptor with the layer's defaults for everything not given. */
-export function newBdevDescriptor(
-  d: Pick<BdevDescriptor, 'module' | 'name' | 'blockSize' | 'numBlocks'> & Partial<BdevDescriptor>,
-): BdevDescriptor {
+export function newBdevDescriptor<P extends object>(
+  d: Pick<BdevDescriptor<P>, 'module' | 'name' | 'blockSize' | 'numBlocks' | 'params'> &
+    Partial<BdevDescriptor<P>>,
+): BdevDescriptor<P> {
   return {
     aliases: [],
     uuid: crypto.randomUUID(),
@@ -86,7 +90,6 @@ export function newBdevDescriptor(
     splitOnOptimalIoBoundary: false,
     maxTransferBlocks: 0,
     baseBdevs: [],
-    params: {},
     ...d,
   };
 }

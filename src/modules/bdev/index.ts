@@ -14,7 +14,7 @@ import { mallocModule } from './malloc/malloc.ts';
 import { mallocRpcMethods } from './malloc/rpc.ts';
 import { nullModule } from './null/null.ts';
 import { nullRpcMethods } from './null/rpc.ts';
-import { nvmeModule } from './nvme/nvme.ts';
+import { nvmeModule } from './nvme/ctrlr.ts';
 import { nvmeRpcMethods } from './nvme/rpc.ts';
 import { passthruModule } from './passthru/passthru.ts';
 import { passthruRpcMethods } from './passthru/rpc.ts';

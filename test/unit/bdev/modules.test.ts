@@ -223,7 +223,7 @@ test('save_config entries carry SPDK parameter names', async () => {
   const name = await settle(
     createMallocBdev({ name: uniq('Malloc'), numBlocks: 2048, blockSize: 4096, uuid }),
   );
-  const c = mallocModule.writeConfigJson!(B.bdevGetRecord(name)!.desc);
+  const c = mallocModule.writeConfigJson!(B.bdevModuleDescriptor(mallocModule, name)!);
   assert.deepEqual(c, {
     method: 'bdev_malloc_create',
     params: {

@@ -452,13 +452,13 @@ export class NvmeBdevBackend implements BdevBackend {
   private readonly nsid: number;
   private dropped = false;
 
-  constructor(desc: BdevDescriptor) {
-    this.params = desc.params as unknown as NvmeBdevParams;
+  constructor(desc: BdevDescriptor<NvmeBdevParams>) {
+    this.params = desc.params;
     this.nsid = this.params.nsid;
     this.queue = acquireQueue(this.params);
   }
 
-  supportsIo(type: number): boolean {
+  supportsIo(type: BdevIoType): boolean {
     // optional commands the remote lacks: the bdev layer emulates write zeroes and compare
     const oncs = this.params.oncs;
     if (type === BdevIoType.COMPARE) return (oncs & Oncs.COMPARE) !== 0;
