@@ -1,6 +1,7 @@
 // I/O through the bdev layer alone: null and malloc, 4 KiB and 128 KiB,
 // QD 1 and 128, on one and on two reactors. Prints IOPS, MiB/s and latency
-// percentiles: the ceiling the network path is measured against.
+// percentiles: the ceiling the network path is measured against, and the
+// CPU time per I/O (the whole process: every reactor, over the job's run).
 //
 //   node bench/bdev.ts [--time-ms 1000] [--rw read|write] [--json]
 
@@ -46,6 +47,7 @@ interface Row {
   p99us: number;
   p999us: number;
   errors: number;
+  cpuNsPerIo: number;
 }
 const rows: Row[] = [];
 
@@ -53,13 +55,17 @@ for (const bdev of ['Null0', 'Malloc0']) {
   for (const ioSize of [4096, 131072]) {
     for (const qd of [1, 128]) {
       for (const nReactors of [1, 2]) {
+        const cpu0 = process.cpuUsage();
         const results = await Promise.all(
           workers.slice(0, nReactors).map((w) => startJob(w, { bdev, ioSize, qd, durationMs, rw }, app.ref)),
         );
+        const cpu = process.cpuUsage(cpu0);
         const hist = new Array<number>(results[0].hist.length).fill(0);
         let iops = 0;
         let errors = 0;
+        let ios = 0;
         for (const r of results) {
+          ios += r.ios;
           iops += (r.ios * 1000) / r.elapsedMs;
           errors += r.errors;
           r.hist.forEach((v, i) => {
@@ -77,6 +83,7 @@ for (const bdev of ['Null0', 'Malloc0']) {
           p99us: percentileNs(hist, 0.99) / 1000,
           p999us: percentileNs(hist, 0.999) / 1000,
           errors,
+          cpuNsPerIo: Math.round(((cpu.user + cpu.system) * 1000) / ios),
         });
       }
     }
@@ -89,10 +96,10 @@ if (values.json) {
   console.log(
     `bdev layer, ${rw}, ${durationMs} ms per job (latency = submit to callback on the submitting thread)`,
   );
-  console.log('bdev     io_size  qd  reactors        IOPS    MiB/s   p50 µs   p99 µs  p99.9 µs');
+  console.log('bdev     io_size  qd  reactors        IOPS    MiB/s   p50 µs   p99 µs  p99.9 µs  CPU ns/IO');
   for (const r of rows) {
     console.log(
-      `${r.bdev.padEnd(8)} ${String(r.ioSize / 1024).padStart(5)}K ${String(r.qd).padStart(4)} ${String(r.reactors).padStart(9)} ${String(r.iops).padStart(11)} ${String(r.mibps).padStart(8)} ${r.p50us.toFixed(1).padStart(8)} ${r.p99us.toFixed(1).padStart(8)} ${r.p999us.toFixed(1).padStart(9)}${r.errors ? `  errors=${r.errors}` : ''}`,
+      `${r.bdev.padEnd(8)} ${String(r.ioSize / 1024).padStart(5)}K ${String(r.qd).padStart(4)} ${String(r.reactors).padStart(9)} ${String(r.iops).padStart(11)} ${String(r.mibps).padStart(8)} ${r.p50us.toFixed(1).padStart(8)} ${r.p99us.toFixed(1).padStart(8)} ${r.p999us.toFixed(1).padStart(9)} ${String(r.cpuNsPerIo).padStart(10)}${r.errors ? `  errors=${r.errors}` : ''}`,
     );
   }
 }

@@ -5,7 +5,7 @@
 
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import { bdevModuleEntry as sparseEntry } from '../../examples/sparse-bdev/sparse.ts';
-import { registerBdevModule } from '../../src/bdev/index.ts';
+import { registerBdevModule } from '../../src/bdev/module.ts';
 import { bdevModuleTable } from '../../src/modules/bdev/index.ts';
 import { type Realm, startRealm } from '../../src/thread/index.ts';
 

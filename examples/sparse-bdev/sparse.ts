@@ -20,11 +20,11 @@ import {
   type BdevIo,
   BdevIoType,
   type BdevModule,
-  bdevGetRecord,
+  bdevModuleDescriptor,
   bdevRegister,
   bdevUnregister,
   newBdevDescriptor,
-} from '../../src/bdev/index.ts';
+} from '../../src/bdev/module.ts';
 import type { RpcMethod } from '../../src/jsonrpc/index.ts';
 import { RpcState } from '../../src/jsonrpc/index.ts';
 import type { BdevModuleEntry } from '../../src/modules/bdev/index.ts';
@@ -120,10 +120,10 @@ class SparseBackend implements BdevBackend {
   private readonly home: ThreadRef;
   private readonly local: Map<number, Buffer> | undefined;
 
-  constructor(desc: BdevDescriptor) {
+  constructor(desc: BdevDescriptor<SparseParams>) {
     this.name = desc.name;
     this.bs = desc.blockSize;
-    this.home = (desc.params as unknown as SparseParams).home;
+    this.home = desc.params.home;
     // the replica built in the home thread's realm owns the store
     if (currentThread().ref.reactor === this.home.reactor) {
       this.local = new Map();
@@ -131,7 +131,7 @@ class SparseBackend implements BdevBackend {
     }
   }
 
-  supportsIo(type: number): boolean {
+  supportsIo(type: BdevIoType): boolean {
     return (
       type === BdevIoType.READ ||
       type === BdevIoType.WRITE ||
@@ -181,7 +181,7 @@ class SparseBackend implements BdevBackend {
   }
 }
 
-export const sparseModule: BdevModule = {
+export const sparseModule: BdevModule<SparseParams> = {
   name: 'sparse',
   createReplica: (desc) => new SparseBackend(desc),
   writeConfigJson: (desc) => ({
@@ -241,11 +241,9 @@ const rpcMethods: RpcMethod[] = [
     params: [{ name: 'name', type: 'string', required: true, help: 'bdev name', cli: { positional: true } }],
     handler: (p: { name: string }) =>
       rpcCall(async () => {
-        const rec = bdevGetRecord(p.name);
-        if (rec === undefined || rec.desc.module !== 'sparse') {
-          throw new BdevError('ENODEV', `sparse bdev ${p.name} does not exist`);
-        }
-        await bdevUnregister(rec.desc.name);
+        const desc = bdevModuleDescriptor(sparseModule, p.name);
+        if (desc === undefined) throw new BdevError('ENODEV', `sparse bdev ${p.name} does not exist`);
+        await bdevUnregister(desc.name);
         return true;
       }),
   },

@@ -1,34 +1,41 @@
-// A bdev's replica in this realm, its descriptors and channels, and the I/O
-// pipeline: bounds check → QoS → split → emulation → module → completion
-// (always delivered later, on the submitting thread, by a batched message).
+// The objects of the bdev layer in one realm and the second half of an I/O's
+// path through them. A Bdev replica holds the module's BdevBackend; threads
+// open BdevDescs on it and hold BdevChannels; each I/O is a pooled BdevIo,
+// which owns its completion:
+//
+//   submitAdmitted (after the checks and QoS of submit.ts)
+//     → split / emulation / backend.submit (the module)
+//     → io.complete*  → finishIo → the channel's completion batch
+//     → drainCompletions (one message per batch, on the submitting thread)
+//     → stats → the caller's callback.
+//
+// These types refer to one another (an I/O names its bdev, whose backend
+// takes I/Os), and a child I/O's completion submits the next step of its
+// parent, so they live in one file: there is no import cycle to follow.
 
-import {
-  currentThread,
-  defineHandler,
-  getIoChannel,
-  type IoChannel,
-  putIoChannel,
-  registerIoDevice,
-  type SpdkThread,
-  sendMsg,
-  unregisterIoDevice,
-} from '../thread/index.ts';
-import { type BdevIo, type BdevIoCb, bdevFreeIo, getIo, setCompletionHook } from './bdev-io.ts';
+import { defineHandler, type SpdkThread, sendMsg } from '../thread/index.ts';
+import { GenericStatus, MediaErrorStatus, StatusCodeType } from '../wire/nvme.ts';
 import type { BdevQos } from './qos.ts';
 import { BdevIoStats, nowTicks } from './stats.ts';
-import { type BdevDescriptor, BdevIoStatus, BdevIoType, NvmeStatus } from './types.ts';
+import { type BdevDescriptor, BdevIoStatus, BdevIoType, type BlockRange } from './types.ts';
 
-/** What a module builds in each realm for each of its bdevs (SPDK's spdk_bdev_fn_table). */
-export interface BdevBackend {
+// ---------------------------------------------------------------- the module contract
+
+/**
+ * What a module builds in each realm for each of its bdevs (SPDK's
+ * spdk_bdev_fn_table). `C` is the module's per-thread channel context: the
+ * layer passes `submit` and `abort` what `createChannel` returned on that thread.
+ */
+export interface BdevBackend<C = unknown> {
   /** I/O types the module handles itself; the layer emulates write_zeroes and compare(-and-write) */
   supportsIo(type: BdevIoType): boolean;
   /** per-thread module context (e.g. a base bdev's channel); runs on the thread getting the channel */
-  createChannel?(): unknown;
-  destroyChannel?(ctx: unknown): void;
+  createChannel?(): C;
+  destroyChannel?(ctx: C): void;
   /** Start the I/O; finish it with io.complete(ok) / io.completeNvme(sct, sc), now or later. */
-  submit(io: BdevIo, moduleCtx: unknown): void;
+  submit(io: BdevIo, moduleCtx: C): void;
   /** ABORT: abort the queued I/O whose cbArg is `target`; true when found and aborted */
-  abort?(target: unknown, moduleCtx: unknown): boolean;
+  abort?(target: unknown, moduleCtx: C): boolean;
   /** the replica is being dropped from this realm (all channels are gone) */
   destruct?(): void;
   /** new size already applied to the descriptor and the Bdev */
@@ -39,26 +46,31 @@ export interface BdevBackend {
   zcopyView?(offsetBlocks: number, numBlocks: number): Buffer | null;
 }
 
-/** A bdev module (SPDK's spdk_bdev_module): builds replicas from descriptors. */
-export interface BdevModule {
+/**
+ * A bdev module (SPDK's spdk_bdev_module): builds replicas from descriptors.
+ * `P` is the type of its descriptors' `params`; the layer hands a module only
+ * the descriptors whose `module` is its name.
+ */
+export interface BdevModule<P extends object = object> {
   readonly name: string;
   /** Build this realm's replica; runs in every realm, in registration order. */
-  createReplica(desc: BdevDescriptor, bdev: Bdev): BdevBackend;
+  createReplica(desc: BdevDescriptor<P>, bdev: Bdev): BdevBackend;
   /** The RPC call that recreates this bdev (save_config). */
-  writeConfigJson?(desc: BdevDescriptor): { method: string; params: Record<string, unknown> } | null;
+  writeConfigJson?(desc: BdevDescriptor<P>): { method: string; params: Record<string, unknown> } | null;
   /** App thread, after every realm dropped its replica: free module-level resources. */
-  destroyRecord?(desc: BdevDescriptor): void | Promise<void>;
+  destroyRecord?(desc: BdevDescriptor<P>): void | Promise<void>;
 }
+
+// ---------------------------------------------------------------- bdev, descriptor, channel
 
 export type BdevEventType = 'remove' | 'resize';
 export type BdevEventCb = (ev: BdevEventType, bdev: Bdev) => void;
-
-const realmBdevs = new Map<string, Bdev>(); // name and aliases → replica
 
 export function bdevDeviceId(name: string): string {
   return `bdev:${name}`;
 }
 
+/** This realm's replica of a bdev. */
 export class Bdev {
   readonly name: string;
   readonly aliases: string[];
@@ -80,7 +92,7 @@ export class Bdev {
   /** stats of channels already destroyed in this realm */
   readonly retiredStats = new BdevIoStats();
   histogramEnabled = false;
-  qos: BdevQos | null = null;
+  qos: BdevQos<BdevIo> | null = null;
   /** emulated compare-and-writes in progress: their LBA ranges are locked against other writes */
   readonly lockedRanges: BdevIo[] = [];
   readonly lockWaiters: BdevIo[] = [];
@@ -118,6 +130,7 @@ export class Bdev {
   }
 }
 
+/** An open bdev (bdevOpen), used on the thread that opened it. */
 export class BdevDesc {
   readonly bdev: Bdev;
   readonly write: boolean;
@@ -152,217 +165,142 @@ export class BdevChannel {
   }
 }
 
-// ---------------------------------------------------------------- realm replicas
+// ---------------------------------------------------------------- the pooled I/O
 
-export function realmLookup(name: string): Bdev | undefined {
-  return realmBdevs.get(name);
-}
+export type BdevIoCb = (io: BdevIo, success: boolean, cbArg: unknown) => void;
 
-export function realmBdevList(): Bdev[] {
-  const seen = new Set<Bdev>();
-  for (const b of realmBdevs.values()) seen.add(b);
-  return [...seen];
-}
+const EMPTY_IOV: Buffer[] = [];
 
-/** Build and register this realm's replica (called by the registry in every realm). */
-export function addReplica(d: BdevDescriptor, module: BdevModule): Bdev {
-  if (realmBdevs.has(d.name)) throw new Error(`bdev ${d.name} already exists in this realm`);
-  const bdev = new Bdev(d);
-  bdev.backend = module.createReplica(d, bdev);
-  realmBdevs.set(d.name, bdev);
-  for (const a of d.aliases) realmBdevs.set(a, bdev);
-  registerIoDevice<BdevChannel>(
-    bdevDeviceId(d.name),
-    () => {
-      const ch = new BdevChannel(bdev, currentThread());
-      bdev.channels.add(ch);
-      return ch;
-    },
-    (ch) => {
-      bdev.retiredStats.add(ch.stats.snapshot());
-      bdev.channels.delete(ch);
-      bdev.backend.destroyChannel?.(ch.moduleCtx);
-    },
-    d.name,
-  );
-  return bdev;
-}
+/** One I/O in flight, reused from a per-realm pool. Children (splits, emulations) are BdevIos too, with `parent` set. */
+export class BdevIo {
+  type: BdevIoType = 1;
+  bdev: Bdev | null = null;
+  desc: BdevDesc | null = null;
+  ch: BdevChannel | null = null;
+  /** data buffers (READ/WRITE/COMPARE; COMPARE_AND_WRITE: the compare data) */
+  iov: Buffer[] = EMPTY_IOV;
+  /** COMPARE_AND_WRITE: the data written when the compare matches */
+  writeIov: Buffer[] = EMPTY_IOV;
+  offsetBlocks = 0;
+  numBlocks = 0;
+  fua = false;
+  /** ABORT: cbArg of the I/O to abort */
+  abortTarget: unknown = undefined;
+  status: BdevIoStatus = BdevIoStatus.PENDING;
+  nvmeSct = 0;
+  nvmeSc = 0;
+  cb: BdevIoCb | null = null;
+  cbArg: unknown = undefined;
+  submitTicks = 0;
+  // --- splitting / emulation ---
+  parent: BdevIo | null = null;
+  childrenOutstanding = 0;
+  /** what this child does for its parent (ChildRole) */
+  childRole = 0;
+  /** scratch owned by the layer (e.g. the compare read buffer) */
+  scratch: Buffer | null = null;
+  /** scratch for modules (e.g. the delay module's due time) */
+  moduleCtx: unknown = undefined;
+  moduleNum = 0;
+  moduleStatus: BdevIoStatus = BdevIoStatus.PENDING;
+  /** intrusive queue link (QoS / module queues) */
+  next: BdevIo | null = null;
 
-/**
- * Hot-remove in this realm: tell every open descriptor's thread, wait until
- * all are closed and every channel is put, then drop the replica.
- */
-export function removeReplica(name: string, done: () => void): void {
-  const bdev = realmBdevs.get(name);
-  if (bdev === undefined) {
-    done();
-    return;
+  /** Module completion: the layer delivers it to the submitter later, never synchronously. */
+  complete(success: boolean): void {
+    finishIo(this, success ? BdevIoStatus.SUCCESS : BdevIoStatus.FAILED);
   }
-  bdev.removing = true;
-  for (const desc of bdev.descs) {
-    sendMsg(desc.thread, notifyRemove, desc);
-  }
-  const finish = () => {
-    realmBdevs.delete(bdev.name);
-    for (const a of bdev.aliases) realmBdevs.delete(a);
-    unregisterIoDeviceOnce(bdev, () => {
-      bdev.backend.destruct?.();
-      done();
-    });
-  };
-  if (bdev.descs.size === 0) finish();
-  else pendingRemovals.set(bdev, finish);
-}
 
-const pendingRemovals = new Map<Bdev, () => void>();
-
-function notifyRemove(desc: BdevDesc): void {
-  if (!desc.closed) desc.onEvent('remove', desc.bdev);
-}
-
-function notifyResize(desc: BdevDesc): void {
-  if (!desc.closed) desc.onEvent('resize', desc.bdev);
-}
-
-export function resizeReplica(name: string, numBlocks: number): void {
-  const bdev = realmBdevs.get(name);
-  if (bdev === undefined) return;
-  bdev.numBlocks = numBlocks;
-  bdev.descriptor.numBlocks = numBlocks;
-  bdev.backend.resize?.(numBlocks);
-  for (const desc of bdev.descs) sendMsg(desc.thread, notifyResize, desc);
-}
-
-function unregisterIoDeviceOnce(bdev: Bdev, done: () => void): void {
-  unregisterIoDevice(bdevDeviceId(bdev.name), done);
-}
-
-// ---------------------------------------------------------------- descriptors
-
-/** Open a bdev (by name or alias) in this realm, on the current thread. Throws if absent or being removed. */
-export function bdevOpen(name: string, write: boolean, onEvent: BdevEventCb): BdevDesc {
-  const bdev = realmBdevs.get(name);
-  if (bdev === undefined || bdev.removing) throw new Error(`bdev ${name} does not exist`);
-  const desc = new BdevDesc(bdev, write, onEvent, currentThread());
-  bdev.descs.add(desc);
-  return desc;
-}
-
-export function bdevClose(desc: BdevDesc): void {
-  if (desc.closed) return;
-  desc.closed = true;
-  desc.onClose?.();
-  desc.onClose = null;
-  const bdev = desc.bdev;
-  bdev.descs.delete(desc);
-  if (bdev.descs.size === 0) {
-    const finish = pendingRemovals.get(bdev);
-    if (finish !== undefined) {
-      pendingRemovals.delete(bdev);
-      finish();
-    }
-  }
-}
-
-export function bdevGetIoChannel(desc: BdevDesc): IoChannel<BdevChannel> {
-  return getIoChannel<BdevChannel>(bdevDeviceId(desc.bdev.name));
-}
-
-export function bdevPutIoChannel(ch: IoChannel<BdevChannel>): void {
-  putIoChannel(ch as IoChannel<unknown>);
-}
-
-// ---------------------------------------------------------------- submission
-
-/** The channel argument of the I/O calls: what bdevGetIoChannel returned, or its ctx. */
-export type Ch = IoChannel<BdevChannel> | BdevChannel;
-
-function chCtx(ch: Ch): BdevChannel {
-  return ch instanceof BdevChannel ? ch : ch.ctx;
-}
-
-function prepare(desc: BdevDesc, ch: Ch, type: BdevIoType, cb: BdevIoCb, cbArg: unknown): BdevIo {
-  const io = getIo();
-  io.type = type;
-  io.desc = desc;
-  io.bdev = desc.bdev;
-  const c = chCtx(ch);
-  io.ch = c;
-  io.cb = cb;
-  io.cbArg = cbArg;
-  io.submitTicks = nowTicks();
-  c.outstanding++;
-  return io;
-}
-
-/** prepare() plus the block range that most I/O types carry. */
-function prepareRange(
-  desc: BdevDesc,
-  ch: Ch,
-  type: BdevIoType,
-  offsetBlocks: number,
-  numBlocks: number,
-  cb: BdevIoCb,
-  cbArg: unknown,
-): BdevIo {
-  const io = prepare(desc, ch, type, cb, cbArg);
-  io.offsetBlocks = offsetBlocks;
-  io.numBlocks = numBlocks;
-  return io;
-}
-
-function iovBytes(iov: Buffer[]): number {
-  let n = 0;
-  for (let i = 0; i < iov.length; i++) n += iov[i].length;
-  return n;
-}
-
-/** Validate then route; failures complete (later) with an NVMe status. */
-function submit(io: BdevIo): void {
-  const bdev = io.bdev!;
-  const desc = io.desc!;
-  if (desc.closed || bdev.removing) {
-    io.completeStatus(BdevIoStatus.ABORTED);
-    return;
-  }
-  const t = io.type;
-  const isWrite =
-    t === BdevIoType.WRITE ||
-    t === BdevIoType.WRITE_ZEROES ||
-    t === BdevIoType.UNMAP ||
-    t === BdevIoType.COMPARE_AND_WRITE;
-  if (isWrite && !desc.write) {
-    io.completeNvme(NvmeStatus.SCT_GENERIC, NvmeStatus.SC_INVALID_FIELD);
-    return;
-  }
-  if (t !== BdevIoType.RESET && t !== BdevIoType.ABORT && t !== BdevIoType.FLUSH) {
-    if (io.offsetBlocks + io.numBlocks > bdev.numBlocks || io.numBlocks < 0 || io.offsetBlocks < 0) {
-      io.completeNvme(NvmeStatus.SCT_GENERIC, NvmeStatus.SC_LBA_OUT_OF_RANGE);
+  /** Module completion with an explicit NVMe status (sct/sc). */
+  completeNvme(sct: number, sc: number): void {
+    if (sct === 0 && sc === 0) {
+      finishIo(this, BdevIoStatus.SUCCESS);
       return;
     }
-    if (io.numBlocks === 0) {
-      io.complete(true); // nothing to move (and nothing to split)
-      return;
-    }
-    const needsData = t === BdevIoType.READ || t === BdevIoType.WRITE || t === BdevIoType.COMPARE;
-    if (needsData && iovBytes(io.iov) < io.numBlocks * bdev.blockSize) {
-      io.completeNvme(NvmeStatus.SCT_GENERIC, NvmeStatus.SC_DATA_TRANSFER_ERROR);
-      return;
-    }
-    if (
-      t === BdevIoType.COMPARE_AND_WRITE &&
-      (iovBytes(io.iov) < io.numBlocks * bdev.blockSize ||
-        iovBytes(io.writeIov) < io.numBlocks * bdev.blockSize)
-    ) {
-      io.completeNvme(NvmeStatus.SCT_GENERIC, NvmeStatus.SC_DATA_TRANSFER_ERROR);
-      return;
-    }
+    this.nvmeSct = sct;
+    this.nvmeSc = sc;
+    finishIo(this, BdevIoStatus.NVME_ERROR);
   }
-  if (bdev.qos !== null && !bdev.qos.admit(io)) return; // queued; QoS resubmits via submitAdmitted
-  submitAdmitted(io);
+
+  completeStatus(status: BdevIoStatus): void {
+    finishIo(this, status);
+  }
+
+  /** Bytes this I/O covers. */
+  get byteLength(): number {
+    return this.numBlocks * (this.bdev?.blockSize ?? 0);
+  }
+
+  reset(): void {
+    this.bdev = null;
+    this.desc = null;
+    this.ch = null;
+    this.iov = EMPTY_IOV;
+    this.writeIov = EMPTY_IOV;
+    this.fua = false;
+    this.abortTarget = undefined;
+    this.status = BdevIoStatus.PENDING;
+    this.nvmeSct = 0;
+    this.nvmeSc = 0;
+    this.cb = null;
+    this.cbArg = undefined;
+    this.parent = null;
+    this.childrenOutstanding = 0;
+    this.childRole = 0;
+    this.scratch = null;
+    this.moduleCtx = undefined;
+    this.moduleNum = 0;
+    this.moduleStatus = BdevIoStatus.PENDING;
+    this.next = null;
+  }
 }
 
-/** After QoS: split when needed, emulate what the module lacks, else hand to the module. */
+/** The NVMe status for a completed I/O (success = 0/0). */
+export function bdevIoGetNvmeStatus(io: BdevIo): { sct: number; sc: number } {
+  switch (io.status) {
+    case BdevIoStatus.SUCCESS:
+      return { sct: StatusCodeType.GENERIC, sc: GenericStatus.SUCCESS };
+    case BdevIoStatus.NVME_ERROR:
+      return { sct: io.nvmeSct, sc: io.nvmeSc };
+    case BdevIoStatus.MISCOMPARE:
+      return { sct: StatusCodeType.MEDIA_ERROR, sc: MediaErrorStatus.COMPARE_FAILURE };
+    case BdevIoStatus.ABORTED:
+      return { sct: StatusCodeType.GENERIC, sc: GenericStatus.ABORTED_BY_REQUEST };
+    default:
+      return { sct: StatusCodeType.GENERIC, sc: GenericStatus.INTERNAL_DEVICE_ERROR };
+  }
+}
+
+// ---- per-realm pool ----
+const pool: BdevIo[] = [];
+let poolCap = 65535;
+let allocated = 0;
+
+export function setBdevIoPoolSize(n: number): void {
+  poolCap = n;
+}
+
+export function getIo(): BdevIo {
+  const io = pool.pop();
+  if (io !== undefined) return io;
+  allocated++;
+  return new BdevIo();
+}
+
+/** Return an I/O to the pool; call once the completion callback has read its status. */
+export function bdevFreeIo(io: BdevIo): void {
+  io.reset();
+  if (pool.length < poolCap) pool.push(io);
+  else allocated--;
+}
+
+export function ioPoolStats(): { free: number; allocated: number } {
+  return { free: pool.length, allocated };
+}
+
+// ---------------------------------------------------------------- routing
+
+/** After the checks and QoS: split when needed, emulate what the module lacks, else hand to the module. */
 export function submitAdmitted(io: BdevIo): void {
   const bdev = io.bdev!;
   const t = io.type;
@@ -407,7 +345,14 @@ export function submitAdmitted(io: BdevIo): void {
       io.complete(false);
       return;
   }
-  io.completeNvme(NvmeStatus.SCT_GENERIC, NvmeStatus.SC_INVALID_OPCODE);
+  io.completeNvme(StatusCodeType.GENERIC, GenericStatus.INVALID_OPCODE);
+}
+
+/** The QoS resubmit callback (given to BdevQos by the registry): an I/O that waited goes on, or ends aborted. */
+export function submitAfterQos(io: BdevIo): void {
+  // the descriptor closed or the bdev went away while it waited
+  if (io.desc!.closed || io.bdev!.removing) io.completeStatus(BdevIoStatus.ABORTED);
+  else submitAdmitted(io);
 }
 
 function needsSplit(bdev: Bdev, offset: number, num: number): boolean {
@@ -438,6 +383,7 @@ export function sliceIov(iov: Buffer[], off: number, len: number): Buffer[] {
 
 const ChildRole = { SPLIT: 1, CMP_READ: 2, CAW_WRITE: 3 } as const;
 
+/** A child I/O for one part of `parent`'s work (a split, an emulation step). */
 function makeChild(parent: BdevIo, type: BdevIoType, offset: number, num: number, role: number): BdevIo {
   const c = getIo();
   c.type = type;
@@ -451,6 +397,13 @@ function makeChild(parent: BdevIo, type: BdevIoType, offset: number, num: number
   c.childRole = role;
   c.submitTicks = parent.submitTicks;
   return c;
+}
+
+/** Unmap of several ranges (submit.ts): one child per range, one completion for all. */
+export function submitUnmapRanges(io: BdevIo, ranges: readonly BlockRange[]): void {
+  io.childrenOutstanding = ranges.length;
+  for (const r of ranges)
+    submitAdmitted(makeChild(io, BdevIoType.UNMAP, r.offsetBlocks, r.numBlocks, ChildRole.SPLIT));
 }
 
 function splitRw(io: BdevIo): void {
@@ -547,6 +500,26 @@ function iovEquals(iov: Buffer[], data: Buffer): boolean {
   return true;
 }
 
+// ---------------------------------------------------------------- completion
+
+/** Where every io.complete* lands: a child reports to its parent, a top-level I/O joins its channel's batch. */
+function finishIo(io: BdevIo, status: BdevIoStatus): void {
+  if (io.parent !== null) {
+    io.status = status;
+    childDone(io, status);
+    return;
+  }
+  if (io.status !== BdevIoStatus.PENDING) throw new Error('bdev_io completed twice');
+  io.status = status;
+  if (io.type === BdevIoType.COMPARE_AND_WRITE && io.bdev!.lockedRanges.length > 0) releaseLock(io);
+  const ch = io.ch!;
+  ch.completions.push(io);
+  if (!ch.drainScheduled) {
+    ch.drainScheduled = true;
+    sendMsg(ch.thread, drainCompletions, ch);
+  }
+}
+
 function childDone(c: BdevIo, status: BdevIoStatus): void {
   const p = c.parent!;
   if (status !== BdevIoStatus.SUCCESS && p.status === BdevIoStatus.PENDING) {
@@ -573,25 +546,7 @@ function childDone(c: BdevIo, status: BdevIoStatus): void {
   finishIo(p, st);
 }
 
-function finishIo(io: BdevIo, status: BdevIoStatus): void {
-  if (io.parent !== null) {
-    io.status = status;
-    childDone(io, status);
-    return;
-  }
-  if (io.status !== BdevIoStatus.PENDING) throw new Error('bdev_io completed twice');
-  io.status = status;
-  if (io.type === BdevIoType.COMPARE_AND_WRITE && io.bdev!.lockedRanges.length > 0) releaseLock(io);
-  const ch = io.ch!;
-  ch.completions.push(io);
-  if (!ch.drainScheduled) {
-    ch.drainScheduled = true;
-    sendMsg(ch.thread, drainCompletions, ch);
-  }
-}
-
-setCompletionHook(finishIo);
-
+/** The channel's batch, delivered on the thread that owns the channel: stats, QoS, then each caller's callback. */
 const drainCompletions = defineHandler<BdevChannel>('bdev.drainCompletions', (ch) => {
   ch.drainScheduled = false;
   const list = ch.completions;
@@ -617,182 +572,3 @@ const drainCompletions = defineHandler<BdevChannel>('bdev.drainCompletions', (ch
     }
   }
 });
-
-// ---------------------------------------------------------------- public I/O calls
-
-export function bdevRead(
-  desc: BdevDesc,
-  ch: Ch,
-  iov: Buffer[],
-  offsetBlocks: number,
-  numBlocks: number,
-  cb: BdevIoCb,
-  cbArg: unknown,
-): void {
-  const io = prepareRange(desc, ch, BdevIoType.READ, offsetBlocks, numBlocks, cb, cbArg);
-  io.iov = iov;
-  submit(io);
-}
-
-export function bdevWrite(
-  desc: BdevDesc,
-  ch: Ch,
-  iov: Buffer[],
-  offsetBlocks: number,
-  numBlocks: number,
-  fua: boolean,
-  cb: BdevIoCb,
-  cbArg: unknown,
-): void {
-  const io = prepareRange(desc, ch, BdevIoType.WRITE, offsetBlocks, numBlocks, cb, cbArg);
-  io.iov = iov;
-  io.fua = fua;
-  submit(io);
-}
-
-export function bdevCompare(
-  desc: BdevDesc,
-  ch: Ch,
-  iov: Buffer[],
-  offsetBlocks: number,
-  numBlocks: number,
-  cb: BdevIoCb,
-  cbArg: unknown,
-): void {
-  const io = prepareRange(desc, ch, BdevIoType.COMPARE, offsetBlocks, numBlocks, cb, cbArg);
-  io.iov = iov;
-  submit(io);
-}
-
-/** Fused compare + write: writes `writeIov` only when the blocks equal `compareIov`. */
-export function bdevCompareAndWrite(
-  desc: BdevDesc,
-  ch: Ch,
-  compareIov: Buffer[],
-  writeIov: Buffer[],
-  offsetBlocks: number,
-  numBlocks: number,
-  fua: boolean,
-  cb: BdevIoCb,
-  cbArg: unknown,
-): void {
-  const io = prepareRange(desc, ch, BdevIoType.COMPARE_AND_WRITE, offsetBlocks, numBlocks, cb, cbArg);
-  io.iov = compareIov;
-  io.writeIov = writeIov;
-  io.fua = fua;
-  submit(io);
-}
-
-export function bdevWriteZeroes(
-  desc: BdevDesc,
-  ch: Ch,
-  offsetBlocks: number,
-  numBlocks: number,
-  cb: BdevIoCb,
-  cbArg: unknown,
-): void {
-  submit(prepareRange(desc, ch, BdevIoType.WRITE_ZEROES, offsetBlocks, numBlocks, cb, cbArg));
-}
-
-export interface BlockRange {
-  offsetBlocks: number;
-  numBlocks: number;
-}
-
-/** Unmap (deallocate) one or more ranges; one completion for all of them. */
-export function bdevUnmap(desc: BdevDesc, ch: Ch, ranges: BlockRange[], cb: BdevIoCb, cbArg: unknown): void {
-  const io = prepare(desc, ch, BdevIoType.UNMAP, cb, cbArg);
-  if (ranges.length === 1) {
-    io.offsetBlocks = ranges[0].offsetBlocks;
-    io.numBlocks = ranges[0].numBlocks;
-    submit(io);
-    return;
-  }
-  // several ranges: validate all, then one child per range
-  const bdev = desc.bdev;
-  let total = 0;
-  for (const r of ranges) {
-    if (r.offsetBlocks < 0 || r.numBlocks < 0 || r.offsetBlocks + r.numBlocks > bdev.numBlocks) {
-      io.completeNvme(NvmeStatus.SCT_GENERIC, NvmeStatus.SC_LBA_OUT_OF_RANGE);
-      return;
-    }
-    total += r.numBlocks;
-  }
-  io.numBlocks = total;
-  if (!desc.write) {
-    io.completeNvme(NvmeStatus.SCT_GENERIC, NvmeStatus.SC_INVALID_FIELD);
-    return;
-  }
-  if (ranges.length === 0 || desc.closed || bdev.removing) {
-    io.complete(ranges.length === 0);
-    return;
-  }
-  if (!bdev.backend.supportsIo(BdevIoType.UNMAP)) {
-    io.completeNvme(NvmeStatus.SCT_GENERIC, NvmeStatus.SC_INVALID_OPCODE);
-    return;
-  }
-  io.childrenOutstanding = ranges.length;
-  for (const r of ranges) {
-    const c = makeChild(io, BdevIoType.UNMAP, r.offsetBlocks, r.numBlocks, ChildRole.SPLIT);
-    submitAdmitted(c);
-  }
-}
-
-export function bdevFlush(
-  desc: BdevDesc,
-  ch: Ch,
-  offsetBlocks: number,
-  numBlocks: number,
-  cb: BdevIoCb,
-  cbArg: unknown,
-): void {
-  submit(prepareRange(desc, ch, BdevIoType.FLUSH, offsetBlocks, numBlocks, cb, cbArg));
-}
-
-export function bdevReset(desc: BdevDesc, ch: Ch, cb: BdevIoCb, cbArg: unknown): void {
-  submit(prepare(desc, ch, BdevIoType.RESET, cb, cbArg));
-}
-
-/** Abort the I/O submitted on this channel with cbArg `target` (succeeds only if the module could abort it). */
-export function bdevAbort(desc: BdevDesc, ch: Ch, target: unknown, cb: BdevIoCb, cbArg: unknown): void {
-  const io = prepare(desc, ch, BdevIoType.ABORT, cb, cbArg);
-  io.abortTarget = target;
-  const backend = desc.bdev.backend;
-  if (backend.abort !== undefined) {
-    io.complete(backend.abort(target, chCtx(ch).moduleCtx));
-    return;
-  }
-  io.complete(false);
-}
-
-/**
- * Read without a caller buffer: on success `io.iov` holds the data. For a
- * memory-backed bdev (malloc) these are views of its memory, no copy; the
- * caller must be done with them before it frees the io (later writes show
- * through). Other bdevs read into a buffer the layer allocates.
- */
-export function bdevReadZcopy(
-  desc: BdevDesc,
-  ch: Ch,
-  offsetBlocks: number,
-  numBlocks: number,
-  cb: BdevIoCb,
-  cbArg: unknown,
-): void {
-  const io = prepare(desc, ch, BdevIoType.READ, cb, cbArg);
-  io.offsetBlocks = offsetBlocks;
-  io.numBlocks = numBlocks;
-  const bdev = desc.bdev;
-  const inRange = offsetBlocks >= 0 && numBlocks >= 0 && offsetBlocks + numBlocks <= bdev.numBlocks;
-  const view =
-    inRange && bdev.qos === null && !bdev.removing && !desc.closed
-      ? (bdev.backend.zcopyView?.(offsetBlocks, numBlocks) ?? null)
-      : null;
-  if (view !== null) {
-    io.iov = [view];
-    io.complete(true);
-    return;
-  }
-  io.iov = inRange ? [Buffer.allocUnsafe(numBlocks * bdev.blockSize)] : [];
-  submit(io);
-}

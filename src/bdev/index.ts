@@ -1,38 +1,22 @@
-// Public surface of the bdev layer. Users of bdevs (the nvmf target) need the
-// descriptor / channel / I/O calls; module authors also use BdevModule,
-// BdevBackend, BdevIo.complete*, and the registry (bdevRegister...).
+// The bdev layer for users of bdevs (SPDK's include/spdk/bdev.h): the nvmf
+// target, stacked modules reaching their base, tools. Open a bdev, get a
+// channel on your thread, submit I/O; each completion comes back later on
+// that thread to the callback you gave, with the BdevIo to read and free.
+// Also: claims, QoS, statistics and the bdev list. Module authors import
+// src/bdev/module.ts instead, which adds the module-side contract.
 
-export type {
-  BdevBackend,
-  BdevEventCb,
-  BdevEventType,
-  BdevModule,
-  BlockRange,
-  Ch as BdevChannelArg,
-} from './bdev.ts';
+export type { BdevEventCb, BdevEventType, BdevIoCb } from './bdev.ts';
 export {
   Bdev,
   BdevChannel,
   BdevDesc,
-  bdevAbort,
-  bdevClose,
-  bdevCompare,
-  bdevCompareAndWrite,
-  bdevDeviceId,
-  bdevFlush,
-  bdevGetIoChannel,
-  bdevOpen,
-  bdevPutIoChannel,
-  bdevRead,
-  bdevReadZcopy,
-  bdevReset,
-  bdevUnmap,
-  bdevWrite,
-  bdevWriteZeroes,
+  BdevIo,
+  bdevFreeIo,
+  bdevIoGetNvmeStatus,
+  ioPoolStats,
+  setBdevIoPoolSize,
   sliceIov,
 } from './bdev.ts';
-export type { BdevIoCb } from './bdev-io.ts';
-export { BdevIo, bdevFreeIo, bdevIoGetNvmeStatus, ioPoolStats, setBdevIoPoolSize } from './bdev-io.ts';
 export type { QosLimits } from './qos.ts';
 export type { BdevRecord } from './registry.ts';
 export {
@@ -43,24 +27,25 @@ export {
   bdevGetRecord,
   bdevGetReplica,
   bdevListRecords,
-  bdevNotifyResize,
-  bdevRegister,
   bdevReleaseClaim,
   bdevReleaseClaimByName,
   bdevSetHistogram,
   bdevSetQos,
   bdevSetRealmThreads,
-  bdevUnregister,
-  getBdevModule,
-  registerBdevModule,
 } from './registry.ts';
+export { bdevClose, bdevGetIoChannel, bdevOpen, bdevPutIoChannel } from './replicas.ts';
 export { BdevIoStats, HISTOGRAM_BUCKETS, iostatJson, TICK_RATE } from './stats.ts';
 export {
-  type BdevDescriptor,
-  BdevIoStatus,
-  BdevIoType,
-  ioTypeNames,
-  isUuid,
-  NvmeStatus,
-  newBdevDescriptor,
-} from './types.ts';
+  bdevAbort,
+  bdevCompare,
+  bdevCompareAndWrite,
+  bdevFlush,
+  bdevRead,
+  bdevReadZcopy,
+  bdevReset,
+  bdevUnmap,
+  bdevWrite,
+  bdevWriteZeroes,
+  type Ch as BdevChannelArg,
+} from './submit.ts';
+export { type BdevDescriptor, BdevIoStatus, BdevIoType, type BlockRange, ioTypeNames } from './types.ts';

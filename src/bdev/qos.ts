@@ -1,12 +1,11 @@
 // QoS rate limits enforced per bdev across every thread of every realm: the
 // budget of the current time window lives in a SharedArrayBuffer all realms'
 // replicas update with Atomics; an I/O over budget waits in its channel's
-// queue and is retried by a timed poller on that channel's thread.
+// queue and is retried by a timed poller on that channel's thread, which
+// hands it back to the bdev layer through the callback the layer gave.
 
 import { type Poller, registerPoller } from '../thread/index.ts';
-import { type BdevChannel, submitAdmitted } from './bdev.ts';
-import type { BdevIo } from './bdev-io.ts';
-import { BdevIoStatus, BdevIoType } from './types.ts';
+import { BdevIoType } from './types.ts';
 
 /** bdev_set_qos_limit parameters (0 = unlimited). */
 export interface QosLimits {
@@ -43,24 +42,37 @@ export function qosEnabled(l: QosLimits): boolean {
   return l.rw_ios_per_sec > 0 || l.rw_mbytes_per_sec > 0 || l.r_mbytes_per_sec > 0 || l.w_mbytes_per_sec > 0;
 }
 
-interface QueuedChannel {
-  queue: BdevIo[];
+/** What QoS reads of an I/O (a BdevIo): its type and size, and the channel it waits on. */
+export interface QosIo {
+  readonly type: BdevIoType;
+  readonly byteLength: number;
+  readonly ch: object | null;
+}
+
+interface QueuedChannel<Io> {
+  queue: Io[];
   poller: Poller | null;
 }
 
-export class BdevQos {
+export class BdevQos<Io extends QosIo> {
   readonly limits: QosLimits;
+  private readonly bdevName: string;
+  /** the owner's way back in for an I/O that waited: called on the I/O's channel thread */
+  private readonly resubmit: (io: Io) => void;
   private readonly s: Int32Array;
   /** wall-clock ms at which the state was created: every realm counts from it (timeOrigin differs per worker) */
   private readonly epoch: number;
   // refill per millisecond, in thousandths of the unit; 0 = unlimited
   private readonly perMs: number[];
-  private readonly waiting = new Map<BdevChannel, QueuedChannel>();
+  /** queued I/Os by channel */
+  private readonly waiting = new Map<object, QueuedChannel<Io>>();
 
-  constructor(state: SharedArrayBuffer, limits: QosLimits) {
+  constructor(state: SharedArrayBuffer, limits: QosLimits, bdevName: string, resubmit: (io: Io) => void) {
     this.s = new Int32Array(state, 8, SLOTS);
     this.epoch = new Float64Array(state, 0, 1)[0];
     this.limits = limits;
+    this.bdevName = bdevName;
+    this.resubmit = resubmit;
     this.perMs = [
       0,
       limits.rw_ios_per_sec, // IOs/s → milli-IOs/ms
@@ -98,11 +110,11 @@ export class BdevQos {
 
   private released = false;
 
-  private tryConsume(io: BdevIo): boolean {
+  private tryConsume(io: Io): boolean {
     if (this.released) return true;
     this.refill();
     const s = this.s;
-    const milliKb = Math.ceil((io.numBlocks * io.bdev!.blockSize) / 1024) * 1000;
+    const milliKb = Math.ceil(io.byteLength / 1024) * 1000;
     const isRead = io.type === BdevIoType.READ;
     const isWrite = io.type === BdevIoType.WRITE;
     const p = this.perMs;
@@ -117,8 +129,8 @@ export class BdevQos {
     return true;
   }
 
-  /** true: go on now; false: queued, resubmitted later by the channel's poller. */
-  admit(io: BdevIo): boolean {
+  /** true: go on now; false: queued, handed to `resubmit` later by the channel's poller. */
+  admit(io: Io): boolean {
     const ch = io.ch!;
     let q = this.waiting.get(ch);
     if ((q === undefined || q.queue.length === 0) && this.tryConsume(io)) return true;
@@ -129,18 +141,15 @@ export class BdevQos {
     q.queue.push(io);
     if (q.poller === null) {
       const qc = q;
-      qc.poller = registerPoller(() => this.drain(ch, qc), 1000, `bdev_qos_${ch.bdev.name}`);
+      qc.poller = registerPoller(() => this.drain(ch, qc), 1000, `bdev_qos_${this.bdevName}`);
     }
     return false;
   }
 
-  private drain(ch: BdevChannel, q: QueuedChannel): number {
+  private drain(ch: object, q: QueuedChannel<Io>): number {
     let n = 0;
     while (q.queue.length > 0 && this.tryConsume(q.queue[0])) {
-      const io = q.queue.shift()!;
-      // the descriptor closed or the bdev went away while it waited: it ends as aborted
-      if (io.desc!.closed || io.bdev!.removing) io.completeStatus(BdevIoStatus.ABORTED);
-      else submitAdmitted(io);
+      this.resubmit(q.queue.shift()!);
       n++;
     }
     if (q.queue.length === 0 && q.poller !== null) {
@@ -151,7 +160,7 @@ export class BdevQos {
     return n > 0 ? 1 : 0;
   }
 
-  completed(_io: BdevIo): void {}
+  completed(_io: Io): void {}
 
   /**
    * QoS turned off or changed (runs on the realm's control thread): queued

@@ -4,17 +4,9 @@
 // resolves when every realm has answered.
 
 import { currentThread, defineHandler, sendMsg, type ThreadRef } from '../thread/index.ts';
-import {
-  addReplica,
-  type Bdev,
-  type BdevDesc,
-  type BdevModule,
-  realmBdevList,
-  realmLookup,
-  removeReplica,
-  resizeReplica,
-} from './bdev.ts';
+import { type Bdev, type BdevDesc, type BdevModule, submitAfterQos } from './bdev.ts';
 import { BdevQos, createQosState, type QosLimits, qosEnabled } from './qos.ts';
+import { addReplica, realmLookup, removeReplica, resizeReplica } from './replicas.ts';
 import type { BdevIoStatsSnapshot } from './stats.ts';
 import { type BdevDescriptor, isUuid } from './types.ts';
 
@@ -66,6 +58,21 @@ export class BdevError extends Error {
 
 export function bdevGetRecord(nameOrAlias: string): BdevRecord | undefined {
   return records.get(nameOrAlias) ?? records.get(byAliasOrUuid.get(nameOrAlias) ?? '');
+}
+
+/**
+ * The descriptor of bdev `nameOrAlias` if `module` registered it, with its
+ * params typed as that module's; undefined when there is no such bdev or it
+ * belongs to another module.
+ */
+export function bdevModuleDescriptor<P extends object>(
+  module: BdevModule<P>,
+  nameOrAlias: string,
+): BdevDescriptor<P> | undefined {
+  const rec = bdevGetRecord(nameOrAlias);
+  if (rec === undefined || rec.desc.module !== module.name) return undefined;
+  // a module's descriptors carry its params (newBdevDescriptor typed them when it registered)
+  return rec.desc as BdevDescriptor<P>;
 }
 
 export function bdevListRecords(): BdevRecord[] {
@@ -139,7 +146,10 @@ const realmOp = defineHandler<RealmMsg>('bdev.realmOp', (m) => {
         const bdev = realmLookup(b.name);
         if (bdev !== undefined) {
           const old = bdev.qos;
-          bdev.qos = b.limits !== null && b.state !== null ? new BdevQos(b.state, b.limits) : null;
+          bdev.qos =
+            b.limits !== null && b.state !== null
+              ? new BdevQos(b.state, b.limits, bdev.name, submitAfterQos)
+              : null;
           old?.release();
         }
         reply(m);
@@ -192,7 +202,7 @@ export function broadcast(body: Op): Promise<{ errors: string[]; results: unknow
 // ---- the registry's operations (app thread) ----
 
 /** Register a bdev: record it, build a replica in every realm. */
-export async function bdevRegister(desc: BdevDescriptor): Promise<void> {
+export async function bdevRegister<P extends object>(desc: BdevDescriptor<P>): Promise<void> {
   if (typeof desc.name !== 'string' || desc.name.length === 0)
     throw new BdevError('EINVAL', 'bdev name is empty');
   if (!isUuid(desc.uuid)) throw new BdevError('EINVAL', `uuid ${desc.uuid} is not a valid UUID`);
@@ -319,5 +329,3 @@ export async function bdevCollectStats(name: string, reset = false): Promise<Bde
 export function bdevGetReplica(name: string): Bdev | undefined {
   return realmLookup(name);
 }
-
-export { realmBdevList };

@@ -41,26 +41,18 @@ export const BdevIoStatus = {
 } as const;
 export type BdevIoStatus = (typeof BdevIoStatus)[keyof typeof BdevIoStatus];
 
-/** NVMe status codes the bdev layer reports for its own failures. */
-export const NvmeStatus = {
-  SCT_GENERIC: 0,
-  SCT_MEDIA: 2,
-  SC_SUCCESS: 0,
-  SC_INVALID_FIELD: 0x02,
-  SC_DATA_TRANSFER_ERROR: 0x04,
-  SC_INTERNAL_DEVICE_ERROR: 0x06,
-  SC_ABORTED_BY_REQUEST: 0x07,
-  SC_INVALID_OPCODE: 0x01,
-  SC_LBA_OUT_OF_RANGE: 0x80,
-  SC_COMPARE_FAILURE: 0x85,
-} as const;
+/** A run of blocks (unmap ranges). */
+export interface BlockRange {
+  offsetBlocks: number;
+  numBlocks: number;
+}
 
 /**
  * Everything a realm needs to build its replica of a bdev. Must be
  * structured-cloneable (plain data, SharedArrayBuffers): it is posted to
  * every reactor.
  */
-export interface BdevDescriptor {
+export interface BdevDescriptor<P extends object = object> {
   /** name of the module (table entry) that builds the replica */
   module: string;
   name: string;
@@ -77,14 +69,18 @@ export interface BdevDescriptor {
   maxTransferBlocks: number;
   /** bdevs this one is stacked on (opened and claimed by it) */
   baseBdevs: string[];
-  /** module-specific parameters (e.g. malloc's SharedArrayBuffer) */
-  params: Record<string, unknown>;
+  /**
+   * module-specific parameters (e.g. malloc's SharedArrayBuffer), typed by
+   * the module: only the module named in `module` reads them
+   */
+  params: P;
 }
 
 /** A descriptor with the layer's defaults for everything not given. */
-export function newBdevDescriptor(
-  d: Pick<BdevDescriptor, 'module' | 'name' | 'blockSize' | 'numBlocks'> & Partial<BdevDescriptor>,
-): BdevDescriptor {
+export function newBdevDescriptor<P extends object>(
+  d: Pick<BdevDescriptor<P>, 'module' | 'name' | 'blockSize' | 'numBlocks' | 'params'> &
+    Partial<BdevDescriptor<P>>,
+): BdevDescriptor<P> {
   return {
     aliases: [],
     uuid: crypto.randomUUID(),
@@ -94,7 +90,6 @@ export function newBdevDescriptor(
     splitOnOptimalIoBoundary: false,
     maxTransferBlocks: 0,
     baseBdevs: [],
-    params: {},
     ...d,
   };
 }

@@ -7,7 +7,7 @@ import { percentileNs, startJob } from '../../bench/lib/bdev-job.ts';
 import { type Reactors, startReactors } from '../../bench/lib/realms.ts';
 import { remote } from '../../bench/lib/remote-ops.ts';
 import { createSparseBdev } from '../../examples/sparse-bdev/sparse.ts';
-import * as B from '../../src/bdev/index.ts';
+import * as B from '../../src/bdev/module.ts';
 import { createDelayBdev } from '../../src/modules/bdev/delay/delay.ts';
 import { createMallocBdev, deleteMallocBdev } from '../../src/modules/bdev/malloc/malloc.ts';
 import { spawnThread, type ThreadRef } from '../../src/thread/index.ts';

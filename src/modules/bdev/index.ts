@@ -2,7 +2,7 @@
 // replica builder and config write-out) and its RPC methods. The bdev
 // framework subsystem registers them; nothing registers by import.
 
-import type { BdevModule } from '../../bdev/index.ts';
+import type { BdevModule } from '../../bdev/module.ts';
 import type { RpcMethod } from '../../jsonrpc/index.ts';
 import { aioModule } from './aio/aio.ts';
 import { aioRpcMethods } from './aio/rpc.ts';
@@ -14,7 +14,7 @@ import { mallocModule } from './malloc/malloc.ts';
 import { mallocRpcMethods } from './malloc/rpc.ts';
 import { nullModule } from './null/null.ts';
 import { nullRpcMethods } from './null/rpc.ts';
-import { nvmeModule } from './nvme/nvme.ts';
+import { nvmeModule } from './nvme/controller-record.ts';
 import { nvmeRpcMethods } from './nvme/rpc.ts';
 import { passthruModule } from './passthru/passthru.ts';
 import { passthruRpcMethods } from './passthru/rpc.ts';

@@ -1,7 +1,7 @@
 // Shared helpers for the bdev RPC methods: SPDK-style error codes (negative
 // errno) with a message that names the problem.
 
-import { BdevError } from '../../bdev/index.ts';
+import { BdevError } from '../../bdev/module.ts';
 import { RpcError } from '../../jsonrpc/index.ts';
 
 const ERRNO: Record<string, number> = { EEXIST: -17, ENODEV: -19, EBUSY: -16, EINVAL: -22, ENOMEM: -12 };
@@ -22,9 +22,9 @@ export async function rpcCall<T>(fn: () => T | Promise<T>): Promise<T> {
 }
 
 /** Reject SPDK parameters we accept for compatibility but cannot honour (metadata / DIF). */
-export function rejectUnsupported(p: Record<string, unknown>, names: string[]): void {
+export function rejectUnsupported<T extends object>(p: T, names: (keyof T & string)[]): void {
   for (const n of names) {
-    const v = p[n];
+    const v = p[n] as unknown;
     if (v !== undefined && v !== 0 && v !== false && v !== -1) {
       throw new RpcError(
         -22,

@@ -14,16 +14,14 @@ import {
   bdevSetHistogram,
   bdevSetQos,
   bdevSetRealmThreads,
-  bdevUnregister,
-  getBdevModule,
   HISTOGRAM_BUCKETS,
   iostatJson,
   ioTypeNames,
   type QosLimits,
-  registerBdevModule,
   setBdevIoPoolSize,
   TICK_RATE,
 } from '../../bdev/index.ts';
+import { bdevUnregister, getBdevModule, registerBdevModule } from '../../bdev/module.ts';
 import type { FrameworkSubsystem } from '../../event/subsystem.ts';
 import { RpcError, type RpcMethod, RpcState } from '../../jsonrpc/index.ts';
 import { spawnThread, type ThreadRef } from '../../thread/index.ts';

@@ -2,7 +2,7 @@
 // thread, worker threads, poll-until-idle, and helpers to await control-path
 // promises while the threads run.
 
-import * as B from '../../../src/bdev/index.ts';
+import * as B from '../../../src/bdev/module.ts';
 import { aioModule } from '../../../src/modules/bdev/aio/aio.ts';
 import { delayModule } from '../../../src/modules/bdev/delay/delay.ts';
 import { errorModule } from '../../../src/modules/bdev/error/error.ts';

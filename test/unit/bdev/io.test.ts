@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import * as B from '../../../src/bdev/index.ts';
+import * as B from '../../../src/bdev/module.ts';
 import { createMallocBdev } from '../../../src/modules/bdev/malloc/malloc.ts';
 import { createNullBdev } from '../../../src/modules/bdev/null/null.ts';
 import { currentThread } from '../../../src/thread/index.ts';

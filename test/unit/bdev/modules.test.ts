@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import * as B from '../../../src/bdev/index.ts';
+import * as B from '../../../src/bdev/module.ts';
 import { createAioBdev, deleteAioBdev, rescanAioBdev } from '../../../src/modules/bdev/aio/aio.ts';
 import { createDelayBdev, updateDelayLatency } from '../../../src/modules/bdev/delay/delay.ts';
 import { createErrorBdev, injectError } from '../../../src/modules/bdev/error/error.ts';
@@ -223,7 +223,7 @@ test('save_config entries carry SPDK parameter names', async () => {
   const name = await settle(
     createMallocBdev({ name: uniq('Malloc'), numBlocks: 2048, blockSize: 4096, uuid }),
   );
-  const c = mallocModule.writeConfigJson!(B.bdevGetRecord(name)!.desc);
+  const c = mallocModule.writeConfigJson!(B.bdevModuleDescriptor(mallocModule, name)!);
   assert.deepEqual(c, {
     method: 'bdev_malloc_create',
     params: {

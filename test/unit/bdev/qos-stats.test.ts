@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import * as B from '../../../src/bdev/index.ts';
 import { createMallocBdev } from '../../../src/modules/bdev/malloc/malloc.ts';
 import { currentThread } from '../../../src/thread/index.ts';
-import { createThread, on, pollOnce, recorder, settle, uniq } from './harness.ts';
+import { createThread, on, pollOnce, recorder, settle, uniq, until } from './harness.ts';
 
 /** Keep `qd` reads of `blocks` in flight for `ms`; returns completed I/Os per second. */
 async function measure(name: string, qd: number, blocks: number, ms: number): Promise<number> {
@@ -138,4 +138,38 @@ test('lifting a limit lets the queued I/O through on its own thread', async () =
   await settle(new Promise((r) => setTimeout(r, 20)));
   assert.equal(threads.length, 20);
   assert.ok(threads.every((n) => n === t.name));
+});
+
+test('I/O waiting for QoS when its descriptor closes ends aborted; the admitted one completes', async () => {
+  const name = await settle(createMallocBdev({ name: uniq('Malloc'), numBlocks: 64, blockSize: 512 }));
+  await settle(
+    B.bdevSetQos(name, {
+      rw_ios_per_sec: 10,
+      rw_mbytes_per_sec: 0,
+      r_mbytes_per_sec: 0,
+      w_mbytes_per_sec: 0,
+    }),
+  );
+  const t = createThread(uniq('qclose'));
+  const r = recorder();
+  on(t, () => {
+    const d = B.bdevOpen(name, false, () => {});
+    const ch = B.bdevGetIoChannel(d);
+    for (let i = 0; i < 20; i++) B.bdevRead(d, ch, [Buffer.alloc(512)], 0, 1, r.cb, i);
+    // in the same turn: nothing queued can have been resubmitted yet
+    B.bdevClose(d);
+  });
+  // lifting the limit lets the channel's poller hand every queued I/O back at once
+  await settle(
+    B.bdevSetQos(name, { rw_ios_per_sec: 0, rw_mbytes_per_sec: 0, r_mbytes_per_sec: 0, w_mbytes_per_sec: 0 }),
+  );
+  await until(() => r.done.length === 20);
+  const admitted = r.done.filter((d) => d.ok);
+  const aborted = r.done.filter((d) => !d.ok);
+  assert.ok(admitted.length >= 1 && admitted.length < 5, `${admitted.length} admitted under a 10 IOPS limit`);
+  assert.equal(admitted.length + aborted.length, 20);
+  assert.ok(
+    aborted.every((d) => d.sct === 0 && d.sc === 0x07),
+    JSON.stringify(aborted.map((d) => [d.sct, d.sc])),
+  );
 });

@@ -1,8 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import * as B from '../../../src/bdev/index.ts';
-import { createMallocBdev, deleteMallocBdev } from '../../../src/modules/bdev/malloc/malloc.ts';
-import { createNullBdev, resizeNullBdev } from '../../../src/modules/bdev/null/null.ts';
+import * as B from '../../../src/bdev/module.ts';
+import { createMallocBdev, deleteMallocBdev, mallocModule } from '../../../src/modules/bdev/malloc/malloc.ts';
+import {
+  createNullBdev,
+  deleteNullBdev,
+  nullModule,
+  resizeNullBdev,
+} from '../../../src/modules/bdev/null/null.ts';
 import { createPassthruBdev } from '../../../src/modules/bdev/passthru/passthru.ts';
 import { pollIdle, recorder, settle, uniq } from './harness.ts';
 
@@ -116,4 +121,20 @@ test('a second delete while the first waits for descriptors joins it; both resol
   await settle(Promise.all([p1, p2]));
   assert.deepEqual([first, second], [true, true]);
   await assert.rejects(settle(B.bdevUnregister(name)), /does not exist/);
+});
+
+test("a module's lookup finds only its own bdevs, typed; another module's delete leaves them alone", async () => {
+  const name = uniq('Malloc');
+  const uuid = crypto.randomUUID();
+  await settle(createMallocBdev({ name, numBlocks: 16, blockSize: 512, uuid }));
+  const desc = B.bdevModuleDescriptor(mallocModule, uuid);
+  assert.equal(desc?.name, name, 'found by UUID too');
+  assert.ok(desc.params.memory instanceof SharedArrayBuffer);
+  assert.equal(desc.params.memory.byteLength, 16 * 512);
+  assert.equal(B.bdevModuleDescriptor(nullModule, name), undefined);
+  assert.equal(B.bdevModuleDescriptor(mallocModule, 'nope'), undefined);
+  await assert.rejects(settle(deleteNullBdev(name)), (e: B.BdevError) => e.code === 'ENODEV');
+  assert.equal(B.bdevGetRecord(name)?.desc.module, 'malloc', 'still registered');
+  await settle(deleteMallocBdev(name));
+  assert.equal(B.bdevGetRecord(name), undefined);
 });

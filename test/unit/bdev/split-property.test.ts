@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import * as B from '../../../src/bdev/index.ts';
+import * as B from '../../../src/bdev/module.ts';
 import { pollIdle, recorder, settle, uniq } from './harness.ts';
 
 test('split + scatter lists round-trip for any geometry and buffer cut', async () => {

@@ -6,16 +6,16 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Bdev, BdevBackend, BdevDescriptor, BdevIo, BdevModule } from '../../../bdev/index.ts';
+import type { Bdev, BdevBackend, BdevDescriptor, BdevIo, BdevModule } from '../../../bdev/module.ts';
 import {
   BdevError,
   BdevIoType,
-  bdevGetRecord,
+  bdevModuleDescriptor,
   bdevNotifyResize,
   bdevRegister,
   bdevUnregister,
   newBdevDescriptor,
-} from '../../../bdev/index.ts';
+} from '../../../bdev/module.ts';
 
 export interface AioParams {
   filename: string;
@@ -63,14 +63,14 @@ export class AioBackend implements BdevBackend {
   readonly fd: number;
   readonly blockSize: number;
   readonly params: AioParams;
-  constructor(desc: BdevDescriptor) {
-    this.params = desc.params as unknown as AioParams;
+  constructor(desc: BdevDescriptor<AioParams>) {
+    this.params = desc.params;
     this.blockSize = desc.blockSize;
     // control path (bdev registration message): a synchronous open is fine here
     this.fd = fs.openSync(this.params.filename, this.params.readonly ? 'r' : 'r+');
   }
 
-  supportsIo(type: number): boolean {
+  supportsIo(type: BdevIoType): boolean {
     if (
       this.params.readonly &&
       type !== BdevIoType.READ &&
@@ -157,13 +157,13 @@ function trim(iov: Buffer[], len: number): Buffer[] {
   return out;
 }
 
-export const aioModule: BdevModule = {
+export const aioModule: BdevModule<AioParams> = {
   name: 'aio',
-  createReplica(desc: BdevDescriptor, _bdev: Bdev): BdevBackend {
+  createReplica(desc: BdevDescriptor<AioParams>, _bdev: Bdev): BdevBackend {
     return new AioBackend(desc);
   },
-  writeConfigJson(desc: BdevDescriptor) {
-    const p = desc.params as unknown as AioParams;
+  writeConfigJson(desc: BdevDescriptor<AioParams>) {
+    const p = desc.params;
     return {
       method: 'bdev_aio_create',
       params: {
@@ -220,27 +220,25 @@ export async function createAioBdev(o: AioCreateOptions): Promise<string> {
       productName: 'AIO disk',
       writeCache: true, // the page cache: flush (fdatasync) makes writes durable
       ...(o.uuid !== undefined ? { uuid: o.uuid } : {}),
-      params: params as unknown as Record<string, unknown>,
+      params,
     }),
   );
   return o.name;
 }
 
-function aioRecord(name: string) {
-  const rec = bdevGetRecord(name);
-  if (rec === undefined || rec.desc.module !== 'aio')
-    throw new BdevError('ENODEV', `aio bdev ${name} does not exist`);
-  return rec;
+function aioDescriptor(name: string): BdevDescriptor<AioParams> {
+  const desc = bdevModuleDescriptor(aioModule, name);
+  if (desc === undefined) throw new BdevError('ENODEV', `aio bdev ${name} does not exist`);
+  return desc;
 }
 
 export async function deleteAioBdev(name: string): Promise<void> {
-  await bdevUnregister(aioRecord(name).desc.name);
+  await bdevUnregister(aioDescriptor(name).name);
 }
 
 /** bdev_aio_rescan: pick up a new file size. */
 export async function rescanAioBdev(name: string): Promise<void> {
-  const rec = aioRecord(name);
-  const p = rec.desc.params as unknown as AioParams;
-  const numBlocks = Math.floor(probeFile(p.filename).bytes / rec.desc.blockSize);
-  if (numBlocks !== rec.desc.numBlocks) await bdevNotifyResize(rec.desc.name, numBlocks);
+  const desc = aioDescriptor(name);
+  const numBlocks = Math.floor(probeFile(desc.params.filename).bytes / desc.blockSize);
+  if (numBlocks !== desc.numBlocks) await bdevNotifyResize(desc.name, numBlocks);
 }

@@ -14,9 +14,9 @@ import {
   type BdevModule,
   bdevClose,
   bdevFreeIo,
-  bdevGetRecord,
+  bdevModuleDescriptor,
   bdevOpen,
-} from '../../../bdev/index.ts';
+} from '../../../bdev/module.ts';
 import { type Poller, registerPoller } from '../../../thread/index.ts';
 import {
   abortHeldIo,
@@ -24,8 +24,8 @@ import {
   forwardIo,
   getBaseChannel,
   putBaseChannel,
-} from '../passthru/forward.ts';
-import { createStacked, deleteStacked } from '../passthru/stacked.ts';
+} from '../stacked/forward.ts';
+import { createStacked, deleteStacked } from '../stacked/register.ts';
 
 /** Float64 slots in the shared latency table (microseconds). */
 export const LatencySlot = { avg_read: 0, p99_read: 1, avg_write: 2, p99_write: 3 } as const;
@@ -35,48 +35,45 @@ export interface DelayParams {
   latencies: SharedArrayBuffer; // Float64Array(4), µs
 }
 
-interface DelayChannel {
-  base: BaseChannel;
-  held: BdevIo[];
-  poller: Poller;
-  count: number;
+/** A thread's channel: the base's channel and the I/Os waiting out their delay. */
+class DelayChannel {
+  readonly base: BaseChannel;
+  readonly held: BdevIo[] = [];
+  /** active while something is held */
+  readonly poller: Poller;
+  count = 0;
+  constructor(backend: DelayBackend) {
+    this.base = getBaseChannel(backend.base);
+    this.poller = registerPoller(() => backend.release(this), 0, `delay_${backend.name}`);
+    this.poller.pause();
+  }
 }
 
 function nowUs(): number {
   return performance.now() * 1000;
 }
 
-export class DelayBackend implements BdevBackend {
+export class DelayBackend implements BdevBackend<DelayChannel> {
   readonly base: BdevDesc;
   readonly lat: Float64Array;
   readonly name: string;
-  constructor(desc: BdevDescriptor) {
+  constructor(desc: BdevDescriptor<DelayParams>) {
     this.name = desc.name;
     this.base = bdevOpen(desc.baseBdevs[0], true, () => {});
-    this.lat = new Float64Array((desc.params as unknown as DelayParams).latencies);
+    this.lat = new Float64Array(desc.params.latencies);
   }
-  supportsIo(type: number): boolean {
-    return this.base.bdev.supportsIo(type as never);
+  supportsIo(type: BdevIoType): boolean {
+    return this.base.bdev.supportsIo(type);
   }
   createChannel(): DelayChannel {
-    const ch: DelayChannel = {
-      base: getBaseChannel(this.base),
-      held: [],
-      poller: null as unknown as Poller,
-      count: 0,
-    };
-    ch.poller = registerPoller(() => this.release(ch), 0, `delay_${this.name}`);
-    ch.poller.pause();
-    return ch;
+    return new DelayChannel(this);
   }
-  destroyChannel(ctx: unknown): void {
-    const ch = ctx as DelayChannel;
+  destroyChannel(ch: DelayChannel): void {
     for (const io of ch.held.splice(0)) io.completeStatus(BdevIoStatus.ABORTED);
     ch.poller.unregister();
     putBaseChannel(ch.base);
   }
-  submit(io: BdevIo, ctx: unknown): void {
-    const ch = ctx as DelayChannel;
+  submit(io: BdevIo, ch: DelayChannel): void {
     if (io.type === BdevIoType.RESET) {
       // a reset ends the waiting: held I/Os of this channel complete as aborted
       for (const held of ch.held.splice(0)) held.completeStatus(BdevIoStatus.ABORTED);
@@ -109,7 +106,8 @@ export class DelayBackend implements BdevBackend {
     if (ch.held.length === 1) ch.poller.resume();
   };
 
-  private release(ch: DelayChannel): number {
+  /** The channel's poller: complete the held I/Os whose time has come. */
+  release(ch: DelayChannel): number {
     const now = nowUs();
     let done = 0;
     let keep = 0;
@@ -126,8 +124,8 @@ export class DelayBackend implements BdevBackend {
     return done > 0 ? 1 : 0;
   }
 
-  abort(target: unknown, ctx: unknown): boolean {
-    return abortHeldIo((ctx as DelayChannel).held, target);
+  abort(target: unknown, ch: DelayChannel): boolean {
+    return abortHeldIo(ch.held, target);
   }
 
   destruct(): void {
@@ -148,13 +146,13 @@ export class DelayBackend implements BdevBackend {
   }
 }
 
-export const delayModule: BdevModule = {
+export const delayModule: BdevModule<DelayParams> = {
   name: 'delay',
-  createReplica(desc: BdevDescriptor, _bdev: Bdev): BdevBackend {
+  createReplica(desc: BdevDescriptor<DelayParams>, _bdev: Bdev): BdevBackend {
     return new DelayBackend(desc);
   },
-  writeConfigJson(desc: BdevDescriptor) {
-    const lat = new Float64Array((desc.params as unknown as DelayParams).latencies);
+  writeConfigJson(desc: BdevDescriptor<DelayParams>) {
+    const lat = new Float64Array(desc.params.latencies);
     return {
       method: 'bdev_delay_create',
       params: {
@@ -187,22 +185,21 @@ export function createDelayBdev(o: DelayCreateOptions): Promise<string> {
   lat[LatencySlot.p99_read] = o.p99ReadLatency;
   lat[LatencySlot.avg_write] = o.avgWriteLatency;
   lat[LatencySlot.p99_write] = o.p99WriteLatency;
-  return createStacked('delay', o.name, o.baseBdevName, 'delay', o.uuid, { latencies });
+  return createStacked(delayModule, o.name, o.baseBdevName, 'delay', o.uuid, { latencies });
 }
 
 export function deleteDelayBdev(name: string): Promise<void> {
-  return deleteStacked('delay', name);
+  return deleteStacked(delayModule, name);
 }
 
 /** bdev_delay_update_latency: takes effect in every realm at once (shared table). */
 export function updateDelayLatency(name: string, type: LatencyType, us: number): void {
-  const rec = bdevGetRecord(name);
-  if (rec === undefined || rec.desc.module !== 'delay')
-    throw new BdevError('ENODEV', `delay bdev ${name} does not exist`);
+  const desc = bdevModuleDescriptor(delayModule, name);
+  if (desc === undefined) throw new BdevError('ENODEV', `delay bdev ${name} does not exist`);
   if (!(type in LatencySlot))
     throw new BdevError(
       'EINVAL',
       `latency_type ${type} is not one of avg_read, avg_write, p99_read, p99_write`,
     );
-  new Float64Array((rec.desc.params as unknown as DelayParams).latencies)[LatencySlot[type]] = us;
+  new Float64Array(desc.params.latencies)[LatencySlot[type]] = us;
 }

@@ -13,9 +13,9 @@ import {
   BdevIoType,
   type BdevModule,
   bdevClose,
-  bdevGetRecord,
+  bdevModuleDescriptor,
   bdevOpen,
-} from '../../../bdev/index.ts';
+} from '../../../bdev/module.ts';
 import {
   abortHeldIo,
   type BaseChannel,
@@ -23,8 +23,8 @@ import {
   forwardIo,
   getBaseChannel,
   putBaseChannel,
-} from '../passthru/forward.ts';
-import { createStacked, deleteStacked } from '../passthru/stacked.ts';
+} from '../stacked/forward.ts';
+import { createStacked, deleteStacked } from '../stacked/register.ts';
 
 export const ErrorType = {
   none: 0,
@@ -91,23 +91,22 @@ interface ErrorChannel {
   pending: BdevIo[];
 }
 
-export class ErrorBackend implements BdevBackend {
+export class ErrorBackend implements BdevBackend<ErrorChannel> {
   readonly base: BdevDesc;
   readonly table: Int32Array;
   readonly name: string;
-  constructor(desc: BdevDescriptor) {
+  constructor(desc: BdevDescriptor<ErrorParams>) {
     this.name = desc.name;
     this.base = bdevOpen(desc.baseBdevs[0], true, () => {});
-    this.table = new Int32Array((desc.params as unknown as ErrorParams).table);
+    this.table = new Int32Array(desc.params.table);
   }
-  supportsIo(type: number): boolean {
-    return this.base.bdev.supportsIo(type as never);
+  supportsIo(type: BdevIoType): boolean {
+    return this.base.bdev.supportsIo(type);
   }
   createChannel(): ErrorChannel {
     return { base: getBaseChannel(this.base), pending: [] };
   }
-  destroyChannel(ctx: unknown): void {
-    const ch = ctx as ErrorChannel;
+  destroyChannel(ch: ErrorChannel): void {
     for (const io of ch.pending.splice(0)) io.completeStatus(BdevIoStatus.ABORTED);
     putBaseChannel(ch.base);
   }
@@ -125,8 +124,7 @@ export class ErrorBackend implements BdevBackend {
     }
   }
 
-  submit(io: BdevIo, ctx: unknown): void {
-    const ch = ctx as ErrorChannel;
+  submit(io: BdevIo, ch: ErrorChannel): void {
     if (io.type === BdevIoType.RESET) {
       for (const p of ch.pending.splice(0)) p.completeStatus(BdevIoStatus.ABORTED);
     }
@@ -177,8 +175,8 @@ export class ErrorBackend implements BdevBackend {
     completeFromChild(child, ok, io);
   };
 
-  abort(target: unknown, ctx: unknown): boolean {
-    return abortHeldIo((ctx as ErrorChannel).pending, target);
+  abort(target: unknown, ch: ErrorChannel): boolean {
+    return abortHeldIo(ch.pending, target);
   }
 
   destruct(): void {
@@ -190,29 +188,28 @@ export class ErrorBackend implements BdevBackend {
   }
 }
 
-export const errorModule: BdevModule = {
+export const errorModule: BdevModule<ErrorParams> = {
   name: 'error',
-  createReplica(desc: BdevDescriptor, _bdev: Bdev): BdevBackend {
+  createReplica(desc: BdevDescriptor<ErrorParams>, _bdev: Bdev): BdevBackend {
     return new ErrorBackend(desc);
   },
-  writeConfigJson(desc: BdevDescriptor) {
+  writeConfigJson(desc: BdevDescriptor<ErrorParams>) {
     return { method: 'bdev_error_create', params: { base_name: desc.baseBdevs[0], uuid: desc.uuid } };
   },
 };
 
 export function createErrorBdev(o: { baseName: string; uuid?: string }): Promise<string> {
-  return createStacked('error', `EE_${o.baseName}`, o.baseName, 'Error Injection Disk', o.uuid, {
+  return createStacked(errorModule, `EE_${o.baseName}`, o.baseName, 'Error Injection Disk', o.uuid, {
     table: createInjectionTable(),
   });
 }
 
 export function deleteErrorBdev(name: string): Promise<void> {
-  return deleteStacked('error', name);
+  return deleteStacked(errorModule, name);
 }
 
 export function injectError(name: string, inj: Injection): void {
-  const rec = bdevGetRecord(name);
-  if (rec === undefined || rec.desc.module !== 'error')
-    throw new BdevError('ENODEV', `error bdev ${name} does not exist`);
-  inject((rec.desc.params as unknown as ErrorParams).table, inj);
+  const desc = bdevModuleDescriptor(errorModule, name);
+  if (desc === undefined) throw new BdevError('ENODEV', `error bdev ${name} does not exist`);
+  inject(desc.params.table, inj);
 }

@@ -1,16 +1,17 @@
 // malloc bdev: RAM in a SharedArrayBuffer. Every realm's replica wraps the
 // same memory, so a thread on any reactor reads and writes it directly.
 
-import type { Bdev, BdevBackend, BdevDescriptor, BdevIo, BdevModule } from '../../../bdev/index.ts';
+import type { Bdev, BdevBackend, BdevDescriptor, BdevIo, BdevModule } from '../../../bdev/module.ts';
 import {
   BdevError,
   BdevIoType,
   bdevGetRecord,
+  bdevModuleDescriptor,
   bdevRegister,
   bdevUnregister,
-  NvmeStatus,
   newBdevDescriptor,
-} from '../../../bdev/index.ts';
+} from '../../../bdev/module.ts';
+import { MediaErrorStatus, StatusCodeType } from '../../../wire/nvme.ts';
 
 export interface MallocParams {
   memory: SharedArrayBuffer;
@@ -69,7 +70,7 @@ export class MallocBackend implements BdevBackend {
     this.blockSize = blockSize;
   }
 
-  supportsIo(type: number): boolean {
+  supportsIo(type: BdevIoType): boolean {
     return SUPPORTED.has(type);
   }
 
@@ -90,14 +91,14 @@ export class MallocBackend implements BdevBackend {
         break;
       case BdevIoType.COMPARE:
         if (!iovEqualsMem(this.mem, pos, io.iov, len)) {
-          io.completeNvme(NvmeStatus.SCT_MEDIA, NvmeStatus.SC_COMPARE_FAILURE);
+          io.completeNvme(StatusCodeType.MEDIA_ERROR, MediaErrorStatus.COMPARE_FAILURE);
           return;
         }
         break;
       case BdevIoType.COMPARE_AND_WRITE:
         // compare and write run back to back in this realm's single JS thread
         if (!iovEqualsMem(this.mem, pos, io.iov, len)) {
-          io.completeNvme(NvmeStatus.SCT_MEDIA, NvmeStatus.SC_COMPARE_FAILURE);
+          io.completeNvme(StatusCodeType.MEDIA_ERROR, MediaErrorStatus.COMPARE_FAILURE);
           return;
         }
         copyFromIov(this.mem, pos, io.writeIov, len);
@@ -114,14 +115,13 @@ export class MallocBackend implements BdevBackend {
   }
 }
 
-export const mallocModule: BdevModule = {
+export const mallocModule: BdevModule<MallocParams> = {
   name: 'malloc',
-  createReplica(desc: BdevDescriptor, _bdev: Bdev): BdevBackend {
-    const p = desc.params as unknown as MallocParams;
-    return new MallocBackend(p.memory, desc.blockSize);
+  createReplica(desc: BdevDescriptor<MallocParams>, _bdev: Bdev): BdevBackend {
+    return new MallocBackend(desc.params.memory, desc.blockSize);
   },
-  writeConfigJson(desc: BdevDescriptor) {
-    const p = desc.params as unknown as MallocParams;
+  writeConfigJson(desc: BdevDescriptor<MallocParams>) {
+    const p = desc.params;
     return {
       method: 'bdev_malloc_create',
       params: {
@@ -176,17 +176,16 @@ export async function createMallocBdev(o: MallocCreateOptions): Promise<string> 
       optimalIoBoundary: o.optimalIoBoundary ?? 0,
       splitOnOptimalIoBoundary: (o.optimalIoBoundary ?? 0) > 0,
       ...(o.uuid !== undefined ? { uuid: o.uuid } : {}),
-      params: params as unknown as Record<string, unknown>,
+      params,
     }),
   );
   return name;
 }
 
 export async function deleteMallocBdev(name: string): Promise<void> {
-  const rec = bdevGetRecord(name);
-  if (rec === undefined || rec.desc.module !== 'malloc')
-    throw new BdevError('ENODEV', `malloc bdev ${name} does not exist`);
-  await bdevUnregister(rec.desc.name);
+  const desc = bdevModuleDescriptor(mallocModule, name);
+  if (desc === undefined) throw new BdevError('ENODEV', `malloc bdev ${name} does not exist`);
+  await bdevUnregister(desc.name);
 }
 
 /** Block size a multiple of 512 up to 64 KiB, at least one block. */

@@ -114,13 +114,7 @@ export const mallocRpcMethods: RpcMethod[] = [
     cliTransform: totalSizeToNumBlocks,
     handler: (p: MallocCreateParams) =>
       rpcCall(() => {
-        rejectUnsupported(p as unknown as Record<string, unknown>, [
-          'md_size',
-          'md_interleave',
-          'dif_type',
-          'dif_is_head_of_md',
-          'dif_pi_format',
-        ]);
+        rejectUnsupported(p, ['md_size', 'md_interleave', 'dif_type', 'dif_is_head_of_md', 'dif_pi_format']);
         const numBlocks = requestedNumBlocks(p);
         return createMallocBdev({
           name: p.name,

@@ -1,15 +1,15 @@
 // null bdev: writes are discarded, reads return zeroes. The raw ceiling of the stack.
 
-import type { BdevBackend, BdevDescriptor, BdevIo, BdevModule } from '../../../bdev/index.ts';
+import type { BdevBackend, BdevDescriptor, BdevIo, BdevModule } from '../../../bdev/module.ts';
 import {
   BdevError,
   BdevIoType,
-  bdevGetRecord,
+  bdevModuleDescriptor,
   bdevNotifyResize,
   bdevRegister,
   bdevUnregister,
   newBdevDescriptor,
-} from '../../../bdev/index.ts';
+} from '../../../bdev/module.ts';
 import { checkGeometry } from '../malloc/malloc.ts';
 
 export interface NullParams {
@@ -29,7 +29,7 @@ export class NullBackend implements BdevBackend {
   constructor(blockSize: number) {
     this.blockSize = blockSize;
   }
-  supportsIo(type: number): boolean {
+  supportsIo(type: BdevIoType): boolean {
     return SUPPORTED.has(type);
   }
   submit(io: BdevIo): void {
@@ -46,13 +46,13 @@ export class NullBackend implements BdevBackend {
   }
 }
 
-export const nullModule: BdevModule = {
+export const nullModule: BdevModule<NullParams> = {
   name: 'null',
-  createReplica(desc: BdevDescriptor): BdevBackend {
+  createReplica(desc: BdevDescriptor<NullParams>): BdevBackend {
     return new NullBackend(desc.blockSize);
   },
-  writeConfigJson(desc: BdevDescriptor) {
-    const p = desc.params as unknown as NullParams;
+  writeConfigJson(desc: BdevDescriptor<NullParams>) {
+    const p = desc.params;
     return {
       method: 'bdev_null_create',
       params: {
@@ -94,28 +94,27 @@ export async function createNullBdev(o: NullCreateOptions): Promise<string> {
       numBlocks: o.numBlocks,
       productName: 'Null disk',
       ...(o.uuid !== undefined ? { uuid: o.uuid } : {}),
-      params: params as unknown as Record<string, unknown>,
+      params,
     }),
   );
   return o.name;
 }
 
-function nullRecord(name: string) {
-  const rec = bdevGetRecord(name);
-  if (rec === undefined || rec.desc.module !== 'null')
-    throw new BdevError('ENODEV', `null bdev ${name} does not exist`);
-  return rec;
+function nullDescriptor(name: string): BdevDescriptor<NullParams> {
+  const desc = bdevModuleDescriptor(nullModule, name);
+  if (desc === undefined) throw new BdevError('ENODEV', `null bdev ${name} does not exist`);
+  return desc;
 }
 
 export async function deleteNullBdev(name: string): Promise<void> {
-  await bdevUnregister(nullRecord(name).desc.name);
+  await bdevUnregister(nullDescriptor(name).name);
 }
 
 /** Resize to `newSizeMiB` MiB (bdev_null_resize); as in SPDK, only growth is allowed. */
 export async function resizeNullBdev(name: string, newSizeMiB: number): Promise<void> {
-  const rec = nullRecord(name);
-  const numBlocks = Math.floor((newSizeMiB * 1024 * 1024) / rec.desc.blockSize);
-  if (numBlocks < rec.desc.numBlocks)
+  const desc = nullDescriptor(name);
+  const numBlocks = Math.floor((newSizeMiB * 1024 * 1024) / desc.blockSize);
+  if (numBlocks < desc.numBlocks)
     throw new BdevError('EINVAL', `null bdev ${name}: new size is smaller than the current size`);
-  await bdevNotifyResize(rec.desc.name, numBlocks);
+  await bdevNotifyResize(desc.name, numBlocks);
 }

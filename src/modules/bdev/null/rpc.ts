@@ -102,12 +102,7 @@ export const nullRpcMethods: RpcMethod[] = [
     cliTransform: totalSizeToNumBlocks,
     handler: (p: NullCreateParams) =>
       rpcCall(() => {
-        rejectUnsupported(p as unknown as Record<string, unknown>, [
-          'md_size',
-          'dif_type',
-          'dif_is_head_of_md',
-          'dif_pi_format',
-        ]);
+        rejectUnsupported(p, ['md_size', 'dif_type', 'dif_is_head_of_md', 'dif_pi_format']);
         const numBlocks = requestedNumBlocks(p);
         return createNullBdev({
           name: p.name,

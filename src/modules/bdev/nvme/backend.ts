@@ -5,8 +5,8 @@
 // connects, while the controller resets, and when the queue is full. A queue
 // lost with I/O in flight resubmits that I/O after the reconnect.
 
-import type { BdevBackend, BdevDescriptor, BdevIo } from '../../../bdev/index.ts';
-import { BdevIoStatus, BdevIoType, bdevDeviceId } from '../../../bdev/index.ts';
+import type { BdevBackend, BdevDescriptor, BdevIo } from '../../../bdev/module.ts';
+import { BdevIoStatus, BdevIoType, bdevDeviceId } from '../../../bdev/module.ts';
 import { connectIoQpair, type NvmeIoQpair } from '../../../nvme/index.ts';
 import { defineChannelIter, forEachChannel, realmReactor } from '../../../thread/index.ts';
 import { logger } from '../../../util/log.ts';
@@ -452,13 +452,13 @@ export class NvmeBdevBackend implements BdevBackend {
   private readonly nsid: number;
   private dropped = false;
 
-  constructor(desc: BdevDescriptor) {
-    this.params = desc.params as unknown as NvmeBdevParams;
+  constructor(desc: BdevDescriptor<NvmeBdevParams>) {
+    this.params = desc.params;
     this.nsid = this.params.nsid;
     this.queue = acquireQueue(this.params);
   }
 
-  supportsIo(type: number): boolean {
+  supportsIo(type: BdevIoType): boolean {
     // optional commands the remote lacks: the bdev layer emulates write zeroes and compare
     const oncs = this.params.oncs;
     if (type === BdevIoType.COMPARE) return (oncs & Oncs.COMPARE) !== 0;

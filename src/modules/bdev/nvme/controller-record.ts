@@ -1,4 +1,9 @@
-// The record side of bdev_nvme (app thread): one NvmeCtrlr per attached
+// bdev_nvme: the target as a gateway. Each namespace of a remote NVMe-oF
+// controller becomes a bdev (NAMEn<nsid>) that this target can export again.
+// This file is the module (nvmeModule) and its record side; each realm's
+// replica (backend.ts) sends I/O on its own I/O queue.
+//
+// The record side (app thread): one NvmeCtrlr per attached
 // controller holds the admin connection (keep-alive at KATO/2 by the host
 // library), registers one bdev per active namespace, and owns reconnection:
 // on a lost admin queue the shared state says RESETTING (realms hold I/O),
@@ -8,20 +13,21 @@
 // new cntlid and bumps the generation; every realm then reconnects its queue.
 
 import { randomUUID } from 'node:crypto';
-import type { BdevDescriptor } from '../../../bdev/index.ts';
+import type { Bdev, BdevBackend, BdevDescriptor, BdevModule } from '../../../bdev/module.ts';
 import {
   BdevError,
   bdevGetRecord,
+  bdevModuleDescriptor,
   bdevNotifyResize,
   bdevRegister,
   bdevUnregister,
   newBdevDescriptor,
-} from '../../../bdev/index.ts';
+} from '../../../bdev/module.ts';
 import { type NamespaceInfo, NvmeController, type TransportId } from '../../../nvme/index.ts';
 import { realmReactorCount } from '../../../thread/index.ts';
 import { logger } from '../../../util/log.ts';
 import { IdCtrl } from '../../../wire/identify.ts';
-import { disconnectRealmQueues } from './backend.ts';
+import { disconnectRealmQueues, NvmeBdevBackend } from './backend.ts';
 import { CtrlrState, type NvmeBdevParams, newSharedState, Shared } from './shared.ts';
 
 const log = logger('bdev_nvme');
@@ -254,11 +260,11 @@ export class NvmeCtrlr {
     if (this.ctrlr !== c || this.deletion !== null) return;
     const now = usableNamespaces(c);
     for (const name of [...this.bdevNames]) {
-      const rec = bdevGetRecord(name);
-      if (rec === undefined) continue;
-      const nsid = (rec.desc.params as unknown as NvmeBdevParams).nsid;
+      const desc = bdevModuleDescriptor(nvmeModule, name);
+      if (desc === undefined) continue;
+      const nsid = desc.params.nsid;
       const ns = now.get(nsid);
-      if (ns === undefined || ns.blockSize !== rec.desc.blockSize) {
+      if (ns === undefined || ns.blockSize !== desc.blockSize) {
         log.notice(`controller ${this.name}: namespace ${nsid} is gone, removing ${name}`);
         this.keepWhenEmpty = true;
         try {
@@ -266,7 +272,7 @@ export class NvmeCtrlr {
         } finally {
           this.keepWhenEmpty = false;
         }
-      } else if (ns.numBlocks !== rec.desc.numBlocks) {
+      } else if (ns.numBlocks !== desc.numBlocks) {
         log.notice(`controller ${this.name}: namespace ${nsid} now has ${ns.numBlocks} blocks`);
         await bdevNotifyResize(name, ns.numBlocks);
       }
@@ -431,7 +437,7 @@ async function registerNamespace(rec: NvmeCtrlr, c: NvmeController, ns: Namespac
       writeCache: (cd[IdCtrl.VWC] & 1) !== 0,
       maxTransferBlocks: maxTransferBlocks(c, ns.blockSize),
       ...(ns.uuid !== null ? { uuid: ns.uuid } : {}),
-      params: params as unknown as Record<string, unknown>,
+      params,
     }),
   );
   rec.bdevNames.push(name);
@@ -479,8 +485,8 @@ export async function detachController(name: string): Promise<void> {
 }
 
 /** The module's destroyRecord: a bdev of the controller is gone (detach, shutdown, bdev removal). */
-export function bdevRemoved(desc: BdevDescriptor): void {
-  const p = desc.params as unknown as NvmeBdevParams;
+function bdevRemoved(desc: BdevDescriptor<NvmeBdevParams>): void {
+  const p = desc.params;
   const rec = controllers.get(p.ctrlrName);
   if (rec === undefined || rec.attachId !== p.attachId) return;
   const i = rec.bdevNames.indexOf(desc.name);
@@ -490,9 +496,20 @@ export function bdevRemoved(desc: BdevDescriptor): void {
 }
 
 /** save_config: one attach call per controller, written with its first bdev. */
-export function configFor(desc: BdevDescriptor): { method: string; params: Record<string, unknown> } | null {
-  const p = desc.params as unknown as NvmeBdevParams;
+function configFor(
+  desc: BdevDescriptor<NvmeBdevParams>,
+): { method: string; params: Record<string, unknown> } | null {
+  const p = desc.params;
   const rec = controllers.get(p.ctrlrName);
   if (rec === undefined || rec.attachId !== p.attachId || rec.bdevNames[0] !== desc.name) return null;
   return rec.configJson();
 }
+
+export const nvmeModule: BdevModule<NvmeBdevParams> = {
+  name: 'nvme',
+  createReplica(desc: BdevDescriptor<NvmeBdevParams>, _bdev: Bdev): BdevBackend {
+    return new NvmeBdevBackend(desc);
+  },
+  writeConfigJson: configFor,
+  destroyRecord: bdevRemoved,
+};

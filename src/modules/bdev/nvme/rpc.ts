@@ -84,7 +84,7 @@ async function attach(p: AttachParams): Promise<string[]> {
     throw new RpcError(-22, `multipath ${p.multipath} is not disable, failover or multipath`);
   }
   if (p.max_bdevs === 0) throw new RpcError(-22, 'max_bdevs cannot be zero');
-  rejectUnsupported(p as unknown as Record<string, unknown>, ['prchk_reftag', 'prchk_guard']);
+  rejectUnsupported(p, ['prchk_reftag', 'prchk_guard']);
   for (const k of ['psk', 'dhchap_key', 'dhchap_ctrlr_key'] as const) {
     if (p[k] !== undefined)
       throw new RpcError(-22, `${k} is not supported (no TLS or DH-HMAC-CHAP on the host side yet)`);

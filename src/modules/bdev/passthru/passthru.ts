@@ -6,14 +6,21 @@ import {
   type BdevDesc,
   type BdevDescriptor,
   type BdevIo,
+  type BdevIoType,
   type BdevModule,
   bdevClose,
   bdevOpen,
-} from '../../../bdev/index.ts';
-import { type BaseChannel, completeFromChild, forwardIo, getBaseChannel, putBaseChannel } from './forward.ts';
-import { createStacked, deleteStacked } from './stacked.ts';
+} from '../../../bdev/module.ts';
+import {
+  type BaseChannel,
+  completeFromChild,
+  forwardIo,
+  getBaseChannel,
+  putBaseChannel,
+} from '../stacked/forward.ts';
+import { createStacked, deleteStacked } from '../stacked/register.ts';
 
-export class PassthruBackend implements BdevBackend {
+export class PassthruBackend implements BdevBackend<BaseChannel> {
   readonly base: BdevDesc;
   readonly name: string;
   constructor(name: string, baseName: string) {
@@ -21,17 +28,17 @@ export class PassthruBackend implements BdevBackend {
     // hot-remove of the base: the registry removes this bdev first, so nothing to do here
     this.base = bdevOpen(baseName, true, () => {});
   }
-  supportsIo(type: number): boolean {
-    return this.base.bdev.supportsIo(type as never);
+  supportsIo(type: BdevIoType): boolean {
+    return this.base.bdev.supportsIo(type);
   }
   createChannel(): BaseChannel {
     return getBaseChannel(this.base);
   }
-  destroyChannel(ctx: unknown): void {
-    putBaseChannel(ctx as BaseChannel);
+  destroyChannel(ch: BaseChannel): void {
+    putBaseChannel(ch);
   }
-  submit(io: BdevIo, ctx: unknown): void {
-    forwardIo(this.base, ctx as BaseChannel, io, completeFromChild);
+  submit(io: BdevIo, ch: BaseChannel): void {
+    forwardIo(this.base, ch, io, completeFromChild);
   }
   zcopyView(offsetBlocks: number, numBlocks: number): Buffer | null {
     return this.base.bdev.backend.zcopyView?.(offsetBlocks, numBlocks) ?? null;
@@ -62,9 +69,9 @@ export function createPassthruBdev(o: {
   name: string;
   uuid?: string;
 }): Promise<string> {
-  return createStacked('passthru', o.name, o.baseBdevName, 'passthru', o.uuid, {});
+  return createStacked(passthruModule, o.name, o.baseBdevName, 'passthru', o.uuid, {});
 }
 
 export function deletePassthruBdev(name: string): Promise<void> {
-  return deleteStacked('passthru', name);
+  return deleteStacked(passthruModule, name);
 }

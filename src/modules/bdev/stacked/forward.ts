@@ -1,11 +1,11 @@
-// Helpers for virtual bdevs stacked on a base bdev (passthru, delay, error):
+// The data path of a bdev stacked on a base bdev (passthru, delay, error):
 // the replica opens its base in the same realm, each channel holds a channel
 // of the base, and an I/O is re-submitted to the base with the same buffers.
 
 import {
   type BdevChannel,
   type BdevDesc,
-  BdevIo,
+  type BdevIo,
   BdevIoStatus,
   BdevIoType,
   bdevAbort,
@@ -20,7 +20,7 @@ import {
   bdevUnmap,
   bdevWrite,
   bdevWriteZeroes,
-} from '../../../bdev/index.ts';
+} from '../../../bdev/module.ts';
 import type { IoChannel } from '../../../thread/index.ts';
 
 export type BaseChannel = IoChannel<BdevChannel>;
@@ -94,5 +94,3 @@ export function getBaseChannel(base: BdevDesc): BaseChannel {
 export function putBaseChannel(ch: BaseChannel): void {
   bdevPutIoChannel(ch);
 }
-
-export { BdevIo };

@@ -1,32 +1,35 @@
-// Control path shared by the stacked modules: claim the base, register the
-// virtual bdev over it, release the claim if registration fails.
+// The control path of a bdev stacked on a base bdev (passthru, delay,
+// error): claim the base, register the virtual bdev over it, release the
+// claim if registration fails; delete it by name.
 
 import {
   BdevError,
+  type BdevModule,
   bdevClaimByName,
   bdevGetRecord,
+  bdevModuleDescriptor,
   bdevRegister,
   bdevReleaseClaimByName,
   bdevUnregister,
   newBdevDescriptor,
-} from '../../../bdev/index.ts';
+} from '../../../bdev/module.ts';
 
-export async function createStacked(
-  module: string,
+export async function createStacked<P extends object>(
+  module: BdevModule<P>,
   name: string,
   baseName: string,
   productName: string,
   uuid: string | undefined,
-  params: Record<string, unknown>,
+  params: P,
 ): Promise<string> {
   const base = bdevGetRecord(baseName);
   if (base === undefined) throw new BdevError('ENODEV', `base bdev ${baseName} does not exist`);
   if (bdevGetRecord(name) !== undefined) throw new BdevError('EEXIST', `bdev name ${name} already exists`);
-  bdevClaimByName(base.desc.name, `${module}:${name}`);
+  bdevClaimByName(base.desc.name, `${module.name}:${name}`);
   try {
     await bdevRegister(
       newBdevDescriptor({
-        module,
+        module: module.name,
         name,
         blockSize: base.desc.blockSize,
         numBlocks: base.desc.numBlocks,
@@ -46,9 +49,8 @@ export async function createStacked(
   return name;
 }
 
-export async function deleteStacked(module: string, name: string): Promise<void> {
-  const rec = bdevGetRecord(name);
-  if (rec === undefined || rec.desc.module !== module)
-    throw new BdevError('ENODEV', `${module} bdev ${name} does not exist`);
-  await bdevUnregister(rec.desc.name);
+export async function deleteStacked(module: BdevModule, name: string): Promise<void> {
+  const desc = bdevModuleDescriptor(module, name);
+  if (desc === undefined) throw new BdevError('ENODEV', `${module.name} bdev ${name} does not exist`);
+  await bdevUnregister(desc.name);
 }

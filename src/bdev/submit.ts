@@ -1,0 +1,277 @@
+// The I/O calls of bdev users (bdevRead, bdevWrite, …; SPDK's
+// spdk_bdev_read_blocks and friends): each takes a pooled BdevIo, checks it
+// (bounds, buffers, write permission: an NVMe status on failure), passes it
+// through QoS, and hands it to submitAdmitted in bdev.ts, where the rest of
+// its path is. Always called on the thread that owns the channel.
+
+import type { IoChannel } from '../thread/index.ts';
+import { GenericStatus, StatusCodeType } from '../wire/nvme.ts';
+import {
+  BdevChannel,
+  type BdevDesc,
+  type BdevIo,
+  type BdevIoCb,
+  getIo,
+  submitAdmitted,
+  submitUnmapRanges,
+} from './bdev.ts';
+import { nowTicks } from './stats.ts';
+import { BdevIoStatus, BdevIoType, type BlockRange } from './types.ts';
+
+/** The channel argument of the I/O calls: what bdevGetIoChannel returned, or its ctx. */
+export type Ch = IoChannel<BdevChannel> | BdevChannel;
+
+function chCtx(ch: Ch): BdevChannel {
+  return ch instanceof BdevChannel ? ch : ch.ctx;
+}
+
+function prepare(desc: BdevDesc, ch: Ch, type: BdevIoType, cb: BdevIoCb, cbArg: unknown): BdevIo {
+  const io = getIo();
+  io.type = type;
+  io.desc = desc;
+  io.bdev = desc.bdev;
+  const c = chCtx(ch);
+  io.ch = c;
+  io.cb = cb;
+  io.cbArg = cbArg;
+  io.submitTicks = nowTicks();
+  c.outstanding++;
+  return io;
+}
+
+/** prepare() plus the block range that most I/O types carry. */
+function prepareRange(
+  desc: BdevDesc,
+  ch: Ch,
+  type: BdevIoType,
+  offsetBlocks: number,
+  numBlocks: number,
+  cb: BdevIoCb,
+  cbArg: unknown,
+): BdevIo {
+  const io = prepare(desc, ch, type, cb, cbArg);
+  io.offsetBlocks = offsetBlocks;
+  io.numBlocks = numBlocks;
+  return io;
+}
+
+function iovBytes(iov: Buffer[]): number {
+  let n = 0;
+  for (let i = 0; i < iov.length; i++) n += iov[i].length;
+  return n;
+}
+
+/** Check, then QoS, then route; failures complete (later) with an NVMe status. */
+function checkAndSubmit(io: BdevIo): void {
+  const bdev = io.bdev!;
+  const desc = io.desc!;
+  if (desc.closed || bdev.removing) {
+    io.completeStatus(BdevIoStatus.ABORTED);
+    return;
+  }
+  const t = io.type;
+  const isWrite =
+    t === BdevIoType.WRITE ||
+    t === BdevIoType.WRITE_ZEROES ||
+    t === BdevIoType.UNMAP ||
+    t === BdevIoType.COMPARE_AND_WRITE;
+  if (isWrite && !desc.write) {
+    io.completeNvme(StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD);
+    return;
+  }
+  if (t !== BdevIoType.RESET && t !== BdevIoType.ABORT && t !== BdevIoType.FLUSH) {
+    if (io.offsetBlocks + io.numBlocks > bdev.numBlocks || io.numBlocks < 0 || io.offsetBlocks < 0) {
+      io.completeNvme(StatusCodeType.GENERIC, GenericStatus.LBA_OUT_OF_RANGE);
+      return;
+    }
+    if (io.numBlocks === 0) {
+      io.complete(true); // nothing to move (and nothing to split)
+      return;
+    }
+    const needsData = t === BdevIoType.READ || t === BdevIoType.WRITE || t === BdevIoType.COMPARE;
+    if (needsData && iovBytes(io.iov) < io.numBlocks * bdev.blockSize) {
+      io.completeNvme(StatusCodeType.GENERIC, GenericStatus.DATA_TRANSFER_ERROR);
+      return;
+    }
+    if (
+      t === BdevIoType.COMPARE_AND_WRITE &&
+      (iovBytes(io.iov) < io.numBlocks * bdev.blockSize ||
+        iovBytes(io.writeIov) < io.numBlocks * bdev.blockSize)
+    ) {
+      io.completeNvme(StatusCodeType.GENERIC, GenericStatus.DATA_TRANSFER_ERROR);
+      return;
+    }
+  }
+  if (bdev.qos !== null && !bdev.qos.admit(io)) return; // queued; QoS hands it to submitAfterQos later
+  submitAdmitted(io);
+}
+
+// ---------------------------------------------------------------- the calls
+
+export function bdevRead(
+  desc: BdevDesc,
+  ch: Ch,
+  iov: Buffer[],
+  offsetBlocks: number,
+  numBlocks: number,
+  cb: BdevIoCb,
+  cbArg: unknown,
+): void {
+  const io = prepareRange(desc, ch, BdevIoType.READ, offsetBlocks, numBlocks, cb, cbArg);
+  io.iov = iov;
+  checkAndSubmit(io);
+}
+
+export function bdevWrite(
+  desc: BdevDesc,
+  ch: Ch,
+  iov: Buffer[],
+  offsetBlocks: number,
+  numBlocks: number,
+  fua: boolean,
+  cb: BdevIoCb,
+  cbArg: unknown,
+): void {
+  const io = prepareRange(desc, ch, BdevIoType.WRITE, offsetBlocks, numBlocks, cb, cbArg);
+  io.iov = iov;
+  io.fua = fua;
+  checkAndSubmit(io);
+}
+
+export function bdevCompare(
+  desc: BdevDesc,
+  ch: Ch,
+  iov: Buffer[],
+  offsetBlocks: number,
+  numBlocks: number,
+  cb: BdevIoCb,
+  cbArg: unknown,
+): void {
+  const io = prepareRange(desc, ch, BdevIoType.COMPARE, offsetBlocks, numBlocks, cb, cbArg);
+  io.iov = iov;
+  checkAndSubmit(io);
+}
+
+/** Fused compare + write: writes `writeIov` only when the blocks equal `compareIov`. */
+export function bdevCompareAndWrite(
+  desc: BdevDesc,
+  ch: Ch,
+  compareIov: Buffer[],
+  writeIov: Buffer[],
+  offsetBlocks: number,
+  numBlocks: number,
+  fua: boolean,
+  cb: BdevIoCb,
+  cbArg: unknown,
+): void {
+  const io = prepareRange(desc, ch, BdevIoType.COMPARE_AND_WRITE, offsetBlocks, numBlocks, cb, cbArg);
+  io.iov = compareIov;
+  io.writeIov = writeIov;
+  io.fua = fua;
+  checkAndSubmit(io);
+}
+
+export function bdevWriteZeroes(
+  desc: BdevDesc,
+  ch: Ch,
+  offsetBlocks: number,
+  numBlocks: number,
+  cb: BdevIoCb,
+  cbArg: unknown,
+): void {
+  checkAndSubmit(prepareRange(desc, ch, BdevIoType.WRITE_ZEROES, offsetBlocks, numBlocks, cb, cbArg));
+}
+
+/** Unmap (deallocate) one or more ranges; one completion for all of them. */
+export function bdevUnmap(desc: BdevDesc, ch: Ch, ranges: BlockRange[], cb: BdevIoCb, cbArg: unknown): void {
+  const io = prepare(desc, ch, BdevIoType.UNMAP, cb, cbArg);
+  if (ranges.length === 1) {
+    io.offsetBlocks = ranges[0].offsetBlocks;
+    io.numBlocks = ranges[0].numBlocks;
+    checkAndSubmit(io);
+    return;
+  }
+  // several ranges: validate all, then one child per range
+  const bdev = desc.bdev;
+  let total = 0;
+  for (const r of ranges) {
+    if (r.offsetBlocks < 0 || r.numBlocks < 0 || r.offsetBlocks + r.numBlocks > bdev.numBlocks) {
+      io.completeNvme(StatusCodeType.GENERIC, GenericStatus.LBA_OUT_OF_RANGE);
+      return;
+    }
+    total += r.numBlocks;
+  }
+  io.numBlocks = total;
+  if (!desc.write) {
+    io.completeNvme(StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD);
+    return;
+  }
+  if (ranges.length === 0 || desc.closed || bdev.removing) {
+    io.complete(ranges.length === 0);
+    return;
+  }
+  if (!bdev.backend.supportsIo(BdevIoType.UNMAP)) {
+    io.completeNvme(StatusCodeType.GENERIC, GenericStatus.INVALID_OPCODE);
+    return;
+  }
+  submitUnmapRanges(io, ranges);
+}
+
+export function bdevFlush(
+  desc: BdevDesc,
+  ch: Ch,
+  offsetBlocks: number,
+  numBlocks: number,
+  cb: BdevIoCb,
+  cbArg: unknown,
+): void {
+  checkAndSubmit(prepareRange(desc, ch, BdevIoType.FLUSH, offsetBlocks, numBlocks, cb, cbArg));
+}
+
+export function bdevReset(desc: BdevDesc, ch: Ch, cb: BdevIoCb, cbArg: unknown): void {
+  checkAndSubmit(prepare(desc, ch, BdevIoType.RESET, cb, cbArg));
+}
+
+/** Abort the I/O submitted on this channel with cbArg `target` (succeeds only if the module could abort it). */
+export function bdevAbort(desc: BdevDesc, ch: Ch, target: unknown, cb: BdevIoCb, cbArg: unknown): void {
+  const io = prepare(desc, ch, BdevIoType.ABORT, cb, cbArg);
+  io.abortTarget = target;
+  const backend = desc.bdev.backend;
+  if (backend.abort !== undefined) {
+    io.complete(backend.abort(target, chCtx(ch).moduleCtx));
+    return;
+  }
+  io.complete(false);
+}
+
+/**
+ * Read without a caller buffer: on success `io.iov` holds the data. For a
+ * memory-backed bdev (malloc) these are views of its memory, no copy; the
+ * caller must be done with them before it frees the io (later writes show
+ * through). Other bdevs read into a buffer the layer allocates.
+ */
+export function bdevReadZcopy(
+  desc: BdevDesc,
+  ch: Ch,
+  offsetBlocks: number,
+  numBlocks: number,
+  cb: BdevIoCb,
+  cbArg: unknown,
+): void {
+  const io = prepare(desc, ch, BdevIoType.READ, cb, cbArg);
+  io.offsetBlocks = offsetBlocks;
+  io.numBlocks = numBlocks;
+  const bdev = desc.bdev;
+  const inRange = offsetBlocks >= 0 && numBlocks >= 0 && offsetBlocks + numBlocks <= bdev.numBlocks;
+  const view =
+    inRange && bdev.qos === null && !bdev.removing && !desc.closed
+      ? (bdev.backend.zcopyView?.(offsetBlocks, numBlocks) ?? null)
+      : null;
+  if (view !== null) {
+    io.iov = [view];
+    io.complete(true);
+    return;
+  }
+  io.iov = inRange ? [Buffer.allocUnsafe(numBlocks * bdev.blockSize)] : [];
+  checkAndSubmit(io);
+}
