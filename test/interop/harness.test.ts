@@ -14,6 +14,8 @@ import {
   rpcCall,
   runGuest,
   targetConfig,
+  tlsInterchangeKey,
+  tlsPskFromInterchangeKey,
 } from './lib/harness.ts';
 
 test('parseChecks keeps each result with the output that led to it', () => {
@@ -66,6 +68,27 @@ test('targetConfig listens on the given port for discovery and both subsystems',
     (c) => c.method === 'nvmf_create_subsystem' && c.params.nqn === 'nqn.2016-06.io.spdk:cnode2',
   );
   assert.equal(restricted?.params.allow_any_host, false);
+});
+
+test('tlsPskFromInterchangeKey derives the TLS PSK as SPDK does (a vector its target accepted)', () => {
+  // Interchange key, NQNs and PSKs from a run in which Linux 6.12 connected to SPDK's
+  // TLS listener with this PSK in its keyring.
+  const key = 'NVMeTLSkey-1:01:VRLbtnN9AQb2WXW3c9+wEf/DRLz0QuLdbYvEhwtdWwNf9LrZ:';
+  const hostNqn = 'nqn.2014-08.org.nvmexpress:uuid:aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
+  const derived = tlsPskFromInterchangeKey(key, hostNqn, 'nqn.2016-06.io.spdk:cnode2');
+  assert.equal(derived.identity, `NVMe0R01 ${hostNqn} nqn.2016-06.io.spdk:cnode2`);
+  assert.equal(
+    derived.retained.toString('hex'),
+    '3acc64e4d63bebc602ee068db0e8a03faf1730f172c3b5e679292525737a88b9',
+  );
+  assert.equal(
+    derived.tlsPsk.toString('hex'),
+    '58a878247bb954244842e872354dee1c3c182ab1c7fd1eee451775f952189bf6',
+  );
+  // the same key rebuilt from its bytes (CRC-32 little-endian), and a damaged one refused
+  const bytes = Buffer.from(key.split(':')[2], 'base64').subarray(0, 32);
+  assert.equal(tlsInterchangeKey(bytes), key);
+  assert.throws(() => tlsPskFromInterchangeKey(key.replace('VRL', 'VRM'), hostNqn, 'x'), /CRC-32/);
 });
 
 test('rpcCall sends one JSON-RPC request and returns the result, or rejects with the error', async () => {
@@ -132,6 +155,26 @@ test('run-guest: env and files reach the guest, its exit status and output come 
     assert.deepEqual(lines, ['greeting=hi there', 'file-content-42', 'hello-from-host']);
   } finally {
     server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('run-guest refuses, before booting, a guest whose RAM cannot hold its unpacked initramfs', async () => {
+  const missing = missingPrerequisites();
+  assert.deepEqual(missing, [], `interop prerequisites missing:\n  ${missing.join('\n  ')}`);
+  const dir = mkdtempSync(join(tmpdir(), 'interop-guest-'));
+  try {
+    const script = join(dir, 'script.sh');
+    writeFileSync(script, '#!/bin/sh\necho booted\n');
+    const lines: string[] = [];
+    const run = await runGuest({ script, memoryMiB: 128, timeoutSeconds: 60, onLine: (l) => lines.push(l) });
+    assert.equal(run.code, 1, `run-guest exit ${run.code}; stderr:\n${run.stderr}`);
+    assert.match(
+      run.stderr,
+      /guest memory 128 MiB is too small for the \d+ MiB initramfs .*give at least \d+ MiB/,
+    );
+    assert.deepEqual(lines, [], 'no guest should have booted');
+  } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });

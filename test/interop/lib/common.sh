@@ -14,6 +14,8 @@ NI_NIC=${NVMF_INTEROP_NIC:-virtio}        # virtio | e1000
 NI_ACCEL=${NVMF_INTEROP_ACCEL:-auto}      # auto | kvm | tcg
 NI_APPEND=${NVMF_INTEROP_APPEND:-}        # extra kernel command line
 NI_QEMU=${NVMF_INTEROP_QEMU:-qemu-system-x86_64}
+NI_FLAVOUR=${NVMF_INTEROP_FLAVOUR:-bookworm} # guest image: bookworm | trixie
+NI_FLAVOURS=(bookworm trixie)
 
 # QEMU user-mode network (slirp): the guest is 10.0.2.15/24 and 10.0.2.2 is slirp's
 # alias for the host's loopback; the guest gets no default route, so nothing else is
@@ -29,10 +31,61 @@ ni_since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }
 
 ni_is_port() { [[ $1 =~ ^[0-9]+$ ]] && (($1 >= 1 && $1 <= 65535)); }
 
+# Where a flavour's image lives: bookworm (kernel 6.1, the first flavour) at the top
+# of the cache, every other flavour in a folder of its own name.
+ni_image_dir() {
+	case $1 in
+	bookworm) echo "$NI_CACHE" ;;
+	trixie) echo "$NI_CACHE/$1" ;;
+	*) ni_die "unknown guest flavour '$1' (want one of: ${NI_FLAVOURS[*]})" ;;
+	esac
+}
+
+# Kernel command line a flavour adds. trixie's kernel does in-band authentication,
+# where a refused host otherwise waits out 60 s admin command timeouts (a wrong secret
+# took 137 s to fail, 6 s with 5 s); its crypto self-tests cost ~5 s of boot under TCG.
+ni_flavour_append() {
+	case $1 in
+	trixie) echo nvme_core.admin_timeout=5 cryptomgr.notests=1 ;;
+	*) ;;
+	esac
+}
+
+# ni_use_flavour NAME: sets NI_FLAVOUR and NI_IMAGE (the image folder) for the scripts.
+ni_use_flavour() {
+	NI_IMAGE=$(ni_image_dir "$1") || exit 1
+	NI_FLAVOUR=$1
+}
+
+ni_use_flavour "$NI_FLAVOUR"
+
 ni_require_setup() {
-	[[ -r $NI_CACHE/vmlinuz && -r $NI_CACHE/initramfs.img ]] ||
-		ni_die "no guest image in $NI_CACHE: run scripts/setup-interop.sh (as root) first"
+	[[ -r $NI_IMAGE/vmlinuz && -r $NI_IMAGE/initramfs.img ]] ||
+		ni_die "no $NI_FLAVOUR guest image in $NI_IMAGE: run scripts/setup-interop.sh (as root) first"
 	command -v "$NI_QEMU" >/dev/null || ni_die "$NI_QEMU not found: run scripts/setup-interop.sh (as root) first"
+}
+
+# ni_check_memory INITRD: fail unless the guest's RAM ($NI_MEM MiB) can hold the
+# uncompressed initramfs INITRD. The kernel unpacks it into a tmpfs capped at half the
+# RAM left once the kernel (~60 MiB) and the initrd itself are loaded, and the files
+# take a little more room there than in the archive; a file that does not fit is cut
+# short with only a console line ("Initramfs unpacking failed: write error"), so refuse
+# up front: RAM >= 3.25 x initrd + 96 MiB. Measured: bookworm's 95 MiB initramfs fails
+# in 320 MiB and fits in 400; trixie's 178 MiB fails in 600 and fits in 640.
+ni_check_memory() {
+	local bytes need
+	bytes=$(stat -c %s "$1")
+	need=$(((13 * bytes / 4 + (1 << 20) - 1) / (1 << 20) + 96))
+	((NI_MEM >= need)) ||
+		ni_die "guest memory ${NI_MEM} MiB is too small for the $((bytes >> 20)) MiB initramfs ($NI_FLAVOUR image plus files): give at least $need MiB (-m / NVMF_INTEROP_MEM)"
+}
+
+# ni_unpack_failed CONSOLE_LOG: true (and says so) if the kernel could not unpack the
+# whole initramfs, whatever the script reported.
+ni_unpack_failed() {
+	local line
+	line=$(tr -d '\r' <"$1" 2>/dev/null | grep -a -m1 'Initramfs unpacking failed') || return 1
+	ni_log "error: the guest's initramfs did not unpack completely ($line): files are missing or cut short; give the guest more memory (-m / NVMF_INTEROP_MEM)"
 }
 
 # Pick the accelerator: KVM when it can really run the Debian kernel, else TCG.
@@ -61,7 +114,7 @@ ni_kvm_boots() {
 	local log pid i=0 ok=1
 	log=$(mktemp)
 	"$NI_QEMU" -accel kvm -cpu host -M pc -nodefaults -no-reboot -display none -monitor none \
-		-m 256 -kernel "$NI_CACHE/vmlinuz" -append "console=ttyS0 earlyprintk=serial,ttyS0 panic=-1" \
+		-m 256 -kernel "$NI_IMAGE/vmlinuz" -append "console=ttyS0 earlyprintk=serial,ttyS0 panic=-1" \
 		-serial "file:$log" </dev/null >/dev/null 2>&1 &
 	pid=$!
 	while ((i++ < 60)); do # 6 s
@@ -79,9 +132,10 @@ ni_kvm_boots() {
 ni_sh_quote() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
 
 # ni_build_initrd RUNDIR SCRIPT ENVFILE [HOST[:GUEST]...]
-# Writes RUNDIR/initrd.img: the cached initramfs followed by a small uncompressed
-# cpio overlay holding the current guest/ files, the script, its env and extra files
-# (the kernel unpacks concatenated archives in order, later files win).
+# Writes RUNDIR/initrd.img: the cached initramfs of $NI_FLAVOUR followed by a small
+# uncompressed cpio overlay holding the current guest/ files, the script, its env and
+# extra files (the kernel unpacks concatenated archives in order, later files win);
+# fails if the guest's RAM cannot hold it unpacked.
 ni_build_initrd() {
 	local rundir=$1 script=$2 envfile=$3 spec src dst f
 	shift 3
@@ -100,15 +154,16 @@ ni_build_initrd() {
 		[[ $dst == /* ]] || ni_die "--file: guest path must be absolute: $dst"
 		install -D -m "$(stat -c %a "$src")" "$src" "$ov$dst"
 	done
-	cp "$NI_CACHE/initramfs.img" "$rundir/initrd.img"
+	cp "$NI_IMAGE/initramfs.img" "$rundir/initrd.img"
 	(cd "$ov" && find . -mindepth 1 | sort | cpio -o -H newc -R 0:0 --quiet) >>"$rundir/initrd.img"
 	rm -rf "$ov"
+	ni_check_memory "$rundir/initrd.img"
 }
 
 # ni_qemu_args NAME RUNDIR ACCEL HOSTPORT:GUESTPORT...
-# Fills the array NI_ARGS. Serial ttyS0 (kernel console) goes to RUNDIR/console.log,
-# serial ttyS1 (the guest script's output) to RUNDIR/output.log. Host forwards bind
-# to 127.0.0.1 only.
+# Fills the array NI_ARGS for the $NI_FLAVOUR image. Serial ttyS0 (kernel console)
+# goes to RUNDIR/console.log, serial ttyS1 (the guest script's output) to
+# RUNDIR/output.log. Host forwards bind to 127.0.0.1 only.
 ni_qemu_args() {
 	local name=$1 rundir=$2 accel=$3 fwd netdev nicdev kernel
 	shift 3
@@ -133,12 +188,12 @@ ni_qemu_args() {
 	fi
 	# Under TCG boot the uncompressed kernel through its PVH entry point: it skips the
 	# in-guest XZ decompression, which costs seconds when emulated.
-	kernel=$NI_CACHE/vmlinuz
-	[[ $accel == tcg && -r $NI_CACHE/vmlinux ]] && kernel=$NI_CACHE/vmlinux
+	kernel=$NI_IMAGE/vmlinuz
+	[[ $accel == tcg && -r $NI_IMAGE/vmlinux ]] && kernel=$NI_IMAGE/vmlinux
 	# no_timer_check: on a loaded host the emulated timer IRQ can miss the kernel's
 	# boot-time check, which then panics ("IO-APIC + timer doesn't work!").
 	NI_ARGS+=(-kernel "$kernel" -initrd "$rundir/initrd.img"
-		-append "console=ttyS0,115200 rdinit=/init panic=-1 no_timer_check $NI_APPEND"
+		-append "console=ttyS0,115200 rdinit=/init panic=-1 no_timer_check $(ni_flavour_append "$NI_FLAVOUR") $NI_APPEND"
 		-chardev "file,id=con,path=$rundir/console.log" -serial chardev:con
 		-chardev "file,id=out,path=$rundir/output.log" -serial chardev:out
 		-netdev "$netdev" -device "$nicdev" -device virtio-rng-pci)

@@ -3,6 +3,7 @@
 // The bash scripts next to this file do the QEMU work; see docs/interop.md.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { hkdfSync } from 'node:crypto';
 import {
   closeSync,
   existsSync,
@@ -17,6 +18,7 @@ import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { crc32 } from 'node:zlib';
 
 export const LIB_DIR = dirname(fileURLToPath(import.meta.url));
 export const REPO_ROOT = resolve(LIB_DIR, '../../..');
@@ -30,16 +32,29 @@ export const CACHE_DIR = process.env.NVMF_INTEROP_CACHE ?? '/var/cache/nvmf-ts-i
 /** How a guest reaches the host's 127.0.0.1 through QEMU's user network. */
 export const GUEST_HOST_IP = '10.0.2.2';
 
-/** What is missing to run a guest, as sentences naming the fix; empty when ready. */
-export function missingPrerequisites(): string[] {
+/**
+ * The guest images setup-interop.sh builds: `bookworm` (Debian 12, kernel 6.1, NVMe/TCP
+ * and soft-RoCE NVMe/RDMA; the default) and `trixie` (Debian 13, kernel 6.12 with NVMe
+ * in-band authentication and TLS, nvme-cli 2.13, tlshd).
+ */
+export type GuestFlavour = 'bookworm' | 'trixie';
+
+/** The folder of a flavour's image (bookworm's is the cache folder itself). */
+export function imageDir(flavour: GuestFlavour): string {
+  return flavour === 'bookworm' ? CACHE_DIR : join(CACHE_DIR, flavour);
+}
+
+/** What is missing to run a guest of that flavour, as sentences naming the fix; empty when ready. */
+export function missingPrerequisites(flavour: GuestFlavour = 'bookworm'): string[] {
   const problems: string[] = [];
   const qemu = process.env.NVMF_INTEROP_QEMU ?? 'qemu-system-x86_64';
   if (spawnSync('sh', ['-c', `command -v ${qemu}`]).status !== 0) {
     problems.push(`${qemu} not found: run "sudo bash scripts/setup-interop.sh"`);
   }
   for (const file of ['vmlinuz', 'initramfs.img']) {
-    if (!existsSync(join(CACHE_DIR, file))) {
-      problems.push(`guest image ${join(CACHE_DIR, file)} missing: run "sudo bash scripts/setup-interop.sh"`);
+    const path = join(imageDir(flavour), file);
+    if (!existsSync(path)) {
+      problems.push(`${flavour} guest image ${path} missing: run "sudo bash scripts/setup-interop.sh"`);
     }
   }
   return problems;
@@ -48,12 +63,16 @@ export function missingPrerequisites(): string[] {
 export type GuestRunOptions = {
   /** Path of a guest script (runs as root in the guest). */
   script: string;
+  /** Which guest image boots (default bookworm, or $NVMF_INTEROP_FLAVOUR). */
+  flavour?: GuestFlavour;
   env?: Record<string, string>;
   /** HOST[:GUEST] file copies. */
   files?: string[];
   /** HOSTPORT:GUESTPORT forwards (host side binds 127.0.0.1). */
   forwards?: string[];
   timeoutSeconds?: number;
+  /** Guest RAM (default 1024 MiB, or $NVMF_INTEROP_MEM); run-guest refuses too little for the initramfs. */
+  memoryMiB?: number;
   /** Called with each line the guest script prints, as it arrives. */
   onLine?: (line: string) => void;
 };
@@ -69,6 +88,8 @@ export type GuestRunResult = {
 /** Boots a guest, runs the script in it, resolves when the guest has powered off. */
 export function runGuest(options: GuestRunOptions): Promise<GuestRunResult> {
   const args: string[] = ['-t', String(options.timeoutSeconds ?? 300)];
+  if (options.flavour) args.push('-F', options.flavour);
+  if (options.memoryMiB !== undefined) args.push('-m', String(options.memoryMiB));
   for (const [name, value] of Object.entries(options.env ?? {})) args.push('-e', `${name}=${value}`);
   for (const file of options.files ?? []) args.push('-f', file);
   for (const forward of options.forwards ?? []) args.push('-p', forward);
@@ -108,6 +129,65 @@ export type CheckResult = {
   /** What the guest printed between the previous CHECK line and this one. */
   evidence: string;
 };
+
+/**
+ * A PSK in the NVMe/TCP interchange format: "NVMeTLSkey-1:01:" (SHA-256; "02:" SHA-384)
+ * and the base64 of the key followed by its CRC-32, little-endian.
+ */
+export function tlsInterchangeKey(key: Buffer): string {
+  const hash = key.length === 48 ? '02' : '01';
+  assert.ok(key.length === 32 || key.length === 48, 'a TLS PSK has 32 (SHA-256) or 48 (SHA-384) bytes');
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32LE(crc32(key));
+  return `NVMeTLSkey-1:${hash}:${Buffer.concat([key, crc]).toString('base64')}:`;
+}
+
+/** TLS 1.3 HKDF-Expand-Label after an HKDF-Extract with a zero salt (node's hkdf does both). */
+function hkdfExpandLabel(
+  digest: string,
+  secret: Buffer,
+  label: string,
+  context: string,
+  length: number,
+): Buffer {
+  const labelBytes = Buffer.from(`tls13 ${label}`);
+  const contextBytes = Buffer.from(context);
+  const info = Buffer.alloc(4 + labelBytes.length + contextBytes.length);
+  info.writeUInt16BE(length, 0);
+  info[2] = labelBytes.length;
+  labelBytes.copy(info, 3);
+  info[3 + labelBytes.length] = contextBytes.length;
+  contextBytes.copy(info, 4 + labelBytes.length);
+  return Buffer.from(hkdfSync(digest, secret, Buffer.alloc(0), info, length));
+}
+
+/**
+ * The TLS PSK an interchange key gives a host and subsystem, derived as the NVMe/TCP
+ * transport specification and SPDK do (the guest's nvme-tls-psk too; nvme-cli 2.13
+ * derives another): retained PSK from the key and the host NQN, then the TLS PSK
+ * from the retained PSK and the identity "NVMe0R0<hash> <hostnqn> <subnqn>".
+ */
+export function tlsPskFromInterchangeKey(
+  interchangeKey: string,
+  hostNqn: string,
+  subNqn: string,
+): { identity: string; retained: Buffer; tlsPsk: Buffer } {
+  const match = /^NVMeTLSkey-1:(01|02):([A-Za-z0-9+/=]+):$/.exec(interchangeKey);
+  assert.ok(match, `not a TLS PSK interchange key: ${interchangeKey}`);
+  const digest = match[1] === '01' ? 'sha256' : 'sha384';
+  const raw = Buffer.from(match[2], 'base64');
+  const key = raw.subarray(0, raw.length - 4);
+  assert.equal(raw.readUInt32LE(raw.length - 4), crc32(key), 'interchange key CRC-32 mismatch');
+  assert.equal(
+    key.length,
+    digest === 'sha256' ? 32 : 48,
+    `a ${digest} interchange key has the hash's length`,
+  );
+  const identity = `NVMe0R${match[1]} ${hostNqn} ${subNqn}`;
+  const retained = hkdfExpandLabel(digest, key, 'HostNQN', hostNqn, key.length);
+  const tlsPsk = hkdfExpandLabel(digest, retained, 'nvme-tls-psk', identity, key.length);
+  return { identity, retained, tlsPsk };
+}
 
 /** The "CHECK <name> PASS|FAIL <why>" lines of host-checks.sh, by name (last one wins). */
 export function parseChecks(stdout: string): Map<string, CheckResult> {
@@ -216,6 +296,8 @@ export type ReferenceTargetOptions = {
   nqn: string;
   restrictedNqn: string;
   allowedHostNqn: string;
+  /** Which guest image runs nvmet (default bookworm: kernel 6.1). */
+  flavour?: GuestFlavour;
 };
 
 /** Boots the Linux kernel target (nvmet-tcp) in a background guest on 127.0.0.1:port. */
@@ -234,6 +316,7 @@ export function startReferenceTarget(options: ReferenceTargetOptions): void {
       options.allowedHostNqn,
       '--ttl',
       '1800',
+      ...(options.flavour ? ['--flavour', options.flavour] : []),
     ],
     { encoding: 'utf8', timeout: 330_000 },
   );
