@@ -8,7 +8,7 @@ import { NvmeController, type NvmeStatusError } from '../../../src/nvme/index.ts
 import { NvmeTcpQpair } from '../../../src/nvme/tcp-qpair.ts';
 import { Cqe, GenericStatus } from '../../../src/wire/nvme.ts';
 import { IcResp, PduType, R2t, TermReq, writeCommonHeader } from '../../../src/wire/tcp.ts';
-import { startFakeTarget } from '../tcp/fake-core.ts';
+import { startFakeTarget } from '../../lib/fake-core.ts';
 
 // connect() reads or creates the default host identity: keep it in a temp dir
 const configHome = mkdtempSync(join(tmpdir(), 'nvmf-ts-xdg-'));

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { NvmeController, type NvmeStatusError } from '../../../src/nvme/index.ts';
 import { GenericStatus, MediaErrorStatus } from '../../../src/wire/nvme.ts';
-import { BLOCK, type FakeTarget, startFakeTarget } from './fake-core.ts';
+import { BLOCK, type FakeTarget, startFakeTarget } from '../../lib/fake-core.ts';
 
 const SUBNQN = 'nqn.2016-06.io.spdk:cnode1';
 let target: FakeTarget;
