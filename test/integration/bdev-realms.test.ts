@@ -11,6 +11,7 @@ import * as B from '../../src/bdev/index.ts';
 import { createDelayBdev } from '../../src/modules/bdev/delay/delay.ts';
 import { createMallocBdev, deleteMallocBdev } from '../../src/modules/bdev/malloc/malloc.ts';
 import { spawnThread, type ThreadRef } from '../../src/thread/index.ts';
+import { pattern } from '../lib/pattern.ts';
 
 let reactors: Reactors;
 let app: ThreadRef;
@@ -32,12 +33,6 @@ before(async () => {
 after(async () => {
   await reactors.stop();
 });
-
-function pattern(len: number, seed: number): Uint8Array {
-  const b = new Uint8Array(len);
-  for (let i = 0; i < len; i++) b[i] = (i * 13 + seed) & 0xff;
-  return b;
-}
 
 test('malloc: data written on reactor 1 is read on reactor 0 (one SharedArrayBuffer)', async () => {
   await createMallocBdev({ name: 'RMalloc0', numBlocks: 1024, blockSize: 4096 });

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { NvmeController } from '../../src/nvme/index.ts';
-import { type ChildTarget, startChildTarget, TEST_NQN } from '../lib/index.ts';
+import { type ChildTarget, pollUntil, startChildTarget, TEST_NQN } from '../lib/index.ts';
 
 let target: ChildTarget;
 const identityDir = mkdtempSync(join(tmpdir(), 'nvmf-ts-ka-'));
@@ -53,7 +53,7 @@ test('a hung target: the unanswered Keep Alive ends the connection after KATO; a
       () => 'failed',
     );
     const deadline = stoppedAt + 10 * KATO;
-    while (lostAt === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await pollUntil(() => lostAt > 0, { timeoutMs: deadline - Date.now() });
     assert.ok(lostAt > 0, 'the connection was not ended while the target hung');
     assert.match(reason, /keep alive not answered within 1000 ms/);
     assert.ok(lostAt - stoppedAt >= KATO * 0.9, `ended ${lostAt - stoppedAt} ms after the hang, before KATO`);

@@ -6,15 +6,17 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { NvmeController, NvmeStatusError } from '../../../src/nvme/index.ts';
-import { freePort, pattern, simpleConfig, Target } from './fault-harness.ts';
+import { ChildTarget, freePort, pattern, waitFor } from '../../lib/index.ts';
+import { simpleConfig } from './fault-config.ts';
 
 const NQN = 'nqn.2016-06.io.spdk:fault-bdev';
-let tgt: Target;
+let tgt: ChildTarget;
 let port = 0;
 
 before(async () => {
   port = await freePort();
-  tgt = await Target.start({
+  tgt = await ChildTarget.start({
+    cores: '0x1',
     config: simpleConfig(
       port,
       NQN,
@@ -135,11 +137,11 @@ test('slow bdev: a host timeout, a truthful Abort (not aborted: dw0 bit 0), then
     // the bdev still holds the write: the target keeps the queue until it completes, then frees all
     const g = await tgt.pollGroups();
     assert.ok(g[0].outstanding_requests >= 1, 'the request is still accounted for');
-    const deadline = Date.now() + 5000;
-    while ((await tgt.total('current_io_qpairs')) !== 0) {
-      assert.ok(Date.now() < deadline, 'I/O queue released after the slow write completed');
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitFor(
+      'I/O queue released after the slow write completed',
+      async () => (await tgt.total('current_io_qpairs')) === 0,
+      { timeoutMs: 5000 },
+    );
     assert.equal(await tgt.total('pending_bdev_io'), 0);
     // the write was not lost either: it completed on the bdev
     const q2 = await c.createIoQpair(8);
@@ -169,11 +171,11 @@ test("the host library's I/O timeout fires on a slow bdev; the target releases t
     assert.ok(waited >= 400 && waited < 1900, `timed out after ${waited} ms, before the bdev's 2 s`);
     assert.equal(q.closed, true, 'the host drops a queue with a timed-out command');
     // the target holds the request until the bdev answers, then frees everything
-    const deadline = Date.now() + 6000;
-    while ((await tgt.total('current_io_qpairs')) !== 0 || (await tgt.total('pending_bdev_io')) !== 0) {
-      assert.ok(Date.now() < deadline, 'the I/O queue was released');
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitFor(
+      'the I/O queue was released',
+      async () => (await tgt.total('current_io_qpairs')) === 0 && (await tgt.total('pending_bdev_io')) === 0,
+      { timeoutMs: 6000 },
+    );
   } finally {
     await c.disconnect();
   }

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { NvmeController } from '../../../src/nvme/index.ts';
-import { type ChildTarget, RawConnection, startChildTarget, TEST_NQN } from '../../lib/index.ts';
+import { type ChildTarget, RawConnection, startChildTarget, TEST_NQN, waitFor } from '../../lib/index.ts';
 import { icReq } from '../../lib/raw-pdu.ts';
 
 const TIMEOUT_MS = 1000;
@@ -28,29 +28,21 @@ after(async () => {
   await target?.stop();
 });
 
-async function currentQpairs(): Promise<number> {
-  const stats = (await target.rpc.call('nvmf_get_stats')) as { poll_groups: { current_qpairs: number }[] };
-  return stats.poll_groups.reduce((n, g) => n + g.current_qpairs, 0);
-}
-
-async function waitQpairs(want: number, timeoutMs: number): Promise<number> {
-  const deadline = Date.now() + timeoutMs;
-  let n = await currentQpairs();
-  while (n !== want && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 100));
-    n = await currentQpairs();
-  }
-  return n;
+async function waitQpairs(want: number, what: string, timeoutMs: number): Promise<void> {
+  await waitFor(what, async () => (await target.total('current_qpairs')) === want, {
+    timeoutMs,
+    intervalMs: 100,
+  });
 }
 
 test('a connection that never sends anything is closed after the connect timeout', async () => {
   const started = Date.now();
   const silent = await RawConnection.connect(target.port);
   try {
-    assert.equal(await waitQpairs(1, 3000), 1, 'the target adopted the connection');
+    await waitQpairs(1, 'the target adopted the connection', 3000);
     assert.ok(await silent.waitClosed(10 * TIMEOUT_MS), 'the target closed the silent connection');
     assert.ok(Date.now() - started >= TIMEOUT_MS * 0.9, 'not before the timeout');
-    assert.equal(await waitQpairs(0, 5000), 0, 'its queue is gone from nvmf_get_stats');
+    await waitQpairs(0, 'its queue gone from nvmf_get_stats', 5000);
   } finally {
     silent.destroy();
   }
@@ -63,7 +55,7 @@ test('a connection that stops after ICReq (no Fabrics Connect) is closed too', a
     const reply = await conn.waitBytes(128, 3000);
     assert.equal(reply[0], 0x01, 'ICResp received');
     assert.ok(await conn.waitClosed(10 * TIMEOUT_MS), 'closed for want of a Connect');
-    assert.equal(await waitQpairs(0, 5000), 0);
+    await waitQpairs(0, 'its queue gone from nvmf_get_stats', 5000);
   } finally {
     conn.destroy();
   }

@@ -9,7 +9,8 @@ import { createDelayBdev, updateDelayLatency } from '../../../src/modules/bdev/d
 import { createErrorBdev, injectError } from '../../../src/modules/bdev/error/error.ts';
 import { createMallocBdev, mallocModule } from '../../../src/modules/bdev/malloc/malloc.ts';
 import { createPassthruBdev } from '../../../src/modules/bdev/passthru/passthru.ts';
-import { pattern, pollIdle, recorder, settle, uniq, until } from './harness.ts';
+import { pattern } from '../../lib/pattern.ts';
+import { pollIdle, recorder, settle, uniq, until } from './harness.ts';
 
 async function openNew(name: string) {
   const desc = B.bdevOpen(name, true, () => {});
