@@ -124,6 +124,11 @@ async function exportOnB(bdev: string): Promise<void> {
   await tgtB().rpc.call('nvmf_subsystem_add_ns', { nqn: CNODE_B, namespace: { nsid: 1, bdev_name: bdev } });
 }
 
+/** Host I/O B's poll groups have handed to its bdevs and not seen complete (nvmf_get_stats). */
+function pendingOnB(): Promise<number> {
+  return tgtB().total('pending_bdev_io');
+}
+
 /** A host controller on B with two I/O queues (B's two poll groups, so both of B's realms). */
 async function hostOnB(): Promise<{ c: NvmeController; qs: NvmeIoQpair[] }> {
   const c = await NvmeController.connect({ traddr: '127.0.0.1', trsvcid: portB, subnqn: CNODE_B });
@@ -593,7 +598,8 @@ test('A killed with -9 and restarted: B reconnects, waiting I/O completes, I/O r
       { timeoutMs: 10_000, intervalMs: 50 },
     );
     assert.match(state, /resetting|reconnect_is_delayed/, 'B noticed the loss');
-    await new Promise((r) => setTimeout(r, 500));
+    // both writes reached B's namespace, whose bdev holds them (not failed) while A is down
+    await waitFor('the two writes held at B', async () => (await pendingOnB()) === 2);
     assert.equal(settled.done, false, 'I/O waits while A is down');
     a = await startTarget('A', '0x1', configA());
     await within(30_000, 'I/O waiting across the reconnect', Promise.all(pending));
@@ -746,7 +752,8 @@ test('SPDK default ctrlr_loss_timeout_sec 0 deletes at once; B shuts down prompt
       () => 'completed',
       () => 'failed',
     );
-    await new Promise((r) => setTimeout(r, 300));
+    // the write reached B's namespace, whose bdev holds it for the dead A
+    await waitFor('the write held at B', async () => (await pendingOnB()) === 1);
     const started = Date.now();
     const exited = new Promise<number | null>((r) => B.child.once('exit', (code) => r(code)));
     B.child.kill('SIGTERM');

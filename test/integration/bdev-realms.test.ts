@@ -78,7 +78,8 @@ test('hot-remove with I/O in flight on the worker: every I/O completes with an e
     p99WriteLatency: 0,
   });
   const inflight = remote(t1, { op: 'inflightAcrossRemove', bdev: 'RDelay2', count: 8 }, app);
-  await new Promise((r) => setTimeout(r, 50));
+  // messages to t1 run in order: once this read is back, the 8 reads (5 s each) were submitted
+  assert.equal((await remote(t1, { op: 'read', bdev: 'RMalloc2', offset: 0, blocks: 1 }, app)).ok, true);
   await B.bdevUnregister('RMalloc2');
   const r = await inflight;
   assert.equal(r.statuses!.length, 8);

@@ -146,6 +146,15 @@ test('bad start-up input exits non-zero with the reason', async () => {
   assert.match(t2.log(), /no_such_method/);
 });
 
+/** Spin this thread until it has been given `us` µs of CPU time, however long that takes. */
+function spinForCpu(us: number): void {
+  const start = process.threadCpuUsage();
+  for (;;) {
+    const got = process.threadCpuUsage(start);
+    if (got.user + got.system >= us) return;
+  }
+}
+
 test('an idle target with two reactors does not spin a core', async () => {
   const t = startTarget(['-m', '0x3']);
   const c = await connect(t);
@@ -156,10 +165,14 @@ test('an idle target with two reactors does not spin a core', async () => {
     return Number(fields[11]) + Number(fields[12]); // utime + stime (fields 14, 15)
   };
   const before = cpuTicks();
-  await new Promise((r) => setTimeout(r, 1500));
+  // The window is 1.5 s of CPU time granted to a spinning thread on this machine now, not 1.5 s
+  // of wall time (on a loaded machine a spinning target could get few ticks in 1.5 s of wall
+  // time): this thread spins until the scheduler gave it that much; a reactor that spun would
+  // have been given about as much.
+  spinForCpu(1_500_000);
   const used = cpuTicks() - before;
   // 1.5 s at 100 ticks/s = 150 ticks of one busy core; an idle process uses almost none
-  assert.ok(used < 20, `idle target used ${used} ticks in 1.5 s`);
+  assert.ok(used < 20, `idle target used ${used} ticks while a spinning thread got 1.5 s of CPU`);
   // and it still answers promptly after sleeping
   const t0 = performance.now();
   await c.call('thread_get_stats');

@@ -8,7 +8,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { NvmeController } from '../../src/nvme/index.ts';
-import { type ChildTarget, pollUntil, startChildTarget, TEST_NQN } from '../lib/index.ts';
+import {
+  type ChildTarget,
+  countKeepAlives,
+  pollUntil,
+  startChildTarget,
+  TEST_NQN,
+  waitFor,
+} from '../lib/index.ts';
 
 let target: ChildTarget;
 const identityDir = mkdtempSync(join(tmpdir(), 'nvmf-ts-ka-'));
@@ -40,8 +47,9 @@ test('a hung target: the unanswered Keep Alive ends the connection after KATO; a
       lostAt = Date.now();
       reason = why;
     };
-    // answering target: three KATOs go by with the connection up
-    await new Promise((r) => setTimeout(r, 3 * KATO));
+    // answering target: three KATOs go by with the connection up, as six answered Keep Alives
+    const keepAlives = countKeepAlives(ctrlr);
+    await waitFor('six Keep Alives answered', () => keepAlives.answered >= 6, { timeoutMs: 10 * KATO });
     assert.equal(lostAt, 0, `connection lost while the target answered: ${reason}`);
     assert.equal(ctrlr.failed, false);
 

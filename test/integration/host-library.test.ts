@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { after, afterEach, before, test } from 'node:test';
 import {
   type AsyncEvent,
   AsyncEventType,
@@ -108,16 +108,28 @@ function tridString(extra = ''): string {
   return `trtype:tcp adrfam:ipv4 traddr:127.0.0.1 trsvcid:${port} subnqn:${CNODE1}${extra}`;
 }
 
-/** Run a callback-API submission; resolve its status once, fail on a second call. */
+/** The callback-API submissions of the running test, with how often each callback ran. */
+const callbacks: Array<{ calls: number }> = [];
+
+// checked once the test is over (its later commands, its disconnect): a callback runs once
+afterEach(() => {
+  const again = callbacks.filter((c) => c.calls !== 1).length;
+  callbacks.length = 0;
+  assert.equal(again, 0, 'a callback ran more than once');
+});
+
+/** Run a callback-API submission; resolve its status (afterEach checks it is not called again). */
 function viaCallback(start: (cb: (status: number) => void) => boolean): Promise<number> {
+  const count = { calls: 0 };
+  callbacks.push(count);
   return new Promise((resolve, reject) => {
-    let calls = 0;
     const ok = start((status) => {
-      calls++;
-      if (calls > 1) reject(new Error('callback called twice'));
-      else setImmediate(() => resolve(status));
+      if (++count.calls === 1) resolve(status);
     });
-    if (!ok) reject(new Error('submit refused'));
+    if (!ok) {
+      count.calls = 1;
+      reject(new Error('submit refused'));
+    }
   });
 }
 
@@ -374,6 +386,9 @@ test('disconnect with outstanding I/O: every callback once, success or ABORTED_S
   }
   assert.ok([...calls.values()].some((s) => s[0] === ABORTED_SQ_DELETION));
   assert.equal(q.closed, true);
-  await new Promise((r) => setTimeout(r, 50));
+  // nothing is left that could call back: both connections are gone ('close' came) and the
+  // queue holds no command
+  await waitFor('both connections closed', () => q.qpair.socket.closed && c.admin.socket.closed);
+  assert.equal(q.outstanding, 0, 'no command left on the queue');
   assert.equal(completed, 96, 'no late callback');
 });

@@ -281,6 +281,7 @@ test('the target killed during a run: the lost connections are named, the failed
   });
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   // wait until the run is under way: its I/O queues show on the target (bounded)
+  const completedBefore = await target.total('completed_nvme_io');
   await waitFor(
     'nvmf-perf to connect its I/O queues',
     async () => {
@@ -291,7 +292,15 @@ test('the target killed during a run: the lost connections are named, the failed
     },
     { timeoutMs: 15_000, intervalMs: 100 },
   );
-  await new Promise((r) => setTimeout(r, 1000)); // some I/O done
+  // some I/O done: the target completed a good number of commands for it
+  await waitFor(
+    'I/O of the run completed at the target',
+    async () => (await target.total('completed_nvme_io')) >= completedBefore + 1000,
+    {
+      timeoutMs: 15_000,
+      intervalMs: 50,
+    },
+  );
   const tgtExited = new Promise((r) => target.child.once('exit', r));
   target.child.kill('SIGKILL');
   await tgtExited;

@@ -25,6 +25,7 @@ import {
   NvmeStatusError,
   type TransportId,
 } from '../../src/nvme/index.ts';
+import { countKeepAlives, waitFor } from '../lib/index.ts';
 import {
   canConnect,
   freePort,
@@ -436,8 +437,12 @@ test('keep-alive: a controller with KATO 2 s stays alive at nvmet through 5 s id
   try {
     const [io] = await ctrlr.createIoQpairs(1, 16);
     assert.equal((await ctrlr.getFeatures(0x0f)).dw0, 2000, 'KATO as nvmet holds it');
-    // nvmet ends an association whose keep-alive lapses for KATO; ours sends one every KATO/2.
-    await new Promise((r) => setTimeout(r, 5000));
+    // nvmet ends an association whose keep-alive lapses for KATO; ours sends one every KATO/2:
+    // five of them answered by nvmet are 5 s idle (two and a half KATOs)
+    const keepAlives = countKeepAlives(ctrlr);
+    await waitFor('five Keep Alives answered by nvmet', () => keepAlives.answered >= 5, {
+      timeoutMs: 15_000,
+    });
     assert.ok(!ctrlr.failed, 'nvmet dropped the admin connection: keep-alive lapsed');
     await writeReadVerify(io, 350_000, 4096, 15);
   } finally {

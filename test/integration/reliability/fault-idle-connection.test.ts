@@ -68,7 +68,18 @@ test('a connected host idle for several timeouts keeps its queues and does I/O',
   );
   try {
     const io = await ctrlr.createIoQpair(8);
-    await new Promise((r) => setTimeout(r, 3 * TIMEOUT_MS));
+    // three connect timeouts go by, each shown by a silent connection opened after the previous
+    // one closed (after this host's queues were made) and closed by the target for want of a Connect
+    for (let i = 0; i < 3; i++) {
+      const witness = await RawConnection.connect(target.port);
+      try {
+        assert.ok(await witness.waitClosed(10 * TIMEOUT_MS), `silent connection ${i + 1} closed`);
+      } finally {
+        witness.destroy();
+      }
+    }
+    await waitQpairs(2, "only the host's two queues left", 5000);
+    assert.equal(ctrlr.admin.closed, false, 'admin queue still open');
     assert.equal(io.closed, false, 'I/O queue still open');
     const data = Buffer.alloc(4096, 0x5a);
     await io.writeAsync(1, 0, 8, data);

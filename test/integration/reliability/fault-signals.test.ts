@@ -16,6 +16,8 @@ import { simpleConfig } from './fault-config.ts';
 
 const NQN = 'nqn.2016-06.io.spdk:fault-sig';
 const opts = { asyncEvents: false };
+/** FUA writes acknowledged before the SIGKILL lands on the stream */
+const FUA_BEFORE_KILL = 300;
 
 test('SIGTERM with hosts connected and I/O in flight: connections close, exit 0 within seconds', async () => {
   const port = await freePort();
@@ -168,7 +170,11 @@ test('SIGKILL on an aio file bdev: FUA and flushed writes are there after a rest
       }
     };
     const writers = qs.map((q, k) => writer(q, k));
-    await new Promise((r) => setTimeout(r, 700));
+    // the kill lands on a stream under way: FUA writes acknowledged, the next ones in flight
+    await waitFor(`${FUA_BEFORE_KILL} FUA writes acknowledged`, () => fuaAcked >= FUA_BEFORE_KILL, {
+      timeoutMs: 30_000,
+    });
+    assert.equal(inflight.size, qs.length, 'a write in flight on every queue at the kill');
     const r = await tgt.kill('SIGKILL');
     stop = true;
     assert.equal(r.signal, 'SIGKILL');

@@ -9,7 +9,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { NvmeController, type NvmeIoQpair, NvmeStatusError } from '../../../src/nvme/index.ts';
-import { ChildTarget, freePort, listenerEntry, pattern, type WaitOptions, waitFor } from '../../lib/index.ts';
+import { GenericStatus } from '../../../src/wire/nvme.ts';
+import {
+  ChildTarget,
+  freePort,
+  ioQueueRoundTrip,
+  listenerEntry,
+  pattern,
+  type WaitOptions,
+  waitFor,
+} from '../../lib/index.ts';
 import { simpleConfig } from './fault-config.ts';
 
 const NQN = 'nqn.2016-06.io.spdk:fault-sub';
@@ -94,7 +103,11 @@ test('pause: in-flight I/O drains before the RPC returns, new I/O waits (not fai
       async () => (await tgt.total('queued_requests')) === 16,
       logTail,
     );
-    await new Promise((r) => setTimeout(r, 300));
+    // every write waits at the paused subsystem; a command answered at once, sent after them on the
+    // same queue, comes back while none of them has: no response of theirs was on the way either
+    for (const qq of [q, q2])
+      assert.equal(await ioQueueRoundTrip(qq), GenericStatus.INVALID_OPCODE, 'probe answered');
+    assert.equal(q.outstanding + q2.outstanding, 16, 'every write still outstanding at the host');
     assert.equal(waitingDone, 0, 'no I/O completes while paused');
     // admin still answers
     const id = await c.identify(1, 0);
@@ -108,13 +121,15 @@ test('pause: in-flight I/O drains before the RPC returns, new I/O waits (not fai
       lateConnected = true;
       return lc;
     });
-    await new Promise((r) => setTimeout(r, 300));
+    await waitFor('the Connect parked', async () => (await tgt.total('queued_requests')) === 17, logTail);
     assert.equal(lateConnected, false, 'Connect to a paused subsystem waits');
     // RPC errors name the problem
     await assert.rejects(
       tgt.call('nvmf_subsystem_resume', { nqn: 'nqn.2016-06.io.spdk:nope' }),
       /Unable to find/,
     );
+    assert.equal(await tgt.total('queued_requests'), 17, 'the writes and the Connect still wait');
+    assert.equal(lateConnected, false, 'Connect to a paused subsystem waits until the resume');
     assert.equal(await tgt.call('nvmf_subsystem_resume', { nqn: NQN }), true);
     await Promise.all(waiting);
     assert.equal(waitingDone, 16, 'every queued write ran after resume');

@@ -56,6 +56,15 @@ export async function until(cond: () => boolean, ms = 5000): Promise<void> {
   if (!held) throw new Error('timed out waiting');
 }
 
+/**
+ * Run the threads, and the promises and libuv callbacks they cause, until a
+ * poll finds nothing to do: what is left waits for something (a timed poller
+ * not yet due, a descriptor to close), not for its turn.
+ */
+export async function quiesce(ms = 5000): Promise<void> {
+  await until(() => !pollOnce(), ms);
+}
+
 /** Await a control-path promise that needs the threads to run. */
 export async function settle<X>(p: Promise<X>, ms = 5000): Promise<X> {
   let done = false;
