@@ -631,8 +631,11 @@ test('detach removes the bdev (and the namespace B exported)', async () => {
   assert.deepEqual(await rb.call('bdev_nvme_get_controllers'), []);
   const subs = (await rb.call('nvmf_get_subsystems')) as Array<{ nqn: string; namespaces?: unknown[] }>;
   assert.deepEqual(subs.find((s) => s.nqn === CNODE_B)?.namespaces ?? [], []);
-  const onA = (await tgtA().rpc.call('nvmf_subsystem_get_controllers', { nqn: CNODE_A })) as unknown[];
-  assert.equal(onA.length, 0, 'B disconnected from A');
+  const controllersOnA = async () =>
+    ((await tgtA().rpc.call('nvmf_subsystem_get_controllers', { nqn: CNODE_A })) as unknown[]).length;
+  // A drops B's controller when the close of B's connections reaches it, after the detach returned
+  await waitFor('B disconnected from A', async () => (await controllersOnA()) === 0);
+  assert.equal(await controllersOnA(), 0, 'B disconnected from A');
 });
 
 test('nvmf-rpc CLI attach; A down past ctrlr_loss_timeout_sec: bdev removed, I/O fails, B lives', async () => {
