@@ -6,7 +6,7 @@
 
 import { parseArgs } from 'node:util';
 import { NvmeController, type NvmeIoQpair } from '../src/nvme/index.ts';
-import { startFakeTarget } from '../test/unit/tcp/fake-core.ts';
+import { startFakeTarget } from '../test/lib/fake-core.ts';
 
 const { values } = parseArgs({
   options: {

@@ -6,31 +6,25 @@
 // and A left down the bdev is removed and B keeps serving.
 
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { RpcClient, RpcError } from '../../src/jsonrpc/index.ts';
+import { RpcError } from '../../src/jsonrpc/index.ts';
 import { NvmeController, type NvmeIoQpair, NvmeStatusError } from '../../src/nvme/index.ts';
 import { NvmOpcode, SQE_SIZE, Sqe, SqeFlags, setSlba, statusOf } from '../../src/wire/nvme.ts';
+import { ChildTarget, freePort, pattern, spawnTarget, waitFor, within } from '../lib/index.ts';
 
 const NODE = new URL('../../node_modules/.bin/node', import.meta.url).pathname;
-const TGT = new URL('../../bin/nvmf_tgt.mjs', import.meta.url).pathname;
 const CLI = new URL('../../src/apps/nvmf-rpc.ts', import.meta.url).pathname;
 const CNODE_A = 'nqn.2016-06.io.spdk:cnodeA';
 const CNODE_B = 'nqn.2016-06.io.spdk:cnodeB';
 const BS = 512;
 const BLOCKS = 16384;
 
-interface Target {
-  name: string;
-  child: ChildProcess;
-  rpc: RpcClient;
-  sock: string;
-  log: string;
-}
+/** A target of this test: one of test/lib's, named for the logs. */
+type Target = ChildTarget & { name: string };
 
 const dir = mkdtempSync(join(tmpdir(), 'nvmf-ts-bdev-nvme-'));
 const started: Target[] = [];
@@ -40,15 +34,8 @@ let a: Target | null = null;
 let b: Target | null = null;
 let mallocUuid = '';
 
-async function freePort(): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(String(p)));
-    });
-  });
+async function freePortText(): Promise<string> {
+  return String(await freePort());
 }
 
 function listener(port: string) {
@@ -109,56 +96,11 @@ function configA(second = false) {
   };
 }
 
+/** Start a target named `name` (its log is printed at the end when BDEV_NVME_TEST_LOGS is set). */
 async function startTarget(name: string, mask: string, config?: unknown): Promise<Target> {
-  const sock = join(dir, `${name}.sock`);
-  const args = [TGT, '-m', mask, '-r', sock];
-  if (config !== undefined) {
-    const file = join(dir, `${name}.json`);
-    writeFileSync(file, JSON.stringify(config));
-    args.push('--json', file);
-  }
-  const child = spawn(NODE, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const t = { name, child, sock, log: '' } as Target;
-  child.stdout?.on('data', (d: Buffer) => {
-    t.log += d.toString();
-  });
-  child.stderr?.on('data', (d: Buffer) => {
-    t.log += d.toString();
-  });
+  const t = Object.assign(await ChildTarget.start({ cores: mask, config: config ?? null }), { name });
   started.push(t);
-  const deadline = Date.now() + 30_000;
-  while (!t.log.includes('all subsystems initialized')) {
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`${name} did not start:\n${t.log}`);
-    await sleep(50);
-  }
-  t.rpc = await RpcClient.connect(sock, 30_000);
   return t;
-}
-
-async function kill9(t: Target): Promise<void> {
-  t.rpc.close();
-  if (t.child.exitCode !== null || t.child.signalCode !== null) return;
-  const exited = new Promise((r) => t.child.once('exit', r));
-  t.child.kill('SIGKILL');
-  await exited;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
-
-function pattern(len: number, seed: number): Buffer {
-  const buf = Buffer.alloc(len);
-  for (let i = 0; i < len; i += 4) buf.writeUInt32LE((Math.imul(i + 1, 2654435761) ^ seed) >>> 0, i);
-  return buf;
 }
 
 function cli(sock: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -182,6 +124,11 @@ async function exportOnB(bdev: string): Promise<void> {
   await tgtB().rpc.call('nvmf_subsystem_add_ns', { nqn: CNODE_B, namespace: { nsid: 1, bdev_name: bdev } });
 }
 
+/** Host I/O B's poll groups have handed to its bdevs and not seen complete (nvmf_get_stats). */
+function pendingOnB(): Promise<number> {
+  return tgtB().total('pending_bdev_io');
+}
+
 /** A host controller on B with two I/O queues (B's two poll groups, so both of B's realms). */
 async function hostOnB(): Promise<{ c: NvmeController; qs: NvmeIoQpair[] }> {
   const c = await NvmeController.connect({ traddr: '127.0.0.1', trsvcid: portB, subnqn: CNODE_B });
@@ -190,8 +137,8 @@ async function hostOnB(): Promise<{ c: NvmeController; qs: NvmeIoQpair[] }> {
 }
 
 before(async () => {
-  portA = await freePort();
-  portB = await freePort();
+  portA = await freePortText();
+  portB = await freePortText();
   mallocUuid = crypto.randomUUID();
   a = await startTarget('A', '0x1', configA());
   b = await startTarget('B', '0x3');
@@ -205,16 +152,8 @@ before(async () => {
 
 after(async () => {
   if (process.env.BDEV_NVME_TEST_LOGS)
-    for (const t of started) process.stderr.write(`--- ${t.name}\n${t.log}`);
-  for (const t of started) {
-    t.rpc?.close();
-    if (t.child.exitCode === null && t.child.signalCode === null) {
-      const exited = new Promise((r) => t.child.once('exit', r));
-      t.child.kill('SIGTERM');
-      await Promise.race([exited, sleep(10_000)]);
-      if (t.child.exitCode === null && t.child.signalCode === null) t.child.kill('SIGKILL');
-    }
-  }
+    for (const t of started) process.stderr.write(`--- ${t.name}\n${t.log()}`);
+  for (const t of started) await t.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -290,7 +229,7 @@ test('attach: bad parameters and an unreachable target are RPC errors naming the
     rb.call('bdev_nvme_attach_controller', { ...base, trsvcid: portA, prchk_guard: true }),
     (e: unknown) => e instanceof RpcError && e.code === -22 && /prchk_guard/.test(e.message),
   );
-  const closedPort = await freePort();
+  const closedPort = await freePortText();
   await assert.rejects(
     rb.call('bdev_nvme_attach_controller', { ...base, trsvcid: closedPort }),
     (e: unknown) => e instanceof RpcError && e.code === -19 && e.message.includes(closedPort),
@@ -532,18 +471,21 @@ test('bdev_nvme_reset_controller: a new controller on A, I/O through B goes on',
 });
 
 async function waitBdev(name: string, present: boolean): Promise<Record<string, unknown> | null> {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const found = await tgtB()
-      .rpc.call('bdev_get_bdevs', { name })
-      .then(
-        (r) => (r as Array<Record<string, unknown>>)[0],
-        () => null,
-      );
-    if ((found !== null) === present) return found;
-    if (Date.now() > deadline) assert.fail(`bdev ${name} ${present ? 'did not appear' : 'is still there'}`);
-    await sleep(100);
-  }
+  let found: Record<string, unknown> | null = null;
+  await waitFor(
+    `bdev ${name} to ${present ? 'appear' : 'go'}`,
+    async () => {
+      found = await tgtB()
+        .rpc.call('bdev_get_bdevs', { name })
+        .then(
+          (r) => (r as Array<Record<string, unknown>>)[0],
+          () => null,
+        );
+      return (found !== null) === present;
+    },
+    { timeoutMs: 15_000, intervalMs: 100 },
+  );
+  return found;
 }
 
 test('a namespace added on A appears on B (namespace-changed event); removed, it goes', async () => {
@@ -570,13 +512,11 @@ test('A hung (SIGSTOP): B notices by keep-alive, I/O waits; after SIGCONT it rec
     try {
       const data = pattern(8 * BS, 32);
       const pending = qs[1].writeAsync(1, 700, 8, data);
-      const deadline = Date.now() + 20_000;
-      let st = await controllerState('Nvme0');
-      while (st.state === 'enabled' && Date.now() < deadline) {
-        await sleep(100);
-        st = await controllerState('Nvme0');
-      }
-      assert.notEqual(st.state, 'enabled', 'the unanswered Keep Alive reset the controller');
+      await waitFor(
+        'the unanswered Keep Alive to reset the controller',
+        async () => (await controllerState('Nvme0')).state !== 'enabled',
+        { timeoutMs: 20_000, intervalMs: 100 },
+      );
       A.child.kill('SIGCONT');
       resumed = true;
       await within(30_000, 'the write held over the hang', pending);
@@ -626,10 +566,7 @@ test('save_config of B carries the attach; a fresh target replays it', async () 
       ?.config.find((x) => x.method === 'bdev_nvme_attach_controller');
     assert.deepEqual(replayed?.params, p, 'save → load → save gives the same attach entry');
   } finally {
-    c.rpc.close();
-    const exited = new Promise((r) => c.child.once('exit', r));
-    c.child.kill('SIGTERM');
-    await Promise.race([exited, sleep(10_000)]);
+    await c.stop();
   }
 });
 
@@ -637,7 +574,7 @@ test('A killed with -9 and restarted: B reconnects, waiting I/O completes, I/O r
   const { c, qs } = await hostOnB();
   try {
     await qs[0].writeAsync(1, 1000, 8, pattern(8 * BS, 5));
-    await kill9(tgtA());
+    await tgtA().kill('SIGKILL');
     // I/O sent while A is down waits in B (ctrlr_loss_timeout_sec -1)
     const during = pattern(16 * BS, 6);
     const pending = [
@@ -648,18 +585,21 @@ test('A killed with -9 and restarted: B reconnects, waiting I/O completes, I/O r
     void Promise.allSettled(pending).then(() => {
       settled.done = true;
     });
-    const deadline = Date.now() + 10_000;
     let state = '';
-    while (Date.now() < deadline) {
-      const ctrlrs = (await tgtB().rpc.call('bdev_nvme_get_controllers', { name: 'Nvme0' })) as Array<{
-        ctrlrs: Array<{ state: string }>;
-      }>;
-      state = ctrlrs[0].ctrlrs[0].state;
-      if (state !== 'enabled') break;
-      await sleep(50);
-    }
+    await waitFor(
+      'B to notice the loss',
+      async () => {
+        const ctrlrs = (await tgtB().rpc.call('bdev_nvme_get_controllers', { name: 'Nvme0' })) as Array<{
+          ctrlrs: Array<{ state: string }>;
+        }>;
+        state = ctrlrs[0].ctrlrs[0].state;
+        return state !== 'enabled';
+      },
+      { timeoutMs: 10_000, intervalMs: 50 },
+    );
     assert.match(state, /resetting|reconnect_is_delayed/, 'B noticed the loss');
-    await sleep(500);
+    // both writes reached B's namespace, whose bdev holds them (not failed) while A is down
+    await waitFor('the two writes held at B', async () => (await pendingOnB()) === 2);
     assert.equal(settled.done, false, 'I/O waits while A is down');
     a = await startTarget('A', '0x1', configA());
     await within(30_000, 'I/O waiting across the reconnect', Promise.all(pending));
@@ -691,14 +631,17 @@ test('detach removes the bdev (and the namespace B exported)', async () => {
   assert.deepEqual(await rb.call('bdev_nvme_get_controllers'), []);
   const subs = (await rb.call('nvmf_get_subsystems')) as Array<{ nqn: string; namespaces?: unknown[] }>;
   assert.deepEqual(subs.find((s) => s.nqn === CNODE_B)?.namespaces ?? [], []);
-  const onA = (await tgtA().rpc.call('nvmf_subsystem_get_controllers', { nqn: CNODE_A })) as unknown[];
-  assert.equal(onA.length, 0, 'B disconnected from A');
+  const controllersOnA = async () =>
+    ((await tgtA().rpc.call('nvmf_subsystem_get_controllers', { nqn: CNODE_A })) as unknown[]).length;
+  // A drops B's controller when the close of B's connections reaches it, after the detach returned
+  await waitFor('B disconnected from A', async () => (await controllersOnA()) === 0);
+  assert.equal(await controllersOnA(), 0, 'B disconnected from A');
 });
 
 test('nvmf-rpc CLI attach; A down past ctrlr_loss_timeout_sec: bdev removed, I/O fails, B lives', async () => {
   const B = tgtB();
   const out = await cli(
-    B.sock,
+    B.rpcPath,
     'bdev_nvme_attach_controller',
     '-b',
     'Nvme1',
@@ -723,7 +666,7 @@ test('nvmf-rpc CLI attach; A down past ctrlr_loss_timeout_sec: bdev removed, I/O
     '--policy',
     'active_passive',
   );
-  assert.equal(out.code, 0, `${out.stdout}${out.stderr}\n${B.log}`);
+  assert.equal(out.code, 0, `${out.stdout}${out.stderr}\n${B.log()}`);
   assert.equal(out.stdout.trim(), 'Nvme1n1');
   await exportOnB('Nvme1n1');
   const { c, qs } = await hostOnB();
@@ -744,7 +687,7 @@ test('nvmf-rpc CLI attach; A down past ctrlr_loss_timeout_sec: bdev removed, I/O
       ?.config.find((x) => x.method === 'bdev_nvme_attach_controller');
     assert.equal(entry?.params?.hdgst, true);
     assert.equal(entry?.params?.ddgst, true);
-    await kill9(tgtA());
+    await tgtA().kill('SIGKILL');
     const started = Date.now();
     // waits in B until fast_io_fail_timeout_sec (1 s), then fails; the bdev goes at 4 s
     const err = await within(
@@ -763,16 +706,7 @@ test('nvmf-rpc CLI attach; A down past ctrlr_loss_timeout_sec: bdev removed, I/O
     const quick = Date.now();
     await assert.rejects(qs[0].readAsync(1, 0, 8, Buffer.alloc(8 * BS)), NvmeStatusError);
     assert.ok(Date.now() - quick < 900);
-    const deadline = Date.now() + 15_000;
-    let gone = false;
-    while (!gone && Date.now() < deadline) {
-      gone = await B.rpc.call('bdev_get_bdevs', { name: 'Nvme1n1' }).then(
-        () => false,
-        () => true,
-      );
-      if (!gone) await sleep(100);
-    }
-    assert.ok(gone, 'Nvme1n1 was removed');
+    await waitBdev('Nvme1n1', false);
     assert.deepEqual(await B.rpc.call('bdev_nvme_get_controllers'), []);
     assert.ok(((await B.rpc.call('spdk_get_version')) as { version: string }).version, 'B still answers');
     assert.equal(B.child.exitCode, null);
@@ -809,7 +743,7 @@ test('SPDK default ctrlr_loss_timeout_sec 0 deletes at once; B shuts down prompt
   const { c, qs } = await hostOnB();
   try {
     await qs[0].writeAsync(1, 0, 8, pattern(8 * BS, 51));
-    await kill9(tgtA());
+    await tgtA().kill('SIGKILL');
     await waitBdev('Nvme3n1', false);
     const left = (await B.rpc.call('bdev_nvme_get_controllers')) as Array<{ name: string }>;
     assert.deepEqual(
@@ -821,12 +755,13 @@ test('SPDK default ctrlr_loss_timeout_sec 0 deletes at once; B shuts down prompt
       () => 'completed',
       () => 'failed',
     );
-    await sleep(300);
+    // the write reached B's namespace, whose bdev holds it for the dead A
+    await waitFor('the write held at B', async () => (await pendingOnB()) === 1);
     const started = Date.now();
     const exited = new Promise<number | null>((r) => B.child.once('exit', (code) => r(code)));
     B.child.kill('SIGTERM');
     const code = await within(20_000, 'B exits', exited);
-    assert.equal(code, 0, `B exit code\n${B.log.slice(-3000)}`);
+    assert.equal(code, 0, `B exit code\n${B.log().slice(-3000)}`);
     assert.ok(Date.now() - started < 15_000, 'no hang on the waiting I/O');
     assert.equal(await within(10_000, 'the host I/O ends', waiting), 'failed');
   } finally {
@@ -836,7 +771,7 @@ test('SPDK default ctrlr_loss_timeout_sec 0 deletes at once; B shuts down prompt
 
 test('--json with an attach to an unreachable target: the error is logged and the target exits non-zero', async () => {
   const file = join(dir, 'unreachable.json');
-  const closedPort = await freePort();
+  const closedPort = await freePortText();
   writeFileSync(
     file,
     JSON.stringify({
@@ -859,23 +794,11 @@ test('--json with an attach to an unreachable target: the error is logged and th
       ],
     }),
   );
-  const child = spawn(NODE, [TGT, '-m', '0x1', '-r', join(dir, 'D.sock'), '--json', file], {
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const d = spawnTarget({ cores: '0x1', rpcPath: join(dir, 'D.sock'), configPath: file });
+  const { code } = await within(30_000, 'the target with a bad config exits', d.exit).finally(() => {
+    if (d.alive()) d.child.kill('SIGKILL');
   });
-  let log = '';
-  child.stdout?.on('data', (d: Buffer) => {
-    log += d.toString();
-  });
-  child.stderr?.on('data', (d: Buffer) => {
-    log += d.toString();
-  });
-  const code = await within(
-    30_000,
-    'the target with a bad config exits',
-    new Promise<number | null>((r) => child.once('exit', (c) => r(c))),
-  ).finally(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
+  const log = d.log();
   assert.notEqual(code, 0, log);
   assert.match(log, /bdev_nvme_attach_controller/);
   assert.match(log, new RegExp(`cannot attach controller Gone0.*${closedPort}`));

@@ -11,6 +11,7 @@ import * as B from '../../src/bdev/module.ts';
 import { createDelayBdev } from '../../src/modules/bdev/delay/delay.ts';
 import { createMallocBdev, deleteMallocBdev } from '../../src/modules/bdev/malloc/malloc.ts';
 import { spawnThread, type ThreadRef } from '../../src/thread/index.ts';
+import { pattern } from '../lib/pattern.ts';
 
 let reactors: Reactors;
 let app: ThreadRef;
@@ -32,12 +33,6 @@ before(async () => {
 after(async () => {
   await reactors.stop();
 });
-
-function pattern(len: number, seed: number): Uint8Array {
-  const b = new Uint8Array(len);
-  for (let i = 0; i < len; i++) b[i] = (i * 13 + seed) & 0xff;
-  return b;
-}
 
 test('malloc: data written on reactor 1 is read on reactor 0 (one SharedArrayBuffer)', async () => {
   await createMallocBdev({ name: 'RMalloc0', numBlocks: 1024, blockSize: 4096 });
@@ -83,7 +78,8 @@ test('hot-remove with I/O in flight on the worker: every I/O completes with an e
     p99WriteLatency: 0,
   });
   const inflight = remote(t1, { op: 'inflightAcrossRemove', bdev: 'RDelay2', count: 8 }, app);
-  await new Promise((r) => setTimeout(r, 50));
+  // messages to t1 run in order: once this read is back, the 8 reads (5 s each) were submitted
+  assert.equal((await remote(t1, { op: 'read', bdev: 'RMalloc2', offset: 0, blocks: 1 }, app)).ok, true);
   await B.bdevUnregister('RMalloc2');
   const r = await inflight;
   assert.equal(r.statuses!.length, 8);

@@ -3,65 +3,19 @@
 // restart with --json → save_config gives the same bdev section.
 
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { promisify } from 'node:util';
-import { RpcClient } from '../../src/jsonrpc/index.ts';
+import { ChildTarget } from '../lib/index.ts';
 
 const NODE = new URL('../../node_modules/.bin/node', import.meta.url).pathname;
-const TGT = new URL('../../bin/nvmf_tgt.mjs', import.meta.url).pathname;
 const CLI = new URL('../../bin/nvmf-rpc.mjs', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'nvmf-bdev-rpc-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const run = promisify(execFile);
-
-interface Target {
-  proc: ChildProcess;
-  sock: string;
-  log: () => string;
-  exited: Promise<number | null>;
-}
-
-let seq = 0;
-function startTarget(args: string[]): Target {
-  const sock = join(dir, `b${++seq}.sock`);
-  const proc = spawn(NODE, [TGT, '-m', '0x3', '-r', sock, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  proc.stdout?.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  proc.stderr?.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
-  return { proc, sock, log: () => out, exited };
-}
-
-async function connect(t: Target): Promise<RpcClient> {
-  const end = Date.now() + 15_000;
-  for (;;) {
-    try {
-      const c = await RpcClient.connect(t.sock, 5000);
-      await c.call('framework_wait_init');
-      return c;
-    } catch (e) {
-      if (Date.now() > end) throw new Error(`target never answered: ${(e as Error).message}\n${t.log()}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-}
-
-async function stop(t: Target, c: RpcClient): Promise<number | null> {
-  c.close();
-  t.proc.kill('SIGTERM');
-  const timer = setTimeout(() => t.proc.kill('SIGKILL'), 10_000);
-  const code = await t.exited;
-  clearTimeout(timer);
-  return code;
-}
 
 async function cli(sock: string, ...args: string[]): Promise<{ code: number; out: string }> {
   try {
@@ -83,19 +37,23 @@ type Config = {
 test('bdev RPCs via nvmf-rpc on two reactors; save_config → --json → save_config is stable', async () => {
   const file = join(dir, 'aio.img');
   writeFileSync(file, Buffer.alloc(4 << 20));
-  const t = startTarget([]);
-  const c = await connect(t);
+  const t = await ChildTarget.start({ cores: '0x3', config: null });
+  const c = t.rpc;
+  let t2: ChildTarget | null = null;
   try {
     assert.equal(
-      (await cli(t.sock, 'bdev_malloc_create', '-b', 'Malloc0', '64', '512')).out.trim(),
+      (await cli(t.rpcPath, 'bdev_malloc_create', '-b', 'Malloc0', '64', '512')).out.trim(),
       'Malloc0',
     );
-    assert.equal((await cli(t.sock, 'bdev_null_create', 'Null0', '16', '4096')).out.trim(), 'Null0');
-    assert.equal((await cli(t.sock, 'bdev_aio_create', file, 'Aio0', '4096')).out.trim(), 'Aio0');
-    assert.equal((await cli(t.sock, 'bdev_passthru_create', '-b', 'Malloc0', '-p', 'PT0')).out.trim(), 'PT0');
-    assert.equal((await cli(t.sock, 'bdev_error_create', 'Null0')).out.trim(), 'EE_Null0');
+    assert.equal((await cli(t.rpcPath, 'bdev_null_create', 'Null0', '16', '4096')).out.trim(), 'Null0');
+    assert.equal((await cli(t.rpcPath, 'bdev_aio_create', file, 'Aio0', '4096')).out.trim(), 'Aio0');
+    assert.equal(
+      (await cli(t.rpcPath, 'bdev_passthru_create', '-b', 'Malloc0', '-p', 'PT0')).out.trim(),
+      'PT0',
+    );
+    assert.equal((await cli(t.rpcPath, 'bdev_error_create', 'Null0')).out.trim(), 'EE_Null0');
     const delay = await cli(
-      t.sock,
+      t.rpcPath,
       'bdev_delay_create',
       '-b',
       'Aio0',
@@ -111,12 +69,12 @@ test('bdev RPCs via nvmf-rpc on two reactors; save_config → --json → save_co
       '40',
     );
     assert.equal(delay.out.trim(), 'Delay0');
-    assert.equal((await cli(t.sock, 'bdev_set_qos_limit', 'PT0', '--rw-ios-per-sec', '20000')).code, 0);
+    assert.equal((await cli(t.rpcPath, 'bdev_set_qos_limit', 'PT0', '--rw-ios-per-sec', '20000')).code, 0);
     assert.equal(
-      (await cli(t.sock, 'bdev_error_inject_error', 'EE_Null0', 'write', 'failure', '-n', '2')).code,
+      (await cli(t.rpcPath, 'bdev_error_inject_error', 'EE_Null0', 'write', 'failure', '-n', '2')).code,
       0,
     );
-    const dup = await cli(t.sock, 'bdev_malloc_create', '-b', 'Malloc0', '8', '512');
+    const dup = await cli(t.rpcPath, 'bdev_malloc_create', '-b', 'Malloc0', '8', '512');
     assert.notEqual(dup.code, 0);
     assert.match(dup.out, /already exists/);
     const bdevs = (await c.call('bdev_get_bdevs')) as Array<{
@@ -142,10 +100,10 @@ test('bdev RPCs via nvmf-rpc on two reactors; save_config → --json → save_co
       join(dir, 'cfg.json'),
       JSON.stringify({ subsystems: cfg1.subsystems.filter((s) => s.subsystem === 'bdev') }),
     );
-    assert.equal(await stop(t, c), 0);
+    assert.equal(await t.stop(), 0);
 
-    const t2 = startTarget(['--json', join(dir, 'cfg.json')]);
-    const c2 = await connect(t2);
+    t2 = await ChildTarget.start({ cores: '0x3', configFile: join(dir, 'cfg.json') });
+    const c2 = t2.rpc;
     const cfg2 = (await c2.call('save_config')) as Config;
     const bdev2 = cfg2.subsystems.find((s) => s.subsystem === 'bdev')!.config;
     assert.deepEqual(bdev2, bdev1);
@@ -153,15 +111,16 @@ test('bdev RPCs via nvmf-rpc on two reactors; save_config → --json → save_co
       bdevs: Array<{ name: string }>;
     };
     assert.equal(iostat.bdevs[0].name, 'Delay0');
-    assert.equal((await cli(t2.sock, 'bdev_malloc_delete', 'Malloc0')).code, 0);
+    assert.equal((await cli(t2.rpcPath, 'bdev_malloc_delete', 'Malloc0')).code, 0);
     const left = (await c2.call('bdev_get_bdevs')) as Array<{ name: string }>;
     assert.deepEqual(
       left.map((b) => b.name),
       ['Null0', 'Aio0', 'EE_Null0', 'Delay0'],
       'the passthru on Malloc0 went with it',
     );
-    assert.equal(await stop(t2, c2), 0);
+    assert.equal(await t2.stop(), 0);
   } finally {
-    t.proc.kill('SIGKILL');
+    await t.dispose();
+    await t2?.dispose();
   }
 });

@@ -15,14 +15,14 @@ import {
   NvmeController,
   type NvmeIoQpair,
 } from '../../src/nvme/index.ts';
-import { freePort, listenParams, TargetProcess } from '../unit/nvme/target-process.ts';
+import { ChildTarget, freePort, listenerEntry, pollUntil } from '../lib/index.ts';
 
 const configHome = mkdtempSync(join(tmpdir(), 'nvmf-ts-xdg-'));
 process.env.XDG_CONFIG_HOME = configHome;
 
 const SUBSYSTEMS = 12;
 const ABORTED_SQ_DELETION = 0x08;
-let target: TargetProcess;
+let target: ChildTarget;
 let port = 0;
 let port2 = 0;
 let deadPort = 0;
@@ -37,31 +37,33 @@ before(async () => {
   deadPort = await freePort();
   const config: { method: string; params: unknown }[] = [
     { method: 'nvmf_create_transport', params: { trtype: 'TCP' } },
-    listenParams(DISCOVERY_NQN, port),
-    listenParams(DISCOVERY_NQN, port2),
+    listenerEntry(DISCOVERY_NQN, port),
+    listenerEntry(DISCOVERY_NQN, port2),
   ];
   for (let i = 0; i < SUBSYSTEMS; i++) {
     config.push({ method: 'nvmf_create_subsystem', params: { nqn: nqn(i), allow_any_host: true } });
-    config.push(listenParams(nqn(i), port));
+    config.push(listenerEntry(nqn(i), port));
   }
   config.push({
     method: 'nvmf_subsystem_add_ns',
     params: { nqn: nqn(0), namespace: { nsid: 1, bdev_name: 'Malloc0' } },
   });
-  target = new TargetProcess({
-    subsystems: [
-      {
-        subsystem: 'bdev',
-        config: [
-          { method: 'bdev_malloc_create', params: { name: 'Malloc0', num_blocks: 8192, block_size: 512 } },
-        ],
-      },
-      { subsystem: 'nvmf', config },
-    ],
+  target = await ChildTarget.start({
+    cores: '0x1',
+    config: {
+      subsystems: [
+        {
+          subsystem: 'bdev',
+          config: [
+            { method: 'bdev_malloc_create', params: { name: 'Malloc0', num_blocks: 8192, block_size: 512 } },
+          ],
+        },
+        { subsystem: 'nvmf', config },
+      ],
+    },
   });
-  await target.start();
   for (const p of [port2, deadPort])
-    await target.api().call('nvmf_discovery_add_referral', {
+    await target.call('nvmf_discovery_add_referral', {
       address: { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: String(p) },
     });
 });
@@ -140,19 +142,17 @@ test('reconnect after the target process is killed: I/O failed once, same queue 
         calls++;
         statuses.push(status);
       });
-    await target.kill();
-    const deadline = Date.now() + 5000;
-    while ((calls < 40 || lost.length === 0) && Date.now() < deadline)
-      await new Promise((r) => setTimeout(r, 20));
+    await target.kill('SIGKILL');
+    await pollUntil(() => calls >= 40 && lost.length > 0, { timeoutMs: 5000 });
     assert.equal(calls, 40, 'every outstanding command completed');
     assert.ok(statuses.every((s) => s === 0 || s === ABORTED_SQ_DELETION));
     assert.equal(lost.length, 1, 'onConnectionLost once');
     assert.equal(c.failed, true);
     assert.ok(queues.every((q) => q.closed));
     await assert.rejects(c.reconnect(), /ECONNREFUSED|connection closed|socket error/);
-    await target.start();
+    await target.restart();
     for (const p of [port2, deadPort])
-      await target.api().call('nvmf_discovery_add_referral', {
+      await target.call('nvmf_discovery_add_referral', {
         address: { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: String(p) },
       });
     await c.reconnect();
@@ -170,7 +170,7 @@ test('reconnect after the target process is killed: I/O failed once, same queue 
     const back = Buffer.alloc(4096);
     await queues[1].readAsync(1, 64, 8, back);
     assert.ok(back.equals(data), 'I/O through the reconnected queues');
-    const ctrlrs = (await target.api().call('nvmf_subsystem_get_controllers', { nqn: nqn(0) })) as {
+    const ctrlrs = (await target.call('nvmf_subsystem_get_controllers', { nqn: nqn(0) })) as {
       hostnqn: string;
       num_io_qpairs: number;
     }[];

@@ -8,7 +8,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { NvmeController } from '../../src/nvme/index.ts';
-import { type ChildTarget, startChildTarget, TEST_NQN } from '../lib/index.ts';
+import {
+  type ChildTarget,
+  countKeepAlives,
+  pollUntil,
+  startChildTarget,
+  TEST_NQN,
+  waitFor,
+} from '../lib/index.ts';
 
 let target: ChildTarget;
 const identityDir = mkdtempSync(join(tmpdir(), 'nvmf-ts-ka-'));
@@ -40,8 +47,9 @@ test('a hung target: the unanswered Keep Alive ends the connection after KATO; a
       lostAt = Date.now();
       reason = why;
     };
-    // answering target: three KATOs go by with the connection up
-    await new Promise((r) => setTimeout(r, 3 * KATO));
+    // answering target: three KATOs go by with the connection up, as six answered Keep Alives
+    const keepAlives = countKeepAlives(ctrlr);
+    await waitFor('six Keep Alives answered', () => keepAlives.answered >= 6, { timeoutMs: 10 * KATO });
     assert.equal(lostAt, 0, `connection lost while the target answered: ${reason}`);
     assert.equal(ctrlr.failed, false);
 
@@ -53,7 +61,7 @@ test('a hung target: the unanswered Keep Alive ends the connection after KATO; a
       () => 'failed',
     );
     const deadline = stoppedAt + 10 * KATO;
-    while (lostAt === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await pollUntil(() => lostAt > 0, { timeoutMs: deadline - Date.now() });
     assert.ok(lostAt > 0, 'the connection was not ended while the target hung');
     assert.match(reason, /keep alive not answered within 1000 ms/);
     assert.ok(lostAt - stoppedAt >= KATO * 0.9, `ended ${lostAt - stoppedAt} ms after the hang, before KATO`);

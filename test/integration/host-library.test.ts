@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { after, afterEach, before, test } from 'node:test';
 import {
   type AsyncEvent,
   AsyncEventType,
@@ -18,7 +18,7 @@ import {
   NvmeQueueError,
   NvmeStatusError,
 } from '../../src/nvme/index.ts';
-import { freePort, listenParams, TargetProcess } from '../unit/nvme/target-process.ts';
+import { ChildTarget, freePort, listenerEntry, pattern, waitFor } from '../lib/index.ts';
 
 const CNODE1 = 'nqn.2016-06.io.spdk:cnode1';
 const DISC = 'nqn.2014-08.org.nvmexpress.discovery';
@@ -29,67 +29,74 @@ const ABORTED_SQ_DELETION = 0x08;
 const configHome = mkdtempSync(join(tmpdir(), 'nvmf-ts-xdg-'));
 process.env.XDG_CONFIG_HOME = configHome;
 
-let target: TargetProcess;
+let target: ChildTarget;
 let port = 0;
 
 before(async () => {
   port = await freePort();
-  target = new TargetProcess({
-    subsystems: [
-      {
-        subsystem: 'bdev',
-        config: [
-          { method: 'bdev_malloc_create', params: { name: 'Malloc0', num_blocks: 16384, block_size: 512 } },
-          { method: 'bdev_malloc_create', params: { name: 'Malloc1', num_blocks: 2048, block_size: 4096 } },
-          { method: 'bdev_null_create', params: { name: 'Null0', num_blocks: 262144, block_size: 512 } },
-          {
-            method: 'bdev_malloc_create',
-            params: { name: 'MallocSlowBase', num_blocks: 1024, block_size: 512 },
-          },
-          {
-            method: 'bdev_delay_create',
-            params: {
-              base_bdev_name: 'MallocSlowBase',
-              name: 'Slow0',
-              avg_read_latency: 3_000_000,
-              p99_read_latency: 3_000_000,
-              avg_write_latency: 3_000_000,
-              p99_write_latency: 3_000_000,
+  target = await ChildTarget.start({
+    cores: '0x1',
+    config: {
+      subsystems: [
+        {
+          subsystem: 'bdev',
+          config: [
+            { method: 'bdev_malloc_create', params: { name: 'Malloc0', num_blocks: 16384, block_size: 512 } },
+            { method: 'bdev_malloc_create', params: { name: 'Malloc1', num_blocks: 2048, block_size: 4096 } },
+            { method: 'bdev_null_create', params: { name: 'Null0', num_blocks: 262144, block_size: 512 } },
+            {
+              method: 'bdev_malloc_create',
+              params: { name: 'MallocSlowBase', num_blocks: 1024, block_size: 512 },
             },
-          },
-        ],
-      },
-      {
-        subsystem: 'nvmf',
-        config: [
-          {
-            method: 'nvmf_create_transport',
-            params: { trtype: 'TCP', max_io_size: MAX_IO, io_unit_size: MAX_IO, in_capsule_data_size: 4096 },
-          },
-          { method: 'nvmf_create_subsystem', params: { nqn: CNODE1, allow_any_host: true } },
-          {
-            method: 'nvmf_subsystem_add_ns',
-            params: { nqn: CNODE1, namespace: { nsid: 1, bdev_name: 'Malloc0' } },
-          },
-          {
-            method: 'nvmf_subsystem_add_ns',
-            params: { nqn: CNODE1, namespace: { nsid: 2, bdev_name: 'Malloc1' } },
-          },
-          {
-            method: 'nvmf_subsystem_add_ns',
-            params: { nqn: CNODE1, namespace: { nsid: 3, bdev_name: 'Null0' } },
-          },
-          {
-            method: 'nvmf_subsystem_add_ns',
-            params: { nqn: CNODE1, namespace: { nsid: 4, bdev_name: 'Slow0' } },
-          },
-          listenParams(DISC, port),
-          listenParams(CNODE1, port),
-        ],
-      },
-    ],
+            {
+              method: 'bdev_delay_create',
+              params: {
+                base_bdev_name: 'MallocSlowBase',
+                name: 'Slow0',
+                avg_read_latency: 3_000_000,
+                p99_read_latency: 3_000_000,
+                avg_write_latency: 3_000_000,
+                p99_write_latency: 3_000_000,
+              },
+            },
+          ],
+        },
+        {
+          subsystem: 'nvmf',
+          config: [
+            {
+              method: 'nvmf_create_transport',
+              params: {
+                trtype: 'TCP',
+                max_io_size: MAX_IO,
+                io_unit_size: MAX_IO,
+                in_capsule_data_size: 4096,
+              },
+            },
+            { method: 'nvmf_create_subsystem', params: { nqn: CNODE1, allow_any_host: true } },
+            {
+              method: 'nvmf_subsystem_add_ns',
+              params: { nqn: CNODE1, namespace: { nsid: 1, bdev_name: 'Malloc0' } },
+            },
+            {
+              method: 'nvmf_subsystem_add_ns',
+              params: { nqn: CNODE1, namespace: { nsid: 2, bdev_name: 'Malloc1' } },
+            },
+            {
+              method: 'nvmf_subsystem_add_ns',
+              params: { nqn: CNODE1, namespace: { nsid: 3, bdev_name: 'Null0' } },
+            },
+            {
+              method: 'nvmf_subsystem_add_ns',
+              params: { nqn: CNODE1, namespace: { nsid: 4, bdev_name: 'Slow0' } },
+            },
+            listenerEntry(DISC, port),
+            listenerEntry(CNODE1, port),
+          ],
+        },
+      ],
+    },
   });
-  await target.start();
 });
 
 after(async () => {
@@ -101,22 +108,28 @@ function tridString(extra = ''): string {
   return `trtype:tcp adrfam:ipv4 traddr:127.0.0.1 trsvcid:${port} subnqn:${CNODE1}${extra}`;
 }
 
-function pattern(len: number, seed: number): Buffer {
-  const b = Buffer.alloc(len);
-  for (let i = 0; i < len; i += 4) b.writeUInt32LE((Math.imul(i + 1, 2654435761) ^ seed) >>> 0, i);
-  return b;
-}
+/** The callback-API submissions of the running test, with how often each callback ran. */
+const callbacks: Array<{ calls: number }> = [];
 
-/** Run a callback-API submission; resolve its status once, fail on a second call. */
+// checked once the test is over (its later commands, its disconnect): a callback runs once
+afterEach(() => {
+  const again = callbacks.filter((c) => c.calls !== 1).length;
+  callbacks.length = 0;
+  assert.equal(again, 0, 'a callback ran more than once');
+});
+
+/** Run a callback-API submission; resolve its status (afterEach checks it is not called again). */
 function viaCallback(start: (cb: (status: number) => void) => boolean): Promise<number> {
+  const count = { calls: 0 };
+  callbacks.push(count);
   return new Promise((resolve, reject) => {
-    let calls = 0;
     const ok = start((status) => {
-      calls++;
-      if (calls > 1) reject(new Error('callback called twice'));
-      else setImmediate(() => resolve(status));
+      if (++count.calls === 1) resolve(status);
     });
-    if (!ok) reject(new Error('submit refused'));
+    if (!ok) {
+      count.calls = 1;
+      reject(new Error('submit refused'));
+    }
   });
 }
 
@@ -138,7 +151,7 @@ test('connect by string: identify, namespaces map, granted queues, MDTS, host id
     assert.equal(c.namespaces.get(3)?.nsze, 262144);
     assert.ok(ns1?.uuid || ns1?.nguid, 'a namespace identifier (UUID or NGUID)');
     // the host NQN the target sees is the default identity, the same on every connect
-    const ctrlrs = (await target.api().call('nvmf_subsystem_get_controllers', { nqn: CNODE1 })) as {
+    const ctrlrs = (await target.call('nvmf_subsystem_get_controllers', { nqn: CNODE1 })) as {
       hostnqn: string;
     }[];
     assert.equal(ctrlrs.length, 1);
@@ -221,7 +234,7 @@ test('MDTS: a large read/write is split transparently; one callback; first error
   try {
     const q = await c.createIoQpair(64);
     assert.equal(q.maxTransferSize, MAX_IO);
-    const before = (await target.api().call('nvmf_get_stats')) as {
+    const before = (await target.call('nvmf_get_stats')) as {
       poll_groups: { completed_nvme_io: number }[];
     };
     const big = pattern(256 * 1024, 7); // 16 commands of 16 KiB
@@ -231,7 +244,7 @@ test('MDTS: a large read/write is split transparently; one callback; first error
     assert.equal(await viaCallback((cb) => q.read(1, 1000, 512, back, cb)), 0);
     assert.ok(back.equals(big), 'split read returns what the split write wrote');
     await q.compareAsync(1, 1000, 512, big);
-    const after = (await target.api().call('nvmf_get_stats')) as {
+    const after = (await target.call('nvmf_get_stats')) as {
       poll_groups: { completed_nvme_io: number }[];
     };
     const done = (s: typeof before) => s.poll_groups.reduce((a, g) => a + g.completed_nvme_io, 0);
@@ -243,9 +256,9 @@ test('MDTS: a large read/write is split transparently; one callback; first error
     await q.readAsync(2, 100, 16, r4);
     assert.ok(r4.equals(b4));
     // Write Zeroes moves no data but NLB is 16 bits: 150000 blocks are three commands
-    const mid = (await target.api().call('nvmf_get_stats')) as typeof before;
+    const mid = (await target.call('nvmf_get_stats')) as typeof before;
     assert.equal(await viaCallback((cb) => q.writeZeroes(3, 0, 150000, cb)), 0);
-    const end = (await target.api().call('nvmf_get_stats')) as typeof before;
+    const end = (await target.call('nvmf_get_stats')) as typeof before;
     assert.equal(done(end) - done(mid), 3, 'split at 65536 blocks');
     // a transfer whose last part is out of range: one error, LBA out of range
     const status = await viaCallback((cb) => q.read(1, 16384 - 40, 64, Buffer.alloc(32768), cb));
@@ -320,24 +333,13 @@ test('ioTimeoutMs: a command past its time fails with ABORTED_BY_HOST and the qu
 test('AER: namespace added and removed by RPC reach onAsyncEvent; namespaces refreshed; AER re-armed', async () => {
   const c = await NvmeController.connect(tridString());
   const events: AsyncEvent[] = [];
-  let wake: (() => void) | null = null;
   c.onAsyncEvent = (ev) => {
     events.push(ev);
-    wake?.();
   };
-  const waitEvents = async (n: number) => {
-    const deadline = Date.now() + 10_000;
-    while (events.length < n && Date.now() < deadline) {
-      await new Promise<void>((r) => {
-        wake = r;
-        setTimeout(r, 200);
-      });
-    }
-    assert.ok(events.length >= n, `${n} events within 10 s`);
-  };
+  const waitEvents = (n: number) => waitFor(`${n} events`, () => events.length >= n);
   try {
-    await target.api().call('bdev_malloc_create', { name: 'MallocAdd', num_blocks: 4096, block_size: 512 });
-    const nsid = (await target.api().call('nvmf_subsystem_add_ns', {
+    await target.call('bdev_malloc_create', { name: 'MallocAdd', num_blocks: 4096, block_size: 512 });
+    const nsid = (await target.call('nvmf_subsystem_add_ns', {
       nqn: CNODE1,
       namespace: { bdev_name: 'MallocAdd' },
     })) as number;
@@ -351,11 +353,11 @@ test('AER: namespace added and removed by RPC reach onAsyncEvent; namespaces ref
       4096,
       'new namespace in the map before the event is delivered',
     );
-    await target.api().call('nvmf_subsystem_remove_ns', { nqn: CNODE1, nsid });
+    await target.call('nvmf_subsystem_remove_ns', { nqn: CNODE1, nsid });
     await waitEvents(2);
     assert.deepEqual(events[1].changedNamespaces, [nsid]);
     assert.equal(c.namespaces.has(nsid), false, 'removed namespace left the map');
-    await target.api().call('bdev_malloc_delete', { name: 'MallocAdd' });
+    await target.call('bdev_malloc_delete', { name: 'MallocAdd' });
   } finally {
     await c.disconnect();
   }
@@ -384,6 +386,9 @@ test('disconnect with outstanding I/O: every callback once, success or ABORTED_S
   }
   assert.ok([...calls.values()].some((s) => s[0] === ABORTED_SQ_DELETION));
   assert.equal(q.closed, true);
-  await new Promise((r) => setTimeout(r, 50));
+  // nothing is left that could call back: both connections are gone ('close' came) and the
+  // queue holds no command
+  await waitFor('both connections closed', () => q.qpair.socket.closed && c.admin.socket.closed);
+  assert.equal(q.outstanding, 0, 'no command left on the queue');
   assert.equal(completed, 96, 'no late callback');
 });

@@ -2,63 +2,23 @@
 // default config on a free port).
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { RpcClient } from '../../src/jsonrpc/index.ts';
+import { ChildTarget, freePort } from '../lib/index.ts';
 
-const NODE = new URL('../../node_modules/.bin/node', import.meta.url).pathname;
-const TGT = new URL('../../bin/nvmf_tgt.mjs', import.meta.url).pathname;
 const DEFAULT_CONFIG = new URL('../../config/default.json', import.meta.url).pathname;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 /** Start nvmf_tgt with `config`, return its save_config, stop it. */
 async function saveConfigOf(
-  dir: string,
   config: string,
 ): Promise<{ subsystems: { subsystem: string; config: unknown[] }[] }> {
-  const sock = join(dir, 'rpc.sock');
-  const child = spawn(NODE, [TGT, '-m', '0x3', '-r', sock, '--json', config], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let log = '';
-  child.stderr.on('data', (d: Buffer) => {
-    log += d.toString();
-  });
-  child.stdout.on('data', (d: Buffer) => {
-    log += d.toString();
-  });
+  const t = await ChildTarget.start({ cores: '0x3', configFile: config, startTimeoutMs: 20_000 });
   try {
-    const deadline = Date.now() + 20_000;
-    while (!log.includes('all subsystems initialized')) {
-      if (Date.now() > deadline || child.exitCode !== null)
-        throw new Error(`nvmf_tgt did not start:\n${log}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    const rpc = await RpcClient.connect(sock, 5000);
-    try {
-      return (await rpc.call('save_config')) as { subsystems: { subsystem: string; config: unknown[] }[] };
-    } finally {
-      rpc.close();
-    }
+    return await t.call('save_config');
   } finally {
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGTERM');
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
-    if (child.exitCode === null) child.kill('SIGKILL');
+    await t.stop();
   }
 }
 
@@ -68,7 +28,7 @@ test('default config: save_config → --json → save_config keeps the nvmf sect
     const port = String(await freePort());
     const first = join(dir, 'first.json');
     writeFileSync(first, readFileSync(DEFAULT_CONFIG, 'utf8').replaceAll('"4420"', `"${port}"`));
-    const a = await saveConfigOf(dir, first);
+    const a = await saveConfigOf(first);
     const nvmfA = a.subsystems.find((s) => s.subsystem === 'nvmf');
     assert.ok(nvmfA);
     const methods = (nvmfA.config as { method: string }[]).map((e) => e.method);
@@ -84,7 +44,7 @@ test('default config: save_config → --json → save_config keeps the nvmf sect
     ]);
     const second = join(dir, 'second.json');
     writeFileSync(second, JSON.stringify(a));
-    const b = await saveConfigOf(dir, second);
+    const b = await saveConfigOf(second);
     assert.deepEqual(
       b.subsystems.find((s) => s.subsystem === 'nvmf'),
       nvmfA,

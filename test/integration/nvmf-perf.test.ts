@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { type ChildTarget, freePort, startChildTarget } from '../lib/index.ts';
+import { type ChildTarget, freePort, startChildTarget, waitFor } from '../lib/index.ts';
 
 const NODE = process.execPath;
 const PERF = fileURLToPath(new URL('../../bin/nvmf-perf.mjs', import.meta.url));
@@ -281,16 +281,26 @@ test('the target killed during a run: the lost connections are named, the failed
   });
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   // wait until the run is under way: its I/O queues show on the target (bounded)
-  let ioQueues = 0;
-  for (let i = 0; i < 150 && ioQueues === 0; i++) {
-    await new Promise((r) => setTimeout(r, 100));
-    const qpairs = (await target.rpc.call('nvmf_subsystem_get_qpairs', { nqn: NQN })) as Array<{
-      qid?: number;
-    }>;
-    ioQueues = qpairs.filter((q) => (q.qid ?? 0) > 0).length;
-  }
-  assert.ok(ioQueues > 0, 'nvmf-perf never connected its I/O queues');
-  await new Promise((r) => setTimeout(r, 1000)); // some I/O done
+  const completedBefore = await target.total('completed_nvme_io');
+  await waitFor(
+    'nvmf-perf to connect its I/O queues',
+    async () => {
+      const qpairs = (await target.rpc.call('nvmf_subsystem_get_qpairs', { nqn: NQN })) as Array<{
+        qid?: number;
+      }>;
+      return qpairs.some((q) => (q.qid ?? 0) > 0);
+    },
+    { timeoutMs: 15_000, intervalMs: 100 },
+  );
+  // some I/O done: the target completed a good number of commands for it
+  await waitFor(
+    'I/O of the run completed at the target',
+    async () => (await target.total('completed_nvme_io')) >= completedBefore + 1000,
+    {
+      timeoutMs: 15_000,
+      intervalMs: 50,
+    },
+  );
   const tgtExited = new Promise((r) => target.child.once('exit', r));
   target.child.kill('SIGKILL');
   await tgtExited;

@@ -4,49 +4,21 @@
 // hot-add raising an AEN, save_config carrying the nvmf section.
 
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { RpcClient } from '../../src/jsonrpc/index.ts';
+import type { RpcClient } from '../../src/jsonrpc/index.ts';
 import { NvmeController, NvmeStatusError } from '../../src/nvme/index.ts';
+import { ChildTarget, freePort, listenerEntry, pattern, waitFor, within } from '../lib/index.ts';
 
-const NODE = new URL('../../node_modules/.bin/node', import.meta.url).pathname;
-const TGT = new URL('../../bin/nvmf_tgt.mjs', import.meta.url).pathname;
 const CNODE1 = 'nqn.2016-06.io.spdk:cnode1';
 const CNODE2 = 'nqn.2016-06.io.spdk:cnode2';
 const DISC = 'nqn.2014-08.org.nvmexpress.discovery';
 const ALLOWED = 'nqn.2014-08.org.nvmexpress:uuid:11111111-2222-3333-4444-555555555555';
 const OTHER = 'nqn.2014-08.org.nvmexpress:uuid:99999999-2222-3333-4444-555555555555';
 
-let dir = '';
-let child: ChildProcess | null = null;
-let rpc: RpcClient | null = null;
+let target: ChildTarget | null = null;
 let port = '';
-let logText = '';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
-
-function listen(nqn: string) {
-  return {
-    method: 'nvmf_subsystem_add_listener',
-    params: { nqn, listen_address: { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: port } },
-  };
-}
 
 before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'nvmf-ts-tgt-'));
   port = String(await freePort());
   const cfg = {
     subsystems: [
@@ -78,64 +50,38 @@ before(async () => {
           { method: 'nvmf_create_subsystem', params: { nqn: CNODE2, serial_number: 'SPDK2' } },
           { method: 'nvmf_subsystem_add_host', params: { nqn: CNODE2, host: ALLOWED } },
           { method: 'nvmf_subsystem_add_ns', params: { nqn: CNODE2, namespace: { bdev_name: 'Malloc1' } } },
-          listen(DISC),
-          listen(CNODE1),
-          listen(CNODE2),
+          listenerEntry(DISC, port),
+          listenerEntry(CNODE1, port),
+          listenerEntry(CNODE2, port),
         ],
       },
     ],
   };
-  writeFileSync(join(dir, 'config.json'), JSON.stringify(cfg));
-  const sock = join(dir, 'rpc.sock');
-  child = spawn(NODE, [TGT, '-m', '0x3', '-r', sock, '--json', join(dir, 'config.json')], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout?.on('data', (d: Buffer) => {
-    logText += d.toString();
-  });
-  child.stderr?.on('data', (d: Buffer) => {
-    logText += d.toString();
-  });
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    if (logText.includes('all subsystems initialized')) break;
-    if (Date.now() > deadline || child.exitCode !== null)
-      throw new Error(`nvmf_tgt did not start:\n${logText}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  rpc = await RpcClient.connect(sock, 5000);
+  target = await ChildTarget.start({ cores: '0x3', config: cfg, startTimeoutMs: 20_000 });
 });
 
 after(async () => {
-  rpc?.close();
-  if (child !== null && child.exitCode === null) {
-    const exited = new Promise((r) => child?.once('exit', r));
-    child.kill('SIGTERM');
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
-    if (child.exitCode === null) child.kill('SIGKILL');
-  }
-  rmSync(dir, { recursive: true, force: true });
+  await target?.stop();
 });
 
+/** what the target logged so far */
+function logText(): string {
+  return target?.log() ?? '';
+}
+
 function api(): RpcClient {
-  assert.ok(rpc, 'RPC client connected');
-  return rpc;
+  assert.ok(target, 'target running, RPC client connected');
+  return target.rpc;
 }
 
 function trid(subnqn: string, hostnqn?: string) {
   return { traddr: '127.0.0.1', trsvcid: port, subnqn, hostnqn };
 }
 
-function pattern(len: number, seed: number): Buffer {
-  const b = Buffer.alloc(len);
-  for (let i = 0; i < len; i += 4) b.writeUInt32LE((Math.imul(i + 1, 2654435761) ^ seed) >>> 0, i);
-  return b;
-}
-
 test('start-up logs the nvme discover/connect lines', () => {
-  assert.match(logText, new RegExp(`nvme discover -t tcp -a 127\\.0\\.0\\.1 -s ${port}`));
+  assert.match(logText(), new RegExp(`nvme discover -t tcp -a 127\\.0\\.0\\.1 -s ${port}`));
   assert.match(
-    logText,
+    logText(),
     new RegExp(`nvme connect -t tcp -a 127\\.0\\.0\\.1 -s ${port} -n ${CNODE1.replace(/\./g, '\\.')}`),
   );
 });
@@ -317,10 +263,7 @@ test('namespace hot-add raises a namespace attribute AEN and shows in the change
       namespace: { bdev_name: 'Malloc2' },
     });
     assert.equal(nsid, 2);
-    const cpl = await Promise.race([
-      pending,
-      new Promise<never>((_r, rej) => setTimeout(() => rej(new Error('no AEN within 5 s')), 5000)),
-    ]);
+    const cpl = await within(5000, 'the AEN', pending);
     assert.equal(cpl.dw0 & 0x7, 2, 'notice');
     assert.equal((cpl.dw0 >> 16) & 0xff, 0x04, 'changed namespace list log');
     const changed = await c.getLogPage(0x04, Buffer.alloc(4096));
@@ -338,14 +281,13 @@ test('keep alive: a silent host is disconnected after KATO', async () => {
   clearInterval((c as unknown as { keepAliveTimer: NodeJS.Timeout }).keepAliveTimer);
   const before = (await api().call('nvmf_subsystem_get_controllers', { nqn: CNODE1 })) as unknown[];
   assert.equal(before.length, 1);
-  const deadline = Date.now() + 6000;
-  let left = before.length;
-  while (left > 0 && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 200));
-    left = ((await api().call('nvmf_subsystem_get_controllers', { nqn: CNODE1 })) as unknown[]).length;
-  }
-  assert.equal(left, 0, 'controller destroyed after keep-alive timeout');
-  assert.match(logText, /keep alive timeout/);
+  await waitFor(
+    'controller destroyed after keep-alive timeout',
+    async () =>
+      ((await api().call('nvmf_subsystem_get_controllers', { nqn: CNODE1 })) as unknown[]).length === 0,
+    { timeoutMs: 6000, intervalMs: 200 },
+  );
+  assert.match(logText(), /keep alive timeout/);
   await c.disconnect().catch(() => {});
 });
 

@@ -2,20 +2,15 @@
 // types to export a malloc bdev over NVMe/TCP, then read back and delete.
 
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { execFile } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { ChildTarget } from '../lib/index.ts';
 
 const NODE = process.execPath;
-const TGT = fileURLToPath(new URL('../../bin/nvmf_tgt.mjs', import.meta.url));
 const CLI = fileURLToPath(new URL('../../src/apps/nvmf-rpc.ts', import.meta.url));
-const dir = mkdtempSync(join(tmpdir(), 'nvmf-rpc-tgt-'));
-const sock = join(dir, 'tgt.sock');
-let tgt: ChildProcess;
-let tgtLog = '';
+let tgt: ChildTarget;
+let sock = '';
 
 function rpc(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -30,32 +25,19 @@ async function ok(...args: string[]): Promise<string> {
   assert.equal(
     r.code,
     0,
-    `nvmf-rpc ${args.join(' ')} failed:\n${r.stdout}${r.stderr}\n--- target log ---\n${tgtLog}`,
+    `nvmf-rpc ${args.join(' ')} failed:\n${r.stdout}${r.stderr}\n--- target log ---\n${tgt.log()}`,
   );
   return r.stdout;
 }
 
 before(async () => {
-  tgt = spawn(NODE, [TGT, '-m', '0x1', '-r', sock], { stdio: ['ignore', 'pipe', 'pipe'] });
-  tgt.stdout?.on('data', (d) => {
-    tgtLog += d;
-  });
-  tgt.stderr?.on('data', (d) => {
-    tgtLog += d;
-  });
-  for (let i = 0; i < 200 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 50));
-  assert.ok(existsSync(sock), `target did not create its RPC socket:\n${tgtLog}`);
+  // a bare target (no configuration): the commands below build everything
+  tgt = await ChildTarget.start({ cores: '0x1', config: null });
+  sock = tgt.rpcPath;
 });
 
 after(async () => {
-  if (tgt.exitCode === null) {
-    const exited = new Promise((r) => tgt.once('exit', r));
-    tgt.kill('SIGTERM');
-    const timer = setTimeout(() => tgt.kill('SIGKILL'), 10000);
-    await exited;
-    clearTimeout(timer);
-  }
-  rmSync(dir, { recursive: true, force: true });
+  await tgt?.stop();
 });
 
 test('version, then malloc bdev + TCP subsystem built with rpc.py command lines', async () => {

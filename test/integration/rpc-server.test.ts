@@ -18,6 +18,7 @@ import {
   RpcServer,
   RpcState,
 } from '../../src/jsonrpc/index.ts';
+import { waitForValue } from '../lib/wait.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'nvmf-rpc-test-'));
 const sockPath = join(dir, 'rpc.sock');
@@ -369,13 +370,16 @@ test('connections over maxConnections are closed; freed slots are usable again',
     c.close();
     a.close();
     // The server notices the close asynchronously; retry briefly (bounded).
-    let answered: unknown;
-    for (let i = 0; i < 50 && answered === undefined; i++) {
-      await new Promise((r) => setTimeout(r, 20));
-      const d = await RpcClient.connect(path, 3000);
-      answered = await d.call('echo', { count: 4 }).catch(() => undefined);
-      d.close();
-    }
+    const answered = await waitForValue(
+      'a freed connection slot',
+      async () => {
+        const d = await RpcClient.connect(path, 3000);
+        const r = await d.call('echo', { count: 4 }).catch(() => undefined);
+        d.close();
+        return r;
+      },
+      { timeoutMs: 1000 },
+    );
     assert.deepEqual(answered, { count: 4 });
     b.close();
   } finally {

@@ -25,6 +25,7 @@ import {
   NvmeStatusError,
   type TransportId,
 } from '../../src/nvme/index.ts';
+import { countKeepAlives, waitFor } from '../lib/index.ts';
 import {
   canConnect,
   freePort,
@@ -80,7 +81,7 @@ function requireSetup(): void {
 }
 
 /** Each 512-byte block starts with its LBA and a seed, then bytes derived from both. */
-function pattern(lba: number, bytes: number, seed: number): Buffer {
+function blockPattern(lba: number, bytes: number, seed: number): Buffer {
   const buf = Buffer.allocUnsafe(bytes);
   for (let block = 0; block * BLOCK_SIZE < bytes; block++) {
     const off = block * BLOCK_SIZE;
@@ -106,7 +107,7 @@ function firstMismatch(got: Buffer, want: Buffer): string {
 }
 
 async function writeReadVerify(io: NvmeIoQpair, lba: number, bytes: number, seed: number): Promise<void> {
-  const data = pattern(lba, bytes, seed);
+  const data = blockPattern(lba, bytes, seed);
   await io.writeAsync(1, lba, bytes / BLOCK_SIZE, data);
   const back = Buffer.alloc(bytes);
   await io.readAsync(1, lba, bytes / BLOCK_SIZE, back);
@@ -260,7 +261,7 @@ for (const digests of [false, true]) {
           // nvmet states MDTS 0 yet refuses one command above 4 MiB (Data SGL Length
           // Invalid); the library's host cap (1 MiB) splits the write so it never sees one.
           const bytes = KERNEL_MAX_TRANSFER + BLOCK_SIZE;
-          const data = pattern(base, bytes, seed + 20);
+          const data = blockPattern(base, bytes, seed + 20);
           await io.writeAsync(1, base, bytes / BLOCK_SIZE, data);
           const back = Buffer.alloc(bytes);
           await io.readAsync(1, base, bytes / BLOCK_SIZE, back);
@@ -282,7 +283,7 @@ for (const digests of [false, true]) {
         },
       );
       await t.test('write zeroes, deallocate, flush, FUA write', async () => {
-        await io.writeAsync(1, base, 8, pattern(base, 4096, seed));
+        await io.writeAsync(1, base, 8, blockPattern(base, 4096, seed));
         await io.writeZeroesAsync(1, base, 8);
         const back = Buffer.alloc(4096, 0xee);
         await io.readAsync(1, base, 8, back);
@@ -292,7 +293,7 @@ for (const digests of [false, true]) {
         );
         await io.dsmAsync(1, [[base + 8, 8]]);
         await io.flushAsync(1);
-        const fuaData = pattern(base + 16, 4096, seed);
+        const fuaData = blockPattern(base + 16, 4096, seed);
         await io.writeAsync(1, base + 16, 8, fuaData, true);
         await io.readAsync(1, base + 16, 8, back);
         assert.ok(back.equals(fuaData), 'FUA write read back');
@@ -357,7 +358,7 @@ test('four I/O queues at once: concurrent verified writes then reads (callback A
               const start = (): void => {
                 const index = next++;
                 const { lba, bytes } = plan[q][index];
-                const want = pattern(lba, bytes, 100 + q);
+                const want = blockPattern(lba, bytes, 100 + q);
                 const buf = isRead ? Buffer.alloc(bytes) : want;
                 const onDone = (status: number): void => {
                   if (status !== 0) {
@@ -436,8 +437,12 @@ test('keep-alive: a controller with KATO 2 s stays alive at nvmet through 5 s id
   try {
     const [io] = await ctrlr.createIoQpairs(1, 16);
     assert.equal((await ctrlr.getFeatures(0x0f)).dw0, 2000, 'KATO as nvmet holds it');
-    // nvmet ends an association whose keep-alive lapses for KATO; ours sends one every KATO/2.
-    await new Promise((r) => setTimeout(r, 5000));
+    // nvmet ends an association whose keep-alive lapses for KATO; ours sends one every KATO/2:
+    // five of them answered by nvmet are 5 s idle (two and a half KATOs)
+    const keepAlives = countKeepAlives(ctrlr);
+    await waitFor('five Keep Alives answered by nvmet', () => keepAlives.answered >= 5, {
+      timeoutMs: 15_000,
+    });
     assert.ok(!ctrlr.failed, 'nvmet dropped the admin connection: keep-alive lapsed');
     await writeReadVerify(io, 350_000, 4096, 15);
   } finally {
@@ -475,7 +480,7 @@ test('disconnect: queues close, their submits are refused, and a new controller 
   requireSetup();
   const first = await NvmeController.connect(trid());
   const io = await first.createIoQpair(16);
-  const data = pattern(200_000, 8192, 9);
+  const data = blockPattern(200_000, 8192, 9);
   await io.writeAsync(1, 200_000, 16, data);
   await first.disconnect();
   assert.ok(io.closed, 'I/O queue still open after disconnect');
@@ -501,7 +506,7 @@ test('reconnect(): a new admin queue and the same I/O queue objects, usable agai
   const ctrlr = await NvmeController.connect(trid({ hdgst: true }));
   try {
     const [io] = await ctrlr.createIoQpairs(1, 16);
-    const data = pattern(300_000, 65536, 11);
+    const data = blockPattern(300_000, 65536, 11);
     await io.writeAsync(1, 300_000, 128, data);
     const oldAdmin = ctrlr.admin;
     await ctrlr.reconnect();
@@ -563,7 +568,7 @@ test('nvmf CLI: discover, connect, identify, id-ns, smart-log, write then read a
 
   const dir = mkdtempSync(join(tmpdir(), 'nvmf-cli-kernel-'));
   try {
-    const data = pattern(400_000, 20480, 13); // 40 blocks: beyond the 16 KiB capsule
+    const data = blockPattern(400_000, 20480, 13); // 40 blocks: beyond the 16 KiB capsule
     writeFileSync(join(dir, 'in.bin'), data);
     const io = ['-n', '1', '-s', '400000', '-c', '39', '-z', '20480'];
     const write = nvmf(['write', ...target, ...io, '-d', join(dir, 'in.bin')]);
@@ -654,7 +659,7 @@ test('bdev_nvme: our nvmf_tgt attaches the kernel target and exports it; data cr
     let lba = 450_000;
     for (const bytes of [512, 16896, 131072, 1 << 20]) {
       // written through the gateway, read from the kernel target directly ...
-      const down = pattern(lba, bytes, 21);
+      const down = blockPattern(lba, bytes, 21);
       await gw.writeAsync(1, lba, bytes / BLOCK_SIZE, down);
       const atKernel = Buffer.alloc(bytes);
       await kernel.readAsync(1, lba, bytes / BLOCK_SIZE, atKernel);
@@ -663,7 +668,7 @@ test('bdev_nvme: our nvmf_tgt attaches the kernel target and exports it; data cr
         `${bytes} B via gateway, read at the kernel: ${firstMismatch(atKernel, down)}`,
       );
       // ... and written at the kernel target, read through the gateway
-      const up = pattern(lba, bytes, 22);
+      const up = blockPattern(lba, bytes, 22);
       await kernel.writeAsync(1, lba, bytes / BLOCK_SIZE, up);
       const viaB = Buffer.alloc(bytes);
       await gw.readAsync(1, lba, bytes / BLOCK_SIZE, viaB);

@@ -5,6 +5,8 @@
 
 import { NvmeController, type NvmeIoQpair } from '../../src/nvme/index.ts';
 import { TEST_BLOCK_SIZE, TEST_NQN } from './child-target.ts';
+import { pattern } from './pattern.ts';
+import { pollUntil } from './wait.ts';
 
 export interface GoodHostOptions {
   port: string;
@@ -24,12 +26,6 @@ export interface GoodHostReport {
   rounds: number;
   bytesVerified: number;
   errors: string[];
-}
-
-function pattern(len: number, seed: number): Buffer {
-  const b = Buffer.allocUnsafe(len);
-  for (let i = 0; i < len; i += 4) b.writeUInt32LE((Math.imul(i + 1, 2654435761) ^ seed) >>> 0, i);
-  return b;
 }
 
 export class GoodHost {
@@ -111,10 +107,7 @@ export class GoodHost {
 
   /** Wait (bounded) until `n` rounds have completed in total; false on timeout or a failed round. */
   async waitRounds(n: number, timeoutMs = 20_000): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.rounds < n && this.errors.length === 0 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    await pollUntil(() => this.rounds >= n || this.errors.length > 0, { timeoutMs, intervalMs: 10 });
     return this.rounds >= n;
   }
 

@@ -10,12 +10,13 @@ import { NvmeController, type NvmeIoQpair } from '../../../src/nvme/index.ts';
 import {
   type ChildTarget,
   ioSqe,
+  pattern,
   rawQueue,
   startChildTarget,
   TEST_NQN,
   TEST_NUM_BLOCKS,
 } from '../../lib/index.ts';
-import { expectErrorLogged, pattern, RawQueue, rwSqe, sqe, submitRaw, verifiedIo } from './cmd-lib.ts';
+import { expectErrorLogged, RawQueue, rwSqe, sqe, submitRaw, verifiedIo } from './cmd-lib.ts';
 
 const S = {
   INVALID_OPCODE: 0x01,

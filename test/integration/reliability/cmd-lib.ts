@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import type { NvmeController, NvmeIoQpair } from '../../../src/nvme/index.ts';
 import { Cqe, SQE_SIZE, statusOf } from '../../../src/wire/nvme.ts';
 import { PduType } from '../../../src/wire/tcp.ts';
-import { capsuleCmd, connectCmd, icReq, RawConnection } from '../../lib/index.ts';
+import { capsuleCmd, connectCmd, icReq, pattern, RawConnection, waitForValue } from '../../lib/index.ts';
 
 /** Anything with the host library's raw `submit` (an NvmeTcpQpair or an NvmeIoQpair). */
 export interface RawSubmitter {
@@ -108,24 +108,16 @@ export async function expectErrorLogged(
   what: string,
 ): Promise<ErrorLogView> {
   let last: ErrorLogView[] = [];
-  for (let i = 0; i < 20; i++) {
-    last = await readErrorLog(c, 32);
-    const hit = last.find((e) => e.sqid === want.sqid && e.cid === want.cid && e.status === want.status);
-    if (hit !== undefined) {
-      if (want.nsid !== undefined) assert.equal(hit.nsid, want.nsid, `${what}: error log NSID`);
-      return hit;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  assert.fail(
-    `${what}: no error log entry sqid ${want.sqid} cid ${want.cid} status 0x${want.status.toString(16)}; newest: ${JSON.stringify(last.slice(0, 4))}`,
+  const hit = await waitForValue(
+    `${what}: an error log entry sqid ${want.sqid} cid ${want.cid} status 0x${want.status.toString(16)}`,
+    async () => {
+      last = await readErrorLog(c, 32);
+      return last.find((e) => e.sqid === want.sqid && e.cid === want.cid && e.status === want.status);
+    },
+    { timeoutMs: 5000, intervalMs: 50, detail: () => `newest: ${JSON.stringify(last.slice(0, 4))}` },
   );
-}
-
-export function pattern(len: number, seed: number): Buffer {
-  const b = Buffer.alloc(len);
-  for (let i = 0; i < len; i += 4) b.writeUInt32LE((Math.imul(i + 1, 2654435761) ^ seed) >>> 0, i);
-  return b;
+  if (want.nsid !== undefined) assert.equal(hit.nsid, want.nsid, `${what}: error log NSID`);
+  return hit;
 }
 
 /** Write 8 blocks of a pattern at `lba` and read them back through the same queue. */

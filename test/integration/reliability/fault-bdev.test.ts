@@ -6,15 +6,17 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { NvmeController, NvmeStatusError } from '../../../src/nvme/index.ts';
-import { freePort, pattern, simpleConfig, Target } from './fault-harness.ts';
+import { ChildTarget, freePort, pattern, waitFor } from '../../lib/index.ts';
+import { simpleConfig } from './fault-config.ts';
 
 const NQN = 'nqn.2016-06.io.spdk:fault-bdev';
-let tgt: Target;
+let tgt: ChildTarget;
 let port = 0;
 
 before(async () => {
   port = await freePort();
-  tgt = await Target.start({
+  tgt = await ChildTarget.start({
+    cores: '0x1',
     config: simpleConfig(
       port,
       NQN,
@@ -90,9 +92,12 @@ test('error bdev: injected failures reach the host with their status and land in
     const r = Buffer.alloc(512);
     await q.readAsync(1, 5, 1, r);
     assert.equal(r[0], 5);
-    // error log: the newest entry is the read failure
-    await new Promise((res) => setTimeout(res, 50));
-    const log = await c.getLogPage(0x01, Buffer.alloc(64 * 4));
+    // error log: the newest entry is the read failure (I/O errors reach the log by a message)
+    let log: Buffer = Buffer.alloc(0);
+    await waitFor('the read failure in the error log', async () => {
+      log = await c.getLogPage(0x01, Buffer.alloc(64 * 4));
+      return log.readBigUInt64LE(0) >= 4n;
+    });
     assert.ok(log.readBigUInt64LE(0) >= 4n, 'error count covers the 4 failures');
     const status = log.readUInt16LE(12) >> 1;
     assert.equal(status, 0x281, 'newest error log entry carries the status');
@@ -109,13 +114,14 @@ test('slow bdev: a host timeout, a truthful Abort (not aborted: dw0 bit 0), then
     await c.setNumQueues(1);
     const q = await c.createIoQpair(32);
     const t0 = Date.now();
-    const slow = q.writeAsync(2, 0, 8, pattern(4096, 1)).then(() => Date.now() - t0);
-    // the host's own deadline (500 ms) passes first
-    const timedOut = await Promise.race([
-      slow.then(() => false),
-      new Promise<boolean>((r) => setTimeout(() => r(true), 500)),
-    ]);
-    assert.equal(timedOut, true, 'a 2 s write is still running after 500 ms');
+    let slowDone = false;
+    const slow = q.writeAsync(2, 0, 8, pattern(4096, 1)).then(() => {
+      slowDone = true;
+      return Date.now() - t0;
+    });
+    // the write reaches the bdev, which holds it for 2 s; the host gives up waiting (its own deadline)
+    await waitFor('the write at the bdev', async () => (await tgt.total('pending_bdev_io')) === 1);
+    assert.equal(slowDone, false, 'the 2 s write is still running');
     assert.equal(await tgt.total('pending_bdev_io'), 1);
     // Abort (sqid = the I/O queue, cid 0: the first command of a fresh queue)
     const abort = Buffer.alloc(64);
@@ -128,18 +134,18 @@ test('slow bdev: a host timeout, a truthful Abort (not aborted: dw0 bit 0), then
     assert.ok(took >= 1500, `the write took its latency (${took} ms)`);
     // a second slow write, then the host gives up on the queue
     const again = q.writeAsync(2, 8, 8, pattern(4096, 2)).catch((e) => e);
-    await new Promise((r) => setTimeout(r, 200));
+    await waitFor('the second write at the bdev', async () => (await tgt.total('pending_bdev_io')) === 1);
     assert.equal(await tgt.total('pending_bdev_io'), 1);
     q.qpair.socket.resetAndDestroy();
     assert.ok((await again) instanceof Error, 'the host fails its own command');
     // the bdev still holds the write: the target keeps the queue until it completes, then frees all
     const g = await tgt.pollGroups();
     assert.ok(g[0].outstanding_requests >= 1, 'the request is still accounted for');
-    const deadline = Date.now() + 5000;
-    while ((await tgt.total('current_io_qpairs')) !== 0) {
-      assert.ok(Date.now() < deadline, 'I/O queue released after the slow write completed');
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitFor(
+      'I/O queue released after the slow write completed',
+      async () => (await tgt.total('current_io_qpairs')) === 0,
+      { timeoutMs: 5000 },
+    );
     assert.equal(await tgt.total('pending_bdev_io'), 0);
     // the write was not lost either: it completed on the bdev
     const q2 = await c.createIoQpair(8);
@@ -169,11 +175,11 @@ test("the host library's I/O timeout fires on a slow bdev; the target releases t
     assert.ok(waited >= 400 && waited < 1900, `timed out after ${waited} ms, before the bdev's 2 s`);
     assert.equal(q.closed, true, 'the host drops a queue with a timed-out command');
     // the target holds the request until the bdev answers, then frees everything
-    const deadline = Date.now() + 6000;
-    while ((await tgt.total('current_io_qpairs')) !== 0 || (await tgt.total('pending_bdev_io')) !== 0) {
-      assert.ok(Date.now() < deadline, 'the I/O queue was released');
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitFor(
+      'the I/O queue was released',
+      async () => (await tgt.total('current_io_qpairs')) === 0 && (await tgt.total('pending_bdev_io')) === 0,
+      { timeoutMs: 6000 },
+    );
   } finally {
     await c.disconnect();
   }

@@ -7,17 +7,18 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { type NvmeController as Ctrlr, NvmeController } from '../../../src/nvme/index.ts';
-import { freePort, pattern, simpleConfig, Target } from './fault-harness.ts';
+import { ChildTarget, freePort, pattern, type WaitOptions, waitFor } from '../../lib/index.ts';
+import { simpleConfig } from './fault-config.ts';
 
 const NQN = 'nqn.2016-06.io.spdk:fault-host';
-let tgt: Target;
+let tgt: ChildTarget;
 let port = 0;
 
 before(async () => {
   port = await freePort();
   // two poll groups: a controller's admin and I/O queues may sit on different ones
-  tgt = await Target.start({
-    mask: '0x3',
+  tgt = await ChildTarget.start({
+    cores: '0x3',
     nodeArgs: ['--expose-gc'],
     config: simpleConfig(
       port,
@@ -55,13 +56,7 @@ function silence(c: Ctrlr): void {
   if (timer) clearInterval(timer);
 }
 
-async function waitFor(what: string, fn: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await fn())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}\n${tgt.log.slice(-3000)}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const logTail: WaitOptions = { detail: () => tgt.log().slice(-3000) };
 
 /**
  * Connect, start `n` writes to the delay namespace (nsid 2) and wait until the target holds
@@ -83,6 +78,7 @@ async function busyHost(n: number, kato = 10_000, atLeast = n) {
   await waitFor(
     'bdev I/O in flight',
     async () => (await tgt.total('pending_bdev_io')) >= atLeast || (atLeast < n && finished === n),
+    logTail,
   );
   return { c, q, results };
 }
@@ -140,13 +136,14 @@ test('half-open host (stops reading and sending, reads pending): removed after K
   await waitFor(
     'controller removed after keep-alive timeout',
     async () => (await tgt.total('controllers')) === 0,
+    logTail,
   );
   const elapsed = Date.now() - t0;
   // the last keep-alive went out at most 500 ms before the silence began
   assert.ok(elapsed >= 300, `not removed before KATO (${elapsed} ms)`);
   assert.ok(elapsed < 8000, `removed within a few KATO periods (${elapsed} ms)`);
   await tgt.settled(10_000);
-  assert.match(tgt.log, /keep alive timeout/);
+  assert.match(tgt.log(), /keep alive timeout/);
   c.admin.socket.destroy();
   q.qpair.socket.destroy();
 });
@@ -158,7 +155,7 @@ test('an admin queue dropped with AERs outstanding still frees its controller', 
     aer[0] = 0x0c; // Asynchronous Event Request
     c.adminCommand(aer, null, false).catch(() => {});
   }
-  await waitFor('AERs held', async () => (await tgt.total('outstanding_requests')) >= 4);
+  await waitFor('AERs held', async () => (await tgt.total('outstanding_requests')) >= 4, logTail);
   c.admin.socket.destroy();
   await tgt.settled(5000);
 });
@@ -180,10 +177,14 @@ test('a queue dropped with the first half of a fused command waiting still goes 
     await waitFor(
       'the target holds the first half',
       async () => (await tgt.total('outstanding_requests')) >= 1,
+      logTail,
     );
     assert.equal(answered, false);
     q.qpair.socket.destroy();
-    await waitFor('I/O queue gone', async () => (await tgt.total('current_io_qpairs')) === 0, 5000);
+    await waitFor('I/O queue gone', async () => (await tgt.total('current_io_qpairs')) === 0, {
+      ...logTail,
+      timeoutMs: 5000,
+    });
     assert.equal(await tgt.total('outstanding_requests'), 0);
   } finally {
     await c.disconnect();

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { NvmeController } from '../../../src/nvme/index.ts';
-import { type ChildTarget, RawConnection, startChildTarget, TEST_NQN } from '../../lib/index.ts';
+import { type ChildTarget, RawConnection, startChildTarget, TEST_NQN, waitFor } from '../../lib/index.ts';
 import { icReq } from '../../lib/raw-pdu.ts';
 
 const TIMEOUT_MS = 1000;
@@ -28,29 +28,21 @@ after(async () => {
   await target?.stop();
 });
 
-async function currentQpairs(): Promise<number> {
-  const stats = (await target.rpc.call('nvmf_get_stats')) as { poll_groups: { current_qpairs: number }[] };
-  return stats.poll_groups.reduce((n, g) => n + g.current_qpairs, 0);
-}
-
-async function waitQpairs(want: number, timeoutMs: number): Promise<number> {
-  const deadline = Date.now() + timeoutMs;
-  let n = await currentQpairs();
-  while (n !== want && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 100));
-    n = await currentQpairs();
-  }
-  return n;
+async function waitQpairs(want: number, what: string, timeoutMs: number): Promise<void> {
+  await waitFor(what, async () => (await target.total('current_qpairs')) === want, {
+    timeoutMs,
+    intervalMs: 100,
+  });
 }
 
 test('a connection that never sends anything is closed after the connect timeout', async () => {
   const started = Date.now();
   const silent = await RawConnection.connect(target.port);
   try {
-    assert.equal(await waitQpairs(1, 3000), 1, 'the target adopted the connection');
+    await waitQpairs(1, 'the target adopted the connection', 3000);
     assert.ok(await silent.waitClosed(10 * TIMEOUT_MS), 'the target closed the silent connection');
     assert.ok(Date.now() - started >= TIMEOUT_MS * 0.9, 'not before the timeout');
-    assert.equal(await waitQpairs(0, 5000), 0, 'its queue is gone from nvmf_get_stats');
+    await waitQpairs(0, 'its queue gone from nvmf_get_stats', 5000);
   } finally {
     silent.destroy();
   }
@@ -63,7 +55,7 @@ test('a connection that stops after ICReq (no Fabrics Connect) is closed too', a
     const reply = await conn.waitBytes(128, 3000);
     assert.equal(reply[0], 0x01, 'ICResp received');
     assert.ok(await conn.waitClosed(10 * TIMEOUT_MS), 'closed for want of a Connect');
-    assert.equal(await waitQpairs(0, 5000), 0);
+    await waitQpairs(0, 'its queue gone from nvmf_get_stats', 5000);
   } finally {
     conn.destroy();
   }
@@ -76,7 +68,18 @@ test('a connected host idle for several timeouts keeps its queues and does I/O',
   );
   try {
     const io = await ctrlr.createIoQpair(8);
-    await new Promise((r) => setTimeout(r, 3 * TIMEOUT_MS));
+    // three connect timeouts go by, each shown by a silent connection opened after the previous
+    // one closed (after this host's queues were made) and closed by the target for want of a Connect
+    for (let i = 0; i < 3; i++) {
+      const witness = await RawConnection.connect(target.port);
+      try {
+        assert.ok(await witness.waitClosed(10 * TIMEOUT_MS), `silent connection ${i + 1} closed`);
+      } finally {
+        witness.destroy();
+      }
+    }
+    await waitQpairs(2, "only the host's two queues left", 5000);
+    assert.equal(ctrlr.admin.closed, false, 'admin queue still open');
     assert.equal(io.closed, false, 'I/O queue still open');
     const data = Buffer.alloc(4096, 0x5a);
     await io.writeAsync(1, 0, 8, data);

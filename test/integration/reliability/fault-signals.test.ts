@@ -11,15 +11,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { NvmeController, type NvmeIoQpair } from '../../../src/nvme/index.ts';
-import { freePort, pattern, simpleConfig, Target } from './fault-harness.ts';
+import { ChildTarget, freePort, pattern, waitFor } from '../../lib/index.ts';
+import { simpleConfig } from './fault-config.ts';
 
 const NQN = 'nqn.2016-06.io.spdk:fault-sig';
 const opts = { asyncEvents: false };
+/** FUA writes acknowledged before the SIGKILL lands on the stream */
+const FUA_BEFORE_KILL = 300;
 
 test('SIGTERM with hosts connected and I/O in flight: connections close, exit 0 within seconds', async () => {
   const port = await freePort();
-  const tgt = await Target.start({
-    mask: '0x3',
+  const tgt = await ChildTarget.start({
+    cores: '0x3',
     config: simpleConfig(
       port,
       NQN,
@@ -59,18 +62,18 @@ test('SIGTERM with hosts connected and I/O in flight: connections close, exit 0 
     tgt.child.kill('SIGTERM');
     const exit = await Promise.race([tgt.exit, new Promise<null>((r) => setTimeout(() => r(null), 8000))]);
     const elapsed = Date.now() - t0;
-    assert.ok(exit !== null, `the target exited (log:\n${tgt.log.slice(-2000)})`);
-    assert.equal(exit.code, 0, `exit code 0 (signal ${exit.signal})\n${tgt.log.slice(-2000)}`);
+    assert.ok(exit !== null, `the target exited (log:\n${tgt.log().slice(-2000)})`);
+    assert.equal(exit.code, 0, `exit code 0 (signal ${exit.signal})\n${tgt.log().slice(-2000)}`);
     assert.ok(elapsed < 6000, `exited in ${elapsed} ms`);
     // every host connection ended and no command hangs
-    const closeDeadline = Date.now() + 2000;
-    while (!(queues.every((q) => q.closed) && hosts.every((h) => h.admin.closed))) {
-      assert.ok(Date.now() < closeDeadline, 'every host connection closed');
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await waitFor(
+      'every host connection closed',
+      () => queues.every((q) => q.closed) && hosts.every((h) => h.admin.closed),
+      { timeoutMs: 2000 },
+    );
     const results = await Promise.all(inflight);
     assert.equal(results.length, 32);
-    assert.match(tgt.log, /FINI_DESTROY_TARGET|STOPPED|fini/);
+    assert.match(tgt.log(), /FINI_DESTROY_TARGET|STOPPED|fini/);
     for (const h of hosts) await h.disconnect();
   } finally {
     await tgt.dispose();
@@ -79,8 +82,8 @@ test('SIGTERM with hosts connected and I/O in flight: connections close, exit 0 
 
 test('SIGTERM while a subsystem is paused with I/O and a Connect parked: exit 0, nothing hangs', async () => {
   const port = await freePort();
-  const tgt = await Target.start({
-    mask: '0x3',
+  const tgt = await ChildTarget.start({
+    cores: '0x3',
     config: simpleConfig(port, NQN, [
       { method: 'bdev_malloc_create', params: { name: 'Malloc0', num_blocks: 2048, block_size: 512 } },
     ]),
@@ -97,14 +100,12 @@ test('SIGTERM while a subsystem is paused with I/O and a Connect parked: exit 0,
       (lc) => lc,
       (e: unknown) => e,
     );
-    const deadline = Date.now() + 5000;
-    while ((await tgt.total('queued_requests')) < 9) {
-      assert.ok(Date.now() < deadline, 'I/O and Connect parked');
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await waitFor('I/O and Connect parked', async () => (await tgt.total('queued_requests')) >= 9, {
+      timeoutMs: 5000,
+    });
     tgt.child.kill('SIGTERM');
     const exit = await Promise.race([tgt.exit, new Promise<null>((r) => setTimeout(() => r(null), 8000))]);
-    assert.ok(exit !== null, `the target exited\n${tgt.log.slice(-2000)}`);
+    assert.ok(exit !== null, `the target exited\n${tgt.log().slice(-2000)}`);
     assert.equal(exit.code, 0);
     const results = await Promise.all(parked);
     assert.ok(
@@ -126,7 +127,8 @@ test('SIGKILL on an aio file bdev: FUA and flushed writes are there after a rest
   const BLOCKS = 2048; // 4 KiB blocks: 8 MiB
   writeFileSync(file, Buffer.alloc(BLOCKS * 4096));
   const port = await freePort();
-  let tgt = await Target.start({
+  let tgt = await ChildTarget.start({
+    cores: '0x1',
     dir,
     config: simpleConfig(port, NQN, [
       { method: 'bdev_aio_create', params: { name: 'Aio0', filename: file, block_size: 4096 } },
@@ -168,8 +170,12 @@ test('SIGKILL on an aio file bdev: FUA and flushed writes are there after a rest
       }
     };
     const writers = qs.map((q, k) => writer(q, k));
-    await new Promise((r) => setTimeout(r, 700));
-    const r = await tgt.stop('SIGKILL');
+    // the kill lands on a stream under way: FUA writes acknowledged, the next ones in flight
+    await waitFor(`${FUA_BEFORE_KILL} FUA writes acknowledged`, () => fuaAcked >= FUA_BEFORE_KILL, {
+      timeoutMs: 30_000,
+    });
+    assert.equal(inflight.size, qs.length, 'a write in flight on every queue at the kill');
+    const r = await tgt.kill('SIGKILL');
     stop = true;
     assert.equal(r.signal, 'SIGKILL');
     await Promise.all(writers);
@@ -177,7 +183,7 @@ test('SIGKILL on an aio file bdev: FUA and flushed writes are there after a rest
     durable = fuaAcked;
     assert.ok(fuaAcked > 0, 'FUA writes were acknowledged before the kill');
     // restart from the saved configuration and read everything back through the target
-    tgt = await Target.start({ dir, configFile: saved });
+    tgt = await ChildTarget.start({ cores: '0x1', dir, configFile: saved });
     const c2 = await NvmeController.connect(trid, opts);
     try {
       await c2.setNumQueues(1);
@@ -202,7 +208,7 @@ test('SIGKILL on an aio file bdev: FUA and flushed writes are there after a rest
       `# sigkill: ${256 + durable} durable writes acknowledged (256 flushed, ${durable} FUA), ${acked.size} blocks verified, 0 lost`,
     );
   } finally {
-    await tgt.stop('SIGKILL');
+    await tgt.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -9,10 +9,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { NvmeController, type NvmeIoQpair, NvmeStatusError } from '../../../src/nvme/index.ts';
-import { freePort, listener, pattern, simpleConfig, Target } from './fault-harness.ts';
+import { GenericStatus } from '../../../src/wire/nvme.ts';
+import {
+  ChildTarget,
+  freePort,
+  ioQueueRoundTrip,
+  listenerEntry,
+  pattern,
+  type WaitOptions,
+  waitFor,
+} from '../../lib/index.ts';
+import { simpleConfig } from './fault-config.ts';
 
 const NQN = 'nqn.2016-06.io.spdk:fault-sub';
-let tgt: Target;
+let tgt: ChildTarget;
 let port = 0;
 
 function delay(name: string, base: string, us: number) {
@@ -32,8 +42,8 @@ function delay(name: string, base: string, us: number) {
 before(async () => {
   port = await freePort();
   // two poll groups: queues of one controller land on both
-  tgt = await Target.start({
-    mask: '0x3',
+  tgt = await ChildTarget.start({
+    cores: '0x3',
     config: simpleConfig(
       port,
       NQN,
@@ -54,13 +64,7 @@ after(async () => {
 
 const trid = (nqn = NQN, p = port) => ({ traddr: '127.0.0.1', trsvcid: String(p), subnqn: nqn });
 
-async function waitFor(what: string, fn: () => Promise<boolean> | boolean, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await fn())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}\n${tgt.log.slice(-3000)}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const logTail: WaitOptions = { detail: () => tgt.log().slice(-3000) };
 
 test('pause: in-flight I/O drains before the RPC returns, new I/O waits (not failed), admin goes on; resume runs it', async () => {
   const c = await NvmeController.connect(trid());
@@ -77,7 +81,7 @@ test('pause: in-flight I/O drains before the RPC returns, new I/O waits (not fai
           slowDone++;
         }),
       );
-    await waitFor('slow writes in flight', async () => (await tgt.total('pending_bdev_io')) >= 8);
+    await waitFor('slow writes in flight', async () => (await tgt.total('pending_bdev_io')) >= 8, logTail);
     assert.equal(await tgt.call('nvmf_subsystem_pause', { nqn: NQN }), true);
     // the 8 writes (1 s each) were at the bdev when pause was called: it waited for them
     assert.equal(await tgt.total('pending_bdev_io'), 0, 'nothing in flight once paused');
@@ -94,8 +98,16 @@ test('pause: in-flight I/O drains before the RPC returns, new I/O waits (not fai
         }),
       );
     }
-    await waitFor('I/O queued while paused', async () => (await tgt.total('queued_requests')) === 16);
-    await new Promise((r) => setTimeout(r, 300));
+    await waitFor(
+      'I/O queued while paused',
+      async () => (await tgt.total('queued_requests')) === 16,
+      logTail,
+    );
+    // every write waits at the paused subsystem; a command answered at once, sent after them on the
+    // same queue, comes back while none of them has: no response of theirs was on the way either
+    for (const qq of [q, q2])
+      assert.equal(await ioQueueRoundTrip(qq), GenericStatus.INVALID_OPCODE, 'probe answered');
+    assert.equal(q.outstanding + q2.outstanding, 16, 'every write still outstanding at the host');
     assert.equal(waitingDone, 0, 'no I/O completes while paused');
     // admin still answers
     const id = await c.identify(1, 0);
@@ -109,13 +121,15 @@ test('pause: in-flight I/O drains before the RPC returns, new I/O waits (not fai
       lateConnected = true;
       return lc;
     });
-    await new Promise((r) => setTimeout(r, 300));
+    await waitFor('the Connect parked', async () => (await tgt.total('queued_requests')) === 17, logTail);
     assert.equal(lateConnected, false, 'Connect to a paused subsystem waits');
     // RPC errors name the problem
     await assert.rejects(
       tgt.call('nvmf_subsystem_resume', { nqn: 'nqn.2016-06.io.spdk:nope' }),
       /Unable to find/,
     );
+    assert.equal(await tgt.total('queued_requests'), 17, 'the writes and the Connect still wait');
+    assert.equal(lateConnected, false, 'Connect to a paused subsystem waits until the resume');
     assert.equal(await tgt.call('nvmf_subsystem_resume', { nqn: NQN }), true);
     await Promise.all(waiting);
     assert.equal(waitingDone, 16, 'every queued write ran after resume');
@@ -147,7 +161,7 @@ test('Abort of a command waiting on a paused subsystem aborts it (dw0 bit 0 = 0,
         (e: unknown) => (e instanceof NvmeStatusError ? e.status : -1),
       ),
     );
-    await waitFor('queued', async () => (await tgt.total('queued_requests')) === 3);
+    await waitFor('queued', async () => (await tgt.total('queued_requests')) === 3, logTail);
     const abort = (cid: number) => {
       const cmd = Buffer.alloc(64);
       cmd[0] = 0x08;
@@ -176,7 +190,7 @@ test('a host that drops its queues while its I/O waits on a paused subsystem lea
   try {
     const waiting: Promise<unknown>[] = [];
     for (let i = 0; i < 8; i++) waiting.push(q.writeAsync(1, i, 1, Buffer.alloc(512, i)).catch((e) => e));
-    await waitFor('queued', async () => (await tgt.total('queued_requests')) === 8);
+    await waitFor('queued', async () => (await tgt.total('queued_requests')) === 8, logTail);
     q.qpair.socket.destroy();
     c.admin.socket.destroy();
     await Promise.all(waiting);
@@ -208,7 +222,7 @@ test('a bdev deleted under I/O: namespace removed, AEN + Changed NS List, I/O to
       inflight.push(q.writeAsync(nsid, i * 8, 8, pattern(4096, i)).catch((e: unknown) => e));
     // the other namespace keeps working throughout
     const other = q2.writeAsync(1, 0, 8, pattern(4096, 7));
-    await waitFor('I/O in flight', async () => (await tgt.total('pending_bdev_io')) >= 32);
+    await waitFor('I/O in flight', async () => (await tgt.total('pending_bdev_io')) >= 32, logTail);
     await tgt.call('bdev_malloc_delete', { name: 'MallocX' });
     const cpl = await event;
     assert.equal(cpl.dw0 & 0x7, 2, 'notice');
@@ -276,7 +290,7 @@ test('an aio file bdev deleted under a stream of writes: no crash, I/O fails cle
         }
       };
       const lanes = Array.from({ length: 32 }, (_, k) => lane(k));
-      await waitFor('writes flowing', () => ok > 200);
+      await waitFor('writes flowing', () => ok > 200, logTail);
       await tgt.call('bdev_aio_delete', { name: 'AioDel' });
       await Promise.race([Promise.all(lanes), new Promise((r) => setTimeout(r, 5000))]);
       stop = true;
@@ -297,7 +311,7 @@ test('an aio file bdev deleted under a stream of writes: no crash, I/O fails cle
 
 test('a listener removed under live connections: its queues disconnect, the other listener serves on', async () => {
   const port2 = await freePort();
-  await tgt.call('nvmf_subsystem_add_listener', listener(NQN, port2).params);
+  await tgt.call('nvmf_subsystem_add_listener', listenerEntry(NQN, port2).params);
   const a = await NvmeController.connect(trid(NQN, port));
   const b = await NvmeController.connect(trid(NQN, port2));
   try {
@@ -306,8 +320,8 @@ test('a listener removed under live connections: its queues disconnect, the othe
     const qa = await a.createIoQpair(16);
     const qb = await b.createIoQpair(16);
     await qb.writeAsync(1, 2000, 1, Buffer.alloc(512, 1));
-    await tgt.call('nvmf_subsystem_remove_listener', listener(NQN, port2).params);
-    await waitFor('queues of the removed listener closed', () => qb.closed && b.admin.closed);
+    await tgt.call('nvmf_subsystem_remove_listener', listenerEntry(NQN, port2).params);
+    await waitFor('queues of the removed listener closed', () => qb.closed && b.admin.closed, logTail);
     assert.equal(qa.closed, false);
     await qa.writeAsync(1, 2001, 1, Buffer.alloc(512, 2));
     const r = Buffer.alloc(1024);
@@ -329,7 +343,7 @@ test('a subsystem deleted with hosts connected (I/O in flight): their connection
   await tgt.call('bdev_delay_create', delay('DelayD', 'MallocD', 1_000_000).params);
   await tgt.call('nvmf_create_subsystem', { nqn: nqn2, allow_any_host: true });
   await tgt.call('nvmf_subsystem_add_ns', { nqn: nqn2, namespace: { bdev_name: 'DelayD' } });
-  await tgt.call('nvmf_subsystem_add_listener', listener(nqn2, port).params);
+  await tgt.call('nvmf_subsystem_add_listener', listenerEntry(nqn2, port).params);
   const hosts = [await NvmeController.connect(trid(nqn2)), await NvmeController.connect(trid(nqn2))];
   const inflight: Promise<unknown>[] = [];
   const queues: NvmeIoQpair[] = [];
@@ -341,11 +355,12 @@ test('a subsystem deleted with hosts connected (I/O in flight): their connection
       for (let i = 0; i < 8; i++) inflight.push(q.writeAsync(1, i, 1, Buffer.alloc(512)).catch((e) => e));
     }
   }
-  await waitFor('I/O in flight', async () => (await tgt.total('pending_bdev_io')) >= 16);
+  await waitFor('I/O in flight', async () => (await tgt.total('pending_bdev_io')) >= 16, logTail);
   await tgt.call('nvmf_delete_subsystem', { nqn: nqn2 });
   await waitFor(
     'every queue closed',
     () => queues.every((q) => q.closed) && hosts.every((h) => h.admin.closed),
+    logTail,
   );
   await Promise.all(inflight); // none hangs
   await tgt.settled();

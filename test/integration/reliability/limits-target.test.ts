@@ -14,10 +14,12 @@ import {
   finalTermReq,
   h2cData,
   ioSqe,
+  pattern,
   startChildTarget,
   TEST_NQN,
+  waitForValue,
 } from '../../lib/index.ts';
-import { pattern, RawQueue, rawConnect, rwSqe, submitRaw, verifiedIo } from './cmd-lib.ts';
+import { RawQueue, rawConnect, rwSqe, submitRaw, verifiedIo } from './cmd-lib.ts';
 
 const QUEUE_DEPTH = 16;
 const IO_QPAIRS = 4;
@@ -162,13 +164,15 @@ test('controllers per subsystem: an exhausted CNTLID range answers Controller Bu
     b.conn.destroy();
   }
   // a CNTLID comes back when its controller goes
-  let again = null;
-  for (let i = 0; i < 50 && again === null; i++) {
-    const r = await rawConnect(tgt.port, { qid: 0, subnqn: LIMITS_NQN, queueSize: 8 });
-    r.conn.destroy();
-    if (r.status === 0) again = r;
-    else await new Promise((res) => setTimeout(res, 100));
-  }
+  const again = await waitForValue(
+    'a freed CNTLID to be reused',
+    async () => {
+      const r = await rawConnect(tgt.port, { qid: 0, subnqn: LIMITS_NQN, queueSize: 8 });
+      r.conn.destroy();
+      return r.status === 0 ? r : undefined;
+    },
+    { timeoutMs: 5000, intervalMs: 100 },
+  );
   assert.ok(again !== null, 'a freed CNTLID is reused');
   await othersUnharmed();
 });

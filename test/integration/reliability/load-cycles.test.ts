@@ -7,19 +7,20 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { NvmeController } from '../../../src/nvme/index.ts';
-import { freePort, pattern, simpleConfig, Target } from './fault-harness.ts';
+import { ChildTarget, freePort, pattern } from '../../lib/index.ts';
+import { simpleConfig } from './fault-config.ts';
 
 const NQN = 'nqn.2016-06.io.spdk:cycles';
 const CYCLES = 1000;
 const LANES = 4; // cycles run 4 at a time
 const WARMUP = 100;
-let tgt: Target;
+let tgt: ChildTarget;
 let port = 0;
 
 before(async () => {
   port = await freePort();
-  tgt = await Target.start({
-    mask: '0x3',
+  tgt = await ChildTarget.start({
+    cores: '0x3',
     nodeArgs: ['--expose-gc'],
     config: simpleConfig(port, NQN, [
       { method: 'bdev_malloc_create', params: { name: 'Malloc0', num_blocks: 8192, block_size: 512 } },

@@ -7,7 +7,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { NvmeController, type NvmeIoQpair } from '../../../src/nvme/index.ts';
-import { freePort, simpleConfig, Target } from './fault-harness.ts';
+import { ChildTarget, freePort } from '../../lib/index.ts';
+import { simpleConfig } from './fault-config.ts';
 
 const NQN = 'nqn.2016-06.io.spdk:load';
 const CONTROLLERS = 32;
@@ -17,13 +18,13 @@ const RUN_MS = 10_000;
 const BLOCK = 512;
 const SLOT_BLOCKS = 8; // each slot owns 4 KiB
 const NUM_BLOCKS = CONTROLLERS * QUEUES * DEPTH * SLOT_BLOCKS; // 64 MiB
-let tgt: Target;
+let tgt: ChildTarget;
 let port = 0;
 
 before(async () => {
   port = await freePort();
-  tgt = await Target.start({
-    mask: '0x3',
+  tgt = await ChildTarget.start({
+    cores: '0x3',
     config: simpleConfig(port, NQN, [
       {
         method: 'bdev_malloc_create',

@@ -26,6 +26,7 @@ import {
   startChildTarget,
   TEST_NQN,
   termReqAt,
+  waitFor,
 } from '../../lib/index.ts';
 
 let target: ChildTarget;
@@ -119,23 +120,20 @@ test('random bytes after ICReq: ICResp, then invalid header field', async () => 
 
 test('a truncated PDU then close: the target closes too and releases the queue', async () => {
   await withGoodHost(async () => {
-    const stats = async () =>
-      (
-        (await target.rpc.call('nvmf_get_stats')) as { poll_groups: { current_qpairs: number }[] }
-      ).poll_groups.reduce((n, g) => n + g.current_qpairs, 0);
-    const baseline = await stats();
+    const baseline = await target.total('current_qpairs');
     const { conn } = await rawIo();
     const cap = capsuleCmd(ioSqe(NvmOpcode.READ, 9, 1, 0, 1, 512));
     await conn.write(cap.subarray(0, 40));
     conn.socket.end();
     assert.ok(await conn.waitClosed(5000), 'closed');
-    const deadline = Date.now() + 5000;
-    let now = await stats();
-    while (now !== baseline && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 50));
-      now = await stats();
-    }
-    assert.equal(now, baseline, 'no connection left behind');
+    await waitFor(
+      'no connection left behind',
+      async () => (await target.total('current_qpairs')) === baseline,
+      {
+        timeoutMs: 5000,
+        intervalMs: 50,
+      },
+    );
   });
 });
 

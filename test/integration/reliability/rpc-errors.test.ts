@@ -4,7 +4,7 @@
 // connection keeps working, and a well-behaved host keeps doing verified I/O.
 
 import assert from 'node:assert/strict';
-import { createConnection } from 'node:net';
+import { createConnection, type Socket } from 'node:net';
 import { after, before, test } from 'node:test';
 import {
   type ChildTarget,
@@ -16,6 +16,7 @@ import {
   startChildTarget,
   TEST_BDEV,
   TEST_NQN,
+  waitFor,
 } from '../../lib/index.ts';
 
 const CNODE2 = 'nqn.2016-06.io.spdk:cnode2';
@@ -26,7 +27,9 @@ let good: GoodHost;
 let baseline = '';
 
 before(async () => {
-  target = await startChildTarget();
+  // -L rpc: the server logs each request it handles (method and id), in order; the
+  // test of a client that never reads counts its requests there
+  target = await startChildTarget({ args: ['-L', 'rpc'] });
   // a second subsystem (no namespace) with one allowed host, and a spare bdev
   await target.rpc.call('nvmf_create_subsystem', { nqn: CNODE2, serial_number: 'SPDK2' });
   await target.rpc.call('nvmf_subsystem_add_host', { nqn: CNODE2, host: HOST });
@@ -130,6 +133,43 @@ test('huge JSON: over the 4 MiB request limit is refused and closed, memory stay
   });
 });
 
+const FLOOD = 20_000;
+const FLOOD_ID = 10_000_000;
+
+/** Requests of the flood the server has handled (its `-L rpc` line for each), in `log`. */
+function floodHandled(log: string): number {
+  let n = 0;
+  for (const m of log.matchAll(/RPC request save_config id=(\d+)/g)) if (Number(m[1]) >= FLOOD_ID) n++;
+  return n;
+}
+
+let probes = 0;
+
+/** One request on a connection of its own; returns the log up to the server's line for it. */
+async function probe(): Promise<string> {
+  const id = `probe-${++probes}`;
+  const r = await rawRpc(target.rpcPath, req('spdk_get_version', undefined, id), 1, 10_000, 0);
+  assert.equal(r.responses.length, 1, `${id} answered`);
+  const line = `RPC request spdk_get_version id="${id}"`;
+  await waitFor(`${id} in the target's log`, () => target.log().includes(line));
+  const log = target.log();
+  return log.slice(0, log.indexOf(line));
+}
+
+/**
+ * The server has stopped reading `sock`: over three requests on other connections, each sent
+ * after the previous one was answered (so at least one full turn of the server's event loop
+ * lies between the first and the last), it handled no request of the flood, though the flood
+ * still had bytes for it to read. (The server handles every request of a chunk it read before
+ * it turns its loop again: save_config answers at once.)
+ */
+async function stoppedReading(sock: Socket): Promise<boolean> {
+  const first = floodHandled(await probe());
+  await probe();
+  const last = floodHandled(await probe());
+  return first === last && sock.writableLength > 0;
+}
+
 test('a client that sends without reading its answers is not read further: target memory stays bounded', async () => {
   await unchanged(async () => {
     const rssBefore = target.rssBytes();
@@ -137,10 +177,17 @@ test('a client that sends without reading its answers is not read further: targe
     sock.on('error', () => {});
     await new Promise<void>((r) => sock.once('connect', () => r()));
     sock.pause(); // never read: every answer (a ~5 KB save_config) stays with the server
-    const one = req('save_config');
-    const burst = Buffer.from(one.repeat(20_000)); // ~1 MB of requests, ~100 MB of answers
+    // ~1 MB of requests, ~100 MB of answers; ids from FLOOD_ID on, to find them in the log
+    const burst = Buffer.from(
+      Array.from({ length: FLOOD }, (_, i) => req('save_config', undefined, FLOOD_ID + i)).join(''),
+    );
     sock.write(burst);
-    await new Promise((r) => setTimeout(r, 3000));
+    await waitFor('the server to handle part of the flood', () => floodHandled(target.log()) > 0, {
+      timeoutMs: 30_000,
+    });
+    await waitFor('the server to stop reading the flood', () => stoppedReading(sock), { timeoutMs: 30_000 });
+    const handled = floodHandled(target.log());
+    assert.ok(handled < FLOOD, `the server stopped after ${handled} of ${FLOOD} requests`);
     const grown = target.rssBytes() - rssBefore;
     // another client is served meanwhile
     assert.ok(Array.isArray(await target.rpc.call('bdev_get_bdevs')));
@@ -328,8 +375,17 @@ test('a batch with good and bad requests: one answer per request with an id, in 
       req('nvmf_delete_subsystem', { nqn: 'nqn.2016-06.io.spdk:none' }, 'six'),
       req('bdev_get_bdevs', { name: TEST_BDEV }, 7),
     ].join(',')}]`;
-    const r = await rawRpc(target.rpcPath, batch);
-    assert.equal(r.responses.length, 1);
+    // a request after the batch on the same connection: its answer shows the connection lived on
+    const r = await rawRpc(
+      target.rpcPath,
+      [batch, req('spdk_get_version', undefined, 'after')],
+      2,
+      10_000,
+      0,
+    );
+    assert.equal(r.responses.length, 2, 'one answer for the batch, one for the request after it');
+    assert.equal((r.responses[1] as { id?: unknown }).id, 'after');
+    assert.ok((r.responses[1] as { result?: unknown }).result, 'the request after the batch answered');
     const out = r.responses[0] as Array<Record<string, unknown>>;
     assert.ok(Array.isArray(out));
     for (const o of out) assert.ok(isWellFormedResponse(o), JSON.stringify(o));

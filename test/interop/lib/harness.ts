@@ -4,21 +4,16 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { hkdfSync } from 'node:crypto';
-import {
-  closeSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
-import { createConnection, createServer } from 'node:net';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { crc32 } from 'node:zlib';
+import { pollUntil, spawnTarget } from '../../lib/index.ts';
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export { freePort } from '../../lib/index.ts';
 
 export const LIB_DIR = dirname(fileURLToPath(import.meta.url));
 export const REPO_ROOT = resolve(LIB_DIR, '../../..');
@@ -257,23 +252,6 @@ export function outputSection(stdout: string, heading: string): string {
   return lines.slice(start, end < 0 ? undefined : end).join('\n');
 }
 
-/** A TCP port on 127.0.0.1 that was free a moment ago. */
-export function freePort(): Promise<number> {
-  return new Promise((resolvePromise, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolvePromise(port));
-    });
-  });
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolvePromise) => setTimeout(resolvePromise, ms));
-}
-
 /** True once something accepts TCP connections on 127.0.0.1:port. */
 export function canConnect(port: number): Promise<boolean> {
   return new Promise((resolvePromise) => {
@@ -418,8 +396,9 @@ export type RunningTarget = {
 };
 
 /**
- * Starts our nvmf_tgt (`node bin/nvmf_tgt.mjs -m <mask> -r <sock> --json <config>`) and
- * resolves once it accepts TCP connections on 127.0.0.1:port.
+ * Starts our nvmf_tgt (`node bin/nvmf_tgt.mjs -m <mask> -r <sock> --json <config>`, through
+ * test/lib's spawnTarget) and resolves once it accepts TCP connections on 127.0.0.1:port.
+ * Its output also goes to a log file in its temporary folder, kept for post-mortems.
  */
 export async function startNvmfTgt(options: {
   port: number;
@@ -433,56 +412,38 @@ export async function startNvmfTgt(options: {
   const rpcSocket = join(dir, 'rpc.sock');
   const logPath = join(dir, 'nvmf_tgt.log');
   writeFileSync(configPath, `${JSON.stringify(options.config, null, 2)}\n`);
-  const logFd = openSync(logPath, 'a');
-  const child = spawn(
-    NODE_BIN,
-    [NVMF_TGT, '-m', options.cpuMask ?? '0x3', '-r', rpcSocket, '--json', configPath],
-    {
-      cwd: REPO_ROOT,
-      stdio: ['ignore', logFd, logFd],
-    },
-  );
-  closeSync(logFd);
-  let exited = false;
-  child.on('exit', () => {
-    exited = true;
-  });
-  const logTail = (lines = 40) => {
-    try {
-      return readFileSync(logPath, 'utf8').split('\n').slice(-lines).join('\n');
-    } catch {
-      return '';
-    }
-  };
+  const spawned = spawnTarget({ cores: options.cpuMask ?? '0x3', rpcPath: rpcSocket, configPath });
+  const toFile = (d: Buffer) => appendFileSync(logPath, d);
+  spawned.child.stdout?.on('data', toFile);
+  spawned.child.stderr?.on('data', toFile);
+  const logTail = (lines = 40) => spawned.log().split('\n').slice(-lines).join('\n');
   const target: RunningTarget = {
     port: options.port,
     rpcSocket,
     logPath,
-    process: child,
-    alive: () => !exited,
+    process: spawned.child,
+    alive: spawned.alive,
     logTail,
     stop: async () => {
-      if (!exited) {
-        child.kill('SIGINT');
-        for (let i = 0; i < 100 && !exited; i++) await sleep(100);
-        if (!exited) child.kill('SIGKILL');
-      }
+      await spawned.stop('SIGINT', 10_000);
     },
   };
-  const deadline = Date.now() + (options.startTimeoutMs ?? 30_000);
-  while (!(await canConnect(options.port))) {
-    if (exited) {
-      throw new Error(
-        `nvmf_tgt exited during start-up (exit ${child.exitCode}); log ${logPath}:\n${logTail()}`,
-      );
-    }
-    if (Date.now() > deadline) {
-      await target.stop();
-      throw new Error(
-        `nvmf_tgt did not listen on 127.0.0.1:${options.port} in time; log ${logPath}:\n${logTail()}`,
-      );
-    }
-    await sleep(200);
+  const listening = await pollUntil(
+    async () => {
+      if (!spawned.alive()) {
+        throw new Error(
+          `nvmf_tgt exited during start-up (exit ${spawned.child.exitCode}); log ${logPath}:\n${logTail()}`,
+        );
+      }
+      return canConnect(options.port);
+    },
+    { timeoutMs: options.startTimeoutMs ?? 30_000, intervalMs: 200 },
+  );
+  if (!listening) {
+    await target.stop();
+    throw new Error(
+      `nvmf_tgt did not listen on 127.0.0.1:${options.port} in time; log ${logPath}:\n${logTail()}`,
+    );
   }
   return target;
 }

@@ -11,6 +11,7 @@ import { nullModule } from '../../../src/modules/bdev/null/null.ts';
 import { passthruModule } from '../../../src/modules/bdev/passthru/passthru.ts';
 import type { SpdkThread } from '../../../src/thread/index.ts';
 import * as T from '../../../src/thread/testing.ts';
+import { pollUntil } from '../../lib/wait.ts';
 
 for (const m of [mallocModule, nullModule, aioModule, passthruModule, delayModule, errorModule]) {
   B.registerBdevModule(m);
@@ -44,12 +45,24 @@ export function pollIdle(): void {
 
 /** Poll (letting libuv run too) until `cond` holds or `ms` pass. */
 export async function until(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = performance.now() + ms;
-  while (!cond()) {
-    if (performance.now() > end) throw new Error('timed out waiting');
-    pollOnce();
-    await new Promise((r) => setImmediate(r));
-  }
+  const held = await pollUntil(
+    () => {
+      if (cond()) return true;
+      pollOnce();
+      return false;
+    },
+    { timeoutMs: ms, intervalMs: 0 },
+  );
+  if (!held) throw new Error('timed out waiting');
+}
+
+/**
+ * Run the threads, and the promises and libuv callbacks they cause, until a
+ * poll finds nothing to do: what is left waits for something (a timed poller
+ * not yet due, a descriptor to close), not for its turn.
+ */
+export async function quiesce(ms = 5000): Promise<void> {
+  await until(() => !pollOnce(), ms);
 }
 
 /** Await a control-path promise that needs the threads to run. */
@@ -95,12 +108,6 @@ export function recorder(): { cb: B.BdevIoCb; done: Done[] } {
     B.bdevFreeIo(io);
   };
   return { cb, done };
-}
-
-export function pattern(len: number, seed: number): Buffer {
-  const b = Buffer.alloc(len);
-  for (let i = 0; i < len; i++) b[i] = (i * 31 + seed) & 0xff;
-  return b;
 }
 
 let n = 0;

@@ -4,7 +4,8 @@ import * as B from '../../../src/bdev/module.ts';
 import { createMallocBdev } from '../../../src/modules/bdev/malloc/malloc.ts';
 import { createNullBdev } from '../../../src/modules/bdev/null/null.ts';
 import { currentThread } from '../../../src/thread/index.ts';
-import { app, createThread, on, pattern, pollIdle, recorder, settle, uniq } from './harness.ts';
+import { pattern } from '../../lib/pattern.ts';
+import { app, createThread, on, pollIdle, recorder, settle, uniq } from './harness.ts';
 
 async function malloc(blockSize = 512, numBlocks = 1024, optimalIoBoundary = 0) {
   const name = await settle(

@@ -13,7 +13,8 @@ import { createErrorBdev } from '../../../src/modules/bdev/error/error.ts';
 import { createMallocBdev } from '../../../src/modules/bdev/malloc/malloc.ts';
 import { createNullBdev } from '../../../src/modules/bdev/null/null.ts';
 import { createPassthruBdev } from '../../../src/modules/bdev/passthru/passthru.ts';
-import { pattern, recorder, settle, uniq, until } from './harness.ts';
+import { pattern } from '../../lib/pattern.ts';
+import { recorder, settle, uniq, until } from './harness.ts';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nvmf-ts-matrix-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));

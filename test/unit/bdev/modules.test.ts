@@ -9,7 +9,8 @@ import { createDelayBdev, updateDelayLatency } from '../../../src/modules/bdev/d
 import { createErrorBdev, injectError } from '../../../src/modules/bdev/error/error.ts';
 import { createMallocBdev, mallocModule } from '../../../src/modules/bdev/malloc/malloc.ts';
 import { createPassthruBdev } from '../../../src/modules/bdev/passthru/passthru.ts';
-import { pattern, pollIdle, recorder, settle, uniq, until } from './harness.ts';
+import { pattern } from '../../lib/pattern.ts';
+import { pollIdle, quiesce, recorder, settle, uniq, until } from './harness.ts';
 
 async function openNew(name: string) {
   const desc = B.bdevOpen(name, true, () => {});
@@ -115,7 +116,7 @@ test('delay bdev holds completions for the configured latency; update takes effe
   updateDelayLatency(name, 'avg_read', 500000);
   updateDelayLatency(name, 'p99_read', 500000);
   B.bdevRead(desc, ch, [Buffer.alloc(512)], 0, 1, r.cb, 'slow');
-  await settle(new Promise((res) => setTimeout(res, 10)));
+  await quiesce();
   assert.equal(r.done.length, 1, 'still held');
   B.bdevAbort(desc, ch, 'slow', r.cb, 'abort');
   await until(() => r.done.length === 3);
@@ -124,7 +125,7 @@ test('delay bdev holds completions for the configured latency; update takes effe
   assert.deepEqual(by['abort'], [true, 0]);
   assert.throws(() => updateDelayLatency(base, 'avg_read', 1), /does not exist/);
   B.bdevRead(desc, ch, [Buffer.alloc(512)], 0, 1, r.cb, 'held');
-  await settle(new Promise((res) => setTimeout(res, 5)));
+  await quiesce(); // the read is at the delay bdev, held
   B.bdevReset(desc, ch, r.cb, 'reset');
   await until(() => r.done.length === 5);
   const after = Object.fromEntries(r.done.map((d) => [d.tag, [d.ok, d.sc]]));

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import * as B from '../../../src/bdev/index.ts';
 import { createMallocBdev } from '../../../src/modules/bdev/malloc/malloc.ts';
 import { currentThread } from '../../../src/thread/index.ts';
-import { createThread, on, pollOnce, recorder, settle, uniq, until } from './harness.ts';
+import { createThread, on, pollOnce, quiesce, recorder, settle, uniq, until } from './harness.ts';
 
 /** Keep `qd` reads of `blocks` in flight for `ms`; returns completed I/Os per second. */
 async function measure(name: string, qd: number, blocks: number, ms: number): Promise<number> {
@@ -130,12 +130,12 @@ test('lifting a limit lets the queued I/O through on its own thread', async () =
       );
     }
   });
-  await settle(new Promise((r) => setTimeout(r, 50)));
+  await quiesce();
   assert.ok(threads.length < 5, `${threads.length} done under a 10 IOPS limit`);
   await settle(
     B.bdevSetQos(name, { rw_ios_per_sec: 0, rw_mbytes_per_sec: 0, r_mbytes_per_sec: 0, w_mbytes_per_sec: 0 }),
   );
-  await settle(new Promise((r) => setTimeout(r, 20)));
+  await until(() => threads.length === 20);
   assert.equal(threads.length, 20);
   assert.ok(threads.every((n) => n === t.name));
 });

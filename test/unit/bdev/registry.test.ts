@@ -9,7 +9,7 @@ import {
   resizeNullBdev,
 } from '../../../src/modules/bdev/null/null.ts';
 import { createPassthruBdev } from '../../../src/modules/bdev/passthru/passthru.ts';
-import { pollIdle, recorder, settle, uniq } from './harness.ts';
+import { pollIdle, quiesce, recorder, settle, uniq } from './harness.ts';
 
 test('names, aliases and UUIDs are unique; lookup by UUID works', async () => {
   const name = uniq('Malloc');
@@ -64,7 +64,7 @@ test('unregister tells open descriptors, waits for them to close; I/O after remo
   const p = deleteMallocBdev(name).then(() => {
     finished = true;
   });
-  await settle(new Promise((r) => setTimeout(r, 20)));
+  await quiesce();
   assert.deepEqual(events, ['remove']);
   assert.equal(finished, false, 'still waiting for the descriptor');
   const r = recorder();
@@ -115,7 +115,7 @@ test('a second delete while the first waits for descriptors joins it; both resol
   const p2 = B.bdevUnregister(name).then(() => {
     second = true;
   });
-  await settle(new Promise((r) => setTimeout(r, 10)));
+  await quiesce();
   assert.deepEqual([first, second], [false, false]);
   B.bdevClose(desc);
   await settle(Promise.all([p1, p2]));

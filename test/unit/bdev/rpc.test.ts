@@ -5,7 +5,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { RpcError, RpcRegistry, RpcState } from '../../../src/jsonrpc/index.ts';
 import { bdevRpcMethods, bdevWriteConfigJson } from '../../../src/modules/event/bdev.ts';
-import { settle } from './harness.ts';
+import { settle, until } from './harness.ts';
 
 const reg = new RpcRegistry();
 reg.registerAll(bdevRpcMethods());
@@ -175,7 +175,7 @@ test('bdev_get_iostat per_channel names the threads that hold channels', async (
     },
     null,
   );
-  await settle(new Promise((r) => setTimeout(r, 5)));
+  await until(() => done);
   assert.equal(done, true);
   const st = (await call('bdev_get_iostat', { name: 'RpcStat0', per_channel: true })) as {
     name: string;

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { bdevModuleEntry, createSparseBdev } from '../../../examples/sparse-bdev/sparse.ts';
 import * as B from '../../../src/bdev/module.ts';
-import { pattern, pollIdle, recorder, settle, uniq } from './harness.ts';
+import { pattern } from '../../lib/pattern.ts';
+import { pollIdle, recorder, settle, uniq } from './harness.ts';
 
 B.registerBdevModule(bdevModuleEntry.module);
 

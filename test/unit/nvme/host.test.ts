@@ -8,7 +8,9 @@ import { NvmeController, type NvmeStatusError } from '../../../src/nvme/index.ts
 import { NvmeTcpQpair } from '../../../src/nvme/tcp-qpair.ts';
 import { Cqe, GenericStatus } from '../../../src/wire/nvme.ts';
 import { IcResp, PduType, R2t, TermReq, writeCommonHeader } from '../../../src/wire/tcp.ts';
-import { startFakeTarget } from '../tcp/fake-core.ts';
+import { startFakeTarget } from '../../lib/fake-core.ts';
+import { countKeepAlives } from '../../lib/probe.ts';
+import { waitFor } from '../../lib/wait.ts';
 
 // connect() reads or creates the default host identity: keep it in a temp dir
 const configHome = mkdtempSync(join(tmpdir(), 'nvmf-ts-xdg-'));
@@ -151,7 +153,8 @@ test('callback I/O API, status errors, admin helpers against the fake core', asy
     );
     // keep alive runs at kato/2 on its own
     const before = target.core.requests;
-    await new Promise((r) => setTimeout(r, 350));
+    const keepAlives = countKeepAlives(ctrlr);
+    await waitFor('two Keep Alives answered', () => keepAlives.answered >= 2, { timeoutMs: 2000 });
     assert.ok(target.core.requests >= before + 2, 'keep alive commands were sent');
     await assert.rejects(
       ctrlr.getFeatures(0x81),

@@ -20,7 +20,8 @@ import {
   setSlba,
   statusOf,
 } from '../../../src/wire/nvme.ts';
-import { pattern, pollIdle, settle, uniq } from '../bdev/harness.ts';
+import { pattern } from '../../lib/pattern.ts';
+import { pollIdle, settle, uniq } from '../bdev/harness.ts';
 import { type FakeReq, fakeQpair, fakeReq } from './fake-ctrlr.ts';
 
 const BS = 512;

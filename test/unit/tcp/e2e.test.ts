@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { NvmeController, type NvmeStatusError } from '../../../src/nvme/index.ts';
 import { GenericStatus, MediaErrorStatus } from '../../../src/wire/nvme.ts';
-import { BLOCK, type FakeTarget, startFakeTarget } from './fake-core.ts';
+import { BLOCK, type FakeTarget, startFakeTarget } from '../../lib/fake-core.ts';
+import { pattern } from '../../lib/pattern.ts';
+import { pollUntil } from '../../lib/wait.ts';
 
 const SUBNQN = 'nqn.2016-06.io.spdk:cnode1';
 let target: FakeTarget;
@@ -13,12 +15,6 @@ before(async () => {
 after(async () => {
   await target.close();
 });
-
-function pattern(len: number, seed: number): Buffer {
-  const b = Buffer.alloc(len);
-  for (let i = 0; i < len; i++) b[i] = (i * 7 + seed) & 0xff;
-  return b;
-}
 
 for (const [hdgst, ddgst, sqflow] of [
   [false, false, false],
@@ -106,8 +102,7 @@ test('qpairs report disconnection once after the host goes away', async () => {
   const io = await ctrlr.createIoQpair(8);
   await io.writeAsync(1, 0, 1, Buffer.alloc(512, 1));
   await ctrlr.disconnect();
-  for (let i = 0; i < 100 && target.core.disconnected.length < before + 2; i++)
-    await new Promise((r) => setTimeout(r, 10));
+  await pollUntil(() => target.core.disconnected.length >= before + 2, { timeoutMs: 1000, intervalMs: 10 });
   assert.equal(target.core.disconnected.length, before + 2);
   assert.equal(new Set(target.core.disconnected).size, target.core.disconnected.length);
 });

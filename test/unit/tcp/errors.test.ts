@@ -4,7 +4,7 @@ import { after, before, test } from 'node:test';
 import { crc32c } from '@node-rs/crc32';
 import { GenericStatus, getStatusCode } from '../../../src/wire/nvme.ts';
 import { IcReq, PduFlags, PduType, TermReqFes, writeCommonHeader } from '../../../src/wire/tcp.ts';
-import { type FakeTarget, startFakeTarget } from './fake-core.ts';
+import { type FakeTarget, startFakeTarget } from '../../lib/fake-core.ts';
 
 let target: FakeTarget;
 before(async () => {

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
 import { PduFlags, PduType, writeCommonHeader } from '../../../src/wire/tcp.ts';
-import { type FakeTarget, startFakeTarget } from './fake-core.ts';
+import { type FakeTarget, startFakeTarget } from '../../lib/fake-core.ts';
 
 let target: FakeTarget;
 before(async () => {

@@ -3,6 +3,7 @@ import net from 'node:net';
 import { test } from 'node:test';
 import { TcpListener } from '../../../src/nvmf/tcp/index.ts';
 import type { TransportAddress } from '../../../src/nvmf/transport.ts';
+import { pollUntil } from '../../lib/wait.ts';
 
 function hasIpv6Loopback(): Promise<boolean> {
   return new Promise((resolve) => {
@@ -34,7 +35,7 @@ test('listeners start, hand over paused sockets with their address, stop, and re
     await l.listen();
     assert.ok(l.listening);
     await connectOnce(traddr, l.port);
-    for (let i = 0; i < 100 && accepted.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    await pollUntil(() => accepted.length > 0, { timeoutMs: 1000, intervalMs: 10 });
     assert.equal(accepted.length, 1);
     assert.equal(accepted[0].paused, true);
     assert.equal(accepted[0].addr.adrfam, adrfam);

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { NvmeController } from '../../../src/nvme/index.ts';
-import { startFakeTarget } from './fake-core.ts';
+import { startFakeTarget } from '../../lib/fake-core.ts';
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;

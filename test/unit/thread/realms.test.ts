@@ -17,6 +17,7 @@ import {
 import {
   adoptSocket,
   DEVICE,
+  iterations,
   realmSetup,
   stopOnReactor1,
   takeChannel,
@@ -85,12 +86,18 @@ test('spawnThread on another reactor, then messages there and back', async () =>
 
 test('an idle worker realm wakes promptly for a message', async () => {
   const ref = await spawn('remote_b', 1);
-  await new Promise((r) => setTimeout(r, 300)); // let both realms go idle
+  sendMsg(ref, iterations, { replyTo: currentThread().ref, tag: 'before', reply: 'fx.inbox' });
+  const before = (await nextReply()).iterations ?? -1;
+  await new Promise((r) => setTimeout(r, 300)); // time for both realms to go idle
   const t0 = performance.now();
-  sendMsg(ref, whereAmI, { replyTo: currentThread().ref, tag: 'wake', reply: 'fx.inbox' });
+  sendMsg(ref, iterations, { replyTo: currentThread().ref, tag: 'wake', reply: 'fx.inbox' });
   const w = await nextReply();
   assert.equal(w.tag, 'wake');
   assert.ok(performance.now() - t0 < 200, `round trip took ${performance.now() - t0} ms`);
+  // the worker was asleep, not spinning, when the message came: its loop made only the few
+  // turns the two messages themselves cost in those 300 ms
+  const turns = (w.iterations ?? -1) - before;
+  assert.ok(before >= 0 && turns > 0 && turns <= 10, `${turns} loop turns of the worker while idle`);
 });
 
 test('forEachChannel visits channel holders in both realms and carries ctx back; a status stops it', async () => {

@@ -1,4 +1,4 @@
-// A fake target core for transport tests: answers Connect, properties,
+// A fake target core for transport and host-library tests: answers Connect, properties,
 // Identify, Set Features, Keep Alive and NVM I/O against an in-memory disk.
 
 import type net from 'node:net';
@@ -7,9 +7,9 @@ import {
   TCP_DEFAULT_OPTIONS,
   TcpListener,
   type TcpPollGroup,
-} from '../../../src/nvmf/tcp/index.ts';
-import type { NvmfQpair, NvmfRequest, QpairEvents, TransportOptions } from '../../../src/nvmf/transport.ts';
-import { buildDiscoveryLog } from '../../../src/wire/discovery.ts';
+} from '../../src/nvmf/tcp/index.ts';
+import type { NvmfQpair, NvmfRequest, QpairEvents, TransportOptions } from '../../src/nvmf/transport.ts';
+import { buildDiscoveryLog } from '../../src/wire/discovery.ts';
 import {
   AdminOpcode,
   ControllerRegister,
@@ -24,7 +24,7 @@ import {
   Sqe,
   StatusCodeType,
   setStatus,
-} from '../../../src/wire/nvme.ts';
+} from '../../src/wire/nvme.ts';
 
 export const BLOCK = 512;
 
