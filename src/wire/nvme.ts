@@ -418,7 +418,11 @@ export function isSuccess(rsp: Buffer): boolean {
 
 /** The 16-bit status field value without the phase bit: (sct << 8 | sc), handy to compare. */
 export function statusOf(rsp: Buffer): number {
-  const raw = rsp.readUInt16LE(Cqe.STATUS);
+  return statusFromField(rsp.readUInt16LE(Cqe.STATUS));
+}
+
+/** A status field as a CQE (or an error log entry) stores it, packed as (sct << 8 | sc). */
+export function statusFromField(raw: number): number {
   return (
     (((raw >> CqeStatus.SCT_SHIFT) & CqeStatus.SCT_MASK) << 8) |
     ((raw >> CqeStatus.SC_SHIFT) & CqeStatus.SC_MASK)
