@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { NvmeController } from '../../../src/nvme/index.ts';
+import { Ch, IcResp, PduType } from '../../../src/wire/tcp.ts';
 import { type ChildTarget, RawConnection, startChildTarget, TEST_NQN } from '../../lib/index.ts';
 import { icReq } from '../../lib/raw-pdu.ts';
 
@@ -60,8 +61,8 @@ test('a connection that stops after ICReq (no Fabrics Connect) is closed too', a
   const conn = await RawConnection.connect(target.port);
   try {
     await conn.write(icReq());
-    const reply = await conn.waitBytes(128, 3000);
-    assert.equal(reply[0], 0x01, 'ICResp received');
+    const reply = await conn.waitBytes(IcResp.SIZE, 3000);
+    assert.equal(reply[Ch.TYPE], PduType.IC_RESP, 'ICResp received');
     assert.ok(await conn.waitClosed(10 * TIMEOUT_MS), 'closed for want of a Connect');
     assert.equal(await waitQpairs(0, 5000), 0);
   } finally {
