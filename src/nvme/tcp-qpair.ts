@@ -70,14 +70,11 @@ class HostRequest {
   cb: CommandCallback | null = null;
   /** I/O-style callback (status, cpl): lets I/O paths avoid a closure per command */
   ioCb: ((status: number, cpl: Buffer) => void) | null = null;
-  /** CapsuleCmd header (+ digest); reused because the slot is only reused after its response */
-  readonly capsule = Buffer.alloc(CapsuleCmd.HDR_SIZE + DIGEST_SIZE);
   /**
-   * Header of the first H2CData PDU answering an R2T, and the data digest of the
-   * capsule or of that PDU: the target asks for more data only after it received
-   * these, so they are free again by then.
+   * CapsuleCmd header (+ digest) and the in-capsule data's digest; reused because
+   * the slot is only reused after its response
    */
-  readonly h2cHeader = Buffer.alloc(DataPdu.HDR_SIZE + DIGEST_SIZE);
+  readonly capsule = Buffer.alloc(CapsuleCmd.HDR_SIZE + DIGEST_SIZE);
   readonly ddgst = Buffer.alloc(DIGEST_SIZE);
   /** data to send (write-like) or to fill (read-like) */
   data: Buffer | null = null;
@@ -435,15 +432,13 @@ export class NvmeTcpQpair implements PduSink {
     const end = r2to + r2tl;
     for (let off = r2to; off < end; ) {
       const len = Math.min(this.maxH2CData, end - off);
-      const first = off === r2to;
-      // the first PDU uses the slot's buffers; a transfer above MAXH2CDATA needs more
-      const hdr = first ? req.h2cHeader : Buffer.alloc(DataPdu.HDR_SIZE + DIGEST_SIZE);
-      const flags = off + len === end ? PduFlags.DATA_LAST : 0;
-      const pdo = writeH2CData(hdr, cid, ttag, off, len, flags, hdgst, ddgst);
+      // a header of its own: a second R2T for the command may come before this one is written
+      const hdr = Buffer.alloc(DataPdu.HDR_SIZE + (hdgst ? DIGEST_SIZE : 0));
+      writeH2CData(hdr, cid, ttag, off, len, off + len === end ? PduFlags.DATA_LAST : 0, hdgst, ddgst);
       const part = buf.subarray(off, off + len);
-      this.queue(pdo === hdr.length ? hdr : hdr.subarray(0, pdo));
+      this.queue(hdr);
       this.queue(part);
-      if (ddgst) this.queue(digestInto(first ? req.ddgst : Buffer.allocUnsafe(DIGEST_SIZE), part));
+      if (ddgst) this.queue(digestInto(Buffer.allocUnsafe(DIGEST_SIZE), part));
       off += len;
     }
   }
