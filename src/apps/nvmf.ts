@@ -12,20 +12,24 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { type ParseArgsOptionsConfig, parseArgs } from 'node:util';
 import { DISCOVERY_NQN, NvmeController, type TransportId } from '../nvme/index.ts';
-import { Cns, IDENTIFY_SIZE, IdCtrl } from '../wire/identify.ts';
-import { LogPage } from '../wire/log.ts';
-import { Dsm, FeatureId } from '../wire/nvme.ts';
-import { exitWhenFlushed, isParseArgsError, parseInteger, UsageError } from './cli/args.ts';
+import {
+  Cns,
+  decodeIdentifyController,
+  decodeIdentifyNamespace,
+  decodeNsidList,
+  IdCtrl,
+  lbaFormatIndex,
+} from '../wire/identify.ts';
 import {
   decodeErrorLogEntry,
-  decodeIdCtrl,
-  decodeIdNs,
-  decodeSmartLog,
-  describeDiscoveryEntry,
+  decodeHealthLog,
   ERROR_LOG_ENTRY_SIZE,
-  SMART_LOG_SIZE,
-  versionString,
-} from './cli/decode.ts';
+  HEALTH_LOG_SIZE,
+  LogPage,
+} from '../wire/log.ts';
+import { Dsm, FeatureId } from '../wire/nvme.ts';
+import { exitWhenFlushed, isParseArgsError, parseInteger, UsageError } from './cli/args.ts';
+import { describeDiscoveryEntry, versionString } from './cli/decode.ts';
 import { formatFields, hexDump, toJson } from './cli/format.ts';
 
 type Values = Record<string, string | boolean | undefined>;
@@ -142,14 +146,7 @@ function nsidOption(v: Values, fallback: number): number {
 }
 
 async function activeNamespaces(ctrlr: NvmeController): Promise<number[]> {
-  const list = await ctrlr.identify(Cns.ACTIVE_NS_LIST, 0);
-  const nsids: number[] = [];
-  for (let off = 0; off < IDENTIFY_SIZE; off += 4) {
-    const nsid = list.readUInt32LE(off);
-    if (nsid === 0) break;
-    nsids.push(nsid);
-  }
-  return nsids;
+  return decodeNsidList(await ctrlr.identify(Cns.ACTIVE_NS_LIST, 0));
 }
 
 const ID_CTRL_HEX = new Set([
@@ -217,7 +214,7 @@ const connect: Command = {
   help: 'nvmf connect -t tcp -a ADDR -s PORT -n SUBNQN [-q HOSTNQN] [-I HOSTID] [-g] [-G] [-o json]',
   async run(ctx) {
     const summary = await withController(ctx.trid, async (c) => {
-      const id = decodeIdCtrl(c.cdata!);
+      const id = decodeIdentifyController(c.cdata!);
       const namespaces = [...c.namespaces.values()].map((ns) => ({
         nsid: ns.nsid,
         nsze: ns.nsze,
@@ -256,7 +253,7 @@ const identify: Command = {
   options: {},
   help: 'nvmf identify -t tcp -a ADDR -s PORT -n SUBNQN [-o json]',
   async run(ctx) {
-    const id = await withController(ctx.trid, async (c) => decodeIdCtrl(c.cdata!));
+    const id = await withController(ctx.trid, async (c) => decodeIdentifyController(c.cdata!));
     if (ctx.json) ctx.out(toJson(id));
     else ctx.out(`NVME Identify Controller:\n${formatFields(id, ID_CTRL_HEX)}`);
   },
@@ -272,15 +269,16 @@ const idNs: Command = {
   async run(ctx) {
     const nsid = nsidOption(ctx.values, 0);
     if (nsid === 0) throw new UsageError('a namespace ID (-n) of 1 or more is required');
-    const id = await withController(ctx.trid, async (c) => decodeIdNs(await c.identify(Cns.NAMESPACE, nsid)));
+    const id = await withController(ctx.trid, async (c) =>
+      decodeIdentifyNamespace(await c.identify(Cns.NAMESPACE, nsid)),
+    );
     if (ctx.json) {
       ctx.out(toJson(id));
       return;
     }
     let text = `NVME Identify Namespace ${nsid}:\n${formatFields(id, ID_NS_HEX)}`;
-    const flbas = id.flbas as number;
-    const inUse = (flbas & 0xf) | ((flbas >> 1) & 0x30);
-    (id.lbafs as Array<Record<string, number>>).forEach((f, i) => {
+    const inUse = lbaFormatIndex(id.flbas, id.nlbaf);
+    id.lbafs.forEach((f, i) => {
       text += `lbaf ${String(i).padStart(2)} : ms:${f.ms}   lbads:${f.ds}  rp:${f.rp}${i === inUse ? ' (in use)' : ''}\n`;
     });
     ctx.out(text);
@@ -380,9 +378,9 @@ const smartLog: Command = {
   async run(ctx) {
     const nsid = nsidOption(ctx.values, NSID_ALL);
     const page = await withController(ctx.trid, (c) =>
-      c.getLogPage(LogPage.HEALTH, Buffer.alloc(SMART_LOG_SIZE), 0, nsid),
+      c.getLogPage(LogPage.HEALTH, Buffer.alloc(HEALTH_LOG_SIZE), 0, nsid),
     );
-    const smart = decodeSmartLog(page);
+    const smart = decodeHealthLog(page);
     if (ctx.json) {
       ctx.out(toJson(smart));
       return;

@@ -1,52 +1,57 @@
-// NVMe-oF host over NVMe/TCP: connect a controller (admin queue, Fabrics
-// Connect, property get/set, CC.EN=1 → CSTS.RDY within CAP.TO, Identify
-// controller and namespaces, Set Features Number of Queues), keep alive at
-// KATO/2, Async Event Requests kept outstanding, I/O queues with NVM commands
-// by callback (hot path) or promise, transfers split to respect MDTS, and
-// reconnect. docs/host-library.md describes the API and its error model.
+// NVMe-oF host over NVMe/TCP, the admin side: connect a controller (admin
+// queue, Fabrics Connect, property get/set, CC.EN=1 → CSTS.RDY within CAP.TO,
+// Identify controller and namespaces, Set Features Number of Queues), keep
+// alive at KATO/2, Async Event Requests kept outstanding, the discovery log,
+// I/O queues (io-qpair.ts) and reconnect. docs/host-library.md describes the
+// API and its error model.
 
 import {
   DISCOVERY_LOG_ENTRY_SIZE,
   DISCOVERY_LOG_HEADER_SIZE,
-  DiscLogEntry,
-  DiscLogHdr,
+  DISCOVERY_NQN,
+  type DiscoveryLogRecord,
+  decodeDiscoveryEntry,
+  decodeDiscoveryLogHeader,
 } from '../wire/discovery.ts';
-import { IdCtrl } from '../wire/identify.ts';
+import { propertyValue, writePropertyGet, writePropertySet } from '../wire/fabrics.ts';
+import {
+  Cns,
+  CntrlType,
+  decodeNsidList,
+  IDENTIFY_SIZE,
+  IdCtrl,
+  ioInCapsuleDataSize,
+  writeIdentifyCommand,
+} from '../wire/identify.ts';
+import {
+  AsyncEventType,
+  CHANGED_NS_LOG_SIZE,
+  decodeAsyncEvent,
+  LogPage,
+  NoticeInfo,
+  writeGetLogPage,
+} from '../wire/log.ts';
 import {
   AdminOpcode,
   CcBits,
   ControllerRegister,
-  CQE_SIZE,
   Cqe,
   CstsBits,
-  Dsm,
-  FABRICS_OPCODE,
-  FabricsCommandType,
+  decodeCap,
+  decodeNumberOfQueues,
   FeatureId,
+  initSqe,
   isSuccess,
-  NvmOpcode,
-  RwFlags,
+  numberOfQueuesValue,
   SQE_SIZE,
   Sqe,
-  setSlba,
-  statusOf,
-  statusToString,
 } from '../wire/nvme.ts';
-import { defaultHostIdentity } from './host-identity.ts';
+import { type Completion, execute } from './command.ts';
+import { connectAdminQueue, connectTcpIoQueue, type IoQpairConnectParams } from './connect.ts';
+import { connectIoQpair, type NvmeIoQpair } from './io-qpair.ts';
 import { isInactiveNamespace, type NamespaceInfo, parseNamespace } from './namespace.ts';
-import { type CommandCallback, NvmeTcpQpair } from './tcp-qpair.ts';
-import { DISCOVERY_NQN, parseTransportId } from './trid.ts';
-
-export interface TransportId {
-  traddr: string;
-  trsvcid: string;
-  subnqn: string;
-  hostnqn?: string;
-  /** 16-byte host identifier as a UUID string */
-  hostid?: string;
-  hdgst?: boolean;
-  ddgst?: boolean;
-}
+import type { CommandCallback, NvmeTcpQpair } from './tcp-qpair.ts';
+import { hostIdBytes, resolveTransportId, type TransportId } from './transport-id.ts';
 
 export interface ControllerOptions {
   /** admin queue entries (default 32) */
@@ -71,66 +76,8 @@ export interface ControllerOptions {
 /** Default host cap on one command's transfer (bytes), applied on top of MDTS. */
 export const DEFAULT_HOST_MAX_TRANSFER = 1024 * 1024;
 
-/** A command completed with an error status. */
-export class NvmeStatusError extends Error {
-  readonly sct: number;
-  readonly sc: number;
-  readonly dnr: boolean;
-  /** (sct << 8) | sc */
-  readonly status: number;
-  readonly dw0: number;
-  constructor(cpl: Buffer, what: string) {
-    const status = statusOf(cpl);
-    super(`${what} failed: ${statusToString(status >> 8, status & 0xff)}`);
-    this.name = 'NvmeStatusError';
-    this.status = status;
-    this.sct = status >> 8;
-    this.sc = status & 0xff;
-    this.dnr = (cpl.readUInt16LE(Cqe.STATUS) & 0x8000) !== 0;
-    this.dw0 = cpl.readUInt32LE(Cqe.DW0);
-  }
-}
-
-/** A command could not be submitted: the queue is full, closed, or the transfer needs more commands than it holds. */
-export class NvmeQueueError extends Error {
-  /** 'full' | 'closed' | 'too-large' */
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = 'NvmeQueueError';
-    this.code = code;
-  }
-}
-
-export interface Completion {
-  dw0: number;
-  dw1: number;
-  /** (sct << 8) | sc */
-  status: number;
-}
-
-/** Asynchronous event types (completion DW0 bits 2:0). */
-export const AsyncEventType = {
-  ERROR: 0,
-  SMART_HEALTH: 1,
-  NOTICE: 2,
-  IMMEDIATE: 3,
-  ONE_SHOT: 4,
-  IO_COMMAND_SET: 6,
-  VENDOR: 7,
-} as const;
-
-/** Notice event information (DW0 bits 15:8 when the type is NOTICE). */
-export const NoticeInfo = {
-  NAMESPACE_ATTRIBUTE_CHANGED: 0x00,
-  FIRMWARE_ACTIVATION_STARTING: 0x01,
-  TELEMETRY_LOG_CHANGED: 0x02,
-  ANA_CHANGE: 0x03,
-  DISCOVERY_LOG_CHANGE: 0xf0,
-} as const;
-
 /** Changed Namespace List log page. */
-export const CHANGED_NS_LIST_LOG = 0x04;
+export const CHANGED_NS_LIST_LOG = LogPage.CHANGED_NS_LIST;
 
 /** One asynchronous event, delivered to NvmeController.onAsyncEvent. */
 export interface AsyncEvent {
@@ -146,81 +93,8 @@ export interface AsyncEvent {
   changedNamespaces?: number[];
 }
 
-function newCmd(opcode: number, nsid = 0): Buffer {
-  const cmd = Buffer.alloc(SQE_SIZE);
-  cmd[Sqe.OPCODE] = opcode;
-  cmd.writeUInt32LE(nsid >>> 0, Sqe.NSID);
-  return cmd;
-}
-
-function refusal(qpair: NvmeTcpQpair, what: string): NvmeQueueError {
-  if (qpair.closed)
-    return new NvmeQueueError(
-      'closed',
-      `${what}: queue closed${qpair.closeReason ? ` (${qpair.closeReason})` : ''}`,
-    );
-  return new NvmeQueueError(
-    'full',
-    `${what}: queue full (${qpair.outstanding} of ${qpair.queueSize} commands outstanding)`,
-  );
-}
-
-/** Run one command as a promise; rejects with NvmeStatusError on a non-success status. */
-function execute(
-  qpair: NvmeTcpQpair,
-  cmd: Buffer,
-  data: Buffer | null,
-  isRead: boolean,
-  what: string,
-): Promise<Completion> {
-  return new Promise((resolve, reject) => {
-    const ok = qpair.submit(cmd, data, isRead, (cpl) => {
-      if (isSuccess(cpl))
-        resolve({ dw0: cpl.readUInt32LE(Cqe.DW0), dw1: cpl.readUInt32LE(Cqe.DW1), status: 0 });
-      else reject(new NvmeStatusError(cpl, what));
-    });
-    if (!ok) reject(refusal(qpair, what));
-  });
-}
-
-function buildConnect(
-  qid: number,
-  sqsize: number,
-  kato: number,
-  cattr: number,
-  cntlid: number,
-  trid: TransportId,
-  hostid: Buffer,
-) {
-  const cmd = newCmd(FABRICS_OPCODE);
-  cmd[Sqe.FCTYPE] = FabricsCommandType.CONNECT;
-  cmd.writeUInt16LE(0, 40); // RECFMT
-  cmd.writeUInt16LE(qid, 42);
-  cmd.writeUInt16LE(sqsize - 1, 44);
-  cmd[46] = cattr;
-  cmd.writeUInt32LE(kato, 48);
-  const data = Buffer.alloc(1024);
-  hostid.copy(data, 0, 0, 16);
-  data.writeUInt16LE(cntlid, 16);
-  data.write(trid.subnqn, 256, 255, 'utf8');
-  data.write(trid.hostnqn ?? defaultHostIdentity().hostnqn, 512, 255, 'utf8');
-  return { cmd, data };
-}
-
 /** One discovery log entry, numeric codes as on the wire (trtype 3 = TCP, adrfam 1 = IPv4, subtype 1 = referral, 2 = NVM, 3 = current discovery). */
-export interface DiscoveredEntry {
-  trtype: number;
-  adrfam: number;
-  subtype: number;
-  treq: number;
-  portid: number;
-  cntlid: number;
-  asqsz: number;
-  eflags: number;
-  trsvcid: string;
-  subnqn: string;
-  traddr: string;
-}
+export type DiscoveredEntry = DiscoveryLogRecord;
 
 export interface DiscoveryLog {
   genctr: bigint;
@@ -237,57 +111,18 @@ export interface DiscoveryLogOptions {
   maxEntries?: number;
 }
 
-const DISCOVERY_LOG_PAGE = 0x70;
-
-/** An ASCII field padded with spaces or NULs. */
-function asciiField(buf: Buffer, off: number, len: number): string {
-  let end = off;
-  while (end < off + len && buf[end] !== 0) end++;
-  return buf.toString('latin1', off, end).trimEnd();
-}
-
-function parseDiscoveryEntry(page: Buffer, off: number): DiscoveredEntry {
-  return {
-    trtype: page[off + DiscLogEntry.TRTYPE],
-    adrfam: page[off + DiscLogEntry.ADRFAM],
-    subtype: page[off + DiscLogEntry.SUBTYPE],
-    treq: page[off + DiscLogEntry.TREQ],
-    portid: page.readUInt16LE(off + DiscLogEntry.PORTID),
-    cntlid: page.readUInt16LE(off + DiscLogEntry.CNTLID),
-    asqsz: page.readUInt16LE(off + DiscLogEntry.ASQSZ),
-    eflags: page.readUInt16LE(off + DiscLogEntry.EFLAGS),
-    trsvcid: asciiField(page, off + DiscLogEntry.TRSVCID, 32),
-    subnqn: asciiField(page, off + DiscLogEntry.SUBNQN, 256),
-    traddr: asciiField(page, off + DiscLogEntry.TRADDR, 256),
-  };
-}
-
-/** Kept for compatibility; the default host NQN now comes from defaultHostIdentity(). */
-export const DEFAULT_HOSTNQN = 'nqn.2014-08.org.nvmexpress:uuid:00000000-0000-0000-0000-000000000000';
-
-function uuidToBuffer(uuid: string): Buffer {
-  const hex = uuid.replace(/-/g, '');
-  if (!/^[0-9a-fA-F]{32}$/.test(hex)) throw new Error(`hostid is not a UUID: ${uuid}`);
-  return Buffer.from(hex, 'hex');
-}
-
-/** The transport ID with hostnqn and hostid filled in from the defaults. */
-function resolveTrid(trid: TransportId | string): TransportId {
-  const t = typeof trid === 'string' ? parseTransportId(trid) : { ...trid };
-  if (t.hostnqn === undefined || t.hostid === undefined) {
-    const id = defaultHostIdentity();
-    t.hostnqn ??= id.hostnqn;
-    t.hostid ??= id.hostid;
-  }
-  return t;
-}
-
 const CC_ENABLE = CcBits.EN | (6 << CcBits.IOSQES_SHIFT) | (4 << CcBits.IOCQES_SHIFT);
 /** AEC bits: SMART critical warnings 7:0 plus the notices a controller may announce in OAES */
 const AEC_SMART_ALL = 0xff;
 const OAES_NOTICE_MASK = 0x8000_7f00;
 const MAX_AERS = 4;
 const MAX_NS_LIST_PAGES = 64;
+/** NSID meaning every namespace (the controller as a whole) */
+const NSID_ALL = 0xffffffff;
+
+function newCmd(opcode: number, nsid = 0): Buffer {
+  return initSqe(Buffer.alloc(SQE_SIZE), opcode, nsid);
+}
 
 export class NvmeController {
   /** the transport ID with hostnqn/hostid resolved */
@@ -338,8 +173,8 @@ export class NvmeController {
    * the string form ("trtype:tcp traddr:… trsvcid:… subnqn:…").
    */
   static async connect(trid: TransportId | string, opts: ControllerOptions = {}): Promise<NvmeController> {
-    const t = resolveTrid(trid);
-    const hostid = uuidToBuffer(t.hostid ?? '');
+    const t = resolveTransportId(trid);
+    const hostid = hostIdBytes(t.hostid ?? '');
     const { admin, cntlid } = await NvmeController.connectAdmin(t, hostid, opts);
     const ctrlr = new NvmeController(t, admin, cntlid, hostid, opts);
     try {
@@ -352,37 +187,19 @@ export class NvmeController {
     return ctrlr;
   }
 
-  private static async connectAdmin(
+  private static connectAdmin(
     trid: TransportId,
     hostid: Buffer,
     opts: ControllerOptions,
   ): Promise<{ admin: NvmeTcpQpair; cntlid: number }> {
-    const queueSize = opts.adminQueueSize ?? 32;
-    const admin = await NvmeTcpQpair.connect({
-      traddr: trid.traddr,
-      trsvcid: trid.trsvcid,
-      hdgst: trid.hdgst,
-      ddgst: trid.ddgst,
-      queueSize,
-      inCapsuleDataSize: 4096,
+    return connectAdminQueue({
+      trid,
+      hostid,
+      queueSize: opts.adminQueueSize ?? 32,
+      kato: opts.kato ?? 10000,
+      disableSqFlowControl: opts.disableSqFlowControl,
       connectTimeoutMs: opts.connectTimeoutMs,
     });
-    try {
-      const { cmd, data } = buildConnect(
-        0,
-        queueSize,
-        opts.kato ?? 10000,
-        opts.disableSqFlowControl ? 0x4 : 0,
-        0xffff,
-        trid,
-        hostid,
-      );
-      const c = await execute(admin, cmd, data, false, 'Connect');
-      return { admin, cntlid: c.dw0 & 0xffff };
-    } catch (err) {
-      admin.close();
-      throw err;
-    }
   }
 
   /** Everything after the admin Connect (also run by reconnect on the new admin queue). */
@@ -412,7 +229,7 @@ export class NvmeController {
 
   private async enable(): Promise<void> {
     this.cap = await this.propertyGet(ControllerRegister.CAP, 8);
-    const timeoutMs = Math.max(1, Number((this.cap >> 24n) & 0xffn)) * 500;
+    const timeoutMs = Math.max(1, decodeCap(this.cap).to) * 500;
     await this.propertySet(ControllerRegister.CC, CC_ENABLE, 4);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
@@ -422,22 +239,20 @@ export class NvmeController {
       if (Date.now() > deadline) throw new Error(`timed out waiting for CSTS.RDY (CAP.TO ${timeoutMs} ms)`);
       await new Promise((r) => setTimeout(r, 10));
     }
-    const cdata = Buffer.alloc(4096);
-    await this.identify(1, 0, cdata);
+    const cdata = Buffer.alloc(IDENTIFY_SIZE);
+    await this.identify(Cns.CONTROLLER, 0, cdata);
     this.cdata = cdata;
   }
 
   /** True for a discovery controller (CNTRLTYPE 2, or the well-known discovery NQN). */
   get isDiscovery(): boolean {
     if (this.trid.subnqn === DISCOVERY_NQN) return true;
-    return this.cdata !== null && this.cdata[IdCtrl.CNTRLTYPE] === 2;
+    return this.cdata !== null && this.cdata[IdCtrl.CNTRLTYPE] === CntrlType.DISCOVERY;
   }
 
-  /** I/O queue capsule size from Identify (IOCCSZ, bytes 1792..1795, in 16-byte units). */
+  /** I/O queue in-capsule data size in bytes, from Identify's IOCCSZ. */
   get ioInCapsuleDataSize(): number {
-    if (!this.cdata) return 0;
-    const ioccsz = this.cdata.readUInt32LE(1792);
-    return Math.max(0, ioccsz * 16 - 64);
+    return this.cdata ? ioInCapsuleDataSize(this.cdata) : 0;
   }
 
   /**
@@ -452,13 +267,13 @@ export class NvmeController {
     if (!this.cdata) return hostLimit;
     const mdts = this.cdata[IdCtrl.MDTS];
     if (mdts === 0) return hostLimit;
-    const mpsmin = Number((this.cap >> 48n) & 0xfn);
+    const { mpsmin } = decodeCap(this.cap);
     return Math.min(hostLimit, 2 ** (mdts + 12 + mpsmin));
   }
 
   /** Largest I/O queue size the controller allows (CAP.MQES + 1). */
   get maxQueueSize(): number {
-    const mqes = Number(this.cap & 0xffffn);
+    const { mqes } = decodeCap(this.cap);
     return mqes === 0 ? 65536 : mqes + 1;
   }
 
@@ -466,26 +281,25 @@ export class NvmeController {
   async refreshNamespaces(): Promise<Map<number, NamespaceInfo>> {
     const active: number[] = [];
     let start = 0;
-    for (let page = 0; page < MAX_NS_LIST_PAGES; page++) {
-      const list = await this.identify(2, start);
+    for (let n = 0; n < MAX_NS_LIST_PAGES; n++) {
+      const page = await this.identify(Cns.ACTIVE_NS_LIST, start);
       let last = 0;
-      for (let off = 0; off < 4096; off += 4) {
-        const nsid = list.readUInt32LE(off);
-        if (nsid === 0 || nsid <= last) break;
+      for (const nsid of decodeNsidList(page)) {
+        if (nsid <= last) break; // the list is ascending: anything else ends it
         active.push(nsid);
         last = nsid;
       }
-      // a full page (1024 ids) may continue after its last id
-      if (last === 0 || list.readUInt32LE(4092) === 0 || last >= 0xfffffffe) break;
+      // a full page (its last id set) may continue after its last id
+      if (last === 0 || page.readUInt32LE(IDENTIFY_SIZE - 4) === 0 || last >= 0xfffffffe) break;
       start = last;
     }
     const found = new Map<number, NamespaceInfo>();
     for (const nsid of active) {
-      const idns = await this.identify(0, nsid);
+      const idns = await this.identify(Cns.NAMESPACE, nsid);
       if (isInactiveNamespace(idns)) continue;
       let descriptors: Buffer | null = null;
       try {
-        descriptors = await this.identify(3, nsid);
+        descriptors = await this.identify(Cns.NS_DESCRIPTOR_LIST, nsid);
       } catch {
         descriptors = null; // CNS 3 is optional before NVMe 1.3
       }
@@ -525,12 +339,7 @@ export class NvmeController {
     // an error (ABORTED_SQ_DELETION at disconnect, AER limit exceeded…) ends that AER for good
     if (!isSuccess(cpl)) return;
     const dw0 = cpl.readUInt32LE(Cqe.DW0);
-    const ev: AsyncEvent = {
-      type: dw0 & 0x7,
-      info: (dw0 >> 8) & 0xff,
-      logPage: (dw0 >> 16) & 0xff,
-      raw: dw0,
-    };
+    const ev: AsyncEvent = { ...decodeAsyncEvent(dw0), raw: dw0 };
     this.handleAsyncEvent(ev).then(
       () => {
         this.submitAer();
@@ -550,14 +359,8 @@ export class NvmeController {
       ev.logPage === CHANGED_NS_LIST_LOG
     ) {
       // reading the log clears the event; then the namespaces are read again
-      const log = await this.getLogPage(CHANGED_NS_LIST_LOG, Buffer.alloc(4096), 0, 0xffffffff);
-      const changed: number[] = [];
-      for (let off = 0; off < 4096; off += 4) {
-        const nsid = log.readUInt32LE(off);
-        if (nsid === 0) break;
-        changed.push(nsid);
-      }
-      ev.changedNamespaces = changed;
+      const log = await this.getLogPage(CHANGED_NS_LIST_LOG, Buffer.alloc(CHANGED_NS_LOG_SIZE), 0, NSID_ALL);
+      ev.changedNamespaces = decodeNsidList(log);
       await this.refreshNamespaces();
     }
   }
@@ -601,27 +404,22 @@ export class NvmeController {
 
   /** Property Get: size 4 or 8; resolves a bigint. */
   async propertyGet(offset: number, size: 4 | 8): Promise<bigint> {
-    const cmd = newCmd(FABRICS_OPCODE);
-    cmd[Sqe.FCTYPE] = FabricsCommandType.PROPERTY_GET;
-    cmd[40] = size === 8 ? 1 : 0;
-    cmd.writeUInt32LE(offset, 44);
+    const cmd = Buffer.alloc(SQE_SIZE);
+    writePropertyGet(cmd, offset, size);
     const c = await execute(this.admin, cmd, null, false, 'Property Get');
-    return (BigInt(c.dw1 >>> 0) << 32n) | BigInt(c.dw0 >>> 0);
+    return propertyValue(c.dw0, c.dw1);
   }
 
   async propertySet(offset: number, value: number, size: 4 | 8 = 4): Promise<void> {
-    const cmd = newCmd(FABRICS_OPCODE);
-    cmd[Sqe.FCTYPE] = FabricsCommandType.PROPERTY_SET;
-    cmd[40] = size === 8 ? 1 : 0;
-    cmd.writeUInt32LE(offset, 44);
-    cmd.writeUInt32LE(value >>> 0, 48);
+    const cmd = Buffer.alloc(SQE_SIZE);
+    writePropertySet(cmd, offset, value, size);
     await execute(this.admin, cmd, null, false, 'Property Set');
   }
 
   /** Identify into `buf` (4096 bytes). cns 0 namespace, 1 controller, 2 active ns list, 3 ns descriptors. */
-  async identify(cns: number, nsid: number, buf: Buffer = Buffer.alloc(4096)): Promise<Buffer> {
-    const cmd = newCmd(AdminOpcode.IDENTIFY, nsid);
-    cmd.writeUInt32LE(cns, Sqe.CDW10);
+  async identify(cns: number, nsid: number, buf: Buffer = Buffer.alloc(IDENTIFY_SIZE)): Promise<Buffer> {
+    const cmd = Buffer.alloc(SQE_SIZE);
+    writeIdentifyCommand(cmd, cns, nsid);
     await execute(this.admin, cmd, buf, true, `Identify CNS ${cns}`);
     return buf;
   }
@@ -642,19 +440,14 @@ export class NvmeController {
 
   /** Set Features Number of Queues; resolves the numbers granted. */
   async setNumQueues(count: number): Promise<{ sq: number; cq: number }> {
-    const n = count - 1;
-    const c = await this.setFeatures(FeatureId.NUMBER_OF_QUEUES, (n << 16) | n);
-    return { sq: (c.dw0 & 0xffff) + 1, cq: (c.dw0 >>> 16) + 1 };
+    const c = await this.setFeatures(FeatureId.NUMBER_OF_QUEUES, numberOfQueuesValue(count, count));
+    return decodeNumberOfQueues(c.dw0);
   }
 
   /** Get Log Page (NUMD from buf length, dword multiple), with a byte offset. */
-  async getLogPage(lid: number, buf: Buffer, offset = 0, nsid = 0xffffffff): Promise<Buffer> {
-    const cmd = newCmd(AdminOpcode.GET_LOG_PAGE, nsid);
-    const numd = buf.length / 4 - 1;
-    cmd.writeUInt32LE(((numd & 0xffff) << 16) | lid, Sqe.CDW10);
-    cmd.writeUInt32LE(numd >>> 16, Sqe.CDW11);
-    cmd.writeUInt32LE(offset >>> 0, Sqe.CDW12);
-    cmd.writeUInt32LE(Math.floor(offset / 0x1_0000_0000), Sqe.CDW13);
+  async getLogPage(lid: number, buf: Buffer, offset = 0, nsid = NSID_ALL): Promise<Buffer> {
+    const cmd = Buffer.alloc(SQE_SIZE);
+    writeGetLogPage(cmd, lid, nsid, buf.length, offset);
     await execute(this.admin, cmd, buf, true, `Get Log Page 0x${lid.toString(16)}`);
     return buf;
   }
@@ -671,34 +464,32 @@ export class NvmeController {
     );
     const maxRetries = opts.maxRetries ?? 8;
     const maxEntries = opts.maxEntries ?? 4096;
+    const readHeader = async () =>
+      decodeDiscoveryLogHeader(
+        await this.getLogPage(LogPage.DISCOVERY, Buffer.alloc(DISCOVERY_LOG_HEADER_SIZE), 0, 0),
+      );
     for (let attempt = 0; attempt <= maxRetries; attempt++) {
-      const hdr = await this.getLogPage(DISCOVERY_LOG_PAGE, Buffer.alloc(DISCOVERY_LOG_HEADER_SIZE), 0, 0);
-      const genctr = hdr.readBigUInt64LE(DiscLogHdr.GENCTR);
-      const numrec64 = hdr.readBigUInt64LE(DiscLogHdr.NUMREC);
-      if (numrec64 > BigInt(maxEntries))
-        throw new Error(`discovery log has ${numrec64} entries, more than the limit of ${maxEntries}`);
-      const numrec = Number(numrec64);
+      const hdr = await readHeader();
+      if (hdr.numrec > BigInt(maxEntries))
+        throw new Error(`discovery log has ${hdr.numrec} entries, more than the limit of ${maxEntries}`);
+      const numrec = Number(hdr.numrec);
       const body = Buffer.alloc(numrec * DISCOVERY_LOG_ENTRY_SIZE);
       for (let off = 0; off < body.length; off += chunk) {
         const part = body.subarray(off, Math.min(body.length, off + chunk));
-        await this.getLogPage(DISCOVERY_LOG_PAGE, part, DISCOVERY_LOG_HEADER_SIZE + off, 0);
+        await this.getLogPage(LogPage.DISCOVERY, part, DISCOVERY_LOG_HEADER_SIZE + off, 0);
       }
-      const again = await this.getLogPage(DISCOVERY_LOG_PAGE, Buffer.alloc(DISCOVERY_LOG_HEADER_SIZE), 0, 0);
-      if (
-        again.readBigUInt64LE(DiscLogHdr.GENCTR) !== genctr ||
-        again.readBigUInt64LE(DiscLogHdr.NUMREC) !== numrec64
-      )
-        continue;
+      const again = await readHeader();
+      if (again.genctr !== hdr.genctr || again.numrec !== hdr.numrec) continue;
       const entries: DiscoveredEntry[] = [];
-      for (let i = 0; i < numrec; i++) entries.push(parseDiscoveryEntry(body, i * DISCOVERY_LOG_ENTRY_SIZE));
-      return { genctr, recfmt: hdr.readUInt16LE(DiscLogHdr.RECFMT), entries };
+      for (let i = 0; i < numrec; i++) entries.push(decodeDiscoveryEntry(body, i * DISCOVERY_LOG_ENTRY_SIZE));
+      return { genctr: hdr.genctr, recfmt: hdr.recfmt, entries };
     }
     throw new Error(`discovery log kept changing (GENCTR) over ${maxRetries + 1} reads`);
   }
 
   /** Any admin command: `cmd` is a 64-byte SQE (CID/SGL filled in). */
   adminCommand(cmd: Buffer, data: Buffer | null, isRead: boolean): Promise<Completion> {
-    return execute(this.admin, cmd, data, isRead, `admin opcode 0x${cmd[0].toString(16)}`);
+    return execute(this.admin, cmd, data, isRead, `admin opcode 0x${cmd[Sqe.OPCODE].toString(16)}`);
   }
 
   private ioParams(qid: number, queueSize: number): IoQpairConnectParams {
@@ -811,338 +602,5 @@ export class NvmeController {
       clearTimeout(timer);
     }
     this.admin.close();
-  }
-}
-
-export interface IoQpairConnectParams {
-  trid: TransportId;
-  /** the controller this queue joins (from its admin Connect) */
-  cntlid: number;
-  /** 16-byte host identifier, the same as the admin queue's */
-  hostid: Buffer;
-  qid: number;
-  queueSize: number;
-  /** IOCCSZ-derived in-capsule data limit in bytes (see NvmeController.ioInCapsuleDataSize) */
-  inCapsuleDataSize: number;
-  disableSqFlowControl?: boolean;
-  connectTimeoutMs?: number;
-  /** largest transfer of one command in bytes (NvmeController.maxTransferSize); default unlimited */
-  maxTransferSize?: number;
-  /** per-command timeout in ms (default 0 = none); see NvmeTcpQpair.ioTimeoutMs */
-  ioTimeoutMs?: number;
-}
-
-/** TCP connection + ICReq + Fabrics Connect of one I/O queue. */
-async function connectTcpIoQueue(p: IoQpairConnectParams): Promise<NvmeTcpQpair> {
-  const q = await NvmeTcpQpair.connect({
-    traddr: p.trid.traddr,
-    trsvcid: p.trid.trsvcid,
-    hdgst: p.trid.hdgst,
-    ddgst: p.trid.ddgst,
-    queueSize: p.queueSize,
-    inCapsuleDataSize: p.inCapsuleDataSize,
-    connectTimeoutMs: p.connectTimeoutMs,
-  });
-  try {
-    const cattr = p.disableSqFlowControl ? 0x4 : 0;
-    const { cmd, data } = buildConnect(p.qid, p.queueSize, 0, cattr, p.cntlid, p.trid, p.hostid);
-    // Connect data (1 KiB) always goes in the capsule
-    const saved = q.inCapsuleDataSize;
-    q.inCapsuleDataSize = Math.max(saved, 1024);
-    await execute(q, cmd, data, false, `Connect qid ${p.qid}`);
-    q.inCapsuleDataSize = saved;
-  } catch (err) {
-    q.close();
-    throw err;
-  }
-  q.qid = p.qid;
-  if (p.ioTimeoutMs) q.ioTimeoutMs = p.ioTimeoutMs;
-  return q;
-}
-
-/**
- * Connect an I/O queue of an existing controller over a new TCP connection.
- * Usable without the NvmeController object (a worker thread that only knows
- * the controller's cntlid and host ID, as bdev_nvme's per-reactor queues do).
- */
-export async function connectIoQpair(p: IoQpairConnectParams): Promise<NvmeIoQpair> {
-  const q = await connectTcpIoQueue(p);
-  const io = new NvmeIoQpair(q, p.qid);
-  if (p.maxTransferSize !== undefined) io.maxTransferSize = p.maxTransferSize;
-  return io;
-}
-
-/** Completion callback of I/O commands: status 0 on success, else (sct << 8) | sc. */
-export type IoCallback = (status: number, cpl: Buffer) => void;
-
-/** NLB is 16 bits (0-based): one command moves at most 65536 blocks. */
-const MAX_BLOCKS_PER_COMMAND = 0x1_0000;
-
-/**
- * One read/write/compare split into several commands (MDTS or the 16-bit
- * block count). Pooled per queue; its part callback is made once, not per I/O.
- */
-class SplitIo {
-  private readonly owner: NvmeIoQpair;
-  cb: IoCallback | null = null;
-  remaining = 0;
-  status = 0;
-  readonly cpl = Buffer.alloc(CQE_SIZE);
-  readonly onPart: IoCallback;
-  constructor(owner: NvmeIoQpair) {
-    this.owner = owner;
-    this.onPart = (status, cpl) => this.partDone(status, cpl);
-  }
-
-  private partDone(status: number, cpl: Buffer): void {
-    // the first error wins; on success the last part's completion is reported
-    if (status !== 0 && this.status === 0) {
-      this.status = status;
-      cpl.copy(this.cpl, 0, 0, CQE_SIZE);
-    }
-    if (--this.remaining > 0) return;
-    if (this.status === 0) cpl.copy(this.cpl, 0, 0, CQE_SIZE);
-    const cb = this.cb;
-    const st = this.status;
-    this.cb = null;
-    this.status = 0;
-    this.owner.releaseSplit(this);
-    cb?.(st, this.cpl);
-  }
-}
-
-/**
- * One I/O queue: NVM commands with callbacks (hot path) and promise wrappers.
- * Submit methods return false when the command cannot be queued now (queue
- * full or closed, or a split transfer needs more free slots than there are);
- * nothing was sent and the callback will not be called.
- */
-export class NvmeIoQpair {
-  /** the TCP queue underneath; replaced when the controller reconnects */
-  qpair: NvmeTcpQpair;
-  readonly qid: number;
-  /** largest transfer of one command in bytes; larger reads/writes/compares are split */
-  maxTransferSize = Number.POSITIVE_INFINITY;
-  /** close() was called: the controller will not reconnect this queue */
-  closedByOwner = false;
-  /** SQE scratch: submit copies it into the capsule before returning */
-  private readonly sqe = Buffer.alloc(SQE_SIZE);
-  private readonly splitPool: SplitIo[] = [];
-  /** commands the last refused split transfer needed (for the error message) */
-  private lastPartsNeeded = 0;
-
-  constructor(qpair: NvmeTcpQpair, qid: number) {
-    this.qpair = qpair;
-    this.qid = qid;
-  }
-
-  get closed(): boolean {
-    return this.qpair.closed;
-  }
-
-  /** Entries of this queue: the most commands outstanding at once. */
-  get queueSize(): number {
-    return this.qpair.queueSize;
-  }
-
-  /** Commands outstanding now (each part of a split transfer counts). */
-  get outstanding(): number {
-    return this.qpair.outstanding;
-  }
-
-  /** Per-command timeout in ms (0 = none); see NvmeTcpQpair.ioTimeoutMs. */
-  get ioTimeoutMs(): number {
-    return this.qpair.ioTimeoutMs;
-  }
-
-  set ioTimeoutMs(ms: number) {
-    this.qpair.ioTimeoutMs = ms;
-  }
-
-  /** Swap in a freshly connected queue (controller reconnect). */
-  attach(qpair: NvmeTcpQpair, maxTransferSize: number): void {
-    const timeout = this.qpair.ioTimeoutMs;
-    if (!this.qpair.closed) this.qpair.close();
-    this.qpair = qpair;
-    this.maxTransferSize = maxTransferSize;
-    if (timeout > 0 && qpair.ioTimeoutMs === 0) qpair.ioTimeoutMs = timeout;
-  }
-
-  /** @internal a finished split goes back to the pool */
-  releaseSplit(s: SplitIo): void {
-    this.splitPool.push(s);
-  }
-
-  private rw(
-    opcode: number,
-    nsid: number,
-    lba: number,
-    blocks: number,
-    buf: Buffer | null,
-    isRead: boolean,
-    cdw12Flags: number,
-    cb: IoCallback,
-  ): boolean {
-    if (blocks > MAX_BLOCKS_PER_COMMAND || (buf !== null && buf.length > this.maxTransferSize)) {
-      const blockBytes = buf !== null && blocks > 0 ? buf.length / blocks : 0;
-      let perCommand = MAX_BLOCKS_PER_COMMAND;
-      if (blockBytes > 0 && Number.isInteger(blockBytes))
-        perCommand = Math.min(perCommand, Math.floor(this.maxTransferSize / blockBytes));
-      if (perCommand >= 1 && (buf === null || Number.isInteger(blockBytes)))
-        return this.rwSplit(opcode, nsid, lba, blocks, buf, isRead, cdw12Flags, cb, perCommand, blockBytes);
-    }
-    this.fillRw(opcode, nsid, lba, blocks, cdw12Flags);
-    return this.qpair.submitIo(this.sqe, buf, isRead, cb);
-  }
-
-  private fillRw(opcode: number, nsid: number, lba: number, blocks: number, cdw12Flags: number): void {
-    const cmd = this.sqe;
-    cmd.fill(0);
-    cmd[Sqe.OPCODE] = opcode;
-    cmd.writeUInt32LE(nsid >>> 0, Sqe.NSID);
-    setSlba(cmd, lba);
-    cmd.writeUInt32LE((((blocks - 1) & 0xffff) | cdw12Flags) >>> 0, Sqe.CDW12);
-  }
-
-  private rwSplit(
-    opcode: number,
-    nsid: number,
-    lba: number,
-    blocks: number,
-    buf: Buffer | null,
-    isRead: boolean,
-    cdw12Flags: number,
-    cb: IoCallback,
-    perCommand: number,
-    blockBytes: number,
-  ): boolean {
-    const parts = Math.ceil(blocks / perCommand);
-    // all parts or none: a half-submitted transfer could not be reported as one
-    if (parts > this.qpair.available) {
-      this.lastPartsNeeded = parts;
-      return false;
-    }
-    const split = this.splitPool.pop() ?? new SplitIo(this);
-    split.cb = cb;
-    split.remaining = parts;
-    split.status = 0;
-    for (let done = 0; done < blocks; done += perCommand) {
-      const n = Math.min(perCommand, blocks - done);
-      const part = buf === null ? null : buf.subarray(done * blockBytes, (done + n) * blockBytes);
-      this.fillRw(opcode, nsid, lba + done, n, cdw12Flags);
-      this.qpair.submitIo(this.sqe, part, isRead, split.onPart);
-    }
-    return true;
-  }
-
-  /** Returns false when the queue is full or closed. */
-  read(nsid: number, lba: number, blocks: number, buf: Buffer, cb: IoCallback): boolean {
-    return this.rw(NvmOpcode.READ, nsid, lba, blocks, buf, true, 0, cb);
-  }
-
-  write(nsid: number, lba: number, blocks: number, buf: Buffer, cb: IoCallback, fua = false): boolean {
-    return this.rw(NvmOpcode.WRITE, nsid, lba, blocks, buf, false, fua ? RwFlags.FUA : 0, cb);
-  }
-
-  compare(nsid: number, lba: number, blocks: number, buf: Buffer, cb: IoCallback): boolean {
-    return this.rw(NvmOpcode.COMPARE, nsid, lba, blocks, buf, false, 0, cb);
-  }
-
-  writeZeroes(nsid: number, lba: number, blocks: number, cb: IoCallback): boolean {
-    return this.rw(NvmOpcode.WRITE_ZEROES, nsid, lba, blocks, null, false, 0, cb);
-  }
-
-  flush(nsid: number, cb: IoCallback): boolean {
-    const cmd = this.sqe;
-    cmd.fill(0);
-    cmd[Sqe.OPCODE] = NvmOpcode.FLUSH;
-    cmd.writeUInt32LE(nsid >>> 0, Sqe.NSID);
-    return this.qpair.submitIo(cmd, null, false, cb);
-  }
-
-  /** Dataset Management, deallocate by default. ranges: [lba, blocks] pairs. */
-  dsm(
-    nsid: number,
-    ranges: Array<[number, number]>,
-    cb: IoCallback,
-    attributes: number = Dsm.ATTR_DEALLOCATE,
-  ): boolean {
-    const data = Buffer.alloc(ranges.length * Dsm.RANGE_SIZE);
-    ranges.forEach(([lba, blocks], i) => {
-      const off = i * Dsm.RANGE_SIZE;
-      data.writeUInt32LE(blocks >>> 0, off + Dsm.RANGE_LENGTH);
-      data.writeUInt32LE(lba >>> 0, off + Dsm.RANGE_SLBA_LO);
-      data.writeUInt32LE(Math.floor(lba / 0x1_0000_0000), off + Dsm.RANGE_SLBA_HI);
-    });
-    const cmd = this.sqe;
-    cmd.fill(0);
-    cmd[Sqe.OPCODE] = NvmOpcode.DATASET_MANAGEMENT;
-    cmd.writeUInt32LE(nsid >>> 0, Sqe.NSID);
-    cmd.writeUInt32LE(ranges.length - 1, Sqe.CDW10);
-    cmd.writeUInt32LE(attributes, Sqe.CDW11);
-    return this.qpair.submitIo(cmd, data, false, cb);
-  }
-
-  /** Raw command on this queue (CID/SGL filled in). */
-  submit(cmd: Buffer, data: Buffer | null, isRead: boolean, cb: CommandCallback): boolean {
-    return this.qpair.submit(cmd, data, isRead, cb);
-  }
-
-  // ---- promise wrappers (control path, tests)
-
-  /** Why the last submit was refused, as an error. */
-  private refused(what: string): NvmeQueueError {
-    if (!this.qpair.closed && this.lastPartsNeeded > 0) {
-      const parts = this.lastPartsNeeded;
-      this.lastPartsNeeded = 0;
-      if (parts > this.qpair.queueSize)
-        return new NvmeQueueError(
-          'too-large',
-          `${what}: the transfer needs ${parts} commands (MDTS ${this.maxTransferSize} bytes), more than the queue's ${this.qpair.queueSize} entries`,
-        );
-    }
-    return refusal(this.qpair, what);
-  }
-
-  private wrap(what: string, start: (cb: IoCallback) => boolean): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.lastPartsNeeded = 0;
-      const ok = start((status, cpl) => (status === 0 ? resolve() : reject(new NvmeStatusError(cpl, what))));
-      if (!ok) reject(this.refused(what));
-    });
-  }
-
-  readAsync(nsid: number, lba: number, blocks: number, buf: Buffer): Promise<void> {
-    return this.wrap('Read', (cb) => this.read(nsid, lba, blocks, buf, cb));
-  }
-
-  writeAsync(nsid: number, lba: number, blocks: number, buf: Buffer, fua = false): Promise<void> {
-    return this.wrap('Write', (cb) => this.write(nsid, lba, blocks, buf, cb, fua));
-  }
-
-  compareAsync(nsid: number, lba: number, blocks: number, buf: Buffer): Promise<void> {
-    return this.wrap('Compare', (cb) => this.compare(nsid, lba, blocks, buf, cb));
-  }
-
-  writeZeroesAsync(nsid: number, lba: number, blocks: number): Promise<void> {
-    return this.wrap('Write Zeroes', (cb) => this.writeZeroes(nsid, lba, blocks, cb));
-  }
-
-  flushAsync(nsid: number): Promise<void> {
-    return this.wrap('Flush', (cb) => this.flush(nsid, cb));
-  }
-
-  dsmAsync(
-    nsid: number,
-    ranges: Array<[number, number]>,
-    attributes: number = Dsm.ATTR_DEALLOCATE,
-  ): Promise<void> {
-    return this.wrap('Dataset Management', (cb) => this.dsm(nsid, ranges, cb, attributes));
-  }
-
-  /** Close this queue for good (outstanding commands complete with ABORTED_SQ_DELETION). */
-  close(): void {
-    this.closedByOwner = true;
-    this.qpair.close();
   }
 }

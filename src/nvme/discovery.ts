@@ -2,16 +2,15 @@
 // (paged, re-read on a generation change) and optionally follow referrals to
 // other discovery services, loop-safe and to a bounded depth.
 
-import { SubType, TrType } from '../wire/discovery.ts';
+import { DISCOVERY_NQN, SubType, TrType } from '../wire/discovery.ts';
 import {
   type ControllerOptions,
   type DiscoveredEntry,
   type DiscoveryLog,
   type DiscoveryLogOptions,
   NvmeController,
-  type TransportId,
 } from './controller.ts';
-import { DISCOVERY_NQN, parseTransportId } from './trid.ts';
+import { parseTransportId, type TransportId } from './transport-id.ts';
 
 export interface DiscoverOptions extends ControllerOptions, DiscoveryLogOptions {
   /** connect to the discovery services that referral entries (subtype 1) name (default true) */

@@ -25,6 +25,9 @@ export interface HostIdentityOptions {
   etcDir?: string;
 }
 
+/** Kept for compatibility; the default host NQN now comes from defaultHostIdentity(). */
+export const DEFAULT_HOSTNQN = 'nqn.2014-08.org.nvmexpress:uuid:00000000-0000-0000-0000-000000000000';
+
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const NQN_UUID_PREFIX = 'nqn.2014-08.org.nvmexpress:uuid:';
 

@@ -1,38 +1,31 @@
 // Host (initiator) library: NVMe over TCP. docs/host-library.md describes it.
+
+// constants the library's API speaks in, from the wire layer
+export { DISCOVERY_NQN } from '../wire/discovery.ts';
+export { AsyncEventType, NoticeInfo } from '../wire/log.ts';
+export type { Completion } from './command.ts';
+export type { IoQpairConnectParams } from './connect.ts';
 export {
   type AsyncEvent,
-  AsyncEventType,
   CHANGED_NS_LIST_LOG,
-  type Completion,
   type ControllerOptions,
-  connectIoQpair,
   DEFAULT_HOST_MAX_TRANSFER,
-  DEFAULT_HOSTNQN,
   type DiscoveredEntry,
   type DiscoveryLog,
   type DiscoveryLogOptions,
-  type IoCallback,
-  type IoQpairConnectParams,
-  NoticeInfo,
   NvmeController,
-  NvmeIoQpair,
-  NvmeQueueError,
-  NvmeStatusError,
-  type TransportId,
 } from './controller.ts';
 export { type DiscoverOptions, type DiscoveryResult, discover, discoveredSubsystems } from './discovery.ts';
+export { NvmeQueueError, NvmeStatusError, TcpTransportError } from './errors.ts';
 export {
   configDir,
+  DEFAULT_HOSTNQN,
   defaultHostIdentity,
   type HostIdentity,
   type HostIdentityOptions,
   uuidOfHostNqn,
 } from './host-identity.ts';
+export { connectIoQpair, type IoCallback, NvmeIoQpair } from './io-qpair.ts';
 export { isInactiveNamespace, type NamespaceInfo, parseNamespace } from './namespace.ts';
-export {
-  type CommandCallback,
-  NvmeTcpQpair,
-  type QpairConnectOptions,
-  TcpTransportError,
-} from './tcp-qpair.ts';
-export { DISCOVERY_NQN, formatTransportId, parseTransportId } from './trid.ts';
+export { type CommandCallback, NvmeTcpQpair, type QpairConnectOptions } from './tcp-qpair.ts';
+export { formatTransportId, parseTransportId, type TransportId } from './transport-id.ts';

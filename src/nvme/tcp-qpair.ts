@@ -3,33 +3,44 @@
 // digests. Commands complete through callbacks; a slot per CID is pooled.
 
 import net from 'node:net';
-import { crc32c } from '@node-rs/crc32';
 import {
   CQE_SIZE,
   Cqe,
   GenericStatus,
   PathStatus,
-  SglDescriptor,
   Sqe,
   StatusCodeType,
+  setSqeSgl,
   setStatus,
   statusOf,
 } from '../wire/nvme.ts';
 import {
   CapsuleCmd,
   Ch,
+  capsuleRespCid,
   DataPdu,
   DIGEST_SIZE,
-  IcDigest,
+  dataDigest,
   IcReq,
-  IcResp,
+  icDigestBits,
+  newDataPduHeader,
+  newR2tFields,
   PduFlags,
   PduType,
-  R2t,
+  PFV_1_0,
+  readCapsuleRespCqe,
+  readDataPduHeader,
+  readIcResp,
+  readR2t,
+  readTermReq,
   TermReq,
-  writeCommonHeader,
+  writeCapsuleCmd,
+  writeH2CData,
+  writeIcReq,
+  writeTermReq,
 } from '../wire/tcp.ts';
 import { HOST_ACCEPTS, PduReceiver, type PduSink } from '../wire/tcp-receiver.ts';
+import { TcpTransportError } from './errors.ts';
 
 /** Completion callback: `cpl` is the 16-byte CQE, valid only during the call. */
 export type CommandCallback = (cpl: Buffer) => void;
@@ -59,8 +70,12 @@ class HostRequest {
   cb: CommandCallback | null = null;
   /** I/O-style callback (status, cpl): lets I/O paths avoid a closure per command */
   ioCb: ((status: number, cpl: Buffer) => void) | null = null;
-  /** CapsuleCmd header (+ digest); reused because the slot is only reused after its response */
+  /**
+   * CapsuleCmd header (+ digest) and the in-capsule data's digest; reused because
+   * the slot is only reused after its response
+   */
   readonly capsule = Buffer.alloc(CapsuleCmd.HDR_SIZE + DIGEST_SIZE);
+  readonly ddgst = Buffer.alloc(DIGEST_SIZE);
   /** data to send (write-like) or to fill (read-like) */
   data: Buffer | null = null;
   isRead = false;
@@ -71,15 +86,6 @@ class HostRequest {
   timedOut = false;
   constructor(cid: number) {
     this.cid = cid;
-  }
-}
-
-export class TcpTransportError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = 'TcpTransportError';
-    this.code = code;
   }
 }
 
@@ -96,6 +102,9 @@ export class NvmeTcpQpair implements PduSink {
   private readonly slots: HostRequest[] = [];
   private readonly freeSlots: HostRequest[] = [];
   private readonly cpl = Buffer.alloc(CQE_SIZE);
+  /** fields of the C2HData / R2T being handled (refilled per PDU) */
+  private readonly c2h = newDataPduHeader();
+  private readonly r2t = newR2tFields();
   private tx: Buffer[] = [];
   private flushScheduled = false;
   private icResolve: ((v: undefined) => void) | null = null;
@@ -144,12 +153,13 @@ export class NvmeTcpQpair implements PduSink {
       socket.on('close', () => q.fatal('connection closed'));
       socket.once('connect', () => {
         const icreq = Buffer.alloc(IcReq.SIZE);
-        writeCommonHeader(icreq, PduType.IC_REQ, 0, 128, 0, 128);
-        icreq.writeUInt16LE(0, IcReq.PFV);
-        icreq[IcReq.HPDA] = 0;
-        icreq[IcReq.DGST] =
-          (opts.hdgst ? IcDigest.HDGST_ENABLE : 0) | (opts.ddgst ? IcDigest.DDGST_ENABLE : 0);
-        icreq.writeUInt32LE(0, IcReq.MAXR2T);
+        // data unaligned (HPDA 0), one R2T outstanding per command (MAXR2T 0's based)
+        writeIcReq(icreq, {
+          pfv: PFV_1_0,
+          hpda: 0,
+          dgst: icDigestBits(!!opts.hdgst, !!opts.ddgst),
+          maxr2t: 0,
+        });
         socket.write(icreq);
       });
       q.wantDigests = { h: !!opts.hdgst, d: !!opts.ddgst };
@@ -241,25 +251,13 @@ export class NvmeTcpQpair implements PduSink {
     cmd.writeUInt16LE(req.cid, Sqe.CID);
     const len = data ? data.length : 0;
     const inCapsule = len > 0 && !isRead && len <= this.inCapsuleDataSize;
-    // SGL: one descriptor, in-capsule (offset 0) or transport data block
-    cmd.fill(0, Sqe.SGL_ADDRESS, Sqe.SGL_TYPE + 1);
-    cmd[Sqe.FLAGS] = (cmd[Sqe.FLAGS] & 0x3f) | 0x40; // PSDT: SGL
-    cmd.writeUInt32LE(len, Sqe.SGL_LENGTH);
-    cmd[Sqe.SGL_TYPE] = inCapsule ? SglDescriptor.IN_CAPSULE : SglDescriptor.TRANSPORT;
-    const hd = this.headerDigest ? DIGEST_SIZE : 0;
-    const dd = inCapsule && this.dataDigest ? DIGEST_SIZE : 0;
-    const hdrLen = CapsuleCmd.HDR_SIZE + hd;
-    const plen = hdrLen + (inCapsule ? len + dd : 0);
-    const hdr = req.capsule.subarray(0, hdrLen);
-    let flags = hd ? PduFlags.HDGST : 0;
-    if (dd) flags |= PduFlags.DDGST;
-    writeCommonHeader(hdr, PduType.CAPSULE_CMD, flags, CapsuleCmd.HDR_SIZE, inCapsule ? hdrLen : 0, plen);
-    cmd.copy(hdr, CapsuleCmd.SQE, 0, 64);
-    if (hd) hdr.writeUInt32LE(crc32c(hdr.subarray(0, CapsuleCmd.HDR_SIZE)), CapsuleCmd.HDR_SIZE);
-    this.queue(hdr);
+    setSqeSgl(cmd, len, inCapsule);
+    const capsule = req.capsule;
+    const hdrLen = writeCapsuleCmd(capsule, cmd, inCapsule ? len : 0, this.headerDigest, this.dataDigest);
+    this.queue(hdrLen === capsule.length ? capsule : capsule.subarray(0, hdrLen));
     if (inCapsule && data) {
       this.queue(data);
-      if (dd) this.queue(u32le(crc32c(data)));
+      if (this.dataDigest) this.queue(digestInto(req.ddgst, data));
     }
     return true;
   }
@@ -300,8 +298,7 @@ export class NvmeTcpQpair implements PduSink {
         this.handleR2T(pdu);
         return;
       case PduType.C2H_TERM_REQ: {
-        const fes = pdu.readUInt16LE(TermReq.FES);
-        const fei = pdu.readUInt32LE(TermReq.FEI);
+        const { fes, fei } = readTermReq(pdu);
         this.fatal(`C2HTermReq fes ${fes} fei ${fei}`);
         return;
       }
@@ -318,13 +315,10 @@ export class NvmeTcpQpair implements PduSink {
       this.fatal('unexpected ICResp');
       return;
     }
-    const pfv = pdu.readUInt16LE(IcResp.PFV);
-    const cpda = pdu[IcResp.CPDA];
-    const dgst = pdu[IcResp.DGST];
-    const maxh2c = pdu.readUInt32LE(IcResp.MAXH2CDATA);
-    const want = (this.wantDigests.h ? 1 : 0) | (this.wantDigests.d ? 2 : 0);
+    const { pfv, cpda, dgst, maxh2cdata: maxh2c } = readIcResp(pdu);
+    const want = icDigestBits(this.wantDigests.h, this.wantDigests.d);
     // the same checks the Linux host makes
-    if (pfv !== 0 || cpda !== 0 || dgst !== want || maxh2c % 4 !== 0 || maxh2c < 4096) {
+    if (pfv !== PFV_1_0 || cpda !== 0 || dgst !== want || maxh2c % 4 !== 0 || maxh2c < 4096) {
       this.fatal(`bad ICResp (pfv ${pfv}, cpda ${cpda}, dgst ${dgst}, maxh2cdata ${maxh2c})`);
       return;
     }
@@ -349,20 +343,16 @@ export class NvmeTcpQpair implements PduSink {
   }
 
   private handleCapsuleResp(pdu: Buffer): void {
-    const cid = pdu.readUInt16LE(8 + Cqe.CID);
-    const req = this.slotFor(cid, 'CapsuleResp');
+    const req = this.slotFor(capsuleRespCid(pdu), 'CapsuleResp');
     if (req === null) return;
-    pdu.copy(this.cpl, 0, 8, 8 + CQE_SIZE);
+    readCapsuleRespCqe(pdu, this.cpl);
     this.finish(req);
   }
 
   private handleC2HData(pdu: Buffer, dataOffset: number, dataLength: number, dataDigestOk: boolean): void {
-    const cid = pdu.readUInt16LE(DataPdu.CCCID);
+    const { cccid: cid, datao, datal, flags } = readDataPduHeader(pdu, this.c2h);
     const req = this.slotFor(cid, 'C2HData');
     if (req === null) return;
-    const datao = pdu.readUInt32LE(DataPdu.DATAO);
-    const datal = pdu.readUInt32LE(DataPdu.DATAL);
-    const flags = pdu[Ch.FLAGS];
     const buf = req.data;
     if (
       !req.isRead ||
@@ -386,9 +376,8 @@ export class NvmeTcpQpair implements PduSink {
   /** Direct placement of a large C2HData payload into the read buffer (PduSink). */
   placeData(header: Buffer, dataLength: number): Buffer | null {
     if (header[Ch.TYPE] !== PduType.C2H_DATA) return null;
-    const req = this.slots[header.readUInt16LE(DataPdu.CCCID)];
-    const datao = header.readUInt32LE(DataPdu.DATAO);
-    const datal = header.readUInt32LE(DataPdu.DATAL);
+    const { cccid, datao, datal } = readDataPduHeader(header, this.c2h);
+    const req = this.slots[cccid];
     const buf = req?.data;
     if (
       req === undefined ||
@@ -405,14 +394,14 @@ export class NvmeTcpQpair implements PduSink {
   }
 
   onDataPlaced(header: Buffer, dataDigestOk: boolean): void {
-    const cid = header.readUInt16LE(DataPdu.CCCID);
+    const { cccid: cid, datal, flags } = readDataPduHeader(header, this.c2h);
     const req = this.slots[cid];
     if (!dataDigestOk) {
       this.fatal(`data digest error on C2HData for command ${cid}`);
       return;
     }
-    req.received += header.readUInt32LE(DataPdu.DATAL);
-    this.afterC2HData(req, header[Ch.FLAGS]);
+    req.received += datal;
+    this.afterC2HData(req, flags);
   }
 
   private afterC2HData(req: HostRequest, flags: number): void {
@@ -430,36 +419,26 @@ export class NvmeTcpQpair implements PduSink {
   }
 
   private handleR2T(pdu: Buffer): void {
-    const cid = pdu.readUInt16LE(R2t.CCCID);
+    const { cccid: cid, ttag, r2to, r2tl } = readR2t(pdu, this.r2t);
     const req = this.slotFor(cid, 'R2T');
     if (req === null) return;
-    const ttag = pdu.readUInt16LE(R2t.TTAG);
-    const r2to = pdu.readUInt32LE(R2t.R2TO);
-    const r2tl = pdu.readUInt32LE(R2t.R2TL);
     const buf = req.data;
     if (req.isRead || buf === null || r2tl === 0 || r2to + r2tl > buf.length) {
       this.fatal(`bad R2T for command ${cid} (offset ${r2to}, length ${r2tl})`);
       return;
     }
-    const hd = this.headerDigest ? DIGEST_SIZE : 0;
-    const dd = this.dataDigest ? DIGEST_SIZE : 0;
-    for (let off = r2to; off < r2to + r2tl; ) {
-      const len = Math.min(this.maxH2CData, r2to + r2tl - off);
-      const last = off + len === r2to + r2tl;
-      const hdr = Buffer.alloc(DataPdu.HDR_SIZE + hd);
-      let flags = last ? PduFlags.DATA_LAST : 0;
-      if (hd) flags |= PduFlags.HDGST;
-      if (dd) flags |= PduFlags.DDGST;
-      writeCommonHeader(hdr, PduType.H2C_DATA, flags, DataPdu.HDR_SIZE, hdr.length, hdr.length + len + dd);
-      hdr.writeUInt16LE(cid, DataPdu.CCCID);
-      hdr.writeUInt16LE(ttag, DataPdu.TTAG);
-      hdr.writeUInt32LE(off, DataPdu.DATAO);
-      hdr.writeUInt32LE(len, DataPdu.DATAL);
-      if (hd) hdr.writeUInt32LE(crc32c(hdr.subarray(0, DataPdu.HDR_SIZE)), DataPdu.HDR_SIZE);
+    const hdgst = this.headerDigest;
+    const ddgst = this.dataDigest;
+    const end = r2to + r2tl;
+    for (let off = r2to; off < end; ) {
+      const len = Math.min(this.maxH2CData, end - off);
+      // a header of its own: a second R2T for the command may come before this one is written
+      const hdr = Buffer.alloc(DataPdu.HDR_SIZE + (hdgst ? DIGEST_SIZE : 0));
+      writeH2CData(hdr, cid, ttag, off, len, off + len === end ? PduFlags.DATA_LAST : 0, hdgst, ddgst);
       const part = buf.subarray(off, off + len);
       this.queue(hdr);
       this.queue(part);
-      if (dd) this.queue(u32le(crc32c(part)));
+      if (ddgst) this.queue(digestInto(Buffer.allocUnsafe(DIGEST_SIZE), part));
       off += len;
     }
   }
@@ -479,9 +458,7 @@ export class NvmeTcpQpair implements PduSink {
   private sendTermReq(fes: number, fei: number): void {
     if (this.closed) return;
     const pdu = Buffer.alloc(TermReq.HDR_SIZE);
-    writeCommonHeader(pdu, PduType.H2C_TERM_REQ, 0, TermReq.HDR_SIZE, 0, TermReq.HDR_SIZE);
-    pdu.writeUInt16LE(fes, TermReq.FES);
-    pdu.writeUInt32LE(fei, TermReq.FEI);
+    writeTermReq(pdu, PduType.H2C_TERM_REQ, fes, fei, null);
     this.socket.write(pdu);
   }
 
@@ -519,8 +496,8 @@ export class NvmeTcpQpair implements PduSink {
   }
 }
 
-function u32le(v: number): Buffer {
-  const b = Buffer.allocUnsafe(4);
-  b.writeUInt32LE(v >>> 0, 0);
-  return b;
+/** The data digest of `data` written into `into` (4 bytes); returns `into`. */
+function digestInto(into: Buffer, data: Buffer): Buffer {
+  into.writeUInt32LE(dataDigest(data), 0);
+  return into;
 }

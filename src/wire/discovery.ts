@@ -1,5 +1,6 @@
 // Discovery log page (log identifier 0x70): 1024-byte header, 1024-byte entries (NVMe-oF 1.1 §5.3).
-import { writeNulPadded, writePadded } from './fabrics.ts';
+// The target builds it; the host library decodes it with the same tables.
+import { readPaddedString, writeNulPadded, writePadded, writeU64 } from './fields.ts';
 
 export const DISCOVERY_NQN = 'nqn.2014-08.org.nvmexpress.discovery';
 export const DISCOVERY_LOG_HEADER_SIZE = 1024;
@@ -15,10 +16,14 @@ export const DiscLogEntry = {
   CNTLID: 6,
   ASQSZ: 8,
   EFLAGS: 10,
-  TRSVCID: 32, // 32 bytes
-  SUBNQN: 256, // 256 bytes
-  TRADDR: 512, // 256 bytes
-  TSAS: 768, // 256 bytes
+  TRSVCID: 32,
+  TRSVCID_SIZE: 32,
+  SUBNQN: 256,
+  SUBNQN_SIZE: 256,
+  TRADDR: 512,
+  TRADDR_SIZE: 256,
+  TSAS: 768,
+  TSAS_SIZE: 256,
 } as const;
 
 export const TrType = { RDMA: 1, FC: 2, TCP: 3, LOOP: 254 } as const;
@@ -26,9 +31,13 @@ export const AdrFam = { IPV4: 1, IPV6: 2, IB: 3, FC: 4, INTRA_HOST: 254 } as con
 export const SubType = { DISCOVERY_REFERRAL: 1, NVME: 2, DISCOVERY_CURRENT: 3 } as const;
 /** TREQ: secure channel not specified (0); bit 2 = SQ flow control disable supported. */
 export const TREQ_NOT_SPECIFIED = 0;
+/** TREQ bits 1:0: secure channel not specified / required / not required */
+export const TREQ_SECURE_CHANNEL_MASK = 0x3;
 export const TREQ_SQFLOW_DISABLE_SUPPORTED = 0x04;
+/** EFLAGS: duplicate returned information, explicit persistent connection support, no CDC connectivity */
 export const EFLAGS_DUPRETINFO = 0x1;
 export const EFLAGS_EPCSD = 0x2;
+export const EFLAGS_NCC = 0x4;
 
 export interface DiscoveryEntry {
   trtype: string; // 'TCP'
@@ -66,8 +75,7 @@ export function adrfamCode(adrfam: string): number {
 export function buildDiscoveryLog(genctr: number, entries: DiscoveryEntry[]): Buffer {
   const buf = Buffer.alloc(DISCOVERY_LOG_HEADER_SIZE + entries.length * DISCOVERY_LOG_ENTRY_SIZE);
   // genctr is 64-bit: write as two 32-bit halves
-  buf.writeUInt32LE(genctr >>> 0, DiscLogHdr.GENCTR);
-  buf.writeUInt32LE(Math.floor(genctr / 0x100000000) >>> 0, DiscLogHdr.GENCTR + 4);
+  writeU64(buf, DiscLogHdr.GENCTR, genctr);
   buf.writeUInt32LE(entries.length, DiscLogHdr.NUMREC);
   buf.writeUInt16LE(0, DiscLogHdr.RECFMT);
   for (let i = 0; i < entries.length; i++) {
@@ -85,9 +93,55 @@ export function writeDiscoveryEntry(buf: Buffer, off: number, e: DiscoveryEntry)
   buf.writeUInt16LE(e.cntlid, off + DiscLogEntry.CNTLID);
   buf.writeUInt16LE(e.asqsz, off + DiscLogEntry.ASQSZ);
   buf.writeUInt16LE(e.eflags, off + DiscLogEntry.EFLAGS);
-  writePadded(buf, off + DiscLogEntry.TRSVCID, 32, e.trsvcid);
-  writeNulPadded(buf, off + DiscLogEntry.SUBNQN, 256, e.subnqn);
-  writePadded(buf, off + DiscLogEntry.TRADDR, 256, e.traddr);
-  buf.fill(0, off + DiscLogEntry.TSAS, off + DiscLogEntry.TSAS + 256);
+  writePadded(buf, off + DiscLogEntry.TRSVCID, DiscLogEntry.TRSVCID_SIZE, e.trsvcid);
+  writeNulPadded(buf, off + DiscLogEntry.SUBNQN, DiscLogEntry.SUBNQN_SIZE, e.subnqn);
+  writePadded(buf, off + DiscLogEntry.TRADDR, DiscLogEntry.TRADDR_SIZE, e.traddr);
+  buf.fill(0, off + DiscLogEntry.TSAS, off + DiscLogEntry.TSAS + DiscLogEntry.TSAS_SIZE);
   buf[off + DiscLogEntry.TSAS] = e.sectype ?? 0;
+}
+
+/** The discovery log header as the host reads it (64-bit counts as bigint). */
+export interface DiscoveryLogHeader {
+  genctr: bigint;
+  numrec: bigint;
+  recfmt: number;
+}
+
+export function decodeDiscoveryLogHeader(buf: Buffer): DiscoveryLogHeader {
+  return {
+    genctr: buf.readBigUInt64LE(DiscLogHdr.GENCTR),
+    numrec: buf.readBigUInt64LE(DiscLogHdr.NUMREC),
+    recfmt: buf.readUInt16LE(DiscLogHdr.RECFMT),
+  };
+}
+
+/** One discovery log entry, numeric codes as on the wire (TrType, AdrFam, SubType); strings unpadded. */
+export interface DiscoveryLogRecord {
+  trtype: number;
+  adrfam: number;
+  subtype: number;
+  treq: number;
+  portid: number;
+  cntlid: number;
+  asqsz: number;
+  eflags: number;
+  trsvcid: string;
+  subnqn: string;
+  traddr: string;
+}
+
+export function decodeDiscoveryEntry(buf: Buffer, off: number): DiscoveryLogRecord {
+  return {
+    trtype: buf[off + DiscLogEntry.TRTYPE],
+    adrfam: buf[off + DiscLogEntry.ADRFAM],
+    subtype: buf[off + DiscLogEntry.SUBTYPE],
+    treq: buf[off + DiscLogEntry.TREQ],
+    portid: buf.readUInt16LE(off + DiscLogEntry.PORTID),
+    cntlid: buf.readUInt16LE(off + DiscLogEntry.CNTLID),
+    asqsz: buf.readUInt16LE(off + DiscLogEntry.ASQSZ),
+    eflags: buf.readUInt16LE(off + DiscLogEntry.EFLAGS),
+    trsvcid: readPaddedString(buf, off + DiscLogEntry.TRSVCID, DiscLogEntry.TRSVCID_SIZE),
+    subnqn: readPaddedString(buf, off + DiscLogEntry.SUBNQN, DiscLogEntry.SUBNQN_SIZE),
+    traddr: readPaddedString(buf, off + DiscLogEntry.TRADDR, DiscLogEntry.TRADDR_SIZE),
+  };
 }

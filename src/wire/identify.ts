@@ -1,5 +1,8 @@
-// Identify data structures (NVMe base spec 2.0 §5.17.2), built in place into 4096-byte buffers.
-import { writeNulPadded, writePadded } from './fabrics.ts';
+// Identify data structures (NVMe base spec 2.0 §5.17.2): the target builds
+// them in place into 4096-byte buffers; the host library and the CLI decode
+// them with the same offset tables.
+import { readCounter, readPaddedString, readU64, writeNulPadded, writePadded, writeU64 } from './fields.ts';
+import { AdminOpcode, initSqe, Sqe } from './nvme.ts';
 
 export const IDENTIFY_SIZE = 4096;
 
@@ -27,9 +30,12 @@ export const IdCtrl = {
   MDTS: 77,
   CNTLID: 78,
   VER: 80,
+  RTD3R: 84,
+  RTD3E: 88,
   OAES: 92,
   CTRATT: 96,
   CNTRLTYPE: 111,
+  FGUID: 112, // 16 bytes
   OACS: 256,
   ACL: 258,
   AERL: 259,
@@ -37,8 +43,15 @@ export const IdCtrl = {
   LPA: 261,
   ELPE: 262,
   NPSS: 263,
+  AVSCC: 264,
+  APSTA: 265,
   WCTEMP: 266,
   CCTEMP: 268,
+  MTFA: 270,
+  HMPRE: 272,
+  HMMIN: 276,
+  TNVMCAP: 280, // 16 bytes
+  UNVMCAP: 296, // 16 bytes
   KAS: 320,
   ANATT: 343,
   ANACAP: 344,
@@ -54,10 +67,15 @@ export const IdCtrl = {
   VWC: 525,
   AWUN: 526,
   AWUPF: 528,
+  ICSVSCC: 530,
+  NWPC: 531,
   ACWU: 532,
+  OCFS: 534,
   SGLS: 536,
   MNAN: 540,
-  SUBNQN: 768,
+  MAXDNA: 544, // 16 bytes
+  MAXCNA: 560,
+  SUBNQN: 768, // 256 bytes
   IOCCSZ: 1792,
   IORCSZ: 1796,
   ICDOFF: 1800,
@@ -171,15 +189,54 @@ export const IdNs = {
   NSFEAT: 24,
   NLBAF: 25,
   FLBAS: 26,
+  MC: 27,
+  DPC: 28,
+  DPS: 29,
   NMIC: 30,
+  RESCAP: 31,
+  FPI: 32,
   DLFEAT: 33,
+  NAWUN: 34,
+  NAWUPF: 36,
+  NACWU: 38,
+  NABSN: 40,
+  NABO: 42,
+  NABSPF: 44,
   // NVMe base spec: NOIOB is bytes 47:46 (64 is NPWG)
   NOIOB: 46,
+  NVMCAP: 48, // 16 bytes
+  NPWG: 64,
+  NPWA: 66,
+  NPDG: 68,
+  NPDA: 70,
+  NOWS: 72,
   ANAGRPID: 92,
+  NSATTR: 99,
+  NVMSETID: 100,
+  ENDGID: 102,
   NGUID: 104,
   EUI64: 120,
+  /** LBA format 0; format i is at LBAF0 + i * LbaFormat.SIZE */
   LBAF0: 128,
 } as const;
+
+/** One LBA format descriptor (4 bytes). */
+export const LbaFormat = {
+  /** metadata bytes per block, le16 */
+  MS: 0,
+  /** log2 of the block size */
+  LBADS: 2,
+  /** relative performance, bits 1:0 */
+  RP: 3,
+  SIZE: 4,
+} as const;
+
+/** Index of the LBA format in use: FLBAS bits 3:0, extended by bits 6:5 when there are more than 16 formats. */
+export function lbaFormatIndex(flbas: number, nlbaf: number): number {
+  let index = flbas & 0xf;
+  if (nlbaf >= 16) index |= (flbas >> 1) & 0x30;
+  return index;
+}
 
 export interface IdentifyNsInfo {
   numBlocks: number;
@@ -190,11 +247,6 @@ export interface IdentifyNsInfo {
   nguid: Buffer | null; // 16 bytes
   eui64: Buffer | null; // 8 bytes
   anaGroupId: number; // 0 when ANA reporting is off
-}
-
-function writeU64(buf: Buffer, off: number, v: number): void {
-  buf.writeUInt32LE(v >>> 0, off);
-  buf.writeUInt32LE(Math.floor(v / 0x100000000) >>> 0, off + 4);
 }
 
 export function buildIdentifyNamespace(buf: Buffer, n: IdentifyNsInfo): void {
@@ -228,6 +280,9 @@ export function buildActiveNsList(buf: Buffer, nsids: readonly number[], after: 
 
 export const NsIdType = { EUI64: 1, NGUID: 2, UUID: 3, CSI: 4 } as const;
 
+/** One namespace identification descriptor: type, length, 2 reserved bytes, the identifier. */
+export const NsDescriptor = { NIDT: 0, NIDL: 1, NID: 4 } as const;
+
 /** CNS 03: namespace identification descriptor list. */
 export function buildNsDescriptorList(
   buf: Buffer,
@@ -236,10 +291,10 @@ export function buildNsDescriptorList(
   buf.fill(0, 0, IDENTIFY_SIZE);
   let off = 0;
   const put = (type: number, v: Buffer) => {
-    buf[off] = type;
-    buf[off + 1] = v.length;
-    v.copy(buf, off + 4);
-    off += 4 + v.length;
+    buf[off + NsDescriptor.NIDT] = type;
+    buf[off + NsDescriptor.NIDL] = v.length;
+    v.copy(buf, off + NsDescriptor.NID);
+    off += NsDescriptor.NID + v.length;
   };
   if (ids.eui64) put(NsIdType.EUI64, ids.eui64);
   if (ids.nguid) put(NsIdType.NGUID, ids.nguid);
@@ -263,4 +318,171 @@ export function eui64ToBytes(eui: string): Buffer | null {
   const hex = eui.replace(/-/g, '');
   if (!/^[0-9a-fA-F]{16}$/.test(hex)) return null;
   return Buffer.from(hex, 'hex');
+}
+
+// ---------------------------------------------------------------------------
+// Host side: the Identify command and the decoders
+
+/** Fills an Identify SQE (CNS in CDW10 bits 7:0). */
+export function writeIdentifyCommand(sqe: Buffer, cns: number, nsid: number): void {
+  initSqe(sqe, AdminOpcode.IDENTIFY, nsid);
+  sqe.writeUInt32LE(cns, Sqe.CDW10);
+}
+
+/** A list of namespace IDs (CNS 02 and the Changed Namespace List log): the IDs before the first 0. */
+export function decodeNsidList(buf: Buffer): number[] {
+  const nsids: number[] = [];
+  for (let off = 0; off + 4 <= buf.length; off += 4) {
+    const nsid = buf.readUInt32LE(off);
+    if (nsid === 0) break;
+    nsids.push(nsid);
+  }
+  return nsids;
+}
+
+/** Identify Controller (CNS 01h) with nvme-cli's `id-ctrl` field names, in its order. */
+export function decodeIdentifyController(d: Buffer) {
+  return {
+    vid: d.readUInt16LE(IdCtrl.VID),
+    ssvid: d.readUInt16LE(IdCtrl.SSVID),
+    sn: readPaddedString(d, IdCtrl.SN, 20),
+    mn: readPaddedString(d, IdCtrl.MN, 40),
+    fr: readPaddedString(d, IdCtrl.FR, 8),
+    rab: d[IdCtrl.RAB],
+    // IEEE OUI is stored least significant byte first
+    ieee: d[IdCtrl.IEEE] | (d[IdCtrl.IEEE + 1] << 8) | (d[IdCtrl.IEEE + 2] << 16),
+    cmic: d[IdCtrl.CMIC],
+    mdts: d[IdCtrl.MDTS],
+    cntlid: d.readUInt16LE(IdCtrl.CNTLID),
+    ver: d.readUInt32LE(IdCtrl.VER),
+    rtd3r: d.readUInt32LE(IdCtrl.RTD3R),
+    rtd3e: d.readUInt32LE(IdCtrl.RTD3E),
+    oaes: d.readUInt32LE(IdCtrl.OAES),
+    ctratt: d.readUInt32LE(IdCtrl.CTRATT),
+    cntrltype: d[IdCtrl.CNTRLTYPE],
+    fguid: d.toString('hex', IdCtrl.FGUID, IdCtrl.FGUID + 16),
+    oacs: d.readUInt16LE(IdCtrl.OACS),
+    acl: d[IdCtrl.ACL],
+    aerl: d[IdCtrl.AERL],
+    frmw: d[IdCtrl.FRMW],
+    lpa: d[IdCtrl.LPA],
+    elpe: d[IdCtrl.ELPE],
+    npss: d[IdCtrl.NPSS],
+    avscc: d[IdCtrl.AVSCC],
+    apsta: d[IdCtrl.APSTA],
+    wctemp: d.readUInt16LE(IdCtrl.WCTEMP),
+    cctemp: d.readUInt16LE(IdCtrl.CCTEMP),
+    mtfa: d.readUInt16LE(IdCtrl.MTFA),
+    hmpre: d.readUInt32LE(IdCtrl.HMPRE),
+    hmmin: d.readUInt32LE(IdCtrl.HMMIN),
+    tnvmcap: readCounter(d, IdCtrl.TNVMCAP, 16),
+    unvmcap: readCounter(d, IdCtrl.UNVMCAP, 16),
+    kas: d.readUInt16LE(IdCtrl.KAS),
+    anatt: d[IdCtrl.ANATT],
+    anacap: d[IdCtrl.ANACAP],
+    anagrpmax: d.readUInt32LE(IdCtrl.ANAGRPMAX),
+    nanagrpid: d.readUInt32LE(IdCtrl.NANAGRPID),
+    sqes: d[IdCtrl.SQES],
+    cqes: d[IdCtrl.CQES],
+    maxcmd: d.readUInt16LE(IdCtrl.MAXCMD),
+    nn: d.readUInt32LE(IdCtrl.NN),
+    oncs: d.readUInt16LE(IdCtrl.ONCS),
+    fuses: d.readUInt16LE(IdCtrl.FUSES),
+    fna: d[IdCtrl.FNA],
+    vwc: d[IdCtrl.VWC],
+    awun: d.readUInt16LE(IdCtrl.AWUN),
+    awupf: d.readUInt16LE(IdCtrl.AWUPF),
+    icsvscc: d[IdCtrl.ICSVSCC],
+    nwpc: d[IdCtrl.NWPC],
+    acwu: d.readUInt16LE(IdCtrl.ACWU),
+    ocfs: d.readUInt16LE(IdCtrl.OCFS),
+    sgls: d.readUInt32LE(IdCtrl.SGLS),
+    mnan: d.readUInt32LE(IdCtrl.MNAN),
+    maxdna: readCounter(d, IdCtrl.MAXDNA, 16),
+    maxcna: d.readUInt32LE(IdCtrl.MAXCNA),
+    subnqn: readPaddedString(d, IdCtrl.SUBNQN, 256),
+    ioccsz: d.readUInt32LE(IdCtrl.IOCCSZ),
+    iorcsz: d.readUInt32LE(IdCtrl.IORCSZ),
+    icdoff: d.readUInt16LE(IdCtrl.ICDOFF),
+    fcatt: d[IdCtrl.FCATT],
+    msdbd: d[IdCtrl.MSDBD],
+    ofcs: d.readUInt16LE(IdCtrl.OFCS),
+  };
+}
+export type IdentifyController = ReturnType<typeof decodeIdentifyController>;
+
+/** In-capsule data an I/O queue takes, in bytes, from IOCCSZ (16-byte units, the 64-byte SQE included). */
+export function ioInCapsuleDataSize(cdata: Buffer): number {
+  return Math.max(0, cdata.readUInt32LE(IdCtrl.IOCCSZ) * 16 - 64);
+}
+
+/** One LBA format: metadata size, log2 block size (`ds`, nvme-cli's name), relative performance. */
+export function decodeLbaFormat(d: Buffer, index: number): { ms: number; ds: number; rp: number } {
+  const off = IdNs.LBAF0 + index * LbaFormat.SIZE;
+  return {
+    ms: d.readUInt16LE(off + LbaFormat.MS),
+    ds: d[off + LbaFormat.LBADS],
+    rp: d[off + LbaFormat.RP] & 0x3,
+  };
+}
+
+/** Identify Namespace (CNS 00h) with nvme-cli's `id-ns` field names; `lbafs` lists NLBAF + 1 formats. */
+export function decodeIdentifyNamespace(d: Buffer) {
+  const nlbaf = d[IdNs.NLBAF];
+  const lbafs: Array<{ ms: number; ds: number; rp: number }> = [];
+  for (let i = 0; i <= nlbaf && i < 64; i++) lbafs.push(decodeLbaFormat(d, i));
+  return {
+    nsze: readCounter(d, IdNs.NSZE, 8),
+    ncap: readCounter(d, IdNs.NCAP, 8),
+    nuse: readCounter(d, IdNs.NUSE, 8),
+    nsfeat: d[IdNs.NSFEAT],
+    nlbaf,
+    flbas: d[IdNs.FLBAS],
+    mc: d[IdNs.MC],
+    dpc: d[IdNs.DPC],
+    dps: d[IdNs.DPS],
+    nmic: d[IdNs.NMIC],
+    rescap: d[IdNs.RESCAP],
+    fpi: d[IdNs.FPI],
+    dlfeat: d[IdNs.DLFEAT],
+    nawun: d.readUInt16LE(IdNs.NAWUN),
+    nawupf: d.readUInt16LE(IdNs.NAWUPF),
+    nacwu: d.readUInt16LE(IdNs.NACWU),
+    nabsn: d.readUInt16LE(IdNs.NABSN),
+    nabo: d.readUInt16LE(IdNs.NABO),
+    nabspf: d.readUInt16LE(IdNs.NABSPF),
+    noiob: d.readUInt16LE(IdNs.NOIOB),
+    nvmcap: readCounter(d, IdNs.NVMCAP, 16),
+    npwg: d.readUInt16LE(IdNs.NPWG),
+    npwa: d.readUInt16LE(IdNs.NPWA),
+    npdg: d.readUInt16LE(IdNs.NPDG),
+    npda: d.readUInt16LE(IdNs.NPDA),
+    nows: d.readUInt16LE(IdNs.NOWS),
+    anagrpid: d.readUInt32LE(IdNs.ANAGRPID),
+    nsattr: d[IdNs.NSATTR],
+    nvmsetid: d.readUInt16LE(IdNs.NVMSETID),
+    endgid: d.readUInt16LE(IdNs.ENDGID),
+    nguid: d.toString('hex', IdNs.NGUID, IdNs.NGUID + 16),
+    eui64: d.toString('hex', IdNs.EUI64, IdNs.EUI64 + 8),
+    lbafs,
+  };
+}
+export type IdentifyNamespace = ReturnType<typeof decodeIdentifyNamespace>;
+
+/** Sizes of a namespace in blocks (NSZE, NCAP, NUSE), as numbers (exact below 2^53). */
+export function namespaceSizes(d: Buffer): { nsze: number; ncap: number; nuse: number } {
+  return { nsze: readU64(d, IdNs.NSZE), ncap: readU64(d, IdNs.NCAP), nuse: readU64(d, IdNs.NUSE) };
+}
+
+/** The descriptors of a CNS 03 list, up to the first empty one (or one that overruns the buffer). */
+export function decodeNsDescriptorList(buf: Buffer): Array<{ type: number; value: Buffer }> {
+  const out: Array<{ type: number; value: Buffer }> = [];
+  for (let off = 0; off + NsDescriptor.NID <= buf.length; ) {
+    const type = buf[off + NsDescriptor.NIDT];
+    const len = buf[off + NsDescriptor.NIDL];
+    if (type === 0 || len === 0 || off + NsDescriptor.NID + len > buf.length) break;
+    out.push({ type, value: buf.subarray(off + NsDescriptor.NID, off + NsDescriptor.NID + len) });
+    off += NsDescriptor.NID + len;
+  }
+  return out;
 }

@@ -1,4 +1,9 @@
-// Log pages (NVMe base spec §5.16): identifiers and builders.
+// Log pages (NVMe base spec §5.16): identifiers, the Get Log Page command,
+// the builders the target uses and the decoders the host library and the CLI
+// use, on the same offset tables. Also the Asynchronous Event completion,
+// which names the log page that clears the event.
+import { readCounter, readU64, writeU64 } from './fields.ts';
+import { AdminOpcode, initSqe, Sqe } from './nvme.ts';
 
 export const LogPage = {
   SUPPORTED_LOG_PAGES: 0x00,
@@ -23,13 +28,13 @@ export interface GetLogParams {
 }
 
 export function decodeGetLog(cmd: Buffer): GetLogParams {
-  const cdw10 = cmd.readUInt32LE(40);
-  const cdw11 = cmd.readUInt32LE(44);
+  const cdw10 = cmd.readUInt32LE(Sqe.CDW10);
+  const cdw11 = cmd.readUInt32LE(Sqe.CDW11);
   const numdl = cdw10 >>> 16;
   const numdu = cdw11 & 0xffff;
   const dwords = numdu * 0x10000 + numdl + 1;
-  const lpol = cmd.readUInt32LE(48);
-  const lpou = cmd.readUInt32LE(52);
+  const lpol = cmd.readUInt32LE(Sqe.CDW12);
+  const lpou = cmd.readUInt32LE(Sqe.CDW13);
   return {
     lid: cdw10 & 0xff,
     rae: (cdw10 & 0x8000) !== 0,
@@ -38,7 +43,42 @@ export function decodeGetLog(cmd: Buffer): GetLogParams {
   };
 }
 
+/**
+ * Fills a Get Log Page SQE for `length` bytes (a multiple of 4) of log `lid`
+ * from byte `offset`: NUMD (0's based dwords) split over CDW10/11, LPO over CDW12/13.
+ */
+export function writeGetLogPage(
+  sqe: Buffer,
+  lid: number,
+  nsid: number,
+  length: number,
+  offset: number,
+): void {
+  initSqe(sqe, AdminOpcode.GET_LOG_PAGE, nsid);
+  const numd = length / 4 - 1;
+  sqe.writeUInt32LE((((numd & 0xffff) << 16) | lid) >>> 0, Sqe.CDW10);
+  sqe.writeUInt32LE(numd >>> 16, Sqe.CDW11);
+  sqe.writeUInt32LE(offset >>> 0, Sqe.CDW12);
+  sqe.writeUInt32LE(Math.floor(offset / 0x1_0000_0000), Sqe.CDW13);
+}
+
 export const ERROR_LOG_ENTRY_SIZE = 64;
+
+/** Error Information log entry (64 bytes) offsets. */
+export const ErrorLogEntry = {
+  ERROR_COUNT: 0, // 8 bytes
+  SQID: 8,
+  CMDID: 10,
+  /** status field as in the CQE (bits 15:1), phase bit 0 */
+  STATUS_FIELD: 12,
+  PARM_ERROR_LOCATION: 14,
+  LBA: 16, // 8 bytes
+  NSID: 24,
+  VS: 28,
+  TRTYPE: 29,
+  CS: 32, // 8 bytes
+  TRTYPE_SPEC_INFO: 40,
+} as const;
 
 export interface ErrorLogEntry {
   errorCount: number;
@@ -62,20 +102,61 @@ export function paramLoc(byte: number, bit = 0): number {
 
 export function writeErrorLogEntry(buf: Buffer, off: number, e: ErrorLogEntry): void {
   buf.fill(0, off, off + ERROR_LOG_ENTRY_SIZE);
-  buf.writeUInt32LE(e.errorCount >>> 0, off);
-  buf.writeUInt32LE(Math.floor(e.errorCount / 0x100000000) >>> 0, off + 4);
-  buf.writeUInt16LE(e.sqid, off + 8);
-  buf.writeUInt16LE(e.cid, off + 10);
-  buf.writeUInt16LE((e.status << 1) & 0xffff, off + 12);
-  buf.writeUInt16LE(e.paramLoc ?? NO_PARAM_LOC, off + 14);
-  buf.writeUInt32LE(e.lba >>> 0, off + 16);
-  buf.writeUInt32LE(Math.floor(e.lba / 0x100000000) >>> 0, off + 20);
-  buf.writeUInt32LE(e.nsid, off + 24);
-  buf[off + 29] = 3; // transport type TCP
+  writeU64(buf, off + ErrorLogEntry.ERROR_COUNT, e.errorCount);
+  buf.writeUInt16LE(e.sqid, off + ErrorLogEntry.SQID);
+  buf.writeUInt16LE(e.cid, off + ErrorLogEntry.CMDID);
+  buf.writeUInt16LE((e.status << 1) & 0xffff, off + ErrorLogEntry.STATUS_FIELD);
+  buf.writeUInt16LE(e.paramLoc ?? NO_PARAM_LOC, off + ErrorLogEntry.PARM_ERROR_LOCATION);
+  writeU64(buf, off + ErrorLogEntry.LBA, e.lba);
+  buf.writeUInt32LE(e.nsid, off + ErrorLogEntry.NSID);
+  buf[off + ErrorLogEntry.TRTYPE] = 3; // transport type TCP
 }
 
+/** One Error Information log entry (64 bytes at `off`), nvme-cli's names; `status_field` raw (bits 15:1). */
+export function decodeErrorLogEntry(d: Buffer, off: number) {
+  return {
+    error_count: readCounter(d, off + ErrorLogEntry.ERROR_COUNT, 8),
+    sqid: d.readUInt16LE(off + ErrorLogEntry.SQID),
+    cmdid: d.readUInt16LE(off + ErrorLogEntry.CMDID),
+    status_field: d.readUInt16LE(off + ErrorLogEntry.STATUS_FIELD),
+    parm_error_location: d.readUInt16LE(off + ErrorLogEntry.PARM_ERROR_LOCATION),
+    lba: readCounter(d, off + ErrorLogEntry.LBA, 8),
+    nsid: d.readUInt32LE(off + ErrorLogEntry.NSID),
+    vs: d[off + ErrorLogEntry.VS],
+    trtype: d[off + ErrorLogEntry.TRTYPE],
+    cs: readCounter(d, off + ErrorLogEntry.CS, 8),
+    trtype_spec_info: d.readUInt16LE(off + ErrorLogEntry.TRTYPE_SPEC_INFO),
+  };
+}
+export type DecodedErrorLogEntry = ReturnType<typeof decodeErrorLogEntry>;
+
 export const HEALTH_LOG_SIZE = 512;
-/** SMART / health: all zero except the temperature threshold fields the way SPDK leaves them. */
+
+/** SMART / Health Information log (LID 02h) offsets; the counters are 16 bytes. */
+export const HealthLog = {
+  CRITICAL_WARNING: 0,
+  TEMPERATURE: 1,
+  AVAILABLE_SPARE: 3,
+  SPARE_THRESHOLD: 4,
+  PERCENTAGE_USED: 5,
+  ENDURANCE_GROUP_WARNING: 6,
+  DATA_UNITS_READ: 32,
+  DATA_UNITS_WRITTEN: 48,
+  HOST_READ_COMMANDS: 64,
+  HOST_WRITE_COMMANDS: 80,
+  CONTROLLER_BUSY_TIME: 96,
+  POWER_CYCLES: 112,
+  POWER_ON_HOURS: 128,
+  UNSAFE_SHUTDOWNS: 144,
+  MEDIA_ERRORS: 160,
+  NUM_ERR_LOG_ENTRIES: 176,
+  WARNING_TEMP_TIME: 192,
+  CRITICAL_COMP_TIME: 196,
+  /** 8 sensors, 2 bytes each */
+  TEMP_SENSORS: 200,
+} as const;
+
+/** SMART / health: all zero except the counters (below 2^53, so their high 10 bytes stay zero). */
 export function buildHealthLog(
   buf: Buffer,
   counters: {
@@ -87,16 +168,40 @@ export function buildHealthLog(
   },
 ): void {
   buf.fill(0, 0, HEALTH_LOG_SIZE);
-  const u128 = (off: number, v: number) => {
-    buf.writeUInt32LE(v >>> 0, off);
-    buf.writeUInt32LE(Math.floor(v / 0x100000000) >>> 0, off + 4);
-  };
-  u128(32, counters.dataUnitsRead);
-  u128(48, counters.dataUnitsWritten);
-  u128(64, counters.hostReads);
-  u128(80, counters.hostWrites);
-  u128(176, counters.errors);
+  writeU64(buf, HealthLog.DATA_UNITS_READ, counters.dataUnitsRead);
+  writeU64(buf, HealthLog.DATA_UNITS_WRITTEN, counters.dataUnitsWritten);
+  writeU64(buf, HealthLog.HOST_READ_COMMANDS, counters.hostReads);
+  writeU64(buf, HealthLog.HOST_WRITE_COMMANDS, counters.hostWrites);
+  writeU64(buf, HealthLog.NUM_ERR_LOG_ENTRIES, counters.errors);
 }
+
+/** SMART / Health Information, nvme-cli's names; temperatures in kelvin as on the wire. */
+export function decodeHealthLog(d: Buffer) {
+  const sensors: number[] = [];
+  for (let i = 0; i < 8; i++) sensors.push(d.readUInt16LE(HealthLog.TEMP_SENSORS + i * 2));
+  return {
+    critical_warning: d[HealthLog.CRITICAL_WARNING],
+    temperature: d.readUInt16LE(HealthLog.TEMPERATURE),
+    available_spare: d[HealthLog.AVAILABLE_SPARE],
+    available_spare_threshold: d[HealthLog.SPARE_THRESHOLD],
+    percentage_used: d[HealthLog.PERCENTAGE_USED],
+    endurance_grp_critical_warning_summary: d[HealthLog.ENDURANCE_GROUP_WARNING],
+    data_units_read: readCounter(d, HealthLog.DATA_UNITS_READ, 16),
+    data_units_written: readCounter(d, HealthLog.DATA_UNITS_WRITTEN, 16),
+    host_read_commands: readCounter(d, HealthLog.HOST_READ_COMMANDS, 16),
+    host_write_commands: readCounter(d, HealthLog.HOST_WRITE_COMMANDS, 16),
+    controller_busy_time: readCounter(d, HealthLog.CONTROLLER_BUSY_TIME, 16),
+    power_cycles: readCounter(d, HealthLog.POWER_CYCLES, 16),
+    power_on_hours: readCounter(d, HealthLog.POWER_ON_HOURS, 16),
+    unsafe_shutdowns: readCounter(d, HealthLog.UNSAFE_SHUTDOWNS, 16),
+    media_errors: readCounter(d, HealthLog.MEDIA_ERRORS, 16),
+    num_err_log_entries: readCounter(d, HealthLog.NUM_ERR_LOG_ENTRIES, 16),
+    warning_temp_time: d.readUInt32LE(HealthLog.WARNING_TEMP_TIME),
+    critical_comp_time: d.readUInt32LE(HealthLog.CRITICAL_COMP_TIME),
+    temperature_sensors: sensors,
+  };
+}
+export type DecodedHealthLog = ReturnType<typeof decodeHealthLog>;
 
 export const FIRMWARE_LOG_SIZE = 512;
 export function buildFirmwareSlotLog(buf: Buffer, firmware: string): void {
@@ -150,20 +255,34 @@ export interface AnaGroup {
   nsids: readonly number[];
 }
 
-/** ANA log page (0Ch): 16-byte header, then per group a 32-byte descriptor and its NSIDs (unless RGO). */
+/** ANA log page (0Ch) layout: a header, then per group a descriptor followed by its NSIDs. */
+export const AnaLog = {
+  /** header: change count (8 bytes), number of group descriptors */
+  CHGCNT: 0,
+  NGRPS: 8,
+  HDR_SIZE: 16,
+  /** group descriptor, from its start */
+  GRP_ANAGRPID: 0,
+  GRP_NNSIDS: 4,
+  GRP_CHGCNT: 8,
+  GRP_STATE: 16,
+  GRP_SIZE: 32,
+} as const;
+
+/** ANA log page (0Ch): header, then per group a descriptor and its NSIDs (unless RGO). */
 export function buildAnaLog(changeCount: number, groups: readonly AnaGroup[], rgo: boolean): Buffer {
-  let size = 16;
-  for (const g of groups) size += 32 + (rgo ? 0 : 4 * g.nsids.length);
+  let size = AnaLog.HDR_SIZE;
+  for (const g of groups) size += AnaLog.GRP_SIZE + (rgo ? 0 : 4 * g.nsids.length);
   const buf = Buffer.alloc(size);
-  buf.writeUInt32LE(changeCount >>> 0, 0);
-  buf.writeUInt16LE(groups.length, 8);
-  let off = 16;
+  buf.writeUInt32LE(changeCount >>> 0, AnaLog.CHGCNT);
+  buf.writeUInt16LE(groups.length, AnaLog.NGRPS);
+  let off = AnaLog.HDR_SIZE;
   for (const g of groups) {
-    buf.writeUInt32LE(g.grpid, off);
-    buf.writeUInt32LE(rgo ? 0 : g.nsids.length, off + 4);
-    buf.writeUInt32LE(changeCount >>> 0, off + 8);
-    buf[off + 16] = g.state;
-    off += 32;
+    buf.writeUInt32LE(g.grpid, off + AnaLog.GRP_ANAGRPID);
+    buf.writeUInt32LE(rgo ? 0 : g.nsids.length, off + AnaLog.GRP_NNSIDS);
+    buf.writeUInt32LE(changeCount >>> 0, off + AnaLog.GRP_CHGCNT);
+    buf[off + AnaLog.GRP_STATE] = g.state;
+    off += AnaLog.GRP_SIZE;
     if (!rgo) {
       for (const n of g.nsids) {
         buf.writeUInt32LE(n, off);
@@ -172,4 +291,60 @@ export function buildAnaLog(changeCount: number, groups: readonly AnaGroup[], rg
     }
   }
   return buf;
+}
+
+export interface DecodedAnaLog {
+  changeCount: number;
+  groups: Array<AnaGroup & { changeCount: number }>;
+}
+
+/** Decodes an ANA log page; stops at a descriptor that would run past the buffer. */
+export function decodeAnaLog(buf: Buffer): DecodedAnaLog {
+  const ngrps = buf.readUInt16LE(AnaLog.NGRPS);
+  const groups: DecodedAnaLog['groups'] = [];
+  let off = AnaLog.HDR_SIZE;
+  for (let i = 0; i < ngrps && off + AnaLog.GRP_SIZE <= buf.length; i++) {
+    const count = buf.readUInt32LE(off + AnaLog.GRP_NNSIDS);
+    const first = off + AnaLog.GRP_SIZE;
+    const nsids: number[] = [];
+    for (let n = 0; n < count && first + 4 * n + 4 <= buf.length; n++)
+      nsids.push(buf.readUInt32LE(first + 4 * n));
+    groups.push({
+      grpid: buf.readUInt32LE(off + AnaLog.GRP_ANAGRPID),
+      state: buf[off + AnaLog.GRP_STATE],
+      changeCount: readU64(buf, off + AnaLog.GRP_CHGCNT),
+      nsids,
+    });
+    off = first + 4 * count;
+  }
+  return { changeCount: readU64(buf, AnaLog.CHGCNT), groups };
+}
+
+/** Asynchronous event types (completion DW0 bits 2:0). */
+export const AsyncEventType = {
+  ERROR: 0,
+  SMART_HEALTH: 1,
+  NOTICE: 2,
+  IMMEDIATE: 3,
+  ONE_SHOT: 4,
+  IO_COMMAND_SET: 6,
+  VENDOR: 7,
+} as const;
+
+/** Notice event information (DW0 bits 15:8 when the type is NOTICE). */
+export const NoticeInfo = {
+  NAMESPACE_ATTRIBUTE_CHANGED: 0x00,
+  FIRMWARE_ACTIVATION_STARTING: 0x01,
+  TELEMETRY_LOG_CHANGED: 0x02,
+  ANA_CHANGE: 0x03,
+  DISCOVERY_LOG_CHANGE: 0xf0,
+} as const;
+
+/** An Asynchronous Event Request's completion DW0: type, information, the log page that clears it. */
+export function asyncEventDw0(type: number, info: number, logPage: number): number {
+  return ((type & 0x7) | ((info & 0xff) << 8) | ((logPage & 0xff) << 16)) >>> 0;
+}
+
+export function decodeAsyncEvent(dw0: number): { type: number; info: number; logPage: number } {
+  return { type: dw0 & 0x7, info: (dw0 >> 8) & 0xff, logPage: (dw0 >> 16) & 0xff };
 }

@@ -418,11 +418,61 @@ export function isSuccess(rsp: Buffer): boolean {
 
 /** The 16-bit status field value without the phase bit: (sct << 8 | sc), handy to compare. */
 export function statusOf(rsp: Buffer): number {
-  const raw = rsp.readUInt16LE(Cqe.STATUS);
+  return statusFromField(rsp.readUInt16LE(Cqe.STATUS));
+}
+
+/** A status field as a CQE (or an error log entry) stores it, packed as (sct << 8 | sc). */
+export function statusFromField(raw: number): number {
   return (
     (((raw >> CqeStatus.SCT_SHIFT) & CqeStatus.SCT_MASK) << 8) |
     ((raw >> CqeStatus.SC_SHIFT) & CqeStatus.SC_MASK)
   );
+}
+
+/** Zeroes a 64-byte SQE and sets its opcode and NSID; returns it. */
+export function initSqe(sqe: Buffer, opcode: number, nsid = 0): Buffer {
+  sqe.fill(0, 0, SQE_SIZE);
+  sqe[Sqe.OPCODE] = opcode;
+  sqe.writeUInt32LE(nsid >>> 0, Sqe.NSID);
+  return sqe;
+}
+
+/**
+ * Describes the command's data with one SGL descriptor (PSDT = SGL): in-capsule
+ * data at offset 0, or a transport data block (R2T / C2HData move it). NVMe/TCP
+ * knows no other form.
+ */
+export function setSqeSgl(sqe: Buffer, length: number, inCapsule: boolean): void {
+  sqe.fill(0, Sqe.SGL_ADDRESS, Sqe.SGL_TYPE + 1);
+  sqe[Sqe.FLAGS] = (sqe[Sqe.FLAGS] & ~SqeFlags.PSDT_MASK) | SqeFlags.PSDT_SGL_MPTR_CONTIG;
+  sqe.writeUInt32LE(length, Sqe.SGL_LENGTH);
+  sqe[Sqe.SGL_TYPE] = inCapsule ? SglDescriptor.IN_CAPSULE : SglDescriptor.TRANSPORT;
+}
+
+/**
+ * A read / write / compare / write zeroes SQE: SLBA, NLB (given as a count,
+ * stored 0's based in CDW12 bits 15:0) and CDW12 flags (RwFlags).
+ */
+export function writeRwCommand(
+  sqe: Buffer,
+  opcode: number,
+  nsid: number,
+  slba: number,
+  blocks: number,
+  cdw12Flags: number,
+): void {
+  initSqe(sqe, opcode, nsid);
+  setSlba(sqe, slba);
+  sqe.writeUInt32LE((((blocks - 1) & 0xffff) | cdw12Flags) >>> 0, Sqe.CDW12);
+}
+
+/** One Dataset Management range (16 bytes) at index `i` of `buf`; context attributes 0. */
+export function writeDsmRange(buf: Buffer, i: number, slba: number, blocks: number): void {
+  const off = i * Dsm.RANGE_SIZE;
+  buf.writeUInt32LE(0, off + Dsm.RANGE_CONTEXT_ATTRIBUTES);
+  buf.writeUInt32LE(blocks >>> 0, off + Dsm.RANGE_LENGTH);
+  buf.writeUInt32LE(slba >>> 0, off + Dsm.RANGE_SLBA_LO);
+  buf.writeUInt32LE(Math.floor(slba / 0x1_0000_0000), off + Dsm.RANGE_SLBA_HI);
 }
 
 /** Starting LBA of an NVM command as a JS number (exact up to 2^53). */
@@ -441,8 +491,26 @@ export function getNumBlocks(cmd: Buffer): number {
   return (cmd.readUInt16LE(Sqe.NLB) & 0xffff) + 1;
 }
 
-/** Human-readable status, for logs and errors: "INVALID_FIELD (sct 0x0, sc 0x02)". */
-export function statusToString(sct: number, sc: number): string {
+/**
+ * A status as one number, the form the host library reports: (sct << 8) | sc
+ * (what statusOf reads from a CQE). 0 is success.
+ */
+export function packStatus(sct: number, sc: number): number {
+  return ((sct & CqeStatus.SCT_MASK) << 8) | (sc & CqeStatus.SC_MASK);
+}
+
+/** The status code type of a packed status (packStatus / statusOf). */
+export function statusSct(status: number): number {
+  return (status >> 8) & CqeStatus.SCT_MASK;
+}
+
+/** The status code of a packed status (packStatus / statusOf). */
+export function statusSc(status: number): number {
+  return status & CqeStatus.SC_MASK;
+}
+
+/** The name of a status in the tables above ("INVALID_FIELD"), or "UNKNOWN". */
+export function statusName(sct: number, sc: number): string {
   let table: Record<string, number> | undefined;
   if (sct === StatusCodeType.GENERIC) table = GenericStatus;
   else if (sct === StatusCodeType.COMMAND_SPECIFIC)
@@ -464,7 +532,17 @@ export function statusToString(sct: number, sc: number): string {
       }
     }
   }
-  return `${name} (sct 0x${sct.toString(16)}, sc 0x${sc.toString(16).padStart(2, '0')})`;
+  return name;
+}
+
+/** Human-readable status, for logs and errors: "INVALID_FIELD (sct 0x0, sc 0x02)". */
+export function statusToString(sct: number, sc: number): string {
+  return `${statusName(sct, sc)} (sct 0x${sct.toString(16)}, sc 0x${sc.toString(16).padStart(2, '0')})`;
+}
+
+/** statusToString of a packed status. */
+export function packedStatusToString(status: number): string {
+  return statusToString(statusSct(status), statusSc(status));
 }
 
 /** Controller register (property) offsets, as Property Get/Set address them. */
@@ -481,6 +559,34 @@ export const ControllerRegister = {
   ASQ: 0x28,
   ACQ: 0x30,
 } as const;
+
+/** CAP (controller capabilities, 8 bytes) fields the host reads. */
+export interface CapFields {
+  /** maximum queue entries supported, 0's based */
+  mqes: number;
+  /** worst-case time to become ready, in 500 ms units */
+  to: number;
+  /** minimum memory page size: 2^(12 + mpsmin) bytes */
+  mpsmin: number;
+}
+
+export function decodeCap(cap: bigint): CapFields {
+  return {
+    mqes: Number(cap & 0xffffn),
+    to: Number((cap >> 24n) & 0xffn),
+    mpsmin: Number((cap >> 48n) & 0xfn),
+  };
+}
+
+/** Set Features Number of Queues CDW11 (and its completion DW0): NSQR bits 15:0, NCQR 31:16, both 0's based. */
+export function numberOfQueuesValue(sq: number, cq: number): number {
+  return (((sq - 1) & 0xffff) | (((cq - 1) & 0xffff) << 16)) >>> 0;
+}
+
+/** The queue counts a Number of Queues value grants (1-based). */
+export function decodeNumberOfQueues(dw0: number): { sq: number; cq: number } {
+  return { sq: (dw0 & 0xffff) + 1, cq: (dw0 >>> 16) + 1 };
+}
 
 /** CC (controller configuration) fields. */
 export const CcBits = {

@@ -1,20 +1,18 @@
-// The `nvmf` CLI's decoders on hand-built structures: every field read at its
-// offset in the NVMe base specification (a target that leaves a field zero
-// cannot catch a misplaced offset), 128-bit counters beyond 2^53, and the
-// discovery value strings.
+// The decoders the `nvmf` CLI prints with (src/wire) on hand-built
+// structures: every field read at its offset in the NVMe base specification
+// (a target that leaves a field zero cannot catch a misplaced offset), 128-bit
+// counters beyond 2^53, and the CLI's discovery value strings.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
-  decodeErrorLogEntry,
-  decodeIdCtrl,
-  decodeIdNs,
-  decodeSmartLog,
   describeDiscoveryEntry,
   eflagsString,
   treqString,
   versionString,
 } from '../../src/apps/cli/decode.ts';
+import { decodeIdentifyController, decodeIdentifyNamespace } from '../../src/wire/identify.ts';
+import { decodeErrorLogEntry, decodeHealthLog } from '../../src/wire/log.ts';
 
 function u128(buf: Buffer, off: number, v: bigint): void {
   buf.writeBigUInt64LE(v & 0xffff_ffff_ffff_ffffn, off);
@@ -54,7 +52,7 @@ test('Identify Controller fields at their spec offsets', () => {
   d.writeUInt32LE(260, 1792);
   d.writeUInt32LE(1, 1796);
   d[1803] = 1;
-  const id = decodeIdCtrl(d);
+  const id = decodeIdentifyController(d);
   assert.deepEqual(
     [id.vid, id.ssvid, id.sn, id.mn, id.fr, id.rab, id.ieee, id.cmic, id.mdts, id.cntlid, id.ver],
     [0x1b36, 0x1af4, 'SN123', 'Model X', '1.0', 6, 0x5cd2e4, 3, 5, 0x21, 0x10400],
@@ -89,7 +87,7 @@ test('Identify Namespace fields, the LBA formats and 64-bit sizes', () => {
   d.writeUInt16LE(8, 132);
   d[134] = 12;
   d[135] = 2;
-  const ns = decodeIdNs(d);
+  const ns = decodeIdentifyNamespace(d);
   assert.equal(ns.nsze, 2 ** 33 + 5);
   assert.deepEqual(
     [ns.ncap, ns.nuse, ns.nsfeat, ns.nlbaf, ns.flbas, ns.nmic, ns.dlfeat],
@@ -119,7 +117,7 @@ test('SMART log: temperature, percentages and 128-bit counters', () => {
   u128(d, 176, 7n);
   d.writeUInt32LE(11, 192);
   d.writeUInt16LE(300, 200);
-  const s = decodeSmartLog(d);
+  const s = decodeHealthLog(d);
   assert.deepEqual(
     [s.critical_warning, s.temperature, s.available_spare, s.available_spare_threshold, s.percentage_used],
     [2, 310, 100, 10, 3],

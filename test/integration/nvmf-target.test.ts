@@ -7,6 +7,41 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { RpcClient } from '../../src/jsonrpc/index.ts';
 import { NvmeController, NvmeStatusError } from '../../src/nvme/index.ts';
+import {
+  DISCOVERY_LOG_ENTRY_SIZE,
+  DISCOVERY_LOG_HEADER_SIZE,
+  type DiscoveryLogRecord,
+  decodeDiscoveryEntry,
+  decodeDiscoveryLogHeader,
+  TrType,
+} from '../../src/wire/discovery.ts';
+import {
+  Cns,
+  decodeIdentifyController,
+  decodeIdentifyNamespace,
+  decodeNsidList,
+  lbaFormatIndex,
+} from '../../src/wire/identify.ts';
+import {
+  AnaState,
+  AsyncEventType,
+  decodeAnaLog,
+  decodeAsyncEvent,
+  decodeErrorLogEntry,
+  ERROR_LOG_ENTRY_SIZE,
+  LogPage,
+} from '../../src/wire/log.ts';
+import {
+  AdminOpcode,
+  FeatureId,
+  initSqe,
+  NvmOpcode,
+  SQE_SIZE,
+  Sqe,
+  SqeFlags,
+  statusOf,
+  writeRwCommand,
+} from '../../src/wire/nvme.ts';
 import { ChildTarget, freePort, listenerEntry, pattern, waitFor, within } from '../lib/index.ts';
 
 const CNODE1 = 'nqn.2016-06.io.spdk:cnode1';
@@ -89,18 +124,16 @@ test('start-up logs the nvme discover/connect lines', () => {
 test('connect, identify, verified I/O over both poll groups', async () => {
   const c = await NvmeController.connect(trid(CNODE1));
   try {
-    const id = await c.identify(1, 0);
-    assert.equal(id.toString('latin1', 4, 24).trim(), 'SPDK00000000000001');
-    assert.equal(id.toString('latin1', 24, 64).trim(), 'SPDK bdev Controller');
-    assert.equal(id[77], 5, 'MDTS for 128 KiB');
-    assert.equal(id.readUInt32LE(1792), (4096 + 64) / 16, 'IOCCSZ');
-    assert.equal(id.toString('latin1', 768, 768 + CNODE1.length), CNODE1);
-    const ns = await c.identify(0, 1);
-    assert.equal(ns.readUInt32LE(0), 16384, 'NSZE');
-    assert.equal((ns.readUInt32LE(128) >> 16) & 0xff, 9, 'LBADS 512');
-    const list = await c.identify(2, 0);
-    assert.equal(list.readUInt32LE(0), 1);
-    assert.equal(list.readUInt32LE(4), 0);
+    const id = decodeIdentifyController(await c.identify(Cns.CONTROLLER, 0));
+    assert.equal(id.sn, 'SPDK00000000000001');
+    assert.equal(id.mn, 'SPDK bdev Controller');
+    assert.equal(id.mdts, 5, 'MDTS for 128 KiB');
+    assert.equal(id.ioccsz, (4096 + 64) / 16, 'IOCCSZ');
+    assert.equal(id.subnqn, CNODE1);
+    const ns = decodeIdentifyNamespace(await c.identify(Cns.NAMESPACE, 1));
+    assert.equal(ns.nsze, 16384, 'NSZE');
+    assert.equal(ns.lbafs[lbaFormatIndex(ns.flbas, ns.nlbaf)].ds, 9, 'LBADS 512');
+    assert.deepEqual(decodeNsidList(await c.identify(Cns.ACTIVE_NS_LIST, 0)), [1]);
     const q = await c.setNumQueues(4);
     assert.ok(q.sq >= 2);
     const qs = [
@@ -174,18 +207,15 @@ test('flush, write zeroes, deallocate, compare, fused compare-and-write, bad com
       new Promise((resolve) => {
         const st: number[] = [];
         const done = (i: number) => (cpl: Buffer) => {
-          st[i] = ((cpl.readUInt16LE(14) >> 9) & 7) * 256 + ((cpl.readUInt16LE(14) >> 1) & 0xff);
+          st[i] = statusOf(cpl);
           if (st[0] !== undefined && st[1] !== undefined) resolve([st[0], st[1]]);
         };
-        const cmp = Buffer.alloc(64);
-        cmp[0] = 0x05;
-        cmp[1] = 0x01;
-        cmp.writeUInt32LE(1, 4);
-        cmp.writeUInt32LE(300, 40);
-        cmp.writeUInt16LE(7, 48);
+        const cmp = Buffer.alloc(SQE_SIZE);
+        writeRwCommand(cmp, NvmOpcode.COMPARE, 1, 300, 8, 0);
+        cmp[Sqe.FLAGS] = SqeFlags.FUSE_FIRST;
         const wr = Buffer.from(cmp);
-        wr[0] = 0x01;
-        wr[1] = 0x02;
+        wr[Sqe.OPCODE] = NvmOpcode.WRITE;
+        wr[Sqe.FLAGS] = SqeFlags.FUSE_SECOND;
         q.submit(cmp, first, false, done(0));
         q.submit(wr, second, false, done(1));
       });
@@ -203,8 +233,11 @@ test('flush, write zeroes, deallocate, compare, fused compare-and-write, bad com
       assert.equal(e.status, 0x0b);
       return true;
     });
-    const elog = await c.getLogPage(0x01, Buffer.alloc(64));
-    assert.ok(elog.readUInt32LE(0) >= 1, 'I/O errors reach the controller error log');
+    const elog = await c.getLogPage(LogPage.ERROR, Buffer.alloc(ERROR_LOG_ENTRY_SIZE));
+    assert.ok(
+      Number(decodeErrorLogEntry(elog, 0).error_count) >= 1,
+      'I/O errors reach the controller error log',
+    );
   } finally {
     await c.disconnect();
   }
@@ -221,15 +254,18 @@ test('Connect to an unknown subsystem fails with INVALID_PARAM', async () => {
 test('discovery log lists the subsystems the host may reach', async () => {
   const d = await NvmeController.connect(trid(DISC, OTHER), { kato: 0 });
   try {
-    const hdr = await d.getLogPage(0x70, Buffer.alloc(4096));
-    const numrec = hdr.readUInt32LE(8);
-    const names: string[] = [];
-    for (let i = 0; i < numrec && 1024 * (i + 2) <= hdr.length; i++) {
-      names.push(hdr.toString('latin1', 1024 * (i + 1) + 256, 1024 * (i + 1) + 512).replace(/\0+$/, ''));
+    const page = await d.getLogPage(LogPage.DISCOVERY, Buffer.alloc(4096));
+    const numrec = Number(decodeDiscoveryLogHeader(page).numrec);
+    const entries: DiscoveryLogRecord[] = [];
+    for (let i = 0; i < numrec; i++) {
+      const off = DISCOVERY_LOG_HEADER_SIZE + i * DISCOVERY_LOG_ENTRY_SIZE;
+      if (off + DISCOVERY_LOG_ENTRY_SIZE > page.length) break;
+      entries.push(decodeDiscoveryEntry(page, off));
     }
+    const names = entries.map((e) => e.subnqn);
     assert.ok(names.includes(CNODE1));
     assert.ok(!names.includes(CNODE2), 'cnode2 is hidden from a host not on its list');
-    assert.equal(hdr[1024 + 0], 3, 'TRTYPE TCP');
+    assert.equal(entries[0].trtype, TrType.TCP, 'TRTYPE TCP');
   } finally {
     await d.disconnect();
   }
@@ -243,8 +279,8 @@ test('a host not on the allow list is refused at Connect; an allowed one gets in
   });
   const c = await NvmeController.connect(trid(CNODE2, ALLOWED));
   try {
-    const ns = await c.identify(0, 1);
-    assert.equal((ns.readUInt32LE(128) >> 16) & 0xff, 12, 'LBADS 4096');
+    const ns = decodeIdentifyNamespace(await c.identify(Cns.NAMESPACE, 1));
+    assert.equal(ns.lbafs[lbaFormatIndex(ns.flbas, ns.nlbaf)].ds, 12, 'LBADS 4096');
   } finally {
     await c.disconnect();
   }
@@ -254,9 +290,8 @@ test('namespace hot-add raises a namespace attribute AEN and shows in the change
   // this test sends its own AER: the library's own AERs are off
   const c = await NvmeController.connect(trid(CNODE1), { asyncEvents: false });
   try {
-    await c.setFeatures(0x0b, 0x100); // namespace attribute notices
-    const aer = Buffer.alloc(64);
-    aer[0] = 0x0c;
+    await c.setFeatures(FeatureId.ASYNC_EVENT_CONFIGURATION, 0x100); // namespace attribute notices
+    const aer = initSqe(Buffer.alloc(SQE_SIZE), AdminOpcode.ASYNC_EVENT_REQUEST);
     const pending = c.adminCommand(aer, null, false);
     const nsid = await api().call('nvmf_subsystem_add_ns', {
       nqn: CNODE1,
@@ -264,12 +299,13 @@ test('namespace hot-add raises a namespace attribute AEN and shows in the change
     });
     assert.equal(nsid, 2);
     const cpl = await within(5000, 'the AEN', pending);
-    assert.equal(cpl.dw0 & 0x7, 2, 'notice');
-    assert.equal((cpl.dw0 >> 16) & 0xff, 0x04, 'changed namespace list log');
-    const changed = await c.getLogPage(0x04, Buffer.alloc(4096));
-    assert.equal(changed.readUInt32LE(0), 2);
-    const list = await c.identify(2, 0);
-    assert.deepEqual([list.readUInt32LE(0), list.readUInt32LE(4)], [1, 2]);
+    const ev = decodeAsyncEvent(cpl.dw0);
+    assert.equal(ev.type, AsyncEventType.NOTICE, 'notice');
+    assert.equal(ev.logPage, LogPage.CHANGED_NS_LIST, 'changed namespace list log');
+    const changed = decodeNsidList(await c.getLogPage(LogPage.CHANGED_NS_LIST, Buffer.alloc(4096)));
+    assert.equal(changed[0], 2);
+    const list = decodeNsidList(await c.identify(Cns.ACTIVE_NS_LIST, 0));
+    assert.deepEqual(list.slice(0, 2), [1, 2]);
   } finally {
     await c.disconnect();
   }
@@ -360,16 +396,15 @@ test('ANA reporting: CMIC, ANA log, listener state change → AEN and path statu
   await api().call('nvmf_subsystem_add_listener', { nqn, listen_address });
   const c = await NvmeController.connect(trid(nqn), { asyncEvents: false }); // its own AER below
   try {
-    const id = await c.identify(1, 0);
-    assert.equal(id[76] & 0x8, 0x8, 'CMIC ANA');
-    const ana = await c.getLogPage(0x0c, Buffer.alloc(4096));
-    assert.equal(ana.readUInt16LE(8), 1, 'one ANA group');
-    assert.equal(ana.readUInt32LE(16), 1, 'group 1');
-    assert.equal(ana[32], 1, 'optimized');
-    assert.equal(ana.readUInt32LE(48), 1, 'nsid 1 in it');
-    await c.setFeatures(0x0b, 0x800);
-    const aer = Buffer.alloc(64);
-    aer[0] = 0x0c;
+    const id = decodeIdentifyController(await c.identify(Cns.CONTROLLER, 0));
+    assert.equal(id.cmic & 0x8, 0x8, 'CMIC ANA');
+    const ana = decodeAnaLog(await c.getLogPage(LogPage.ANA, Buffer.alloc(4096)));
+    assert.equal(ana.groups.length, 1, 'one ANA group');
+    assert.equal(ana.groups[0].grpid, 1, 'group 1');
+    assert.equal(ana.groups[0].state, AnaState.optimized, 'optimized');
+    assert.deepEqual(ana.groups[0].nsids, [1], 'nsid 1 in it');
+    await c.setFeatures(FeatureId.ASYNC_EVENT_CONFIGURATION, 0x800);
+    const aer = initSqe(Buffer.alloc(SQE_SIZE), AdminOpcode.ASYNC_EVENT_REQUEST);
     const pending = c.adminCommand(aer, null, false);
     await c.setNumQueues(1);
     const q = await c.createIoQpair(8);
@@ -380,9 +415,9 @@ test('ANA reporting: CMIC, ANA log, listener state change → AEN and path statu
       ana_state: 'inaccessible',
     });
     const cpl = await pending;
-    assert.equal((cpl.dw0 >> 16) & 0xff, 0x0c, 'ANA change notice');
-    const ana2 = await c.getLogPage(0x0c, Buffer.alloc(4096));
-    assert.equal(ana2[32], 3, 'inaccessible');
+    assert.equal(decodeAsyncEvent(cpl.dw0).logPage, LogPage.ANA, 'ANA change notice');
+    const ana2 = decodeAnaLog(await c.getLogPage(LogPage.ANA, Buffer.alloc(4096)));
+    assert.equal(ana2.groups[0].state, AnaState.inaccessible, 'inaccessible');
     await assert.rejects(q.readAsync(1, 0, 1, Buffer.alloc(512)), (e: unknown) => {
       assert.ok(e instanceof NvmeStatusError);
       assert.equal(e.status, 0x302, 'path: asymmetric access inaccessible');

@@ -25,6 +25,17 @@ import {
   NvmeStatusError,
   type TransportId,
 } from '../../src/nvme/index.ts';
+import {
+  Cns,
+  decodeIdentifyController,
+  decodeIdentifyNamespace,
+  decodeNsidList,
+  IdCtrl,
+  lbaFormatIndex,
+  namespaceSizes,
+} from '../../src/wire/identify.ts';
+import { decodeHealthLog, ERROR_LOG_ENTRY_SIZE, HEALTH_LOG_SIZE, LogPage } from '../../src/wire/log.ts';
+import { decodeCap } from '../../src/wire/nvme.ts';
 import { countKeepAlives, waitFor } from '../lib/index.ts';
 import {
   canConnect,
@@ -114,10 +125,6 @@ async function writeReadVerify(io: NvmeIoQpair, lba: number, bytes: number, seed
   assert.ok(back.equals(data), `${bytes} bytes at LBA ${lba}: ${firstMismatch(back, data)}`);
 }
 
-function ascii(buf: Buffer, start: number, end: number): string {
-  return buf.toString('latin1', start, end).replace(/\0+$/, '').trimEnd();
-}
-
 test('kernel target setup: guest image, QEMU, nvmet-tcp on a loopback port', async () => {
   const missing = missingPrerequisites();
   if (missing.length > 0) {
@@ -180,46 +187,46 @@ test('connect (no digests): Identify controller and namespace fields, SMART and 
   requireSetup();
   const ctrlr = await NvmeController.connect(trid());
   try {
-    const cdata = ctrlr.cdata;
-    assert.ok(cdata, 'Identify Controller data missing after connect');
-    const ver = cdata.readUInt32LE(80);
-    assert.ok(ver >= 0x10200, `VER 0x${ver.toString(16)} below NVMe 1.2`);
-    assert.ok(ascii(cdata, 4, 24).length > 0, 'SN empty');
-    assert.match(ascii(cdata, 24, 64), /Linux/, 'MN is the kernel target\'s "Linux"');
-    assert.ok(ascii(cdata, 64, 72).length > 0, 'FR empty');
-    assert.equal(ascii(cdata, 768, 1024), NQN, 'SUBNQN');
-    assert.equal(cdata.readUInt16LE(78), ctrlr.cntlid, 'CNTLID matches the Connect response');
-    assert.equal(cdata[77], 0, 'MDTS: nvmet-tcp reports no limit');
-    assert.equal(cdata[512], 0x66, 'SQES 64 bytes');
-    assert.equal(cdata[513], 0x44, 'CQES 16 bytes');
-    assert.ok(cdata.readUInt32LE(516) >= 1, 'NN');
+    assert.ok(ctrlr.cdata, 'Identify Controller data missing after connect');
+    const cdata = decodeIdentifyController(ctrlr.cdata);
+    assert.ok(cdata.ver >= 0x10200, `VER 0x${cdata.ver.toString(16)} below NVMe 1.2`);
+    assert.ok(cdata.sn.length > 0, 'SN empty');
+    assert.match(cdata.mn, /Linux/, 'MN is the kernel target\'s "Linux"');
+    assert.ok(cdata.fr.length > 0, 'FR empty');
+    assert.equal(cdata.subnqn, NQN, 'SUBNQN');
+    assert.equal(cdata.cntlid, ctrlr.cntlid, 'CNTLID matches the Connect response');
+    assert.equal(cdata.mdts, 0, 'MDTS: nvmet-tcp reports no limit');
+    assert.equal(cdata.sqes, 0x66, 'SQES 64 bytes');
+    assert.equal(cdata.cqes, 0x44, 'CQES 16 bytes');
+    assert.ok(cdata.nn >= 1, 'NN');
     assert.equal(ctrlr.ioInCapsuleDataSize, KERNEL_INLINE_DATA, 'IOCCSZ → in-capsule bytes');
     // CAP: MQES + 1 entries per queue, TO in 500 ms units, CSS NVM.
-    assert.ok(Number(ctrlr.cap & 0xffffn) + 1 >= 32, `CAP.MQES ${ctrlr.cap & 0xffffn}`);
+    assert.ok(decodeCap(ctrlr.cap).mqes + 1 >= 32, `CAP.MQES ${decodeCap(ctrlr.cap).mqes}`);
     assert.ok(((ctrlr.cap >> 37n) & 1n) === 1n, 'CAP.CSS NVM command set');
 
-    const ns = await ctrlr.identify(0, 1);
-    const nsze = Number(ns.readBigUInt64LE(0));
-    const lbads = (ns.readUInt32LE(128 + (ns[26] & 0xf) * 4) >> 16) & 0xff;
+    const idns = await ctrlr.identify(Cns.NAMESPACE, 1);
+    const { nsze, ncap } = namespaceSizes(idns);
+    const ns = decodeIdentifyNamespace(idns);
+    const lbads = ns.lbafs[lbaFormatIndex(ns.flbas, ns.nlbaf)].ds;
     assert.equal(1 << lbads, BLOCK_SIZE, 'LBA data size of the current format');
     assert.equal(nsze * BLOCK_SIZE, NAMESPACE_BYTES, 'NSZE of the 256 MiB namespace');
-    assert.equal(Number(ns.readBigUInt64LE(8)), nsze, 'NCAP = NSZE');
+    assert.equal(ncap, nsze, 'NCAP = NSZE');
 
     const info = ctrlr.namespaces.get(1);
     assert.ok(info, `namespaces map lacks nsid 1: ${JSON.stringify([...ctrlr.namespaces.keys()])}`);
     assert.equal(info.blockSize, BLOCK_SIZE, 'namespaces map: block size');
     assert.equal(info.numBlocks, nsze, 'namespaces map: blocks');
     assert.ok(info.nguid !== null || info.uuid !== null, 'nvmet gives the namespace an NGUID or UUID');
-    assert.equal(ctrlr.cdata?.[77], 0, 'nvmet reports MDTS 0 (no limit)');
+    assert.equal(ctrlr.cdata?.[IdCtrl.MDTS], 0, 'nvmet reports MDTS 0 (no limit)');
     assert.equal(ctrlr.maxTransferSize, DEFAULT_HOST_MAX_TRANSFER, 'MDTS 0: the host cap bounds transfers');
 
-    const activeList = await ctrlr.identify(2, 0);
-    assert.equal(activeList.readUInt32LE(0), 1, 'active namespace list starts with nsid 1');
+    const activeList = decodeNsidList(await ctrlr.identify(Cns.ACTIVE_NS_LIST, 0));
+    assert.equal(activeList[0], 1, 'active namespace list starts with nsid 1');
 
-    const smart = await ctrlr.getLogPage(0x02, Buffer.alloc(512));
-    assert.equal(smart[0] & 0x1f, 0, 'SMART critical warning clear');
-    const errors = await ctrlr.getLogPage(0x01, Buffer.alloc(64));
-    assert.equal(errors.length, 64, 'error log entry read');
+    const smart = decodeHealthLog(await ctrlr.getLogPage(LogPage.HEALTH, Buffer.alloc(HEALTH_LOG_SIZE)));
+    assert.equal(smart.critical_warning & 0x1f, 0, 'SMART critical warning clear');
+    const errors = await ctrlr.getLogPage(LogPage.ERROR, Buffer.alloc(ERROR_LOG_ENTRY_SIZE));
+    assert.equal(errors.length, ERROR_LOG_ENTRY_SIZE, 'error log entry read');
 
     const queues = await ctrlr.setNumQueues(4);
     assert.ok(queues.sq >= 4 && queues.cq >= 4, `Number of Queues granted ${JSON.stringify(queues)}`);
@@ -301,7 +308,7 @@ for (const digests of [false, true]) {
       await t.test(
         'errors come back as statuses: Compare (not in ONCS), LBA out of range, bad nsid',
         async () => {
-          const oncs = ctrlr.cdata!.readUInt16LE(520);
+          const oncs = ctrlr.cdata!.readUInt16LE(IdCtrl.ONCS);
           assert.equal(oncs & 1, 0, 'nvmet does not claim Compare');
           await assert.rejects(io.compareAsync(1, base, 1, Buffer.alloc(BLOCK_SIZE)), (e: unknown) => {
             return e instanceof NvmeStatusError && e.sct === 0 && e.sc === 0x01; // Invalid Opcode
@@ -462,7 +469,7 @@ test('restricted subsystem: a stranger host NQN is refused (Connect Invalid Host
   );
   const ctrlr = await NvmeController.connect(trid({ subnqn: RESTRICTED_NQN, hostnqn: ALLOWED_HOSTNQN }));
   try {
-    assert.equal(ascii(ctrlr.cdata!, 768, 1024), RESTRICTED_NQN);
+    assert.equal(decodeIdentifyController(ctrlr.cdata!).subnqn, RESTRICTED_NQN);
     const ns = await ctrlr.identify(0, 1);
     assert.equal(
       Number(ns.readBigUInt64LE(0)) * BLOCK_SIZE,
@@ -513,7 +520,7 @@ test('reconnect(): a new admin queue and the same I/O queue objects, usable agai
     assert.notEqual(ctrlr.admin, oldAdmin, 'reconnect kept the old admin queue');
     assert.ok(oldAdmin.closed, 'the old admin connection is still open');
     assert.ok(!io.closed, 'the I/O queue object was not connected again');
-    assert.equal(ascii(ctrlr.cdata!, 768, 1024), NQN, 'identified again');
+    assert.equal(decodeIdentifyController(ctrlr.cdata!).subnqn, NQN, 'identified again');
     const back = Buffer.alloc(65536);
     await io.readAsync(1, 300_000, 128, back);
     assert.ok(back.equals(data), `after reconnect: ${firstMismatch(back, data)}`);

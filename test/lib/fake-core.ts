@@ -11,9 +11,17 @@ import {
 import type { NvmfQpair, NvmfRequest, QpairEvents, TransportOptions } from '../../src/nvmf/transport.ts';
 import { buildDiscoveryLog } from '../../src/wire/discovery.ts';
 import {
+  CONNECT_CATTR_DISABLE_SQFLOW,
+  readConnectCommand,
+  readPropertyCommand,
+} from '../../src/wire/fabrics.ts';
+import { Cns, IdCtrl } from '../../src/wire/identify.ts';
+import { decodeGetLog, LogPage } from '../../src/wire/log.ts';
+import {
   AdminOpcode,
   ControllerRegister,
   Cqe,
+  Dsm,
   FABRICS_OPCODE,
   FabricsCommandType,
   GenericStatus,
@@ -63,14 +71,15 @@ export class FakeCore implements QpairEvents {
     if (opcode === FABRICS_OPCODE) {
       const fctype = cmd[Sqe.FCTYPE];
       if (fctype === FabricsCommandType.CONNECT) {
-        req.qpair.qid = cmd.readUInt16LE(42);
-        req.qpair.sqSize = cmd.readUInt16LE(44) + 1;
-        req.qpair.sqFlowControlDisabled = (cmd[46] & 0x4) !== 0;
+        const c = readConnectCommand(cmd);
+        req.qpair.qid = c.qid;
+        req.qpair.sqSize = c.sqsize + 1;
+        req.qpair.sqFlowControlDisabled = (c.cattr & CONNECT_CATTR_DISABLE_SQFLOW) !== 0;
         rsp.writeUInt16LE(1, Cqe.DW0);
         return;
       }
       if (fctype === FabricsCommandType.PROPERTY_GET) {
-        const off = cmd.readUInt32LE(44);
+        const off = readPropertyCommand(cmd).offset;
         if (off === ControllerRegister.CAP) {
           // MQES 127, CQR, TO 1 (500 ms); CSS NVM in the high dword
           rsp.writeUInt32LE(127 | (1 << 16) | (1 << 24), 0);
@@ -80,7 +89,8 @@ export class FakeCore implements QpairEvents {
         return;
       }
       if (fctype === FabricsCommandType.PROPERTY_SET) {
-        if (cmd.readUInt32LE(44) === ControllerRegister.CC) this.enabled = (cmd.readUInt32LE(48) & 1) === 1;
+        const p = readPropertyCommand(cmd);
+        if (p.offset === ControllerRegister.CC) this.enabled = (p.value & 1n) === 1n;
         return;
       }
       setStatus(rsp, StatusCodeType.GENERIC, GenericStatus.INVALID_OPCODE, true);
@@ -89,7 +99,7 @@ export class FakeCore implements QpairEvents {
     if (req.qpair.qid === 0) {
       switch (opcode) {
         case AdminOpcode.IDENTIFY: {
-          if (cmd.readUInt32LE(Sqe.CDW10) === 2) {
+          if (cmd.readUInt32LE(Sqe.CDW10) === Cns.ACTIVE_NS_LIST) {
             // active namespace list: hand back fewer bytes than asked (the transport pads)
             const list = Buffer.alloc(8);
             list.writeUInt32LE(1, 0);
@@ -97,8 +107,8 @@ export class FakeCore implements QpairEvents {
             return;
           }
           const data = Buffer.alloc(4096);
-          data.writeUInt32LE((4096 + 64) / 16, 1792);
-          data.write('FAKE', 24);
+          data.writeUInt32LE((4096 + 64) / 16, IdCtrl.IOCCSZ);
+          data.write('FAKE', IdCtrl.MN);
           req.iov = [data.subarray(0, req.length)];
           return;
         }
@@ -108,7 +118,8 @@ export class FakeCore implements QpairEvents {
         case AdminOpcode.KEEP_ALIVE:
           return;
         case AdminOpcode.GET_LOG_PAGE: {
-          if ((cmd.readUInt32LE(Sqe.CDW10) & 0xff) !== 0x70) break;
+          const get = decodeGetLog(cmd);
+          if (get.lid !== LogPage.DISCOVERY) break;
           const page = buildDiscoveryLog(5, [
             {
               trtype: 'TCP',
@@ -123,9 +134,8 @@ export class FakeCore implements QpairEvents {
               traddr: '127.0.0.1',
             },
           ]);
-          const offset = cmd.readUInt32LE(Sqe.CDW12);
           const data = Buffer.alloc(req.length);
-          page.copy(data, 0, Math.min(offset, page.length));
+          page.copy(data, 0, Math.min(get.offset, page.length));
           req.iov = [data];
           return;
         }
@@ -173,8 +183,8 @@ export class FakeCore implements QpairEvents {
         const ranges = (cmd.readUInt32LE(Sqe.CDW10) & 0xff) + 1;
         const data = req.iov[0];
         for (let i = 0; i < ranges; i++) {
-          const l = data.readUInt32LE(i * 16 + 8);
-          const n = data.readUInt32LE(i * 16 + 4);
+          const l = data.readUInt32LE(i * Dsm.RANGE_SIZE + Dsm.RANGE_SLBA_LO);
+          const n = data.readUInt32LE(i * Dsm.RANGE_SIZE + Dsm.RANGE_LENGTH);
           this.disk.fill(0, l * BLOCK, (l + n) * BLOCK);
         }
         return;

@@ -7,10 +7,32 @@
 // (or closes after a Fabrics Disconnect the fuzzer sent); nothing hangs.
 // R2Ts are answered with the data they ask for, as a host would.
 
-import { crc32c } from '@node-rs/crc32';
 import fc from 'fast-check';
 import { NvmeController } from '../../src/nvme/index.ts';
-import { Ch, DataPdu, PduFlags, PduType, writeCommonHeader } from '../../src/wire/tcp.ts';
+import {
+  AdminOpcode,
+  FABRICS_OPCODE,
+  FabricsCommandType,
+  initSqe,
+  SQE_SIZE,
+  Sqe,
+  SqeFlags,
+  setSqeSgl,
+} from '../../src/wire/nvme.ts';
+import {
+  Ch,
+  capsuleRespCid,
+  DataPdu,
+  DIGEST_SIZE,
+  joinPdu,
+  newDataPduHeader,
+  newR2tFields,
+  PduFlags,
+  PduType,
+  readDataPduHeader,
+  readR2t,
+  writeH2CData,
+} from '../../src/wire/tcp.ts';
 import { HOST_ACCEPTS, PduReceiver } from '../../src/wire/tcp-receiver.ts';
 import { type ChildTarget, startChildTarget, TEST_BDEV, TEST_NQN } from './child-target.ts';
 import { capsuleCmd, type RawConnection, rawQueue } from './raw-pdu.ts';
@@ -103,29 +125,29 @@ interface Template {
 }
 const TEMPLATES: Template[] = [
   // NVM I/O: read 8 blocks, writes of 8 and 32 blocks, flush, write zeroes, DSM, compare
-  { admin: false, opcode: 0x02, len: 4096, dwords: [[48, 7]] },
-  { admin: false, opcode: 0x01, len: 4096, dwords: [[48, 7]] },
-  { admin: false, opcode: 0x01, len: 16384, dwords: [[48, 31]] },
+  { admin: false, opcode: 0x02, len: 4096, dwords: [[Sqe.CDW12, 7]] },
+  { admin: false, opcode: 0x01, len: 4096, dwords: [[Sqe.CDW12, 7]] },
+  { admin: false, opcode: 0x01, len: 16384, dwords: [[Sqe.CDW12, 31]] },
   { admin: false, opcode: 0x00, len: 0 },
-  { admin: false, opcode: 0x08, len: 0, dwords: [[48, 3]] },
-  { admin: false, opcode: 0x09, len: 16, dwords: [[44, 4]] },
+  { admin: false, opcode: 0x08, len: 0, dwords: [[Sqe.CDW12, 3]] },
+  { admin: false, opcode: 0x09, len: 16, dwords: [[Sqe.CDW11, 4]] },
   { admin: false, opcode: 0x05, len: 512 },
   // admin: identify controller / namespace, get log page, get/set features, keep alive, abort
-  { admin: true, opcode: 0x06, len: 4096, dwords: [[40, 1]] },
-  { admin: true, opcode: 0x06, len: 4096, dwords: [[40, 0]] },
-  { admin: true, opcode: 0x02, len: 512, dwords: [[40, 0x007f0002]] },
-  { admin: true, opcode: 0x0a, len: 0, dwords: [[40, 0x07]] },
+  { admin: true, opcode: 0x06, len: 4096, dwords: [[Sqe.CDW10, 1]] },
+  { admin: true, opcode: 0x06, len: 4096, dwords: [[Sqe.CDW10, 0]] },
+  { admin: true, opcode: 0x02, len: 512, dwords: [[Sqe.CDW10, 0x007f0002]] },
+  { admin: true, opcode: 0x0a, len: 0, dwords: [[Sqe.CDW10, 0x07]] },
   {
     admin: true,
     opcode: 0x09,
     len: 0,
     dwords: [
-      [40, 0x0b],
-      [44, 0x100],
+      [Sqe.CDW10, 0x0b],
+      [Sqe.CDW11, 0x100],
     ],
   },
   { admin: true, opcode: 0x18, len: 0 },
-  { admin: true, opcode: 0x08, len: 0, dwords: [[40, 0x10001]] },
+  { admin: true, opcode: 0x08, len: 0, dwords: [[Sqe.CDW10, 0x10001]] },
   // Fabrics: property get CAP (8 bytes), property set CC (EN, IOSQES 6, IOCQES 4)
   {
     admin: true,
@@ -133,8 +155,8 @@ const TEMPLATES: Template[] = [
     fctype: 0x04,
     len: 0,
     dwords: [
-      [40, 1],
-      [44, 0],
+      [Sqe.CDW10, 1],
+      [Sqe.CDW11, 0],
     ],
   },
   {
@@ -143,8 +165,8 @@ const TEMPLATES: Template[] = [
     fctype: 0x00,
     len: 0,
     dwords: [
-      [44, 0x14],
-      [48, 0x460001],
+      [Sqe.CDW11, 0x14],
+      [Sqe.CDW12, 0x460001],
     ],
   },
 ];
@@ -173,31 +195,25 @@ function buildCommand(
   admin: boolean,
 ): { sqe: Buffer; data: Buffer | null; disconnect: boolean } {
   const t = TEMPLATES[c.template];
-  const sqe = Buffer.alloc(64);
-  sqe[0] = t.opcode;
-  if (t.fctype !== undefined) sqe[4] = t.fctype;
+  const sqe = initSqe(Buffer.alloc(SQE_SIZE), t.opcode, t.admin ? 0 : c.nsid);
+  if (t.fctype !== undefined) sqe[Sqe.FCTYPE] = t.fctype;
   for (const [off, v] of t.dwords ?? []) sqe.writeUInt32LE(v >>> 0, off);
-  sqe[1] = 0x40; // PSDT: SGL
-  sqe.writeUInt32LE(t.admin ? 0 : c.nsid, 4);
-  if (!t.admin) sqe.writeUInt32LE(c.lba >>> 0, 40);
+  if (!t.admin) sqe.writeUInt32LE(c.lba >>> 0, Sqe.SLBA_LO);
+  sqe[Sqe.FLAGS] = SqeFlags.PSDT_SGL_MPTR_CONTIG; // an SGL even without data, as a host sends it
   let data: Buffer | null = null;
-  if (t.len > 0) {
-    sqe.writeUInt32LE(t.len, 32);
-    sqe[39] = 0x5a;
-  }
+  if (t.len > 0) setSqeSgl(sqe, t.len, false);
   if (c.sgl === 'incapsule' && t.len > 0) {
     data = Buffer.alloc(c.inCapsule ?? t.len, cid);
-    sqe[39] = 0x01;
-    sqe.writeUInt32LE(data.length, 32);
+    setSqeSgl(sqe, data.length, true);
   }
   for (const f of c.flips) sqe[f.at] ^= f.xor;
   if (c.sgl !== 'incapsule' && c.inCapsule !== undefined && c.flips.length > 2)
     data = Buffer.alloc(c.inCapsule, 7);
-  sqe[1] &= ~0x03; // no fused commands: a lone FUSE_FIRST legitimately waits for its pair
-  sqe.writeUInt16LE(cid, 2);
+  sqe[Sqe.FLAGS] &= ~SqeFlags.FUSE_MASK; // no fused commands: a lone FUSE_FIRST legitimately waits for its pair
+  sqe.writeUInt16LE(cid, Sqe.CID);
   // an AER legitimately stays outstanding until an event: not a hang to report
-  if (admin && sqe[0] === 0x0c) sqe[0] = 0x18;
-  const disconnect = sqe[0] === 0x7f && sqe[4] === 0x08;
+  if (admin && sqe[Sqe.OPCODE] === AdminOpcode.ASYNC_EVENT_REQUEST) sqe[Sqe.OPCODE] = AdminOpcode.KEEP_ALIVE;
+  const disconnect = sqe[Sqe.OPCODE] === FABRICS_OPCODE && sqe[Sqe.FCTYPE] === FabricsCommandType.DISCONNECT;
   return { sqe, data, disconnect };
 }
 
@@ -211,6 +227,8 @@ class Exchange {
   private readonly rx: PduReceiver;
   private readonly d: { hdgst: boolean; ddgst: boolean };
   private fed = 0;
+  private readonly c2h = newDataPduHeader();
+  private readonly r2t = newR2tFields();
 
   constructor(conn: RawConnection, d: { hdgst: boolean; ddgst: boolean }, skip: number) {
     this.conn = conn;
@@ -243,35 +261,29 @@ class Exchange {
   private onPdu(pdu: Buffer): void {
     switch (pdu[Ch.TYPE]) {
       case PduType.CAPSULE_RESP:
-        this.answered.add(pdu.readUInt16LE(8 + 12));
+        this.answered.add(capsuleRespCid(pdu));
         return;
       case PduType.C2H_TERM_REQ:
         this.termReq = true;
         return;
       case PduType.C2H_DATA:
-        if (pdu[Ch.FLAGS] & PduFlags.DATA_SUCCESS) this.answered.add(pdu.readUInt16LE(DataPdu.CCCID));
+        if (pdu[Ch.FLAGS] & PduFlags.DATA_SUCCESS) this.answered.add(readDataPduHeader(pdu, this.c2h).cccid);
         return;
       case PduType.R2T: {
         // send what was asked for, in one H2CData
-        const cccid = pdu.readUInt16LE(8);
-        const ttag = pdu.readUInt16LE(10);
-        const r2to = pdu.readUInt32LE(12);
-        const r2tl = pdu.readUInt32LE(16);
-        const hd = this.d.hdgst ? 4 : 0;
-        const dd = this.d.ddgst ? 4 : 0;
-        const b = Buffer.alloc(24 + hd + r2tl + dd, 0x6b);
-        let flags = PduFlags.DATA_LAST;
-        if (hd) flags |= PduFlags.HDGST;
-        if (dd) flags |= PduFlags.DDGST;
-        writeCommonHeader(b, PduType.H2C_DATA, flags, 24, 24 + hd, b.length);
-        b.writeUInt16LE(cccid, 8);
-        b.writeUInt16LE(ttag, 10);
-        b.writeUInt32LE(r2to, 12);
-        b.writeUInt32LE(r2tl, 16);
-        b.writeUInt32LE(0, 20);
-        if (hd) b.writeUInt32LE(crc32c(b.subarray(0, 24)), 24);
-        if (dd) b.writeUInt32LE(crc32c(b.subarray(24 + hd, 24 + hd + r2tl)), 24 + hd + r2tl);
-        void this.conn.write(b);
+        const { cccid, ttag, r2to, r2tl } = readR2t(pdu, this.r2t);
+        const hdr = Buffer.alloc(DataPdu.HDR_SIZE + DIGEST_SIZE);
+        const pdo = writeH2CData(
+          hdr,
+          cccid,
+          ttag,
+          r2to,
+          r2tl,
+          PduFlags.DATA_LAST,
+          this.d.hdgst,
+          this.d.ddgst,
+        );
+        void this.conn.write(joinPdu(hdr, pdo, Buffer.alloc(r2tl, 0x6b), this.d.ddgst));
         return;
       }
       default:

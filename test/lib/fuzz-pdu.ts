@@ -6,9 +6,18 @@
 // outcome does not depend on how the stream was chunked (nor on whether data
 // is placed directly into the sink's buffers).
 
-import { crc32c } from '@node-rs/crc32';
 import fc from 'fast-check';
-import { Ch, expectedHlen, PduFlags, PduType, writeCommonHeader } from '../../src/wire/tcp.ts';
+import {
+  Ch,
+  DataPdu,
+  DIGEST_SIZE,
+  dataDigest,
+  expectedHlen,
+  PduFlags,
+  PduType,
+  writeCommonHeader,
+  writeHeaderDigest,
+} from '../../src/wire/tcp.ts';
 import { HOST_ACCEPTS, PduReceiver, type PduSink, TARGET_ACCEPTS } from '../../src/wire/tcp-receiver.ts';
 
 export interface ReceiverOutcome {
@@ -105,9 +114,9 @@ function buildPdu(type: number, data: Buffer, dg: Digests, hdrBytes: Buffer): Bu
   const hlen = expectedHlen(type);
   const isTerm = type === PduType.H2C_TERM_REQ || type === PduType.C2H_TERM_REQ;
   const isIc = type === PduType.IC_REQ || type === PduType.IC_RESP;
-  const hd = dg.hd && !isTerm && !isIc ? 4 : 0;
+  const hd = dg.hd && !isTerm && !isIc ? DIGEST_SIZE : 0;
   const withData = !isIc && data.length > 0;
-  const dd = dg.dd && withData && !isTerm ? 4 : 0;
+  const dd = dg.dd && withData && !isTerm ? DIGEST_SIZE : 0;
   const pdo = withData && !isTerm ? hlen + hd : 0;
   const plen = isIc ? hlen : hlen + hd + (withData ? data.length : 0) + dd;
   const b = Buffer.alloc(plen);
@@ -116,11 +125,11 @@ function buildPdu(type: number, data: Buffer, dg: Digests, hdrBytes: Buffer): Bu
   if (hd) flags |= PduFlags.HDGST;
   if (dd) flags |= PduFlags.DDGST;
   writeCommonHeader(b, type, flags, hlen, pdo, plen);
-  if (type === PduType.H2C_DATA || type === PduType.C2H_DATA) b.writeUInt32LE(data.length, 16);
-  if (hd) b.writeUInt32LE(crc32c(b.subarray(0, hlen)), hlen);
+  if (type === PduType.H2C_DATA || type === PduType.C2H_DATA) b.writeUInt32LE(data.length, DataPdu.DATAL);
+  if (hd) writeHeaderDigest(b, hlen);
   if (withData) {
     data.copy(b, hlen + hd);
-    if (dd) b.writeUInt32LE(crc32c(data), hlen + hd + data.length);
+    if (dd) b.writeUInt32LE(dataDigest(data), hlen + hd + data.length);
   }
   return b;
 }

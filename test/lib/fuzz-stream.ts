@@ -7,10 +7,10 @@
 // terminated (H2CTermReq) or disconnected (Fabrics Disconnect).
 
 import fc from 'fast-check';
-import { Ch, PduType } from '../../src/wire/tcp.ts';
+import { Ch, IcResp, PduType } from '../../src/wire/tcp.ts';
 import { HOST_ACCEPTS, PduReceiver } from '../../src/wire/tcp-receiver.ts';
 import { runReceiver, streamArb } from './fuzz-pdu.ts';
-import { icReq, RawConnection } from './raw-pdu.ts';
+import { icDigests, icReq, RawConnection } from './raw-pdu.ts';
 
 /** The largest PDU a running queue of the default transport accepts (H2CData of MAXH2CDATA). */
 const TARGET_MAX_PLEN = 24 + 131072 + 2 * 4 + 128;
@@ -33,9 +33,9 @@ export async function streamCaseHolds(
   if (stats) stats.cases++;
   const conn = await RawConnection.connect(port);
   try {
-    await conn.write(icReq({ dgst: (s.dg.hd ? 1 : 0) | (s.dg.dd ? 2 : 0) }));
-    const first = await conn.waitBytes(128, 10_000);
-    if (first.length < 128 || first[0] !== PduType.IC_RESP)
+    await conn.write(icReq({ dgst: icDigests({ hdgst: s.dg.hd, ddgst: s.dg.dd }) }));
+    const first = await conn.waitBytes(IcResp.SIZE, 10_000);
+    if (first.length < IcResp.SIZE || first[Ch.TYPE] !== PduType.IC_RESP)
       return `no ICResp: ${first.subarray(0, 16).toString('hex')}`;
     // our own receiver's verdict on the stream (same limits as the target's queue)
     const local = runReceiver([Buffer.from(s.stream)], 'target', s.dg, TARGET_MAX_PLEN, false);

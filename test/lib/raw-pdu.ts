@@ -3,10 +3,29 @@
 // target sends and when it closes, and a TermReq decoder.
 
 import net from 'node:net';
-import { crc32c } from '@node-rs/crc32';
 import { DEFAULT_HOSTNQN, type NvmeController } from '../../src/nvme/index.ts';
-import { FABRICS_OPCODE, FabricsCommandType } from '../../src/wire/nvme.ts';
-import { IcReq, PduFlags, PduType, writeCommonHeader } from '../../src/wire/tcp.ts';
+import { ConnectData, writeConnectCommand, writeConnectData } from '../../src/wire/fabrics.ts';
+import { Cqe, CqeStatus, initSqe, SQE_SIZE, Sqe, setSqeSgl, writeRwCommand } from '../../src/wire/nvme.ts';
+import {
+  CapsuleCmd,
+  CapsuleResp,
+  Ch,
+  capsuleRespCqe,
+  DataPdu,
+  DIGEST_SIZE,
+  IcReq,
+  IcResp,
+  icDigestBits,
+  joinPdu,
+  PduFlags,
+  PduType,
+  readTermReq,
+  TermReq,
+  writeCapsuleCmd,
+  writeH2CData,
+  writeHeaderDigest,
+  writeIcReq,
+} from '../../src/wire/tcp.ts';
 
 export interface IcReqFields {
   pfv?: number;
@@ -16,12 +35,8 @@ export interface IcReqFields {
 }
 
 export function icReq(f: IcReqFields = {}): Buffer {
-  const b = Buffer.alloc(128);
-  writeCommonHeader(b, PduType.IC_REQ, 0, 128, 0, 128);
-  b.writeUInt16LE(f.pfv ?? 0, IcReq.PFV);
-  b[IcReq.HPDA] = f.hpda ?? 0;
-  b[IcReq.DGST] = f.dgst ?? 0;
-  b.writeUInt32LE(f.maxr2t ?? 0, IcReq.MAXR2T);
+  const b = Buffer.alloc(IcReq.SIZE);
+  writeIcReq(b, { pfv: f.pfv ?? 0, hpda: f.hpda ?? 0, dgst: f.dgst ?? 0, maxr2t: f.maxr2t ?? 0 });
   return b;
 }
 
@@ -30,24 +45,16 @@ export interface DigestOptions {
   ddgst?: boolean;
 }
 
+/** The IcDigest bits of ICReq for these digests. */
+export function icDigests(d: DigestOptions = {}): number {
+  return icDigestBits(d.hdgst === true, d.ddgst === true);
+}
+
 /** CapsuleCmd with optional in-capsule data (pdo = header end), digests as negotiated. */
 export function capsuleCmd(sqe: Buffer, data: Buffer | null = null, d: DigestOptions = {}): Buffer {
-  const hd = d.hdgst ? 4 : 0;
-  const dd = d.ddgst && data !== null && data.length > 0 ? 4 : 0;
-  const dataLen = data?.length ?? 0;
-  const pdo = dataLen > 0 ? 72 + hd : 0;
-  const b = Buffer.alloc(72 + hd + dataLen + dd);
-  let flags = 0;
-  if (hd) flags |= PduFlags.HDGST;
-  if (dd) flags |= PduFlags.DDGST;
-  writeCommonHeader(b, PduType.CAPSULE_CMD, flags, 72, pdo, b.length);
-  sqe.copy(b, 8, 0, 64);
-  if (hd) b.writeUInt32LE(crc32c(b.subarray(0, 72)), 72);
-  if (data !== null && dataLen > 0) {
-    data.copy(b, 72 + hd);
-    if (dd) b.writeUInt32LE(crc32c(data), 72 + hd + dataLen);
-  }
-  return b;
+  const hdr = Buffer.alloc(CapsuleCmd.HDR_SIZE + DIGEST_SIZE);
+  const len = writeCapsuleCmd(hdr, sqe, data?.length ?? 0, d.hdgst === true, d.ddgst === true);
+  return joinPdu(hdr, len, data, d.ddgst === true);
 }
 
 export interface H2CDataFields {
@@ -60,22 +67,16 @@ export interface H2CDataFields {
 }
 
 export function h2cData(f: H2CDataFields, data: Buffer, d: DigestOptions = {}): Buffer {
-  const hd = d.hdgst ? 4 : 0;
-  const dd = d.ddgst ? 4 : 0;
-  const pdo = 24 + hd;
-  const b = Buffer.alloc(pdo + data.length + dd);
-  let flags = f.last === false ? 0 : PduFlags.DATA_LAST;
-  if (hd) flags |= PduFlags.HDGST;
-  if (dd) flags |= PduFlags.DDGST;
-  writeCommonHeader(b, PduType.H2C_DATA, flags, 24, pdo, b.length);
-  b.writeUInt16LE(f.cccid, 8);
-  b.writeUInt16LE(f.ttag, 10);
-  b.writeUInt32LE(f.datao, 12);
-  b.writeUInt32LE(f.datal ?? data.length, 16);
-  if (hd) b.writeUInt32LE(crc32c(b.subarray(0, 24)), 24);
-  data.copy(b, pdo);
-  if (dd) b.writeUInt32LE(crc32c(data), pdo + data.length);
-  return b;
+  const hdgst = d.hdgst === true;
+  const hdr = Buffer.alloc(DataPdu.HDR_SIZE + DIGEST_SIZE);
+  const flags = f.last === false ? 0 : PduFlags.DATA_LAST;
+  const pdo = writeH2CData(hdr, f.cccid, f.ttag, f.datao, data.length, flags, hdgst, d.ddgst === true);
+  if (f.datal !== undefined) {
+    // a DATAL that does not match the data (the PDU length still does)
+    hdr.writeUInt32LE(f.datal, DataPdu.DATAL);
+    if (hdgst) writeHeaderDigest(hdr, DataPdu.HDR_SIZE);
+  }
+  return joinPdu(hdr, pdo, data, d.ddgst === true);
 }
 
 /** 64-byte SQE of an NVM I/O command with a transport SGL (or in-capsule SGL when inCapsule). */
@@ -88,18 +89,10 @@ export function ioSqe(
   length: number,
   inCapsule = false,
 ): Buffer {
-  const sqe = Buffer.alloc(64);
-  sqe[0] = opcode;
-  sqe[1] = 0x40; // PSDT: SGL
-  sqe.writeUInt16LE(cid, 2);
-  sqe.writeUInt32LE(nsid, 4);
-  sqe.writeUInt32LE(0, 24);
-  sqe.writeUInt32LE(0, 28);
-  sqe.writeUInt32LE(length, 32);
-  sqe[39] = inCapsule ? 0x01 : 0x5a; // data block / offset, or transport data block / transport
-  sqe.writeUInt32LE(lba >>> 0, 40);
-  sqe.writeUInt32LE(Math.floor(lba / 0x100000000), 44);
-  sqe.writeUInt16LE(blocks - 1, 48);
+  const sqe = Buffer.alloc(SQE_SIZE);
+  writeRwCommand(sqe, opcode, nsid, lba, blocks, 0);
+  sqe.writeUInt16LE(cid, Sqe.CID);
+  setSqeSgl(sqe, length, inCapsule);
   return sqe;
 }
 
@@ -113,23 +106,19 @@ export function connectCmd(
   hostnqn = DEFAULT_HOSTNQN,
   hostid: Buffer = Buffer.alloc(16, 0x5a),
 ): { sqe: Buffer; data: Buffer } {
-  const sqe = Buffer.alloc(64);
-  sqe[0] = FABRICS_OPCODE;
-  sqe[1] = 0x40;
-  sqe.writeUInt16LE(cid, 2);
-  sqe[4] = FabricsCommandType.CONNECT;
-  sqe.writeUInt32LE(1024, 32);
-  sqe[39] = 0x01;
-  sqe.writeUInt16LE(0, 40); // recfmt
-  sqe.writeUInt16LE(qid, 42);
-  sqe.writeUInt16LE(sqsize - 1, 44);
-  sqe.writeUInt32LE(0, 48); // kato 0: no keep-alive expiry during the test
-  const data = Buffer.alloc(1024);
-  hostid.copy(data, 0, 0, 16);
-  data.writeUInt16LE(cntlid, 16);
-  data.write(subnqn, 256, 'latin1');
-  data.write(hostnqn, 512, 'latin1');
+  const sqe = Buffer.alloc(SQE_SIZE);
+  // kato 0: no keep-alive expiry during the test
+  writeConnectCommand(sqe, { recfmt: 0, qid, sqsize: sqsize - 1, cattr: 0, kato: 0 });
+  sqe.writeUInt16LE(cid, Sqe.CID);
+  setSqeSgl(sqe, ConnectData.SIZE, true);
+  const data = Buffer.alloc(ConnectData.SIZE);
+  writeConnectData(data, { hostid, cntlid, subnqn, hostnqn });
   return { sqe, data };
+}
+
+/** A zeroed SQE with opcode and NSID (for raw commands a test sends itself). */
+export function rawSqe(opcode: number, nsid = 0): Buffer {
+  return initSqe(Buffer.alloc(SQE_SIZE), opcode, nsid);
 }
 
 export interface TermReqInfo {
@@ -143,28 +132,29 @@ export interface TermReqInfo {
 
 /** Decode the PDU at `offset` of `reply` as a C2HTermReq, or null when it is not one. */
 export function termReqAt(reply: Buffer, offset: number): TermReqInfo | null {
-  if (reply.length < offset + 24 || reply[offset] !== PduType.C2H_TERM_REQ) return null;
-  const plen = reply.readUInt32LE(offset + 4);
-  return {
-    type: reply[offset],
-    fes: reply.readUInt16LE(offset + 8),
-    fei: reply.readUInt32LE(offset + 10),
-    plen,
-    errorData: reply.subarray(offset + 24, offset + Math.min(plen, reply.length - offset)),
-  };
+  if (reply.length < offset + TermReq.HDR_SIZE || reply[offset + Ch.TYPE] !== PduType.C2H_TERM_REQ)
+    return null;
+  const pdu = reply.subarray(offset);
+  const { fes, fei, errorData } = readTermReq(pdu);
+  return { type: pdu[Ch.TYPE], fes, fei, plen: pdu.readUInt32LE(Ch.PLEN), errorData };
 }
 
 /** Walk the PDUs of a reply (by plen); returns [offset, type] pairs. Stops on a truncated PDU. */
 export function pduOffsets(reply: Buffer): Array<{ offset: number; type: number; plen: number }> {
   const out: Array<{ offset: number; type: number; plen: number }> = [];
   let off = 0;
-  while (off + 8 <= reply.length) {
-    const plen = reply.readUInt32LE(off + 4);
-    if (plen < 8 || off + plen > reply.length) break;
-    out.push({ offset: off, type: reply[off], plen });
+  while (off + Ch.SIZE <= reply.length) {
+    const plen = reply.readUInt32LE(off + Ch.PLEN);
+    if (plen < Ch.SIZE || off + plen > reply.length) break;
+    out.push({ offset: off, type: reply[off + Ch.TYPE], plen });
     off += plen;
   }
   return out;
+}
+
+/** The CQE of the CapsuleResp at `offset` of `reply` (a view). */
+export function cqeAt(reply: Buffer, offset: number): Buffer {
+  return capsuleRespCqe(reply.subarray(offset));
 }
 
 /** The last PDU of a reply if it is a C2HTermReq (the target's last word before closing). */
@@ -289,7 +279,7 @@ export async function rawQueue(
   io: { ctrlr: NvmeController; qid: number; sqsize?: number } | null = null,
 ): Promise<{ conn: RawConnection; cntlid: number; offset: number }> {
   const conn = await RawConnection.connect(port);
-  await conn.write(icReq({ dgst: (d.hdgst ? 1 : 0) | (d.ddgst ? 2 : 0) }));
+  await conn.write(icReq({ dgst: icDigests(d) }));
   const { sqe, data } =
     io === null
       ? connectCmd(1, 0, 32, 0xffff, subnqn)
@@ -303,16 +293,17 @@ export async function rawQueue(
           io.ctrlr.hostid,
         );
   await conn.write(capsuleCmd(sqe, data, d));
-  const respLen = 24 + (d.hdgst ? 4 : 0);
-  const got = await conn.waitBytes(128 + respLen);
-  if (got.length < 128 + respLen || got[128] !== PduType.CAPSULE_RESP) {
+  const respLen = CapsuleResp.HDR_SIZE + (d.hdgst ? DIGEST_SIZE : 0);
+  const got = await conn.waitBytes(IcResp.SIZE + respLen);
+  if (got.length < IcResp.SIZE + respLen || got[IcResp.SIZE + Ch.TYPE] !== PduType.CAPSULE_RESP) {
     conn.destroy();
     throw new Error(`admin Connect failed: ${got.subarray(0, 160).toString('hex')}`);
   }
-  const status = got.readUInt16LE(128 + 8 + 14) >> 1;
+  const cqe = cqeAt(got, IcResp.SIZE);
+  const status = cqe.readUInt16LE(Cqe.STATUS) >> CqeStatus.SC_SHIFT;
   if (status !== 0) {
     conn.destroy();
     throw new Error(`admin Connect status 0x${status.toString(16)}`);
   }
-  return { conn, cntlid: got.readUInt16LE(128 + 8), offset: 128 + respLen };
+  return { conn, cntlid: cqe.readUInt16LE(Cqe.DW0), offset: IcResp.SIZE + respLen };
 }

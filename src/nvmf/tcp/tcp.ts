@@ -4,7 +4,6 @@
 // every qpair's queued PDUs as one corked burst (one writev).
 
 import type net from 'node:net';
-import { crc32c } from '@node-rs/crc32';
 import { wakeReactor } from '../../thread/thread.ts';
 import { logger } from '../../util/log.ts';
 import {
@@ -14,25 +13,39 @@ import {
   getStatusCode,
   getStatusCodeType,
   SglDescriptor,
+  SQE_SIZE,
   Sqe,
   StatusCodeType,
   setStatus,
 } from '../../wire/nvme.ts';
 import {
   CapsuleCmd,
+  CapsuleResp,
   Ch,
+  capsuleRespCqe,
   DataPdu,
   DIGEST_SIZE,
+  dataDigest,
   IcDigest,
   IcReq,
   IcResp,
   MAX_HPDA,
+  newDataPduHeader,
   PduFlags,
   PduType,
-  R2t,
+  PFV_1_0,
+  readCapsuleCmdSqe,
+  readDataPduHeader,
+  readIcReq,
   TermReq,
   TermReqFes,
-  writeCommonHeader,
+  termReqErrorDataLength,
+  termReqFei,
+  writeC2HData,
+  writeCapsuleResp,
+  writeIcResp,
+  writeR2t,
+  writeTermReq,
 } from '../../wire/tcp.ts';
 import { PduReceiver, type PduSink, TARGET_ACCEPTS } from '../../wire/tcp-receiver.ts';
 import {
@@ -91,17 +104,13 @@ function readConnectTimeout(): number {
 }
 const EMPTY_IOV: Buffer[] = [];
 
-function align(n: number, a: number): number {
-  return Math.ceil(n / a) * a;
-}
-
 export class TcpRequest implements NvmfRequest {
   readonly qpair: TcpQpair;
   /** index in the qpair's slot table; also the R2T transfer tag */
   readonly index: number;
-  readonly cmd = Buffer.alloc(64);
+  readonly cmd = Buffer.alloc(SQE_SIZE);
   /** CapsuleResp PDU (header + CQE + room for a header digest); rsp is a view of its CQE */
-  readonly respPdu = Buffer.alloc(24 + DIGEST_SIZE);
+  readonly respPdu = Buffer.alloc(CapsuleResp.HDR_SIZE + DIGEST_SIZE);
   readonly rsp: Buffer;
   /** C2HData / R2T header (+ digest + alignment pad for the host's hpda) */
   readonly dataHdr: Buffer;
@@ -122,8 +131,9 @@ export class TcpRequest implements NvmfRequest {
   constructor(qpair: TcpQpair, index: number, inCapsuleSize: number) {
     this.qpair = qpair;
     this.index = index;
-    this.rsp = this.respPdu.subarray(8, 24);
-    this.dataHdr = Buffer.alloc(24 + DIGEST_SIZE + 128);
+    this.rsp = capsuleRespCqe(this.respPdu);
+    // the largest PDO is 128 (hpda 31), past the 24-byte header and its digest
+    this.dataHdr = Buffer.alloc(DataPdu.HDR_SIZE + DIGEST_SIZE + 128);
     this.inCapsule = Buffer.alloc(inCapsuleSize);
   }
 
@@ -186,6 +196,8 @@ export class TcpQpair implements NvmfQpair, PduSink {
   socketClosed = false;
   private connectedReported = false;
   private disconnectReported = false;
+  /** fields of the H2CData header being handled (refilled per PDU) */
+  private readonly h2c = newDataPduHeader();
   /** closes the connection if no Fabrics Connect completes in time (cleared on close) */
   connectTimer: NodeJS.Timeout | null = null;
 
@@ -205,7 +217,7 @@ export class TcpQpair implements NvmfQpair, PduSink {
     // read the response and reused the command slot: keep a margin of a full queue for that.
     this.maxSlots = 2 * Math.max(o.max_queue_depth, o.max_aq_depth);
     // before ICResp only the 128-byte ICReq is acceptable
-    this.receiver = new PduReceiver(this, TARGET_ACCEPTS, 128);
+    this.receiver = new PduReceiver(this, TARGET_ACCEPTS, IcReq.SIZE);
     this.receiver.expectType = PduType.IC_REQ;
   }
 
@@ -273,10 +285,8 @@ export class TcpQpair implements NvmfQpair, PduSink {
   }
 
   private handleIcReq(pdu: Buffer): void {
-    const pfv = pdu.readUInt16LE(IcReq.PFV);
-    const hpda = pdu[IcReq.HPDA];
-    const dgst = pdu[IcReq.DGST];
-    if (pfv !== 0) {
+    const { pfv, hpda, dgst } = readIcReq(pdu);
+    if (pfv !== PFV_1_0) {
       this.terminate(TermReqFes.INVALID_HEADER_FIELD, IcReq.PFV, pdu);
       return;
     }
@@ -288,11 +298,12 @@ export class TcpQpair implements NvmfQpair, PduSink {
     this.headerDigest = (dgst & IcDigest.HDGST_ENABLE) !== 0;
     this.dataDigest = (dgst & IcDigest.DDGST_ENABLE) !== 0;
     const resp = Buffer.alloc(IcResp.SIZE);
-    writeCommonHeader(resp, PduType.IC_RESP, 0, 128, 0, 128);
-    resp.writeUInt16LE(0, IcResp.PFV);
-    resp[IcResp.CPDA] = 0;
-    resp[IcResp.DGST] = dgst & (IcDigest.HDGST_ENABLE | IcDigest.DDGST_ENABLE);
-    resp.writeUInt32LE(this.group.maxH2CData, IcResp.MAXH2CDATA);
+    writeIcResp(resp, {
+      pfv: PFV_1_0,
+      cpda: 0,
+      dgst: dgst & (IcDigest.HDGST_ENABLE | IcDigest.DDGST_ENABLE),
+      maxh2cdata: this.group.maxH2CData,
+    });
     this.queueTx(resp);
     this.receiver.headerDigest = this.headerDigest;
     this.receiver.dataDigest = this.dataDigest;
@@ -340,7 +351,7 @@ export class TcpQpair implements NvmfQpair, PduSink {
     }
     this.commandsReceived++;
     const cmd = req.cmd;
-    pdu.copy(cmd, 0, CapsuleCmd.SQE, CapsuleCmd.SQE + 64);
+    readCapsuleCmdSqe(pdu, cmd);
     req.rsp.fill(0);
     req.cid = cmd.readUInt16LE(Sqe.CID);
     req.iov = EMPTY_IOV;
@@ -414,37 +425,22 @@ export class TcpQpair implements NvmfQpair, PduSink {
     }
     // one R2T for the whole transfer (maxh2cdata = max_io_size ≥ length)
     req.state = TcpReqState.AWAIT_H2C_DATA;
-    const hd = this.headerDigest ? DIGEST_SIZE : 0;
     // the slot's data header is free until a C2H transfer, which a write never has
-    const r2t = req.dataHdr.subarray(0, R2t.HDR_SIZE + hd);
-    writeCommonHeader(
-      r2t,
-      PduType.R2T,
-      this.headerDigest ? PduFlags.HDGST : 0,
-      R2t.HDR_SIZE,
-      0,
-      R2t.HDR_SIZE + hd,
-    );
-    r2t.writeUInt16LE(req.cid, R2t.CCCID);
-    r2t.writeUInt16LE(req.index, R2t.TTAG);
-    r2t.writeUInt32LE(0, R2t.R2TO);
-    r2t.writeUInt32LE(sglLength, R2t.R2TL);
-    r2t.writeUInt32LE(0, 20);
-    if (hd) r2t.writeUInt32LE(crc32c(r2t.subarray(0, R2t.HDR_SIZE)), R2t.HDR_SIZE);
-    this.queueTx(r2t);
+    const hdr = req.dataHdr;
+    const len = writeR2t(hdr, req.cid, req.index, 0, sglLength, this.headerDigest);
+    this.queueTx(hdr.subarray(0, len));
   }
 
   /** Direct placement of a large H2CData payload into the request's buffer (PduSink). */
   placeData(header: Buffer, dataLength: number): Buffer | null {
     if (this.state !== TcpQpairState.RUNNING || header[Ch.TYPE] !== PduType.H2C_DATA) return null;
-    const req = this.slots[header.readUInt16LE(DataPdu.TTAG)];
-    const datao = header.readUInt32LE(DataPdu.DATAO);
-    const datal = header.readUInt32LE(DataPdu.DATAL);
+    const { ttag, cccid, datao, datal } = readDataPduHeader(header, this.h2c);
+    const req = this.slots[ttag];
     // anything unusual goes the slow way, where handleH2CData reports it
     if (
       req === undefined ||
       req.state !== TcpReqState.AWAIT_H2C_DATA ||
-      req.cid !== header.readUInt16LE(DataPdu.CCCID) ||
+      req.cid !== cccid ||
       datal !== dataLength ||
       datal > this.group.maxH2CData ||
       datao !== req.h2cReceived ||
@@ -456,17 +452,15 @@ export class TcpQpair implements NvmfQpair, PduSink {
   }
 
   onDataPlaced(header: Buffer, dataDigestOk: boolean): void {
-    const req = this.slots[header.readUInt16LE(DataPdu.TTAG)];
-    req.h2cReceived += header.readUInt32LE(DataPdu.DATAL);
+    const { ttag, datal } = readDataPduHeader(header, this.h2c);
+    const req = this.slots[ttag];
+    req.h2cReceived += datal;
     if (!dataDigestOk) req.digestError = true;
     if (req.h2cReceived === req.length) this.dispatch(req);
   }
 
   private handleH2CData(pdu: Buffer, dataOffset: number, dataLength: number, dataDigestOk: boolean): void {
-    const ttag = pdu.readUInt16LE(DataPdu.TTAG);
-    const cccid = pdu.readUInt16LE(DataPdu.CCCID);
-    const datao = pdu.readUInt32LE(DataPdu.DATAO);
-    const datal = pdu.readUInt32LE(DataPdu.DATAL);
+    const { ttag, cccid, datao, datal } = readDataPduHeader(pdu, this.h2c);
     // as SPDK: a tag no slot can ever have is a sequence error, a known slot that is not
     // waiting for data an invalid field, data for another command a sequence error
     if (ttag >= this.maxSlots) {
@@ -557,11 +551,10 @@ export class TcpQpair implements NvmfQpair, PduSink {
       sendResp = !success;
     }
     if (sendResp) {
-      const hd = this.headerDigest ? DIGEST_SIZE : 0;
+      // the CQE (req.rsp) is already in place
       const pdu = req.respPdu;
-      writeCommonHeader(pdu, PduType.CAPSULE_RESP, this.headerDigest ? PduFlags.HDGST : 0, 24, 0, 24 + hd);
-      if (hd) pdu.writeUInt32LE(crc32c(pdu.subarray(0, 24)), 24);
-      this.queueTx(hd ? pdu : pdu.subarray(0, 24));
+      const len = writeCapsuleResp(pdu, this.headerDigest);
+      this.queueTx(len === pdu.length ? pdu : pdu.subarray(0, len));
     }
     this.txSlots.push(req);
   }
@@ -592,20 +585,10 @@ export class TcpQpair implements NvmfQpair, PduSink {
       }
       req.iov = [own.subarray(0, length)];
     }
-    const hd = this.headerDigest ? DIGEST_SIZE : 0;
-    const dd = this.dataDigest ? DIGEST_SIZE : 0;
-    const pdo = align(DataPdu.HDR_SIZE + hd, this.hostDataAlign);
+    const dd = this.dataDigest;
+    const flags = success ? PduFlags.DATA_LAST | PduFlags.DATA_SUCCESS : PduFlags.DATA_LAST;
     const hdr = req.dataHdr;
-    let flags = PduFlags.DATA_LAST;
-    if (success) flags |= PduFlags.DATA_SUCCESS;
-    if (hd) flags |= PduFlags.HDGST;
-    if (dd) flags |= PduFlags.DDGST;
-    hdr.fill(0, 0, pdo);
-    writeCommonHeader(hdr, PduType.C2H_DATA, flags, DataPdu.HDR_SIZE, pdo, pdo + length + dd);
-    hdr.writeUInt16LE(req.cid, DataPdu.CCCID);
-    hdr.writeUInt32LE(0, DataPdu.DATAO);
-    hdr.writeUInt32LE(length, DataPdu.DATAL);
-    if (hd) hdr.writeUInt32LE(crc32c(hdr.subarray(0, DataPdu.HDR_SIZE)), DataPdu.HDR_SIZE);
+    const pdo = writeC2HData(hdr, req.cid, 0, length, flags, this.headerDigest, dd, this.hostDataAlign);
     this.queueTx(hdr.subarray(0, pdo));
     let remaining = length;
     let crc = 0;
@@ -613,11 +596,11 @@ export class TcpQpair implements NvmfQpair, PduSink {
       if (remaining === 0) break;
       const part = b.length <= remaining ? b : b.subarray(0, remaining);
       remaining -= part.length;
-      if (dd) crc = crc32c(part, crc);
+      if (dd) crc = dataDigest(part, crc);
       this.queueTx(part);
     }
     if (dd) {
-      req.ddgst.writeUInt32LE(crc >>> 0, 0);
+      req.ddgst.writeUInt32LE(crc, 0);
       this.queueTx(req.ddgst);
     }
   }
@@ -669,16 +652,9 @@ export class TcpQpair implements NvmfQpair, PduSink {
   terminate(fes: number, fei: number, header: Buffer | null): void {
     if (this.state === TcpQpairState.TERMINATING || this.state === TcpQpairState.CLOSED) return;
     this.receiver.fail();
-    // error data: the offending PDU's header (hlen bytes, at least the common header), never its data
-    const hdrLen = header && header.length >= Ch.SIZE ? Math.max(Ch.SIZE, header[Ch.HLEN]) : 0;
-    const copyLen = header ? Math.min(header.length, hdrLen || header.length, TermReq.MAX_ERROR_DATA) : 0;
-    const pdu = Buffer.alloc(TermReq.HDR_SIZE + copyLen);
-    writeCommonHeader(pdu, PduType.C2H_TERM_REQ, 0, TermReq.HDR_SIZE, 0, pdu.length);
-    pdu.writeUInt16LE(fes, TermReq.FES);
-    // FEI is defined only for an invalid header field or an unsupported parameter; reserved otherwise
-    const feiDefined = fes === TermReqFes.INVALID_HEADER_FIELD || fes === TermReqFes.UNSUPPORTED_PARAMETER;
-    pdu.writeUInt32LE(feiDefined ? fei : 0, TermReq.FEI);
-    if (header) header.copy(pdu, TermReq.HDR_SIZE, 0, copyLen);
+    // error data: the offending PDU's header, never its data
+    const pdu = Buffer.alloc(TermReq.HDR_SIZE + termReqErrorDataLength(header));
+    writeTermReq(pdu, PduType.C2H_TERM_REQ, fes, termReqFei(fes, fei), header);
     // PDUs already queued (ICResp, responses) go out first: they were valid when queued
     this.queueTx(pdu);
     this.state = TcpQpairState.TERMINATING;

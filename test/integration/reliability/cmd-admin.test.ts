@@ -9,6 +9,10 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { NvmeController, type NvmeIoQpair } from '../../../src/nvme/index.ts';
+import { FabricsSqe, writePropertySet } from '../../../src/wire/fabrics.ts';
+import { writeIdentifyCommand } from '../../../src/wire/identify.ts';
+import { writeGetLogPage } from '../../../src/wire/log.ts';
+import { SQE_SIZE, Sqe } from '../../../src/wire/nvme.ts';
 import { type ChildTarget, startChildTarget, TEST_NQN } from '../../lib/index.ts';
 import { expectErrorLogged, rawConnect, sqe, submitRaw, verifiedIo } from './cmd-lib.ts';
 
@@ -66,24 +70,23 @@ async function expectAdmin(
 }
 
 function identifySqe(cns: number, nsid: number): Buffer {
-  const cmd = sqe(0x06, nsid);
-  cmd.writeUInt32LE(cns, 40);
+  const cmd = Buffer.alloc(SQE_SIZE);
+  writeIdentifyCommand(cmd, cns, nsid);
   return cmd;
 }
 
 function getLogSqe(lid: number, bytes: number, offset = 0, nsid = 0xffffffff): Buffer {
-  const cmd = sqe(0x02, nsid);
-  cmd.writeUInt32LE((lid | ((bytes / 4 - 1) << 16)) >>> 0, 40);
-  cmd.writeUInt32LE(offset, 48);
+  const cmd = Buffer.alloc(SQE_SIZE);
+  writeGetLogPage(cmd, lid, nsid, bytes, offset);
   return cmd;
 }
 
+/** A Property Get/Set with any FCTYPE and any size code (valid or not). */
 function propSqe(fctype: number, ofst: number, sizeCode: number, value = 0): Buffer {
-  const cmd = sqe(0x7f);
-  cmd[4] = fctype;
-  cmd[40] = sizeCode;
-  cmd.writeUInt32LE(ofst, 44);
-  cmd.writeUInt32LE(value >>> 0, 48);
+  const cmd = Buffer.alloc(SQE_SIZE);
+  writePropertySet(cmd, ofst, value, 4);
+  cmd[Sqe.FCTYPE] = fctype;
+  cmd[FabricsSqe.PROP_ATTRIB] = sizeCode;
   return cmd;
 }
 

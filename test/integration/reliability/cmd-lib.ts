@@ -4,9 +4,20 @@
 
 import assert from 'node:assert/strict';
 import type { NvmeController, NvmeIoQpair } from '../../../src/nvme/index.ts';
-import { Cqe, SQE_SIZE, statusOf } from '../../../src/wire/nvme.ts';
-import { PduType } from '../../../src/wire/tcp.ts';
-import { capsuleCmd, connectCmd, icReq, pattern, RawConnection, waitForValue } from '../../lib/index.ts';
+import { ConnectRsp } from '../../../src/wire/fabrics.ts';
+import { decodeErrorLogEntry, ERROR_LOG_ENTRY_SIZE, LogPage } from '../../../src/wire/log.ts';
+import { Cqe, getDnr, Sqe, statusFromField, statusOf } from '../../../src/wire/nvme.ts';
+import { CapsuleResp, Ch, capsuleRespCqe, IcResp, PduType, readCommonHeader } from '../../../src/wire/tcp.ts';
+import {
+  capsuleCmd,
+  connectCmd,
+  cqeAt,
+  icReq,
+  pattern,
+  RawConnection,
+  rawSqe,
+  waitForValue,
+} from '../../lib/index.ts';
 
 /** Anything with the host library's raw `submit` (an NvmeTcpQpair or an NvmeIoQpair). */
 export interface RawSubmitter {
@@ -25,19 +36,27 @@ export interface RawResult {
 
 /** A fresh zeroed SQE with opcode and NSID (CID and SGL are filled by the host library). */
 export function sqe(opcode: number, nsid = 0): Buffer {
-  const cmd = Buffer.alloc(SQE_SIZE);
-  cmd[0] = opcode;
-  cmd.writeUInt32LE(nsid >>> 0, 4);
-  return cmd;
+  return rawSqe(opcode, nsid);
 }
 
 /** A read/write-style SQE: SLBA as two halves (any 64-bit value), NLB 0's based in CDW12. */
 export function rwSqe(opcode: number, nsid: number, slbaLo: number, slbaHi: number, nlb0: number): Buffer {
   const cmd = sqe(opcode, nsid);
-  cmd.writeUInt32LE(slbaLo >>> 0, 40);
-  cmd.writeUInt32LE(slbaHi >>> 0, 44);
-  cmd.writeUInt32LE(nlb0 & 0xffff, 48);
+  cmd.writeUInt32LE(slbaLo >>> 0, Sqe.SLBA_LO);
+  cmd.writeUInt32LE(slbaHi >>> 0, Sqe.SLBA_HI);
+  cmd.writeUInt32LE(nlb0 & 0xffff, Sqe.NLB);
   return cmd;
+}
+
+/** What a test reads from a CQE. */
+function completionOf(cpl: Buffer): RawResult {
+  return {
+    status: statusOf(cpl),
+    dnr: getDnr(cpl),
+    dw0: cpl.readUInt32LE(Cqe.DW0),
+    cid: cpl.readUInt16LE(Cqe.CID),
+    cpl,
+  };
 }
 
 /** Submit one raw command; resolves with its completion whatever the status. */
@@ -52,14 +71,7 @@ export function submitRaw(
     const timer = setTimeout(() => reject(new Error(`no completion in ${timeoutMs} ms`)), timeoutMs);
     const ok = q.submit(cmd, data, isRead, (cpl) => {
       clearTimeout(timer);
-      const c = Buffer.from(cpl);
-      resolve({
-        status: statusOf(c),
-        dnr: (c.readUInt16LE(Cqe.STATUS) & 0x8000) !== 0,
-        dw0: c.readUInt32LE(Cqe.DW0),
-        cid: c.readUInt16LE(Cqe.CID),
-        cpl: c,
-      });
+      resolve(completionOf(Buffer.from(cpl)));
     });
     if (!ok) {
       clearTimeout(timer);
@@ -80,19 +92,18 @@ export interface ErrorLogView {
 
 /** The newest `n` entries of the controller's Error Information log (LID 01h). */
 export async function readErrorLog(c: NvmeController, n = 16): Promise<ErrorLogView[]> {
-  const page = await c.getLogPage(0x01, Buffer.alloc(n * 64));
+  const page = await c.getLogPage(LogPage.ERROR, Buffer.alloc(n * ERROR_LOG_ENTRY_SIZE));
   const out: ErrorLogView[] = [];
-  for (let off = 0; off + 64 <= page.length; off += 64) {
-    const errorCount = page.readUInt32LE(off) + page.readUInt32LE(off + 4) * 0x1_0000_0000;
-    if (errorCount === 0) break;
-    const raw = page.readUInt16LE(off + 12);
+  for (let off = 0; off + ERROR_LOG_ENTRY_SIZE <= page.length; off += ERROR_LOG_ENTRY_SIZE) {
+    const e = decodeErrorLogEntry(page, off);
+    if (e.error_count === 0) break;
     out.push({
-      errorCount,
-      sqid: page.readUInt16LE(off + 8),
-      cid: page.readUInt16LE(off + 10),
-      status: (((raw >> 9) & 0x7) << 8) | ((raw >> 1) & 0xff),
-      lba: page.readUInt32LE(off + 16) + page.readUInt32LE(off + 20) * 0x1_0000_0000,
-      nsid: page.readUInt32LE(off + 24),
+      errorCount: Number(e.error_count),
+      sqid: e.sqid,
+      cid: e.cmdid,
+      status: statusFromField(e.status_field),
+      lba: Number(e.lba),
+      nsid: e.nsid,
     });
   }
   return out;
@@ -146,9 +157,9 @@ export class RawQueue {
   /** The next whole PDU the target sent, or null if none came (closed or timed out). */
   async nextPdu(timeoutMs = 5000): Promise<Buffer | null> {
     const deadline = Date.now() + timeoutMs;
-    let buf = await this.conn.waitBytes(this.offset + 8, timeoutMs);
-    if (buf.length < this.offset + 8) return null;
-    const plen = buf.readUInt32LE(this.offset + 4);
+    let buf = await this.conn.waitBytes(this.offset + Ch.SIZE, timeoutMs);
+    if (buf.length < this.offset + Ch.SIZE) return null;
+    const plen = buf.readUInt32LE(this.offset + Ch.PLEN);
     buf = await this.conn.waitBytes(this.offset + plen, Math.max(1, deadline - Date.now()));
     if (buf.length < this.offset + plen) return null;
     const pdu = Buffer.from(buf.subarray(this.offset, this.offset + plen));
@@ -161,28 +172,22 @@ export class RawQueue {
     data: Buffer | null = null,
     timeoutMs = 5000,
   ): Promise<RawResult & { c2h: Buffer }> {
-    const cid = cmd.readUInt16LE(2);
+    const cid = cmd.readUInt16LE(Sqe.CID);
     await this.conn.write(capsuleCmd(cmd, data));
     const parts: Buffer[] = [];
     for (;;) {
       const pdu = await this.nextPdu(timeoutMs);
       if (pdu === null) throw new Error(`no answer for cid ${cid} (closed: ${this.conn.closed})`);
-      const plen = pdu.length;
-      if (pdu[0] === PduType.C2H_DATA) {
-        parts.push(Buffer.from(pdu.subarray(pdu[3], plen)));
+      const { type, pdo } = readCommonHeader(pdu);
+      if (type === PduType.C2H_DATA) {
+        // no digests on this queue: the data runs from PDO to the end
+        parts.push(Buffer.from(pdu.subarray(pdo)));
         continue;
       }
-      if (pdu[0] !== PduType.CAPSULE_RESP) throw new Error(`unexpected PDU type ${pdu[0]} for cid ${cid}`);
-      const cpl = Buffer.from(pdu.subarray(8, 24));
+      if (type !== PduType.CAPSULE_RESP) throw new Error(`unexpected PDU type ${type} for cid ${cid}`);
+      const cpl = Buffer.from(capsuleRespCqe(pdu));
       if (cpl.readUInt16LE(Cqe.CID) !== cid) continue;
-      return {
-        status: statusOf(cpl),
-        dnr: (cpl.readUInt16LE(Cqe.STATUS) & 0x8000) !== 0,
-        dw0: cpl.readUInt32LE(Cqe.DW0),
-        cid,
-        cpl,
-        c2h: Buffer.concat(parts),
-      };
+      return { ...completionOf(cpl), cid, c2h: Buffer.concat(parts) };
     }
   }
 }
@@ -227,25 +232,22 @@ export async function rawConnect(port: string, p: RawConnectParams): Promise<Raw
   let sent = data;
   if (p.dataBytes !== undefined) {
     sent = data.subarray(0, p.dataBytes);
-    cmd.writeUInt32LE(p.dataBytes, 32);
+    cmd.writeUInt32LE(p.dataBytes, Sqe.SGL_LENGTH);
   }
   await conn.write(capsuleCmd(cmd, sent));
-  const got = await conn.waitBytes(128 + 24);
-  if (got.length < 152 || got[128] !== PduType.CAPSULE_RESP) {
+  const end = IcResp.SIZE + CapsuleResp.HDR_SIZE;
+  const got = await conn.waitBytes(end);
+  if (got.length < end || got[IcResp.SIZE + Ch.TYPE] !== PduType.CAPSULE_RESP) {
     conn.destroy();
     throw new Error(`no Connect answer (closed: ${conn.closed}): ${got.subarray(0, 160).toString('hex')}`);
   }
-  const cpl = Buffer.from(got.subarray(136, 152));
-  const dw0 = cpl.readUInt32LE(Cqe.DW0);
+  const cpl = Buffer.from(cqeAt(got, IcResp.SIZE));
+  const r = completionOf(cpl);
   return {
-    status: statusOf(cpl),
-    dnr: (cpl.readUInt16LE(Cqe.STATUS) & 0x8000) !== 0,
-    dw0,
-    cid: cpl.readUInt16LE(Cqe.CID),
-    cpl,
-    iattr: dw0 & 0xff,
-    ipo: dw0 >>> 16,
+    ...r,
+    iattr: cpl[Cqe.DW0 + ConnectRsp.IATTR],
+    ipo: cpl.readUInt16LE(Cqe.DW0 + ConnectRsp.IPO),
     conn,
-    offset: 152,
+    offset: end,
   };
 }

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { NvmeController } from '../../../src/nvme/index.ts';
+import { Ch, IcResp, PduType } from '../../../src/wire/tcp.ts';
 import { type ChildTarget, RawConnection, startChildTarget, TEST_NQN, waitFor } from '../../lib/index.ts';
 import { icReq } from '../../lib/raw-pdu.ts';
 
@@ -52,8 +53,8 @@ test('a connection that stops after ICReq (no Fabrics Connect) is closed too', a
   const conn = await RawConnection.connect(target.port);
   try {
     await conn.write(icReq());
-    const reply = await conn.waitBytes(128, 3000);
-    assert.equal(reply[0], 0x01, 'ICResp received');
+    const reply = await conn.waitBytes(IcResp.SIZE, 3000);
+    assert.equal(reply[Ch.TYPE], PduType.IC_RESP, 'ICResp received');
     assert.ok(await conn.waitClosed(10 * TIMEOUT_MS), 'closed for want of a Connect');
     await waitQpairs(0, 'its queue gone from nvmf_get_stats', 5000);
   } finally {

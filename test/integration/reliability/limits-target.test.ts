@@ -7,7 +7,9 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { NvmeController, type NvmeIoQpair } from '../../../src/nvme/index.ts';
-import { PduType } from '../../../src/wire/tcp.ts';
+import { Cns, decodeIdentifyController } from '../../../src/wire/identify.ts';
+import { Cqe, CqeStatus } from '../../../src/wire/nvme.ts';
+import { Ch, capsuleRespCqe, newR2tFields, PduType, readR2t } from '../../../src/wire/tcp.ts';
 import {
   type ChildTarget,
   capsuleCmd,
@@ -198,8 +200,8 @@ test('namespaces per subsystem: adding one over max_namespaces is an RPC error, 
 });
 
 test('max I/O size: MDTS reported; NLB over it is Invalid Field, an SGL over it Data SGL Length Invalid', async () => {
-  const id = await c.identify(1, 0);
-  assert.equal(id[77], 4, 'MDTS = 2^4 × 4 KiB = 64 KiB');
+  const id = decodeIdentifyController(await c.identify(Cns.CONTROLLER, 0));
+  assert.equal(id.mdts, 4, 'MDTS = 2^4 × 4 KiB = 64 KiB');
   const atMax = await submitRaw(q, rwSqe(0x02, 1, 0, 0, MAX_IO / 512 - 1), Buffer.alloc(MAX_IO), true);
   assert.equal(atMax.status, 0, 'a read of exactly max_io_size');
   const nlbOver = await submitRaw(q, rwSqe(0x02, 1, 0, 0, MAX_IO / 512), Buffer.alloc(4096), true);
@@ -236,15 +238,16 @@ test('R2T: one R2T covering the whole write (MAXR2T 0 means one outstanding per 
     const raw = new RawQueue(r.conn, r.offset);
     const data = pattern(32768, 9);
     await r.conn.write(capsuleCmd(ioSqe(0x01, 21, 1, 128, 64, data.length)));
-    const r2t = await raw.nextPdu();
-    assert.ok(r2t !== null && r2t[0] === PduType.R2T, 'an R2T');
-    assert.equal(r2t.readUInt16LE(8), 21, 'CCCID');
-    assert.equal(r2t.readUInt32LE(12), 0, 'R2TO 0');
-    assert.equal(r2t.readUInt32LE(16), data.length, 'R2TL = the whole transfer');
-    await r.conn.write(h2cData({ cccid: 21, ttag: r2t.readUInt16LE(10), datao: 0 }, data));
+    const pdu = await raw.nextPdu();
+    assert.ok(pdu !== null && pdu[Ch.TYPE] === PduType.R2T, 'an R2T');
+    const r2t = readR2t(pdu, newR2tFields());
+    assert.equal(r2t.cccid, 21, 'CCCID');
+    assert.equal(r2t.r2to, 0, 'R2TO 0');
+    assert.equal(r2t.r2tl, data.length, 'R2TL = the whole transfer');
+    await r.conn.write(h2cData({ cccid: 21, ttag: r2t.ttag, datao: 0 }, data));
     const resp = await raw.nextPdu();
-    assert.ok(resp !== null && resp[0] === PduType.CAPSULE_RESP, 'then the response, no second R2T');
-    assert.equal(resp.readUInt16LE(8 + 14) >> 1, 0, 'write succeeded');
+    assert.ok(resp !== null && resp[Ch.TYPE] === PduType.CAPSULE_RESP, 'then the response, no second R2T');
+    assert.equal(capsuleRespCqe(resp).readUInt16LE(Cqe.STATUS) & ~CqeStatus.PHASE, 0, 'write succeeded');
     const back = await raw.command(ioSqe(0x02, 22, 1, 128, 64, data.length));
     assert.ok(back.c2h.equals(data), 'and reads back');
   } finally {

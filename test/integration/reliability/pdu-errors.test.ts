@@ -6,13 +6,40 @@
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { crc32c } from '@node-rs/crc32';
 import { NvmeController } from '../../../src/nvme/index.ts';
-import { GenericStatus, NvmOpcode } from '../../../src/wire/nvme.ts';
-import { PduType, TermReqFes, writeCommonHeader } from '../../../src/wire/tcp.ts';
+import {
+  Cqe,
+  CqeStatus,
+  GenericStatus,
+  getStatusCode,
+  getStatusCodeType,
+  NvmOpcode,
+  Sqe,
+  StatusCodeType,
+} from '../../../src/wire/nvme.ts';
+import {
+  CapsuleCmd,
+  CapsuleResp,
+  Ch,
+  DataPdu,
+  DIGEST_SIZE,
+  dataDigest,
+  IcReq,
+  IcResp,
+  newR2tFields,
+  PduType,
+  R2t,
+  readIcResp,
+  readR2t,
+  TermReq,
+  TermReqFes,
+  writeCommonHeader,
+  writeTermReq,
+} from '../../../src/wire/tcp.ts';
 import {
   type ChildTarget,
   capsuleCmd,
+  cqeAt,
   exchange,
   finalTermReq,
   GoodHost,
@@ -28,6 +55,10 @@ import {
   termReqAt,
   waitFor,
 } from '../../lib/index.ts';
+
+/** What a raw queue received before the TermReq: ICResp and the Connect's CapsuleResp (then an R2T). */
+const AFTER_CONNECT = [PduType.IC_RESP, PduType.CAPSULE_RESP];
+const AFTER_R2T = [...AFTER_CONNECT, PduType.R2T];
 
 let target: ChildTarget;
 let good: GoodHost;
@@ -82,11 +113,21 @@ function assertTerm(res: { reply: Buffer; closed: boolean }, e: Expect, what: st
   assert.ok(t, `${what}: ends with a C2HTermReq`);
   assert.equal(t.fes, e.fes, `${what}: FES`);
   if (e.fei !== undefined) assert.equal(t.fei, e.fei, `${what}: FEI`);
-  assert.ok(t.plen >= 24 && t.plen <= 152, `${what}: TermReq plen ${t.plen} within 24..152`);
+  assert.ok(
+    t.plen >= TermReq.MIN_PLEN && t.plen <= TermReq.MAX_PLEN,
+    `${what}: TermReq plen ${t.plen} within 24..152`,
+  );
   assert.equal(pdus[pdus.length - 1].plen, t.plen);
 }
 
-function header(type: number, hlen: number, pdo: number, plen: number, size = Math.max(hlen, 8)): Buffer {
+/** A PDU of `size` bytes whose common header says what the test wants, consistent or not. */
+function header(
+  type: number,
+  hlen: number,
+  pdo: number,
+  plen: number,
+  size = Math.max(hlen, Ch.SIZE),
+): Buffer {
   const b = Buffer.alloc(size);
   writeCommonHeader(b, type, 0, hlen, pdo, plen);
   return b;
@@ -176,33 +217,33 @@ test('hlen, plen and pdo that disagree or exceed limits: invalid header field at
     // ICReq with a wrong hlen / plen
     assertTerm(
       await exchange(target.port, [header(PduType.IC_REQ, 64, 0, 128, 128)]),
-      { fes: TermReqFes.INVALID_HEADER_FIELD, fei: 2 },
+      { fes: TermReqFes.INVALID_HEADER_FIELD, fei: Ch.HLEN },
       'ICReq hlen 64',
     );
     assertTerm(
       await exchange(target.port, [header(PduType.IC_REQ, 128, 0, 200, 200)]),
-      { fes: TermReqFes.INVALID_HEADER_FIELD, fei: 4 },
+      { fes: TermReqFes.INVALID_HEADER_FIELD, fei: Ch.PLEN },
       'ICReq plen 200',
     );
     // CapsuleCmd hlen 70, plen below hlen, pdo inside the header, pdo past plen
     assertTerm(
       await exchange(target.port, [icReq(), header(PduType.CAPSULE_CMD, 70, 0, 72, 72)]),
-      { fes: TermReqFes.INVALID_HEADER_FIELD, fei: 2, before: ic },
+      { fes: TermReqFes.INVALID_HEADER_FIELD, fei: Ch.HLEN, before: ic },
       'capsule hlen 70',
     );
     assertTerm(
       await exchange(target.port, [icReq(), header(PduType.CAPSULE_CMD, 72, 0, 40, 72)]),
-      { fes: TermReqFes.INVALID_HEADER_FIELD, fei: 4, before: ic },
+      { fes: TermReqFes.INVALID_HEADER_FIELD, fei: Ch.PLEN, before: ic },
       'capsule plen 40 < hlen',
     );
     assertTerm(
       await exchange(target.port, [icReq(), header(PduType.CAPSULE_CMD, 72, 8, 72 + 512, 72 + 512)]),
-      { fes: TermReqFes.INVALID_HEADER_FIELD, fei: 3, before: ic },
+      { fes: TermReqFes.INVALID_HEADER_FIELD, fei: Ch.PDO, before: ic },
       'capsule pdo inside the header',
     );
     assertTerm(
       await exchange(target.port, [icReq(), header(PduType.CAPSULE_CMD, 72, 200, 100, 100)]),
-      { fes: TermReqFes.INVALID_HEADER_FIELD, fei: 3, before: ic },
+      { fes: TermReqFes.INVALID_HEADER_FIELD, fei: Ch.PDO, before: ic },
       'capsule pdo past plen',
     );
     // a PDU far larger than anything the queue accepts
@@ -214,7 +255,7 @@ test('hlen, plen and pdo that disagree or exceed limits: invalid header field at
     // H2CTermReq longer than a TermReq may be
     assertTerm(
       await exchange(target.port, [icReq(), header(PduType.H2C_TERM_REQ, 24, 0, 4000, 24)]),
-      { fes: TermReqFes.INVALID_HEADER_FIELD, fei: 4, before: ic },
+      { fes: TermReqFes.INVALID_HEADER_FIELD, fei: Ch.PLEN, before: ic },
       'H2CTermReq plen 4000',
     );
   });
@@ -251,20 +292,20 @@ test('ICReq: a second one is a sequence error; bad PFV/HPDA are invalid fields; 
     );
     assertTerm(
       await exchange(target.port, [icReq({ pfv: 1 })]),
-      { fes: TermReqFes.INVALID_HEADER_FIELD, fei: 8 },
+      { fes: TermReqFes.INVALID_HEADER_FIELD, fei: IcReq.PFV },
       'pfv 1',
     );
     assertTerm(
       await exchange(target.port, [icReq({ hpda: 32 })]),
-      { fes: TermReqFes.INVALID_HEADER_FIELD, fei: 10 },
+      { fes: TermReqFes.INVALID_HEADER_FIELD, fei: IcReq.HPDA },
       'hpda 32',
     );
     // we send one R2T per command, which any MAXR2T (0's based) allows: SPDK accepts it too
     const c = await RawConnection.connect(target.port);
     await c.write(icReq({ maxr2t: 0xffffffff, dgst: 0xfc }));
-    const reply = await c.waitBytes(128);
-    assert.equal(reply[0], PduType.IC_RESP);
-    assert.equal(reply[11], 0, 'reserved digest bits are not echoed');
+    const reply = await c.waitBytes(IcResp.SIZE);
+    assert.equal(reply[Ch.TYPE], PduType.IC_RESP);
+    assert.equal(readIcResp(reply).dgst, 0, 'reserved digest bits are not echoed');
     assert.equal(await c.waitClosed(300), false, 'the connection stays open');
     c.destroy();
     // a capsule before any ICReq
@@ -280,18 +321,14 @@ test('ICReq: a second one is a sequence error; bad PFV/HPDA are invalid fields; 
 async function pendingWrite(len: number, d: { hdgst?: boolean; ddgst?: boolean } = {}) {
   const q = await rawIo(d);
   await q.conn.write(capsuleCmd(ioSqe(NvmOpcode.WRITE, 0x77, 1, 30000, len / 512, len), null, d));
-  const hd = d.hdgst ? 4 : 0;
-  const got = await q.conn.waitBytes(q.offset + 24 + hd);
-  assert.equal(got[q.offset], PduType.R2T, `R2T expected: ${got.subarray(q.offset).toString('hex')}`);
-  const r2t = got.subarray(q.offset, q.offset + 24);
-  return {
-    ...q,
-    next: q.offset + 24 + hd,
-    cccid: r2t.readUInt16LE(8),
-    ttag: r2t.readUInt16LE(10),
-    r2to: r2t.readUInt32LE(12),
-    r2tl: r2t.readUInt32LE(16),
-  };
+  const end = q.offset + R2t.HDR_SIZE + (d.hdgst ? DIGEST_SIZE : 0);
+  const got = await q.conn.waitBytes(end);
+  assert.equal(
+    got[q.offset + Ch.TYPE],
+    PduType.R2T,
+    `R2T expected: ${got.subarray(q.offset).toString('hex')}`,
+  );
+  return { ...q, next: end, ...readR2t(got.subarray(q.offset), newR2tFields()) };
 }
 
 async function finish(conn: RawConnection): Promise<{ reply: Buffer; closed: boolean }> {
@@ -308,7 +345,7 @@ test('H2CData for an unknown TTAG or CID, out-of-range DATAO, DATAL beyond R2TL 
     await q.conn.write(h2cData({ cccid: 5, ttag: 3, datao: 0 }, data));
     assertTerm(
       await finish(q.conn),
-      { fes: TermReqFes.INVALID_HEADER_FIELD, fei: 10, before: [1, 5] },
+      { fes: TermReqFes.INVALID_HEADER_FIELD, fei: DataPdu.TTAG, before: AFTER_CONNECT },
       'ttag 3',
     );
     // a TTAG no slot can have
@@ -316,7 +353,7 @@ test('H2CData for an unknown TTAG or CID, out-of-range DATAO, DATAL beyond R2TL 
     await q.conn.write(h2cData({ cccid: 5, ttag: 0xffff, datao: 0 }, data));
     assertTerm(
       await finish(q.conn),
-      { fes: TermReqFes.PDU_SEQUENCE_ERROR, fei: 0, before: [1, 5] },
+      { fes: TermReqFes.PDU_SEQUENCE_ERROR, fei: 0, before: AFTER_CONNECT },
       'ttag 0xffff',
     );
     // right TTAG, wrong command ID
@@ -326,7 +363,7 @@ test('H2CData for an unknown TTAG or CID, out-of-range DATAO, DATAL beyond R2TL 
     await w.conn.write(h2cData({ cccid: 0x78, ttag: w.ttag, datao: 0 }, data));
     assertTerm(
       await finish(w.conn),
-      { fes: TermReqFes.PDU_SEQUENCE_ERROR, fei: 0, before: [1, 5, 9] },
+      { fes: TermReqFes.PDU_SEQUENCE_ERROR, fei: 0, before: AFTER_R2T },
       'wrong cccid',
     );
     // data offset not where the transfer stands
@@ -334,7 +371,7 @@ test('H2CData for an unknown TTAG or CID, out-of-range DATAO, DATAL beyond R2TL 
     await w.conn.write(h2cData({ cccid: w.cccid, ttag: w.ttag, datao: 4096 }, data));
     assertTerm(
       await finish(w.conn),
-      { fes: TermReqFes.DATA_TRANSFER_OUT_OF_RANGE, fei: 0, before: [1, 5, 9] },
+      { fes: TermReqFes.DATA_TRANSFER_OUT_OF_RANGE, fei: 0, before: AFTER_R2T },
       'datao 4096 first',
     );
     // more data than the R2T asked for
@@ -342,7 +379,7 @@ test('H2CData for an unknown TTAG or CID, out-of-range DATAO, DATAL beyond R2TL 
     await w.conn.write(h2cData({ cccid: w.cccid, ttag: w.ttag, datao: 0 }, Buffer.alloc(8192)));
     assertTerm(
       await finish(w.conn),
-      { fes: TermReqFes.DATA_TRANSFER_OUT_OF_RANGE, fei: 0, before: [1, 5, 9] },
+      { fes: TermReqFes.DATA_TRANSFER_OUT_OF_RANGE, fei: 0, before: AFTER_R2T },
       'datal beyond r2tl',
     );
     // a data PDU larger than MAXH2CDATA (131072)
@@ -350,7 +387,7 @@ test('H2CData for an unknown TTAG or CID, out-of-range DATAO, DATAL beyond R2TL 
     await w.conn.write(h2cData({ cccid: w.cccid, ttag: w.ttag, datao: 0 }, Buffer.alloc(131072 + 4096)));
     assertTerm(
       await finish(w.conn),
-      { fes: TermReqFes.DATA_TRANSFER_LIMIT_EXCEEDED, fei: 0, before: [1, 5, 9] },
+      { fes: TermReqFes.DATA_TRANSFER_LIMIT_EXCEEDED, fei: 0, before: AFTER_R2T },
       'datal beyond maxh2cdata',
     );
     // DATAL disagreeing with the PDU's length
@@ -358,7 +395,7 @@ test('H2CData for an unknown TTAG or CID, out-of-range DATAO, DATAL beyond R2TL 
     await w.conn.write(h2cData({ cccid: w.cccid, ttag: w.ttag, datao: 0, datal: 2048 }, data));
     assertTerm(
       await finish(w.conn),
-      { fes: TermReqFes.INVALID_HEADER_FIELD, fei: 16, before: [1, 5, 9] },
+      { fes: TermReqFes.INVALID_HEADER_FIELD, fei: DataPdu.DATAL, before: AFTER_R2T },
       'datal != plen - pdo',
     );
   });
@@ -368,9 +405,9 @@ test('a wrong header digest: FES 3', async () => {
   await withGoodHost(async () => {
     const q = await rawIo({ hdgst: true });
     const cap = capsuleCmd(ioSqe(NvmOpcode.READ, 3, 1, 0, 1, 512), null, { hdgst: true });
-    cap[72] ^= 0x40;
+    cap[CapsuleCmd.HDR_SIZE] ^= 0x40; // the header digest
     await q.conn.write(cap);
-    assertTerm(await finish(q.conn), { fes: TermReqFes.HDGST_ERROR, fei: 0, before: [1, 5] }, 'hdgst');
+    assertTerm(await finish(q.conn), { fes: TermReqFes.HDGST_ERROR, fei: 0, before: AFTER_CONNECT }, 'hdgst');
   });
 });
 
@@ -383,33 +420,38 @@ test('a wrong data digest fails that command with Transient Transport Error; the
     const cap = capsuleCmd(ioSqe(NvmOpcode.WRITE, 11, 1, 30100, 8, 4096, true), data, d);
     cap[cap.length - 1] ^= 0xff;
     await q.conn.write(cap);
-    let got = await q.conn.waitBytes(q.offset + 24);
-    assert.equal(got[q.offset], PduType.CAPSULE_RESP);
-    const cqe = got.subarray(q.offset + 8, q.offset + 24);
-    assert.equal(cqe.readUInt16LE(12), 11, 'CID');
-    assert.equal((cqe.readUInt16LE(14) >> 1) & 0xff, GenericStatus.COMMAND_TRANSIENT_TRANSPORT_ERROR);
-    assert.equal((cqe.readUInt16LE(14) >> 9) & 0x7, 0, 'generic status');
+    // no header digest: CapsuleResp and R2T are 24 bytes each
+    const resp1 = q.offset;
+    let got = await q.conn.waitBytes(resp1 + CapsuleResp.HDR_SIZE);
+    assert.equal(got[resp1 + Ch.TYPE], PduType.CAPSULE_RESP);
+    const cqe = cqeAt(got, resp1);
+    assert.equal(cqe.readUInt16LE(Cqe.CID), 11, 'CID');
+    assert.equal(getStatusCode(cqe), GenericStatus.COMMAND_TRANSIENT_TRANSPORT_ERROR);
+    assert.equal(getStatusCodeType(cqe), StatusCodeType.GENERIC, 'generic status');
     // H2CData with a broken data digest: same answer for that command
     await q.conn.write(capsuleCmd(ioSqe(NvmOpcode.WRITE, 12, 1, 30100, 16, 8192), null, d));
-    got = await q.conn.waitBytes(q.offset + 48);
-    assert.equal(got[q.offset + 24], PduType.R2T);
-    const ttag = got.readUInt16LE(q.offset + 24 + 10);
+    const r2tAt = resp1 + CapsuleResp.HDR_SIZE;
+    got = await q.conn.waitBytes(r2tAt + R2t.HDR_SIZE);
+    assert.equal(got[r2tAt + Ch.TYPE], PduType.R2T);
+    const { ttag } = readR2t(got.subarray(r2tAt), newR2tFields());
     const h2c = h2cData({ cccid: 12, ttag, datao: 0 }, Buffer.alloc(8192, 7), d);
     h2c[h2c.length - 2] ^= 0x01;
     await q.conn.write(h2c);
-    got = await q.conn.waitBytes(q.offset + 72);
-    assert.equal(got[q.offset + 48], PduType.CAPSULE_RESP);
-    assert.equal(got.readUInt16LE(q.offset + 48 + 8 + 12), 12);
-    assert.equal((got.readUInt16LE(q.offset + 48 + 8 + 14) >> 1) & 0xff, 0x22);
+    const resp2 = r2tAt + R2t.HDR_SIZE;
+    got = await q.conn.waitBytes(resp2 + CapsuleResp.HDR_SIZE);
+    assert.equal(got[resp2 + Ch.TYPE], PduType.CAPSULE_RESP);
+    assert.equal(cqeAt(got, resp2).readUInt16LE(Cqe.CID), 12);
+    assert.equal(getStatusCode(cqeAt(got, resp2)), GenericStatus.COMMAND_TRANSIENT_TRANSPORT_ERROR);
     // a correct write on the same connection still succeeds
     const good4k = Buffer.alloc(4096, 0x5e);
     const ok = capsuleCmd(ioSqe(NvmOpcode.WRITE, 13, 1, 30100, 8, 4096, true), good4k, d);
-    assert.equal(ok.readUInt32LE(ok.length - 4), crc32c(good4k));
+    assert.equal(ok.readUInt32LE(ok.length - DIGEST_SIZE), dataDigest(good4k));
     await q.conn.write(ok);
-    got = await q.conn.waitBytes(q.offset + 96);
-    assert.equal(got[q.offset + 72], PduType.CAPSULE_RESP);
-    assert.equal(got.readUInt16LE(q.offset + 72 + 8 + 12), 13);
-    assert.equal(got.readUInt16LE(q.offset + 72 + 8 + 14) >> 1, 0, 'success');
+    const resp3 = resp2 + CapsuleResp.HDR_SIZE;
+    got = await q.conn.waitBytes(resp3 + CapsuleResp.HDR_SIZE);
+    assert.equal(got[resp3 + Ch.TYPE], PduType.CAPSULE_RESP);
+    assert.equal(cqeAt(got, resp3).readUInt16LE(Cqe.CID), 13);
+    assert.equal(cqeAt(got, resp3).readUInt16LE(Cqe.STATUS) & ~CqeStatus.PHASE, 0, 'success');
     assert.equal(q.conn.closed, false);
     q.conn.destroy();
   });
@@ -423,17 +465,17 @@ test('in-capsule data: over the queue limit FES 5, at an offset FES 6, not what 
     await q.conn.write(capsuleCmd(ioSqe(NvmOpcode.WRITE, 21, 1, 30200, 16, 8192, true), big));
     assertTerm(
       await finish(q.conn),
-      { fes: TermReqFes.DATA_TRANSFER_LIMIT_EXCEEDED, fei: 0, before: [1, 5] },
+      { fes: TermReqFes.DATA_TRANSFER_LIMIT_EXCEEDED, fei: 0, before: AFTER_CONNECT },
       'I/O capsule 8 KiB',
     );
     // in-capsule data at a non-zero offset: unsupported parameter at the SGL address
     q = await rawIo();
     const at16 = ioSqe(NvmOpcode.WRITE, 23, 1, 30200, 1, 512, true);
-    at16.writeUInt32LE(16, 24);
+    at16.writeUInt32LE(16, Sqe.SGL_ADDRESS);
     await q.conn.write(capsuleCmd(at16, Buffer.alloc(512)));
     assertTerm(
       await finish(q.conn),
-      { fes: TermReqFes.UNSUPPORTED_PARAMETER, fei: 32, before: [1, 5] },
+      { fes: TermReqFes.UNSUPPORTED_PARAMETER, fei: CapsuleCmd.SQE + Sqe.SGL_ADDRESS, before: AFTER_CONNECT },
       'in-capsule offset 16',
     );
     // an SGL describing less data than the capsule carries: the PDU length is wrong
@@ -441,7 +483,7 @@ test('in-capsule data: over the queue limit FES 5, at an offset FES 6, not what 
     await q.conn.write(capsuleCmd(ioSqe(NvmOpcode.WRITE, 24, 1, 30200, 1, 512, true), Buffer.alloc(1024)));
     assertTerm(
       await finish(q.conn),
-      { fes: TermReqFes.INVALID_HEADER_FIELD, fei: 4, before: [1, 5] },
+      { fes: TermReqFes.INVALID_HEADER_FIELD, fei: Ch.PLEN, before: AFTER_CONNECT },
       'SGL 512, data 1024',
     );
     // admin queue: 8 KiB allowed (Fabrics commands), more is not
@@ -449,7 +491,7 @@ test('in-capsule data: over the queue limit FES 5, at an offset FES 6, not what 
     await q.conn.write(capsuleCmd(ioSqe(0x7f, 22, 0, 0, 1, 12288, true), Buffer.alloc(12288)));
     assertTerm(
       await finish(q.conn),
-      { fes: TermReqFes.DATA_TRANSFER_LIMIT_EXCEEDED, fei: 0, before: [1, 5] },
+      { fes: TermReqFes.DATA_TRANSFER_LIMIT_EXCEEDED, fei: 0, before: AFTER_CONNECT },
       'admin capsule 12 KiB',
     );
   });
@@ -458,9 +500,9 @@ test('in-capsule data: over the queue limit FES 5, at an offset FES 6, not what 
 test('an H2CTermReq from the host: the target closes without answering (unless its FES is undefined)', async () => {
   await withGoodHost(async () => {
     const q = await rawIo();
-    const t = Buffer.alloc(32);
-    writeCommonHeader(t, PduType.H2C_TERM_REQ, 0, 24, 0, 32);
-    t.writeUInt16LE(TermReqFes.PDU_SEQUENCE_ERROR, 8);
+    // with 8 bytes of error data (a zeroed common header)
+    const t = Buffer.alloc(TermReq.HDR_SIZE + Ch.SIZE);
+    writeTermReq(t, PduType.H2C_TERM_REQ, TermReqFes.PDU_SEQUENCE_ERROR, 0, Buffer.alloc(Ch.SIZE));
     await q.conn.write(t);
     const res = await finish(q.conn);
     assert.ok(res.closed);
@@ -468,11 +510,11 @@ test('an H2CTermReq from the host: the target closes without answering (unless i
     assert.equal(termReqAt(res.reply, q.offset), null);
     // one with a FES no TermReq defines is itself answered as an invalid field (SPDK)
     const q2 = await rawIo();
-    t.writeUInt16LE(0x77, 8);
+    writeTermReq(t, PduType.H2C_TERM_REQ, 0x77, 0, Buffer.alloc(Ch.SIZE));
     await q2.conn.write(t);
     assertTerm(
       await finish(q2.conn),
-      { fes: TermReqFes.INVALID_HEADER_FIELD, fei: 8, before: [1, 5] },
+      { fes: TermReqFes.INVALID_HEADER_FIELD, fei: TermReq.FES, before: AFTER_CONNECT },
       'FES 0x77',
     );
   });

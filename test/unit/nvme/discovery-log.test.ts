@@ -9,8 +9,34 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { NvmeController } from '../../../src/nvme/index.ts';
-import { buildDiscoveryLog, type DiscoveryEntry } from '../../../src/wire/discovery.ts';
-import { CapsuleResp, DataPdu, PduFlags, PduType, writeCommonHeader } from '../../../src/wire/tcp.ts';
+import { buildDiscoveryLog, DiscLogHdr, type DiscoveryEntry } from '../../../src/wire/discovery.ts';
+import { readPropertyCommand } from '../../../src/wire/fabrics.ts';
+import { CntrlType, IdCtrl } from '../../../src/wire/identify.ts';
+import { decodeGetLog } from '../../../src/wire/log.ts';
+import {
+  AdminOpcode,
+  ControllerRegister,
+  Cqe,
+  FABRICS_OPCODE,
+  FabricsCommandType,
+  SQE_SIZE,
+  Sqe,
+} from '../../../src/wire/nvme.ts';
+import {
+  CapsuleResp,
+  Ch,
+  capsuleRespCqe,
+  DataPdu,
+  IcReq,
+  IcResp,
+  joinPdu,
+  PduFlags,
+  PduType,
+  readCapsuleCmdSqe,
+  writeC2HData,
+  writeCapsuleResp,
+  writeIcResp,
+} from '../../../src/wire/tcp.ts';
 
 const configHome = mkdtempSync(join(tmpdir(), 'nvmf-ts-xdg-'));
 process.env.XDG_CONFIG_HOME = configHome;
@@ -53,60 +79,53 @@ async function scriptedDiscovery(
     let icDone = false;
     const respond = (cid: number, dw0 = 0, dw1 = 0) => {
       const r = Buffer.alloc(CapsuleResp.HDR_SIZE);
-      writeCommonHeader(r, PduType.CAPSULE_RESP, 0, 24, 0, 24);
-      r.writeUInt32LE(dw0, 8);
-      r.writeUInt32LE(dw1, 12);
-      r.writeUInt16LE(cid, 8 + 12);
+      const cqe = capsuleRespCqe(r);
+      cqe.writeUInt32LE(dw0, Cqe.DW0);
+      cqe.writeUInt32LE(dw1, Cqe.DW1);
+      cqe.writeUInt16LE(cid, Cqe.CID);
+      writeCapsuleResp(r, false);
       socket.write(r);
     };
     const sendData = (cid: number, data: Buffer) => {
       const h = Buffer.alloc(DataPdu.HDR_SIZE);
-      writeCommonHeader(
-        h,
-        PduType.C2H_DATA,
-        PduFlags.DATA_LAST | PduFlags.DATA_SUCCESS,
-        24,
-        24,
-        24 + data.length,
-      );
-      h.writeUInt16LE(cid, DataPdu.CCCID);
-      h.writeUInt32LE(0, DataPdu.DATAO);
-      h.writeUInt32LE(data.length, DataPdu.DATAL);
-      socket.write(Buffer.concat([h, data]));
+      const flags = PduFlags.DATA_LAST | PduFlags.DATA_SUCCESS;
+      const pdo = writeC2HData(h, cid, 0, data.length, flags, false, false, 4);
+      socket.write(joinPdu(h, pdo, data, false));
     };
     const onCapsule = (pdu: Buffer) => {
-      const sqe = pdu.subarray(8, 72);
-      const opcode = sqe[0];
-      const cid = sqe.readUInt16LE(2);
-      const length = sqe.readUInt32LE(24 + 8); // SGL length
-      if (opcode === 0x7f) {
-        const fctype = sqe[4];
-        if (fctype === 0x01)
+      const sqe = Buffer.alloc(SQE_SIZE);
+      readCapsuleCmdSqe(pdu, sqe);
+      const opcode = sqe[Sqe.OPCODE];
+      const cid = sqe.readUInt16LE(Sqe.CID);
+      const length = sqe.readUInt32LE(Sqe.SGL_LENGTH);
+      if (opcode === FABRICS_OPCODE) {
+        const fctype = sqe[Sqe.FCTYPE];
+        const prop = readPropertyCommand(sqe);
+        if (fctype === FabricsCommandType.CONNECT)
           respond(cid, 1); // Connect: cntlid 1
-        else if (fctype === 0x04) {
-          const off = sqe.readUInt32LE(44);
-          if (off === 0x00)
+        else if (fctype === FabricsCommandType.PROPERTY_GET) {
+          if (prop.offset === ControllerRegister.CAP)
             respond(cid, 127 | (1 << 24), 0); // CAP: MQES 127, TO 1
-          else if (off === 0x1c) respond(cid, enabled ? 1 : 0);
+          else if (prop.offset === ControllerRegister.CSTS) respond(cid, enabled ? 1 : 0);
           else respond(cid);
         } else {
-          if (sqe.readUInt32LE(44) === 0x14) enabled = (sqe.readUInt32LE(48) & 1) === 1;
+          if (prop.offset === ControllerRegister.CC) enabled = (prop.value & 1n) === 1n;
           respond(cid);
         }
         return;
       }
-      if (opcode === 0x06) {
+      if (opcode === AdminOpcode.IDENTIFY) {
         const id = Buffer.alloc(length);
-        id[111] = 2; // CNTRLTYPE discovery
+        id[IdCtrl.CNTRLTYPE] = CntrlType.DISCOVERY;
         sendData(cid, id);
         return;
       }
-      if (opcode === 0x02) {
-        const offset = sqe.readUInt32LE(48);
+      if (opcode === AdminOpcode.GET_LOG_PAGE) {
+        const { offset } = decodeGetLog(sqe);
         if (offset === 0) headerReads++;
         reads.push({ offset, length });
         const page = buildDiscoveryLog(genctrFor(headerReads), list);
-        if (numrec !== undefined) page.writeUInt32LE(numrec, 8);
+        if (numrec !== undefined) page.writeUInt32LE(numrec, DiscLogHdr.NUMREC);
         const data = Buffer.alloc(length);
         page.copy(data, 0, Math.min(offset, page.length));
         sendData(cid, data);
@@ -116,19 +135,18 @@ async function scriptedDiscovery(
     };
     socket.on('data', (c: Buffer) => {
       buf = Buffer.concat([buf, c]);
-      if (!icDone && buf.length >= 128) {
+      if (!icDone && buf.length >= IcReq.SIZE) {
         icDone = true;
-        buf = buf.subarray(128);
-        const ic = Buffer.alloc(128);
-        writeCommonHeader(ic, PduType.IC_RESP, 0, 128, 0, 128);
-        ic.writeUInt32LE(131072, 12);
+        buf = buf.subarray(IcReq.SIZE);
+        const ic = Buffer.alloc(IcResp.SIZE);
+        writeIcResp(ic, { pfv: 0, cpda: 0, dgst: 0, maxh2cdata: 131072 });
         socket.write(ic);
       }
-      while (icDone && buf.length >= 8 && buf.length >= buf.readUInt32LE(4)) {
-        const plen = buf.readUInt32LE(4);
+      while (icDone && buf.length >= Ch.SIZE && buf.length >= buf.readUInt32LE(Ch.PLEN)) {
+        const plen = buf.readUInt32LE(Ch.PLEN);
         const pdu = buf.subarray(0, plen);
         buf = buf.subarray(plen);
-        if (pdu[0] === PduType.CAPSULE_CMD) onCapsule(pdu);
+        if (pdu[Ch.TYPE] === PduType.CAPSULE_CMD) onCapsule(pdu);
       }
     });
     socket.on('error', () => {});

@@ -6,8 +6,20 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { NvmeController, type NvmeStatusError } from '../../../src/nvme/index.ts';
 import { NvmeTcpQpair } from '../../../src/nvme/tcp-qpair.ts';
-import { Cqe, GenericStatus } from '../../../src/wire/nvme.ts';
-import { IcResp, PduType, R2t, TermReq, writeCommonHeader } from '../../../src/wire/tcp.ts';
+import { GenericStatus, getStatusCode, initSqe, NvmOpcode, SQE_SIZE, Sqe } from '../../../src/wire/nvme.ts';
+import {
+  CapsuleCmd,
+  Ch,
+  IcReq,
+  IcResp,
+  PduType,
+  R2t,
+  TermReq,
+  TermReqFes,
+  writeIcResp,
+  writeR2t,
+  writeTermReq,
+} from '../../../src/wire/tcp.ts';
 import { startFakeTarget } from '../../lib/fake-core.ts';
 import { countKeepAlives } from '../../lib/probe.ts';
 import { waitFor } from '../../lib/wait.ts';
@@ -25,17 +37,17 @@ async function scriptedTarget(icresp: Buffer, onCapsule?: (socket: net.Socket, c
     let icDone = false;
     socket.on('data', (c: Buffer) => {
       buf = Buffer.concat([buf, c]);
-      if (!icDone && buf.length >= 128) {
+      if (!icDone && buf.length >= IcReq.SIZE) {
         icDone = true;
-        buf = buf.subarray(128);
+        buf = buf.subarray(IcReq.SIZE);
         socket.write(icresp);
       }
-      while (icDone && buf.length >= 8 && buf.length >= buf.readUInt32LE(4)) {
-        const plen = buf.readUInt32LE(4);
+      while (icDone && buf.length >= Ch.SIZE && buf.length >= buf.readUInt32LE(Ch.PLEN)) {
+        const plen = buf.readUInt32LE(Ch.PLEN);
         const pdu = buf.subarray(0, plen);
         got.push(Buffer.from(pdu));
         buf = buf.subarray(plen);
-        if (pdu[0] === PduType.CAPSULE_CMD) onCapsule?.(socket, pdu);
+        if (pdu[Ch.TYPE] === PduType.CAPSULE_CMD) onCapsule?.(socket, pdu);
       }
     });
     socket.on('error', () => {});
@@ -46,11 +58,8 @@ async function scriptedTarget(icresp: Buffer, onCapsule?: (socket: net.Socket, c
 }
 
 function goodIcResp(maxh2c = 131072, cpda = 0, dgst = 0): Buffer {
-  const b = Buffer.alloc(128);
-  writeCommonHeader(b, PduType.IC_RESP, 0, 128, 0, 128);
-  b[IcResp.CPDA] = cpda;
-  b[IcResp.DGST] = dgst;
-  b.writeUInt32LE(maxh2c, IcResp.MAXH2CDATA);
+  const b = Buffer.alloc(IcResp.SIZE);
+  writeIcResp(b, { pfv: 0, cpda, dgst, maxh2cdata: maxh2c });
   return b;
 }
 
@@ -72,12 +81,9 @@ test('an ICResp the Linux host would refuse is refused (cpda, maxh2cdata, digest
 
 test('a bad R2T or a C2HTermReq fails outstanding commands with ABORTED_SQ_DELETION', async () => {
   const t = await scriptedTarget(goodIcResp(), (socket, capsule) => {
-    const cid = capsule.readUInt16LE(8 + 2);
-    const r2t = Buffer.alloc(24);
-    writeCommonHeader(r2t, PduType.R2T, 0, 24, 0, 24);
-    r2t.writeUInt16LE(cid, R2t.CCCID);
-    r2t.writeUInt32LE(0, R2t.R2TO);
-    r2t.writeUInt32LE(1 << 20, R2t.R2TL); // past the transfer
+    const cid = capsule.readUInt16LE(CapsuleCmd.SQE + Sqe.CID);
+    const r2t = Buffer.alloc(R2t.HDR_SIZE);
+    writeR2t(r2t, cid, 0, 0, 1 << 20, false); // past the transfer
     socket.write(r2t);
   });
   const q = await NvmeTcpQpair.connect({
@@ -86,12 +92,11 @@ test('a bad R2T or a C2HTermReq fails outstanding commands with ABORTED_SQ_DELET
     queueSize: 4,
     inCapsuleDataSize: 0,
   });
-  const sqe = Buffer.alloc(64);
-  sqe[0] = 1;
-  const status = await new Promise<number>((resolve) => {
-    assert.ok(q.submit(sqe, Buffer.alloc(8192), false, (cpl) => resolve(cpl.readUInt16LE(Cqe.STATUS))));
+  const sqe = initSqe(Buffer.alloc(SQE_SIZE), NvmOpcode.WRITE);
+  const sc = await new Promise<number>((resolve) => {
+    assert.ok(q.submit(sqe, Buffer.alloc(8192), false, (cpl) => resolve(getStatusCode(cpl))));
   });
-  assert.equal((status >> 1) & 0xff, GenericStatus.ABORTED_SQ_DELETION);
+  assert.equal(sc, GenericStatus.ABORTED_SQ_DELETION);
   assert.match(q.closeReason ?? '', /bad R2T/);
   assert.equal(
     q.submit(sqe, null, false, () => {}),
@@ -100,9 +105,8 @@ test('a bad R2T or a C2HTermReq fails outstanding commands with ABORTED_SQ_DELET
   t.server.close();
 
   const t2 = await scriptedTarget(goodIcResp(), (socket) => {
-    const term = Buffer.alloc(24);
-    writeCommonHeader(term, PduType.C2H_TERM_REQ, 0, 24, 0, 24);
-    term.writeUInt16LE(2, TermReq.FES);
+    const term = Buffer.alloc(TermReq.HDR_SIZE);
+    writeTermReq(term, PduType.C2H_TERM_REQ, TermReqFes.PDU_SEQUENCE_ERROR, 0, null);
     socket.write(term);
   });
   const q2 = await NvmeTcpQpair.connect({

@@ -3,8 +3,21 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
-import { PduFlags, PduType, writeCommonHeader } from '../../../src/wire/tcp.ts';
+import { ConnectData, writeConnectCommand } from '../../../src/wire/fabrics.ts';
+import { Cqe, CqeStatus, SQE_SIZE, Sqe, setSqeSgl } from '../../../src/wire/nvme.ts';
+import {
+  Ch,
+  capsuleRespCqe,
+  newDataPduHeader,
+  newR2tFields,
+  PduFlags,
+  PduType,
+  readCommonHeader,
+  readDataPduHeader,
+  readR2t,
+} from '../../../src/wire/tcp.ts';
 import { type FakeTarget, startFakeTarget } from '../../lib/fake-core.ts';
+import { capsuleCmd, h2cData, icReq, ioSqe } from '../../lib/raw-pdu.ts';
 
 let target: FakeTarget;
 before(async () => {
@@ -29,14 +42,14 @@ class RawHost {
   /** next PDU (bounded wait) */
   async next(): Promise<Buffer> {
     const deadline = Date.now() + 2000;
-    while (this.buf.length < 8 || this.buf.length < this.buf.readUInt32LE(4)) {
+    while (this.buf.length < Ch.SIZE || this.buf.length < this.buf.readUInt32LE(Ch.PLEN)) {
       if (Date.now() > deadline) throw new Error('no PDU');
       await new Promise<void>((r) => {
         this.waiters.push(r);
         setTimeout(r, 50);
       });
     }
-    const plen = this.buf.readUInt32LE(4);
+    const plen = this.buf.readUInt32LE(Ch.PLEN);
     const pdu = this.buf.subarray(0, plen);
     this.buf = this.buf.subarray(plen);
     return pdu;
@@ -49,93 +62,75 @@ class RawHost {
   }
 }
 
-function icReq(hpda = 0): Buffer {
-  const b = Buffer.alloc(128);
-  writeCommonHeader(b, PduType.IC_REQ, 0, 128, 0, 128);
-  b[10] = hpda;
-  return b;
+/** A Connect capsule (the fake core reads only qid, sqsize and cattr). */
+function connectCapsule(cattr: number, qid: number): Buffer {
+  const sqe = Buffer.alloc(SQE_SIZE);
+  writeConnectCommand(sqe, { recfmt: 0, qid, sqsize: 31, cattr, kato: 0 });
+  sqe.writeUInt16LE(1, Sqe.CID);
+  setSqeSgl(sqe, ConnectData.SIZE, true);
+  return capsuleCmd(sqe, Buffer.alloc(ConnectData.SIZE));
 }
 
-function connectCapsule(cattr: number): Buffer {
-  const b = Buffer.alloc(72 + 1024);
-  writeCommonHeader(b, PduType.CAPSULE_CMD, 0, 72, 72, b.length);
-  const sqe = b.subarray(8, 72);
-  sqe[0] = 0x7f;
-  sqe.writeUInt16LE(1, 2);
-  sqe[4] = 0x01;
-  sqe.writeUInt32LE(1024, 32);
-  sqe[39] = 0x01;
-  sqe.writeUInt16LE(0, 42); // qid 1 would be an I/O queue; the fake core does not care
-  sqe.writeUInt16LE(31, 44);
-  sqe[46] = cattr;
-  return b;
-}
-
+/** A read, write or flush of `bytes` at `lba` (namespace 1, 512-byte blocks), data by R2T / C2HData. */
 function ioCapsule(opcode: number, cid: number, lba: number, bytes: number): Buffer {
-  const b = Buffer.alloc(72);
-  writeCommonHeader(b, PduType.CAPSULE_CMD, 0, 72, 0, 72);
-  const sqe = b.subarray(8, 72);
-  sqe[0] = opcode;
-  sqe.writeUInt16LE(cid, 2);
-  sqe.writeUInt32LE(1, 4);
-  sqe.writeUInt32LE(bytes, 32);
-  sqe[39] = 0x5a;
-  sqe.writeUInt32LE(lba, 40);
-  sqe.writeUInt16LE(bytes / 512 - 1, 48);
-  return b;
+  return capsuleCmd(ioSqe(opcode, cid, 1, lba, Math.max(1, bytes / 512), bytes));
+}
+
+/** The CQE of a CapsuleResp and its fields. */
+function cqe(rsp: Buffer): { status: number; sqhd: number; sqid: number; cid: number } {
+  assert.equal(rsp[Ch.TYPE], PduType.CAPSULE_RESP);
+  const c = capsuleRespCqe(rsp);
+  return {
+    // the whole status field but the phase bit: SC, SCT, CRD, MORE, DNR
+    status: c.readUInt16LE(Cqe.STATUS) & ~CqeStatus.PHASE,
+    sqhd: c.readUInt16LE(Cqe.SQHD),
+    sqid: c.readUInt16LE(Cqe.SQID),
+    cid: c.readUInt16LE(Cqe.CID),
+  };
 }
 
 async function connectedHost(cattr: number, ioQueue: boolean, hpda = 0): Promise<RawHost> {
   const h = new RawHost(target.port);
-  const c = connectCapsule(cattr);
-  if (ioQueue) c.writeUInt16LE(1, 8 + 42);
-  h.send(icReq(hpda), c);
-  assert.equal((await h.next())[0], PduType.IC_RESP);
-  const rsp = await h.next();
-  assert.equal(rsp[0], PduType.CAPSULE_RESP);
-  assert.equal(rsp.readUInt16LE(8 + 14) >> 1, 0, 'Connect succeeded');
-  assert.equal(rsp.readUInt16LE(8 + 8), cattr & 4 ? 0xffff : 1, 'SQHD');
+  // qid 1 is an I/O queue (SQHD counts its commands); the fake core does not check it
+  h.send(icReq({ hpda }), connectCapsule(cattr, ioQueue ? 1 : 0));
+  assert.equal((await h.next())[Ch.TYPE], PduType.IC_RESP);
+  const rsp = cqe(await h.next());
+  assert.equal(rsp.status, 0, 'Connect succeeded');
+  assert.equal(rsp.sqhd, cattr & 4 ? 0xffff : 1, 'SQHD');
   return h;
 }
 
 test('write through R2T with the data in two H2CData PDUs, then a read: SQHD advances', async () => {
   const h = await connectedHost(0, true);
   h.send(ioCapsule(0x01, 7, 4, 1024));
-  const r2t = await h.next();
-  assert.equal(r2t[0], PduType.R2T);
-  assert.equal(r2t.readUInt16LE(8), 7);
-  assert.equal(r2t.readUInt32LE(12), 0);
-  assert.equal(r2t.readUInt32LE(16), 1024);
-  const ttag = r2t.readUInt16LE(10);
+  const r2tPdu = await h.next();
+  assert.equal(r2tPdu[Ch.TYPE], PduType.R2T);
+  const r2t = readR2t(r2tPdu, newR2tFields());
+  assert.equal(r2t.cccid, 7);
+  assert.equal(r2t.r2to, 0);
+  assert.equal(r2t.r2tl, 1024);
   for (const [off, last] of [
     [0, false],
     [512, true],
   ] as const) {
-    const d = Buffer.alloc(24 + 512, off === 0 ? 0x11 : 0x22);
-    writeCommonHeader(d, PduType.H2C_DATA, last ? PduFlags.DATA_LAST : 0, 24, 24, d.length);
-    d.writeUInt16LE(7, 8);
-    d.writeUInt16LE(ttag, 10);
-    d.writeUInt32LE(off, 12);
-    d.writeUInt32LE(512, 16);
-    h.send(d);
+    const data = Buffer.alloc(512, off === 0 ? 0x11 : 0x22);
+    h.send(h2cData({ cccid: 7, ttag: r2t.ttag, datao: off, last }, data));
   }
-  const wrsp = await h.next();
-  assert.equal(wrsp[0], PduType.CAPSULE_RESP);
-  assert.equal(wrsp.readUInt16LE(8 + 12), 7);
-  assert.equal(wrsp.readUInt16LE(8 + 14) >> 1, 0);
-  assert.equal(wrsp.readUInt16LE(8 + 8), 2, 'SQHD after two commands');
-  assert.equal(wrsp.readUInt16LE(8 + 10), 1, 'SQID');
+  const wrsp = cqe(await h.next());
+  assert.equal(wrsp.cid, 7);
+  assert.equal(wrsp.status, 0);
+  assert.equal(wrsp.sqhd, 2, 'SQHD after two commands');
+  assert.equal(wrsp.sqid, 1, 'SQID');
   assert.ok(target.core.disk.subarray(4 * 512, 5 * 512).equals(Buffer.alloc(512, 0x11)));
   assert.ok(target.core.disk.subarray(5 * 512, 6 * 512).equals(Buffer.alloc(512, 0x22)));
   h.send(ioCapsule(0x02, 8, 4, 1024));
   const c2h = await h.next();
-  assert.equal(c2h[0], PduType.C2H_DATA);
-  assert.equal(c2h[1], PduFlags.DATA_LAST, 'no SUCCESS while SQ flow control is on');
-  assert.equal(c2h.readUInt32LE(16), 1024);
-  assert.equal(c2h[24], 0x11);
-  const rrsp = await h.next();
-  assert.equal(rrsp[0], PduType.CAPSULE_RESP);
-  assert.equal(rrsp.readUInt16LE(8 + 8), 3);
+  assert.equal(c2h[Ch.TYPE], PduType.C2H_DATA);
+  const hdr = readDataPduHeader(c2h, newDataPduHeader());
+  assert.equal(hdr.flags, PduFlags.DATA_LAST, 'no SUCCESS while SQ flow control is on');
+  assert.equal(hdr.datal, 1024);
+  assert.equal(c2h[readCommonHeader(c2h).pdo], 0x11);
+  assert.equal(cqe(await h.next()).sqhd, 3);
   h.socket.destroy();
 });
 
@@ -143,16 +138,13 @@ test('with SQ flow control disabled a read ends with C2HData LAST|SUCCESS and no
   const h = await connectedHost(0x4, true);
   h.send(ioCapsule(0x02, 9, 0, 512));
   const c2h = await h.next();
-  assert.equal(c2h[0], PduType.C2H_DATA);
-  assert.equal(c2h[1], PduFlags.DATA_LAST | PduFlags.DATA_SUCCESS);
+  assert.equal(c2h[Ch.TYPE], PduType.C2H_DATA);
+  assert.equal(c2h[Ch.FLAGS], PduFlags.DATA_LAST | PduFlags.DATA_SUCCESS);
   // a flush (no data) still gets a CapsuleResp, SQHD 0xFFFF; nothing came in between
-  const flush = ioCapsule(0x00, 10, 0, 512);
-  flush.writeUInt32LE(0, 8 + 32);
-  h.send(flush);
-  const rsp = await h.next();
-  assert.equal(rsp[0], PduType.CAPSULE_RESP);
-  assert.equal(rsp.readUInt16LE(8 + 12), 10);
-  assert.equal(rsp.readUInt16LE(8 + 8), 0xffff);
+  h.send(ioCapsule(0x00, 10, 0, 0));
+  const rsp = cqe(await h.next());
+  assert.equal(rsp.cid, 10);
+  assert.equal(rsp.sqhd, 0xffff);
   assert.equal(h.pending(), 0);
   h.socket.destroy();
 });
@@ -162,10 +154,12 @@ test('C2HData honours the host PDU data alignment (hpda)', async () => {
   const h = await connectedHost(0, true, 3); // data aligned to 16 bytes
   h.send(ioCapsule(0x02, 11, 0, 512));
   const c2h = await h.next();
-  assert.equal(c2h[0], PduType.C2H_DATA);
-  assert.equal(c2h[3], 32, 'PDO rounded up from 24 to 32');
-  assert.equal(c2h.readUInt32LE(4), 32 + 512);
+  const ch = readCommonHeader(c2h);
+  assert.equal(ch.type, PduType.C2H_DATA);
+  assert.equal(ch.pdo, 32, 'PDO rounded up from 24 to 32');
+  assert.equal(ch.plen, 32 + 512);
+  assert.equal(readDataPduHeader(c2h, newDataPduHeader()).datal, 512);
   assert.ok(c2h.subarray(32).equals(Buffer.alloc(512, 0x5c)));
-  assert.equal((await h.next())[0], PduType.CAPSULE_RESP);
+  assert.equal((await h.next())[Ch.TYPE], PduType.CAPSULE_RESP);
   h.socket.destroy();
 });

@@ -1,17 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { crc32c } from '@node-rs/crc32';
 import fc from 'fast-check';
-import {
-  Ch,
-  DataPdu,
-  IcReq,
-  PduFlags,
-  PduType,
-  TermReqFes,
-  writeCommonHeader,
-} from '../../../src/wire/tcp.ts';
+import { SQE_SIZE, Sqe } from '../../../src/wire/nvme.ts';
+import { CapsuleCmd, Ch, DIGEST_SIZE, IcDigest, PduType, TermReqFes } from '../../../src/wire/tcp.ts';
 import { HOST_ACCEPTS, PduReceiver, RecvState, TARGET_ACCEPTS } from '../../../src/wire/tcp-receiver.ts';
+import { capsuleCmd, h2cData as h2cPdu, icReq as icReqPdu } from '../../lib/raw-pdu.ts';
 
 interface Got {
   type: number;
@@ -40,43 +33,19 @@ function collector(accepts: readonly number[], hd = false, dd = false) {
 }
 
 function icReq(): Buffer {
-  const b = Buffer.alloc(128);
-  writeCommonHeader(b, PduType.IC_REQ, 0, 128, 0, 128);
-  b[IcReq.DGST] = 3;
-  return b;
+  return icReqPdu({ dgst: IcDigest.HDGST_ENABLE | IcDigest.DDGST_ENABLE });
 }
 
-/** CapsuleCmd with optional in-capsule data and digests. */
+/** CapsuleCmd (an SQE holding only `cid`) with optional in-capsule data and digests. */
 function capsule(data: Buffer, hd: boolean, dd: boolean, cid: number): Buffer {
-  const h = hd ? 4 : 0;
-  const d = dd && data.length ? 4 : 0;
-  const pdo = data.length ? 72 + h : 0;
-  const out = Buffer.alloc(72 + h + data.length + d);
-  writeCommonHeader(
-    out,
-    PduType.CAPSULE_CMD,
-    (hd ? PduFlags.HDGST : 0) | (d ? PduFlags.DDGST : 0),
-    72,
-    pdo,
-    out.length,
-  );
-  out.writeUInt16LE(cid, 10);
-  if (hd) out.writeUInt32LE(crc32c(out.subarray(0, 72)), 72);
-  data.copy(out, 72 + h);
-  if (d) out.writeUInt32LE(crc32c(data), out.length - 4);
-  return out;
+  const sqe = Buffer.alloc(SQE_SIZE);
+  sqe.writeUInt16LE(cid, Sqe.CID);
+  return capsuleCmd(sqe, data, { hdgst: hd, ddgst: dd });
 }
 
+/** The last H2CData of a transfer: tag 0, offset 0. */
 function h2cData(data: Buffer, hd: boolean, dd: boolean): Buffer {
-  const h = hd ? 4 : 0;
-  const d = dd ? 4 : 0;
-  const out = Buffer.alloc(24 + h + data.length + d);
-  writeCommonHeader(out, PduType.H2C_DATA, PduFlags.DATA_LAST, 24, 24 + h, out.length);
-  out.writeUInt32LE(data.length, DataPdu.DATAL);
-  if (hd) out.writeUInt32LE(crc32c(out.subarray(0, 24)), 24);
-  data.copy(out, 24 + h);
-  if (d) out.writeUInt32LE(crc32c(data), out.length - 4);
-  return out;
+  return h2cPdu({ cccid: 0, ttag: 0, datao: 0 }, data, { hdgst: hd, ddgst: dd });
 }
 
 for (const [hd, dd] of [
@@ -132,13 +101,13 @@ test('random chunking never changes what is received (property)', () => {
 
 test('header digest mismatch is FES 3; data digest mismatch is reported, not fatal', () => {
   const bad = capsule(Buffer.alloc(16, 1), true, true, 1);
-  bad[80] ^= 0xff; // a data byte
+  bad[CapsuleCmd.HDR_SIZE + DIGEST_SIZE + 4] ^= 0xff; // a data byte
   const c = collector(TARGET_ACCEPTS, true, true);
   c.rx.push(bad);
   assert.equal(c.pdus.length, 1);
   assert.equal(c.pdus[0].ok, false);
   const badHeader = capsule(Buffer.alloc(0), true, false, 1);
-  badHeader[20] ^= 1;
+  badHeader[CapsuleCmd.SQE + 12] ^= 1; // a byte of the SQE: the header digest no longer matches
   const c2 = collector(TARGET_ACCEPTS, true, false);
   c2.rx.push(badHeader);
   assert.deepEqual(c2.errors, [[TermReqFes.HDGST_ERROR, 0]]);
@@ -148,25 +117,25 @@ test('header digest mismatch is FES 3; data digest mismatch is reported, not fat
 test('bad common headers are rejected with the right FES and field offset', () => {
   const cases: Array<[Buffer, readonly number[], number, number]> = [];
   const wrongType = capsule(Buffer.alloc(0), false, false, 1);
-  wrongType[0] = PduType.CAPSULE_RESP; // host-bound PDU sent to a target
+  wrongType[Ch.TYPE] = PduType.CAPSULE_RESP; // host-bound PDU sent to a target
   cases.push([wrongType, TARGET_ACCEPTS, TermReqFes.INVALID_HEADER_FIELD, 0]);
   const unknown = capsule(Buffer.alloc(0), false, false, 1);
-  unknown[0] = 0x42;
+  unknown[Ch.TYPE] = 0x42;
   cases.push([unknown, TARGET_ACCEPTS, TermReqFes.INVALID_HEADER_FIELD, 0]);
   const badHlen = capsule(Buffer.alloc(0), false, false, 1);
-  badHlen[2] = 70;
+  badHlen[Ch.HLEN] = 70;
   cases.push([badHlen, TARGET_ACCEPTS, TermReqFes.INVALID_HEADER_FIELD, 2]);
   const shortPlen = capsule(Buffer.alloc(0), false, false, 1);
-  shortPlen.writeUInt32LE(60, 4);
+  shortPlen.writeUInt32LE(60, Ch.PLEN);
   cases.push([shortPlen, TARGET_ACCEPTS, TermReqFes.INVALID_HEADER_FIELD, 4]);
   const hugePlen = capsule(Buffer.alloc(0), false, false, 1);
-  hugePlen.writeUInt32LE(1 << 30, 4);
+  hugePlen.writeUInt32LE(1 << 30, Ch.PLEN);
   cases.push([hugePlen, TARGET_ACCEPTS, TermReqFes.DATA_TRANSFER_LIMIT_EXCEEDED, 4]);
   const badPdo = capsule(Buffer.alloc(8), false, false, 1);
-  badPdo[3] = 10;
+  badPdo[Ch.PDO] = 10;
   cases.push([badPdo, TARGET_ACCEPTS, TermReqFes.INVALID_HEADER_FIELD, 3]);
   const icWithData = Buffer.concat([icReq(), Buffer.alloc(4)]);
-  icWithData.writeUInt32LE(132, 4);
+  icWithData.writeUInt32LE(132, Ch.PLEN);
   cases.push([icWithData, TARGET_ACCEPTS, TermReqFes.INVALID_HEADER_FIELD, 4]);
   cases.push([icReq(), HOST_ACCEPTS, TermReqFes.INVALID_HEADER_FIELD, 0]);
   for (const [pdu, accepts, fes, fei] of cases) {

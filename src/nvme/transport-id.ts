@@ -1,11 +1,24 @@
-// Transport IDs in the string form SPDK's tools take:
+// Transport IDs: what names a controller to connect to (address, port,
+// subsystem NQN, host NQN and ID, digests), and their string form, the one
+// SPDK's tools take:
 //   "trtype:tcp adrfam:ipv4 traddr:127.0.0.1 trsvcid:4420 subnqn:nqn.…"
 // Keys are case-insensitive, pairs are separated by spaces, a value runs to
 // the next space. Unknown keys are an error (a typo must not be ignored).
 
-import type { TransportId } from './controller.ts';
+import { DISCOVERY_NQN } from '../wire/discovery.ts';
+import { uuidToBytes } from '../wire/identify.ts';
+import { defaultHostIdentity } from './host-identity.ts';
 
-export const DISCOVERY_NQN = 'nqn.2014-08.org.nvmexpress.discovery';
+export interface TransportId {
+  traddr: string;
+  trsvcid: string;
+  subnqn: string;
+  hostnqn?: string;
+  /** 16-byte host identifier as a UUID string */
+  hostid?: string;
+  hdgst?: boolean;
+  ddgst?: boolean;
+}
 
 const KNOWN_KEYS = new Set([
   'trtype',
@@ -78,4 +91,22 @@ export function formatTransportId(trid: TransportId): string {
   if (trid.hdgst) s += ' hdgst:true';
   if (trid.ddgst) s += ' ddgst:true';
   return s;
+}
+
+/** The transport ID (parsed if a string) with hostnqn and hostid filled in from the defaults. */
+export function resolveTransportId(trid: TransportId | string): TransportId {
+  const t = typeof trid === 'string' ? parseTransportId(trid) : { ...trid };
+  if (t.hostnqn === undefined || t.hostid === undefined) {
+    const id = defaultHostIdentity();
+    t.hostnqn ??= id.hostnqn;
+    t.hostid ??= id.hostid;
+  }
+  return t;
+}
+
+/** The 16 bytes of a host ID given as a UUID string; throws when it is not one. */
+export function hostIdBytes(uuid: string): Buffer {
+  const bytes = uuidToBytes(uuid);
+  if (bytes === null) throw new Error(`hostid is not a UUID: ${uuid}`);
+  return bytes;
 }

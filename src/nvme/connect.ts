@@ -1,0 +1,144 @@
+// Connecting one queue: the TCP connection with ICReq/ICResp (NvmeTcpQpair),
+// then the Fabrics Connect. An admin queue asks for a new controller (CNTLID
+// 0xffff, dynamic model) and learns its CNTLID; an I/O queue joins an existing
+// controller by CNTLID with the same host NQN and host ID.
+
+import {
+  CONNECT_CATTR_DISABLE_SQFLOW,
+  ConnectData,
+  connectResponseCntlid,
+  writeConnectCommand,
+  writeConnectData,
+} from '../wire/fabrics.ts';
+import { SQE_SIZE } from '../wire/nvme.ts';
+import { execute } from './command.ts';
+import { defaultHostIdentity } from './host-identity.ts';
+import { NvmeTcpQpair } from './tcp-qpair.ts';
+import type { TransportId } from './transport-id.ts';
+
+/** CNTLID an admin Connect sends to ask for a new controller. */
+const DYNAMIC_CNTLID = 0xffff;
+/** In-capsule data of the admin queue: room for the Connect data and small admin writes. */
+const ADMIN_IN_CAPSULE_SIZE = 4096;
+
+/** The Connect command and its data for one queue. */
+function connectCommand(
+  qid: number,
+  queueSize: number,
+  kato: number,
+  disableSqFlowControl: boolean,
+  cntlid: number,
+  trid: TransportId,
+  hostid: Buffer,
+): { cmd: Buffer; data: Buffer } {
+  const cmd = Buffer.alloc(SQE_SIZE);
+  writeConnectCommand(cmd, {
+    recfmt: 0,
+    qid,
+    sqsize: queueSize - 1,
+    cattr: disableSqFlowControl ? CONNECT_CATTR_DISABLE_SQFLOW : 0,
+    kato,
+  });
+  const data = Buffer.alloc(ConnectData.SIZE);
+  writeConnectData(data, {
+    hostid,
+    cntlid,
+    subnqn: trid.subnqn,
+    hostnqn: trid.hostnqn ?? defaultHostIdentity().hostnqn,
+  });
+  return { cmd, data };
+}
+
+export interface AdminQueueParams {
+  trid: TransportId;
+  hostid: Buffer;
+  queueSize: number;
+  /** keep alive timeout in ms sent in Connect (0 = none) */
+  kato: number;
+  disableSqFlowControl?: boolean;
+  connectTimeoutMs?: number;
+}
+
+/** Connect an admin queue (a new controller); resolves the queue and the controller's CNTLID. */
+export async function connectAdminQueue(
+  p: AdminQueueParams,
+): Promise<{ admin: NvmeTcpQpair; cntlid: number }> {
+  const admin = await NvmeTcpQpair.connect({
+    traddr: p.trid.traddr,
+    trsvcid: p.trid.trsvcid,
+    hdgst: p.trid.hdgst,
+    ddgst: p.trid.ddgst,
+    queueSize: p.queueSize,
+    inCapsuleDataSize: ADMIN_IN_CAPSULE_SIZE,
+    connectTimeoutMs: p.connectTimeoutMs,
+  });
+  try {
+    const { cmd, data } = connectCommand(
+      0,
+      p.queueSize,
+      p.kato,
+      p.disableSqFlowControl === true,
+      DYNAMIC_CNTLID,
+      p.trid,
+      p.hostid,
+    );
+    const c = await execute(admin, cmd, data, false, 'Connect');
+    return { admin, cntlid: connectResponseCntlid(c.dw0) };
+  } catch (err) {
+    admin.close();
+    throw err;
+  }
+}
+
+export interface IoQpairConnectParams {
+  trid: TransportId;
+  /** the controller this queue joins (from its admin Connect) */
+  cntlid: number;
+  /** 16-byte host identifier, the same as the admin queue's */
+  hostid: Buffer;
+  qid: number;
+  queueSize: number;
+  /** IOCCSZ-derived in-capsule data limit in bytes (see NvmeController.ioInCapsuleDataSize) */
+  inCapsuleDataSize: number;
+  disableSqFlowControl?: boolean;
+  connectTimeoutMs?: number;
+  /** largest transfer of one command in bytes (NvmeController.maxTransferSize); default unlimited */
+  maxTransferSize?: number;
+  /** per-command timeout in ms (default 0 = none); see NvmeTcpQpair.ioTimeoutMs */
+  ioTimeoutMs?: number;
+}
+
+/** TCP connection + ICReq + Fabrics Connect of one I/O queue. */
+export async function connectTcpIoQueue(p: IoQpairConnectParams): Promise<NvmeTcpQpair> {
+  const q = await NvmeTcpQpair.connect({
+    traddr: p.trid.traddr,
+    trsvcid: p.trid.trsvcid,
+    hdgst: p.trid.hdgst,
+    ddgst: p.trid.ddgst,
+    queueSize: p.queueSize,
+    inCapsuleDataSize: p.inCapsuleDataSize,
+    connectTimeoutMs: p.connectTimeoutMs,
+  });
+  try {
+    const { cmd, data } = connectCommand(
+      p.qid,
+      p.queueSize,
+      0,
+      p.disableSqFlowControl === true,
+      p.cntlid,
+      p.trid,
+      p.hostid,
+    );
+    // Connect data (1 KiB) always goes in the capsule
+    const saved = q.inCapsuleDataSize;
+    q.inCapsuleDataSize = Math.max(saved, ConnectData.SIZE);
+    await execute(q, cmd, data, false, `Connect qid ${p.qid}`);
+    q.inCapsuleDataSize = saved;
+  } catch (err) {
+    q.close();
+    throw err;
+  }
+  q.qid = p.qid;
+  if (p.ioTimeoutMs) q.ioTimeoutMs = p.ioTimeoutMs;
+  return q;
+}
