@@ -56,8 +56,8 @@ test('-m 0x3: two reactors with threads, stats reach both, SIGTERM stops in reve
   assert.equal(chans.threads.length, stats.threads.length);
   const subs = (await c.call('framework_get_subsystems')) as Array<{ subsystem: string }>;
   assert.deepEqual(
-    subs.slice(0, 4).map((s) => s.subsystem),
-    ['scheduler', 'sock', 'iobuf', 'accel'],
+    subs.slice(0, 5).map((s) => s.subsystem),
+    ['scheduler', 'sock', 'iobuf', 'keyring', 'accel'],
   );
   const methods = (await c.call('rpc_get_methods')) as string[];
   for (const m of ['spdk_get_version', 'framework_get_reactors', 'save_config', 'spdk_kill_instance']) {
@@ -67,7 +67,7 @@ test('-m 0x3: two reactors with threads, stats reach both, SIGTERM stops in reve
   const log = t.log();
   const initOrder = [...log.matchAll(/subsystem (\w+): init/g)].map((m) => m[1]);
   const finiOrder = [...log.matchAll(/subsystem (\w+): fini/g)].map((m) => m[1]);
-  assert.deepEqual(initOrder.slice(0, 4), ['scheduler', 'sock', 'iobuf', 'accel']);
+  assert.deepEqual(initOrder.slice(0, 5), ['scheduler', 'sock', 'iobuf', 'keyring', 'accel']);
   assert.deepEqual(finiOrder, [...initOrder].reverse());
 });
 

@@ -8,6 +8,7 @@ import type { RpcMethod } from '../../jsonrpc/index.ts';
 import { accelSubsystem } from './accel.ts';
 import { bdevSubsystem } from './bdev.ts';
 import { iobufSubsystem } from './iobuf.ts';
+import { keyringSubsystem } from './keyring.ts';
 import { nvmfSubsystem } from './nvmf.ts';
 import { schedulerSubsystem } from './scheduler.ts';
 import { sockSubsystem } from './sock.ts';
@@ -16,6 +17,7 @@ export const frameworkSubsystems: FrameworkSubsystem[] = [
   schedulerSubsystem,
   sockSubsystem,
   iobufSubsystem,
+  keyringSubsystem,
   accelSubsystem,
   bdevSubsystem,
   nvmfSubsystem,

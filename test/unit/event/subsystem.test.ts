@@ -32,7 +32,7 @@ test('a missing dependency, a cycle and a duplicate are clear errors', () => {
 
 test('the framework table orders and every method has a schema and a summary', () => {
   const names = orderSubsystems(frameworkSubsystems).map((s) => s.name);
-  assert.deepEqual(names.slice(0, 4), ['scheduler', 'sock', 'iobuf', 'accel']);
+  assert.deepEqual(names.slice(0, 5), ['scheduler', 'sock', 'iobuf', 'keyring', 'accel']);
   const methods = rpcMethodTable();
   const seen = new Set<string>();
   for (const m of methods) {
