@@ -11,10 +11,12 @@ import { logger } from '../util/log.ts';
 import {
   CONNECT_CATTR_DISABLE_SQFLOW,
   ConnectData,
-  ConnectRsp,
+  connectNqnTerminated,
   FabricsSqe,
-  NQN_MAX_LEN,
-  readCString,
+  readConnectCommand,
+  readConnectData,
+  setConnectInvalidParameter,
+  setConnectResponseCntlid,
 } from '../wire/fabrics.ts';
 import { FabricsStatus, GenericStatus, StatusCodeType, setStatus } from '../wire/nvme.ts';
 import { IoQueue } from './io-queue.ts';
@@ -60,20 +62,10 @@ interface PendingConnect {
   kato: number;
 }
 
-/** The Connect data field at `off` holds a NUL within the first 224 bytes (NQNs are ≤ 223 bytes). */
-function nqnTerminated(data: Buffer, off: number): boolean {
-  const end = Math.min(data.length, off + NQN_MAX_LEN + 1);
-  for (let i = off; i < end; i++) if (data[i] === 0) return true;
-  return false;
-}
-
 /** Fail a Connect; Invalid Parameters carries IATTR/IPO (the field at fault), `iattr` -1: none. */
 function connectFail(req: NvmfRequest, sct: number, sc: number, iattr = -1, ipo = 0): void {
   setStatus(req.rsp, sct, sc, true);
-  if (iattr >= 0) {
-    req.rsp[ConnectRsp.IATTR] = iattr;
-    req.rsp.writeUInt16LE(ipo, ConnectRsp.IPO);
-  }
+  if (iattr >= 0) setConnectInvalidParameter(req.rsp, iattr, ipo);
   req.complete();
 }
 
@@ -90,35 +82,28 @@ export class ConnectHandler {
 
   /** A Connect on a queue with no context yet. */
   connect(req: NvmfRequest): void {
-    const cmd = req.cmd;
     const q = req.qpair;
     if (req.length < ConnectData.SIZE) {
       connectFail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD);
       return;
     }
-    const recfmt = cmd.readUInt16LE(FabricsSqe.CONNECT_RECFMT);
+    const { recfmt, qid, sqsize, cattr, kato: requestedKato } = readConnectCommand(req.cmd);
     if (recfmt !== 0) {
       connectFail(req, StatusCodeType.COMMAND_SPECIFIC, FabricsStatus.INCOMPATIBLE_FORMAT);
       return;
     }
-    const qid = cmd.readUInt16LE(FabricsSqe.CONNECT_QID);
-    const sqsize = cmd.readUInt16LE(FabricsSqe.CONNECT_SQSIZE);
-    const cattr = cmd[FabricsSqe.CONNECT_CATTR];
-    let kato = cmd.readUInt32LE(FabricsSqe.CONNECT_KATO);
+    let kato = requestedKato;
     const data = requestData(req);
-    const hostid = Buffer.from(data.subarray(ConnectData.HOSTID, ConnectData.HOSTID + 16));
-    const cntlid = data.readUInt16LE(ConnectData.CNTLID);
     // an NQN is at most 223 bytes and NUL-terminated inside its 256-byte field
     for (const field of [ConnectData.SUBNQN, ConnectData.HOSTNQN]) {
-      if (!nqnTerminated(data, field)) {
+      if (!connectNqnTerminated(data, field)) {
         const name = field === ConnectData.SUBNQN ? 'SUBNQN' : 'HOSTNQN';
         log.error(`Connect: ${name} is not NUL-terminated within 224 bytes`);
         connectFail(req, StatusCodeType.COMMAND_SPECIFIC, FabricsStatus.INVALID_PARAM, 1, field);
         return;
       }
     }
-    const subnqn = readCString(data, ConnectData.SUBNQN, ConnectData.NQN_LEN);
-    const hostnqn = readCString(data, ConnectData.HOSTNQN, ConnectData.NQN_LEN);
+    const { hostid, cntlid, subnqn, hostnqn } = readConnectData(data);
     const sub = this.pg.subsystems.get(subnqn);
     if (sub === undefined) {
       log.error(`Connect: subsystem '${subnqn}' not found (host ${hostnqn})`);
@@ -237,7 +222,7 @@ export class ConnectHandler {
     q.context = ctrlr;
     this.pg.addController(ctrlr);
     log.info(`ctrlr ${r.cntlid} created for ${p.sub.view.nqn}, host ${p.hostnqn} on ${this.pg.thread.name}`);
-    req.rsp.writeUInt16LE(r.cntlid, ConnectRsp.CNTLID);
+    setConnectResponseCntlid(req.rsp, r.cntlid);
     req.complete();
   }
 
@@ -267,7 +252,7 @@ export class ConnectHandler {
     });
     q.context = ioq;
     this.pg.addIoQueue(ioq);
-    req.rsp.writeUInt16LE(r.cntlid, ConnectRsp.CNTLID);
+    setConnectResponseCntlid(req.rsp, r.cntlid);
     req.complete();
   }
 }

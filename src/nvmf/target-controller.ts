@@ -6,9 +6,19 @@
 
 import { nowUs } from '../thread/index.ts';
 import { buildDiscoveryLog, type DiscoveryEntry, SubType } from '../wire/discovery.ts';
-import { FabricsSqe } from '../wire/fabrics.ts';
+import { PropertySize, readPropertyCommand, setPropertyValue } from '../wire/fabrics.ts';
 import { IDENTIFY_SIZE } from '../wire/identify.ts';
-import { decodeGetLog, type ErrorLogEntry, LogPage, NO_PARAM_LOC, paramLoc } from '../wire/log.ts';
+import {
+  AsyncEventConfig,
+  AsyncEventType,
+  asyncEventDw0,
+  decodeGetLog,
+  type ErrorLogEntry,
+  LogPage,
+  NO_PARAM_LOC,
+  NoticeInfo,
+  paramLoc,
+} from '../wire/log.ts';
 import {
   AdminOpcode,
   CcBits,
@@ -21,6 +31,8 @@ import {
   FabricsStatus,
   FeatureId,
   GenericStatus,
+  numberOfQueuesValue,
+  packStatus,
   Sqe,
   SqeFlags,
   StatusCodeType,
@@ -61,13 +73,19 @@ const CONTROLLER_SCOPED_LOGS = new Set<number>([
 /** CAP.TO in 500 ms units: 15 s like SPDK */
 const CAP_TO = 30;
 
+/** The events a controller raises, as the AER completion's DW0 carries them. */
 export const AsyncEvent = {
-  /** notice, namespace attribute changed, log 04h */
-  NS_ATTR_CHANGED: (2 | (0x00 << 8) | (LogPage.CHANGED_NS_LIST << 16)) >>> 0,
-  /** notice, ANA change, log 0Ch */
-  ANA_CHANGE: (2 | (0x03 << 8) | (LogPage.ANA << 16)) >>> 0,
-  /** notice, discovery log page change, log 70h */
-  DISCOVERY_LOG_CHANGED: (2 | (0xf0 << 8) | (LogPage.DISCOVERY << 16)) >>> 0,
+  NS_ATTR_CHANGED: asyncEventDw0(
+    AsyncEventType.NOTICE,
+    NoticeInfo.NAMESPACE_ATTRIBUTE_CHANGED,
+    LogPage.CHANGED_NS_LIST,
+  ),
+  ANA_CHANGE: asyncEventDw0(AsyncEventType.NOTICE, NoticeInfo.ANA_CHANGE, LogPage.ANA),
+  DISCOVERY_LOG_CHANGED: asyncEventDw0(
+    AsyncEventType.NOTICE,
+    NoticeInfo.DISCOVERY_LOG_CHANGE,
+    LogPage.DISCOVERY,
+  ),
 } as const;
 
 /** A zero-filled scratch buffer per realm for identify/log data. */
@@ -179,8 +197,7 @@ export class NvmfCtrlr implements QueueContext {
   // sets CSTS.CFS instead.)
 
   propertyGet(req: NvmfRequest): void {
-    const sizeCode = req.cmd[FabricsSqe.PROP_ATTRIB] & 0x7;
-    const ofst = req.cmd.readUInt32LE(FabricsSqe.PROP_OFFSET);
+    const { sizeCode, offset: ofst } = readPropertyCommand(req.cmd);
     let lo: number;
     let hi = 0;
     switch (ofst) {
@@ -202,23 +219,28 @@ export class NvmfCtrlr implements QueueContext {
         req.complete();
         return;
     }
-    // size code 0 = 4 bytes, 1 = 8 bytes (CAP only); others are reserved
-    if (sizeCode > 1 || (sizeCode === 1) !== (ofst === ControllerRegister.CAP)) {
+    // 4 bytes, or 8 (CAP only); other size codes are reserved
+    const eightBytes = sizeCode === PropertySize.EIGHT_BYTES;
+    if (sizeCode > PropertySize.EIGHT_BYTES || eightBytes !== (ofst === ControllerRegister.CAP)) {
       setStatus(req.rsp, StatusCodeType.COMMAND_SPECIFIC, FabricsStatus.INVALID_PARAM, true);
       req.complete();
       return;
     }
-    req.rsp.writeUInt32LE(lo >>> 0, Cqe.DW0);
-    req.rsp.writeUInt32LE(hi >>> 0, Cqe.DW1);
+    setPropertyValue(req.rsp, lo, hi);
     req.complete();
   }
 
   propertySet(req: NvmfRequest): void {
-    const ofst = req.cmd.readUInt32LE(FabricsSqe.PROP_OFFSET);
-    const sizeCode = req.cmd[FabricsSqe.PROP_ATTRIB] & 0x7;
-    const value = req.cmd.readUInt32LE(FabricsSqe.PROP_VALUE);
+    const prop = readPropertyCommand(req.cmd);
+    const ofst = prop.offset;
+    // a 4-byte property's value is the low 32 bits
+    const value = Number(BigInt.asUintN(32, prop.value));
     // only CC (4 bytes) is writable
-    if (ofst !== ControllerRegister.CC || sizeCode !== 0 || !this.ccValueValid(value)) {
+    if (
+      ofst !== ControllerRegister.CC ||
+      prop.sizeCode !== PropertySize.FOUR_BYTES ||
+      !this.ccValueValid(value)
+    ) {
       setStatus(req.rsp, StatusCodeType.COMMAND_SPECIFIC, FabricsStatus.INVALID_PARAM, true);
       req.complete();
       return;
@@ -344,7 +366,7 @@ export class NvmfCtrlr implements QueueContext {
     this.recordError(
       req.qpair.qid,
       req.cmd.readUInt16LE(Sqe.CID),
-      (sct << 8) | sc,
+      packStatus(sct, sc),
       0,
       req.cmd.readUInt32LE(Sqe.NSID),
       loc,
@@ -471,8 +493,8 @@ export class NvmfCtrlr implements QueueContext {
         dw0 = this.host.sub.volatileWriteCache() ? 1 : 0;
         break;
       case FeatureId.NUMBER_OF_QUEUES: {
-        const n = this.opts.max_io_qpairs_per_ctrlr - 1;
-        dw0 = ((n << 16) | n) >>> 0;
+        const n = this.opts.max_io_qpairs_per_ctrlr;
+        dw0 = numberOfQueuesValue(n, n);
         break;
       }
       case FeatureId.ASYNC_EVENT_CONFIGURATION:
@@ -535,8 +557,8 @@ export class NvmfCtrlr implements QueueContext {
           return;
         }
         this.numIoQueuesSet = true;
-        const n = this.opts.max_io_qpairs_per_ctrlr - 1;
-        req.rsp.writeUInt32LE(((n << 16) | n) >>> 0, Cqe.DW0);
+        const n = this.opts.max_io_qpairs_per_ctrlr;
+        req.rsp.writeUInt32LE(numberOfQueuesValue(n, n), Cqe.DW0);
         break;
       }
       case FeatureId.ARBITRATION:
@@ -586,15 +608,18 @@ export class NvmfCtrlr implements QueueContext {
   /** Queue an asynchronous event (coalesced until the host reads the log page). */
   raiseEvent(ev: number): void {
     if (ev === AsyncEvent.NS_ATTR_CHANGED) {
-      // AEC bit 8: namespace attribute notices enabled
-      if (this.nsNoticeMasked || (this.asyncEventConfig & 0x100) === 0) return;
+      if (this.nsNoticeMasked || (this.asyncEventConfig & AsyncEventConfig.NS_ATTRIBUTE_NOTICES) === 0)
+        return;
       this.nsNoticeMasked = true;
     } else if (ev === AsyncEvent.ANA_CHANGE) {
-      // AEC bit 11: ANA change notices
-      if (this.anaNoticeMasked || (this.asyncEventConfig & 0x800) === 0) return;
+      if (this.anaNoticeMasked || (this.asyncEventConfig & AsyncEventConfig.ANA_CHANGE_NOTICES) === 0) return;
       this.anaNoticeMasked = true;
     } else if (ev === AsyncEvent.DISCOVERY_LOG_CHANGED) {
-      if (this.discNoticeMasked || (this.asyncEventConfig & 0x80000000) === 0) return;
+      if (
+        this.discNoticeMasked ||
+        (this.asyncEventConfig & AsyncEventConfig.DISCOVERY_LOG_CHANGE_NOTICES) === 0
+      )
+        return;
       this.discNoticeMasked = true;
     }
     this.pendingEvents.push(ev);

@@ -1,14 +1,12 @@
 // NVMe over Fabrics command layouts (NVMe-oF 1.1 §3; SPDK include/spdk/nvmf_spec.h):
 // Connect (SQE fields and the 1024-byte data) and Property Get / Set, each
-// with the encoder the host uses and the decoder the target uses.
+// with the encoder the host uses and the decoder the target uses, and the
+// completion fields the target writes for them.
 // Opcodes, fabrics command types and status codes live in nvme.ts.
 // Offsets are into the 64-byte SQE / 16-byte CQE / 1024-byte Connect data.
 
 import { readCString } from './fields.ts';
-import { FABRICS_OPCODE, FabricsCommandType, initSqe, Sqe } from './nvme.ts';
-
-// the target's Connect handler reads the NQNs with it (imported from this file)
-export { readCString };
+import { Cqe, FABRICS_OPCODE, FabricsCommandType, initSqe, Sqe } from './nvme.ts';
 
 export const FabricsSqe = {
   FCTYPE: 4,
@@ -105,9 +103,33 @@ export function readConnectData(data: Buffer): ConnectDataFields {
   };
 }
 
+/**
+ * Whether the Connect data's NQN field at `off` (SUBNQN or HOSTNQN) holds a NUL within its
+ * first NQN_MAX_LEN + 1 bytes: an NQN is at most 223 bytes and NUL-terminated in its field.
+ */
+export function connectNqnTerminated(data: Buffer, off: number): boolean {
+  const end = Math.min(data.length, off + NQN_MAX_LEN + 1);
+  for (let i = off; i < end; i++) if (data[i] === 0) return true;
+  return false;
+}
+
 /** CNTLID the controller assigned, from a successful Connect's completion DW0. */
 export function connectResponseCntlid(dw0: number): number {
   return dw0 & 0xffff;
+}
+
+/** A successful Connect's completion: the controller ID in DW0 bits 15:0. */
+export function setConnectResponseCntlid(rsp: Buffer, cntlid: number): void {
+  rsp.writeUInt16LE(cntlid, ConnectRsp.CNTLID);
+}
+
+/**
+ * A Connect failed with Invalid Parameters: which part holds the bad field (IATTR 0: the
+ * command, 1: the data) and the field's byte offset in it (IPO).
+ */
+export function setConnectInvalidParameter(rsp: Buffer, iattr: number, ipo: number): void {
+  rsp[ConnectRsp.IATTR] = iattr;
+  rsp.writeUInt16LE(ipo, ConnectRsp.IPO);
 }
 
 /** Property Get/Set ATTRIB bits 2:0: the property's size. */
@@ -153,4 +175,10 @@ export function readPropertyCommand(sqe: Buffer): PropertyCommand {
 /** A Property Get's value from its completion (DW0 low, DW1 high). */
 export function propertyValue(dw0: number, dw1: number): bigint {
   return (BigInt(dw1 >>> 0) << 32n) | BigInt(dw0 >>> 0);
+}
+
+/** A Property Get's completion: the value's low 32 bits in DW0, its high 32 bits in DW1. */
+export function setPropertyValue(rsp: Buffer, lo: number, hi: number): void {
+  rsp.writeUInt32LE(lo >>> 0, Cqe.DW0);
+  rsp.writeUInt32LE(hi >>> 0, Cqe.DW1);
 }

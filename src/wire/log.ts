@@ -345,6 +345,16 @@ export function asyncEventDw0(type: number, info: number, logPage: number): numb
   return ((type & 0x7) | ((info & 0xff) << 8) | ((logPage & 0xff) << 16)) >>> 0;
 }
 
+/** Asynchronous Event Configuration (Set Features 0Bh CDW11) bits of the notices a controller may send. */
+export const AsyncEventConfig = {
+  /** bit 8: namespace attribute notices */
+  NS_ATTRIBUTE_NOTICES: 0x100,
+  /** bit 11: ANA change notices */
+  ANA_CHANGE_NOTICES: 0x800,
+  /** bit 31: discovery log page change notices */
+  DISCOVERY_LOG_CHANGE_NOTICES: 0x8000_0000,
+} as const;
+
 export function decodeAsyncEvent(dw0: number): { type: number; info: number; logPage: number } {
   return { type: dw0 & 0x7, info: (dw0 >> 8) & 0xff, logPage: (dw0 >> 16) & 0xff };
 }

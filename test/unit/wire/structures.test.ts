@@ -17,6 +17,7 @@ import {
 import {
   CONNECT_CATTR_DISABLE_SQFLOW,
   ConnectData,
+  connectNqnTerminated,
   connectResponseCntlid,
   FabricsSqe,
   PropertySize,
@@ -24,6 +25,9 @@ import {
   readConnectCommand,
   readConnectData,
   readPropertyCommand,
+  setConnectInvalidParameter,
+  setConnectResponseCntlid,
+  setPropertyValue,
   writeConnectCommand,
   writeConnectData,
   writePropertyGet,
@@ -76,6 +80,8 @@ import {
 import {
   AdminOpcode,
   ControllerRegister,
+  CQE_SIZE,
+  Cqe,
   decodeCap,
   decodeNumberOfQueues,
   FABRICS_OPCODE,
@@ -155,6 +161,23 @@ test('Connect: the host encoding is what the target decodes', () => {
   writeConnectData(data, { ...fields, subnqn: 'n'.repeat(300) });
   assert.equal(readConnectData(data).subnqn.length, 255);
   assert.equal(connectResponseCntlid(0xabcd0007), 7);
+
+  // the target's completion fields: CNTLID in DW0 15:0; Invalid Parameters' IATTR byte 0, IPO bytes 2..3
+  const cqe = Buffer.alloc(CQE_SIZE);
+  setConnectResponseCntlid(cqe, 0x1234);
+  assert.equal(connectResponseCntlid(cqe.readUInt32LE(Cqe.DW0)), 0x1234);
+  cqe.fill(0);
+  setConnectInvalidParameter(cqe, 1, ConnectData.HOSTNQN);
+  assert.equal(cqe.toString('hex', 0, 4), '01000002');
+
+  // the target refuses an NQN field with no NUL in its first 224 bytes
+  data.fill(0x41, ConnectData.SUBNQN, ConnectData.SUBNQN + ConnectData.NQN_LEN);
+  assert.equal(connectNqnTerminated(data, ConnectData.SUBNQN), false);
+  data[ConnectData.SUBNQN + 223] = 0;
+  assert.equal(connectNqnTerminated(data, ConnectData.SUBNQN), true);
+  data[ConnectData.SUBNQN + 223] = 0x41;
+  data[ConnectData.SUBNQN + 224] = 0;
+  assert.equal(connectNqnTerminated(data, ConnectData.SUBNQN), false);
 });
 
 test('Property Get / Set round trip; a Property Get value joins DW0 and DW1', () => {
@@ -177,6 +200,9 @@ test('Property Get / Set round trip; a Property Get value joins DW0 and DW1', ()
   writePropertySet(sqe, ControllerRegister.ASQ, 2 ** 40, 8);
   assert.equal(readPropertyCommand(sqe).value, 2n ** 40n);
   assert.equal(propertyValue(0x0000ffff, 0x01), 0x1_0000_ffffn);
+  const cqe = Buffer.alloc(CQE_SIZE);
+  setPropertyValue(cqe, 0xff0000ff, 0x20);
+  assert.equal(propertyValue(cqe.readUInt32LE(Cqe.DW0), cqe.readUInt32LE(Cqe.DW1)), 0x20_ff0000ffn);
 });
 
 test('SQE helpers: transport or in-capsule SGL, read/write fields', () => {

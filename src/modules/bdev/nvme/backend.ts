@@ -14,12 +14,16 @@ import { Oncs } from '../../../wire/identify.ts';
 import {
   GenericStatus,
   NvmOpcode,
+  packStatus,
   RwFlags,
   SQE_SIZE,
   Sqe,
   SqeFlags,
-  setSlba,
+  StatusCodeType,
   statusOf,
+  statusSc,
+  statusSct,
+  writeRwCommand,
 } from '../../../wire/nvme.ts';
 import { CtrlrState, type NvmeBdevParams, Shared } from './shared.ts';
 
@@ -30,8 +34,8 @@ const WAIT_POLL_MS = 50;
 /** I/O queue connects refused in a row (admin queue up) before waiting I/O is failed */
 const MAX_QUEUE_CONNECT_FAILURES = 3;
 
-/** (sct << 8) | sc of commands failed because their queue went away */
-const ABORTED_SQ_DELETION = GenericStatus.ABORTED_SQ_DELETION;
+/** The packed status of commands failed because their queue went away */
+const ABORTED_SQ_DELETION = packStatus(StatusCodeType.GENERIC, GenericStatus.ABORTED_SQ_DELETION);
 
 /** One NVMe command in flight for a bdev_io; pooled, its completion callback bound once. */
 class NvmeRequest {
@@ -78,12 +82,8 @@ function fillFused(
   blocks: number,
   fua: boolean,
 ): Buffer {
-  cmd.fill(0);
-  cmd[Sqe.OPCODE] = opcode;
+  writeRwCommand(cmd, opcode, nsid, lba, blocks, fua ? RwFlags.FUA : 0);
   cmd[Sqe.FLAGS] = fuse;
-  cmd.writeUInt32LE(nsid >>> 0, Sqe.NSID);
-  setSlba(cmd, lba);
-  cmd.writeUInt32LE((((blocks - 1) & 0xffff) | (fua ? RwFlags.FUA : 0)) >>> 0, Sqe.CDW12);
   return cmd;
 }
 
@@ -266,7 +266,7 @@ export class RealmQueue {
       if (bounce !== null) scatter(bounce, io.iov);
       io.complete(true);
     } else {
-      io.completeNvme((status >> 8) & 0x7, status & 0xff);
+      io.completeNvme(statusSct(status), statusSc(status));
     }
     if (this.waitHead !== null) this.drain();
   }

@@ -26,7 +26,7 @@ import {
 import { type NamespaceInfo, NvmeController, type TransportId } from '../../../nvme/index.ts';
 import { realmReactorCount } from '../../../thread/index.ts';
 import { logger } from '../../../util/log.ts';
-import { IdCtrl } from '../../../wire/identify.ts';
+import { decodeIdentifyController, IDENTIFY_SIZE } from '../../../wire/identify.ts';
 import { disconnectRealmQueues, NvmeBdevBackend } from './backend.ts';
 import { CtrlrState, type NvmeBdevParams, newSharedState, Shared } from './shared.ts';
 
@@ -378,12 +378,6 @@ export class NvmeAttachError extends Error {
   }
 }
 
-function asciiTrim(buf: Buffer, off: number, len: number): string {
-  let end = off;
-  while (end < off + len && buf[end] !== 0) end++;
-  return buf.toString('latin1', off, end).trim();
-}
-
 /** The namespaces a bdev can stand for: plain LBA formats of 512 bytes or more, no metadata. */
 function usableNamespaces(c: NvmeController): Map<number, NamespaceInfo> {
   const out = new Map<number, NamespaceInfo>();
@@ -405,7 +399,7 @@ function maxTransferBlocks(c: NvmeController, blockSize: number): number {
 /** Register the bdev NAMEn<nsid> of one namespace. */
 async function registerNamespace(rec: NvmeCtrlr, c: NvmeController, ns: NamespaceInfo): Promise<string> {
   const opts = rec.opts;
-  const cd = c.cdata ?? Buffer.alloc(4096);
+  const id = decodeIdentifyController(c.cdata ?? Buffer.alloc(IDENTIFY_SIZE));
   const params: NvmeBdevParams = {
     ctrlrName: opts.name,
     attachId: rec.attachId,
@@ -415,15 +409,16 @@ async function registerNamespace(rec: NvmeCtrlr, c: NvmeController, ns: Namespac
     retryDelayMs: opts.reconnectDelaySec > 0 ? opts.reconnectDelaySec * 1000 : 1000,
     connectTimeoutMs: rec.connectTimeoutMs ?? 10000,
     shared: rec.sharedBuf,
-    oncs: cd.readUInt16LE(IdCtrl.ONCS),
-    fuses: cd.readUInt16LE(IdCtrl.FUSES),
+    oncs: id.oncs,
+    fuses: id.fuses,
+    // leading blanks trimmed too, as SPDK's bdev_nvme shows these strings
     ctrlrData: {
       cntlid: c.cntlid,
-      vendorId: cd.readUInt16LE(IdCtrl.VID),
-      model: asciiTrim(cd, IdCtrl.MN, 40),
-      serial: asciiTrim(cd, IdCtrl.SN, 20),
-      firmware: asciiTrim(cd, IdCtrl.FR, 8),
-      subnqn: asciiTrim(cd, IdCtrl.SUBNQN, 256),
+      vendorId: id.vid,
+      model: id.mn.trimStart(),
+      serial: id.sn.trimStart(),
+      firmware: id.fr.trimStart(),
+      subnqn: id.subnqn.trimStart(),
     },
   };
   const name = `${opts.name}n${ns.nsid}`;
@@ -434,7 +429,7 @@ async function registerNamespace(rec: NvmeCtrlr, c: NvmeController, ns: Namespac
       blockSize: ns.blockSize,
       numBlocks: ns.numBlocks,
       productName: 'NVMe disk',
-      writeCache: (cd[IdCtrl.VWC] & 1) !== 0,
+      writeCache: (id.vwc & 1) !== 0,
       maxTransferBlocks: maxTransferBlocks(c, ns.blockSize),
       ...(ns.uuid !== null ? { uuid: ns.uuid } : {}),
       params,
