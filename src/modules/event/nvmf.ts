@@ -8,7 +8,7 @@ import { getTarget, NvmfTarget, setTarget } from '../../nvmf/target.ts';
 import { createTcpPollGroup, TCP_DEFAULT_OPTIONS, TcpListener } from '../../nvmf/tcp/index.ts';
 import { registerTransport, type TransportPlugin } from '../../nvmf/transport.ts';
 import { ioDeviceRegistered, realmReactor, registerIoDevice } from '../../thread/index.ts';
-import { nvmfRpcMethods, subsystemConfigEntries, transportConfigEntry } from './nvmf-methods.ts';
+import { nvmfRpcMethods, subsystemConfigEntries, transportConfigEntry } from './nvmf-methods/index.ts';
 
 export const tcpTransportPlugin: TransportPlugin = {
   name: 'TCP',

@@ -1,0 +1,216 @@
+// nvmf_* methods of what a subsystem exports and to whom: namespaces and
+// allowed hosts (SPDK's nvmf_rpc.c: add_ns, remove_ns, add_host, remove_host,
+// allow_any_host).
+
+import { RpcError, type RpcMethod } from '../../../jsonrpc/index.ts';
+import { getTarget } from '../../../nvmf/target.ts';
+import { checkTgt, invalid, nqnPos, RUNTIME, run, tgtName } from './common.ts';
+
+export const hostAndNamespaceMethods: RpcMethod[] = [
+  {
+    name: 'nvmf_subsystem_add_ns',
+    summary: 'Add a namespace to an NVMe-oF subsystem',
+    states: RUNTIME,
+    params: [
+      nqnPos,
+      {
+        name: 'namespace',
+        type: 'object',
+        help: 'Namespace: {bdev_name, nsid, nguid, eui64, uuid, anagrpid, no_auto_visible}',
+      },
+      {
+        name: 'bdev_name',
+        type: 'string',
+        help: 'The name of the bdev that will back this namespace (CLI)',
+        cli: { positional: true },
+      },
+      {
+        name: 'nsid',
+        type: 'integer',
+        min: 0,
+        help: 'The requested NSID (optional, CLI)',
+        cli: { flags: ['-n', '--nsid'], int: true },
+      },
+      {
+        name: 'nguid',
+        type: 'string',
+        help: 'Namespace globally unique identifier (optional, CLI)',
+        cli: { flags: ['-g', '--nguid'] },
+      },
+      {
+        name: 'eui64',
+        type: 'string',
+        help: 'Namespace EUI-64 identifier (optional, CLI)',
+        cli: { flags: ['-e', '--eui64'] },
+      },
+      {
+        name: 'uuid',
+        type: 'string',
+        help: 'Namespace UUID (optional, CLI)',
+        cli: { flags: ['-u', '--uuid'] },
+      },
+      {
+        name: 'anagrpid',
+        type: 'integer',
+        min: 1,
+        help: 'ANA group ID (optional, CLI)',
+        cli: { flags: ['-a', '--anagrpid'], int: true },
+      },
+      {
+        name: 'no_auto_visible',
+        type: 'boolean',
+        help: 'Do not auto make namespace visible to controllers (CLI)',
+        cli: { flags: ['-i', '--no-auto-visible'], action: 'store_true' },
+      },
+      tgtName,
+    ],
+    cliTransform: (a) => {
+      const out: Record<string, unknown> = {};
+      const ns: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(a)) {
+        if (v === undefined) continue;
+        if (['bdev_name', 'nsid', 'nguid', 'eui64', 'uuid', 'anagrpid', 'no_auto_visible'].includes(k))
+          ns[k] = v;
+        else out[k] = v;
+      }
+      out.namespace = ns;
+      return out;
+    },
+    handler: (p: Record<string, unknown>) =>
+      run(async () => {
+        checkTgt(p as { tgt_name?: string });
+        const ns = (p.namespace ?? p) as Record<string, unknown>;
+        if (typeof ns.bdev_name !== 'string' || ns.bdev_name === '')
+          invalid('namespace.bdev_name is required');
+        // the namespace object is free-form (rpc.py flattens it too): check its numbers here
+        for (const k of ['nsid', 'anagrpid']) {
+          const v = ns[k];
+          if (v !== undefined && (!Number.isInteger(v) || (v as number) < 0 || (v as number) > 0xfffffffe))
+            invalid(`namespace.${k} ${JSON.stringify(v)} is not an integer in 0..4294967294`);
+        }
+        if (ns.no_auto_visible !== undefined && typeof ns.no_auto_visible !== 'boolean')
+          invalid('namespace.no_auto_visible must be a boolean');
+        if (ns.uuid !== undefined && !/^[0-9a-fA-F-]{36}$/.test(String(ns.uuid)))
+          invalid(`namespace.uuid '${ns.uuid}' is not a UUID`);
+        if (ns.nguid !== undefined && !/^[0-9a-fA-F]{32}$/.test(String(ns.nguid).replace(/-/g, '')))
+          invalid(`namespace.nguid '${ns.nguid}' is not 16 bytes of hex`);
+        if (ns.eui64 !== undefined && !/^[0-9a-fA-F]{16}$/.test(String(ns.eui64).replace(/-/g, '')))
+          invalid(`namespace.eui64 '${ns.eui64}' is not 8 bytes of hex`);
+        return getTarget().addNamespace(String(p.nqn), {
+          bdevName: ns.bdev_name,
+          nsid: ns.nsid === undefined ? undefined : Number(ns.nsid),
+          uuid: ns.uuid === undefined ? undefined : String(ns.uuid).toLowerCase(),
+          nguid: ns.nguid === undefined ? undefined : String(ns.nguid),
+          eui64: ns.eui64 === undefined ? undefined : String(ns.eui64).replace(/-/g, '').toUpperCase(),
+          anaGroupId: ns.anagrpid === undefined ? undefined : Number(ns.anagrpid),
+          noAutoVisible: ns.no_auto_visible === true,
+        });
+      }),
+  },
+  {
+    name: 'nvmf_subsystem_remove_ns',
+    summary: 'Remove a namespace from an NVMe-oF subsystem',
+    states: RUNTIME,
+    params: [
+      nqnPos,
+      {
+        name: 'nsid',
+        type: 'integer',
+        required: true,
+        min: 1,
+        help: 'The requested NSID',
+        cli: { positional: true, int: true },
+      },
+      tgtName,
+    ],
+    handler: (p: { nqn: string; nsid: number; tgt_name?: string }) =>
+      run(async () => {
+        checkTgt(p);
+        await getTarget().removeNamespace(p.nqn, p.nsid);
+        return true;
+      }),
+  },
+  {
+    name: 'nvmf_subsystem_add_host',
+    summary: 'Add a host to the allowed list of an NVMe-oF subsystem',
+    states: RUNTIME,
+    params: [
+      nqnPos,
+      { name: 'host', type: 'string', required: true, help: 'Host NQN to allow', cli: { positional: true } },
+      tgtName,
+      { name: 'psk', type: 'string', help: 'PSK for TLS (not supported)' },
+      { name: 'dhchap_key', type: 'string', help: 'DH-HMAC-CHAP key (not supported)' },
+      { name: 'dhchap_ctrlr_key', type: 'string', help: 'DH-HMAC-CHAP controller key (not supported)' },
+    ],
+    handler: (p: Record<string, unknown>) =>
+      run(async () => {
+        checkTgt(p as { tgt_name?: string });
+        if (p.psk !== undefined || p.dhchap_key !== undefined || p.dhchap_ctrlr_key !== undefined) {
+          throw new RpcError(-22, 'TLS PSK and DH-HMAC-CHAP keys are not supported');
+        }
+        await getTarget().addHost(String(p.nqn), String(p.host));
+        return true;
+      }),
+  },
+  {
+    name: 'nvmf_subsystem_remove_host',
+    summary: 'Remove a host from the allowed list of an NVMe-oF subsystem',
+    states: RUNTIME,
+    params: [
+      nqnPos,
+      { name: 'host', type: 'string', required: true, help: 'Host NQN to remove', cli: { positional: true } },
+      tgtName,
+    ],
+    handler: (p: { nqn: string; host: string; tgt_name?: string }) =>
+      run(async () => {
+        checkTgt(p);
+        await getTarget().removeHost(p.nqn, p.host);
+        return true;
+      }),
+  },
+  {
+    name: 'nvmf_subsystem_allow_any_host',
+    summary: 'Allow any host to connect to the NVMe-oF subsystem, or only the listed ones',
+    states: RUNTIME,
+    params: [
+      nqnPos,
+      {
+        name: 'allow_any_host',
+        type: 'boolean',
+        help: 'Allow any host (true) or only the listed hosts (false)',
+      },
+      {
+        name: 'enable',
+        type: 'boolean',
+        help: 'CLI: allow any host',
+        cli: { flags: ['-e', '--enable'], action: 'store_true' },
+      },
+      {
+        name: 'disable',
+        type: 'boolean',
+        help: 'CLI: allow only the listed hosts',
+        cli: { flags: ['-d', '--disable'], action: 'store_true' },
+      },
+      tgtName,
+    ],
+    cliTransform: (a) => {
+      const { enable, disable, ...rest } = a;
+      if (enable === true && disable === true) throw new Error('-e and -d are mutually exclusive');
+      return { ...rest, allow_any_host: disable !== true };
+    },
+    handler: (p: {
+      nqn: string;
+      allow_any_host?: boolean;
+      enable?: boolean;
+      disable?: boolean;
+      tgt_name?: string;
+    }) =>
+      run(async () => {
+        checkTgt(p);
+        const allow = p.allow_any_host ?? (p.disable === true ? false : p.enable === true ? true : undefined);
+        if (allow === undefined) invalid('allow_any_host is required');
+        await getTarget().allowAnyHost(p.nqn, allow);
+        return true;
+      }),
+  },
+];
