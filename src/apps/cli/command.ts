@@ -1,0 +1,128 @@
+// What every `nvmf` command shares: its description (Command), what it runs
+// with (Context), the connect options and their help, the transport ID they
+// make, and one connection per command (withController).
+
+import type { ParseArgsOptionsConfig } from 'node:util';
+import { DISCOVERY_NQN, NvmeController, type TransportId } from '../../nvme/index.ts';
+import { Cns, decodeNsidList } from '../../wire/identify.ts';
+import { parseInteger, UsageError } from './args.ts';
+
+export type Values = Record<string, string | boolean | undefined>;
+
+export interface Command {
+  name: string;
+  summary: string;
+  /** the command's own options (the connect options are added to every command) */
+  options: ParseArgsOptionsConfig;
+  /** -n is the namespace ID here (nvme-cli's habit); the subsystem NQN is then --nqn */
+  nsidOnN?: boolean;
+  /** -s is the starting block here; the service ID is then --trsvcid */
+  slbaOnS?: boolean;
+  /** discovery commands connect to the discovery NQN and take no --nqn */
+  discovery?: boolean;
+  help: string;
+  /** one line per own option, for --help */
+  optionHelp?: Record<string, string>;
+  run(ctx: Context): Promise<void>;
+}
+
+export interface Context {
+  values: Values;
+  json: boolean;
+  trid: TransportId;
+  out(text: string): void;
+}
+
+export const NSID_ALL = 0xffffffff;
+
+export function connectOptions(cmd: Command): ParseArgsOptionsConfig {
+  const o: ParseArgsOptionsConfig = {
+    transport: { type: 'string', short: 't', default: 'tcp' },
+    traddr: { type: 'string', short: 'a' },
+    trsvcid: { type: 'string', default: '4420' },
+    hostnqn: { type: 'string', short: 'q' },
+    hostid: { type: 'string', short: 'I' },
+    'hdr-digest': { type: 'boolean', short: 'g', default: false },
+    'data-digest': { type: 'boolean', short: 'G', default: false },
+    'output-format': { type: 'string', short: 'o', default: 'normal' },
+    help: { type: 'boolean', short: 'h', default: false },
+  };
+  if (!cmd.slbaOnS) o.trsvcid = { type: 'string', short: 's', default: '4420' };
+  if (!cmd.discovery) o.nqn = cmd.nsidOnN ? { type: 'string' } : { type: 'string', short: 'n' };
+  return o;
+}
+
+export const CONNECT_HELP = (cmd: Command) => {
+  const s = cmd.slbaOnS ? '    --trsvcid' : '-s, --trsvcid';
+  const n = cmd.nsidOnN ? '    --nqn    ' : '-n, --nqn    ';
+  return [
+    'connect options:',
+    '  -t, --transport TYPE     tcp (the only transport)',
+    '  -a, --traddr ADDR        target address (required)',
+    `  ${s} PORT       target port (default 4420)`,
+    cmd.discovery ? null : `  ${n} NQN        subsystem NQN (required)`,
+    '  -q, --hostnqn NQN        host NQN',
+    '  -I, --hostid UUID        host identifier',
+    '  -g, --hdr-digest         header digest (CRC32C)',
+    '  -G, --data-digest        data digest (CRC32C)',
+    '  -o, --output-format FMT  normal or json',
+  ]
+    .filter((l) => l !== null)
+    .join('\n');
+};
+
+export function transportIdFrom(cmd: Command, v: Values): TransportId {
+  if (v.transport !== 'tcp') throw new UsageError(`--transport ${v.transport}: only tcp is supported`);
+  if (typeof v.traddr !== 'string' || v.traddr === '') throw new UsageError('--traddr (-a) is required');
+  const port = parseInteger('trsvcid', v.trsvcid as string, 1, 65535);
+  let subnqn = DISCOVERY_NQN;
+  if (!cmd.discovery) {
+    if (typeof v.nqn !== 'string' || v.nqn === '') {
+      const nsArg = v['namespace-id'];
+      if (cmd.nsidOnN && typeof nsArg === 'string' && nsArg.startsWith('nqn.'))
+        throw new UsageError('-n is the namespace ID for this command; give the subsystem NQN with --nqn');
+      throw new UsageError(`--nqn${cmd.nsidOnN ? '' : ' (-n)'} is required`);
+    }
+    subnqn = v.nqn;
+  }
+  const trid: TransportId = { traddr: v.traddr, trsvcid: String(port), subnqn };
+  if (typeof v.hostnqn === 'string') trid.hostnqn = v.hostnqn;
+  if (typeof v.hostid === 'string') {
+    if (!/^[0-9a-f]{8}-?([0-9a-f]{4}-?){3}[0-9a-f]{12}$/i.test(v.hostid))
+      throw new UsageError(`--hostid must be a UUID, not "${v.hostid}"`);
+    trid.hostid = v.hostid;
+  }
+  if (v['hdr-digest']) trid.hdgst = true;
+  if (v['data-digest']) trid.ddgst = true;
+  return trid;
+}
+
+/** Connect, run `fn`, always disconnect. */
+export async function withController<T>(
+  trid: TransportId,
+  fn: (c: NvmeController) => Promise<T>,
+): Promise<T> {
+  // one command and gone: no asynchronous events to wait for
+  const ctrlr = await NvmeController.connect(trid, { connectTimeoutMs: 10000, asyncEvents: false });
+  try {
+    return await fn(ctrlr);
+  } finally {
+    await ctrlr.disconnect();
+  }
+}
+
+export function nsidOption(v: Values, fallback: number): number {
+  if (v['namespace-id'] === undefined) return fallback;
+  try {
+    // 0 is valid where the command allows it (Get Features, some log pages)
+    return parseInteger('namespace-id', v['namespace-id'] as string, 0, NSID_ALL);
+  } catch (err) {
+    if (typeof v['namespace-id'] === 'string' && v['namespace-id'].startsWith('nqn.'))
+      throw new UsageError('-n is the namespace ID for this command; give the subsystem NQN with --nqn');
+    throw err;
+  }
+}
+
+export async function activeNamespaces(ctrlr: NvmeController): Promise<number[]> {
+  return decodeNsidList(await ctrlr.identify(Cns.ACTIVE_NS_LIST, 0));
+}
