@@ -1,38 +1,36 @@
 // Public API of the thread library (see docs/ARCHITECTURE.md, "Reactors and realms").
 
-export { currentRealm, type Realm, type RealmOptions, startRealm } from './realm.ts';
 export {
   type ChannelIter,
-  createThread,
-  currentThread,
   defineChannelIter,
   defineHandler,
   defineThreadIter,
-  forEachChannel,
-  forEachThread,
-  getIoChannel,
-  type IoChannel,
-  ioDeviceRegistered,
   type MsgHandler,
+  type ThreadIter,
+} from './handlers.ts';
+export {
+  getIoChannel,
+  ioDeviceRegistered,
+  putIoChannel,
+  registerIoDevice,
+  unregisterIoDevice,
+} from './io-device.ts';
+export { sendMsg, spawnThread } from './messages.ts';
+export { currentRealm, type Realm, type RealmOptions, startRealm } from './realm.ts';
+export { type PollerInfo, type ThreadInfo, TICK_RATE, threadInfo, threadStats } from './stats.ts';
+export {
+  createThread,
+  currentThread,
+  type IoChannel,
   nowUs,
   type Poller,
-  type PollerInfo,
   PollerStatus,
-  putIoChannel,
   realmReactor,
   realmReactorCount,
-  registerIoDevice,
   registerPoller,
   SpdkThread,
-  sendMsg,
-  spawnThread,
-  type ThreadInfo,
-  type ThreadIter,
   type ThreadRef,
-  TICK_RATE,
   type Transferable,
-  threadInfo,
-  threadStats,
-  unregisterIoDevice,
   wakeReactor,
 } from './thread.ts';
+export { forEachChannel, forEachThread } from './walk.ts';

@@ -5,20 +5,25 @@
 
 import type { MessagePort } from 'node:worker_threads';
 import { logger } from '../util/log.ts';
+import { handlerNamed } from './handlers.ts';
+import { resetIoDevices } from './io-device.ts';
+import { reply, resetReplies } from './messages.ts';
 import {
   configureRealm,
   createThread,
-  deliverRealmMessage,
+  findLocalThread,
   hasPendingMessages,
   nextTimerUs,
   nowUs,
   pollThreads,
   type RealmMessage,
-  resetRealm,
+  resetThreads,
   type SpdkThread,
   setDefaultThread,
   type Transferable,
+  wakeReactor,
 } from './thread.ts';
+import { walkRealm } from './walk.ts';
 
 export interface RealmOptions {
   reactor: number;
@@ -138,4 +143,34 @@ export function startRealm(opts: RealmOptions): Realm {
 
 export function currentRealm(): Realm | null {
   return running;
+}
+
+/** Deliver a message that arrived from another realm. */
+function deliverRealmMessage(m: RealmMessage): void {
+  switch (m.k) {
+    case 'msg': {
+      const t = findLocalThread(m.t);
+      const fn = handlerNamed(m.h);
+      if (t === undefined) return;
+      if (fn === undefined) throw new Error(`message for unknown handler '${m.h}'`);
+      t.enqueue(fn as (a: unknown) => void, m.a);
+      wakeReactor();
+      return;
+    }
+    case 'spawn': {
+      const t = createThread(m.name);
+      reply(m.replyTo, m.token, t.ref);
+      return;
+    }
+    case 'walk':
+      walkRealm(m.w);
+      return;
+  }
+}
+
+/** Forget every thread, device and pending reply of this realm (stopped realms, test harnesses). */
+export function resetRealm(): void {
+  resetThreads();
+  resetIoDevices();
+  resetReplies();
 }

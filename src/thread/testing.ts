@@ -3,11 +3,11 @@
 // and poll until idle. Timed pollers follow the real clock unless
 // useFakeClock() is called, then advance(us) moves time.
 
+import { resetRealm } from './realm.ts';
 import {
   createThread as coreCreateThread,
   getCurrentThreadOrNull,
   pollThreads,
-  resetRealm,
   type SpdkThread,
   setClock,
   setCurrentThread,

@@ -1,8 +1,11 @@
-// Lightweight threads, message handlers, pollers, io_devices and channels,
-// and the per-realm bookkeeping they share. A realm is one reactor's JS heap
-// (the main thread or one worker); realms exchange messages over ports set
-// up by the reactor runtime (realm.ts). Nothing here uses timers: the loop
-// that drives pollThreads() lives in realm.ts (or testing.ts for unit tests).
+// Lightweight threads and pollers, and the per-realm bookkeeping every part of
+// the thread library shares: this realm's threads, the current one, the clock
+// and the link to the other reactors. A realm is one reactor's JS heap (the
+// main thread or one worker); realms exchange messages over ports set up by
+// the reactor runtime (realm.ts). Nothing here uses timers: the loop that
+// drives pollThreads() lives in realm.ts (or testing.ts for unit tests).
+// Messages and replies are in messages.ts, handler names in handlers.ts,
+// io_devices in io-device.ts, walks in walk.ts, stats in stats.ts.
 
 import type { Transferable as NodeTransferable } from 'node:worker_threads';
 
@@ -10,11 +13,6 @@ import type { Transferable as NodeTransferable } from 'node:worker_threads';
 export type Transferable = NodeTransferable;
 
 export type ThreadRef = { readonly id: number; readonly name: string; readonly reactor: number };
-
-export interface MsgHandler<A> {
-  readonly name: string;
-  readonly fn: (arg: A) => void;
-}
 
 export const PollerStatus = { IDLE: 0, BUSY: 1 } as const;
 
@@ -32,16 +30,6 @@ export interface IoChannel<C> {
   refs: number;
 }
 
-export interface ChannelIter<A> {
-  readonly name: string;
-  readonly fn: (ch: IoChannel<unknown>, ctx: A, next: (status: number) => void) => void;
-}
-
-export interface ThreadIter<A> {
-  readonly name: string;
-  readonly fn: (ctx: A, next: (status: number) => void) => void;
-}
-
 /** What the realm runtime plugs in: how to reach other reactors and how to wake this one. */
 export interface RealmLink {
   readonly reactor: number;
@@ -55,7 +43,8 @@ export type RealmMessage =
   | { k: 'spawn'; name: string; replyTo: ThreadRef; token: number }
   | { k: 'walk'; w: Walk };
 
-type Walk = {
+/** A forEachChannel / forEachThread walk as it travels from realm to realm (walk.ts). */
+export type Walk = {
   kind: 'ch' | 'th';
   id: string;
   iter: string;
@@ -66,30 +55,6 @@ type Walk = {
   reactor: number;
   status: number;
 };
-
-// ---------------------------------------------------------------- handlers
-
-const handlers = new Map<string, (arg: never) => void>();
-const iters = new Map<string, (...args: never[]) => void>();
-
-/** Register name -> fn in this realm's table. Every realm evaluates the same modules, so names resolve everywhere. */
-export function defineHandler<A>(name: string, fn: (arg: A) => void): MsgHandler<A> {
-  if (handlers.has(name)) throw new Error(`message handler '${name}' is already defined`);
-  handlers.set(name, fn as (arg: never) => void);
-  return { name, fn };
-}
-
-export function defineChannelIter<A>(name: string, fn: ChannelIter<A>['fn']): ChannelIter<A> {
-  if (iters.has(name)) throw new Error(`iterator '${name}' is already defined`);
-  iters.set(name, fn as (...args: never[]) => void);
-  return { name, fn };
-}
-
-export function defineThreadIter<A>(name: string, fn: ThreadIter<A>['fn']): ThreadIter<A> {
-  if (iters.has(name)) throw new Error(`iterator '${name}' is already defined`);
-  iters.set(name, fn as (...args: never[]) => void);
-  return { name, fn };
-}
 
 // ---------------------------------------------------------------- realm state
 
@@ -172,11 +137,21 @@ export function findLocalThread(id: number): SpdkThread | undefined {
   return threads.get(id);
 }
 
+/** The thread a reply should go back to: the current one, else the default one (null in neither). */
+export function callerThreadOrNull(): SpdkThread | null {
+  return current ?? defaultThread;
+}
+
+/** Post a message to another reactor of this process. */
+export function postToReactor(reactor: number, msg: RealmMessage, transfer?: Transferable[]): void {
+  link.post(reactor, msg, transfer);
+}
+
 // ---------------------------------------------------------------- pollers
 
-const PollerState = { WAITING: 0, RUNNING: 1, PAUSED: 2, UNREGISTERED: 3 } as const;
+export const PollerState = { WAITING: 0, RUNNING: 1, PAUSED: 2, UNREGISTERED: 3 } as const;
 
-class PollerImpl implements Poller {
+export class PollerImpl implements Poller {
   readonly name: string;
   readonly id: number;
   readonly fn: () => number;
@@ -398,351 +373,9 @@ export function nextTimerUs(): number {
   return next;
 }
 
-// ---------------------------------------------------------------- messages
-
-export function sendMsg<A>(
-  to: ThreadRef | SpdkThread,
-  h: MsgHandler<A> | ((a: A) => void),
-  arg: A,
-  transfer?: Transferable[],
-): void {
-  const ref = to instanceof SpdkThread ? to.ref : to;
-  if (ref.reactor === link.reactor) {
-    const t = threads.get(ref.id);
-    if (t === undefined) return; // thread gone: drop, as SPDK does for exited threads
-    t.enqueue((typeof h === 'function' ? h : h.fn) as (a: unknown) => void, arg);
-    link.wake();
-    return;
-  }
-  if (typeof h === 'function') {
-    throw new Error(
-      `sendMsg to thread '${ref.name}' on reactor ${ref.reactor} needs a named handler (defineHandler)`,
-    );
-  }
-  link.post(ref.reactor, { k: 'msg', t: ref.id, h: h.name, a: arg }, transfer);
-}
-
-// replies to the calling thread: plain callbacks stay in their realm, keyed by token
-type Reply = ((v: unknown) => void) | MsgHandler<unknown>;
-const replies = new Map<number, { thread: SpdkThread; cb: Reply }>();
-let replyToken = 0;
-
-function holdReply(cb: Reply): number {
-  const token = ++replyToken;
-  replies.set(token, { thread: currentThread(), cb });
-  return token;
-}
-
-const replyHandler = defineHandler<{ token: number; value: unknown }>('thread.reply', (m) => {
-  const r = replies.get(m.token);
-  if (r === undefined) return;
-  replies.delete(m.token);
-  if (typeof r.cb === 'function') r.cb(m.value);
-  else r.cb.fn(m.value);
-});
-
-function reply(to: ThreadRef, token: number, value: unknown): void {
-  sendMsg(to, replyHandler, { token, value });
-}
-
-/** Create a thread on reactor `reactor` (any realm); `done` runs on the calling thread with its ref. */
-export function spawnThread(
-  name: string,
-  reactor: number,
-  done: MsgHandler<ThreadRef> | ((r: ThreadRef) => void),
-): void {
-  if (!Number.isInteger(reactor) || reactor < 0 || reactor >= link.reactorCount) {
-    throw new Error(`spawnThread '${name}': no reactor ${reactor} (have ${link.reactorCount})`);
-  }
-  const caller = currentThread();
-  const token = holdReply(done as Reply);
-  if (reactor === link.reactor) {
-    const t = createThread(name);
-    reply(caller.ref, token, t.ref);
-  } else link.post(reactor, { k: 'spawn', name, replyTo: caller.ref, token });
-}
-
-/** Deliver a message that arrived from another realm. */
-export function deliverRealmMessage(m: RealmMessage): void {
-  switch (m.k) {
-    case 'msg': {
-      const t = threads.get(m.t);
-      const fn = handlers.get(m.h);
-      if (t === undefined) return;
-      if (fn === undefined) throw new Error(`message for unknown handler '${m.h}'`);
-      t.enqueue(fn as (a: unknown) => void, m.a);
-      link.wake();
-      return;
-    }
-    case 'spawn': {
-      const t = createThread(m.name);
-      reply(m.replyTo, m.token, t.ref);
-      return;
-    }
-    case 'walk':
-      walkRealm(m.w);
-      return;
-  }
-}
-
-// ---------------------------------------------------------------- io devices
-
-interface IoDevice {
-  id: string;
-  name: string;
-  create: (id: string) => unknown;
-  destroy: (ctx: unknown) => void;
-  channels: number;
-  unregistered: boolean;
-  onGone: Array<() => void>;
-}
-
-const devices = new Map<string, IoDevice>();
-
-export function registerIoDevice<C>(
-  id: string,
-  create: (id: string) => C,
-  destroy: (ctx: C) => void,
-  name?: string,
-): void {
-  const d = devices.get(id);
-  if (d !== undefined && !d.unregistered) throw new Error(`io_device '${id}' is already registered`);
-  devices.set(id, {
-    id,
-    name: name ?? id,
-    create,
-    destroy: destroy as (ctx: unknown) => void,
-    channels: 0,
-    unregistered: false,
-    onGone: [],
-  });
-}
-
-export function unregisterIoDevice(id: string, done?: () => void): void {
-  const d = devices.get(id);
-  if (d === undefined || d.unregistered) throw new Error(`io_device '${id}' is not registered`);
-  d.unregistered = true;
-  const caller = current ?? defaultThread;
-  const notify = (): void => {
-    if (done === undefined) return;
-    if (caller !== null) sendMsg(caller, done, undefined);
-    else done();
-  };
-  if (d.channels === 0) {
-    devices.delete(id);
-    notify();
-  } else d.onGone.push(notify);
-}
-
-export function ioDeviceRegistered(id: string): boolean {
-  const d = devices.get(id);
-  return d !== undefined && !d.unregistered;
-}
-
-export function getIoChannel<C>(id: string): IoChannel<C> {
-  const t = currentThread();
-  const existing = t.channels.get(id);
-  if (existing !== undefined) {
-    existing.refs++;
-    return existing as IoChannel<C>;
-  }
-  const d = devices.get(id);
-  if (d === undefined || d.unregistered) throw new Error(`io_device '${id}' is not registered in this realm`);
-  const ch: IoChannel<unknown> = { deviceId: id, thread: t, ctx: undefined, refs: 1 };
-  t.channels.set(id, ch);
-  d.channels++;
-  try {
-    (ch as { ctx: unknown }).ctx = d.create(id);
-  } catch (e) {
-    t.channels.delete(id);
-    d.channels--;
-    throw e;
-  }
-  return ch as IoChannel<C>;
-}
-
-function destroyChannelIfUnused(ch: IoChannel<unknown>): void {
-  if (ch.refs > 0 || ch.thread.channels.get(ch.deviceId) !== ch) return;
-  ch.thread.channels.delete(ch.deviceId);
-  const d = devices.get(ch.deviceId);
-  if (d === undefined) return;
-  d.destroy(ch.ctx);
-  d.channels--;
-  if (d.unregistered && d.channels === 0) {
-    devices.delete(d.id);
-    for (const f of d.onGone) f();
-  }
-}
-
-/** Release a reference; the channel is destroyed by a message once no references remain. */
-export function putIoChannel(ch: IoChannel<unknown>): void {
-  if (ch.refs <= 0) throw new Error(`putIoChannel: channel for '${ch.deviceId}' has no references`);
-  ch.refs--;
-  if (ch.refs === 0) {
-    ch.thread.enqueue(destroyChannelIfUnused as (a: unknown) => void, ch);
-    link.wake();
-  }
-}
-
-// ---------------------------------------------------------------- walks
-
-function finishWalk(w: Walk): void {
-  reply(w.origin, w.token, { ctx: w.ctx, status: w.status });
-}
-
-function nextRealm(w: Walk): void {
-  const next = (w.reactor + 1) % link.reactorCount;
-  if (next === w.start) {
-    finishWalk(w);
-    return;
-  }
-  w.reactor = next;
-  link.post(next, { k: 'walk', w });
-}
-
-function walkRealm(w: Walk): void {
-  const targets: SpdkThread[] = [];
-  for (const t of threads.values()) {
-    if (t.exited) continue;
-    if (w.kind === 'th' || t.channels.has(w.id)) targets.push(t);
-  }
-  const iter = iters.get(w.iter);
-  if (iter === undefined) throw new Error(`unknown iterator '${w.iter}'`);
-  const step = (i: number): void => {
-    if (i >= targets.length) {
-      nextRealm(w);
-      return;
-    }
-    const t = targets[i];
-    t.enqueue(() => {
-      const next = (status: number): void => {
-        if (status !== 0) {
-          w.status = status;
-          finishWalk(w);
-        } else step(i + 1);
-      };
-      if (w.kind === 'th') {
-        (iter as ThreadIter<unknown>['fn'])(w.ctx, next);
-        return;
-      }
-      const ch = t.channels.get(w.id);
-      if (ch === undefined) next(0);
-      else (iter as ChannelIter<unknown>['fn'])(ch, w.ctx, next);
-    }, undefined);
-    link.wake();
-  };
-  step(0);
-}
-
-type Done<A> = MsgHandler<{ ctx: A; status: number }> | ((r: { ctx: A; status: number }) => void);
-
-/**
- * Visit every thread (all realms) holding a channel for `id`, one after
- * another; `iter.fn` calls next(status) (non-zero stops the walk); then
- * `done` runs on the calling thread. ctx is structured-cloned between realms.
- */
-export function forEachChannel<A>(id: string, iter: ChannelIter<A>, ctx: A, done: Done<A>): void {
-  const caller = currentThread();
-  const token = holdReply(done as Reply);
-  walkRealm({
-    kind: 'ch',
-    id,
-    iter: iter.name,
-    ctx,
-    origin: caller.ref,
-    token,
-    start: link.reactor,
-    reactor: link.reactor,
-    status: 0,
-  });
-}
-
-/** Visit every thread of every realm, one after another, then `done` on the calling thread. */
-export function forEachThread<A>(iter: ThreadIter<A>, ctx: A, done: Done<A>): void {
-  const caller = currentThread();
-  const token = holdReply(done as Reply);
-  walkRealm({
-    kind: 'th',
-    id: '',
-    iter: iter.name,
-    ctx,
-    origin: caller.ref,
-    token,
-    start: link.reactor,
-    reactor: link.reactor,
-    status: 0,
-  });
-}
-
-// ---------------------------------------------------------------- stats
-
-export interface PollerInfo {
-  name: string;
-  id: number;
-  state: 'waiting' | 'running' | 'paused';
-  run_count: number;
-  busy_count: number;
-  period_ticks?: number;
-}
-
-export interface ThreadInfo {
-  name: string;
-  id: number;
-  reactor: number;
-  busy: number;
-  idle: number;
-  active_pollers: PollerInfo[];
-  timed_pollers: PollerInfo[];
-  paused_pollers: PollerInfo[];
-  io_channels: Array<{ name: string; ref: number }>;
-}
-
-/** Ticks are microseconds. */
-export const TICK_RATE = 1_000_000;
-
-function pollerInfo(p: PollerImpl): PollerInfo {
-  const info: PollerInfo = {
-    name: p.name,
-    id: p.id,
-    state:
-      p.state === PollerState.PAUSED ? 'paused' : p.state === PollerState.RUNNING ? 'running' : 'waiting',
-    run_count: p.runCount,
-    busy_count: p.busyCount,
-  };
-  if (p.periodUs > 0) info.period_ticks = p.periodUs;
-  return info;
-}
-
-/** Stats of one thread (cloneable), for thread_get_stats / thread_get_pollers / thread_get_io_channels. */
-export function threadInfo(t: SpdkThread): ThreadInfo {
-  const live = (p: PollerImpl): boolean => p.state !== PollerState.UNREGISTERED;
-  const running = (p: PollerImpl): boolean => live(p) && p.state !== PollerState.PAUSED;
-  return {
-    name: t.name,
-    id: t.id,
-    reactor: t.ref.reactor,
-    busy: Math.round(t.busyUs),
-    idle: Math.round(t.idleUs),
-    active_pollers: t.active.filter(running).map(pollerInfo),
-    timed_pollers: t.timed.filter(running).map(pollerInfo),
-    paused_pollers: [...t.active, ...t.timed].filter((p) => p.state === PollerState.PAUSED).map(pollerInfo),
-    io_channels: [...t.channels.values()].map((c) => ({
-      name: devices.get(c.deviceId)?.name ?? c.deviceId,
-      ref: c.refs,
-    })),
-  };
-}
-
-/** Stats of every thread of this realm. */
-export function threadStats(): ThreadInfo[] {
-  return [...threads.values()].map(threadInfo);
-}
-
-/** Forget every thread, device and pending reply of this realm (stopped realms, test harnesses). */
-export function resetRealm(): void {
+/** Forget every thread of this realm and the link to the others (resetRealm in realm.ts does the rest). */
+export function resetThreads(): void {
   threads.clear();
-  devices.clear();
-  replies.clear();
   current = null;
   defaultThread = null;
   link = singleRealmLink;
