@@ -11,12 +11,21 @@
 
 import { basename } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { NvmeController } from '../nvme/index.ts';
-import { exitWhenFlushed, UsageError } from './cli/args.ts';
+import { NvmeController, NvmeControllerError } from '../nvme/index.ts';
+import { InvalidArgumentError, NvmfTsError, UsageError } from '../util/errors.ts';
+import { exitWhenFlushed } from './cli/args.ts';
 import { toJson } from './cli/format.ts';
 import { type NsTarget, PerfWorker, type WorkerPlan, type WorkerResult } from './perf/job.ts';
 import { PERF_USAGE, type PerfConfig, parsePerfArgs } from './perf/options.ts';
 import { buildReport, formatReport } from './perf/report.ts';
+
+/** A perf worker thread reported an error, crashed or exited before its result. */
+export class PerfWorkerError extends NvmfTsError {
+  declare readonly code: 'NVMF_ERR_PERF_WORKER';
+  constructor(message: string) {
+    super('NVMF_ERR_PERF_WORKER', message);
+  }
+}
 
 /** One runnable worker, local or in a thread: connect → ready, then go → result. */
 interface RunningWorker {
@@ -63,11 +72,11 @@ function threadWorker(plan: WorkerPlan): RunningWorker {
     else if (msg.type === 'result') {
       settleResult?.resolve(msg.result!);
       settleResult = null;
-    } else if (msg.type === 'error') fail(new Error(`worker on core ${plan.core}: ${msg.message}`));
+    } else if (msg.type === 'error') fail(new PerfWorkerError(`worker on core ${plan.core}: ${msg.message}`));
   });
-  w.on('error', (e) => fail(e instanceof Error ? e : new Error(String(e))));
+  w.on('error', (e) => fail(e instanceof Error ? e : new PerfWorkerError(String(e))));
   w.on('exit', (code) =>
-    fail(new Error(`worker on core ${plan.core} exited (code ${code}) before its result`)),
+    fail(new PerfWorkerError(`worker on core ${plan.core} exited (code ${code}) before its result`)),
   );
   return {
     ready,
@@ -213,7 +222,7 @@ export async function main(argv: string[]): Promise<number> {
   const workers: RunningWorker[] = [];
   try {
     const found = await discoverTargets(config, controllers);
-    if (found.length === 0) throw new Error('no namespace to drive');
+    if (found.length === 0) throw new InvalidArgumentError('no namespace to drive');
     const plans = planWorkers(config, found);
     // ask each controller for the I/O queues its workers will open
     for (let i = 0; i < controllers.length; i++) {
@@ -225,7 +234,8 @@ export async function main(argv: string[]): Promise<number> {
       if (wanted === 0) continue;
       const granted = await controllers[i].setNumQueues(wanted);
       if (Math.min(granted.sq, granted.cq) < wanted)
-        throw new Error(
+        throw new NvmeControllerError(
+          'NVMF_ERR_NO_IO_QUEUE',
           `${config.tridTexts[i]}: the controller grants ${granted.sq} I/O queues, the run needs ${wanted}`,
         );
     }

@@ -5,18 +5,9 @@
 
 import { basename } from 'node:path';
 import { cliFlagsOf, type ParamSpec, RpcClient, RpcError, type RpcMethod } from '../jsonrpc/index.ts';
+import { UsageError } from '../util/errors.ts';
 
 export const DEFAULT_RPC_SOCKET = '/var/tmp/spdk.sock';
-
-/** A command-line mistake: printed with usage, exit status 2 (as argparse does). */
-export class CliUsageError extends Error {
-  readonly usage: string;
-  constructor(message: string, usage: string) {
-    super(message);
-    this.name = 'CliUsageError';
-    this.usage = usage;
-  }
-}
 
 export interface CliIo {
   out(text: string): void;
@@ -100,7 +91,7 @@ export function methodHelp(m: RpcMethod): string {
 
 function convertValue(m: RpcMethod, spec: ParamSpec, raw: string): unknown {
   const bad = (what: string): never => {
-    throw new CliUsageError(`argument ${flagsOf(spec)[0]}: invalid ${what} value: '${raw}'`, methodUsage(m));
+    throw new UsageError(`argument ${flagsOf(spec)[0]}: invalid ${what} value: '${raw}'`, methodUsage(m));
   };
   if (spec.cli?.int || spec.type === 'integer') {
     const t = raw.trim();
@@ -139,7 +130,7 @@ function convertValue(m: RpcMethod, spec: ParamSpec, raw: string): unknown {
 
 /**
  * Parse a method's command-line arguments (after METHOD) into JSON params,
- * argparse style, then apply the method's cliTransform. Throws CliUsageError.
+ * argparse style, then apply the method's cliTransform. Throws UsageError.
  */
 export function buildParams(m: RpcMethod, args: readonly string[]): Record<string, unknown> {
   const usage = methodUsage(m);
@@ -165,16 +156,16 @@ export function buildParams(m: RpcMethod, args: readonly string[]): Record<strin
         inline = a.slice(eq + 1);
       }
       const spec = byFlag.get(flag);
-      if (spec === undefined) throw new CliUsageError(`unrecognized arguments: ${a}`, usage);
+      if (spec === undefined) throw new UsageError(`unrecognized arguments: ${a}`, usage);
       if (!takesValue(spec)) {
         if (inline !== undefined)
-          throw new CliUsageError(`argument ${flag}: ignored explicit argument '${inline}'`, usage);
+          throw new UsageError(`argument ${flag}: ignored explicit argument '${inline}'`, usage);
         out[spec.name] = spec.cli?.action !== 'store_false';
         continue;
       }
       let raw = inline;
       if (raw === undefined) {
-        if (i + 1 >= args.length) throw new CliUsageError(`argument ${flag}: expected one argument`, usage);
+        if (i + 1 >= args.length) throw new UsageError(`argument ${flag}: expected one argument`, usage);
         raw = args[++i];
       }
       const append = spec.cli?.action === 'append';
@@ -190,7 +181,7 @@ export function buildParams(m: RpcMethod, args: readonly string[]): Record<strin
       continue;
     }
     const spec = positionals[posIndex++];
-    if (spec === undefined) throw new CliUsageError(`unrecognized arguments: ${a}`, usage);
+    if (spec === undefined) throw new UsageError(`unrecognized arguments: ${a}`, usage);
     out[spec.name] = convertValue(m, spec, a);
   }
   const missing: string[] = [];
@@ -202,8 +193,15 @@ export function buildParams(m: RpcMethod, args: readonly string[]): Record<strin
     } else if (p.required && !isPositional(p)) missing.push(flagsOf(p).join('/'));
   }
   if (missing.length > 0)
-    throw new CliUsageError(`the following arguments are required: ${missing.join(', ')}`, usage);
-  return m.cliTransform ? m.cliTransform(out) : out;
+    throw new UsageError(`the following arguments are required: ${missing.join(', ')}`, usage);
+  if (m.cliTransform === undefined) return out;
+  try {
+    return m.cliTransform(out);
+  } catch (e) {
+    // a transform refusing a combination of flags is a usage error of this method
+    if (e instanceof UsageError && e.usage === undefined) throw new UsageError(e.message, usage);
+    throw e;
+  }
 }
 
 // ---------------------------------------------------------------- global arguments
@@ -229,8 +227,7 @@ export function parseGlobal(argv: readonly string[]): {
   };
   let i = 0;
   const value = (flag: string): string => {
-    if (i + 1 >= argv.length)
-      throw new CliUsageError(`argument ${flag}: expected one argument`, globalUsage());
+    if (i + 1 >= argv.length) throw new UsageError(`argument ${flag}: expected one argument`, globalUsage());
     return argv[++i];
   };
   for (; i < argv.length; i++) {
@@ -240,20 +237,20 @@ export function parseGlobal(argv: readonly string[]): {
       const v = value(a);
       const s = Number(v);
       if (!Number.isFinite(s) || s <= 0)
-        throw new CliUsageError(`argument -t: invalid timeout '${v}'`, globalUsage());
+        throw new UsageError(`argument -t: invalid timeout '${v}'`, globalUsage());
       opts.timeoutMs = Math.round(s * 1000);
     } else if (a === '-r') {
       const v = value(a);
       const n = Number(v);
       if (!Number.isInteger(n) || n < 0)
-        throw new CliUsageError(`argument -r: invalid int value: '${v}'`, globalUsage());
+        throw new UsageError(`argument -r: invalid int value: '${v}'`, globalUsage());
       opts.retries = n;
     } else if (a === '-v') opts.verbose = true;
     else if (a === '--verbose') {
       // rpc.py: --verbose {DEBUG,INFO,ERROR}; ERROR is its quiet default.
       const level = value(a);
       if (!['DEBUG', 'INFO', 'ERROR'].includes(level)) {
-        throw new CliUsageError(
+        throw new UsageError(
           `argument --verbose: invalid choice: '${level}' (choose from DEBUG, INFO, ERROR)`,
           globalUsage(),
         );
@@ -263,7 +260,7 @@ export function parseGlobal(argv: readonly string[]): {
     else if (a === '-b' || a === '--batch-mode') opts.batch = true;
     else if (a === '--no-batch-mode') opts.batch = false;
     else if (a === '-h' || a === '--help') opts.help = true;
-    else if (a.startsWith('-')) throw new CliUsageError(`unrecognized arguments: ${a}`, globalUsage());
+    else if (a.startsWith('-')) throw new UsageError(`unrecognized arguments: ${a}`, globalUsage());
     else return { opts, method: a, rest: argv.slice(i + 1) };
   }
   return { opts, rest: [] };
@@ -314,7 +311,7 @@ export function shellSplit(line: string): string[] {
     const c = line[i];
     if (c === "'") {
       const end = line.indexOf("'", i + 1);
-      if (end < 0) throw new Error('No closing quotation');
+      if (end < 0) throw new UsageError('No closing quotation');
       cur += line.slice(i + 1, end);
       i = end;
       inWord = true;
@@ -325,10 +322,10 @@ export function shellSplit(line: string): string[] {
         if (line[j] === '\\' && j + 1 < line.length && '"\\$`'.includes(line[j + 1])) j++;
         cur += line[j];
       }
-      if (j >= line.length) throw new Error('No closing quotation');
+      if (j >= line.length) throw new UsageError('No closing quotation');
       i = j;
     } else if (c === '\\') {
-      if (i + 1 >= line.length) throw new Error('No escaped character');
+      if (i + 1 >= line.length) throw new UsageError('No escaped character');
       cur += line[++i];
       inWord = true;
     } else if (c === ' ' || c === '\t' || c === '\n' || c === '\r') {
@@ -348,20 +345,20 @@ type Prepared =
   | { kind: 'output'; text: string }
   | { kind: 'call'; name: string; method: RpcMethod | undefined; params: unknown };
 
-/** Turn METHOD + its arguments into a call (or help text). Throws CliUsageError. */
+/** Turn METHOD + its arguments into a call (or help text). Throws UsageError. */
 export function prepareCommand(table: readonly RpcMethod[], name: string, rest: readonly string[]): Prepared {
   if (name === 'call') {
     // Raw: nvmf-rpc call METHOD ['{json params}']
     const [raw, json, ...extra] = rest;
     const usage = 'usage: nvmf-rpc call METHOD [JSON_PARAMS]';
     if (raw === undefined || extra.length > 0)
-      throw new CliUsageError('expected METHOD and optional JSON params', usage);
+      throw new UsageError('expected METHOD and optional JSON params', usage);
     let params: unknown;
     if (json !== undefined) {
       try {
         params = JSON.parse(json);
       } catch (e) {
-        throw new CliUsageError(`JSON_PARAMS is not valid JSON: ${(e as Error).message}`, usage);
+        throw new UsageError(`JSON_PARAMS is not valid JSON: ${(e as Error).message}`, usage);
       }
     }
     return { kind: 'call', name: raw, method: table.find((m) => m.name === raw), params };
@@ -370,7 +367,7 @@ export function prepareCommand(table: readonly RpcMethod[], name: string, rest: 
   if (method === undefined) {
     // Not in the local table: still sendable when given no args or one JSON object.
     if (rest.length > 1 || (rest.length === 1 && !rest[0].trim().startsWith('{'))) {
-      throw new CliUsageError(
+      throw new UsageError(
         `unknown method '${name}' (send it raw: nvmf-rpc call METHOD '{json}')`,
         globalUsage(),
       );
@@ -380,7 +377,7 @@ export function prepareCommand(table: readonly RpcMethod[], name: string, rest: 
       try {
         params = JSON.parse(rest[0]);
       } catch (e) {
-        throw new CliUsageError(`params are not valid JSON: ${(e as Error).message}`, globalUsage());
+        throw new UsageError(`params are not valid JSON: ${(e as Error).message}`, globalUsage());
       }
     }
     return { kind: 'call', name, method: undefined, params };
@@ -459,8 +456,8 @@ async function readStdin(): Promise<string | undefined> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-function reportUsage(io: CliIo, e: CliUsageError): number {
-  io.err(e.usage);
+function reportUsage(io: CliIo, e: UsageError): number {
+  io.err(e.usage ?? globalUsage());
   io.err(`nvmf-rpc: error: ${e.message}`);
   return 2;
 }
@@ -533,7 +530,7 @@ export async function runCli(argv: readonly string[], run: RunOptions = {}): Pro
   try {
     ({ opts, method, rest } = parseGlobal(argv));
   } catch (e) {
-    if (e instanceof CliUsageError) return reportUsage(io, e);
+    if (e instanceof UsageError) return reportUsage(io, e);
     throw e;
   }
   const table = run.methods ?? (await loadMethodTable());
@@ -562,7 +559,7 @@ export async function runCli(argv: readonly string[], run: RunOptions = {}): Pro
     try {
       single = prepareCommand(table, method, rest);
     } catch (e) {
-      if (e instanceof CliUsageError) return reportUsage(io, e);
+      if (e instanceof UsageError) return reportUsage(io, e);
       throw e;
     }
     if (single.kind === 'output') {
@@ -605,7 +602,7 @@ export async function runCli(argv: readonly string[], run: RunOptions = {}): Pro
       try {
         prepared = prepareCommand(table, words[0], words.slice(1));
       } catch (e) {
-        if (e instanceof CliUsageError) return reportUsage(io, e);
+        if (e instanceof UsageError) return reportUsage(io, e);
         throw e;
       }
       if (prepared.kind === 'output') {

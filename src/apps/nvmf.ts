@@ -10,8 +10,9 @@
 
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
+import { UsageError } from '../util/errors.ts';
 import { adminCommands } from './cli/admin-commands.ts';
-import { exitWhenFlushed, isParseArgsError, UsageError } from './cli/args.ts';
+import { exitWhenFlushed, isParseArgsError } from './cli/args.ts';
 import { CONNECT_HELP, type Command, connectOptions, transportIdFrom, type Values } from './cli/command.ts';
 import { ioCommands } from './cli/io-commands.ts';
 

@@ -509,6 +509,7 @@ function finishIo(io: BdevIo, status: BdevIoStatus): void {
     childDone(io, status);
     return;
   }
+  // cannot happen unless a module completes one bdev_io twice: a bug to stop at, not an error to handle
   if (io.status !== BdevIoStatus.PENDING) throw new Error('bdev_io completed twice');
   io.status = status;
   if (io.type === BdevIoType.COMPARE_AND_WRITE && io.bdev!.lockedRanges.length > 0) releaseLock(io);

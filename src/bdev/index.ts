@@ -17,10 +17,10 @@ export {
   setBdevIoPoolSize,
   sliceIov,
 } from './bdev.ts';
+export { BdevError, type BdevErrorCode } from './errors.ts';
 export type { QosLimits } from './qos.ts';
 export type { BdevRecord } from './registry.ts';
 export {
-  BdevError,
   bdevClaim,
   bdevClaimByName,
   bdevCollectStats,

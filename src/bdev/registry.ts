@@ -4,7 +4,9 @@
 // resolves when every realm has answered.
 
 import { currentThread, defineHandler, sendMsg, type ThreadRef } from '../thread/index.ts';
+import { NotRegisteredError } from '../util/errors.ts';
 import { type Bdev, type BdevDesc, type BdevModule, submitAfterQos } from './bdev.ts';
+import { BdevError } from './errors.ts';
 import { BdevQos, createQosState, type QosLimits, qosEnabled } from './qos.ts';
 import { addReplica, realmLookup, removeReplica, resizeReplica } from './replicas.ts';
 import type { BdevIoStatsSnapshot } from './stats.ts';
@@ -47,14 +49,6 @@ export interface BdevRecord {
 
 const records = new Map<string, BdevRecord>(); // by name, registration order
 const byAliasOrUuid = new Map<string, string>(); // alias / uuid → name
-
-export class BdevError extends Error {
-  readonly code: string;
-  constructor(code: 'EEXIST' | 'ENODEV' | 'EBUSY' | 'EINVAL' | 'ENOMEM', message: string) {
-    super(message);
-    this.code = code;
-  }
-}
 
 export function bdevGetRecord(nameOrAlias: string): BdevRecord | undefined {
   return records.get(nameOrAlias) ?? records.get(byAliasOrUuid.get(nameOrAlias) ?? '');
@@ -130,7 +124,7 @@ const realmOp = defineHandler<RealmMsg>('bdev.realmOp', (m) => {
     switch (b.op) {
       case 'register': {
         const mod = modules.get(b.desc.module);
-        if (mod === undefined) throw new Error(`bdev module ${b.desc.module} is not loaded`);
+        if (mod === undefined) throw new NotRegisteredError(`bdev module ${b.desc.module} is not loaded`);
         addReplica(b.desc, mod);
         reply(m);
         return;

@@ -11,6 +11,7 @@ import {
   unregisterIoDevice,
 } from '../thread/index.ts';
 import { Bdev, BdevChannel, BdevDesc, type BdevEventCb, type BdevModule, bdevDeviceId } from './bdev.ts';
+import { BdevError } from './errors.ts';
 import type { BdevDescriptor } from './types.ts';
 
 const realmBdevs = new Map<string, Bdev>(); // name and aliases → replica
@@ -21,7 +22,7 @@ export function realmLookup(name: string): Bdev | undefined {
 
 /** Build and register this realm's replica (called by the registry in every realm). */
 export function addReplica(d: BdevDescriptor, module: BdevModule): Bdev {
-  if (realmBdevs.has(d.name)) throw new Error(`bdev ${d.name} already exists in this realm`);
+  if (realmBdevs.has(d.name)) throw new BdevError('EEXIST', `bdev ${d.name} already exists in this realm`);
   const bdev = new Bdev(d);
   bdev.backend = module.createReplica(d, bdev);
   realmBdevs.set(d.name, bdev);
@@ -93,7 +94,7 @@ export function resizeReplica(name: string, numBlocks: number): void {
 /** Open a bdev (by name or alias) in this realm, on the current thread. Throws if absent or being removed. */
 export function bdevOpen(name: string, write: boolean, onEvent: BdevEventCb): BdevDesc {
   const bdev = realmBdevs.get(name);
-  if (bdev === undefined || bdev.removing) throw new Error(`bdev ${name} does not exist`);
+  if (bdev === undefined || bdev.removing) throw new BdevError('ENODEV', `bdev ${name} does not exist`);
   const desc = new BdevDesc(bdev, write, onEvent, currentThread());
   bdev.descs.add(desc);
   return desc;

@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { RpcError, RpcErrorCode, RpcRegistry, RpcServer, RpcState } from '../jsonrpc/index.ts';
 import type { ThreadRef } from '../thread/index.ts';
+import { FileFormatError, InvalidStateError } from '../util/errors.ts';
 import { configureLogging, type LogConfig, type Logger, logger } from '../util/log.ts';
 import { type Reactors, startReactors } from './reactors.ts';
 import { collectRpcMethods, setAppControl, setMethodTableReader } from './rpc-methods.ts';
@@ -84,7 +85,7 @@ export class Application implements App {
   }
 
   get appThread(): ThreadRef {
-    if (this.reactors === null) throw new Error('reactors are not running');
+    if (this.reactors === null) throw new InvalidStateError('reactors are not running');
     return this.reactors.realm.thread.ref;
   }
 
@@ -143,7 +144,7 @@ export class Application implements App {
       try {
         cfg = JSON.parse(text);
       } catch (e) {
-        throw new Error(`--json ${this.opts.jsonConfig}: not valid JSON (${(e as Error).message})`);
+        throw new FileFormatError(`--json ${this.opts.jsonConfig}: not valid JSON (${(e as Error).message})`);
       }
       await this.loadConfig(cfg);
     }

@@ -5,6 +5,7 @@
 // the app's worker module (src/apps/nvmf_tgt-reactor.ts) passes the table in.
 
 import { parentPort, workerData } from 'node:worker_threads';
+import { InvalidStateError } from '../util/errors.ts';
 import { configureLogging, logger } from '../util/log.ts';
 import { startReactorRealm, type WorkerCommand, type WorkerInit, type WorkerReport } from './reactors.ts';
 import { collectRpcMethods } from './rpc-methods.ts';
@@ -14,7 +15,7 @@ import type { FrameworkSubsystem } from './subsystem.ts';
 export async function runReactorWorker(subsystems: readonly FrameworkSubsystem[]): Promise<void> {
   const init = workerData as WorkerInit;
   const port = parentPort;
-  if (port === null) throw new Error('runReactorWorker must run in a worker thread');
+  if (port === null) throw new InvalidStateError('runReactorWorker must run in a worker thread');
 
   configureLogging(init.log, init.reactor);
   const log = logger('reactor');

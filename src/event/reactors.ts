@@ -4,7 +4,16 @@
 
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import { getIoChannel, type Realm, registerIoDevice, startRealm } from '../thread/index.ts';
+import { InvalidArgumentError, NvmfTsError } from '../util/errors.ts';
 import { type LogConfig, logger } from '../util/log.ts';
+
+/** A worker reactor failed to start: it reported an error, crashed or exited before it was ready. */
+export class ReactorStartError extends NvmfTsError {
+  declare readonly code: 'NVMF_ERR_REACTOR_START';
+  constructor(message: string, options?: ErrorOptions) {
+    super('NVMF_ERR_REACTOR_START', message, options);
+  }
+}
 
 /** Every realm's default thread holds a channel on this device, so a forEachChannel over it visits each reactor once. */
 export const REACTOR_DEVICE = 'framework.reactor';
@@ -64,7 +73,9 @@ export async function startReactors(
 ): Promise<Reactors> {
   const n = cores.length;
   if (n > 1 && workerEntry === undefined) {
-    throw new Error('more than one reactor: the app must name the module its worker reactors run');
+    throw new InvalidArgumentError(
+      'more than one reactor: the app must name the module its worker reactors run',
+    );
   }
   const mesh: Array<Array<MessagePort | undefined>> = Array.from({ length: n }, () =>
     new Array(n).fill(undefined),
@@ -98,11 +109,15 @@ export async function startReactors(
           if (m.k === 'ready') {
             log0.info(`reactor ${r} started on core ${cores[r]}`);
             resolve();
-          } else if (m.k === 'error') reject(new Error(`reactor ${r}: ${m.message}`));
+          } else if (m.k === 'error') reject(new ReactorStartError(`reactor ${r}: ${m.message}`));
         };
         w.on('message', onMsg);
-        w.once('error', (e: Error) => reject(new Error(`reactor ${r} failed: ${e.message}`)));
-        w.once('exit', (code) => reject(new Error(`reactor ${r} exited during start-up (code ${code})`)));
+        w.once('error', (e: Error) =>
+          reject(new ReactorStartError(`reactor ${r} failed: ${e.message}`, { cause: e })),
+        );
+        w.once('exit', (code) =>
+          reject(new ReactorStartError(`reactor ${r} exited during start-up (code ${code})`)),
+        );
       }),
     );
   }

@@ -3,6 +3,7 @@
 
 import type { RpcMethod } from '../jsonrpc/index.ts';
 import type { ThreadRef } from '../thread/index.ts';
+import { DuplicateNameError, InvalidArgumentError, NotRegisteredError } from '../util/errors.ts';
 import type { Logger } from '../util/log.ts';
 
 export interface App {
@@ -39,13 +40,15 @@ export interface FrameworkSubsystem {
 export function orderSubsystems(table: readonly FrameworkSubsystem[]): FrameworkSubsystem[] {
   const byName = new Map<string, FrameworkSubsystem>();
   for (const s of table) {
-    if (byName.has(s.name)) throw new Error(`framework subsystem '${s.name}' is listed twice`);
+    if (byName.has(s.name)) throw new DuplicateNameError(`framework subsystem '${s.name}' is listed twice`);
     byName.set(s.name, s);
   }
   for (const s of table) {
     for (const d of s.depends) {
       if (!byName.has(d))
-        throw new Error(`framework subsystem '${s.name}' depends on '${d}', which does not exist`);
+        throw new NotRegisteredError(
+          `framework subsystem '${s.name}' depends on '${d}', which does not exist`,
+        );
     }
   }
   const out: FrameworkSubsystem[] = [];
@@ -55,7 +58,7 @@ export function orderSubsystems(table: readonly FrameworkSubsystem[]): Framework
     if (st === 'done') return;
     if (st === 'visiting') {
       const cycle = [...path.slice(path.indexOf(s.name)), s.name];
-      throw new Error(`framework subsystems have a dependency cycle: ${cycle.join(' -> ')}`);
+      throw new InvalidArgumentError(`framework subsystems have a dependency cycle: ${cycle.join(' -> ')}`);
     }
     state.set(s.name, 'visiting');
     for (const d of s.depends) visit(byName.get(d) as FrameworkSubsystem, [...path, s.name]);

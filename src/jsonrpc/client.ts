@@ -2,7 +2,7 @@
 
 import { createConnection, type Socket } from 'node:net';
 import { JsonStreamSplitter } from './splitter.ts';
-import { RpcError, RpcErrorCode } from './types.ts';
+import { RpcClientError, RpcError, RpcErrorCode } from './types.ts';
 
 interface Pending {
   resolve(v: unknown): void;
@@ -25,10 +25,13 @@ export class RpcClient {
     this.timeoutMs = timeoutMs;
     sock.on('data', (chunk: Buffer) => {
       const err = this.splitter.feed(chunk, (text) => this.onResponse(text));
-      if (err !== null) this.failAll(new Error(`malformed response from the RPC server (${err})`));
+      if (err !== null)
+        this.failAll(
+          new RpcClientError('NVMF_ERR_RPC_BAD_RESPONSE', `malformed response from the RPC server (${err})`),
+        );
     });
     sock.on('error', (e) => this.failAll(e));
-    sock.on('close', () => this.failAll(new Error('RPC connection closed')));
+    sock.on('close', () => this.failAll(new RpcClientError('NVMF_ERR_RPC_CLOSED', 'RPC connection closed')));
   }
 
   /** Connect to the server's socket; rejects after timeoutMs (default 60 s, rpc.py's default). */
@@ -37,7 +40,7 @@ export class RpcClient {
       const sock = createConnection(path);
       const timer = setTimeout(() => {
         sock.destroy();
-        reject(new Error(`timed out connecting to ${path}`));
+        reject(new RpcClientError('NVMF_ERR_RPC_TIMEOUT', `timed out connecting to ${path}`));
       }, timeoutMs);
       sock.once('connect', () => {
         clearTimeout(timer);
@@ -46,7 +49,15 @@ export class RpcClient {
       });
       sock.once('error', (e) => {
         clearTimeout(timer);
-        reject(new Error(`cannot connect to the RPC socket ${path}: ${e.message}`));
+        reject(
+          new RpcClientError(
+            'NVMF_ERR_RPC_CONNECT',
+            `cannot connect to the RPC socket ${path}: ${e.message}`,
+            {
+              cause: e,
+            },
+          ),
+        );
       });
     });
   }
@@ -60,7 +71,7 @@ export class RpcClient {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
-        reject(new Error(`timed out waiting for the response to ${method}`));
+        reject(new RpcClientError('NVMF_ERR_RPC_TIMEOUT', `timed out waiting for the response to ${method}`));
       }, this.timeoutMs);
       this.pending.set(id, { resolve, reject, timer });
       this.sock.write(JSON.stringify(req));
@@ -85,7 +96,7 @@ export class RpcClient {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(key);
-        reject(new Error('timed out waiting for the batch response'));
+        reject(new RpcClientError('NVMF_ERR_RPC_TIMEOUT', 'timed out waiting for the batch response'));
       }, this.timeoutMs);
       this.pending.set(key, { resolve: resolve as (v: unknown) => void, reject, timer, batch: true });
       this.sock.write(JSON.stringify(reqs));
@@ -93,7 +104,7 @@ export class RpcClient {
   }
 
   close(): void {
-    this.failAll(new Error('RPC client closed'));
+    this.failAll(new RpcClientError('NVMF_ERR_RPC_CLOSED', 'RPC client closed'));
     this.sock.destroy();
   }
 
@@ -102,7 +113,9 @@ export class RpcClient {
     try {
       parsed = JSON.parse(text);
     } catch {
-      this.failAll(new Error('unparsable response from the RPC server'));
+      this.failAll(
+        new RpcClientError('NVMF_ERR_RPC_BAD_RESPONSE', 'unparsable response from the RPC server'),
+      );
       return;
     }
     if (Array.isArray(parsed)) {

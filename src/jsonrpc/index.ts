@@ -8,11 +8,14 @@ export { JsonStreamSplitter, type SplitError } from './splitter.ts';
 export {
   noopLogger,
   type ParamSpec,
+  RpcClientError,
+  type RpcClientErrorCode,
   type RpcContext,
   RpcError,
   RpcErrorCode,
   type RpcLogger,
   type RpcMethod,
+  RpcSocketError,
   RpcState,
 } from './types.ts';
 export { checkParam, validateParams } from './validate.ts';

@@ -2,6 +2,7 @@
 // invoke() (validate + state check + handler) used by the socket server and by
 // in-process callers such as --json config replay.
 
+import { DuplicateNameError, InvalidArgumentError } from '../util/errors.ts';
 import { noopLogger, RpcError, RpcErrorCode, type RpcLogger, type RpcMethod, RpcState } from './types.ts';
 import { validateParams } from './validate.ts';
 
@@ -17,11 +18,13 @@ export class RpcRegistry {
   private readonly methods = new Map<string, RpcMethod>();
 
   register(m: RpcMethod): void {
-    if (this.methods.has(m.name)) throw new Error(`RPC method ${m.name} is already registered`);
-    if (typeof m.handler !== 'function') throw new Error(`RPC method ${m.name} has no handler`);
+    if (this.methods.has(m.name)) throw new DuplicateNameError(`RPC method ${m.name} is already registered`);
+    if (typeof m.handler !== 'function')
+      throw new InvalidArgumentError(`RPC method ${m.name} has no handler`);
     const seen = new Set<string>();
     for (const p of m.params) {
-      if (seen.has(p.name)) throw new Error(`RPC method ${m.name} declares parameter ${p.name} twice`);
+      if (seen.has(p.name))
+        throw new DuplicateNameError(`RPC method ${m.name} declares parameter ${p.name} twice`);
       seen.add(p.name);
     }
     this.methods.set(m.name, m);

@@ -7,7 +7,7 @@ import { existsSync, lstatSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import type { RpcRegistry } from './registry.ts';
 import { JsonStreamSplitter } from './splitter.ts';
-import { noopLogger, RpcError, RpcErrorCode, type RpcLogger } from './types.ts';
+import { noopLogger, RpcError, RpcErrorCode, type RpcLogger, RpcSocketError } from './types.ts';
 
 export interface RpcServerOptions {
   path: string;
@@ -71,9 +71,9 @@ export class RpcServer {
   async listen(): Promise<void> {
     if (existsSync(this.path)) {
       if (!lstatSync(this.path).isSocket())
-        throw new Error(`RPC socket path ${this.path} exists and is not a socket`);
+        throw new RpcSocketError(`RPC socket path ${this.path} exists and is not a socket`);
       if (await socketIsLive(this.path))
-        throw new Error(`RPC socket ${this.path} is in use by another process`);
+        throw new RpcSocketError(`RPC socket ${this.path} is in use by another process`);
       unlinkSync(this.path); // stale socket from a previous run
     }
     // Half-open: a client may end its side right after its request and still read the answer.

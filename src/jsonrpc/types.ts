@@ -1,5 +1,8 @@
 // JSON-RPC method table types, shared by the server, the registry, the CLI and
-// every component that registers methods (framework, bdev, nvmf).
+// every component that registers methods (framework, bdev, nvmf); the errors
+// of a call (RpcError: the server's answer; RpcClientError: no answer).
+
+import { NvmfTsError } from '../util/errors.ts';
 
 /** Bitmask of the application states a method may run in (SPDK_RPC_STARTUP / SPDK_RPC_RUNTIME). */
 export const RpcState = { STARTUP: 1, RUNTIME: 2 } as const;
@@ -79,14 +82,40 @@ export interface RpcMethod<P = any, R = any> {
   cliPrint?: 'json' | 'array' | 'none';
 }
 
-export class RpcError extends Error {
-  readonly code: number;
+/**
+ * A JSON-RPC error answer: `code` is the numeric JSON-RPC code it carries on
+ * the wire (-32602 invalid params, SPDK's negative errno values…), as SPDK's
+ * clients read it; docs/errors.md lists the codes this project answers with.
+ */
+export class RpcError extends NvmfTsError {
+  declare readonly code: number;
   readonly data?: unknown;
   constructor(code: number, message: string, data?: unknown) {
-    super(message);
-    this.name = 'RpcError';
-    this.code = code;
+    super(code, message);
     if (data !== undefined) this.data = data;
+  }
+}
+
+/** Why an RpcClient call got no answer: it could not connect, the connection closed, time ran out, or the answer was not JSON-RPC. */
+export type RpcClientErrorCode =
+  | 'NVMF_ERR_RPC_CONNECT'
+  | 'NVMF_ERR_RPC_CLOSED'
+  | 'NVMF_ERR_RPC_TIMEOUT'
+  | 'NVMF_ERR_RPC_BAD_RESPONSE';
+
+/** An RpcClient call that got no answer from the server (an answer that is an error is an RpcError). */
+export class RpcClientError extends NvmfTsError {
+  declare readonly code: RpcClientErrorCode;
+  constructor(code: RpcClientErrorCode, message: string, options?: ErrorOptions) {
+    super(code, message, options);
+  }
+}
+
+/** The server cannot listen on its socket path: something else is there, or another process serves it. */
+export class RpcSocketError extends NvmfTsError {
+  declare readonly code: 'NVMF_ERR_RPC_SOCKET';
+  constructor(message: string) {
+    super('NVMF_ERR_RPC_SOCKET', message);
   }
 }
 

@@ -48,6 +48,7 @@ import {
 } from '../wire/nvme.ts';
 import { type Completion, execute } from './command.ts';
 import { connectAdminQueue, connectTcpIoQueue, type IoQpairConnectParams } from './connect.ts';
+import { NvmeControllerError } from './errors.ts';
 import { connectIoQpair, type NvmeIoQpair } from './io-qpair.ts';
 import { isInactiveNamespace, type NamespaceInfo, parseNamespace } from './namespace.ts';
 import type { CommandCallback, NvmeTcpQpair } from './tcp-qpair.ts';
@@ -235,8 +236,13 @@ export class NvmeController {
     for (;;) {
       const csts = Number(await this.propertyGet(ControllerRegister.CSTS, 4));
       if (csts & CstsBits.RDY) break;
-      if (csts & CstsBits.CFS) throw new Error('controller fatal status while enabling');
-      if (Date.now() > deadline) throw new Error(`timed out waiting for CSTS.RDY (CAP.TO ${timeoutMs} ms)`);
+      if (csts & CstsBits.CFS)
+        throw new NvmeControllerError('NVMF_ERR_CONTROLLER_FATAL', 'controller fatal status while enabling');
+      if (Date.now() > deadline)
+        throw new NvmeControllerError(
+          'NVMF_ERR_CONTROLLER_NOT_READY',
+          `timed out waiting for CSTS.RDY (CAP.TO ${timeoutMs} ms)`,
+        );
       await new Promise((r) => setTimeout(r, 10));
     }
     const cdata = Buffer.alloc(IDENTIFY_SIZE);
@@ -471,7 +477,10 @@ export class NvmeController {
     for (let attempt = 0; attempt <= maxRetries; attempt++) {
       const hdr = await readHeader();
       if (hdr.numrec > BigInt(maxEntries))
-        throw new Error(`discovery log has ${hdr.numrec} entries, more than the limit of ${maxEntries}`);
+        throw new NvmeControllerError(
+          'NVMF_ERR_DISCOVERY_LOG_TOO_LARGE',
+          `discovery log has ${hdr.numrec} entries, more than the limit of ${maxEntries}`,
+        );
       const numrec = Number(hdr.numrec);
       const body = Buffer.alloc(numrec * DISCOVERY_LOG_ENTRY_SIZE);
       for (let off = 0; off < body.length; off += chunk) {
@@ -484,7 +493,10 @@ export class NvmeController {
       for (let i = 0; i < numrec; i++) entries.push(decodeDiscoveryEntry(body, i * DISCOVERY_LOG_ENTRY_SIZE));
       return { genctr: hdr.genctr, recfmt: hdr.recfmt, entries };
     }
-    throw new Error(`discovery log kept changing (GENCTR) over ${maxRetries + 1} reads`);
+    throw new NvmeControllerError(
+      'NVMF_ERR_DISCOVERY_LOG_UNSTABLE',
+      `discovery log kept changing (GENCTR) over ${maxRetries + 1} reads`,
+    );
   }
 
   /** Any admin command: `cmd` is a 64-byte SQE (CID/SGL filled in). */
@@ -513,7 +525,10 @@ export class NvmeController {
    */
   async createIoQpair(queueSize = 128): Promise<NvmeIoQpair> {
     if (this.ioQueuesGranted > 0 && this.nextQid > this.ioQueuesGranted)
-      throw new Error(`I/O queue ${this.nextQid}: the controller granted ${this.ioQueuesGranted} I/O queues`);
+      throw new NvmeControllerError(
+        'NVMF_ERR_NO_IO_QUEUE',
+        `I/O queue ${this.nextQid}: the controller granted ${this.ioQueuesGranted} I/O queues`,
+      );
     const size = Math.max(2, Math.min(queueSize, this.cap === 0n ? queueSize : this.maxQueueSize));
     const io = await connectIoQpair(this.ioParams(this.nextQid++, size));
     this.ioQpairs.add(io);
@@ -553,7 +568,11 @@ export class NvmeController {
   }
 
   private async doReconnect(): Promise<void> {
-    if (this.disconnecting) throw new Error('reconnect: the controller was disconnected');
+    if (this.disconnecting)
+      throw new NvmeControllerError(
+        'NVMF_ERR_CONTROLLER_DISCONNECTED',
+        'reconnect: the controller was disconnected',
+      );
     this.stopTimers();
     const oldAdmin = this.admin;
     this.aerQpair = null;
@@ -564,7 +583,10 @@ export class NvmeController {
     const { admin, cntlid } = await NvmeController.connectAdmin(this.trid, this.hostid, this.opts);
     if (this.disconnecting) {
       admin.close();
-      throw new Error('reconnect: the controller was disconnected meanwhile');
+      throw new NvmeControllerError(
+        'NVMF_ERR_CONTROLLER_DISCONNECTED',
+        'reconnect: the controller was disconnected meanwhile',
+      );
     }
     this.admin = admin;
     this.cntlid = cntlid;

@@ -1,5 +1,9 @@
 // Host (initiator) library: NVMe over TCP. docs/host-library.md describes it.
 
+export {
+  InvalidArgumentError,
+  NvmfTsError,
+} from '../util/errors.ts';
 // constants the library's API speaks in, from the wire layer
 export { DISCOVERY_NQN } from '../wire/discovery.ts';
 export { AsyncEventType, NoticeInfo } from '../wire/log.ts';
@@ -16,7 +20,14 @@ export {
   NvmeController,
 } from './controller.ts';
 export { type DiscoverOptions, type DiscoveryResult, discover, discoveredSubsystems } from './discovery.ts';
-export { NvmeQueueError, NvmeStatusError, TcpTransportError } from './errors.ts';
+export {
+  NvmeControllerError,
+  type NvmeControllerErrorCode,
+  NvmeQueueError,
+  type NvmeQueueErrorCode,
+  NvmeStatusError,
+  TcpTransportError,
+} from './errors.ts';
 export {
   configDir,
   DEFAULT_HOSTNQN,

@@ -5,6 +5,7 @@
 // Keys are case-insensitive, pairs are separated by spaces, a value runs to
 // the next space. Unknown keys are an error (a typo must not be ignored).
 
+import { InvalidArgumentError } from '../util/errors.ts';
 import { DISCOVERY_NQN } from '../wire/discovery.ts';
 import { uuidToBytes } from '../wire/identify.ts';
 import { defaultHostIdentity } from './host-identity.ts';
@@ -37,7 +38,7 @@ function parseBool(key: string, value: string): boolean {
   const v = value.toLowerCase();
   if (v === '1' || v === 'true' || v === 'yes' || v === 'on') return true;
   if (v === '0' || v === 'false' || v === 'no' || v === 'off') return false;
-  throw new Error(`transport ID: ${key} must be true or false, not "${value}"`);
+  throw new InvalidArgumentError(`transport ID: ${key} must be true or false, not "${value}"`);
 }
 
 /**
@@ -52,24 +53,25 @@ export function parseTransportId(text: string): TransportId {
     const colon = pair.indexOf(':');
     const eq = pair.indexOf('=');
     const sep = colon < 0 ? eq : eq < 0 ? colon : Math.min(colon, eq);
-    if (sep <= 0) throw new Error(`transport ID: "${pair}" is not key:value`);
+    if (sep <= 0) throw new InvalidArgumentError(`transport ID: "${pair}" is not key:value`);
     const key = pair.slice(0, sep).toLowerCase();
     const value = pair.slice(sep + 1);
-    if (!KNOWN_KEYS.has(key)) throw new Error(`transport ID: unknown key "${key}"`);
-    if (value === '') throw new Error(`transport ID: ${key} has no value`);
+    if (!KNOWN_KEYS.has(key)) throw new InvalidArgumentError(`transport ID: unknown key "${key}"`);
+    if (value === '') throw new InvalidArgumentError(`transport ID: ${key} has no value`);
     fields.set(key, value);
   }
   const trtype = (fields.get('trtype') ?? 'tcp').toLowerCase();
-  if (trtype !== 'tcp') throw new Error(`transport ID: trtype ${trtype} is not supported (tcp only)`);
+  if (trtype !== 'tcp')
+    throw new InvalidArgumentError(`transport ID: trtype ${trtype} is not supported (tcp only)`);
   const adrfam = (fields.get('adrfam') ?? 'ipv4').toLowerCase();
   if (adrfam !== 'ipv4' && adrfam !== 'ipv6')
-    throw new Error(`transport ID: adrfam ${adrfam} is not supported (ipv4, ipv6)`);
+    throw new InvalidArgumentError(`transport ID: adrfam ${adrfam} is not supported (ipv4, ipv6)`);
   const traddr = fields.get('traddr');
-  if (traddr === undefined) throw new Error('transport ID: traddr is required');
+  if (traddr === undefined) throw new InvalidArgumentError('transport ID: traddr is required');
   const trsvcid = fields.get('trsvcid') ?? '4420';
   const port = Number(trsvcid);
   if (!Number.isInteger(port) || port < 1 || port > 65535)
-    throw new Error(`transport ID: trsvcid ${trsvcid} is not a TCP port`);
+    throw new InvalidArgumentError(`transport ID: trsvcid ${trsvcid} is not a TCP port`);
   const trid: TransportId = { traddr, trsvcid, subnqn: fields.get('subnqn') ?? DISCOVERY_NQN };
   const hostnqn = fields.get('hostnqn');
   if (hostnqn !== undefined) trid.hostnqn = hostnqn;
@@ -107,6 +109,6 @@ export function resolveTransportId(trid: TransportId | string): TransportId {
 /** The 16 bytes of a host ID given as a UUID string; throws when it is not one. */
 export function hostIdBytes(uuid: string): Buffer {
   const bytes = uuidToBytes(uuid);
-  if (bytes === null) throw new Error(`hostid is not a UUID: ${uuid}`);
+  if (bytes === null) throw new InvalidArgumentError(`hostid is not a UUID: ${uuid}`);
   return bytes;
 }

@@ -7,6 +7,7 @@
 // Handler names resolve in every realm (each realm loads this module), and
 // payloads cross realms as structured clones: plain data and ThreadRefs only,
 // except the socket of addSocket, which travels in the transfer list.
+
 import type { Socket } from 'node:net';
 import {
   currentThread,
@@ -19,6 +20,7 @@ import {
   sendMsg,
   type ThreadRef,
 } from '../thread/index.ts';
+import { InvalidStateError, NotRegisteredError } from '../util/errors.ts';
 import type { DiscoveryEntry } from '../wire/discovery.ts';
 import type { PgStats, QpairInfo } from './stats.ts';
 import type { SubsystemView } from './subsystem.ts';
@@ -216,13 +218,13 @@ export function setPollGroupInbox(thread: SpdkThread, pg: PollGroupInbox | null)
 
 function pollGroupOn(thread: SpdkThread): PollGroupInbox {
   const pg = pollGroups.get(thread.id);
-  if (pg === undefined) throw new Error(`thread ${thread.name} has no nvmf poll group`);
+  if (pg === undefined) throw new NotRegisteredError(`thread ${thread.name} has no nvmf poll group`);
   return pg;
 }
 
 /** The app thread, where a poll group of this realm sends what is for the target. */
 export function targetThread(): ThreadRef {
-  if (appThread === null) throw new Error('nvmf: poll group used before the target created it');
+  if (appThread === null) throw new InvalidStateError('nvmf: poll group used before the target created it');
   return appThread;
 }
 

@@ -6,6 +6,7 @@
 // transport hands it goes to the queue's context (its controller, or an
 // IoQueue), Fabrics commands aside: those are handled here, Connect in
 // connect.ts. The target reaches it only by the messages of messages.ts.
+
 import { BdevIoType, bdevClose, bdevGetIoChannel, bdevOpen, bdevPutIoChannel } from '../bdev/index.ts';
 import {
   currentThread,
@@ -17,6 +18,7 @@ import {
   type SpdkThread,
   sendMsg,
 } from '../thread/index.ts';
+import { NotRegisteredError } from '../util/errors.ts';
 import { logger } from '../util/log.ts';
 import { realmMemory } from '../util/memory.ts';
 import type { DiscoveryEntry } from '../wire/discovery.ts';
@@ -137,7 +139,8 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
     const key = opts.trtype.toUpperCase();
     if (this.tgroups.has(key)) return;
     const plugin = getTransport(key);
-    if (plugin === undefined) throw new Error(`transport ${opts.trtype} is not registered in this realm`);
+    if (plugin === undefined)
+      throw new NotRegisteredError(`transport ${opts.trtype} is not registered in this realm`);
     this.transportOpts.set(key, opts);
     this.tgroups.set(key, plugin.createPollGroup(opts, this));
   }
@@ -153,7 +156,8 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
 
   transportOptions(trtype: string): TransportOptions {
     const o = this.transportOpts.get(trtype.toUpperCase());
-    if (o === undefined) throw new Error(`no ${trtype} transport in poll group ${this.thread.name}`);
+    if (o === undefined)
+      throw new NotRegisteredError(`no ${trtype} transport in poll group ${this.thread.name}`);
     return o;
   }
 

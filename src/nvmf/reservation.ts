@@ -9,6 +9,7 @@
 // file, send notices, wait for preempted hosts' I/O). Where SPDK and Linux's
 // nvmet differ, the comment says which rule was taken and why.
 
+import { FileFormatError, InvalidArgumentError } from '../util/errors.ts';
 import { GenericStatus, NvmOpcode } from '../wire/nvme.ts';
 import {
   AcquireAction,
@@ -359,11 +360,11 @@ export class NsReservation {
   restore(f: PtplFile, bdevUuid: string): void {
     if (!f.ptpl || f.registrants.length === 0) return;
     if (f.bdev_uuid.toLowerCase() !== bdevUuid.toLowerCase())
-      throw new Error(`PTPL file belongs to bdev ${f.bdev_uuid}, not ${bdevUuid}`);
+      throw new FileFormatError(`PTPL file belongs to bdev ${f.bdev_uuid}, not ${bdevUuid}`);
     if (f.registrants.length > MAX_REGISTRANTS)
-      throw new Error(`PTPL file lists more than ${MAX_REGISTRANTS} registrants`);
+      throw new FileFormatError(`PTPL file lists more than ${MAX_REGISTRANTS} registrants`);
     if (f.rtype < ResvType.NONE || f.rtype > ResvType.EXCLUSIVE_ACCESS_ALL_REGS)
-      throw new Error(`PTPL file has an invalid rtype ${f.rtype}`);
+      throw new FileFormatError(`PTPL file has an invalid rtype ${f.rtype}`);
     this.registrants.length = 0;
     for (const r of f.registrants) this.registrants.push({ hostId: uuidToHostId(r.host_uuid), rkey: r.rkey });
     this.ptplActivated = true;
@@ -373,7 +374,7 @@ export class NsReservation {
       const holderId = f.holder_uuid ? uuidToHostId(f.holder_uuid) : '';
       this.holder = this.registrants.find((r) => r.hostId === holderId && r.rkey === f.crkey) ?? null;
       if (this.holder === null)
-        throw new Error('PTPL file names a holder that is not a registrant with its key');
+        throw new FileFormatError('PTPL file names a holder that is not a registrant with its key');
     }
   }
 }
@@ -433,7 +434,7 @@ export function hostIdToUuid(hostId: string): string {
 
 export function uuidToHostId(uuid: string): string {
   const hex = uuid.replace(/-/g, '').toLowerCase();
-  if (!/^[0-9a-f]{32}$/.test(hex)) throw new Error(`'${uuid}' is not a UUID`);
+  if (!/^[0-9a-f]{32}$/.test(hex)) throw new InvalidArgumentError(`'${uuid}' is not a UUID`);
   return hex;
 }
 
@@ -462,19 +463,19 @@ export function parsePtpl(text: string): PtplFile | null {
       : value,
   );
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
-    throw new Error('PTPL file is not a JSON object');
+    throw new FileFormatError('PTPL file is not a JSON object');
   const o = raw as Record<string, unknown>;
   const regs = o.registrants;
-  if (typeof o.bdev_uuid !== 'string') throw new Error('PTPL file has no bdev_uuid');
-  if (!Array.isArray(regs)) throw new Error('PTPL file has no registrants array');
+  if (typeof o.bdev_uuid !== 'string') throw new FileFormatError('PTPL file has no bdev_uuid');
+  if (!Array.isArray(regs)) throw new FileFormatError('PTPL file has no registrants array');
   const registrants = regs.map((r, i) => {
     const e = r as Record<string, unknown>;
     if (typeof e?.rkey !== 'bigint' || typeof e.host_uuid !== 'string')
-      throw new Error(`PTPL registrant ${i} needs rkey (integer) and host_uuid (string)`);
+      throw new FileFormatError(`PTPL registrant ${i} needs rkey (integer) and host_uuid (string)`);
     return { rkey: BigInt.asUintN(64, e.rkey), host_uuid: e.host_uuid };
   });
   const crkey = o.crkey === undefined ? 0n : o.crkey;
-  if (typeof crkey !== 'bigint') throw new Error('PTPL crkey must be an integer');
+  if (typeof crkey !== 'bigint') throw new FileFormatError('PTPL crkey must be an integer');
   return {
     ptpl: o.ptpl === true,
     rtype: typeof o.rtype === 'number' ? o.rtype : 0,

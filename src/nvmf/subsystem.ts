@@ -1,7 +1,9 @@
 // Subsystems as the app thread keeps them (the registry of record), the
 // structured-cloneable view every poll group receives, and NQN rules.
+
 import { randomUUID } from 'node:crypto';
 import { DISCOVERY_NQN } from '../wire/discovery.ts';
+import { NvmfError } from './errors.ts';
 import type { TransportAddress } from './transport.ts';
 
 export const SubsystemState = {
@@ -142,13 +144,13 @@ export class NvmfSubsystem {
     noAutoVisible?: boolean;
   }): NamespaceConfig {
     const nsid = o.nsid && o.nsid > 0 ? o.nsid : this.freeNsid();
-    if (nsid === 0) throw new Error(`subsystem ${this.nqn} has no free namespace ID`);
+    if (nsid === 0) throw new NvmfError(`subsystem ${this.nqn} has no free namespace ID`);
     if (nsid > this.maxNamespaces)
-      throw new Error(`NSID ${nsid} exceeds max_namespaces ${this.maxNamespaces}`);
-    if (this.namespaces.has(nsid)) throw new Error(`NSID ${nsid} is already in use in ${this.nqn}`);
+      throw new NvmfError(`NSID ${nsid} exceeds max_namespaces ${this.maxNamespaces}`);
+    if (this.namespaces.has(nsid)) throw new NvmfError(`NSID ${nsid} is already in use in ${this.nqn}`);
     for (const ns of this.namespaces.values()) {
       if (ns.bdevName === o.bdevName)
-        throw new Error(`bdev ${o.bdevName} is already namespace ${ns.nsid} of ${this.nqn}`);
+        throw new NvmfError(`bdev ${o.bdevName} is already namespace ${ns.nsid} of ${this.nqn}`);
     }
     const uuid = o.uuid ?? randomUUID();
     const ns: NamespaceConfig = {

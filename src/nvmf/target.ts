@@ -2,6 +2,7 @@
 // subsystems, listeners, controller IDs and discovery state; the start-up and
 // shutdown state machine; the acceptor that spreads connections over poll
 // groups round-robin. Poll groups learn every change through forEachChannel.
+
 import type { Socket } from 'node:net';
 import { bdevClaimByName, bdevGetRecord, bdevGetReplica, bdevReleaseClaimByName } from '../bdev/index.ts';
 import { currentThread, forEachChannel, sendMsg, spawnThread, type ThreadRef } from '../thread/index.ts';
@@ -9,6 +10,7 @@ import { logger } from '../util/log.ts';
 import { DISCOVERY_NQN } from '../wire/discovery.ts';
 import { admitAdminConnect, admitIoConnect, type CtrlrRecord } from './connect.ts';
 import { type Referral, referralEntry } from './discovery-log.ts';
+import { NvmfError } from './errors.ts';
 import {
   type AbortRequest,
   type AddTransportWalk,
@@ -74,15 +76,6 @@ const NVMF_CLAIM_OWNER = 'NVMe-oF Target';
 
 function releaseNamespaceClaim(bdevName: string): void {
   if (bdevGetRecord(bdevName)?.claimedBy === NVMF_CLAIM_OWNER) bdevReleaseClaimByName(bdevName);
-}
-
-/** Errors whose message an RPC can show as is (`errno` becomes the JSON-RPC error code). */
-export class NvmfError extends Error {
-  readonly errno: number;
-  constructor(message: string, errno = -22) {
-    super(message);
-    this.errno = errno;
-  }
 }
 
 function addrKey(a: TransportAddress): string {

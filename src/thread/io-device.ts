@@ -2,6 +2,7 @@
 // string id, a channel created on a thread's first getIoChannel and destroyed
 // by a message on that thread after its last putIoChannel.
 
+import { DuplicateNameError, InvalidStateError, NotRegisteredError } from '../util/errors.ts';
 import { sendMsg } from './messages.ts';
 import { callerThreadOrNull, currentThread, type IoChannel, wakeReactor } from './thread.ts';
 
@@ -24,7 +25,8 @@ export function registerIoDevice<C>(
   name?: string,
 ): void {
   const d = devices.get(id);
-  if (d !== undefined && !d.unregistered) throw new Error(`io_device '${id}' is already registered`);
+  if (d !== undefined && !d.unregistered)
+    throw new DuplicateNameError(`io_device '${id}' is already registered`);
   devices.set(id, {
     id,
     name: name ?? id,
@@ -38,7 +40,7 @@ export function registerIoDevice<C>(
 
 export function unregisterIoDevice(id: string, done?: () => void): void {
   const d = devices.get(id);
-  if (d === undefined || d.unregistered) throw new Error(`io_device '${id}' is not registered`);
+  if (d === undefined || d.unregistered) throw new NotRegisteredError(`io_device '${id}' is not registered`);
   d.unregistered = true;
   const caller = callerThreadOrNull();
   const notify = (): void => {
@@ -65,7 +67,8 @@ export function getIoChannel<C>(id: string): IoChannel<C> {
     return existing as IoChannel<C>;
   }
   const d = devices.get(id);
-  if (d === undefined || d.unregistered) throw new Error(`io_device '${id}' is not registered in this realm`);
+  if (d === undefined || d.unregistered)
+    throw new NotRegisteredError(`io_device '${id}' is not registered in this realm`);
   const ch: IoChannel<unknown> = { deviceId: id, thread: t, ctx: undefined, refs: 1 };
   t.channels.set(id, ch);
   d.channels++;
@@ -94,7 +97,8 @@ function destroyChannelIfUnused(ch: IoChannel<unknown>): void {
 
 /** Release a reference; the channel is destroyed by a message once no references remain. */
 export function putIoChannel(ch: IoChannel<unknown>): void {
-  if (ch.refs <= 0) throw new Error(`putIoChannel: channel for '${ch.deviceId}' has no references`);
+  if (ch.refs <= 0)
+    throw new InvalidStateError(`putIoChannel: channel for '${ch.deviceId}' has no references`);
   ch.refs--;
   if (ch.refs === 0) {
     ch.thread.enqueue(destroyChannelIfUnused as (a: unknown) => void, ch);

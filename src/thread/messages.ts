@@ -2,6 +2,7 @@
 // that come back to a calling thread (plain callbacks stay in their realm
 // under a token; only the token and the value travel), and spawnThread.
 
+import { InvalidArgumentError } from '../util/errors.ts';
 import { defineHandler, type MsgHandler } from './handlers.ts';
 import {
   createThread,
@@ -31,7 +32,7 @@ export function sendMsg<A>(
     return;
   }
   if (typeof h === 'function') {
-    throw new Error(
+    throw new InvalidArgumentError(
       `sendMsg to thread '${ref.name}' on reactor ${ref.reactor} needs a named handler (defineHandler)`,
     );
   }
@@ -70,7 +71,9 @@ export function spawnThread(
   done: MsgHandler<ThreadRef> | ((r: ThreadRef) => void),
 ): void {
   if (!Number.isInteger(reactor) || reactor < 0 || reactor >= realmReactorCount()) {
-    throw new Error(`spawnThread '${name}': no reactor ${reactor} (have ${realmReactorCount()})`);
+    throw new InvalidArgumentError(
+      `spawnThread '${name}': no reactor ${reactor} (have ${realmReactorCount()})`,
+    );
   }
   const caller = currentThread();
   const token = holdReply(done as Reply);

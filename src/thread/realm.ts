@@ -4,6 +4,7 @@
 // message, wakeReactor() from a socket handler). An idle realm spins nothing.
 
 import type { MessagePort } from 'node:worker_threads';
+import { InvalidStateError, NotRegisteredError } from '../util/errors.ts';
 import { logger } from '../util/log.ts';
 import { handlerNamed } from './handlers.ts';
 import { resetIoDevices } from './io-device.ts';
@@ -49,7 +50,7 @@ let running: Realm | null = null;
 const log = logger('thread');
 
 export function startRealm(opts: RealmOptions): Realm {
-  if (running !== null) throw new Error('a realm is already running here');
+  if (running !== null) throw new InvalidStateError('a realm is already running here');
   let scheduled = false;
   let stopped = false;
   let timer: ReturnType<typeof setTimeout> | null = null;
@@ -99,7 +100,7 @@ export function startRealm(opts: RealmOptions): Realm {
       reactorCount: opts.reactorCount,
       post(reactor: number, msg: RealmMessage, transfer?: Transferable[]) {
         const port = opts.ports[reactor];
-        if (port === undefined) throw new Error(`no port to reactor ${reactor}`);
+        if (port === undefined) throw new NotRegisteredError(`no port to reactor ${reactor}`);
         port.postMessage(msg, transfer as never);
       },
       wake: schedule,
@@ -152,7 +153,7 @@ function deliverRealmMessage(m: RealmMessage): void {
       const t = findLocalThread(m.t);
       const fn = handlerNamed(m.h);
       if (t === undefined) return;
-      if (fn === undefined) throw new Error(`message for unknown handler '${m.h}'`);
+      if (fn === undefined) throw new NotRegisteredError(`message for unknown handler '${m.h}'`);
       t.enqueue(fn as (a: unknown) => void, m.a);
       wakeReactor();
       return;

@@ -3,6 +3,7 @@
 // and poll until idle. Timed pollers follow the real clock unless
 // useFakeClock() is called, then advance(us) moves time.
 
+import { InvalidStateError } from '../util/errors.ts';
 import { resetRealm } from './realm.ts';
 import {
   createThread as coreCreateThread,
@@ -34,7 +35,7 @@ export function pollOnce(): boolean {
 /** Poll until no thread has work; throws if that never happens within maxIterations. */
 export function pollUntilIdle(maxIterations = 100_000): number {
   for (let i = 0; i < maxIterations; i++) if (!pollThreads()) return i;
-  throw new Error(`threads still busy after ${maxIterations} iterations`);
+  throw new InvalidStateError(`threads still busy after ${maxIterations} iterations`);
 }
 
 let fakeNow = 0;

@@ -8,6 +8,7 @@
 // io_devices in io-device.ts, walks in walk.ts, stats in stats.ts.
 
 import type { Transferable as NodeTransferable } from 'node:worker_threads';
+import { InvalidStateError } from '../util/errors.ts';
 
 /** Objects moved (not copied) with a cross-realm message. */
 export type Transferable = NodeTransferable;
@@ -62,7 +63,7 @@ const singleRealmLink: RealmLink = {
   reactor: 0,
   reactorCount: 1,
   post() {
-    throw new Error('no other reactors in this realm');
+    throw new InvalidStateError('no other reactors in this realm');
   },
   wake() {},
 };
@@ -116,7 +117,7 @@ export function setDefaultThread(t: SpdkThread | null): void {
 
 export function currentThread(): SpdkThread {
   const t = current ?? defaultThread;
-  if (t === null) throw new Error('no current thread (not inside a message or poller)');
+  if (t === null) throw new InvalidStateError('no current thread (not inside a message or poller)');
   return t;
 }
 

@@ -2,6 +2,7 @@
 // by messages, starting in the caller's realm and going round the reactors;
 // the walk's context travels with it (structured-cloned between realms).
 
+import { NotRegisteredError } from '../util/errors.ts';
 import { type ChannelIter, iterNamed, type MsgHandler, type ThreadIter } from './handlers.ts';
 import { holdReply, type Reply, reply } from './messages.ts';
 import {
@@ -37,7 +38,7 @@ export function walkRealm(w: Walk): void {
     if (w.kind === 'th' || t.channels.has(w.id)) targets.push(t);
   }
   const iter = iterNamed(w.iter);
-  if (iter === undefined) throw new Error(`unknown iterator '${w.iter}'`);
+  if (iter === undefined) throw new NotRegisteredError(`unknown iterator '${w.iter}'`);
   const step = (i: number): void => {
     if (i >= targets.length) {
       nextRealm(w);

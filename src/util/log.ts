@@ -3,6 +3,7 @@
 // order of lines is the order of events, across worker realms too.
 
 import { writeSync } from 'node:fs';
+import { InvalidArgumentError } from './errors.ts';
 
 export const LogLevel = { ERROR: 0, WARN: 1, NOTICE: 2, INFO: 3, DEBUG: 4 } as const;
 export type LogLevelName = 'error' | 'warn' | 'notice' | 'info' | 'debug';
@@ -28,7 +29,7 @@ let realmTag = 'r0';
 
 export function parseLogLevel(name: string): number {
   const i = LEVEL_NAMES.indexOf(name.toLowerCase() as LogLevelName);
-  if (i < 0) throw new Error(`unknown log level '${name}' (use ${LEVEL_NAMES.join(', ')})`);
+  if (i < 0) throw new InvalidArgumentError(`unknown log level '${name}' (use ${LEVEL_NAMES.join(', ')})`);
   return i;
 }
 

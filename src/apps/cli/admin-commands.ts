@@ -1,6 +1,7 @@
 // The admin commands of `nvmf`: discovery, connect, identify, namespaces, log
 // pages, features, SMART and the error log, printed as nvme-cli prints them.
 
+import { UsageError } from '../../util/errors.ts';
 import {
   Cns,
   decodeIdentifyController,
@@ -16,7 +17,7 @@ import {
   LogPage,
 } from '../../wire/log.ts';
 import { FeatureId } from '../../wire/nvme.ts';
-import { parseInteger, UsageError } from './args.ts';
+import { parseInteger } from './args.ts';
 import { activeNamespaces, type Command, NSID_ALL, nsidOption, withController } from './command.ts';
 import { describeDiscoveryEntry, versionString } from './decode.ts';
 import { formatFields, hexDump, toJson } from './format.ts';

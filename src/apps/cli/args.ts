@@ -1,14 +1,8 @@
-// Command-line helpers shared by `nvmf` and `nvmf-perf`: a usage error that
-// exits 2, number parsing (decimal or 0x…), and a clean exit that lets stdout
-// drain first.
+// Command-line helpers shared by `nvmf` and `nvmf-perf`: number parsing
+// (decimal or 0x…) that throws UsageError (exit 2), Node's parseArgs errors
+// told apart, and a clean exit that lets stdout drain first.
 
-/** Bad command-line arguments: the tool prints the message and its usage, then exits 2. */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
+import { UsageError } from '../../util/errors.ts';
 
 /** An integer option: decimal or 0x-prefixed hex, within [min, max]. */
 export function parseInteger(name: string, text: string | undefined, min: number, max: number): number {

@@ -4,8 +4,9 @@
 
 import type { ParseArgsOptionsConfig } from 'node:util';
 import { DISCOVERY_NQN, NvmeController, type TransportId } from '../../nvme/index.ts';
+import { UsageError } from '../../util/errors.ts';
 import { Cns, decodeNsidList } from '../../wire/identify.ts';
-import { parseInteger, UsageError } from './args.ts';
+import { parseInteger } from './args.ts';
 
 export type Values = Record<string, string | boolean | undefined>;
 

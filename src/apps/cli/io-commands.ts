@@ -4,8 +4,9 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { ParseArgsOptionsConfig } from 'node:util';
 import type { NvmeController } from '../../nvme/index.ts';
+import { InvalidArgumentError, UsageError } from '../../util/errors.ts';
 import { Dsm } from '../../wire/nvme.ts';
-import { parseInteger, UsageError } from './args.ts';
+import { parseInteger } from './args.ts';
 import { type Command, type Context, nsidOption, withController } from './command.ts';
 
 const ioOptions: ParseArgsOptionsConfig = {
@@ -40,7 +41,8 @@ async function planIo(ctx: Context, c: NvmeController): Promise<IoPlan> {
   const slba = parseInteger('start-block', ctx.values['start-block'] as string, 0, Number.MAX_SAFE_INTEGER);
   const blocks = parseInteger('block-count', ctx.values['block-count'] as string, 0, 0xffff) + 1;
   const ns = c.namespaces.get(nsid);
-  if (ns === undefined) throw new Error(`namespace ${nsid} is not an active namespace of ${ctx.trid.subnqn}`);
+  if (ns === undefined)
+    throw new InvalidArgumentError(`namespace ${nsid} is not an active namespace of ${ctx.trid.subnqn}`);
   const blockSize = ns.blockSize;
   const size = blocks * blockSize;
   if (ctx.values['data-size'] !== undefined) {

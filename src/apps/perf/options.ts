@@ -3,7 +3,8 @@
 import { parseArgs } from 'node:util';
 import { parseCpumask } from '../../event/cpumask.ts';
 import { parseTransportId, type TransportId } from '../../nvme/index.ts';
-import { isParseArgsError, parseInteger, UsageError } from '../cli/args.ts';
+import { UsageError } from '../../util/errors.ts';
+import { isParseArgsError, parseInteger } from '../cli/args.ts';
 
 export const WORKLOADS = ['read', 'write', 'randread', 'randwrite', 'rw', 'randrw'] as const;
 export type Workload = (typeof WORKLOADS)[number];

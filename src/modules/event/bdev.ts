@@ -25,6 +25,7 @@ import { bdevUnregister, getBdevModule, registerBdevModule } from '../../bdev/mo
 import type { FrameworkSubsystem } from '../../event/subsystem.ts';
 import { RpcError, type RpcMethod, RpcState } from '../../jsonrpc/index.ts';
 import { spawnThread, type ThreadRef } from '../../thread/index.ts';
+import { InvalidArgumentError } from '../../util/errors.ts';
 import { type BdevModuleEntry, bdevModuleTable } from '../bdev/index.ts';
 import { rpcCall } from '../bdev/rpc-util.ts';
 
@@ -47,7 +48,8 @@ async function loadExternalModules(): Promise<BdevModuleEntry[]> {
     const mod = (await import(pathToFileURL(resolve(file.trim())).href)) as {
       bdevModuleEntry?: BdevModuleEntry;
     };
-    if (mod.bdevModuleEntry === undefined) throw new Error(`${file} does not export bdevModuleEntry`);
+    if (mod.bdevModuleEntry === undefined)
+      throw new InvalidArgumentError(`${file} does not export bdevModuleEntry`);
     out.push(mod.bdevModuleEntry);
   }
   return out;

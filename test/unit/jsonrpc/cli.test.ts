@@ -5,7 +5,6 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
   buildParams,
-  CliUsageError,
   formatError,
   formatResult,
   methodHelp,
@@ -16,6 +15,8 @@ import {
 } from '../../../src/apps/nvmf-rpc.ts';
 import { RpcError, type RpcMethod, RpcState } from '../../../src/jsonrpc/index.ts';
 import { mallocRpcMethods } from '../../../src/modules/bdev/malloc/rpc.ts';
+import { hostAndNamespaceMethods } from '../../../src/modules/event/nvmf-methods/hosts-namespaces.ts';
+import { UsageError } from '../../../src/util/errors.ts';
 
 const noop = () => true;
 
@@ -112,7 +113,7 @@ const table = [createSubsystem, addListener, createTransport, ...mallocRpcMethod
 
 function usageError(fn: () => unknown, pattern: RegExp): void {
   assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof CliUsageError, `expected CliUsageError, got ${e}`);
+    assert.ok(e instanceof UsageError, `expected UsageError, got ${e}`);
     assert.match(e.message, pattern);
     return true;
   });
@@ -283,6 +284,29 @@ test('runCli: --dry-run prints the request; usage errors exit 2; -h exits 0', as
   assert.match(raw.out.join('\n'), /"method": "anything"/);
   const badJson = capture();
   assert.equal(await runCli(['call', 'anything', '{oops'], { methods: table, io: badJson.io }), 2);
+});
+
+test('runCli: a cliTransform refusing a flag combination is a usage error with the method usage (exit 2)', async () => {
+  const c = capture();
+  const table = [hostAndNamespaceMethods.find((m) => m.name === 'nvmf_subsystem_allow_any_host')!];
+  assert.equal(
+    await runCli(['--dry-run', 'nvmf_subsystem_allow_any_host', 'nqn.x', '-e', '-d'], {
+      methods: table,
+      io: c.io,
+    }),
+    2,
+  );
+  assert.match(c.err.join('\n'), /usage: nvmf-rpc nvmf_subsystem_allow_any_host/);
+  assert.match(c.err.join('\n'), /error: -e and -d are mutually exclusive/);
+  const ok = capture();
+  assert.equal(
+    await runCli(['--dry-run', 'nvmf_subsystem_allow_any_host', 'nqn.x', '-d'], {
+      methods: table,
+      io: ok.io,
+    }),
+    0,
+  );
+  assert.match(ok.out.join('\n'), /"allow_any_host": false/);
 });
 
 test('runCli: connection failure exits 1 with a message naming the socket', async () => {

@@ -16,6 +16,7 @@ import {
   bdevUnregister,
   newBdevDescriptor,
 } from '../../../bdev/module.ts';
+import { InvalidArgumentError } from '../../../util/errors.ts';
 
 export interface AioParams {
   filename: string;
@@ -44,7 +45,8 @@ export function probeFile(filename: string): {
     }
     return { bytes: sectors * 512, logicalBlockSize: lbs, blockDevice: true };
   }
-  if (!st.isFile()) throw new Error(`${filename} is neither a regular file nor a block device`);
+  if (!st.isFile())
+    throw new InvalidArgumentError(`${filename} is neither a regular file nor a block device`);
   return { bytes: st.size, logicalBlockSize: 512, blockDevice: false };
 }
 

@@ -25,6 +25,7 @@ import {
 } from '../../../bdev/module.ts';
 import { type NamespaceInfo, NvmeController, type TransportId } from '../../../nvme/index.ts';
 import { realmReactorCount } from '../../../thread/index.ts';
+import { InvalidStateError, NvmfTsError } from '../../../util/errors.ts';
 import { logger } from '../../../util/log.ts';
 import { decodeIdentifyController, IDENTIFY_SIZE } from '../../../wire/identify.ts';
 import { disconnectRealmQueues, NvmeBdevBackend } from './backend.ts';
@@ -111,7 +112,7 @@ export class NvmeCtrlr {
     if (this.deletion !== null || c.failed) {
       // deleted while connecting, or the connection already dropped: publish nothing
       await c.disconnect().catch(() => undefined);
-      throw new Error(
+      throw new InvalidStateError(
         this.deletion !== null ? 'controller deleted meanwhile' : 'connection lost while connecting',
       );
     }
@@ -368,12 +369,15 @@ export function checkResiliencyParams(loss: number, delay: number, fastFail: num
   return null;
 }
 
-/** An attach that failed for a reason SPDK reports with its own errno (EALREADY, EINVAL, ENODEV...). */
-export class NvmeAttachError extends Error {
+/**
+ * A bdev_nvme controller operation (attach, detach, reset) that failed for a reason SPDK
+ * reports with its own errno (EALREADY, EIO, ENODEV...): `errno` is the RPC's JSON-RPC code.
+ */
+export class NvmeAttachError extends NvmfTsError {
+  declare readonly code: 'NVMF_ERR_BDEV_NVME';
   readonly errno: number;
   constructor(errno: number, message: string) {
-    super(message);
-    this.name = 'NvmeAttachError';
+    super('NVMF_ERR_BDEV_NVME', message);
     this.errno = errno;
   }
 }

@@ -2,7 +2,7 @@
 // target name parameter, the subsystem NQN parameter, the RPC states.
 
 import { type ParamSpec, RpcError, RpcState } from '../../../jsonrpc/index.ts';
-import { NvmfError } from '../../../nvmf/target.ts';
+import { NvmfError } from '../../../nvmf/errors.ts';
 
 export const RUNTIME = RpcState.RUNTIME;
 export const ANY_STATE = RpcState.STARTUP | RpcState.RUNTIME;

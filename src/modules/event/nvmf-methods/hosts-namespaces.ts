@@ -4,6 +4,7 @@
 
 import { RpcError, type RpcMethod } from '../../../jsonrpc/index.ts';
 import { getTarget } from '../../../nvmf/target.ts';
+import { UsageError } from '../../../util/errors.ts';
 import { checkTgt, invalid, nqnPos, RUNTIME, run, tgtName } from './common.ts';
 
 export const hostAndNamespaceMethods: RpcMethod[] = [
@@ -195,7 +196,7 @@ export const hostAndNamespaceMethods: RpcMethod[] = [
     ],
     cliTransform: (a) => {
       const { enable, disable, ...rest } = a;
-      if (enable === true && disable === true) throw new Error('-e and -d are mutually exclusive');
+      if (enable === true && disable === true) throw new UsageError('-e and -d are mutually exclusive');
       return { ...rest, allow_any_host: disable !== true };
     },
     handler: (p: {
