@@ -10,6 +10,7 @@
 // CRC-32 is zlib's (ISO 3309). Parsers never put key bytes in their error messages.
 
 import { crc32 } from 'node:zlib';
+import { NvmfTsError } from '../util/errors.ts';
 
 /** Hash ids of the PSK interchange format. */
 export const PskHash = { SHA256: 1, SHA384: 2 } as const;
@@ -31,11 +32,10 @@ export interface DhchapSecret {
 }
 
 /** The key text is not in a format we accept; the message names the problem, never the key. */
-export class KeyFormatError extends Error {
-  readonly code = 'ERR_KEY_FORMAT';
+export class KeyFormatError extends NvmfTsError {
+  declare readonly code: 'NVMF_ERR_KEY_FORMAT';
   constructor(message: string) {
-    super(message);
-    this.name = 'KeyFormatError';
+    super('NVMF_ERR_KEY_FORMAT', message);
   }
 }
 

@@ -11,17 +11,17 @@
 
 import { readFileSync, statSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
+import { NvmfTsError } from '../util/errors.ts';
 
 /** What a key file may hold at most (a DHHC-1 secret of 64 bytes is ~100 characters). */
 const MAX_KEY_FILE_BYTES = 4096;
 
-/** A keyring operation failed; `errno` is the negative errno SPDK answers with. */
-export class KeyringError extends Error {
-  readonly code = 'ERR_KEYRING';
+/** A keyring operation failed; `errno` is the negative errno SPDK answers with (the keyring RPCs' JSON-RPC code). */
+export class KeyringError extends NvmfTsError {
+  declare readonly code: 'NVMF_ERR_KEYRING';
   readonly errno: number;
   constructor(message: string, errno: number) {
-    super(message);
-    this.name = 'KeyringError';
+    super('NVMF_ERR_KEYRING', message);
     this.errno = errno;
   }
 }

@@ -221,6 +221,19 @@ test('every JSON-RPC error code an error can carry is in docs/errors.md once', (
       assert.ok(n !== null, `${s.path}: NvmfError errno ${args[1]} is a literal`);
       codes.set(n, s.path);
     }
+    for (const args of constructorArgs(s.text, 'KeyringError')) {
+      // the errno: a literal, or constants of the file (`const EPERM = -1;`), maybe in a conditional
+      const values = [...(args[1] ?? '').matchAll(/-\d+|\b[A-Z][A-Z0-9]+\b/g)].map((m) =>
+        m[0].startsWith('-')
+          ? Number(m[0])
+          : Number(new RegExp(`const ${m[0]} = (-\\d+);`).exec(s.text)?.[1]),
+      );
+      assert.ok(values.length > 0, `${s.path}: KeyringError errno ${args[1]}`);
+      for (const n of values) {
+        assert.ok(Number.isInteger(n), `${s.path}: KeyringError errno ${args[1]} resolves to literals`);
+        codes.set(n, s.path);
+      }
+    }
     for (const m of s.text.matchAll(/code: RpcErrorCode\.(\w+)/g))
       codes.set(RpcErrorCode[m[1] as keyof typeof RpcErrorCode], s.path);
   }
