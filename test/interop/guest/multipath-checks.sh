@@ -107,8 +107,12 @@ fi
 
 if [ -n "$dev" ]; then
 	head=${dev#/dev/}
-	ls -l "/sys/block/$head/multipath/" 2>&1 | sed 's/^/  /'
-	npaths=$(ls "/sys/block/$head/multipath/" | wc -l)
+	# the per-path devices of head nvme<S>n<N> are nvme<S>c<ctrl>n<N>, one under each controller
+	sub=${head#nvme}
+	sub=${sub%%n*}
+	nsid=${head##*n}
+	ls -d /sys/class/nvme/nvme*/nvme"${sub}"c*n"${nsid}" 2>&1 | sed 's/^/  /'
+	npaths=$(ls -d /sys/class/nvme/nvme*/nvme"${sub}"c*n"${nsid}" 2>/dev/null | wc -l)
 	heads=$(ls -d /sys/class/nvme-subsystem/*/nvme*n* 2>/dev/null | wc -l)
 	size=$(blockdev --getsize64 "$dev")
 	echo "head $dev: $npaths paths, $size bytes; namespace heads in all subsystems: $heads"
