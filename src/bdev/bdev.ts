@@ -59,6 +59,8 @@ export interface BdevModule<P extends object = object> {
   configJson?(): Array<{ method: string; params: Record<string, unknown> }>;
   /** The RPC call that recreates this bdev (save_config). */
   writeConfigJson?(desc: BdevDescriptor<P>): { method: string; params: Record<string, unknown> } | null;
+  /** save_config: calls written right after this bdev's own (bdev_nvme: a controller's further paths). */
+  extraConfigJson?(desc: BdevDescriptor<P>): Array<{ method: string; params: Record<string, unknown> }>;
   /** App thread, after every realm dropped its replica: free module-level resources. */
   destroyRecord?(desc: BdevDescriptor<P>): void | Promise<void>;
 }

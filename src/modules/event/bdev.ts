@@ -444,8 +444,10 @@ export function bdevWriteConfigJson(): Array<{ method: string; params?: Record<s
   for (const e of [...bdevModuleTable, ...externalEntries]) out.push(...(e.module.configJson?.() ?? []));
   const recs = bdevListRecords();
   for (const r of recs) {
-    const c = getBdevModule(r.desc.module)?.writeConfigJson?.(r.desc);
+    const m = getBdevModule(r.desc.module);
+    const c = m?.writeConfigJson?.(r.desc);
     if (c) out.push(c);
+    out.push(...(m?.extraConfigJson?.(r.desc) ?? []));
   }
   for (const r of recs) {
     if (r.qos === null) continue;
