@@ -10,6 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BdevIo } from '../../../bdev/module.ts';
 import { wakeReactor } from '../../../thread/index.ts';
+import { logger } from '../../../util/log.ts';
 import { GenericStatus, StatusCodeType } from '../../../wire/nvme.ts';
 
 /** The addon's I/O operations (native/rbd/nvmf_rbd.c). */
@@ -127,6 +128,8 @@ export function rbdAddon(): RbdAddon {
 const EINVAL = 22;
 const EROFS = 30;
 
+const log = logger('bdev_rbd');
+
 /** (tag, status) pairs per batch; a larger batch comes in several calls */
 const RESULT_PAIRS = 256;
 
@@ -181,7 +184,13 @@ export class RealmCompletions {
       this.slots[tag] = null;
       this.freeTags.push(tag);
       this.inFlight--;
-      if (io !== null) finish(io, r[2 * i + 1]);
+      if (io === null) continue;
+      try {
+        finish(io, r[2 * i + 1]);
+      } catch (e) {
+        // a throwing completion is a bug upstream; the rest of the batch still completes
+        log.error(`completing an rbd I/O: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+      }
     }
     // the batch arrived from outside the reactor's loop: make sure it runs the completions
     wakeReactor();
