@@ -12,8 +12,8 @@
 # Environment: CEPH_V2_PORT / CEPH_V1_PORT (monitor ports, default 3300 / 6789: give
 # other ones to run beside another cluster), CEPH_OSD_SIZE (bytes, default 2 GiB,
 # sparse), CEPH_START_TIMEOUT (seconds to reach HEALTH_OK, default 120).
-# Measured on the 2-CPU machine (docs/scale-out.md): start to HEALTH_OK in about 8 s,
-# about 0.7 GB resident for the three daemons under I/O.
+# Measured on the 2-CPU machine (docs/scale-out.md): start to HEALTH_OK in 6.3-6.7 s (9-12 s
+# under load), about 0.86 GB resident for the three daemons after benchmarks.
 #
 # Settings that matter (found the hard way, see ../shared/ceph/README.md):
 # - rbd default features = layering: with exclusive-lock (Ceph's default) a client
