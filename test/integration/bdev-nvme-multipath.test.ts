@@ -316,3 +316,42 @@ test('save_config writes both paths (multipath); a replay rebuilds them; detach 
   assert.equal(await b.call('bdev_nvme_detach_controller', { name: 'Nvme0' }), true);
   assert.deepEqual(await b.call('bdev_get_bdevs'), []);
 });
+
+test('the first path past its ctrlr_loss_timeout_sec stops; the bdev stays on the second; detach removes all', async () => {
+  await a
+    .call('nvmf_subsystem_add_listener', { nqn: CNODE_A, listen_address: listener(portA1) })
+    .catch(() => undefined);
+  assert.deepEqual(
+    await b.call(
+      'bdev_nvme_attach_controller',
+      attachParams(portA1, { ctrlr_loss_timeout_sec: 2, reconnect_delay_sec: 1 }),
+    ),
+    ['Nvme0n1'],
+  );
+  await b.call('bdev_nvme_attach_controller', attachParams(portA2, { multipath: 'multipath' }));
+  await b.call('nvmf_subsystem_add_ns', { nqn: CNODE_B, namespace: { nsid: 1, bdev_name: 'Nvme0n1' } });
+  await a.call('nvmf_subsystem_remove_listener', { nqn: CNODE_A, listen_address: listener(portA1) });
+  await waitFor(
+    'path 1 given up after its loss timeout',
+    async () => {
+      const [ctrl] = await b.call<Array<{ ctrlrs: Array<{ state: string }> }>>('bdev_nvme_get_controllers', {
+        name: 'Nvme0',
+      });
+      return ctrl.ctrlrs[0].state === 'deleting' && ctrl.ctrlrs[1].state === 'enabled';
+    },
+    { timeoutMs: 30_000 },
+  );
+  assert.equal((await b.call<unknown[]>('bdev_get_bdevs', { name: 'Nvme0n1' })).length, 1, 'the bdev stays');
+  const { c, qs } = await hostOnB();
+  try {
+    await qs[0].writeAsync(1, 4000, 8, pattern(8 * BS, 7));
+    const back = Buffer.alloc(8 * BS);
+    await qs[1].readAsync(1, 4000, 8, back);
+    assert.ok(back.equals(pattern(8 * BS, 7)), 'I/O through the second path');
+  } finally {
+    await c.disconnect();
+  }
+  assert.equal(await b.call('bdev_nvme_detach_controller', { name: 'Nvme0' }), true);
+  assert.deepEqual(await b.call('bdev_get_bdevs'), []);
+  await assert.rejects(b.call('bdev_nvme_get_controllers', { name: 'Nvme0' }), RpcError);
+});

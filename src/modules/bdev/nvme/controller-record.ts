@@ -199,15 +199,16 @@ export class NvmeCtrlr {
   private lossTimeout(): void {
     this.lossTimer = null;
     if (this.ctrlr !== null || this.deletion !== null) return;
-    if (this.owner !== null || this.paths.length > 0) {
-      log.warn(
-        `controller ${this.name}: path ${this.pathName} not reconnected within ctrlr_loss_timeout_sec, removing it`,
-      );
-      void this.retirePath();
-      return;
-    }
-    log.warn(`controller ${this.name}: not reconnected within ctrlr_loss_timeout_sec, deleting it`);
-    void this.delete();
+    log.warn(`controller ${this.name}: path ${this.pathName} not reconnected within ctrlr_loss_timeout_sec`);
+    void this.giveUp();
+  }
+
+  /** Stop trying: a path of a multipath controller goes alone; a lone controller is deleted with its bdevs. */
+  private giveUp(): Promise<void> {
+    if (this.owner !== null) return this.delete(); // doDelete retires a further path
+    // the first path of a multipath controller stops but stays: a detach still removes it all
+    if (this.paths.length > 0) return this.retirePath();
+    return this.delete();
   }
 
   get pathName(): string {
@@ -277,7 +278,7 @@ export class NvmeCtrlr {
       log.info(`controller ${this.name}: reconnect failed: ${(e as Error).message}`);
       if (this.opts.ctrlrLossTimeoutSec === 0) {
         // SPDK's default: no reconnect retries
-        void this.delete();
+        void this.giveUp();
         return;
       }
       this.state = 'reconnect_is_delayed';
@@ -300,6 +301,7 @@ export class NvmeCtrlr {
   }
 
   private async doDelete(): Promise<void> {
+    if (this.owner !== null) return this.retirePath(); // a further path: its bdevs are the first path's
     for (const p of [...this.paths]) await this.detachPath(p);
     this.state = 'deleting';
     this.clearTimers();
