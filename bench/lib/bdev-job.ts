@@ -11,6 +11,8 @@ export interface JobSpec {
   qd: number;
   durationMs: number;
   rw: 'read' | 'write';
+  /** random offsets (default: sequential) */
+  random?: boolean;
   replyTo: ThreadRef;
   token: number;
 }
@@ -73,7 +75,7 @@ export const runJob = defineHandler<JobSpec>('bench.bdev.job', (spec) => {
   const end = t0 + spec.durationMs;
   let stopping = false;
   const submit = (s: Slot) => {
-    s.offset = (seq++ % span) * blocks;
+    s.offset = (spec.random ? Math.floor(Math.random() * span) : seq++ % span) * blocks;
     s.start = performance.now();
     inflight++;
     if (spec.rw === 'read') B.bdevRead(desc, ch, s.iov, s.offset, blocks, done, s);

@@ -55,8 +55,12 @@ export interface BdevModule<P extends object = object> {
   readonly name: string;
   /** Build this realm's replica; runs in every realm, in registration order. */
   createReplica(desc: BdevDescriptor<P>, bdev: Bdev): BdevBackend;
+  /** save_config: module-level calls written before any bdev (SPDK's config_json), e.g. rbd clusters. */
+  configJson?(): Array<{ method: string; params: Record<string, unknown> }>;
   /** The RPC call that recreates this bdev (save_config). */
   writeConfigJson?(desc: BdevDescriptor<P>): { method: string; params: Record<string, unknown> } | null;
+  /** save_config: calls written right after this bdev's own (bdev_nvme: a controller's further paths). */
+  extraConfigJson?(desc: BdevDescriptor<P>): Array<{ method: string; params: Record<string, unknown> }>;
   /** App thread, after every realm dropped its replica: free module-level resources. */
   destroyRecord?(desc: BdevDescriptor<P>): void | Promise<void>;
 }

@@ -18,6 +18,8 @@ import { nvmeModule } from './nvme/controller-record.ts';
 import { nvmeRpcMethods } from './nvme/rpc.ts';
 import { passthruModule } from './passthru/passthru.ts';
 import { passthruRpcMethods } from './passthru/rpc.ts';
+import { rbdModule } from './rbd/rbd.ts';
+import { rbdRpcMethods } from './rbd/rpc.ts';
 
 export interface BdevModuleEntry {
   module: BdevModule;
@@ -32,4 +34,5 @@ export const bdevModuleTable: BdevModuleEntry[] = [
   { module: delayModule, rpcMethods: delayRpcMethods },
   { module: errorModule, rpcMethods: errorRpcMethods },
   { module: nvmeModule, rpcMethods: nvmeRpcMethods },
+  { module: rbdModule, rpcMethods: rbdRpcMethods },
 ];

@@ -438,15 +438,18 @@ export function bdevRpcMethods(): RpcMethod[] {
   ];
 }
 
-/** save_config: options, each bdev's create call (registration order puts bases first), QoS, examine. */
+/** save_config: options, each module's own calls, each bdev's create call (registration order puts bases first), QoS, examine. */
 export function bdevWriteConfigJson(): Array<{ method: string; params?: Record<string, unknown> }> {
   const out: Array<{ method: string; params?: Record<string, unknown> }> = [
     { method: 'bdev_set_options', params: { ...options } },
   ];
+  for (const e of [...bdevModuleTable, ...externalEntries]) out.push(...(e.module.configJson?.() ?? []));
   const recs = bdevListRecords();
   for (const r of recs) {
-    const c = getBdevModule(r.desc.module)?.writeConfigJson?.(r.desc);
+    const m = getBdevModule(r.desc.module);
+    const c = m?.writeConfigJson?.(r.desc);
     if (c) out.push(c);
+    out.push(...(m?.extraConfigJson?.(r.desc) ?? []));
   }
   for (const r of recs) {
     if (r.qos === null) continue;

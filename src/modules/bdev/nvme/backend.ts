@@ -4,11 +4,22 @@
 // The queue connects lazily on the first I/O; I/O waits in a queue while it
 // connects, while the controller resets, and when the queue is full. A queue
 // lost with I/O in flight resubmits that I/O after the reconnect.
+// Multipath (bdev_nvme_attach_controller -x multipath): a replica holds one
+// queue per path, in attach order, and sends each I/O on the first path whose
+// controller is enabled (SPDK's active_passive); I/O waiting on a path that
+// went down, or answered with a path status (SCT 3, e.g. ANA inaccessible),
+// moves to another path that is up.
 
 import type { BdevBackend, BdevDescriptor, BdevIo } from '../../../bdev/module.ts';
 import { BdevIoStatus, BdevIoType, bdevDeviceId } from '../../../bdev/module.ts';
 import { connectIoQpair, type NvmeIoQpair } from '../../../nvme/index.ts';
-import { defineChannelIter, forEachChannel, realmReactor } from '../../../thread/index.ts';
+import {
+  defineChannelIter,
+  defineThreadIter,
+  forEachChannel,
+  forEachThread,
+  realmReactor,
+} from '../../../thread/index.ts';
 import { logger } from '../../../util/log.ts';
 import { Oncs } from '../../../wire/identify.ts';
 import {
@@ -119,6 +130,8 @@ export class RealmQueue {
   private failures = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private destroyed = false;
+  /** the open queue went away and no new one is connected yet (multipath: use another path) */
+  private lostQueue = false;
   /** bdev_ios waiting for a queue or a free slot (intrusive list through io.next) */
   private waitHead: BdevIo | null = null;
   private waitTail: BdevIo | null = null;
@@ -265,6 +278,8 @@ export class RealmQueue {
     } else if (status === 0) {
       if (bounce !== null) scatter(bounce, io.iov);
       io.complete(true);
+    } else if (statusSct(status) === StatusCodeType.PATH && !this.destroyed && reroute(io, this)) {
+      // a path status (ANA inaccessible, path error): another path took it
     } else {
       io.completeNvme(statusSct(status), statusSc(status));
     }
@@ -286,6 +301,24 @@ export class RealmQueue {
     }
   }
 
+  /** Hand each waiting I/O to another path of its bdev that is up; the rest keeps waiting here. */
+  private rerouteWaiting(): void {
+    let io = this.waitHead;
+    this.waitHead = null;
+    this.waitTail = null;
+    while (io !== null) {
+      const next = io.next;
+      io.next = null;
+      if (!reroute(io, this)) this.enqueue(io);
+      io = next;
+    }
+  }
+
+  /** This path can take I/O now: its controller is enabled and its queue was not just lost. */
+  usable(): boolean {
+    return !this.destroyed && this.state === CtrlrState.ENABLED && !this.lostQueue;
+  }
+
   private failWaiting(st: number): void {
     let io = this.waitHead;
     this.waitHead = null;
@@ -300,8 +333,11 @@ export class RealmQueue {
 
   /** Move toward a usable queue: fail waiting I/O, connect, or look again shortly. */
   private kick(): void {
-    if (this.destroyed || this.connecting) return;
+    if (this.destroyed) return;
     const st = this.state;
+    // this path is down (its controller resets, or its queue was lost): other paths take the waiting I/O
+    if ((st !== CtrlrState.ENABLED || this.lostQueue) && this.waitHead !== null) this.rerouteWaiting();
+    if (this.connecting) return;
     if (st === CtrlrState.DELETED || st === CtrlrState.FAIL_FAST) {
       this.failWaiting(st);
       return;
@@ -354,6 +390,7 @@ export class RealmQueue {
         this.qpair = q;
         this.qpairGeneration = gen;
         this.failures = 0;
+        this.lostQueue = false;
         q.qpair.onClose = (reason) => this.lost(q, reason);
         log.info(`${p.ctrlrName}: I/O queue ${q.qid} connected`);
         this.drain();
@@ -376,6 +413,7 @@ export class RealmQueue {
   private lost(q: NvmeIoQpair, reason: string): void {
     if (this.qpair !== q) return;
     this.qpair = null;
+    this.lostQueue = true;
     if (!this.destroyed) log.warn(`${this.params.ctrlrName}: I/O queue ${q.qid} lost: ${reason}`);
     // the I/O it had in flight came back (ABORTED_SQ_DELETION) into the wait queue
     if (this.waitHead !== null) this.kick();
@@ -391,6 +429,7 @@ export class RealmQueue {
     this.destroyed = true;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
+    this.rerouteWaiting(); // a removed path's I/O goes on through the others
     this.failWaiting(CtrlrState.DELETED);
     const q = this.qpair;
     this.qpair = null;
@@ -398,7 +437,7 @@ export class RealmQueue {
   }
 }
 
-// ---- per-realm table of queues, by attach id
+// ---- per-realm table of queues, by attach id (one per path)
 
 const queues = new Map<string, RealmQueue>();
 
@@ -435,6 +474,59 @@ export function disconnectRealmQueues(bdevName: string, attachId: string): void 
   forEachChannel(bdevDeviceId(bdevName), disconnectIter, { attachId }, () => undefined);
 }
 
+// ---- multipath: the paths each realm knows beyond the first, and the replicas that use them
+
+/** What a replica needs of one more path: its own queue parameters (attach id, trid, shared state). */
+export type PathParams = Pick<
+  NvmeBdevParams,
+  'attachId' | 'trid' | 'hostidHex' | 'retryDelayMs' | 'connectTimeoutMs' | 'shared' | 'ctrlrData'
+>;
+
+/** first path's attach id → the further paths (this realm's copy of the record's list) */
+const extraPaths = new Map<string, PathParams[]>();
+/** first path's attach id → this realm's replicas of that controller's namespaces */
+const replicas = new Map<string, Set<NvmeBdevBackend>>();
+
+interface PathChange {
+  /** the controller's first path */
+  primary: string;
+  add?: PathParams;
+  remove?: string;
+}
+
+const pathIter = defineThreadIter<PathChange>('bdev_nvme.pathChange', (ctx, next) => {
+  // every thread of every realm is visited: the realm applies the change once
+  const list = extraPaths.get(ctx.primary) ?? [];
+  if (ctx.add !== undefined && !list.some((p) => p.attachId === ctx.add!.attachId)) {
+    list.push(ctx.add);
+    extraPaths.set(ctx.primary, list);
+    for (const r of replicas.get(ctx.primary) ?? []) r.addPath(ctx.add);
+  }
+  if (ctx.remove !== undefined && list.some((p) => p.attachId === ctx.remove)) {
+    extraPaths.set(
+      ctx.primary,
+      list.filter((p) => p.attachId !== ctx.remove),
+    );
+    for (const r of replicas.get(ctx.primary) ?? []) r.removePath(ctx.remove);
+  }
+  next(0);
+});
+
+/** Record side: tell every realm about a path added to or removed from a controller; resolves when all know. */
+export function changeRealmPaths(change: PathChange): Promise<void> {
+  return new Promise((resolve) => forEachThread(pathIter, change, () => resolve()));
+}
+
+/** Another path of `io`'s bdev that is up, given `from` is not; false when there is none. */
+function reroute(io: BdevIo, from: RealmQueue): boolean {
+  const b = io.bdev?.backend;
+  if (!(b instanceof NvmeBdevBackend)) return false;
+  const q = b.pathOtherThan(from);
+  if (q === null) return false;
+  q.submit(io);
+  return true;
+}
+
 const SUPPORTED = new Set<number>([
   BdevIoType.READ,
   BdevIoType.WRITE,
@@ -445,10 +537,15 @@ const SUPPORTED = new Set<number>([
   BdevIoType.COMPARE,
 ]);
 
-/** One namespace's replica in this realm: it tags each I/O with its NSID and hands it to the shared queue. */
+/**
+ * One namespace's replica in this realm: it tags each I/O with its NSID and
+ * hands it to the queue of the first path that is up (the first path when none is).
+ */
 export class NvmeBdevBackend implements BdevBackend {
   readonly params: NvmeBdevParams;
   private readonly queue: RealmQueue;
+  /** every path's queue, the first path first */
+  private paths: RealmQueue[];
   private readonly nsid: number;
   private dropped = false;
 
@@ -456,6 +553,33 @@ export class NvmeBdevBackend implements BdevBackend {
     this.params = desc.params;
     this.nsid = this.params.nsid;
     this.queue = acquireQueue(this.params);
+    this.paths = [this.queue];
+    const key = this.params.attachId;
+    let set = replicas.get(key);
+    if (set === undefined) {
+      set = new Set();
+      replicas.set(key, set);
+    }
+    set.add(this);
+    for (const p of extraPaths.get(key) ?? []) this.addPath(p);
+  }
+
+  addPath(p: PathParams): void {
+    if (this.dropped || this.paths.some((q) => q.key === p.attachId)) return;
+    this.paths.push(acquireQueue({ ...this.params, ...p }));
+  }
+
+  removePath(attachId: string): void {
+    const q = this.paths.find((x) => x.key === attachId);
+    if (q === undefined || q === this.queue) return;
+    this.paths = this.paths.filter((x) => x !== q);
+    releaseQueue(q);
+  }
+
+  /** The first path other than `from` that can take I/O now, or null. */
+  pathOtherThan(from: RealmQueue): RealmQueue | null {
+    for (const q of this.paths) if (q !== from && q.usable()) return q;
+    return null;
   }
 
   supportsIo(type: BdevIoType): boolean {
@@ -476,12 +600,25 @@ export class NvmeBdevBackend implements BdevBackend {
       return;
     }
     io.moduleNum = this.nsid;
-    this.queue.submit(io);
+    const paths = this.paths;
+    let q = paths[0];
+    if (paths.length > 1 && !q.usable()) {
+      for (let i = 1; i < paths.length; i++) {
+        if (paths[i].usable()) {
+          q = paths[i];
+          break;
+        }
+      }
+    }
+    q.submit(io);
   }
 
   destruct(): void {
     if (this.dropped) return;
     this.dropped = true;
+    replicas.get(this.params.attachId)?.delete(this);
+    for (const q of this.paths) if (q !== this.queue) releaseQueue(q);
+    this.paths = [this.queue];
     releaseQueue(this.queue);
   }
 

@@ -11,6 +11,13 @@
 // turns waiting into failing, and ctrlr_loss_timeout_sec deletes the
 // controller and hot-removes its bdevs. A successful reconnect publishes the
 // new cntlid and bumps the generation; every realm then reconnects its queue.
+//
+// Multipath (-x multipath or failover with a name already attached): the new
+// path is an NvmeCtrlr of its own (own admin queue, reconnects and loss
+// timeout) owned by the first one; its namespaces must be the same (NSID,
+// block size, UUID). The realms add a queue per path to each replica
+// (backend.ts) and send I/O on the first path that is up. A path whose
+// ctrlr_loss_timeout_sec passes goes away; the bdevs stay while a path is left.
 
 import { randomUUID } from 'node:crypto';
 import type { Bdev, BdevBackend, BdevDescriptor, BdevModule } from '../../../bdev/module.ts';
@@ -28,7 +35,7 @@ import { realmReactorCount } from '../../../thread/index.ts';
 import { InvalidStateError, NvmfTsError } from '../../../util/errors.ts';
 import { logger } from '../../../util/log.ts';
 import { decodeIdentifyController, IDENTIFY_SIZE } from '../../../wire/identify.ts';
-import { disconnectRealmQueues, NvmeBdevBackend } from './backend.ts';
+import { changeRealmPaths, disconnectRealmQueues, NvmeBdevBackend, type PathParams } from './backend.ts';
 import { CtrlrState, type NvmeBdevParams, newSharedState, Shared } from './shared.ts';
 
 const log = logger('bdev_nvme');
@@ -62,6 +69,8 @@ export interface AttachOptions {
   fabricsConnectTimeoutUs: number;
   /** KATO sent in Connect (the library ends a connection whose Keep Alive goes unanswered that long); 0 disables keep alive */
   keepAliveTimeoutMs: number;
+  /** SPDK's -x: with a name already attached, 'multipath' or 'failover' adds this as another path */
+  multipath?: 'disable' | 'failover' | 'multipath';
 }
 
 export type CtrlrStateName = 'enabled' | 'resetting' | 'reconnect_is_delayed' | 'deleting';
@@ -79,6 +88,10 @@ export class NvmeCtrlr {
   attaching = true;
   /** a namespace went away: its bdev goes, the controller stays even when it was the last */
   keepWhenEmpty = false;
+  /** multipath: the first path, when this record is a further path of it */
+  owner: NvmeCtrlr | null = null;
+  /** multipath: the further paths, in attach order (on the first path's record) */
+  readonly paths: NvmeCtrlr[] = [];
   private syncing: Promise<void> = Promise.resolve();
   private lossTimer: ReturnType<typeof setTimeout> | null = null;
   private fastFailTimer: ReturnType<typeof setTimeout> | null = null;
@@ -167,7 +180,7 @@ export class NvmeCtrlr {
     log.warn(`controller ${this.name}: connection lost (${reason}), resetting`);
     this.state = 'resetting';
     Atomics.store(this.shared, Shared.STATE, CtrlrState.RESETTING);
-    for (const name of this.bdevNames) disconnectRealmQueues(name, this.attachId);
+    for (const name of (this.owner ?? this).bdevNames) disconnectRealmQueues(name, this.attachId);
     const o = this.opts;
     if (o.ctrlrLossTimeoutSec > 0) {
       this.lossTimer = setTimeout(() => this.lossTimeout(), o.ctrlrLossTimeoutSec * 1000);
@@ -187,8 +200,68 @@ export class NvmeCtrlr {
   private lossTimeout(): void {
     this.lossTimer = null;
     if (this.ctrlr !== null || this.deletion !== null) return;
-    log.warn(`controller ${this.name}: not reconnected within ctrlr_loss_timeout_sec, deleting it`);
-    void this.delete();
+    log.warn(`controller ${this.name}: path ${this.pathName} not reconnected within ctrlr_loss_timeout_sec`);
+    void this.giveUp();
+  }
+
+  /** Stop trying: a path of a multipath controller goes alone; a lone controller is deleted with its bdevs. */
+  private giveUp(): Promise<void> {
+    if (this.owner !== null) return this.delete(); // doDelete retires a further path
+    // the first path of a multipath controller stops but stays: a detach still removes it all
+    if (this.paths.length > 0) return this.retirePath();
+    return this.delete();
+  }
+
+  get pathName(): string {
+    return `${this.opts.trid.traddr}:${this.opts.trid.trsvcid}`;
+  }
+
+  /**
+   * Multipath: this path stops (no more reconnects, its queues fail over); a
+   * further path leaves its owner's list, the first path stays listed as
+   * deleted (its queue anchors the replicas) while the others serve.
+   */
+  private async retirePath(): Promise<void> {
+    this.clearTimers();
+    this.state = 'deleting';
+    Atomics.store(this.shared, Shared.STATE, CtrlrState.DELETED);
+    const c = this.ctrlr;
+    this.ctrlr = null;
+    if (c !== null) await c.disconnect().catch(() => undefined);
+    const owner = this.owner;
+    if (owner !== null) {
+      const i = owner.paths.indexOf(this);
+      if (i >= 0) owner.paths.splice(i, 1);
+      await changeRealmPaths({ primary: owner.attachId, remove: this.attachId });
+    }
+  }
+
+  /** bdev_nvme_detach_controller with a path filter naming a further path: that path alone goes. */
+  async detachPath(path: NvmeCtrlr): Promise<void> {
+    path.deletion ??= path.retirePath();
+    await path.deletion;
+  }
+
+  /** What a realm needs to add this path to the replicas. */
+  pathParams(): PathParams {
+    const c = this.ctrlr;
+    const id = decodeIdentifyController(c?.cdata ?? Buffer.alloc(IDENTIFY_SIZE));
+    return {
+      attachId: this.attachId,
+      trid: { ...this.opts.trid },
+      hostidHex: c?.hostid.toString('hex') ?? '',
+      retryDelayMs: this.opts.reconnectDelaySec > 0 ? this.opts.reconnectDelaySec * 1000 : 1000,
+      connectTimeoutMs: this.connectTimeoutMs ?? 10000,
+      shared: this.sharedBuf,
+      ctrlrData: {
+        cntlid: c?.cntlid ?? 0,
+        vendorId: id.vid,
+        model: id.mn.trimStart(),
+        serial: id.sn.trimStart(),
+        firmware: id.fr.trimStart(),
+        subnqn: id.subnqn.trimStart(),
+      },
+    };
   }
 
   private async reconnect(): Promise<void> {
@@ -206,7 +279,7 @@ export class NvmeCtrlr {
       log.info(`controller ${this.name}: reconnect failed: ${(e as Error).message}`);
       if (this.opts.ctrlrLossTimeoutSec === 0) {
         // SPDK's default: no reconnect retries
-        void this.delete();
+        void this.giveUp();
         return;
       }
       this.state = 'reconnect_is_delayed';
@@ -229,6 +302,8 @@ export class NvmeCtrlr {
   }
 
   private async doDelete(): Promise<void> {
+    if (this.owner !== null) return this.retirePath(); // a further path: its bdevs are the first path's
+    for (const p of [...this.paths]) await this.detachPath(p);
     this.state = 'deleting';
     this.clearTimers();
     this.settleResets(new NvmeAttachError(-19, `controller ${this.name} was deleted`));
@@ -258,7 +333,8 @@ export class NvmeCtrlr {
   }
 
   private async doSync(c: NvmeController): Promise<void> {
-    if (this.ctrlr !== c || this.deletion !== null) return;
+    // a further path's namespaces are the first path's bdevs: only the first path adds and removes them
+    if (this.ctrlr !== c || this.deletion !== null || this.owner !== null) return;
     const now = usableNamespaces(c);
     for (const name of [...this.bdevNames]) {
       const desc = bdevModuleDescriptor(nvmeModule, name);
@@ -310,6 +386,7 @@ export class NvmeCtrlr {
         ...(o.hostaddr !== undefined ? { hostaddr: o.hostaddr } : {}),
         ...(o.hostsvcid !== undefined ? { hostsvcid: o.hostsvcid } : {}),
         fabrics_connect_timeout_us: o.fabricsConnectTimeoutUs,
+        ...(this.owner !== null || this.paths.length > 0 ? { multipath: 'multipath' } : {}),
       },
     };
   }
@@ -444,12 +521,74 @@ async function registerNamespace(rec: NvmeCtrlr, c: NvmeController, ns: Namespac
 }
 
 /**
+ * Multipath: connect another path to the controller `first` stands for (same
+ * subsystem, same namespaces) and have every realm add it to the replicas.
+ * Resolves the bdev names (the same as the first attach's).
+ */
+async function addPath(first: NvmeCtrlr, opts: AttachOptions): Promise<string[]> {
+  const t = opts.trid;
+  if (t.subnqn !== first.opts.trid.subnqn) {
+    throw new NvmeAttachError(
+      -22,
+      `controller ${opts.name} is subsystem ${first.opts.trid.subnqn}: a path to ${t.subnqn} cannot join it`,
+    );
+  }
+  for (const p of [first, ...first.paths]) {
+    if (p.opts.trid.traddr === t.traddr && p.opts.trid.trsvcid === t.trsvcid) {
+      throw new NvmeAttachError(-114, `controller ${opts.name} already has the path ${p.pathName}`);
+    }
+  }
+  const rec = new NvmeCtrlr(opts);
+  rec.owner = first;
+  let c: NvmeController;
+  try {
+    c = await rec.connectAdmin();
+  } catch (e) {
+    throw new NvmeAttachError(
+      -19,
+      `cannot add the path ${rec.pathName} to controller ${opts.name}: ${(e as Error).message}`,
+    );
+  }
+  const now = usableNamespaces(c);
+  for (const name of first.bdevNames) {
+    const desc = bdevModuleDescriptor(nvmeModule, name);
+    if (desc === undefined) continue;
+    const ns = now.get(desc.params.nsid);
+    const why =
+      ns === undefined
+        ? 'is not there'
+        : ns.blockSize !== desc.blockSize
+          ? `has ${ns.blockSize}-byte blocks, not ${desc.blockSize}`
+          : ns.uuid !== null && ns.uuid !== desc.uuid
+            ? `has UUID ${ns.uuid}, not ${desc.uuid}`
+            : null;
+    if (why !== null) {
+      await c.disconnect().catch(() => undefined);
+      throw new NvmeAttachError(
+        -22,
+        `path ${rec.pathName} is not the same controller: namespace ${desc.params.nsid} ${why}`,
+      );
+    }
+  }
+  rec.attaching = false;
+  first.paths.push(rec);
+  await changeRealmPaths({ primary: first.attachId, add: rec.pathParams() });
+  log.notice(`controller ${opts.name}: path ${rec.pathName} added (${first.paths.length + 1} paths)`);
+  return [...first.bdevNames];
+}
+
+/**
  * bdev_nvme_attach_controller: connect, then one bdev NAMEn<nsid> per active
  * namespace. Resolves the bdev names; on failure nothing stays behind.
  */
 export async function attachController(opts: AttachOptions): Promise<string[]> {
-  if (controllers.has(opts.name)) {
-    throw new NvmeAttachError(-114, `A controller named ${opts.name} already exists`);
+  const existing = controllers.get(opts.name);
+  if (existing !== undefined) {
+    if (opts.multipath === 'multipath' || opts.multipath === 'failover') return addPath(existing, opts);
+    throw new NvmeAttachError(
+      -114,
+      `A controller named ${opts.name} already exists and multipath is disabled`,
+    );
   }
   const rec = new NvmeCtrlr(opts);
   controllers.set(opts.name, rec);
@@ -504,11 +643,21 @@ function configFor(
   return rec.configJson();
 }
 
+/** save_config: a multipath controller's further paths, right after its first attach. */
+function pathsConfigFor(
+  desc: BdevDescriptor<NvmeBdevParams>,
+): Array<{ method: string; params: Record<string, unknown> }> {
+  const rec = controllers.get(desc.params.ctrlrName);
+  if (rec === undefined || rec.attachId !== desc.params.attachId || rec.bdevNames[0] !== desc.name) return [];
+  return rec.paths.map((p) => p.configJson());
+}
+
 export const nvmeModule: BdevModule<NvmeBdevParams> = {
   name: 'nvme',
   createReplica(desc: BdevDescriptor<NvmeBdevParams>, _bdev: Bdev): BdevBackend {
     return new NvmeBdevBackend(desc);
   },
   writeConfigJson: configFor,
+  extraConfigJson: pathsConfigFor,
   destroyRecord: bdevRemoved,
 };

@@ -6,12 +6,14 @@ import { RpcError, type RpcMethod, RpcState } from '../../../jsonrpc/index.ts';
 import { DISCOVERY_NQN, type TransportId } from '../../../nvme/index.ts';
 import { rejectUnsupported, rpcCall } from '../rpc-util.ts';
 import {
+  type AttachOptions,
   attachController,
   checkResiliencyParams,
   detachController,
   getController,
   listControllers,
   NvmeAttachError,
+  type NvmeCtrlr,
   nvmeOptions,
 } from './controller-record.ts';
 
@@ -94,9 +96,14 @@ async function attach(p: AttachParams): Promise<string[]> {
   const fastFail = p.fast_io_fail_timeout_sec ?? nvmeOptions.fast_io_fail_timeout_sec;
   const bad = checkResiliencyParams(loss, delay, fastFail);
   if (bad !== null) throw new RpcError(-22, `The parameters are invalid: ${bad}`);
-  // the host ID goes with the host NQN when the NQN names a UUID (as nvme-cli's defaults do)
-  const hostnqn = p.hostnqn ?? `nqn.2014-08.org.nvmexpress:uuid:${crypto.randomUUID()}`;
-  const hostid = UUID_HOSTNQN.exec(hostnqn)?.[1] ?? crypto.randomUUID();
+  // the host ID goes with the host NQN when the NQN names a UUID (as nvme-cli's defaults do);
+  // a further path of a controller is the same host
+  const first = getController(p.name)?.opts.trid;
+  const hostnqn = p.hostnqn ?? first?.hostnqn ?? `nqn.2014-08.org.nvmexpress:uuid:${crypto.randomUUID()}`;
+  const hostid =
+    UUID_HOSTNQN.exec(hostnqn)?.[1] ??
+    (first?.hostnqn === hostnqn ? first.hostid : undefined) ??
+    crypto.randomUUID();
   const trid: TransportId = {
     traddr: p.traddr,
     trsvcid,
@@ -117,6 +124,7 @@ async function attach(p: AttachParams): Promise<string[]> {
     fastIoFailTimeoutSec: fastFail,
     fabricsConnectTimeoutUs: p.fabrics_connect_timeout_us ?? 0,
     keepAliveTimeoutMs: nvmeOptions.keep_alive_timeout_ms,
+    ...(p.multipath !== undefined ? { multipath: p.multipath as AttachOptions['multipath'] } : {}),
   }).catch(nvmeErr);
   if (p.max_bdevs !== undefined && names.length > p.max_bdevs) {
     throw new RpcError(-22, `controller has ${names.length} namespaces, more than max_bdevs ${p.max_bdevs}`);
@@ -223,7 +231,7 @@ export const nvmeRpcMethods: RpcMethod[] = [
       {
         name: 'multipath',
         type: 'string',
-        help: 'Multipath behavior: disable, failover, multipath (one path per controller here)',
+        help: 'Multipath behavior: disable, failover, multipath (failover and multipath add a path to an existing name)',
         cli: { flags: ['-x', '--multipath'] },
       },
       {
@@ -389,14 +397,23 @@ export const nvmeRpcMethods: RpcMethod[] = [
       rpcCall(async () => {
         const rec = getController(p.name);
         if (rec === undefined) throw new RpcError(-19, `Controller ${p.name} does not exist`);
-        // a path filter that does not match the (only) path: nothing to detach
-        const t = rec.opts.trid;
-        if (
-          (p.traddr !== undefined && p.traddr !== t.traddr) ||
-          (p.trsvcid !== undefined && p.trsvcid !== t.trsvcid) ||
-          (p.subnqn !== undefined && p.subnqn !== t.subnqn) ||
-          (p.trtype !== undefined && p.trtype.toLowerCase() !== 'tcp')
-        ) {
+        const matches = (r: NvmeCtrlr) => {
+          const t = r.opts.trid;
+          return !(
+            (p.traddr !== undefined && p.traddr !== t.traddr) ||
+            (p.trsvcid !== undefined && p.trsvcid !== t.trsvcid) ||
+            (p.subnqn !== undefined && p.subnqn !== t.subnqn) ||
+            (p.trtype !== undefined && p.trtype.toLowerCase() !== 'tcp')
+          );
+        };
+        const filtered = p.traddr !== undefined || p.trsvcid !== undefined;
+        // a filter naming a further path of a multipath controller: that path alone goes
+        const path = filtered ? rec.paths.find(matches) : undefined;
+        if (path !== undefined) {
+          await rec.detachPath(path);
+          return true;
+        }
+        if (!matches(rec)) {
           throw new RpcError(-19, `Controller ${p.name} has no path matching the given transport ID`);
         }
         await detachController(p.name).catch(nvmeErr);
@@ -420,7 +437,7 @@ export const nvmeRpcMethods: RpcMethod[] = [
       if (recs[0] === undefined && p.name !== undefined) {
         throw new RpcError(-22, `Controller ${p.name} does not exist`);
       }
-      return recs.map((r) => ({ name: r!.name, ctrlrs: [r!.infoJson()] }));
+      return recs.map((r) => ({ name: r!.name, ctrlrs: [r!, ...r!.paths].map((x) => x.infoJson()) }));
     },
   },
   {
