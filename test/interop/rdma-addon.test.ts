@@ -23,6 +23,7 @@ const CHECKS = [
   'rxe-and-nvmet-rdma',
   'addon-loads-in-guest',
   'plain-arraybuffer-refused',
+  'object-churn-with-gc',
   'nvmet-rejects-bad-private-data',
   'nvmet-cm-established',
   'nvmet-fabrics-connect',

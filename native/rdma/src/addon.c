@@ -60,9 +60,11 @@ void obj_release(obj *o) {
   if (--o->holders == 0) free(o);
 }
 
+/* A wrapper was collected. Its reference is deleted unless a newer wrapper replaced it
+ * meanwhile (finalizers may run late; wrap_new then deleted the old reference). */
 static void wrapper_finalize(napi_env env, void *data, void *hint) {
   obj *o = data;
-  if (o->self) {
+  if (o->self && (uint32_t)(uintptr_t)hint == o->wrap_gen) {
     napi_delete_reference(env, o->self);
     o->self = NULL;
   }
@@ -73,6 +75,11 @@ static void wrapper_finalize(napi_env env, void *data, void *hint) {
 napi_value wrap_new(env_state *es, obj *o, bool strong) {
   napi_env env = es->env;
   napi_value ctor, instance = NULL;
+  if (o->self) {
+    napi_delete_reference(env, o->self); /* its wrapper is gone (or going) */
+    o->self = NULL;
+  }
+  o->wrap_gen++;
   napi_get_reference_value(env, es->ctors[o->kind], &ctor);
   es->constructing = o;
   napi_status status = napi_new_instance(env, ctor, 0, NULL, &instance);
@@ -103,7 +110,7 @@ static napi_value internal_constructor(napi_env env, napi_callback_info info) {
   if (!es || !es->constructing) return throw_type(env, "not constructible: use the addon's factory functions");
   obj *o = es->constructing;
   o->holders++;
-  napi_wrap(env, self, o, wrapper_finalize, NULL, NULL);
+  napi_wrap(env, self, o, wrapper_finalize, (void *)(uintptr_t)o->wrap_gen, NULL);
   return self;
 }
 

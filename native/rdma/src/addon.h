@@ -73,6 +73,7 @@ typedef struct obj {
   env_state *env;        /* owning environment; NULL while a CM id is in transit */
   struct obj *prev, *next;
   napi_ref self;         /* the JS wrapper (strong for CM ids until destroyed) */
+  uint32_t wrap_gen;     /* which wrapper `self` belongs to (a collected one may be replaced) */
   int holders;           /* wrapper + alive + open uv handle; freed at zero */
   bool alive;            /* the native resource exists */
 } obj;

@@ -21,6 +21,8 @@
 // Env: GUEST_IP, RDMA_NQN (the nvmet subsystem), RDMA_HOSTNQN (our host NQN), RDMA_PORT
 // (our own listener).
 import { randomBytes } from 'node:crypto';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import {
   Access,
@@ -849,6 +851,54 @@ function exitOf(worker: Worker): Promise<number> {
   return new Promise((resolvePromise) => worker.once('exit', resolvePromise));
 }
 
+/**
+ * Every kind of object made and destroyed many times, wrappers dropped and collected in
+ * between (devices() hands out wrappers the addon recreates after a collection): nothing
+ * throws, nothing crashes, and what is left works.
+ */
+function churn(): void {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const t0 = performance.now();
+  let done = 0;
+  try {
+    for (let i = 0; i < 60; i++) {
+      const events = rdma.createEventChannel();
+      events.start(() => {});
+      const id = events.createId();
+      id.bind(GUEST_IP, 0);
+      const device = id.device();
+      if (!device) throw new Error('a bound id has no device');
+      const pd = device.allocPd();
+      const mr = pd.registerMemory(new Uint8Array(new SharedArrayBuffer(8192)), Access.LOCAL_WRITE);
+      const channel = device.createCompChannel();
+      channel.start(() => {});
+      const cq = device.createCq(16, channel);
+      const srq = i % 2 === 0 ? pd.createSrq({ maxWr: 8 }) : null;
+      id.createQp({ pd, sendCq: cq, recvCq: cq, srq });
+      if (i % 3 !== 0) id.destroyQp(); // else destroy() takes the QP with it
+      id.destroy();
+      srq?.destroy();
+      cq.destroy();
+      channel.stop();
+      channel.destroy();
+      mr.deregister();
+      pd.dealloc();
+      events.stop();
+      events.destroy();
+      for (let k = 0; k < 4; k++) rdma.devices();
+      if (i % 10 === 0) gc();
+      done++;
+    }
+    gc();
+    const name = rdma.devices()[0]?.name;
+    log(`churn: ${done} rounds in ${(performance.now() - t0).toFixed(0)} ms, then ${name}`);
+    check('object-churn-with-gc', done === 60 && name === 'rxe0', `${done} rounds, device ${name}`);
+  } catch (error) {
+    check('object-churn-with-gc', false, `round ${done}: ${(error as Error).message}`);
+  }
+}
+
 async function main(): Promise<void> {
   let device: Device;
   try {
@@ -871,6 +921,7 @@ async function main(): Promise<void> {
     check('plain-arraybuffer-refused', error instanceof TypeError, (error as Error).message);
   }
   pd.dealloc();
+  churn();
   await againstKernelTarget(device);
   await acrossThreads();
 }
