@@ -251,6 +251,7 @@ export interface RdmaAddon {
 
 /** What loadRdmaAddon throws when RDMA cannot be used here. */
 export class RdmaUnavailableError extends Error {
+  readonly code = 'NVMF_ERR_RDMA_UNAVAILABLE';
   /** Debian packages (or tools) whose absence is the reason; empty when it is something else */
   readonly missing: string[];
   constructor(message: string, missing: string[]) {

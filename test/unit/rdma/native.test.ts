@@ -48,6 +48,7 @@ test('no addon and no development headers: the sentence names both Debian packag
   const error = explainMissingAddon(where);
   assert.ok(error instanceof RdmaUnavailableError);
   assert.deepEqual(error.missing, ['libibverbs-dev', 'librdmacm-dev']);
+  assert.equal(error.code, 'NVMF_ERR_RDMA_UNAVAILABLE');
   assert.match(error.message, /^RDMA is unavailable: /);
   assert.match(error.message, /libibverbs-dev and librdmacm-dev are not installed/);
   assert.match(error.message, /apt-get install libibverbs-dev librdmacm-dev/);
