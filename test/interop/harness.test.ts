@@ -1,7 +1,9 @@
 // Checks of the interop harness itself: the parts that need no target (output
-// parsing, the generated config, the JSON-RPC client) and one short guest boot that
-// proves env, files, exit status and the guest-to-host-loopback path.
+// parsing, the generated config, the JSON-RPC client), one short guest boot that
+// proves env, files, exit status and the guest-to-host-loopback path, and the refusals
+// that come before a boot (too little memory, no 9p for the project share).
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -11,6 +13,7 @@ import {
   freePort,
   missingPrerequisites,
   parseChecks,
+  RUN_GUEST,
   rpcCall,
   runGuest,
   targetConfig,
@@ -176,5 +179,27 @@ test('run-guest refuses, before booting, a guest whose RAM cannot hold its unpac
     assert.deepEqual(lines, [], 'no guest should have booted');
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('run-guest -P refuses, before booting, an image without the 9p modules the project share needs', () => {
+  const missing = missingPrerequisites();
+  assert.deepEqual(missing, [], `interop prerequisites missing:\n  ${missing.join('\n  ')}`);
+  // an image folder as an older setup-interop.sh left it: no 9p among the modules
+  const cache = mkdtempSync(join(tmpdir(), 'interop-cache-'));
+  try {
+    writeFileSync(join(cache, 'vmlinuz'), '');
+    writeFileSync(join(cache, 'initramfs.img'), '');
+    writeFileSync(join(cache, 'manifest'), 'flavour: bookworm\nmodules: brd configfs nvme-tcp rdma_rxe\n');
+    const run = spawnSync(RUN_GUEST, ['-P', '-t', '30', '-c', 'echo booted'], {
+      encoding: 'utf8',
+      env: { ...process.env, NVMF_INTEROP_CACHE: cache },
+      timeout: 60_000,
+    });
+    assert.equal(run.status, 1, `run-guest exit ${run.status}; stderr:\n${run.stderr}`);
+    assert.match(run.stderr, /has no 9p modules for -P: run scripts\/setup-interop\.sh/);
+    assert.doesNotMatch(run.stdout, /booted/);
+  } finally {
+    rmSync(cache, { recursive: true, force: true });
   }
 });

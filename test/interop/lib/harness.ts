@@ -68,6 +68,11 @@ export type GuestRunOptions = {
   timeoutSeconds?: number;
   /** Guest RAM (default 1024 MiB, or $NVMF_INTEROP_MEM); run-guest refuses too little for the initramfs. */
   memoryMiB?: number;
+  /**
+   * Share this repository read-only at /project over virtio-9p (run-guest -P, bookworm):
+   * the project's Node.js is on the guest's PATH and PROJECT_DIR=/project.
+   */
+  withProject?: boolean;
   /** Called with each line the guest script prints, as it arrives. */
   onLine?: (line: string) => void;
 };
@@ -85,6 +90,7 @@ export function runGuest(options: GuestRunOptions): Promise<GuestRunResult> {
   const args: string[] = ['-t', String(options.timeoutSeconds ?? 300)];
   if (options.flavour) args.push('-F', options.flavour);
   if (options.memoryMiB !== undefined) args.push('-m', String(options.memoryMiB));
+  if (options.withProject) args.push('-P');
   for (const [name, value] of Object.entries(options.env ?? {})) args.push('-e', `${name}=${value}`);
   for (const file of options.files ?? []) args.push('-f', file);
   for (const forward of options.forwards ?? []) args.push('-p', forward);
