@@ -8,6 +8,7 @@
 // IoQueue) and completes the Connect.
 import { type SpdkThread, sendMsg, type ThreadRef } from '../thread/index.ts';
 import { logger } from '../util/log.ts';
+import { traceChannels } from '../util/trace.ts';
 import {
   CONNECT_CATTR_DISABLE_SQFLOW,
   ConnectData,
@@ -30,6 +31,7 @@ import type { PgSubsystem } from './poll-group-subsystem.ts';
 import type { PgStats } from './stats.ts';
 import { SubsystemState, SubsystemType } from './subsystem.ts';
 import { type CtrlrHost, NvmfCtrlr, requestData } from './target-controller.ts';
+import { traceController, traceQpair } from './trace.ts';
 import type { NvmfQpair, NvmfRequest, TransportOptions } from './transport.ts';
 
 const log = logger('nvmf');
@@ -237,6 +239,9 @@ export class ConnectHandler {
     q.context = ctrlr;
     this.pg.addController(ctrlr);
     log.info(`ctrlr ${r.cntlid} created for ${p.sub.view.nqn}, host ${p.hostnqn} on ${this.pg.thread.name}`);
+    const thread = this.pg.thread.name;
+    traceController(traceChannels.controllerCreated, ctrlr, p.sub.view.nqn, thread);
+    traceQpair(traceChannels.qpairConnected, q, r.cntlid, p.sub.view.nqn, p.hostnqn, thread);
     req.rsp.writeUInt16LE(r.cntlid, ConnectRsp.CNTLID);
     req.complete();
   }
@@ -267,6 +272,7 @@ export class ConnectHandler {
     });
     q.context = ioq;
     this.pg.addIoQueue(ioq);
+    traceQpair(traceChannels.qpairConnected, q, r.cntlid, p.sub.view.nqn, p.hostnqn, this.pg.thread.name);
     req.rsp.writeUInt16LE(r.cntlid, ConnectRsp.CNTLID);
     req.complete();
   }

@@ -48,6 +48,7 @@ import {
   writeTermReq,
 } from '../../wire/tcp.ts';
 import { PduReceiver, type PduSink, TARGET_ACCEPTS } from '../../wire/tcp-receiver.ts';
+import { traceCommandComplete } from '../trace.ts';
 import {
   type NvmfQpair,
   type NvmfRequest,
@@ -127,6 +128,7 @@ export class TcpRequest implements NvmfRequest {
   h2cReceived = 0;
   /** a data digest mismatch was found on this command's data */
   digestError = false;
+  traceStart = 0;
 
   constructor(qpair: TcpQpair, index: number, inCapsuleSize: number) {
     this.qpair = qpair;
@@ -518,6 +520,7 @@ export class TcpQpair implements NvmfQpair, PduSink {
 
   completeRequest(req: TcpRequest): void {
     if (req.state !== TcpReqState.EXECUTING) return; // double completion: ignore
+    if (req.traceStart !== 0) traceCommandComplete(req);
     this.outstanding--;
     if (this.state === TcpQpairState.CLOSED || this.state === TcpQpairState.TERMINATING) {
       this.freeSlot(req);
