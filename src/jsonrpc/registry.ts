@@ -3,6 +3,7 @@
 // in-process callers such as --json config replay.
 
 import { DuplicateNameError, InvalidArgumentError } from '../util/errors.ts';
+import { traceChannels } from '../util/trace.ts';
 import { noopLogger, RpcError, RpcErrorCode, type RpcLogger, type RpcMethod, RpcState } from './types.ts';
 import { validateParams } from './validate.ts';
 
@@ -49,6 +50,25 @@ export class RpcRegistry {
 
   /** Run a method by name; throws RpcError (method not found, bad params, wrong state, handler errors). */
   async invoke(name: string, params: unknown, logger: RpcLogger = noopLogger): Promise<unknown> {
+    const { rpcCallStart, rpcCallComplete } = traceChannels;
+    if (!rpcCallStart.hasSubscribers && !rpcCallComplete.hasSubscribers)
+      return this.run(name, params, logger);
+    if (rpcCallStart.hasSubscribers) rpcCallStart.publish({ method: name });
+    const start = performance.now();
+    let errorCode = 0;
+    try {
+      return await this.run(name, params, logger);
+    } catch (e) {
+      errorCode = e instanceof RpcError ? e.code : RpcErrorCode.INTERNAL_ERROR;
+      throw e;
+    } finally {
+      if (rpcCallComplete.hasSubscribers) {
+        rpcCallComplete.publish({ method: name, durationUs: (performance.now() - start) * 1000, errorCode });
+      }
+    }
+  }
+
+  private async run(name: string, params: unknown, logger: RpcLogger): Promise<unknown> {
     const m = this.methods.get(name);
     if (m === undefined) throw new RpcError(RpcErrorCode.METHOD_NOT_FOUND, 'Method not found');
     if ((m.states & this.state) === 0) {

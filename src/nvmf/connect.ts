@@ -8,6 +8,7 @@
 // IoQueue) and completes the Connect.
 import { type SpdkThread, sendMsg, type ThreadRef } from '../thread/index.ts';
 import { logger } from '../util/log.ts';
+import { traceChannels } from '../util/trace.ts';
 import {
   CONNECT_CATTR_DISABLE_SQFLOW,
   ConnectData,
@@ -32,6 +33,7 @@ import type { PgSubsystem } from './poll-group-subsystem.ts';
 import type { PgStats } from './stats.ts';
 import { SubsystemState, SubsystemType } from './subsystem.ts';
 import { type CtrlrHost, NvmfCtrlr, requestData } from './target-controller.ts';
+import { traceController, traceQpair } from './trace.ts';
 import type { NvmfQpair, NvmfRequest, TransportOptions } from './transport.ts';
 
 const log = logger('nvmf');
@@ -222,6 +224,9 @@ export class ConnectHandler {
     q.context = ctrlr;
     this.pg.addController(ctrlr);
     log.info(`ctrlr ${r.cntlid} created for ${p.sub.view.nqn}, host ${p.hostnqn} on ${this.pg.thread.name}`);
+    const thread = this.pg.thread.name;
+    traceController(traceChannels.controllerCreated, ctrlr, p.sub.view.nqn, thread);
+    traceQpair(traceChannels.qpairConnected, q, r.cntlid, p.sub.view.nqn, p.hostnqn, thread);
     setConnectResponseCntlid(req.rsp, r.cntlid);
     req.complete();
   }
@@ -252,6 +257,7 @@ export class ConnectHandler {
     });
     q.context = ioq;
     this.pg.addIoQueue(ioq);
+    traceQpair(traceChannels.qpairConnected, q, r.cntlid, p.sub.view.nqn, p.hostnqn, this.pg.thread.name);
     setConnectResponseCntlid(req.rsp, r.cntlid);
     req.complete();
   }

@@ -21,6 +21,7 @@ import {
 import { NotRegisteredError } from '../util/errors.ts';
 import { logger } from '../util/log.ts';
 import { realmMemory } from '../util/memory.ts';
+import { traceChannels } from '../util/trace.ts';
 import type { DiscoveryEntry } from '../wire/discovery.ts';
 import { FabricsSqe } from '../wire/fabrics.ts';
 import {
@@ -53,6 +54,7 @@ import { type PgNamespace, PgSubsystem } from './poll-group-subsystem.ts';
 import { newPgStats, type PgStats, type QpairInfo } from './stats.ts';
 import { SubsystemState, SubsystemType, type SubsystemView } from './subsystem.ts';
 import { AsyncEvent, type CtrlrHost, type NvmfCtrlr } from './target-controller.ts';
+import { isCommandTraced, traceCommandStart, traceController, traceQpair } from './trace.ts';
 import {
   getTransport,
   type NvmfQpair,
@@ -128,6 +130,7 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
         log.error(
           `ctrlr ${c.cntlid} (${c.host.sub.view.nqn}, host ${c.hostnqn}): keep alive timeout (${c.kato} ms), disconnecting`,
         );
+        traceController(traceChannels.keepAliveExpired, c, c.host.sub.view.nqn, this.thread.name);
         c.kato = 0;
         c.adminQpair.disconnect('keep alive timeout');
       }
@@ -251,7 +254,7 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
       sub.queued = [];
       if (v.state === SubsystemState.ACTIVE) {
         // resumed: run what waited, in arrival order
-        for (const req of queued) this.onRequest(req);
+        for (const req of queued) this.runCommand(req);
       } else for (const req of queued) abortRequest(req);
     }
     if (v.state === SubsystemState.INACTIVE) {
@@ -327,12 +330,23 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
     this.qpairs.delete(qpair);
     const c = this.adminQueues.get(qpair);
     const io = this.ioQueues.get(qpair);
+    if (traceChannels.qpairDisconnected.hasSubscribers) {
+      traceQpair(
+        traceChannels.qpairDisconnected,
+        qpair,
+        c?.cntlid ?? io?.cntlid ?? -1,
+        this.subsystemOf(qpair)?.view.nqn ?? null,
+        this.hostOf(qpair),
+        this.thread.name,
+      );
+    }
     if (c !== undefined) {
       this.adminQueues.delete(qpair);
       this.stats.current_admin_qpairs--;
       c.destroy();
       this.ctrlrs.delete(c.cntlid);
       log.info(`ctrlr ${c.cntlid} of ${c.host.sub.view.nqn} (host ${c.hostnqn}) destroyed`);
+      traceController(traceChannels.controllerDestroyed, c, c.host.sub.view.nqn, this.thread.name);
       sendMsg(targetThread(), toTarget.ctrlrGone, { cntlid: c.cntlid });
     } else if (io !== undefined) {
       this.ioQueues.delete(qpair);
@@ -343,7 +357,14 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
     qpair.context = null;
   }
 
+  /** A command from a transport (QpairEvents): traced once here, at its arrival. */
   onRequest(req: NvmfRequest): void {
+    if (isCommandTraced()) traceCommandStart(req);
+    this.runCommand(req);
+  }
+
+  /** Run a command that arrived now or waited for a resume. */
+  private runCommand(req: NvmfRequest): void {
     try {
       this.dispatch(req);
     } catch (e) {

@@ -34,6 +34,9 @@ export interface NvmfRequest {
    * CONTROLLER_TO_HOST the core may replace the array (e.g. views of a
    * malloc bdev's memory) as long as the total stays `length`. */
   iov: Buffer[];
+  /** when the core traced the command's start (performance.now(), ms); 0: not traced. Starts
+   * at 0; `complete()` calls trace.ts traceCommandComplete when it is not 0 (which clears it) */
+  traceStart: number;
   /** hand the request back: the transport sends data (C2H) and/or the response capsule */
   complete(): void;
 }
@@ -65,6 +68,8 @@ export interface NvmfQpair {
  * (io-queue.ts). The core hands it every command that is not a Fabrics command.
  */
 export interface QueueContext {
+  /** the controller the queue belongs to */
+  readonly cntlid: number;
   /** an admin command (admin queue) or an NVM command (I/O queue) that arrived on this queue */
   execute(req: NvmfRequest): void;
 }

@@ -44,6 +44,7 @@ test('any admin or property command is answered once, never throws, keeps CC/CST
           xferDir: 0,
           length: k.length,
           iov: k.length > 0 ? [Buffer.alloc(k.length)] : [],
+          traceStart: 0,
           complete() {
             done++;
           },

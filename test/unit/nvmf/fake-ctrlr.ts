@@ -100,6 +100,7 @@ export function fakeReq(q: NvmfQpair, fill: (cmd: Buffer) => void, length = 0): 
     length,
     iov: length > 0 ? [Buffer.alloc(length)] : [],
     done: 0,
+    traceStart: 0,
     complete() {
       r.done++;
     },

@@ -1,11 +1,11 @@
-// NVMe/TCP target transport: one TcpPollGroup per poll-group thread owns its
-// connections (qpairs). Socket 'data' handlers only queue the chunk and wake
-// the reactor; poll() parses PDUs, hands commands to the core, and flushes
-// every qpair's queued PDUs as one corked burst (one writev).
+// NVMe/TCP target transport, the qpair: one connection's receive state
+// machine (ICReq, then CapsuleCmd and H2CData PDUs from the shared PduReceiver;
+// R2T for transport-SGL writes, direct placement of H2CData into the slot's
+// buffer) and its send side (CapsuleResp and C2HData queued per completion,
+// flushed as one corked burst when its poll group polls), the fatal-error
+// TermReq, and the close that hands back what the core still holds.
 
 import type net from 'node:net';
-import { wakeReactor } from '../../thread/thread.ts';
-import { logger } from '../../util/log.ts';
 import {
   Cqe,
   FABRICS_OPCODE,
@@ -13,16 +13,13 @@ import {
   getStatusCode,
   getStatusCodeType,
   SglDescriptor,
-  SQE_SIZE,
   Sqe,
   StatusCodeType,
   setStatus,
 } from '../../wire/nvme.ts';
 import {
   CapsuleCmd,
-  CapsuleResp,
   Ch,
-  capsuleRespCqe,
   DataPdu,
   DIGEST_SIZE,
   dataDigest,
@@ -48,31 +45,29 @@ import {
   writeTermReq,
 } from '../../wire/tcp.ts';
 import { PduReceiver, type PduSink, TARGET_ACCEPTS } from '../../wire/tcp-receiver.ts';
+import { traceCommandComplete } from '../trace.ts';
 import {
-  type NvmfQpair,
-  type NvmfRequest,
   type QpairEvents,
   type QueueContext,
   type TransportAddress,
   type TransportOptions,
-  type TransportPollGroup,
   XferDir,
 } from '../transport.ts';
+import {
+  ADMIN_IN_CAPSULE_SIZE,
+  type BufferPool,
+  EMPTY_IOV,
+  TcpReqState,
+  TcpRequest,
+  type TcpRequestQueue,
+} from './request.ts';
 
-/** Request slot states (one comment per state, as SPDK's tcp.c does). */
-export const TcpReqState = {
-  /** in the free list */
-  FREE: 0,
-  /** R2T sent; waiting for H2CData PDUs to fill the buffer */
-  AWAIT_H2C_DATA: 1,
-  /** handed to the core (onRequest); waiting for complete() */
-  EXECUTING: 2,
-  /** response (and C2H data) queued or being written; freed when the write finishes */
-  SENDING: 3,
-} as const;
-export type TcpReqState = (typeof TcpReqState)[keyof typeof TcpReqState];
-
-/** Qpair (connection) states. */
+/**
+ * Qpair (connection) states: AWAIT_IC_REQ → RUNNING once the ICReq is answered;
+ * either → TERMINATING on a fatal protocol error (C2HTermReq sent) or a close
+ * asked by the core or the host's H2CTermReq; any → CLOSED when the socket's
+ * 'close' is processed.
+ */
 export const TcpQpairState = {
   /** connected; the first PDU must be an ICReq */
   AWAIT_IC_REQ: 0,
@@ -85,84 +80,23 @@ export const TcpQpairState = {
 } as const;
 export type TcpQpairState = (typeof TcpQpairState)[keyof typeof TcpQpairState];
 
-/** Fabrics commands may carry up to 8 KiB in the admin capsule (Linux host's admin CCSZ). */
-const log = logger('nvmf_tcp');
-const ADMIN_IN_CAPSULE_SIZE = 8192;
-
-/**
- * A connection that has not completed a Fabrics Connect this long after it was
- * accepted is closed: without a controller no keep-alive covers it, so a host
- * that vanished (or never meant to speak) would hold the socket forever.
- * A Connect the core is still working on (e.g. waiting on a paused
- * subsystem) keeps it. `NVMF_TS_CONNECT_TIMEOUT_MS` overrides (tests).
- */
-export const CONNECT_TIMEOUT_MS = readConnectTimeout();
-
-function readConnectTimeout(): number {
-  const v = Number(process.env.NVMF_TS_CONNECT_TIMEOUT_MS);
-  return Number.isInteger(v) && v > 0 ? v : 30_000;
-}
-const EMPTY_IOV: Buffer[] = [];
-
-export class TcpRequest implements NvmfRequest {
-  readonly qpair: TcpQpair;
-  /** index in the qpair's slot table; also the R2T transfer tag */
-  readonly index: number;
-  readonly cmd = Buffer.alloc(SQE_SIZE);
-  /** CapsuleResp PDU (header + CQE + room for a header digest); rsp is a view of its CQE */
-  readonly respPdu = Buffer.alloc(CapsuleResp.HDR_SIZE + DIGEST_SIZE);
-  readonly rsp: Buffer;
-  /** C2HData / R2T header (+ digest + alignment pad for the host's hpda) */
-  readonly dataHdr: Buffer;
-  readonly ddgst = Buffer.alloc(DIGEST_SIZE);
-  /** in-capsule data buffer, sized for the queue type */
-  inCapsule: Buffer;
-  state: TcpReqState = TcpReqState.FREE;
-  xferDir: XferDir = XferDir.NONE;
-  length = 0;
-  iov: Buffer[] = EMPTY_IOV;
-  /** pooled buffer for transport-SGL data, returned on free */
-  poolBuf: Buffer | null = null;
-  cid = 0;
-  h2cReceived = 0;
-  /** a data digest mismatch was found on this command's data */
-  digestError = false;
-
-  constructor(qpair: TcpQpair, index: number, inCapsuleSize: number) {
-    this.qpair = qpair;
-    this.index = index;
-    this.rsp = capsuleRespCqe(this.respPdu);
-    // the largest PDO is 128 (hpda 31), past the 24-byte header and its digest
-    this.dataHdr = Buffer.alloc(DataPdu.HDR_SIZE + DIGEST_SIZE + 128);
-    this.inCapsule = Buffer.alloc(inCapsuleSize);
-  }
-
-  complete(): void {
-    this.qpair.completeRequest(this);
-  }
+/** What a qpair needs of the poll group that owns it (TcpPollGroup in poll-group.ts). */
+export interface TcpQpairGroup {
+  readonly opts: TransportOptions;
+  /** the core: told of connected and closed queues and of each received command */
+  readonly events: QpairEvents;
+  /** data buffers for transport-SGL transfers */
+  readonly buffers: BufferPool;
+  /** value sent in ICResp */
+  readonly maxH2CData: number;
+  /** the qpair has PDUs queued: flush it at the next poll */
+  markTx(qpair: TcpQpair): void;
+  /** the qpair is gone (reported disconnected) */
+  removeQpair(qpair: TcpQpair): void;
 }
 
-/** Data buffers for transport-SGL transfers, shared by a poll group's qpairs. */
-class BufferPool {
-  private readonly free: Buffer[] = [];
-  private readonly size: number;
-  private readonly keep: number;
-
-  constructor(size: number, keep: number) {
-    this.size = size;
-    this.keep = keep;
-  }
-
-  get(): Buffer {
-    return this.free.pop() ?? Buffer.allocUnsafe(this.size);
-  }
-
-  put(buf: Buffer): void {
-    if (this.free.length < this.keep) this.free.push(buf);
-  }
-}
-
-export class TcpQpair implements NvmfQpair, PduSink {
+/** One NVMe/TCP connection: its receive and send state machines and its request slots. */
+export class TcpQpair implements TcpRequestQueue, PduSink {
   qid = 0;
   sqSize = 0;
   context: QueueContext | null = null;
@@ -181,7 +115,7 @@ export class TcpQpair implements NvmfQpair, PduSink {
   outstanding = 0;
   readonly socket: net.Socket;
   readonly receiver: PduReceiver;
-  private readonly group: TcpPollGroup;
+  private readonly group: TcpQpairGroup;
   private readonly slots: TcpRequest[] = [];
   private readonly freeSlots: TcpRequest[] = [];
   private readonly maxSlots: number;
@@ -201,7 +135,7 @@ export class TcpQpair implements NvmfQpair, PduSink {
   /** closes the connection if no Fabrics Connect completes in time (cleared on close) */
   connectTimer: NodeJS.Timeout | null = null;
 
-  constructor(group: TcpPollGroup, socket: net.Socket, listenAddr: TransportAddress) {
+  constructor(group: TcpQpairGroup, socket: net.Socket, listenAddr: TransportAddress) {
     this.group = group;
     this.socket = socket;
     this.listenAddr = listenAddr;
@@ -518,6 +452,7 @@ export class TcpQpair implements NvmfQpair, PduSink {
 
   completeRequest(req: TcpRequest): void {
     if (req.state !== TcpReqState.EXECUTING) return; // double completion: ignore
+    if (req.traceStart !== 0) traceCommandComplete(req);
     this.outstanding--;
     if (this.state === TcpQpairState.CLOSED || this.state === TcpQpairState.TERMINATING) {
       this.freeSlot(req);
@@ -688,169 +623,3 @@ export class TcpQpair implements NvmfQpair, PduSink {
     if (this.connectedReported) this.group.events.onQpairDisconnected(this);
   }
 }
-
-export class TcpPollGroup implements TransportPollGroup {
-  readonly opts: TransportOptions;
-  readonly events: QpairEvents;
-  readonly buffers: BufferPool;
-  /** value sent in ICResp: max_io_size, a multiple of 4 and at least 4096 */
-  readonly maxH2CData: number;
-  private readonly qpairs = new Set<TcpQpair>();
-  private rxReady: TcpQpair[] = [];
-  private txReady: TcpQpair[] = [];
-  private closedReady: TcpQpair[] = [];
-  /** qpairs whose connect timer fired (checked in poll, on the poll group's thread) */
-  private connectDeadlineReady: TcpQpair[] = [];
-  private readonly wake: () => void;
-  private destroyed = false;
-
-  constructor(opts: TransportOptions, events: QpairEvents, wake: () => void) {
-    this.opts = opts;
-    this.events = events;
-    this.wake = wake;
-    this.maxH2CData = Math.max(4096, opts.max_io_size - (opts.max_io_size % 4));
-    this.buffers = new BufferPool(opts.max_io_size, Math.max(0, opts.buf_cache_size));
-  }
-
-  get qpairCount(): number {
-    return this.qpairs.size;
-  }
-
-  get outstandingRequests(): number {
-    let n = 0;
-    for (const q of this.qpairs) n += q.outstanding;
-    return n;
-  }
-
-  addSocket(socket: net.Socket, listenAddr: TransportAddress): void {
-    if (this.destroyed) {
-      socket.destroy();
-      return;
-    }
-    const qpair = new TcpQpair(this, socket, listenAddr);
-    this.qpairs.add(qpair);
-    this.armConnectTimer(qpair);
-    socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => {
-      qpair.rxChunks.push(chunk);
-      if (!qpair.rxQueued) {
-        qpair.rxQueued = true;
-        this.rxReady.push(qpair);
-      }
-      this.wake();
-    });
-    socket.on('error', () => {
-      // 'close' follows; nothing else to do
-    });
-    socket.on('close', () => {
-      qpair.socketClosed = true;
-      this.closedReady.push(qpair);
-      this.wake();
-    });
-    socket.resume();
-  }
-
-  private armConnectTimer(qpair: TcpQpair): void {
-    qpair.connectTimer = setTimeout(() => {
-      qpair.connectTimer = null;
-      this.connectDeadlineReady.push(qpair);
-      this.wake();
-    }, CONNECT_TIMEOUT_MS);
-    qpair.connectTimer.unref();
-  }
-
-  private checkConnectDeadline(qpair: TcpQpair): void {
-    if (qpair.state === TcpQpairState.CLOSED || qpair.state === TcpQpairState.TERMINATING) return;
-    if (qpair.context !== null) return;
-    if (qpair.outstanding > 0) {
-      this.armConnectTimer(qpair); // a Connect is with the core: give it another period
-      return;
-    }
-    log.warn(
-      `${qpair.peerAddr.traddr}:${qpair.peerAddr.trsvcid}: no Fabrics Connect within ${CONNECT_TIMEOUT_MS} ms, closing`,
-    );
-    qpair.disconnect('connect timeout');
-  }
-
-  markTx(qpair: TcpQpair): void {
-    this.txReady.push(qpair);
-    this.wake();
-  }
-
-  removeQpair(qpair: TcpQpair): void {
-    this.qpairs.delete(qpair);
-  }
-
-  poll(): boolean {
-    let busy = false;
-    if (this.rxReady.length > 0) {
-      const ready = this.rxReady;
-      this.rxReady = [];
-      for (const q of ready) q.processRx();
-      busy = true;
-    }
-    if (this.closedReady.length > 0) {
-      const closed = this.closedReady;
-      this.closedReady = [];
-      for (const q of closed) {
-        // parse what arrived before the close first (a final command may complete the exchange)
-        if (q.rxChunks.length > 0) q.processRx();
-        q.handleClosed();
-      }
-      busy = true;
-    }
-    if (this.connectDeadlineReady.length > 0) {
-      const late = this.connectDeadlineReady;
-      this.connectDeadlineReady = [];
-      for (const q of late) this.checkConnectDeadline(q);
-      busy = true;
-    }
-    if (this.txReady.length > 0) {
-      const ready = this.txReady;
-      this.txReady = [];
-      for (const q of ready) q.flush();
-      busy = true;
-    }
-    return busy;
-  }
-
-  destroy(): void {
-    this.destroyed = true;
-    for (const q of this.qpairs) {
-      if (q.connectTimer) clearTimeout(q.connectTimer);
-      q.socket.destroy();
-    }
-  }
-}
-
-/**
- * Create a poll group for one poll-group thread. `wake` defaults to the realm
- * reactor's wake-up; tests without a reactor pass their own (e.g. setImmediate → poll).
- */
-export function createTcpPollGroup(
-  opts: TransportOptions,
-  events: QpairEvents,
-  wake: () => void = wakeReactor,
-): TcpPollGroup {
-  return new TcpPollGroup(opts, events, wake);
-}
-
-/** SPDK's TCP transport defaults (nvmf_create_transport -t TCP). */
-export const TCP_DEFAULT_OPTIONS: TransportOptions = {
-  trtype: 'TCP',
-  max_queue_depth: 128,
-  max_io_qpairs_per_ctrlr: 127,
-  in_capsule_data_size: 4096,
-  max_io_size: 131072,
-  io_unit_size: 131072,
-  max_aq_depth: 128,
-  num_shared_buffers: 511,
-  buf_cache_size: 32,
-  dif_insert_or_strip: false,
-  abort_timeout_sec: 1,
-  c2h_success: true,
-  sock_priority: 0,
-  zcopy: false,
-  ack_timeout: 0,
-  data_wr_pool_size: 0,
-};
