@@ -174,6 +174,11 @@ export function executeIo(st: IoQueueState, req: NvmfRequest): void {
   const opc = cmd[Sqe.OPCODE];
   const fuse = cmd[Sqe.FLAGS] & SqeFlags.FUSE_MASK;
 
+  // the transport's fused ordering (fused.ts) found no partner for this half
+  if (req.fusedFailed === true) {
+    finish(st, req, StatusCodeType.GENERIC, GenericStatus.ABORTED_MISSING_FUSED, false);
+    return;
+  }
   // a pending fused first command must be followed by its second (SPDK lib/nvmf/ctrlr.c
   // nvmf_ctrlr_process_io_cmd: the first is aborted, the new command goes on)
   if (st.fusedFirst !== null && fuse !== SqeFlags.FUSE_SECOND) {
