@@ -436,6 +436,12 @@ export class NvmfTarget implements TargetInbox {
       );
     }
     if (s.findListener(address) !== undefined) throw new NvmfError(`Listener already exists`, -17);
+    // an IP port out of range is a bad parameter, not an address in use (Node would say EADDRINUSE)
+    if (address.adrfam === 'IPv4' || address.adrfam === 'IPv6') {
+      const port = Number(address.trsvcid);
+      if (!/^\d+$/.test(address.trsvcid) || port < 1 || port > 65535)
+        throw new NvmfError(`Invalid port ${address.trsvcid}: a ${address.trtype} port is 1 to 65535`, -22);
+    }
     const key = addrKey(address);
     let entry = this.listeners.get(key);
     if (entry === undefined) {
