@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { DISCOVERY_NQN } from '../wire/discovery.ts';
 import { NvmfError } from './errors.ts';
+import type { HostPsk } from './host-psk.ts';
 import type { TransportAddress } from './transport.ts';
 
 export const SubsystemState = {
@@ -46,6 +47,8 @@ export interface SubsystemView {
   listeners: TransportAddress[];
   /** ANA state of each listener, same order */
   listenerAnaStates: string[];
+  /** whether each listener requires a secure channel (TLS), same order */
+  listenerSecureChannels?: boolean[];
   /** bumped on every ANA state change (ANA log change count) */
   anaChangeCount: number;
   maxNamespaces: number;
@@ -103,6 +106,8 @@ export class NvmfSubsystem {
   model: string;
   allowAnyHost: boolean;
   readonly hosts = new Set<string>();
+  /** the TLS PSKs of the hosts that have one (nvmf_subsystem_add_host --psk) */
+  readonly hostPsks = new Map<string, HostPsk>();
   readonly namespaces = new Map<number, NamespaceConfig>();
   readonly listeners: ListenerConfig[] = [];
   maxNamespaces: number;
@@ -193,6 +198,7 @@ export class NvmfSubsystem {
       namespaces: [...this.namespaces.values()].map((n) => ({ ...n })),
       listeners: this.listeners.map((l) => ({ ...l.address })),
       listenerAnaStates: this.listeners.map((l) => l.anaState),
+      listenerSecureChannels: this.listeners.map((l) => l.secureChannel),
       anaChangeCount: this.anaChangeCount,
       maxNamespaces: this.maxNamespaces,
       anaReporting: this.anaReporting,
