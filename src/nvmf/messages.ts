@@ -48,6 +48,17 @@ export interface TargetSnapshot {
   discoveryFilter: string;
   /** controllers advertise CAP.CSS bit 6, I/O command sets (nvmf_set_config cap_css_iocs) */
   capCssIocs: boolean;
+  /** every host's TLS PSKs (secure-channel handshakes look the offered identity up here) */
+  tlsPsks: TlsPskEntry[];
+}
+
+/** A PSK identity a host may offer for a subsystem, and the TLS PSK it stands for. */
+export interface TlsPskEntry {
+  identity: string;
+  hostnqn: string;
+  subnqn: string;
+  /** a Uint8Array once cloned into another realm */
+  psk: Uint8Array;
 }
 
 export interface PollGroupCreate {
@@ -66,6 +77,8 @@ export interface PollGroupDestroy {
 export interface AddSocket {
   socket: Socket;
   listenAddr: TransportAddress;
+  /** the listener requires TLS: the poll group does the handshake before ICReq */
+  secureChannel: boolean;
 }
 
 /** A poll group asks for a controller ID for an admin queue's Connect. */

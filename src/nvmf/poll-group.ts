@@ -71,6 +71,7 @@ import {
   type NvmfQpair,
   type NvmfRequest,
   type QpairEvents,
+  type TlsPskMatch,
   type TransportAddress,
   type TransportOptions,
   type TransportPollGroup,
@@ -125,6 +126,8 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
   private nextResvToken = 1;
   /** Preempt-and-Abort waits: the preempted commands still at the bdevs, by walk token */
   private readonly preemptWaits = new Map<number, PreemptWait>();
+  /** the hosts' TLS PSKs by the identity they offer (from the snapshot) */
+  private tlsPsks = new Map<string, TlsPskMatch>();
 
   constructor() {
     this.thread = currentThread();
@@ -172,7 +175,7 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
       m.socket.destroy();
       return;
     }
-    g.addSocket(m.socket, m.listenAddr);
+    g.addSocket(m.socket, m.listenAddr, m.secureChannel);
   }
 
   transportOptions(trtype: string): TransportOptions {
@@ -203,6 +206,14 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
     this.referrals = s.referrals;
     this.discoveryFilter = s.discoveryFilter;
     this.capCssIocs = s.capCssIocs;
+    const psks = new Map<string, TlsPskMatch>();
+    for (const e of s.tlsPsks) {
+      psks.set(e.identity, {
+        psk: Buffer.from(e.psk.buffer, e.psk.byteOffset, e.psk.byteLength),
+        peer: { hostnqn: e.hostnqn, subnqn: e.subnqn },
+      });
+    }
+    this.tlsPsks = psks;
     const seen = new Set<string>();
     // discovery is served on every listener of the target (connect.ts): its queues stay while
     // any subsystem still listens where they came in
@@ -352,6 +363,10 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
 
   onQpairConnected(qpair: NvmfQpair): void {
     this.qpairs.add(qpair);
+  }
+
+  tlsPsk(identity: string): TlsPskMatch | null {
+    return this.tlsPsks.get(identity) ?? null;
   }
 
   onQpairClosing(qpair: NvmfQpair): void {
