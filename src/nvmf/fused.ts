@@ -17,7 +17,7 @@
 // `fusedFailed` set: the core answers it Command Aborted due to Missing Fused
 // Command, as SPDK's transport does. Unfused traffic costs one check.
 
-import { Sqe, SqeFlags } from '../wire/nvme.ts';
+import { NvmOpcode, Sqe, SqeFlags } from '../wire/nvme.ts';
 import type { NvmfRequest } from './transport.ts';
 
 export class FusedOrder {
@@ -36,7 +36,10 @@ export class FusedOrder {
     req.fusedReady = false;
     req.fusedFailed = false;
     // admin commands are never fused (the controller refuses the bits as an invalid field)
-    const fuse = req.qpair.qid === 0 ? SqeFlags.FUSE_NONE : req.cmd[Sqe.FLAGS] & SqeFlags.FUSE_MASK;
+    let fuse = req.qpair.qid === 0 ? SqeFlags.FUSE_NONE : req.cmd[Sqe.FLAGS] & SqeFlags.FUSE_MASK;
+    // a first half that is not a Compare pairs with nothing: the core answers it Invalid
+    // Opcode at once (as before this ordering), and a second half after it is alone
+    if (fuse === SqeFlags.FUSE_FIRST && req.cmd[Sqe.OPCODE] !== NvmOpcode.COMPARE) fuse = SqeFlags.FUSE_NONE;
     const first = this.pendingFirst;
     if (first === null && fuse === SqeFlags.FUSE_NONE) return;
     if (first !== null) {

@@ -450,6 +450,14 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
     this.fused.ready(req);
   }
 
+  /** Commands whose data is in that wait for the other half of a fused pair (held by the
+   * target, so counted in nvmf_get_stats outstanding_requests; a stats walk, not the I/O path). */
+  get heldForFusedPartner(): number {
+    let n = 0;
+    for (const s of this.slots) if (s.state === TcpReqState.AWAIT_FUSED) n++;
+    return n;
+  }
+
   /** Hand the command to the core (FusedOrder calls it, a fused pair's halves one after the other). */
   private execute(req: TcpRequest): void {
     if (req.state !== TcpReqState.AWAIT_FUSED) return; // freed meanwhile (connection closed)

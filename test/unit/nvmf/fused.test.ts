@@ -4,15 +4,27 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { FusedOrder } from '../../../src/nvmf/fused.ts';
 import type { NvmfRequest } from '../../../src/nvmf/transport.ts';
-import { Sqe, SqeFlags } from '../../../src/wire/nvme.ts';
+import { NvmOpcode, Sqe, SqeFlags } from '../../../src/wire/nvme.ts';
 import { fakeQpair, fakeReq } from './fake-ctrlr.ts';
 
 const ioQpair = fakeQpair();
 ioQpair.qid = 1;
 
-function command(fuse: number, qid = 1): NvmfRequest {
+/** A kind bit of these tests: the FUSE bits on a Write instead of the pair's own opcodes. */
+const ON_WRITE = 0x100;
+
+/** A command with those FUSE bits: a first half is a Compare, a second a Write (as hosts send
+ * them), unless `kind` has ON_WRITE; an unfused one a Read. */
+function command(kind: number, qid = 1): NvmfRequest {
+  const fuse = kind & SqeFlags.FUSE_MASK;
   return fakeReq(qid === 1 ? ioQpair : fakeQpair(), (cmd) => {
     cmd[Sqe.FLAGS] = SqeFlags.PSDT_SGL_MPTR_CONTIG | fuse;
+    cmd[Sqe.OPCODE] =
+      (kind & ON_WRITE) !== 0 || fuse === SqeFlags.FUSE_SECOND
+        ? NvmOpcode.WRITE
+        : fuse === SqeFlags.FUSE_FIRST
+          ? NvmOpcode.COMPARE
+          : NvmOpcode.READ;
   });
 }
 
@@ -57,6 +69,12 @@ test('fused ordering: the halves reach the core together, first then second, wha
     ],
     ['a first not yet ready fails when its data comes', ['+c', '+w', '!w', '!c'], { c: F }, ['w', 'c*']],
     ['a second with no first fails alone', ['+w', '+x', '!x', '!w'], { x: S }, ['x*', 'w']],
+    [
+      'a first that is not a Compare pairs with nothing: it goes at once (the core answers Invalid Opcode), its second is alone',
+      ['+c', '!c', '+x', '!x'],
+      { c: F | ON_WRITE, x: S },
+      ['c', 'x*'],
+    ],
     [
       'a first followed by a first: the earlier one fails',
       ['+c1', '!c1', '+c2', '!c2', '+x', '!x'],
