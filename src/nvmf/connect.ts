@@ -20,7 +20,7 @@ import {
   setConnectResponseCntlid,
 } from '../wire/fabrics.ts';
 import { FabricsStatus, GenericStatus, StatusCodeType, setStatus } from '../wire/nvme.ts';
-import { IoQueue } from './io-queue.ts';
+import { IoQueue, type ReservationPort } from './io-queue.ts';
 import {
   type AdminConnectReply,
   type AdminConnectRequest,
@@ -34,11 +34,23 @@ import type { PgStats } from './stats.ts';
 import { SubsystemState, SubsystemType } from './subsystem.ts';
 import { type CtrlrHost, NvmfCtrlr, requestData } from './target-controller.ts';
 import { traceController, traceQpair } from './trace.ts';
-import type { NvmfQpair, NvmfRequest, TransportOptions } from './transport.ts';
+import type { NvmfQpair, NvmfRequest, TransportAddress, TransportOptions } from './transport.ts';
 
 const log = logger('nvmf');
 
 // ------------------------------------------------------------ poll-group side
+
+let discoveryOnAnyListenerWarned = false;
+
+/** SPDK warns that this will go (its deprecation); once per reactor here, not per Connect. */
+function warnDiscoveryOnAnyListener(a: TransportAddress): void {
+  if (discoveryOnAnyListenerWarned) return;
+  discoveryOnAnyListenerWarned = true;
+  log.warn(
+    `allowing a connection to the discovery subsystem on ${a.trtype}/${a.traddr}/${a.trsvcid}, a listener ` +
+      'not added to it; SPDK deprecates this (add the listener to the discovery subsystem to keep it)',
+  );
+}
 
 /** What Connect handling needs of the poll group it runs on (NvmfPollGroup). */
 export interface ConnectHost {
@@ -54,6 +66,8 @@ export interface ConnectHost {
   addController(ctrlr: NvmfCtrlr): void;
   /** a Connect made an I/O queue here */
   addIoQueue(q: IoQueue): void;
+  /** where its I/O queues send reservation commands */
+  reservationCommand: ReservationPort['reservationCommand'];
 }
 
 interface PendingConnect {
@@ -143,7 +157,11 @@ export class ConnectHandler {
         l.traddr === q.listenAddr.traddr &&
         l.trsvcid === q.listenAddr.trsvcid,
     );
-    if (!listenerOk) {
+    if (!listenerOk && isDisc) {
+      // as SPDK (spdk_nvmf_subsystem_listener_allowed) and Linux's nvmet: discovery is served on
+      // every listener of the target, a listener added to the discovery subsystem or not
+      warnDiscoveryOnAnyListener(q.listenAddr);
+    } else if (!listenerOk) {
       log.error(`Connect: '${subnqn}' does not listen on ${q.listenAddr.traddr}:${q.listenAddr.trsvcid}`);
       connectFail(req, StatusCodeType.COMMAND_SPECIFIC, FabricsStatus.INVALID_PARAM, 1, ConnectData.SUBNQN);
       return;
@@ -260,7 +278,9 @@ export class ConnectHandler {
       cntlid: r.cntlid,
       sub: p.sub,
       hostnqn: p.hostnqn,
+      hostId: r.hostid,
       owner: r.owner,
+      reservations: this.pg,
       maxTransferBytes: this.pg.transportOptions(q.trtype).max_io_size, // MDTS
       stats: this.pg.stats,
     });
@@ -330,6 +350,7 @@ export function admitIoConnect(
   const reply: IoConnectReply = {
     token: m.token,
     cntlid: m.cntlid,
+    hostid: '',
     owner: null,
     sct: 0,
     sc: 0,
@@ -363,6 +384,7 @@ export function admitIoConnect(
   } else {
     c.ioQueues.set(m.qid, m.pg);
     reply.owner = c.owner;
+    reply.hostid = c.hostid;
   }
   return reply;
 }

@@ -22,6 +22,7 @@ import {
 } from '../thread/index.ts';
 import { InvalidStateError, NotRegisteredError } from '../util/errors.ts';
 import type { DiscoveryEntry } from '../wire/discovery.ts';
+import { GenericStatus } from '../wire/nvme.ts';
 import type { PgStats, QpairInfo } from './stats.ts';
 import type { SubsystemView } from './subsystem.ts';
 import type { TransportAddress, TransportOptions } from './transport.ts';
@@ -45,6 +46,8 @@ export interface TargetSnapshot {
   referrals: DiscoveryEntry[];
   /** SPDK discovery_filter: 'match_any' or a combination of transport/address/svcid */
   discoveryFilter: string;
+  /** controllers advertise CAP.CSS bit 6, I/O command sets (nvmf_set_config cap_css_iocs) */
+  capCssIocs: boolean;
   /** every host's TLS PSKs (secure-channel handshakes look the offered identity up here) */
   tlsPsks: TlsPskEntry[];
 }
@@ -108,6 +111,8 @@ export interface IoConnectRequest {
 export interface IoConnectReply {
   token: number;
   cntlid: number;
+  /** the controller's host ID (32 hex digits): the queue's identity to reservations */
+  hostid: string;
   owner: ThreadRef | null;
   sct: number;
   sc: number;
@@ -158,6 +163,39 @@ export interface BdevRemoved {
   bdevName: string;
 }
 
+/** A reservation command of an I/O queue, for the owner of the namespace's reservation (the
+ * app thread, as SPDK's subsystem thread), which runs them one at a time per namespace. */
+export interface ResvCommand {
+  token: number;
+  pg: ThreadRef;
+  subnqn: string;
+  nsid: number;
+  /** the controller's host ID, 32 hex digits */
+  hostId: string;
+  opcode: number;
+  cdw10: number;
+  cdw11: number;
+  /** Register / Acquire / Release: the keys the host sent (a copy); Report: empty */
+  data: Uint8Array;
+  /** Report: the bytes the host asked for (NUMD and the data length, the smaller) */
+  reportLength: number;
+}
+
+/** The answer: a generic status code (SCT 0) and, for Report, the data. */
+export interface ResvReply {
+  token: number;
+  sc: number;
+  report: Uint8Array | null;
+}
+
+/** A reservation notice for controller `cntlid` (its poll group's), on namespace `nsid`. */
+export interface ResvNotice {
+  cntlid: number;
+  nsid: number;
+  /** ResvNotifyType */
+  type: number;
+}
+
 /** Contexts of the walks over every poll group (forEachChannel); they travel between realms. */
 export interface AddTransportWalk {
   opts: TransportOptions;
@@ -174,6 +212,23 @@ export interface QpairsWalk {
   nqn: string;
   qpairs: QpairInfo[];
 }
+/** Preempt and Abort: the preempted hosts' commands on a namespace of `nqn` that wait in the
+ * target end now (counted in `aborted`); those at the bdevs are counted in `waiting` and kept
+ * under `token` until they complete. */
+export interface PreemptAbortWalk {
+  token: number;
+  nqn: string;
+  nsid: number;
+  hostIds: string[];
+  aborted: number;
+  waiting: number;
+}
+/** The commands a Preempt and Abort still waits for (`done`: forget them). */
+export interface PreemptWaitWalk {
+  token: number;
+  done: boolean;
+  waiting: number;
+}
 
 // ------------------------------------------------------------ receivers
 
@@ -189,6 +244,8 @@ export interface TargetInbox {
   ctrlrGone(m: ControllerId): void;
   ioQueueGone(m: IoQueueId): void;
   bdevRemoved(m: BdevRemoved): void;
+  /** answers with toPollGroup.reservationDone once the command took effect everywhere */
+  reservation(m: ResvCommand): void;
 }
 
 /** What a poll group does with the messages and walks that reach its thread. */
@@ -209,6 +266,12 @@ export interface PollGroupInbox {
   /** bdev I/O in flight on the queues of subsystem `nqn` */
   subsystemOutstanding(nqn: string): number;
   qpairInfo(nqn: string): QpairInfo[];
+  reservationDone(m: ResvReply): void;
+  reservationNotice(m: ResvNotice): void;
+  /** Preempt and Abort here: fills `aborted` and `waiting` of the walk */
+  preemptAbort(w: PreemptAbortWalk): void;
+  /** the preempted commands still at the bdevs for walk `token`; `done` forgets them */
+  preemptWaiting(token: number, done: boolean): number;
   destroy(): void;
 }
 
@@ -259,6 +322,12 @@ export const toTarget = {
   ctrlrGone: defineHandler<ControllerId>('nvmf.tgt.ctrlrGone', (m) => target?.ctrlrGone(m)),
   ioQueueGone: defineHandler<IoQueueId>('nvmf.tgt.ioQueueGone', (m) => target?.ioQueueGone(m)),
   bdevRemoved: defineHandler<BdevRemoved>('nvmf.tgt.bdevRemoved', (m) => target?.bdevRemoved(m)),
+  reservation: defineHandler<ResvCommand>('nvmf.tgt.reservation', (m) => {
+    // no target (shutting down): the command fails rather than hang its queue
+    if (target === null)
+      sendMsg(m.pg, reservationDone, { token: m.token, sc: GenericStatus.COMMAND_INTERRUPTED, report: null });
+    else target.reservation(m);
+  }),
 } as const;
 
 // ------------------------------------------------------------ to a poll group thread
@@ -291,6 +360,10 @@ const abortDone = defineHandler<AbortReply>('nvmf.pg.abortDone', (m) =>
   pollGroupOn(currentThread()).abortDone(m),
 );
 
+const reservationDone = defineHandler<ResvReply>('nvmf.pg.reservationDone', (m) =>
+  pollGroupOn(currentThread()).reservationDone(m),
+);
+
 export const toPollGroup = {
   create,
   destroy,
@@ -309,6 +382,10 @@ export const toPollGroup = {
   ),
   recordError: defineHandler<ErrorLogRecord>('nvmf.pg.recordError', (m) =>
     pollGroupOn(currentThread()).recordError(m),
+  ),
+  reservationDone,
+  reservationNotice: defineHandler<ResvNotice>('nvmf.pg.reservationNotice', (m) =>
+    pollGroupOn(currentThread()).reservationNotice(m),
   ),
 } as const;
 
@@ -345,6 +422,14 @@ export const overPollGroups = {
   ),
   qpairs: defineChannelIter<QpairsWalk>('nvmf.pg.qpairs', (ch, ctx, next) => {
     for (const q of channelPollGroup(ch).qpairInfo(ctx.nqn)) ctx.qpairs.push(q);
+    next(0);
+  }),
+  preemptAbort: defineChannelIter<PreemptAbortWalk>('nvmf.pg.preemptAbort', (ch, ctx, next) => {
+    channelPollGroup(ch).preemptAbort(ctx);
+    next(0);
+  }),
+  preemptWaiting: defineChannelIter<PreemptWaitWalk>('nvmf.pg.preemptWaiting', (ch, ctx, next) => {
+    ctx.waiting += channelPollGroup(ch).preemptWaiting(ctx.token, ctx.done);
     next(0);
   }),
 } as const;

@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { DISCOVERY_NQN } from '../wire/discovery.ts';
 import { NvmfError } from './errors.ts';
 import type { HostPsk } from './host-psk.ts';
+import { NO_RESERVATION, type ResvView } from './reservation.ts';
 import type { TransportAddress } from './transport.ts';
 
 export const SubsystemState = {
@@ -25,7 +26,17 @@ export interface NamespaceConfig {
   uuid: string;
   eui64: string | null;
   anaGroupId: number;
+  /** visible only to the hosts in `hosts` (nvmf_subsystem_add_ns --no-auto-visible) */
   noAutoVisible: boolean;
+  /** host NQNs that see a namespace added with noAutoVisible (nvmf_ns_add_host) */
+  hosts: string[];
+  /** SPDK's --ptpl-file: where the reservation persists through power loss; null: no PTPL */
+  ptplFile: string | null;
+}
+
+/** A namespace as poll groups see it: its configuration and its reservation now. */
+export interface NamespaceView extends NamespaceConfig {
+  resv: ResvView;
 }
 
 export interface ListenerConfig {
@@ -43,7 +54,7 @@ export interface SubsystemView {
   model: string;
   allowAnyHost: boolean;
   hosts: string[];
-  namespaces: NamespaceConfig[];
+  namespaces: NamespaceView[];
   listeners: TransportAddress[];
   /** ANA state of each listener, same order */
   listenerAnaStates: string[];
@@ -109,6 +120,8 @@ export class NvmfSubsystem {
   /** the TLS PSKs of the hosts that have one (nvmf_subsystem_add_host --psk) */
   readonly hostPsks = new Map<string, HostPsk>();
   readonly namespaces = new Map<number, NamespaceConfig>();
+  /** each namespace's reservation as poll groups check I/O against it (set by its owner) */
+  readonly resvViews = new Map<number, ResvView>();
   readonly listeners: ListenerConfig[] = [];
   maxNamespaces: number;
   readonly minCntlid: number;
@@ -158,6 +171,7 @@ export class NvmfSubsystem {
     eui64?: string;
     anaGroupId?: number;
     noAutoVisible?: boolean;
+    ptplFile?: string;
   }): NamespaceConfig {
     const nsid = o.nsid && o.nsid > 0 ? o.nsid : this.freeNsid();
     if (nsid === 0) throw new NvmfError(`subsystem ${this.nqn} has no free namespace ID`);
@@ -177,6 +191,8 @@ export class NvmfSubsystem {
       eui64: o.eui64 ?? null,
       anaGroupId: o.anaGroupId ?? nsid,
       noAutoVisible: o.noAutoVisible ?? false,
+      hosts: [],
+      ptplFile: o.ptplFile ?? null,
     };
     this.namespaces.set(nsid, ns);
     return ns;
@@ -195,7 +211,11 @@ export class NvmfSubsystem {
       model: this.model,
       allowAnyHost: this.allowAnyHost,
       hosts: [...this.hosts],
-      namespaces: [...this.namespaces.values()].map((n) => ({ ...n })),
+      namespaces: [...this.namespaces.values()].map((n) => ({
+        ...n,
+        hosts: [...n.hosts],
+        resv: this.resvViews.get(n.nsid) ?? NO_RESERVATION,
+      })),
       listeners: this.listeners.map((l) => ({ ...l.address })),
       listenerAnaStates: this.listeners.map((l) => l.anaState),
       listenerSecureChannels: this.listeners.map((l) => l.secureChannel),

@@ -4,7 +4,7 @@
 
 import { readFileSync } from 'node:fs';
 import type { ParseArgsOptionsConfig } from 'node:util';
-import { DISCOVERY_NQN, NvmeController, type TransportId } from '../../nvme/index.ts';
+import { DISCOVERY_NQN, hostIdForHostNqn, NvmeController, type TransportId } from '../../nvme/index.ts';
 import { UsageError } from '../../util/errors.ts';
 import { Cns, decodeNsidList } from '../../wire/identify.ts';
 import { parseInteger } from './args.ts';
@@ -20,6 +20,9 @@ export interface Command {
   nsidOnN?: boolean;
   /** -s is the starting block here; the service ID is then --trsvcid */
   slbaOnS?: boolean;
+  /** -t and -a are this command's own (nvme-cli's resv-acquire / resv-release: rtype, action);
+   * the transport and address are then --transport and --traddr */
+  ownsTandA?: boolean;
   /** discovery commands connect to the discovery NQN and take no --nqn */
   discovery?: boolean;
   help: string;
@@ -39,8 +42,10 @@ export const NSID_ALL = 0xffffffff;
 
 export function connectOptions(cmd: Command): ParseArgsOptionsConfig {
   const o: ParseArgsOptionsConfig = {
-    transport: { type: 'string', short: 't', default: 'tcp' },
-    traddr: { type: 'string', short: 'a' },
+    transport: cmd.ownsTandA
+      ? { type: 'string', default: 'tcp' }
+      : { type: 'string', short: 't', default: 'tcp' },
+    traddr: cmd.ownsTandA ? { type: 'string' } : { type: 'string', short: 'a' },
     trsvcid: { type: 'string', default: '4420' },
     hostnqn: { type: 'string', short: 'q' },
     hostid: { type: 'string', short: 'I' },
@@ -59,14 +64,16 @@ export function connectOptions(cmd: Command): ParseArgsOptionsConfig {
 export const CONNECT_HELP = (cmd: Command) => {
   const s = cmd.slbaOnS ? '    --trsvcid' : '-s, --trsvcid';
   const n = cmd.nsidOnN ? '    --nqn    ' : '-n, --nqn    ';
+  const t = cmd.ownsTandA ? '    --transport' : '-t, --transport';
+  const a = cmd.ownsTandA ? '    --traddr   ' : '-a, --traddr   ';
   return [
     'connect options:',
-    '  -t, --transport TYPE     tcp (the only transport)',
-    '  -a, --traddr ADDR        target address (required)',
+    `  ${t} TYPE     tcp (the only transport)`,
+    `  ${a} ADDR     target address (required)`,
     `  ${s} PORT       target port (default 4420)`,
     cmd.discovery ? null : `  ${n} NQN        subsystem NQN (required)`,
     '  -q, --hostnqn NQN        host NQN',
-    '  -I, --hostid UUID        host identifier',
+    '  -I, --hostid UUID        host identifier (default: the one of the host NQN, see docs/tools.md)',
     '  -g, --hdr-digest         header digest (CRC32C)',
     '  -G, --data-digest        data digest (CRC32C)',
     '      --tls                TLS 1.3 secure channel (needs --tls-key)',
@@ -79,7 +86,8 @@ export const CONNECT_HELP = (cmd: Command) => {
 
 export function transportIdFrom(cmd: Command, v: Values): TransportId {
   if (v.transport !== 'tcp') throw new UsageError(`--transport ${v.transport}: only tcp is supported`);
-  if (typeof v.traddr !== 'string' || v.traddr === '') throw new UsageError('--traddr (-a) is required');
+  if (typeof v.traddr !== 'string' || v.traddr === '')
+    throw new UsageError(`--traddr${cmd.ownsTandA ? '' : ' (-a)'} is required`);
   const port = parseInteger('trsvcid', v.trsvcid as string, 1, 65535);
   let subnqn = DISCOVERY_NQN;
   if (!cmd.discovery) {
@@ -97,6 +105,10 @@ export function transportIdFrom(cmd: Command, v: Values): TransportId {
     if (!/^[0-9a-f]{8}-?([0-9a-f]{4}-?){3}[0-9a-f]{12}$/i.test(v.hostid))
       throw new UsageError(`--hostid must be a UUID, not "${v.hostid}"`);
     trid.hostid = v.hostid;
+  } else if (trid.hostnqn !== undefined) {
+    // one host NQN, one host ID, in every invocation: separate commands act as one host
+    // (one reservation registrant), not as the system's host ID under several NQNs
+    trid.hostid = hostIdForHostNqn(trid.hostnqn);
   }
   if (v['hdr-digest']) trid.hdgst = true;
   if (v['data-digest']) trid.ddgst = true;

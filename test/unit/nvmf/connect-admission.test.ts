@@ -44,6 +44,7 @@ test('I/O Connect: unknown controller, other host, not enabled, qid taken, then 
     admitIoConnect(ctrlrs, { token: 9, pg: pg1, cntlid: 1, subnqn: SUBNQN, hostnqn: 'nqn.h1', qid: 1, ...o });
   const invalid = (iattr: number, ipo: number) => ({
     token: 9,
+    hostid: '',
     owner: null,
     sct: StatusCodeType.COMMAND_SPECIFIC,
     sc: FabricsStatus.INVALID_PARAM,
@@ -58,7 +59,17 @@ test('I/O Connect: unknown controller, other host, not enabled, qid taken, then 
   const rec = ctrlrs.get(1);
   assert.ok(rec);
   rec.enabled = true;
-  assert.deepEqual(io(), { token: 9, cntlid: 1, owner: pg0, sct: 0, sc: 0, iattr: -1, ipo: 0 });
+  // admitted: the queue learns the controller's host ID (its identity to reservations)
+  assert.deepEqual(io(), {
+    token: 9,
+    cntlid: 1,
+    hostid: '00'.repeat(16),
+    owner: pg0,
+    sct: 0,
+    sc: 0,
+    iattr: -1,
+    ipo: 0,
+  });
   assert.equal(rec.ioQueues.get(1), pg1, 'the queue is recorded on the poll group that asked');
   assert.deepEqual(io(), { cntlid: 1, ...invalid(0, FabricsSqe.CONNECT_QID) }, 'qid 1 is taken');
 });

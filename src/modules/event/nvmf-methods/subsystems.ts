@@ -38,12 +38,18 @@ function subsystemJson(t: NvmfTarget, nqn: string): Record<string, unknown> {
       uuid: n.uuid,
       ...(n.eui64 ? { eui64: n.eui64 } : {}),
       ...(s.anaReporting ? { anagrpid: n.anaGroupId } : {}),
+      // beyond SPDK's listing: who sees it (masking) and where its reservation persists
+      no_auto_visible: n.noAutoVisible,
+      ...(n.noAutoVisible ? { hosts: n.hosts.map((h) => ({ nqn: h })) } : {}),
+      ...(n.ptplFile !== null ? { ptpl_file: n.ptplFile } : {}),
     })),
   };
 }
 
 export function subsystemConfigEntries(t: NvmfTarget): ConfigEntry[] {
   const out: ConfigEntry[] = [];
+  // as SPDK writes them: every namespace first, then the hosts that see masked ones
+  const nsHostEntries: ConfigEntry[] = [];
   const listenerEntries: ConfigEntry[] = [];
   for (const s of t.subsystems.values()) {
     if (s.subtype === SubsystemType.NVME) {
@@ -75,6 +81,7 @@ export function subsystemConfigEntries(t: NvmfTarget): ConfigEntry[] {
             namespace: {
               nsid: n.nsid,
               bdev_name: n.bdevName,
+              ...(n.ptplFile !== null ? { ptpl_file: n.ptplFile } : {}),
               nguid: n.nguid,
               uuid: n.uuid,
               ...(n.eui64 ? { eui64: n.eui64 } : {}),
@@ -82,6 +89,8 @@ export function subsystemConfigEntries(t: NvmfTarget): ConfigEntry[] {
             },
           },
         });
+        for (const h of n.hosts)
+          nsHostEntries.push({ method: 'nvmf_ns_add_host', params: { nqn: s.nqn, nsid: n.nsid, host: h } });
       }
     }
     for (const l of s.listeners) {
@@ -101,7 +110,7 @@ export function subsystemConfigEntries(t: NvmfTarget): ConfigEntry[] {
   listenerEntries.sort(
     (a, b) => Number(b.params?.nqn === DISCOVERY_NQN) - Number(a.params?.nqn === DISCOVERY_NQN),
   );
-  return [...out, ...listenerEntries];
+  return [...out, ...nsHostEntries, ...listenerEntries];
 }
 
 /** A method that names a subsystem (positional NQN, optional tgt_name) and runs one target operation on it. */

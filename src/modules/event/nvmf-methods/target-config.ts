@@ -32,6 +32,14 @@ export const targetConfigMethods: RpcMethod[] = [
       { name: 'dhchap_digests', type: 'array', help: 'DH-HMAC-CHAP digests (stored)' },
       { name: 'dhchap_dhgroups', type: 'array', help: 'DH-HMAC-CHAP DH groups (stored)' },
       { name: 'dup_host_policy', type: 'string', help: 'Duplicate host policy (stored)' },
+      {
+        name: 'cap_css_iocs',
+        type: 'boolean',
+        help:
+          'Advertise CAP.CSS bit 6, I/O command sets (hosts then select CC.CSS = 110b); nvmf-ts only: ' +
+          'SPDK sets it only with ZNS namespaces, so the default is off (controllers connected later see it)',
+        cli: { flags: ['--cap-css-iocs'], action: 'store_true' },
+      },
     ],
     handler: (p: Record<string, unknown>) =>
       run(async () => {
@@ -48,6 +56,10 @@ export const targetConfigMethods: RpcMethod[] = [
         if (Array.isArray(p.dhchap_digests)) t.config.dhchap_digests = p.dhchap_digests.map(String);
         if (Array.isArray(p.dhchap_dhgroups)) t.config.dhchap_dhgroups = p.dhchap_dhgroups.map(String);
         if (p.dup_host_policy !== undefined) t.config.dup_host_policy = String(p.dup_host_policy);
+        if (p.cap_css_iocs !== undefined && p.cap_css_iocs !== t.capCssIocs) {
+          t.capCssIocs = p.cap_css_iocs === true;
+          if (t.pollGroups.length > 0) await t.sync();
+        }
         return true;
       }),
   },
