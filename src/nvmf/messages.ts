@@ -22,6 +22,7 @@ import {
 } from '../thread/index.ts';
 import { InvalidStateError, NotRegisteredError } from '../util/errors.ts';
 import type { DiscoveryEntry } from '../wire/discovery.ts';
+import type { DhchapKeys } from './auth.ts';
 import type { PgStats, QpairInfo } from './stats.ts';
 import type { SubsystemView } from './subsystem.ts';
 import type { TransportAddress, TransportOptions } from './transport.ts';
@@ -45,6 +46,9 @@ export interface TargetSnapshot {
   referrals: DiscoveryEntry[];
   /** SPDK discovery_filter: 'match_any' or a combination of transport/address/svcid */
   discoveryFilter: string;
+  /** DH-HMAC-CHAP: the hash ids and DH group ids the target allows (nvmf_set_config) */
+  dhchapDigests: number[];
+  dhchapDhgroups: number[];
 }
 
 export interface PollGroupCreate {
@@ -73,6 +77,8 @@ export interface AdminConnectRequest {
   hostnqn: string;
   /** 32 hex digits */
   hostid: string;
+  /** the controller's keep-alive timeout in ms (its I/O queues' authentication timeout) */
+  kato: number;
 }
 
 export interface AdminConnectReply {
@@ -101,6 +107,8 @@ export interface IoConnectReply {
   /** -1: no IATTR/IPO in the response */
   iattr: number;
   ipo: number;
+  /** the controller's keep-alive timeout in ms */
+  kato: number;
 }
 
 /** Abort command `cid` of queue `sqid` of controller `cntlid`: sent to the target, which
@@ -145,6 +153,19 @@ export interface BdevRemoved {
   bdevName: string;
 }
 
+/** DH-HMAC-CHAP: a poll group asks for a host's keys at the start of an authentication. */
+export interface DhchapKeysRequest {
+  token: number;
+  pg: ThreadRef;
+  subnqn: string;
+  hostnqn: string;
+}
+
+/** The keys read from the keyring (null when none is configured or it cannot be read). */
+export interface DhchapKeysReply extends DhchapKeys {
+  token: number;
+}
+
 /** Contexts of the walks over every poll group (forEachChannel); they travel between realms. */
 export interface AddTransportWalk {
   opts: TransportOptions;
@@ -176,6 +197,8 @@ export interface TargetInbox {
   ctrlrGone(m: ControllerId): void;
   ioQueueGone(m: IoQueueId): void;
   bdevRemoved(m: BdevRemoved): void;
+  /** DH-HMAC-CHAP: read a host's keys and answer with toPollGroup.dhchapKeysDone */
+  dhchapKeys(m: DhchapKeysRequest): void;
 }
 
 /** What a poll group does with the messages and walks that reach its thread. */
@@ -189,6 +212,8 @@ export interface PollGroupInbox {
   /** the controller is gone or reset: its I/O queues here go */
   ctrlrGone(m: ControllerId): void;
   recordError(m: ErrorLogRecord): void;
+  /** DH-HMAC-CHAP: the keys asked for with toTarget.dhchapKeys */
+  dhchapKeysDone(m: DhchapKeysReply): void;
   /** throws when the transport cannot start here */
   addTransport(opts: TransportOptions): void;
   applySnapshot(s: TargetSnapshot): void;
@@ -246,6 +271,10 @@ export const toTarget = {
   ctrlrGone: defineHandler<ControllerId>('nvmf.tgt.ctrlrGone', (m) => target?.ctrlrGone(m)),
   ioQueueGone: defineHandler<IoQueueId>('nvmf.tgt.ioQueueGone', (m) => target?.ioQueueGone(m)),
   bdevRemoved: defineHandler<BdevRemoved>('nvmf.tgt.bdevRemoved', (m) => target?.bdevRemoved(m)),
+  dhchapKeys: defineHandler<DhchapKeysRequest>('nvmf.tgt.dhchapKeys', (m) => {
+    if (target === null) sendMsg(m.pg, dhchapKeysDone, { token: m.token, key: null, ctrlrKey: null });
+    else target.dhchapKeys(m);
+  }),
 } as const;
 
 // ------------------------------------------------------------ to a poll group thread
@@ -278,6 +307,10 @@ const abortDone = defineHandler<AbortReply>('nvmf.pg.abortDone', (m) =>
   pollGroupOn(currentThread()).abortDone(m),
 );
 
+const dhchapKeysDone = defineHandler<DhchapKeysReply>('nvmf.pg.dhchapKeysDone', (m) =>
+  pollGroupOn(currentThread()).dhchapKeysDone(m),
+);
+
 export const toPollGroup = {
   create,
   destroy,
@@ -297,6 +330,7 @@ export const toPollGroup = {
   recordError: defineHandler<ErrorLogRecord>('nvmf.pg.recordError', (m) =>
     pollGroupOn(currentThread()).recordError(m),
   ),
+  dhchapKeysDone,
 } as const;
 
 // ------------------------------------------------------------ walks over every poll group

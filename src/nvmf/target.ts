@@ -4,7 +4,9 @@
 // groups round-robin. Poll groups learn every change through forEachChannel.
 
 import type { Socket } from 'node:net';
+import { dhchapHashId, dhGroupId } from '../auth/index.ts';
 import { bdevClaimByName, bdevGetRecord, bdevGetReplica, bdevReleaseClaimByName } from '../bdev/index.ts';
+import { type DhchapSecret, type KeyRef, parseDhchapSecret } from '../keyring/index.ts';
 import { currentThread, forEachChannel, sendMsg, spawnThread, type ThreadRef } from '../thread/index.ts';
 import { logger } from '../util/log.ts';
 import { DISCOVERY_NQN } from '../wire/discovery.ts';
@@ -17,6 +19,7 @@ import {
   type AdminConnectRequest,
   type BdevRemoved,
   type ControllerId,
+  type DhchapKeysRequest,
   type IoConnectRequest,
   type IoQueueId,
   NVMF_TGT_DEVICE,
@@ -31,7 +34,14 @@ import {
   toPollGroup,
 } from './messages.ts';
 import type { PgStats, QpairInfo } from './stats.ts';
-import { NvmfSubsystem, nqnError, SubsystemState, SubsystemType, sameAddress } from './subsystem.ts';
+import {
+  type HostKeys,
+  NvmfSubsystem,
+  nqnError,
+  SubsystemState,
+  SubsystemType,
+  sameAddress,
+} from './subsystem.ts';
 import {
   getTransport,
   type TransportAddress,
@@ -235,6 +245,8 @@ export class NvmfTarget implements TargetInbox {
       genctr: this.genctr,
       referrals: this.referrals.map((r) => referralEntry(r)),
       discoveryFilter: this.config.discovery_filter,
+      dhchapDigests: this.config.dhchap_digests.map((d) => dhchapHashId(d) ?? -1).filter((i) => i >= 0),
+      dhchapDhgroups: this.config.dhchap_dhgroups.map((g) => dhGroupId(g) ?? -1).filter((i) => i >= 0),
     };
     return new Promise((resolve) =>
       forEachChannel(NVMF_TGT_DEVICE, overPollGroups.snapshot, snap, () => resolve()),
@@ -311,6 +323,7 @@ export class NvmfTarget implements TargetInbox {
     s.state = SubsystemState.INACTIVE;
     await this.sync();
     this.subsystems.delete(nqn);
+    for (const h of [...s.hostKeys.keys()]) s.setHostKeys(h, null);
     for (const ns of s.namespaces.values()) releaseNamespaceClaim(ns.bdevName);
     for (const l of s.listeners) await this.releaseListener(l.address, nqn);
     await this.changed(true);
@@ -395,14 +408,41 @@ export class NvmfTarget implements TargetInbox {
     await this.sync();
   }
 
-  async addHost(nqn: string, host: string): Promise<void> {
+  /** Allow `host`; with DH-HMAC-CHAP keys (the subsystem then owns the references) it must authenticate. */
+  async addHost(nqn: string, host: string, keys?: HostKeys): Promise<void> {
     const s = this.getSubsystem(nqn);
     const err = nqnError(host);
     if (err !== null) throw new NvmfError(`invalid host NQN: ${err}`);
     // SPDK refuses a host already on the list (-EINVAL); we name it
     if (s.hosts.has(host)) throw new NvmfError(`Unable to add host ${host}: already on the list of ${nqn}`);
+    if (keys !== undefined) checkHostKeys(keys);
     s.hosts.add(host);
+    if (keys !== undefined) s.setHostKeys(host, keys);
     await this.changed(true);
+  }
+
+  /**
+   * nvmf_subsystem_set_keys: a listed host's keys become `keys` (null members: none), used from
+   * its next authentication on; the subsystem owns the new references, the old ones are released.
+   */
+  async setHostKeys(nqn: string, host: string, keys: HostKeys): Promise<void> {
+    const s = this.getSubsystem(nqn);
+    if (!s.hosts.has(host))
+      throw new NvmfError(`Unable to set keys: host ${host} is not on the list of ${nqn}`);
+    checkHostKeys(keys);
+    s.setHostKeys(host, keys);
+    await this.sync();
+  }
+
+  /** nvmf_set_config: the DH-HMAC-CHAP digests and DH groups (SPDK's names) the target allows. */
+  async setDhchapConfig(digests: string[] | undefined, dhgroups: string[] | undefined): Promise<void> {
+    for (const d of digests ?? [])
+      if (dhchapHashId(d) === undefined) throw new NvmfError(`unknown DH-HMAC-CHAP digest '${d}'`);
+    for (const g of dhgroups ?? [])
+      if (dhGroupId(g) === undefined) throw new NvmfError(`unknown DH-HMAC-CHAP DH group '${g}'`);
+    if (digests !== undefined) this.config.dhchap_digests = [...digests];
+    if (dhgroups !== undefined) this.config.dhchap_dhgroups = [...dhgroups];
+    if (this.pollGroups.length > 0) await this.sync();
   }
 
   async removeHost(nqn: string, host: string): Promise<void> {
@@ -410,6 +450,7 @@ export class NvmfTarget implements TargetInbox {
     // SPDK fails a host that is not on the list too (-ENOENT); we name it
     if (!s.hosts.delete(host))
       throw new NvmfError(`Unable to remove host ${host}: not on the list of ${nqn}`, -2);
+    s.setHostKeys(host, null);
     await this.changed(true);
   }
 
@@ -587,6 +628,16 @@ export class NvmfTarget implements TargetInbox {
     else sendMsg(owner, toPollGroup.abortQueued, m);
   }
 
+  /** DH-HMAC-CHAP: a poll group starts an authentication and needs the host's keys, read now. */
+  dhchapKeys(m: DhchapKeysRequest): void {
+    const keys = this.subsystems.get(m.subnqn)?.hostKeys.get(m.hostnqn);
+    sendMsg(m.pg, toPollGroup.dhchapKeysDone, {
+      token: m.token,
+      key: readDhchapKey(keys?.dhchapKey ?? null),
+      ctrlrKey: readDhchapKey(keys?.dhchapCtrlrKey ?? null),
+    });
+  }
+
   bdevRemoved(m: BdevRemoved): void {
     const s = this.subsystems.get(m.nqn);
     const ns = s?.namespaces.get(m.nsid);
@@ -609,6 +660,23 @@ export class NvmfTarget implements TargetInbox {
       forEachChannel(NVMF_TGT_DEVICE, overPollGroups.qpairs, { nqn, qpairs: [] as QpairInfo[] }, resolve),
     );
     return r.ctx.qpairs;
+  }
+}
+
+/** SPDK: a controller key only with a host key. */
+function checkHostKeys(keys: HostKeys): void {
+  if (keys.dhchapCtrlrKey !== null && keys.dhchapKey === null)
+    throw new NvmfError('DH-HMAC-CHAP controller key requires host key to be set');
+}
+
+/** A key's secret, read from the keyring now; null (logged, by name only) when it cannot be used. */
+function readDhchapKey(ref: KeyRef | null): DhchapSecret | null {
+  if (ref === null) return null;
+  try {
+    return parseDhchapSecret(ref.read());
+  } catch (e) {
+    log.error(`DH-HMAC-CHAP key '${ref.name}' cannot be used: ${(e as Error).message}`);
+    return null;
   }
 }
 

@@ -6,6 +6,7 @@ import { RpcError, type RpcMethod } from '../../../jsonrpc/index.ts';
 import { getTarget } from '../../../nvmf/target.ts';
 import { UsageError } from '../../../util/errors.ts';
 import { checkTgt, invalid, nqnPos, RUNTIME, run, tgtName } from './common.ts';
+import { dhchapKeyParams, releaseHostKeys, takeHostKeys } from './dhchap.ts';
 
 export const hostAndNamespaceMethods: RpcMethod[] = [
   {
@@ -140,16 +141,24 @@ export const hostAndNamespaceMethods: RpcMethod[] = [
       { name: 'host', type: 'string', required: true, help: 'Host NQN to allow', cli: { positional: true } },
       tgtName,
       { name: 'psk', type: 'string', help: 'PSK for TLS (not supported)' },
-      { name: 'dhchap_key', type: 'string', help: 'DH-HMAC-CHAP key (not supported)' },
-      { name: 'dhchap_ctrlr_key', type: 'string', help: 'DH-HMAC-CHAP controller key (not supported)' },
+      ...dhchapKeyParams,
     ],
     handler: (p: Record<string, unknown>) =>
       run(async () => {
         checkTgt(p as { tgt_name?: string });
-        if (p.psk !== undefined || p.dhchap_key !== undefined || p.dhchap_ctrlr_key !== undefined) {
+        if (p.psk !== undefined) {
           throw new RpcError(-22, 'TLS PSK and DH-HMAC-CHAP keys are not supported');
         }
-        await getTarget().addHost(String(p.nqn), String(p.host));
+        const t = getTarget();
+        t.getSubsystem(String(p.nqn));
+        // DH-HMAC-CHAP: keyring references the subsystem keeps once the host is added
+        const keys = takeHostKeys(p);
+        try {
+          await t.addHost(String(p.nqn), String(p.host), keys);
+        } catch (e) {
+          releaseHostKeys(keys);
+          throw e;
+        }
         return true;
       }),
   },

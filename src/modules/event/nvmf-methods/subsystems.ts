@@ -8,6 +8,7 @@ import { SubsystemType } from '../../../nvmf/subsystem.ts';
 import { getTarget, type NvmfTarget } from '../../../nvmf/target.ts';
 import { DISCOVERY_NQN } from '../../../wire/discovery.ts';
 import { checkTgt, nqnPos, RUNTIME, run, tgtName } from './common.ts';
+import { hostKeyNames } from './dhchap.ts';
 
 function subsystemJson(t: NvmfTarget, nqn: string): Record<string, unknown> {
   const s = t.getSubsystem(nqn);
@@ -16,7 +17,7 @@ function subsystemJson(t: NvmfTarget, nqn: string): Record<string, unknown> {
     subtype: s.subtype,
     listen_addresses: s.listeners.map((l) => ({ ...l.address })),
     allow_any_host: s.allowAnyHost,
-    hosts: [...s.hosts].map((h) => ({ nqn: h })),
+    hosts: [...s.hosts].map((h) => ({ nqn: h, ...hostKeyNames(s.hostKeys.get(h)) })),
   };
   if (s.subtype === SubsystemType.DISCOVERY) return base;
   return {
@@ -57,7 +58,10 @@ export function subsystemConfigEntries(t: NvmfTarget): ConfigEntry[] {
         },
       });
       for (const h of s.hosts)
-        out.push({ method: 'nvmf_subsystem_add_host', params: { nqn: s.nqn, host: h } });
+        out.push({
+          method: 'nvmf_subsystem_add_host',
+          params: { nqn: s.nqn, host: h, ...hostKeyNames(s.hostKeys.get(h)) },
+        });
       for (const n of s.namespaces.values()) {
         out.push({
           method: 'nvmf_subsystem_add_ns',
