@@ -7,6 +7,13 @@ export {
 // constants the library's API speaks in, from the wire layer
 export { DISCOVERY_NQN } from '../wire/discovery.ts';
 export { AsyncEventType, NoticeInfo } from '../wire/log.ts';
+export {
+  type AuthOutcome,
+  authenticateQueue,
+  type DhchapHostConfig,
+  type DhchapHostOptions,
+  dhchapHostConfig,
+} from './auth.ts';
 export type { Completion } from './command.ts';
 export type { IoQpairConnectParams } from './connect.ts';
 export {
@@ -21,6 +28,7 @@ export {
 } from './controller.ts';
 export { type DiscoverOptions, type DiscoveryResult, discover, discoveredSubsystems } from './discovery.ts';
 export {
+  NvmeAuthError,
   NvmeControllerError,
   type NvmeControllerErrorCode,
   NvmeQueueError,

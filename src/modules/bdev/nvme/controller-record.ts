@@ -30,7 +30,12 @@ import {
   bdevUnregister,
   newBdevDescriptor,
 } from '../../../bdev/module.ts';
-import { type NamespaceInfo, NvmeController, type TransportId } from '../../../nvme/index.ts';
+import {
+  type DhchapHostConfig,
+  type NamespaceInfo,
+  NvmeController,
+  type TransportId,
+} from '../../../nvme/index.ts';
 import { realmReactorCount } from '../../../thread/index.ts';
 import { InvalidStateError, NvmfTsError } from '../../../util/errors.ts';
 import { logger } from '../../../util/log.ts';
@@ -71,6 +76,9 @@ export interface AttachOptions {
   keepAliveTimeoutMs: number;
   /** SPDK's -x: with a name already attached, 'multipath' or 'failover' adds this as another path */
   multipath?: 'disable' | 'failover' | 'multipath';
+  /** DH-HMAC-CHAP: the secrets (read from the keyring at attach) and their keyring names (save_config) */
+  dhchap?: DhchapHostConfig | null;
+  dhchapKeyNames?: { dhchap_key?: string; dhchap_ctrlr_key?: string };
 }
 
 export type CtrlrStateName = 'enabled' | 'resetting' | 'reconnect_is_delayed' | 'deleting';
@@ -115,7 +123,14 @@ export class NvmeCtrlr {
 
   /** Connect the admin queue and publish it (cntlid, queue limits) to the realms. */
   async connectAdmin(): Promise<NvmeController> {
+    const dhchap = this.opts.dhchap ?? null;
     const c = await NvmeController.connect(this.opts.trid, {
+      ...(dhchap !== null
+        ? {
+            dhchapSecret: dhchap.secret,
+            ...(dhchap.ctrlrSecret !== null ? { dhchapCtrlrSecret: dhchap.ctrlrSecret } : {}),
+          }
+        : {}),
       kato: this.opts.keepAliveTimeoutMs,
       connectTimeoutMs: this.connectTimeoutMs,
       // one I/O queue per reactor (qid = reactor + 1)
@@ -250,6 +265,7 @@ export class NvmeCtrlr {
       attachId: this.attachId,
       trid: { ...this.opts.trid },
       hostidHex: c?.hostid.toString('hex') ?? '',
+      dhchap: this.opts.dhchap ?? null,
       retryDelayMs: this.opts.reconnectDelaySec > 0 ? this.opts.reconnectDelaySec * 1000 : 1000,
       connectTimeoutMs: this.connectTimeoutMs ?? 10000,
       shared: this.sharedBuf,
@@ -386,6 +402,7 @@ export class NvmeCtrlr {
         ...(o.hostaddr !== undefined ? { hostaddr: o.hostaddr } : {}),
         ...(o.hostsvcid !== undefined ? { hostsvcid: o.hostsvcid } : {}),
         fabrics_connect_timeout_us: o.fabricsConnectTimeoutUs,
+        ...o.dhchapKeyNames,
         ...(this.owner !== null || this.paths.length > 0 ? { multipath: 'multipath' } : {}),
       },
     };
@@ -487,6 +504,7 @@ async function registerNamespace(rec: NvmeCtrlr, c: NvmeController, ns: Namespac
     nsid: ns.nsid,
     trid: { ...opts.trid },
     hostidHex: c.hostid.toString('hex'),
+    dhchap: opts.dhchap ?? null,
     retryDelayMs: opts.reconnectDelaySec > 0 ? opts.reconnectDelaySec * 1000 : 1000,
     connectTimeoutMs: rec.connectTimeoutMs ?? 10000,
     shared: rec.sharedBuf,

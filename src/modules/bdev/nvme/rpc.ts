@@ -3,7 +3,8 @@
 // rpc.py's flags (python/spdk/cli/bdev_nvme.py).
 
 import { RpcError, type RpcMethod, RpcState } from '../../../jsonrpc/index.ts';
-import { DISCOVERY_NQN, type TransportId } from '../../../nvme/index.ts';
+import { keyring, parseDhchapSecret } from '../../../keyring/index.ts';
+import { DISCOVERY_NQN, dhchapHostConfig, type TransportId } from '../../../nvme/index.ts';
 import { rejectUnsupported, rpcCall } from '../rpc-util.ts';
 import {
   type AttachOptions,
@@ -55,6 +56,37 @@ function nvmeErr(e: unknown): never {
   throw e;
 }
 
+/**
+ * DH-HMAC-CHAP keys named by the attach (keyring names, as SPDK takes them): their secrets,
+ * read now, for the controller and every realm's I/O queue.
+ */
+function dhchapFromKeyring(p: AttachParams): Pick<AttachOptions, 'dhchap' | 'dhchapKeyNames'> {
+  if (p.dhchap_key === undefined) {
+    if (p.dhchap_ctrlr_key !== undefined)
+      throw new RpcError(-22, 'dhchap_ctrlr_key requires dhchap_key to be set');
+    return {};
+  }
+  const read = (name: string) => {
+    try {
+      return parseDhchapSecret(keyring().read(name));
+    } catch (e) {
+      // SPDK answers a key it cannot find with ENOKEY
+      throw new RpcError(-126, `Failed to load DH-HMAC-CHAP key '${name}': ${(e as Error).message}`);
+    }
+  };
+  const dhchap = dhchapHostConfig({
+    dhchapSecret: read(p.dhchap_key),
+    ...(p.dhchap_ctrlr_key !== undefined ? { dhchapCtrlrSecret: read(p.dhchap_ctrlr_key) } : {}),
+  });
+  return {
+    dhchap,
+    dhchapKeyNames: {
+      dhchap_key: p.dhchap_key,
+      ...(p.dhchap_ctrlr_key !== undefined ? { dhchap_ctrlr_key: p.dhchap_ctrlr_key } : {}),
+    },
+  };
+}
+
 async function attach(p: AttachParams): Promise<string[]> {
   if (p.trtype.toLowerCase() !== 'tcp') {
     throw new RpcError(-22, `trtype ${p.trtype} is not supported (tcp only)`);
@@ -87,10 +119,11 @@ async function attach(p: AttachParams): Promise<string[]> {
   }
   if (p.max_bdevs === 0) throw new RpcError(-22, 'max_bdevs cannot be zero');
   rejectUnsupported(p, ['prchk_reftag', 'prchk_guard']);
-  for (const k of ['psk', 'dhchap_key', 'dhchap_ctrlr_key'] as const) {
+  for (const k of ['psk'] as const) {
     if (p[k] !== undefined)
       throw new RpcError(-22, `${k} is not supported (no TLS or DH-HMAC-CHAP on the host side yet)`);
   }
+  const dhchap = dhchapFromKeyring(p);
   const loss = p.ctrlr_loss_timeout_sec ?? nvmeOptions.ctrlr_loss_timeout_sec;
   const delay = p.reconnect_delay_sec ?? nvmeOptions.reconnect_delay_sec;
   const fastFail = p.fast_io_fail_timeout_sec ?? nvmeOptions.fast_io_fail_timeout_sec;
@@ -125,6 +158,7 @@ async function attach(p: AttachParams): Promise<string[]> {
     fabricsConnectTimeoutUs: p.fabrics_connect_timeout_us ?? 0,
     keepAliveTimeoutMs: nvmeOptions.keep_alive_timeout_ms,
     ...(p.multipath !== undefined ? { multipath: p.multipath as AttachOptions['multipath'] } : {}),
+    ...dhchap,
   }).catch(nvmeErr);
   if (p.max_bdevs !== undefined && names.length > p.max_bdevs) {
     throw new RpcError(-22, `controller has ${names.length} namespaces, more than max_bdevs ${p.max_bdevs}`);
@@ -278,13 +312,13 @@ export const nvmeRpcMethods: RpcMethod[] = [
       {
         name: 'dhchap_key',
         type: 'string',
-        help: 'DH-HMAC-CHAP key name (not supported)',
+        help: 'DH-HMAC-CHAP key name (keyring): the host secret, used when the controller asks for authentication',
         cli: { flags: ['--dhchap-key'] },
       },
       {
         name: 'dhchap_ctrlr_key',
         type: 'string',
-        help: 'DH-HMAC-CHAP controller key name (not supported)',
+        help: 'DH-HMAC-CHAP controller key name (keyring): the controller must prove itself with it',
         cli: { flags: ['--dhchap-ctrlr-key'] },
       },
       {
