@@ -63,6 +63,7 @@ import {
   type NvmfQpair,
   type NvmfRequest,
   type QpairEvents,
+  type TlsPskMatch,
   type TransportAddress,
   type TransportOptions,
   type TransportPollGroup,
@@ -124,6 +125,8 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost, 
   private dhchapDigests: number[] = [1, 2, 3];
   private dhchapDhgroups: number[] = [0, 1, 2, 3, 4, 5];
   private seqnum = 0;
+  /** the hosts' TLS PSKs by the identity they offer (from the snapshot) */
+  private tlsPsks = new Map<string, TlsPskMatch>();
 
   constructor() {
     this.thread = currentThread();
@@ -171,7 +174,7 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost, 
       m.socket.destroy();
       return;
     }
-    g.addSocket(m.socket, m.listenAddr);
+    g.addSocket(m.socket, m.listenAddr, m.secureChannel);
   }
 
   transportOptions(trtype: string): TransportOptions {
@@ -203,6 +206,14 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost, 
     this.discoveryFilter = s.discoveryFilter;
     this.dhchapDigests = s.dhchapDigests;
     this.dhchapDhgroups = s.dhchapDhgroups;
+    const psks = new Map<string, TlsPskMatch>();
+    for (const e of s.tlsPsks) {
+      psks.set(e.identity, {
+        psk: Buffer.from(e.psk.buffer, e.psk.byteOffset, e.psk.byteLength),
+        peer: { hostnqn: e.hostnqn, subnqn: e.subnqn },
+      });
+    }
+    this.tlsPsks = psks;
     const seen = new Set<string>();
     for (const v of s.views) {
       seen.add(v.nqn);
@@ -325,6 +336,10 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost, 
 
   onQpairConnected(qpair: NvmfQpair): void {
     this.qpairs.add(qpair);
+  }
+
+  tlsPsk(identity: string): TlsPskMatch | null {
+    return this.tlsPsks.get(identity) ?? null;
   }
 
   onQpairClosing(qpair: NvmfQpair): void {

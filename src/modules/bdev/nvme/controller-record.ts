@@ -74,6 +74,8 @@ export interface AttachOptions {
   fabricsConnectTimeoutUs: number;
   /** KATO sent in Connect (the library ends a connection whose Keep Alive goes unanswered that long); 0 disables keep alive */
   keepAliveTimeoutMs: number;
+  /** the keyring name of the TLS PSK (its text is in trid.tlsKey), for save_config */
+  pskName?: string;
   /** SPDK's -x: with a name already attached, 'multipath' or 'failover' adds this as another path */
   multipath?: 'disable' | 'failover' | 'multipath';
   /** DH-HMAC-CHAP: the secrets (read from the keyring at attach) and their keyring names (save_config) */
@@ -403,6 +405,7 @@ export class NvmeCtrlr {
         ...(o.hostsvcid !== undefined ? { hostsvcid: o.hostsvcid } : {}),
         fabrics_connect_timeout_us: o.fabricsConnectTimeoutUs,
         ...o.dhchapKeyNames,
+        ...(o.pskName !== undefined ? { psk: o.pskName } : {}),
         ...(this.owner !== null || this.paths.length > 0 ? { multipath: 'multipath' } : {}),
       },
     };

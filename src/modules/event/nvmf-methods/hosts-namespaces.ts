@@ -140,21 +140,24 @@ export const hostAndNamespaceMethods: RpcMethod[] = [
       nqnPos,
       { name: 'host', type: 'string', required: true, help: 'Host NQN to allow', cli: { positional: true } },
       tgtName,
-      { name: 'psk', type: 'string', help: 'PSK for TLS (not supported)' },
+      {
+        name: 'psk',
+        type: 'string',
+        help: "Name of the keyring key (keyring_file_add_key) holding the host's TLS PSK, interchange format",
+        cli: { flags: ['--psk'] },
+      },
       ...dhchapKeyParams,
     ],
     handler: (p: Record<string, unknown>) =>
       run(async () => {
         checkTgt(p as { tgt_name?: string });
-        if (p.psk !== undefined) {
-          throw new RpcError(-22, 'TLS PSK and DH-HMAC-CHAP keys are not supported');
-        }
         const t = getTarget();
         t.getSubsystem(String(p.nqn));
+        const psk = p.psk === undefined ? undefined : String(p.psk);
         // DH-HMAC-CHAP: keyring references the subsystem keeps once the host is added
         const keys = takeHostKeys(p);
         try {
-          await t.addHost(String(p.nqn), String(p.host), keys);
+          await t.addHost(String(p.nqn), String(p.host), { psk, keys });
         } catch (e) {
           releaseHostKeys(keys);
           throw e;
