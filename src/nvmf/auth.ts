@@ -124,6 +124,8 @@ export interface AuthHost {
   nextSeqnum(): number;
   /** the queue authenticated: commands other than authentication may run now */
   onAuthenticated(auth: QpairAuth): void;
+  /** the transaction failed (failure1 sent, failure2 received, timed out): counted once per failure */
+  onAuthFailed(auth: QpairAuth): void;
   /** end the queue (a failed, refused or abandoned authentication) */
   closeQueue(auth: QpairAuth, reason: string): void;
 }
@@ -273,6 +275,7 @@ export class QpairAuth {
       return;
     }
     this.setState(AuthState.ERROR);
+    this.host.onAuthFailed(this);
     this.host.closeQueue(this, 'authentication timed out');
   }
 
@@ -339,6 +342,7 @@ export class QpairAuth {
       // nowhere to put even a failure message
       fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
       this.setState(AuthState.ERROR);
+      this.host.onAuthFailed(this);
       this.host.closeQueue(this, 'authentication receive without a buffer');
       return;
     }
@@ -694,6 +698,7 @@ export class QpairAuth {
     log.error(`${this.tag()} the host ended the authentication: rc ${f.rc}, ${authFailureName(f.rce)}`);
     this.stopTimer();
     this.setState(AuthState.ERROR);
+    this.host.onAuthFailed(this);
     req.complete();
     this.closeLater('the host failed the authentication (AUTH_Failure2)');
   }
@@ -701,6 +706,7 @@ export class QpairAuth {
   private sendFailure1(req: NvmfRequest, buf: Buffer, reason: number): void {
     writeAuthFailure(buf, 1, { tid: this.tid, rc: AUTH_FAILURE_REASON, rce: reason });
     this.setState(AuthState.FAILURE1);
+    this.host.onAuthFailed(this);
     req.complete();
     this.closeLater(`authentication failed: ${authFailureName(reason)}`);
   }

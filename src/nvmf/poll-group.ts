@@ -562,8 +562,11 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost, 
     this.stats.dhchap_authentications++;
   }
 
-  closeQueue(auth: QpairAuth, reason: string): void {
+  onAuthFailed(_auth: QpairAuth): void {
     this.stats.dhchap_failures++;
+  }
+
+  closeQueue(auth: QpairAuth, reason: string): void {
     auth.qpair.disconnect(reason);
   }
 
