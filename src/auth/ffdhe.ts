@@ -4,8 +4,7 @@
 // Euler's number and X the smallest offset that makes p a safe prime; the RFC
 // gives X for each group. The prime is computed here from that formula on first
 // use (a few milliseconds for the five) and kept; the generator is 2.
-// test/unit/auth checks them against the RFC's published digits and that
-// they are safe primes.
+// test/unit/auth checks them against the primes OpenSSL 3 carries.
 
 import { DhGroupId } from '../wire/auth.ts';
 
