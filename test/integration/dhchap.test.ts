@@ -581,3 +581,81 @@ test('a host silent mid-handshake loses its queue at the timeout (its KATO), ano
     q.close();
   }
 });
+
+test('bdev_nvme_attach_controller --dhchap-key/--dhchap-ctrlr-key: a gateway attaches the subsystem by key names (bidirectional, the DH groups of bdev_nvme_set_options), its queues in both realms authenticate, I/O through it; save_config names the keys', async () => {
+  const gateway = await ChildTarget.start({ cores: '0x3' });
+  try {
+    for (const [name, text] of [
+      ['gwkey', KEY],
+      ['gwckey', CKEY],
+    ])
+      await gateway.call('keyring_file_add_key', { name, path: keyFile(`${name}-gw`, text) });
+    await assert.rejects(
+      gateway.call('bdev_nvme_set_options', { dhchap_dhgroups: ['ffdhe1024'] }),
+      (e: { code: number }) => e.code === -32602,
+    );
+    await gateway.call('bdev_nvme_set_options', {
+      dhchap_digests: ['sha384'],
+      dhchap_dhgroups: ['ffdhe2048'],
+    });
+    const attach = {
+      name: 'AuthGw',
+      trtype: 'tcp',
+      adrfam: 'ipv4',
+      traddr: '127.0.0.1',
+      trsvcid: target.port,
+      subnqn: NQN,
+      hostnqn: HOST_BIDI,
+    };
+    await assert.rejects(
+      gateway.call('bdev_nvme_attach_controller', { ...attach, dhchap_ctrlr_key: 'gwckey' }),
+      (e: { code: number }) => e.code === -22,
+    );
+    await assert.rejects(
+      gateway.call('bdev_nvme_attach_controller', { ...attach, dhchap_key: 'nokey' }),
+      (e: { code: number }) => e.code === -126,
+    );
+    assert.deepEqual(
+      await gateway.call('bdev_nvme_attach_controller', {
+        ...attach,
+        dhchap_key: 'gwkey',
+        dhchap_ctrlr_key: 'gwckey',
+      }),
+      ['AuthGwn1'],
+    );
+    const gw = 'nqn.2016-06.io.nvmf-ts:authgw';
+    await gateway.call('nvmf_create_subsystem', { nqn: gw, allow_any_host: true });
+    await gateway.call('nvmf_subsystem_add_ns', { nqn: gw, namespace: { nsid: 1, bdev_name: 'AuthGwn1' } });
+    await gateway.call('nvmf_subsystem_add_listener', {
+      nqn: gw,
+      listen_address: { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: gateway.port },
+    });
+    const c = await NvmeController.connect({ traddr: '127.0.0.1', trsvcid: gateway.port, subnqn: gw });
+    try {
+      await c.setNumQueues(2);
+      const queues = [await c.createIoQpair(16), await c.createIoQpair(16)];
+      for (const [i, q] of queues.entries()) {
+        const data = pattern(16 * BLOCK, 600 + i);
+        await q.writeAsync(1, 8192 + i * 64, 16, data);
+        const back = Buffer.alloc(data.length);
+        await queues[1 - i].readAsync(1, 8192 + i * 64, 16, back);
+        assert.ok(back.equals(data));
+      }
+    } finally {
+      await c.disconnect();
+    }
+    // the gateway's queues at the target: the admin queue and one per gateway realm, all authenticated
+    const qs = await qpairsOf(HOST_BIDI);
+    assert.ok(qs.length >= 3, `${qs.length} queues`);
+    for (const q of qs)
+      assert.deepEqual(q.auth, { state: 'completed', digest: 'sha384', dhgroup: 'ffdhe2048' });
+    const saved = JSON.stringify(await gateway.call('save_config'));
+    assert.match(saved, /"dhchap_key":"gwkey"/);
+    assert.match(saved, /"dhchap_ctrlr_key":"gwckey"/);
+    assert.ok(!saved.includes(KEY.split(':')[2]) && !saved.includes(CKEY.split(':')[2]), 'no key bytes');
+    await gateway.call('bdev_nvme_detach_controller', { name: 'AuthGw' });
+  } finally {
+    assert.deepEqual(gateway.uncaughtErrors(), []);
+    await gateway.stop();
+  }
+});

@@ -20,6 +20,7 @@
 // ctrlr_loss_timeout_sec passes goes away; the bdevs stay while a path is left.
 
 import { randomUUID } from 'node:crypto';
+import { dhchapHashName, dhGroupName } from '../../../auth/index.ts';
 import type { Bdev, BdevBackend, BdevDescriptor, BdevModule } from '../../../bdev/module.ts';
 import {
   BdevError,
@@ -56,6 +57,9 @@ export const nvmeOptions = {
   ctrlr_loss_timeout_sec: 0,
   reconnect_delay_sec: 0,
   fast_io_fail_timeout_sec: 0,
+  /** DH-HMAC-CHAP digests and DH groups an attach offers (SPDK's names; default all) */
+  dhchap_digests: ['sha256', 'sha384', 'sha512'],
+  dhchap_dhgroups: ['null', 'ffdhe2048', 'ffdhe3072', 'ffdhe4096', 'ffdhe6144', 'ffdhe8192'],
 };
 
 export interface AttachOptions {
@@ -131,6 +135,9 @@ export class NvmeCtrlr {
         ? {
             dhchapSecret: dhchap.secret,
             ...(dhchap.ctrlrSecret !== null ? { dhchapCtrlrSecret: dhchap.ctrlrSecret } : {}),
+            // what bdev_nvme_set_options allows, for the admin queue as for the realms' queues
+            dhchapDigests: dhchap.digests.map((id) => dhchapHashName(id) ?? String(id)),
+            dhchapDhgroups: dhchap.dhgroups.map((id) => dhGroupName(id) ?? String(id)),
           }
         : {}),
       kato: this.opts.keepAliveTimeoutMs,

@@ -2,6 +2,7 @@
 // bdev_nvme_get_controllers: SPDK's method names, parameter names and
 // rpc.py's flags (python/spdk/cli/bdev_nvme.py).
 
+import { DHCHAP_DHGROUP_NAMES, DHCHAP_DIGEST_NAMES } from '../../../auth/index.ts';
 import { RpcError, type RpcMethod, RpcState } from '../../../jsonrpc/index.ts';
 import {
   keyring,
@@ -84,6 +85,8 @@ function dhchapFromKeyring(p: AttachParams): Pick<AttachOptions, 'dhchap' | 'dhc
   const dhchap = dhchapHostConfig({
     dhchapSecret: read(p.dhchap_key),
     ...(p.dhchap_ctrlr_key !== undefined ? { dhchapCtrlrSecret: read(p.dhchap_ctrlr_key) } : {}),
+    dhchapDigests: nvmeOptions.dhchap_digests,
+    dhchapDhgroups: nvmeOptions.dhchap_dhgroups,
   });
   return {
     dhchap,
@@ -694,14 +697,14 @@ export const nvmeRpcMethods: RpcMethod[] = [
       {
         name: 'dhchap_digests',
         type: 'array',
-        help: 'Allowed DH-HMAC-CHAP digests (accepted, ignored)',
+        help: 'DH-HMAC-CHAP digests an attach offers: sha256, sha384, sha512 (default all)',
         cli: { flags: ['--dhchap-digests'] },
         items: { name: 'item', type: 'string', help: 'a name' },
       },
       {
         name: 'dhchap_dhgroups',
         type: 'array',
-        help: 'Allowed DH-HMAC-CHAP DH groups (accepted, ignored)',
+        help: 'DH-HMAC-CHAP DH groups an attach offers: null, ffdhe2048 ... ffdhe8192 (default all)',
         cli: { flags: ['--dhchap-dhgroups'] },
         items: { name: 'item', type: 'string', help: 'a name' },
       },
@@ -740,11 +743,22 @@ export const nvmeRpcMethods: RpcMethod[] = [
         (p.fast_io_fail_timeout_sec as number | undefined) ?? nvmeOptions.fast_io_fail_timeout_sec;
       const bad = checkResiliencyParams(loss, delay, fastFail);
       if (bad !== null) throw new RpcError(-22, `The parameters are invalid: ${bad}`);
+      const names = (v: unknown, known: string[], what: string): string[] | undefined => {
+        if (!Array.isArray(v)) return undefined;
+        const bad = v.map(String).find((n) => !known.includes(n));
+        // SPDK: a name it does not know fails the decode
+        if (bad !== undefined) throw new RpcError(-32602, `unknown DH-HMAC-CHAP ${what} '${bad}'`);
+        return v.map(String);
+      };
+      const digests = names(p.dhchap_digests, DHCHAP_DIGEST_NAMES, 'digest');
+      const dhgroups = names(p.dhchap_dhgroups, DHCHAP_DHGROUP_NAMES, 'DH group');
       nvmeOptions.ctrlr_loss_timeout_sec = loss;
       nvmeOptions.reconnect_delay_sec = delay;
       nvmeOptions.fast_io_fail_timeout_sec = fastFail;
       if (typeof p.keep_alive_timeout_ms === 'number')
         nvmeOptions.keep_alive_timeout_ms = p.keep_alive_timeout_ms;
+      if (digests !== undefined) nvmeOptions.dhchap_digests = digests;
+      if (dhgroups !== undefined) nvmeOptions.dhchap_dhgroups = dhgroups;
       return true;
     },
   },
