@@ -8,6 +8,7 @@
 // messages out of order, a replayed transaction, commands before authentication and a
 // host that goes silent mid-way.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -658,4 +659,57 @@ test('bdev_nvme_attach_controller --dhchap-key/--dhchap-ctrlr-key: a gateway att
     assert.deepEqual(gateway.uncaughtErrors(), []);
     await gateway.stop();
   }
+});
+
+const CLI = new URL('../../bin/nvmf.mjs', import.meta.url).pathname;
+
+function nvmf(
+  args: string[],
+  input: Buffer | string = '',
+): Promise<{ code: number; stdout: Buffer; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = execFile(
+      process.execPath,
+      [CLI, ...args],
+      { timeout: 30_000, encoding: 'buffer', env: { ...process.env, XDG_CONFIG_HOME: target.dir } },
+      (err, stdout, stderr) =>
+        resolve({ code: err ? Number(err.code ?? 99) : 0, stdout, stderr: stderr.toString() }),
+    );
+    child.stdin?.end(input);
+  });
+}
+
+test('nvmf CLI: --dhchap-secret/-S and --dhchap-ctrl-secret/-C (nvme-cli names) write and read; a wrong secret fails; -C alone is a usage error', async () => {
+  const conn = ['-t', 'tcp', '-a', '127.0.0.1', '--trsvcid', target.port, '--nqn', NQN, '-q', HOST_BIDI];
+  const data = pattern(4096, 88);
+  const w = await nvmf(
+    [
+      'write',
+      ...conn,
+      '--dhchap-secret',
+      KEY,
+      '--dhchap-ctrl-secret',
+      CKEY,
+      '-n',
+      '1',
+      '-s',
+      '4096',
+      '-c',
+      '7',
+    ],
+    data,
+  );
+  assert.equal(w.code, 0, w.stderr);
+  const r = await nvmf(['read', ...conn, '-S', KEY, '-n', '1', '-s', '4096', '-c', '7']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(r.stdout.equals(data), 'read back what was written');
+  const c = await nvmf(['connect', ...conn, '-S', KEY, '-C', CKEY]);
+  assert.equal(c.code, 0, c.stderr);
+  assert.match(c.stdout.toString(), /authenticated: sha512, ffdhe8192, controller authenticated too/);
+  const wrong = await nvmf(['identify', ...conn, '-S', WRONG]);
+  assert.equal(wrong.code, 1);
+  assert.match(wrong.stderr, /refused the authentication/);
+  const alone = await nvmf(['identify', ...conn, '-C', CKEY]);
+  assert.equal(alone.code, 2);
+  assert.match(alone.stderr, /needs --dhchap-secret/);
 });
