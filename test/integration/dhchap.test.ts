@@ -38,7 +38,7 @@ import {
 } from '../../src/wire/auth.ts';
 import { writeConnectCommand, writeConnectData } from '../../src/wire/fabrics.ts';
 import { FabricsStatus, SQE_SIZE, StatusCodeType } from '../../src/wire/nvme.ts';
-import { ChildTarget, pattern, waitFor, within } from '../lib/index.ts';
+import { ChildTarget, freePort, pattern, TLS_KEY, tlsListener, waitFor, within } from '../lib/index.ts';
 
 const NQN = 'nqn.2016-06.io.nvmf-ts:dhchap';
 const HOST = 'nqn.2014-08.org.nvmexpress:uuid:d0000001-0000-4000-8000-000000000001';
@@ -46,6 +46,7 @@ const HOST_BIDI = 'nqn.2014-08.org.nvmexpress:uuid:d0000001-0000-4000-8000-00000
 const HOST_ROTATE = 'nqn.2014-08.org.nvmexpress:uuid:d0000001-0000-4000-8000-000000000003';
 const HOST_RAW = 'nqn.2014-08.org.nvmexpress:uuid:d0000001-0000-4000-8000-000000000004';
 const HOST_NOAUTH = 'nqn.2014-08.org.nvmexpress:uuid:d0000001-0000-4000-8000-000000000005';
+const HOST_TLS = 'nqn.2014-08.org.nvmexpress:uuid:d0000001-0000-4000-8000-000000000006';
 const BDEV = 'AuthMalloc';
 const BLOCK = 512;
 
@@ -57,6 +58,8 @@ const KEY_RAW = formatDhchapSecret({ hash: 0, key: randomBytes(32) });
 const WRONG = formatDhchapSecret({ hash: 1, key: randomBytes(32) });
 
 let target: ChildTarget;
+/** a secure-channel (TLS) listener of the same subsystem */
+let tlsPort: string;
 
 function keyFile(name: string, text: string): string {
   const path = join(target.dir, name);
@@ -87,6 +90,11 @@ before(async () => {
   await target.call('nvmf_subsystem_add_host', { nqn: NQN, host: HOST_ROTATE, dhchap_key: 'key0' });
   await target.call('nvmf_subsystem_add_host', { nqn: NQN, host: HOST_RAW, dhchap_key: 'keyraw' });
   await target.call('nvmf_subsystem_add_host', { nqn: NQN, host: HOST_NOAUTH });
+  // TLS on the connection and DH-HMAC-CHAP on the queues inside it
+  await target.call('keyring_file_add_key', { name: 'psk0', path: keyFile('psk0', TLS_KEY) });
+  await target.call('nvmf_subsystem_add_host', { nqn: NQN, host: HOST_TLS, psk: 'psk0', dhchap_key: 'key0' });
+  tlsPort = String(await freePort());
+  await target.call('nvmf_subsystem_add_listener', tlsListener(tlsPort, NQN));
   await target.call('nvmf_subsystem_add_listener', {
     nqn: NQN,
     listen_address: { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: target.port },
@@ -312,6 +320,21 @@ test('nvmf_set_config: digests and DH groups the target allows; a host offering 
       dhchap_dhgroups: ['null', 'ffdhe2048', 'ffdhe3072', 'ffdhe4096', 'ffdhe6144', 'ffdhe8192'],
     });
   }
+});
+
+test('TLS and DH-HMAC-CHAP together: a host with a PSK and a key authenticates every queue inside the secure channel; without its secret it is refused after the handshake', async () => {
+  const t = { ...trid(HOST_TLS), trsvcid: tlsPort, tlsKey: TLS_KEY };
+  const c = await NvmeController.connect(t, { dhchapSecret: KEY, dhchapDhgroups: ['ffdhe2048'] });
+  try {
+    assert.deepEqual(c.auth, { digest: 'sha512', dhgroup: 'ffdhe2048', bidirectional: false });
+    await verifyIo(c, 2, 9);
+    const qs = (await qpairsOf(HOST_TLS)).filter((q) => q.cntlid === c.cntlid);
+    assert.equal(qs.length, 3);
+    for (const q of qs) assert.equal(q.auth?.state, 'completed');
+  } finally {
+    await c.disconnect();
+  }
+  await assert.rejects(NvmeController.connect(t), authError('none', 0));
 });
 
 // ------------------------------------------------------------ a raw host
@@ -712,4 +735,46 @@ test('nvmf CLI: --dhchap-secret/-S and --dhchap-ctrl-secret/-C (nvme-cli names) 
   const alone = await nvmf(['identify', ...conn, '-C', CKEY]);
   assert.equal(alone.code, 2);
   assert.match(alone.stderr, /needs --dhchap-secret/);
+});
+
+test('save_config replays: the keyring, the hosts with their keys by name and nvmf_set_config, and authentication works there', async () => {
+  await target.call('nvmf_set_config', { dhchap_dhgroups: ['null', 'ffdhe3072'] });
+  let saved: {
+    subsystems: { subsystem: string; config: { method: string; params: Record<string, unknown> }[] }[];
+  };
+  try {
+    saved = (await target.call('save_config')) as typeof saved;
+  } finally {
+    await target.call('nvmf_set_config', {
+      dhchap_dhgroups: ['null', 'ffdhe2048', 'ffdhe3072', 'ffdhe4096', 'ffdhe6144', 'ffdhe8192'],
+    });
+  }
+  // the replay gets ports of its own
+  const port2 = String(await freePort());
+  const tlsPort2 = String(await freePort());
+  for (const s of saved.subsystems) {
+    for (const e of s.config) {
+      const a = e.params?.listen_address as { trsvcid: string } | undefined;
+      if (a !== undefined) a.trsvcid = a.trsvcid === tlsPort ? tlsPort2 : port2;
+    }
+  }
+  const file = join(target.dir, 'saved-dhchap.json');
+  writeFileSync(file, JSON.stringify(saved));
+  const replay = await ChildTarget.start({ cores: '0x1', configFile: file });
+  try {
+    const c = await NvmeController.connect(
+      { ...trid(HOST_BIDI), trsvcid: port2 },
+      { dhchapSecret: KEY, dhchapCtrlrSecret: CKEY },
+    );
+    assert.deepEqual(c.auth, { digest: 'sha512', dhgroup: 'ffdhe3072', bidirectional: true });
+    await c.disconnect();
+    await assert.rejects(
+      NvmeController.connect({ ...trid(HOST_BIDI), trsvcid: port2 }, { dhchapSecret: WRONG }),
+      authError('controller', AuthFailure.FAILED),
+    );
+    const again = JSON.stringify(await replay.call('save_config'));
+    assert.match(again, /"dhchap_key":"key0","dhchap_ctrlr_key":"ckey0"/);
+  } finally {
+    assert.equal(await replay.stop(), 0);
+  }
 });
