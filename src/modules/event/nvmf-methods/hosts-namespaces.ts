@@ -2,7 +2,7 @@
 // allowed hosts (SPDK's nvmf_rpc.c: add_ns, remove_ns, add_host, remove_host,
 // allow_any_host).
 
-import { RpcError, type RpcMethod } from '../../../jsonrpc/index.ts';
+import type { RpcMethod } from '../../../jsonrpc/index.ts';
 import { getTarget } from '../../../nvmf/target.ts';
 import { UsageError } from '../../../util/errors.ts';
 import { checkTgt, invalid, nqnPos, RUNTIME, run, tgtName } from './common.ts';
