@@ -338,7 +338,7 @@ export class QpairAuth {
 
   private receive(req: NvmfRequest): void {
     const buf = messageBuffer(req);
-    if (buf === null) {
+    if (buf === null || buf.length < AuthFailureMsg.SIZE) {
       // nowhere to put even a failure message
       fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
       this.setState(AuthState.ERROR);

@@ -546,6 +546,26 @@ test('bad input: each ends its own queue with the reason while another host does
   await otherHostIo(41);
 });
 
+test('a Receive with room for less than a failure message: Invalid Field, the queue ends, the target lives on', async () => {
+  const { q } = await rawAdmin();
+  const closed = new Promise<string>((resolve) => {
+    q.onClose = resolve;
+  });
+  try {
+    await authSend(q, negotiate(6));
+    await assert.rejects(authReceive(q, 4), (e: unknown) => {
+      assert.ok(e instanceof NvmeStatusError, String(e));
+      assert.equal(e.sct, StatusCodeType.GENERIC);
+      assert.equal(e.sc, 0x02);
+      return true;
+    });
+    await within(5000, 'queue closed', closed);
+    await otherHostIo(60);
+  } finally {
+    q.close();
+  }
+});
+
 test('replay: the reply of a finished transaction, sent again to a new challenge with the same transaction id, is refused', async () => {
   const first = await rawAdmin();
   let replayed: Buffer;
