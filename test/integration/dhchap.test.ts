@@ -566,6 +566,61 @@ test('a Receive with room for less than a failure message: Invalid Field, the qu
   }
 });
 
+test('fuzz: transactions whose messages are mutated (bytes flipped, cut, extended) and Receives of random sizes end at most their own queue; the target keeps serving', async () => {
+  // a seeded generator (mulberry32) so a failure can be replayed
+  let seed = 0x5eed1234;
+  const rand = () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const mutate = (m: Buffer): Buffer => {
+    const r = rand();
+    if (r < 0.4) return m;
+    if (r < 0.7) {
+      const out = Buffer.from(m);
+      for (let i = 0; i < 1 + Math.floor(rand() * 3); i++)
+        out[Math.floor(rand() * out.length)] ^= 1 << Math.floor(rand() * 8);
+      return out;
+    }
+    if (r < 0.85) return m.subarray(0, Math.max(1, Math.floor(rand() * m.length)));
+    return Buffer.concat([m, randomBytes(1 + Math.floor(rand() * 200))]);
+  };
+  const receiveSize = () =>
+    [4096, 4096, 4096, 8, 16, 100, 1 + Math.floor(rand() * 5000)][Math.floor(rand() * 7)];
+  let outcomes = 0;
+  let replies = 0;
+  for (let i = 0; i < 30; i++) {
+    const { q } = await rawAdmin();
+    const tid = Math.floor(rand() * 0x10000);
+    try {
+      await authSend(q, mutate(negotiate(tid, [1, 2, 3], [0])));
+      const ch = await authReceive(q, receiveSize());
+      if (readAuthHeader(ch)?.authId === AuthMessageId.DHCHAP_CHALLENGE && ch[9] === DhGroupId.NULL) {
+        replies++;
+        await authSend(q, mutate(replyTo(ch, tid)));
+        await authReceive(q, receiveSize());
+      }
+      if (rand() < 0.3) {
+        const f2 = Buffer.alloc(8);
+        writeAuthFailure(f2, 2, { tid, rc: 1, rce: 1 });
+        await authSend(q, mutate(f2));
+      }
+      outcomes++;
+    } catch {
+      // a refused command or a closed queue: what bad input may get
+      outcomes++;
+    } finally {
+      q.close();
+    }
+  }
+  assert.equal(outcomes, 30);
+  assert.ok(replies >= 5, `${replies} transactions got as far as a reply`);
+  assert.ok(target.alive());
+  await otherHostIo(70);
+});
+
 test('replay: the reply of a finished transaction, sent again to a new challenge with the same transaction id, is refused', async () => {
   const first = await rawAdmin();
   let replayed: Buffer;
