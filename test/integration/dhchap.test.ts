@@ -853,3 +853,61 @@ test('save_config replays: the keyring, the hosts with their keys by name and nv
     assert.equal(await replay.stop(), 0);
   }
 });
+
+const RPC_CLI = new URL('../../src/apps/nvmf-rpc.ts', import.meta.url).pathname;
+
+function rpcCli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [RPC_CLI, '-s', target.rpcPath, '-t', '10', ...args],
+      { timeout: 20_000 },
+      (err, stdout, stderr) =>
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : 99) : 0, stdout, stderr }),
+    );
+  });
+}
+
+test("nvmf-rpc takes rpc.py's command lines: add_host --dhchap-key/--dhchap-ctrlr-key, set_keys, nvmf_set_config --dhchap-digests a,b --dhchap-dhgroups a,b", async () => {
+  const host = 'nqn.2014-08.org.nvmexpress:uuid:d0000001-0000-4000-8000-0000000000cc';
+  const add = await rpcCli(
+    'nvmf_subsystem_add_host',
+    NQN,
+    host,
+    '--dhchap-key',
+    'key0',
+    '--dhchap-ctrlr-key',
+    'ckey0',
+  );
+  assert.equal(add.code, 0, add.stderr);
+  const set = await rpcCli('nvmf_subsystem_set_keys', NQN, host, '--dhchap-key', 'key1');
+  assert.equal(set.code, 0, set.stderr);
+  const subs = (await target.call('nvmf_get_subsystems')) as Array<{
+    nqn: string;
+    hosts: Array<{ nqn: string }>;
+  }>;
+  assert.deepEqual(
+    subs.find((s) => s.nqn === NQN)?.hosts.find((h) => h.nqn === host),
+    { nqn: host, dhchap_key: 'key1' },
+    'set_keys replaces both keys (the controller key given none is gone)',
+  );
+  const cfg = await rpcCli(
+    'nvmf_set_config',
+    '--dhchap-digests',
+    'sha256,sha512',
+    '--dhchap-dhgroups',
+    'null,ffdhe4096',
+  );
+  assert.equal(cfg.code, 0, cfg.stderr);
+  try {
+    const c = await NvmeController.connect(trid(host), { dhchapSecret: KEY_ROTATED });
+    assert.deepEqual(c.auth, { digest: 'sha512', dhgroup: 'ffdhe4096', bidirectional: false });
+    await c.disconnect();
+  } finally {
+    await target.call('nvmf_set_config', {
+      dhchap_digests: ['sha256', 'sha384', 'sha512'],
+      dhchap_dhgroups: ['null', 'ffdhe2048', 'ffdhe3072', 'ffdhe4096', 'ffdhe6144', 'ffdhe8192'],
+    });
+    await target.call('nvmf_subsystem_remove_host', { nqn: NQN, host });
+  }
+});
