@@ -7,6 +7,7 @@
 // IoQueue), Fabrics commands aside: those are handled here, Connect in
 // connect.ts. The target reaches it only by the messages of messages.ts.
 
+import { randomInt } from 'node:crypto';
 import { BdevIoType, bdevClose, bdevGetIoChannel, bdevOpen, bdevPutIoChannel } from '../bdev/index.ts';
 import {
   currentThread,
@@ -551,7 +552,7 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost, 
 
   nextSeqnum(): number {
     // SPDK starts from a random value and never hands out 0
-    if (this.seqnum === 0) this.seqnum = Math.floor(Math.random() * 0xffff_ffff);
+    if (this.seqnum === 0) this.seqnum = randomInt(1, 0xffff_ffff);
     this.seqnum = (this.seqnum + 1) >>> 0;
     if (this.seqnum === 0) this.seqnum = 1;
     return this.seqnum;
