@@ -15,6 +15,13 @@ export {
   type ResvStatusData,
   ResvType,
 } from '../wire/reservation.ts';
+export {
+  type AuthOutcome,
+  authenticateQueue,
+  type DhchapHostConfig,
+  type DhchapHostOptions,
+  dhchapHostConfig,
+} from './auth.ts';
 export type { Completion } from './command.ts';
 export type { IoQpairConnectParams } from './connect.ts';
 export {
@@ -29,6 +36,7 @@ export {
 } from './controller.ts';
 export { type DiscoverOptions, type DiscoveryResult, discover, discoveredSubsystems } from './discovery.ts';
 export {
+  NvmeAuthError,
   NvmeControllerError,
   type NvmeControllerErrorCode,
   NvmeQueueError,

@@ -9,6 +9,7 @@
 import { type SpdkThread, sendMsg, type ThreadRef } from '../thread/index.ts';
 import { logger } from '../util/log.ts';
 import { traceChannels } from '../util/trace.ts';
+import { ConnectAuthReq, setConnectAuthReq } from '../wire/auth.ts';
 import {
   CONNECT_CATTR_DISABLE_SQFLOW,
   ConnectData,
@@ -68,6 +69,8 @@ export interface ConnectHost {
   addIoQueue(q: IoQueue): void;
   /** where its I/O queues send reservation commands */
   reservationCommand: ReservationPort['reservationCommand'];
+  /** DH-HMAC-CHAP: true when the host must authenticate this queue (auth.ts then runs on it) */
+  startAuth(q: NvmfQpair, sub: PgSubsystem, hostnqn: string, katoMs: number): boolean;
 }
 
 interface PendingConnect {
@@ -198,6 +201,7 @@ export class ConnectHandler {
         subnqn,
         hostnqn,
         hostid: hostid.toString('hex'),
+        kato,
       });
       return;
     }
@@ -255,6 +259,7 @@ export class ConnectHandler {
     traceController(traceChannels.controllerCreated, ctrlr, p.sub.view.nqn, thread);
     traceQpair(traceChannels.qpairConnected, q, r.cntlid, p.sub.view.nqn, p.hostnqn, thread);
     setConnectResponseCntlid(req.rsp, r.cntlid);
+    if (this.pg.startAuth(q, p.sub, p.hostnqn, p.kato)) setConnectAuthReq(req.rsp, ConnectAuthReq.ATR);
     req.complete();
   }
 
@@ -288,6 +293,7 @@ export class ConnectHandler {
     this.pg.addIoQueue(ioq);
     traceQpair(traceChannels.qpairConnected, q, r.cntlid, p.sub.view.nqn, p.hostnqn, this.pg.thread.name);
     setConnectResponseCntlid(req.rsp, r.cntlid);
+    if (this.pg.startAuth(q, p.sub, p.hostnqn, r.kato)) setConnectAuthReq(req.rsp, ConnectAuthReq.ATR);
     req.complete();
   }
 }
@@ -302,6 +308,8 @@ export interface CtrlrRecord {
   hostid: string;
   owner: ThreadRef;
   enabled: boolean;
+  /** keep-alive timeout in ms from the admin Connect */
+  kato: number;
   /** qid → poll-group thread */
   ioQueues: Map<number, ThreadRef>;
 }
@@ -336,6 +344,7 @@ export function admitAdminConnect(
       hostid: m.hostid,
       owner: m.pg,
       enabled: false,
+      kato: m.kato,
       ioQueues: new Map(),
     });
   }
@@ -356,6 +365,7 @@ export function admitIoConnect(
     sc: 0,
     iattr: -1,
     ipo: 0,
+    kato: 0,
   };
   const c = ctrlrs.get(m.cntlid);
   if (c === undefined || c.subnqn !== m.subnqn) {
@@ -385,6 +395,7 @@ export function admitIoConnect(
     c.ioQueues.set(m.qid, m.pg);
     reply.owner = c.owner;
     reply.hostid = c.hostid;
+    reply.kato = c.kato;
   }
   return reply;
 }

@@ -23,6 +23,7 @@ import {
 import { InvalidStateError, NotRegisteredError } from '../util/errors.ts';
 import type { DiscoveryEntry } from '../wire/discovery.ts';
 import { GenericStatus } from '../wire/nvme.ts';
+import type { DhchapKeys } from './auth.ts';
 import type { PgStats, QpairInfo } from './stats.ts';
 import type { SubsystemView } from './subsystem.ts';
 import type { TransportAddress, TransportOptions } from './transport.ts';
@@ -50,6 +51,9 @@ export interface TargetSnapshot {
   capCssIocs: boolean;
   /** every host's TLS PSKs (secure-channel handshakes look the offered identity up here) */
   tlsPsks: TlsPskEntry[];
+  /** DH-HMAC-CHAP: the hash ids and DH group ids the target allows (nvmf_set_config) */
+  dhchapDigests: number[];
+  dhchapDhgroups: number[];
 }
 
 /** A PSK identity a host may offer for a subsystem, and the TLS PSK it stands for. */
@@ -89,6 +93,8 @@ export interface AdminConnectRequest {
   hostnqn: string;
   /** 32 hex digits */
   hostid: string;
+  /** the controller's keep-alive timeout in ms (its I/O queues' authentication timeout) */
+  kato: number;
 }
 
 export interface AdminConnectReply {
@@ -119,6 +125,8 @@ export interface IoConnectReply {
   /** -1: no IATTR/IPO in the response */
   iattr: number;
   ipo: number;
+  /** the controller's keep-alive timeout in ms */
+  kato: number;
 }
 
 /** Abort command `cid` of queue `sqid` of controller `cntlid`: sent to the target, which
@@ -196,6 +204,19 @@ export interface ResvNotice {
   type: number;
 }
 
+/** DH-HMAC-CHAP: a poll group asks for a host's keys at the start of an authentication. */
+export interface DhchapKeysRequest {
+  token: number;
+  pg: ThreadRef;
+  subnqn: string;
+  hostnqn: string;
+}
+
+/** The keys read from the keyring (null when none is configured or it cannot be read). */
+export interface DhchapKeysReply extends DhchapKeys {
+  token: number;
+}
+
 /** Contexts of the walks over every poll group (forEachChannel); they travel between realms. */
 export interface AddTransportWalk {
   opts: TransportOptions;
@@ -246,6 +267,8 @@ export interface TargetInbox {
   bdevRemoved(m: BdevRemoved): void;
   /** answers with toPollGroup.reservationDone once the command took effect everywhere */
   reservation(m: ResvCommand): void;
+  /** DH-HMAC-CHAP: read a host's keys and answer with toPollGroup.dhchapKeysDone */
+  dhchapKeys(m: DhchapKeysRequest): void;
 }
 
 /** What a poll group does with the messages and walks that reach its thread. */
@@ -259,6 +282,8 @@ export interface PollGroupInbox {
   /** the controller is gone or reset: its I/O queues here go */
   ctrlrGone(m: ControllerId): void;
   recordError(m: ErrorLogRecord): void;
+  /** DH-HMAC-CHAP: the keys asked for with toTarget.dhchapKeys */
+  dhchapKeysDone(m: DhchapKeysReply): void;
   /** throws when the transport cannot start here */
   addTransport(opts: TransportOptions): void;
   applySnapshot(s: TargetSnapshot): void;
@@ -328,6 +353,10 @@ export const toTarget = {
       sendMsg(m.pg, reservationDone, { token: m.token, sc: GenericStatus.COMMAND_INTERRUPTED, report: null });
     else target.reservation(m);
   }),
+  dhchapKeys: defineHandler<DhchapKeysRequest>('nvmf.tgt.dhchapKeys', (m) => {
+    if (target === null) sendMsg(m.pg, dhchapKeysDone, { token: m.token, key: null, ctrlrKey: null });
+    else target.dhchapKeys(m);
+  }),
 } as const;
 
 // ------------------------------------------------------------ to a poll group thread
@@ -364,6 +393,10 @@ const reservationDone = defineHandler<ResvReply>('nvmf.pg.reservationDone', (m) 
   pollGroupOn(currentThread()).reservationDone(m),
 );
 
+const dhchapKeysDone = defineHandler<DhchapKeysReply>('nvmf.pg.dhchapKeysDone', (m) =>
+  pollGroupOn(currentThread()).dhchapKeysDone(m),
+);
+
 export const toPollGroup = {
   create,
   destroy,
@@ -387,6 +420,7 @@ export const toPollGroup = {
   reservationNotice: defineHandler<ResvNotice>('nvmf.pg.reservationNotice', (m) =>
     pollGroupOn(currentThread()).reservationNotice(m),
   ),
+  dhchapKeysDone,
 } as const;
 
 // ------------------------------------------------------------ walks over every poll group

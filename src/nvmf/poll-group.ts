@@ -7,6 +7,7 @@
 // IoQueue), Fabrics commands aside: those are handled here, Connect in
 // connect.ts. The target reaches it only by the messages of messages.ts.
 
+import { randomInt } from 'node:crypto';
 import { BdevIoType, bdevClose, bdevGetIoChannel, bdevOpen, bdevPutIoChannel } from '../bdev/index.ts';
 import {
   currentThread,
@@ -27,6 +28,7 @@ import { FabricsSqe } from '../wire/fabrics.ts';
 import {
   FABRICS_OPCODE,
   FabricsCommandType,
+  FabricsStatus,
   GenericStatus,
   NvmOpcode,
   Sqe,
@@ -34,6 +36,7 @@ import {
   setStatus,
 } from '../wire/nvme.ts';
 import { RegisterData, ReleaseData, type ResvNotifyType } from '../wire/reservation.ts';
+import { type AuthHost, type DhchapKeys, QpairAuth } from './auth.ts';
 import { ConnectHandler, type ConnectHost } from './connect.ts';
 import { completeNvm, dropFused, PreemptWait, waitForPreempted } from './ctrlr-bdev.ts';
 import { discoveryLogEntries } from './discovery-log.ts';
@@ -44,6 +47,7 @@ import {
   type AddSocket,
   type AdminConnectReply,
   type ControllerId,
+  type DhchapKeysReply,
   type ErrorLogRecord,
   type IoConnectReply,
   type PollGroupInbox,
@@ -97,7 +101,14 @@ function sameListener(l: TransportAddress, a: TransportAddress): boolean {
   );
 }
 
-export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
+/** Whether a command is one of the authentication transaction (Fabrics Authentication Send / Receive). */
+function isAuthCommand(cmd: Buffer): boolean {
+  if (cmd[Sqe.OPCODE] !== FABRICS_OPCODE) return false;
+  const t = cmd[FabricsSqe.FCTYPE];
+  return t === FabricsCommandType.AUTHENTICATION_SEND || t === FabricsCommandType.AUTHENTICATION_RECV;
+}
+
+export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost, AuthHost {
   readonly thread: SpdkThread;
   readonly tgroups = new Map<string, TransportPollGroup>();
   readonly transportOpts = new Map<string, TransportOptions>();
@@ -126,6 +137,13 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
   private nextResvToken = 1;
   /** Preempt-and-Abort waits: the preempted commands still at the bdevs, by walk token */
   private readonly preemptWaits = new Map<number, PreemptWait>();
+  // DH-HMAC-CHAP (auth.ts): the queues with an authentication, those not yet allowed other commands
+  private readonly auths = new Map<NvmfQpair, QpairAuth>();
+  private readonly authenticating = new Set<NvmfQpair>();
+  private readonly keyRequests = new Map<number, (keys: DhchapKeys) => void>();
+  private dhchapDigests: number[] = [1, 2, 3];
+  private dhchapDhgroups: number[] = [0, 1, 2, 3, 4, 5];
+  private seqnum = 0;
   /** the hosts' TLS PSKs by the identity they offer (from the snapshot) */
   private tlsPsks = new Map<string, TlsPskMatch>();
 
@@ -206,6 +224,8 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
     this.referrals = s.referrals;
     this.discoveryFilter = s.discoveryFilter;
     this.capCssIocs = s.capCssIocs;
+    this.dhchapDigests = s.dhchapDigests;
+    this.dhchapDhgroups = s.dhchapDhgroups;
     const psks = new Map<string, TlsPskMatch>();
     for (const e of s.tlsPsks) {
       psks.set(e.identity, {
@@ -370,6 +390,8 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
   }
 
   onQpairClosing(qpair: NvmfQpair): void {
+    // an authentication command waiting for its DH work or keys
+    this.auths.get(qpair)?.close();
     // outstanding AERs complete, aborted
     this.adminQueues.get(qpair)?.destroy();
     // a fused first half waiting for its second
@@ -389,6 +411,9 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
 
   onQpairDisconnected(qpair: NvmfQpair): void {
     this.qpairs.delete(qpair);
+    this.auths.get(qpair)?.close();
+    this.auths.delete(qpair);
+    this.authenticating.delete(qpair);
     const c = this.adminQueues.get(qpair);
     const io = this.ioQueues.get(qpair);
     if (traceChannels.qpairDisconnected.hasSubscribers) {
@@ -438,6 +463,13 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
   }
 
   private dispatch(req: NvmfRequest): void {
+    if (this.authenticating.size !== 0 && this.authenticating.has(req.qpair) && !isAuthCommand(req.cmd)) {
+      // SPDK: anything but the authentication transaction, before it succeeded
+      log.error(`qid ${req.qpair.qid}: command 0x${req.cmd[Sqe.OPCODE].toString(16)} before authentication`);
+      setStatus(req.rsp, StatusCodeType.COMMAND_SPECIFIC, FabricsStatus.AUTH_REQUIRED, false);
+      req.complete();
+      return;
+    }
     if (req.cmd[Sqe.OPCODE] === FABRICS_OPCODE) {
       this.fabrics(req);
       return;
@@ -483,6 +515,10 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
         else ctrlr.propertySet(req);
         return;
       }
+      case FabricsCommandType.AUTHENTICATION_SEND:
+      case FabricsCommandType.AUTHENTICATION_RECV:
+        this.authCommand(req);
+        return;
       case FabricsCommandType.DISCONNECT:
         req.complete();
         // after the response went out
@@ -492,6 +528,93 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
         setStatus(req.rsp, StatusCodeType.GENERIC, GenericStatus.INVALID_OPCODE, true);
         req.complete();
     }
+  }
+
+  // ------------------------------------------------------------ DH-HMAC-CHAP (auth.ts)
+
+  /** Connect: the host must authenticate this queue when the subsystem holds a key for it. */
+  startAuth(q: NvmfQpair, sub: PgSubsystem, hostnqn: string, katoMs: number): boolean {
+    if (!sub.view.authHosts.includes(hostnqn)) return false;
+    this.auths.set(q, new QpairAuth({ qpair: q, subnqn: sub.view.nqn, hostnqn, katoMs, host: this }));
+    this.authenticating.add(q);
+    return true;
+  }
+
+  /** Authentication Send / Receive: the queue's transaction, or a re-authentication of an enabled queue. */
+  private authCommand(req: NvmfRequest): void {
+    const q = req.qpair;
+    if (q.context === null) {
+      // nothing but Connect before Connect
+      setStatus(req.rsp, StatusCodeType.GENERIC, GenericStatus.COMMAND_SEQUENCE_ERROR, false);
+      req.complete();
+      return;
+    }
+    let auth = this.auths.get(q);
+    if (auth === undefined) {
+      // a host re-authenticating where the target asked for none: SPDK lets it try (and fail without a key)
+      const sub = this.subsystemOf(q);
+      const hostnqn = this.hostOf(q);
+      if (sub === null || hostnqn === null) {
+        setStatus(req.rsp, StatusCodeType.GENERIC, GenericStatus.COMMAND_SEQUENCE_ERROR, false);
+        req.complete();
+        return;
+      }
+      auth = new QpairAuth({ qpair: q, subnqn: sub.view.nqn, hostnqn, katoMs: this.katoOf(q), host: this });
+      auth.reauth = true;
+      this.auths.set(q, auth);
+    } else if (auth.idle && !this.authenticating.has(q)) auth.restart();
+    auth.execute(req);
+  }
+
+  /** The keep-alive timeout of the queue's controller when it lives here (else 0: the default). */
+  private katoOf(q: NvmfQpair): number {
+    const c = this.adminQueues.get(q) ?? this.ctrlrs.get(this.ioQueues.get(q)?.cntlid ?? -1);
+    return c?.kato ?? 0;
+  }
+
+  allowedDigests(): readonly number[] {
+    return this.dhchapDigests;
+  }
+
+  allowedDhGroups(): readonly number[] {
+    return this.dhchapDhgroups;
+  }
+
+  fetchKeys(subnqn: string, hostnqn: string, done: (keys: DhchapKeys) => void): void {
+    const token = this.nextAbortToken++;
+    this.keyRequests.set(token, done);
+    sendMsg(targetThread(), toTarget.dhchapKeys, { token, pg: this.thread.ref, subnqn, hostnqn });
+  }
+
+  dhchapKeysDone(m: DhchapKeysReply): void {
+    const done = this.keyRequests.get(m.token);
+    if (done === undefined) return;
+    this.keyRequests.delete(m.token);
+    // the key bytes arrive as Uint8Arrays (structured clone)
+    const asBuffer = (k: DhchapKeysReply['key']) =>
+      k === null ? null : { hash: k.hash, key: Buffer.from(k.key) };
+    done({ key: asBuffer(m.key), ctrlrKey: asBuffer(m.ctrlrKey) });
+  }
+
+  nextSeqnum(): number {
+    // SPDK starts from a random value and never hands out 0
+    if (this.seqnum === 0) this.seqnum = randomInt(1, 0xffff_ffff);
+    this.seqnum = (this.seqnum + 1) >>> 0;
+    if (this.seqnum === 0) this.seqnum = 1;
+    return this.seqnum;
+  }
+
+  onAuthenticated(auth: QpairAuth): void {
+    this.authenticating.delete(auth.qpair);
+    this.stats.dhchap_authentications++;
+  }
+
+  onAuthFailed(_auth: QpairAuth): void {
+    this.stats.dhchap_failures++;
+  }
+
+  closeQueue(auth: QpairAuth, reason: string): void {
+    auth.qpair.disconnect(reason);
   }
 
   // ------------------------------------------------------------ Connect (connect.ts)
@@ -731,11 +854,13 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
       out.push({
         cntlid,
         qid: q.qid,
-        state: 'enabled', // SPDK's name for a connected queue
+        // SPDK's names for a connected queue, and one that must authenticate first
+        state: this.authenticating.has(q) ? 'authenticating' : 'enabled',
         thread: this.thread.name,
         hostnqn,
         listen_address: { ...q.listenAddr },
         peer_address: { ...q.peerAddr },
+        ...(this.auths.has(q) ? { auth: this.auths.get(q)?.info() } : {}),
       });
     }
     return out;

@@ -2,6 +2,7 @@
 // structured-cloneable view every poll group receives, and NQN rules.
 
 import { randomUUID } from 'node:crypto';
+import type { KeyRef } from '../keyring/index.ts';
 import { DISCOVERY_NQN } from '../wire/discovery.ts';
 import { NvmfError } from './errors.ts';
 import type { HostPsk } from './host-psk.ts';
@@ -45,6 +46,12 @@ export interface ListenerConfig {
   secureChannel: boolean;
 }
 
+/** DH-HMAC-CHAP keys of an allowed host (keyring references; the bytes are read at each use). */
+export interface HostKeys {
+  dhchapKey: KeyRef | null;
+  dhchapCtrlrKey: KeyRef | null;
+}
+
 /** What a poll group knows of a subsystem (structured-cloneable). */
 export interface SubsystemView {
   nqn: string;
@@ -54,6 +61,8 @@ export interface SubsystemView {
   model: string;
   allowAnyHost: boolean;
   hosts: string[];
+  /** DH-HMAC-CHAP: the hosts that must authenticate (a key is configured for them) */
+  authHosts: string[];
   namespaces: NamespaceView[];
   listeners: TransportAddress[];
   /** ANA state of each listener, same order */
@@ -117,6 +126,8 @@ export class NvmfSubsystem {
   model: string;
   allowAnyHost: boolean;
   readonly hosts = new Set<string>();
+  /** DH-HMAC-CHAP keys of the hosts that have some (nvmf_subsystem_add_host / set_keys) */
+  readonly hostKeys = new Map<string, HostKeys>();
   /** the TLS PSKs of the hosts that have one (nvmf_subsystem_add_host --psk) */
   readonly hostPsks = new Map<string, HostPsk>();
   readonly namespaces = new Map<number, NamespaceConfig>();
@@ -198,6 +209,16 @@ export class NvmfSubsystem {
     return ns;
   }
 
+  /** Replace a host's keys (null: none); the references it held are released. */
+  setHostKeys(host: string, keys: HostKeys | null): void {
+    const old = this.hostKeys.get(host);
+    old?.dhchapKey?.put();
+    old?.dhchapCtrlrKey?.put();
+    if (keys === null || (keys.dhchapKey === null && keys.dhchapCtrlrKey === null))
+      this.hostKeys.delete(host);
+    else this.hostKeys.set(host, keys);
+  }
+
   findListener(a: TransportAddress): ListenerConfig | undefined {
     return this.listeners.find((l) => sameAddress(l.address, a));
   }
@@ -211,6 +232,7 @@ export class NvmfSubsystem {
       model: this.model,
       allowAnyHost: this.allowAnyHost,
       hosts: [...this.hosts],
+      authHosts: [...this.hostKeys].filter(([, k]) => k.dhchapKey !== null).map(([h]) => h),
       namespaces: [...this.namespaces.values()].map((n) => ({
         ...n,
         hosts: [...n.hosts],

@@ -4,7 +4,9 @@
 // groups round-robin. Poll groups learn every change through forEachChannel.
 
 import type { Socket } from 'node:net';
+import { dhchapHashId, dhGroupId } from '../auth/index.ts';
 import { bdevClaimByName, bdevGetRecord, bdevGetReplica, bdevReleaseClaimByName } from '../bdev/index.ts';
+import { type DhchapSecret, type KeyRef, parseDhchapSecret } from '../keyring/index.ts';
 import { currentThread, forEachChannel, sendMsg, spawnThread, type ThreadRef } from '../thread/index.ts';
 import { logger } from '../util/log.ts';
 import { DISCOVERY_NQN } from '../wire/discovery.ts';
@@ -20,6 +22,7 @@ import {
   type AdminConnectRequest,
   type BdevRemoved,
   type ControllerId,
+  type DhchapKeysRequest,
   type IoConnectRequest,
   type IoQueueId,
   NVMF_TGT_DEVICE,
@@ -39,7 +42,14 @@ import {
 } from './messages.ts';
 import { type ReservationEffects, ReservationOwner } from './reservation-owner.ts';
 import type { PgStats, QpairInfo } from './stats.ts';
-import { NvmfSubsystem, nqnError, SubsystemState, SubsystemType, sameAddress } from './subsystem.ts';
+import {
+  type HostKeys,
+  NvmfSubsystem,
+  nqnError,
+  SubsystemState,
+  SubsystemType,
+  sameAddress,
+} from './subsystem.ts';
 import {
   getTransport,
   type TransportAddress,
@@ -224,7 +234,10 @@ export class NvmfTarget implements TargetInbox, ReservationEffects {
       );
       this.listeners.clear();
       this.setState(TgtState.FINI_DESTROY_SUBSYSTEMS);
-      for (const s of this.subsystems.values()) releaseHostPsks(s);
+      for (const s of this.subsystems.values()) {
+        releaseHostPsks(s);
+        for (const h of [...s.hostKeys.keys()]) s.setHostKeys(h, null);
+      }
       this.subsystems.clear();
       if (this.pollGroups.length > 0) await this.sync();
       this.setState(TgtState.FINI_DESTROY_POLL_GROUPS);
@@ -274,6 +287,8 @@ export class NvmfTarget implements TargetInbox, ReservationEffects {
       referrals: this.referrals.map((r) => referralEntry(r)),
       discoveryFilter: this.config.discovery_filter,
       capCssIocs: this.capCssIocs,
+      dhchapDigests: this.config.dhchap_digests.map((d) => dhchapHashId(d) ?? -1).filter((i) => i >= 0),
+      dhchapDhgroups: this.config.dhchap_dhgroups.map((g) => dhGroupId(g) ?? -1).filter((i) => i >= 0),
       tlsPsks: tlsPskEntries(this.subsystems.values()),
     };
     return new Promise((resolve) =>
@@ -352,6 +367,7 @@ export class NvmfTarget implements TargetInbox, ReservationEffects {
     await this.sync();
     this.subsystems.delete(nqn);
     this.reservations.removeSubsystem(s);
+    for (const h of [...s.hostKeys.keys()]) s.setHostKeys(h, null);
     releaseHostPsks(s);
     for (const ns of s.namespaces.values()) releaseNamespaceClaim(ns.bdevName);
     for (const l of s.listeners) await this.releaseListener(l.address, nqn);
@@ -474,17 +490,47 @@ export class NvmfTarget implements TargetInbox, ReservationEffects {
     log.info(`namespace ${nsid} of ${nqn} ${visible ? 'visible to' : 'hidden from'} host ${host}`);
   }
 
-  /** `tls.psk`: the keyring name of the host's TLS PSK for this subsystem (SPDK's `psk`). */
-  async addHost(nqn: string, host: string, tls: { psk?: string } = {}): Promise<void> {
+  /**
+   * Allow `host`. `o.psk`: the keyring name of the host's TLS PSK for this subsystem (SPDK's
+   * `psk`); `o.keys`: DH-HMAC-CHAP keys (the subsystem then owns the references), the host must
+   * then authenticate.
+   */
+  async addHost(nqn: string, host: string, o: { psk?: string; keys?: HostKeys } = {}): Promise<void> {
     const s = this.getSubsystem(nqn);
     const err = nqnError(host);
     if (err !== null) throw new NvmfError(`invalid host NQN: ${err}`);
     // SPDK refuses a host already on the list (-EINVAL); we name it
     if (s.hosts.has(host)) throw new NvmfError(`Unable to add host ${host}: already on the list of ${nqn}`);
-    const psk: HostPsk | null = tls.psk === undefined ? null : loadHostPsk(tls.psk, host, nqn);
+    if (o.keys !== undefined) checkHostKeys(o.keys);
+    const psk: HostPsk | null = o.psk === undefined ? null : loadHostPsk(o.psk, host, nqn);
     s.hosts.add(host);
     if (psk !== null) s.hostPsks.set(host, psk);
+    if (o.keys !== undefined) s.setHostKeys(host, o.keys);
     await this.changed(true);
+  }
+
+  /**
+   * nvmf_subsystem_set_keys: a listed host's keys become `keys` (null members: none), used from
+   * its next authentication on; the subsystem owns the new references, the old ones are released.
+   */
+  async setHostKeys(nqn: string, host: string, keys: HostKeys): Promise<void> {
+    const s = this.getSubsystem(nqn);
+    if (!s.hosts.has(host))
+      throw new NvmfError(`Unable to set keys: host ${host} is not on the list of ${nqn}`);
+    checkHostKeys(keys);
+    s.setHostKeys(host, keys);
+    await this.sync();
+  }
+
+  /** nvmf_set_config: the DH-HMAC-CHAP digests and DH groups (SPDK's names) the target allows. */
+  async setDhchapConfig(digests: string[] | undefined, dhgroups: string[] | undefined): Promise<void> {
+    for (const d of digests ?? [])
+      if (dhchapHashId(d) === undefined) throw new NvmfError(`unknown DH-HMAC-CHAP digest '${d}'`);
+    for (const g of dhgroups ?? [])
+      if (dhGroupId(g) === undefined) throw new NvmfError(`unknown DH-HMAC-CHAP DH group '${g}'`);
+    if (digests !== undefined) this.config.dhchap_digests = [...digests];
+    if (dhgroups !== undefined) this.config.dhchap_dhgroups = [...dhgroups];
+    if (this.pollGroups.length > 0) await this.sync();
   }
 
   async removeHost(nqn: string, host: string): Promise<void> {
@@ -492,6 +538,7 @@ export class NvmfTarget implements TargetInbox, ReservationEffects {
     // SPDK fails a host that is not on the list too (-ENOENT); we name it
     if (!s.hosts.delete(host))
       throw new NvmfError(`Unable to remove host ${host}: not on the list of ${nqn}`, -2);
+    s.setHostKeys(host, null);
     s.hostPsks.get(host)?.ref.put();
     s.hostPsks.delete(host);
     await this.changed(true);
@@ -695,6 +742,16 @@ export class NvmfTarget implements TargetInbox, ReservationEffects {
     else sendMsg(owner, toPollGroup.abortQueued, m);
   }
 
+  /** DH-HMAC-CHAP: a poll group starts an authentication and needs the host's keys, read now. */
+  dhchapKeys(m: DhchapKeysRequest): void {
+    const keys = this.subsystems.get(m.subnqn)?.hostKeys.get(m.hostnqn);
+    sendMsg(m.pg, toPollGroup.dhchapKeysDone, {
+      token: m.token,
+      key: readDhchapKey(keys?.dhchapKey ?? null),
+      ctrlrKey: readDhchapKey(keys?.dhchapCtrlrKey ?? null),
+    });
+  }
+
   bdevRemoved(m: BdevRemoved): void {
     const s = this.subsystems.get(m.nqn);
     const ns = s?.namespaces.get(m.nsid);
@@ -781,6 +838,23 @@ export class NvmfTarget implements TargetInbox, ReservationEffects {
       forEachChannel(NVMF_TGT_DEVICE, overPollGroups.qpairs, { nqn, qpairs: [] as QpairInfo[] }, resolve),
     );
     return r.ctx.qpairs;
+  }
+}
+
+/** SPDK: a controller key only with a host key. */
+function checkHostKeys(keys: HostKeys): void {
+  if (keys.dhchapCtrlrKey !== null && keys.dhchapKey === null)
+    throw new NvmfError('DH-HMAC-CHAP controller key requires host key to be set');
+}
+
+/** A key's secret, read from the keyring now; null (logged, by name only) when it cannot be used. */
+function readDhchapKey(ref: KeyRef | null): DhchapSecret | null {
+  if (ref === null) return null;
+  try {
+    return parseDhchapSecret(ref.read());
+  } catch (e) {
+    log.error(`DH-HMAC-CHAP key '${ref.name}' cannot be used: ${(e as Error).message}`);
+    return null;
   }
 }
 

@@ -4,7 +4,13 @@
 
 import { readFileSync } from 'node:fs';
 import type { ParseArgsOptionsConfig } from 'node:util';
-import { DISCOVERY_NQN, hostIdForHostNqn, NvmeController, type TransportId } from '../../nvme/index.ts';
+import {
+  type DhchapHostOptions,
+  DISCOVERY_NQN,
+  hostIdForHostNqn,
+  NvmeController,
+  type TransportId,
+} from '../../nvme/index.ts';
 import { UsageError } from '../../util/errors.ts';
 import { Cns, decodeNsidList } from '../../wire/identify.ts';
 import { parseInteger } from './args.ts';
@@ -31,10 +37,15 @@ export interface Command {
   run(ctx: Context): Promise<void>;
 }
 
+/** Where a command connects, and with which DH-HMAC-CHAP secrets (nvme-cli's --dhchap-secret / -ctrl-secret). */
+export interface CliTransportId extends TransportId {
+  dhchap?: DhchapHostOptions;
+}
+
 export interface Context {
   values: Values;
   json: boolean;
-  trid: TransportId;
+  trid: CliTransportId;
   out(text: string): void;
 }
 
@@ -51,6 +62,8 @@ export function connectOptions(cmd: Command): ParseArgsOptionsConfig {
     hostid: { type: 'string', short: 'I' },
     'hdr-digest': { type: 'boolean', short: 'g', default: false },
     'data-digest': { type: 'boolean', short: 'G', default: false },
+    'dhchap-secret': { type: 'string', short: 'S' },
+    'dhchap-ctrl-secret': { type: 'string', short: 'C' },
     tls: { type: 'boolean', default: false },
     'tls-key': { type: 'string' },
     'output-format': { type: 'string', short: 'o', default: 'normal' },
@@ -76,6 +89,8 @@ export const CONNECT_HELP = (cmd: Command) => {
     '  -I, --hostid UUID        host identifier (default: the one of the host NQN, see docs/tools.md)',
     '  -g, --hdr-digest         header digest (CRC32C)',
     '  -G, --data-digest        data digest (CRC32C)',
+    '  -S, --dhchap-secret KEY  DH-HMAC-CHAP host secret (DHHC-1:..:), used when the controller asks',
+    '  -C, --dhchap-ctrl-secret KEY  DH-HMAC-CHAP controller secret: the controller must prove itself',
     '      --tls                TLS 1.3 secure channel (needs --tls-key)',
     '      --tls-key KEY|FILE   the TLS PSK, interchange format (NVMeTLSkey-1:01:...:), or a file holding it',
     '  -o, --output-format FMT  normal or json',
@@ -84,7 +99,7 @@ export const CONNECT_HELP = (cmd: Command) => {
     .join('\n');
 };
 
-export function transportIdFrom(cmd: Command, v: Values): TransportId {
+export function transportIdFrom(cmd: Command, v: Values): CliTransportId {
   if (v.transport !== 'tcp') throw new UsageError(`--transport ${v.transport}: only tcp is supported`);
   if (typeof v.traddr !== 'string' || v.traddr === '')
     throw new UsageError(`--traddr${cmd.ownsTandA ? '' : ' (-a)'} is required`);
@@ -99,7 +114,7 @@ export function transportIdFrom(cmd: Command, v: Values): TransportId {
     }
     subnqn = v.nqn;
   }
-  const trid: TransportId = { traddr: v.traddr, trsvcid: String(port), subnqn };
+  const trid: CliTransportId = { traddr: v.traddr, trsvcid: String(port), subnqn };
   if (typeof v.hostnqn === 'string') trid.hostnqn = v.hostnqn;
   if (typeof v.hostid === 'string') {
     if (!/^[0-9a-f]{8}-?([0-9a-f]{4}-?){3}[0-9a-f]{12}$/i.test(v.hostid))
@@ -112,6 +127,12 @@ export function transportIdFrom(cmd: Command, v: Values): TransportId {
   }
   if (v['hdr-digest']) trid.hdgst = true;
   if (v['data-digest']) trid.ddgst = true;
+  if (v['dhchap-ctrl-secret'] !== undefined && v['dhchap-secret'] === undefined)
+    throw new UsageError('--dhchap-ctrl-secret (-C) needs --dhchap-secret (-S)');
+  if (typeof v['dhchap-secret'] === 'string') {
+    trid.dhchap = { dhchapSecret: v['dhchap-secret'] };
+    if (typeof v['dhchap-ctrl-secret'] === 'string') trid.dhchap.dhchapCtrlrSecret = v['dhchap-ctrl-secret'];
+  }
   const key = tlsKeyOption(v);
   if (key !== undefined) trid.tlsKey = key;
   return trid;
@@ -136,11 +157,16 @@ function tlsKeyOption(v: Values): string | undefined {
 
 /** Connect, run `fn`, always disconnect. */
 export async function withController<T>(
-  trid: TransportId,
+  trid: CliTransportId,
   fn: (c: NvmeController) => Promise<T>,
 ): Promise<T> {
+  const { dhchap, ...plain } = trid;
   // one command and gone: no asynchronous events to wait for
-  const ctrlr = await NvmeController.connect(trid, { connectTimeoutMs: 10000, asyncEvents: false });
+  const ctrlr = await NvmeController.connect(plain, {
+    connectTimeoutMs: 10000,
+    asyncEvents: false,
+    ...dhchap,
+  });
   try {
     return await fn(ctrlr);
   } finally {

@@ -44,6 +44,7 @@ async function queueOnMalloc(): Promise<Queue> {
     model: 'MN1',
     allowAnyHost: true,
     hosts: [],
+    authHosts: [],
     namespaces: [],
     listeners: [],
     listenerAnaStates: [],

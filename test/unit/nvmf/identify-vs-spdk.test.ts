@@ -16,10 +16,7 @@ import { TCP_DEFAULT_OPTIONS } from '../../../src/nvmf/tcp/index.ts';
 import { Cns, IDENTIFY_SIZE, IdCtrl, IdNs } from '../../../src/wire/identify.ts';
 import { Sqe } from '../../../src/wire/nvme.ts';
 
-const REFERENCE = new URL(
-  '../../../../shared/reference/spdk-v26.05/identify-cnode1-hexdump.txt',
-  import.meta.url,
-).pathname;
+const REFERENCE = new URL('../../fixtures/spdk-v26.05/identify-cnode1-hexdump.txt', import.meta.url).pathname;
 const NGUID = 'C0A29D07C8C54F22A41886807A8A456A';
 const UUID = 'c0a29d07-c8c5-4f22-a418-86807a8a456a';
 
@@ -207,6 +204,7 @@ test('Identify Controller and Namespace match SPDK v26.05 field by field, but fo
     model: 'SPDK_Controller1',
     allowAnyHost: true,
     hosts: [],
+    authHosts: [],
     namespaces: [],
     listeners: [],
     listenerAnaStates: [],

@@ -2,10 +2,11 @@
 // hosts that see a namespace, and allowed hosts (SPDK's nvmf_rpc.c: add_ns,
 // remove_ns, ns_add_host, ns_remove_host, add_host, remove_host, allow_any_host).
 
-import { RpcError, type RpcMethod } from '../../../jsonrpc/index.ts';
+import type { RpcMethod } from '../../../jsonrpc/index.ts';
 import { getTarget } from '../../../nvmf/target.ts';
 import { UsageError } from '../../../util/errors.ts';
 import { checkTgt, invalid, nqnPos, RUNTIME, run, tgtName } from './common.ts';
+import { dhchapKeyParams, releaseHostKeys, takeHostKeys } from './dhchap.ts';
 
 /** nvmf_ns_add_host / nvmf_ns_remove_host: rpc.py's positional nqn, nsid, host. */
 function nsVisibilityMethod(name: string, summary: string, visible: boolean): RpcMethod {
@@ -203,17 +204,22 @@ export const hostAndNamespaceMethods: RpcMethod[] = [
         help: "Name of the keyring key (keyring_file_add_key) holding the host's TLS PSK, interchange format",
         cli: { flags: ['--psk'] },
       },
-      { name: 'dhchap_key', type: 'string', help: 'DH-HMAC-CHAP key (not supported)' },
-      { name: 'dhchap_ctrlr_key', type: 'string', help: 'DH-HMAC-CHAP controller key (not supported)' },
+      ...dhchapKeyParams,
     ],
     handler: (p: Record<string, unknown>) =>
       run(async () => {
         checkTgt(p as { tgt_name?: string });
-        if (p.dhchap_key !== undefined || p.dhchap_ctrlr_key !== undefined) {
-          throw new RpcError(-22, 'DH-HMAC-CHAP keys are not supported');
-        }
+        const t = getTarget();
+        t.getSubsystem(String(p.nqn));
         const psk = p.psk === undefined ? undefined : String(p.psk);
-        await getTarget().addHost(String(p.nqn), String(p.host), { psk });
+        // DH-HMAC-CHAP: keyring references the subsystem keeps once the host is added
+        const keys = takeHostKeys(p);
+        try {
+          await t.addHost(String(p.nqn), String(p.host), { psk, keys });
+        } catch (e) {
+          releaseHostKeys(keys);
+          throw e;
+        }
         return true;
       }),
   },

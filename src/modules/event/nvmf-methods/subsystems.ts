@@ -4,10 +4,17 @@
 
 import type { ConfigEntry } from '../../../event/subsystem.ts';
 import { RpcError, type RpcMethod } from '../../../jsonrpc/index.ts';
-import { SubsystemType } from '../../../nvmf/subsystem.ts';
+import { type NvmfSubsystem, SubsystemType } from '../../../nvmf/subsystem.ts';
 import { getTarget, type NvmfTarget } from '../../../nvmf/target.ts';
 import { DISCOVERY_NQN } from '../../../wire/discovery.ts';
 import { checkTgt, nqnPos, RUNTIME, run, tgtName } from './common.ts';
+import { hostKeyNames } from './dhchap.ts';
+
+/** A listed host with the keyring names of its keys (TLS PSK, DH-HMAC-CHAP), as SPDK lists them. */
+function hostJson(s: NvmfSubsystem, h: string): { nqn: string } & Record<string, string> {
+  const psk = s.hostPsks.get(h);
+  return { nqn: h, ...(psk !== undefined ? { psk: psk.keyName } : {}), ...hostKeyNames(s.hostKeys.get(h)) };
+}
 
 function subsystemJson(t: NvmfTarget, nqn: string): Record<string, unknown> {
   const s = t.getSubsystem(nqn);
@@ -16,11 +23,8 @@ function subsystemJson(t: NvmfTarget, nqn: string): Record<string, unknown> {
     subtype: s.subtype,
     listen_addresses: s.listeners.map((l) => ({ ...l.address })),
     allow_any_host: s.allowAnyHost,
-    // a host's TLS PSK by its keyring name, never its bytes
-    hosts: [...s.hosts].map((h) => {
-      const psk = s.hostPsks.get(h);
-      return psk === undefined ? { nqn: h } : { nqn: h, psk: psk.keyName };
-    }),
+    // a host's TLS PSK and DH-HMAC-CHAP keys by their keyring names, never their bytes
+    hosts: [...s.hosts].map((h) => hostJson(s, h)),
   };
   if (s.subtype === SubsystemType.DISCOVERY) return base;
   return {
@@ -67,11 +71,8 @@ export function subsystemConfigEntries(t: NvmfTarget): ConfigEntry[] {
         },
       });
       for (const h of s.hosts) {
-        const psk = s.hostPsks.get(h);
-        out.push({
-          method: 'nvmf_subsystem_add_host',
-          params: psk === undefined ? { nqn: s.nqn, host: h } : { nqn: s.nqn, host: h, psk: psk.keyName },
-        });
+        const { nqn: host, ...keys } = hostJson(s, h);
+        out.push({ method: 'nvmf_subsystem_add_host', params: { nqn: s.nqn, host, ...keys } });
       }
       for (const n of s.namespaces.values()) {
         out.push({
