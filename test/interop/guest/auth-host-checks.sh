@@ -124,7 +124,8 @@ key1b=$(nvme gen-dhchap-key --hmac=3 --nqn="$HOST1")
 wrong1=$(nvme gen-dhchap-key --hmac=3 --nqn="$HOST1")
 wrong_ctrl1=$(nvme gen-dhchap-key --hmac=2 --nqn="$SUB1")
 key2=$(nvme gen-dhchap-key --hmac=1 --nqn="$HOST2")
-echo "host key 1 $key1, controller key 1 $ctrl1, rotated host key 1 $key1b, host key 2 $key2"
+# the transcript names the keys' hash ids, never the secrets (they are throwaway, but logs carry no secrets)
+echo "host key 1 ${key1:0:10}…, controller key 1 ${ctrl1:0:10}…, rotated host key 1 ${key1b:0:10}…, host key 2 ${key2:0:10}…"
 if [[ $key1 == DHHC-1:03:* && $ctrl1 == DHHC-1:02:* && $key2 == DHHC-1:01:* ]] &&
 	host_do add-host "$SUB1" "$HOST1" "$key1" "$ctrl1" && host_do add-host "$SUB2" "$HOST2" "$key2"; then
 	pass target-keys
@@ -183,7 +184,8 @@ if run_logged connect-1 nvme connect "${to_target[@]}" -n "$SUB1" --hostnqn "$HO
 			sleep 0.2
 		done
 		after=$(auth_count)
-		echo "  re-authenticated in $(since "$t") s: $(cat "$ctrl/dhchap_secret")"
+		secret_now=$(cat "$ctrl/dhchap_secret")
+		echo "  re-authenticated in $(since "$t") s; the controller's secret is the rotated one: $([ "$secret_now" = "$key1b" ] && echo yes || echo no)"
 		echo "  the target counted $((after - before)) successful authentications for $queues queues"
 		dmesg_new >/tmp/dmesg.new
 		cat /tmp/dmesg.new
