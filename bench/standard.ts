@@ -11,7 +11,7 @@
 // compares checkouts of nvmf-ts the same way (A/B). Never gates CI.
 //
 //   npm run bench:standard -- [--time 5] [--warmup 1] [--rounds 1] [--only 4k-randread-qd32,...]
-//     [--tgt bin/nvmf_tgt.mjs ...] [--bdev malloc|null] [--target-core 0] [--client-cores 1]
+//     [--tgt bin/nvmf_tgt.mjs ...] [--tgt-arg=--poll-window-us=0 ...] [--bdev malloc|null] [--target-core 0] [--client-cores 1]
 //     [--json]
 //   SPDK_DIR=/path/to/spdk npm run bench:standard
 
@@ -26,6 +26,7 @@ import { parseArgs } from 'node:util';
 const { values } = parseArgs({
   options: {
     tgt: { type: 'string', multiple: true },
+    'tgt-arg': { type: 'string', multiple: true },
     time: { type: 'string', default: '5' },
     warmup: { type: 'string', default: '1' },
     rounds: { type: 'string', default: '1' },
@@ -118,6 +119,7 @@ function nvmfTsTarget(path: string, label: string): TargetKind {
       sock,
       '--json',
       config,
+      ...(values['tgt-arg'] ?? []),
     ],
     ready: /all subsystems initialized/,
     spdk: false,
