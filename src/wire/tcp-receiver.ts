@@ -94,10 +94,15 @@ export class PduReceiver {
     this.maxPlen = maxPlen;
   }
 
-  /** Feed one chunk. Never throws for bad input; errors go to sink.onPduError. */
-  push(chunk: Buffer): void {
+  /**
+   * Feed one chunk: its first `length` bytes (all of it by default; a socket reading into a
+   * reused buffer passes what the read filled). Nothing of it is kept after the call: whole
+   * PDUs are views during onPdu, partial ones are copied. Never throws for bad input; errors go
+   * to sink.onPduError.
+   */
+  push(chunk: Buffer, length = chunk.length): void {
     let pos = 0;
-    const n = chunk.length;
+    const n = length;
     while (pos < n && this.state !== RecvState.ERROR) {
       if (this.direct !== null) {
         // AWAIT_PAYLOAD straight into the destination, then the data digest

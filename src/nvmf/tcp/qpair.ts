@@ -61,7 +61,7 @@ import {
   TcpRequest,
   type TcpRequestQueue,
 } from './request.ts';
-import type { QpairSocket } from './socket.ts';
+import type { QpairSocket, RxBufferPool } from './socket.ts';
 
 /**
  * Qpair (connection) states: AWAIT_IC_REQ → RUNNING once the ICReq is answered;
@@ -88,6 +88,8 @@ export interface TcpQpairGroup {
   readonly events: QpairEvents;
   /** data buffers for transport-SGL transfers */
   readonly buffers: BufferPool;
+  /** receive buffers of plain connections, returned once parsed */
+  readonly rxBuffers: RxBufferPool;
   /** value sent in ICResp */
   readonly maxH2CData: number;
   /** the qpair has PDUs queued: flush it at the next poll */
@@ -121,8 +123,15 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
   private readonly slots: TcpRequest[] = [];
   private readonly freeSlots: TcpRequest[] = [];
   private readonly maxSlots: number;
-  /** chunks received but not yet parsed (parsed in poll) */
+  /** chunks received but not yet parsed (parsed in poll): bytes [0, rxLengths[i]) of each */
   rxChunks: Buffer[] = [];
+  rxLengths: number[] = [];
+  /** the chunks that are the poll group's receive buffers, put back after parsing */
+  rxPooled: Buffer[] = [];
+  /** the arrays processRx parses from, swapped with the three above (no allocation per poll) */
+  private rxChunksParsing: Buffer[] = [];
+  private rxLengthsParsing: number[] = [];
+  private rxPooledParsing: Buffer[] = [];
   rxQueued = false;
   /** PDUs (and data buffers) to write at the next flush */
   private txQueue: Buffer[] = [];
@@ -177,12 +186,23 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
 
   processRx(): void {
     const chunks = this.rxChunks;
-    this.rxChunks = [];
+    const lengths = this.rxLengths;
+    const pooled = this.rxPooled;
+    // what arrives while we parse goes to the other set of arrays
+    this.rxChunks = this.rxChunksParsing;
+    this.rxLengths = this.rxLengthsParsing;
+    this.rxPooled = this.rxPooledParsing;
+    this.rxChunksParsing = chunks;
+    this.rxLengthsParsing = lengths;
+    this.rxPooledParsing = pooled;
     this.rxQueued = false;
-    for (const chunk of chunks) {
+    for (let i = 0; i < chunks.length; i++) {
       if (this.state !== TcpQpairState.AWAIT_IC_REQ && this.state !== TcpQpairState.RUNNING) break;
-      this.receiver.push(chunk);
+      this.receiver.push(chunks[i], lengths[i]);
     }
+    chunks.length = 0;
+    lengths.length = 0;
+    releaseRx(pooled, this.group.rxBuffers);
   }
 
   onPdu(pdu: Buffer, dataOffset: number, dataLength: number, dataDigestOk: boolean): void {
@@ -604,7 +624,9 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
     if (this.connectTimer) clearTimeout(this.connectTimer);
     this.connectTimer = null;
     this.receiver.fail();
-    this.rxChunks = [];
+    this.rxChunks.length = 0;
+    this.rxLengths.length = 0;
+    releaseRx(this.rxPooled, this.group.rxBuffers);
     this.txQueue = [];
     for (const s of this.txSlots) this.freeSlot(s);
     this.txSlots = [];
@@ -622,4 +644,10 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
     this.group.removeQpair(this);
     if (this.connectedReported) this.group.events.onQpairDisconnected(this);
   }
+}
+
+/** Receive buffers parsed (or dropped) go back to the pool: the receiver kept no view of them. */
+function releaseRx(pooled: Buffer[], pool: RxBufferPool): void {
+  for (let i = 0; i < pooled.length; i++) pool.put(pooled[i]);
+  pooled.length = 0;
 }
