@@ -7,6 +7,7 @@
 
 import {
   Cqe,
+  clearCqe,
   FABRICS_OPCODE,
   GenericStatus,
   getStatusCode,
@@ -18,6 +19,7 @@ import {
 } from '../../wire/nvme.ts';
 import {
   CapsuleCmd,
+  CapsuleResp,
   Ch,
   DataPdu,
   DIGEST_SIZE,
@@ -312,7 +314,7 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
     this.commandsReceived++;
     const cmd = req.cmd;
     readCapsuleCmdSqe(pdu, cmd);
-    req.rsp.fill(0);
+    clearCqe(req.rsp);
     req.cid = cmd.readUInt16LE(Sqe.CID);
     req.iov = EMPTY_IOV;
     req.length = 0;
@@ -360,7 +362,7 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
         return;
       }
       pdu.copy(req.inCapsule, 0, dataOffset, dataOffset + sglLength);
-      req.iov = [req.inCapsule.subarray(0, sglLength)];
+      req.iov = req.inCapsuleData(sglLength);
       this.dispatch(req);
       return;
     }
@@ -378,7 +380,7 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
       return;
     }
     req.poolBuf = this.group.buffers.get();
-    req.iov = [req.poolBuf.subarray(0, sglLength)];
+    req.iov = req.poolData(req.poolBuf, sglLength);
     if (req.xferDir === XferDir.CONTROLLER_TO_HOST) {
       this.dispatch(req);
       return;
@@ -388,7 +390,7 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
     // the slot's data header is free until a C2H transfer, which a write never has
     const hdr = req.dataHdr;
     const len = writeR2t(hdr, req.cid, req.index, 0, sglLength, this.headerDigest);
-    this.queueTx(hdr.subarray(0, len));
+    this.queueTx(req.dataHeader(len));
   }
 
   /** Direct placement of a large H2CData payload into the request's buffer (PduSink). */
@@ -515,7 +517,9 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
       // the CQE (req.rsp) is already in place
       const pdu = req.respPdu;
       const len = writeCapsuleResp(pdu, this.headerDigest);
-      this.queueTx(len === pdu.length ? pdu : pdu.subarray(0, len));
+      this.queueTx(
+        len === pdu.length ? pdu : len === CapsuleResp.HDR_SIZE ? req.respPduNoDigest : pdu.subarray(0, len),
+      );
     }
     this.txSlots.push(req);
   }
@@ -550,7 +554,7 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
     const flags = success ? PduFlags.DATA_LAST | PduFlags.DATA_SUCCESS : PduFlags.DATA_LAST;
     const hdr = req.dataHdr;
     const pdo = writeC2HData(hdr, req.cid, 0, length, flags, this.headerDigest, dd, this.hostDataAlign);
-    this.queueTx(hdr.subarray(0, pdo));
+    this.queueTx(req.dataHeader(pdo));
     let remaining = length;
     let crc = 0;
     for (const b of req.iov) {
