@@ -11,6 +11,8 @@ const USAGE = `usage: nvmf_tgt [options]
   -r, --rpc-socket PATH   JSON-RPC Unix socket (default /var/tmp/spdk.sock)
   -c, --json FILE         replay a configuration saved by save_config
       --wait-for-rpc      wait for framework_start_init before initializing subsystems
+      --poll-window-us N  keep polling N µs after activity before a reactor sleeps
+                          (default 100; 0: sleep as soon as idle)
   -L, --logflag FLAG      enable debug logs of a component (repeatable; 'all' for every one)
       --log-level LEVEL   error, warn, notice, info or debug (default notice)
       --log-json          one JSON object per log line
@@ -30,6 +32,7 @@ function parse() {
       'rpc-socket': { type: 'string', short: 'r', default: '/var/tmp/spdk.sock' },
       json: { type: 'string', short: 'c' },
       'wait-for-rpc': { type: 'boolean', default: false },
+      'poll-window-us': { type: 'string' },
       logflag: { type: 'string', short: 'L', multiple: true, default: [] },
       'log-level': { type: 'string' },
       'log-json': { type: 'boolean', default: false },
@@ -51,8 +54,15 @@ if (args.values.help) {
 
 let cores: number[];
 let level: number = LogLevel.NOTICE;
+let pollWindowUs: number | undefined;
 try {
   cores = parseCpumask(args.values.cpumask);
+  const w = args.values['poll-window-us'];
+  if (w !== undefined) {
+    pollWindowUs = Number(w);
+    if (!/^\d+$/.test(w) || pollWindowUs > 1_000_000)
+      throw new Error(`--poll-window-us must be an integer from 0 to 1000000, not "${w}"`);
+  }
   if (args.values['log-level'] !== undefined) level = parseLogLevel(args.values['log-level']);
 } catch (e) {
   fail((e as Error).message);
@@ -68,6 +78,7 @@ try {
     log: { level, flags: args.values.logflag, json: args.values['log-json'] },
     subsystems: frameworkSubsystems,
     reactorEntry: new URL('./nvmf_tgt-reactor.ts', import.meta.url),
+    pollWindowUs,
   });
 } catch (e) {
   // e.g. a missing or cyclic subsystem dependency

@@ -24,6 +24,8 @@ export interface AppOptions {
   /** the module each worker reactor runs: one that calls runReactorWorker (reactor-worker.ts) with
    * the same table; needed when `cores` names more than one core */
   reactorEntry?: URL;
+  /** how long each reactor keeps polling after activity before it sleeps (µs; src/thread/realm.ts) */
+  pollWindowUs?: number;
 }
 
 type SavedConfig = { subsystems: Array<{ subsystem: string; config: ConfigEntry[] | null }> };
@@ -110,6 +112,7 @@ export class Application implements App {
         this.log.error(`reactor ${reactor} lost (${reason}); shutting down`);
         void this.stop(1);
       },
+      this.opts.pollWindowUs,
     );
     for (const s of this.ordered) await s.realmInit?.();
 

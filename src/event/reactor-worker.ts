@@ -23,7 +23,13 @@ export async function runReactorWorker(subsystems: readonly FrameworkSubsystem[]
   const report = (m: WorkerReport): void => port.postMessage(m);
 
   try {
-    const realm = startReactorRealm(init.reactor, init.reactorCount, init.ports, init.sharedIds);
+    const realm = startReactorRealm(
+      init.reactor,
+      init.reactorCount,
+      init.ports,
+      init.sharedIds,
+      init.pollWindowUs,
+    );
     // evaluate the same tables as the main realm so handler and iterator names resolve here too
     collectRpcMethods(subsystems);
     for (const s of subsystems) await s.realmInit?.();

@@ -25,6 +25,7 @@ export interface WorkerInit {
   ports: Array<MessagePort | undefined>;
   sharedIds: Int32Array;
   log: LogConfig;
+  pollWindowUs: number | undefined;
 }
 
 export type WorkerReport = { k: 'ready' } | { k: 'error'; message: string } | { k: 'stopped' };
@@ -36,12 +37,14 @@ export function startReactorRealm(
   reactorCount: number,
   ports: Array<MessagePort | undefined>,
   sharedIds: Int32Array,
+  pollWindowUs?: number,
 ): Realm {
   const realm = startRealm({
     reactor,
     reactorCount,
     ports,
     sharedIds,
+    pollWindowUs,
     defaultThreadName: reactor === 0 ? 'app_thread' : `reactor_${reactor}`,
   });
   registerIoDevice(
@@ -70,6 +73,7 @@ export async function startReactors(
   log: LogConfig,
   workerEntry: URL | undefined,
   onLost: (reactor: number, reason: string) => void = () => {},
+  pollWindowUs?: number,
 ): Promise<Reactors> {
   const n = cores.length;
   if (n > 1 && workerEntry === undefined) {
@@ -88,7 +92,7 @@ export async function startReactors(
     }
   }
   const sharedIds = new Int32Array(new SharedArrayBuffer(4));
-  const realm = startReactorRealm(0, n, mesh[0], sharedIds);
+  const realm = startReactorRealm(0, n, mesh[0], sharedIds, pollWindowUs);
   const log0 = logger('reactor');
   log0.info(`reactor 0 started on core ${cores[0]}`);
 
@@ -96,7 +100,7 @@ export async function startReactors(
   const ready: Array<Promise<void>> = [];
   for (let r = 1; r < n && workerEntry !== undefined; r++) {
     const ports = mesh[r];
-    const init: WorkerInit = { reactor: r, reactorCount: n, cores, ports, sharedIds, log };
+    const init: WorkerInit = { reactor: r, reactorCount: n, cores, ports, sharedIds, log, pollWindowUs };
     const w = new Worker(workerEntry, {
       workerData: init,
       transferList: ports.filter((p): p is MessagePort => p !== undefined),

@@ -43,6 +43,9 @@ import {
 import { HOST_ACCEPTS, PduReceiver, type PduSink } from '../wire/tcp-receiver.ts';
 import { TcpTransportError } from './errors.ts';
 
+/** One socket read fills at most this (libuv's own suggestion for a stream read). */
+const RX_BUFFER_SIZE = 65536;
+
 /** Completion callback: `cpl` is the 16-byte CQE, valid only during the call. */
 export type CommandCallback = (cpl: Buffer) => void;
 
@@ -69,12 +72,32 @@ export interface QpairTlsOptions {
   cipherSuite: string;
 }
 
-/** TCP, or TLS 1.3 over TCP; `ready` is the event after which the ICReq may go. */
-function openSocket(opts: QpairConnectOptions): { socket: net.Socket; ready: 'connect' | 'secureConnect' } {
+/**
+ * TCP, or TLS 1.3 over TCP; `ready` is the event after which the ICReq may go. Received bytes go
+ * to `onData`: over plain TCP every read lands in one buffer the connection reuses (no ArrayBuffer
+ * per read), so `onData` must be done with them when it returns (the PDU receiver is).
+ */
+function openSocket(
+  opts: QpairConnectOptions,
+  onData: (buf: Buffer, length: number) => void,
+): { socket: net.Socket; ready: 'connect' | 'secureConnect' } {
   const port = Number.parseInt(opts.trsvcid, 10);
   const t = opts.tls;
-  if (t === undefined)
-    return { socket: net.connect({ host: opts.traddr, port, noDelay: true }), ready: 'connect' };
+  if (t === undefined) {
+    const socket = net.connect({
+      host: opts.traddr,
+      port,
+      noDelay: true,
+      onread: {
+        buffer: Buffer.allocUnsafeSlow(RX_BUFFER_SIZE),
+        callback: (nread: number, buf: Uint8Array): boolean => {
+          onData(buf as Buffer, nread);
+          return true;
+        },
+      },
+    });
+    return { socket, ready: 'connect' };
+  }
   const socket = tls.connect({
     host: opts.traddr,
     port,
@@ -86,6 +109,7 @@ function openSocket(opts: QpairConnectOptions): { socket: net.Socket; ready: 'co
     pskCallback: () => ({ psk: t.psk, identity: t.identity }),
   });
   socket.setNoDelay(true);
+  socket.on('data', (chunk: Buffer) => onData(chunk, chunk.length));
   return { socket, ready: 'secureConnect' };
 }
 
@@ -162,7 +186,7 @@ export class NvmeTcpQpair implements PduSink {
   /** TCP connect + ICReq/ICResp. */
   static connect(opts: QpairConnectOptions): Promise<NvmeTcpQpair> {
     return new Promise((resolve, reject) => {
-      const { socket, ready } = openSocket(opts);
+      const { socket, ready } = openSocket(opts, (buf, length) => q.receiver.push(buf, length));
       const q = new NvmeTcpQpair(socket, opts);
       const timer = setTimeout(() => {
         q.fatal('connect timeout');
@@ -175,7 +199,6 @@ export class NvmeTcpQpair implements PduSink {
         clearTimeout(timer);
         reject(e);
       };
-      socket.on('data', (chunk: Buffer) => q.receiver.push(chunk));
       socket.on('error', (err) => q.fatal(`${opts.tls ? 'TLS' : 'socket'} error: ${err.message}`));
       socket.on('close', () => q.fatal('connection closed'));
       socket.once(ready, () => {

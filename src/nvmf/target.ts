@@ -1,7 +1,8 @@
 // The NVMe-oF target on the app thread: registry of record for transports,
 // subsystems, listeners, controller IDs and discovery state; the start-up and
 // shutdown state machine; the acceptor that spreads connections over poll
-// groups round-robin. Poll groups learn every change through forEachChannel.
+// groups by the I/O queues they serve. Poll groups learn every change through
+// forEachChannel.
 
 import type { Socket } from 'node:net';
 import { dhchapHashId, dhGroupId } from '../auth/index.ts';
@@ -157,6 +158,7 @@ export class NvmfTarget implements TargetInbox, ReservationEffects {
   /** every namespace's reservation (this thread owns them) */
   readonly reservations: ReservationOwner;
   private snapshotVersion = 0;
+  /** where the acceptor's search for the least loaded poll group starts (ties go in turn) */
   private rr = 0;
   private nextCntlid = 1;
   private nextPreemptToken = 1;
@@ -646,7 +648,7 @@ export class NvmfTarget implements TargetInbox, ReservationEffects {
       socket.destroy();
       return;
     }
-    const ref = this.pollGroups[this.rr++ % this.pollGroups.length];
+    const ref = this.leastLoadedPollGroup();
     // moved, not copied, when the poll group lives in another realm; TLS starts there
     sendMsg(
       ref,
@@ -654,6 +656,31 @@ export class NvmfTarget implements TargetInbox, ReservationEffects {
       { socket, listenAddr: { ...address }, secureChannel },
       ref.reactor === this.appThread.reactor ? undefined : [socket as never],
     );
+  }
+
+  /**
+   * Where a new connection goes: the poll group serving the fewest I/O queues (admin queues
+   * do not count: they carry little), ties taken in turn. Whether the connection will be an
+   * admin or an I/O queue is only known at its Connect, so the count is of the queues admitted
+   * so far (each controller's record), which a host connecting its queues one after another
+   * has updated before its next connection arrives.
+   */
+  private leastLoadedPollGroup(): ThreadRef {
+    const groups = this.pollGroups;
+    const load = new Array<number>(groups.length).fill(0);
+    for (const c of this.ctrlrs.values()) {
+      for (const ref of c.ioQueues.values()) {
+        const i = groups.findIndex((g) => g.id === ref.id);
+        if (i >= 0) load[i]++;
+      }
+    }
+    let best = -1;
+    for (let k = 0; k < groups.length; k++) {
+      const i = (this.rr + k) % groups.length;
+      if (best < 0 || load[i] < load[best]) best = i;
+    }
+    this.rr = best + 1;
+    return groups[best];
   }
 
   // ------------------------------------------------------------ referrals

@@ -14,8 +14,8 @@ import {
   createThread,
   findLocalThread,
   hasPendingMessages,
+  lastPollEnd,
   nextTimerUs,
-  nowUs,
   pollThreads,
   type RealmMessage,
   resetThreads,
@@ -35,7 +35,19 @@ export interface RealmOptions {
   sharedIds: Int32Array;
   /** name of the realm's default thread ('app_thread' on reactor 0) */
   defaultThreadName: string;
+  /** how long the loop keeps polling after its last busy iteration before it sleeps (µs) */
+  pollWindowUs?: number;
 }
+
+/**
+ * The default poll window: a host at queue depth 1 sends its next command a few tens of µs
+ * after our response; polling that long saves the sleep and wake-up per I/O (docs/performance.md
+ * has the measurement), and an idle realm still sleeps once the window has passed.
+ */
+export const DEFAULT_POLL_WINDOW_US = 100;
+
+/** Iterations run back to back in one event-loop turn while they leave local messages behind. */
+const SAME_TURN_ITERATIONS = 4;
 
 export interface Realm {
   readonly reactor: number;
@@ -51,19 +63,41 @@ const log = logger('thread');
 
 export function startRealm(opts: RealmOptions): Realm {
   if (running !== null) throw new InvalidStateError('a realm is already running here');
+  const pollWindowUs = opts.pollWindowUs ?? DEFAULT_POLL_WINDOW_US;
   let scheduled = false;
   let stopped = false;
+  // One timer for the timed pollers, created once and refreshed: waking up leaves it armed (if
+  // it fires while the loop is busy it only schedules an iteration), so a busy/idle change
+  // costs no clear and re-arm.
   let timer: ReturnType<typeof setTimeout> | null = null;
+  let timerMs = -1;
+  let timerDueUs = Number.POSITIVE_INFINITY;
+  let lastBusyUs = Number.NEGATIVE_INFINITY;
   let iterations = 0;
 
   const schedule = (): void => {
     if (scheduled || stopped) return;
     scheduled = true;
-    if (timer !== null) {
-      clearTimeout(timer);
-      timer = null;
-    }
     setImmediate(iterate);
+  };
+
+  const onTimer = (): void => {
+    timerDueUs = Number.POSITIVE_INFINITY;
+    schedule();
+  };
+
+  const armTimer = (next: number, now: number): void => {
+    // an armed timer due no later than the next timed poller serves (early at worst: one idle
+    // iteration that arms it again)
+    if (next >= timerDueUs) return;
+    const ms = Math.max(1, Math.ceil((next - now) / 1000));
+    if (timer !== null && ms === timerMs) timer.refresh();
+    else {
+      if (timer !== null) clearTimeout(timer);
+      timer = setTimeout(onTimer, ms);
+      timerMs = ms;
+    }
+    timerDueUs = now + ms * 1000;
   };
 
   const iterate = (): void => {
@@ -73,6 +107,12 @@ export function startRealm(opts: RealmOptions): Realm {
     let busy: boolean;
     try {
       busy = pollThreads();
+      // what the iteration left for this realm's threads (a bdev completion, a reply) runs in
+      // this turn: the response it makes leaves now, not after another trip round the event loop
+      for (let k = 0; busy && !stopped && k < SAME_TURN_ITERATIONS && hasPendingMessages(); k++) {
+        iterations++;
+        pollThreads();
+      }
     } catch (e) {
       // a throwing handler is a bug in that handler; the reactor keeps serving the others
       log.error(
@@ -80,18 +120,19 @@ export function startRealm(opts: RealmOptions): Realm {
       );
       busy = true;
     }
+    const now = lastPollEnd();
     if (busy || hasPendingMessages()) {
+      lastBusyUs = now;
+      schedule();
+      return;
+    }
+    // poll on for a while after activity: the next command of a low-depth host is near
+    if (now - lastBusyUs < pollWindowUs) {
       schedule();
       return;
     }
     const next = nextTimerUs();
-    if (next !== Number.POSITIVE_INFINITY) {
-      const ms = Math.max(0, (next - nowUs()) / 1000);
-      timer = setTimeout(() => {
-        timer = null;
-        schedule();
-      }, ms);
-    }
+    if (next !== Number.POSITIVE_INFINITY) armTimer(next, now);
   };
 
   configureRealm(

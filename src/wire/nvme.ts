@@ -387,6 +387,14 @@ export const WRITE_ZEROES_DEAC = 1 << 25;
 // In-place helpers
 
 /** Fill the status field of a CQE (phase bit left 0, as fabrics uses no phase). */
+/** Zero a CQE in place (16 bytes: cheaper as four writes than a fill call on the I/O path). */
+export function clearCqe(cqe: Buffer): void {
+  cqe.writeUInt32LE(0, 0);
+  cqe.writeUInt32LE(0, 4);
+  cqe.writeUInt32LE(0, 8);
+  cqe.writeUInt32LE(0, 12);
+}
+
 export function setStatus(rsp: Buffer, sct: number, sc: number, dnr = false): void {
   let status =
     ((sc & CqeStatus.SC_MASK) << CqeStatus.SC_SHIFT) | ((sct & CqeStatus.SCT_MASK) << CqeStatus.SCT_SHIFT);

@@ -94,10 +94,15 @@ export class PduReceiver {
     this.maxPlen = maxPlen;
   }
 
-  /** Feed one chunk. Never throws for bad input; errors go to sink.onPduError. */
-  push(chunk: Buffer): void {
+  /**
+   * Feed one chunk: its first `length` bytes (all of it by default; a socket reading into a
+   * reused buffer passes what the read filled). Nothing of it is kept after the call: whole
+   * PDUs are views during onPdu, partial ones are copied. Never throws for bad input; errors go
+   * to sink.onPduError.
+   */
+  push(chunk: Buffer, length = chunk.length): void {
     let pos = 0;
-    const n = chunk.length;
+    const n = length;
     while (pos < n && this.state !== RecvState.ERROR) {
       if (this.direct !== null) {
         // AWAIT_PAYLOAD straight into the destination, then the data digest
@@ -243,27 +248,35 @@ export class PduReceiver {
     const hlen = buf[off + Ch.HLEN];
     const pdo = buf[off + Ch.PDO];
     const plen = buf.readUInt32LE(off + Ch.PLEN);
-    const header = buf.subarray(off, off + Ch.SIZE);
     if (this.expectType >= 0 && type !== this.expectType) {
-      return this.error(TermReqFes.PDU_SEQUENCE_ERROR, 0, header);
+      return this.headerError(buf, off, TermReqFes.PDU_SEQUENCE_ERROR, 0);
     }
-    if (!this.accepts.includes(type)) return this.error(TermReqFes.INVALID_HEADER_FIELD, Ch.TYPE, header);
-    if (hlen !== expectedHlen(type)) return this.error(TermReqFes.INVALID_HEADER_FIELD, Ch.HLEN, header);
+    if (!this.accepts.includes(type))
+      return this.headerError(buf, off, TermReqFes.INVALID_HEADER_FIELD, Ch.TYPE);
+    if (hlen !== expectedHlen(type))
+      return this.headerError(buf, off, TermReqFes.INVALID_HEADER_FIELD, Ch.HLEN);
     const hd = this.headerDigest && pduHasHeaderDigest(type) ? DIGEST_SIZE : 0;
-    if (plen < hlen + hd) return this.error(TermReqFes.INVALID_HEADER_FIELD, Ch.PLEN, header);
+    if (plen < hlen + hd) return this.headerError(buf, off, TermReqFes.INVALID_HEADER_FIELD, Ch.PLEN);
     // IC PDUs have one fixed length: any other is a bad field, not an oversized transfer
     if (type === PduType.IC_REQ || type === PduType.IC_RESP) {
-      if (plen !== hlen) return this.error(TermReqFes.INVALID_HEADER_FIELD, Ch.PLEN, header);
+      if (plen !== hlen) return this.headerError(buf, off, TermReqFes.INVALID_HEADER_FIELD, Ch.PLEN);
     }
-    if (plen > this.maxPlen) return this.error(TermReqFes.DATA_TRANSFER_LIMIT_EXCEEDED, Ch.PLEN, header);
+    if (plen > this.maxPlen)
+      return this.headerError(buf, off, TermReqFes.DATA_TRANSFER_LIMIT_EXCEEDED, Ch.PLEN);
     if ((type === PduType.H2C_TERM_REQ || type === PduType.C2H_TERM_REQ) && plen > TermReq.MAX_PLEN) {
-      return this.error(TermReqFes.INVALID_HEADER_FIELD, Ch.PLEN, header);
+      return this.headerError(buf, off, TermReqFes.INVALID_HEADER_FIELD, Ch.PLEN);
     }
     if (plen > hlen + hd && type !== PduType.H2C_TERM_REQ && type !== PduType.C2H_TERM_REQ) {
       // data present: pdo must point past the header (and digest) and inside the PDU
-      if (pdo < hlen + hd || pdo > plen) return this.error(TermReqFes.INVALID_HEADER_FIELD, Ch.PDO, header);
+      if (pdo < hlen + hd || pdo > plen)
+        return this.headerError(buf, off, TermReqFes.INVALID_HEADER_FIELD, Ch.PDO);
     }
     return plen;
+  }
+
+  /** A bad common header: the error names it (a view made only now, not for every valid header). */
+  private headerError(buf: Buffer, off: number, fes: number, fei: number): -1 {
+    return this.error(fes, fei, buf.subarray(off, off + Ch.SIZE));
   }
 
   /** Header digest check, once the header is complete. */

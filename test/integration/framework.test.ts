@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import type { RpcClient } from '../../src/jsonrpc/index.ts';
-import { type SpawnedTarget, spawnTarget } from '../lib/index.ts';
+import { NvmeController } from '../../src/nvme/index.ts';
+import { freePort, pattern, type SpawnedTarget, spawnTarget } from '../lib/index.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'nvmf-fw-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -146,6 +147,13 @@ test('bad start-up input exits non-zero with the reason', async () => {
   assert.match(t2.log(), /no_such_method/);
 });
 
+/** utime + stime of a process, in clock ticks (fields 14 and 15 of /proc/PID/stat). */
+function cpuTicks(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+}
+
 /** Spin this thread until it has been given `us` µs of CPU time, however long that takes. */
 function spinForCpu(us: number): void {
   const start = process.threadCpuUsage();
@@ -178,6 +186,61 @@ test('an idle target with two reactors does not spin a core', async () => {
   await c.call('thread_get_stats');
   assert.ok(performance.now() - t0 < 1000);
   assert.equal(await stop(t, c), 0);
+});
+
+test('after I/O the poll window closes: a target with a connected, idle host does not spin', async () => {
+  const port = String(await freePort());
+  const nqn = 'nqn.2016-06.io.spdk:idle';
+  const file = join(dir, 'idle-after-io.json');
+  const listen = { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: port };
+  writeFileSync(
+    file,
+    JSON.stringify({
+      subsystems: [
+        {
+          subsystem: 'bdev',
+          config: [
+            { method: 'bdev_malloc_create', params: { name: 'M0', num_blocks: 1024, block_size: 4096 } },
+          ],
+        },
+        {
+          subsystem: 'nvmf',
+          config: [
+            { method: 'nvmf_create_transport', params: { trtype: 'TCP' } },
+            { method: 'nvmf_create_subsystem', params: { nqn, allow_any_host: true } },
+            { method: 'nvmf_subsystem_add_ns', params: { nqn, namespace: { nsid: 1, bdev_name: 'M0' } } },
+            { method: 'nvmf_subsystem_add_listener', params: { nqn, listen_address: listen } },
+          ],
+        },
+      ],
+    }),
+  );
+  // a long window, so that a loop that never stopped polling would show
+  const t = startTarget(['-m', '0x3', '--poll-window-us', '5000', '--json', file]);
+  const c = await connect(t);
+  await c.call('framework_wait_init');
+  const host = await NvmeController.connect(
+    `trtype:tcp adrfam:ipv4 traddr:127.0.0.1 trsvcid:${port} subnqn:${nqn}`,
+  );
+  try {
+    const q = await host.createIoQpair(8);
+    // QD1 traffic: every command finds the loop in its poll window
+    for (let i = 0; i < 200; i++) {
+      const data = pattern(4096, i);
+      await q.writeAsync(1, i % 1024, 1, data);
+      const back = Buffer.alloc(4096);
+      await q.readAsync(1, i % 1024, 1, back);
+      assert.ok(back.equals(data));
+    }
+    const before = cpuTicks(t.child.pid as number);
+    spinForCpu(1_500_000);
+    const used = cpuTicks(t.child.pid as number) - before;
+    assert.ok(used < 20, `target idle after I/O used ${used} ticks while a spinning thread got 1.5 s of CPU`);
+  } finally {
+    await host.disconnect();
+    // stopped even when an assertion failed, so the file does not wait on a live child
+    assert.equal(await stop(t, c), 0);
+  }
 });
 
 test('--log-json writes one JSON object per line; -L enables a component debug line', async () => {

@@ -180,6 +180,33 @@ test('connect, identify, verified I/O over both poll groups', async () => {
   }
 });
 
+test('two hosts with one I/O queue each get one poll group each (admin queues not counted)', async () => {
+  type Stats = { poll_groups: { name: string; current_io_qpairs: number; current_admin_qpairs: number }[] };
+  const stats = async (): Promise<Stats> => (await api().call('nvmf_get_stats')) as Stats;
+  const ioQueues = async (): Promise<number[]> => (await stats()).poll_groups.map((g) => g.current_io_qpairs);
+  // the queues of the tests before are gone
+  await waitFor('no I/O queues left', async () => (await ioQueues()).every((n) => n === 0));
+  const hosts: NvmeController[] = [];
+  try {
+    for (let i = 0; i < 2; i++) {
+      const c = await NvmeController.connect(trid(CNODE1));
+      hosts.push(c);
+      await c.setNumQueues(1);
+      const q = await c.createIoQpair(16);
+      await q.writeAsync(1, i * 8, 8, pattern(4096, i));
+    }
+    assert.deepEqual(await ioQueues(), [1, 1], 'one I/O queue on each poll group');
+    // round-robin over every connection would have put both admin queues on one group and
+    // both I/O queues on the other
+    assert.equal(
+      (await stats()).poll_groups.reduce((n, g) => n + g.current_admin_qpairs, 0),
+      2,
+    );
+  } finally {
+    for (const c of hosts) await c.disconnect();
+  }
+});
+
 test('flush, write zeroes, deallocate, compare, fused compare-and-write, bad commands', async () => {
   const c = await NvmeController.connect(trid(CNODE1));
   try {

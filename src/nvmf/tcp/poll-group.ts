@@ -17,7 +17,7 @@ import type {
 } from '../transport.ts';
 import { TcpQpair, type TcpQpairGroup, TcpQpairState } from './qpair.ts';
 import { BufferPool } from './request.ts';
-import { PlainSocket, type QpairSocket, type TlsServerSide, TlsSocket } from './socket.ts';
+import { PlainSocket, type QpairSocket, RxBufferPool, type TlsServerSide, TlsSocket } from './socket.ts';
 import { createTlsServerContext } from './tls-context.ts';
 
 const log = logger('nvmf_tcp');
@@ -41,6 +41,8 @@ export class TcpPollGroup implements TransportPollGroup, TcpQpairGroup, TlsServe
   readonly opts: TransportOptions;
   readonly events: QpairEvents;
   readonly buffers: BufferPool;
+  /** what plain connections read into */
+  readonly rxBuffers = new RxBufferPool(64);
   /** value sent in ICResp: max_io_size, a multiple of 4 and at least 4096 */
   readonly maxH2CData: number;
   private readonly qpairs = new Set<TcpQpair>();
@@ -78,14 +80,18 @@ export class TcpPollGroup implements TransportPollGroup, TcpQpairGroup, TlsServe
       return;
     }
     // a secure-channel listener's connection does the TLS handshake here, on this reactor
-    const conn: QpairSocket = secureChannel ? new TlsSocket(socket, this) : new PlainSocket(socket);
+    const conn: QpairSocket = secureChannel
+      ? new TlsSocket(socket, this)
+      : new PlainSocket(socket, this.rxBuffers);
     const qpair = new TcpQpair(this, conn, listenAddr);
     this.qpairs.add(qpair);
     // also bounds a TLS handshake that never completes
     this.armConnectTimer(qpair);
     conn.start(
-      (chunk: Buffer) => {
-        qpair.rxChunks.push(chunk);
+      (buf: Buffer, length: number, pooled: boolean) => {
+        qpair.rxChunks.push(buf);
+        qpair.rxLengths.push(length);
+        if (pooled) qpair.rxPooled.push(buf);
         if (!qpair.rxQueued) {
           qpair.rxQueued = true;
           this.rxReady.push(qpair);

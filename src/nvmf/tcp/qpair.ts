@@ -7,6 +7,7 @@
 
 import {
   Cqe,
+  clearCqe,
   FABRICS_OPCODE,
   GenericStatus,
   getStatusCode,
@@ -18,6 +19,7 @@ import {
 } from '../../wire/nvme.ts';
 import {
   CapsuleCmd,
+  CapsuleResp,
   Ch,
   DataPdu,
   DIGEST_SIZE,
@@ -62,7 +64,7 @@ import {
   TcpRequest,
   type TcpRequestQueue,
 } from './request.ts';
-import type { QpairSocket } from './socket.ts';
+import type { QpairSocket, RxBufferPool } from './socket.ts';
 
 /**
  * Qpair (connection) states: AWAIT_IC_REQ → RUNNING once the ICReq is answered;
@@ -89,6 +91,8 @@ export interface TcpQpairGroup {
   readonly events: QpairEvents;
   /** data buffers for transport-SGL transfers */
   readonly buffers: BufferPool;
+  /** receive buffers of plain connections, returned once parsed */
+  readonly rxBuffers: RxBufferPool;
   /** value sent in ICResp */
   readonly maxH2CData: number;
   /** the qpair has PDUs queued: flush it at the next poll */
@@ -122,8 +126,15 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
   private readonly slots: TcpRequest[] = [];
   private readonly freeSlots: TcpRequest[] = [];
   private readonly maxSlots: number;
-  /** chunks received but not yet parsed (parsed in poll) */
+  /** chunks received but not yet parsed (parsed in poll): bytes [0, rxLengths[i]) of each */
   rxChunks: Buffer[] = [];
+  rxLengths: number[] = [];
+  /** the chunks that are the poll group's receive buffers, put back after parsing */
+  rxPooled: Buffer[] = [];
+  /** the arrays processRx parses from, swapped with the three above (no allocation per poll) */
+  private rxChunksParsing: Buffer[] = [];
+  private rxLengthsParsing: number[] = [];
+  private rxPooledParsing: Buffer[] = [];
   rxQueued = false;
   /** PDUs (and data buffers) to write at the next flush */
   private txQueue: Buffer[] = [];
@@ -181,12 +192,23 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
 
   processRx(): void {
     const chunks = this.rxChunks;
-    this.rxChunks = [];
+    const lengths = this.rxLengths;
+    const pooled = this.rxPooled;
+    // what arrives while we parse goes to the other set of arrays
+    this.rxChunks = this.rxChunksParsing;
+    this.rxLengths = this.rxLengthsParsing;
+    this.rxPooled = this.rxPooledParsing;
+    this.rxChunksParsing = chunks;
+    this.rxLengthsParsing = lengths;
+    this.rxPooledParsing = pooled;
     this.rxQueued = false;
-    for (const chunk of chunks) {
+    for (let i = 0; i < chunks.length; i++) {
       if (this.state !== TcpQpairState.AWAIT_IC_REQ && this.state !== TcpQpairState.RUNNING) break;
-      this.receiver.push(chunk);
+      this.receiver.push(chunks[i], lengths[i]);
     }
+    chunks.length = 0;
+    lengths.length = 0;
+    releaseRx(pooled, this.group.rxBuffers);
   }
 
   onPdu(pdu: Buffer, dataOffset: number, dataLength: number, dataDigestOk: boolean): void {
@@ -296,7 +318,7 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
     this.commandsReceived++;
     const cmd = req.cmd;
     readCapsuleCmdSqe(pdu, cmd);
-    req.rsp.fill(0);
+    clearCqe(req.rsp);
     req.cid = cmd.readUInt16LE(Sqe.CID);
     req.iov = EMPTY_IOV;
     req.length = 0;
@@ -345,7 +367,7 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
         return;
       }
       pdu.copy(req.inCapsule, 0, dataOffset, dataOffset + sglLength);
-      req.iov = [req.inCapsule.subarray(0, sglLength)];
+      req.iov = req.inCapsuleData(sglLength);
       this.dispatch(req);
       return;
     }
@@ -363,7 +385,7 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
       return;
     }
     req.poolBuf = this.group.buffers.get();
-    req.iov = [req.poolBuf.subarray(0, sglLength)];
+    req.iov = req.poolData(req.poolBuf, sglLength);
     if (req.xferDir === XferDir.CONTROLLER_TO_HOST) {
       this.dispatch(req);
       return;
@@ -373,7 +395,7 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
     // the slot's data header is free until a C2H transfer, which a write never has
     const hdr = req.dataHdr;
     const len = writeR2t(hdr, req.cid, req.index, 0, sglLength, this.headerDigest);
-    this.queueTx(hdr.subarray(0, len));
+    this.queueTx(req.dataHeader(len));
   }
 
   /** Direct placement of a large H2CData payload into the request's buffer (PduSink). */
@@ -517,7 +539,9 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
       // the CQE (req.rsp) is already in place
       const pdu = req.respPdu;
       const len = writeCapsuleResp(pdu, this.headerDigest);
-      this.queueTx(len === pdu.length ? pdu : pdu.subarray(0, len));
+      this.queueTx(
+        len === pdu.length ? pdu : len === CapsuleResp.HDR_SIZE ? req.respPduNoDigest : pdu.subarray(0, len),
+      );
     }
     this.txSlots.push(req);
   }
@@ -552,7 +576,7 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
     const flags = success ? PduFlags.DATA_LAST | PduFlags.DATA_SUCCESS : PduFlags.DATA_LAST;
     const hdr = req.dataHdr;
     const pdo = writeC2HData(hdr, req.cid, 0, length, flags, this.headerDigest, dd, this.hostDataAlign);
-    this.queueTx(hdr.subarray(0, pdo));
+    this.queueTx(req.dataHeader(pdo));
     let remaining = length;
     let crc = 0;
     for (const b of req.iov) {
@@ -626,7 +650,9 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
     if (this.connectTimer) clearTimeout(this.connectTimer);
     this.connectTimer = null;
     this.receiver.fail();
-    this.rxChunks = [];
+    this.rxChunks.length = 0;
+    this.rxLengths.length = 0;
+    releaseRx(this.rxPooled, this.group.rxBuffers);
     this.txQueue = [];
     for (const s of this.txSlots) this.freeSlot(s);
     this.txSlots = [];
@@ -650,4 +676,10 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
     this.group.removeQpair(this);
     if (this.connectedReported) this.group.events.onQpairDisconnected(this);
   }
+}
+
+/** Receive buffers parsed (or dropped) go back to the pool: the receiver kept no view of them. */
+function releaseRx(pooled: Buffer[], pool: RxBufferPool): void {
+  for (let i = 0; i < pooled.length; i++) pool.put(pooled[i]);
+  pooled.length = 0;
 }

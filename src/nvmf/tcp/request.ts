@@ -54,6 +54,16 @@ export class TcpRequest implements NvmfRequest {
   readonly ddgst = Buffer.alloc(DIGEST_SIZE);
   /** in-capsule data buffer, sized for the queue type */
   inCapsule: Buffer;
+  /** the CapsuleResp PDU without room for a digest (what is sent when there is none) */
+  readonly respPduNoDigest: Buffer;
+  /**
+   * Views and iov arrays kept from the slot's last command and reused while the next one has
+   * the same length (and buffer): no view or array allocated per command in a steady workload.
+   * Each array holds one view, set again at every use.
+   */
+  readonly inCapsuleIov: Buffer[] = [];
+  readonly poolIov: Buffer[] = [];
+  private dataHdrView: Buffer | null = null;
   state: TcpReqState = TcpReqState.FREE;
   xferDir: XferDir = XferDir.NONE;
   length = 0;
@@ -78,12 +88,42 @@ export class TcpRequest implements NvmfRequest {
     // the largest PDO is 128 (hpda 31), past the 24-byte header and its digest
     this.dataHdr = Buffer.alloc(DataPdu.HDR_SIZE + DIGEST_SIZE + 128);
     this.inCapsule = Buffer.alloc(inCapsuleSize);
+    this.respPduNoDigest = this.respPdu.subarray(0, CapsuleResp.HDR_SIZE);
+  }
+
+  /** The in-capsule data of `length` bytes as the command's iov. */
+  inCapsuleData(length: number): Buffer[] {
+    return oneView(this.inCapsuleIov, this.inCapsule, length);
+  }
+
+  /** The first `length` bytes of the pool buffer `buf` as the command's iov. */
+  poolData(buf: Buffer, length: number): Buffer[] {
+    return oneView(this.poolIov, buf, length);
+  }
+
+  /** The first `length` bytes of the data PDU header buffer. */
+  dataHeader(length: number): Buffer {
+    const v = this.dataHdrView;
+    if (v !== null && v.length === length) return v;
+    const fresh = this.dataHdr.subarray(0, length);
+    this.dataHdrView = fresh;
+    return fresh;
   }
 
   /** The core is done with the command (NvmfRequest): its queue sends the response. */
   complete(): void {
     this.qpair.completeRequest(this);
   }
+}
+
+/** `iov` as [the first `length` bytes of `buf`], its view reused when it already is one. */
+function oneView(iov: Buffer[], buf: Buffer, length: number): Buffer[] {
+  const v = iov.length === 1 ? iov[0] : undefined;
+  if (v === undefined || v.length !== length || v.buffer !== buf.buffer || v.byteOffset !== buf.byteOffset) {
+    iov[0] = buf.subarray(0, length);
+    iov.length = 1;
+  }
+  return iov;
 }
 
 /** Data buffers for transport-SGL transfers, shared by a poll group's qpairs. */

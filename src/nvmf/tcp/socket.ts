@@ -4,7 +4,7 @@
 // there). The qpair reads PDUs from `onData` chunks and writes one burst per
 // poll; neither implementation interprets the bytes.
 
-import type net from 'node:net';
+import net from 'node:net';
 import tls from 'node:tls';
 import type { SecurePeer, TlsPskMatch } from '../transport.ts';
 
@@ -18,8 +18,12 @@ export interface QpairSocket {
   readonly remoteFamily: string;
   /** who the TLS handshake authenticated (null: plain TCP, or no handshake yet) */
   readonly securePeer: SecurePeer | null;
-  /** deliver received bytes to `onData` and the end of the connection to `onClose` (once) */
-  start(onData: (chunk: Buffer) => void, onClose: () => void): void;
+  /**
+   * Deliver received bytes to `onData` (the first `length` bytes of `buf`; `pooled`: `buf` came
+   * from the poll group's RxBufferPool and goes back there once parsed) and the end of the
+   * connection to `onClose` (once).
+   */
+  start(onData: RxHandler, onClose: () => void): void;
   /** write `bufs` in order as one burst; `done` (if any) runs once the last one is written */
   writeBurst(bufs: readonly Buffer[], done: (() => void) | null): void;
   /** close after what was written (TLS: close_notify first) */
@@ -27,6 +31,36 @@ export interface QpairSocket {
   destroy(): void;
   readonly destroyed: boolean;
 }
+
+export type RxHandler = (buf: Buffer, length: number, pooled: boolean) => void;
+
+/** What one socket read may fill (libuv's own suggestion for a stream read). */
+export const RX_BUFFER_SIZE = 65536;
+
+/**
+ * Receive buffers of a poll group: a plain connection reads straight into one (no ArrayBuffer
+ * allocated by Node per read, so no garbage per I/O), the qpair parses it at the next poll and
+ * puts it back. Up to `keep` idle buffers are kept.
+ */
+export class RxBufferPool {
+  private readonly free: Buffer[] = [];
+  private readonly keep: number;
+
+  constructor(keep: number) {
+    this.keep = keep;
+  }
+
+  get(): Buffer {
+    return this.free.pop() ?? Buffer.allocUnsafeSlow(RX_BUFFER_SIZE);
+  }
+
+  put(buf: Buffer): void {
+    if (this.free.length < this.keep) this.free.push(buf);
+  }
+}
+
+/** The libuv handle under a net.Socket (not in Node's types). */
+type WithHandle = { _handle: object | null };
 
 function ignoreError(): void {
   // 'close' follows every 'error': the qpair learns of the end there
@@ -41,32 +75,62 @@ function corkedWrite(s: net.Socket, bufs: readonly Buffer[], done: (() => void) 
   s.uncork();
 }
 
-/** Plain NVMe/TCP: the accepted socket itself. */
+/**
+ * Plain NVMe/TCP: the accepted socket. When it has a libuv handle (a real accepted socket) a new
+ * net.Socket takes the handle over with `onread`, so reads land in the poll group's pooled
+ * buffers; anything else (a test's stand-in) is read through 'data' events.
+ */
 export class PlainSocket implements QpairSocket {
-  private readonly socket: net.Socket;
+  private socket: net.Socket;
+  private readonly pool: RxBufferPool | null;
   readonly securePeer = null;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly remoteFamily: string;
 
-  constructor(socket: net.Socket) {
+  constructor(socket: net.Socket, pool: RxBufferPool | null = null) {
     this.socket = socket;
+    this.pool = pool;
+    // read now: the handle may move to another net.Socket, which learns no addresses from it
+    this.remoteAddress = socket.remoteAddress ?? '';
+    this.remotePort = socket.remotePort ?? 0;
+    this.remoteFamily = socket.remoteFamily ?? 'IPv4';
   }
 
-  get remoteAddress(): string {
-    return this.socket.remoteAddress ?? '';
-  }
-  get remotePort(): number {
-    return this.socket.remotePort ?? 0;
-  }
-  get remoteFamily(): string {
-    return this.socket.remoteFamily ?? 'IPv4';
-  }
   get destroyed(): boolean {
     return this.socket.destroyed;
   }
 
-  start(onData: (chunk: Buffer) => void, onClose: () => void): void {
-    const s = this.socket;
+  start(onData: RxHandler, onClose: () => void): void {
+    let s = this.socket;
+    const pool = this.pool;
+    const handle = (s as unknown as WithHandle)._handle;
+    if (pool !== null && handle !== null && handle !== undefined && !s.destroyed) {
+      (s as unknown as WithHandle)._handle = null;
+      const own = new net.Socket({
+        handle,
+        readable: true,
+        writable: true,
+        onread: {
+          buffer: () => pool.get(),
+          callback: (nread: number, buf: Uint8Array): boolean => {
+            onData(buf as Buffer, nread, true);
+            return true;
+          },
+        },
+      } as net.SocketConstructorOpts);
+      // the old object owns nothing now; destroying it ends its server's count of it
+      s.destroy();
+      s = own;
+      this.socket = own;
+      s.on('error', ignoreError);
+      s.on('close', onClose);
+      s.setNoDelay(true);
+      s.resume();
+      return;
+    }
     s.setNoDelay(true);
-    s.on('data', onData);
+    s.on('data', (chunk: Buffer) => onData(chunk, chunk.length, false));
     s.on('error', ignoreError);
     s.on('close', onClose);
     s.resume();
@@ -128,7 +192,7 @@ export class TlsSocket implements QpairSocket {
     return this.tlsSocket?.destroyed ?? this.raw.destroyed;
   }
 
-  start(onData: (chunk: Buffer) => void, onClose: () => void): void {
+  start(onData: RxHandler, onClose: () => void): void {
     this.raw.setNoDelay(true);
     this.raw.on('error', ignoreError);
     const options: TlsServerSocketOptions = {
@@ -145,7 +209,7 @@ export class TlsSocket implements QpairSocket {
     };
     const t = new tls.TLSSocket(this.raw, options);
     this.tlsSocket = t;
-    t.on('data', onData);
+    t.on('data', (chunk: Buffer) => onData(chunk, chunk.length, false));
     t.on('error', (err: Error) => this.side.onTlsError(this, err));
     t.on('close', onClose);
     // the accepted socket came paused (pauseOnConnect): TLS reads it from here on

@@ -1,0 +1,372 @@
+// The standard set, the one command behind the figures in docs/performance.md:
+// 4 KiB randread QD32, 4 KiB randwrite QD32, 128 KiB read QD16, 128 KiB write
+// QD16 and 4 KiB randread QD1 against a target pinned to one core (taskset)
+// with nvmf-perf pinned to another, one target at a time. Per workload: IOPS,
+// MiB/s, latency (average, p50, p99, p99.9) and the target's CPU time per I/O
+// (user + system of every thread, from /proc, over the I/Os nvmf-perf
+// completed). With SPDK_DIR set (an SPDK build: build/bin/nvmf_tgt), SPDK's
+// target runs on the same core with the same bdev and the same client, in
+// turn with ours, and the ratios are printed (SPDK polls its core, so its CPU
+// per I/O is the core's time over the I/Os, not a cost). --tgt more than once
+// compares checkouts of nvmf-ts the same way (A/B). Never gates CI.
+//
+//   npm run bench:standard -- [--time 5] [--warmup 1] [--rounds 1] [--only 4k-randread-qd32,...]
+//     [--tgt bin/nvmf_tgt.mjs ...] [--tgt-arg=--poll-window-us=0 ...] [--bdev malloc|null] [--target-core 0] [--client-cores 1]
+//     [--json]
+//   SPDK_DIR=/path/to/spdk npm run bench:standard
+
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const { values } = parseArgs({
+  options: {
+    tgt: { type: 'string', multiple: true },
+    'tgt-arg': { type: 'string', multiple: true },
+    time: { type: 'string', default: '5' },
+    warmup: { type: 'string', default: '1' },
+    rounds: { type: 'string', default: '1' },
+    only: { type: 'string' },
+    bdev: { type: 'string', default: 'malloc' },
+    'target-core': { type: 'string', default: '0' },
+    'client-cores': { type: 'string', default: '1' },
+    json: { type: 'boolean', default: false },
+  },
+});
+
+interface Workload {
+  name: string;
+  pattern: string;
+  size: number;
+  depth: number;
+}
+
+const STANDARD: Workload[] = [
+  { name: '4k-randread-qd32', pattern: 'randread', size: 4096, depth: 32 },
+  { name: '4k-randwrite-qd32', pattern: 'randwrite', size: 4096, depth: 32 },
+  { name: '128k-read-qd16', pattern: 'read', size: 131072, depth: 16 },
+  { name: '128k-write-qd16', pattern: 'write', size: 131072, depth: 16 },
+  { name: '4k-randread-qd1', pattern: 'randread', size: 4096, depth: 1 },
+];
+
+const NODE = process.execPath;
+const PERF = fileURLToPath(new URL('../bin/nvmf-perf.mjs', import.meta.url));
+const OWN_TGT = fileURLToPath(new URL('../bin/nvmf_tgt.mjs', import.meta.url));
+const NQN = 'nqn.2016-06.io.spdk:cnode1';
+const CLOCK_TICKS = 100; // USER_HZ on Linux
+const TARGET_CORE = values['target-core'] ?? '0';
+const CLIENT_CORES = (values['client-cores'] ?? '1').split(',').map(Number);
+/** the bdev both targets serve: SPDK's malloc (or null) with the same geometry */
+const BDEV =
+  values.bdev === 'null'
+    ? { method: 'bdev_null_create', params: { name: 'Bdev0', num_blocks: 262144, block_size: 4096 } }
+    : { method: 'bdev_malloc_create', params: { name: 'Bdev0', num_blocks: 65536, block_size: 4096 } };
+
+const only = values.only?.split(',');
+const workloads = only === undefined ? STANDARD : STANDARD.filter((w) => only.includes(w.name));
+if (workloads.length === 0)
+  throw new Error(`--only: none of ${only} (known: ${STANDARD.map((w) => w.name)})`);
+
+function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = net.createServer();
+    srv.once('error', rej);
+    srv.listen(0, '127.0.0.1', () => {
+      const p = (srv.address() as net.AddressInfo).port;
+      srv.close(() => res(p));
+    });
+  });
+}
+
+/** utime + stime of a live process (all its threads), in seconds. */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+interface TargetKind {
+  label: string;
+  /** the command that runs it on TARGET_CORE, given its RPC socket and config file */
+  command(sock: string, config: string): string[];
+  ready: RegExp;
+  spdk: boolean;
+}
+
+interface Target {
+  kind: TargetKind;
+  proc: ChildProcess;
+  port: number;
+  dir: string;
+}
+
+function nvmfTsTarget(path: string, label: string): TargetKind {
+  return {
+    label,
+    command: (sock, config) => [
+      'taskset',
+      '-c',
+      TARGET_CORE,
+      NODE,
+      path,
+      '-m',
+      '0x1',
+      '-r',
+      sock,
+      '--json',
+      config,
+      ...(values['tgt-arg'] ?? []),
+    ],
+    ready: /all subsystems initialized/,
+    spdk: false,
+  };
+}
+
+function spdkTarget(spdkDir: string): TargetKind {
+  const bin = join(spdkDir, 'build/bin/nvmf_tgt');
+  if (!existsSync(bin)) throw new Error(`SPDK_DIR: no ${bin}`);
+  return {
+    label: 'SPDK',
+    // SPDK pins its reactor itself: the core mask names the same core
+    command: (sock, config) => [bin, '-m', `[${TARGET_CORE}]`, '-r', sock, '--json', config],
+    ready: /Reactor started on core|reactor_run|NVMe\/TCP Target Listening/,
+    spdk: true,
+  };
+}
+
+async function startTarget(kind: TargetKind): Promise<Target> {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-standard-'));
+  const port = await freePort();
+  const listen = { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: String(port) };
+  const config = join(dir, 'config.json');
+  writeFileSync(
+    config,
+    JSON.stringify({
+      subsystems: [
+        { subsystem: 'bdev', config: [BDEV] },
+        {
+          subsystem: 'nvmf',
+          config: [
+            { method: 'nvmf_create_transport', params: { trtype: 'TCP' } },
+            { method: 'nvmf_create_subsystem', params: { nqn: NQN, allow_any_host: true } },
+            {
+              method: 'nvmf_subsystem_add_ns',
+              params: { nqn: NQN, namespace: { nsid: 1, bdev_name: 'Bdev0' } },
+            },
+            { method: 'nvmf_subsystem_add_listener', params: { nqn: NQN, listen_address: listen } },
+          ],
+        },
+      ],
+    }),
+  );
+  const [cmd, ...args] = kind.command(join(dir, 'sock'), config);
+  const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  proc.stdout?.on('data', (d) => {
+    log += d;
+  });
+  proc.stderr?.on('data', (d) => {
+    log += d;
+  });
+  const t: Target = { kind, proc, port, dir };
+  // ready once the listener accepts (SPDK logs differently across versions)
+  for (let i = 0; i < 300; i++) {
+    if (proc.exitCode !== null) break;
+    if (kind.ready.test(log) && (await canConnect(port))) return t;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await stopTarget(t);
+  throw new Error(`${kind.label} did not start:\n${log}`);
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((res) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      res(true);
+    });
+    s.once('error', () => res(false));
+  });
+}
+
+async function stopTarget(t: Target): Promise<void> {
+  if (t.proc.exitCode === null && t.proc.signalCode === null) {
+    const exited = new Promise((r) => t.proc.once('exit', r));
+    t.proc.kill('SIGTERM');
+    const timer = setTimeout(() => t.proc.kill('SIGKILL'), 10000);
+    await exited;
+    clearTimeout(timer);
+  }
+  rmSync(t.dir, { recursive: true, force: true });
+}
+
+interface PerfRow {
+  iops: number;
+  mib_per_sec: number;
+  avg_lat_us: number;
+  p50_us: number;
+  p99_us: number;
+  p99_9_us: number;
+  errors: number;
+  ios: number;
+}
+
+interface PerfJson {
+  total: PerfRow;
+  perf_cpu: { user_sec: number; system_sec: number; us_per_io: number };
+}
+
+function runPerf(t: Target, w: Workload): Promise<PerfJson> {
+  const trid = `trtype:tcp adrfam:ipv4 traddr:127.0.0.1 trsvcid:${t.port} subnqn:${NQN}`;
+  const mask = `[${CLIENT_CORES.map((_, i) => i).join(',')}]`;
+  const args = [
+    '-c',
+    CLIENT_CORES.join(','),
+    NODE,
+    PERF,
+    '-r',
+    trid,
+    '-q',
+    String(w.depth),
+    '-o',
+    String(w.size),
+    '-w',
+    w.pattern,
+    '-t',
+    values.time ?? '5',
+    '-a',
+    values.warmup ?? '1',
+    '-c',
+    mask,
+    '--json',
+  ];
+  return new Promise((res, rej) => {
+    execFile('taskset', args, { timeout: 300000 }, (err, stdout, stderr) => {
+      if (err) rej(new Error(`nvmf-perf ${w.name} against ${t.kind.label}: ${stderr || err.message}`));
+      else res(JSON.parse(stdout) as PerfJson);
+    });
+  });
+}
+
+interface Sample {
+  row: PerfRow;
+  /** target CPU µs per I/O completed (warm-up and drain included on both sides of the ratio) */
+  cpuUsPerIo: number;
+}
+
+async function measure(t: Target, w: Workload): Promise<Sample> {
+  const pid = t.proc.pid as number;
+  const before = cpuSeconds(pid);
+  const r = await runPerf(t, w);
+  const cpu = cpuSeconds(pid) - before;
+  if (r.total.errors > 0) throw new Error(`${t.kind.label} ${w.name}: ${r.total.errors} I/O errors`);
+  const completed = ((r.perf_cpu.user_sec + r.perf_cpu.system_sec) * 1e6) / r.perf_cpu.us_per_io;
+  return { row: r.total, cpuUsPerIo: (cpu * 1e6) / completed };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+const kinds: TargetKind[] = (values.tgt ?? [OWN_TGT]).map((p, i, all) =>
+  nvmfTsTarget(resolve(p), all.length === 1 ? 'nvmf-ts' : `nvmf-ts ${String.fromCharCode(65 + i)}`),
+);
+if (process.env.SPDK_DIR) kinds.push(spdkTarget(process.env.SPDK_DIR));
+
+const rounds = Number(values.rounds);
+const samples = new Map<string, Sample[]>();
+for (let round = 0; round < rounds; round++) {
+  // one target at a time; the order flips every round so neither always runs first
+  const order = round % 2 === 0 ? kinds : [...kinds].reverse();
+  for (const kind of order) {
+    const t = await startTarget(kind);
+    try {
+      for (const w of workloads) {
+        const s = await measure(t, w);
+        const key = `${kind.label}|${w.name}`;
+        samples.set(key, [...(samples.get(key) ?? []), s]);
+        if (!values.json)
+          console.error(
+            `round ${round + 1} ${kind.label.padEnd(10)} ${w.name.padEnd(18)} ${Math.round(s.row.iops)} IOPS, ` +
+              `avg ${s.row.avg_lat_us.toFixed(1)} us, target ${s.cpuUsPerIo.toFixed(2)} us CPU/IO`,
+          );
+      }
+    } finally {
+      await stopTarget(t);
+    }
+  }
+}
+
+interface Result {
+  target: string;
+  workload: string;
+  runs: number;
+  iops: number;
+  mib_per_sec: number;
+  avg_lat_us: number;
+  p50_us: number;
+  p99_us: number;
+  p99_9_us: number;
+  target_cpu_us_per_io: number;
+  /** ours / SPDK's: IOPS, and SPDK's average latency over ours for QD1 (higher is better in both) */
+  iops_vs_spdk?: number;
+  avg_lat_vs_spdk?: number;
+}
+
+const results: Result[] = [];
+for (const w of workloads) {
+  const spdk = samples.get(`SPDK|${w.name}`);
+  for (const kind of kinds) {
+    const s = samples.get(`${kind.label}|${w.name}`);
+    if (s === undefined) continue;
+    const pick = (f: (x: Sample) => number) => median(s.map(f));
+    const r: Result = {
+      target: kind.label,
+      workload: w.name,
+      runs: s.length,
+      iops: Math.round(pick((x) => x.row.iops)),
+      mib_per_sec: Number(pick((x) => x.row.mib_per_sec).toFixed(1)),
+      avg_lat_us: Number(pick((x) => x.row.avg_lat_us).toFixed(1)),
+      p50_us: Number(pick((x) => x.row.p50_us).toFixed(1)),
+      p99_us: Number(pick((x) => x.row.p99_us).toFixed(1)),
+      p99_9_us: Number(pick((x) => x.row.p99_9_us).toFixed(1)),
+      target_cpu_us_per_io: Number(pick((x) => x.cpuUsPerIo).toFixed(2)),
+    };
+    if (spdk !== undefined && !kind.spdk) {
+      r.iops_vs_spdk = Number((r.iops / median(spdk.map((x) => x.row.iops))).toFixed(2));
+      r.avg_lat_vs_spdk = Number((median(spdk.map((x) => x.row.avg_lat_us)) / r.avg_lat_us).toFixed(2));
+    }
+    results.push(r);
+  }
+}
+
+if (values.json) console.log(JSON.stringify(results, null, 2));
+else {
+  const cols: [string, (r: Result) => string][] = [
+    ['workload', (r) => r.workload],
+    ['target', (r) => r.target],
+    ['IOPS', (r) => String(r.iops)],
+    ['MiB/s', (r) => r.mib_per_sec.toFixed(1)],
+    ['avg us', (r) => r.avg_lat_us.toFixed(1)],
+    ['p50', (r) => r.p50_us.toFixed(1)],
+    ['p99', (r) => r.p99_us.toFixed(1)],
+    ['p99.9', (r) => r.p99_9_us.toFixed(1)],
+    ['tgt CPU us/IO', (r) => r.target_cpu_us_per_io.toFixed(2)],
+    ['IOPS/SPDK', (r) => (r.iops_vs_spdk === undefined ? '' : `${r.iops_vs_spdk}x`)],
+    ['lat SPDK/ours', (r) => (r.avg_lat_vs_spdk === undefined ? '' : `${r.avg_lat_vs_spdk}x`)],
+  ];
+  const table = [cols.map((c) => c[0]), ...results.map((r) => cols.map((c) => c[1](r)))];
+  const widths = cols.map((_, i) => Math.max(...table.map((row) => row[i].length)));
+  console.log(
+    `target on core ${TARGET_CORE}, nvmf-perf on ${CLIENT_CORES.join(',')}, ${values.bdev} bdev, ` +
+      `${values.time} s per workload (+${values.warmup} s warm-up), median of ${rounds} round(s)`,
+  );
+  for (const row of table) console.log(row.map((c, i) => c.padStart(widths[i])).join('  '));
+}
