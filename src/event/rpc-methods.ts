@@ -11,6 +11,7 @@ import {
   defineThreadIter,
   forEachChannel,
   forEachThread,
+  realmLoad,
   type ThreadInfo,
   TICK_RATE,
   threadInfo,
@@ -67,11 +68,17 @@ function allThreads(): Promise<ThreadInfo[]> {
   );
 }
 
-type ReactorView = { reactor: number; threads: ThreadInfo[] };
+type ReactorView = { reactor: number; busyUs: number; idleUs: number; threads: ThreadInfo[] };
 const collectReactor = defineChannelIter<{ reactors: ReactorView[] }>(
   'framework.collectReactor',
   (ch, ctx, next) => {
-    ctx.reactors.push({ reactor: (ch.ctx as { reactor: number }).reactor, threads: threadStats() });
+    const load = realmLoad();
+    ctx.reactors.push({
+      reactor: (ch.ctx as { reactor: number }).reactor,
+      busyUs: Math.round(load.busyUs),
+      idleUs: Math.round(load.idleUs),
+      threads: threadStats(),
+    });
     next(0);
   },
 );
@@ -183,16 +190,11 @@ const frameworkMethods: RpcMethod[] = [
             .sort((a, b) => a.reactor - b.reactor)
             .map((v) => {
               const core = coreOf(v.reactor);
-              let busy = 0;
-              let idle = 0;
-              for (const t of v.threads) {
-                busy += t.busy;
-                idle += t.idle;
-              }
+              // the reactor's own split: time doing work vs polling idle or asleep
               return {
                 lcore: core,
-                busy,
-                idle,
+                busy: v.busyUs,
+                idle: v.idleUs,
                 in_interrupt: false,
                 lw_threads: v.threads.map((t) => ({
                   name: t.name,

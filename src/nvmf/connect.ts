@@ -21,6 +21,7 @@ import {
 } from '../wire/fabrics.ts';
 import { FabricsStatus, GenericStatus, StatusCodeType, setStatus } from '../wire/nvme.ts';
 import { IoQueue } from './io-queue.ts';
+import type { HostCounters } from './io-stats.ts';
 import {
   type AdminConnectReply,
   type AdminConnectRequest,
@@ -54,6 +55,8 @@ export interface ConnectHost {
   addController(ctrlr: NvmfCtrlr): void;
   /** a Connect made an I/O queue here */
   addIoQueue(q: IoQueue): void;
+  /** the event counters of host `hostnqn` on subsystem `nqn` here (io-stats.ts) */
+  hostCounters(nqn: string, hostnqn: string): HostCounters;
 }
 
 interface PendingConnect {
@@ -263,6 +266,7 @@ export class ConnectHandler {
       owner: r.owner,
       maxTransferBytes: this.pg.transportOptions(q.trtype).max_io_size, // MDTS
       stats: this.pg.stats,
+      hostCounters: this.pg.hostCounters(p.sub.view.nqn, p.hostnqn),
     });
     q.context = ioq;
     this.pg.addIoQueue(ioq);

@@ -3,9 +3,10 @@
 // live on another poll group, so it keeps the controller's ID and thread and
 // sends failures there for the error log; it serves I/O from the namespaces
 // its own poll group opened.
-import { sendMsg, type ThreadRef } from '../thread/index.ts';
-import { PathStatus, Sqe, statusOf } from '../wire/nvme.ts';
+import { nowUs, sendMsg, type ThreadRef } from '../thread/index.ts';
+import { NvmOpcode, PathStatus, Sqe, statusOf } from '../wire/nvme.ts';
 import { executeIo, type IoQueueState } from './ctrlr-bdev.ts';
+import { type HostCounters, IoKind, newQueueIoTotals, type QueueIoTotals } from './io-stats.ts';
 import { toPollGroup } from './messages.ts';
 import type { PgSubsystem } from './poll-group-subsystem.ts';
 import type { PgStats } from './stats.ts';
@@ -25,6 +26,13 @@ export class IoQueue implements QueueContext, IoQueueState {
   anaPathStatus = 0;
   readonly maxTransferBytes: number;
   private readonly stats: PgStats;
+  /** what this queue did, for its controller's SMART / Health log */
+  readonly totals: QueueIoTotals = newQueueIoTotals();
+  /** this host's counters on this poll group */
+  readonly hostCounters: HostCounters;
+  /** commands between execute and onComplete, and since when that count is above 0 */
+  private inFlight = 0;
+  private busySinceUs = 0;
 
   constructor(o: {
     qpair: NvmfQpair;
@@ -36,6 +44,7 @@ export class IoQueue implements QueueContext, IoQueueState {
     maxTransferBytes: number;
     /** the poll group's counters (completed_nvme_io) */
     stats: PgStats;
+    hostCounters: HostCounters;
   }) {
     this.qpair = o.qpair;
     this.cntlid = o.cntlid;
@@ -45,16 +54,20 @@ export class IoQueue implements QueueContext, IoQueueState {
     this.owner = o.owner;
     this.maxTransferBytes = o.maxTransferBytes;
     this.stats = o.stats;
+    this.hostCounters = o.hostCounters;
     this.updateAna();
   }
 
   /** An NVM command of this queue (QueueContext). */
   execute(req: NvmfRequest): void {
-    // SPDK's pause: new I/O waits (queued, not failed) until resume
+    // SPDK's pause: new I/O waits (queued, not failed) until resume (then it comes back here)
     if (this.sub.view.state === SubsystemState.PAUSED) {
       this.sub.queued.push(req);
       return;
     }
+    const now = nowUs();
+    req.startUs = now;
+    if (this.inFlight++ === 0) this.busySinceUs = now;
     executeIo(this, req);
   }
 
@@ -82,17 +95,40 @@ export class IoQueue implements QueueContext, IoQueueState {
   }
 
   onError(req: NvmfRequest, lba: number): void {
+    const status = statusOf(req.rsp);
+    this.hostCounters.countError(status);
+    this.onFailure?.(this, status);
     sendMsg(this.owner, toPollGroup.recordError, {
       cntlid: this.cntlid,
       sqid: req.qpair.qid,
       cid: req.cmd.readUInt16LE(Sqe.CID),
-      status: statusOf(req.rsp),
+      status,
       lba,
       nsid: req.cmd.readUInt32LE(Sqe.NSID),
     });
   }
 
-  onComplete(_req: NvmfRequest): void {
+  /** set by the poll group: keeps the recent failures for the dashboard */
+  onFailure: ((q: IoQueue, status: number) => void) | null = null;
+
+  /** Counted on this thread: the poll group, the namespace, the queue's totals (no message). */
+  onComplete(req: NvmfRequest): void {
+    const now = nowUs();
     this.stats.completed_nvme_io++;
+    if (--this.inFlight === 0) this.totals.busyUs += now - this.busySinceUs;
+    const cmd = req.cmd;
+    const opc = cmd[Sqe.OPCODE];
+    const ok = statusOf(req.rsp) === 0;
+    const kind = opc === NvmOpcode.READ ? IoKind.READ : opc === NvmOpcode.WRITE ? IoKind.WRITE : IoKind.OTHER;
+    const bytes = kind === IoKind.OTHER ? 0 : req.length;
+    if (ok && kind === IoKind.READ) {
+      this.totals.hostReads++;
+      this.totals.bytesRead += bytes;
+    } else if (ok && kind === IoKind.WRITE) {
+      this.totals.hostWrites++;
+      this.totals.bytesWritten += bytes;
+    }
+    const ns = this.sub.io.get(cmd.readUInt32LE(Sqe.NSID));
+    if (ns !== undefined) ns.record(kind, bytes, now - (req.startUs ?? now), ok);
   }
 }

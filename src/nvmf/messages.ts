@@ -22,6 +22,7 @@ import {
 } from '../thread/index.ts';
 import { InvalidStateError, NotRegisteredError } from '../util/errors.ts';
 import type { DiscoveryEntry } from '../wire/discovery.ts';
+import type { IoWalk, PgIoSnapshot, QueueIoTotals } from './io-stats.ts';
 import type { PgStats, QpairInfo } from './stats.ts';
 import type { SubsystemView } from './subsystem.ts';
 import type { TransportAddress, TransportOptions } from './transport.ts';
@@ -151,6 +152,12 @@ export interface ErrorLogRecord {
   nsid: number;
 }
 
+/** What a closed I/O queue did, sent to its controller's poll group (SMART / Health log). */
+export interface RetiredIoTotals {
+  cntlid: number;
+  totals: QueueIoTotals;
+}
+
 /** A namespace's bdev was hot-removed: the target drops the namespace. */
 export interface BdevRemoved {
   nqn: string;
@@ -173,6 +180,10 @@ export interface OutstandingWalk {
 export interface QpairsWalk {
   nqn: string;
   qpairs: QpairInfo[];
+}
+export interface CtrlrIoWalk {
+  cntlid: number;
+  totals: QueueIoTotals;
 }
 
 // ------------------------------------------------------------ receivers
@@ -202,6 +213,7 @@ export interface PollGroupInbox {
   /** the controller is gone or reset: its I/O queues here go */
   ctrlrGone(m: ControllerId): void;
   recordError(m: ErrorLogRecord): void;
+  retireIoTotals(m: RetiredIoTotals): void;
   /** throws when the transport cannot start here */
   addTransport(opts: TransportOptions): void;
   applySnapshot(s: TargetSnapshot): void;
@@ -209,6 +221,9 @@ export interface PollGroupInbox {
   /** bdev I/O in flight on the queues of subsystem `nqn` */
   subsystemOutstanding(nqn: string): number;
   qpairInfo(nqn: string): QpairInfo[];
+  collectIo(): PgIoSnapshot;
+  /** add what the live I/O queues of controller `cntlid` here did */
+  ctrlrIoTotals(cntlid: number, into: QueueIoTotals): void;
   destroy(): void;
 }
 
@@ -310,6 +325,9 @@ export const toPollGroup = {
   recordError: defineHandler<ErrorLogRecord>('nvmf.pg.recordError', (m) =>
     pollGroupOn(currentThread()).recordError(m),
   ),
+  retireIoTotals: defineHandler<RetiredIoTotals>('nvmf.pg.retireIoTotals', (m) =>
+    pollGroupOn(currentThread()).retireIoTotals(m),
+  ),
 } as const;
 
 // ------------------------------------------------------------ walks over every poll group
@@ -345,6 +363,14 @@ export const overPollGroups = {
   ),
   qpairs: defineChannelIter<QpairsWalk>('nvmf.pg.qpairs', (ch, ctx, next) => {
     for (const q of channelPollGroup(ch).qpairInfo(ctx.nqn)) ctx.qpairs.push(q);
+    next(0);
+  }),
+  io: defineChannelIter<IoWalk>('nvmf.pg.io', (ch, ctx, next) => {
+    ctx.groups.push(channelPollGroup(ch).collectIo());
+    next(0);
+  }),
+  ctrlrIoTotals: defineChannelIter<CtrlrIoWalk>('nvmf.pg.ctrlrIoTotals', (ch, ctx, next) => {
+    channelPollGroup(ch).ctrlrIoTotals(ctx.cntlid, ctx.totals);
     next(0);
   }),
 } as const;

@@ -2,6 +2,7 @@
 // plus the namespaces opened in this realm (descriptor + this thread's channel).
 import type { BdevChannel, BdevDesc } from '../bdev/index.ts';
 import type { IoChannel } from '../thread/index.ts';
+import type { NsIoCounters } from './io-stats.ts';
 import type { NamespaceConfig, SubsystemView } from './subsystem.ts';
 import type { NvmfRequest } from './transport.ts';
 
@@ -18,6 +19,8 @@ export interface PgNamespace {
 export class PgSubsystem {
   view: SubsystemView;
   readonly ns = new Map<number, PgNamespace>();
+  /** I/O counted per namespace while it is open here (io-stats.ts) */
+  readonly io = new Map<number, NsIoCounters>();
   /** I/O commands that arrived while the subsystem was paused: run on resume, in order */
   queued: NvmfRequest[] = [];
   constructor(view: SubsystemView) {

@@ -37,6 +37,8 @@ export interface NvmfRequest {
   /** when the core traced the command's start (performance.now(), ms); 0: not traced. Starts
    * at 0; `complete()` calls trace.ts traceCommandComplete when it is not 0 (which clears it) */
   traceStart: number;
+  /** when the core started executing it (thread nowUs), for the latency histograms */
+  startUs?: number;
   /** hand the request back: the transport sends data (C2H) and/or the response capsule */
   complete(): void;
 }

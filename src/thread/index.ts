@@ -25,6 +25,7 @@ export {
   nowUs,
   type Poller,
   PollerStatus,
+  realmLoad,
   realmReactor,
   realmReactorCount,
   registerPoller,

@@ -10,6 +10,7 @@ import { handlerNamed } from './handlers.ts';
 import { resetIoDevices } from './io-device.ts';
 import { reply, resetReplies } from './messages.ts';
 import {
+  accountRealmGap,
   configureRealm,
   createThread,
   findLocalThread,
@@ -55,6 +56,9 @@ export function startRealm(opts: RealmOptions): Realm {
   let stopped = false;
   let timer: ReturnType<typeof setTimeout> | null = null;
   let iterations = 0;
+  // end of the last iteration, and whether the realm went to sleep after it
+  let lastEndUs = nowUs();
+  let slept = true;
 
   const schedule = (): void => {
     if (scheduled || stopped) return;
@@ -70,6 +74,7 @@ export function startRealm(opts: RealmOptions): Realm {
     scheduled = false;
     if (stopped) return;
     iterations++;
+    accountRealmGap(nowUs() - lastEndUs, slept);
     let busy: boolean;
     try {
       busy = pollThreads();
@@ -80,7 +85,9 @@ export function startRealm(opts: RealmOptions): Realm {
       );
       busy = true;
     }
-    if (busy || hasPendingMessages()) {
+    lastEndUs = nowUs();
+    slept = !(busy || hasPendingMessages());
+    if (!slept) {
       schedule();
       return;
     }

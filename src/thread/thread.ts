@@ -338,6 +338,32 @@ export function createThread(name: string): SpdkThread {
   return t;
 }
 
+// The realm's own time split (framework_get_reactors): busy is the time of iterations that did
+// work plus the event-loop turns between two such iterations (socket reads and writes done for
+// the pollers); idle is the time of idle iterations plus the time the realm slept.
+let realmBusyUs = 0;
+let realmIdleUs = 0;
+
+/** Busy and idle microseconds of this realm since it started (see accountRealmTime). */
+export function realmLoad(): { busyUs: number; idleUs: number } {
+  return { busyUs: realmBusyUs, idleUs: realmIdleUs };
+}
+
+/**
+ * Called by the reactor loop for time spent outside pollThreads: `slept` is true when the realm
+ * was asleep (after an idle iteration), false for the event-loop turn between busy iterations.
+ * Sleep is idle time for every thread too, so a thread that does nothing reports ~0 % busy.
+ */
+export function accountRealmGap(us: number, slept: boolean): void {
+  if (us <= 0) return;
+  if (!slept) {
+    realmBusyUs += us;
+    return;
+  }
+  realmIdleUs += us;
+  for (const t of threads.values()) t.idleUs += us;
+}
+
 /**
  * Poll every thread of this realm once. Returns whether any did work.
  * Exited threads with empty queues are removed.
@@ -352,7 +378,11 @@ export function pollThreads(): boolean {
     if (b) {
       busy = true;
       t.busyUs += spent;
-    } else t.idleUs += spent;
+      realmBusyUs += spent;
+    } else {
+      t.idleUs += spent;
+      realmIdleUs += spent;
+    }
     if (t.exited && t.pendingMessages === 0) threads.delete(t.id);
   }
   return busy;
@@ -377,6 +407,8 @@ export function nextTimerUs(): number {
 /** Forget every thread of this realm and the link to the others (resetRealm in realm.ts does the rest). */
 export function resetThreads(): void {
   threads.clear();
+  realmBusyUs = 0;
+  realmIdleUs = 0;
   current = null;
   defaultThread = null;
   link = singleRealmLink;

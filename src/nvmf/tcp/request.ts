@@ -63,6 +63,7 @@ export class TcpRequest implements NvmfRequest {
   digestError = false;
   /** set by the core when it traces the command (trace.ts); 0 otherwise */
   traceStart = 0;
+  startUs = 0;
 
   constructor(qpair: TcpRequestQueue, index: number, inCapsuleSize: number) {
     this.qpair = qpair;
