@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { Application } from '../event/app.ts';
 import { parseCpumask } from '../event/cpumask.ts';
 import { frameworkSubsystems } from '../modules/event/index.ts';
+import { configureMetrics } from '../modules/event/metrics/index.ts';
 import { LogLevel, logger, parseLogLevel } from '../util/log.ts';
 
 const USAGE = `usage: nvmf_tgt [options]
@@ -14,6 +15,8 @@ const USAGE = `usage: nvmf_tgt [options]
   -L, --logflag FLAG      enable debug logs of a component (repeatable; 'all' for every one)
       --log-level LEVEL   error, warn, notice, info or debug (default notice)
       --log-json          one JSON object per log line
+  -M, --metrics-port PORT serve Prometheus /metrics and the live dashboard on this port (off by default)
+      --metrics-address A address of that server (default 127.0.0.1)
   -h, --help              this text
       --version           the version, then exit`;
 
@@ -33,6 +36,8 @@ function parse() {
       logflag: { type: 'string', short: 'L', multiple: true, default: [] },
       'log-level': { type: 'string' },
       'log-json': { type: 'boolean', default: false },
+      'metrics-port': { type: 'string', short: 'M' },
+      'metrics-address': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     allowPositionals: false,
@@ -54,6 +59,14 @@ let level: number = LogLevel.NOTICE;
 try {
   cores = parseCpumask(args.values.cpumask);
   if (args.values['log-level'] !== undefined) level = parseLogLevel(args.values['log-level']);
+  const mp = args.values['metrics-port'];
+  if (mp !== undefined) {
+    const port = /^\d+$/.test(mp) ? Number(mp) : Number.NaN;
+    if (!(port >= 0 && port <= 65535)) throw new Error(`--metrics-port: '${mp}' is not a port (0-65535)`);
+    configureMetrics({ port, address: args.values['metrics-address'] });
+  } else if (args.values['metrics-address'] !== undefined) {
+    throw new Error('--metrics-address needs --metrics-port');
+  }
 } catch (e) {
   fail((e as Error).message);
 }

@@ -106,6 +106,45 @@ function coreOf(reactor: number): number {
   return control?.cores[reactor] ?? reactor;
 }
 
+/** What framework_get_reactors answers: each reactor's busy/idle time and its threads. */
+export function getReactors(): Promise<ReactorsResult> {
+  return new Promise((resolve) =>
+    forEachChannel(REACTOR_DEVICE, collectReactor, { reactors: [] as ReactorView[] }, (r) => {
+      const reactors = r.ctx.reactors
+        .sort((a, b) => a.reactor - b.reactor)
+        .map((v) => {
+          const core = coreOf(v.reactor);
+          // the reactor's own split: time doing work vs polling idle or asleep
+          return {
+            lcore: core,
+            busy: v.busyUs,
+            idle: v.idleUs,
+            in_interrupt: false,
+            lw_threads: v.threads.map((t) => ({
+              name: t.name,
+              id: t.id,
+              cpumask: cpumaskOf(core),
+              elapsed: t.busy + t.idle,
+            })),
+          };
+        });
+      resolve({ tick_rate: TICK_RATE, pid: process.pid, reactors });
+    }),
+  );
+}
+
+export interface ReactorsResult {
+  tick_rate: number;
+  pid: number;
+  reactors: Array<{
+    lcore: number;
+    busy: number;
+    idle: number;
+    in_interrupt: boolean;
+    lw_threads: Array<{ name: string; id: number; cpumask: string; elapsed: number }>;
+  }>;
+}
+
 const frameworkMethods: RpcMethod[] = [
   {
     name: 'spdk_get_version',
@@ -183,31 +222,7 @@ const frameworkMethods: RpcMethod[] = [
     summary: 'Display list of all reactors',
     states: RpcState.RUNTIME,
     params: [],
-    handler() {
-      return new Promise((resolve) =>
-        forEachChannel(REACTOR_DEVICE, collectReactor, { reactors: [] as ReactorView[] }, (r) => {
-          const reactors = r.ctx.reactors
-            .sort((a, b) => a.reactor - b.reactor)
-            .map((v) => {
-              const core = coreOf(v.reactor);
-              // the reactor's own split: time doing work vs polling idle or asleep
-              return {
-                lcore: core,
-                busy: v.busyUs,
-                idle: v.idleUs,
-                in_interrupt: false,
-                lw_threads: v.threads.map((t) => ({
-                  name: t.name,
-                  id: t.id,
-                  cpumask: cpumaskOf(core),
-                  elapsed: t.busy + t.idle,
-                })),
-              };
-            });
-          resolve({ tick_rate: TICK_RATE, pid: process.pid, reactors });
-        }),
-      );
-    },
+    handler: () => getReactors(),
   },
   {
     name: 'thread_get_stats',
