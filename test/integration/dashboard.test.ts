@@ -45,9 +45,10 @@ test('the dashboard loads offline, lists the subsystem and its numbers move unde
     assert.equal(resp?.status(), 200);
 
     // the subsystem is listed once the first frame arrived
+    // (the predicates run in the page, so they are given as source text)
     await page.waitForFunction(
-      (nqn) => document.querySelector('#subsystems tbody')?.textContent?.includes(nqn) ?? false,
-      TEST_NQN,
+      `document.querySelector('#subsystems tbody')?.textContent?.includes(${JSON.stringify(TEST_NQN)})`,
+      undefined,
       { timeout: 15_000 },
     );
     assert.equal(await page.textContent('#status'), 'live');
@@ -56,14 +57,9 @@ test('the dashboard loads offline, lists the subsystem and its numbers move unde
 
     // numbers move while the host runs
     host.start();
-    await page.waitForFunction(
-      () => {
-        const f = (window as unknown as { lastFrame?: { subsystems: Array<{ iops: number }> } }).lastFrame;
-        return f !== undefined && f.subsystems.some((s) => s.iops > 0);
-      },
-      undefined,
-      { timeout: 15_000 },
-    );
+    await page.waitForFunction('window.lastFrame?.subsystems.some((s) => s.iops > 0) === true', undefined, {
+      timeout: 15_000,
+    });
     const iopsText = await page.textContent('#total-iops');
     assert.notEqual(iopsText, '0', 'total IOPS shown');
     assert.match((await page.textContent('#hosts tbody')) ?? '', /nqn\.2014-08\.org\.nvmexpress/);
