@@ -17,6 +17,15 @@ import {
   threadInfo,
   threadStats,
 } from '../thread/index.ts';
+import {
+  checkLogFlag,
+  configureLogging,
+  logConfig,
+  logFlagEnabled,
+  logLevelName,
+  parseLogLevel,
+  registeredLogFlags,
+} from '../util/log.ts';
 import { type RealmMemory, realmMemory } from '../util/memory.ts';
 import { REACTOR_DEVICE } from './reactors.ts';
 import type { ConfigEntry, FrameworkSubsystem } from './subsystem.ts';
@@ -144,6 +153,130 @@ export interface ReactorsResult {
     lw_threads: Array<{ name: string; id: number; cpumask: string; elapsed: number }>;
   }>;
 }
+
+// ------------------------------------------------------------ log RPCs (SPDK's log_*)
+
+type LogSettings = { level: number; fileLevel: number; flags: string[] };
+/** Apply the log settings in every realm (each has its own copy of the logger's state). */
+const applyLogSettings = defineChannelIter<LogSettings>('framework.applyLogSettings', (_ch, ctx, next) => {
+  configureLogging({ level: ctx.level, fileLevel: ctx.fileLevel, flags: ctx.flags });
+  next(0);
+});
+
+function setLogSettings(change: (s: LogSettings) => void): Promise<boolean> {
+  const c = logConfig();
+  const s: LogSettings = { level: c.level, fileLevel: c.fileLevel, flags: [...c.flags] };
+  change(s);
+  configureLogging(s);
+  return new Promise((resolve) => forEachChannel(REACTOR_DEVICE, applyLogSettings, s, () => resolve(true)));
+}
+
+function levelParam(p: { level: string }): number {
+  try {
+    return parseLogLevel(p.level);
+  } catch (e) {
+    throw new RpcError(RpcErrorCode.INVALID_PARAMS, (e as Error).message);
+  }
+}
+
+function flagParam(p: { flag: string }): string {
+  try {
+    checkLogFlag(p.flag);
+  } catch (e) {
+    throw new RpcError(RpcErrorCode.INVALID_PARAMS, (e as Error).message);
+  }
+  return p.flag;
+}
+
+const LOG_STATES = RpcState.STARTUP | RpcState.RUNTIME;
+const levelSpec = {
+  name: 'level',
+  type: 'string',
+  required: true,
+  help: 'ERROR, WARNING, NOTICE, INFO or DEBUG',
+  cli: { positional: true },
+} as const;
+const flagSpec = {
+  name: 'flag',
+  type: 'string',
+  required: true,
+  help: "a registered log flag (log_get_flags), or 'all'",
+  cli: { positional: true },
+} as const;
+
+const logMethods: RpcMethod[] = [
+  {
+    name: 'log_set_level',
+    summary: 'Set the level of what is written to the log file (--log-file)',
+    states: LOG_STATES,
+    params: [levelSpec],
+    handler: (p: { level: string }) => {
+      const level = levelParam(p);
+      return setLogSettings((s) => {
+        s.fileLevel = level;
+      });
+    },
+  },
+  {
+    name: 'log_get_level',
+    summary: 'Get the level of what is written to the log file',
+    states: LOG_STATES,
+    params: [],
+    handler: () => logLevelName(logConfig().fileLevel),
+  },
+  {
+    name: 'log_set_print_level',
+    summary: 'Set the level of what is printed to stderr',
+    states: LOG_STATES,
+    params: [levelSpec],
+    handler: (p: { level: string }) => {
+      const level = levelParam(p);
+      return setLogSettings((s) => {
+        s.level = level;
+      });
+    },
+  },
+  {
+    name: 'log_get_print_level',
+    summary: 'Get the level of what is printed to stderr',
+    states: LOG_STATES,
+    params: [],
+    handler: () => logLevelName(logConfig().level),
+  },
+  {
+    name: 'log_set_flag',
+    summary: "Enable a component's debug lines",
+    states: LOG_STATES,
+    params: [flagSpec],
+    handler: (p: { flag: string }) => {
+      const flag = flagParam(p);
+      return setLogSettings((s) => {
+        if (!s.flags.includes(flag)) s.flags.push(flag);
+      });
+    },
+  },
+  {
+    name: 'log_clear_flag',
+    summary: "Disable a component's debug lines",
+    states: LOG_STATES,
+    params: [flagSpec],
+    handler: (p: { flag: string }) => {
+      const flag = flagParam(p);
+      return setLogSettings((s) => {
+        // clearing one flag under 'all' keeps every other one
+        const on = s.flags.includes('all') ? registeredLogFlags() : s.flags;
+        s.flags = flag === 'all' ? [] : on.filter((f) => f !== flag && f !== 'all');
+      });
+    },
+  },
+  {
+    name: 'log_get_flags',
+    summary: 'Get every registered log flag and whether it is enabled',
+    states: LOG_STATES,
+    params: [],
+    handler: () => Object.fromEntries(registeredLogFlags().map((f) => [f, logFlagEnabled(f)])),
+  },
+];
 
 const frameworkMethods: RpcMethod[] = [
   {
@@ -370,7 +503,7 @@ const rpcGetMethods: RpcMethod = {
 
 /** Framework methods plus every subsystem's, the one table for server and CLI. */
 export function collectRpcMethods(subsystems: readonly FrameworkSubsystem[]): RpcMethod[] {
-  const out: RpcMethod[] = [rpcGetMethods, ...frameworkMethods];
+  const out: RpcMethod[] = [rpcGetMethods, ...frameworkMethods, ...logMethods];
   for (const s of subsystems) out.push(...(s.rpcMethods ?? []));
   return out;
 }

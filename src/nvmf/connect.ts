@@ -109,6 +109,11 @@ export class ConnectHandler {
       }
     }
     const { hostid, cntlid, subnqn, hostnqn } = readConnectData(data);
+    if (log.debugEnabled()) {
+      log.debug(
+        `Connect qid ${qid} sqsize ${sqsize} kato ${requestedKato} cntlid 0x${cntlid.toString(16)} to ${subnqn} from host ${hostnqn} (${q.peerAddr.traddr}:${q.peerAddr.trsvcid}) on ${this.pg.thread.name}`,
+      );
+    }
     const sub = this.pg.subsystems.get(subnqn);
     if (sub === undefined) {
       log.error(`Connect: subsystem '${subnqn}' not found (host ${hostnqn})`);

@@ -83,6 +83,10 @@ import {
 } from './transport.ts';
 
 const log = logger('nvmf');
+
+function peerOf(q: NvmfQpair): string {
+  return `${q.peerAddr.traddr}:${q.peerAddr.trsvcid}`;
+}
 /** failed I/O commands a poll group keeps for the dashboard */
 const RECENT_ERRORS = 20;
 
@@ -384,6 +388,9 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
       this.adminQueues.delete(qpair);
       this.stats.current_admin_qpairs--;
       this.hostCounters(c.host.sub.view.nqn, c.hostnqn).disconnects++;
+      log.notice(
+        `host ${c.hostnqn} disconnected from ${c.host.sub.view.nqn}: ctrlr ${c.cntlid} admin queue from ${peerOf(qpair)} on reactor ${this.thread.ref.reactor} (${this.thread.name})`,
+      );
       c.destroy();
       this.ctrlrs.delete(c.cntlid);
       log.info(`ctrlr ${c.cntlid} of ${c.host.sub.view.nqn} (host ${c.hostnqn}) destroyed`);
@@ -393,6 +400,9 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
       this.ioQueues.delete(qpair);
       this.stats.current_io_qpairs--;
       dropFused(io);
+      log.notice(
+        `host ${io.hostnqn} disconnected from ${io.subnqn}: ctrlr ${io.cntlid} I/O queue ${qpair.qid} from ${peerOf(qpair)} on reactor ${this.thread.ref.reactor} (${this.thread.name})`,
+      );
       // the controller's SMART log keeps counting what this queue did
       sendMsg(io.owner, toPollGroup.retireIoTotals, { cntlid: io.cntlid, totals: io.totals });
       sendMsg(targetThread(), toTarget.ioQueueGone, { cntlid: io.cntlid, qid: qpair.qid });
@@ -450,6 +460,11 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
       case FabricsCommandType.PROPERTY_GET:
       case FabricsCommandType.PROPERTY_SET: {
         const ctrlr = this.adminQueues.get(q);
+        if (log.debugEnabled()) {
+          log.debug(
+            `ctrlr ${ctrlr?.cntlid ?? '-'}: Property ${fctype === FabricsCommandType.PROPERTY_GET ? 'Get' : 'Set'} offset 0x${req.cmd.readUInt32LE(FabricsSqe.PROP_OFFSET).toString(16)}`,
+          );
+        }
         if (ctrlr === undefined) {
           // an I/O queue has no properties; a queue before Connect has no controller yet
           setStatus(
@@ -505,6 +520,9 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
   }
 
   addController(ctrlr: NvmfCtrlr): void {
+    log.notice(
+      `host ${ctrlr.hostnqn} connected to ${ctrlr.host.sub.view.nqn}: ctrlr ${ctrlr.cntlid} admin queue from ${peerOf(ctrlr.adminQpair)} on reactor ${this.thread.ref.reactor} (${this.thread.name})`,
+    );
     this.hostCounters(ctrlr.host.sub.view.nqn, ctrlr.hostnqn).connects++;
     this.ctrlrs.set(ctrlr.cntlid, ctrlr);
     this.adminQueues.set(ctrlr.adminQpair, ctrlr);
@@ -536,6 +554,9 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
   };
 
   addIoQueue(q: IoQueue): void {
+    log.notice(
+      `host ${q.hostnqn} connected to ${q.subnqn}: ctrlr ${q.cntlid} I/O queue ${q.qpair.qid} from ${peerOf(q.qpair)} on reactor ${this.thread.ref.reactor} (${this.thread.name})`,
+    );
     q.onFailure = this.keepError;
     this.ioQueues.set(q.qpair, q);
     this.stats.io_qpairs++;

@@ -9,6 +9,9 @@
 
 import type { Transferable as NodeTransferable } from 'node:worker_threads';
 import { InvalidStateError } from '../util/errors.ts';
+import { logger } from '../util/log.ts';
+
+const log = logger('thread');
 
 /** Objects moved (not copied) with a cross-realm message. */
 export type Transferable = NodeTransferable;
@@ -196,6 +199,9 @@ export function registerPoller(fn: () => number, periodUs: number, name: string)
   const p = new PollerImpl(t, ++t.pollerIds, fn, periodUs, name);
   if (periodUs > 0) t.timed.push(p);
   else t.active.push(p);
+  if (log.debugEnabled()) {
+    log.debug(`poller ${name} on thread ${t.name}: ${periodUs > 0 ? `every ${periodUs} us` : 'active'}`);
+  }
   link.wake();
   return p;
 }
@@ -335,6 +341,7 @@ export class SpdkThread {
 export function createThread(name: string): SpdkThread {
   const t = new SpdkThread(name);
   threads.set(t.id, t);
+  if (log.debugEnabled()) log.debug(`thread ${name} (id ${t.id}) created on reactor ${link.reactor}`);
   return t;
 }
 

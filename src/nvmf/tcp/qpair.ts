@@ -5,6 +5,7 @@
 // flushed as one corked burst when its poll group polls), the fatal-error
 // TermReq, and the close that hands back what the core still holds.
 
+import { logger } from '../../util/log.ts';
 import {
   Cqe,
   FABRICS_OPCODE,
@@ -62,6 +63,8 @@ import {
   type TcpRequestQueue,
 } from './request.ts';
 import type { QpairSocket } from './socket.ts';
+
+const log = logger('nvmf_tcp');
 
 /**
  * Qpair (connection) states: AWAIT_IC_REQ → RUNNING once the ICReq is answered;
@@ -157,14 +160,22 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
     this.receiver.expectType = PduType.IC_REQ;
   }
 
+  /** host address -> listener, for log lines */
+  private peerName(): string {
+    const p = this.peerAddr;
+    const l = this.listenAddr;
+    return `${p.traddr}:${p.trsvcid} -> ${l.traddr}:${l.trsvcid}`;
+  }
+
   // ---- NvmfQpair
 
   get securePeer(): SecurePeer | null {
     return this.socket.securePeer;
   }
 
-  disconnect(_reason?: string): void {
+  disconnect(reason?: string): void {
     if (this.state === TcpQpairState.CLOSED) return;
+    if (log.debugEnabled()) log.debug(`${this.peerName()}: disconnect (${reason ?? 'no reason given'})`);
     this.state = TcpQpairState.TERMINATING;
     this.receiver.fail();
     this.flush();
@@ -257,6 +268,11 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
       ) +
       2 * DIGEST_SIZE +
       128;
+    if (log.debugEnabled()) {
+      log.debug(
+        `${this.peerName()}: ICReq pfv ${pfv} hpda ${hpda} hdgst ${this.headerDigest} ddgst ${this.dataDigest} -> ICResp maxh2cdata ${this.group.maxH2CData}`,
+      );
+    }
     this.state = TcpQpairState.RUNNING;
     this.connectedReported = true;
     this.group.events.onQpairConnected(this);
