@@ -10,6 +10,7 @@
 // flag; -L and log_set_flag accept registered flags only (and 'all').
 
 import { closeSync, fstatSync, openSync, renameSync, statSync, writeSync } from 'node:fs';
+import { isatty } from 'node:tty';
 import { InvalidArgumentError } from './errors.ts';
 
 export const LogLevel = { ERROR: 0, WARN: 1, NOTICE: 2, INFO: 3, DEBUG: 4 } as const;
@@ -56,6 +57,9 @@ let allFlags = false;
 let realmTag = 'r0';
 let fileFd = -1;
 let fileBytes = 0;
+/** colour the level on a terminal (fd 2 is the process's, so every realm sees the same), unless NO_COLOR */
+const colour = isatty(2) && process.env.NO_COLOR === undefined;
+const LEVEL_COLOURS = ['\u001b[31m', '\u001b[33m', '\u001b[36m', '', '\u001b[2m'];
 
 /** Components that registered a logger in this realm (every realm loads the same tables). */
 const registered = new Set<string>();
@@ -176,7 +180,7 @@ function emit(level: number, component: string, msg: string, fields?: Record<str
   line += '\n';
   if (toStderr) {
     try {
-      writeSync(2, line);
+      writeSync(2, colour && !config.json ? paint(level, line) : line);
     } catch {
       // stderr gone (EPIPE): nothing sensible left to do with a log line
     }
@@ -189,6 +193,13 @@ function emit(level: number, component: string, msg: string, fields?: Record<str
       // the file went away or the disk is full: stderr still has the line
     }
   }
+}
+
+/** The level word in its colour (the file always gets plain text). */
+function paint(level: number, line: string): string {
+  const word = LEVEL_NAMES[level].toUpperCase();
+  const c = LEVEL_COLOURS[level];
+  return c === '' ? line : line.replace(` ${word} `, ` ${c}${word}\u001b[0m `);
 }
 
 const loggers = new Map<string, Logger>();
