@@ -3,7 +3,7 @@
 // live on another poll group, so it keeps the controller's ID and thread and
 // sends failures there for the error log; it serves I/O from the namespaces
 // its own poll group opened.
-import { nowUs, sendMsg, type ThreadRef } from '../thread/index.ts';
+import { sendMsg, type ThreadRef, turnUs } from '../thread/index.ts';
 import { NvmOpcode, PathStatus, Sqe, statusOf } from '../wire/nvme.ts';
 import { executeIo, type IoQueueState } from './ctrlr-bdev.ts';
 import { type HostCounters, IoKind, newQueueIoTotals, type QueueIoTotals } from './io-stats.ts';
@@ -65,7 +65,8 @@ export class IoQueue implements QueueContext, IoQueueState {
       this.sub.queued.push(req);
       return;
     }
-    const now = nowUs();
+    // the reactor turn's time (no clock read per I/O): latencies are precise to one iteration
+    const now = turnUs();
     req.startUs = now;
     if (this.inFlight++ === 0) this.busySinceUs = now;
     executeIo(this, req);
@@ -113,7 +114,7 @@ export class IoQueue implements QueueContext, IoQueueState {
 
   /** Counted on this thread: the poll group, the namespace, the queue's totals (no message). */
   onComplete(req: NvmfRequest): void {
-    const now = nowUs();
+    const now = turnUs();
     this.stats.completed_nvme_io++;
     if (--this.inFlight === 0) this.totals.busyUs += now - this.busySinceUs;
     const cmd = req.cmd;
@@ -128,7 +129,6 @@ export class IoQueue implements QueueContext, IoQueueState {
       this.totals.hostWrites++;
       this.totals.bytesWritten += bytes;
     }
-    const ns = this.sub.io.get(cmd.readUInt32LE(Sqe.NSID));
-    if (ns !== undefined) ns.record(kind, bytes, now - (req.startUs ?? now), ok);
+    this.sub.io.get(cmd.readUInt32LE(Sqe.NSID))?.record(kind, bytes, now - (req.startUs ?? now), ok);
   }
 }

@@ -32,6 +32,7 @@ export {
   SpdkThread,
   type ThreadRef,
   type Transferable,
+  turnUs,
   wakeReactor,
 } from './thread.ts';
 export { forEachChannel, forEachThread } from './walk.ts';
