@@ -5,19 +5,26 @@
 // its own poll group opened.
 import { sendMsg, type ThreadRef, turnUs } from '../thread/index.ts';
 import { NvmOpcode, PathStatus, Sqe, statusOf } from '../wire/nvme.ts';
-import { executeIo, type IoQueueState } from './ctrlr-bdev.ts';
+import { executeIo, InFlight, type IoQueueState } from './ctrlr-bdev.ts';
 import { type HostCounters, IoKind, newQueueIoTotals, type QueueIoTotals } from './io-stats.ts';
 import { toPollGroup } from './messages.ts';
-import type { PgSubsystem } from './poll-group-subsystem.ts';
+import type { PgNamespace, PgSubsystem } from './poll-group-subsystem.ts';
 import type { PgStats } from './stats.ts';
 import { SubsystemState } from './subsystem.ts';
 import type { NvmfQpair, NvmfRequest, QueueContext } from './transport.ts';
+
+/** Where an I/O queue sends its reservation commands (its poll group, which asks the app thread). */
+export interface ReservationPort {
+  reservationCommand(q: IoQueue, req: NvmfRequest, ns: PgNamespace): void;
+}
 
 export class IoQueue implements QueueContext, IoQueueState {
   readonly qpair: NvmfQpair;
   readonly cntlid: number;
   readonly subnqn: string;
   readonly hostnqn: string;
+  readonly hostId: string;
+  readonly inFlight = new InFlight();
   /** the poll-group thread of the controller (its admin queue) */
   readonly owner: ThreadRef;
   readonly sub: PgSubsystem;
@@ -31,15 +38,19 @@ export class IoQueue implements QueueContext, IoQueueState {
   /** this host's counters on this poll group */
   readonly hostCounters: HostCounters;
   /** commands between execute and onComplete, and since when that count is above 0 */
-  private inFlight = 0;
+  private executing = 0;
   private busySinceUs = 0;
+  private readonly reservations: ReservationPort;
 
   constructor(o: {
     qpair: NvmfQpair;
     cntlid: number;
     sub: PgSubsystem;
     hostnqn: string;
+    /** the controller's host ID (32 hex digits), as its admin Connect gave it */
+    hostId: string;
     owner: ThreadRef;
+    reservations: ReservationPort;
     /** the transport's max_io_size (MDTS) */
     maxTransferBytes: number;
     /** the poll group's counters (completed_nvme_io) */
@@ -51,7 +62,9 @@ export class IoQueue implements QueueContext, IoQueueState {
     this.sub = o.sub;
     this.subnqn = o.sub.view.nqn;
     this.hostnqn = o.hostnqn;
+    this.hostId = o.hostId;
     this.owner = o.owner;
+    this.reservations = o.reservations;
     this.maxTransferBytes = o.maxTransferBytes;
     this.stats = o.stats;
     this.hostCounters = o.hostCounters;
@@ -68,7 +81,7 @@ export class IoQueue implements QueueContext, IoQueueState {
     // the reactor turn's time (no clock read per I/O): latencies are precise to one iteration
     const now = turnUs();
     req.startUs = now;
-    if (this.inFlight++ === 0) this.busySinceUs = now;
+    if (this.executing++ === 0) this.busySinceUs = now;
     executeIo(this, req);
   }
 
@@ -116,7 +129,7 @@ export class IoQueue implements QueueContext, IoQueueState {
   onComplete(req: NvmfRequest): void {
     const now = turnUs();
     this.stats.completed_nvme_io++;
-    if (--this.inFlight === 0) this.totals.busyUs += now - this.busySinceUs;
+    if (--this.executing === 0) this.totals.busyUs += now - this.busySinceUs;
     const cmd = req.cmd;
     const opc = cmd[Sqe.OPCODE];
     const ok = statusOf(req.rsp) === 0;
@@ -130,5 +143,9 @@ export class IoQueue implements QueueContext, IoQueueState {
       this.totals.bytesWritten += bytes;
     }
     this.sub.io.get(cmd.readUInt32LE(Sqe.NSID))?.record(kind, bytes, now - (req.startUs ?? now), ok);
+  }
+
+  reservationCommand(req: NvmfRequest, ns: PgNamespace): void {
+    this.reservations.reservationCommand(this, req, ns);
   }
 }
