@@ -11,6 +11,14 @@
 //
 //   node bench/target-cpu.ts --tgt ../old/bin/nvmf_tgt.mjs --tgt bin/nvmf_tgt.mjs \
 //     [--rw randread,randwrite] [--depth 32] [--time 5] [--rounds 5] [--json]
+//
+// --args gives the target of the same position extra arguments (one --args per --tgt,
+// '' for none). With --watch, a target started with '--metrics-port 0' is observed as
+// an operator would while it runs: /metrics scraped every second and the dashboard's
+// event stream kept open (docs/observability.md: the cost of watching):
+//
+//   node bench/target-cpu.ts --tgt bin/nvmf_tgt.mjs --args '' \
+//     --tgt bin/nvmf_tgt.mjs --args='--metrics-port 0' --watch
 
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -28,6 +36,8 @@ const { values } = parseArgs({
     time: { type: 'string', default: '5' },
     rounds: { type: 'string', default: '5' },
     json: { type: 'boolean', default: false },
+    args: { type: 'string', multiple: true },
+    watch: { type: 'boolean', default: false },
   },
 });
 
@@ -38,6 +48,7 @@ const NQN = 'nqn.2016-06.io.spdk:null';
 const CLOCK_TICKS = 100; // USER_HZ on Linux
 
 const tgtPaths = (values.tgt ?? [OWN_TGT]).map((p) => resolve(p));
+const tgtArgs = tgtPaths.map((_p, i) => (values.args?.[i] ?? '').split(' ').filter((a) => a !== ''));
 const workloads = (values.rw ?? 'randread').split(',');
 const rounds = Number(values.rounds);
 
@@ -64,9 +75,11 @@ interface Target {
   proc: ChildProcess;
   port: number;
   dir: string;
+  /** the metrics server's port when it logged one */
+  metricsPort: number | null;
 }
 
-async function startTarget(path: string): Promise<Target> {
+async function startTarget(path: string, extra: string[]): Promise<Target> {
   const dir = mkdtempSync(join(tmpdir(), 'target-cpu-'));
   const port = await freePort();
   const listen = { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: String(port) };
@@ -96,9 +109,13 @@ async function startTarget(path: string): Promise<Target> {
     }),
   );
   let log = '';
-  const proc = spawn(NODE, [path, '-m', '0x1', '-r', join(dir, 'sock'), '--json', join(dir, 'config.json')], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const proc = spawn(
+    NODE,
+    [path, '-m', '0x1', '-r', join(dir, 'sock'), '--json', join(dir, 'config.json'), ...extra],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   proc.stdout?.on('data', (d) => {
     log += d;
   });
@@ -111,7 +128,31 @@ async function startTarget(path: string): Promise<Target> {
     proc.kill('SIGKILL');
     throw new Error(`target ${path} did not start:\n${log}`);
   }
-  return { path, proc, port, dir };
+  const m = /metrics and dashboard on http:\/\/[^:]+:(\d+)\//.exec(log);
+  return { path, proc, port, dir, metricsPort: m === null ? null : Number(m[1]) };
+}
+
+/** Watch target `t` as an operator would: a scrape a second and the dashboard's stream open. */
+function watch(t: Target): () => void {
+  if (!values.watch || t.metricsPort === null) return () => {};
+  const base = `http://127.0.0.1:${t.metricsPort}`;
+  const ac = new AbortController();
+  fetch(`${base}/events`, { signal: ac.signal })
+    .then(async (r) => {
+      for await (const _chunk of r.body ?? []) {
+        // frames arrive once a second; reading them is the browser's part
+      }
+    })
+    .catch(() => {});
+  const timer = setInterval(() => {
+    fetch(`${base}/metrics`, { signal: ac.signal })
+      .then((r) => r.text())
+      .catch(() => {});
+  }, 1000);
+  return () => {
+    clearInterval(timer);
+    ac.abort();
+  };
 }
 
 async function stopTarget(t: Target): Promise<void> {
@@ -141,6 +182,7 @@ function runPerf(args: string[]): Promise<PerfJson> {
 async function measure(t: Target, rw: string): Promise<{ usPerIo: number; iops: number }> {
   const trid = `trtype:tcp adrfam:ipv4 traddr:127.0.0.1 trsvcid:${t.port} subnqn:${NQN}`;
   const pid = t.proc.pid as number;
+  const unwatch = watch(t);
   const before = cpuSeconds(pid);
   const r = await runPerf([
     '-r',
@@ -155,6 +197,7 @@ async function measure(t: Target, rw: string): Promise<{ usPerIo: number; iops: 
     values.time ?? '5',
   ]);
   const cpu = cpuSeconds(pid) - before;
+  unwatch();
   if (r.total.errors > 0) throw new Error(`${t.path}: ${r.total.errors} I/O errors`);
   // nvmf-perf's figure covers every I/O it completed (warm-up and drain too), as does ours
   const completed = ((r.perf_cpu.user_sec + r.perf_cpu.system_sec) * 1e6) / r.perf_cpu.us_per_io;
@@ -175,7 +218,7 @@ function median(xs: number[]): number {
 const targets: Target[] = [];
 const samples = new Map<string, { usPerIo: number[]; iops: number[] }>();
 try {
-  for (const p of tgtPaths) targets.push(await startTarget(p));
+  for (const [i, p] of tgtPaths.entries()) targets.push(await startTarget(p, tgtArgs[i]));
   for (let round = 0; round < rounds; round++) {
     for (const rw of workloads) {
       // A B then B A: each target runs first as often as last
@@ -221,7 +264,8 @@ if (values.json) console.log(JSON.stringify(rows, null, 2));
 else {
   console.log('');
   tgtPaths.forEach((p, i) => {
-    console.log(`target ${letter(i)}: ${p}`);
+    const watched = values.watch && tgtArgs[i].includes('--metrics-port') ? ' (watched)' : '';
+    console.log(`target ${letter(i)}: ${p} ${tgtArgs[i].join(' ')}${watched}`);
   });
   for (const r of rows)
     console.log(

@@ -16,6 +16,7 @@ import { exitWhenFlushed, isParseArgsError } from './cli/args.ts';
 import { CONNECT_HELP, type Command, connectOptions, transportIdFrom, type Values } from './cli/command.ts';
 import { ioCommands } from './cli/io-commands.ts';
 import { resvCommands } from './cli/resv-commands.ts';
+import { runTop } from './cli/top.ts';
 
 const COMMANDS: Command[] = [...adminCommands, ...ioCommands, ...resvCommands];
 const ALIASES: Record<string, string> = { 'id-ctrl': 'identify' };
@@ -31,6 +32,7 @@ function mainUsage(): string {
     '',
     'commands:',
     ...lines,
+    `  ${'top'.padEnd(width)} a live view of a running nvmf_tgt over its RPC socket (reactors, threads, pollers, subsystems, queues)`,
     '',
     "'nvmf <command> --help' shows a command's options; 'nvmf --version' the version.",
     'Exit status: 0 success, 1 NVMe or transport error, 2 bad arguments.',
@@ -54,6 +56,8 @@ export async function main(argv: string[]): Promise<number> {
     (name === undefined ? process.stderr : process.stdout).write(mainUsage());
     return name === undefined ? 2 : 0;
   }
+  // top talks to the target's RPC socket, not to a controller
+  if (name === 'top') return runTop(rest);
   const cmd = COMMANDS.find((c) => c.name === (ALIASES[name] ?? name));
   if (cmd === undefined) {
     process.stderr.write(`nvmf: unknown command "${name}"\n\n${mainUsage()}`);

@@ -1,10 +1,12 @@
 // nvmf_tgt: the NVMe-oF target application (command line -> Application).
 
+import { closeSync, openSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Application } from '../event/app.ts';
 import { parseCpumask } from '../event/cpumask.ts';
 import { frameworkSubsystems } from '../modules/event/index.ts';
-import { LogLevel, logger, parseLogLevel } from '../util/log.ts';
+import { configureMetrics } from '../modules/event/metrics/index.ts';
+import { checkLogFlag, LogLevel, logger, parseLogLevel } from '../util/log.ts';
 
 const USAGE = `usage: nvmf_tgt [options]
   -m, --cpumask MASK      reactor cores: hex mask (0x3) or list ([0,1]); default 0x1
@@ -13,9 +15,16 @@ const USAGE = `usage: nvmf_tgt [options]
       --wait-for-rpc      wait for framework_start_init before initializing subsystems
       --poll-window-us N  keep polling N µs after activity before a reactor sleeps
                           (default 100; 0: sleep as soon as idle)
-  -L, --logflag FLAG      enable debug logs of a component (repeatable; 'all' for every one)
-      --log-level LEVEL   error, warn, notice, info or debug (default notice)
+  -L, --logflag FLAG      enable debug logs of a component (repeatable; 'all' for every one;
+                          log_get_flags lists them)
+      --log-level LEVEL   what is printed to stderr: error, warn, notice, info or debug
+                          (default notice; log_set_print_level)
       --log-json          one JSON object per log line
+      --log-file PATH     also append the log to PATH (level: log_set_level, default as stderr)
+      --log-file-max-size BYTES  rotate PATH past this size (k/M/G suffix; default 64M; 0: never),
+                          keeping PATH.1 .. PATH.5
+  -M, --metrics-port PORT serve Prometheus /metrics and the live dashboard on this port (off by default)
+      --metrics-address A address of that server (default 127.0.0.1)
   -h, --help              this text
       --version           the version, then exit`;
 
@@ -36,6 +45,10 @@ function parse() {
       logflag: { type: 'string', short: 'L', multiple: true, default: [] },
       'log-level': { type: 'string' },
       'log-json': { type: 'boolean', default: false },
+      'log-file': { type: 'string' },
+      'log-file-max-size': { type: 'string', default: '64M' },
+      'metrics-port': { type: 'string', short: 'M' },
+      'metrics-address': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     allowPositionals: false,
@@ -55,6 +68,7 @@ if (args.values.help) {
 let cores: number[];
 let level: number = LogLevel.NOTICE;
 let pollWindowUs: number | undefined;
+let fileMaxBytes = 0;
 try {
   cores = parseCpumask(args.values.cpumask);
   const w = args.values['poll-window-us'];
@@ -64,8 +78,34 @@ try {
       throw new Error(`--poll-window-us must be an integer from 0 to 1000000, not "${w}"`);
   }
   if (args.values['log-level'] !== undefined) level = parseLogLevel(args.values['log-level']);
+  // as SPDK: a flag no component registered is a usage error
+  for (const f of args.values.logflag) checkLogFlag(f);
+  fileMaxBytes = parseSize(args.values['log-file-max-size']);
+  const logFile = args.values['log-file'];
+  if (logFile !== undefined) {
+    try {
+      closeSync(openSync(logFile, 'a', 0o640));
+    } catch (e) {
+      throw new Error(`--log-file ${logFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  }
+  const mp = args.values['metrics-port'];
+  if (mp !== undefined) {
+    const port = /^\d+$/.test(mp) ? Number(mp) : Number.NaN;
+    if (!(port >= 0 && port <= 65535)) throw new Error(`--metrics-port: '${mp}' is not a port (0-65535)`);
+    configureMetrics({ port, address: args.values['metrics-address'] });
+  } else if (args.values['metrics-address'] !== undefined) {
+    throw new Error('--metrics-address needs --metrics-port');
+  }
 } catch (e) {
   fail((e as Error).message);
+}
+
+function parseSize(v: string): number {
+  const m = /^(\d+)([kKmMgG]?)$/.exec(v);
+  if (m === null) throw new Error(`--log-file-max-size: '${v}' is not a size (e.g. 64M)`);
+  const unit = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2].toLowerCase() as '' | 'k' | 'm' | 'g'];
+  return Number(m[1]) * unit;
 }
 
 let app: Application;
@@ -75,7 +115,14 @@ try {
     rpcSocket: args.values['rpc-socket'],
     jsonConfig: args.values.json,
     waitForRpc: args.values['wait-for-rpc'],
-    log: { level, flags: args.values.logflag, json: args.values['log-json'] },
+    log: {
+      level,
+      flags: args.values.logflag,
+      json: args.values['log-json'],
+      file: args.values['log-file'] ?? null,
+      fileLevel: level,
+      fileMaxBytes,
+    },
     subsystems: frameworkSubsystems,
     reactorEntry: new URL('./nvmf_tgt-reactor.ts', import.meta.url),
     pollWindowUs,

@@ -5,6 +5,7 @@
 
 import { currentThread, defineHandler, sendMsg, type ThreadRef } from '../thread/index.ts';
 import { NotRegisteredError } from '../util/errors.ts';
+import { logger } from '../util/log.ts';
 import { type Bdev, type BdevDesc, type BdevModule, submitAfterQos } from './bdev.ts';
 import { BdevError } from './errors.ts';
 import { BdevQos, createQosState, type QosLimits, qosEnabled } from './qos.ts';
@@ -13,6 +14,7 @@ import type { BdevIoStatsSnapshot } from './stats.ts';
 import { type BdevDescriptor, isUuid } from './types.ts';
 
 // ---- per-realm module table (filled by the bdev subsystem's realmInit in every realm) ----
+const log = logger('bdev');
 const modules = new Map<string, BdevModule>();
 
 export function registerBdevModule(m: BdevModule): void {
@@ -208,6 +210,11 @@ export async function bdevRegister<P extends object>(desc: BdevDescriptor<P>): P
   records.set(desc.name, rec);
   for (const a of desc.aliases) byAliasOrUuid.set(a, desc.name);
   byAliasOrUuid.set(desc.uuid, desc.name);
+  if (log.debugEnabled()) {
+    log.debug(
+      `register ${desc.name} (${desc.module}, ${desc.numBlocks} blocks of ${desc.blockSize} bytes) in every realm`,
+    );
+  }
   const r = await broadcast({ op: 'register', desc });
   if (r.errors.length > 0) {
     await broadcast({ op: 'unregister', name: desc.name });
@@ -229,6 +236,7 @@ function dropRecord(rec: BdevRecord): void {
 export function bdevUnregister(name: string): Promise<void> {
   const rec = bdevGetRecord(name);
   if (rec === undefined) return Promise.reject(new BdevError('ENODEV', `bdev ${name} does not exist`));
+  if (log.debugEnabled()) log.debug(`unregister ${name}${rec.removal ? ' (already under way)' : ''}`);
   // a second delete while the first waits for descriptors joins it
   rec.removal ??= unregisterRecord(rec);
   return rec.removal;

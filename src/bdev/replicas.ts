@@ -10,10 +10,12 @@ import {
   sendMsg,
   unregisterIoDevice,
 } from '../thread/index.ts';
+import { logger } from '../util/log.ts';
 import { Bdev, BdevChannel, BdevDesc, type BdevEventCb, type BdevModule, bdevDeviceId } from './bdev.ts';
 import { BdevError } from './errors.ts';
 import type { BdevDescriptor } from './types.ts';
 
+const log = logger('bdev');
 const realmBdevs = new Map<string, Bdev>(); // name and aliases → replica
 
 export function realmLookup(name: string): Bdev | undefined {
@@ -97,6 +99,11 @@ export function bdevOpen(name: string, write: boolean, onEvent: BdevEventCb): Bd
   if (bdev === undefined || bdev.removing) throw new BdevError('ENODEV', `bdev ${name} does not exist`);
   const desc = new BdevDesc(bdev, write, onEvent, currentThread());
   bdev.descs.add(desc);
+  if (log.debugEnabled()) {
+    log.debug(
+      `open ${name}${write ? ' for writing' : ''} on ${desc.thread.name} (${bdev.descs.size} open here)`,
+    );
+  }
   return desc;
 }
 

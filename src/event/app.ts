@@ -13,6 +13,10 @@ import { type Reactors, startReactors } from './reactors.ts';
 import { collectRpcMethods, setAppControl, setMethodTableReader } from './rpc-methods.ts';
 import { type App, type ConfigEntry, type FrameworkSubsystem, orderSubsystems } from './subsystem.ts';
 
+// registered at load, so -L rpc is a known flag before the server starts
+const rpcLog = logger('rpc');
+const appLog = logger('app');
+
 export interface AppOptions {
   cores: number[];
   rpcSocket: string;
@@ -75,7 +79,7 @@ export class Application implements App {
     this.opts = opts;
     this.cores = opts.cores;
     this.reactorCount = opts.cores.length;
-    this.log = logger('app');
+    this.log = appLog;
     this.ordered = orderSubsystems(opts.subsystems);
     this.initDone = new Promise((resolve, reject) => {
       this.resolveInit = resolve;
@@ -134,7 +138,6 @@ export class Application implements App {
       },
     });
 
-    const rpcLog = logger('rpc');
     this.server = new RpcServer(this.registry, {
       path: this.opts.rpcSocket,
       logger: {

@@ -7,6 +7,8 @@ import { getIoChannel, type Realm, registerIoDevice, startRealm } from '../threa
 import { InvalidArgumentError, NvmfTsError } from '../util/errors.ts';
 import { type LogConfig, logger } from '../util/log.ts';
 
+const log0 = logger('reactor');
+
 /** A worker reactor failed to start: it reported an error, crashed or exited before it was ready. */
 export class ReactorStartError extends NvmfTsError {
   declare readonly code: 'NVMF_ERR_REACTOR_START';
@@ -93,7 +95,6 @@ export async function startReactors(
   }
   const sharedIds = new Int32Array(new SharedArrayBuffer(4));
   const realm = startReactorRealm(0, n, mesh[0], sharedIds, pollWindowUs);
-  const log0 = logger('reactor');
   log0.info(`reactor 0 started on core ${cores[0]}`);
 
   const workers: Worker[] = [];

@@ -11,11 +11,21 @@ import {
   defineThreadIter,
   forEachChannel,
   forEachThread,
+  realmLoad,
   type ThreadInfo,
   TICK_RATE,
   threadInfo,
   threadStats,
 } from '../thread/index.ts';
+import {
+  checkLogFlag,
+  configureLogging,
+  logConfig,
+  logFlagEnabled,
+  logLevelName,
+  parseLogLevel,
+  registeredLogFlags,
+} from '../util/log.ts';
 import { type RealmMemory, realmMemory } from '../util/memory.ts';
 import { REACTOR_DEVICE } from './reactors.ts';
 import type { ConfigEntry, FrameworkSubsystem } from './subsystem.ts';
@@ -67,11 +77,17 @@ function allThreads(): Promise<ThreadInfo[]> {
   );
 }
 
-type ReactorView = { reactor: number; threads: ThreadInfo[] };
+type ReactorView = { reactor: number; busyUs: number; idleUs: number; threads: ThreadInfo[] };
 const collectReactor = defineChannelIter<{ reactors: ReactorView[] }>(
   'framework.collectReactor',
   (ch, ctx, next) => {
-    ctx.reactors.push({ reactor: (ch.ctx as { reactor: number }).reactor, threads: threadStats() });
+    const load = realmLoad();
+    ctx.reactors.push({
+      reactor: (ch.ctx as { reactor: number }).reactor,
+      busyUs: Math.round(load.busyUs),
+      idleUs: Math.round(load.idleUs),
+      threads: threadStats(),
+    });
     next(0);
   },
 );
@@ -98,6 +114,169 @@ function cpumaskOf(core: number): string {
 function coreOf(reactor: number): number {
   return control?.cores[reactor] ?? reactor;
 }
+
+/** What framework_get_reactors answers: each reactor's busy/idle time and its threads. */
+export function getReactors(): Promise<ReactorsResult> {
+  return new Promise((resolve) =>
+    forEachChannel(REACTOR_DEVICE, collectReactor, { reactors: [] as ReactorView[] }, (r) => {
+      const reactors = r.ctx.reactors
+        .sort((a, b) => a.reactor - b.reactor)
+        .map((v) => {
+          const core = coreOf(v.reactor);
+          // the reactor's own split: time doing work vs polling idle or asleep
+          return {
+            lcore: core,
+            busy: v.busyUs,
+            idle: v.idleUs,
+            in_interrupt: false,
+            lw_threads: v.threads.map((t) => ({
+              name: t.name,
+              id: t.id,
+              cpumask: cpumaskOf(core),
+              elapsed: t.busy + t.idle,
+            })),
+          };
+        });
+      resolve({ tick_rate: TICK_RATE, pid: process.pid, reactors });
+    }),
+  );
+}
+
+export interface ReactorsResult {
+  tick_rate: number;
+  pid: number;
+  reactors: Array<{
+    lcore: number;
+    busy: number;
+    idle: number;
+    in_interrupt: boolean;
+    lw_threads: Array<{ name: string; id: number; cpumask: string; elapsed: number }>;
+  }>;
+}
+
+// ------------------------------------------------------------ log RPCs (SPDK's log_*)
+
+type LogSettings = { level: number; fileLevel: number; flags: string[] };
+/** Apply the log settings in every realm (each has its own copy of the logger's state). */
+const applyLogSettings = defineChannelIter<LogSettings>('framework.applyLogSettings', (_ch, ctx, next) => {
+  configureLogging({ level: ctx.level, fileLevel: ctx.fileLevel, flags: ctx.flags });
+  next(0);
+});
+
+function setLogSettings(change: (s: LogSettings) => void): Promise<boolean> {
+  const c = logConfig();
+  const s: LogSettings = { level: c.level, fileLevel: c.fileLevel, flags: [...c.flags] };
+  change(s);
+  configureLogging(s);
+  return new Promise((resolve) => forEachChannel(REACTOR_DEVICE, applyLogSettings, s, () => resolve(true)));
+}
+
+function levelParam(p: { level: string }): number {
+  try {
+    return parseLogLevel(p.level);
+  } catch (e) {
+    throw new RpcError(RpcErrorCode.INVALID_PARAMS, (e as Error).message);
+  }
+}
+
+function flagParam(p: { flag: string }): string {
+  try {
+    checkLogFlag(p.flag);
+  } catch (e) {
+    throw new RpcError(RpcErrorCode.INVALID_PARAMS, (e as Error).message);
+  }
+  return p.flag;
+}
+
+const LOG_STATES = RpcState.STARTUP | RpcState.RUNTIME;
+const levelSpec = {
+  name: 'level',
+  type: 'string',
+  required: true,
+  help: 'ERROR, WARNING, NOTICE, INFO or DEBUG',
+  cli: { positional: true },
+} as const;
+const flagSpec = {
+  name: 'flag',
+  type: 'string',
+  required: true,
+  help: "a registered log flag (log_get_flags), or 'all'",
+  cli: { positional: true },
+} as const;
+
+const logMethods: RpcMethod[] = [
+  {
+    name: 'log_set_level',
+    summary: 'Set the level of what is written to the log file (--log-file)',
+    states: LOG_STATES,
+    params: [levelSpec],
+    handler: (p: { level: string }) => {
+      const level = levelParam(p);
+      return setLogSettings((s) => {
+        s.fileLevel = level;
+      });
+    },
+  },
+  {
+    name: 'log_get_level',
+    summary: 'Get the level of what is written to the log file',
+    states: LOG_STATES,
+    params: [],
+    handler: () => logLevelName(logConfig().fileLevel),
+  },
+  {
+    name: 'log_set_print_level',
+    summary: 'Set the level of what is printed to stderr',
+    states: LOG_STATES,
+    params: [levelSpec],
+    handler: (p: { level: string }) => {
+      const level = levelParam(p);
+      return setLogSettings((s) => {
+        s.level = level;
+      });
+    },
+  },
+  {
+    name: 'log_get_print_level',
+    summary: 'Get the level of what is printed to stderr',
+    states: LOG_STATES,
+    params: [],
+    handler: () => logLevelName(logConfig().level),
+  },
+  {
+    name: 'log_set_flag',
+    summary: "Enable a component's debug lines",
+    states: LOG_STATES,
+    params: [flagSpec],
+    handler: (p: { flag: string }) => {
+      const flag = flagParam(p);
+      return setLogSettings((s) => {
+        if (!s.flags.includes(flag)) s.flags.push(flag);
+      });
+    },
+  },
+  {
+    name: 'log_clear_flag',
+    summary: "Disable a component's debug lines",
+    states: LOG_STATES,
+    params: [flagSpec],
+    handler: (p: { flag: string }) => {
+      const flag = flagParam(p);
+      return setLogSettings((s) => {
+        // clearing one flag under 'all' keeps every other one
+        const on = s.flags.includes('all') ? registeredLogFlags() : s.flags;
+        s.flags = flag === 'all' ? [] : on.filter((f) => f !== flag && f !== 'all');
+      });
+    },
+  },
+  {
+    name: 'log_get_flags',
+    summary: 'Get every registered log flag and whether it is enabled',
+    states: LOG_STATES,
+    params: [],
+    handler: () => Object.fromEntries(registeredLogFlags().map((f) => [f, logFlagEnabled(f)])),
+  },
+];
 
 const frameworkMethods: RpcMethod[] = [
   {
@@ -176,36 +355,7 @@ const frameworkMethods: RpcMethod[] = [
     summary: 'Display list of all reactors',
     states: RpcState.RUNTIME,
     params: [],
-    handler() {
-      return new Promise((resolve) =>
-        forEachChannel(REACTOR_DEVICE, collectReactor, { reactors: [] as ReactorView[] }, (r) => {
-          const reactors = r.ctx.reactors
-            .sort((a, b) => a.reactor - b.reactor)
-            .map((v) => {
-              const core = coreOf(v.reactor);
-              let busy = 0;
-              let idle = 0;
-              for (const t of v.threads) {
-                busy += t.busy;
-                idle += t.idle;
-              }
-              return {
-                lcore: core,
-                busy,
-                idle,
-                in_interrupt: false,
-                lw_threads: v.threads.map((t) => ({
-                  name: t.name,
-                  id: t.id,
-                  cpumask: cpumaskOf(core),
-                  elapsed: t.busy + t.idle,
-                })),
-              };
-            });
-          resolve({ tick_rate: TICK_RATE, pid: process.pid, reactors });
-        }),
-      );
-    },
+    handler: () => getReactors(),
   },
   {
     name: 'thread_get_stats',
@@ -353,7 +503,7 @@ const rpcGetMethods: RpcMethod = {
 
 /** Framework methods plus every subsystem's, the one table for server and CLI. */
 export function collectRpcMethods(subsystems: readonly FrameworkSubsystem[]): RpcMethod[] {
-  const out: RpcMethod[] = [rpcGetMethods, ...frameworkMethods];
+  const out: RpcMethod[] = [rpcGetMethods, ...frameworkMethods, ...logMethods];
   for (const s of subsystems) out.push(...(s.rpcMethods ?? []));
   return out;
 }

@@ -39,6 +39,7 @@ import {
 } from '../wire/log.ts';
 import { AdminOpcode, GenericStatus, NvmOpcode, Sqe } from '../wire/nvme.ts';
 import { RESCAP_ALL_TYPES, Rescap } from '../wire/reservation.ts';
+import type { QueueIoTotals } from './io-stats.ts';
 import { nsVisibleTo, type PgNamespace, type PgSubsystem } from './poll-group-subsystem.ts';
 import type { TransportAddress, TransportOptions } from './transport.ts';
 
@@ -202,7 +203,8 @@ export function identifyData(
 export interface LogSource {
   readonly errorLog: readonly ErrorLogEntry[];
   readonly errorCount: number;
-  readonly stats: { dataUnitsRead: number; dataUnitsWritten: number; hostReads: number; hostWrites: number };
+  /** what the controller's I/O queues did, gathered from every poll group when the page is read */
+  readonly ioTotals: QueueIoTotals;
   /** namespaces changed since the Changed Namespace List was last read */
   readonly changedNs: ReadonlySet<number>;
   /** its host: the namespaces it sees (masking) */
@@ -248,7 +250,18 @@ export function nvmLogPage(
     }
     case LogPage.HEALTH: {
       const page = Buffer.alloc(512);
-      buildHealthLog(page, { ...c.stats, errors: c.errorCount });
+      const t = c.ioTotals;
+      // data units are thousands of 512-byte units, rounded up; busy time whole minutes, rounded up
+      buildHealthLog(page, {
+        dataUnitsRead: Math.ceil(t.bytesRead / 512_000),
+        dataUnitsWritten: Math.ceil(t.bytesWritten / 512_000),
+        hostReads: t.hostReads,
+        hostWrites: t.hostWrites,
+        errors: c.errorCount,
+        busyMinutes: Math.ceil(t.busyUs / 60_000_000),
+        // the target's uptime: it is the device the host sees
+        powerOnHours: Math.floor(process.uptime() / 3600),
+      });
       return page;
     }
     case LogPage.FIRMWARE_SLOT: {

@@ -22,6 +22,7 @@ import {
 } from '../wire/fabrics.ts';
 import { FabricsStatus, GenericStatus, StatusCodeType, setStatus } from '../wire/nvme.ts';
 import { IoQueue, type ReservationPort } from './io-queue.ts';
+import type { HostCounters } from './io-stats.ts';
 import {
   type AdminConnectReply,
   type AdminConnectRequest,
@@ -67,6 +68,8 @@ export interface ConnectHost {
   addController(ctrlr: NvmfCtrlr): void;
   /** a Connect made an I/O queue here */
   addIoQueue(q: IoQueue): void;
+  /** the event counters of host `hostnqn` on subsystem `nqn` here (io-stats.ts) */
+  hostCounters(nqn: string, hostnqn: string): HostCounters;
   /** where its I/O queues send reservation commands */
   reservationCommand: ReservationPort['reservationCommand'];
   /** DH-HMAC-CHAP: true when the host must authenticate this queue (auth.ts then runs on it) */
@@ -123,6 +126,11 @@ export class ConnectHandler {
       }
     }
     const { hostid, cntlid, subnqn, hostnqn } = readConnectData(data);
+    if (log.debugEnabled()) {
+      log.debug(
+        `Connect qid ${qid} sqsize ${sqsize} kato ${requestedKato} cntlid 0x${cntlid.toString(16)} to ${subnqn} from host ${hostnqn} (${q.peerAddr.traddr}:${q.peerAddr.trsvcid}) on ${this.pg.thread.name}`,
+      );
+    }
     const sub = this.pg.subsystems.get(subnqn);
     if (sub === undefined) {
       log.error(`Connect: subsystem '${subnqn}' not found (host ${hostnqn})`);
@@ -288,6 +296,7 @@ export class ConnectHandler {
       reservations: this.pg,
       maxTransferBytes: this.pg.transportOptions(q.trtype).max_io_size, // MDTS
       stats: this.pg.stats,
+      hostCounters: this.pg.hostCounters(p.sub.view.nqn, p.hostnqn),
     });
     q.context = ioq;
     this.pg.addIoQueue(ioq);

@@ -3,9 +3,10 @@
 // live on another poll group, so it keeps the controller's ID and thread and
 // sends failures there for the error log; it serves I/O from the namespaces
 // its own poll group opened.
-import { sendMsg, type ThreadRef } from '../thread/index.ts';
-import { PathStatus, Sqe, statusOf } from '../wire/nvme.ts';
+import { sendMsg, type ThreadRef, turnUs } from '../thread/index.ts';
+import { NvmOpcode, PathStatus, Sqe, statusOf } from '../wire/nvme.ts';
 import { executeIo, InFlight, type IoQueueState } from './ctrlr-bdev.ts';
+import { type HostCounters, IoKind, newQueueIoTotals, type QueueIoTotals } from './io-stats.ts';
 import { toPollGroup } from './messages.ts';
 import type { PgNamespace, PgSubsystem } from './poll-group-subsystem.ts';
 import type { PgStats } from './stats.ts';
@@ -32,6 +33,13 @@ export class IoQueue implements QueueContext, IoQueueState {
   anaPathStatus = 0;
   readonly maxTransferBytes: number;
   private readonly stats: PgStats;
+  /** what this queue did, for its controller's SMART / Health log */
+  readonly totals: QueueIoTotals = newQueueIoTotals();
+  /** this host's counters on this poll group */
+  readonly hostCounters: HostCounters;
+  /** commands between execute and onComplete, and since when that count is above 0 */
+  private executing = 0;
+  private busySinceUs = 0;
   private readonly reservations: ReservationPort;
 
   constructor(o: {
@@ -47,6 +55,7 @@ export class IoQueue implements QueueContext, IoQueueState {
     maxTransferBytes: number;
     /** the poll group's counters (completed_nvme_io) */
     stats: PgStats;
+    hostCounters: HostCounters;
   }) {
     this.qpair = o.qpair;
     this.cntlid = o.cntlid;
@@ -58,16 +67,21 @@ export class IoQueue implements QueueContext, IoQueueState {
     this.reservations = o.reservations;
     this.maxTransferBytes = o.maxTransferBytes;
     this.stats = o.stats;
+    this.hostCounters = o.hostCounters;
     this.updateAna();
   }
 
   /** An NVM command of this queue (QueueContext). */
   execute(req: NvmfRequest): void {
-    // SPDK's pause: new I/O waits (queued, not failed) until resume
+    // SPDK's pause: new I/O waits (queued, not failed) until resume (then it comes back here)
     if (this.sub.view.state === SubsystemState.PAUSED) {
       this.sub.queued.push(req);
       return;
     }
+    // the reactor turn's time (no clock read per I/O): latencies are precise to one iteration
+    const now = turnUs();
+    req.startUs = now;
+    if (this.executing++ === 0) this.busySinceUs = now;
     executeIo(this, req);
   }
 
@@ -95,18 +109,40 @@ export class IoQueue implements QueueContext, IoQueueState {
   }
 
   onError(req: NvmfRequest, lba: number): void {
+    const status = statusOf(req.rsp);
+    this.hostCounters.countError(status);
+    this.onFailure?.(this, status);
     sendMsg(this.owner, toPollGroup.recordError, {
       cntlid: this.cntlid,
       sqid: req.qpair.qid,
       cid: req.cmd.readUInt16LE(Sqe.CID),
-      status: statusOf(req.rsp),
+      status,
       lba,
       nsid: req.cmd.readUInt32LE(Sqe.NSID),
     });
   }
 
-  onComplete(_req: NvmfRequest): void {
+  /** set by the poll group: keeps the recent failures for the dashboard */
+  onFailure: ((q: IoQueue, status: number) => void) | null = null;
+
+  /** Counted on this thread: the poll group, the namespace, the queue's totals (no message). */
+  onComplete(req: NvmfRequest): void {
+    const now = turnUs();
     this.stats.completed_nvme_io++;
+    if (--this.executing === 0) this.totals.busyUs += now - this.busySinceUs;
+    const cmd = req.cmd;
+    const opc = cmd[Sqe.OPCODE];
+    const ok = statusOf(req.rsp) === 0;
+    const kind = opc === NvmOpcode.READ ? IoKind.READ : opc === NvmOpcode.WRITE ? IoKind.WRITE : IoKind.OTHER;
+    const bytes = kind === IoKind.OTHER ? 0 : req.length;
+    if (ok && kind === IoKind.READ) {
+      this.totals.hostReads++;
+      this.totals.bytesRead += bytes;
+    } else if (ok && kind === IoKind.WRITE) {
+      this.totals.hostWrites++;
+      this.totals.bytesWritten += bytes;
+    }
+    this.sub.io.get(cmd.readUInt32LE(Sqe.NSID))?.record(kind, bytes, now - (req.startUs ?? now), ok);
   }
 
   reservationCommand(req: NvmfRequest, ns: PgNamespace): void {

@@ -24,6 +24,7 @@ import { InvalidStateError, NotRegisteredError } from '../util/errors.ts';
 import type { DiscoveryEntry } from '../wire/discovery.ts';
 import { GenericStatus } from '../wire/nvme.ts';
 import type { DhchapKeys } from './auth.ts';
+import type { IoWalk, PgIoSnapshot, QueueIoTotals } from './io-stats.ts';
 import type { PgStats, QpairInfo } from './stats.ts';
 import type { SubsystemView } from './subsystem.ts';
 import type { TransportAddress, TransportOptions } from './transport.ts';
@@ -164,6 +165,12 @@ export interface ErrorLogRecord {
   nsid: number;
 }
 
+/** What a closed I/O queue did, sent to its controller's poll group (SMART / Health log). */
+export interface RetiredIoTotals {
+  cntlid: number;
+  totals: QueueIoTotals;
+}
+
 /** A namespace's bdev was hot-removed: the target drops the namespace. */
 export interface BdevRemoved {
   nqn: string;
@@ -233,6 +240,10 @@ export interface QpairsWalk {
   nqn: string;
   qpairs: QpairInfo[];
 }
+export interface CtrlrIoWalk {
+  cntlid: number;
+  totals: QueueIoTotals;
+}
 /** Preempt and Abort: the preempted hosts' commands on a namespace of `nqn` that wait in the
  * target end now (counted in `aborted`); those at the bdevs are counted in `waiting` and kept
  * under `token` until they complete. */
@@ -282,6 +293,7 @@ export interface PollGroupInbox {
   /** the controller is gone or reset: its I/O queues here go */
   ctrlrGone(m: ControllerId): void;
   recordError(m: ErrorLogRecord): void;
+  retireIoTotals(m: RetiredIoTotals): void;
   /** DH-HMAC-CHAP: the keys asked for with toTarget.dhchapKeys */
   dhchapKeysDone(m: DhchapKeysReply): void;
   /** throws when the transport cannot start here */
@@ -291,6 +303,9 @@ export interface PollGroupInbox {
   /** bdev I/O in flight on the queues of subsystem `nqn` */
   subsystemOutstanding(nqn: string): number;
   qpairInfo(nqn: string): QpairInfo[];
+  collectIo(): PgIoSnapshot;
+  /** add what the live I/O queues of controller `cntlid` here did */
+  ctrlrIoTotals(cntlid: number, into: QueueIoTotals): void;
   reservationDone(m: ResvReply): void;
   reservationNotice(m: ResvNotice): void;
   /** Preempt and Abort here: fills `aborted` and `waiting` of the walk */
@@ -416,6 +431,9 @@ export const toPollGroup = {
   recordError: defineHandler<ErrorLogRecord>('nvmf.pg.recordError', (m) =>
     pollGroupOn(currentThread()).recordError(m),
   ),
+  retireIoTotals: defineHandler<RetiredIoTotals>('nvmf.pg.retireIoTotals', (m) =>
+    pollGroupOn(currentThread()).retireIoTotals(m),
+  ),
   reservationDone,
   reservationNotice: defineHandler<ResvNotice>('nvmf.pg.reservationNotice', (m) =>
     pollGroupOn(currentThread()).reservationNotice(m),
@@ -456,6 +474,14 @@ export const overPollGroups = {
   ),
   qpairs: defineChannelIter<QpairsWalk>('nvmf.pg.qpairs', (ch, ctx, next) => {
     for (const q of channelPollGroup(ch).qpairInfo(ctx.nqn)) ctx.qpairs.push(q);
+    next(0);
+  }),
+  io: defineChannelIter<IoWalk>('nvmf.pg.io', (ch, ctx, next) => {
+    ctx.groups.push(channelPollGroup(ch).collectIo());
+    next(0);
+  }),
+  ctrlrIoTotals: defineChannelIter<CtrlrIoWalk>('nvmf.pg.ctrlrIoTotals', (ch, ctx, next) => {
+    channelPollGroup(ch).ctrlrIoTotals(ctx.cntlid, ctx.totals);
     next(0);
   }),
   preemptAbort: defineChannelIter<PreemptAbortWalk>('nvmf.pg.preemptAbort', (ch, ctx, next) => {

@@ -3,6 +3,7 @@
 // and which hosts see each one (namespace masking).
 import type { BdevChannel, BdevDesc } from '../bdev/index.ts';
 import type { IoChannel } from '../thread/index.ts';
+import type { NsIoCounters } from './io-stats.ts';
 import type { NamespaceView, SubsystemView } from './subsystem.ts';
 import type { NvmfRequest } from './transport.ts';
 
@@ -32,6 +33,8 @@ export function nsVisibleTo(ns: PgNamespace, hostnqn: string): boolean {
 export class PgSubsystem {
   view: SubsystemView;
   readonly ns = new Map<number, PgNamespace>();
+  /** I/O counted per namespace while it is open here (io-stats.ts) */
+  readonly io = new Map<number, NsIoCounters>();
   /** I/O commands that arrived while the subsystem was paused: run on resume, in order */
   queued: NvmfRequest[] = [];
   constructor(view: SubsystemView) {

@@ -12,6 +12,7 @@ import { BdevIoType, bdevClose, bdevGetIoChannel, bdevOpen, bdevPutIoChannel } f
 import {
   currentThread,
   defineHandler,
+  forEachChannel,
   nowUs,
   type Poller,
   PollerStatus,
@@ -42,6 +43,17 @@ import { completeNvm, dropFused, PreemptWait, waitForPreempted } from './ctrlr-b
 import { discoveryLogEntries } from './discovery-log.ts';
 import type { IoQueue } from './io-queue.ts';
 import {
+  addQueueIoTotals,
+  HostCounters,
+  type HostSnapshot,
+  NsIoCounters,
+  type NsIoSnapshot,
+  type PgIoSnapshot,
+  type QueueIoTotals,
+  type QueueSnapshot,
+  type RecentError,
+} from './io-stats.ts';
+import {
   type AbortReply,
   type AbortRequest,
   type AddSocket,
@@ -50,13 +62,17 @@ import {
   type DhchapKeysReply,
   type ErrorLogRecord,
   type IoConnectReply,
+  NVMF_TGT_DEVICE,
+  overPollGroups,
   type PollGroupInbox,
   type PreemptAbortWalk,
   type ResvNotice,
   type ResvReply,
+  type RetiredIoTotals,
   setPollGroupInbox,
   type TargetSnapshot,
   targetThread,
+  toPollGroup,
   toTarget,
 } from './messages.ts';
 import { nsVisibleTo, type PgNamespace, PgSubsystem, visibleHostsOf } from './poll-group-subsystem.ts';
@@ -83,6 +99,12 @@ import {
 
 const log = logger('nvmf');
 const EMPTY_DATA = new Uint8Array(0);
+
+function peerOf(q: NvmfQpair): string {
+  return `${q.peerAddr.traddr}:${q.peerAddr.trsvcid}`;
+}
+/** failed I/O commands a poll group keeps for the dashboard */
+const RECENT_ERRORS = 20;
 
 /** Close a queue after the response to its Disconnect command went out. */
 const disconnectLater = defineHandler<NvmfQpair>('nvmf.pg.disconnectQpair', (q) =>
@@ -131,6 +153,10 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost, 
   genctr = 0;
   referrals: DiscoveryEntry[] = [];
   discoveryFilter = 'match_any';
+  /** events per host of each subsystem (io-stats.ts), by `nqn host` */
+  private readonly hosts = new Map<string, HostCounters>();
+  /** the last failed I/O commands of the queues here, oldest first */
+  private readonly recentErrors: RecentError[] = [];
   capCssIocs = false;
   /** reservation commands at the app thread, by token */
   private readonly pendingResv = new Map<number, { io: IoQueue; req: NvmfRequest }>();
@@ -170,6 +196,7 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost, 
           `ctrlr ${c.cntlid} (${c.host.sub.view.nqn}, host ${c.hostnqn}): keep alive timeout (${c.kato} ms), disconnecting`,
         );
         traceController(traceChannels.keepAliveExpired, c, c.host.sub.view.nqn, this.thread.name);
+        this.hostCounters(c.host.sub.view.nqn, c.hostnqn).keepAliveExpirations++;
         c.kato = 0;
         c.adminQpair.disconnect('keep alive timeout');
       }
@@ -284,6 +311,7 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost, 
         const desc = bdevOpen(n.bdevName, true, (ev) => this.onBdevEvent(sub, n.nsid, ev));
         const ch = bdevGetIoChannel(desc);
         const bdev = desc.bdev;
+        sub.io.set(n.nsid, new NsIoCounters());
         sub.ns.set(n.nsid, {
           nsid: n.nsid,
           config: n,
@@ -346,6 +374,7 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost, 
 
   private closeNamespace(sub: PgSubsystem, ns: PgNamespace): void {
     sub.ns.delete(ns.nsid);
+    sub.io.delete(ns.nsid);
     try {
       bdevPutIoChannel(ns.ch);
       bdevClose(ns.desc);
@@ -429,6 +458,10 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost, 
     if (c !== undefined) {
       this.adminQueues.delete(qpair);
       this.stats.current_admin_qpairs--;
+      this.hostCounters(c.host.sub.view.nqn, c.hostnqn).disconnects++;
+      log.notice(
+        `host ${c.hostnqn} disconnected from ${c.host.sub.view.nqn}: ctrlr ${c.cntlid} admin queue from ${peerOf(qpair)} on reactor ${this.thread.ref.reactor} (${this.thread.name})`,
+      );
       c.destroy();
       this.ctrlrs.delete(c.cntlid);
       log.info(`ctrlr ${c.cntlid} of ${c.host.sub.view.nqn} (host ${c.hostnqn}) destroyed`);
@@ -438,6 +471,11 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost, 
       this.ioQueues.delete(qpair);
       this.stats.current_io_qpairs--;
       dropFused(io);
+      log.notice(
+        `host ${io.hostnqn} disconnected from ${io.subnqn}: ctrlr ${io.cntlid} I/O queue ${qpair.qid} from ${peerOf(qpair)} on reactor ${this.thread.ref.reactor} (${this.thread.name})`,
+      );
+      // the controller's SMART log keeps counting what this queue did
+      sendMsg(io.owner, toPollGroup.retireIoTotals, { cntlid: io.cntlid, totals: io.totals });
       sendMsg(targetThread(), toTarget.ioQueueGone, { cntlid: io.cntlid, qid: qpair.qid });
     }
     qpair.context = null;
@@ -500,6 +538,11 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost, 
       case FabricsCommandType.PROPERTY_GET:
       case FabricsCommandType.PROPERTY_SET: {
         const ctrlr = this.adminQueues.get(q);
+        if (log.debugEnabled()) {
+          log.debug(
+            `ctrlr ${ctrlr?.cntlid ?? '-'}: Property ${fctype === FabricsCommandType.PROPERTY_GET ? 'Get' : 'Set'} offset 0x${req.cmd.readUInt32LE(FabricsSqe.PROP_OFFSET).toString(16)}`,
+          );
+        }
         if (ctrlr === undefined) {
           // an I/O queue has no properties; a queue before Connect has no controller yet
           setStatus(
@@ -632,18 +675,59 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost, 
       onCtrlrEnabled: (c) => sendMsg(targetThread(), toTarget.ctrlrEnabled, { cntlid: c.cntlid }),
       onCtrlrDisabled: (c) => sendMsg(targetThread(), toTarget.ctrlrDisabled, { cntlid: c.cntlid }),
       abortCommand: (c, sqid, cid, done) => this.abortCommand(c.cntlid, sqid, cid, done),
+      gatherIoTotals: (c, into, done) =>
+        forEachChannel(
+          NVMF_TGT_DEVICE,
+          overPollGroups.ctrlrIoTotals,
+          { cntlid: c.cntlid, totals: into },
+          (r) => {
+            Object.assign(into, r.ctx.totals);
+            done();
+          },
+        ),
       advertiseIocs: () => this.capCssIocs,
     };
   }
 
   addController(ctrlr: NvmfCtrlr): void {
+    log.notice(
+      `host ${ctrlr.hostnqn} connected to ${ctrlr.host.sub.view.nqn}: ctrlr ${ctrlr.cntlid} admin queue from ${peerOf(ctrlr.adminQpair)} on reactor ${this.thread.ref.reactor} (${this.thread.name})`,
+    );
+    this.hostCounters(ctrlr.host.sub.view.nqn, ctrlr.hostnqn).connects++;
     this.ctrlrs.set(ctrlr.cntlid, ctrlr);
     this.adminQueues.set(ctrlr.adminQpair, ctrlr);
     this.stats.admin_qpairs++;
     this.stats.current_admin_qpairs++;
   }
 
+  /** The counters of host `hostnqn` on subsystem `nqn` here (made on first use). */
+  hostCounters(nqn: string, hostnqn: string): HostCounters {
+    const key = `${nqn} ${hostnqn}`;
+    let h = this.hosts.get(key);
+    if (h === undefined) {
+      h = new HostCounters();
+      this.hosts.set(key, h);
+    }
+    return h;
+  }
+
+  private readonly keepError = (q: IoQueue, status: number): void => {
+    this.recentErrors.push({
+      timeMs: Date.now(),
+      nqn: q.subnqn,
+      hostnqn: q.hostnqn,
+      cntlid: q.cntlid,
+      qid: q.qpair.qid,
+      status,
+    });
+    if (this.recentErrors.length > RECENT_ERRORS) this.recentErrors.shift();
+  };
+
   addIoQueue(q: IoQueue): void {
+    log.notice(
+      `host ${q.hostnqn} connected to ${q.subnqn}: ctrlr ${q.cntlid} I/O queue ${q.qpair.qid} from ${peerOf(q.qpair)} on reactor ${this.thread.ref.reactor} (${this.thread.name})`,
+    );
+    q.onFailure = this.keepError;
     this.ioQueues.set(q.qpair, q);
     this.stats.io_qpairs++;
     this.stats.current_io_qpairs++;
@@ -711,6 +795,11 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost, 
   /** The controller went away (or was reset): its I/O queues here go too. */
   ctrlrGone(m: ControllerId): void {
     for (const [q, io] of this.ioQueues) if (io.cntlid === m.cntlid) q.disconnect('controller destroyed');
+  }
+
+  /** An I/O queue of controller `cntlid` (here) closed: what it did stays in the controller's totals. */
+  retireIoTotals(m: RetiredIoTotals): void {
+    this.ctrlrs.get(m.cntlid)?.retireIoTotals(m.totals);
   }
 
   /** A failed I/O command of a controller whose admin queue is here (sent by its I/O queues). */
@@ -828,6 +917,60 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost, 
     st.memory = m.memory;
     st.handles = m.handles;
     return { ...st, transports: st.transports.map((t) => ({ ...t })), memory: { ...st.memory } };
+  }
+
+  /** I/O counters, host events and queues here, as plain data (io-stats.ts). */
+  collectIo(): PgIoSnapshot {
+    const namespaces: NsIoSnapshot[] = [];
+    for (const sub of this.subsystems.values()) {
+      for (const [nsid, c] of sub.io) namespaces.push(c.snapshot(sub.view.nqn, nsid));
+    }
+    const hosts: HostSnapshot[] = [];
+    for (const [key, h] of this.hosts) {
+      const sp = key.indexOf(' ');
+      hosts.push({
+        nqn: key.slice(0, sp),
+        hostnqn: key.slice(sp + 1),
+        connects: h.connects,
+        disconnects: h.disconnects,
+        keepAliveExpirations: h.keepAliveExpirations,
+        errors: [...h.errors].map(([status, count]) => ({ status, count })),
+      });
+    }
+    const queues: QueueSnapshot[] = [];
+    for (const [q, c] of this.adminQueues) {
+      queues.push({
+        nqn: c.host.sub.view.nqn,
+        hostnqn: c.hostnqn,
+        cntlid: c.cntlid,
+        qid: 0,
+        peer: `${q.peerAddr.traddr}:${q.peerAddr.trsvcid}`,
+        outstanding: 0,
+      });
+    }
+    for (const [q, io] of this.ioQueues) {
+      queues.push({
+        nqn: io.subnqn,
+        hostnqn: io.hostnqn,
+        cntlid: io.cntlid,
+        qid: q.qid,
+        peer: `${q.peerAddr.traddr}:${q.peerAddr.trsvcid}`,
+        outstanding: io.outstanding,
+      });
+    }
+    return {
+      name: this.thread.name,
+      reactor: this.thread.ref.reactor,
+      namespaces,
+      hosts,
+      queues,
+      recentErrors: this.recentErrors.map((e) => ({ ...e })),
+    };
+  }
+
+  /** What the live I/O queues of controller `cntlid` here did (its SMART / Health log). */
+  ctrlrIoTotals(cntlid: number, into: QueueIoTotals): void {
+    for (const io of this.ioQueues.values()) if (io.cntlid === cntlid) addQueueIoTotals(into, io.totals);
   }
 
   /** bdev I/O in flight on the queues of subsystem `nqn` (a pause completes when it is 0 everywhere) */

@@ -49,6 +49,7 @@ import {
   writeResvNotificationLog,
 } from '../wire/reservation.ts';
 import { ERROR_LOG_ENTRIES, identifyData, NVMF_VERSION, nvmLogPage } from './admin-pages.ts';
+import { addQueueIoTotals, newQueueIoTotals, type QueueIoTotals } from './io-stats.ts';
 import type { PgSubsystem } from './poll-group-subsystem.ts';
 import { SubsystemType } from './subsystem.ts';
 import type { NvmfQpair, NvmfRequest, QueueContext, TransportOptions } from './transport.ts';
@@ -154,6 +155,8 @@ export interface CtrlrHost {
   onCtrlrDisabled?(ctrlr: NvmfCtrlr): void;
   /** Abort: cancel command `cid` of queue `sqid` if it still waits in the target; done(true) if it did */
   abortCommand?(ctrlr: NvmfCtrlr, sqid: number, cid: number, done: (aborted: boolean) => void): void;
+  /** add what the live I/O queues of `ctrlr` did on every poll group (SMART / Health log) */
+  gatherIoTotals?(ctrlr: NvmfCtrlr, into: QueueIoTotals, done: () => void): void;
   /** CAP.CSS bit 6 (I/O command sets) is advertised: the target's cap_css_iocs option */
   advertiseIocs?(): boolean;
 }
@@ -184,6 +187,10 @@ export class NvmfCtrlr implements QueueContext {
   anaNoticeMasked = false;
   readonly errorLog: ErrorLogEntry[] = [];
   errorCount = 0;
+  /** what its closed I/O queues did (sent by their poll groups) */
+  private readonly retiredIo: QueueIoTotals = newQueueIoTotals();
+  /** the totals of the SMART / Health page being built (retired + live queues) */
+  ioTotals: QueueIoTotals = this.retiredIo;
   /** Reservation Notification log: the oldest first, at most RESV_LOG_ENTRIES */
   private readonly resvLog: ResvLogEntry[] = [];
   /** the count of the last notice (kept or lost); wraps to 1, never 0 */
@@ -192,7 +199,6 @@ export class NvmfCtrlr implements QueueContext {
   /** Reservation Notification Mask (feature 82h) per NSID, and the value for the others */
   private readonly resvMasks = new Map<number, number>();
   private resvMaskDefault = 0;
-  readonly stats = { dataUnitsRead: 0, dataUnitsWritten: 0, hostReads: 0, hostWrites: 0 };
 
   constructor(o: {
     cntlid: number;
@@ -443,8 +449,29 @@ export class NvmfCtrlr implements QueueContext {
     req.complete();
   }
 
-  private getLogPage(req: NvmfRequest): void {
+  /** An I/O queue of this controller closed: what it did stays counted. */
+  retireIoTotals(t: QueueIoTotals): void {
+    addQueueIoTotals(this.retiredIo, t);
+  }
+
+  private getLogPage(req: NvmfRequest, gathered = false): void {
     const p = decodeGetLog(req.cmd);
+    // the SMART / Health counters live with the I/O queues, on their poll groups: gather first
+    if (
+      p.lid === LogPage.HEALTH &&
+      !gathered &&
+      !this.isDiscovery &&
+      this.host.gatherIoTotals !== undefined
+    ) {
+      const into = newQueueIoTotals();
+      addQueueIoTotals(into, this.retiredIo);
+      this.host.gatherIoTotals(this, into, () => {
+        this.ioTotals = into;
+        this.getLogPage(req, true);
+        this.ioTotals = this.retiredIo;
+      });
+      return;
+    }
     // SPDK nvmf_ctrlr_get_log_page: dword-aligned offset, NUMD within the data buffer,
     // NSID 0 or all for pages of controller scope
     const nsid = req.cmd.readUInt32LE(Sqe.NSID);

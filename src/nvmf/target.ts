@@ -17,6 +17,7 @@ import { admitAdminConnect, admitIoConnect, type CtrlrRecord } from './connect.t
 import { type Referral, referralEntry } from './discovery-log.ts';
 import { NvmfError } from './errors.ts';
 import { type HostPsk, loadHostPsk } from './host-psk.ts';
+import type { IoWalk, PgIoSnapshot } from './io-stats.ts';
 import {
   type AbortRequest,
   type AddTransportWalk,
@@ -855,6 +856,14 @@ export class NvmfTarget implements TargetInbox, ReservationEffects {
   async stats(): Promise<PgStats[]> {
     const r = await new Promise<{ ctx: StatsWalk; status: number }>((resolve) =>
       forEachChannel(NVMF_TGT_DEVICE, overPollGroups.stats, { groups: [] as PgStats[] }, resolve),
+    );
+    return r.ctx.groups;
+  }
+
+  /** Every poll group's I/O counters, host events and queues (io-stats.ts), gathered by one walk. */
+  async ioStats(): Promise<PgIoSnapshot[]> {
+    const r = await new Promise<{ ctx: IoWalk; status: number }>((resolve) =>
+      forEachChannel(NVMF_TGT_DEVICE, overPollGroups.io, { groups: [] as PgIoSnapshot[] }, resolve),
     );
     return r.ctx.groups;
   }

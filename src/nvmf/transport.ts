@@ -37,6 +37,8 @@ export interface NvmfRequest {
   /** when the core traced the command's start (performance.now(), ms); 0: not traced. Starts
    * at 0; `complete()` calls trace.ts traceCommandComplete when it is not 0 (which clears it) */
   traceStart: number;
+  /** when the core started executing it (thread nowUs), for the latency histograms */
+  startUs?: number;
   /** Fused ordering (fused.ts) keeps these on the requests of a transport that uses it: the
    * other half of a fused pair, whether this half is ready and waiting for it, and whether the
    * pairing failed (the core then answers Command Aborted due to Missing Fused Command). */

@@ -25,12 +25,14 @@ export {
   nowUs,
   type Poller,
   PollerStatus,
+  realmLoad,
   realmReactor,
   realmReactorCount,
   registerPoller,
   SpdkThread,
   type ThreadRef,
   type Transferable,
+  turnUs,
   wakeReactor,
 } from './thread.ts';
 export { forEachChannel, forEachThread } from './walk.ts';

@@ -10,12 +10,14 @@ import { handlerNamed } from './handlers.ts';
 import { resetIoDevices } from './io-device.ts';
 import { reply, resetReplies } from './messages.ts';
 import {
+  accountRealmGap,
   configureRealm,
   createThread,
   findLocalThread,
   hasPendingMessages,
   lastPollEnd,
   nextTimerUs,
+  nowUs,
   pollThreads,
   type RealmMessage,
   resetThreads,
@@ -74,6 +76,9 @@ export function startRealm(opts: RealmOptions): Realm {
   let timerDueUs = Number.POSITIVE_INFINITY;
   let lastBusyUs = Number.NEGATIVE_INFINITY;
   let iterations = 0;
+  // end of the last iteration, and whether the realm went to sleep after it
+  let lastEndUs = nowUs();
+  let slept = true;
 
   const schedule = (): void => {
     if (scheduled || stopped) return;
@@ -104,6 +109,7 @@ export function startRealm(opts: RealmOptions): Realm {
     scheduled = false;
     if (stopped) return;
     iterations++;
+    accountRealmGap(nowUs() - lastEndUs, slept);
     let busy: boolean;
     try {
       busy = pollThreads();
@@ -121,11 +127,16 @@ export function startRealm(opts: RealmOptions): Realm {
       busy = true;
     }
     const now = lastPollEnd();
+    lastEndUs = now;
     if (busy || hasPendingMessages()) {
       lastBusyUs = now;
+      slept = false;
       schedule();
       return;
     }
+    // from here the realm is idle: the time to its next iteration counts as idle whether it
+    // polls on or sleeps
+    slept = true;
     // poll on for a while after activity: the next command of a low-depth host is near
     if (now - lastBusyUs < pollWindowUs) {
       schedule();

@@ -9,6 +9,9 @@
 
 import type { Transferable as NodeTransferable } from 'node:worker_threads';
 import { InvalidStateError } from '../util/errors.ts';
+import { logger } from '../util/log.ts';
+
+const log = logger('thread');
 
 /** Objects moved (not copied) with a cross-realm message. */
 export type Transferable = NodeTransferable;
@@ -99,6 +102,18 @@ export function setClock(fn: () => number): void {
 
 export function nowUs(): number {
   return clock();
+}
+
+/** when the thread being polled started its turn of this iteration (µs, the clock of nowUs) */
+let turnStartUs = 0;
+
+/**
+ * The start of the current thread's turn in this reactor iteration: a clock read already paid
+ * for, precise to one iteration, for per-I/O stamps (latency histograms, busy time) that must
+ * not cost a clock read each.
+ */
+export function turnUs(): number {
+  return turnStartUs;
 }
 
 /** Wake this realm's reactor loop (socket data handlers call it after queueing work for a poller). */
@@ -196,6 +211,9 @@ export function registerPoller(fn: () => number, periodUs: number, name: string)
   const p = new PollerImpl(t, ++t.pollerIds, fn, periodUs, name);
   if (periodUs > 0) t.timed.push(p);
   else t.active.push(p);
+  if (log.debugEnabled()) {
+    log.debug(`poller ${name} on thread ${t.name}: ${periodUs > 0 ? `every ${periodUs} us` : 'active'}`);
+  }
   link.wake();
   return p;
 }
@@ -335,10 +353,37 @@ export class SpdkThread {
 export function createThread(name: string): SpdkThread {
   const t = new SpdkThread(name);
   threads.set(t.id, t);
+  if (log.debugEnabled()) log.debug(`thread ${name} (id ${t.id}) created on reactor ${link.reactor}`);
   return t;
 }
 
 let lastPollEndUs = 0;
+
+// The realm's own time split (framework_get_reactors): busy is the time of iterations that did
+// work plus the event-loop turns between two such iterations (socket reads and writes done for
+// the pollers); idle is the time of idle iterations plus the time the realm slept.
+let realmBusyUs = 0;
+let realmIdleUs = 0;
+
+/** Busy and idle microseconds of this realm since it started (see accountRealmTime). */
+export function realmLoad(): { busyUs: number; idleUs: number } {
+  return { busyUs: realmBusyUs, idleUs: realmIdleUs };
+}
+
+/**
+ * Called by the reactor loop for time spent outside pollThreads: `slept` is true when the realm
+ * was asleep (after an idle iteration), false for the event-loop turn between busy iterations.
+ * Sleep is idle time for every thread too, so a thread that does nothing reports ~0 % busy.
+ */
+export function accountRealmGap(us: number, slept: boolean): void {
+  if (us <= 0) return;
+  if (!slept) {
+    realmBusyUs += us;
+    return;
+  }
+  realmIdleUs += us;
+  for (const t of threads.values()) t.idleUs += us;
+}
 
 /**
  * Poll every thread of this realm once. Returns whether any did work.
@@ -350,6 +395,7 @@ export function pollThreads(): boolean {
   const now = clock();
   let start = now;
   for (const t of threads.values()) {
+    turnStartUs = start;
     const b = t.poll(now);
     const end = clock();
     const spent = end - start;
@@ -357,7 +403,11 @@ export function pollThreads(): boolean {
     if (b) {
       busy = true;
       t.busyUs += spent;
-    } else t.idleUs += spent;
+      realmBusyUs += spent;
+    } else {
+      t.idleUs += spent;
+      realmIdleUs += spent;
+    }
     if (t.exited && t.pendingMessages === 0) threads.delete(t.id);
   }
   lastPollEndUs = start;
@@ -388,6 +438,8 @@ export function nextTimerUs(): number {
 /** Forget every thread of this realm and the link to the others (resetRealm in realm.ts does the rest). */
 export function resetThreads(): void {
   threads.clear();
+  realmBusyUs = 0;
+  realmIdleUs = 0;
   current = null;
   defaultThread = null;
   link = singleRealmLink;

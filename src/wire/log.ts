@@ -165,9 +165,14 @@ export function buildHealthLog(
     hostReads: number;
     hostWrites: number;
     errors: number;
+    /** minutes with an I/O command outstanding */
+    busyMinutes?: number;
+    powerOnHours?: number;
   },
 ): void {
   buf.fill(0, 0, HEALTH_LOG_SIZE);
+  writeU64(buf, HealthLog.CONTROLLER_BUSY_TIME, counters.busyMinutes ?? 0);
+  writeU64(buf, HealthLog.POWER_ON_HOURS, counters.powerOnHours ?? 0);
   writeU64(buf, HealthLog.DATA_UNITS_READ, counters.dataUnitsRead);
   writeU64(buf, HealthLog.DATA_UNITS_WRITTEN, counters.dataUnitsWritten);
   writeU64(buf, HealthLog.HOST_READ_COMMANDS, counters.hostReads);

@@ -149,6 +149,18 @@ function findRecord(name: string): BdevRecord {
   return rec;
 }
 
+/** bdev_get_iostat's entries for `recs` (every bdev by default), gathered from every channel. */
+export async function iostatOf(
+  recs: ReturnType<typeof bdevListRecords> = bdevListRecords(),
+  reset = false,
+): Promise<Array<Record<string, unknown>>> {
+  const bdevs = [];
+  for (const r of recs) {
+    bdevs.push(iostatJson(r.desc.name, sumStats(await bdevCollectStats(r.desc.name, reset)), ticks()));
+  }
+  return bdevs;
+}
+
 function sumStats(snaps: Awaited<ReturnType<typeof bdevCollectStats>>): BdevIoStats {
   const s = new BdevIoStats();
   for (const x of snaps) s.add(x);
@@ -235,11 +247,7 @@ const rpcMethods: RpcMethod[] = [
               }),
           };
         }
-        const bdevs = [];
-        for (const r of recs) {
-          bdevs.push(iostatJson(r.desc.name, sumStats(await bdevCollectStats(r.desc.name, reset)), ticks()));
-        }
-        return { tick_rate: TICK_RATE, ticks: Math.round(ticks()), bdevs };
+        return { tick_rate: TICK_RATE, ticks: Math.round(ticks()), bdevs: await iostatOf(recs, reset) };
       }),
   },
   {

@@ -9,6 +9,7 @@ import { accelSubsystem } from './accel.ts';
 import { bdevSubsystem } from './bdev.ts';
 import { iobufSubsystem } from './iobuf.ts';
 import { keyringSubsystem } from './keyring.ts';
+import { metricsSubsystem } from './metrics/index.ts';
 import { nvmfSubsystem } from './nvmf.ts';
 import { schedulerSubsystem } from './scheduler.ts';
 import { sockSubsystem } from './sock.ts';
@@ -21,6 +22,7 @@ export const frameworkSubsystems: FrameworkSubsystem[] = [
   accelSubsystem,
   bdevSubsystem,
   nvmfSubsystem,
+  metricsSubsystem,
 ];
 
 /** Every RPC method of nvmf_tgt: the framework's and each subsystem's (the server registers

@@ -85,6 +85,11 @@ export class TcpPollGroup implements TransportPollGroup, TcpQpairGroup, TlsServe
       : new PlainSocket(socket, this.rxBuffers);
     const qpair = new TcpQpair(this, conn, listenAddr);
     this.qpairs.add(qpair);
+    if (log.debugEnabled()) {
+      log.debug(
+        `connection from ${qpair.peerAddr.traddr}:${qpair.peerAddr.trsvcid} to ${listenAddr.traddr}:${listenAddr.trsvcid}${secureChannel ? ' (TLS)' : ''}, ${this.qpairs.size} on this poll group`,
+      );
+    }
     // also bounds a TLS handshake that never completes
     this.armConnectTimer(qpair);
     conn.start(

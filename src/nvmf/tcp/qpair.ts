@@ -5,6 +5,7 @@
 // flushed as one corked burst when its poll group polls), the fatal-error
 // TermReq, and the close that hands back what the core still holds.
 
+import { logger } from '../../util/log.ts';
 import {
   Cqe,
   clearCqe,
@@ -65,6 +66,8 @@ import {
   type TcpRequestQueue,
 } from './request.ts';
 import type { QpairSocket, RxBufferPool } from './socket.ts';
+
+const log = logger('nvmf_tcp');
 
 /**
  * Qpair (connection) states: AWAIT_IC_REQ → RUNNING once the ICReq is answered;
@@ -172,14 +175,22 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
     this.fused = new FusedOrder((req) => this.execute(req as TcpRequest));
   }
 
+  /** host address -> listener, for log lines */
+  private peerName(): string {
+    const p = this.peerAddr;
+    const l = this.listenAddr;
+    return `${p.traddr}:${p.trsvcid} -> ${l.traddr}:${l.trsvcid}`;
+  }
+
   // ---- NvmfQpair
 
   get securePeer(): SecurePeer | null {
     return this.socket.securePeer;
   }
 
-  disconnect(_reason?: string): void {
+  disconnect(reason?: string): void {
     if (this.state === TcpQpairState.CLOSED) return;
+    if (log.debugEnabled()) log.debug(`${this.peerName()}: disconnect (${reason ?? 'no reason given'})`);
     this.state = TcpQpairState.TERMINATING;
     this.receiver.fail();
     this.flush();
@@ -283,6 +294,11 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
       ) +
       2 * DIGEST_SIZE +
       128;
+    if (log.debugEnabled()) {
+      log.debug(
+        `${this.peerName()}: ICReq pfv ${pfv} hpda ${hpda} hdgst ${this.headerDigest} ddgst ${this.dataDigest} -> ICResp maxh2cdata ${this.group.maxH2CData}`,
+      );
+    }
     this.state = TcpQpairState.RUNNING;
     this.connectedReported = true;
     this.group.events.onQpairConnected(this);

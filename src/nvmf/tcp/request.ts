@@ -76,6 +76,7 @@ export class TcpRequest implements NvmfRequest {
   digestError = false;
   /** set by the core when it traces the command (trace.ts); 0 otherwise */
   traceStart = 0;
+  startUs = 0;
   /** fused ordering (fused.ts) */
   fusedPartner: NvmfRequest | null = null;
   fusedReady = false;

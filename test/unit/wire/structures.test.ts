@@ -363,6 +363,8 @@ test('log pages: Get Log Page encoding, error log, health, changed namespaces, A
     hostReads: 2 ** 50,
     hostWrites: 8,
     errors: 9,
+    busyMinutes: 10,
+    powerOnHours: 11,
   });
   const h = decodeHealthLog(health);
   assert.deepEqual(
@@ -372,8 +374,10 @@ test('log pages: Get Log Page encoding, error log, health, changed namespaces, A
       h.host_read_commands,
       h.host_write_commands,
       h.num_err_log_entries,
+      h.controller_busy_time,
+      h.power_on_hours,
     ],
-    [5, 6, 2 ** 50, 8, 9],
+    [5, 6, 2 ** 50, 8, 9, 10, 11],
   );
   assert.equal(h.temperature, 0);
 
