@@ -252,8 +252,10 @@ export class NvmfTarget implements TargetInbox {
   async createTransport(opts: TransportOptions): Promise<void> {
     const key = opts.trtype.toUpperCase();
     if (this.transports.has(key)) throw new NvmfError(`Transport type '${opts.trtype}' already exists`, -17);
-    if (getTransport(key) === undefined)
-      throw new NvmfError(`Transport type '${opts.trtype}' is not supported`);
+    const plugin = getTransport(key);
+    if (plugin === undefined) throw new NvmfError(`Transport type '${opts.trtype}' is not supported`);
+    const unavailable = plugin.unavailable?.() ?? null;
+    if (unavailable !== null) throw new NvmfError(unavailable, -19);
     this.transports.set(key, opts);
     if (this.pollGroups.length === 0) return;
     const r = await new Promise<{ ctx: AddTransportWalk; status: number }>((resolve) =>
@@ -441,7 +443,12 @@ export class NvmfTarget implements TargetInbox {
     if (entry === undefined) {
       let handle: TransportListener;
       try {
-        handle = await plugin.listen(address, opts, (sock) => this.accept(sock, address));
+        handle = await plugin.listen(
+          address,
+          opts,
+          (sock) => this.accept(sock, address),
+          (conn) => this.acceptConnection(conn, address),
+        );
       } catch (e) {
         throw new NvmfError(
           `Unable to listen on address ${address.traddr}:${address.trsvcid}: ${(e as Error).message}`,
@@ -499,6 +506,13 @@ export class NvmfTarget implements TargetInbox {
       { socket, listenAddr: { ...address } },
       ref.reactor === this.appThread.reactor ? undefined : [socket as never],
     );
+  }
+
+  /** A connection of a transport without sockets: round-robin like sockets, as plain data. */
+  private acceptConnection(conn: unknown, address: TransportAddress): void {
+    if (this.pollGroups.length === 0) return;
+    const ref = this.pollGroups[this.rr++ % this.pollGroups.length];
+    sendMsg(ref, toPollGroup.addConnection, { conn, listenAddr: { ...address } });
   }
 
   // ------------------------------------------------------------ referrals
