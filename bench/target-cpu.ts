@@ -5,7 +5,9 @@
 // from /proc) over the I/Os nvmf-perf completed. Targets alternate in
 // A B B A order round after round, so a slow spell on a shared machine falls
 // on both; the medians per target and workload are printed at the end.
-// Never gates CI.
+// The targets' start order still shows: on a shared 2-core machine the one
+// started second was measured 18-30 % dearer on randwrite whichever code it
+// ran, so compare with the --tgt order swapped too. Never gates CI.
 //
 //   node bench/target-cpu.ts --tgt ../old/bin/nvmf_tgt.mjs --tgt bin/nvmf_tgt.mjs \
 //     [--rw randread,randwrite] [--depth 32] [--time 5] [--rounds 5] [--json]

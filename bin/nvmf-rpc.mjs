@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Shim: refuse old Node with one line, then run the TypeScript entry point.
+// Shim: refuse old Node with one line, answer --version, then run the TypeScript entry point.
 const [major, minor] = process.versions.node.split('.').map(Number);
 if (major < 26 || (major === 26 && minor < 6)) {
   console.error(
@@ -7,4 +7,6 @@ if (major < 26 || (major === 26 && minor < 6)) {
   );
   process.exit(1);
 }
+const { answerVersion } = await import('./version.mjs');
+answerVersion('nvmf-rpc', { anywhere: false });
 await import('../src/apps/nvmf-rpc.ts');

@@ -207,7 +207,7 @@ export function buildParams(m: RpcMethod, args: readonly string[]): Record<strin
 // ---------------------------------------------------------------- global arguments
 
 export function globalUsage(): string {
-  return 'usage: nvmf-rpc [-h] [-s SOCK] [-t TIMEOUT] [-r RETRIES] [-v | --verbose LEVEL] [--dry-run] [-b] [--server] [METHOD [args...]]';
+  return 'usage: nvmf-rpc [-h] [--version] [-s SOCK] [-t TIMEOUT] [-r RETRIES] [-v | --verbose LEVEL] [--dry-run] [-b] [--server] [METHOD [args...]]';
 }
 
 /** Split argv into global options, the method name and the method's own arguments. */

@@ -31,7 +31,7 @@ function mainUsage(): string {
     'commands:',
     ...lines,
     '',
-    "'nvmf <command> --help' shows a command's options.",
+    "'nvmf <command> --help' shows a command's options; 'nvmf --version' the version.",
     'Exit status: 0 success, 1 NVMe or transport error, 2 bad arguments.',
     '',
   ].join('\n');

@@ -14,7 +14,8 @@ const USAGE = `usage: nvmf_tgt [options]
   -L, --logflag FLAG      enable debug logs of a component (repeatable; 'all' for every one)
       --log-level LEVEL   error, warn, notice, info or debug (default notice)
       --log-json          one JSON object per log line
-  -h, --help              this text`;
+  -h, --help              this text
+      --version           the version, then exit`;
 
 function fail(msg: string): never {
   process.stderr.write(`nvmf_tgt: ${msg}\n${USAGE}\n`);

@@ -29,7 +29,12 @@ export interface AppOptions {
 type SavedConfig = { subsystems: Array<{ subsystem: string; config: ConfigEntry[] | null }> };
 
 function parseConfig(cfg: unknown): SavedConfig {
-  const subs = (cfg as { subsystems?: unknown } | null)?.subsystems;
+  if (typeof cfg !== 'object' || cfg === null || Array.isArray(cfg))
+    throw new RpcError(
+      RpcErrorCode.INVALID_PARAMS,
+      `the configuration must be an object with a "subsystems" array (save_config's shape), not ${Array.isArray(cfg) ? 'an array' : cfg === null ? 'null' : `a ${typeof cfg}`}`,
+    );
+  const subs = (cfg as { subsystems?: unknown }).subsystems;
   if (!Array.isArray(subs)) throw new RpcError(RpcErrorCode.INVALID_PARAMS, 'subsystems: expected an array');
   for (const [i, s] of subs.entries()) {
     if (typeof s !== 'object' || s === null || typeof (s as { subsystem?: unknown }).subsystem !== 'string') {
@@ -116,7 +121,8 @@ export class Application implements App {
     setAppControl({
       cores: this.cores,
       subsystems: () => [...this.ordered],
-      startInit: () => this.startInit(),
+      // framework_start_init: nobody else reports a failure, so init logs it
+      startInit: () => this.startInit(true),
       waitInit: () => this.initDone,
       saveConfig: () => this.saveConfig(),
       loadConfig: (cfg) => this.loadConfig(cfg),
@@ -152,7 +158,8 @@ export class Application implements App {
       this.log.notice('waiting for framework_start_init RPC before initializing subsystems');
       return;
     }
-    await this.startInit();
+    // a failure propagates to the caller of start(), which logs it once
+    await this.startInit(false);
   }
 
   /** Run the STARTUP-state entries now; keep RUNTIME ones for after init (or run them if init is done). */
@@ -193,7 +200,7 @@ export class Application implements App {
     }
   }
 
-  async startInit(): Promise<void> {
+  async startInit(logFailure: boolean): Promise<void> {
     if (this.initState !== 'waiting') {
       throw new RpcError(RpcErrorCode.INVALID_STATE, 'subsystems are already initialized or initializing');
     }
@@ -215,7 +222,7 @@ export class Application implements App {
     } catch (e) {
       this.initState = 'failed';
       const err = e instanceof Error ? e : new Error(String(e));
-      this.log.error(`initialization failed: ${err.message}`);
+      if (logFailure) this.log.error(`initialization failed: ${err.message}`);
       this.rejectInit(err);
       void this.stop(1);
       throw err;

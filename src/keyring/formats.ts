@@ -1,7 +1,9 @@
 // Text formats of NVMe secrets, with their CRC checked:
 // - the TLS PSK interchange format (NVMe/TCP TP 8011 §3.6.1.5):
 //   `NVMeTLSkey-1:HH:<base64(PSK ‖ CRC-32(PSK) LE)>:` where HH is 01 (SHA-256,
-//   32-byte PSK) or 02 (SHA-384, 48-byte PSK) — the hash of the retained-PSK HKDF;
+//   32-byte PSK) or 02 (SHA-384, 48-byte PSK) — the hash of the retained-PSK HKDF —
+//   or 00 (no HKDF: the configured PSK, 32 or 48 bytes, is the retained PSK, as SPDK
+//   accepts it);
 // - DH-HMAC-CHAP secrets (NVMe base spec 2.0 §8.13.5.8):
 //   `DHHC-1:HH:<base64(secret ‖ CRC-32(secret) LE)>:` where HH says how the
 //   secret is transformed before use: 00 none, 01 SHA-256, 02 SHA-384, 03 SHA-512;
@@ -13,7 +15,7 @@ import { crc32 } from 'node:zlib';
 import { NvmfTsError } from '../util/errors.ts';
 
 /** Hash ids of the PSK interchange format. */
-export const PskHash = { SHA256: 1, SHA384: 2 } as const;
+export const PskHash = { NONE: 0, SHA256: 1, SHA384: 2 } as const;
 export type PskHash = (typeof PskHash)[keyof typeof PskHash];
 
 /** Hash ids of a DH-HMAC-CHAP secret (the transformation applied to it). */
@@ -39,7 +41,11 @@ export class KeyFormatError extends NvmfTsError {
   }
 }
 
-const PSK_LENGTH: Record<number, number> = { [PskHash.SHA256]: 32, [PskHash.SHA384]: 48 };
+const PSK_LENGTHS: Record<number, number[]> = {
+  [PskHash.NONE]: [32, 48],
+  [PskHash.SHA256]: [32],
+  [PskHash.SHA384]: [48],
+};
 const DHCHAP_LENGTHS = [32, 48, 64];
 
 /** Splits `PREFIX:HH:BASE64:` and checks the CRC; returns the hash id and the key. */
@@ -66,11 +72,13 @@ function frame(prefix: string, hash: number, key: Buffer): string {
 
 export function parsePskInterchange(text: string): PskInterchange {
   const { hash, key } = parseFramed(text, 'NVMeTLSkey-1', 'TLS PSK');
-  const want = PSK_LENGTH[hash];
-  if (want === undefined)
-    throw new KeyFormatError(`TLS PSK: hash id ${hash} is not 01 (SHA-256) or 02 (SHA-384)`);
-  if (key.length !== want)
-    throw new KeyFormatError(`TLS PSK: hash id ${hash} needs a ${want}-byte key, not ${key.length}`);
+  const lengths = PSK_LENGTHS[hash];
+  if (lengths === undefined)
+    throw new KeyFormatError(`TLS PSK: hash id ${hash} is not 00 (none), 01 (SHA-256) or 02 (SHA-384)`);
+  if (!lengths.includes(key.length))
+    throw new KeyFormatError(
+      `TLS PSK: hash id ${hash} needs a ${lengths.join(' or ')}-byte key, not ${key.length}`,
+    );
   return { hash: hash as PskHash, key };
 }
 

@@ -1,8 +1,10 @@
-// Connecting one queue: the TCP connection with ICReq/ICResp (NvmeTcpQpair),
-// then the Fabrics Connect. An admin queue asks for a new controller (CNTLID
+// Connecting one queue: the TCP connection (TLS 1.3 first when the transport
+// ID has a PSK) with ICReq/ICResp (NvmeTcpQpair), then the Fabrics Connect. An admin queue asks for a new controller (CNTLID
 // 0xffff, dynamic model) and learns its CNTLID; an I/O queue joins an existing
 // controller by CNTLID with the same host NQN and host ID.
 
+import { parsePskInterchange, TLS_CIPHER_SUITE, TlsPskHash, tlsPsk, tlsPskHashOf } from '../keyring/index.ts';
+import { InvalidArgumentError } from '../util/errors.ts';
 import {
   CONNECT_CATTR_DISABLE_SQFLOW,
   ConnectData,
@@ -13,13 +15,30 @@ import {
 import { SQE_SIZE } from '../wire/nvme.ts';
 import { execute } from './command.ts';
 import { defaultHostIdentity } from './host-identity.ts';
-import { NvmeTcpQpair } from './tcp-qpair.ts';
+import { NvmeTcpQpair, type QpairTlsOptions } from './tcp-qpair.ts';
 import type { TransportId } from './transport-id.ts';
 
 /** CNTLID an admin Connect sends to ask for a new controller. */
 const DYNAMIC_CNTLID = 0xffff;
 /** In-capsule data of the admin queue: room for the Connect data and small admin writes. */
 const ADMIN_IN_CAPSULE_SIZE = 4096;
+
+/**
+ * What a queue to `trid` offers in its TLS handshake (undefined: plain TCP): identity version 0
+ * and its TLS PSK for the host and subsystem NQNs (src/keyring/tls-psk.ts), as SPDK's initiator
+ * and Linux (6.12) offer them. Node's TLS binds an external PSK to SHA-256, so a 48-byte
+ * (SHA-384) key is refused here rather than failing every handshake.
+ */
+export function queueTls(trid: TransportId): QpairTlsOptions | undefined {
+  if (trid.tlsKey === undefined) return undefined;
+  const key = parsePskInterchange(trid.tlsKey);
+  if (tlsPskHashOf(key) !== TlsPskHash.SHA256)
+    throw new InvalidArgumentError(
+      'TLS PSK: a 48-byte (SHA-384) key needs TLS_AES_256_GCM_SHA384, which Node binds to no external PSK; use a 32-byte key',
+    );
+  const t = tlsPsk(key, trid.hostnqn ?? defaultHostIdentity().hostnqn, trid.subnqn, 0);
+  return { identity: t.identity, psk: t.psk, cipherSuite: TLS_CIPHER_SUITE[t.hash] };
+}
 
 /** The Connect command and its data for one queue. */
 function connectCommand(
@@ -71,6 +90,7 @@ export async function connectAdminQueue(
     queueSize: p.queueSize,
     inCapsuleDataSize: ADMIN_IN_CAPSULE_SIZE,
     connectTimeoutMs: p.connectTimeoutMs,
+    tls: queueTls(p.trid),
   });
   try {
     const { cmd, data } = connectCommand(
@@ -118,6 +138,7 @@ export async function connectTcpIoQueue(p: IoQpairConnectParams): Promise<NvmeTc
     queueSize: p.queueSize,
     inCapsuleDataSize: p.inCapsuleDataSize,
     connectTimeoutMs: p.connectTimeoutMs,
+    tls: queueTls(p.trid),
   });
   try {
     const { cmd, data } = connectCommand(

@@ -3,6 +3,7 @@
 // digests. Commands complete through callbacks; a slot per CID is pooled.
 
 import net from 'node:net';
+import tls from 'node:tls';
 import {
   CQE_SIZE,
   Cqe,
@@ -54,8 +55,38 @@ export interface QpairConnectOptions {
   queueSize: number;
   /** in-capsule data limit in bytes for host-to-controller data */
   inCapsuleDataSize: number;
-  /** ms to wait for the TCP connection and ICResp */
+  /** ms to wait for the TCP connection (and TLS handshake) and ICResp */
   connectTimeoutMs?: number;
+  /** TLS 1.3 first, with this external PSK (secure channel; tls-psk.ts derives both) */
+  tls?: QpairTlsOptions;
+}
+
+/** The PSK a queue offers in its TLS 1.3 ClientHello. */
+export interface QpairTlsOptions {
+  identity: string;
+  psk: Buffer;
+  /** OpenSSL's name of the TLS 1.3 cipher suite to offer */
+  cipherSuite: string;
+}
+
+/** TCP, or TLS 1.3 over TCP; `ready` is the event after which the ICReq may go. */
+function openSocket(opts: QpairConnectOptions): { socket: net.Socket; ready: 'connect' | 'secureConnect' } {
+  const port = Number.parseInt(opts.trsvcid, 10);
+  const t = opts.tls;
+  if (t === undefined)
+    return { socket: net.connect({ host: opts.traddr, port, noDelay: true }), ready: 'connect' };
+  const socket = tls.connect({
+    host: opts.traddr,
+    port,
+    minVersion: 'TLSv1.3',
+    maxVersion: 'TLSv1.3',
+    ciphers: t.cipherSuite,
+    // a PSK authenticates both ends: there is no certificate to check
+    checkServerIdentity: () => undefined,
+    pskCallback: () => ({ psk: t.psk, identity: t.identity }),
+  });
+  socket.setNoDelay(true);
+  return { socket, ready: 'secureConnect' };
 }
 
 export const HostReqState = {
@@ -131,11 +162,7 @@ export class NvmeTcpQpair implements PduSink {
   /** TCP connect + ICReq/ICResp. */
   static connect(opts: QpairConnectOptions): Promise<NvmeTcpQpair> {
     return new Promise((resolve, reject) => {
-      const socket = net.connect({
-        host: opts.traddr,
-        port: Number.parseInt(opts.trsvcid, 10),
-        noDelay: true,
-      });
+      const { socket, ready } = openSocket(opts);
       const q = new NvmeTcpQpair(socket, opts);
       const timer = setTimeout(() => {
         q.fatal('connect timeout');
@@ -149,9 +176,9 @@ export class NvmeTcpQpair implements PduSink {
         reject(e);
       };
       socket.on('data', (chunk: Buffer) => q.receiver.push(chunk));
-      socket.on('error', (err) => q.fatal(`socket error: ${err.message}`));
+      socket.on('error', (err) => q.fatal(`${opts.tls ? 'TLS' : 'socket'} error: ${err.message}`));
       socket.on('close', () => q.fatal('connection closed'));
-      socket.once('connect', () => {
+      socket.once(ready, () => {
         const icreq = Buffer.alloc(IcReq.SIZE);
         // data unaligned (HPDA 0), one R2T outstanding per command (MAXR2T 0's based)
         writeIcReq(icreq, {

@@ -19,6 +19,13 @@ export interface TransportId {
   hostid?: string;
   hdgst?: boolean;
   ddgst?: boolean;
+  /**
+   * The TLS 1.3 secure channel (NVMe/TCP TP 8011): the configured PSK in the interchange
+   * format ("NVMeTLSkey-1:01:…:"), from which each queue derives its identity and TLS PSK
+   * for hostnqn and subnqn. A secret: never printed (formatTransportId leaves it out) and
+   * not part of the string form.
+   */
+  tlsKey?: string;
 }
 
 const KNOWN_KEYS = new Set([

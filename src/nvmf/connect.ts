@@ -128,6 +128,15 @@ export class ConnectHandler {
       connectFail(req, StatusCodeType.COMMAND_SPECIFIC, FabricsStatus.INVALID_HOST);
       return;
     }
+    // a TLS connection stands for the host and subsystem its PSK identity names, nobody else
+    const peer = q.securePeer ?? null;
+    if (peer !== null && (peer.hostnqn !== hostnqn || peer.subnqn !== subnqn)) {
+      log.error(
+        `Connect: host '${hostnqn}' to '${subnqn}' over a TLS connection authenticated as '${peer.hostnqn}' for '${peer.subnqn}'`,
+      );
+      connectFail(req, StatusCodeType.COMMAND_SPECIFIC, FabricsStatus.INVALID_HOST);
+      return;
+    }
     const listenerOk = sub.view.listeners.some(
       (l) =>
         l.trtype.toUpperCase() === q.listenAddr.trtype.toUpperCase() &&

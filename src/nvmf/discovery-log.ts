@@ -9,6 +9,8 @@ import {
   EFLAGS_DUPRETINFO,
   EFLAGS_EPCSD,
   SubType,
+  TcpSecType,
+  TreqSecureChannel,
 } from '../wire/discovery.ts';
 import type { PgSubsystem } from './poll-group-subsystem.ts';
 import { SubsystemState, SubsystemType } from './subsystem.ts';
@@ -34,7 +36,8 @@ export function referralEntry(r: Referral): DiscoveryEntry {
     trsvcid: r.address.trsvcid,
     subnqn: r.subnqn,
     traddr: r.address.traddr,
-    sectype: r.secureChannel ? 1 : 0,
+    // as SPDK: a referral says whether its port requires a secure channel, not which kind
+    secureChannel: r.secureChannel ? TreqSecureChannel.REQUIRED : TreqSecureChannel.NOT_REQUIRED,
   };
 }
 
@@ -73,6 +76,8 @@ export function discoveryLogEntries(q: DiscoveryLogQuery): DiscoveryEntry[] {
         )
           return;
       } else if (!filterMatches(q.filter, l, via)) return;
+      // as SPDK: a TLS port says "required" and TLS 1.3, any other "not required"
+      const secure = v.listenerSecureChannels?.[i] === true;
       out.push({
         trtype: l.trtype,
         adrfam: l.adrfam,
@@ -84,6 +89,8 @@ export function discoveryLogEntries(q: DiscoveryLogQuery): DiscoveryEntry[] {
         trsvcid: l.trsvcid,
         subnqn: isDisc ? DISCOVERY_NQN : v.nqn,
         traddr: l.traddr,
+        secureChannel: secure ? TreqSecureChannel.REQUIRED : TreqSecureChannel.NOT_REQUIRED,
+        sectype: secure ? TcpSecType.TLS_1_3 : TcpSecType.NONE,
       });
     });
   }

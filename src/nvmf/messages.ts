@@ -45,6 +45,17 @@ export interface TargetSnapshot {
   referrals: DiscoveryEntry[];
   /** SPDK discovery_filter: 'match_any' or a combination of transport/address/svcid */
   discoveryFilter: string;
+  /** every host's TLS PSKs (secure-channel handshakes look the offered identity up here) */
+  tlsPsks: TlsPskEntry[];
+}
+
+/** A PSK identity a host may offer for a subsystem, and the TLS PSK it stands for. */
+export interface TlsPskEntry {
+  identity: string;
+  hostnqn: string;
+  subnqn: string;
+  /** a Uint8Array once cloned into another realm */
+  psk: Uint8Array;
 }
 
 export interface PollGroupCreate {
@@ -63,6 +74,8 @@ export interface PollGroupDestroy {
 export interface AddSocket {
   socket: Socket;
   listenAddr: TransportAddress;
+  /** the listener requires TLS: the poll group does the handshake before ICReq */
+  secureChannel: boolean;
 }
 
 /** A connection a transport without sockets accepted (RDMA: a connect request to claim). */

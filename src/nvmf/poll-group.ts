@@ -61,6 +61,7 @@ import {
   type NvmfQpair,
   type NvmfRequest,
   type QpairEvents,
+  type TlsPskMatch,
   type TransportAddress,
   type TransportOptions,
   type TransportPollGroup,
@@ -108,6 +109,8 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
   genctr = 0;
   referrals: DiscoveryEntry[] = [];
   discoveryFilter = 'match_any';
+  /** the hosts' TLS PSKs by the identity they offer (from the snapshot) */
+  private tlsPsks = new Map<string, TlsPskMatch>();
 
   constructor() {
     this.thread = currentThread();
@@ -155,7 +158,7 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
       m.socket.destroy();
       return;
     }
-    g.addSocket(m.socket, m.listenAddr);
+    g.addSocket(m.socket, m.listenAddr, m.secureChannel);
   }
 
   addConnection(m: AddConnection): void {
@@ -194,6 +197,14 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
     this.genctr = s.genctr;
     this.referrals = s.referrals;
     this.discoveryFilter = s.discoveryFilter;
+    const psks = new Map<string, TlsPskMatch>();
+    for (const e of s.tlsPsks) {
+      psks.set(e.identity, {
+        psk: Buffer.from(e.psk.buffer, e.psk.byteOffset, e.psk.byteLength),
+        peer: { hostnqn: e.hostnqn, subnqn: e.subnqn },
+      });
+    }
+    this.tlsPsks = psks;
     const seen = new Set<string>();
     for (const v of s.views) {
       seen.add(v.nqn);
@@ -316,6 +327,10 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
 
   onQpairConnected(qpair: NvmfQpair): void {
     this.qpairs.add(qpair);
+  }
+
+  tlsPsk(identity: string): TlsPskMatch | null {
+    return this.tlsPsks.get(identity) ?? null;
   }
 
   onQpairClosing(qpair: NvmfQpair): void {

@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { DISCOVERY_NQN } from '../wire/discovery.ts';
 import { NvmfError } from './errors.ts';
+import type { HostPsk } from './host-psk.ts';
 import type { TransportAddress } from './transport.ts';
 
 export const SubsystemState = {
@@ -46,6 +47,8 @@ export interface SubsystemView {
   listeners: TransportAddress[];
   /** ANA state of each listener, same order */
   listenerAnaStates: string[];
+  /** whether each listener requires a secure channel (TLS), same order */
+  listenerSecureChannels?: boolean[];
   /** bumped on every ANA state change (ANA log change count) */
   anaChangeCount: number;
   maxNamespaces: number;
@@ -53,28 +56,39 @@ export interface SubsystemView {
 }
 
 const NQN_MAX = 223;
+/** "nqn.yyyy-mm." is the shortest prefix an NQN has */
+const NQN_MIN = 11;
+const DOMAIN_LABEL_MAX = 63;
 const UUID_NQN_PREFIX = 'nqn.2014-08.org.nvmexpress:uuid:';
 const UUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+const DOMAIN_LABEL_RE = /^[A-Za-z]([A-Za-z0-9-]*[A-Za-z0-9])?$/;
 
-/** Null when `nqn` is a valid NQN, else the reason (SPDK's nvmf_valid_nqn rules). */
+/**
+ * Null when `nqn` is a valid NQN, else the reason — SPDK's rules (nvmf_nqn_is_valid),
+ * so what SPDK refuses is refused here too: the discovery NQN; the UUID form; or
+ * "nqn.yyyy-mm.reverse.domain:name" with a non-empty name after the colon and domain
+ * labels that start with a letter, hold letters, digits and hyphens, end alphanumeric
+ * and are at most 63 characters.
+ */
 export function nqnError(nqn: string): string | null {
   if (typeof nqn !== 'string' || nqn.length === 0) return 'NQN is empty';
-  if (Buffer.byteLength(nqn, 'utf8') > NQN_MAX) return `NQN is longer than ${NQN_MAX} bytes`;
+  const bytes = Buffer.byteLength(nqn, 'utf8');
+  if (bytes > NQN_MAX) return `NQN "${nqn}" is longer than ${NQN_MAX} bytes`;
+  if (bytes < NQN_MIN) return `NQN "${nqn}" is shorter than ${NQN_MIN} bytes`;
   if (nqn === DISCOVERY_NQN) return null;
   if (nqn.startsWith(UUID_NQN_PREFIX)) {
     const u = nqn.slice(UUID_NQN_PREFIX.length);
     return UUID_RE.test(u) ? null : `invalid UUID in NQN "${nqn}"`;
   }
-  if (!nqn.startsWith('nqn.')) return `NQN "${nqn}" does not start with "nqn."`;
-  // nqn.yyyy-mm.reverse-domain[:anything]
-  const m = /^nqn\.(\d{4})-(\d{2})\.([^:]+)(:.*)?$/.exec(nqn);
-  if (m === null) return `NQN "${nqn}" is not of the form nqn.yyyy-mm.domain[:string]`;
-  const month = Number(m[2]);
-  if (month < 1 || month > 12) return `invalid month in NQN "${nqn}"`;
-  const domain = m[3];
-  const labels = domain.split('.');
-  for (const label of labels) {
-    if (!/^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$/.test(label)) return `invalid domain name in NQN "${nqn}"`;
+  if (!nqn.startsWith('nqn.')) return `NQN "${nqn}" must begin with "nqn."`;
+  if (!/^nqn\.\d{4}-\d{2}\./.test(nqn)) return `invalid date code in NQN "${nqn}" (nqn.yyyy-mm.)`;
+  const colon = nqn.indexOf(':');
+  if (colon < 0 || colon === nqn.length - 1)
+    return `NQN "${nqn}" must contain a name after a ':' (nqn.yyyy-mm.reverse.domain:name)`;
+  for (const label of nqn.slice(12, colon).split('.')) {
+    if (label.length > DOMAIN_LABEL_MAX) return `invalid domain name in NQN "${nqn}": a label is too long`;
+    if (!DOMAIN_LABEL_RE.test(label))
+      return `invalid domain name in NQN "${nqn}": labels start with a letter, hold letters, digits and '-', and end alphanumeric`;
   }
   return null;
 }
@@ -92,6 +106,8 @@ export class NvmfSubsystem {
   model: string;
   allowAnyHost: boolean;
   readonly hosts = new Set<string>();
+  /** the TLS PSKs of the hosts that have one (nvmf_subsystem_add_host --psk) */
+  readonly hostPsks = new Map<string, HostPsk>();
   readonly namespaces = new Map<number, NamespaceConfig>();
   readonly listeners: ListenerConfig[] = [];
   maxNamespaces: number;
@@ -182,6 +198,7 @@ export class NvmfSubsystem {
       namespaces: [...this.namespaces.values()].map((n) => ({ ...n })),
       listeners: this.listeners.map((l) => ({ ...l.address })),
       listenerAnaStates: this.listeners.map((l) => l.anaState),
+      listenerSecureChannels: this.listeners.map((l) => l.secureChannel),
       anaChangeCount: this.anaChangeCount,
       maxNamespaces: this.maxNamespaces,
       anaReporting: this.anaReporting,

@@ -11,6 +11,7 @@ import { DISCOVERY_NQN } from '../wire/discovery.ts';
 import { admitAdminConnect, admitIoConnect, type CtrlrRecord } from './connect.ts';
 import { type Referral, referralEntry } from './discovery-log.ts';
 import { NvmfError } from './errors.ts';
+import { type HostPsk, loadHostPsk } from './host-psk.ts';
 import {
   type AbortRequest,
   type AddTransportWalk,
@@ -28,6 +29,7 @@ import {
   type TargetInbox,
   type TargetReply,
   type TargetSnapshot,
+  type TlsPskEntry,
   toPollGroup,
 } from './messages.ts';
 import type { PgStats, QpairInfo } from './stats.ts';
@@ -69,6 +71,8 @@ interface ListenerEntry {
   handle: TransportListener;
   /** subsystems listening on it */
   users: Set<string>;
+  /** TLS first (nvmf_subsystem_add_listener --secure-channel): the whole port, whoever listens */
+  secureChannel: boolean;
 }
 
 /** The claim an exported bdev carries (SPDK's module name in bdev_get_bdevs). */
@@ -76,6 +80,22 @@ const NVMF_CLAIM_OWNER = 'NVMe-oF Target';
 
 function releaseNamespaceClaim(bdevName: string): void {
   if (bdevGetRecord(bdevName)?.claimedBy === NVMF_CLAIM_OWNER) bdevReleaseClaimByName(bdevName);
+}
+
+/** The host PSKs of every subsystem, as the poll groups look identities up. */
+function tlsPskEntries(subsystems: Iterable<NvmfSubsystem>): TlsPskEntry[] {
+  const out: TlsPskEntry[] = [];
+  for (const s of subsystems) {
+    for (const [hostnqn, hp] of s.hostPsks) {
+      for (const p of hp.psks) out.push({ identity: p.identity, hostnqn, subnqn: s.nqn, psk: p.psk });
+    }
+  }
+  return out;
+}
+
+function releaseHostPsks(s: NvmfSubsystem): void {
+  for (const hp of s.hostPsks.values()) hp.ref.put();
+  s.hostPsks.clear();
 }
 
 function addrKey(a: TransportAddress): string {
@@ -187,6 +207,7 @@ export class NvmfTarget implements TargetInbox {
       );
       this.listeners.clear();
       this.setState(TgtState.FINI_DESTROY_SUBSYSTEMS);
+      for (const s of this.subsystems.values()) releaseHostPsks(s);
       this.subsystems.clear();
       if (this.pollGroups.length > 0) await this.sync();
       this.setState(TgtState.FINI_DESTROY_POLL_GROUPS);
@@ -235,6 +256,7 @@ export class NvmfTarget implements TargetInbox {
       genctr: this.genctr,
       referrals: this.referrals.map((r) => referralEntry(r)),
       discoveryFilter: this.config.discovery_filter,
+      tlsPsks: tlsPskEntries(this.subsystems.values()),
     };
     return new Promise((resolve) =>
       forEachChannel(NVMF_TGT_DEVICE, overPollGroups.snapshot, snap, () => resolve()),
@@ -313,6 +335,7 @@ export class NvmfTarget implements TargetInbox {
     s.state = SubsystemState.INACTIVE;
     await this.sync();
     this.subsystems.delete(nqn);
+    releaseHostPsks(s);
     for (const ns of s.namespaces.values()) releaseNamespaceClaim(ns.bdevName);
     for (const l of s.listeners) await this.releaseListener(l.address, nqn);
     await this.changed(true);
@@ -397,13 +420,16 @@ export class NvmfTarget implements TargetInbox {
     await this.sync();
   }
 
-  async addHost(nqn: string, host: string): Promise<void> {
+  /** `tls.psk`: the keyring name of the host's TLS PSK for this subsystem (SPDK's `psk`). */
+  async addHost(nqn: string, host: string, tls: { psk?: string } = {}): Promise<void> {
     const s = this.getSubsystem(nqn);
     const err = nqnError(host);
     if (err !== null) throw new NvmfError(`invalid host NQN: ${err}`);
     // SPDK refuses a host already on the list (-EINVAL); we name it
     if (s.hosts.has(host)) throw new NvmfError(`Unable to add host ${host}: already on the list of ${nqn}`);
+    const psk: HostPsk | null = tls.psk === undefined ? null : loadHostPsk(tls.psk, host, nqn);
     s.hosts.add(host);
+    if (psk !== null) s.hostPsks.set(host, psk);
     await this.changed(true);
   }
 
@@ -412,6 +438,8 @@ export class NvmfTarget implements TargetInbox {
     // SPDK fails a host that is not on the list too (-ENOENT); we name it
     if (!s.hosts.delete(host))
       throw new NvmfError(`Unable to remove host ${host}: not on the list of ${nqn}`, -2);
+    s.hostPsks.get(host)?.ref.put();
+    s.hostPsks.delete(host);
     await this.changed(true);
   }
 
@@ -438,15 +466,39 @@ export class NvmfTarget implements TargetInbox {
       );
     }
     if (s.findListener(address) !== undefined) throw new NvmfError(`Listener already exists`, -17);
+    // an IP port out of range is a bad parameter, not an address in use (Node would say EADDRINUSE)
+    if (address.adrfam === 'IPv4' || address.adrfam === 'IPv6') {
+      const port = Number(address.trsvcid);
+      if (!/^\d+$/.test(address.trsvcid) || port < 1 || port > 65535)
+        throw new NvmfError(`Invalid port ${address.trsvcid}: a ${address.trtype} port is 1 to 65535`, -22);
+    }
+    // as SPDK: TLS admits the hosts that have a PSK, which "any host" contradicts
+    if (secureChannel && s.allowAnyHost)
+      throw new NvmfError("Cannot establish secure channel, when 'allow_any_host' is set", -32603);
     const key = addrKey(address);
     let entry = this.listeners.get(key);
+    if (entry !== undefined && entry.secureChannel !== secureChannel) {
+      // a port either does TLS first or not: one subsystem cannot change it for the others
+      throw new NvmfError(
+        `Listener ${address.traddr}:${address.trsvcid} exists ${entry.secureChannel ? 'with' : 'without'} a secure channel (used by ${[...entry.users].join(', ')})`,
+      );
+    }
     if (entry === undefined) {
+      if (secureChannel) {
+        if (plugin.checkSecureChannel === undefined)
+          throw new NvmfError(`transport ${address.trtype} has no secure channel`, -95);
+        try {
+          await plugin.checkSecureChannel();
+        } catch (e) {
+          throw new NvmfError(`Unable to listen with a secure channel: ${(e as Error).message}`, -95);
+        }
+      }
       let handle: TransportListener;
       try {
         handle = await plugin.listen(
           address,
           opts,
-          (sock) => this.accept(sock, address),
+          (sock) => this.accept(sock, address, secureChannel),
           (conn) => this.acceptConnection(conn, address),
         );
       } catch (e) {
@@ -455,16 +507,16 @@ export class NvmfTarget implements TargetInbox {
           -98,
         );
       }
-      entry = { address: { ...address }, handle, users: new Set() };
+      entry = { address: { ...address }, handle, users: new Set(), secureChannel };
       this.listeners.set(key, entry);
       log.notice(
-        `*** NVMe/${address.trtype.toUpperCase()} Target Listening on ${address.traddr} port ${address.trsvcid} ***`,
+        `*** NVMe/${address.trtype.toUpperCase()} Target Listening on ${address.traddr} port ${address.trsvcid}${secureChannel ? ' (secure channel: TLS 1.3)' : ''} ***`,
       );
     }
     entry.users.add(nqn);
     s.listeners.push({ address: { ...address }, anaState, secureChannel });
     await this.changed(true);
-    log.notice(`host command: ${hostCommand(nqn, address)}`);
+    log.notice(`host command: ${hostCommand(nqn, address, secureChannel)}`);
   }
 
   async removeListener(nqn: string, address: TransportAddress): Promise<void> {
@@ -493,17 +545,17 @@ export class NvmfTarget implements TargetInbox {
     }
   }
 
-  private accept(socket: Socket, address: TransportAddress): void {
+  private accept(socket: Socket, address: TransportAddress, secureChannel: boolean): void {
     if (this.pollGroups.length === 0) {
       socket.destroy();
       return;
     }
     const ref = this.pollGroups[this.rr++ % this.pollGroups.length];
-    // moved, not copied, when the poll group lives in another realm
+    // moved, not copied, when the poll group lives in another realm; TLS starts there
     sendMsg(
       ref,
       toPollGroup.addSocket,
-      { socket, listenAddr: { ...address } },
+      { socket, listenAddr: { ...address }, secureChannel },
       ref.reactor === this.appThread.reactor ? undefined : [socket as never],
     );
   }
@@ -626,9 +678,9 @@ export class NvmfTarget implements TargetInbox {
   }
 }
 
-/** The nvme-cli line a user types to reach `nqn` through `a`. */
-export function hostCommand(nqn: string, a: TransportAddress): string {
-  const base = `-t ${a.trtype.toLowerCase()} -a ${a.traddr} -s ${a.trsvcid}`;
+/** The nvme-cli line a user types to reach `nqn` through `a` (`--tls`: a secure channel). */
+export function hostCommand(nqn: string, a: TransportAddress, secureChannel = false): string {
+  const base = `-t ${a.trtype.toLowerCase()}${secureChannel ? ' --tls' : ''} -a ${a.traddr} -s ${a.trsvcid}`;
   return nqn === DISCOVERY_NQN ? `nvme discover ${base}` : `nvme connect ${base} -n ${nqn}`;
 }
 

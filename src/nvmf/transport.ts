@@ -57,9 +57,24 @@ export interface NvmfQpair {
   /** the listener address the host connected to, and the host's address */
   readonly listenAddr: TransportAddress;
   readonly peerAddr: TransportAddress;
+  /** the NQNs the host's TLS PSK identity names when the queue came through a secure channel
+   * (its Connect must name the same), null on a plain connection */
+  readonly securePeer?: SecurePeer | null;
   /** close the connection; in-flight requests are completed or dropped by the transport, then
    * `QpairEvents.onQpairDisconnected` is called once */
   disconnect(reason?: string): void;
+}
+
+/** Who a TLS connection authenticated as: the host and subsystem its PSK identity names. */
+export interface SecurePeer {
+  hostnqn: string;
+  subnqn: string;
+}
+
+/** The core's answer to a PSK identity a host offered: the TLS PSK and who it stands for. */
+export interface TlsPskMatch {
+  psk: Buffer;
+  peer: SecurePeer;
 }
 
 /**
@@ -92,6 +107,9 @@ export interface QpairEvents {
   onQpairClosing?(qpair: NvmfQpair): void;
   /** the queue is gone; called once, after every request handed to the core has completed */
   onQpairDisconnected(qpair: NvmfQpair): void;
+  /** a TLS handshake on a secure-channel listener: the PSK for this identity, null when no host
+   * of any subsystem has one (the handshake then fails) */
+  tlsPsk?(identity: string): TlsPskMatch | null;
 }
 
 /** SPDK's TCP transport options (nvmf_create_transport), names as rpc.py sends them. */
@@ -128,8 +146,9 @@ export interface TransportOptions {
 
 /** Per-realm transport poll group: owns the connections placed on one poll group thread. */
 export interface TransportPollGroup {
-  /** adopt an accepted socket (possibly just transferred from another realm) */
-  addSocket(socket: Socket, listenAddr: TransportAddress): void;
+  /** adopt an accepted socket (possibly just transferred from another realm); `secureChannel`:
+   * it came through a listener that requires TLS, so the transport does the handshake first */
+  addSocket(socket: Socket, listenAddr: TransportAddress, secureChannel?: boolean): void;
   /** adopt a connection a listener of this transport handed over (transports without
    * sockets: what `listen`'s onConnection got, structured-cloned to this realm) */
   addConnection?(conn: unknown, listenAddr: TransportAddress): void;
@@ -157,6 +176,9 @@ export interface TransportPlugin {
    * or null; nvmf_create_transport answers with it */
   unavailable?(): string | null;
   createPollGroup(opts: TransportOptions, events: QpairEvents): TransportPollGroup;
+  /** app thread: a secure-channel listener may be added (TLS 1.3 with PSKs works in this
+   * process); rejects with the reason when it cannot. Absent: the transport has no TLS. */
+  checkSecureChannel?(): Promise<void>;
   /** app thread: listen on `addr`; each accepted (paused) socket goes to onSocket, each accepted
    * connection of a transport without sockets (structured-cloneable data) to onConnection; the
    * core hands either to a poll group (TransportPollGroup.addSocket / addConnection) */

@@ -1,3 +1,6 @@
+import { readFileSync } from 'node:fs';
+import { freemem } from 'node:os';
+
 // What a realm holds in memory: its heap (each reactor is its own V8 isolate),
 // the process's RSS, and its libuv handles. The leak checks of thread_get_stats
 // and nvmf_get_stats read it on every reactor.
@@ -27,4 +30,19 @@ export function realmMemory(): { memory: RealmMemory; handles: number } {
     },
     handles: process.getActiveResourcesInfo().length,
   };
+}
+
+/**
+ * Bytes the machine can still give a process without swapping: Linux's
+ * MemAvailable (free memory plus what the kernel can reclaim), os.freemem()
+ * where /proc/meminfo has no such line.
+ */
+export function availableMemoryBytes(): number {
+  try {
+    const m = /^MemAvailable:\s+(\d+) kB$/m.exec(readFileSync('/proc/meminfo', 'latin1'));
+    if (m) return Number(m[1]) * 1024;
+  } catch {
+    // not Linux: fall through
+  }
+  return freemem();
 }

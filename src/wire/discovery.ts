@@ -33,7 +33,10 @@ export const SubType = { DISCOVERY_REFERRAL: 1, NVME: 2, DISCOVERY_CURRENT: 3 } 
 export const TREQ_NOT_SPECIFIED = 0;
 /** TREQ bits 1:0: secure channel not specified / required / not required */
 export const TREQ_SECURE_CHANNEL_MASK = 0x3;
+export const TreqSecureChannel = { NOT_SPECIFIED: 0, REQUIRED: 1, NOT_REQUIRED: 2 } as const;
 export const TREQ_SQFLOW_DISABLE_SUPPORTED = 0x04;
+/** TCP TSAS byte 0 (SECTYPE): the security of the port's connections */
+export const TcpSecType = { NONE: 0, TLS_1_2: 1, TLS_1_3: 2 } as const;
 /** TSAS of an RDMA entry (bytes 0..2): QP service type, provider type, connection management. */
 export const RdmaTsas = { QPTYPE: 0, PRTYPE: 1, CMS: 2 } as const;
 /** RDMA QP service type: reliable connected */
@@ -58,7 +61,9 @@ export interface DiscoveryEntry {
   trsvcid: string;
   subnqn: string;
   traddr: string;
-  /** TCP TSAS byte 0: security type (0 = none) */
+  /** TREQ bits 1:0 (TreqSecureChannel; default not specified) */
+  secureChannel?: number;
+  /** TCP TSAS byte 0: security type (TcpSecType; default none) */
   sectype?: number;
 }
 
@@ -96,7 +101,9 @@ export function writeDiscoveryEntry(buf: Buffer, off: number, e: DiscoveryEntry)
   buf[off + DiscLogEntry.TRTYPE] = trtypeCode(e.trtype);
   buf[off + DiscLogEntry.ADRFAM] = adrfamCode(e.adrfam);
   buf[off + DiscLogEntry.SUBTYPE] = e.subtype;
-  buf[off + DiscLogEntry.TREQ] = TREQ_NOT_SPECIFIED | TREQ_SQFLOW_DISABLE_SUPPORTED;
+  buf[off + DiscLogEntry.TREQ] =
+    ((e.secureChannel ?? TreqSecureChannel.NOT_SPECIFIED) & TREQ_SECURE_CHANNEL_MASK) |
+    TREQ_SQFLOW_DISABLE_SUPPORTED;
   buf.writeUInt16LE(e.portid, off + DiscLogEntry.PORTID);
   buf.writeUInt16LE(e.cntlid, off + DiscLogEntry.CNTLID);
   buf.writeUInt16LE(e.asqsz, off + DiscLogEntry.ASQSZ);
@@ -140,6 +147,8 @@ export interface DiscoveryLogRecord {
   trsvcid: string;
   subnqn: string;
   traddr: string;
+  /** TCP TSAS byte 0 (TcpSecType) */
+  sectype: number;
 }
 
 export function decodeDiscoveryEntry(buf: Buffer, off: number): DiscoveryLogRecord {
@@ -155,6 +164,7 @@ export function decodeDiscoveryEntry(buf: Buffer, off: number): DiscoveryLogReco
     trsvcid: readPaddedString(buf, off + DiscLogEntry.TRSVCID, DiscLogEntry.TRSVCID_SIZE),
     subnqn: readPaddedString(buf, off + DiscLogEntry.SUBNQN, DiscLogEntry.SUBNQN_SIZE),
     traddr: readPaddedString(buf, off + DiscLogEntry.TRADDR, DiscLogEntry.TRADDR_SIZE),
+    sectype: buf[off + DiscLogEntry.TSAS],
   };
 }
 

@@ -164,6 +164,7 @@ test('discovery entries in nvme-cli words', () => {
       trsvcid: '8009',
       subnqn: 'nqn.2014-08.org.nvmexpress.discovery',
       traddr: '::1',
+      sectype: 2,
     }),
     {
       trtype: 'tcp',
@@ -175,6 +176,7 @@ test('discovery entries in nvme-cli words', () => {
       subnqn: 'nqn.2014-08.org.nvmexpress.discovery',
       traddr: '::1',
       eflags: 'explicit discovery connections, duplicate discovery information',
+      sectype: 'tls13',
     },
   );
   assert.equal(treqString(0x2), 'not required');

@@ -488,8 +488,8 @@ test('referrals and discovery_filter shape the discovery log', async () => {
 
 test('RPC errors name the problem', async () => {
   await assert.rejects(
-    api().call('nvmf_create_subsystem', { nqn: 'iqn.bad' }),
-    /does not start with "nqn\."/,
+    api().call('nvmf_create_subsystem', { nqn: 'iqn.2016-06.io.spdk:bad' }),
+    /must begin with "nqn\."/,
   );
   await assert.rejects(api().call('nvmf_create_subsystem', { nqn: CNODE1 }), /already exists/);
   await assert.rejects(

@@ -20,6 +20,10 @@ export interface GoodHostOptions {
   slots?: number;
   hdgst?: boolean;
   ddgst?: boolean;
+  /** host NQN (default: the library's) */
+  hostnqn?: string;
+  /** TLS PSK in the interchange format: connect over a secure channel */
+  tlsKey?: string;
 }
 
 export interface GoodHostReport {
@@ -60,6 +64,8 @@ export class GoodHost {
       subnqn: o.subnqn ?? TEST_NQN,
       hdgst: o.hdgst,
       ddgst: o.ddgst,
+      ...(o.hostnqn !== undefined ? { hostnqn: o.hostnqn } : {}),
+      ...(o.tlsKey !== undefined ? { tlsKey: o.tlsKey } : {}),
     });
     try {
       await ctrlr.setNumQueues(2);

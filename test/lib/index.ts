@@ -8,4 +8,5 @@ export * from './probe.ts';
 export * from './raw-pdu.ts';
 export * from './raw-rpc.ts';
 export * from './slow-proxy.ts';
+export * from './tls-target.ts';
 export * from './wait.ts';

@@ -3,6 +3,7 @@
 // target sends and when it closes, and a TermReq decoder.
 
 import net from 'node:net';
+import tls from 'node:tls';
 import { DEFAULT_HOSTNQN, type NvmeController } from '../../src/nvme/index.ts';
 import { ConnectData, writeConnectCommand, writeConnectData } from '../../src/wire/fabrics.ts';
 import { Cqe, CqeStatus, initSqe, SQE_SIZE, Sqe, setSqeSgl, writeRwCommand } from '../../src/wire/nvme.ts';
@@ -164,7 +165,15 @@ export function finalTermReq(reply: Buffer): TermReqInfo | null {
   return last === undefined ? null : termReqAt(reply, last.offset);
 }
 
-/** A raw TCP connection that records everything received and whether the target closed it. */
+/** What a TLS client offers: one PSK identity and its TLS PSK. */
+export interface TlsClientPsk {
+  identity: string;
+  psk: Buffer;
+  /** TLS 1.3 cipher suites to offer (default TLS_AES_128_GCM_SHA256) */
+  ciphers?: string;
+}
+
+/** A raw TCP (or TLS) connection that records everything received and whether the target closed it. */
 export class RawConnection {
   readonly socket: net.Socket;
   private readonly chunks: Buffer[] = [];
@@ -196,6 +205,33 @@ export class RawConnection {
       const s = net.connect({ host: '127.0.0.1', port: Number(port) });
       s.once('connect', () => resolve(new RawConnection(s)));
       s.once('error', reject);
+    });
+  }
+
+  /**
+   * A TLS 1.3 connection offering one external PSK (NVMe/TCP secure channel); resolves once the
+   * handshake completed, rejects with the TLS error (or the close) when it did not.
+   */
+  static connectTls(port: string | number, psk: TlsClientPsk): Promise<RawConnection> {
+    return new Promise((resolve, reject) => {
+      const s = tls.connect({
+        host: '127.0.0.1',
+        port: Number(port),
+        minVersion: 'TLSv1.3',
+        maxVersion: 'TLSv1.3',
+        ciphers: psk.ciphers ?? 'TLS_AES_128_GCM_SHA256',
+        checkServerIdentity: () => undefined,
+        pskCallback: () => ({ psk: psk.psk, identity: psk.identity }),
+      });
+      const fail = (e: Error) => reject(e);
+      const closed = () => reject(new Error('closed during the TLS handshake'));
+      s.once('error', fail);
+      s.once('close', closed);
+      s.once('secureConnect', () => {
+        s.off('error', fail);
+        s.off('close', closed);
+        resolve(new RawConnection(s));
+      });
     });
   }
 

@@ -2,6 +2,7 @@
 // with (Context), the connect options and their help, the transport ID they
 // make, and one connection per command (withController).
 
+import { readFileSync } from 'node:fs';
 import type { ParseArgsOptionsConfig } from 'node:util';
 import { DISCOVERY_NQN, NvmeController, type TransportId } from '../../nvme/index.ts';
 import { UsageError } from '../../util/errors.ts';
@@ -45,6 +46,8 @@ export function connectOptions(cmd: Command): ParseArgsOptionsConfig {
     hostid: { type: 'string', short: 'I' },
     'hdr-digest': { type: 'boolean', short: 'g', default: false },
     'data-digest': { type: 'boolean', short: 'G', default: false },
+    tls: { type: 'boolean', default: false },
+    'tls-key': { type: 'string' },
     'output-format': { type: 'string', short: 'o', default: 'normal' },
     help: { type: 'boolean', short: 'h', default: false },
   };
@@ -66,6 +69,8 @@ export const CONNECT_HELP = (cmd: Command) => {
     '  -I, --hostid UUID        host identifier',
     '  -g, --hdr-digest         header digest (CRC32C)',
     '  -G, --data-digest        data digest (CRC32C)',
+    '      --tls                TLS 1.3 secure channel (needs --tls-key)',
+    '      --tls-key KEY|FILE   the TLS PSK, interchange format (NVMeTLSkey-1:01:...:), or a file holding it',
     '  -o, --output-format FMT  normal or json',
   ]
     .filter((l) => l !== null)
@@ -95,7 +100,26 @@ export function transportIdFrom(cmd: Command, v: Values): TransportId {
   }
   if (v['hdr-digest']) trid.hdgst = true;
   if (v['data-digest']) trid.ddgst = true;
+  const key = tlsKeyOption(v);
+  if (key !== undefined) trid.tlsKey = key;
   return trid;
+}
+
+/** --tls-key (implies --tls): the interchange text itself or a file holding it. */
+function tlsKeyOption(v: Values): string | undefined {
+  const k = v['tls-key'];
+  if (typeof k !== 'string') {
+    if (v.tls === true) throw new UsageError('--tls needs --tls-key (a PSK, or a file holding one)');
+    return undefined;
+  }
+  if (k.startsWith('NVMeTLSkey-1:')) return k;
+  try {
+    return readFileSync(k, 'latin1').trim();
+  } catch (e) {
+    throw new UsageError(
+      `--tls-key ${k}: neither a PSK (NVMeTLSkey-1:..) nor a readable file (${(e as NodeJS.ErrnoException).code})`,
+    );
+  }
 }
 
 /** Connect, run `fn`, always disconnect. */

@@ -1,6 +1,6 @@
 // How the `nvmf` CLI names what the wire layer decodes (src/wire/identify.ts,
 // log.ts and discovery.ts hold the structures and their decoders): discovery
-// entries with nvme-cli's value strings, TREQ / EFLAGS / VER as text.
+// entries with nvme-cli's value strings, TREQ / EFLAGS / SECTYPE / VER as text.
 
 import type { DiscoveredEntry } from '../../nvme/index.ts';
 import {
@@ -9,6 +9,7 @@ import {
   EFLAGS_EPCSD,
   EFLAGS_NCC,
   SubType,
+  TcpSecType,
   TREQ_SECURE_CHANNEL_MASK,
   TREQ_SQFLOW_DISABLE_SUPPORTED,
   TrType,
@@ -31,6 +32,12 @@ const SUBTYPE_NAMES: Record<number, string> = {
   [SubType.DISCOVERY_REFERRAL]: 'discovery subsystem referral',
   [SubType.NVME]: 'nvme subsystem',
   [SubType.DISCOVERY_CURRENT]: 'current discovery subsystem',
+};
+
+const SECTYPE_NAMES: Record<number, string> = {
+  [TcpSecType.NONE]: 'none',
+  [TcpSecType.TLS_1_2]: 'tls',
+  [TcpSecType.TLS_1_3]: 'tls13',
 };
 
 function named(table: Record<number, string>, v: number): string {
@@ -64,6 +71,8 @@ export function describeDiscoveryEntry(e: DiscoveredEntry): Record<string, strin
     subnqn: e.subnqn,
     traddr: e.traddr,
     eflags: eflagsString(e.eflags),
+    // TCP's transport specific address subtype (as nvme-cli prints it)
+    ...(e.trtype === TrType.TCP ? { sectype: named(SECTYPE_NAMES, e.sectype) } : {}),
   };
 }
 

@@ -50,6 +50,7 @@ I/O size, latency in a log-linear histogram.
   -L, --latency-histogram  also print each row's latency histogram (non-empty buckets)
       --json               print the results as JSON
   -h, --help               this text
+      --version            the version, then exit
 
 Every worker runs all of its queues on the namespaces assigned to it (round
 robin, as spdk_nvme_perf assigns them). A progress line is printed each

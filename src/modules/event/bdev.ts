@@ -38,26 +38,46 @@ const options = {
   iobuf_large_cache_size: 16,
 };
 
-/** Modules from NVMF_TS_BDEV_MODULES (comma-separated file paths), loaded in every realm. */
-async function loadExternalModules(): Promise<BdevModuleEntry[]> {
+/**
+ * Modules from NVMF_TS_BDEV_MODULES (comma-separated file paths), loaded in every realm.
+ * A file that does not load is not thrown here (this runs while the app's modules are
+ * imported, where a throw ends the process with a stack trace): the reason is kept and
+ * the bdev subsystem's realmInit refuses to start with it, in one line.
+ */
+async function loadExternalModules(): Promise<{ entries: BdevModuleEntry[]; error: Error | null }> {
   const list = (process.env.NVMF_TS_BDEV_MODULES ?? '').split(',').filter((s) => s.trim() !== '');
-  const out: BdevModuleEntry[] = [];
+  const entries: BdevModuleEntry[] = [];
   const { pathToFileURL } = await import('node:url');
   const { resolve } = await import('node:path');
   for (const file of list) {
-    const mod = (await import(pathToFileURL(resolve(file.trim())).href)) as {
-      bdevModuleEntry?: BdevModuleEntry;
-    };
+    const path = resolve(file.trim());
+    let mod: { bdevModuleEntry?: BdevModuleEntry };
+    try {
+      mod = (await import(pathToFileURL(path).href)) as typeof mod;
+    } catch (e) {
+      const why =
+        (e as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND'
+          ? 'no such file'
+          : (e as Error).message.split('\n')[0];
+      return {
+        entries,
+        error: new InvalidArgumentError(`NVMF_TS_BDEV_MODULES: ${path} does not load: ${why}`),
+      };
+    }
     if (mod.bdevModuleEntry === undefined)
-      throw new InvalidArgumentError(`${file} does not export bdevModuleEntry`);
-    out.push(mod.bdevModuleEntry);
+      return {
+        entries,
+        error: new InvalidArgumentError(`NVMF_TS_BDEV_MODULES: ${path} does not export bdevModuleEntry`),
+      };
+    entries.push(mod.bdevModuleEntry);
   }
-  return out;
+  return { entries, error: null };
 }
 
 // Loaded when this module is evaluated (every realm, and the nvmf-rpc CLI, which then knows
 // their methods too); registered explicitly by realmInit below.
-const externalEntries: BdevModuleEntry[] = await loadExternalModules();
+const external = await loadExternalModules();
+const externalEntries: BdevModuleEntry[] = external.entries;
 
 // ---- bdev_get_bdevs ----
 const ALL_IO_TYPE_NAMES = [
@@ -469,6 +489,7 @@ export const bdevSubsystem: FrameworkSubsystem = {
   name: 'bdev',
   depends: ['accel', 'iobuf'],
   realmInit() {
+    if (external.error !== null) throw external.error;
     for (const e of [...bdevModuleTable, ...externalEntries]) registerBdevModule(e.module);
   },
   async init(app) {

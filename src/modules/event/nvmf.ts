@@ -6,7 +6,12 @@ import { NVMF_TGT_DEVICE } from '../../nvmf/messages.ts';
 import { NvmfPollGroup } from '../../nvmf/poll-group.ts';
 import { rdmaTransportPlugin } from '../../nvmf/rdma/index.ts';
 import { getTarget, NvmfTarget, setTarget } from '../../nvmf/target.ts';
-import { createTcpPollGroup, TCP_DEFAULT_OPTIONS, TcpListener } from '../../nvmf/tcp/index.ts';
+import {
+  createTcpPollGroup,
+  secureChannelReady,
+  TCP_DEFAULT_OPTIONS,
+  TcpListener,
+} from '../../nvmf/tcp/index.ts';
 import { registerTransport, type TransportPlugin } from '../../nvmf/transport.ts';
 import { ioDeviceRegistered, realmReactor, registerIoDevice } from '../../thread/index.ts';
 import { nvmfRpcMethods, subsystemConfigEntries, transportConfigEntry } from './nvmf-methods/index.ts';
@@ -15,6 +20,7 @@ export const tcpTransportPlugin: TransportPlugin = {
   name: 'TCP',
   defaults: () => ({ ...TCP_DEFAULT_OPTIONS }),
   createPollGroup: (opts, events) => createTcpPollGroup(opts, events),
+  checkSecureChannel: secureChannelReady,
   async listen(addr, _opts, onSocket) {
     const l = new TcpListener(addr, (sock) => onSocket(sock));
     await l.listen();
@@ -26,7 +32,7 @@ let app: App | null = null;
 
 export const nvmfSubsystem: FrameworkSubsystem = {
   name: 'nvmf',
-  depends: ['bdev', 'sock'],
+  depends: ['bdev', 'sock', 'keyring'],
   realmInit() {
     registerTransport(tcpTransportPlugin);
     // always registered: without the addon nvmf_create_transport -t RDMA says what is missing

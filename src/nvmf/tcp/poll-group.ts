@@ -5,11 +5,20 @@
 // every qpair's queued PDUs as one corked burst (one writev) each.
 
 import type net from 'node:net';
+import type tls from 'node:tls';
 import { wakeReactor } from '../../thread/index.ts';
 import { logger } from '../../util/log.ts';
-import type { QpairEvents, TransportAddress, TransportOptions, TransportPollGroup } from '../transport.ts';
+import type {
+  QpairEvents,
+  TlsPskMatch,
+  TransportAddress,
+  TransportOptions,
+  TransportPollGroup,
+} from '../transport.ts';
 import { TcpQpair, type TcpQpairGroup, TcpQpairState } from './qpair.ts';
 import { BufferPool } from './request.ts';
+import { PlainSocket, type QpairSocket, type TlsServerSide, TlsSocket } from './socket.ts';
+import { createTlsServerContext } from './tls-context.ts';
 
 const log = logger('nvmf_tcp');
 
@@ -28,7 +37,7 @@ function readConnectTimeout(): number {
 }
 
 /** One poll-group thread's NVMe/TCP connections. */
-export class TcpPollGroup implements TransportPollGroup, TcpQpairGroup {
+export class TcpPollGroup implements TransportPollGroup, TcpQpairGroup, TlsServerSide {
   readonly opts: TransportOptions;
   readonly events: QpairEvents;
   readonly buffers: BufferPool;
@@ -42,6 +51,8 @@ export class TcpPollGroup implements TransportPollGroup, TcpQpairGroup {
   private connectDeadlineReady: TcpQpair[] = [];
   private readonly wake: () => void;
   private destroyed = false;
+  /** the TLS server context of secure-channel connections, made with the first one */
+  private tlsContext: tls.SecureContext | null = null;
 
   constructor(opts: TransportOptions, events: QpairEvents, wake: () => void) {
     this.opts = opts;
@@ -61,32 +72,50 @@ export class TcpPollGroup implements TransportPollGroup, TcpQpairGroup {
     return n;
   }
 
-  addSocket(socket: net.Socket, listenAddr: TransportAddress): void {
+  addSocket(socket: net.Socket, listenAddr: TransportAddress, secureChannel = false): void {
     if (this.destroyed) {
       socket.destroy();
       return;
     }
-    const qpair = new TcpQpair(this, socket, listenAddr);
+    // a secure-channel listener's connection does the TLS handshake here, on this reactor
+    const conn: QpairSocket = secureChannel ? new TlsSocket(socket, this) : new PlainSocket(socket);
+    const qpair = new TcpQpair(this, conn, listenAddr);
     this.qpairs.add(qpair);
+    // also bounds a TLS handshake that never completes
     this.armConnectTimer(qpair);
-    socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => {
-      qpair.rxChunks.push(chunk);
-      if (!qpair.rxQueued) {
-        qpair.rxQueued = true;
-        this.rxReady.push(qpair);
-      }
-      this.wake();
-    });
-    socket.on('error', () => {
-      // 'close' follows; nothing else to do
-    });
-    socket.on('close', () => {
-      qpair.socketClosed = true;
-      this.closedReady.push(qpair);
-      this.wake();
-    });
-    socket.resume();
+    conn.start(
+      (chunk: Buffer) => {
+        qpair.rxChunks.push(chunk);
+        if (!qpair.rxQueued) {
+          qpair.rxQueued = true;
+          this.rxReady.push(qpair);
+        }
+        this.wake();
+      },
+      () => {
+        qpair.socketClosed = true;
+        this.closedReady.push(qpair);
+        this.wake();
+      },
+    );
+  }
+
+  // ---- TlsServerSide
+
+  get secureContext(): tls.SecureContext {
+    this.tlsContext ??= createTlsServerContext();
+    return this.tlsContext;
+  }
+
+  lookupPsk(identity: string): TlsPskMatch | null {
+    return this.events.tlsPsk?.(identity) ?? null;
+  }
+
+  onTlsError(socket: TlsSocket, err: Error): void {
+    const identity = socket.offeredIdentity === '' ? 'none offered' : `"${socket.offeredIdentity}"`;
+    log.warn(
+      `${socket.remoteAddress}:${socket.remotePort}: TLS connection failed (PSK identity ${identity}): ${err.message}`,
+    );
   }
 
   private armConnectTimer(qpair: TcpQpair): void {

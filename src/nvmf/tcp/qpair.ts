@@ -5,7 +5,6 @@
 // flushed as one corked burst when its poll group polls), the fatal-error
 // TermReq, and the close that hands back what the core still holds.
 
-import type net from 'node:net';
 import {
   Cqe,
   FABRICS_OPCODE,
@@ -49,6 +48,7 @@ import { traceCommandComplete } from '../trace.ts';
 import {
   type QpairEvents,
   type QueueContext,
+  type SecurePeer,
   type TransportAddress,
   type TransportOptions,
   XferDir,
@@ -61,6 +61,7 @@ import {
   TcpRequest,
   type TcpRequestQueue,
 } from './request.ts';
+import type { QpairSocket } from './socket.ts';
 
 /**
  * Qpair (connection) states: AWAIT_IC_REQ → RUNNING once the ICReq is answered;
@@ -113,7 +114,8 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
   commandsReceived = 0;
   /** requests the core holds (onRequest called, complete() not yet) */
   outstanding = 0;
-  readonly socket: net.Socket;
+  /** plain TCP or TLS (socket.ts): the qpair only reads chunks and writes bursts */
+  readonly socket: QpairSocket;
   readonly receiver: PduReceiver;
   private readonly group: TcpQpairGroup;
   private readonly slots: TcpRequest[] = [];
@@ -135,7 +137,7 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
   /** closes the connection if no Fabrics Connect completes in time (cleared on close) */
   connectTimer: NodeJS.Timeout | null = null;
 
-  constructor(group: TcpQpairGroup, socket: net.Socket, listenAddr: TransportAddress) {
+  constructor(group: TcpQpairGroup, socket: QpairSocket, listenAddr: TransportAddress) {
     this.group = group;
     this.socket = socket;
     this.listenAddr = listenAddr;
@@ -143,8 +145,8 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
     this.peerAddr = {
       trtype: 'TCP',
       adrfam: family,
-      traddr: socket.remoteAddress ?? '',
-      trsvcid: String(socket.remotePort ?? ''),
+      traddr: socket.remoteAddress,
+      trsvcid: String(socket.remotePort),
     };
     const o = group.opts;
     // A slot stays SENDING until its write callback, which can come after the host already
@@ -156,6 +158,10 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
   }
 
   // ---- NvmfQpair
+
+  get securePeer(): SecurePeer | null {
+    return this.socket.securePeer;
+  }
 
   disconnect(_reason?: string): void {
     if (this.state === TcpQpairState.CLOSED) return;
@@ -560,13 +566,7 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
       for (const s of slots) this.freeSlot(s);
       return;
     }
-    const socket = this.socket;
-    socket.cork();
-    const last = queue.length - 1;
-    for (let i = 0; i < last; i++) socket.write(queue[i]);
-    if (slots.length === 0) socket.write(queue[last]);
-    else socket.write(queue[last], () => this.freeSent(slots));
-    socket.uncork();
+    this.socket.writeBurst(queue, slots.length === 0 ? null : () => this.freeSent(slots));
   }
 
   private freeSent(slots: TcpRequest[]): void {

@@ -254,8 +254,8 @@ test('params that are not an object, wrong types, out-of-range values, unknown a
         nqn: TEST_NQN,
         listen_address: { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: '99999' },
       }),
-      -98,
-      /99999/,
+      -22,
+      /Invalid port 99999: a TCP port is 1 to 65535/,
       'port out of range',
     );
     await expectError(req('nvmf_create_subsystem', { nqn: 'not-an-nqn' }), -22, /not-an-nqn/, 'bad NQN');

@@ -45,6 +45,13 @@ test('PSK interchange: a real key parses; SHA-384 round-trips; wrong CRC, hash i
   assert.throws(() => parsePskInterchange(NVME_CLI_PSK.replace(':01:', ':03:')), /hash id 3/);
   assert.throws(() => parsePskInterchange(NVME_CLI_PSK.replace(':01:', ':02:')), /48-byte key, not 32/);
   assert.throws(() => parsePskInterchange(NVME_CLI_DHCHAP), KeyFormatError);
+  // hash 00 (no retained-PSK HKDF) takes a 32- or 48-byte key, as SPDK does
+  for (const length of [32, 48]) {
+    const k00 = { hash: PskHash.NONE, key: randomBytes(length) };
+    assert.deepEqual(parsePskInterchange(formatPskInterchange(k00)), k00);
+  }
+  const k40 = formatPskInterchange({ hash: PskHash.NONE, key: randomBytes(40) });
+  assert.throws(() => parsePskInterchange(k40), /hash id 0 needs a 32 or 48-byte key, not 40/);
   assert.throws(() => parsePskInterchange('NVMeTLSkey-1:01:!!!!:'), /must look like/);
   // an error never carries the key text
   try {

@@ -5,7 +5,14 @@ import { test } from 'node:test';
 import { discoveryLogEntries, filterMatches, referralEntry } from '../../../src/nvmf/discovery-log.ts';
 import { PgSubsystem } from '../../../src/nvmf/poll-group-subsystem.ts';
 import { SubsystemState, SubsystemType, type SubsystemView } from '../../../src/nvmf/subsystem.ts';
-import { DISCOVERY_NQN, EFLAGS_DUPRETINFO, EFLAGS_EPCSD, SubType } from '../../../src/wire/discovery.ts';
+import {
+  DISCOVERY_NQN,
+  EFLAGS_DUPRETINFO,
+  EFLAGS_EPCSD,
+  SubType,
+  TcpSecType,
+  TreqSecureChannel,
+} from '../../../src/wire/discovery.ts';
 
 const tcp = (traddr: string, trsvcid: string) => ({ trtype: 'TCP', adrfam: 'IPv4', traddr, trsvcid });
 const A = tcp('10.0.0.1', '4420');
@@ -86,6 +93,38 @@ test('discovery_filter keeps the listeners matching the one the host came throug
 
 test('a referral to an NVM subsystem says so, and carries its secure channel requirement', () => {
   const r = referralEntry({ address: tcp('10.0.0.8', '4420'), subnqn: 'nqn.x', secureChannel: true });
-  assert.deepEqual([r.subtype, r.sectype, r.cntlid], [SubType.NVME, 1, 0xffff]);
-  assert.deepEqual([referral.subtype, referral.sectype], [SubType.DISCOVERY_REFERRAL, 0]);
+  // as SPDK: TREQ says required / not required; TSAS stays zero (the referral's port decides)
+  assert.deepEqual(
+    [r.subtype, r.secureChannel, r.sectype ?? 0, r.cntlid],
+    [SubType.NVME, TreqSecureChannel.REQUIRED, 0, 0xffff],
+  );
+  assert.deepEqual(
+    [referral.subtype, referral.secureChannel, referral.sectype ?? 0],
+    [SubType.DISCOVERY_REFERRAL, TreqSecureChannel.NOT_REQUIRED, 0],
+  );
+});
+
+test('a secure-channel listener says "required" and TLS 1.3, the others "not required" (as SPDK)', () => {
+  const tls = sub({
+    nqn: 'nqn.2016-06.io.spdk:tls',
+    listeners: [A, C],
+    listenerAnaStates: ['optimized', 'optimized'],
+    listenerSecureChannels: [false, true],
+  });
+  const e = discoveryLogEntries({
+    subsystems: [subsystems[0], tls],
+    hostnqn: 'nqn.h1',
+    via: A,
+    asqsz: 32,
+    filter: 'match_any',
+    referrals: [],
+  });
+  assert.deepEqual(
+    e.map((x) => [x.subnqn, x.trsvcid, x.secureChannel, x.sectype]),
+    [
+      [DISCOVERY_NQN, '4420', TreqSecureChannel.NOT_REQUIRED, TcpSecType.NONE],
+      ['nqn.2016-06.io.spdk:tls', '4420', TreqSecureChannel.NOT_REQUIRED, TcpSecType.NONE],
+      ['nqn.2016-06.io.spdk:tls', '4421', TreqSecureChannel.REQUIRED, TcpSecType.TLS_1_3],
+    ],
+  );
 });

@@ -160,8 +160,14 @@ test('NQN validation', () => {
   assert.equal(nqnError('nqn.2014-08.org.nvmexpress:uuid:11111111-2222-3333-4444-555555555555'), null);
   assert.match(nqnError('nqn.2014-08.org.nvmexpress:uuid:xyz') ?? '', /UUID/);
   assert.match(nqnError('iqn.2016-06.io.spdk:x') ?? '', /nqn\./);
-  assert.match(nqnError('nqn.2016-13.io.spdk:x') ?? '', /month/);
+  // SPDK's rules: a ':name' part is required, labels start with a letter, at most 63 long
+  assert.match(nqnError('nqn.2016-06.io.spdk') ?? '', /must contain a name after a ':'/);
+  assert.match(nqnError('nqn.2016-06.io.spdk:') ?? '', /must contain a name after a ':'/);
   assert.match(nqnError('nqn.2016-06.-bad-.io:x') ?? '', /domain/);
+  assert.match(nqnError('nqn.2016-06.1io.spdk:x') ?? '', /labels start with a letter/);
+  assert.match(nqnError(`nqn.2016-06.${'a'.repeat(64)}.io:x`) ?? '', /too long/);
+  assert.match(nqnError('nqn.20x6-06.io.spdk:x') ?? '', /date code/);
+  assert.match(nqnError('nqn.2016') ?? '', /shorter/);
   assert.match(nqnError(`nqn.2016-06.io.spdk:${'x'.repeat(300)}`) ?? '', /longer/);
   assert.match(nqnError('') ?? '', /empty/);
 });

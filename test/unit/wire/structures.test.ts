@@ -12,6 +12,8 @@ import {
   decodeDiscoveryEntry,
   decodeDiscoveryLogHeader,
   SubType,
+  TcpSecType,
+  TreqSecureChannel,
   TrType,
 } from '../../../src/wire/discovery.ts';
 import {
@@ -419,6 +421,8 @@ test('discovery log: what the target builds, the host decodes', () => {
       trsvcid: '4420',
       subnqn: 'nqn.2016-06.io.spdk:cnode1',
       traddr: '127.0.0.1',
+      secureChannel: TreqSecureChannel.REQUIRED,
+      sectype: TcpSecType.TLS_1_3,
     },
     {
       trtype: 'TCP',
@@ -434,6 +438,9 @@ test('discovery log: what the target builds, the host decodes', () => {
     },
   ]);
   assert.deepEqual(decodeDiscoveryLogHeader(log), { genctr: 2n ** 33n + 5n, numrec: 2n, recfmt: 0 });
+  // a TLS port: secure channel required (TREQ bits 1:0 = 1, with SQ flow control disable), TLS 1.3
+  const tlsEntry = decodeDiscoveryEntry(log, DISCOVERY_LOG_HEADER_SIZE);
+  assert.deepEqual([tlsEntry.treq, tlsEntry.sectype], [0x5, TcpSecType.TLS_1_3]);
   assert.deepEqual(decodeDiscoveryEntry(log, DISCOVERY_LOG_HEADER_SIZE + DISCOVERY_LOG_ENTRY_SIZE), {
     trtype: TrType.TCP,
     adrfam: 2,
@@ -446,5 +453,6 @@ test('discovery log: what the target builds, the host decodes', () => {
     trsvcid: '8009',
     subnqn: 'nqn.2014-08.org.nvmexpress.discovery',
     traddr: '::1',
+    sectype: 0,
   });
 });

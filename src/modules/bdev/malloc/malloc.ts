@@ -6,11 +6,13 @@ import {
   BdevError,
   BdevIoType,
   bdevGetRecord,
+  bdevListRecords,
   bdevModuleDescriptor,
   bdevRegister,
   bdevUnregister,
   newBdevDescriptor,
 } from '../../../bdev/module.ts';
+import { availableMemoryBytes } from '../../../util/memory.ts';
 import { MediaErrorStatus, StatusCodeType } from '../../../wire/nvme.ts';
 
 export interface MallocParams {
@@ -155,6 +157,7 @@ export async function createMallocBdev(o: MallocCreateOptions): Promise<string> 
   checkGeometry(o.blockSize, o.numBlocks);
   const name = o.name ?? freeName('Malloc');
   if (bdevGetRecord(name) !== undefined) throw new BdevError('EEXIST', `bdev name ${name} already exists`);
+  checkMemoryBacking(name, o.numBlocks * o.blockSize);
   let memory: SharedArrayBuffer;
   try {
     memory = new SharedArrayBuffer(o.numBlocks * o.blockSize);
@@ -186,6 +189,33 @@ export async function deleteMallocBdev(name: string): Promise<void> {
   const desc = bdevModuleDescriptor(mallocModule, name);
   if (desc === undefined) throw new BdevError('ENODEV', `malloc bdev ${name} does not exist`);
   await bdevUnregister(desc.name);
+}
+
+/** RAM kept free beside malloc bdevs, for the target itself and the machine. */
+const MEMORY_HEADROOM = 256 * 1024 * 1024;
+
+/**
+ * A SharedArrayBuffer only reserves address space: its pages are given when first
+ * written, so a malloc bdev larger than the machine can back would be accepted and
+ * then get the target OOM-killed mid-I/O as it fills. Refuse it up front: the new
+ * bdev plus the part of the existing malloc bdevs not yet in RAM (their size beyond
+ * the process's resident memory) must fit in the memory available now, less a
+ * headroom.
+ */
+function checkMemoryBacking(name: string, bytes: number): void {
+  let reserved = 0;
+  for (const r of bdevListRecords())
+    if (r.desc.module === mallocModule.name) reserved += r.desc.numBlocks * r.desc.blockSize;
+  const notYetResident = Math.max(0, reserved - process.memoryUsage().rss);
+  const available = availableMemoryBytes() - MEMORY_HEADROOM - notYetResident;
+  if (bytes > available) {
+    const mib = (n: number) => `${Math.floor(n / 1048576)} MiB`;
+    throw new BdevError(
+      'ENOMEM',
+      `cannot back ${name} with RAM: it needs ${mib(bytes)}, the machine has ${mib(Math.max(0, available))} available ` +
+        `(MemAvailable less ${mib(MEMORY_HEADROOM)} headroom${notYetResident > 0 ? ` and ${mib(notYetResident)} other malloc bdevs may still take` : ''})`,
+    );
+  }
 }
 
 /** Block size a multiple of 512 up to 64 KiB, at least one block. */

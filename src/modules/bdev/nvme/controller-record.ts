@@ -69,6 +69,8 @@ export interface AttachOptions {
   fabricsConnectTimeoutUs: number;
   /** KATO sent in Connect (the library ends a connection whose Keep Alive goes unanswered that long); 0 disables keep alive */
   keepAliveTimeoutMs: number;
+  /** the keyring name of the TLS PSK (its text is in trid.tlsKey), for save_config */
+  pskName?: string;
   /** SPDK's -x: with a name already attached, 'multipath' or 'failover' adds this as another path */
   multipath?: 'disable' | 'failover' | 'multipath';
 }
@@ -386,6 +388,7 @@ export class NvmeCtrlr {
         ...(o.hostaddr !== undefined ? { hostaddr: o.hostaddr } : {}),
         ...(o.hostsvcid !== undefined ? { hostsvcid: o.hostsvcid } : {}),
         fabrics_connect_timeout_us: o.fabricsConnectTimeoutUs,
+        ...(o.pskName !== undefined ? { psk: o.pskName } : {}),
         ...(this.owner !== null || this.paths.length > 0 ? { multipath: 'multipath' } : {}),
       },
     };

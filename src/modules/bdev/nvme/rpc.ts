@@ -3,7 +3,9 @@
 // rpc.py's flags (python/spdk/cli/bdev_nvme.py).
 
 import { RpcError, type RpcMethod, RpcState } from '../../../jsonrpc/index.ts';
+import { keyring, parsePskInterchange, TlsPskHash, tlsPskHashOf } from '../../../keyring/index.ts';
 import { DISCOVERY_NQN, type TransportId } from '../../../nvme/index.ts';
+import { NvmfTsError } from '../../../util/errors.ts';
 import { rejectUnsupported, rpcCall } from '../rpc-util.ts';
 import {
   type AttachOptions,
@@ -55,6 +57,28 @@ function nvmeErr(e: unknown): never {
   throw e;
 }
 
+/**
+ * The TLS PSK text of keyring key `name`, read now (its queues, in every realm, derive their
+ * identities from it); refused when unknown, malformed or SHA-384 (Node's TLS binds PSKs to SHA-256).
+ */
+function pskText(name: string): string {
+  let text: string;
+  try {
+    text = keyring().read(name);
+    if (tlsPskHashOf(parsePskInterchange(text)) !== TlsPskHash.SHA256) {
+      throw new RpcError(
+        -95,
+        `PSK '${name}' is a 48-byte (SHA-384) key: Node's TLS binds external PSKs to SHA-256 (TLS_AES_128_GCM_SHA256), use a 32-byte key`,
+      );
+    }
+  } catch (e) {
+    if (e instanceof NvmfTsError && !(e instanceof RpcError))
+      throw new RpcError(-22, `PSK '${name}': ${e.message}`);
+    throw e;
+  }
+  return text;
+}
+
 async function attach(p: AttachParams): Promise<string[]> {
   if (p.trtype.toLowerCase() !== 'tcp') {
     throw new RpcError(-22, `trtype ${p.trtype} is not supported (tcp only)`);
@@ -87,10 +111,11 @@ async function attach(p: AttachParams): Promise<string[]> {
   }
   if (p.max_bdevs === 0) throw new RpcError(-22, 'max_bdevs cannot be zero');
   rejectUnsupported(p, ['prchk_reftag', 'prchk_guard']);
-  for (const k of ['psk', 'dhchap_key', 'dhchap_ctrlr_key'] as const) {
+  for (const k of ['dhchap_key', 'dhchap_ctrlr_key'] as const) {
     if (p[k] !== undefined)
-      throw new RpcError(-22, `${k} is not supported (no TLS or DH-HMAC-CHAP on the host side yet)`);
+      throw new RpcError(-22, `${k} is not supported (no DH-HMAC-CHAP on the host side yet)`);
   }
+  const tlsKey = p.psk === undefined ? undefined : pskText(p.psk);
   const loss = p.ctrlr_loss_timeout_sec ?? nvmeOptions.ctrlr_loss_timeout_sec;
   const delay = p.reconnect_delay_sec ?? nvmeOptions.reconnect_delay_sec;
   const fastFail = p.fast_io_fail_timeout_sec ?? nvmeOptions.fast_io_fail_timeout_sec;
@@ -112,6 +137,7 @@ async function attach(p: AttachParams): Promise<string[]> {
     hostid,
     hdgst: p.hdgst === true,
     ddgst: p.ddgst === true,
+    ...(tlsKey !== undefined ? { tlsKey } : {}),
   };
   const names = await attachController({
     name: p.name,
@@ -124,6 +150,7 @@ async function attach(p: AttachParams): Promise<string[]> {
     fastIoFailTimeoutSec: fastFail,
     fabricsConnectTimeoutUs: p.fabrics_connect_timeout_us ?? 0,
     keepAliveTimeoutMs: nvmeOptions.keep_alive_timeout_ms,
+    ...(p.psk !== undefined ? { pskName: p.psk } : {}),
     ...(p.multipath !== undefined ? { multipath: p.multipath as AttachOptions['multipath'] } : {}),
   }).catch(nvmeErr);
   if (p.max_bdevs !== undefined && names.length > p.max_bdevs) {
@@ -265,7 +292,7 @@ export const nvmeRpcMethods: RpcMethod[] = [
       {
         name: 'psk',
         type: 'string',
-        help: 'TLS pre-shared key name (not supported)',
+        help: 'Name of the keyring key with the TLS PSK (interchange format): connect over TLS 1.3',
         cli: { flags: ['-k', '--psk'] },
       },
       {

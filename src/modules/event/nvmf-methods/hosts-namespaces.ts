@@ -139,17 +139,23 @@ export const hostAndNamespaceMethods: RpcMethod[] = [
       nqnPos,
       { name: 'host', type: 'string', required: true, help: 'Host NQN to allow', cli: { positional: true } },
       tgtName,
-      { name: 'psk', type: 'string', help: 'PSK for TLS (not supported)' },
+      {
+        name: 'psk',
+        type: 'string',
+        help: "Name of the keyring key (keyring_file_add_key) holding the host's TLS PSK, interchange format",
+        cli: { flags: ['--psk'] },
+      },
       { name: 'dhchap_key', type: 'string', help: 'DH-HMAC-CHAP key (not supported)' },
       { name: 'dhchap_ctrlr_key', type: 'string', help: 'DH-HMAC-CHAP controller key (not supported)' },
     ],
     handler: (p: Record<string, unknown>) =>
       run(async () => {
         checkTgt(p as { tgt_name?: string });
-        if (p.psk !== undefined || p.dhchap_key !== undefined || p.dhchap_ctrlr_key !== undefined) {
-          throw new RpcError(-22, 'TLS PSK and DH-HMAC-CHAP keys are not supported');
+        if (p.dhchap_key !== undefined || p.dhchap_ctrlr_key !== undefined) {
+          throw new RpcError(-22, 'DH-HMAC-CHAP keys are not supported');
         }
-        await getTarget().addHost(String(p.nqn), String(p.host));
+        const psk = p.psk === undefined ? undefined : String(p.psk);
+        await getTarget().addHost(String(p.nqn), String(p.host), { psk });
         return true;
       }),
   },

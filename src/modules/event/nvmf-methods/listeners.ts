@@ -98,18 +98,33 @@ export const listenerMethods: RpcMethod[] = [
       {
         name: 'secure_channel',
         type: 'boolean',
-        help: 'Require a secure channel (TLS; not supported)',
+        help: "Require a secure channel: TLS 1.3 with the hosts' PSKs (nvmf_subsystem_add_host --psk) before any NVMe/TCP PDU",
         cli: { flags: ['-k', '--secure-channel'], action: 'store_true' },
       },
-      { name: 'sock_impl', type: 'string', help: 'Socket implementation (posix only)' },
+      {
+        name: 'sock_impl',
+        type: 'string',
+        help: 'Socket implementation: "ssl" is TLS (as --secure-channel), any other plain TCP',
+      },
     ],
     cliTransform: (a) => addressFromCli(a, 'listen_address'),
     handler: (p: Record<string, unknown>) =>
       run(async () => {
         checkTgt(p as { tgt_name?: string });
-        if (p.secure_channel === true) throw new RpcError(-22, 'secure_channel (TLS) is not supported');
+        const secure = p.secure_channel === true;
+        // as SPDK: a secure channel is the ssl implementation, and sock_impl "ssl" alone asks for it
+        if (secure && p.sock_impl !== undefined && p.sock_impl !== 'ssl')
+          throw new RpcError(
+            -22,
+            "Enabling secure_channel while specifying a sock_impl different from 'ssl' is unsupported",
+          );
         const addr = addressOf(p, 'listen_address');
-        await getTarget().addListener(String(p.nqn), addr, (p.ana_state as string) ?? 'optimized', false);
+        await getTarget().addListener(
+          String(p.nqn),
+          addr,
+          (p.ana_state as string) ?? 'optimized',
+          secure || p.sock_impl === 'ssl',
+        );
         return true;
       }),
   },

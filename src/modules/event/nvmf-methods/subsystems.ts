@@ -16,7 +16,11 @@ function subsystemJson(t: NvmfTarget, nqn: string): Record<string, unknown> {
     subtype: s.subtype,
     listen_addresses: s.listeners.map((l) => ({ ...l.address })),
     allow_any_host: s.allowAnyHost,
-    hosts: [...s.hosts].map((h) => ({ nqn: h })),
+    // a host's TLS PSK by its keyring name, never its bytes
+    hosts: [...s.hosts].map((h) => {
+      const psk = s.hostPsks.get(h);
+      return psk === undefined ? { nqn: h } : { nqn: h, psk: psk.keyName };
+    }),
   };
   if (s.subtype === SubsystemType.DISCOVERY) return base;
   return {
@@ -56,8 +60,13 @@ export function subsystemConfigEntries(t: NvmfTarget): ConfigEntry[] {
           ana_reporting: s.anaReporting,
         },
       });
-      for (const h of s.hosts)
-        out.push({ method: 'nvmf_subsystem_add_host', params: { nqn: s.nqn, host: h } });
+      for (const h of s.hosts) {
+        const psk = s.hostPsks.get(h);
+        out.push({
+          method: 'nvmf_subsystem_add_host',
+          params: psk === undefined ? { nqn: s.nqn, host: h } : { nqn: s.nqn, host: h, psk: psk.keyName },
+        });
+      }
       for (const n of s.namespaces.values()) {
         out.push({
           method: 'nvmf_subsystem_add_ns',
