@@ -313,7 +313,7 @@ export class FakeCmId {
     this.connected = false;
     this.qp?.toError();
     this.channel.emit(cmEvent(CmEventType.DISCONNECTED, this));
-    if (peer !== null && peer.connected) {
+    if (peer?.connected) {
       peer.connected = false;
       peer.qp?.toError();
       if (!peer.destroyed) peer.channel.emit(cmEvent(CmEventType.DISCONNECTED, peer));
