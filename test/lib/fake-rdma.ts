@@ -91,6 +91,8 @@ export class FakeRdma implements RdmaAddon {
   readonly mrsByRkey = new Map<number, FakeMr>();
   readonly qps = new Map<number, FakeQp>();
   readonly inTransit = new Map<number, FakeCmId>();
+  /** the passive side gets no ESTABLISHED (an RTU lost on the wire) */
+  dropEstablished = false;
   /** RDMA READs wait in `heldReads` until released (a transfer in flight) */
   holdReads = false;
   readonly heldReads: Array<() => void> = [];
@@ -285,7 +287,7 @@ export class FakeCmId {
     const data = Buffer.alloc(196);
     if (params.privateData) Buffer.from(params.privateData).copy(data);
     peer.channel.emit(cmEvent(CmEventType.ESTABLISHED, peer, { privateData: data }));
-    this.channel.emit(cmEvent(CmEventType.ESTABLISHED, this));
+    if (!this.fabric.dropEstablished) this.channel.emit(cmEvent(CmEventType.ESTABLISHED, this));
   }
 
   reject(privateData?: Uint8Array): void {
@@ -662,7 +664,8 @@ function scatter(sges: Sge[], data: Buffer): boolean {
 }
 
 export class FakeQp implements QueuePair {
-  readonly qpNum: number;
+  private readonly num: number;
+  destroyed = false;
   readonly caps: QueuePairCaps;
   readonly id: FakeCmId;
   readonly pd: FakePd;
@@ -684,7 +687,7 @@ export class FakeQp implements QueuePair {
   constructor(fabric: FakeRdma, id: FakeCmId, o: QueuePairOptions) {
     this.fabric = fabric;
     this.id = id;
-    this.qpNum = fabric.nextQp++;
+    this.num = fabric.nextQp++;
     this.pd = o.pd as FakePd;
     this.sendCq = o.sendCq as FakeCq;
     this.recvCq = o.recvCq as FakeCq;
@@ -697,7 +700,13 @@ export class FakeQp implements QueuePair {
       maxRecvSge: o.maxRecvSge ?? 1,
       maxInlineData: o.maxInlineData ?? 0,
     };
-    fabric.qps.set(this.qpNum, this);
+    fabric.qps.set(this.num, this);
+  }
+
+  /** as the addon: a destroyed QP (its id destroyed) throws on every use */
+  get qpNum(): number {
+    if (this.destroyed) throw new Error('this: this QueuePair was destroyed');
+    return this.num;
   }
 
   state(): number {
@@ -713,7 +722,7 @@ export class FakeQp implements QueuePair {
         status: WcStatus.WR_FLUSH_ERR,
         opcode: WcOpcode.RECV,
         byteLen: 0,
-        qpNum: this.qpNum,
+        qpNum: this.num,
         flags: 0,
         imm: 0,
       });
@@ -724,7 +733,8 @@ export class FakeQp implements QueuePair {
   destroy(): void {
     this.toError();
     this.srq?.qps.delete(this);
-    this.fabric.qps.delete(this.qpNum);
+    this.fabric.qps.delete(this.num);
+    this.destroyed = true;
     if (this.peer?.peer === this) this.peer.peer = null;
     this.peer = null;
   }
@@ -743,7 +753,7 @@ export class FakeQp implements QueuePair {
           status: WcStatus.WR_FLUSH_ERR,
           opcode: WcOpcode.RECV,
           byteLen: 0,
-          qpNum: this.qpNum,
+          qpNum: this.num,
           flags: 0,
           imm: 0,
         });
@@ -798,7 +808,7 @@ export class FakeQp implements QueuePair {
   }
 
   private complete(id: number, status: number, opcode: number, byteLen: number): void {
-    this.sendCq.push({ id, status, opcode, byteLen, qpNum: this.qpNum, flags: 0, imm: 0 });
+    this.sendCq.push({ id, status, opcode, byteLen, qpNum: this.num, flags: 0, imm: 0 });
   }
 
   private execute(wr: {
@@ -857,7 +867,7 @@ export class FakeQp implements QueuePair {
           status: WcStatus.LOC_LEN_ERR,
           opcode: WcOpcode.RECV,
           byteLen: 0,
-          qpNum: this.qpNum,
+          qpNum: this.num,
           flags: 0,
           imm: 0,
         });
@@ -870,7 +880,7 @@ export class FakeQp implements QueuePair {
         status: WcStatus.SUCCESS,
         opcode: WcOpcode.RECV,
         byteLen: data.length,
-        qpNum: this.qpNum,
+        qpNum: this.num,
         flags: inv !== null ? WcFlags.WITH_INV : 0,
         imm: inv ?? 0,
       });

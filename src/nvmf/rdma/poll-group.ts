@@ -485,7 +485,7 @@ export class RdmaPollGroup implements TransportPollGroup, RdmaQpairGroup {
   removeQpair(qpair: RdmaQpair): void {
     this.qpairs.delete(qpair);
     this.bySerial.delete(qpair.serial);
-    if (this.byQpNum.get(qpair.qp.qpNum) === qpair) this.byQpNum.delete(qpair.qp.qpNum);
+    if (this.byQpNum.get(qpair.qpNum) === qpair) this.byQpNum.delete(qpair.qpNum);
     this.cm.unregister(qpair.id);
     const owned = this.pollerOf.get(qpair);
     if (owned !== undefined) {

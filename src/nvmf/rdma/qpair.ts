@@ -64,8 +64,8 @@ import {
 const log = logger('nvmf_rdma');
 
 /**
- * Queue pair states: CONNECTING (accepted, waiting for ESTABLISHED; commands that
- * arrive meanwhile wait) → LIVE → CLOSING (disconnect asked or seen, the QP in the error
+ * Queue pair states: CONNECTING (accepted, until ESTABLISHED or the first command,
+ * whichever comes first) → LIVE → CLOSING (disconnect asked or seen, the QP in the error
  * state: waiting for the core to hand back its requests and for the flushed work
  * requests) → CLOSED (the id and its QP destroyed, the core told).
  */
@@ -133,6 +133,8 @@ export class RdmaQpair implements RdmaRequestQueue {
   readonly serial: number;
   readonly id: CmId;
   readonly qp: QueuePair;
+  /** the QP's number, kept: the QP object refuses use once its id is destroyed */
+  readonly qpNum: number;
   readonly shape: RdmaQueueShape;
   state: RdmaQpairState = RdmaQpairState.CONNECTING;
   /** commands received so far; SQHD is this modulo the SQ size */
@@ -151,8 +153,6 @@ export class RdmaQpair implements RdmaRequestQueue {
   private readonly poller: RdmaQpairPoller;
   private readonly slots: RdmaRequest[] = [];
   private readonly freeSlots: RdmaRequest[] = [];
-  /** receives that arrived before ESTABLISHED, and their lengths */
-  private early: Array<{ recv: RecvBuffer; byteLen: number }> = [];
   /** requests waiting for send queue room, in arrival order */
   private readPending: RdmaRequest[] = [];
   private writePending: RdmaRequest[] = [];
@@ -185,6 +185,7 @@ export class RdmaQpair implements RdmaRequestQueue {
     this.poller = poller;
     this.id = id;
     this.qp = qp;
+    this.qpNum = qp.qpNum;
     this.serial = serial;
     this.shape = shape;
     this.listenAddr = listenAddr;
@@ -233,7 +234,6 @@ export class RdmaQpair implements RdmaRequestQueue {
 
   disconnect(reason = 'disconnect'): void {
     if (this.state === RdmaQpairState.CLOSING || this.state === RdmaQpairState.CLOSED) return;
-    const wasLive = this.state === RdmaQpairState.LIVE;
     this.state = RdmaQpairState.CLOSING;
     this.holdFinish = true;
     this.closeReason = reason;
@@ -241,9 +241,10 @@ export class RdmaQpair implements RdmaRequestQueue {
     this.connectTimer = null;
     log.info(`qpair ${this.serial} (qid ${this.qid}, ${this.peerAddr.traddr}): closing: ${reason}`);
     try {
-      if (wasLive) this.id.disconnect();
+      // also when still CONNECTING: the host may consider the connection up already
+      this.id.disconnect();
     } catch {
-      // the peer is gone already
+      // never connected, or the peer is gone already
     }
     try {
       // everything posted completes, flushed
@@ -253,8 +254,6 @@ export class RdmaQpair implements RdmaRequestQueue {
     }
     // nothing still built goes out; requests that never reached the core are freed
     this.unpost();
-    for (const e of this.early) this.poller.releaseRecv(e.recv);
-    this.early = [];
     for (const req of this.readPending) this.freeSlot(req);
     this.readPending = [];
     for (const req of this.writePending) this.freeSlot(req);
@@ -273,15 +272,7 @@ export class RdmaQpair implements RdmaRequestQueue {
   onCmEvent(event: CmEvent): void {
     switch (event.type) {
       case CmEventType.ESTABLISHED:
-        if (this.state !== RdmaQpairState.CONNECTING) return;
-        this.state = RdmaQpairState.LIVE;
-        this.connectedReported = true;
-        this.group.events.onQpairConnected(this);
-        if (this.early.length > 0) {
-          const early = this.early;
-          this.early = [];
-          for (const e of early) this.onRecv(e.recv, e.byteLen);
-        }
+        if (this.state === RdmaQpairState.CONNECTING) this.established();
         return;
       case CmEventType.DISCONNECTED:
       case CmEventType.TIMEWAIT_EXIT:
@@ -302,16 +293,22 @@ export class RdmaQpair implements RdmaRequestQueue {
     }
   }
 
+  /** The accepted queue is live: the core hears of it, commands are served. */
+  private established(): void {
+    this.state = RdmaQpairState.LIVE;
+    this.connectedReported = true;
+    this.group.events.onQpairConnected(this);
+  }
+
   // ---- receive side (completions, in poll)
 
   /** A capsule arrived in `recv` (RECV completion). */
   onRecv(recv: RecvBuffer, byteLen: number): void {
     this.postedRecvs.delete(recv);
     recv.state = RecvState.HELD;
-    if (this.state === RdmaQpairState.CONNECTING) {
-      this.early.push({ recv, byteLen });
-      return;
-    }
+    // A SEND from the host proves the connection is up even when the CM's ESTABLISHED
+    // has not come (its RTU lost: seen over soft-RoCE under load; SPDK does not wait either)
+    if (this.state === RdmaQpairState.CONNECTING) this.established();
     if (this.state !== RdmaQpairState.LIVE) {
       this.poller.releaseRecv(recv);
       return;

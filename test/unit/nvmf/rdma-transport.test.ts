@@ -546,3 +546,21 @@ test('a host that disconnects while its write data is being read: the queue is c
   admin.close();
   await until(() => !tgt.ctrlrs.has(cntlid));
 });
+
+test('a lost ESTABLISHED (RTU): the first command makes the queue live', async () => {
+  fabric.dropEstablished = true;
+  try {
+    const { host, cntlid } = await openQueue(0);
+    // openQueue checked the Connect's and the Property Set's statuses
+    await until(() => tgt.ctrlrs.get(cntlid)?.enabled === true);
+    const kat = Buffer.alloc(SQE_SIZE);
+    kat[Sqe.OPCODE] = AdminOpcode.KEEP_ALIVE;
+    setSqeNoData(kat);
+    assert.equal(statusOf(await host.command(kat)), 0, 'served without ESTABLISHED');
+    host.close();
+    await until(() => !tgt.ctrlrs.has(cntlid));
+  } finally {
+    fabric.dropEstablished = false;
+  }
+  assert.equal(await rdmaQpairs(), 0);
+});
