@@ -1,5 +1,6 @@
 // Connecting one queue: the TCP connection (TLS 1.3 first when the transport
-// ID has a PSK) with ICReq/ICResp (NvmeTcpQpair), then the Fabrics Connect. An admin queue asks for a new controller (CNTLID
+// ID has a PSK) with ICReq/ICResp (NvmeTcpQpair), or the rdma_cm connection of an
+// NVMe/RDMA queue (NvmeRdmaQpair) when its trtype is rdma, then the Fabrics Connect. An admin queue asks for a new controller (CNTLID
 // 0xffff, dynamic model) and learns its CNTLID; an I/O queue joins an existing
 // controller by CNTLID with the same host NQN and host ID.
 
@@ -15,6 +16,8 @@ import {
 import { SQE_SIZE } from '../wire/nvme.ts';
 import { execute } from './command.ts';
 import { defaultHostIdentity } from './host-identity.ts';
+import type { NvmeQpair } from './qpair.ts';
+import { NvmeRdmaQpair } from './rdma-qpair.ts';
 import { NvmeTcpQpair, type QpairTlsOptions } from './tcp-qpair.ts';
 import type { TransportId } from './transport-id.ts';
 
@@ -79,19 +82,8 @@ export interface AdminQueueParams {
 }
 
 /** Connect an admin queue (a new controller); resolves the queue and the controller's CNTLID. */
-export async function connectAdminQueue(
-  p: AdminQueueParams,
-): Promise<{ admin: NvmeTcpQpair; cntlid: number }> {
-  const admin = await NvmeTcpQpair.connect({
-    traddr: p.trid.traddr,
-    trsvcid: p.trid.trsvcid,
-    hdgst: p.trid.hdgst,
-    ddgst: p.trid.ddgst,
-    queueSize: p.queueSize,
-    inCapsuleDataSize: ADMIN_IN_CAPSULE_SIZE,
-    connectTimeoutMs: p.connectTimeoutMs,
-    tls: queueTls(p.trid),
-  });
+export async function connectAdminQueue(p: AdminQueueParams): Promise<{ admin: NvmeQpair; cntlid: number }> {
+  const admin = await openQueue(p.trid, 0, p.queueSize, ADMIN_IN_CAPSULE_SIZE, p.connectTimeoutMs);
   try {
     const { cmd, data } = connectCommand(
       0,
@@ -108,6 +100,37 @@ export async function connectAdminQueue(
     admin.close();
     throw err;
   }
+}
+
+/** The transport connection of one queue, TCP or RDMA as the transport ID says. */
+function openQueue(
+  trid: TransportId,
+  qid: number,
+  queueSize: number,
+  inCapsuleDataSize: number,
+  connectTimeoutMs: number | undefined,
+): Promise<NvmeQpair> {
+  if (trid.trtype === 'rdma') {
+    // an admin queue takes no in-capsule data over RDMA (Linux's nvmet-rdma refuses it)
+    return NvmeRdmaQpair.connect({
+      traddr: trid.traddr,
+      trsvcid: trid.trsvcid,
+      qid,
+      queueSize,
+      inCapsuleDataSize: qid === 0 ? 0 : inCapsuleDataSize,
+      connectTimeoutMs,
+    });
+  }
+  return NvmeTcpQpair.connect({
+    traddr: trid.traddr,
+    trsvcid: trid.trsvcid,
+    hdgst: trid.hdgst,
+    ddgst: trid.ddgst,
+    queueSize,
+    inCapsuleDataSize,
+    connectTimeoutMs,
+    tls: queueTls(trid),
+  });
 }
 
 export interface IoQpairConnectParams {
@@ -128,18 +151,9 @@ export interface IoQpairConnectParams {
   ioTimeoutMs?: number;
 }
 
-/** TCP connection + ICReq + Fabrics Connect of one I/O queue. */
-export async function connectTcpIoQueue(p: IoQpairConnectParams): Promise<NvmeTcpQpair> {
-  const q = await NvmeTcpQpair.connect({
-    traddr: p.trid.traddr,
-    trsvcid: p.trid.trsvcid,
-    hdgst: p.trid.hdgst,
-    ddgst: p.trid.ddgst,
-    queueSize: p.queueSize,
-    inCapsuleDataSize: p.inCapsuleDataSize,
-    connectTimeoutMs: p.connectTimeoutMs,
-    tls: queueTls(p.trid),
-  });
+/** The transport connection (TCP + ICReq, or rdma_cm) + Fabrics Connect of one I/O queue. */
+export async function connectIoQueue(p: IoQpairConnectParams): Promise<NvmeQpair> {
+  const q = await openQueue(p.trid, p.qid, p.queueSize, p.inCapsuleDataSize, p.connectTimeoutMs);
   try {
     const { cmd, data } = connectCommand(
       p.qid,

@@ -47,11 +47,11 @@ import {
   Sqe,
 } from '../wire/nvme.ts';
 import { type Completion, execute } from './command.ts';
-import { connectAdminQueue, connectTcpIoQueue, type IoQpairConnectParams } from './connect.ts';
+import { connectAdminQueue, connectIoQueue, type IoQpairConnectParams } from './connect.ts';
 import { NvmeControllerError } from './errors.ts';
 import { connectIoQpair, type NvmeIoQpair } from './io-qpair.ts';
 import { isInactiveNamespace, type NamespaceInfo, parseNamespace } from './namespace.ts';
-import type { CommandCallback, NvmeTcpQpair } from './tcp-qpair.ts';
+import type { CommandCallback, NvmeQpair } from './qpair.ts';
 import { hostIdBytes, resolveTransportId, type TransportId } from './transport-id.ts';
 
 export interface ControllerOptions {
@@ -129,7 +129,7 @@ export class NvmeController {
   /** the transport ID with hostnqn/hostid resolved */
   readonly trid: TransportId;
   /** the admin queue; replaced by reconnect() */
-  admin: NvmeTcpQpair;
+  admin: NvmeQpair;
   /** controller ID from the admin Connect; changes on reconnect() */
   cntlid: number;
   readonly hostid: Buffer;
@@ -151,11 +151,11 @@ export class NvmeController {
   private disconnecting = false;
   private reconnecting: Promise<void> | null = null;
   private readonly onAerComplete: CommandCallback;
-  private aerQpair: NvmeTcpQpair | null = null;
+  private aerQpair: NvmeQpair | null = null;
 
   private constructor(
     trid: TransportId,
-    admin: NvmeTcpQpair,
+    admin: NvmeQpair,
     cntlid: number,
     hostid: Buffer,
     opts: ControllerOptions,
@@ -192,7 +192,7 @@ export class NvmeController {
     trid: TransportId,
     hostid: Buffer,
     opts: ControllerOptions,
-  ): Promise<{ admin: NvmeTcpQpair; cntlid: number }> {
+  ): Promise<{ admin: NvmeQpair; cntlid: number }> {
     return connectAdminQueue({
       trid,
       hostid,
@@ -595,7 +595,7 @@ export class NvmeController {
     try {
       await this.initialize();
       for (const io of queues) {
-        const fresh = await connectTcpIoQueue(this.ioParams(io.qid, io.queueSize));
+        const fresh = await connectIoQueue(this.ioParams(io.qid, io.queueSize));
         io.attach(fresh, this.maxTransferSize);
       }
     } catch (err) {

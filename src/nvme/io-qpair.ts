@@ -15,9 +15,9 @@ import {
   writeDsmRange,
   writeRwCommand,
 } from '../wire/nvme.ts';
-import { connectTcpIoQueue, type IoQpairConnectParams } from './connect.ts';
+import { connectIoQueue, type IoQpairConnectParams } from './connect.ts';
 import { NvmeQueueError, NvmeStatusError, queueRefusal } from './errors.ts';
-import type { CommandCallback, NvmeTcpQpair } from './tcp-qpair.ts';
+import type { CommandCallback, NvmeQpair } from './qpair.ts';
 
 /** Completion callback of I/O commands: status 0 on success, else (sct << 8) | sc. */
 export type IoCallback = (status: number, cpl: Buffer) => void;
@@ -66,7 +66,7 @@ class SplitIo {
  */
 export class NvmeIoQpair {
   /** the TCP queue underneath; replaced when the controller reconnects */
-  qpair: NvmeTcpQpair;
+  qpair: NvmeQpair;
   readonly qid: number;
   /** largest transfer of one command in bytes; larger reads/writes/compares are split */
   maxTransferSize = Number.POSITIVE_INFINITY;
@@ -78,7 +78,7 @@ export class NvmeIoQpair {
   /** commands the last refused split transfer needed (for the error message) */
   private lastPartsNeeded = 0;
 
-  constructor(qpair: NvmeTcpQpair, qid: number) {
+  constructor(qpair: NvmeQpair, qid: number) {
     this.qpair = qpair;
     this.qid = qid;
   }
@@ -107,7 +107,7 @@ export class NvmeIoQpair {
   }
 
   /** Swap in a freshly connected queue (controller reconnect). */
-  attach(qpair: NvmeTcpQpair, maxTransferSize: number): void {
+  attach(qpair: NvmeQpair, maxTransferSize: number): void {
     const timeout = this.qpair.ioTimeoutMs;
     if (!this.qpair.closed) this.qpair.close();
     this.qpair = qpair;
@@ -285,7 +285,7 @@ export class NvmeIoQpair {
  * the controller's cntlid and host ID, as bdev_nvme's per-reactor queues do).
  */
 export async function connectIoQpair(p: IoQpairConnectParams): Promise<NvmeIoQpair> {
-  const q = await connectTcpIoQueue(p);
+  const q = await connectIoQueue(p);
   const io = new NvmeIoQpair(q, p.qid);
   if (p.maxTransferSize !== undefined) io.maxTransferSize = p.maxTransferSize;
   return io;

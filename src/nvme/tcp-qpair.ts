@@ -43,8 +43,9 @@ import {
 import { HOST_ACCEPTS, PduReceiver, type PduSink } from '../wire/tcp-receiver.ts';
 import { TcpTransportError } from './errors.ts';
 
-/** Completion callback: `cpl` is the 16-byte CQE, valid only during the call. */
-export type CommandCallback = (cpl: Buffer) => void;
+import type { CommandCallback, NvmeQpair } from './qpair.ts';
+
+export type { CommandCallback } from './qpair.ts';
 
 export interface QpairConnectOptions {
   traddr: string;
@@ -120,7 +121,7 @@ class HostRequest {
   }
 }
 
-export class NvmeTcpQpair implements PduSink {
+export class NvmeTcpQpair implements PduSink, NvmeQpair {
   readonly socket: net.Socket;
   readonly queueSize: number;
   inCapsuleDataSize: number;

@@ -61,7 +61,7 @@ export const CONNECT_HELP = (cmd: Command) => {
   const n = cmd.nsidOnN ? '    --nqn    ' : '-n, --nqn    ';
   return [
     'connect options:',
-    '  -t, --transport TYPE     tcp (the only transport)',
+    '  -t, --transport TYPE     tcp (default) or rdma',
     '  -a, --traddr ADDR        target address (required)',
     `  ${s} PORT       target port (default 4420)`,
     cmd.discovery ? null : `  ${n} NQN        subsystem NQN (required)`,
@@ -78,7 +78,8 @@ export const CONNECT_HELP = (cmd: Command) => {
 };
 
 export function transportIdFrom(cmd: Command, v: Values): TransportId {
-  if (v.transport !== 'tcp') throw new UsageError(`--transport ${v.transport}: only tcp is supported`);
+  if (v.transport !== 'tcp' && v.transport !== 'rdma')
+    throw new UsageError(`--transport ${v.transport}: tcp or rdma`);
   if (typeof v.traddr !== 'string' || v.traddr === '') throw new UsageError('--traddr (-a) is required');
   const port = parseInteger('trsvcid', v.trsvcid as string, 1, 65535);
   let subnqn = DISCOVERY_NQN;
@@ -92,6 +93,7 @@ export function transportIdFrom(cmd: Command, v: Values): TransportId {
     subnqn = v.nqn;
   }
   const trid: TransportId = { traddr: v.traddr, trsvcid: String(port), subnqn };
+  if (v.transport === 'rdma') trid.trtype = 'rdma';
   if (typeof v.hostnqn === 'string') trid.hostnqn = v.hostnqn;
   if (typeof v.hostid === 'string') {
     if (!/^[0-9a-f]{8}-?([0-9a-f]{4}-?){3}[0-9a-f]{12}$/i.test(v.hostid))

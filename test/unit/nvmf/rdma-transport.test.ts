@@ -10,6 +10,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { createMallocBdev } from '../../../src/modules/bdev/malloc/malloc.ts';
+import { NvmeController } from '../../../src/nvme/index.ts';
 import { NVMF_TGT_DEVICE } from '../../../src/nvmf/messages.ts';
 import { NvmfPollGroup } from '../../../src/nvmf/poll-group.ts';
 import {
@@ -563,4 +564,39 @@ test('a lost ESTABLISHED (RTU): the first command makes the queue live', async (
     fabric.dropEstablished = false;
   }
   assert.equal(await rdmaQpairs(), 0);
+});
+
+test('our host library over NVMe/RDMA (trtype:rdma) against this target: identify, two I/O queues, 4 KiB to 256 KiB', async () => {
+  const ctrlr = await settle(
+    NvmeController.connect(
+      `trtype:rdma adrfam:ipv4 traddr:${LISTEN.traddr} trsvcid:${LISTEN.trsvcid} subnqn:${NQN}`,
+      {
+        kato: 0,
+      },
+    ),
+  );
+  try {
+    assert.equal(
+      ctrlr.cdata?.subarray(768, 768 + NQN.length).toString('latin1'),
+      NQN,
+      'Identify Controller read over RDMA',
+    );
+    assert.equal(ctrlr.namespaces.get(1)?.blockSize, BS, 'Identify Namespace too');
+    const queues = await settle(ctrlr.createIoQpairs(2, 32));
+    assert.equal(queues.length, 2);
+    for (const [i, size] of [4096, 40 * 1024, 256 * 1024].entries()) {
+      const q = queues[i % 2];
+      const data = pattern(size, 30 + i);
+      await settle(q.writeAsync(1, 1000, size / BS, data));
+      const back = Buffer.alloc(size);
+      await settle(q.readAsync(1, 1000, size / BS, back));
+      assert.deepEqual(back, data, `${size} bytes round trip`);
+    }
+  } finally {
+    await settle(ctrlr.disconnect());
+  }
+  await until(() => fabric.liveQps().length === 0);
+  let left = await rdmaQpairs();
+  for (let i = 0; i < 100 && left > 0; i++) left = await rdmaQpairs();
+  assert.equal(left, 0, 'the target closed every queue');
 });
