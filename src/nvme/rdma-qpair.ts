@@ -215,8 +215,9 @@ export class NvmeRdmaQpair implements NvmeQpair {
     const qs = this.queueSize;
     this.pd = realmPd(device);
     this.channel = device.createCompChannel();
+    // watched with a reference, as a TCP queue's socket: an open queue keeps the process
+    // alive (a command waiting for its response must not let the event loop end)
     this.channel.start(() => this.pollCq());
-    this.channel.unref();
     this.cq = device.createCq(2 * qs + 8, this.channel);
     this.qp = this.id.createQp({
       pd: this.pd,
