@@ -149,6 +149,8 @@ export interface DiscoveryLogRecord {
   traddr: string;
   /** TCP TSAS byte 0 (TcpSecType) */
   sectype: number;
+  /** an RDMA entry's TSAS (QP service type, provider type, connection management) */
+  rdma?: { qptype: number; prtype: number; cms: number };
 }
 
 export function decodeDiscoveryEntry(buf: Buffer, off: number): DiscoveryLogRecord {
@@ -165,6 +167,7 @@ export function decodeDiscoveryEntry(buf: Buffer, off: number): DiscoveryLogReco
     subnqn: readPaddedString(buf, off + DiscLogEntry.SUBNQN, DiscLogEntry.SUBNQN_SIZE),
     traddr: readPaddedString(buf, off + DiscLogEntry.TRADDR, DiscLogEntry.TRADDR_SIZE),
     sectype: buf[off + DiscLogEntry.TSAS],
+    ...(buf[off + DiscLogEntry.TRTYPE] === TrType.RDMA ? { rdma: decodeRdmaTsas(buf, off) } : {}),
   };
 }
 

@@ -9,6 +9,7 @@
 // SQE, an RDMA READ with a wrong rkey, a host gone while its data is being read.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { describeDiscoveryEntry } from '../../../src/apps/cli/decode.ts';
 import { createMallocBdev } from '../../../src/modules/bdev/malloc/malloc.ts';
 import { NvmeController } from '../../../src/nvme/index.ts';
 import { NVMF_TGT_DEVICE } from '../../../src/nvmf/messages.ts';
@@ -43,6 +44,7 @@ import * as T from '../../../src/thread/testing.ts';
 import {
   DISCOVERY_LOG_ENTRY_SIZE,
   DISCOVERY_LOG_HEADER_SIZE,
+  decodeDiscoveryEntry,
   decodeRdmaTsas,
   RDMA_CMS_RDMA_CM,
   RDMA_PRTYPE_NONE,
@@ -387,6 +389,13 @@ test('discovery: an RDMA entry carries reliable connected, no provider type, rdm
     prtype: RDMA_PRTYPE_NONE,
     cms: RDMA_CMS_RDMA_CM,
   });
+  const entry = decodeDiscoveryEntry(buf, DISCOVERY_LOG_HEADER_SIZE);
+  const shown = describeDiscoveryEntry(entry);
+  assert.equal(shown.trtype, 'rdma');
+  assert.equal(shown.rdma_qptype, 'connected', "nvme-cli's words, as nvmf discover prints them");
+  assert.equal(shown.rdma_prtype, 'not specified');
+  assert.equal(shown.rdma_cms, 'rdma-cm');
+  assert.equal(shown.sectype, undefined, 'no TCP security type on an RDMA entry');
 });
 
 test('wrong private data: the connect request is rejected with the binding status, the target goes on', async () => {
