@@ -20,6 +20,7 @@ const CHECKS = [
   'write-read-20480',
   'write-read-1048576',
   'perf-rdma',
+  'bdev-nvme-rdma-gateway',
   'nvmet-controllers',
 ];
 

@@ -2,8 +2,9 @@
 # Guest script (bookworm image, run-guest -P: the repository is at $PROJECT_DIR): OUR host
 # side over NVMe/RDMA against the Linux kernel's nvmet-rdma target, both in the guest on
 # rxe0 (soft-RoCE on eth0): the nvmf CLI (-t rdma: discover, identify, id-ns, write then
-# read back 20 KiB and 1 MiB, which nvmet moves by RDMA READ / WRITE of our memory) and
-# nvmf-perf with a trtype:rdma transport ID.
+# read back 20 KiB and 1 MiB, which nvmet moves by RDMA READ / WRITE of our memory),
+# nvmf-perf with a trtype:rdma transport ID, and bdev_nvme_attach_controller -t rdma in our
+# nvmf_tgt (nvmet's namespace re-exported over TCP: written there, read at nvmet directly).
 # Each check prints one line
 #   CHECK <name> PASS            or   CHECK <name> FAIL <why>
 # for test/interop/rdma-host.test.ts; the rest is evidence for a human.
@@ -84,6 +85,46 @@ if run_logged perf node "$PROJECT_DIR/bin/nvmf-perf.mjs" \
 	grep -q '"errors": 0' /tmp/perf.out && grep -Eq '"ios": [1-9]' /tmp/perf.out; then
 	pass perf-rdma
 else fail perf-rdma "nvmf-perf over RDMA failed, did no I/O or saw errors"; fi
+
+step "bdev_nvme over RDMA: our nvmf_tgt attaches nvmet-rdma (-t rdma) and exports it over TCP on :4421"
+gw=/tmp/gw gwnqn=nqn.2016-06.io.nvmf-ts:rdma-gateway
+mkdir -p "$gw"
+cat >"$gw/config.json" <<JSON
+{ "subsystems": [ { "subsystem": "nvmf", "config": [
+  { "method": "nvmf_create_transport", "params": { "trtype": "TCP" } },
+  { "method": "nvmf_create_subsystem", "params": { "nqn": "$gwnqn", "allow_any_host": true } },
+  { "method": "nvmf_subsystem_add_listener", "params": { "nqn": "$gwnqn",
+    "listen_address": { "trtype": "TCP", "adrfam": "IPv4", "traddr": "127.0.0.1", "trsvcid": "4421" } } } ] } ] }
+JSON
+gw_pid=
+for attempt in 1 2 3; do
+	node "$PROJECT_DIR/bin/nvmf_tgt.mjs" -m 0x1 -r "$gw/rpc.sock" --json "$gw/config.json" >"$gw/tgt.log" 2>&1 &
+	gw_pid=$!
+	for _ in $(seq 1 200); do
+		[ -S "$gw/rpc.sock" ] && grep -q 'Target Listening' "$gw/tgt.log" && break
+		kill -0 "$gw_pid" 2>/dev/null || break
+		sleep 0.2
+	done
+	kill -0 "$gw_pid" 2>/dev/null && [ -S "$gw/rpc.sock" ] && break
+	echo "  nvmf_tgt start $attempt failed (Node under TCG, see rdma-target-checks.sh)"
+	rm -f "$gw/rpc.sock"
+done
+grpc=(node "$PROJECT_DIR/bin/nvmf-rpc.mjs" -s "$gw/rpc.sock")
+size=65536
+head -c "$size" /dev/urandom >/tmp/gw-in.bin
+if run_logged gw-attach "${grpc[@]}" bdev_nvme_attach_controller -b Rdma0 -t rdma -a "$addr" -s "$port" -f ipv4 -n "$nqn" &&
+	grep -q Rdma0n1 /tmp/gw-attach.out &&
+	run_logged gw-add-ns "${grpc[@]}" nvmf_subsystem_add_ns "$gwnqn" Rdma0n1 &&
+	run_logged gw-write "${nvmf[@]}" write -t tcp -a 127.0.0.1 --trsvcid 4421 --nqn "$gwnqn" -n 1 -s 8192 -c 127 -z "$size" -d /tmp/gw-in.bin &&
+	run_logged gw-read "${nvmf[@]}" read "${target[@]}" -n 1 -s 8192 -c 127 -z "$size" -d /tmp/gw-out.bin &&
+	cmp /tmp/gw-in.bin /tmp/gw-out.bin; then
+	pass bdev-nvme-rdma-gateway
+else
+	tail -n 15 "$gw/tgt.log" | sed 's/^/  gw: /'
+	fail bdev-nvme-rdma-gateway "attach -t rdma, the re-export, or the data written through it and read at nvmet directly"
+fi
+kill "$gw_pid" 2>/dev/null
+wait "$gw_pid" 2>/dev/null
 
 step "nvmet saw our controllers"
 dmesg | grep -E 'nvmet(_rdma)?:' | tail -n 6 | sed 's/^/  dmesg: /'
