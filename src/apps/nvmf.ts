@@ -15,8 +15,9 @@ import { adminCommands } from './cli/admin-commands.ts';
 import { exitWhenFlushed, isParseArgsError } from './cli/args.ts';
 import { CONNECT_HELP, type Command, connectOptions, transportIdFrom, type Values } from './cli/command.ts';
 import { ioCommands } from './cli/io-commands.ts';
+import { resvCommands } from './cli/resv-commands.ts';
 
-const COMMANDS: Command[] = [...adminCommands, ...ioCommands];
+const COMMANDS: Command[] = [...adminCommands, ...ioCommands, ...resvCommands];
 const ALIASES: Record<string, string> = { 'id-ctrl': 'identify' };
 
 function mainUsage(): string {

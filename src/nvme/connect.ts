@@ -2,10 +2,13 @@
 // ID has a PSK) with ICReq/ICResp (NvmeTcpQpair), or the rdma_cm connection of an
 // NVMe/RDMA queue (NvmeRdmaQpair) when its trtype is rdma, then the Fabrics Connect. An admin queue asks for a new controller (CNTLID
 // 0xffff, dynamic model) and learns its CNTLID; an I/O queue joins an existing
-// controller by CNTLID with the same host NQN and host ID.
+// controller by CNTLID with the same host NQN and host ID. When the Connect
+// answer asks for authentication (AUTHREQ.ATR), the queue runs DH-HMAC-CHAP
+// (auth.ts) before anything else.
 
 import { parsePskInterchange, TLS_CIPHER_SUITE, TlsPskHash, tlsPsk, tlsPskHashOf } from '../keyring/index.ts';
 import { InvalidArgumentError } from '../util/errors.ts';
+import { ConnectAuthReq, connectAuthReq } from '../wire/auth.ts';
 import {
   CONNECT_CATTR_DISABLE_SQFLOW,
   ConnectData,
@@ -14,12 +17,14 @@ import {
   writeConnectData,
 } from '../wire/fabrics.ts';
 import { SQE_SIZE } from '../wire/nvme.ts';
+import { type AuthOutcome, authenticateQueue, type DhchapHostConfig, randomTransactionId } from './auth.ts';
 import { execute } from './command.ts';
+import { NvmeAuthError } from './errors.ts';
 import { defaultHostIdentity } from './host-identity.ts';
 import type { NvmeQpair } from './qpair.ts';
 import { NvmeRdmaQpair } from './rdma-qpair.ts';
 import { NvmeTcpQpair, type QpairTlsOptions } from './tcp-qpair.ts';
-import type { TransportId } from './transport-id.ts';
+import { isRdmaTransportId, type TransportId } from './transport-id.ts';
 
 /** CNTLID an admin Connect sends to ask for a new controller. */
 const DYNAMIC_CNTLID = 0xffff;
@@ -71,7 +76,43 @@ function connectCommand(
   return { cmd, data };
 }
 
-export interface AdminQueueParams {
+/** DH-HMAC-CHAP of a queue the controller asks to authenticate (the Connect answer's AUTHREQ). */
+export interface QueueAuthParams {
+  /** null or absent: no secret, so a controller that requires authentication is refused */
+  dhchap?: DhchapHostConfig | null;
+  /** transaction id of the authentication (default random) */
+  authTid?: number;
+}
+
+/** After a Connect: authenticate when the answer's AUTHREQ asks for it; null when it did not. */
+async function authenticateIfAsked(
+  q: NvmeQpair,
+  dw0: number,
+  qid: number,
+  trid: TransportId,
+  p: QueueAuthParams,
+): Promise<AuthOutcome | null> {
+  const req = connectAuthReq(dw0);
+  if ((req & (ConnectAuthReq.ATR | ConnectAuthReq.ASCR)) === 0) return null;
+  if (req & ConnectAuthReq.ASCR)
+    throw new NvmeAuthError(
+      qid,
+      'none',
+      0,
+      'the controller asks for secure channel concatenation (not supported)',
+    );
+  if (!p.dhchap)
+    throw new NvmeAuthError(qid, 'none', 0, 'the controller requires DH-HMAC-CHAP and no secret was given');
+  return authenticateQueue(q, {
+    qid,
+    hostnqn: trid.hostnqn ?? defaultHostIdentity().hostnqn,
+    subnqn: trid.subnqn,
+    tid: p.authTid ?? randomTransactionId(),
+    config: p.dhchap,
+  });
+}
+
+export interface AdminQueueParams extends QueueAuthParams {
   trid: TransportId;
   hostid: Buffer;
   queueSize: number;
@@ -82,7 +123,9 @@ export interface AdminQueueParams {
 }
 
 /** Connect an admin queue (a new controller); resolves the queue and the controller's CNTLID. */
-export async function connectAdminQueue(p: AdminQueueParams): Promise<{ admin: NvmeQpair; cntlid: number }> {
+export async function connectAdminQueue(
+  p: AdminQueueParams,
+): Promise<{ admin: NvmeQpair; cntlid: number; auth: AuthOutcome | null }> {
   const admin = await openQueue(p.trid, 0, p.queueSize, ADMIN_IN_CAPSULE_SIZE, p.connectTimeoutMs);
   try {
     const { cmd, data } = connectCommand(
@@ -95,7 +138,8 @@ export async function connectAdminQueue(p: AdminQueueParams): Promise<{ admin: N
       p.hostid,
     );
     const c = await execute(admin, cmd, data, false, 'Connect');
-    return { admin, cntlid: connectResponseCntlid(c.dw0) };
+    const auth = await authenticateIfAsked(admin, c.dw0, 0, p.trid, p);
+    return { admin, cntlid: connectResponseCntlid(c.dw0), auth };
   } catch (err) {
     admin.close();
     throw err;
@@ -110,7 +154,11 @@ function openQueue(
   inCapsuleDataSize: number,
   connectTimeoutMs: number | undefined,
 ): Promise<NvmeQpair> {
-  if (trid.trtype === 'rdma') {
+  if (isRdmaTransportId(trid)) {
+    if (trid.tlsKey !== undefined)
+      return Promise.reject(
+        new InvalidArgumentError('TLS (a PSK) is an NVMe/TCP secure channel, not for trtype rdma'),
+      );
     // an admin queue takes no in-capsule data over RDMA (Linux's nvmet-rdma refuses it)
     return NvmeRdmaQpair.connect({
       traddr: trid.traddr,
@@ -133,7 +181,7 @@ function openQueue(
   });
 }
 
-export interface IoQpairConnectParams {
+export interface IoQpairConnectParams extends QueueAuthParams {
   trid: TransportId;
   /** the controller this queue joins (from its admin Connect) */
   cntlid: number;
@@ -167,8 +215,9 @@ export async function connectIoQueue(p: IoQpairConnectParams): Promise<NvmeQpair
     // Connect data (1 KiB) always goes in the capsule
     const saved = q.inCapsuleDataSize;
     q.inCapsuleDataSize = Math.max(saved, ConnectData.SIZE);
-    await execute(q, cmd, data, false, `Connect qid ${p.qid}`);
+    const c = await execute(q, cmd, data, false, `Connect qid ${p.qid}`);
     q.inCapsuleDataSize = saved;
+    await authenticateIfAsked(q, c.dw0, p.qid, p.trid, p);
   } catch (err) {
     q.close();
     throw err;

@@ -46,15 +46,22 @@ import {
   SQE_SIZE,
   Sqe,
 } from '../wire/nvme.ts';
+import {
+  type AuthOutcome,
+  authenticateQueue,
+  type DhchapHostConfig,
+  type DhchapHostOptions,
+  dhchapHostConfig,
+} from './auth.ts';
 import { type Completion, execute } from './command.ts';
 import { connectAdminQueue, connectIoQueue, type IoQpairConnectParams } from './connect.ts';
-import { NvmeControllerError } from './errors.ts';
+import { NvmeAuthError, NvmeControllerError } from './errors.ts';
 import { connectIoQpair, type NvmeIoQpair } from './io-qpair.ts';
 import { isInactiveNamespace, type NamespaceInfo, parseNamespace } from './namespace.ts';
 import type { CommandCallback, NvmeQpair } from './qpair.ts';
 import { hostIdBytes, resolveTransportId, type TransportId } from './transport-id.ts';
 
-export interface ControllerOptions {
+export interface ControllerOptions extends DhchapHostOptions {
   /** admin queue entries (default 32) */
   adminQueueSize?: number;
   /** keep alive timeout in ms sent in Connect (default 10000; 0 disables keep alive) */
@@ -144,7 +151,13 @@ export class NvmeController {
   onAsyncEvent: ((ev: AsyncEvent) => void) | null = null;
   /** called once when the admin connection ends without disconnect() (I/O is then failed; see reconnect) */
   onConnectionLost: ((reason: string) => void) | null = null;
+  /** DH-HMAC-CHAP of the admin queue at its last connect (null: the controller asked for none) */
+  auth: AuthOutcome | null = null;
   private readonly opts: ControllerOptions;
+  /** the secrets this controller authenticates with (setDhchapSecrets replaces them) */
+  private dhchap: DhchapHostConfig | null;
+  /** transaction ids of this controller's authentications, one per transaction (as Linux counts) */
+  private nextTid = 0;
   private keepAliveTimer: NodeJS.Timeout | null = null;
   private readonly ioQpairs = new Set<NvmeIoQpair>();
   private nextQid = 1;
@@ -165,6 +178,7 @@ export class NvmeController {
     this.cntlid = cntlid;
     this.hostid = hostid;
     this.opts = opts;
+    this.dhchap = dhchapHostConfig(opts);
     this.onAerComplete = (cpl) => this.aerCompleted(cpl);
   }
 
@@ -176,8 +190,11 @@ export class NvmeController {
   static async connect(trid: TransportId | string, opts: ControllerOptions = {}): Promise<NvmeController> {
     const t = resolveTransportId(trid);
     const hostid = hostIdBytes(t.hostid ?? '');
-    const { admin, cntlid } = await NvmeController.connectAdmin(t, hostid, opts);
+    const dhchap = dhchapHostConfig(opts);
+    const { admin, cntlid, auth } = await NvmeController.connectAdmin(t, hostid, opts, dhchap, 0);
     const ctrlr = new NvmeController(t, admin, cntlid, hostid, opts);
+    ctrlr.auth = auth;
+    ctrlr.nextTid = 1;
     try {
       await ctrlr.initialize();
     } catch (err) {
@@ -192,10 +209,14 @@ export class NvmeController {
     trid: TransportId,
     hostid: Buffer,
     opts: ControllerOptions,
-  ): Promise<{ admin: NvmeQpair; cntlid: number }> {
+    dhchap: DhchapHostConfig | null,
+    authTid: number,
+  ): Promise<{ admin: NvmeQpair; cntlid: number; auth: AuthOutcome | null }> {
     return connectAdminQueue({
       trid,
       hostid,
+      dhchap,
+      authTid,
       queueSize: opts.adminQueueSize ?? 32,
       kato: opts.kato ?? 10000,
       disableSqFlowControl: opts.disableSqFlowControl,
@@ -516,7 +537,51 @@ export class NvmeController {
       connectTimeoutMs: this.opts.connectTimeoutMs,
       maxTransferSize: this.maxTransferSize,
       ioTimeoutMs: this.opts.ioTimeoutMs,
+      dhchap: this.dhchap,
+      authTid: this.takeTid(),
     };
+  }
+
+  private takeTid(): number {
+    const tid = this.nextTid;
+    this.nextTid = (this.nextTid + 1) & 0xffff;
+    return tid;
+  }
+
+  /** The DH-HMAC-CHAP configuration the queues authenticate with (null: no secret). */
+  get dhchapConfig(): DhchapHostConfig | null {
+    return this.dhchap;
+  }
+
+  /**
+   * New DH-HMAC-CHAP secrets (as after a key rotation at the target): used by the next
+   * authentication, reauthenticate() included. Without a host secret the controller stops
+   * authenticating.
+   */
+  setDhchapSecrets(o: DhchapHostOptions): void {
+    this.dhchap = dhchapHostConfig({
+      dhchapDigests: this.opts.dhchapDigests,
+      dhchapDhgroups: this.opts.dhchapDhgroups,
+      ...o,
+    });
+  }
+
+  /**
+   * Re-authenticate the admin queue, then every I/O queue, with the current secrets while
+   * the queues stay in use (the Linux host does so when its secret changes). Resolves with
+   * the admin queue's outcome; rejects with the first failure (the controller then closes
+   * the queue that failed).
+   */
+  async reauthenticate(): Promise<AuthOutcome> {
+    const config = this.dhchap;
+    if (config === null) throw new NvmeAuthError(0, 'none', 0, 'reauthenticate: no DH-HMAC-CHAP secret');
+    const hostnqn = this.trid.hostnqn ?? '';
+    const run = (q: NvmeQpair, qid: number) =>
+      authenticateQueue(q, { qid, hostnqn, subnqn: this.trid.subnqn, tid: this.takeTid(), config });
+    const outcome = await run(this.admin, 0);
+    this.auth = outcome;
+    for (const io of this.ioQueues) await run(io.qpair, io.qid);
+    return outcome;
   }
 
   /**
@@ -580,7 +645,14 @@ export class NvmeController {
     oldAdmin.close();
     const queues = this.ioQueues.sort((a, b) => a.qid - b.qid);
     for (const q of this.ioQpairs) q.qpair.close();
-    const { admin, cntlid } = await NvmeController.connectAdmin(this.trid, this.hostid, this.opts);
+    const { admin, cntlid, auth } = await NvmeController.connectAdmin(
+      this.trid,
+      this.hostid,
+      this.opts,
+      this.dhchap,
+      this.takeTid(),
+    );
+    this.auth = auth;
     if (this.disconnecting) {
       admin.close();
       throw new NvmeControllerError(

@@ -66,6 +66,25 @@ export class NvmeControllerError extends NvmfTsError {
   }
 }
 
+/**
+ * DH-HMAC-CHAP on a queue did not succeed. `reason` is the AUTH_Failure reason code
+ * explanation (wire/auth.ts AuthFailure) when the controller sent one (`by` 'controller') or
+ * when the host refused the controller (`by` 'host'); 0 when no exchange took place (no secret
+ * for a controller that requires one, secure channel concatenation asked for).
+ */
+export class NvmeAuthError extends NvmfTsError {
+  declare readonly code: 'NVMF_ERR_AUTH';
+  readonly qid: number;
+  readonly reason: number;
+  readonly by: 'controller' | 'host' | 'none';
+  constructor(qid: number, by: 'controller' | 'host' | 'none', reason: number, message: string) {
+    super('NVMF_ERR_AUTH', `qid ${qid}: ${message}`);
+    this.qid = qid;
+    this.by = by;
+    this.reason = reason;
+  }
+}
+
 /** Why a queue refused a command, as an error: it is closed (and why) or full. */
 export function queueRefusal(
   q: { closed: boolean; closeReason: string | null; outstanding: number; queueSize: number },

@@ -6,7 +6,7 @@
 // When the config directory cannot be written, a per-process identity is used
 // so that every queue of one process still presents the same host.
 
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -91,4 +91,23 @@ export function defaultHostIdentity(opts: HostIdentityOptions = {}): HostIdentit
     processFallback ??= { hostnqn: `${NQN_UUID_PREFIX}${uuid}`, hostid: uuid };
     return { hostnqn: hostnqn ?? processFallback.hostnqn, hostid: hostid ?? processFallback.hostid };
   }
+}
+
+/**
+ * The host ID of host NQN `hostnqn` when none is given: the UUID of a `uuid:` NQN; the
+ * default identity's host ID for the default NQN; otherwise a UUID derived from the NQN
+ * (SHA-256, version 8 bits), the same on every call and machine. So separate processes
+ * that name the same host NQN present the same host, which reservations (one registrant
+ * per host ID) and the target's duplicate-host checks depend on.
+ */
+export function hostIdForHostNqn(hostnqn: string, opts: HostIdentityOptions = {}): string {
+  const own = uuidOfHostNqn(hostnqn);
+  if (own !== null) return own;
+  const def = defaultHostIdentity(opts);
+  if (def.hostnqn === hostnqn) return def.hostid;
+  const h = createHash('sha256').update(`nvmf-ts host id\0${hostnqn}`).digest();
+  h[6] = (h[6] & 0x0f) | 0x80; // version 8: custom
+  h[8] = (h[8] & 0x3f) | 0x80; // RFC 4122 variant
+  const x = h.toString('hex', 0, 16);
+  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20, 32)}`;
 }

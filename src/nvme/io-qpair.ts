@@ -1,6 +1,7 @@
 // One I/O queue of the host library: NVM commands by callback (the hot path:
 // a pooled request slot per command, the SQE built in one scratch buffer, no
-// closure or promise per I/O) and their promise forms. Reads, writes and
+// closure or promise per I/O) and their promise forms; the reservation
+// commands as promises. Reads, writes and
 // compares larger than the controller's MDTS, or than the 16-bit block count,
 // are split into parts that complete as one.
 
@@ -15,9 +16,57 @@ import {
   writeDsmRange,
   writeRwCommand,
 } from '../wire/nvme.ts';
+import {
+  AcquireAction,
+  encodeResvCdw10,
+  encodeResvKey,
+  encodeResvKeys,
+  REPORT_EDS,
+  RegisterAction,
+  ReleaseAction,
+  ResvStatus,
+  type ResvStatusData,
+  readResvReport,
+  reportNumd,
+  writeReservationCommand,
+} from '../wire/reservation.ts';
+import { execute } from './command.ts';
 import { connectIoQueue, type IoQpairConnectParams } from './connect.ts';
 import { NvmeQueueError, NvmeStatusError, queueRefusal } from './errors.ts';
 import type { CommandCallback, NvmeQpair } from './qpair.ts';
+
+export interface ReservationRegisterOptions {
+  /** RegisterAction (default register) */
+  action?: number;
+  /** current key (unregister, replace) */
+  crkey?: bigint;
+  /** new key (register, replace) */
+  nrkey?: bigint;
+  /** ignore the current key */
+  iekey?: boolean;
+  /** Cptpl: change Persist Through Power Loss (default no change) */
+  cptpl?: number;
+}
+
+export interface ReservationAcquireOptions {
+  /** AcquireAction (default acquire) */
+  action?: number;
+  /** ResvType */
+  rtype: number;
+  crkey: bigint;
+  /** the key to preempt */
+  prkey?: bigint;
+  iekey?: boolean;
+}
+
+export interface ReservationReleaseOptions {
+  /** ReleaseAction (default release) */
+  action?: number;
+  /** ResvType of the reservation released (0 for clear) */
+  rtype: number;
+  crkey: bigint;
+  iekey?: boolean;
+}
 
 /** Completion callback of I/O commands: status 0 on success, else (sct << 8) | sc. */
 export type IoCallback = (status: number, cpl: Buffer) => void;
@@ -270,6 +319,69 @@ export class NvmeIoQpair {
     attributes: number = Dsm.ATTR_DEALLOCATE,
   ): Promise<void> {
     return this.wrap('Dataset Management', (cb) => this.dsm(nsid, ranges, cb, attributes));
+  }
+
+  // ---- reservations (control path: a promise each)
+
+  /** Reservation Register: register `nrkey`, unregister, or replace `crkey` by `nrkey` (RegisterAction). */
+  async reservationRegister(nsid: number, o: ReservationRegisterOptions): Promise<void> {
+    const cdw10 = encodeResvCdw10({
+      action: o.action ?? RegisterAction.REGISTER,
+      iekey: o.iekey,
+      cptpl: o.cptpl,
+    });
+    writeReservationCommand(this.sqe, NvmOpcode.RESERVATION_REGISTER, nsid, cdw10);
+    await execute(
+      this.qpair,
+      this.sqe,
+      encodeResvKeys(o.crkey ?? 0n, o.nrkey ?? 0n),
+      false,
+      'Reservation Register',
+    );
+  }
+
+  /** Reservation Acquire: acquire, preempt or preempt-and-abort (AcquireAction) a reservation of `rtype`. */
+  async reservationAcquire(nsid: number, o: ReservationAcquireOptions): Promise<void> {
+    const cdw10 = encodeResvCdw10({
+      action: o.action ?? AcquireAction.ACQUIRE,
+      iekey: o.iekey,
+      rtype: o.rtype,
+    });
+    writeReservationCommand(this.sqe, NvmOpcode.RESERVATION_ACQUIRE, nsid, cdw10);
+    await execute(this.qpair, this.sqe, encodeResvKeys(o.crkey, o.prkey ?? 0n), false, 'Reservation Acquire');
+  }
+
+  /** Reservation Release: release the reservation of `rtype`, or clear every registration (ReleaseAction). */
+  async reservationRelease(nsid: number, o: ReservationReleaseOptions): Promise<void> {
+    const cdw10 = encodeResvCdw10({
+      action: o.action ?? ReleaseAction.RELEASE,
+      iekey: o.iekey,
+      rtype: o.rtype,
+    });
+    writeReservationCommand(this.sqe, NvmOpcode.RESERVATION_RELEASE, nsid, cdw10);
+    await execute(this.qpair, this.sqe, encodeResvKey(o.crkey), false, 'Reservation Release');
+  }
+
+  /**
+   * Reservation Report: the status and the registrants, in the extended structure (128-bit host
+   * IDs, what NVMe-oF controllers report) unless `extended` is false; `bytes` (default 4096)
+   * bounds how many registrants come back (REGCTL always counts them all).
+   */
+  async reservationReport(
+    nsid: number,
+    o: { extended?: boolean; bytes?: number } = {},
+  ): Promise<ResvStatusData & { raw: Buffer }> {
+    const extended = o.extended !== false;
+    const raw = Buffer.alloc(Math.max(ResvStatus.SIZE, Math.ceil((o.bytes ?? 4096) / 4) * 4));
+    writeReservationCommand(
+      this.sqe,
+      NvmOpcode.RESERVATION_REPORT,
+      nsid,
+      reportNumd(raw.length),
+      extended ? REPORT_EDS : 0,
+    );
+    await execute(this.qpair, this.sqe, raw, true, 'Reservation Report');
+    return { ...readResvReport(raw, extended), raw };
   }
 
   /** Close this queue for good (outstanding commands complete with ABORTED_SQ_DELETION). */

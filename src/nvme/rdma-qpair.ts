@@ -343,7 +343,8 @@ export class NvmeRdmaQpair implements NvmeQpair {
     const len = data ? data.length : 0;
     let sendBytes = SQE_SIZE;
     if (len === 0) setSqeNoData(sqe);
-    else if (!isRead && len <= this.inCapsuleDataSize) {
+    // (a caller may raise inCapsuleDataSize, as the Connect does; the capsule area stays as made)
+    else if (!isRead && len <= this.inCapsuleDataSize && len <= this.capsuleBytes - SQE_SIZE) {
       setSqeSgl(sqe, len, true);
       (data as Buffer).copy(memory, at + SQE_SIZE);
       sendBytes += len;

@@ -11,8 +11,8 @@ import { uuidToBytes } from '../wire/identify.ts';
 import { defaultHostIdentity } from './host-identity.ts';
 
 export interface TransportId {
-  /** the transport (absent: tcp) */
-  trtype?: 'tcp' | 'rdma';
+  /** the transport, tcp or rdma in any case (absent: tcp) */
+  trtype?: string;
   traddr: string;
   trsvcid: string;
   subnqn: string;
@@ -94,10 +94,15 @@ export function parseTransportId(text: string): TransportId {
   return trid;
 }
 
+/** Whether a transport ID names NVMe/RDMA (its trtype is rdma, in any case). */
+export function isRdmaTransportId(trid: TransportId): boolean {
+  return trid.trtype?.toLowerCase() === 'rdma';
+}
+
 /** The string form of a transport ID (round-trips through parseTransportId). */
 export function formatTransportId(trid: TransportId): string {
   const adrfam = trid.traddr.includes(':') ? 'ipv6' : 'ipv4';
-  let s = `trtype:${trid.trtype ?? 'tcp'} adrfam:${adrfam} traddr:${trid.traddr} trsvcid:${trid.trsvcid} subnqn:${trid.subnqn}`;
+  let s = `trtype:${(trid.trtype ?? 'tcp').toLowerCase()} adrfam:${adrfam} traddr:${trid.traddr} trsvcid:${trid.trsvcid} subnqn:${trid.subnqn}`;
   if (trid.hostnqn) s += ` hostnqn:${trid.hostnqn}`;
   if (trid.hostid) s += ` hostid:${trid.hostid}`;
   if (trid.hdgst) s += ' hdgst:true';
@@ -108,6 +113,9 @@ export function formatTransportId(trid: TransportId): string {
 /** The transport ID (parsed if a string) with hostnqn and hostid filled in from the defaults. */
 export function resolveTransportId(trid: TransportId | string): TransportId {
   const t = typeof trid === 'string' ? parseTransportId(trid) : { ...trid };
+  const trtype = (t.trtype ?? 'tcp').toLowerCase();
+  if (trtype !== 'tcp' && trtype !== 'rdma')
+    throw new InvalidArgumentError(`transport ID: trtype ${t.trtype} is not supported (tcp, rdma)`);
   if (t.hostnqn === undefined || t.hostid === undefined) {
     const id = defaultHostIdentity();
     t.hostnqn ??= id.hostnqn;

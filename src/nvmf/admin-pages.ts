@@ -6,13 +6,18 @@
 // byte layouts are the wire layer's (src/wire/identify.ts, src/wire/log.ts).
 import {
   buildActiveNsList,
+  buildCsIndependentNamespace,
   buildIdentifyController,
   buildIdentifyNamespace,
+  buildIoCommandSetList,
   buildNsDescriptorList,
   Cns,
   CntrlType,
+  Csi,
   eui64ToBytes,
   IDENTIFY_SIZE,
+  identifyCntid,
+  identifyCsi,
   nguidToBytes,
   Oncs,
   uuidToBytes,
@@ -33,10 +38,12 @@ import {
   writeErrorLogEntry,
 } from '../wire/log.ts';
 import { AdminOpcode, GenericStatus, NvmOpcode, Sqe } from '../wire/nvme.ts';
-import type { PgSubsystem } from './poll-group-subsystem.ts';
+import { RESCAP_ALL_TYPES, Rescap } from '../wire/reservation.ts';
+import { nsVisibleTo, type PgNamespace, type PgSubsystem } from './poll-group-subsystem.ts';
 import type { TransportAddress, TransportOptions } from './transport.ts';
 
-export const NVMF_VERSION = 0x00010300; // 1.3
+/** VS and Identify VER: NVMe 2.0, as SPDK v26.05 reports (CAP.CRWMS and CRTO go with it) */
+export const NVMF_VERSION = 0x00020000;
 export const FIRMWARE_REVISION = '26.05';
 /** Keep-alive granularity reported in KAS (ms), as SPDK does. */
 export const KAS_MS = 10_000;
@@ -54,6 +61,20 @@ export interface IdentifySource {
   readonly cntlid: number;
   readonly isDiscovery: boolean;
   readonly opts: TransportOptions;
+  /** its host: the namespaces it sees (masking) */
+  readonly hostnqn: string;
+}
+
+/** RESCAP of a namespace: every type and IEKEY; PTPL where a PTPL file is configured. */
+export function namespaceRescap(ns: PgNamespace): number {
+  return RESCAP_ALL_TYPES | (ns.config.ptplFile !== null ? Rescap.PTPL : 0);
+}
+
+/** NSID 0, above the subsystem's maximum, or 0xffffffff (no namespace management): refused. */
+function badNsid(nsid: number, maxNamespaces: number): Refusal | null {
+  return nsid === 0 || nsid > maxNamespaces
+    ? { sc: GenericStatus.INVALID_NAMESPACE_OR_FORMAT, loc: paramLoc(Sqe.NSID) }
+    : null;
 }
 
 /** Fill `out` (4 KiB, zeroed where nothing is reported) with the Identify data `cmd` asks of
@@ -90,19 +111,17 @@ export function identifyData(
         maxNamespaces: view.maxNamespaces,
         inCapsuleDataSize: c.opts.in_capsule_data_size,
         kasMs: KAS_MS,
-        oncs: c.isDiscovery ? 0 : Oncs.COMPARE | Oncs.DSM | Oncs.WRITE_ZEROES,
+        oncs: c.isDiscovery ? 0 : Oncs.COMPARE | Oncs.DSM | Oncs.WRITE_ZEROES | Oncs.RESERVATIONS,
         volatileWriteCache: sub.volatileWriteCache(),
         anaReporting: view.anaReporting,
       });
       return null;
     case Cns.NAMESPACE: {
-      // 0, above the subsystem's max NSID, and 0xffffffff (no namespace management) are invalid
-      if (nsid === 0 || nsid > view.maxNamespaces) {
-        return { sc: GenericStatus.INVALID_NAMESPACE_OR_FORMAT, loc: paramLoc(Sqe.NSID) };
-      }
-      const ns = sub.ns.get(nsid);
+      const refused = badNsid(nsid, view.maxNamespaces);
+      if (refused !== null) return refused;
+      const ns = sub.visibleNs(nsid, c.hostnqn);
       if (ns === undefined) {
-        out.fill(0); // inactive namespace: zeroed data
+        out.fill(0); // inactive (or not visible to this host): zeroed data
         return null;
       }
       buildIdentifyNamespace(out, {
@@ -113,6 +132,7 @@ export function identifyData(
         nguid: nguidToBytes(ns.config.nguid),
         eui64: ns.config.eui64 ? eui64ToBytes(ns.config.eui64) : null,
         anaGroupId: view.anaReporting ? ns.config.anaGroupId : 0,
+        rescap: namespaceRescap(ns),
       });
       return null;
     }
@@ -120,10 +140,10 @@ export function identifyData(
       if (nsid >= 0xfffffffe) {
         return { sc: GenericStatus.INVALID_NAMESPACE_OR_FORMAT, loc: paramLoc(Sqe.NSID) };
       }
-      buildActiveNsList(out, [...sub.ns.keys()], nsid);
+      buildActiveNsList(out, sub.activeNsids(c.hostnqn), nsid);
       return null;
     case Cns.NS_DESCRIPTOR_LIST: {
-      const ns = sub.ns.get(nsid);
+      const ns = sub.visibleNs(nsid, c.hostnqn);
       if (ns === undefined) {
         return { sc: GenericStatus.INVALID_NAMESPACE_OR_FORMAT, loc: paramLoc(Sqe.NSID) };
       }
@@ -135,19 +155,44 @@ export function identifyData(
       return null;
     }
     case Cns.CSI_ACTIVE_NS_LIST:
-      if (cmd[Sqe.CDW11 + 3] !== 0)
+      if (identifyCsi(cmd) !== Csi.NVM)
         out.fill(0); // a command set other than NVM has no namespaces
-      else buildActiveNsList(out, [...sub.ns.keys()], nsid);
+      else buildActiveNsList(out, sub.activeNsids(c.hostnqn), nsid);
       return null;
+    case Cns.CSI_NAMESPACE: {
+      if (identifyCsi(cmd) !== Csi.NVM)
+        return { sc: GenericStatus.INVALID_FIELD, loc: paramLoc(Sqe.CDW11 + 3) };
+      const refused = badNsid(nsid, view.maxNamespaces);
+      if (refused !== null) return refused;
+      out.fill(0); // the NVM command set's own namespace data (protection, storage tags): none here
+      return null;
+    }
     case Cns.CSI_CONTROLLER:
-    case Cns.CSI_NAMESPACE:
-      if (cmd[Sqe.CDW11 + 3] !== 0) return { sc: GenericStatus.INVALID_FIELD, loc: paramLoc(Sqe.CDW11 + 3) };
-      out.fill(0); // the NVM command set has no I/O-command-set-specific data we report
+      if (identifyCsi(cmd) !== Csi.NVM)
+        return { sc: GenericStatus.INVALID_FIELD, loc: paramLoc(Sqe.CDW11 + 3) };
+      out.fill(0); // NVM limits (VSL, WZSL, WUSL, DMRL, DMRSL, DMSL): 0, none beyond MDTS
       return null;
-    case Cns.IO_COMMAND_SET:
-      out.fill(0);
-      out.writeUInt32LE(1, 0); // NVM command set only
+    case Cns.CS_INDEPENDENT_NAMESPACE: {
+      const refused = badNsid(nsid, view.maxNamespaces);
+      if (refused !== null) return refused;
+      const ns = sub.visibleNs(nsid, c.hostnqn);
+      if (ns === undefined) out.fill(0);
+      else
+        buildCsIndependentNamespace(out, {
+          thinProvisioned: ns.unmapSupported,
+          rescap: namespaceRescap(ns),
+          anaGroupId: view.anaReporting ? ns.config.anaGroupId : 0,
+        });
       return null;
+    }
+    case Cns.IO_COMMAND_SET: {
+      // the controller's own combinations only: CNTID FFFFh or its own ID (as SPDK)
+      const cntid = identifyCntid(cmd);
+      if (cntid !== 0xffff && cntid !== c.cntlid)
+        return { sc: GenericStatus.INVALID_FIELD, loc: paramLoc(Sqe.CDW10 + 2) };
+      buildIoCommandSetList(out);
+      return null;
+    }
     default:
       return { sc: GenericStatus.INVALID_FIELD, loc: paramLoc(Sqe.CDW10) };
   }
@@ -160,6 +205,8 @@ export interface LogSource {
   readonly stats: { dataUnitsRead: number; dataUnitsWritten: number; hostReads: number; hostWrites: number };
   /** namespaces changed since the Changed Namespace List was last read */
   readonly changedNs: ReadonlySet<number>;
+  /** its host: the namespaces it sees (masking) */
+  readonly hostnqn: string;
 }
 
 /**
@@ -177,7 +224,17 @@ export function nvmLogPage(
   switch (p.lid) {
     case LogPage.SUPPORTED_LOG_PAGES: {
       const page = Buffer.alloc(1024);
-      buildSupportedLogPages(page, sub.view.anaReporting ? [0, 1, 2, 3, 4, 5, 0x0c] : [0, 1, 2, 3, 4, 5]);
+      const lids: number[] = [
+        LogPage.SUPPORTED_LOG_PAGES,
+        LogPage.ERROR,
+        LogPage.HEALTH,
+        LogPage.FIRMWARE_SLOT,
+        LogPage.CHANGED_NS_LIST,
+        LogPage.COMMAND_EFFECTS,
+      ];
+      if (sub.view.anaReporting) lids.push(LogPage.ANA);
+      lids.push(LogPage.RESERVATION_NOTIFICATION);
+      buildSupportedLogPages(page, lids);
       return page;
     }
     case LogPage.ERROR: {
@@ -208,7 +265,7 @@ export function nvmLogPage(
       return page;
     }
     case LogPage.ANA:
-      return sub.view.anaReporting ? anaLog(sub, via, cmd) : null;
+      return sub.view.anaReporting ? anaLog(sub, c.hostnqn, via, cmd) : null;
     case LogPage.COMMAND_EFFECTS: {
       const page = Buffer.alloc(4096);
       buildCommandEffectsLog(
@@ -229,6 +286,10 @@ export function nvmLogPage(
           NvmOpcode.COMPARE,
           NvmOpcode.WRITE_ZEROES,
           NvmOpcode.DATASET_MANAGEMENT,
+          NvmOpcode.RESERVATION_REGISTER,
+          NvmOpcode.RESERVATION_REPORT,
+          NvmOpcode.RESERVATION_ACQUIRE,
+          NvmOpcode.RESERVATION_RELEASE,
         ],
         [NvmOpcode.FLUSH, NvmOpcode.WRITE, NvmOpcode.WRITE_ZEROES, NvmOpcode.DATASET_MANAGEMENT],
       );
@@ -239,8 +300,9 @@ export function nvmLogPage(
   }
 }
 
-/** One ANA group per namespace (SPDK's default), in the state of the listener the host came through. */
-function anaLog(sub: PgSubsystem, via: TransportAddress, cmd: Buffer): Buffer {
+/** One ANA group per namespace (SPDK's default), in the state of the listener the host came through;
+ * the namespaces the host sees only. */
+function anaLog(sub: PgSubsystem, hostnqn: string, via: TransportAddress, cmd: Buffer): Buffer {
   const view = sub.view;
   const li = view.listeners.findIndex(
     (l) =>
@@ -252,6 +314,7 @@ function anaLog(sub: PgSubsystem, via: TransportAddress, cmd: Buffer): Buffer {
   const state = AnaState[stateName] ?? AnaState.optimized;
   const groups = new Map<number, number[]>();
   for (const ns of sub.ns.values()) {
+    if (!nsVisibleTo(ns, hostnqn)) continue;
     const g = groups.get(ns.config.anaGroupId) ?? [];
     g.push(ns.nsid);
     groups.set(ns.config.anaGroupId, g);

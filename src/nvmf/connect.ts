@@ -9,6 +9,7 @@
 import { type SpdkThread, sendMsg, type ThreadRef } from '../thread/index.ts';
 import { logger } from '../util/log.ts';
 import { traceChannels } from '../util/trace.ts';
+import { ConnectAuthReq, setConnectAuthReq } from '../wire/auth.ts';
 import {
   CONNECT_CATTR_DISABLE_SQFLOW,
   ConnectData,
@@ -20,7 +21,7 @@ import {
   setConnectResponseCntlid,
 } from '../wire/fabrics.ts';
 import { FabricsStatus, GenericStatus, StatusCodeType, setStatus } from '../wire/nvme.ts';
-import { IoQueue } from './io-queue.ts';
+import { IoQueue, type ReservationPort } from './io-queue.ts';
 import {
   type AdminConnectReply,
   type AdminConnectRequest,
@@ -34,11 +35,23 @@ import type { PgStats } from './stats.ts';
 import { SubsystemState, SubsystemType } from './subsystem.ts';
 import { type CtrlrHost, NvmfCtrlr, requestData } from './target-controller.ts';
 import { traceController, traceQpair } from './trace.ts';
-import type { NvmfQpair, NvmfRequest, TransportOptions } from './transport.ts';
+import type { NvmfQpair, NvmfRequest, TransportAddress, TransportOptions } from './transport.ts';
 
 const log = logger('nvmf');
 
 // ------------------------------------------------------------ poll-group side
+
+let discoveryOnAnyListenerWarned = false;
+
+/** SPDK warns that this will go (its deprecation); once per reactor here, not per Connect. */
+function warnDiscoveryOnAnyListener(a: TransportAddress): void {
+  if (discoveryOnAnyListenerWarned) return;
+  discoveryOnAnyListenerWarned = true;
+  log.warn(
+    `allowing a connection to the discovery subsystem on ${a.trtype}/${a.traddr}/${a.trsvcid}, a listener ` +
+      'not added to it; SPDK deprecates this (add the listener to the discovery subsystem to keep it)',
+  );
+}
 
 /** What Connect handling needs of the poll group it runs on (NvmfPollGroup). */
 export interface ConnectHost {
@@ -54,6 +67,10 @@ export interface ConnectHost {
   addController(ctrlr: NvmfCtrlr): void;
   /** a Connect made an I/O queue here */
   addIoQueue(q: IoQueue): void;
+  /** where its I/O queues send reservation commands */
+  reservationCommand: ReservationPort['reservationCommand'];
+  /** DH-HMAC-CHAP: true when the host must authenticate this queue (auth.ts then runs on it) */
+  startAuth(q: NvmfQpair, sub: PgSubsystem, hostnqn: string, katoMs: number): boolean;
 }
 
 interface PendingConnect {
@@ -143,7 +160,11 @@ export class ConnectHandler {
         l.traddr === q.listenAddr.traddr &&
         l.trsvcid === q.listenAddr.trsvcid,
     );
-    if (!listenerOk) {
+    if (!listenerOk && isDisc) {
+      // as SPDK (spdk_nvmf_subsystem_listener_allowed) and Linux's nvmet: discovery is served on
+      // every listener of the target, a listener added to the discovery subsystem or not
+      warnDiscoveryOnAnyListener(q.listenAddr);
+    } else if (!listenerOk) {
       log.error(`Connect: '${subnqn}' does not listen on ${q.listenAddr.traddr}:${q.listenAddr.trsvcid}`);
       connectFail(req, StatusCodeType.COMMAND_SPECIFIC, FabricsStatus.INVALID_PARAM, 1, ConnectData.SUBNQN);
       return;
@@ -180,6 +201,7 @@ export class ConnectHandler {
         subnqn,
         hostnqn,
         hostid: hostid.toString('hex'),
+        kato,
       });
       return;
     }
@@ -237,6 +259,7 @@ export class ConnectHandler {
     traceController(traceChannels.controllerCreated, ctrlr, p.sub.view.nqn, thread);
     traceQpair(traceChannels.qpairConnected, q, r.cntlid, p.sub.view.nqn, p.hostnqn, thread);
     setConnectResponseCntlid(req.rsp, r.cntlid);
+    if (this.pg.startAuth(q, p.sub, p.hostnqn, p.kato)) setConnectAuthReq(req.rsp, ConnectAuthReq.ATR);
     req.complete();
   }
 
@@ -260,7 +283,9 @@ export class ConnectHandler {
       cntlid: r.cntlid,
       sub: p.sub,
       hostnqn: p.hostnqn,
+      hostId: r.hostid,
       owner: r.owner,
+      reservations: this.pg,
       maxTransferBytes: this.pg.transportOptions(q.trtype).max_io_size, // MDTS
       stats: this.pg.stats,
     });
@@ -268,6 +293,7 @@ export class ConnectHandler {
     this.pg.addIoQueue(ioq);
     traceQpair(traceChannels.qpairConnected, q, r.cntlid, p.sub.view.nqn, p.hostnqn, this.pg.thread.name);
     setConnectResponseCntlid(req.rsp, r.cntlid);
+    if (this.pg.startAuth(q, p.sub, p.hostnqn, r.kato)) setConnectAuthReq(req.rsp, ConnectAuthReq.ATR);
     req.complete();
   }
 }
@@ -282,6 +308,8 @@ export interface CtrlrRecord {
   hostid: string;
   owner: ThreadRef;
   enabled: boolean;
+  /** keep-alive timeout in ms from the admin Connect */
+  kato: number;
   /** qid → poll-group thread */
   ioQueues: Map<number, ThreadRef>;
 }
@@ -316,6 +344,7 @@ export function admitAdminConnect(
       hostid: m.hostid,
       owner: m.pg,
       enabled: false,
+      kato: m.kato,
       ioQueues: new Map(),
     });
   }
@@ -330,11 +359,13 @@ export function admitIoConnect(
   const reply: IoConnectReply = {
     token: m.token,
     cntlid: m.cntlid,
+    hostid: '',
     owner: null,
     sct: 0,
     sc: 0,
     iattr: -1,
     ipo: 0,
+    kato: 0,
   };
   const c = ctrlrs.get(m.cntlid);
   if (c === undefined || c.subnqn !== m.subnqn) {
@@ -363,6 +394,8 @@ export function admitIoConnect(
   } else {
     c.ioQueues.set(m.qid, m.pg);
     reply.owner = c.owner;
+    reply.hostid = c.hostid;
+    reply.kato = c.kato;
   }
   return reply;
 }

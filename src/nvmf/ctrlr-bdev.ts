@@ -28,12 +28,20 @@ import {
   StatusCodeType,
   setStatus,
 } from '../wire/nvme.ts';
+import { ResvType } from '../wire/reservation.ts';
 import type { PgNamespace, PgSubsystem } from './poll-group-subsystem.ts';
+import { reservationAccess } from './reservation.ts';
 import type { NvmfRequest } from './transport.ts';
 
 /** Per-I/O-queue state the NVM command path needs. */
 export interface IoQueueState {
   readonly sub: PgSubsystem;
+  /** the controller's host: the namespaces it sees (masking) */
+  readonly hostnqn: string;
+  /** the controller's 128-bit host ID, 32 hex digits: who it is to a reservation */
+  readonly hostId: string;
+  /** the commands this queue has at the bdevs (preempt-and-abort waits for some of them) */
+  readonly inFlight: InFlight;
   /** a fused compare waiting for its write */
   fusedFirst: NvmfRequest | null;
   /** 0, or the path status (SCT 3) an ANA state other than (non-)optimized gives every I/O */
@@ -46,6 +54,14 @@ export interface IoQueueState {
   onError(req: NvmfRequest, lba: number): void;
   /** called for each completed command, for stats */
   onComplete(req: NvmfRequest): void;
+  /** a Reservation Register / Report / Acquire / Release for the namespace's owner (the app
+   * thread); it completes the command later with completeNvm */
+  reservationCommand(req: NvmfRequest, ns: PgNamespace): void;
+}
+
+/** Complete an NVM command of queue `st` with a status (SCT 0 / SC 0: success). */
+export function completeNvm(st: IoQueueState, req: NvmfRequest, sct: number, sc: number, dnr: boolean): void {
+  finish(st, req, sct, sc, dnr);
 }
 
 function finish(st: IoQueueState, req: NvmfRequest, sct: number, sc: number, dnr: boolean): void {
@@ -66,6 +82,22 @@ class BdevCommand {
   queue: IoQueueState | null = null;
   req: NvmfRequest | null = null;
   second: NvmfRequest | null = null;
+  /** a preempt-and-abort waiting for this command to end, counted in it */
+  waiter: PreemptWait | null = null;
+  /** the queue's in-flight list, threaded through the commands (no allocation per I/O) */
+  prev: BdevCommand | null = null;
+  next: BdevCommand | null = null;
+}
+
+/** The commands one queue has at the bdevs. */
+export class InFlight {
+  head: BdevCommand | null = null;
+}
+
+/** What a Preempt and Abort waits for on one poll group: the preempted hosts' commands that
+ * were at the bdevs when it ran; each one's completion counts down. */
+export class PreemptWait {
+  remaining = 0;
 }
 
 const freeCommands: BdevCommand[] = [];
@@ -75,15 +107,46 @@ function takeCommand(st: IoQueueState, req: NvmfRequest, second: NvmfRequest | n
   c.queue = st;
   c.req = req;
   c.second = second;
+  const list = st.inFlight;
+  c.prev = null;
+  c.next = list.head;
+  if (list.head !== null) list.head.prev = c;
+  list.head = c;
   st.outstanding++;
   return c;
 }
 
 function releaseCommand(c: BdevCommand): void {
+  const list = c.queue?.inFlight;
+  if (list !== undefined) {
+    if (c.prev !== null) c.prev.next = c.next;
+    else if (list.head === c) list.head = c.next;
+    if (c.next !== null) c.next.prev = c.prev;
+  }
+  c.prev = null;
+  c.next = null;
+  if (c.waiter !== null) {
+    c.waiter.remaining--;
+    c.waiter = null;
+  }
   c.queue = null;
   c.req = null;
   c.second = null;
   freeCommands.push(c);
+}
+
+/**
+ * Preempt and Abort on this queue: its commands on namespace `nsid` now at the bdevs are
+ * counted in `wait` (each one's completion counts down). The bdevs cannot take a command back,
+ * so the preempting Acquire waits for them, as SPDK's target does.
+ */
+export function waitForPreempted(st: IoQueueState, nsid: number, wait: PreemptWait): void {
+  for (let c = st.inFlight.head; c !== null; c = c.next) {
+    const req = c.req;
+    if (req === null || c.waiter !== null || req.cmd.readUInt32LE(Sqe.NSID) !== nsid) continue;
+    c.waiter = wait;
+    wait.remaining++;
+  }
 }
 
 function bdevDone(io: BdevIo, success: boolean, cbArg: unknown): void {
@@ -174,6 +237,11 @@ export function executeIo(st: IoQueueState, req: NvmfRequest): void {
   const opc = cmd[Sqe.OPCODE];
   const fuse = cmd[Sqe.FLAGS] & SqeFlags.FUSE_MASK;
 
+  // the transport's fused ordering (fused.ts) found no partner for this half
+  if (req.fusedFailed === true) {
+    finish(st, req, StatusCodeType.GENERIC, GenericStatus.ABORTED_MISSING_FUSED, false);
+    return;
+  }
   // a pending fused first command must be followed by its second (SPDK lib/nvmf/ctrlr.c
   // nvmf_ctrlr_process_io_cmd: the first is aborted, the new command goes on)
   if (st.fusedFirst !== null && fuse !== SqeFlags.FUSE_SECOND) {
@@ -190,9 +258,10 @@ export function executeIo(st: IoQueueState, req: NvmfRequest): void {
   }
 
   const nsid = cmd.readUInt32LE(Sqe.NSID);
-  // NSID 0, 0xffffffff (no broadcast: Identify VWC says so), above NN or inactive
+  // NSID 0, 0xffffffff (no broadcast: Identify VWC says so), above NN, inactive, or not visible
+  // to this host (masking: SPDK answers the same as for an inactive namespace)
   const ns = st.sub.ns.get(nsid);
-  if (ns === undefined) {
+  if (ns === undefined || (ns.visibleHosts !== null && !ns.visibleHosts.has(st.hostnqn))) {
     finish(st, req, StatusCodeType.GENERIC, GenericStatus.INVALID_NAMESPACE_OR_FORMAT, true);
     return;
   }
@@ -203,6 +272,12 @@ export function executeIo(st: IoQueueState, req: NvmfRequest): void {
   }
   if (st.anaPathStatus !== 0) {
     finish(st, req, StatusCodeType.PATH, st.anaPathStatus, false);
+    return;
+  }
+  // the reservation's command-permission table (no reservation: nothing to look up)
+  const resv = ns.config.resv;
+  if (resv.rtype !== ResvType.NONE && reservationAccess(resv, st.hostId, opc) !== GenericStatus.SUCCESS) {
+    finish(st, req, StatusCodeType.GENERIC, GenericStatus.RESERVATION_CONFLICT, true);
     return;
   }
   const desc = ns.desc;
@@ -353,6 +428,12 @@ export function executeIo(st: IoQueueState, req: NvmfRequest): void {
       bdevUnmap(desc, ch, ranges, bdevDone, takeCommand(st, req, null));
       return;
     }
+    case NvmOpcode.RESERVATION_REGISTER:
+    case NvmOpcode.RESERVATION_REPORT:
+    case NvmOpcode.RESERVATION_ACQUIRE:
+    case NvmOpcode.RESERVATION_RELEASE:
+      st.reservationCommand(req, ns);
+      return;
     default:
       finish(st, req, StatusCodeType.GENERIC, GenericStatus.INVALID_OPCODE, true);
   }

@@ -5,18 +5,25 @@
 // its own poll group opened.
 import { sendMsg, type ThreadRef } from '../thread/index.ts';
 import { PathStatus, Sqe, statusOf } from '../wire/nvme.ts';
-import { executeIo, type IoQueueState } from './ctrlr-bdev.ts';
+import { executeIo, InFlight, type IoQueueState } from './ctrlr-bdev.ts';
 import { toPollGroup } from './messages.ts';
-import type { PgSubsystem } from './poll-group-subsystem.ts';
+import type { PgNamespace, PgSubsystem } from './poll-group-subsystem.ts';
 import type { PgStats } from './stats.ts';
 import { SubsystemState } from './subsystem.ts';
 import type { NvmfQpair, NvmfRequest, QueueContext } from './transport.ts';
+
+/** Where an I/O queue sends its reservation commands (its poll group, which asks the app thread). */
+export interface ReservationPort {
+  reservationCommand(q: IoQueue, req: NvmfRequest, ns: PgNamespace): void;
+}
 
 export class IoQueue implements QueueContext, IoQueueState {
   readonly qpair: NvmfQpair;
   readonly cntlid: number;
   readonly subnqn: string;
   readonly hostnqn: string;
+  readonly hostId: string;
+  readonly inFlight = new InFlight();
   /** the poll-group thread of the controller (its admin queue) */
   readonly owner: ThreadRef;
   readonly sub: PgSubsystem;
@@ -25,13 +32,17 @@ export class IoQueue implements QueueContext, IoQueueState {
   anaPathStatus = 0;
   readonly maxTransferBytes: number;
   private readonly stats: PgStats;
+  private readonly reservations: ReservationPort;
 
   constructor(o: {
     qpair: NvmfQpair;
     cntlid: number;
     sub: PgSubsystem;
     hostnqn: string;
+    /** the controller's host ID (32 hex digits), as its admin Connect gave it */
+    hostId: string;
     owner: ThreadRef;
+    reservations: ReservationPort;
     /** the transport's max_io_size (MDTS) */
     maxTransferBytes: number;
     /** the poll group's counters (completed_nvme_io) */
@@ -42,7 +53,9 @@ export class IoQueue implements QueueContext, IoQueueState {
     this.sub = o.sub;
     this.subnqn = o.sub.view.nqn;
     this.hostnqn = o.hostnqn;
+    this.hostId = o.hostId;
     this.owner = o.owner;
+    this.reservations = o.reservations;
     this.maxTransferBytes = o.maxTransferBytes;
     this.stats = o.stats;
     this.updateAna();
@@ -94,5 +107,9 @@ export class IoQueue implements QueueContext, IoQueueState {
 
   onComplete(_req: NvmfRequest): void {
     this.stats.completed_nvme_io++;
+  }
+
+  reservationCommand(req: NvmfRequest, ns: PgNamespace): void {
+    this.reservations.reservationCommand(this, req, ns);
   }
 }

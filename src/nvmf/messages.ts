@@ -22,6 +22,8 @@ import {
 } from '../thread/index.ts';
 import { InvalidStateError, NotRegisteredError } from '../util/errors.ts';
 import type { DiscoveryEntry } from '../wire/discovery.ts';
+import { GenericStatus } from '../wire/nvme.ts';
+import type { DhchapKeys } from './auth.ts';
 import type { PgStats, QpairInfo } from './stats.ts';
 import type { SubsystemView } from './subsystem.ts';
 import type { TransportAddress, TransportOptions } from './transport.ts';
@@ -45,8 +47,13 @@ export interface TargetSnapshot {
   referrals: DiscoveryEntry[];
   /** SPDK discovery_filter: 'match_any' or a combination of transport/address/svcid */
   discoveryFilter: string;
+  /** controllers advertise CAP.CSS bit 6, I/O command sets (nvmf_set_config cap_css_iocs) */
+  capCssIocs: boolean;
   /** every host's TLS PSKs (secure-channel handshakes look the offered identity up here) */
   tlsPsks: TlsPskEntry[];
+  /** DH-HMAC-CHAP: the hash ids and DH group ids the target allows (nvmf_set_config) */
+  dhchapDigests: number[];
+  dhchapDhgroups: number[];
 }
 
 /** A PSK identity a host may offer for a subsystem, and the TLS PSK it stands for. */
@@ -92,6 +99,8 @@ export interface AdminConnectRequest {
   hostnqn: string;
   /** 32 hex digits */
   hostid: string;
+  /** the controller's keep-alive timeout in ms (its I/O queues' authentication timeout) */
+  kato: number;
 }
 
 export interface AdminConnectReply {
@@ -114,12 +123,16 @@ export interface IoConnectRequest {
 export interface IoConnectReply {
   token: number;
   cntlid: number;
+  /** the controller's host ID (32 hex digits): the queue's identity to reservations */
+  hostid: string;
   owner: ThreadRef | null;
   sct: number;
   sc: number;
   /** -1: no IATTR/IPO in the response */
   iattr: number;
   ipo: number;
+  /** the controller's keep-alive timeout in ms */
+  kato: number;
 }
 
 /** Abort command `cid` of queue `sqid` of controller `cntlid`: sent to the target, which
@@ -164,6 +177,52 @@ export interface BdevRemoved {
   bdevName: string;
 }
 
+/** A reservation command of an I/O queue, for the owner of the namespace's reservation (the
+ * app thread, as SPDK's subsystem thread), which runs them one at a time per namespace. */
+export interface ResvCommand {
+  token: number;
+  pg: ThreadRef;
+  subnqn: string;
+  nsid: number;
+  /** the controller's host ID, 32 hex digits */
+  hostId: string;
+  opcode: number;
+  cdw10: number;
+  cdw11: number;
+  /** Register / Acquire / Release: the keys the host sent (a copy); Report: empty */
+  data: Uint8Array;
+  /** Report: the bytes the host asked for (NUMD and the data length, the smaller) */
+  reportLength: number;
+}
+
+/** The answer: a generic status code (SCT 0) and, for Report, the data. */
+export interface ResvReply {
+  token: number;
+  sc: number;
+  report: Uint8Array | null;
+}
+
+/** A reservation notice for controller `cntlid` (its poll group's), on namespace `nsid`. */
+export interface ResvNotice {
+  cntlid: number;
+  nsid: number;
+  /** ResvNotifyType */
+  type: number;
+}
+
+/** DH-HMAC-CHAP: a poll group asks for a host's keys at the start of an authentication. */
+export interface DhchapKeysRequest {
+  token: number;
+  pg: ThreadRef;
+  subnqn: string;
+  hostnqn: string;
+}
+
+/** The keys read from the keyring (null when none is configured or it cannot be read). */
+export interface DhchapKeysReply extends DhchapKeys {
+  token: number;
+}
+
 /** Contexts of the walks over every poll group (forEachChannel); they travel between realms. */
 export interface AddTransportWalk {
   opts: TransportOptions;
@@ -180,6 +239,23 @@ export interface QpairsWalk {
   nqn: string;
   qpairs: QpairInfo[];
 }
+/** Preempt and Abort: the preempted hosts' commands on a namespace of `nqn` that wait in the
+ * target end now (counted in `aborted`); those at the bdevs are counted in `waiting` and kept
+ * under `token` until they complete. */
+export interface PreemptAbortWalk {
+  token: number;
+  nqn: string;
+  nsid: number;
+  hostIds: string[];
+  aborted: number;
+  waiting: number;
+}
+/** The commands a Preempt and Abort still waits for (`done`: forget them). */
+export interface PreemptWaitWalk {
+  token: number;
+  done: boolean;
+  waiting: number;
+}
 
 // ------------------------------------------------------------ receivers
 
@@ -195,6 +271,10 @@ export interface TargetInbox {
   ctrlrGone(m: ControllerId): void;
   ioQueueGone(m: IoQueueId): void;
   bdevRemoved(m: BdevRemoved): void;
+  /** answers with toPollGroup.reservationDone once the command took effect everywhere */
+  reservation(m: ResvCommand): void;
+  /** DH-HMAC-CHAP: read a host's keys and answer with toPollGroup.dhchapKeysDone */
+  dhchapKeys(m: DhchapKeysRequest): void;
 }
 
 /** What a poll group does with the messages and walks that reach its thread. */
@@ -209,6 +289,8 @@ export interface PollGroupInbox {
   /** the controller is gone or reset: its I/O queues here go */
   ctrlrGone(m: ControllerId): void;
   recordError(m: ErrorLogRecord): void;
+  /** DH-HMAC-CHAP: the keys asked for with toTarget.dhchapKeys */
+  dhchapKeysDone(m: DhchapKeysReply): void;
   /** throws when the transport cannot start here */
   addTransport(opts: TransportOptions): void;
   applySnapshot(s: TargetSnapshot): void;
@@ -216,6 +298,12 @@ export interface PollGroupInbox {
   /** bdev I/O in flight on the queues of subsystem `nqn` */
   subsystemOutstanding(nqn: string): number;
   qpairInfo(nqn: string): QpairInfo[];
+  reservationDone(m: ResvReply): void;
+  reservationNotice(m: ResvNotice): void;
+  /** Preempt and Abort here: fills `aborted` and `waiting` of the walk */
+  preemptAbort(w: PreemptAbortWalk): void;
+  /** the preempted commands still at the bdevs for walk `token`; `done` forgets them */
+  preemptWaiting(token: number, done: boolean): number;
   destroy(): void;
 }
 
@@ -266,6 +354,16 @@ export const toTarget = {
   ctrlrGone: defineHandler<ControllerId>('nvmf.tgt.ctrlrGone', (m) => target?.ctrlrGone(m)),
   ioQueueGone: defineHandler<IoQueueId>('nvmf.tgt.ioQueueGone', (m) => target?.ioQueueGone(m)),
   bdevRemoved: defineHandler<BdevRemoved>('nvmf.tgt.bdevRemoved', (m) => target?.bdevRemoved(m)),
+  reservation: defineHandler<ResvCommand>('nvmf.tgt.reservation', (m) => {
+    // no target (shutting down): the command fails rather than hang its queue
+    if (target === null)
+      sendMsg(m.pg, reservationDone, { token: m.token, sc: GenericStatus.COMMAND_INTERRUPTED, report: null });
+    else target.reservation(m);
+  }),
+  dhchapKeys: defineHandler<DhchapKeysRequest>('nvmf.tgt.dhchapKeys', (m) => {
+    if (target === null) sendMsg(m.pg, dhchapKeysDone, { token: m.token, key: null, ctrlrKey: null });
+    else target.dhchapKeys(m);
+  }),
 } as const;
 
 // ------------------------------------------------------------ to a poll group thread
@@ -298,6 +396,14 @@ const abortDone = defineHandler<AbortReply>('nvmf.pg.abortDone', (m) =>
   pollGroupOn(currentThread()).abortDone(m),
 );
 
+const reservationDone = defineHandler<ResvReply>('nvmf.pg.reservationDone', (m) =>
+  pollGroupOn(currentThread()).reservationDone(m),
+);
+
+const dhchapKeysDone = defineHandler<DhchapKeysReply>('nvmf.pg.dhchapKeysDone', (m) =>
+  pollGroupOn(currentThread()).dhchapKeysDone(m),
+);
+
 export const toPollGroup = {
   create,
   destroy,
@@ -320,6 +426,11 @@ export const toPollGroup = {
   recordError: defineHandler<ErrorLogRecord>('nvmf.pg.recordError', (m) =>
     pollGroupOn(currentThread()).recordError(m),
   ),
+  reservationDone,
+  reservationNotice: defineHandler<ResvNotice>('nvmf.pg.reservationNotice', (m) =>
+    pollGroupOn(currentThread()).reservationNotice(m),
+  ),
+  dhchapKeysDone,
 } as const;
 
 // ------------------------------------------------------------ walks over every poll group
@@ -355,6 +466,14 @@ export const overPollGroups = {
   ),
   qpairs: defineChannelIter<QpairsWalk>('nvmf.pg.qpairs', (ch, ctx, next) => {
     for (const q of channelPollGroup(ch).qpairInfo(ctx.nqn)) ctx.qpairs.push(q);
+    next(0);
+  }),
+  preemptAbort: defineChannelIter<PreemptAbortWalk>('nvmf.pg.preemptAbort', (ch, ctx, next) => {
+    channelPollGroup(ch).preemptAbort(ctx);
+    next(0);
+  }),
+  preemptWaiting: defineChannelIter<PreemptWaitWalk>('nvmf.pg.preemptWaiting', (ch, ctx, next) => {
+    ctx.waiting += channelPollGroup(ch).preemptWaiting(ctx.token, ctx.done);
     next(0);
   }),
 } as const;

@@ -7,6 +7,7 @@
 // IoQueue), Fabrics commands aside: those are handled here, Connect in
 // connect.ts. The target reaches it only by the messages of messages.ts.
 
+import { randomInt } from 'node:crypto';
 import { BdevIoType, bdevClose, bdevGetIoChannel, bdevOpen, bdevPutIoChannel } from '../bdev/index.ts';
 import {
   currentThread,
@@ -27,13 +28,17 @@ import { FabricsSqe } from '../wire/fabrics.ts';
 import {
   FABRICS_OPCODE,
   FabricsCommandType,
+  FabricsStatus,
   GenericStatus,
+  NvmOpcode,
   Sqe,
   StatusCodeType,
   setStatus,
 } from '../wire/nvme.ts';
+import { RegisterData, ReleaseData, type ResvNotifyType } from '../wire/reservation.ts';
+import { type AuthHost, type DhchapKeys, QpairAuth } from './auth.ts';
 import { ConnectHandler, type ConnectHost } from './connect.ts';
-import { dropFused } from './ctrlr-bdev.ts';
+import { completeNvm, dropFused, PreemptWait, waitForPreempted } from './ctrlr-bdev.ts';
 import { discoveryLogEntries } from './discovery-log.ts';
 import type { IoQueue } from './io-queue.ts';
 import {
@@ -43,18 +48,28 @@ import {
   type AddSocket,
   type AdminConnectReply,
   type ControllerId,
+  type DhchapKeysReply,
   type ErrorLogRecord,
   type IoConnectReply,
   type PollGroupInbox,
+  type PreemptAbortWalk,
+  type ResvNotice,
+  type ResvReply,
   setPollGroupInbox,
   type TargetSnapshot,
   targetThread,
   toTarget,
 } from './messages.ts';
-import { type PgNamespace, PgSubsystem } from './poll-group-subsystem.ts';
+import { nsVisibleTo, type PgNamespace, PgSubsystem, visibleHostsOf } from './poll-group-subsystem.ts';
 import { newPgStats, type PgStats, type QpairInfo } from './stats.ts';
 import { SubsystemState, SubsystemType, type SubsystemView } from './subsystem.ts';
-import { AsyncEvent, type CtrlrHost, type NvmfCtrlr } from './target-controller.ts';
+import {
+  AsyncEvent,
+  type CtrlrHost,
+  copyToRequest,
+  type NvmfCtrlr,
+  requestData,
+} from './target-controller.ts';
 import { isCommandTraced, traceCommandStart, traceController, traceQpair } from './trace.ts';
 import {
   getTransport,
@@ -68,6 +83,7 @@ import {
 } from './transport.ts';
 
 const log = logger('nvmf');
+const EMPTY_DATA = new Uint8Array(0);
 
 /** Close a queue after the response to its Disconnect command went out. */
 const disconnectLater = defineHandler<NvmfQpair>('nvmf.pg.disconnectQpair', (q) =>
@@ -86,7 +102,14 @@ function sameListener(l: TransportAddress, a: TransportAddress): boolean {
   );
 }
 
-export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
+/** Whether a command is one of the authentication transaction (Fabrics Authentication Send / Receive). */
+function isAuthCommand(cmd: Buffer): boolean {
+  if (cmd[Sqe.OPCODE] !== FABRICS_OPCODE) return false;
+  const t = cmd[FabricsSqe.FCTYPE];
+  return t === FabricsCommandType.AUTHENTICATION_SEND || t === FabricsCommandType.AUTHENTICATION_RECV;
+}
+
+export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost, AuthHost {
   readonly thread: SpdkThread;
   readonly tgroups = new Map<string, TransportPollGroup>();
   readonly transportOpts = new Map<string, TransportOptions>();
@@ -109,6 +132,19 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
   genctr = 0;
   referrals: DiscoveryEntry[] = [];
   discoveryFilter = 'match_any';
+  capCssIocs = false;
+  /** reservation commands at the app thread, by token */
+  private readonly pendingResv = new Map<number, { io: IoQueue; req: NvmfRequest }>();
+  private nextResvToken = 1;
+  /** Preempt-and-Abort waits: the preempted commands still at the bdevs, by walk token */
+  private readonly preemptWaits = new Map<number, PreemptWait>();
+  // DH-HMAC-CHAP (auth.ts): the queues with an authentication, those not yet allowed other commands
+  private readonly auths = new Map<NvmfQpair, QpairAuth>();
+  private readonly authenticating = new Set<NvmfQpair>();
+  private readonly keyRequests = new Map<number, (keys: DhchapKeys) => void>();
+  private dhchapDigests: number[] = [1, 2, 3];
+  private dhchapDhgroups: number[] = [0, 1, 2, 3, 4, 5];
+  private seqnum = 0;
   /** the hosts' TLS PSKs by the identity they offer (from the snapshot) */
   private tlsPsks = new Map<string, TlsPskMatch>();
 
@@ -197,6 +233,9 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
     this.genctr = s.genctr;
     this.referrals = s.referrals;
     this.discoveryFilter = s.discoveryFilter;
+    this.capCssIocs = s.capCssIocs;
+    this.dhchapDigests = s.dhchapDigests;
+    this.dhchapDhgroups = s.dhchapDhgroups;
     const psks = new Map<string, TlsPskMatch>();
     for (const e of s.tlsPsks) {
       psks.set(e.identity, {
@@ -206,6 +245,10 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
     }
     this.tlsPsks = psks;
     const seen = new Set<string>();
+    // discovery is served on every listener of the target (connect.ts): its queues stay while
+    // any subsystem still listens where they came in
+    const everyListener: TransportAddress[] = [];
+    for (const v of s.views) for (const l of v.listeners) everyListener.push(l);
     for (const v of s.views) {
       seen.add(v.nqn);
       let sub = this.subsystems.get(v.nqn);
@@ -213,11 +256,11 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
         sub = new PgSubsystem(v);
         this.subsystems.set(v.nqn, sub);
       }
-      this.updateSubsystem(sub, v);
+      this.updateSubsystem(sub, v, v.subtype === SubsystemType.DISCOVERY ? everyListener : v.listeners);
     }
     for (const [nqn, sub] of this.subsystems) {
       if (seen.has(nqn)) continue;
-      this.updateSubsystem(sub, { ...sub.view, state: SubsystemState.INACTIVE, namespaces: [] });
+      this.updateSubsystem(sub, { ...sub.view, state: SubsystemState.INACTIVE, namespaces: [] }, []);
       this.subsystems.delete(nqn);
     }
     if (genChanged) {
@@ -227,15 +270,23 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
 
   /** Move one subsystem's view to `v`: namespaces opened/closed (with their AENs), ANA, paused
    * I/O run or failed, queues of a stopped subsystem, a removed listener or host disconnected. */
-  private updateSubsystem(sub: PgSubsystem, v: SubsystemView): void {
+  private updateSubsystem(sub: PgSubsystem, v: SubsystemView, servedOn: readonly TransportAddress[]): void {
     const changed: number[] = [];
+    // what each controller here sees now: it hears of every namespace that appears to it,
+    // disappears from it or changes under it (Namespace Attribute Changed, as SPDK's
+    // nvmf_ns_visible and namespace add/remove notify the controllers that see it)
+    const ctrlrs = this.controllersOf(sub);
+    const seenBefore = ctrlrs.map((c) => new Set(sub.activeNsids(c.hostnqn)));
     const wanted = new Map(v.namespaces.map((n) => [n.nsid, n]));
     for (const [nsid, ns] of sub.ns) {
       const w = wanted.get(nsid);
       if (w === undefined || w.bdevName !== ns.config.bdevName) {
         this.closeNamespace(sub, ns);
         changed.push(nsid);
-      } else ns.config = w;
+      } else {
+        ns.config = w;
+        ns.visibleHosts = visibleHostsOf(w);
+      }
     }
     for (const n of v.namespaces) {
       if (sub.ns.has(n.nsid)) continue;
@@ -246,6 +297,7 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
         sub.ns.set(n.nsid, {
           nsid: n.nsid,
           config: n,
+          visibleHosts: visibleHostsOf(n),
           desc,
           ch,
           unmapSupported: bdev.supportsIo(BdevIoType.UNMAP),
@@ -265,10 +317,15 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
       for (const c of this.ctrlrs.values()) if (c.host.sub === sub) c.raiseEvent(AsyncEvent.ANA_CHANGE);
       for (const q of this.ioQueues.values()) if (q.sub === sub) q.updateAna();
     }
-    if (changed.length > 0) {
-      for (const c of this.ctrlrs.values()) {
-        if (c.host.sub === sub) for (const nsid of changed) c.namespaceChanged(nsid);
-      }
+    for (let i = 0; i < ctrlrs.length; i++) {
+      const c = ctrlrs[i];
+      const before = seenBefore[i];
+      const now = new Set(sub.activeNsids(c.hostnqn));
+      const tell = new Set<number>();
+      for (const nsid of changed) if (before.has(nsid) || now.has(nsid)) tell.add(nsid);
+      for (const nsid of before) if (!now.has(nsid)) tell.add(nsid);
+      for (const nsid of now) if (!before.has(nsid)) tell.add(nsid);
+      for (const nsid of tell) c.namespaceChanged(nsid);
     }
     if (v.state !== SubsystemState.PAUSED && sub.queued.length > 0) {
       const queued = sub.queued;
@@ -285,7 +342,7 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
     // as SPDK: removing a listener disconnects the queues that came through it
     for (const q of this.qpairs) {
       if (this.subsystemOf(q) !== sub) continue;
-      if (!v.listeners.some((l) => sameListener(l, q.listenAddr))) q.disconnect('listener removed');
+      if (!servedOn.some((l) => sameListener(l, q.listenAddr))) q.disconnect('listener removed');
     }
     // disconnect hosts no longer allowed
     if (!v.allowAnyHost && v.subtype !== SubsystemType.DISCOVERY) {
@@ -307,19 +364,28 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
     }
   }
 
+  /** The NVM controllers here of subsystem `sub`. */
+  private controllersOf(sub: PgSubsystem): NvmfCtrlr[] {
+    const out: NvmfCtrlr[] = [];
+    for (const c of this.ctrlrs.values()) if (c.host.sub === sub) out.push(c);
+    return out;
+  }
+
   private onBdevEvent(sub: PgSubsystem, nsid: number, ev: string): void {
     const ns = sub.ns.get(nsid);
     if (ns === undefined) return;
+    // only the controllers that see the namespace hear of it
+    const seeing = this.controllersOf(sub).filter((c) => nsVisibleTo(ns, c.hostnqn));
     if (ev === 'remove') {
       this.closeNamespace(sub, ns);
-      for (const c of this.ctrlrs.values()) if (c.host.sub === sub) c.namespaceChanged(nsid);
+      for (const c of seeing) c.namespaceChanged(nsid);
       sendMsg(targetThread(), toTarget.bdevRemoved, {
         nqn: sub.view.nqn,
         nsid,
         bdevName: ns.config.bdevName,
       });
     } else if (ev === 'resize') {
-      for (const c of this.ctrlrs.values()) if (c.host.sub === sub) c.namespaceChanged(nsid);
+      for (const c of seeing) c.namespaceChanged(nsid);
     }
   }
 
@@ -334,6 +400,8 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
   }
 
   onQpairClosing(qpair: NvmfQpair): void {
+    // an authentication command waiting for its DH work or keys
+    this.auths.get(qpair)?.close();
     // outstanding AERs complete, aborted
     this.adminQueues.get(qpair)?.destroy();
     // a fused first half waiting for its second
@@ -353,6 +421,9 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
 
   onQpairDisconnected(qpair: NvmfQpair): void {
     this.qpairs.delete(qpair);
+    this.auths.get(qpair)?.close();
+    this.auths.delete(qpair);
+    this.authenticating.delete(qpair);
     const c = this.adminQueues.get(qpair);
     const io = this.ioQueues.get(qpair);
     if (traceChannels.qpairDisconnected.hasSubscribers) {
@@ -402,6 +473,13 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
   }
 
   private dispatch(req: NvmfRequest): void {
+    if (this.authenticating.size !== 0 && this.authenticating.has(req.qpair) && !isAuthCommand(req.cmd)) {
+      // SPDK: anything but the authentication transaction, before it succeeded
+      log.error(`qid ${req.qpair.qid}: command 0x${req.cmd[Sqe.OPCODE].toString(16)} before authentication`);
+      setStatus(req.rsp, StatusCodeType.COMMAND_SPECIFIC, FabricsStatus.AUTH_REQUIRED, false);
+      req.complete();
+      return;
+    }
     if (req.cmd[Sqe.OPCODE] === FABRICS_OPCODE) {
       this.fabrics(req);
       return;
@@ -447,6 +525,10 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
         else ctrlr.propertySet(req);
         return;
       }
+      case FabricsCommandType.AUTHENTICATION_SEND:
+      case FabricsCommandType.AUTHENTICATION_RECV:
+        this.authCommand(req);
+        return;
       case FabricsCommandType.DISCONNECT:
         req.complete();
         // after the response went out
@@ -456,6 +538,93 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
         setStatus(req.rsp, StatusCodeType.GENERIC, GenericStatus.INVALID_OPCODE, true);
         req.complete();
     }
+  }
+
+  // ------------------------------------------------------------ DH-HMAC-CHAP (auth.ts)
+
+  /** Connect: the host must authenticate this queue when the subsystem holds a key for it. */
+  startAuth(q: NvmfQpair, sub: PgSubsystem, hostnqn: string, katoMs: number): boolean {
+    if (!sub.view.authHosts.includes(hostnqn)) return false;
+    this.auths.set(q, new QpairAuth({ qpair: q, subnqn: sub.view.nqn, hostnqn, katoMs, host: this }));
+    this.authenticating.add(q);
+    return true;
+  }
+
+  /** Authentication Send / Receive: the queue's transaction, or a re-authentication of an enabled queue. */
+  private authCommand(req: NvmfRequest): void {
+    const q = req.qpair;
+    if (q.context === null) {
+      // nothing but Connect before Connect
+      setStatus(req.rsp, StatusCodeType.GENERIC, GenericStatus.COMMAND_SEQUENCE_ERROR, false);
+      req.complete();
+      return;
+    }
+    let auth = this.auths.get(q);
+    if (auth === undefined) {
+      // a host re-authenticating where the target asked for none: SPDK lets it try (and fail without a key)
+      const sub = this.subsystemOf(q);
+      const hostnqn = this.hostOf(q);
+      if (sub === null || hostnqn === null) {
+        setStatus(req.rsp, StatusCodeType.GENERIC, GenericStatus.COMMAND_SEQUENCE_ERROR, false);
+        req.complete();
+        return;
+      }
+      auth = new QpairAuth({ qpair: q, subnqn: sub.view.nqn, hostnqn, katoMs: this.katoOf(q), host: this });
+      auth.reauth = true;
+      this.auths.set(q, auth);
+    } else if (auth.idle && !this.authenticating.has(q)) auth.restart();
+    auth.execute(req);
+  }
+
+  /** The keep-alive timeout of the queue's controller when it lives here (else 0: the default). */
+  private katoOf(q: NvmfQpair): number {
+    const c = this.adminQueues.get(q) ?? this.ctrlrs.get(this.ioQueues.get(q)?.cntlid ?? -1);
+    return c?.kato ?? 0;
+  }
+
+  allowedDigests(): readonly number[] {
+    return this.dhchapDigests;
+  }
+
+  allowedDhGroups(): readonly number[] {
+    return this.dhchapDhgroups;
+  }
+
+  fetchKeys(subnqn: string, hostnqn: string, done: (keys: DhchapKeys) => void): void {
+    const token = this.nextAbortToken++;
+    this.keyRequests.set(token, done);
+    sendMsg(targetThread(), toTarget.dhchapKeys, { token, pg: this.thread.ref, subnqn, hostnqn });
+  }
+
+  dhchapKeysDone(m: DhchapKeysReply): void {
+    const done = this.keyRequests.get(m.token);
+    if (done === undefined) return;
+    this.keyRequests.delete(m.token);
+    // the key bytes arrive as Uint8Arrays (structured clone)
+    const asBuffer = (k: DhchapKeysReply['key']) =>
+      k === null ? null : { hash: k.hash, key: Buffer.from(k.key) };
+    done({ key: asBuffer(m.key), ctrlrKey: asBuffer(m.ctrlrKey) });
+  }
+
+  nextSeqnum(): number {
+    // SPDK starts from a random value and never hands out 0
+    if (this.seqnum === 0) this.seqnum = randomInt(1, 0xffff_ffff);
+    this.seqnum = (this.seqnum + 1) >>> 0;
+    if (this.seqnum === 0) this.seqnum = 1;
+    return this.seqnum;
+  }
+
+  onAuthenticated(auth: QpairAuth): void {
+    this.authenticating.delete(auth.qpair);
+    this.stats.dhchap_authentications++;
+  }
+
+  onAuthFailed(_auth: QpairAuth): void {
+    this.stats.dhchap_failures++;
+  }
+
+  closeQueue(auth: QpairAuth, reason: string): void {
+    auth.qpair.disconnect(reason);
   }
 
   // ------------------------------------------------------------ Connect (connect.ts)
@@ -473,6 +642,7 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
       onCtrlrEnabled: (c) => sendMsg(targetThread(), toTarget.ctrlrEnabled, { cntlid: c.cntlid }),
       onCtrlrDisabled: (c) => sendMsg(targetThread(), toTarget.ctrlrDisabled, { cntlid: c.cntlid }),
       abortCommand: (c, sqid, cid, done) => this.abortCommand(c.cntlid, sqid, cid, done),
+      advertiseIocs: () => this.capCssIocs,
     };
   }
 
@@ -558,6 +728,95 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
     this.ctrlrs.get(m.cntlid)?.recordError(m.sqid, m.cid, m.status, m.lba, m.nsid);
   }
 
+  // ------------------------------------------------------------ reservations
+
+  /** A reservation command of I/O queue `io` (ReservationPort): the app thread owns the state. */
+  reservationCommand(io: IoQueue, req: NvmfRequest, ns: PgNamespace): void {
+    const cmd = req.cmd;
+    const opcode = cmd[Sqe.OPCODE];
+    const cdw10 = cmd.readUInt32LE(Sqe.CDW10);
+    let data: Uint8Array = EMPTY_DATA;
+    let reportLength = 0;
+    if (opcode === NvmOpcode.RESERVATION_REPORT) {
+      // NUMD (0's based dwords) and the data buffer: the smaller is what the host takes
+      reportLength = Math.min(req.length, (cdw10 + 1) * 4);
+    } else {
+      // the keys, copied: the request's buffers stay the transport's
+      const want = opcode === NvmOpcode.RESERVATION_RELEASE ? ReleaseData.SIZE : RegisterData.SIZE;
+      data = Buffer.from(requestData(req).subarray(0, Math.min(req.length, want)));
+    }
+    const token = this.nextResvToken++;
+    this.pendingResv.set(token, { io, req });
+    io.outstanding++;
+    sendMsg(targetThread(), toTarget.reservation, {
+      token,
+      pg: this.thread.ref,
+      subnqn: io.subnqn,
+      nsid: ns.nsid,
+      hostId: io.hostId,
+      opcode,
+      cdw10,
+      cdw11: cmd.readUInt32LE(Sqe.CDW11),
+      data,
+      reportLength,
+    });
+  }
+
+  reservationDone(m: ResvReply): void {
+    const p = this.pendingResv.get(m.token);
+    if (p === undefined) return;
+    this.pendingResv.delete(m.token);
+    p.io.outstanding--;
+    if (m.report !== null)
+      copyToRequest(p.req, Buffer.from(m.report.buffer, m.report.byteOffset, m.report.length));
+    // a conflict or a bad field stays so when retried; an interrupted command may be retried
+    completeNvm(p.io, p.req, StatusCodeType.GENERIC, m.sc, m.sc !== GenericStatus.COMMAND_INTERRUPTED);
+  }
+
+  reservationNotice(m: ResvNotice): void {
+    this.ctrlrs.get(m.cntlid)?.reservationNotice(m.nsid, m.type as ResvNotifyType);
+  }
+
+  /**
+   * Preempt and Abort on this poll group: the preempted hosts' commands on the namespace that
+   * wait here (paused subsystem) complete Command Aborted due to Preempt and Abort; those at
+   * the bdevs are counted and waited for under the walk's token.
+   */
+  preemptAbort(w: PreemptAbortWalk): void {
+    const sub = this.subsystems.get(w.nqn);
+    if (sub === undefined) return;
+    const hosts = new Set(w.hostIds);
+    const preempted = (req: NvmfRequest): boolean => {
+      const io = this.ioQueues.get(req.qpair);
+      return io !== undefined && hosts.has(io.hostId) && req.cmd.readUInt32LE(Sqe.NSID) === w.nsid;
+    };
+    if (sub.queued.some(preempted)) {
+      const keep: NvmfRequest[] = [];
+      for (const req of sub.queued) {
+        const io = this.ioQueues.get(req.qpair);
+        if (io !== undefined && preempted(req)) {
+          completeNvm(io, req, StatusCodeType.GENERIC, GenericStatus.ABORTED_PREEMPT, false);
+          w.aborted++;
+        } else keep.push(req);
+      }
+      sub.queued = keep;
+    }
+    const wait = new PreemptWait();
+    for (const io of this.ioQueues.values())
+      if (io.sub === sub && hosts.has(io.hostId)) waitForPreempted(io, w.nsid, wait);
+    if (wait.remaining > 0) {
+      this.preemptWaits.set(w.token, wait);
+      w.waiting += wait.remaining;
+    }
+  }
+
+  preemptWaiting(token: number, done: boolean): number {
+    const wait = this.preemptWaits.get(token);
+    if (wait === undefined) return 0;
+    if (done || wait.remaining <= 0) this.preemptWaits.delete(token);
+    return done ? 0 : Math.max(0, wait.remaining);
+  }
+
   // ------------------------------------------------------------ stats
 
   collectStats(): PgStats {
@@ -605,11 +864,13 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost {
       out.push({
         cntlid,
         qid: q.qid,
-        state: 'enabled', // SPDK's name for a connected queue
+        // SPDK's names for a connected queue, and one that must authenticate first
+        state: this.authenticating.has(q) ? 'authenticating' : 'enabled',
         thread: this.thread.name,
         hostnqn,
         listen_address: { ...q.listenAddr },
         peer_address: { ...q.peerAddr },
+        ...(this.auths.has(q) ? { auth: this.auths.get(q)?.info() } : {}),
       });
     }
     return out;

@@ -64,10 +64,17 @@ export interface ResvView {
   rtype: number;
   /** the holder's host ID; null when none or when every registrant holds (all-registrants types) */
   holder: string | null;
-  registrants: string[];
+  registrants: readonly string[];
+  /** Persist Through Power Loss is activated (Get Features 83h) */
+  ptpl: boolean;
 }
 
-export const NO_RESERVATION: ResvView = { rtype: ResvType.NONE, holder: null, registrants: [] };
+export const NO_RESERVATION: ResvView = Object.freeze({
+  rtype: ResvType.NONE,
+  holder: null,
+  registrants: Object.freeze([]),
+  ptpl: false,
+});
 
 /** SPDK's persist file (`nvmf_subsystem_add_ns --ptpl-file`). */
 export interface PtplFile {
@@ -91,6 +98,16 @@ function outcome(sc: number, changed = false): ResvOutcome {
   return { sc, changed, notices: [], abortHosts: [] };
 }
 
+/** A copy of one namespace's reservation state, to undo a change that could not be persisted. */
+export interface ResvSaved {
+  readonly registrants: readonly Registrant[];
+  /** index of the holder in `registrants`, -1 when none */
+  readonly holder: number;
+  readonly rtype: number;
+  readonly generation: number;
+  readonly ptplActivated: boolean;
+}
+
 export class NsReservation {
   readonly registrants: Registrant[] = [];
   /** holder of a one-holder reservation; null with none or with an all-registrants type */
@@ -103,6 +120,25 @@ export class NsReservation {
 
   constructor(ptplCapable: boolean) {
     this.ptplCapable = ptplCapable;
+  }
+
+  save(): ResvSaved {
+    return {
+      registrants: this.registrants.map((r) => ({ ...r })),
+      holder: this.holder === null ? -1 : this.registrants.indexOf(this.holder),
+      rtype: this.rtype,
+      generation: this.generation,
+      ptplActivated: this.ptplActivated,
+    };
+  }
+
+  restoreSaved(s: ResvSaved): void {
+    this.registrants.length = 0;
+    for (const r of s.registrants) this.registrants.push({ ...r });
+    this.holder = s.holder >= 0 ? this.registrants[s.holder] : null;
+    this.rtype = s.rtype;
+    this.generation = s.generation;
+    this.ptplActivated = s.ptplActivated;
   }
 
   find(hostId: string): Registrant | undefined {
@@ -119,6 +155,7 @@ export class NsReservation {
       rtype: this.rtype,
       holder: this.holder?.hostId ?? null,
       registrants: this.registrants.map((r) => r.hostId),
+      ptpl: this.ptplActivated,
     };
   }
 
@@ -358,9 +395,14 @@ export class NsReservation {
 
   /** Restores registrations and the holder from a PTPL file; throws naming what is wrong. */
   restore(f: PtplFile, bdevUuid: string): void {
-    if (!f.ptpl || f.registrants.length === 0) return;
+    if (!f.ptpl) return;
     if (f.bdev_uuid.toLowerCase() !== bdevUuid.toLowerCase())
       throw new FileFormatError(`PTPL file belongs to bdev ${f.bdev_uuid}, not ${bdevUuid}`);
+    // persisted with no registrant (registered with CPTPL, then unregistered): PTPL stays on
+    if (f.registrants.length === 0) {
+      this.ptplActivated = true;
+      return;
+    }
     if (f.registrants.length > MAX_REGISTRANTS)
       throw new FileFormatError(`PTPL file lists more than ${MAX_REGISTRANTS} registrants`);
     if (f.rtype < ResvType.NONE || f.rtype > ResvType.EXCLUSIVE_ACCESS_ALL_REGS)

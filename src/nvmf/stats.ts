@@ -3,6 +3,7 @@
 // nvmf_subsystem_get_qpairs. The target gathers them by walking the poll
 // groups (messages.ts); NvmfPollGroup fills them in.
 import type { RealmMemory } from '../util/memory.ts';
+import type { AuthInfo } from './auth.ts';
 import type { TransportAddress } from './transport.ts';
 
 /** One poll group in nvmf_get_stats. */
@@ -26,6 +27,10 @@ export interface PgStats {
   memory: RealmMemory;
   /** libuv handles and requests alive in this realm (process.getActiveResourcesInfo) */
   handles: number;
+  /** DH-HMAC-CHAP transactions that succeeded here (re-authentications included) */
+  dhchap_authentications: number;
+  /** queues closed here because their authentication failed or timed out */
+  dhchap_failures: number;
 }
 
 /** All counters at zero, for the poll group named `name`. */
@@ -45,6 +50,8 @@ export function newPgStats(name: string): PgStats {
     queued_requests: 0,
     memory: { heap_used: 0, heap_total: 0, external: 0, array_buffers: 0, rss: 0 },
     handles: 0,
+    dhchap_authentications: 0,
+    dhchap_failures: 0,
   };
 }
 
@@ -57,4 +64,6 @@ export interface QpairInfo {
   hostnqn: string;
   listen_address: TransportAddress;
   peer_address: TransportAddress;
+  /** DH-HMAC-CHAP: the queue's authentication (SPDK's "auth" object), when it has one */
+  auth?: AuthInfo;
 }

@@ -2,9 +2,11 @@
 // structured-cloneable view every poll group receives, and NQN rules.
 
 import { randomUUID } from 'node:crypto';
+import type { KeyRef } from '../keyring/index.ts';
 import { DISCOVERY_NQN } from '../wire/discovery.ts';
 import { NvmfError } from './errors.ts';
 import type { HostPsk } from './host-psk.ts';
+import { NO_RESERVATION, type ResvView } from './reservation.ts';
 import type { TransportAddress } from './transport.ts';
 
 export const SubsystemState = {
@@ -25,13 +27,29 @@ export interface NamespaceConfig {
   uuid: string;
   eui64: string | null;
   anaGroupId: number;
+  /** visible only to the hosts in `hosts` (nvmf_subsystem_add_ns --no-auto-visible) */
   noAutoVisible: boolean;
+  /** host NQNs that see a namespace added with noAutoVisible (nvmf_ns_add_host) */
+  hosts: string[];
+  /** SPDK's --ptpl-file: where the reservation persists through power loss; null: no PTPL */
+  ptplFile: string | null;
+}
+
+/** A namespace as poll groups see it: its configuration and its reservation now. */
+export interface NamespaceView extends NamespaceConfig {
+  resv: ResvView;
 }
 
 export interface ListenerConfig {
   address: TransportAddress;
   anaState: string; // 'optimized' | 'non_optimized' | 'inaccessible'
   secureChannel: boolean;
+}
+
+/** DH-HMAC-CHAP keys of an allowed host (keyring references; the bytes are read at each use). */
+export interface HostKeys {
+  dhchapKey: KeyRef | null;
+  dhchapCtrlrKey: KeyRef | null;
 }
 
 /** What a poll group knows of a subsystem (structured-cloneable). */
@@ -43,7 +61,9 @@ export interface SubsystemView {
   model: string;
   allowAnyHost: boolean;
   hosts: string[];
-  namespaces: NamespaceConfig[];
+  /** DH-HMAC-CHAP: the hosts that must authenticate (a key is configured for them) */
+  authHosts: string[];
+  namespaces: NamespaceView[];
   listeners: TransportAddress[];
   /** ANA state of each listener, same order */
   listenerAnaStates: string[];
@@ -106,9 +126,13 @@ export class NvmfSubsystem {
   model: string;
   allowAnyHost: boolean;
   readonly hosts = new Set<string>();
+  /** DH-HMAC-CHAP keys of the hosts that have some (nvmf_subsystem_add_host / set_keys) */
+  readonly hostKeys = new Map<string, HostKeys>();
   /** the TLS PSKs of the hosts that have one (nvmf_subsystem_add_host --psk) */
   readonly hostPsks = new Map<string, HostPsk>();
   readonly namespaces = new Map<number, NamespaceConfig>();
+  /** each namespace's reservation as poll groups check I/O against it (set by its owner) */
+  readonly resvViews = new Map<number, ResvView>();
   readonly listeners: ListenerConfig[] = [];
   maxNamespaces: number;
   readonly minCntlid: number;
@@ -158,6 +182,7 @@ export class NvmfSubsystem {
     eui64?: string;
     anaGroupId?: number;
     noAutoVisible?: boolean;
+    ptplFile?: string;
   }): NamespaceConfig {
     const nsid = o.nsid && o.nsid > 0 ? o.nsid : this.freeNsid();
     if (nsid === 0) throw new NvmfError(`subsystem ${this.nqn} has no free namespace ID`);
@@ -177,9 +202,21 @@ export class NvmfSubsystem {
       eui64: o.eui64 ?? null,
       anaGroupId: o.anaGroupId ?? nsid,
       noAutoVisible: o.noAutoVisible ?? false,
+      hosts: [],
+      ptplFile: o.ptplFile ?? null,
     };
     this.namespaces.set(nsid, ns);
     return ns;
+  }
+
+  /** Replace a host's keys (null: none); the references it held are released. */
+  setHostKeys(host: string, keys: HostKeys | null): void {
+    const old = this.hostKeys.get(host);
+    old?.dhchapKey?.put();
+    old?.dhchapCtrlrKey?.put();
+    if (keys === null || (keys.dhchapKey === null && keys.dhchapCtrlrKey === null))
+      this.hostKeys.delete(host);
+    else this.hostKeys.set(host, keys);
   }
 
   findListener(a: TransportAddress): ListenerConfig | undefined {
@@ -195,7 +232,12 @@ export class NvmfSubsystem {
       model: this.model,
       allowAnyHost: this.allowAnyHost,
       hosts: [...this.hosts],
-      namespaces: [...this.namespaces.values()].map((n) => ({ ...n })),
+      authHosts: [...this.hostKeys].filter(([, k]) => k.dhchapKey !== null).map(([h]) => h),
+      namespaces: [...this.namespaces.values()].map((n) => ({
+        ...n,
+        hosts: [...n.hosts],
+        resv: this.resvViews.get(n.nsid) ?? NO_RESERVATION,
+      })),
       listeners: this.listeners.map((l) => ({ ...l.address })),
       listenerAnaStates: this.listeners.map((l) => l.anaState),
       listenerSecureChannels: this.listeners.map((l) => l.secureChannel),

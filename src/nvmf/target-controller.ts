@@ -21,11 +21,14 @@ import {
 } from '../wire/log.ts';
 import {
   AdminOpcode,
+  CapHiBits,
   CcBits,
+  CcCss,
   CommandSpecificStatus,
   ControllerRegister,
   Cqe,
   CstsBits,
+  crtoValue,
   FABRICS_OPCODE,
   FabricsCommandType,
   FabricsStatus,
@@ -38,6 +41,13 @@ import {
   StatusCodeType,
   setStatus,
 } from '../wire/nvme.ts';
+import {
+  RESV_NOTIFY_MASK_ALL,
+  RESV_PERSIST_PTPL,
+  ResvNotifyLog,
+  type ResvNotifyType,
+  writeResvNotificationLog,
+} from '../wire/reservation.ts';
 import { ERROR_LOG_ENTRIES, identifyData, NVMF_VERSION, nvmLogPage } from './admin-pages.ts';
 import type { PgSubsystem } from './poll-group-subsystem.ts';
 import { SubsystemType } from './subsystem.ts';
@@ -72,6 +82,18 @@ const CONTROLLER_SCOPED_LOGS = new Set<number>([
 ]);
 /** CAP.TO in 500 ms units: 15 s like SPDK */
 const CAP_TO = 30;
+/** NSID meaning every namespace */
+const NSID_ALL = 0xffffffff;
+/** Reservation Notification log entries a controller keeps (as Linux's nvmet); later ones are
+ * lost, which the host sees as a gap in the log page counts */
+export const RESV_LOG_ENTRIES = 64;
+
+/** One entry of a controller's Reservation Notification log queue. */
+interface ResvLogEntry {
+  count: bigint;
+  type: ResvNotifyType;
+  nsid: number;
+}
 
 /** The events a controller raises, as the AER completion's DW0 carries them. */
 export const AsyncEvent = {
@@ -86,7 +108,12 @@ export const AsyncEvent = {
     NoticeInfo.DISCOVERY_LOG_CHANGE,
     LogPage.DISCOVERY,
   ),
+  /** I/O command set specific, information 0: Reservation Log Page Available */
+  RESERVATION_LOG: asyncEventDw0(AsyncEventType.IO_COMMAND_SET, 0, LogPage.RESERVATION_NOTIFICATION),
 } as const;
+
+/** Get Features SEL 011b (supported capabilities) bits. */
+const FeatureCapability = { SAVEABLE: 0x1, NAMESPACE_SPECIFIC: 0x2, CHANGEABLE: 0x4 } as const;
 
 /** A zero-filled scratch buffer per realm for identify/log data. */
 const scratch = Buffer.alloc(IDENTIFY_SIZE);
@@ -127,6 +154,8 @@ export interface CtrlrHost {
   onCtrlrDisabled?(ctrlr: NvmfCtrlr): void;
   /** Abort: cancel command `cid` of queue `sqid` if it still waits in the target; done(true) if it did */
   abortCommand?(ctrlr: NvmfCtrlr, sqid: number, cid: number, done: (aborted: boolean) => void): void;
+  /** CAP.CSS bit 6 (I/O command sets) is advertised: the target's cap_css_iocs option */
+  advertiseIocs?(): boolean;
 }
 
 /** A controller; it is its admin queue's context (QueueContext): the core hands it the queue's commands. */
@@ -155,6 +184,14 @@ export class NvmfCtrlr implements QueueContext {
   anaNoticeMasked = false;
   readonly errorLog: ErrorLogEntry[] = [];
   errorCount = 0;
+  /** Reservation Notification log: the oldest first, at most RESV_LOG_ENTRIES */
+  private readonly resvLog: ResvLogEntry[] = [];
+  /** the count of the last notice (kept or lost); wraps to 1, never 0 */
+  private resvLogCount = 0n;
+  resvNoticeMasked = false;
+  /** Reservation Notification Mask (feature 82h) per NSID, and the value for the others */
+  private readonly resvMasks = new Map<number, number>();
+  private resvMaskDefault = 0;
   readonly stats = { dataUnitsRead: 0, dataUnitsWritten: 0, hostReads: 0, hostWrites: 0 };
 
   constructor(o: {
@@ -180,13 +217,15 @@ export class NvmfCtrlr implements QueueContext {
     return (this.cc & CcBits.EN) !== 0 && (this.csts & CstsBits.RDY) !== 0;
   }
 
-  /** CAP: MQES, CQR, TO, CSS=NVM (bit 37). Returned as [lo, hi]. */
+  /** CAP: MQES, CQR, TO; CSS NVM (bit 37), and I/O command sets (bit 43) when the target
+   * advertises them; CRMS.CRWMS (bit 59, NVMe 2.0: CRTO is there), as SPDK. Low half, high half. */
   capLo(): number {
     const mqes = (this.isDiscovery ? this.opts.max_aq_depth : this.opts.max_queue_depth) - 1;
     return ((mqes & 0xffff) | (1 << 16) | (CAP_TO << 24)) >>> 0;
   }
   capHi(): number {
-    return 1 << (37 - 32);
+    const iocs = this.host.advertiseIocs?.() === true ? CapHiBits.CSS_IOCS : 0;
+    return (CapHiBits.CSS_NVM | iocs | CapHiBits.CRWMS) >>> 0;
   }
 
   // ------------------------------------------------------------ properties
@@ -213,6 +252,10 @@ export class NvmfCtrlr implements QueueContext {
         break;
       case ControllerRegister.CSTS:
         lo = this.csts;
+        break;
+      case ControllerRegister.CRTO:
+        // ready with media as fast as CAP.TO says (SPDK's value); CRIMS is not supported
+        lo = crtoValue(CAP_TO, 0);
         break;
       default:
         setStatus(req.rsp, StatusCodeType.COMMAND_SPECIFIC, FabricsStatus.INVALID_PARAM, true);
@@ -268,16 +311,19 @@ export class NvmfCtrlr implements QueueContext {
 
   /**
    * A CC value this controller can take: AMS round robin and MPS 4 KiB only (CAP.AMS /
-   * CAP.MPSMAX are 0), CSS the NVM command set (the only set CAP.CSS names), SHN not the
-   * reserved 11b, IOSQES/IOCQES unset or 64/16-byte entries, and both set when an NVM
-   * controller is enabled (the discovery controller has no I/O queues).
+   * CAP.MPSMAX are 0), CSS the NVM command set (000b) or all supported I/O command sets
+   * (110b: what NVMe 2.0 hosts write, which SPDK takes whatever CAP.CSS says; the reserved
+   * values and 111b, admin only, are refused), SHN not the reserved 11b, IOSQES/IOCQES unset
+   * or 64/16-byte entries, and both set when an NVM controller is enabled (the discovery
+   * controller has no I/O queues).
    */
   private ccValueValid(value: number): boolean {
     const field = (shift: number, mask: number) => (value >>> shift) & mask;
     const iosqes = field(CcBits.IOSQES_SHIFT, 0xf);
     const iocqes = field(CcBits.IOCQES_SHIFT, 0xf);
     if (field(CcBits.AMS_SHIFT, 0x7) !== 0 || field(CcBits.MPS_SHIFT, 0xf) !== 0) return false;
-    if (field(CcBits.CSS_SHIFT, 0x7) !== 0) return false;
+    const css = field(CcBits.CSS_SHIFT, 0x7);
+    if (css !== CcCss.NVM && css !== CcCss.ALL_IOCS) return false;
     if ((value & CcBits.SHN_MASK) === CcBits.SHN_MASK) return false;
     if ((iosqes !== 0 && iosqes !== 6) || (iocqes !== 0 && iocqes !== 4)) return false;
     const enabling = (value & CcBits.EN) !== 0 && (this.cc & CcBits.EN) === 0;
@@ -425,7 +471,8 @@ export class NvmfCtrlr implements QueueContext {
       if (p.lid === LogPage.DISCOVERY) {
         page = buildDiscoveryLog(this.host.discoveryGenctr(), this.host.discoveryEntries(this));
       }
-    } else page = nvmLogPage(this, this.host.sub, this.adminQpair.listenAddr, p, req.cmd);
+    } else if (p.lid === LogPage.RESERVATION_NOTIFICATION) page = this.takeResvLogEntry();
+    else page = nvmLogPage(this, this.host.sub, this.adminQpair.listenAddr, p, req.cmd);
     if (page === null) {
       this.fail(
         req,
@@ -454,6 +501,45 @@ export class NvmfCtrlr implements QueueContext {
       this.changedNs.clear();
       this.nsNoticeMasked = false;
     } else if (lid === LogPage.ANA) this.anaNoticeMasked = false;
+    else if (lid === LogPage.RESERVATION_NOTIFICATION) {
+      this.resvNoticeMasked = false;
+      // entries still queued: tell the host again
+      if (this.resvLog.length > 0) this.raiseEvent(AsyncEvent.RESERVATION_LOG);
+    }
+  }
+
+  // ------------------------------------------------------------ reservation notices
+
+  /** The Reservation Notification Mask (feature 82h) of namespace `nsid`. */
+  resvMask(nsid: number): number {
+    return this.resvMasks.get(nsid) ?? this.resvMaskDefault;
+  }
+
+  /**
+   * A reservation notice for this controller's host on namespace `nsid` (sent by the app
+   * thread): unless masked for that namespace, it joins the log (or is counted as lost when
+   * the log is full) and the host hears of it by an AEN.
+   */
+  reservationNotice(nsid: number, type: ResvNotifyType): void {
+    if (this.isDiscovery || (this.resvMask(nsid) & (1 << type)) !== 0) return;
+    this.resvLogCount = this.resvLogCount === 0xffff_ffff_ffff_ffffn ? 1n : this.resvLogCount + 1n;
+    if (this.resvLog.length < RESV_LOG_ENTRIES) this.resvLog.push({ count: this.resvLogCount, type, nsid });
+    this.raiseEvent(AsyncEvent.RESERVATION_LOG);
+  }
+
+  /** Log page 80h: the oldest notice, which reading removes; an empty entry when none is queued. */
+  private takeResvLogEntry(): Buffer {
+    const page = Buffer.alloc(ResvNotifyLog.SIZE);
+    const e = this.resvLog.shift();
+    if (e === undefined) writeResvNotificationLog(page, { count: 0n, type: 0, available: 0, nsid: 0 });
+    else
+      writeResvNotificationLog(page, {
+        count: e.count,
+        type: e.type,
+        available: this.resvLog.length,
+        nsid: e.nsid,
+      });
+    return page;
   }
 
   private getFeatures(req: NvmfRequest): void {
@@ -465,7 +551,8 @@ export class NvmfCtrlr implements QueueContext {
       this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true, paramLoc(Sqe.CDW10 + 1));
       return;
     }
-    // SEL 3 (supported capabilities) of a known FID: 0, nothing saveable or namespace-specific
+    // SEL 3 (supported capabilities) of a known FID: 0 (nothing saveable, namespace-specific or
+    // changeable) except for the features that say otherwise below
     const capabilities = sel === 3;
     if (this.isDiscovery) {
       if (fid === FeatureId.KEEP_ALIVE_TIMER) dw0 = this.kato;
@@ -504,6 +591,8 @@ export class NvmfCtrlr implements QueueContext {
         dw0 = this.kato;
         break;
       case FeatureId.HOST_IDENTIFIER: {
+        // NVMe-oF hosts have 128-bit IDs (CTRATT bit 0): the 64-bit form (EXHID 0) is an
+        // invalid field, as SPDK and Linux's nvmet answer
         const exhid = req.cmd[Sqe.CDW11] & 1;
         if (exhid === 0) {
           this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true, paramLoc(Sqe.CDW11));
@@ -513,11 +602,35 @@ export class NvmfCtrlr implements QueueContext {
         req.complete();
         return;
       }
+      case FeatureId.IO_COMMAND_SET_PROFILE:
+        dw0 = 0; // combination 0 of CNS 1Ch, the NVM command set, is the only one
+        if (capabilities) dw0 = FeatureCapability.CHANGEABLE;
+        break;
+      case FeatureId.HOST_RESERVE_MASK:
+      case FeatureId.HOST_RESERVE_PERSIST: {
+        // one namespace the host sees; FFFFFFFFh (all) has no single value (as SPDK)
+        const nsid = req.cmd.readUInt32LE(Sqe.NSID);
+        const ns = nsid === NSID_ALL ? undefined : this.host.sub.visibleNs(nsid, this.hostnqn);
+        if (ns === undefined) {
+          this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true, paramLoc(Sqe.NSID));
+          return;
+        }
+        if (fid === FeatureId.HOST_RESERVE_MASK) {
+          dw0 = this.resvMask(nsid);
+          if (capabilities) dw0 = FeatureCapability.NAMESPACE_SPECIFIC | FeatureCapability.CHANGEABLE;
+        } else {
+          dw0 = ns.config.resv.ptpl ? RESV_PERSIST_PTPL : 0;
+          if (capabilities) dw0 = FeatureCapability.NAMESPACE_SPECIFIC;
+        }
+        req.rsp.writeUInt32LE(dw0 >>> 0, Cqe.DW0);
+        req.complete();
+        return;
+      }
       default:
         this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true, paramLoc(Sqe.CDW10));
         return;
     }
-    req.rsp.writeUInt32LE(capabilities ? 0 : dw0 >>> 0, Cqe.DW0);
+    req.rsp.writeUInt32LE(capabilities && fid !== FeatureId.IO_COMMAND_SET_PROFILE ? 0 : dw0 >>> 0, Cqe.DW0);
     req.complete();
   }
 
@@ -573,8 +686,49 @@ export class NvmfCtrlr implements QueueContext {
         }
         break;
       case FeatureId.HOST_IDENTIFIER:
+        // on fabrics the host ID is the one Connect gave (SPDK, Linux's nvmet)
         this.fail(req, StatusCodeType.GENERIC, GenericStatus.COMMAND_SEQUENCE_ERROR, true);
         return;
+      case FeatureId.IO_COMMAND_SET_PROFILE:
+        if (this.isDiscovery) {
+          this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true, paramLoc(Sqe.CDW10));
+          return;
+        }
+        // CDW11 bits 8:0 index the CNS 1Ch list, which holds combination 0 only
+        if ((cdw11 & 0x1ff) !== 0) {
+          this.fail(
+            req,
+            StatusCodeType.COMMAND_SPECIFIC,
+            CommandSpecificStatus.IOCS_COMBINATION_REJECTED,
+            true,
+            paramLoc(Sqe.CDW11),
+          );
+          return;
+        }
+        break;
+      case FeatureId.HOST_RESERVE_MASK:
+        if (!this.setResvMask(req, cdw11)) return;
+        break;
+      case FeatureId.HOST_RESERVE_PERSIST: {
+        // PTPL changes only with Reservation Register CPTPL, where it is written to the file
+        // before the command completes. SPDK answers a valid request Feature Identifier Not
+        // Saveable (and flips its in-memory state without writing the file); we answer the
+        // same status and change nothing.
+        const nsid = req.cmd.readUInt32LE(Sqe.NSID);
+        const ns = this.isDiscovery ? undefined : this.host.sub.visibleNs(nsid, this.hostnqn);
+        if (nsid !== NSID_ALL && (ns === undefined || ns.config.ptplFile === null)) {
+          this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true, paramLoc(Sqe.NSID));
+          return;
+        }
+        this.fail(
+          req,
+          StatusCodeType.COMMAND_SPECIFIC,
+          CommandSpecificStatus.FEATURE_ID_NOT_SAVEABLE,
+          true,
+          paramLoc(Sqe.CDW11),
+        );
+        return;
+      }
       case FeatureId.VOLATILE_WRITE_CACHE:
         this.fail(
           req,
@@ -589,6 +743,27 @@ export class NvmfCtrlr implements QueueContext {
         return;
     }
     req.complete();
+  }
+
+  /** Set Features 82h: the notices to mask, for one namespace the host sees or (FFFFFFFFh) all. */
+  private setResvMask(req: NvmfRequest, cdw11: number): boolean {
+    const nsid = req.cmd.readUInt32LE(Sqe.NSID);
+    // bits other than the three notice types are reserved (Linux's nvmet refuses them too)
+    if (this.isDiscovery || (cdw11 & ~RESV_NOTIFY_MASK_ALL) !== 0) {
+      this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true, paramLoc(Sqe.CDW11));
+      return false;
+    }
+    if (nsid === NSID_ALL) {
+      this.resvMasks.clear();
+      this.resvMaskDefault = cdw11;
+      return true;
+    }
+    if (this.host.sub.visibleNs(nsid, this.hostnqn) === undefined) {
+      this.fail(req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true, paramLoc(Sqe.NSID));
+      return false;
+    }
+    this.resvMasks.set(nsid, cdw11);
+    return true;
   }
 
   private asyncEventRequest(req: NvmfRequest): void {
@@ -621,6 +796,10 @@ export class NvmfCtrlr implements QueueContext {
       )
         return;
       this.discNoticeMasked = true;
+    } else if (ev === AsyncEvent.RESERVATION_LOG) {
+      // an I/O command set event: no AEC bit turns it off; one at a time until the log is read
+      if (this.resvNoticeMasked) return;
+      this.resvNoticeMasked = true;
     }
     this.pendingEvents.push(ev);
     this.deliverEvents();

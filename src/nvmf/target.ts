@@ -4,10 +4,14 @@
 // groups round-robin. Poll groups learn every change through forEachChannel.
 
 import type { Socket } from 'node:net';
+import { dhchapHashId, dhGroupId } from '../auth/index.ts';
 import { bdevClaimByName, bdevGetRecord, bdevGetReplica, bdevReleaseClaimByName } from '../bdev/index.ts';
+import { type DhchapSecret, type KeyRef, parseDhchapSecret } from '../keyring/index.ts';
 import { currentThread, forEachChannel, sendMsg, spawnThread, type ThreadRef } from '../thread/index.ts';
 import { logger } from '../util/log.ts';
 import { DISCOVERY_NQN } from '../wire/discovery.ts';
+import { GenericStatus } from '../wire/nvme.ts';
+import type { ResvNotifyType } from '../wire/reservation.ts';
 import { admitAdminConnect, admitIoConnect, type CtrlrRecord } from './connect.ts';
 import { type Referral, referralEntry } from './discovery-log.ts';
 import { NvmfError } from './errors.ts';
@@ -18,12 +22,16 @@ import {
   type AdminConnectRequest,
   type BdevRemoved,
   type ControllerId,
+  type DhchapKeysRequest,
   type IoConnectRequest,
   type IoQueueId,
   NVMF_TGT_DEVICE,
   type OutstandingWalk,
   overPollGroups,
+  type PreemptAbortWalk,
+  type PreemptWaitWalk,
   type QpairsWalk,
+  type ResvCommand,
   type StatsWalk,
   setTargetInbox,
   type TargetInbox,
@@ -32,8 +40,16 @@ import {
   type TlsPskEntry,
   toPollGroup,
 } from './messages.ts';
+import { type ReservationEffects, ReservationOwner } from './reservation-owner.ts';
 import type { PgStats, QpairInfo } from './stats.ts';
-import { NvmfSubsystem, nqnError, SubsystemState, SubsystemType, sameAddress } from './subsystem.ts';
+import {
+  type HostKeys,
+  NvmfSubsystem,
+  nqnError,
+  SubsystemState,
+  SubsystemType,
+  sameAddress,
+} from './subsystem.ts';
 import {
   getTransport,
   type TransportAddress,
@@ -102,7 +118,11 @@ function addrKey(a: TransportAddress): string {
   return `${a.trtype.toUpperCase()}|${a.adrfam.toUpperCase()}|${a.traddr}|${a.trsvcid}`;
 }
 
-export class NvmfTarget implements TargetInbox {
+/** How often, and how long, a Preempt and Abort waits for the preempted commands (SPDK: 100 ms, 10 s). */
+const PREEMPT_CHECK_MS = 100;
+const PREEMPT_WAIT_MS = 10_000;
+
+export class NvmfTarget implements TargetInbox, ReservationEffects {
   state: TgtState = TgtState.INIT;
   readonly appThread: ThreadRef;
   readonly subsystems = new Map<string, NvmfSubsystem>();
@@ -131,12 +151,19 @@ export class NvmfTarget implements TargetInbox {
     dup_host_policy: 'allow',
   };
   genctr = 0;
+  /** advertise CAP.CSS bit 6, I/O command sets (nvmf_set_config cap_css_iocs; SPDK does only
+   * with ZNS namespaces, so it is off by default) */
+  capCssIocs = false;
+  /** every namespace's reservation (this thread owns them) */
+  readonly reservations: ReservationOwner;
   private snapshotVersion = 0;
   private rr = 0;
   private nextCntlid = 1;
+  private nextPreemptToken = 1;
 
   constructor() {
     this.appThread = currentThread().ref;
+    this.reservations = new ReservationOwner(this);
   }
 
   private setState(s: TgtState): void {
@@ -207,7 +234,10 @@ export class NvmfTarget implements TargetInbox {
       );
       this.listeners.clear();
       this.setState(TgtState.FINI_DESTROY_SUBSYSTEMS);
-      for (const s of this.subsystems.values()) releaseHostPsks(s);
+      for (const s of this.subsystems.values()) {
+        releaseHostPsks(s);
+        for (const h of [...s.hostKeys.keys()]) s.setHostKeys(h, null);
+      }
       this.subsystems.clear();
       if (this.pollGroups.length > 0) await this.sync();
       this.setState(TgtState.FINI_DESTROY_POLL_GROUPS);
@@ -256,6 +286,9 @@ export class NvmfTarget implements TargetInbox {
       genctr: this.genctr,
       referrals: this.referrals.map((r) => referralEntry(r)),
       discoveryFilter: this.config.discovery_filter,
+      capCssIocs: this.capCssIocs,
+      dhchapDigests: this.config.dhchap_digests.map((d) => dhchapHashId(d) ?? -1).filter((i) => i >= 0),
+      dhchapDhgroups: this.config.dhchap_dhgroups.map((g) => dhGroupId(g) ?? -1).filter((i) => i >= 0),
       tlsPsks: tlsPskEntries(this.subsystems.values()),
     };
     return new Promise((resolve) =>
@@ -335,6 +368,8 @@ export class NvmfTarget implements TargetInbox {
     s.state = SubsystemState.INACTIVE;
     await this.sync();
     this.subsystems.delete(nqn);
+    this.reservations.removeSubsystem(s);
+    for (const h of [...s.hostKeys.keys()]) s.setHostKeys(h, null);
     releaseHostPsks(s);
     for (const ns of s.namespaces.values()) releaseNamespaceClaim(ns.bdevName);
     for (const l of s.listeners) await this.releaseListener(l.address, nqn);
@@ -405,6 +440,14 @@ export class NvmfTarget implements TargetInbox {
       bdevReleaseClaimByName(o.bdevName);
       throw new NvmfError((e as Error).message);
     }
+    try {
+      // its reservation, restored from the PTPL file (SPDK keys the file by the bdev's UUID)
+      await this.reservations.addNamespace(s, ns.nsid, ns.ptplFile, bdev.uuid ?? ns.uuid);
+    } catch (e) {
+      s.namespaces.delete(ns.nsid);
+      bdevReleaseClaimByName(o.bdevName);
+      throw e;
+    }
     await this.sync();
     log.info(`namespace ${ns.nsid} (bdev ${ns.bdevName}) added to ${nqn}`);
     return ns.nsid;
@@ -417,20 +460,79 @@ export class NvmfTarget implements TargetInbox {
       throw new NvmfError(`Invalid parameters: no namespace ${nsid} in ${nqn}`);
     }
     releaseNamespaceClaim(ns.bdevName);
+    this.reservations.removeNamespace(s, nsid);
     await this.sync();
   }
 
-  /** `tls.psk`: the keyring name of the host's TLS PSK for this subsystem (SPDK's `psk`). */
-  async addHost(nqn: string, host: string, tls: { psk?: string } = {}): Promise<void> {
+  /**
+   * nvmf_ns_add_host / nvmf_ns_remove_host (SPDK's nvmf_ns_visible): namespace `nsid`, added
+   * with no_auto_visible, becomes visible (or not) to the controllers of `host`; the live ones
+   * get a Namespace Attribute Changed notice when the snapshot reaches their poll group.
+   * Adding a host already there (or removing one that is not) changes nothing, as in SPDK.
+   */
+  async setNamespaceVisible(nqn: string, nsid: number, host: string, visible: boolean): Promise<void> {
+    const s = this.getSubsystem(nqn);
+    const what = `${visible ? 'add' : 'remove'} host ${host} ${visible ? 'to' : 'from'} namespace ${nsid} of ${nqn}`;
+    const err = nqnError(host);
+    if (err !== null) throw new NvmfError(`Unable to ${what}: invalid host NQN: ${err}`, -32602);
+    if (nsid < 1 || nsid > s.maxNamespaces)
+      throw new NvmfError(`Unable to ${what}: NSID must be 1..${s.maxNamespaces}`, -32602);
+    const ns = s.namespaces.get(nsid);
+    if (ns === undefined) throw new NvmfError(`Unable to ${what}: no such namespace`, -32602);
+    if (!ns.noAutoVisible)
+      throw new NvmfError(
+        `Unable to ${what}: the namespace is visible to every host (added without no_auto_visible)`,
+        -32602,
+      );
+    const i = ns.hosts.indexOf(host);
+    if (visible && i < 0) ns.hosts.push(host);
+    else if (!visible && i >= 0) ns.hosts.splice(i, 1);
+    else return;
+    await this.sync();
+    log.info(`namespace ${nsid} of ${nqn} ${visible ? 'visible to' : 'hidden from'} host ${host}`);
+  }
+
+  /**
+   * Allow `host`. `o.psk`: the keyring name of the host's TLS PSK for this subsystem (SPDK's
+   * `psk`); `o.keys`: DH-HMAC-CHAP keys (the subsystem then owns the references), the host must
+   * then authenticate.
+   */
+  async addHost(nqn: string, host: string, o: { psk?: string; keys?: HostKeys } = {}): Promise<void> {
     const s = this.getSubsystem(nqn);
     const err = nqnError(host);
     if (err !== null) throw new NvmfError(`invalid host NQN: ${err}`);
     // SPDK refuses a host already on the list (-EINVAL); we name it
     if (s.hosts.has(host)) throw new NvmfError(`Unable to add host ${host}: already on the list of ${nqn}`);
-    const psk: HostPsk | null = tls.psk === undefined ? null : loadHostPsk(tls.psk, host, nqn);
+    if (o.keys !== undefined) checkHostKeys(o.keys);
+    const psk: HostPsk | null = o.psk === undefined ? null : loadHostPsk(o.psk, host, nqn);
     s.hosts.add(host);
     if (psk !== null) s.hostPsks.set(host, psk);
+    if (o.keys !== undefined) s.setHostKeys(host, o.keys);
     await this.changed(true);
+  }
+
+  /**
+   * nvmf_subsystem_set_keys: a listed host's keys become `keys` (null members: none), used from
+   * its next authentication on; the subsystem owns the new references, the old ones are released.
+   */
+  async setHostKeys(nqn: string, host: string, keys: HostKeys): Promise<void> {
+    const s = this.getSubsystem(nqn);
+    if (!s.hosts.has(host))
+      throw new NvmfError(`Unable to set keys: host ${host} is not on the list of ${nqn}`);
+    checkHostKeys(keys);
+    s.setHostKeys(host, keys);
+    await this.sync();
+  }
+
+  /** nvmf_set_config: the DH-HMAC-CHAP digests and DH groups (SPDK's names) the target allows. */
+  async setDhchapConfig(digests: string[] | undefined, dhgroups: string[] | undefined): Promise<void> {
+    for (const d of digests ?? [])
+      if (dhchapHashId(d) === undefined) throw new NvmfError(`unknown DH-HMAC-CHAP digest '${d}'`);
+    for (const g of dhgroups ?? [])
+      if (dhGroupId(g) === undefined) throw new NvmfError(`unknown DH-HMAC-CHAP DH group '${g}'`);
+    if (digests !== undefined) this.config.dhchap_digests = [...digests];
+    if (dhgroups !== undefined) this.config.dhchap_dhgroups = [...dhgroups];
+    if (this.pollGroups.length > 0) await this.sync();
   }
 
   async removeHost(nqn: string, host: string): Promise<void> {
@@ -438,6 +540,7 @@ export class NvmfTarget implements TargetInbox {
     // SPDK fails a host that is not on the list too (-ENOENT); we name it
     if (!s.hosts.delete(host))
       throw new NvmfError(`Unable to remove host ${host}: not on the list of ${nqn}`, -2);
+    s.setHostKeys(host, null);
     s.hostPsks.get(host)?.ref.put();
     s.hostPsks.delete(host);
     await this.changed(true);
@@ -653,13 +756,87 @@ export class NvmfTarget implements TargetInbox {
     else sendMsg(owner, toPollGroup.abortQueued, m);
   }
 
+  /** DH-HMAC-CHAP: a poll group starts an authentication and needs the host's keys, read now. */
+  dhchapKeys(m: DhchapKeysRequest): void {
+    const keys = this.subsystems.get(m.subnqn)?.hostKeys.get(m.hostnqn);
+    sendMsg(m.pg, toPollGroup.dhchapKeysDone, {
+      token: m.token,
+      key: readDhchapKey(keys?.dhchapKey ?? null),
+      ctrlrKey: readDhchapKey(keys?.dhchapCtrlrKey ?? null),
+    });
+  }
+
   bdevRemoved(m: BdevRemoved): void {
     const s = this.subsystems.get(m.nqn);
     const ns = s?.namespaces.get(m.nsid);
     if (s === undefined || ns === undefined || ns.bdevName !== m.bdevName) return;
     s.namespaces.delete(m.nsid);
+    this.reservations.removeNamespace(s, m.nsid);
     log.notice(`bdev ${m.bdevName} removed: namespace ${m.nsid} of ${m.nqn} removed`);
     void this.sync();
+  }
+
+  // ------------------------------------------------------------ reservations (reservation-owner.ts)
+
+  reservation(m: ResvCommand): void {
+    const s = this.subsystems.get(m.subnqn);
+    const done = s
+      ? this.reservations.execute(s, m)
+      : Promise.resolve({ token: m.token, sc: GenericStatus.INVALID_NAMESPACE_OR_FORMAT, report: null });
+    done.then(
+      (r) => sendMsg(m.pg, toPollGroup.reservationDone, r),
+      (e) => {
+        log.error(`reservation command on ${m.subnqn} nsid ${m.nsid} failed: ${(e as Error).stack ?? e}`);
+        sendMsg(m.pg, toPollGroup.reservationDone, {
+          token: m.token,
+          sc: GenericStatus.INTERNAL_DEVICE_ERROR,
+          report: null,
+        });
+      },
+    );
+  }
+
+  pushViews(): Promise<void> {
+    return this.sync();
+  }
+
+  notifyHost(nqn: string, nsid: number, hostId: string, type: ResvNotifyType): void {
+    for (const c of this.ctrlrs.values()) {
+      if (c.subnqn === nqn && c.hostid === hostId)
+        sendMsg(c.owner, toPollGroup.reservationNotice, { cntlid: c.cntlid, nsid, type });
+    }
+  }
+
+  async abortPreempted(nqn: string, nsid: number, hostIds: string[]): Promise<boolean> {
+    const token = this.nextPreemptToken++;
+    const first = await new Promise<{ ctx: PreemptAbortWalk; status: number }>((resolve) =>
+      forEachChannel(
+        NVMF_TGT_DEVICE,
+        overPollGroups.preemptAbort,
+        { token, nqn, nsid, hostIds, aborted: 0, waiting: 0 },
+        resolve,
+      ),
+    );
+    log.notice(
+      `preempt and abort on ${nqn} nsid ${nsid}: ${first.ctx.aborted} waiting command(s) aborted, ${first.ctx.waiting} at the bdevs`,
+    );
+    const waiting = (done: boolean) =>
+      new Promise<number>((resolve) =>
+        forEachChannel(
+          NVMF_TGT_DEVICE,
+          overPollGroups.preemptWaiting,
+          { token, done, waiting: 0 } as PreemptWaitWalk,
+          (r) => resolve(r.ctx.waiting),
+        ),
+      );
+    if (first.ctx.waiting === 0) return true;
+    const deadline = Date.now() + PREEMPT_WAIT_MS;
+    while (Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, PREEMPT_CHECK_MS));
+      if ((await waiting(false)) === 0) return true;
+    }
+    await waiting(true);
+    return false;
   }
 
   async stats(): Promise<PgStats[]> {
@@ -675,6 +852,23 @@ export class NvmfTarget implements TargetInbox {
       forEachChannel(NVMF_TGT_DEVICE, overPollGroups.qpairs, { nqn, qpairs: [] as QpairInfo[] }, resolve),
     );
     return r.ctx.qpairs;
+  }
+}
+
+/** SPDK: a controller key only with a host key. */
+function checkHostKeys(keys: HostKeys): void {
+  if (keys.dhchapCtrlrKey !== null && keys.dhchapKey === null)
+    throw new NvmfError('DH-HMAC-CHAP controller key requires host key to be set');
+}
+
+/** A key's secret, read from the keyring now; null (logged, by name only) when it cannot be used. */
+function readDhchapKey(ref: KeyRef | null): DhchapSecret | null {
+  if (ref === null) return null;
+  try {
+    return parseDhchapSecret(ref.read());
+  } catch (e) {
+    log.error(`DH-HMAC-CHAP key '${ref.name}' cannot be used: ${(e as Error).message}`);
+    return null;
   }
 }
 

@@ -37,6 +37,12 @@ export interface NvmfRequest {
   /** when the core traced the command's start (performance.now(), ms); 0: not traced. Starts
    * at 0; `complete()` calls trace.ts traceCommandComplete when it is not 0 (which clears it) */
   traceStart: number;
+  /** Fused ordering (fused.ts) keeps these on the requests of a transport that uses it: the
+   * other half of a fused pair, whether this half is ready and waiting for it, and whether the
+   * pairing failed (the core then answers Command Aborted due to Missing Fused Command). */
+  fusedPartner?: NvmfRequest | null;
+  fusedReady?: boolean;
+  fusedFailed?: boolean;
   /** hand the request back: the transport sends data (C2H) and/or the response capsule */
   complete(): void;
 }
@@ -96,7 +102,11 @@ export interface TransportAddress {
   trsvcid: string;
 }
 
-/** What a transport poll group calls into the core (implemented by the nvmf poll group). */
+/**
+ * What a transport poll group calls into the core (implemented by the nvmf poll group). A
+ * transport that hands commands over in another order than they arrived (data after an R2T,
+ * an RDMA READ) keeps fused pairs together with a FusedOrder (fused.ts) per queue.
+ */
 export interface QpairEvents {
   /** a new queue finished transport set-up (ICReq/ICResp done) and waits for Connect */
   onQpairConnected(qpair: NvmfQpair): void;

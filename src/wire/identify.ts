@@ -14,8 +14,23 @@ export const Cns = {
   CSI_NAMESPACE: 0x05,
   CSI_CONTROLLER: 0x06,
   CSI_ACTIVE_NS_LIST: 0x07,
+  /** I/O Command Set Independent Identify Namespace (NVMe 2.0) */
+  CS_INDEPENDENT_NAMESPACE: 0x08,
   IO_COMMAND_SET: 0x1c,
 } as const;
+
+/** Command Set Identifiers (Identify CDW11 bits 31:24, the CSI namespace descriptor). */
+export const Csi = { NVM: 0x00, KEY_VALUE: 0x01, ZNS: 0x02 } as const;
+
+/** Identify CDW10 bits 31:16: the controller ID CNS 1Ch (and other controller-scoped CNS) name. */
+export function identifyCntid(cmd: Buffer): number {
+  return cmd.readUInt16LE(Sqe.CDW10 + 2);
+}
+
+/** Identify CDW11 bits 31:24: the Command Set Identifier. */
+export function identifyCsi(cmd: Buffer): number {
+  return cmd[Sqe.CDW11 + 3];
+}
 
 /** Identify Controller field offsets. */
 export const IdCtrl = {
@@ -247,6 +262,8 @@ export interface IdentifyNsInfo {
   nguid: Buffer | null; // 16 bytes
   eui64: Buffer | null; // 8 bytes
   anaGroupId: number; // 0 when ANA reporting is off
+  /** reservation capabilities (RESCAP, wire/reservation.ts Rescap); 0: none */
+  rescap?: number;
 }
 
 export function buildIdentifyNamespace(buf: Buffer, n: IdentifyNsInfo): void {
@@ -259,6 +276,7 @@ export function buildIdentifyNamespace(buf: Buffer, n: IdentifyNsInfo): void {
   buf[IdNs.NLBAF] = 0;
   buf[IdNs.FLBAS] = 0;
   buf[IdNs.NMIC] = 0x1; // may be shared by controllers
+  buf[IdNs.RESCAP] = n.rescap ?? 0;
   // DLFEAT: deallocated blocks read 0x00 (001b) and Write Zeroes may deallocate (bit 3)
   buf[IdNs.DLFEAT] = n.thinProvisioned ? 0x09 : 0;
   if (n.optimalIoBoundary > 0 && n.optimalIoBoundary <= 0xffff)
@@ -276,6 +294,43 @@ export function buildActiveNsList(buf: Buffer, nsids: readonly number[], after: 
   const sorted = nsids.filter((n) => n > after).sort((a, b) => a - b);
   const count = Math.min(sorted.length, 1024);
   for (let i = 0; i < count; i++) buf.writeUInt32LE(sorted[i], i * 4);
+}
+
+/** I/O Command Set Independent Identify Namespace (CNS 08h) offsets. */
+export const IdNsIndependent = {
+  NSFEAT: 0,
+  NMIC: 1,
+  RESCAP: 2,
+  FPI: 3,
+  ANAGRPID: 4,
+  NSATTR: 8,
+  NVMSETID: 9,
+  ENDGID: 11,
+  /** bit 0: namespace ready */
+  NSTAT: 13,
+} as const;
+
+/** CNS 08h of an active namespace: shared, its reservation capabilities and ANA group, ready. */
+export function buildCsIndependentNamespace(
+  buf: Buffer,
+  n: { thinProvisioned: boolean; rescap: number; anaGroupId: number },
+): void {
+  buf.fill(0, 0, IDENTIFY_SIZE);
+  buf[IdNsIndependent.NSFEAT] = n.thinProvisioned ? 0x1 : 0;
+  buf[IdNsIndependent.NMIC] = 0x1;
+  buf[IdNsIndependent.RESCAP] = n.rescap;
+  buf.writeUInt32LE(n.anaGroupId, IdNsIndependent.ANAGRPID);
+  buf[IdNsIndependent.NSTAT] = 0x1;
+}
+
+/** CNS 1Ch: the I/O Command Set Combinations, 512 vectors of 8 bytes; one combination here:
+ * index 0 with bit 0, the NVM command set. */
+export const IOCS_VECTOR_SIZE = 8;
+export const IOCS_VECTOR_NVM = 0x1;
+
+export function buildIoCommandSetList(buf: Buffer): void {
+  buf.fill(0, 0, IDENTIFY_SIZE);
+  buf.writeUInt32LE(IOCS_VECTOR_NVM, 0);
 }
 
 export const NsIdType = { EUI64: 1, NGUID: 2, UUID: 3, CSI: 4 } as const;
@@ -299,7 +354,7 @@ export function buildNsDescriptorList(
   if (ids.eui64) put(NsIdType.EUI64, ids.eui64);
   if (ids.nguid) put(NsIdType.NGUID, ids.nguid);
   if (ids.uuid) put(NsIdType.UUID, ids.uuid);
-  put(NsIdType.CSI, Buffer.from([0])); // NVM command set
+  put(NsIdType.CSI, Buffer.from([Csi.NVM]));
 }
 
 /** '1b4e28ba-2fa1-11d2-883f-0016d3cca427' → 16 bytes (null when malformed). */

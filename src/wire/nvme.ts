@@ -558,7 +558,36 @@ export const ControllerRegister = {
   AQA: 0x24,
   ASQ: 0x28,
   ACQ: 0x30,
+  /** Controller Ready Timeouts (4 bytes, NVMe 2.0: present when CAP.CRMS.CRWMS is set) */
+  CRTO: 0x68,
 } as const;
+
+/** CAP bits of its upper 32 bits (CAP is 64 bits; bit n here is CAP bit 32 + n). */
+export const CapHiBits = {
+  /** CSS bit 0 (CAP bit 37): the NVM command set */
+  CSS_NVM: 1 << 5,
+  /** CSS bit 6 (CAP bit 43): one or more I/O command sets, selected with CC.CSS = 110b */
+  CSS_IOCS: 1 << 11,
+  /** CRMS bit 0 (CAP bit 59): Controller Ready With Media Support, CRTO implemented */
+  CRWMS: 1 << 27,
+  /** CRMS bit 1 (CAP bit 60): Controller Ready Independent of Media Support */
+  CRIMS: 1 << 28,
+} as const;
+
+/** CC.CSS values (bits 6:4). */
+export const CcCss = {
+  /** the NVM command set */
+  NVM: 0b000,
+  /** all supported I/O command sets (NVMe 2.0) */
+  ALL_IOCS: 0b110,
+  /** admin command set only */
+  ADMIN_ONLY: 0b111,
+} as const;
+
+/** CRTO fields: CRWMT (bits 15:0) and CRIMT (bits 31:16), both in 500 ms units. */
+export function crtoValue(crwmt: number, crimt: number): number {
+  return ((crwmt & 0xffff) | ((crimt & 0xffff) << 16)) >>> 0;
+}
 
 /** CAP (controller capabilities, 8 bytes) fields the host reads. */
 export interface CapFields {
@@ -568,6 +597,10 @@ export interface CapFields {
   to: number;
   /** minimum memory page size: 2^(12 + mpsmin) bytes */
   mpsmin: number;
+  /** command sets supported (bit 0 NVM, bit 6 I/O command sets, bit 7 admin only) */
+  css: number;
+  /** Controller Ready With Media Support: the CRTO register is there */
+  crwms: boolean;
 }
 
 export function decodeCap(cap: bigint): CapFields {
@@ -575,6 +608,8 @@ export function decodeCap(cap: bigint): CapFields {
     mqes: Number(cap & 0xffffn),
     to: Number((cap >> 24n) & 0xffn),
     mpsmin: Number((cap >> 48n) & 0xfn),
+    css: Number((cap >> 37n) & 0xffn),
+    crwms: ((cap >> 59n) & 1n) === 1n,
   };
 }
 
@@ -592,6 +627,7 @@ export function decodeNumberOfQueues(dw0: number): { sq: number; cq: number } {
 export const CcBits = {
   EN: 0x1,
   CSS_SHIFT: 4,
+  CSS_MASK: 0x7 << 4,
   MPS_SHIFT: 7,
   AMS_SHIFT: 11,
   SHN_SHIFT: 14,

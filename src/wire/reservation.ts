@@ -1,8 +1,11 @@
 // Reservations (NVMe base spec 2.0 §8.19, NVM command set §3.2.4-3.2.7): command
 // fields, the data the host sends with Register/Acquire/Release, the Reservation
-// Report structures and the Reservation Notification log page, at fixed offsets.
+// Report structures and the Reservation Notification log page, at fixed offsets;
+// the host's SQE of each command.
 // Layouts checked against SPDK include/spdk/nvme_spec.h (static size asserts) and
 // Linux include/linux/nvme.h.
+
+import { initSqe, Sqe } from './nvme.ts';
 
 /** Reservation types (Acquire/Release CDW10 bits 15:8, Report RTYPE). */
 export const ResvType = {
@@ -37,6 +40,11 @@ export const ResvCdw10 = {
 
 /** Report CDW11 bit 0: extended data structure (128-bit host identifiers). */
 export const REPORT_EDS = 0x1;
+
+/** Report CDW10 for `bytes` of data: NUMD, the number of dwords, 0's based. */
+export function reportNumd(bytes: number): number {
+  return Math.max(0, Math.ceil(bytes / 4) - 1);
+}
 
 /** Data of Reservation Register (16 bytes): current key, new key. */
 export const RegisterData = { CRKEY: 0, NRKEY: 8, SIZE: 16 } as const;
@@ -94,7 +102,7 @@ export const RESV_NOTIFY_MASK_ALL =
 /** Reservation Persistence feature (83h) CDW11 bit 0: PTPL. */
 export const RESV_PERSIST_PTPL = 0x1;
 
-/** Identify Namespace RESCAP (byte 93) bits. */
+/** Identify Namespace RESCAP (byte 31; byte 2 of CNS 08h) bits. */
 export const Rescap = {
   PTPL: 1 << 0,
   WRITE_EXCLUSIVE: 1 << 1,
@@ -138,6 +146,19 @@ export function encodeResvCdw10(f: {
       (((f.cptpl ?? 0) & 0x3) << ResvCdw10.CPTPL_SHIFT)) >>>
     0
   );
+}
+
+/** A Reservation Register / Report / Acquire / Release SQE (the data pointer is the transport's). */
+export function writeReservationCommand(
+  sqe: Buffer,
+  opcode: number,
+  nsid: number,
+  cdw10: number,
+  cdw11 = 0,
+): void {
+  initSqe(sqe, opcode, nsid);
+  sqe.writeUInt32LE(cdw10 >>> 0, Sqe.CDW10);
+  sqe.writeUInt32LE(cdw11 >>> 0, Sqe.CDW11);
 }
 
 /** Two 64-bit keys (Register: CRKEY, NRKEY; Acquire: CRKEY, PRKEY) as the host sends them. */

@@ -82,7 +82,7 @@ const connect: Command = {
   name: 'connect',
   summary: 'connect, print the controller summary, disconnect',
   options: {},
-  help: 'nvmf connect -t tcp -a ADDR -s PORT -n SUBNQN [-q HOSTNQN] [-I HOSTID] [-g] [-G] [-o json]',
+  help: 'nvmf connect -t tcp -a ADDR -s PORT -n SUBNQN [-q HOSTNQN] [-I HOSTID] [-g] [-G] [-S SECRET [-C CTRL_SECRET]] [-o json]',
   async run(ctx) {
     const summary = await withController(ctx.trid, async (c) => {
       const id = decodeIdentifyController(c.cdata!);
@@ -102,6 +102,8 @@ const connect: Command = {
         mdts: id.mdts,
         traddr: ctx.trid.traddr,
         trsvcid: ctx.trid.trsvcid,
+        // DH-HMAC-CHAP, when the controller asked for it
+        ...(c.auth !== null ? { authentication: c.auth } : {}),
         namespaces,
       };
     });
@@ -110,7 +112,10 @@ const connect: Command = {
       return;
     }
     let text = `connected to ${summary.subnqn} at ${summary.traddr}:${summary.trsvcid}\n`;
-    text += formatFields({ ...summary, namespaces: summary.namespaces.length }, new Set(['cntlid']));
+    const { authentication, ...fields } = summary;
+    text += formatFields({ ...fields, namespaces: summary.namespaces.length }, new Set(['cntlid']));
+    if (authentication !== undefined)
+      text += `authenticated: ${authentication.digest}, ${authentication.dhgroup}${authentication.bidirectional ? ', controller authenticated too' : ''}\n`;
     for (const ns of summary.namespaces)
       text += `  nsid ${ns.nsid}: ${ns.nsze} blocks of ${ns.block_size} bytes (${(ns.size_bytes / 1048576).toFixed(2)} MiB)\n`;
     text += 'disconnected\n';

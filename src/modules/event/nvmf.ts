@@ -73,7 +73,14 @@ export const nvmfSubsystem: FrameworkSubsystem = {
       return [];
     }
     const out: ConfigEntry[] = [
-      { method: 'nvmf_set_config', params: structuredClone(t.config) as unknown as Record<string, unknown> },
+      {
+        method: 'nvmf_set_config',
+        // cap_css_iocs is ours: written only when on, so a default config stays SPDK's
+        params: {
+          ...(structuredClone(t.config) as unknown as Record<string, unknown>),
+          ...(t.capCssIocs ? { cap_css_iocs: true } : {}),
+        },
+      },
       { method: 'nvmf_set_max_subsystems', params: { max_subsystems: t.maxSubsystems } },
       { method: 'nvmf_set_crdt', params: { crdt1: t.crdt[0], crdt2: t.crdt[1], crdt3: t.crdt[2] } },
     ];

@@ -68,7 +68,7 @@ export class TcpPollGroup implements TransportPollGroup, TcpQpairGroup, TlsServe
 
   get outstandingRequests(): number {
     let n = 0;
-    for (const q of this.qpairs) n += q.outstanding;
+    for (const q of this.qpairs) n += q.outstanding + q.heldForFusedPartner;
     return n;
   }
 

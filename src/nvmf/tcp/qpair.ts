@@ -44,6 +44,7 @@ import {
   writeTermReq,
 } from '../../wire/tcp.ts';
 import { PduReceiver, type PduSink, TARGET_ACCEPTS } from '../../wire/tcp-receiver.ts';
+import { FusedOrder } from '../fused.ts';
 import { traceCommandComplete } from '../trace.ts';
 import {
   type QpairEvents,
@@ -136,6 +137,8 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
   private readonly h2c = newDataPduHeader();
   /** closes the connection if no Fabrics Connect completes in time (cleared on close) */
   connectTimer: NodeJS.Timeout | null = null;
+  /** keeps fused pairs together in arrival order (an R2T write's data may come between them) */
+  private readonly fused: FusedOrder;
 
   constructor(group: TcpQpairGroup, socket: QpairSocket, listenAddr: TransportAddress) {
     this.group = group;
@@ -155,6 +158,7 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
     // before ICResp only the 128-byte ICReq is acceptable
     this.receiver = new PduReceiver(this, TARGET_ACCEPTS, IcReq.SIZE);
     this.receiver.expectType = PduType.IC_REQ;
+    this.fused = new FusedOrder((req) => this.execute(req as TcpRequest));
   }
 
   // ---- NvmfQpair
@@ -299,6 +303,7 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
     req.xferDir = XferDir.NONE;
     req.h2cReceived = 0;
     req.digestError = !dataDigestOk;
+    this.fused.received(req);
     const opcode = cmd[Sqe.OPCODE];
     const dir = (opcode === FABRICS_OPCODE ? cmd[Sqe.FCTYPE] : opcode) & 0x3;
     const sglType = cmd[Sqe.SGL_TYPE];
@@ -434,12 +439,28 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
     if (req.h2cReceived === req.length) this.dispatch(req);
   }
 
+  /** The command's data is in: to the core, unless it waits for the other half of a fused pair. */
   private dispatch(req: TcpRequest): void {
     if (req.digestError) {
       // SPDK fails the command, not the connection, on a data digest error
       this.failEarly(req, StatusCodeType.GENERIC, GenericStatus.COMMAND_TRANSIENT_TRANSPORT_ERROR);
       return;
     }
+    req.state = TcpReqState.AWAIT_FUSED;
+    this.fused.ready(req);
+  }
+
+  /** Commands whose data is in that wait for the other half of a fused pair (held by the
+   * target, so counted in nvmf_get_stats outstanding_requests; a stats walk, not the I/O path). */
+  get heldForFusedPartner(): number {
+    let n = 0;
+    for (const s of this.slots) if (s.state === TcpReqState.AWAIT_FUSED) n++;
+    return n;
+  }
+
+  /** Hand the command to the core (FusedOrder calls it, a fused pair's halves one after the other). */
+  private execute(req: TcpRequest): void {
+    if (req.state !== TcpReqState.AWAIT_FUSED) return; // freed meanwhile (connection closed)
     req.state = TcpReqState.EXECUTING;
     this.outstanding++;
     this.group.events.onRequest(req);
@@ -447,6 +468,7 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
 
   /** Answer a command the core never sees (transport-level error). */
   private failEarly(req: TcpRequest, sct: number, sc: number): void {
+    this.fused.dropped(req);
     setStatus(req.rsp, sct, sc, true);
     req.xferDir = XferDir.NONE;
     req.state = TcpReqState.EXECUTING;
@@ -608,9 +630,15 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
     this.txQueue = [];
     for (const s of this.txSlots) this.freeSlot(s);
     this.txSlots = [];
-    // requests waiting for H2C data were never given to the core
+    // requests waiting for H2C data or for their fused partner were never given to the core
+    this.fused.reset();
     for (const s of this.slots)
-      if (s.state === TcpReqState.AWAIT_H2C_DATA || s.state === TcpReqState.SENDING) this.freeSlot(s);
+      if (
+        s.state === TcpReqState.AWAIT_H2C_DATA ||
+        s.state === TcpReqState.AWAIT_FUSED ||
+        s.state === TcpReqState.SENDING
+      )
+        this.freeSlot(s);
     // let the core complete what it parks (AERs, paused I/O): the report below waits for them
     if (this.connectedReported && this.outstanding > 0) this.group.events.onQpairClosing?.(this);
     this.maybeReportDisconnect();

@@ -11,7 +11,8 @@ import { type NvmfQpair, type NvmfRequest, XferDir } from '../transport.ts';
 /**
  * Request slot states (one comment per state, as SPDK's tcp.c does). A slot goes
  * FREE → EXECUTING → SENDING → FREE, with AWAIT_H2C_DATA between FREE and
- * EXECUTING for a write whose data follows an R2T. Only TcpQpair (qpair.ts)
+ * EXECUTING for a write whose data follows an R2T, and AWAIT_FUSED before
+ * EXECUTING for a fused half waiting for its partner. Only TcpQpair (qpair.ts)
  * moves a slot from one state to the next.
  */
 export const TcpReqState = {
@@ -19,6 +20,8 @@ export const TcpReqState = {
   FREE: 0,
   /** R2T sent; waiting for H2CData PDUs to fill the buffer */
   AWAIT_H2C_DATA: 1,
+  /** its data is in, held for the other half of its fused pair (fused.ts), not yet the core's */
+  AWAIT_FUSED: 4,
   /** handed to the core (onRequest); waiting for complete() */
   EXECUTING: 2,
   /** response (and C2H data) queued or being written; freed when the write finishes */
@@ -63,6 +66,10 @@ export class TcpRequest implements NvmfRequest {
   digestError = false;
   /** set by the core when it traces the command (trace.ts); 0 otherwise */
   traceStart = 0;
+  /** fused ordering (fused.ts) */
+  fusedPartner: NvmfRequest | null = null;
+  fusedReady = false;
+  fusedFailed = false;
 
   constructor(qpair: TcpRequestQueue, index: number, inCapsuleSize: number) {
     this.qpair = qpair;

@@ -13,7 +13,7 @@ const pg1: ThreadRef = { id: 11, name: 'nvmf_tgt_poll_group_1', reactor: 1 };
 const SUBNQN = 'nqn.2016-06.io.spdk:cnode1';
 
 function admin(token: number, pg = pg0) {
-  return { token, pg, subnqn: SUBNQN, hostnqn: 'nqn.h1', hostid: '00'.repeat(16) };
+  return { token, pg, subnqn: SUBNQN, hostnqn: 'nqn.h1', hostid: '00'.repeat(16), kato: 15_000 };
 }
 
 test('admin Connect: IDs from the cursor on, wrapping inside the range; -1 when full or unknown', () => {
@@ -37,18 +37,20 @@ test('admin Connect: IDs from the cursor on, wrapping inside the range; -1 when 
   assert.equal(admitAdminConnect(ctrlrs, undefined, 1, admin(6)), -1, 'no such subsystem');
 });
 
-test('I/O Connect: unknown controller, other host, not enabled, qid taken, then admitted', () => {
+test('I/O Connect: unknown controller, other host, not enabled, qid taken, then admitted (with its KATO)', () => {
   const ctrlrs = new Map<number, CtrlrRecord>();
   admitAdminConnect(ctrlrs, { minCntlid: 1, maxCntlid: 10 }, 1, admin(1));
   const io = (o: Partial<{ cntlid: number; hostnqn: string; qid: number }> = {}) =>
     admitIoConnect(ctrlrs, { token: 9, pg: pg1, cntlid: 1, subnqn: SUBNQN, hostnqn: 'nqn.h1', qid: 1, ...o });
   const invalid = (iattr: number, ipo: number) => ({
     token: 9,
+    hostid: '',
     owner: null,
     sct: StatusCodeType.COMMAND_SPECIFIC,
     sc: FabricsStatus.INVALID_PARAM,
     iattr,
     ipo,
+    kato: 0,
   });
 
   assert.deepEqual(io({ cntlid: 2 }), { cntlid: 2, ...invalid(1, ConnectData.CNTLID) });
@@ -58,7 +60,19 @@ test('I/O Connect: unknown controller, other host, not enabled, qid taken, then 
   const rec = ctrlrs.get(1);
   assert.ok(rec);
   rec.enabled = true;
-  assert.deepEqual(io(), { token: 9, cntlid: 1, owner: pg0, sct: 0, sc: 0, iattr: -1, ipo: 0 });
+  // admitted: the queue learns the controller's host ID (its identity to reservations) and
+  // KATO (it bounds the I/O queue's authentication)
+  assert.deepEqual(io(), {
+    token: 9,
+    cntlid: 1,
+    hostid: '00'.repeat(16),
+    owner: pg0,
+    sct: 0,
+    sc: 0,
+    iattr: -1,
+    ipo: 0,
+    kato: 15_000,
+  });
   assert.equal(rec.ioQueues.get(1), pg1, 'the queue is recorded on the poll group that asked');
   assert.deepEqual(io(), { cntlid: 1, ...invalid(0, FabricsSqe.CONNECT_QID) }, 'qid 1 is taken');
 });

@@ -7,8 +7,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as B from '../../../src/bdev/index.ts';
 import { createMallocBdev } from '../../../src/modules/bdev/malloc/malloc.ts';
-import { executeIo, type IoQueueState } from '../../../src/nvmf/ctrlr-bdev.ts';
+import { executeIo, InFlight, type IoQueueState } from '../../../src/nvmf/ctrlr-bdev.ts';
 import { PgSubsystem } from '../../../src/nvmf/poll-group-subsystem.ts';
+import { NO_RESERVATION } from '../../../src/nvmf/reservation.ts';
 import { SubsystemState, SubsystemType } from '../../../src/nvmf/subsystem.ts';
 import {
   GenericStatus,
@@ -43,6 +44,7 @@ async function queueOnMalloc(): Promise<Queue> {
     model: 'MN1',
     allowAnyHost: true,
     hosts: [],
+    authHosts: [],
     namespaces: [],
     listeners: [],
     listenerAnaStates: [],
@@ -60,7 +62,11 @@ async function queueOnMalloc(): Promise<Queue> {
       eui64: null,
       anaGroupId: 1,
       noAutoVisible: false,
+      hosts: [],
+      ptplFile: null,
+      resv: NO_RESERVATION,
     },
+    visibleHosts: null,
     desc,
     ch,
     unmapSupported: true,
@@ -69,6 +75,12 @@ async function queueOnMalloc(): Promise<Queue> {
   });
   const q: Queue = {
     sub,
+    hostnqn: 'nqn.2014-08.org.nvmexpress:uuid:ctrlr-bdev-test',
+    hostId: '11'.repeat(16),
+    inFlight: new InFlight(),
+    reservationCommand() {
+      throw new Error('no reservation command in these tests');
+    },
     fusedFirst: null,
     anaPathStatus: 0,
     outstanding: 0,

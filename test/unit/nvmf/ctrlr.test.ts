@@ -53,9 +53,11 @@ test('property get CAP/VS and CC enable sets CSTS.RDY', () => {
   assert.equal(cap.done, 1);
   assert.equal(cap.rsp.readUInt16LE(0), 127, 'MQES = depth - 1');
   assert.equal(cap.rsp.readUInt32LE(4) & 0x20, 0x20, 'CSS NVM');
+  assert.equal(cap.rsp.readUInt32LE(4) & 0x800, 0, 'CSS bit 6 (I/O command sets) not advertised by default');
+  assert.equal(cap.rsp.readUInt32LE(4) & 0x0800_0000, 0x0800_0000, 'CRMS.CRWMS (NVMe 2.0)');
   const vs = req(q, (cmd) => cmd.writeUInt32LE(8, 44));
   c.propertyGet(vs);
-  assert.equal(vs.rsp.readUInt32LE(0), 0x10300);
+  assert.equal(vs.rsp.readUInt32LE(0), 0x20000, 'VS 2.0');
   const bad = req(q, (cmd) => {
     cmd.writeUInt32LE(0x14, 44);
     cmd.writeUInt32LE(1 | (5 << 16) | (4 << 20), 48);

@@ -27,6 +27,7 @@ function sub(o: Partial<SubsystemView> & { nqn: string }): PgSubsystem {
     model: '',
     allowAnyHost: true,
     hosts: [],
+    authHosts: [],
     namespaces: [],
     listeners: [],
     listenerAnaStates: [],

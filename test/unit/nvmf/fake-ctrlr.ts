@@ -47,6 +47,7 @@ export function makeFakeCtrlr(o: FakeCtrlrOptions = {}): { c: NvmfCtrlr; q: Nvmf
     model: 'MN1',
     allowAnyHost: true,
     hosts: [],
+    authHosts: [],
     namespaces: [],
     listeners: [ADDR],
     listenerAnaStates: ['optimized'],

@@ -217,7 +217,10 @@ test('every JSON-RPC error code an error can carry is in docs/errors.md once', (
       codes.set(n, s.path);
     }
     for (const args of constructorArgs(s.text, 'NvmfError')) {
-      const n = args.length > 1 ? numeric(args[1]) : -22;
+      // a literal, or a constant of the file (`const EINVAL = -22;`)
+      const constant =
+        args[1] === undefined ? undefined : new RegExp(`const ${args[1]} = (-\\d+);`).exec(s.text)?.[1];
+      const n = args.length > 1 ? (constant !== undefined ? Number(constant) : numeric(args[1])) : -22;
       assert.ok(n !== null, `${s.path}: NvmfError errno ${args[1]} is a literal`);
       codes.set(n, s.path);
     }

@@ -231,7 +231,9 @@ test('status: packed form, names, the one table', () => {
   assert.equal(statusName(0, GenericStatus.LBA_OUT_OF_RANGE), 'LBA_OUT_OF_RANGE');
   assert.equal(statusName(7, 1), 'UNKNOWN');
   assert.equal(packedStatusToString(0x371), 'ABORTED_BY_HOST (sct 0x3, sc 0x71)');
-  assert.deepEqual(decodeCap(0x0010_0000_0f01_007fn), { mqes: 127, to: 15, mpsmin: 0 });
+  assert.deepEqual(decodeCap(0x0010_0000_0f01_007fn), { mqes: 127, to: 15, mpsmin: 0, css: 0, crwms: false });
+  // SPDK's NVMe 2.0 CAP: CSS NVM (bit 37) and CRWMS (bit 59)
+  assert.deepEqual(decodeCap(0x0800_0020_1e01_007fn), { mqes: 127, to: 30, mpsmin: 0, css: 1, crwms: true });
   assert.equal(numberOfQueuesValue(64, 64), 0x003f003f);
   assert.deepEqual(decodeNumberOfQueues(0x0001_0003), { sq: 4, cq: 2 });
 });

@@ -379,6 +379,7 @@ export class RealmQueue {
       queueSize: Atomics.load(this.shared, Shared.QUEUE_SIZE),
       inCapsuleDataSize: Atomics.load(this.shared, Shared.IN_CAPSULE),
       connectTimeoutMs: p.connectTimeoutMs,
+      dhchap: p.dhchap,
     }).then(
       (q) => {
         this.connecting = false;
@@ -479,7 +480,7 @@ export function disconnectRealmQueues(bdevName: string, attachId: string): void 
 /** What a replica needs of one more path: its own queue parameters (attach id, trid, shared state). */
 export type PathParams = Pick<
   NvmeBdevParams,
-  'attachId' | 'trid' | 'hostidHex' | 'retryDelayMs' | 'connectTimeoutMs' | 'shared' | 'ctrlrData'
+  'attachId' | 'trid' | 'hostidHex' | 'retryDelayMs' | 'connectTimeoutMs' | 'shared' | 'ctrlrData' | 'dhchap'
 >;
 
 /** first path's attach id → the further paths (this realm's copy of the record's list) */

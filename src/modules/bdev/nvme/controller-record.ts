@@ -20,6 +20,7 @@
 // ctrlr_loss_timeout_sec passes goes away; the bdevs stay while a path is left.
 
 import { randomUUID } from 'node:crypto';
+import { dhchapHashName, dhGroupName } from '../../../auth/index.ts';
 import type { Bdev, BdevBackend, BdevDescriptor, BdevModule } from '../../../bdev/module.ts';
 import {
   BdevError,
@@ -30,7 +31,12 @@ import {
   bdevUnregister,
   newBdevDescriptor,
 } from '../../../bdev/module.ts';
-import { type NamespaceInfo, NvmeController, type TransportId } from '../../../nvme/index.ts';
+import {
+  type DhchapHostConfig,
+  type NamespaceInfo,
+  NvmeController,
+  type TransportId,
+} from '../../../nvme/index.ts';
 import { realmReactorCount } from '../../../thread/index.ts';
 import { InvalidStateError, NvmfTsError } from '../../../util/errors.ts';
 import { logger } from '../../../util/log.ts';
@@ -51,6 +57,9 @@ export const nvmeOptions = {
   ctrlr_loss_timeout_sec: 0,
   reconnect_delay_sec: 0,
   fast_io_fail_timeout_sec: 0,
+  /** DH-HMAC-CHAP digests and DH groups an attach offers (SPDK's names; default all) */
+  dhchap_digests: ['sha256', 'sha384', 'sha512'],
+  dhchap_dhgroups: ['null', 'ffdhe2048', 'ffdhe3072', 'ffdhe4096', 'ffdhe6144', 'ffdhe8192'],
 };
 
 export interface AttachOptions {
@@ -73,6 +82,9 @@ export interface AttachOptions {
   pskName?: string;
   /** SPDK's -x: with a name already attached, 'multipath' or 'failover' adds this as another path */
   multipath?: 'disable' | 'failover' | 'multipath';
+  /** DH-HMAC-CHAP: the secrets (read from the keyring at attach) and their keyring names (save_config) */
+  dhchap?: DhchapHostConfig | null;
+  dhchapKeyNames?: { dhchap_key?: string; dhchap_ctrlr_key?: string };
 }
 
 export type CtrlrStateName = 'enabled' | 'resetting' | 'reconnect_is_delayed' | 'deleting';
@@ -117,7 +129,17 @@ export class NvmeCtrlr {
 
   /** Connect the admin queue and publish it (cntlid, queue limits) to the realms. */
   async connectAdmin(): Promise<NvmeController> {
+    const dhchap = this.opts.dhchap ?? null;
     const c = await NvmeController.connect(this.opts.trid, {
+      ...(dhchap !== null
+        ? {
+            dhchapSecret: dhchap.secret,
+            ...(dhchap.ctrlrSecret !== null ? { dhchapCtrlrSecret: dhchap.ctrlrSecret } : {}),
+            // what bdev_nvme_set_options allows, for the admin queue as for the realms' queues
+            dhchapDigests: dhchap.digests.map((id) => dhchapHashName(id) ?? String(id)),
+            dhchapDhgroups: dhchap.dhgroups.map((id) => dhGroupName(id) ?? String(id)),
+          }
+        : {}),
       kato: this.opts.keepAliveTimeoutMs,
       connectTimeoutMs: this.connectTimeoutMs,
       // one I/O queue per reactor (qid = reactor + 1)
@@ -252,6 +274,7 @@ export class NvmeCtrlr {
       attachId: this.attachId,
       trid: { ...this.opts.trid },
       hostidHex: c?.hostid.toString('hex') ?? '',
+      dhchap: this.opts.dhchap ?? null,
       retryDelayMs: this.opts.reconnectDelaySec > 0 ? this.opts.reconnectDelaySec * 1000 : 1000,
       connectTimeoutMs: this.connectTimeoutMs ?? 10000,
       shared: this.sharedBuf,
@@ -388,6 +411,7 @@ export class NvmeCtrlr {
         ...(o.hostaddr !== undefined ? { hostaddr: o.hostaddr } : {}),
         ...(o.hostsvcid !== undefined ? { hostsvcid: o.hostsvcid } : {}),
         fabrics_connect_timeout_us: o.fabricsConnectTimeoutUs,
+        ...o.dhchapKeyNames,
         ...(o.pskName !== undefined ? { psk: o.pskName } : {}),
         ...(this.owner !== null || this.paths.length > 0 ? { multipath: 'multipath' } : {}),
       },
@@ -490,6 +514,7 @@ async function registerNamespace(rec: NvmeCtrlr, c: NvmeController, ns: Namespac
     nsid: ns.nsid,
     trid: { ...opts.trid },
     hostidHex: c.hostid.toString('hex'),
+    dhchap: opts.dhchap ?? null,
     retryDelayMs: opts.reconnectDelaySec > 0 ? opts.reconnectDelaySec * 1000 : 1000,
     connectTimeoutMs: rec.connectTimeoutMs ?? 10000,
     shared: rec.sharedBuf,

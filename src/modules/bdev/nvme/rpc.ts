@@ -2,9 +2,16 @@
 // bdev_nvme_get_controllers: SPDK's method names, parameter names and
 // rpc.py's flags (python/spdk/cli/bdev_nvme.py).
 
+import { DHCHAP_DHGROUP_NAMES, DHCHAP_DIGEST_NAMES } from '../../../auth/index.ts';
 import { RpcError, type RpcMethod, RpcState } from '../../../jsonrpc/index.ts';
-import { keyring, parsePskInterchange, TlsPskHash, tlsPskHashOf } from '../../../keyring/index.ts';
-import { DISCOVERY_NQN, type TransportId } from '../../../nvme/index.ts';
+import {
+  keyring,
+  parseDhchapSecret,
+  parsePskInterchange,
+  TlsPskHash,
+  tlsPskHashOf,
+} from '../../../keyring/index.ts';
+import { DISCOVERY_NQN, dhchapHostConfig, type TransportId } from '../../../nvme/index.ts';
 import { NvmfTsError } from '../../../util/errors.ts';
 import { rejectUnsupported, rpcCall } from '../rpc-util.ts';
 import {
@@ -55,6 +62,39 @@ const UUID_HOSTNQN =
 function nvmeErr(e: unknown): never {
   if (e instanceof NvmeAttachError) throw new RpcError(e.errno, e.message);
   throw e;
+}
+
+/**
+ * DH-HMAC-CHAP keys named by the attach (keyring names, as SPDK takes them): their secrets,
+ * read now, for the controller and every realm's I/O queue.
+ */
+function dhchapFromKeyring(p: AttachParams): Pick<AttachOptions, 'dhchap' | 'dhchapKeyNames'> {
+  if (p.dhchap_key === undefined) {
+    if (p.dhchap_ctrlr_key !== undefined)
+      throw new RpcError(-22, 'dhchap_ctrlr_key requires dhchap_key to be set');
+    return {};
+  }
+  const read = (name: string) => {
+    try {
+      return parseDhchapSecret(keyring().read(name));
+    } catch (e) {
+      // SPDK answers a key it cannot find with ENOKEY
+      throw new RpcError(-126, `Failed to load DH-HMAC-CHAP key '${name}': ${(e as Error).message}`);
+    }
+  };
+  const dhchap = dhchapHostConfig({
+    dhchapSecret: read(p.dhchap_key),
+    ...(p.dhchap_ctrlr_key !== undefined ? { dhchapCtrlrSecret: read(p.dhchap_ctrlr_key) } : {}),
+    dhchapDigests: nvmeOptions.dhchap_digests,
+    dhchapDhgroups: nvmeOptions.dhchap_dhgroups,
+  });
+  return {
+    dhchap,
+    dhchapKeyNames: {
+      dhchap_key: p.dhchap_key,
+      ...(p.dhchap_ctrlr_key !== undefined ? { dhchap_ctrlr_key: p.dhchap_ctrlr_key } : {}),
+    },
+  };
 }
 
 /**
@@ -112,10 +152,7 @@ async function attach(p: AttachParams): Promise<string[]> {
   }
   if (p.max_bdevs === 0) throw new RpcError(-22, 'max_bdevs cannot be zero');
   rejectUnsupported(p, ['prchk_reftag', 'prchk_guard']);
-  for (const k of ['dhchap_key', 'dhchap_ctrlr_key'] as const) {
-    if (p[k] !== undefined)
-      throw new RpcError(-22, `${k} is not supported (no DH-HMAC-CHAP on the host side yet)`);
-  }
+  const dhchap = dhchapFromKeyring(p);
   const tlsKey = p.psk === undefined ? undefined : pskText(p.psk);
   const loss = p.ctrlr_loss_timeout_sec ?? nvmeOptions.ctrlr_loss_timeout_sec;
   const delay = p.reconnect_delay_sec ?? nvmeOptions.reconnect_delay_sec;
@@ -154,6 +191,7 @@ async function attach(p: AttachParams): Promise<string[]> {
     keepAliveTimeoutMs: nvmeOptions.keep_alive_timeout_ms,
     ...(p.psk !== undefined ? { pskName: p.psk } : {}),
     ...(p.multipath !== undefined ? { multipath: p.multipath as AttachOptions['multipath'] } : {}),
+    ...dhchap,
   }).catch(nvmeErr);
   if (p.max_bdevs !== undefined && names.length > p.max_bdevs) {
     throw new RpcError(-22, `controller has ${names.length} namespaces, more than max_bdevs ${p.max_bdevs}`);
@@ -307,13 +345,13 @@ export const nvmeRpcMethods: RpcMethod[] = [
       {
         name: 'dhchap_key',
         type: 'string',
-        help: 'DH-HMAC-CHAP key name (not supported)',
+        help: 'DH-HMAC-CHAP key name (keyring): the host secret, used when the controller asks for authentication',
         cli: { flags: ['--dhchap-key'] },
       },
       {
         name: 'dhchap_ctrlr_key',
         type: 'string',
-        help: 'DH-HMAC-CHAP controller key name (not supported)',
+        help: 'DH-HMAC-CHAP controller key name (keyring): the controller must prove itself with it',
         cli: { flags: ['--dhchap-ctrlr-key'] },
       },
       {
@@ -661,14 +699,14 @@ export const nvmeRpcMethods: RpcMethod[] = [
       {
         name: 'dhchap_digests',
         type: 'array',
-        help: 'Allowed DH-HMAC-CHAP digests (accepted, ignored)',
+        help: 'DH-HMAC-CHAP digests an attach offers: sha256, sha384, sha512 (default all)',
         cli: { flags: ['--dhchap-digests'] },
         items: { name: 'item', type: 'string', help: 'a name' },
       },
       {
         name: 'dhchap_dhgroups',
         type: 'array',
-        help: 'Allowed DH-HMAC-CHAP DH groups (accepted, ignored)',
+        help: 'DH-HMAC-CHAP DH groups an attach offers: null, ffdhe2048 ... ffdhe8192 (default all)',
         cli: { flags: ['--dhchap-dhgroups'] },
         items: { name: 'item', type: 'string', help: 'a name' },
       },
@@ -707,11 +745,22 @@ export const nvmeRpcMethods: RpcMethod[] = [
         (p.fast_io_fail_timeout_sec as number | undefined) ?? nvmeOptions.fast_io_fail_timeout_sec;
       const bad = checkResiliencyParams(loss, delay, fastFail);
       if (bad !== null) throw new RpcError(-22, `The parameters are invalid: ${bad}`);
+      const names = (v: unknown, known: string[], what: string): string[] | undefined => {
+        if (!Array.isArray(v)) return undefined;
+        const bad = v.map(String).find((n) => !known.includes(n));
+        // SPDK: a name it does not know fails the decode
+        if (bad !== undefined) throw new RpcError(-32602, `unknown DH-HMAC-CHAP ${what} '${bad}'`);
+        return v.map(String);
+      };
+      const digests = names(p.dhchap_digests, DHCHAP_DIGEST_NAMES, 'digest');
+      const dhgroups = names(p.dhchap_dhgroups, DHCHAP_DHGROUP_NAMES, 'DH group');
       nvmeOptions.ctrlr_loss_timeout_sec = loss;
       nvmeOptions.reconnect_delay_sec = delay;
       nvmeOptions.fast_io_fail_timeout_sec = fastFail;
       if (typeof p.keep_alive_timeout_ms === 'number')
         nvmeOptions.keep_alive_timeout_ms = p.keep_alive_timeout_ms;
+      if (digests !== undefined) nvmeOptions.dhchap_digests = digests;
+      if (dhgroups !== undefined) nvmeOptions.dhchap_dhgroups = dhgroups;
       return true;
     },
   },

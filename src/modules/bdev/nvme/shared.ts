@@ -4,7 +4,7 @@
 // resets, reconnects (new cntlid) or is deleted. Replicas read it on their
 // own I/O path, so a reconnect reaches every realm without a message.
 
-import type { TransportId } from '../../../nvme/index.ts';
+import type { DhchapHostConfig, TransportId } from '../../../nvme/index.ts';
 
 /** Slots of the shared Int32Array. */
 export const Shared = {
@@ -42,6 +42,8 @@ export interface NvmeBdevParams {
   trid: TransportId;
   /** hex of the 16-byte host identifier used by the admin queue (I/O queues must send the same) */
   hostidHex: string;
+  /** DH-HMAC-CHAP secrets the I/O queues authenticate with when the remote asks (null: none) */
+  dhchap: DhchapHostConfig | null;
   /** ms between I/O queue reconnect attempts while the admin queue is up */
   retryDelayMs: number;
   connectTimeoutMs: number;

@@ -1,11 +1,40 @@
-// nvmf_* methods of what a subsystem exports and to whom: namespaces and
-// allowed hosts (SPDK's nvmf_rpc.c: add_ns, remove_ns, add_host, remove_host,
-// allow_any_host).
+// nvmf_* methods of what a subsystem exports and to whom: namespaces, the
+// hosts that see a namespace, and allowed hosts (SPDK's nvmf_rpc.c: add_ns,
+// remove_ns, ns_add_host, ns_remove_host, add_host, remove_host, allow_any_host).
 
-import { RpcError, type RpcMethod } from '../../../jsonrpc/index.ts';
+import type { RpcMethod } from '../../../jsonrpc/index.ts';
 import { getTarget } from '../../../nvmf/target.ts';
 import { UsageError } from '../../../util/errors.ts';
 import { checkTgt, invalid, nqnPos, RUNTIME, run, tgtName } from './common.ts';
+import { dhchapKeyParams, releaseHostKeys, takeHostKeys } from './dhchap.ts';
+
+/** nvmf_ns_add_host / nvmf_ns_remove_host: rpc.py's positional nqn, nsid, host. */
+function nsVisibilityMethod(name: string, summary: string, visible: boolean): RpcMethod {
+  return {
+    name,
+    summary,
+    states: RUNTIME,
+    params: [
+      nqnPos,
+      {
+        name: 'nsid',
+        type: 'integer',
+        required: true,
+        min: 1,
+        help: 'Namespace ID',
+        cli: { positional: true, int: true },
+      },
+      { name: 'host', type: 'string', required: true, help: 'Host NQN', cli: { positional: true } },
+      tgtName,
+    ],
+    handler: (p: { nqn: string; nsid: number; host: string; tgt_name?: string }) =>
+      run(async () => {
+        checkTgt(p);
+        await getTarget().setNamespaceVisible(p.nqn, p.nsid, p.host, visible);
+        return true;
+      }),
+  };
+}
 
 export const hostAndNamespaceMethods: RpcMethod[] = [
   {
@@ -17,13 +46,19 @@ export const hostAndNamespaceMethods: RpcMethod[] = [
       {
         name: 'namespace',
         type: 'object',
-        help: 'Namespace: {bdev_name, nsid, nguid, eui64, uuid, anagrpid, no_auto_visible}',
+        help: 'Namespace: {bdev_name, ptpl_file, nsid, nguid, eui64, uuid, anagrpid, no_auto_visible}',
       },
       {
         name: 'bdev_name',
         type: 'string',
         help: 'The name of the bdev that will back this namespace (CLI)',
         cli: { positional: true },
+      },
+      {
+        name: 'ptpl_file',
+        type: 'string',
+        help: 'File path to save/restore persistent reservation information (optional, CLI)',
+        cli: { flags: ['-p', '--ptpl-file'] },
       },
       {
         name: 'nsid',
@@ -70,7 +105,18 @@ export const hostAndNamespaceMethods: RpcMethod[] = [
       const ns: Record<string, unknown> = {};
       for (const [k, v] of Object.entries(a)) {
         if (v === undefined) continue;
-        if (['bdev_name', 'nsid', 'nguid', 'eui64', 'uuid', 'anagrpid', 'no_auto_visible'].includes(k))
+        if (
+          [
+            'bdev_name',
+            'ptpl_file',
+            'nsid',
+            'nguid',
+            'eui64',
+            'uuid',
+            'anagrpid',
+            'no_auto_visible',
+          ].includes(k)
+        )
           ns[k] = v;
         else out[k] = v;
       }
@@ -91,6 +137,8 @@ export const hostAndNamespaceMethods: RpcMethod[] = [
         }
         if (ns.no_auto_visible !== undefined && typeof ns.no_auto_visible !== 'boolean')
           invalid('namespace.no_auto_visible must be a boolean');
+        if (ns.ptpl_file !== undefined && (typeof ns.ptpl_file !== 'string' || ns.ptpl_file === ''))
+          invalid('namespace.ptpl_file must be a file path');
         if (ns.uuid !== undefined && !/^[0-9a-fA-F-]{36}$/.test(String(ns.uuid)))
           invalid(`namespace.uuid '${ns.uuid}' is not a UUID`);
         if (ns.nguid !== undefined && !/^[0-9a-fA-F]{32}$/.test(String(ns.nguid).replace(/-/g, '')))
@@ -105,9 +153,20 @@ export const hostAndNamespaceMethods: RpcMethod[] = [
           eui64: ns.eui64 === undefined ? undefined : String(ns.eui64).replace(/-/g, '').toUpperCase(),
           anaGroupId: ns.anagrpid === undefined ? undefined : Number(ns.anagrpid),
           noAutoVisible: ns.no_auto_visible === true,
+          ptplFile: ns.ptpl_file === undefined ? undefined : String(ns.ptpl_file),
         });
       }),
   },
+  nsVisibilityMethod(
+    'nvmf_ns_add_host',
+    'Make a namespace visible to the controllers of a host (a namespace added with no_auto_visible)',
+    true,
+  ),
+  nsVisibilityMethod(
+    'nvmf_ns_remove_host',
+    'Make a namespace not visible to the controllers of a host',
+    false,
+  ),
   {
     name: 'nvmf_subsystem_remove_ns',
     summary: 'Remove a namespace from an NVMe-oF subsystem',
@@ -145,17 +204,22 @@ export const hostAndNamespaceMethods: RpcMethod[] = [
         help: "Name of the keyring key (keyring_file_add_key) holding the host's TLS PSK, interchange format",
         cli: { flags: ['--psk'] },
       },
-      { name: 'dhchap_key', type: 'string', help: 'DH-HMAC-CHAP key (not supported)' },
-      { name: 'dhchap_ctrlr_key', type: 'string', help: 'DH-HMAC-CHAP controller key (not supported)' },
+      ...dhchapKeyParams,
     ],
     handler: (p: Record<string, unknown>) =>
       run(async () => {
         checkTgt(p as { tgt_name?: string });
-        if (p.dhchap_key !== undefined || p.dhchap_ctrlr_key !== undefined) {
-          throw new RpcError(-22, 'DH-HMAC-CHAP keys are not supported');
-        }
+        const t = getTarget();
+        t.getSubsystem(String(p.nqn));
         const psk = p.psk === undefined ? undefined : String(p.psk);
-        await getTarget().addHost(String(p.nqn), String(p.host), { psk });
+        // DH-HMAC-CHAP: keyring references the subsystem keeps once the host is added
+        const keys = takeHostKeys(p);
+        try {
+          await t.addHost(String(p.nqn), String(p.host), { psk, keys });
+        } catch (e) {
+          releaseHostKeys(keys);
+          throw e;
+        }
         return true;
       }),
   },

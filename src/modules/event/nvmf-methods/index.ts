@@ -3,6 +3,7 @@
 // lib/nvmf/nvmf_rpc.c groups them. All run on the app thread.
 
 import type { RpcMethod } from '../../../jsonrpc/index.ts';
+import { dhchapMethods } from './dhchap.ts';
 import { hostAndNamespaceMethods } from './hosts-namespaces.ts';
 import { listenerMethods } from './listeners.ts';
 import { subsystemMethods } from './subsystems.ts';
@@ -17,5 +18,6 @@ export const nvmfRpcMethods: RpcMethod[] = [
   ...subsystemMethods,
   ...listenerMethods,
   ...hostAndNamespaceMethods,
+  ...dhchapMethods,
   ...targetConfigMethods,
 ];

@@ -71,6 +71,12 @@ function addressFromCli(args: Record<string, unknown>, key: string): Record<stri
   return out;
 }
 
+/** rpc.py's shortcut: `discovery` names the discovery subsystem where it takes an NQN
+ * (add/remove listener, add/remove referral); a translation of the command line, as there. */
+function discoveryAlias(params: Record<string, unknown>, key: string): Record<string, unknown> {
+  return params[key] === 'discovery' ? { ...params, [key]: DISCOVERY_NQN } : params;
+}
+
 function addressOf(p: Record<string, unknown>, key: string): TransportAddress {
   if (p[key] !== undefined) return normAddress(p[key], key);
   return normAddress({ trtype: p.trtype, traddr: p.traddr, adrfam: p.adrfam, trsvcid: p.trsvcid }, key);
@@ -84,7 +90,7 @@ export const listenerMethods: RpcMethod[] = [
     summary: 'Add a listener to an NVMe-oF subsystem',
     states: RUNTIME,
     params: [
-      nqnPos,
+      { ...nqnPos, help: "Subsystem NQN ('discovery' can be used as shortcut for discovery NQN)" },
       { name: 'listen_address', type: 'object', help: 'Listen address: {trtype, adrfam, traddr, trsvcid}' },
       ...addressFlatParams,
       tgtNameP,
@@ -107,7 +113,7 @@ export const listenerMethods: RpcMethod[] = [
         help: 'Socket implementation: "ssl" is TLS (as --secure-channel), any other plain TCP',
       },
     ],
-    cliTransform: (a) => addressFromCli(a, 'listen_address'),
+    cliTransform: (a) => discoveryAlias(addressFromCli(a, 'listen_address'), 'nqn'),
     handler: (p: Record<string, unknown>) =>
       run(async () => {
         checkTgt(p as { tgt_name?: string });
@@ -133,12 +139,12 @@ export const listenerMethods: RpcMethod[] = [
     summary: 'Remove a listener from an NVMe-oF subsystem',
     states: RUNTIME,
     params: [
-      nqnPos,
+      { ...nqnPos, help: "Subsystem NQN ('discovery' can be used as shortcut for discovery NQN)" },
       { name: 'listen_address', type: 'object', help: 'Listen address: {trtype, adrfam, traddr, trsvcid}' },
       ...addressFlatParams,
       tgtNameP,
     ],
-    cliTransform: (a) => addressFromCli(a, 'listen_address'),
+    cliTransform: (a) => discoveryAlias(addressFromCli(a, 'listen_address'), 'nqn'),
     handler: (p: Record<string, unknown>) =>
       run(async () => {
         checkTgt(p as { tgt_name?: string });
@@ -212,7 +218,7 @@ export const listenerMethods: RpcMethod[] = [
       {
         name: 'subnqn',
         type: 'string',
-        help: 'Subsystem NQN (default: the discovery NQN)',
+        help: "Subsystem NQN (default: the discovery NQN; 'discovery' can be used as shortcut for it)",
         cli: { flags: ['-n', '--subnqn'] },
       },
       {
@@ -223,7 +229,7 @@ export const listenerMethods: RpcMethod[] = [
       },
       tgtNameP,
     ],
-    cliTransform: (a) => addressFromCli(a, 'address'),
+    cliTransform: (a) => discoveryAlias(addressFromCli(a, 'address'), 'subnqn'),
     handler: (p: Record<string, unknown>) =>
       run(async () => {
         checkTgt(p as { tgt_name?: string });
@@ -246,12 +252,12 @@ export const listenerMethods: RpcMethod[] = [
       {
         name: 'subnqn',
         type: 'string',
-        help: 'Subsystem NQN (default: the discovery NQN)',
+        help: "Subsystem NQN (default: the discovery NQN; 'discovery' can be used as shortcut for it)",
         cli: { flags: ['-n', '--subnqn'] },
       },
       tgtNameP,
     ],
-    cliTransform: (a) => addressFromCli(a, 'address'),
+    cliTransform: (a) => discoveryAlias(addressFromCli(a, 'address'), 'subnqn'),
     handler: (p: Record<string, unknown>) =>
       run(async () => {
         checkTgt(p as { tgt_name?: string });

@@ -4,10 +4,17 @@
 
 import type { ConfigEntry } from '../../../event/subsystem.ts';
 import { RpcError, type RpcMethod } from '../../../jsonrpc/index.ts';
-import { SubsystemType } from '../../../nvmf/subsystem.ts';
+import { type NvmfSubsystem, SubsystemType } from '../../../nvmf/subsystem.ts';
 import { getTarget, type NvmfTarget } from '../../../nvmf/target.ts';
 import { DISCOVERY_NQN } from '../../../wire/discovery.ts';
 import { checkTgt, nqnPos, RUNTIME, run, tgtName } from './common.ts';
+import { hostKeyNames } from './dhchap.ts';
+
+/** A listed host with the keyring names of its keys (TLS PSK, DH-HMAC-CHAP), as SPDK lists them. */
+function hostJson(s: NvmfSubsystem, h: string): { nqn: string } & Record<string, string> {
+  const psk = s.hostPsks.get(h);
+  return { nqn: h, ...(psk !== undefined ? { psk: psk.keyName } : {}), ...hostKeyNames(s.hostKeys.get(h)) };
+}
 
 function subsystemJson(t: NvmfTarget, nqn: string): Record<string, unknown> {
   const s = t.getSubsystem(nqn);
@@ -16,11 +23,8 @@ function subsystemJson(t: NvmfTarget, nqn: string): Record<string, unknown> {
     subtype: s.subtype,
     listen_addresses: s.listeners.map((l) => ({ ...l.address })),
     allow_any_host: s.allowAnyHost,
-    // a host's TLS PSK by its keyring name, never its bytes
-    hosts: [...s.hosts].map((h) => {
-      const psk = s.hostPsks.get(h);
-      return psk === undefined ? { nqn: h } : { nqn: h, psk: psk.keyName };
-    }),
+    // a host's TLS PSK and DH-HMAC-CHAP keys by their keyring names, never their bytes
+    hosts: [...s.hosts].map((h) => hostJson(s, h)),
   };
   if (s.subtype === SubsystemType.DISCOVERY) return base;
   return {
@@ -38,12 +42,18 @@ function subsystemJson(t: NvmfTarget, nqn: string): Record<string, unknown> {
       uuid: n.uuid,
       ...(n.eui64 ? { eui64: n.eui64 } : {}),
       ...(s.anaReporting ? { anagrpid: n.anaGroupId } : {}),
+      // beyond SPDK's listing: who sees it (masking) and where its reservation persists
+      no_auto_visible: n.noAutoVisible,
+      ...(n.noAutoVisible ? { hosts: n.hosts.map((h) => ({ nqn: h })) } : {}),
+      ...(n.ptplFile !== null ? { ptpl_file: n.ptplFile } : {}),
     })),
   };
 }
 
 export function subsystemConfigEntries(t: NvmfTarget): ConfigEntry[] {
   const out: ConfigEntry[] = [];
+  // as SPDK writes them: every namespace first, then the hosts that see masked ones
+  const nsHostEntries: ConfigEntry[] = [];
   const listenerEntries: ConfigEntry[] = [];
   for (const s of t.subsystems.values()) {
     if (s.subtype === SubsystemType.NVME) {
@@ -61,11 +71,8 @@ export function subsystemConfigEntries(t: NvmfTarget): ConfigEntry[] {
         },
       });
       for (const h of s.hosts) {
-        const psk = s.hostPsks.get(h);
-        out.push({
-          method: 'nvmf_subsystem_add_host',
-          params: psk === undefined ? { nqn: s.nqn, host: h } : { nqn: s.nqn, host: h, psk: psk.keyName },
-        });
+        const { nqn: host, ...keys } = hostJson(s, h);
+        out.push({ method: 'nvmf_subsystem_add_host', params: { nqn: s.nqn, host, ...keys } });
       }
       for (const n of s.namespaces.values()) {
         out.push({
@@ -75,6 +82,7 @@ export function subsystemConfigEntries(t: NvmfTarget): ConfigEntry[] {
             namespace: {
               nsid: n.nsid,
               bdev_name: n.bdevName,
+              ...(n.ptplFile !== null ? { ptpl_file: n.ptplFile } : {}),
               nguid: n.nguid,
               uuid: n.uuid,
               ...(n.eui64 ? { eui64: n.eui64 } : {}),
@@ -82,6 +90,8 @@ export function subsystemConfigEntries(t: NvmfTarget): ConfigEntry[] {
             },
           },
         });
+        for (const h of n.hosts)
+          nsHostEntries.push({ method: 'nvmf_ns_add_host', params: { nqn: s.nqn, nsid: n.nsid, host: h } });
       }
     }
     for (const l of s.listeners) {
@@ -101,7 +111,7 @@ export function subsystemConfigEntries(t: NvmfTarget): ConfigEntry[] {
   listenerEntries.sort(
     (a, b) => Number(b.params?.nqn === DISCOVERY_NQN) - Number(a.params?.nqn === DISCOVERY_NQN),
   );
-  return [...out, ...listenerEntries];
+  return [...out, ...nsHostEntries, ...listenerEntries];
 }
 
 /** A method that names a subsystem (positional NQN, optional tgt_name) and runs one target operation on it. */

@@ -29,9 +29,29 @@ export const targetConfigMethods: RpcMethod[] = [
         help: 'CPU mask of poll groups (stored)',
         cli: { flags: ['-m', '--poll-groups-mask'] },
       },
-      { name: 'dhchap_digests', type: 'array', help: 'DH-HMAC-CHAP digests (stored)' },
-      { name: 'dhchap_dhgroups', type: 'array', help: 'DH-HMAC-CHAP DH groups (stored)' },
+      {
+        name: 'dhchap_digests',
+        type: 'array',
+        help: 'DH-HMAC-CHAP digests the target allows: sha256, sha384, sha512 (default all)',
+        cli: { flags: ['--dhchap-digests'] },
+        items: { name: 'item', type: 'string', help: 'a digest name' },
+      },
+      {
+        name: 'dhchap_dhgroups',
+        type: 'array',
+        help: 'DH-HMAC-CHAP DH groups the target allows: null, ffdhe2048, ffdhe3072, ffdhe4096, ffdhe6144, ffdhe8192 (default all)',
+        cli: { flags: ['--dhchap-dhgroups'] },
+        items: { name: 'item', type: 'string', help: 'a DH group name' },
+      },
       { name: 'dup_host_policy', type: 'string', help: 'Duplicate host policy (stored)' },
+      {
+        name: 'cap_css_iocs',
+        type: 'boolean',
+        help:
+          'Advertise CAP.CSS bit 6, I/O command sets (hosts then select CC.CSS = 110b); nvmf-ts only: ' +
+          'SPDK sets it only with ZNS namespaces, so the default is off (controllers connected later see it)',
+        cli: { flags: ['--cap-css-iocs'], action: 'store_true' },
+      },
     ],
     handler: (p: Record<string, unknown>) =>
       run(async () => {
@@ -45,9 +65,22 @@ export const targetConfigMethods: RpcMethod[] = [
         }
         if (p.admin_cmd_passthru !== undefined)
           Object.assign(t.config.admin_cmd_passthru, p.admin_cmd_passthru);
-        if (Array.isArray(p.dhchap_digests)) t.config.dhchap_digests = p.dhchap_digests.map(String);
-        if (Array.isArray(p.dhchap_dhgroups)) t.config.dhchap_dhgroups = p.dhchap_dhgroups.map(String);
+        if (p.dhchap_digests !== undefined || p.dhchap_dhgroups !== undefined) {
+          try {
+            await t.setDhchapConfig(
+              Array.isArray(p.dhchap_digests) ? p.dhchap_digests.map(String) : undefined,
+              Array.isArray(p.dhchap_dhgroups) ? p.dhchap_dhgroups.map(String) : undefined,
+            );
+          } catch (e) {
+            // SPDK: a name it does not know fails the decode (Invalid parameters)
+            throw new RpcError(-32602, (e as Error).message);
+          }
+        }
         if (p.dup_host_policy !== undefined) t.config.dup_host_policy = String(p.dup_host_policy);
+        if (p.cap_css_iocs !== undefined && p.cap_css_iocs !== t.capCssIocs) {
+          t.capCssIocs = p.cap_css_iocs === true;
+          if (t.pollGroups.length > 0) await t.sync();
+        }
         return true;
       }),
   },
