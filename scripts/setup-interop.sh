@@ -212,6 +212,11 @@ build_bookworm() {
 			node_libs+=("/usr/lib/x86_64-linux-gnu/$lib")
 		done
 	fi
+	# the native npm modules node loads from the shared repository (@node-rs/crc32 links librt)
+	for p in "$NI_DIR"/../../../node_modules/@node-rs/*-linux-x64-gnu/*.node; do
+		[[ -e $p ]] || continue
+		mapfile -t -O "${#node_libs[@]}" node_libs < <(ldd "$p" | awk '/=> \//{ print $3 }')
+	done
 
 	# Up to date? The stamp covers package versions, module list and our own files.
 	stamp=$(

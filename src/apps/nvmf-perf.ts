@@ -113,7 +113,7 @@ async function discoverTargets(
     const maxIo = ctrlr.maxTransferSize;
     for (const ns of ctrlr.namespaces.values()) {
       const { nsid, blockSize, numBlocks } = ns;
-      const label = `TCP (addr:${trid.traddr} subnqn:${trid.subnqn}) NSID ${nsid}`;
+      const label = `${(trid.trtype ?? 'tcp').toUpperCase()} (addr:${trid.traddr} subnqn:${trid.subnqn}) NSID ${nsid}`;
       if (config.ioSize % blockSize !== 0) {
         process.stderr.write(
           `${label}: I/O size ${config.ioSize} is not a multiple of ${blockSize}; skipped\n`,

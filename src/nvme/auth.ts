@@ -53,7 +53,7 @@ import {
 import { SQE_SIZE } from '../wire/nvme.ts';
 import { execute } from './command.ts';
 import { NvmeAuthError } from './errors.ts';
-import type { NvmeTcpQpair } from './tcp-qpair.ts';
+import type { NvmeQpair } from './qpair.ts';
 
 /** What a Receive asks for: room for any message (an ffdhe8192 challenge is 16 + 64 + 1024 bytes). */
 const RECEIVE_SIZE = 4096;
@@ -139,7 +139,7 @@ export interface AuthOutcome {
  * secret, we accepted it); rejects with NvmeAuthError (or the command's error).
  */
 export async function authenticateQueue(
-  q: NvmeTcpQpair,
+  q: NvmeQpair,
   o: { qid: number; hostnqn: string; subnqn: string; tid: number; config: DhchapHostConfig },
 ): Promise<AuthOutcome> {
   const { qid, tid, config } = o;

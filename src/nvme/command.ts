@@ -4,7 +4,7 @@
 
 import { Cqe, isSuccess } from '../wire/nvme.ts';
 import { NvmeStatusError, queueRefusal } from './errors.ts';
-import type { NvmeTcpQpair } from './tcp-qpair.ts';
+import type { NvmeQpair } from './qpair.ts';
 
 export interface Completion {
   dw0: number;
@@ -15,7 +15,7 @@ export interface Completion {
 
 /** Run one command; `what` names it in errors. */
 export function execute(
-  qpair: NvmeTcpQpair,
+  qpair: NvmeQpair,
   cmd: Buffer,
   data: Buffer | null,
   isRead: boolean,

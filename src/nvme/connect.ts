@@ -1,5 +1,6 @@
 // Connecting one queue: the TCP connection (TLS 1.3 first when the transport
-// ID has a PSK) with ICReq/ICResp (NvmeTcpQpair), then the Fabrics Connect. An admin queue asks for a new controller (CNTLID
+// ID has a PSK) with ICReq/ICResp (NvmeTcpQpair), or the rdma_cm connection of an
+// NVMe/RDMA queue (NvmeRdmaQpair) when its trtype is rdma, then the Fabrics Connect. An admin queue asks for a new controller (CNTLID
 // 0xffff, dynamic model) and learns its CNTLID; an I/O queue joins an existing
 // controller by CNTLID with the same host NQN and host ID. When the Connect
 // answer asks for authentication (AUTHREQ.ATR), the queue runs DH-HMAC-CHAP
@@ -20,8 +21,10 @@ import { type AuthOutcome, authenticateQueue, type DhchapHostConfig, randomTrans
 import { execute } from './command.ts';
 import { NvmeAuthError } from './errors.ts';
 import { defaultHostIdentity } from './host-identity.ts';
+import type { NvmeQpair } from './qpair.ts';
+import { NvmeRdmaQpair } from './rdma-qpair.ts';
 import { NvmeTcpQpair, type QpairTlsOptions } from './tcp-qpair.ts';
-import type { TransportId } from './transport-id.ts';
+import { isRdmaTransportId, type TransportId } from './transport-id.ts';
 
 /** CNTLID an admin Connect sends to ask for a new controller. */
 const DYNAMIC_CNTLID = 0xffff;
@@ -83,7 +86,7 @@ export interface QueueAuthParams {
 
 /** After a Connect: authenticate when the answer's AUTHREQ asks for it; null when it did not. */
 async function authenticateIfAsked(
-  q: NvmeTcpQpair,
+  q: NvmeQpair,
   dw0: number,
   qid: number,
   trid: TransportId,
@@ -122,17 +125,8 @@ export interface AdminQueueParams extends QueueAuthParams {
 /** Connect an admin queue (a new controller); resolves the queue and the controller's CNTLID. */
 export async function connectAdminQueue(
   p: AdminQueueParams,
-): Promise<{ admin: NvmeTcpQpair; cntlid: number; auth: AuthOutcome | null }> {
-  const admin = await NvmeTcpQpair.connect({
-    traddr: p.trid.traddr,
-    trsvcid: p.trid.trsvcid,
-    hdgst: p.trid.hdgst,
-    ddgst: p.trid.ddgst,
-    queueSize: p.queueSize,
-    inCapsuleDataSize: ADMIN_IN_CAPSULE_SIZE,
-    connectTimeoutMs: p.connectTimeoutMs,
-    tls: queueTls(p.trid),
-  });
+): Promise<{ admin: NvmeQpair; cntlid: number; auth: AuthOutcome | null }> {
+  const admin = await openQueue(p.trid, 0, p.queueSize, ADMIN_IN_CAPSULE_SIZE, p.connectTimeoutMs);
   try {
     const { cmd, data } = connectCommand(
       0,
@@ -150,6 +144,41 @@ export async function connectAdminQueue(
     admin.close();
     throw err;
   }
+}
+
+/** The transport connection of one queue, TCP or RDMA as the transport ID says. */
+function openQueue(
+  trid: TransportId,
+  qid: number,
+  queueSize: number,
+  inCapsuleDataSize: number,
+  connectTimeoutMs: number | undefined,
+): Promise<NvmeQpair> {
+  if (isRdmaTransportId(trid)) {
+    if (trid.tlsKey !== undefined)
+      return Promise.reject(
+        new InvalidArgumentError('TLS (a PSK) is an NVMe/TCP secure channel, not for trtype rdma'),
+      );
+    // an admin queue takes no in-capsule data over RDMA (Linux's nvmet-rdma refuses it)
+    return NvmeRdmaQpair.connect({
+      traddr: trid.traddr,
+      trsvcid: trid.trsvcid,
+      qid,
+      queueSize,
+      inCapsuleDataSize: qid === 0 ? 0 : inCapsuleDataSize,
+      connectTimeoutMs,
+    });
+  }
+  return NvmeTcpQpair.connect({
+    traddr: trid.traddr,
+    trsvcid: trid.trsvcid,
+    hdgst: trid.hdgst,
+    ddgst: trid.ddgst,
+    queueSize,
+    inCapsuleDataSize,
+    connectTimeoutMs,
+    tls: queueTls(trid),
+  });
 }
 
 export interface IoQpairConnectParams extends QueueAuthParams {
@@ -170,18 +199,9 @@ export interface IoQpairConnectParams extends QueueAuthParams {
   ioTimeoutMs?: number;
 }
 
-/** TCP connection + ICReq + Fabrics Connect of one I/O queue. */
-export async function connectTcpIoQueue(p: IoQpairConnectParams): Promise<NvmeTcpQpair> {
-  const q = await NvmeTcpQpair.connect({
-    traddr: p.trid.traddr,
-    trsvcid: p.trid.trsvcid,
-    hdgst: p.trid.hdgst,
-    ddgst: p.trid.ddgst,
-    queueSize: p.queueSize,
-    inCapsuleDataSize: p.inCapsuleDataSize,
-    connectTimeoutMs: p.connectTimeoutMs,
-    tls: queueTls(p.trid),
-  });
+/** The transport connection (TCP + ICReq, or rdma_cm) + Fabrics Connect of one I/O queue. */
+export async function connectIoQueue(p: IoQpairConnectParams): Promise<NvmeQpair> {
+  const q = await openQueue(p.trid, p.qid, p.queueSize, p.inCapsuleDataSize, p.connectTimeoutMs);
   try {
     const { cmd, data } = connectCommand(
       p.qid,

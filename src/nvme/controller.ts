@@ -54,11 +54,11 @@ import {
   dhchapHostConfig,
 } from './auth.ts';
 import { type Completion, execute } from './command.ts';
-import { connectAdminQueue, connectTcpIoQueue, type IoQpairConnectParams } from './connect.ts';
+import { connectAdminQueue, connectIoQueue, type IoQpairConnectParams } from './connect.ts';
 import { NvmeAuthError, NvmeControllerError } from './errors.ts';
 import { connectIoQpair, type NvmeIoQpair } from './io-qpair.ts';
 import { isInactiveNamespace, type NamespaceInfo, parseNamespace } from './namespace.ts';
-import type { CommandCallback, NvmeTcpQpair } from './tcp-qpair.ts';
+import type { CommandCallback, NvmeQpair } from './qpair.ts';
 import { hostIdBytes, resolveTransportId, type TransportId } from './transport-id.ts';
 
 export interface ControllerOptions extends DhchapHostOptions {
@@ -136,7 +136,7 @@ export class NvmeController {
   /** the transport ID with hostnqn/hostid resolved */
   readonly trid: TransportId;
   /** the admin queue; replaced by reconnect() */
-  admin: NvmeTcpQpair;
+  admin: NvmeQpair;
   /** controller ID from the admin Connect; changes on reconnect() */
   cntlid: number;
   readonly hostid: Buffer;
@@ -164,11 +164,11 @@ export class NvmeController {
   private disconnecting = false;
   private reconnecting: Promise<void> | null = null;
   private readonly onAerComplete: CommandCallback;
-  private aerQpair: NvmeTcpQpair | null = null;
+  private aerQpair: NvmeQpair | null = null;
 
   private constructor(
     trid: TransportId,
-    admin: NvmeTcpQpair,
+    admin: NvmeQpair,
     cntlid: number,
     hostid: Buffer,
     opts: ControllerOptions,
@@ -211,7 +211,7 @@ export class NvmeController {
     opts: ControllerOptions,
     dhchap: DhchapHostConfig | null,
     authTid: number,
-  ): Promise<{ admin: NvmeTcpQpair; cntlid: number; auth: AuthOutcome | null }> {
+  ): Promise<{ admin: NvmeQpair; cntlid: number; auth: AuthOutcome | null }> {
     return connectAdminQueue({
       trid,
       hostid,
@@ -576,7 +576,7 @@ export class NvmeController {
     const config = this.dhchap;
     if (config === null) throw new NvmeAuthError(0, 'none', 0, 'reauthenticate: no DH-HMAC-CHAP secret');
     const hostnqn = this.trid.hostnqn ?? '';
-    const run = (q: NvmeTcpQpair, qid: number) =>
+    const run = (q: NvmeQpair, qid: number) =>
       authenticateQueue(q, { qid, hostnqn, subnqn: this.trid.subnqn, tid: this.takeTid(), config });
     const outcome = await run(this.admin, 0);
     this.auth = outcome;
@@ -667,7 +667,7 @@ export class NvmeController {
     try {
       await this.initialize();
       for (const io of queues) {
-        const fresh = await connectTcpIoQueue(this.ioParams(io.qid, io.queueSize));
+        const fresh = await connectIoQueue(this.ioParams(io.qid, io.queueSize));
         io.attach(fresh, this.maxTransferSize);
       }
     } catch (err) {

@@ -31,9 +31,9 @@ import {
   writeReservationCommand,
 } from '../wire/reservation.ts';
 import { execute } from './command.ts';
-import { connectTcpIoQueue, type IoQpairConnectParams } from './connect.ts';
+import { connectIoQueue, type IoQpairConnectParams } from './connect.ts';
 import { NvmeQueueError, NvmeStatusError, queueRefusal } from './errors.ts';
-import type { CommandCallback, NvmeTcpQpair } from './tcp-qpair.ts';
+import type { CommandCallback, NvmeQpair } from './qpair.ts';
 
 export interface ReservationRegisterOptions {
   /** RegisterAction (default register) */
@@ -115,7 +115,7 @@ class SplitIo {
  */
 export class NvmeIoQpair {
   /** the TCP queue underneath; replaced when the controller reconnects */
-  qpair: NvmeTcpQpair;
+  qpair: NvmeQpair;
   readonly qid: number;
   /** largest transfer of one command in bytes; larger reads/writes/compares are split */
   maxTransferSize = Number.POSITIVE_INFINITY;
@@ -127,7 +127,7 @@ export class NvmeIoQpair {
   /** commands the last refused split transfer needed (for the error message) */
   private lastPartsNeeded = 0;
 
-  constructor(qpair: NvmeTcpQpair, qid: number) {
+  constructor(qpair: NvmeQpair, qid: number) {
     this.qpair = qpair;
     this.qid = qid;
   }
@@ -156,7 +156,7 @@ export class NvmeIoQpair {
   }
 
   /** Swap in a freshly connected queue (controller reconnect). */
-  attach(qpair: NvmeTcpQpair, maxTransferSize: number): void {
+  attach(qpair: NvmeQpair, maxTransferSize: number): void {
     const timeout = this.qpair.ioTimeoutMs;
     if (!this.qpair.closed) this.qpair.close();
     this.qpair = qpair;
@@ -397,7 +397,7 @@ export class NvmeIoQpair {
  * the controller's cntlid and host ID, as bdev_nvme's per-reactor queues do).
  */
 export async function connectIoQpair(p: IoQpairConnectParams): Promise<NvmeIoQpair> {
-  const q = await connectTcpIoQueue(p);
+  const q = await connectIoQueue(p);
   const io = new NvmeIoQpair(q, p.qid);
   if (p.maxTransferSize !== undefined) io.maxTransferSize = p.maxTransferSize;
   return io;

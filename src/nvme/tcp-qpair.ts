@@ -43,11 +43,12 @@ import {
 import { HOST_ACCEPTS, PduReceiver, type PduSink } from '../wire/tcp-receiver.ts';
 import { TcpTransportError } from './errors.ts';
 
+import type { CommandCallback, NvmeQpair } from './qpair.ts';
+
+export type { CommandCallback } from './qpair.ts';
+
 /** One socket read fills at most this (libuv's own suggestion for a stream read). */
 const RX_BUFFER_SIZE = 65536;
-
-/** Completion callback: `cpl` is the 16-byte CQE, valid only during the call. */
-export type CommandCallback = (cpl: Buffer) => void;
 
 export interface QpairConnectOptions {
   traddr: string;
@@ -144,7 +145,7 @@ class HostRequest {
   }
 }
 
-export class NvmeTcpQpair implements PduSink {
+export class NvmeTcpQpair implements PduSink, NvmeQpair {
   readonly socket: net.Socket;
   readonly queueSize: number;
   inCapsuleDataSize: number;

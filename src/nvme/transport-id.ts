@@ -11,6 +11,8 @@ import { uuidToBytes } from '../wire/identify.ts';
 import { defaultHostIdentity } from './host-identity.ts';
 
 export interface TransportId {
+  /** the transport, tcp or rdma in any case (absent: tcp) */
+  trtype?: string;
   traddr: string;
   trsvcid: string;
   subnqn: string;
@@ -49,7 +51,7 @@ function parseBool(key: string, value: string): boolean {
 }
 
 /**
- * Parse a transport ID string. `trtype` must be tcp (the only transport),
+ * Parse a transport ID string. `trtype` tcp (the default) or rdma,
  * `adrfam` ipv4 or ipv6; `trsvcid` defaults to 4420 and `subnqn` to the
  * discovery NQN, as in SPDK.
  */
@@ -68,8 +70,8 @@ export function parseTransportId(text: string): TransportId {
     fields.set(key, value);
   }
   const trtype = (fields.get('trtype') ?? 'tcp').toLowerCase();
-  if (trtype !== 'tcp')
-    throw new InvalidArgumentError(`transport ID: trtype ${trtype} is not supported (tcp only)`);
+  if (trtype !== 'tcp' && trtype !== 'rdma')
+    throw new InvalidArgumentError(`transport ID: trtype ${trtype} is not supported (tcp, rdma)`);
   const adrfam = (fields.get('adrfam') ?? 'ipv4').toLowerCase();
   if (adrfam !== 'ipv4' && adrfam !== 'ipv6')
     throw new InvalidArgumentError(`transport ID: adrfam ${adrfam} is not supported (ipv4, ipv6)`);
@@ -80,6 +82,7 @@ export function parseTransportId(text: string): TransportId {
   if (!Number.isInteger(port) || port < 1 || port > 65535)
     throw new InvalidArgumentError(`transport ID: trsvcid ${trsvcid} is not a TCP port`);
   const trid: TransportId = { traddr, trsvcid, subnqn: fields.get('subnqn') ?? DISCOVERY_NQN };
+  if (trtype === 'rdma') trid.trtype = 'rdma';
   const hostnqn = fields.get('hostnqn');
   if (hostnqn !== undefined) trid.hostnqn = hostnqn;
   const hostid = fields.get('hostid');
@@ -91,10 +94,15 @@ export function parseTransportId(text: string): TransportId {
   return trid;
 }
 
+/** Whether a transport ID names NVMe/RDMA (its trtype is rdma, in any case). */
+export function isRdmaTransportId(trid: TransportId): boolean {
+  return trid.trtype?.toLowerCase() === 'rdma';
+}
+
 /** The string form of a transport ID (round-trips through parseTransportId). */
 export function formatTransportId(trid: TransportId): string {
   const adrfam = trid.traddr.includes(':') ? 'ipv6' : 'ipv4';
-  let s = `trtype:tcp adrfam:${adrfam} traddr:${trid.traddr} trsvcid:${trid.trsvcid} subnqn:${trid.subnqn}`;
+  let s = `trtype:${(trid.trtype ?? 'tcp').toLowerCase()} adrfam:${adrfam} traddr:${trid.traddr} trsvcid:${trid.trsvcid} subnqn:${trid.subnqn}`;
   if (trid.hostnqn) s += ` hostnqn:${trid.hostnqn}`;
   if (trid.hostid) s += ` hostid:${trid.hostid}`;
   if (trid.hdgst) s += ' hdgst:true';
@@ -105,6 +113,9 @@ export function formatTransportId(trid: TransportId): string {
 /** The transport ID (parsed if a string) with hostnqn and hostid filled in from the defaults. */
 export function resolveTransportId(trid: TransportId | string): TransportId {
   const t = typeof trid === 'string' ? parseTransportId(trid) : { ...trid };
+  const trtype = (t.trtype ?? 'tcp').toLowerCase();
+  if (trtype !== 'tcp' && trtype !== 'rdma')
+    throw new InvalidArgumentError(`transport ID: trtype ${t.trtype} is not supported (tcp, rdma)`);
   if (t.hostnqn === undefined || t.hostid === undefined) {
     const id = defaultHostIdentity();
     t.hostnqn ??= id.hostnqn;

@@ -86,6 +86,12 @@ export interface AddSocket {
   secureChannel: boolean;
 }
 
+/** A connection a transport without sockets accepted (RDMA: a connect request to claim). */
+export interface AddConnection {
+  conn: unknown;
+  listenAddr: TransportAddress;
+}
+
 /** A poll group asks for a controller ID for an admin queue's Connect. */
 export interface AdminConnectRequest {
   token: number;
@@ -285,6 +291,7 @@ export interface TargetInbox {
 /** What a poll group does with the messages and walks that reach its thread. */
 export interface PollGroupInbox {
   addSocket(m: AddSocket): void;
+  addConnection(m: AddConnection): void;
   adminConnectDone(m: AdminConnectReply): void;
   ioConnectDone(m: IoConnectReply): void;
   /** abort the command if it still waits here; true if it did */
@@ -416,6 +423,9 @@ export const toPollGroup = {
   create,
   destroy,
   addSocket: defineHandler<AddSocket>('nvmf.pg.addSocket', (m) => pollGroupOn(currentThread()).addSocket(m)),
+  addConnection: defineHandler<AddConnection>('nvmf.pg.addConnection', (m) =>
+    pollGroupOn(currentThread()).addConnection(m),
+  ),
   adminConnectDone,
   ioConnectDone: defineHandler<IoConnectReply>('nvmf.pg.ioConnectDone', (m) =>
     pollGroupOn(currentThread()).ioConnectDone(m),

@@ -56,6 +56,7 @@ import {
 import {
   type AbortReply,
   type AbortRequest,
+  type AddConnection,
   type AddSocket,
   type AdminConnectReply,
   type ControllerId,
@@ -221,6 +222,15 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost, 
       return;
     }
     g.addSocket(m.socket, m.listenAddr, m.secureChannel);
+  }
+
+  addConnection(m: AddConnection): void {
+    const g = this.tgroups.get(m.listenAddr.trtype.toUpperCase());
+    if (g?.addConnection === undefined) {
+      log.error(`poll group ${this.thread.name}: no ${m.listenAddr.trtype} transport takes connections here`);
+      return;
+    }
+    g.addConnection(m.conn, m.listenAddr);
   }
 
   transportOptions(trtype: string): TransportOptions {

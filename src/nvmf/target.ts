@@ -310,8 +310,10 @@ export class NvmfTarget implements TargetInbox, ReservationEffects {
   async createTransport(opts: TransportOptions): Promise<void> {
     const key = opts.trtype.toUpperCase();
     if (this.transports.has(key)) throw new NvmfError(`Transport type '${opts.trtype}' already exists`, -17);
-    if (getTransport(key) === undefined)
-      throw new NvmfError(`Transport type '${opts.trtype}' is not supported`);
+    const plugin = getTransport(key);
+    if (plugin === undefined) throw new NvmfError(`Transport type '${opts.trtype}' is not supported`);
+    const unavailable = plugin.unavailable?.() ?? null;
+    if (unavailable !== null) throw new NvmfError(unavailable, -19);
     this.transports.set(key, opts);
     if (this.pollGroups.length === 0) return;
     const r = await new Promise<{ ctx: AddTransportWalk; status: number }>((resolve) =>
@@ -599,7 +601,12 @@ export class NvmfTarget implements TargetInbox, ReservationEffects {
       }
       let handle: TransportListener;
       try {
-        handle = await plugin.listen(address, opts, (sock) => this.accept(sock, address, secureChannel));
+        handle = await plugin.listen(
+          address,
+          opts,
+          (sock) => this.accept(sock, address, secureChannel),
+          (conn) => this.acceptConnection(conn, address),
+        );
       } catch (e) {
         throw new NvmfError(
           `Unable to listen on address ${address.traddr}:${address.trsvcid}: ${(e as Error).message}`,
@@ -682,6 +689,13 @@ export class NvmfTarget implements TargetInbox, ReservationEffects {
     }
     this.rr = best + 1;
     return groups[best];
+  }
+
+  /** A connection of a transport without sockets: placed like sockets, as plain data. */
+  private acceptConnection(conn: unknown, address: TransportAddress): void {
+    if (this.pollGroups.length === 0) return;
+    const ref = this.leastLoadedPollGroup();
+    sendMsg(ref, toPollGroup.addConnection, { conn, listenAddr: { ...address } });
   }
 
   // ------------------------------------------------------------ referrals

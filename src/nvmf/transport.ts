@@ -1,8 +1,8 @@
 // The contract between the NVMe-oF target core (src/nvmf/*.ts) and a
-// transport (src/nvmf/tcp/), and the table of transport plug-ins. SPDK keeps
-// the same split: lib/nvmf/transport.c defines the table, tcp.c fills it. The
-// core never touches sockets; the transport never interprets an NVMe command
-// beyond what moving its data needs.
+// transport (src/nvmf/tcp/, src/nvmf/rdma/), and the table of transport
+// plug-ins. SPDK keeps the same split: lib/nvmf/transport.c defines the table,
+// tcp.c and rdma.c fill it. The core never touches sockets or verbs; the
+// transport never interprets an NVMe command beyond what moving its data needs.
 
 import type { Socket } from 'node:net';
 
@@ -49,7 +49,7 @@ export interface NvmfRequest {
   complete(): void;
 }
 
-/** One queue (one connection for NVMe/TCP). */
+/** One queue (one connection for NVMe/TCP, one RC queue pair for NVMe/RDMA). */
 export interface NvmfQpair {
   /** set by the core on Fabrics Connect */
   qid: number;
@@ -60,7 +60,7 @@ export interface NvmfQpair {
   context: QueueContext | null;
   /** true when the host asked for SQ flow control to be disabled (Connect CATTR bit 2) */
   sqFlowControlDisabled: boolean;
-  /** transport name, e.g. 'TCP' */
+  /** transport name, e.g. 'TCP', 'RDMA' */
   readonly trtype: string;
   /** the listener address the host connected to, and the host's address */
   readonly listenAddr: TransportAddress;
@@ -144,6 +144,16 @@ export interface TransportOptions {
   data_wr_pool_size: number;
   /** smallest keep-alive timeout in ms (--min-kato); an admin Connect's smaller KATO is raised to it */
   min_kato?: number;
+  /** RDMA: CQ entries per poll group and device when no_srq (4096) */
+  num_cqe?: number;
+  /** RDMA: receives of the shared receive queue of each poll group and device (4096) */
+  max_srq_depth?: number;
+  /** RDMA: one receive queue per queue pair instead of the shared one */
+  no_srq?: boolean;
+  /** RDMA: connect requests the CM may hold before the acceptor takes them (100) */
+  acceptor_backlog?: number;
+  /** RDMA: post each work request at once instead of one batch per poll */
+  no_wr_batching?: boolean;
 }
 
 /** Per-realm transport poll group: owns the connections placed on one poll group thread. */
@@ -151,6 +161,9 @@ export interface TransportPollGroup {
   /** adopt an accepted socket (possibly just transferred from another realm); `secureChannel`:
    * it came through a listener that requires TLS, so the transport does the handshake first */
   addSocket(socket: Socket, listenAddr: TransportAddress, secureChannel?: boolean): void;
+  /** adopt a connection a listener of this transport handed over (transports without
+   * sockets: what `listen`'s onConnection got, structured-cloned to this realm) */
+  addConnection?(conn: unknown, listenAddr: TransportAddress): void;
   /** one poll: process received data, flush queued PDUs (one corked burst per qpair). Returns busy. */
   poll(): boolean;
   /** number of live qpairs, for nvmf_get_stats */
@@ -171,15 +184,21 @@ export interface TransportPlugin {
   readonly name: string;
   /** the options nvmf_create_transport fills in when not given (SPDK's defaults) */
   defaults(): TransportOptions;
+  /** why the transport cannot be created in this process (a sentence naming what is missing),
+   * or null; nvmf_create_transport answers with it */
+  unavailable?(): string | null;
   createPollGroup(opts: TransportOptions, events: QpairEvents): TransportPollGroup;
   /** app thread: a secure-channel listener may be added (TLS 1.3 with PSKs works in this
    * process); rejects with the reason when it cannot. Absent: the transport has no TLS. */
   checkSecureChannel?(): Promise<void>;
-  /** app thread: listen on `addr`; each accepted (paused) socket goes to onSocket */
+  /** app thread: listen on `addr`; each accepted (paused) socket goes to onSocket, each accepted
+   * connection of a transport without sockets (structured-cloneable data) to onConnection; the
+   * core hands either to a poll group (TransportPollGroup.addSocket / addConnection) */
   listen(
     addr: TransportAddress,
     opts: TransportOptions,
     onSocket: (s: Socket) => void,
+    onConnection: (conn: unknown) => void,
   ): Promise<TransportListener>;
 }
 

@@ -351,9 +351,20 @@ export function explainLoadFailure(error: unknown): RdmaUnavailableError {
 }
 
 let loaded: { path: string; addon: RdmaAddon } | null = null;
+let substitute: RdmaAddon | null = null;
+
+/**
+ * Makes loadRdmaAddon return `addon` in this realm (an implementation of the same API, e.g.
+ * the fake verbs layer of the unit tests, which run where no RDMA device exists); null
+ * goes back to the real addon.
+ */
+export function substituteRdmaAddon(addon: RdmaAddon | null): void {
+  substitute = addon;
+}
 
 /** The addon of this realm (loaded once); throws RdmaUnavailableError saying what is missing. */
 export function loadRdmaAddon(location: AddonLocation = defaultAddonLocation()): RdmaAddon {
+  if (substitute !== null) return substitute;
   if (loaded && loaded.path === location.addonPath) return loaded.addon;
   const missing = explainMissingAddon(location);
   if (missing) throw missing;

@@ -37,6 +37,14 @@ export const TreqSecureChannel = { NOT_SPECIFIED: 0, REQUIRED: 1, NOT_REQUIRED: 
 export const TREQ_SQFLOW_DISABLE_SUPPORTED = 0x04;
 /** TCP TSAS byte 0 (SECTYPE): the security of the port's connections */
 export const TcpSecType = { NONE: 0, TLS_1_2: 1, TLS_1_3: 2 } as const;
+/** TSAS of an RDMA entry (bytes 0..2): QP service type, provider type, connection management. */
+export const RdmaTsas = { QPTYPE: 0, PRTYPE: 1, CMS: 2 } as const;
+/** RDMA QP service type: reliable connected */
+export const RDMA_QPTYPE_RELIABLE_CONNECTED = 1;
+/** RDMA provider type: none specified (what SPDK reports for every device) */
+export const RDMA_PRTYPE_NONE = 1;
+/** RDMA connection management service: rdma_cm */
+export const RDMA_CMS_RDMA_CM = 1;
 /** EFLAGS: duplicate returned information, explicit persistent connection support, no CDC connectivity */
 export const EFLAGS_DUPRETINFO = 0x1;
 export const EFLAGS_EPCSD = 0x2;
@@ -104,7 +112,11 @@ export function writeDiscoveryEntry(buf: Buffer, off: number, e: DiscoveryEntry)
   writeNulPadded(buf, off + DiscLogEntry.SUBNQN, DiscLogEntry.SUBNQN_SIZE, e.subnqn);
   writePadded(buf, off + DiscLogEntry.TRADDR, DiscLogEntry.TRADDR_SIZE, e.traddr);
   buf.fill(0, off + DiscLogEntry.TSAS, off + DiscLogEntry.TSAS + DiscLogEntry.TSAS_SIZE);
-  buf[off + DiscLogEntry.TSAS] = e.sectype ?? 0;
+  if (trtypeCode(e.trtype) === TrType.RDMA) {
+    buf[off + DiscLogEntry.TSAS + RdmaTsas.QPTYPE] = RDMA_QPTYPE_RELIABLE_CONNECTED;
+    buf[off + DiscLogEntry.TSAS + RdmaTsas.PRTYPE] = RDMA_PRTYPE_NONE;
+    buf[off + DiscLogEntry.TSAS + RdmaTsas.CMS] = RDMA_CMS_RDMA_CM;
+  } else buf[off + DiscLogEntry.TSAS] = e.sectype ?? 0;
 }
 
 /** The discovery log header as the host reads it (64-bit counts as bigint). */
@@ -137,6 +149,8 @@ export interface DiscoveryLogRecord {
   traddr: string;
   /** TCP TSAS byte 0 (TcpSecType) */
   sectype: number;
+  /** an RDMA entry's TSAS (QP service type, provider type, connection management) */
+  rdma?: { qptype: number; prtype: number; cms: number };
 }
 
 export function decodeDiscoveryEntry(buf: Buffer, off: number): DiscoveryLogRecord {
@@ -153,5 +167,16 @@ export function decodeDiscoveryEntry(buf: Buffer, off: number): DiscoveryLogReco
     subnqn: readPaddedString(buf, off + DiscLogEntry.SUBNQN, DiscLogEntry.SUBNQN_SIZE),
     traddr: readPaddedString(buf, off + DiscLogEntry.TRADDR, DiscLogEntry.TRADDR_SIZE),
     sectype: buf[off + DiscLogEntry.TSAS],
+    ...(buf[off + DiscLogEntry.TRTYPE] === TrType.RDMA ? { rdma: decodeRdmaTsas(buf, off) } : {}),
+  };
+}
+
+/** The RDMA fields of an entry's TSAS (meaningful when its trtype is RDMA). */
+export function decodeRdmaTsas(buf: Buffer, off: number): { qptype: number; prtype: number; cms: number } {
+  const at = off + DiscLogEntry.TSAS;
+  return {
+    qptype: buf[at + RdmaTsas.QPTYPE],
+    prtype: buf[at + RdmaTsas.PRTYPE],
+    cms: buf[at + RdmaTsas.CMS],
   };
 }

@@ -214,8 +214,8 @@ test('attach: bad parameters and an unreachable target are RPC errors naming the
     (e: unknown) => e instanceof RpcError && e.code === -22 && /reconnect_delay_sec/.test(e.message),
   );
   await assert.rejects(
-    rb.call('bdev_nvme_attach_controller', { ...base, trtype: 'rdma', trsvcid: portA }),
-    (e: unknown) => e instanceof RpcError && e.code === -22 && /rdma/.test(e.message),
+    rb.call('bdev_nvme_attach_controller', { ...base, trtype: 'fc', trsvcid: portA }),
+    (e: unknown) => e instanceof RpcError && e.code === -22 && /fc/.test(e.message),
   );
   await assert.rejects(
     rb.call('bdev_nvme_attach_controller', {

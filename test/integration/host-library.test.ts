@@ -19,6 +19,7 @@ import {
   NvmeStatusError,
 } from '../../src/nvme/index.ts';
 import { ChildTarget, freePort, listenerEntry, pattern, waitFor } from '../lib/index.ts';
+import { tcpOf } from '../lib/tcp-qpair-of.ts';
 
 const CNODE1 = 'nqn.2016-06.io.spdk:cnode1';
 const DISC = 'nqn.2014-08.org.nvmexpress.discovery';
@@ -211,8 +212,8 @@ for (const digests of [false, true]) {
     const c = await NvmeController.connect(tridString(digests ? ' hdgst:true ddgst:true' : ''));
     try {
       const [q1, q2] = await c.createIoQpairs(2, 32);
-      assert.equal(q1.qpair.headerDigest, digests);
-      assert.equal(q2.qpair.dataDigest, digests);
+      assert.equal(tcpOf(q1.qpair).headerDigest, digests);
+      assert.equal(tcpOf(q2.qpair).dataDigest, digests);
       await everyCommand(q1, 1, 512);
       await everyCommand(q2, 2, 4096);
       // null bdev: writes are accepted, reads return zeroes (the buffer is overwritten)
@@ -388,7 +389,10 @@ test('disconnect with outstanding I/O: every callback once, success or ABORTED_S
   assert.equal(q.closed, true);
   // nothing is left that could call back: both connections are gone ('close' came) and the
   // queue holds no command
-  await waitFor('both connections closed', () => q.qpair.socket.closed && c.admin.socket.closed);
+  await waitFor(
+    'both connections closed',
+    () => tcpOf(q.qpair).socket.closed && tcpOf(c.admin).socket.closed,
+  );
   assert.equal(q.outstanding, 0, 'no command left on the queue');
   assert.equal(completed, 96, 'no late callback');
 });

@@ -377,7 +377,7 @@ test('bad arguments exit 2 with the usage; --help exits 0', async () => {
     ['read', ...conn(), '-n', '1', '-c', '3', '-z', '100'], // buffer too small for 4 blocks
     ['get-log', ...conn(), '-l', '512'], // no log id
     ['identify', ...conn(), '-o', 'yaml'],
-    ['discover', '-t', 'rdma', '-a', '127.0.0.1'],
+    ['discover', '-t', 'fc', '-a', '127.0.0.1'],
     ['no-such-command'],
     [],
   ];

@@ -37,6 +37,7 @@ import {
 import { decodeHealthLog, ERROR_LOG_ENTRY_SIZE, HEALTH_LOG_SIZE, LogPage } from '../../src/wire/log.ts';
 import { decodeCap } from '../../src/wire/nvme.ts';
 import { countKeepAlives, waitFor } from '../lib/index.ts';
+import { tcpOf } from '../lib/tcp-qpair-of.ts';
 import {
   canConnect,
   freePort,
@@ -244,8 +245,8 @@ for (const digests of [false, true]) {
     const ctrlr = await NvmeController.connect(trid({ hdgst: digests, ddgst: digests }));
     try {
       const io = await ctrlr.createIoQpair(64);
-      assert.equal(io.qpair.headerDigest, digests, 'header digest negotiated');
-      assert.equal(io.qpair.dataDigest, digests, 'data digest negotiated');
+      assert.equal(tcpOf(io.qpair).headerDigest, digests, 'header digest negotiated');
+      assert.equal(tcpOf(io.qpair).dataDigest, digests, 'data digest negotiated');
       const seed = digests ? 2 : 1;
       const base = digests ? 65536 : 0;
       let lba = base;

@@ -81,7 +81,7 @@ export const CONNECT_HELP = (cmd: Command) => {
   const a = cmd.ownsTandA ? '    --traddr   ' : '-a, --traddr   ';
   return [
     'connect options:',
-    `  ${t} TYPE     tcp (the only transport)`,
+    `  ${t} TYPE     tcp (default) or rdma`,
     `  ${a} ADDR     target address (required)`,
     `  ${s} PORT       target port (default 4420)`,
     cmd.discovery ? null : `  ${n} NQN        subsystem NQN (required)`,
@@ -100,7 +100,8 @@ export const CONNECT_HELP = (cmd: Command) => {
 };
 
 export function transportIdFrom(cmd: Command, v: Values): CliTransportId {
-  if (v.transport !== 'tcp') throw new UsageError(`--transport ${v.transport}: only tcp is supported`);
+  if (v.transport !== 'tcp' && v.transport !== 'rdma')
+    throw new UsageError(`--transport ${v.transport}: tcp or rdma`);
   if (typeof v.traddr !== 'string' || v.traddr === '')
     throw new UsageError(`--traddr${cmd.ownsTandA ? '' : ' (-a)'} is required`);
   const port = parseInteger('trsvcid', v.trsvcid as string, 1, 65535);
@@ -115,6 +116,7 @@ export function transportIdFrom(cmd: Command, v: Values): CliTransportId {
     subnqn = v.nqn;
   }
   const trid: CliTransportId = { traddr: v.traddr, trsvcid: String(port), subnqn };
+  if (v.transport === 'rdma') trid.trtype = 'rdma';
   if (typeof v.hostnqn === 'string') trid.hostnqn = v.hostnqn;
   if (typeof v.hostid === 'string') {
     if (!/^[0-9a-f]{8}-?([0-9a-f]{4}-?){3}[0-9a-f]{12}$/i.test(v.hostid))

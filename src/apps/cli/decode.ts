@@ -40,6 +40,17 @@ const SECTYPE_NAMES: Record<number, string> = {
   [TcpSecType.TLS_1_3]: 'tls13',
 };
 
+/** nvme-cli's words for an RDMA entry's TSAS */
+const RDMA_QPTYPE_NAMES: Record<number, string> = { 1: 'connected', 2: 'datagram' };
+const RDMA_PRTYPE_NAMES: Record<number, string> = {
+  1: 'not specified',
+  2: 'infiniband',
+  3: 'roce',
+  4: 'roce-v2',
+  5: 'iwarp',
+};
+const RDMA_CMS_NAMES: Record<number, string> = { 1: 'rdma-cm' };
+
 function named(table: Record<number, string>, v: number): string {
   return table[v] ?? `unrecognized (${v})`;
 }
@@ -73,6 +84,13 @@ export function describeDiscoveryEntry(e: DiscoveredEntry): Record<string, strin
     eflags: eflagsString(e.eflags),
     // TCP's transport specific address subtype (as nvme-cli prints it)
     ...(e.trtype === TrType.TCP ? { sectype: named(SECTYPE_NAMES, e.sectype) } : {}),
+    ...(e.rdma !== undefined
+      ? {
+          rdma_prtype: named(RDMA_PRTYPE_NAMES, e.rdma.prtype),
+          rdma_qptype: named(RDMA_QPTYPE_NAMES, e.rdma.qptype),
+          rdma_cms: named(RDMA_CMS_NAMES, e.rdma.cms),
+        }
+      : {}),
   };
 }
 

@@ -1,9 +1,10 @@
-// The `nvmf` framework subsystem: registers the TCP transport and the target
-// io_device in every realm, runs the target's start-up/shutdown state
+// The `nvmf` framework subsystem: registers the TCP and RDMA transports and the
+// target io_device in every realm, runs the target's start-up/shutdown state
 // machine, owns the nvmf_* RPCs and writes the nvmf section of save_config.
 import type { App, ConfigEntry, FrameworkSubsystem } from '../../event/subsystem.ts';
 import { NVMF_TGT_DEVICE } from '../../nvmf/messages.ts';
 import { NvmfPollGroup } from '../../nvmf/poll-group.ts';
+import { rdmaTransportPlugin } from '../../nvmf/rdma/index.ts';
 import { getTarget, NvmfTarget, setTarget } from '../../nvmf/target.ts';
 import {
   createTcpPollGroup,
@@ -34,6 +35,8 @@ export const nvmfSubsystem: FrameworkSubsystem = {
   depends: ['bdev', 'sock', 'keyring'],
   realmInit() {
     registerTransport(tcpTransportPlugin);
+    // always registered: without the addon nvmf_create_transport -t RDMA says what is missing
+    registerTransport(rdmaTransportPlugin);
     if (realmReactor() === 0 && getTargetOrNull() === null) setTarget(new NvmfTarget());
     if (!ioDeviceRegistered(NVMF_TGT_DEVICE)) {
       registerIoDevice(

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { NvmeController, NvmeStatusError } from '../../../src/nvme/index.ts';
 import { ChildTarget, freePort, pattern, waitFor } from '../../lib/index.ts';
+import { tcpOf } from '../../lib/tcp-qpair-of.ts';
 import { simpleConfig } from './fault-config.ts';
 
 const NQN = 'nqn.2016-06.io.spdk:fault-bdev';
@@ -136,7 +137,7 @@ test('slow bdev: a host timeout, a truthful Abort (not aborted: dw0 bit 0), then
     const again = q.writeAsync(2, 8, 8, pattern(4096, 2)).catch((e) => e);
     await waitFor('the second write at the bdev', async () => (await tgt.total('pending_bdev_io')) === 1);
     assert.equal(await tgt.total('pending_bdev_io'), 1);
-    q.qpair.socket.resetAndDestroy();
+    tcpOf(q.qpair).socket.resetAndDestroy();
     assert.ok((await again) instanceof Error, 'the host fails its own command');
     // the bdev still holds the write: the target keeps the queue until it completes, then frees all
     const g = await tgt.pollGroups();

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { type NvmeController as Ctrlr, NvmeController } from '../../../src/nvme/index.ts';
 import { ChildTarget, freePort, pattern, type WaitOptions, waitFor } from '../../lib/index.ts';
+import { tcpOf } from '../../lib/tcp-qpair-of.ts';
 import { simpleConfig } from './fault-config.ts';
 
 const NQN = 'nqn.2016-06.io.spdk:fault-host';
@@ -98,8 +99,8 @@ test('socket reset with writes in flight on a delay bdev: queues torn down, I/O 
     'the transport counts the commands the core holds',
   );
   // RST on both connections, no FIN, no Disconnect
-  q.qpair.socket.resetAndDestroy();
-  c.admin.socket.resetAndDestroy();
+  tcpOf(q.qpair).socket.resetAndDestroy();
+  tcpOf(c.admin).socket.resetAndDestroy();
   const settled = await tgt.settled(10_000);
   assert.equal(
     settled.reduce((n, g) => n + g.controllers, 0),
@@ -130,8 +131,8 @@ test('half-open host (stops reading and sending, reads pending): removed after K
   // large reads the host will never read back: the target's writes back up
   for (let i = 0; i < 16; i++) q.read(1, i * 256, 256, Buffer.alloc(256 * 512), () => {});
   silence(c);
-  c.admin.socket.pause();
-  q.qpair.socket.pause();
+  tcpOf(c.admin).socket.pause();
+  tcpOf(q.qpair).socket.pause();
   const t0 = Date.now();
   await waitFor(
     'controller removed after keep-alive timeout',
@@ -144,8 +145,8 @@ test('half-open host (stops reading and sending, reads pending): removed after K
   assert.ok(elapsed < 8000, `removed within a few KATO periods (${elapsed} ms)`);
   await tgt.settled(10_000);
   assert.match(tgt.log(), /keep alive timeout/);
-  c.admin.socket.destroy();
-  q.qpair.socket.destroy();
+  tcpOf(c.admin).socket.destroy();
+  tcpOf(q.qpair).socket.destroy();
 });
 
 test('an admin queue dropped with AERs outstanding still frees its controller', async () => {
@@ -156,7 +157,7 @@ test('an admin queue dropped with AERs outstanding still frees its controller', 
     c.adminCommand(aer, null, false).catch(() => {});
   }
   await waitFor('AERs held', async () => (await tgt.total('outstanding_requests')) >= 4, logTail);
-  c.admin.socket.destroy();
+  tcpOf(c.admin).socket.destroy();
   await tgt.settled(5000);
 });
 
@@ -180,7 +181,7 @@ test('a queue dropped with the first half of a fused command waiting still goes 
       logTail,
     );
     assert.equal(answered, false);
-    q.qpair.socket.destroy();
+    tcpOf(q.qpair).socket.destroy();
     await waitFor('I/O queue gone', async () => (await tgt.total('current_io_qpairs')) === 0, {
       ...logTail,
       timeoutMs: 5000,
@@ -204,11 +205,11 @@ test('repeated host losses: heap and handles flat', async () => {
   const cycle = async (i: number) => {
     const { c, q, results } = await busyHost(8, 10_000, 1);
     if (i % 2 === 0) {
-      q.qpair.socket.resetAndDestroy();
-      c.admin.socket.resetAndDestroy();
+      tcpOf(q.qpair).socket.resetAndDestroy();
+      tcpOf(c.admin).socket.resetAndDestroy();
     } else {
-      q.qpair.socket.destroy();
-      c.admin.socket.destroy();
+      tcpOf(q.qpair).socket.destroy();
+      tcpOf(c.admin).socket.destroy();
     }
     await Promise.all(results);
     await tgt.settled();

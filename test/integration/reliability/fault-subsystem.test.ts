@@ -19,6 +19,7 @@ import {
   type WaitOptions,
   waitFor,
 } from '../../lib/index.ts';
+import { tcpOf } from '../../lib/tcp-qpair-of.ts';
 import { simpleConfig } from './fault-config.ts';
 
 const NQN = 'nqn.2016-06.io.spdk:fault-sub';
@@ -191,8 +192,8 @@ test('a host that drops its queues while its I/O waits on a paused subsystem lea
     const waiting: Promise<unknown>[] = [];
     for (let i = 0; i < 8; i++) waiting.push(q.writeAsync(1, i, 1, Buffer.alloc(512, i)).catch((e) => e));
     await waitFor('queued', async () => (await tgt.total('queued_requests')) === 8, logTail);
-    q.qpair.socket.destroy();
-    c.admin.socket.destroy();
+    tcpOf(q.qpair).socket.destroy();
+    tcpOf(c.admin).socket.destroy();
     await Promise.all(waiting);
     await tgt.settled();
   } finally {

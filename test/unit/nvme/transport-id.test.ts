@@ -29,9 +29,17 @@ test('round-trips through formatTransportId', () => {
 
 test('rejects typos and unsupported values with the field named', () => {
   assert.throws(() => parseTransportId('traddr:1.2.3.4 trsvcd:4420'), /unknown key "trsvcd"/);
-  assert.throws(() => parseTransportId('trtype:rdma traddr:1.2.3.4'), /trtype rdma is not supported/);
+  assert.throws(() => parseTransportId('trtype:fc traddr:1.2.3.4'), /trtype fc is not supported/);
   assert.throws(() => parseTransportId('traddr:1.2.3.4 trsvcid:70000'), /not a TCP port/);
   assert.throws(() => parseTransportId('trsvcid:4420'), /traddr is required/);
   assert.throws(() => parseTransportId('traddr:1.2.3.4 hdgst:maybe'), /hdgst must be true or false/);
   assert.throws(() => parseTransportId('traddr'), /not key:value/);
+});
+
+test('trtype rdma: parsed, kept in the string form (tcp stays the default)', () => {
+  const trid = parseTransportId('trtype:RDMA traddr:10.0.0.1 trsvcid:4420 subnqn:nqn.x');
+  assert.equal(trid.trtype, 'rdma');
+  assert.equal(formatTransportId(trid), 'trtype:rdma adrfam:ipv4 traddr:10.0.0.1 trsvcid:4420 subnqn:nqn.x');
+  assert.deepEqual(parseTransportId(formatTransportId(trid)), trid);
+  assert.equal(parseTransportId('traddr:10.0.0.1').trtype, undefined, 'no trtype: tcp');
 });

@@ -120,8 +120,9 @@ function pskText(name: string): string {
 }
 
 async function attach(p: AttachParams): Promise<string[]> {
-  if (p.trtype.toLowerCase() !== 'tcp') {
-    throw new RpcError(-22, `trtype ${p.trtype} is not supported (tcp only)`);
+  const trtype = p.trtype.toLowerCase();
+  if (trtype !== 'tcp' && trtype !== 'rdma') {
+    throw new RpcError(-22, `trtype ${p.trtype} is not supported (tcp, rdma)`);
   }
   const adrfam = (p.adrfam ?? 'ipv4').toLowerCase();
   if (adrfam !== 'ipv4' && adrfam !== 'ipv6') {
@@ -167,6 +168,7 @@ async function attach(p: AttachParams): Promise<string[]> {
     (first?.hostnqn === hostnqn ? first.hostid : undefined) ??
     crypto.randomUUID();
   const trid: TransportId = {
+    ...(trtype === 'rdma' ? { trtype: 'rdma' as const } : {}),
     traddr: p.traddr,
     trsvcid,
     subnqn: p.subnqn,

@@ -13,7 +13,7 @@ const transportParams: ParamSpec[] = [
     name: 'trtype',
     type: 'string',
     required: true,
-    help: 'Transport type (ex. TCP)',
+    help: 'Transport type (TCP or RDMA)',
     cli: { flags: ['-t', '--trtype'] },
   },
   tgtNameG,
@@ -142,14 +142,40 @@ const transportParams: ParamSpec[] = [
     min: 0,
     help: 'Per-poll-group large iobuf cache size (stored)',
   },
+  {
+    name: 'num_cqe',
+    type: 'integer',
+    min: 1,
+    help: 'Number of CQ entries, only used when no_srq=true (RDMA only)',
+    cli: { flags: ['-d', '--num-cqe'], int: true },
+  },
+  {
+    name: 'max_srq_depth',
+    type: 'integer',
+    min: 1,
+    help: 'Number of elements in the per-thread shared receive queue (RDMA only)',
+    cli: { flags: ['-s', '--max-srq-depth'], int: true },
+  },
+  {
+    name: 'acceptor_backlog',
+    type: 'integer',
+    min: 1,
+    help: 'Pending connections allowed in the backlog before failing new connection attempts (RDMA only)',
+    cli: { flags: ['-l', '--acceptor-backlog'], int: true },
+  },
   { name: 'kas', type: 'integer', min: 0, help: 'Keep-alive granularity in 100 ms units (stored)' },
   { name: 'min_kato', type: 'integer', min: 0, help: 'Minimum keep-alive timeout in ms (stored)' },
   { name: 'disable_command_passthru', type: 'boolean', help: 'Disable command passthru (stored)' },
   // rpc.py always sends these RDMA/vfio-user switches (false by default); SPDK's TCP transport ignores them.
   ...(
     [
-      ['no_srq', '-r', '--no-srq', 'Disable shared receive queue (RDMA only; ignored)'],
-      ['no_wr_batching', '-w', '--no-wr-batching', 'Disable work requests batching (RDMA only; ignored)'],
+      [
+        'no_srq',
+        '-r',
+        '--no-srq',
+        'Disable shared receive queue even for devices that support it (RDMA only)',
+      ],
+      ['no_wr_batching', '-w', '--no-wr-batching', 'Disable work requests batching (RDMA only)'],
       [
         'disable_mappable_bar0',
         '-M',
@@ -178,16 +204,45 @@ const transportParams: ParamSpec[] = [
     }),
   ),
 ];
-const IGNORED_TRANSPORT_PARAMS = new Set([
-  'no_srq',
-  'no_wr_batching',
-  'disable_mappable_bar0',
-  'disable_adaptive_irq',
-  'disable_shadow_doorbells',
-]);
+/** The RDMA transport's own options (SPDK's rdma_transport_opts); the TCP transport ignores them. */
+const RDMA_ONLY_PARAMS = ['num_cqe', 'max_srq_depth', 'no_srq', 'acceptor_backlog', 'no_wr_batching'];
+const VFIO_USER_PARAMS = ['disable_mappable_bar0', 'disable_adaptive_irq', 'disable_shadow_doorbells'];
+/** The options the transport `trtype` does not take. */
+function ignoredParams(trtype: string): Set<string> {
+  return new Set(trtype === 'RDMA' ? VFIO_USER_PARAMS : [...RDMA_ONLY_PARAMS, ...VFIO_USER_PARAMS]);
+}
 
 export function transportConfigEntry(opts: TransportOptions): ConfigEntry {
   const o = opts as unknown as Record<string, unknown>;
+  if (opts.trtype === 'RDMA') {
+    // SPDK's common options, then the RDMA transport's own (its dump_opts)
+    return {
+      method: 'nvmf_create_transport',
+      params: {
+        trtype: opts.trtype,
+        max_queue_depth: opts.max_queue_depth,
+        max_io_qpairs_per_ctrlr: opts.max_io_qpairs_per_ctrlr,
+        in_capsule_data_size: opts.in_capsule_data_size,
+        max_io_size: opts.max_io_size,
+        io_unit_size: opts.io_unit_size,
+        max_aq_depth: opts.max_aq_depth,
+        num_shared_buffers: opts.num_shared_buffers,
+        buf_cache_size: opts.buf_cache_size,
+        dif_insert_or_strip: opts.dif_insert_or_strip,
+        zcopy: opts.zcopy,
+        abort_timeout_sec: opts.abort_timeout_sec,
+        ack_timeout: opts.ack_timeout,
+        data_wr_pool_size: opts.data_wr_pool_size,
+        max_srq_depth: opts.max_srq_depth,
+        no_srq: opts.no_srq,
+        ...(opts.no_srq === true ? { num_cqe: opts.num_cqe } : {}),
+        acceptor_backlog: opts.acceptor_backlog,
+        no_wr_batching: opts.no_wr_batching,
+        ...(o.kas !== undefined ? { kas: o.kas } : {}),
+        ...(o.min_kato !== undefined ? { min_kato: o.min_kato } : {}),
+      },
+    };
+  }
   return {
     method: 'nvmf_create_transport',
     params: {
@@ -221,7 +276,7 @@ function transportJson(opts: TransportOptions): Record<string, unknown> {
 export const transportMethods: RpcMethod[] = [
   {
     name: 'nvmf_create_transport',
-    summary: 'Create an NVMe-oF transport (TCP)',
+    summary: 'Create an NVMe-oF transport (TCP, RDMA)',
     states: RUNTIME,
     params: transportParams,
     handler: (p: Record<string, unknown>) =>
@@ -229,13 +284,14 @@ export const transportMethods: RpcMethod[] = [
         checkTgt(p);
         const plugin = getTransport(String(p.trtype));
         if (plugin === undefined)
-          throw new RpcError(-22, `Transport type '${p.trtype}' is not supported (only TCP)`);
+          throw new RpcError(-22, `Transport type '${p.trtype}' is not supported (TCP, RDMA)`);
         if (p.dif_insert_or_strip === true) throw new RpcError(-22, 'dif_insert_or_strip is not supported');
         const opts = plugin.defaults() as TransportOptions & Record<string, unknown>;
+        const ignored = ignoredParams(plugin.name);
         for (const spec of transportParams) {
           if (spec.name === 'tgt_name' || spec.name === 'trtype' || spec.name === 'max_qpairs_per_ctrlr')
             continue;
-          if (IGNORED_TRANSPORT_PARAMS.has(spec.name)) continue;
+          if (ignored.has(spec.name)) continue;
           if (p[spec.name] !== undefined) opts[spec.name] = p[spec.name];
         }
         if (p.max_qpairs_per_ctrlr !== undefined && p.max_io_qpairs_per_ctrlr === undefined) {

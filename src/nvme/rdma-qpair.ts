@@ -1,0 +1,518 @@
+// Host side of one NVMe/RDMA queue pair: rdma_cm connect with the binding's private
+// data (QID, HRQSIZE, HSQSIZE; the accept's CRQSIZE, a reject's status), command
+// capsules SENT from registered memory with in-capsule data or a keyed SGL over a
+// per-slot registered data buffer (the target RDMA READs write data from it and RDMA
+// WRITEs read data into it), responses in pre-posted receives. A slot is free again when
+// both its response and its SEND's completion came. Commands complete through callbacks,
+// as on NvmeTcpQpair; the completion channel's fd is watched by libuv, so an idle host
+// sleeps.
+
+import {
+  Access,
+  type CmEvent,
+  CmEventType,
+  type CmId,
+  type CompletionChannel,
+  type CompletionQueue,
+  completionField,
+  completionId,
+  type MemoryRegion,
+  type ProtectionDomain,
+  type QueuePair,
+  type RealmCmChannel,
+  realmCmChannel,
+  realmPd,
+  SendFlags,
+  setSge,
+  setWorkRequest,
+  WcOpcode,
+  WcStatus,
+  WorkCompletion,
+  WorkRequest,
+  WrOpcode,
+} from '../rdma/index.ts';
+import {
+  CQE_SIZE,
+  Cqe,
+  GenericStatus,
+  PathStatus,
+  SQE_SIZE,
+  Sqe,
+  StatusCodeType,
+  setSqeSgl,
+  setStatus,
+  statusOf,
+} from '../wire/nvme.ts';
+import {
+  readRdmaAccept,
+  readRdmaReject,
+  setSqeKeyedSgl,
+  setSqeNoData,
+  writeRdmaConnectRequest,
+} from '../wire/rdma.ts';
+import { TcpTransportError } from './errors.ts';
+import type { CommandCallback, NvmeQpair } from './qpair.ts';
+
+export interface RdmaQpairConnectOptions {
+  traddr: string;
+  trsvcid: string;
+  /** the queue's ID, sent in the connect request's private data */
+  qid: number;
+  /** entries in the submission queue (commands in flight at most) */
+  queueSize: number;
+  /** in-capsule data limit in bytes for host-to-controller data (0: always a keyed SGL) */
+  inCapsuleDataSize: number;
+  /** ms to wait for address and route resolution and the connection */
+  connectTimeoutMs?: number;
+  /** bytes of registered data buffer per slot (larger transfers register memory for the command) */
+  slotDataSize?: number;
+}
+
+const DEFAULT_SLOT_DATA = 128 * 1024;
+/** Work request ids: receives above this, SENDs below (their slot index). */
+const RECV_ID_BASE = 0x1_0000;
+const POLL_BATCH = 16;
+
+class RdmaHostRequest {
+  readonly cid: number;
+  busy = false;
+  cb: CommandCallback | null = null;
+  ioCb: ((status: number, cpl: Buffer) => void) | null = null;
+  data: Buffer | null = null;
+  isRead = false;
+  /** where read data lands (the slot's buffer or a region registered for this command) */
+  bounce: Buffer | null = null;
+  ownRegion: MemoryRegion | null = null;
+  sendDone = false;
+  rspArrived = false;
+  readonly cpl = Buffer.alloc(CQE_SIZE);
+  submittedAt = 0;
+  timedOut = false;
+  constructor(cid: number) {
+    this.cid = cid;
+  }
+}
+
+export class NvmeRdmaQpair implements NvmeQpair {
+  readonly queueSize: number;
+  inCapsuleDataSize: number;
+  qid: number;
+  closed = false;
+  closeReason: string | null = null;
+  onClose: ((reason: string) => void) | null = null;
+  /** CRQSIZE of the target's accept */
+  crqsize = 0;
+  private readonly opts: RdmaQpairConnectOptions;
+  private readonly cm: RealmCmChannel;
+  private readonly id: CmId;
+  private readonly slots: RdmaHostRequest[] = [];
+  private readonly freeSlots: RdmaHostRequest[] = [];
+  private readonly capsuleBytes: number;
+  private readonly slotData: number;
+  private pd: ProtectionDomain | null = null;
+  private channel: CompletionChannel | null = null;
+  private cq: CompletionQueue | null = null;
+  private qp: QueuePair | null = null;
+  private memory: Buffer | null = null;
+  private mr: MemoryRegion | null = null;
+  private readonly wrs = new Uint32Array(WorkRequest.WORDS);
+  private readonly wcs = new Uint32Array(WorkCompletion.WORDS * POLL_BATCH);
+  private connectResolve: ((q: NvmeRdmaQpair) => void) | null = null;
+  private connectReject: ((e: Error) => void) | null = null;
+  private ioTimeoutMsValue = 0;
+  private timeoutTimer: NodeJS.Timeout | null = null;
+
+  private constructor(opts: RdmaQpairConnectOptions) {
+    this.opts = opts;
+    this.queueSize = opts.queueSize;
+    this.qid = opts.qid;
+    this.inCapsuleDataSize = opts.inCapsuleDataSize;
+    this.slotData = opts.slotDataSize ?? DEFAULT_SLOT_DATA;
+    this.capsuleBytes = SQE_SIZE + Math.max(0, opts.inCapsuleDataSize);
+    for (let cid = opts.queueSize - 1; cid >= 0; cid--) {
+      const r = new RdmaHostRequest(cid);
+      this.slots[cid] = r;
+      this.freeSlots.push(r);
+    }
+    // throws RdmaUnavailableError (the sentence naming what is missing) without the addon
+    this.cm = realmCmChannel();
+    this.id = this.cm.createId({ onCmEvent: (e) => this.onCmEvent(e) });
+  }
+
+  /** rdma_cm: resolve, connect with the binding's private data, wait for ESTABLISHED. */
+  static connect(opts: RdmaQpairConnectOptions): Promise<NvmeRdmaQpair> {
+    return new Promise((resolve, reject) => {
+      const q = new NvmeRdmaQpair(opts);
+      q.cm.hold();
+      const timeoutMs = opts.connectTimeoutMs ?? 10000;
+      const timer = setTimeout(() => q.fatal('connect timeout'), timeoutMs);
+      q.connectResolve = (v) => {
+        clearTimeout(timer);
+        q.cm.release();
+        resolve(v);
+      };
+      q.connectReject = (e) => {
+        clearTimeout(timer);
+        q.cm.release();
+        reject(e);
+      };
+      try {
+        q.id.resolveAddr(opts.traddr, Number.parseInt(opts.trsvcid, 10), Math.min(timeoutMs, 2000));
+      } catch (e) {
+        q.fatal(`rdma_resolve_addr: ${(e as Error).message}`);
+      }
+    });
+  }
+
+  private onCmEvent(e: CmEvent): void {
+    try {
+      switch (e.type) {
+        case CmEventType.ADDR_RESOLVED:
+          this.id.resolveRoute(2000);
+          return;
+        case CmEventType.ROUTE_RESOLVED:
+          this.setUp();
+          return;
+        case CmEventType.ESTABLISHED: {
+          const accept = e.privateData === null ? null : readRdmaAccept(e.privateData);
+          this.crqsize = accept?.crqsize ?? 0;
+          const done = this.connectResolve;
+          this.connectResolve = null;
+          this.connectReject = null;
+          done?.(this);
+          return;
+        }
+        case CmEventType.REJECTED: {
+          const r = e.privateData === null ? null : readRdmaReject(e.privateData);
+          this.fatal(
+            r ? `connect rejected: NVMe/RDMA status ${r.status}` : `connect rejected (CM status ${e.status})`,
+          );
+          return;
+        }
+        case CmEventType.ADDR_ERROR:
+        case CmEventType.ROUTE_ERROR:
+        case CmEventType.UNREACHABLE:
+        case CmEventType.CONNECT_ERROR:
+          this.fatal(`${e.name} (status ${e.status})`);
+          return;
+        case CmEventType.DISCONNECTED:
+        case CmEventType.DEVICE_REMOVAL:
+        case CmEventType.TIMEWAIT_EXIT:
+          this.fatal(e.type === CmEventType.DEVICE_REMOVAL ? 'RDMA device removed' : 'connection closed');
+          return;
+        default:
+      }
+    } catch (err) {
+      this.fatal((err as Error).message);
+    }
+  }
+
+  /** Route known: the device's PD, a CQ on a completion channel, the QP, registered memory, receives. */
+  private setUp(): void {
+    const device = this.id.device();
+    if (device === null) throw new Error('the CM id has no RDMA device');
+    const attrs = device.query();
+    const qs = this.queueSize;
+    this.pd = realmPd(device);
+    this.channel = device.createCompChannel();
+    // watched with a reference, as a TCP queue's socket: an open queue keeps the process
+    // alive (a command waiting for its response must not let the event loop end)
+    this.channel.start(() => this.pollCq());
+    this.cq = device.createCq(2 * qs + 8, this.channel);
+    this.qp = this.id.createQp({
+      pd: this.pd,
+      sendCq: this.cq,
+      recvCq: this.cq,
+      maxSendWr: qs + 1,
+      maxRecvWr: qs,
+      maxSendSge: 1,
+      maxRecvSge: 1,
+    });
+    // per slot: capsule (SQE + in-capsule data), then the response receives, then data buffers
+    const bytes = qs * (this.capsuleBytes + CQE_SIZE + this.slotData);
+    this.memory = Buffer.from(new SharedArrayBuffer(bytes));
+    this.mr = this.pd.registerMemory(
+      new Uint8Array(this.memory.buffer),
+      Access.LOCAL_WRITE | Access.REMOTE_READ | Access.REMOTE_WRITE,
+    );
+    for (let i = 0; i < qs; i++) this.postRecv(i);
+    const priv = Buffer.alloc(32);
+    writeRdmaConnectRequest(priv, { recfmt: 0, qid: this.qid, hrqsize: qs, hsqsize: qs - 1, cntlid: 0 });
+    this.id.connect({
+      privateData: priv,
+      // RDMA READs the target may have outstanding against our memory
+      responderResources: Math.max(1, Math.min(16, attrs.maxQpRdAtom)),
+      initiatorDepth: 0,
+      retryCount: 7,
+      rnrRetryCount: 7,
+    });
+    this.cq.requestNotify();
+  }
+
+  private recvOffset(i: number): number {
+    return this.queueSize * this.capsuleBytes + i * CQE_SIZE;
+  }
+
+  private dataOffset(cid: number): number {
+    return this.queueSize * (this.capsuleBytes + CQE_SIZE) + cid * this.slotData;
+  }
+
+  private postRecv(i: number): void {
+    const mr = this.mr as MemoryRegion;
+    setWorkRequest(this.wrs, 0, 0, 0, RECV_ID_BASE + i, 1);
+    setSge(this.wrs, 0, 0, mr.index, this.recvOffset(i), CQE_SIZE);
+    if ((this.qp as QueuePair).postRecv(this.wrs, 1) !== 1)
+      this.fatal(`posting a receive failed: errno ${(this.qp as QueuePair).lastError}`);
+  }
+
+  get outstanding(): number {
+    return this.queueSize - this.freeSlots.length;
+  }
+
+  get available(): number {
+    return this.closed ? 0 : this.freeSlots.length;
+  }
+
+  /** Per-command timeout in ms (0 = none): as NvmeTcpQpair, a command over it ends the queue. */
+  get ioTimeoutMs(): number {
+    return this.ioTimeoutMsValue;
+  }
+
+  set ioTimeoutMs(ms: number) {
+    this.ioTimeoutMsValue = Number.isFinite(ms) && ms > 0 ? ms : 0;
+    if (this.timeoutTimer) clearInterval(this.timeoutTimer);
+    this.timeoutTimer = null;
+    if (this.ioTimeoutMsValue === 0 || this.closed) return;
+    const now = Date.now();
+    for (const req of this.slots) if (req.busy) req.submittedAt = now;
+    const period = Math.max(10, Math.min(1000, Math.floor(this.ioTimeoutMsValue / 4)));
+    this.timeoutTimer = setInterval(() => this.checkTimeouts(), period);
+    this.timeoutTimer.unref();
+  }
+
+  private checkTimeouts(): void {
+    const limit = Date.now() - this.ioTimeoutMsValue;
+    let first: RdmaHostRequest | null = null;
+    for (const req of this.slots) {
+      if (req.busy && !req.rspArrived && req.submittedAt < limit) {
+        req.timedOut = true;
+        first ??= req;
+      }
+    }
+    if (first !== null) this.fatal(`command ${first.cid} timed out after ${this.ioTimeoutMsValue} ms`);
+  }
+
+  submit(cmd: Buffer, data: Buffer | null, isRead: boolean, cb: CommandCallback): boolean {
+    return this.submitWith(cmd, data, isRead, cb, null);
+  }
+
+  submitIo(
+    cmd: Buffer,
+    data: Buffer | null,
+    isRead: boolean,
+    cb: (status: number, cpl: Buffer) => void,
+  ): boolean {
+    return this.submitWith(cmd, data, isRead, null, cb);
+  }
+
+  private submitWith(
+    cmd: Buffer,
+    data: Buffer | null,
+    isRead: boolean,
+    cb: CommandCallback | null,
+    ioCb: ((status: number, cpl: Buffer) => void) | null,
+  ): boolean {
+    if (this.closed || this.qp === null) return false;
+    const req = this.freeSlots.pop();
+    if (req === undefined) return false;
+    const memory = this.memory as Buffer;
+    const mr = this.mr as MemoryRegion;
+    req.busy = true;
+    req.cb = cb;
+    req.ioCb = ioCb;
+    req.data = data;
+    req.isRead = isRead;
+    req.sendDone = false;
+    req.rspArrived = false;
+    req.bounce = null;
+    if (this.ioTimeoutMsValue > 0) req.submittedAt = Date.now();
+    const at = req.cid * this.capsuleBytes;
+    const sqe = memory.subarray(at, at + SQE_SIZE);
+    cmd.copy(sqe, 0, 0, SQE_SIZE);
+    sqe.writeUInt16LE(req.cid, Sqe.CID);
+    const len = data ? data.length : 0;
+    let sendBytes = SQE_SIZE;
+    if (len === 0) setSqeNoData(sqe);
+    // (a caller may raise inCapsuleDataSize, as the Connect does; the capsule area stays as made)
+    else if (!isRead && len <= this.inCapsuleDataSize && len <= this.capsuleBytes - SQE_SIZE) {
+      setSqeSgl(sqe, len, true);
+      (data as Buffer).copy(memory, at + SQE_SIZE);
+      sendBytes += len;
+    } else {
+      let address: bigint;
+      let rkey: number;
+      if (len <= this.slotData) {
+        const off = this.dataOffset(req.cid);
+        req.bounce = memory.subarray(off, off + len);
+        address = mr.address + BigInt(off);
+        rkey = mr.rkey;
+      } else {
+        // larger than the slot's buffer: memory registered for this command alone
+        const view = Buffer.from(new SharedArrayBuffer(len));
+        const own = (this.pd as ProtectionDomain).registerMemory(
+          new Uint8Array(view.buffer),
+          Access.LOCAL_WRITE | Access.REMOTE_READ | Access.REMOTE_WRITE,
+        );
+        req.ownRegion = own;
+        req.bounce = view;
+        address = own.address;
+        rkey = own.rkey;
+      }
+      if (!isRead) (data as Buffer).copy(req.bounce);
+      setSqeKeyedSgl(sqe, Number(address & 0xffff_ffffn), Number(address >> 32n), len, rkey, false);
+    }
+    setWorkRequest(this.wrs, 0, WrOpcode.SEND, SendFlags.SIGNALED, req.cid, 1);
+    setSge(this.wrs, 0, 0, mr.index, at, sendBytes);
+    if (this.qp.postSend(this.wrs, 1) !== 1) {
+      this.release(req);
+      this.fatal(`posting a command failed: errno ${this.qp.lastError}`);
+      return false;
+    }
+    return true;
+  }
+
+  /** The completion channel fired (or a poll is due): drain, re-arm, drain once more. */
+  private pollCq(): void {
+    const cq = this.cq;
+    if (cq === null || this.closed) return;
+    this.drain(cq);
+    if (this.closed) return;
+    cq.requestNotify();
+    this.drain(cq);
+  }
+
+  private drain(cq: CompletionQueue): void {
+    for (;;) {
+      const n = cq.poll(this.wcs, POLL_BATCH);
+      if (n <= 0) return;
+      for (let i = 0; i < n && !this.closed; i++) this.completion(i);
+      if (this.closed || n < POLL_BATCH) return;
+    }
+  }
+
+  private completion(i: number): void {
+    const wcs = this.wcs;
+    const wrId = completionId(wcs, i);
+    const status = completionField(wcs, i, WorkCompletion.STATUS);
+    if (status !== WcStatus.SUCCESS) {
+      this.fatal(
+        status === WcStatus.WR_FLUSH_ERR
+          ? 'connection closed'
+          : `work request ${wrId} failed: status ${status}`,
+      );
+      return;
+    }
+    if (completionField(wcs, i, WorkCompletion.OPCODE) === WcOpcode.RECV) {
+      const index = wrId - RECV_ID_BASE;
+      const at = this.recvOffset(index);
+      const memory = this.memory as Buffer;
+      const cid = memory.readUInt16LE(at + Cqe.CID);
+      const req = this.slots[cid];
+      if (req === undefined || !req.busy || req.rspArrived) {
+        this.fatal(`a response for command ${cid}, which is not outstanding`);
+        return;
+      }
+      memory.copy(req.cpl, 0, at, at + CQE_SIZE);
+      this.postRecv(index);
+      req.rspArrived = true;
+      if (req.sendDone) this.finish(req);
+      return;
+    }
+    const req = this.slots[wrId];
+    if (req === undefined || !req.busy) return;
+    req.sendDone = true;
+    if (req.rspArrived) this.finish(req);
+  }
+
+  private finish(req: RdmaHostRequest): void {
+    const cpl = req.cpl;
+    if (req.isRead && req.data !== null && req.bounce !== null && statusOf(cpl) === 0)
+      req.bounce.copy(req.data);
+    const cb = req.cb;
+    const ioCb = req.ioCb;
+    this.release(req);
+    if (cb) cb(cpl);
+    else if (ioCb) ioCb(statusOf(cpl), cpl);
+  }
+
+  private release(req: RdmaHostRequest): void {
+    if (req.ownRegion !== null) {
+      try {
+        req.ownRegion.deregister();
+      } catch {
+        // released with the realm
+      }
+      req.ownRegion = null;
+    }
+    req.cb = null;
+    req.ioCb = null;
+    req.data = null;
+    req.bounce = null;
+    req.busy = false;
+    req.timedOut = false;
+    this.freeSlots.push(req);
+  }
+
+  /** End the queue and fail every outstanding command (ABORTED_SQ_DELETION, or PATH for a timeout). */
+  fatal(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.closeReason = reason;
+    if (this.timeoutTimer) clearInterval(this.timeoutTimer);
+    this.timeoutTimer = null;
+    try {
+      this.id.disconnect();
+    } catch {
+      // not connected
+    }
+    this.cm.unregister(this.id);
+    for (const step of [
+      () => this.id.destroy(),
+      () => this.channel?.stop(),
+      () => this.cq?.destroy(),
+      () => this.channel?.destroy(),
+      () => this.mr?.deregister(),
+    ]) {
+      try {
+        step();
+      } catch {
+        // already released
+      }
+    }
+    this.qp = null;
+    if (this.connectReject) {
+      const reject = this.connectReject;
+      this.connectReject = null;
+      this.connectResolve = null;
+      reject(
+        new TcpTransportError('ECONNECT', `NVMe/RDMA ${this.opts.traddr}:${this.opts.trsvcid}: ${reason}`),
+      );
+    }
+    for (const req of this.slots) {
+      if (!req.busy) continue;
+      const cpl = req.cpl;
+      cpl.fill(0);
+      cpl.writeUInt16LE(req.cid, Cqe.CID);
+      cpl.writeUInt16LE(this.qid, Cqe.SQID);
+      if (req.timedOut) setStatus(cpl, StatusCodeType.PATH, PathStatus.ABORTED_BY_HOST, true);
+      else setStatus(cpl, StatusCodeType.GENERIC, GenericStatus.ABORTED_SQ_DELETION, true);
+      req.isRead = false;
+      this.finish(req);
+    }
+    this.onClose?.(reason);
+  }
+
+  close(): void {
+    this.fatal('closed by host');
+  }
+}

@@ -1,0 +1,40 @@
+// OUR host side over NVMe/RDMA (src/nvme's NvmeRdmaQpair through the nvmf CLI and
+// nvmf-perf, trtype rdma) against the Linux kernel's nvmet-rdma target, both in the
+// bookworm guest over soft-RoCE (rxe0 on eth0): the repository is shared into the guest
+// (run-guest -P) and guest/rdma-host-checks.sh runs our tools there. One boot; about two
+// minutes under TCG. Needs `sudo bash scripts/setup-interop.sh` and the addon built (npm ci
+// with libibverbs-dev and librdmacm-dev); see docs/rdma.md.
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { rdmaAvailability } from '../../src/rdma/index.ts';
+import { missingPrerequisites, REPO_ROOT, reportGuestChecks, runGuest } from './lib/harness.ts';
+
+const SCRIPT = join(REPO_ROOT, 'test/interop/guest/rdma-host-checks.sh');
+const GUEST_TIMEOUT_SECONDS = 600;
+const CHECKS = [
+  'nvmet-rdma-up',
+  'discover-rdma',
+  'identify-rdma',
+  'id-ns-rdma',
+  'write-read-20480',
+  'write-read-1048576',
+  'perf-rdma',
+  'bdev-nvme-rdma-gateway',
+  'nvmet-controllers',
+];
+
+test('bookworm guest: our host library, nvmf and nvmf-perf over RDMA (rxe0) against nvmet-rdma', async (t) => {
+  const missing = missingPrerequisites('bookworm');
+  assert.deepEqual(missing, [], `interop prerequisites missing:\n  ${missing.join('\n  ')}`);
+  const addon = rdmaAvailability();
+  assert.ok(addon.available, addon.available ? '' : addon.reason);
+  const run = await runGuest({
+    flavour: 'bookworm',
+    script: SCRIPT,
+    withProject: true,
+    memoryMiB: 1536,
+    timeoutSeconds: GUEST_TIMEOUT_SECONDS,
+  });
+  await reportGuestChecks(t, run, CHECKS, 'rdma-host.log', () => '');
+});
