@@ -17,13 +17,14 @@ fail() {
 	failures=$((failures + 1))
 }
 step() { echo "== $*"; }
-retry_crash() { # CMD...: again (up to 3 times) when it dies of a signal: Node under TCG, see rdma-target-checks.sh
+retry_crash() { # CMD...: again (up to 5 times) when it dies of a signal: Node under TCG, see rdma-target-checks.sh
 	local rc
-	for _ in 1 2 3; do
+	for _ in 1 2 3 4 5; do # three crashes in a row were seen once (CI): five, a second apart
 		timeout 120 "$@"
 		rc=$?
 		[ $rc -lt 128 ] || [ $rc = 124 ] && return $rc
 		echo "  ($1 died with status $rc, again)" >&2
+		sleep 1
 	done
 	return $rc
 }

@@ -39,13 +39,14 @@ dmesg_tail() { dmesg | tail -n "${1:-15}" | sed 's/^/  dmesg: /'; }
 tgt_log_tail() { tail -n "${1:-20}" "$work/tgt.log" | sed 's/^/  tgt: /'; }
 # the RPC client through retry_crash: see start_target below for Node under TCG
 rpc=(retry_crash node "$PROJECT_DIR/bin/nvmf-rpc.mjs" -s "$work/rpc.sock")
-retry_crash() { # CMD...: runs CMD again (up to 3 times) when it dies of a signal
+retry_crash() { # CMD...: runs CMD again (up to 5 times, a second apart) when it dies of a signal
 	local rc
-	for _ in 1 2 3; do
+	for _ in 1 2 3 4 5; do
 		"$@"
 		rc=$?
 		[ $rc -lt 128 ] && return $rc
 		echo "  ($1 died with status $rc, again)" >&2
+		sleep 1
 	done
 	return $rc
 }
