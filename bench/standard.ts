@@ -5,14 +5,16 @@
 // MiB/s, latency (average, p50, p99, p99.9) and the target's CPU time per I/O
 // (user + system of every thread, from /proc, over the I/Os nvmf-perf
 // completed). With SPDK_DIR set (an SPDK build: build/bin/nvmf_tgt), SPDK's
-// target runs on the same core with the same bdev and the same client, in
-// turn with ours, and the ratios are printed (SPDK polls its core, so its CPU
-// per I/O is the core's time over the I/Os, not a cost). --tgt more than once
-// compares checkouts of nvmf-ts the same way (A/B). Never gates CI.
+// target runs on the same core with the same bdev, transport options and
+// client, in turn with ours, and the ratios are printed (SPDK polls its core,
+// so its CPU per I/O is the core's time over the I/Os, not a cost); it runs
+// without hugepages (--no-huge and a fixed DPDK heap) unless --spdk-hugepages
+// says the machine has them. --tgt more than once compares checkouts of
+// nvmf-ts the same way (A/B). Never gates CI.
 //
 //   npm run bench:standard -- [--time 5] [--warmup 1] [--rounds 1] [--only 4k-randread-qd32,...]
 //     [--tgt bin/nvmf_tgt.mjs ...] [--tgt-arg=--poll-window-us=0 ...] [--bdev malloc|null] [--target-core 0] [--client-cores 1]
-//     [--json]
+//     [--spdk-hugepages] [--json]
 //   SPDK_DIR=/path/to/spdk npm run bench:standard
 
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
@@ -34,6 +36,7 @@ const { values } = parseArgs({
     bdev: { type: 'string', default: 'malloc' },
     'target-core': { type: 'string', default: '0' },
     'client-cores': { type: 'string', default: '1' },
+    'spdk-hugepages': { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
   },
 });
@@ -60,16 +63,45 @@ const NQN = 'nqn.2016-06.io.spdk:cnode1';
 const CLOCK_TICKS = 100; // USER_HZ on Linux
 const TARGET_CORE = values['target-core'] ?? '0';
 const CLIENT_CORES = (values['client-cores'] ?? '1').split(',').map(Number);
+const SPDK_DIR = process.env.SPDK_DIR || undefined;
 /** the bdev both targets serve: SPDK's malloc (or null) with the same geometry */
 const BDEV =
   values.bdev === 'null'
     ? { method: 'bdev_null_create', params: { name: 'Bdev0', num_blocks: 262144, block_size: 4096 } }
     : { method: 'bdev_malloc_create', params: { name: 'Bdev0', num_blocks: 65536, block_size: 4096 } };
+/** written out so both targets run the same transport whatever their defaults (these are SPDK's) */
+const TRANSPORT = {
+  trtype: 'TCP',
+  max_queue_depth: 128,
+  in_capsule_data_size: 4096,
+  max_io_size: 131072,
+  io_unit_size: 131072,
+};
+/** DPDK heap of SPDK's target without hugepages, MiB: the 256 MiB malloc bdev and its buffer pools */
+const SPDK_TGT_MEM_MB = 1024;
 
 const only = values.only?.split(',');
 const workloads = only === undefined ? STANDARD : STANDARD.filter((w) => only.includes(w.name));
 if (workloads.length === 0)
   throw new Error(`--only: none of ${only} (known: ${STANDARD.map((w) => w.name)})`);
+
+function spdkBin(name: string): string {
+  const bin = join(SPDK_DIR ?? '', 'build/bin', name);
+  if (!existsSync(bin)) throw new Error(`SPDK_DIR: no ${bin}`);
+  return bin;
+}
+
+/** DPDK memory options: without hugepages (the default) DPDK needs a fixed heap size */
+function spdkMemArgs(mb: number): string[] {
+  return values['spdk-hugepages'] ? [] : ['--no-huge', '-s', String(mb)];
+}
+
+/** DPDK leaves its runtime directory (file prefix spdk_pid<pid>) behind, even after a clean exit */
+function removeDpdkRuntimeDir(pid: number | undefined): void {
+  if (pid === undefined) return;
+  const base = process.getuid?.() === 0 ? '/var/run' : (process.env.XDG_RUNTIME_DIR ?? '/tmp');
+  rmSync(join(base, 'dpdk', `spdk_pid${pid}`), { recursive: true, force: true });
+}
 
 function freePort(): Promise<number> {
   return new Promise((res, rej) => {
@@ -126,14 +158,25 @@ function nvmfTsTarget(path: string, label: string): TargetKind {
   };
 }
 
-function spdkTarget(spdkDir: string): TargetKind {
-  const bin = join(spdkDir, 'build/bin/nvmf_tgt');
-  if (!existsSync(bin)) throw new Error(`SPDK_DIR: no ${bin}`);
+function spdkTarget(): TargetKind {
+  const bin = spdkBin('nvmf_tgt');
   return {
     label: 'SPDK',
-    // SPDK pins its reactor itself: the core mask names the same core
-    command: (sock, config) => [bin, '-m', `[${TARGET_CORE}]`, '-r', sock, '--json', config],
-    ready: /Reactor started on core|reactor_run|NVMe\/TCP Target Listening/,
+    // the reactor on TARGET_CORE, and under taskset DPDK's other threads on it too, as Node's are for ours
+    command: (sock, config) => [
+      'taskset',
+      '-c',
+      TARGET_CORE,
+      bin,
+      '-m',
+      `[${TARGET_CORE}]`,
+      ...spdkMemArgs(SPDK_TGT_MEM_MB),
+      '-r',
+      sock,
+      '--json',
+      config,
+    ],
+    ready: /NVMe\/TCP Target Listening/,
     spdk: true,
   };
 }
@@ -143,6 +186,7 @@ async function startTarget(kind: TargetKind): Promise<Target> {
   const port = await freePort();
   const listen = { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: String(port) };
   const config = join(dir, 'config.json');
+  // the layout of SPDK's save_config, which both targets load
   writeFileSync(
     config,
     JSON.stringify({
@@ -151,7 +195,7 @@ async function startTarget(kind: TargetKind): Promise<Target> {
         {
           subsystem: 'nvmf',
           config: [
-            { method: 'nvmf_create_transport', params: { trtype: 'TCP' } },
+            { method: 'nvmf_create_transport', params: TRANSPORT },
             { method: 'nvmf_create_subsystem', params: { nqn: NQN, allow_any_host: true } },
             {
               method: 'nvmf_subsystem_add_ns',
@@ -173,8 +217,8 @@ async function startTarget(kind: TargetKind): Promise<Target> {
     log += d;
   });
   const t: Target = { kind, proc, port, dir };
-  // ready once the listener accepts (SPDK logs differently across versions)
-  for (let i = 0; i < 300; i++) {
+  // ready once it says so and the listener accepts (30 s: DPDK's start is slow on a loaded machine)
+  for (let i = 0; i < 600; i++) {
     if (proc.exitCode !== null) break;
     if (kind.ready.test(log) && (await canConnect(port))) return t;
     await new Promise((r) => setTimeout(r, 50));
@@ -197,11 +241,13 @@ function canConnect(port: number): Promise<boolean> {
 async function stopTarget(t: Target): Promise<void> {
   if (t.proc.exitCode === null && t.proc.signalCode === null) {
     const exited = new Promise((r) => t.proc.once('exit', r));
+    // both shut down cleanly on SIGTERM (SPDK's takes a few seconds)
     t.proc.kill('SIGTERM');
-    const timer = setTimeout(() => t.proc.kill('SIGKILL'), 10000);
+    const timer = setTimeout(() => t.proc.kill('SIGKILL'), 20000);
     await exited;
     clearTimeout(timer);
   }
+  if (t.kind.spdk) removeDpdkRuntimeDir(t.proc.pid);
   rmSync(t.dir, { recursive: true, force: true });
 }
 
@@ -278,7 +324,7 @@ function median(xs: number[]): number {
 const kinds: TargetKind[] = (values.tgt ?? [OWN_TGT]).map((p, i, all) =>
   nvmfTsTarget(resolve(p), all.length === 1 ? 'nvmf-ts' : `nvmf-ts ${String.fromCharCode(65 + i)}`),
 );
-if (process.env.SPDK_DIR) kinds.push(spdkTarget(process.env.SPDK_DIR));
+if (SPDK_DIR !== undefined) kinds.push(spdkTarget());
 
 const rounds = Number(values.rounds);
 const samples = new Map<string, Sample[]>();
@@ -364,9 +410,15 @@ else {
   ];
   const table = [cols.map((c) => c[0]), ...results.map((r) => cols.map((c) => c[1](r)))];
   const widths = cols.map((_, i) => Math.max(...table.map((row) => row[i].length)));
+  const spdkMemory =
+    SPDK_DIR === undefined ? '' : `; SPDK ${values['spdk-hugepages'] ? 'on hugepages' : 'with --no-huge'}`;
   console.log(
     `target on core ${TARGET_CORE}, nvmf-perf on ${CLIENT_CORES.join(',')}, ${values.bdev} bdev, ` +
-      `${values.time} s per workload (+${values.warmup} s warm-up), median of ${rounds} round(s)`,
+      `${values.time} s per workload (+${values.warmup} s warm-up), median of ${rounds} round(s)${spdkMemory}`,
   );
+  if (SPDK_DIR !== undefined)
+    console.log(
+      'SPDK polls its core: its CPU per I/O is the core over its I/Os; the ratios are IOPS and latency',
+    );
   for (const row of table) console.log(row.map((c, i) => c.padStart(widths[i])).join('  '));
 }
