@@ -1,19 +1,24 @@
 // The standard set, the one command behind the figures in docs/performance.md:
 // 4 KiB randread QD32, 4 KiB randwrite QD32, 128 KiB read QD16, 128 KiB write
 // QD16 and 4 KiB randread QD1 against a target pinned to one core (taskset)
-// with nvmf-perf pinned to another, one target at a time. Per workload: IOPS,
-// MiB/s, latency (average, p50, p99, p99.9) and the target's CPU time per I/O
-// (user + system of every thread, from /proc, over the I/Os nvmf-perf
-// completed). With SPDK_DIR set (an SPDK build: build/bin/nvmf_tgt), SPDK's
-// target runs on the same core with the same bdev and the same client, in
-// turn with ours, and the ratios are printed (SPDK polls its core, so its CPU
-// per I/O is the core's time over the I/Os, not a cost). --tgt more than once
-// compares checkouts of nvmf-ts the same way (A/B). Never gates CI.
+// with the client pinned to another, one target at a time. Per workload: IOPS,
+// MiB/s, latency (average, min, max, p50, p99, p99.9) and the target's CPU
+// time per I/O (user + system of every thread, from /proc). With SPDK_DIR set
+// (an SPDK build: build/bin/nvmf_tgt), SPDK's target runs on the same core
+// with the same bdev, transport options and client, in turn with ours, and
+// the ratios are printed (SPDK polls its core, so its CPU per I/O is the
+// core's time over the I/Os, not a cost). --tgt more than once compares
+// checkouts of nvmf-ts the same way (A/B). Never gates CI.
+//
+// The client is nvmf-perf, or with --client spdk SPDK's spdk_nvme_perf
+// (SPDK_DIR/build/bin/spdk_nvme_perf, with its latency histogram -LL for the
+// percentiles); SPDK's processes run without hugepages (--no-huge and a fixed
+// DPDK heap) unless --spdk-hugepages says the machine has them.
 //
 //   npm run bench:standard -- [--time 5] [--warmup 1] [--rounds 1] [--only 4k-randread-qd32,...]
 //     [--tgt bin/nvmf_tgt.mjs ...] [--tgt-arg=--poll-window-us=0 ...] [--bdev malloc|null] [--target-core 0] [--client-cores 1]
-//     [--json]
-//   SPDK_DIR=/path/to/spdk npm run bench:standard
+//     [--client nvmf-perf|spdk] [--spdk-hugepages] [--json]
+//   SPDK_DIR=/path/to/spdk npm run bench:standard -- [--client spdk]
 
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -22,6 +27,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { parseSpdkPerf } from './lib/spdk-perf.ts';
 
 const { values } = parseArgs({
   options: {
@@ -34,6 +40,8 @@ const { values } = parseArgs({
     bdev: { type: 'string', default: 'malloc' },
     'target-core': { type: 'string', default: '0' },
     'client-cores': { type: 'string', default: '1' },
+    client: { type: 'string', default: 'nvmf-perf' },
+    'spdk-hugepages': { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
   },
 });
@@ -60,16 +68,55 @@ const NQN = 'nqn.2016-06.io.spdk:cnode1';
 const CLOCK_TICKS = 100; // USER_HZ on Linux
 const TARGET_CORE = values['target-core'] ?? '0';
 const CLIENT_CORES = (values['client-cores'] ?? '1').split(',').map(Number);
+const SPDK_DIR = process.env.SPDK_DIR || undefined;
+const CLIENT = values.client ?? 'nvmf-perf';
+if (CLIENT !== 'nvmf-perf' && CLIENT !== 'spdk')
+  throw new Error(`--client: nvmf-perf or spdk, not ${CLIENT}`);
+if (CLIENT === 'spdk' && SPDK_DIR === undefined)
+  throw new Error('--client spdk needs SPDK_DIR (an SPDK build with build/bin/spdk_nvme_perf)');
+const CLIENT_LABEL = CLIENT === 'spdk' ? 'spdk_nvme_perf' : 'nvmf-perf';
+const TIME_SEC = Number(values.time);
+const WARMUP_SEC = Number(values.warmup);
 /** the bdev both targets serve: SPDK's malloc (or null) with the same geometry */
 const BDEV =
   values.bdev === 'null'
     ? { method: 'bdev_null_create', params: { name: 'Bdev0', num_blocks: 262144, block_size: 4096 } }
     : { method: 'bdev_malloc_create', params: { name: 'Bdev0', num_blocks: 65536, block_size: 4096 } };
+/** written out so both targets run the same transport whatever their defaults (these are SPDK's) */
+const TRANSPORT = {
+  trtype: 'TCP',
+  max_queue_depth: 128,
+  in_capsule_data_size: 4096,
+  max_io_size: 131072,
+  io_unit_size: 131072,
+};
+/** DPDK heap of SPDK's processes without hugepages, MiB: the target holds the 256 MiB malloc bdev
+ * and its buffer pools, the client only its I/O buffers */
+const SPDK_TGT_MEM_MB = 1024;
+const SPDK_PERF_MEM_MB = 512;
 
 const only = values.only?.split(',');
 const workloads = only === undefined ? STANDARD : STANDARD.filter((w) => only.includes(w.name));
 if (workloads.length === 0)
   throw new Error(`--only: none of ${only} (known: ${STANDARD.map((w) => w.name)})`);
+
+function spdkBin(name: string): string {
+  const bin = join(SPDK_DIR ?? '', 'build/bin', name);
+  if (!existsSync(bin)) throw new Error(`SPDK_DIR: no ${bin}`);
+  return bin;
+}
+
+/** DPDK memory options: without hugepages (the default) DPDK needs a fixed heap size */
+function spdkMemArgs(mb: number): string[] {
+  return values['spdk-hugepages'] ? [] : ['--no-huge', '-s', String(mb)];
+}
+
+/** DPDK leaves its runtime directory (file prefix spdk_pid<pid>) behind, even after a clean exit */
+function removeDpdkRuntimeDir(pid: number | undefined): void {
+  if (pid === undefined) return;
+  const base = process.getuid?.() === 0 ? '/var/run' : (process.env.XDG_RUNTIME_DIR ?? '/tmp');
+  rmSync(join(base, 'dpdk', `spdk_pid${pid}`), { recursive: true, force: true });
+}
 
 function freePort(): Promise<number> {
   return new Promise((res, rej) => {
@@ -126,14 +173,25 @@ function nvmfTsTarget(path: string, label: string): TargetKind {
   };
 }
 
-function spdkTarget(spdkDir: string): TargetKind {
-  const bin = join(spdkDir, 'build/bin/nvmf_tgt');
-  if (!existsSync(bin)) throw new Error(`SPDK_DIR: no ${bin}`);
+function spdkTarget(): TargetKind {
+  const bin = spdkBin('nvmf_tgt');
   return {
     label: 'SPDK',
-    // SPDK pins its reactor itself: the core mask names the same core
-    command: (sock, config) => [bin, '-m', `[${TARGET_CORE}]`, '-r', sock, '--json', config],
-    ready: /Reactor started on core|reactor_run|NVMe\/TCP Target Listening/,
+    // the reactor on TARGET_CORE, and under taskset DPDK's other threads on it too, as Node's are for ours
+    command: (sock, config) => [
+      'taskset',
+      '-c',
+      TARGET_CORE,
+      bin,
+      '-m',
+      `[${TARGET_CORE}]`,
+      ...spdkMemArgs(SPDK_TGT_MEM_MB),
+      '-r',
+      sock,
+      '--json',
+      config,
+    ],
+    ready: /NVMe\/TCP Target Listening/,
     spdk: true,
   };
 }
@@ -143,6 +201,7 @@ async function startTarget(kind: TargetKind): Promise<Target> {
   const port = await freePort();
   const listen = { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: String(port) };
   const config = join(dir, 'config.json');
+  // the layout of SPDK's save_config, which both targets load
   writeFileSync(
     config,
     JSON.stringify({
@@ -151,7 +210,7 @@ async function startTarget(kind: TargetKind): Promise<Target> {
         {
           subsystem: 'nvmf',
           config: [
-            { method: 'nvmf_create_transport', params: { trtype: 'TCP' } },
+            { method: 'nvmf_create_transport', params: TRANSPORT },
             { method: 'nvmf_create_subsystem', params: { nqn: NQN, allow_any_host: true } },
             {
               method: 'nvmf_subsystem_add_ns',
@@ -173,8 +232,8 @@ async function startTarget(kind: TargetKind): Promise<Target> {
     log += d;
   });
   const t: Target = { kind, proc, port, dir };
-  // ready once the listener accepts (SPDK logs differently across versions)
-  for (let i = 0; i < 300; i++) {
+  // ready once it says so and the listener accepts (30 s: DPDK's start is slow on a loaded machine)
+  for (let i = 0; i < 600; i++) {
     if (proc.exitCode !== null) break;
     if (kind.ready.test(log) && (await canConnect(port))) return t;
     await new Promise((r) => setTimeout(r, 50));
@@ -197,32 +256,46 @@ function canConnect(port: number): Promise<boolean> {
 async function stopTarget(t: Target): Promise<void> {
   if (t.proc.exitCode === null && t.proc.signalCode === null) {
     const exited = new Promise((r) => t.proc.once('exit', r));
+    // both shut down cleanly on SIGTERM (SPDK's takes a few seconds)
     t.proc.kill('SIGTERM');
-    const timer = setTimeout(() => t.proc.kill('SIGKILL'), 10000);
+    const timer = setTimeout(() => t.proc.kill('SIGKILL'), 20000);
     await exited;
     clearTimeout(timer);
   }
+  if (t.kind.spdk) removeDpdkRuntimeDir(t.proc.pid);
   rmSync(t.dir, { recursive: true, force: true });
 }
 
-interface PerfRow {
+/** what either client reports for one workload; a percentile is null when the client gave none */
+interface ClientRow {
   iops: number;
   mib_per_sec: number;
   avg_lat_us: number;
-  p50_us: number;
-  p99_us: number;
-  p99_9_us: number;
-  errors: number;
-  ios: number;
+  min_lat_us: number;
+  max_lat_us: number;
+  p50_us: number | null;
+  p99_us: number | null;
+  p99_9_us: number | null;
 }
 
-interface PerfJson {
-  total: PerfRow;
+interface Sample {
+  row: ClientRow;
+  /** target CPU µs per I/O (nvmf-perf: over its whole run, warm-up and drain included on both sides
+   * of the ratio; spdk_nvme_perf: over its measured window) */
+  cpuUsPerIo: number;
+}
+
+interface NvmfPerfJson {
+  total: ClientRow & { errors: number };
   perf_cpu: { user_sec: number; system_sec: number; us_per_io: number };
 }
 
-function runPerf(t: Target, w: Workload): Promise<PerfJson> {
-  const trid = `trtype:tcp adrfam:ipv4 traddr:127.0.0.1 trsvcid:${t.port} subnqn:${NQN}`;
+function trid(t: Target): string {
+  return `trtype:tcp adrfam:ipv4 traddr:127.0.0.1 trsvcid:${t.port} subnqn:${NQN}`;
+}
+
+async function measureWithNvmfPerf(t: Target, w: Workload): Promise<Sample> {
+  const pid = t.proc.pid as number;
   const mask = `[${CLIENT_CORES.map((_, i) => i).join(',')}]`;
   const args = [
     '-c',
@@ -230,7 +303,7 @@ function runPerf(t: Target, w: Workload): Promise<PerfJson> {
     NODE,
     PERF,
     '-r',
-    trid,
+    trid(t),
     '-q',
     String(w.depth),
     '-o',
@@ -238,35 +311,93 @@ function runPerf(t: Target, w: Workload): Promise<PerfJson> {
     '-w',
     w.pattern,
     '-t',
-    values.time ?? '5',
+    String(TIME_SEC),
     '-a',
-    values.warmup ?? '1',
+    String(WARMUP_SEC),
     '-c',
     mask,
     '--json',
   ];
-  return new Promise((res, rej) => {
+  const before = cpuSeconds(pid);
+  const r = await new Promise<NvmfPerfJson>((res, rej) => {
     execFile('taskset', args, { timeout: 300000 }, (err, stdout, stderr) => {
       if (err) rej(new Error(`nvmf-perf ${w.name} against ${t.kind.label}: ${stderr || err.message}`));
-      else res(JSON.parse(stdout) as PerfJson);
+      else res(JSON.parse(stdout) as NvmfPerfJson);
     });
   });
-}
-
-interface Sample {
-  row: PerfRow;
-  /** target CPU µs per I/O completed (warm-up and drain included on both sides of the ratio) */
-  cpuUsPerIo: number;
-}
-
-async function measure(t: Target, w: Workload): Promise<Sample> {
-  const pid = t.proc.pid as number;
-  const before = cpuSeconds(pid);
-  const r = await runPerf(t, w);
   const cpu = cpuSeconds(pid) - before;
   if (r.total.errors > 0) throw new Error(`${t.kind.label} ${w.name}: ${r.total.errors} I/O errors`);
   const completed = ((r.perf_cpu.user_sec + r.perf_cpu.system_sec) * 1e6) / r.perf_cpu.us_per_io;
   return { row: r.total, cpuUsPerIo: (cpu * 1e6) / completed };
+}
+
+function coreMask(cores: number[]): string {
+  return `0x${cores.reduce((m, c) => m | (1n << BigInt(c)), 0n).toString(16)}`;
+}
+
+/** spdk_nvme_perf pinned to the client cores; the target's CPU is read at the start and the end of
+ * its measured window (timed from its "Launching workers" line, its stdout line-buffered) */
+function measureWithSpdkPerf(t: Target, w: Workload): Promise<Sample> {
+  const pid = t.proc.pid as number;
+  const args = [
+    '-c',
+    CLIENT_CORES.join(','),
+    'stdbuf',
+    '-oL',
+    spdkBin('spdk_nvme_perf'),
+    ...spdkMemArgs(SPDK_PERF_MEM_MB),
+    '-r',
+    trid(t),
+    '-q',
+    String(w.depth),
+    '-o',
+    String(w.size),
+    '-w',
+    w.pattern,
+    '-t',
+    String(TIME_SEC),
+    '-a',
+    String(WARMUP_SEC),
+    '-c',
+    coreMask(CLIENT_CORES),
+    '-LL',
+  ];
+  return new Promise((res, rej) => {
+    const proc = spawn('taskset', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    let cpuStart: number | undefined;
+    let cpuEnd: number | undefined;
+    const timers: NodeJS.Timeout[] = [];
+    const killer = setTimeout(() => proc.kill('SIGKILL'), (WARMUP_SEC + TIME_SEC + 120) * 1000);
+    proc.stdout.on('data', (d) => {
+      const launched = out.includes('Launching workers');
+      out += d;
+      if (launched || !out.includes('Launching workers')) return;
+      timers.push(setTimeout(() => (cpuStart = cpuSeconds(pid)), WARMUP_SEC * 1000));
+      timers.push(setTimeout(() => (cpuEnd = cpuSeconds(pid)), (WARMUP_SEC + TIME_SEC) * 1000));
+    });
+    proc.stderr.on('data', (d) => {
+      err += d;
+    });
+    proc.once('error', rej);
+    proc.once('close', (code, signal) => {
+      clearTimeout(killer);
+      for (const timer of timers) clearTimeout(timer);
+      removeDpdkRuntimeDir(proc.pid);
+      const what = `spdk_nvme_perf ${w.name} against ${t.kind.label}`;
+      // a failed I/O makes it exit non-zero ("errors occurred")
+      if (code !== 0) return rej(new Error(`${what}: exit ${code ?? signal}\n${out}${err}`));
+      if (cpuStart === undefined) return rej(new Error(`${what}: ended before its measured window`));
+      cpuEnd ??= cpuSeconds(pid);
+      try {
+        const row = parseSpdkPerf(out);
+        res({ row, cpuUsPerIo: ((cpuEnd - cpuStart) * 1e6) / (row.iops * TIME_SEC) });
+      } catch (e) {
+        rej(e);
+      }
+    });
+  });
 }
 
 function median(xs: number[]): number {
@@ -275,10 +406,17 @@ function median(xs: number[]): number {
   return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
+/** the median of a percentile over runs; null when a run has none */
+function medianOrNull(xs: (number | null)[]): number | null {
+  return xs.some((x) => x === null) ? null : median(xs as number[]);
+}
+
 const kinds: TargetKind[] = (values.tgt ?? [OWN_TGT]).map((p, i, all) =>
   nvmfTsTarget(resolve(p), all.length === 1 ? 'nvmf-ts' : `nvmf-ts ${String.fromCharCode(65 + i)}`),
 );
-if (process.env.SPDK_DIR) kinds.push(spdkTarget(process.env.SPDK_DIR));
+if (SPDK_DIR !== undefined) kinds.push(spdkTarget());
+if (CLIENT === 'spdk') spdkBin('spdk_nvme_perf');
+const measure = CLIENT === 'spdk' ? measureWithSpdkPerf : measureWithNvmfPerf;
 
 const rounds = Number(values.rounds);
 const samples = new Map<string, Sample[]>();
@@ -307,19 +445,24 @@ for (let round = 0; round < rounds; round++) {
 interface Result {
   target: string;
   workload: string;
+  client: string;
   runs: number;
   iops: number;
   mib_per_sec: number;
   avg_lat_us: number;
-  p50_us: number;
-  p99_us: number;
-  p99_9_us: number;
+  min_lat_us: number;
+  max_lat_us: number;
+  p50_us: number | null;
+  p99_us: number | null;
+  p99_9_us: number | null;
+  /** SPDK's is its core's time (it polls), not a cost */
   target_cpu_us_per_io: number;
   /** ours / SPDK's: IOPS, and SPDK's average latency over ours for QD1 (higher is better in both) */
   iops_vs_spdk?: number;
   avg_lat_vs_spdk?: number;
 }
 
+const round1 = (x: number) => Number(x.toFixed(1));
 const results: Result[] = [];
 for (const w of workloads) {
   const spdk = samples.get(`SPDK|${w.name}`);
@@ -327,16 +470,23 @@ for (const w of workloads) {
     const s = samples.get(`${kind.label}|${w.name}`);
     if (s === undefined) continue;
     const pick = (f: (x: Sample) => number) => median(s.map(f));
+    const pickPercentile = (f: (x: Sample) => number | null) => {
+      const m = medianOrNull(s.map(f));
+      return m === null ? null : round1(m);
+    };
     const r: Result = {
       target: kind.label,
       workload: w.name,
+      client: CLIENT_LABEL,
       runs: s.length,
       iops: Math.round(pick((x) => x.row.iops)),
-      mib_per_sec: Number(pick((x) => x.row.mib_per_sec).toFixed(1)),
-      avg_lat_us: Number(pick((x) => x.row.avg_lat_us).toFixed(1)),
-      p50_us: Number(pick((x) => x.row.p50_us).toFixed(1)),
-      p99_us: Number(pick((x) => x.row.p99_us).toFixed(1)),
-      p99_9_us: Number(pick((x) => x.row.p99_9_us).toFixed(1)),
+      mib_per_sec: round1(pick((x) => x.row.mib_per_sec)),
+      avg_lat_us: round1(pick((x) => x.row.avg_lat_us)),
+      min_lat_us: round1(pick((x) => x.row.min_lat_us)),
+      max_lat_us: round1(pick((x) => x.row.max_lat_us)),
+      p50_us: pickPercentile((x) => x.row.p50_us),
+      p99_us: pickPercentile((x) => x.row.p99_us),
+      p99_9_us: pickPercentile((x) => x.row.p99_9_us),
       target_cpu_us_per_io: Number(pick((x) => x.cpuUsPerIo).toFixed(2)),
     };
     if (spdk !== undefined && !kind.spdk) {
@@ -349,24 +499,33 @@ for (const w of workloads) {
 
 if (values.json) console.log(JSON.stringify(results, null, 2));
 else {
+  const us = (x: number | null) => (x === null ? 'n/a' : x.toFixed(1));
   const cols: [string, (r: Result) => string][] = [
     ['workload', (r) => r.workload],
     ['target', (r) => r.target],
     ['IOPS', (r) => String(r.iops)],
     ['MiB/s', (r) => r.mib_per_sec.toFixed(1)],
     ['avg us', (r) => r.avg_lat_us.toFixed(1)],
-    ['p50', (r) => r.p50_us.toFixed(1)],
-    ['p99', (r) => r.p99_us.toFixed(1)],
-    ['p99.9', (r) => r.p99_9_us.toFixed(1)],
+    ['min', (r) => r.min_lat_us.toFixed(1)],
+    ['max', (r) => r.max_lat_us.toFixed(1)],
+    ['p50', (r) => us(r.p50_us)],
+    ['p99', (r) => us(r.p99_us)],
+    ['p99.9', (r) => us(r.p99_9_us)],
     ['tgt CPU us/IO', (r) => r.target_cpu_us_per_io.toFixed(2)],
     ['IOPS/SPDK', (r) => (r.iops_vs_spdk === undefined ? '' : `${r.iops_vs_spdk}x`)],
     ['lat SPDK/ours', (r) => (r.avg_lat_vs_spdk === undefined ? '' : `${r.avg_lat_vs_spdk}x`)],
   ];
   const table = [cols.map((c) => c[0]), ...results.map((r) => cols.map((c) => c[1](r)))];
   const widths = cols.map((_, i) => Math.max(...table.map((row) => row[i].length)));
+  const spdkMemory =
+    SPDK_DIR === undefined ? '' : `; SPDK ${values['spdk-hugepages'] ? 'on hugepages' : 'with --no-huge'}`;
   console.log(
-    `target on core ${TARGET_CORE}, nvmf-perf on ${CLIENT_CORES.join(',')}, ${values.bdev} bdev, ` +
-      `${values.time} s per workload (+${values.warmup} s warm-up), median of ${rounds} round(s)`,
+    `target on core ${TARGET_CORE}, ${CLIENT_LABEL} on ${CLIENT_CORES.join(',')}, ${values.bdev} bdev, ` +
+      `${values.time} s per workload (+${values.warmup} s warm-up), median of ${rounds} round(s)${spdkMemory}`,
   );
+  if (SPDK_DIR !== undefined)
+    console.log(
+      'SPDK polls its core: its CPU per I/O is the core over its I/Os; the ratios are IOPS and latency',
+    );
   for (const row of table) console.log(row.map((c, i) => c.padStart(widths[i])).join('  '));
 }
