@@ -18,6 +18,7 @@
 
 import type { BdevBackend, BdevDescriptor, BdevIo } from '../../../bdev/module.ts';
 import { BdevIoType, bdevDeviceId } from '../../../bdev/module.ts';
+import type { DhchapHostConfig } from '../../../nvme/index.ts';
 import {
   currentThread,
   defineChannelIter,
@@ -28,6 +29,7 @@ import {
   realmReactor,
   sendMsg,
 } from '../../../thread/index.ts';
+import { logger } from '../../../util/log.ts';
 import { Oncs } from '../../../wire/identify.ts';
 import { AnaState } from '../../../wire/log.ts';
 import { type PathChooser, RealmQueue } from './realm-queue.ts';
@@ -40,14 +42,20 @@ import {
   Shared,
 } from './shared.ts';
 
+const log = logger('bdev_nvme');
+
 // ---- per-realm table of queues, by attach id (one per path)
 
 const queues = new Map<string, RealmQueue>();
+/** attach id → the secrets bdev_nvme_set_keys gave that path (a queue made later starts with them) */
+const keysByPath = new Map<string, DhchapHostConfig | null>();
 
 function acquireQueue(p: NvmeBdevParams): RealmQueue {
   let q = queues.get(p.attachId);
   if (q === undefined) {
     q = new RealmQueue(p.attachId, p);
+    const keys = keysByPath.get(p.attachId);
+    if (keys !== undefined) q.dhchap = keys;
     queues.set(p.attachId, q);
   }
   q.refs++;
@@ -136,6 +144,7 @@ const pathIter = defineThreadIter<PathChange>('bdev_nvme.pathChange', (ctx, next
       ctx.primary,
       list.filter((p) => p.attachId !== ctx.remove),
     );
+    keysByPath.delete(ctx.remove);
     for (const r of replicas.get(ctx.primary) ?? []) r.removePath(ctx.remove);
   }
   next(0);
@@ -173,6 +182,61 @@ const preferredIter = defineThreadIter<RealmWalk & { bdev: string; attachId: str
 export function setRealmPreferredPath(bdev: string, attachId: string): Promise<void> {
   return new Promise((resolve) =>
     forEachThread(preferredIter, { reactors: [], bdev, attachId }, () => resolve()),
+  );
+}
+
+interface KeysWalk extends RealmWalk {
+  /** the path whose queues take the secrets */
+  attachId: string;
+  dhchap: DhchapHostConfig | null;
+  /** re-authenticate the open queues now */
+  reauthenticate: boolean;
+  /** the first failure (no secret in it) */
+  error: string | null;
+}
+
+const keysIter = defineThreadIter<KeysWalk>('bdev_nvme.setKeys', (ctx, next) => {
+  if (!firstInRealm(ctx)) {
+    next(0);
+    return;
+  }
+  keysByPath.set(ctx.attachId, ctx.dhchap);
+  const q = queues.get(ctx.attachId);
+  if (q === undefined) {
+    next(0);
+    return;
+  }
+  if (!ctx.reauthenticate) {
+    q.dhchap = ctx.dhchap; // the next connect uses them
+    next(0);
+    return;
+  }
+  q.reauthenticate(ctx.dhchap).then(
+    () => next(0),
+    (e: Error) => {
+      ctx.error = `I/O queue ${realmReactor() + 1}: ${e.message}`;
+      log.warn(`${q.params.ctrlrName}: ${ctx.error}`);
+      next(-13);
+    },
+  );
+});
+
+/**
+ * Record side (bdev_nvme_set_keys): every realm's queue of path `attachId` takes the
+ * secrets and, with `reauthenticate`, authenticates with them now. Resolves with the first
+ * failure's message, or null.
+ */
+export function setRealmKeys(
+  attachId: string,
+  dhchap: DhchapHostConfig | null,
+  reauthenticate: boolean,
+): Promise<string | null> {
+  return new Promise((resolve) =>
+    forEachThread(
+      keysIter,
+      { reactors: [], attachId, dhchap, reauthenticate, error: null } as KeysWalk,
+      (r: { ctx: KeysWalk; status: number }) => resolve(r.status === 0 ? null : (r.ctx.error ?? 'failed')),
+    ),
   );
 }
 

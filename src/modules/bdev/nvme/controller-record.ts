@@ -54,6 +54,7 @@ import {
   NvmeBdevBackend,
   onAnaError,
   type PathParams,
+  setRealmKeys,
   setRealmMultipath,
   setRealmPreferredPath,
 } from './backend.ts';
@@ -291,6 +292,54 @@ export class NvmeCtrlr {
     if (path === undefined)
       throw new NvmeAttachError(-19, `bdev ${bdev} does not have namespace to controller ${cntlid}`);
     await setRealmPreferredPath(bdev, path.attachId);
+  }
+
+  /**
+   * bdev_nvme_set_keys: new DH-HMAC-CHAP secrets for every path (`dhchap` null: none) and,
+   * with a host secret, a re-authentication of each path's admin queue, then of its queue
+   * in every realm, as SPDK does. The secrets stay for the next connects even when an
+   * authentication fails (which rejects: -EACCES with what failed, never a key).
+   */
+  async setKeys(
+    dhchap: DhchapHostConfig | null,
+    names: { dhchap_key?: string; dhchap_ctrlr_key?: string },
+  ): Promise<void> {
+    if (this.deletion !== null) throw new NvmeAttachError(-19, `controller ${this.name} is being deleted`);
+    for (const p of this.allPaths) {
+      p.opts.dhchap = dhchap;
+      p.opts.dhchapKeyNames = { ...names };
+      const c = p.ctrlr;
+      let reauth = false;
+      if (c !== null && !c.failed) {
+        c.setDhchapSecrets(
+          dhchap === null
+            ? {}
+            : {
+                dhchapSecret: dhchap.secret,
+                ...(dhchap.ctrlrSecret !== null ? { dhchapCtrlrSecret: dhchap.ctrlrSecret } : {}),
+                dhchapDigests: dhchap.digests.map((id) => dhchapHashName(id) ?? String(id)),
+                dhchapDhgroups: dhchap.dhgroups.map((id) => dhGroupName(id) ?? String(id)),
+              },
+        );
+        if (dhchap !== null) {
+          try {
+            await c.reauthenticate();
+            reauth = true;
+          } catch (e) {
+            // the realms' queues still take the secrets for their next connect
+            await setRealmKeys(p.attachId, dhchap, false);
+            throw new NvmeAttachError(
+              -13,
+              `controller ${this.name}: path ${p.pathName}: admin queue re-authentication failed: ${(e as Error).message}`,
+            );
+          }
+        }
+      }
+      const failed = await setRealmKeys(p.attachId, dhchap, reauth);
+      if (failed !== null)
+        throw new NvmeAttachError(-13, `controller ${this.name}: path ${p.pathName}: ${failed}`);
+      if (reauth) log.notice(`controller ${this.name}: path ${p.pathName} re-authenticated with new keys`);
+    }
   }
 
   /**

@@ -8,9 +8,15 @@
 // answered with a path status (SCT 3, e.g. ANA inaccessible), moves to
 // another path through the bdev's replica.
 
+import { randomInt } from 'node:crypto';
 import type { BdevIo } from '../../../bdev/module.ts';
 import { BdevIoStatus, BdevIoType } from '../../../bdev/module.ts';
-import { connectIoQpair, type NvmeIoQpair } from '../../../nvme/index.ts';
+import {
+  authenticateQueue,
+  connectIoQpair,
+  type DhchapHostConfig,
+  type NvmeIoQpair,
+} from '../../../nvme/index.ts';
 import { realmReactor } from '../../../thread/index.ts';
 import { logger } from '../../../util/log.ts';
 import {
@@ -121,6 +127,11 @@ function scatter(src: Buffer, iov: Buffer[]): void {
   }
 }
 
+/** A pause on the control path (a re-authentication waiting for a free slot). */
+function pause(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
 /** An ANA status: the path's ANA state is not what this realm last read. */
 function isAnaStatus(sc: number): boolean {
   return (
@@ -138,6 +149,8 @@ export class RealmQueue {
   readonly shared: Int32Array;
   /** the path's index into each bdev's ANA states */
   readonly pathIndex: number;
+  /** the DH-HMAC-CHAP secrets this queue connects with (bdev_nvme_set_keys replaces them) */
+  dhchap: DhchapHostConfig | null;
   private readonly hostid: Buffer;
   refs = 0;
   qpair: NvmeIoQpair | null = null;
@@ -163,6 +176,8 @@ export class RealmQueue {
   inFlight = 0;
   /** bdev_ios in the wait list */
   waiting = 0;
+  /** a re-authentication runs on the queue: I/O waits meanwhile (its commands need free slots) */
+  private authenticating = false;
   /** SQE scratch for the fused pair (the queue copies it at submit) */
   private readonly sqe = Buffer.alloc(SQE_SIZE);
 
@@ -171,6 +186,7 @@ export class RealmQueue {
     this.params = params;
     this.shared = new Int32Array(params.shared);
     this.pathIndex = params.pathIndex;
+    this.dhchap = params.dhchap;
     this.hostid = Buffer.from(params.hostidHex, 'hex');
   }
 
@@ -235,6 +251,7 @@ export class RealmQueue {
 
   /** Start one bdev_io on the open queue; false when the queue is full (nothing was sent). */
   private start(io: BdevIo): boolean {
+    if (this.authenticating) return false;
     const q = this.qpair!;
     const req = this.freeReqs.pop() ?? new NvmeRequest(this);
     req.io = io;
@@ -435,6 +452,7 @@ export class RealmQueue {
   private connect(gen: number): void {
     this.connecting = true;
     const p = this.params;
+    const dhchap = this.dhchap;
     connectIoQpair({
       trid: p.trid,
       cntlid: Atomics.load(this.shared, Shared.CNTLID),
@@ -443,7 +461,7 @@ export class RealmQueue {
       queueSize: Atomics.load(this.shared, Shared.QUEUE_SIZE),
       inCapsuleDataSize: Atomics.load(this.shared, Shared.IN_CAPSULE),
       connectTimeoutMs: p.connectTimeoutMs,
-      dhchap: p.dhchap,
+      dhchap,
     }).then(
       (q) => {
         this.connecting = false;
@@ -458,6 +476,12 @@ export class RealmQueue {
         this.lostQueue = false;
         q.qpair.onClose = (reason) => this.lost(q, reason);
         log.info(`${p.ctrlrName}: I/O queue ${q.qid} connected`);
+        // bdev_nvme_set_keys ran while it connected with the secrets before
+        if (this.dhchap !== dhchap && this.dhchap !== null) {
+          this.reauthenticate(this.dhchap).catch((e: Error) =>
+            log.warn(`${p.ctrlrName}: I/O queue ${q.qid}: re-authentication failed: ${e.message}`),
+          );
+        }
         this.drain();
       },
       (err: Error) => {
@@ -484,6 +508,37 @@ export class RealmQueue {
     // the I/O it had in flight came back (ABORTED_SQ_DELETION) into the wait queue; with the
     // controller still up, a new queue is connected at once
     this.kick();
+  }
+
+  /**
+   * bdev_nvme_set_keys: new secrets for the next connects, and, when `config` has a host
+   * secret and the queue is open, a re-authentication with them now. I/O on this queue waits
+   * for it (the Authentication Send/Receive commands need free slots). Rejects with the
+   * failure (the controller then closes the queue; the reconnect uses the new secrets).
+   */
+  async reauthenticate(config: DhchapHostConfig | null): Promise<void> {
+    this.dhchap = config;
+    // one transaction at a time on a queue: a second set_keys waits for the first
+    while (this.authenticating) await pause(5);
+    const q = this.qpair;
+    if (config === null || config !== this.dhchap || q === null || !this.connected) return;
+    this.authenticating = true;
+    try {
+      while (q.qpair.available < 1 && !q.closed) await pause(1);
+      if (q.closed) return;
+      const t = this.params.trid;
+      await authenticateQueue(q.qpair, {
+        qid: q.qid,
+        hostnqn: t.hostnqn ?? '',
+        subnqn: t.subnqn,
+        tid: randomInt(0, 0x1_0000),
+        config,
+      });
+      log.info(`${this.params.ctrlrName}: I/O queue ${q.qid} re-authenticated`);
+    } finally {
+      this.authenticating = false;
+      if (this.waitHead !== null) this.drain();
+    }
   }
 
   /** The controller is resetting: drop this queue; its I/O in flight comes back and waits. */

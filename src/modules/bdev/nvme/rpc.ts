@@ -1,6 +1,6 @@
-// bdev_nvme's RPCs (attach, detach, controllers, options, reset; the
-// multipath ones in rpc-multipath.ts): SPDK's method names, parameter names
-// and rpc.py's flags (python/spdk/cli/bdev.py).
+// bdev_nvme's RPCs (attach, detach, controllers, options, reset, DH-HMAC-CHAP
+// keys; the multipath ones in rpc-multipath.ts): SPDK's method names,
+// parameter names and rpc.py's flags (python/spdk/cli/bdev.py).
 
 import { DHCHAP_DHGROUP_NAMES, DHCHAP_DIGEST_NAMES } from '../../../auth/index.ts';
 import { RpcError, type RpcMethod, RpcState } from '../../../jsonrpc/index.ts';
@@ -70,7 +70,9 @@ const UUID_HOSTNQN =
  * DH-HMAC-CHAP keys named by the attach (keyring names, as SPDK takes them): their secrets,
  * read now, for the controller and every realm's I/O queue.
  */
-function dhchapFromKeyring(p: AttachParams): Pick<AttachOptions, 'dhchap' | 'dhchapKeyNames'> {
+function dhchapFromKeyring(
+  p: Pick<AttachParams, 'dhchap_key' | 'dhchap_ctrlr_key'>,
+): Pick<AttachOptions, 'dhchap' | 'dhchapKeyNames'> {
   if (p.dhchap_key === undefined) {
     if (p.dhchap_ctrlr_key !== undefined)
       throw new RpcError(-22, 'dhchap_ctrlr_key requires dhchap_key to be set');
@@ -798,6 +800,41 @@ export const nvmeRpcMethods: RpcMethod[] = [
           throw new RpcError(-19, `Controller ${p.name} has no controller with cntlid ${p.cntlid}`);
         }
         await rec.reset().catch(nvmeErr);
+        return true;
+      }),
+  },
+  {
+    name: 'bdev_nvme_set_keys',
+    summary: 'Set DH-HMAC-CHAP keys and force (re)authentication on all connected qpairs',
+    states: RpcState.RUNTIME,
+    params: [
+      {
+        name: 'name',
+        type: 'string',
+        required: true,
+        help: 'Name of the NVMe controller',
+        cli: { positional: true },
+      },
+      {
+        name: 'dhchap_key',
+        type: 'string',
+        help: 'DH-HMAC-CHAP key name (keyring; none: the controller stops authenticating)',
+        cli: { flags: ['--dhchap-key'] },
+      },
+      {
+        name: 'dhchap_ctrlr_key',
+        type: 'string',
+        help: 'DH-HMAC-CHAP controller key name (keyring; needs dhchap_key)',
+        cli: { flags: ['--dhchap-ctrlr-key'] },
+      },
+    ],
+    handler: (p: { name: string; dhchap_key?: string; dhchap_ctrlr_key?: string }) =>
+      rpcCall(async () => {
+        // the keys first, as SPDK looks them up before the controller
+        const keys = dhchapFromKeyring(p);
+        const rec = getController(p.name);
+        if (rec === undefined) throw new RpcError(-19, `Could not find bdev_ctrlr ${p.name}`);
+        await rec.setKeys(keys.dhchap ?? null, keys.dhchapKeyNames ?? {}).catch(nvmeErr);
         return true;
       }),
   },
