@@ -164,9 +164,9 @@ export class RealmQueue {
   private failures = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private destroyed = false;
-  /** the open queue went away and no new one is connected yet (multipath: use another path) */
+  /** the open queue went away, or a connect failed, and no queue is connected since (multipath: use another path) */
   private lostQueue = false;
-  /** the controller generation the lost queue belonged to (a reconnected controller makes the path usable again) */
+  /** the controller generation the queue was lost in (or failed to connect in); a reconnected controller makes the path usable again */
   private lostGeneration = -1;
   /** bdev_ios waiting for a queue or a free slot (intrusive list through io.next) */
   private waitHead: BdevIo | null = null;
@@ -489,6 +489,10 @@ export class RealmQueue {
         this.failures = this.failedGeneration === gen ? this.failures + 1 : 1;
         this.failedGeneration = gen;
         this.retryAt = Date.now() + p.retryDelayMs;
+        // no queue on this path for this controller generation: other paths take its I/O until
+        // a connect succeeds (tried again every reconnect delay) or the controller reconnects
+        this.lostQueue = true;
+        this.lostGeneration = gen;
         log.info(`${p.ctrlrName}: I/O queue connect failed: ${err.message}`);
         // the admin queue is up but this queue keeps being refused: do not hold I/O forever
         if (this.failures >= MAX_QUEUE_CONNECT_FAILURES && this.state === CtrlrState.ENABLED) {
