@@ -198,8 +198,28 @@ test("SPDK's bdev_nvme_set_options and bdev_nvme_set_hotplug config entries repl
   const rb = tgtB().rpc;
   assert.equal(await rb.call('bdev_nvme_set_options', SPDK_NVME_OPTIONS), true);
   assert.equal(await rb.call('bdev_nvme_set_hotplug', { period_us: 100000, enable: false }), true);
+  // save_config writes them back as SPDK does, before any attach
+  const cfg = (await rb.call('save_config')) as {
+    subsystems: Array<{ subsystem: string; config: Array<{ method: string; params?: unknown }> }>;
+  };
+  const bdevCfg = cfg.subsystems.find((s) => s.subsystem === 'bdev')!.config;
+  assert.deepEqual(
+    bdevCfg.filter((e) => e.method.startsWith('bdev_nvme_')),
+    [
+      { method: 'bdev_nvme_set_options', params: SPDK_NVME_OPTIONS },
+      { method: 'bdev_nvme_set_hotplug', params: { period_us: 100000, enable: false } },
+    ],
+  );
   await assert.rejects(
     rb.call('bdev_nvme_set_options', { ctrlr_loss_timeout_sec: 10, reconnect_delay_sec: 0 }),
+    (e: unknown) => e instanceof RpcError && e.code === -22,
+  );
+  await assert.rejects(
+    rb.call('bdev_nvme_set_options', { timeout_admin_us: 5 }),
+    (e: unknown) => e instanceof RpcError && e.code === -22,
+  );
+  await assert.rejects(
+    rb.call('bdev_nvme_set_options', { multipath_opts: { policy: 'active_active', min_io: 0 } }),
     (e: unknown) => e instanceof RpcError && e.code === -22,
   );
   // back to the short keep-alive the hung-target test relies on

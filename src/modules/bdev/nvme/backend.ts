@@ -1,451 +1,61 @@
-// The realm side of bdev_nvme: in each realm, one I/O queue per attached
-// controller (SPDK's per-thread qpair; qid = reactor + 1), shared by the
-// replicas of that controller's namespaces and by every thread of the realm.
-// The queue connects lazily on the first I/O; I/O waits in a queue while it
-// connects, while the controller resets, and when the queue is full. A queue
-// lost with I/O in flight resubmits that I/O after the reconnect.
+// The realm side of bdev_nvme: each namespace's replica, the realm's table of
+// I/O queues (realm-queue.ts, one per path, shared by the controller's
+// replicas), and the walks by which the record reaches every realm.
+//
 // Multipath (bdev_nvme_attach_controller -x multipath): a replica holds one
-// queue per path, in attach order, and sends each I/O on the first path whose
-// controller is enabled (SPDK's active_passive); I/O waiting on a path that
-// went down, or answered with a path status (SCT 3, e.g. ANA inaccessible),
-// moves to another path that is up.
+// queue per path, in attach order (bdev_nvme_set_preferred_path moves one to
+// the front), and chooses a path per I/O by its policy, as SPDK does:
+// - active_passive: the first path in order that is up and ANA optimized,
+//   else the first that is up and non-optimized;
+// - active_active, round_robin: the next optimized path after the current one
+//   (non-optimized ones when no optimized path is up), switching every
+//   rr_min_io I/Os;
+// - active_active, queue_depth: the optimized path with the fewest commands in
+//   flight or waiting (non-optimized when no optimized path is up).
+// A path is up when its controller is enabled and its queue was not just lost;
+// its ANA state for this namespace is a byte the record writes (shared.ts)
+// from the path's ANA log page.
 
 import type { BdevBackend, BdevDescriptor, BdevIo } from '../../../bdev/module.ts';
-import { BdevIoStatus, BdevIoType, bdevDeviceId } from '../../../bdev/module.ts';
-import { connectIoQpair, type NvmeIoQpair } from '../../../nvme/index.ts';
+import { BdevIoType, bdevDeviceId } from '../../../bdev/module.ts';
+import type { DhchapHostConfig } from '../../../nvme/index.ts';
 import {
+  currentThread,
   defineChannelIter,
+  defineHandler,
   defineThreadIter,
   forEachChannel,
   forEachThread,
   realmReactor,
+  sendMsg,
 } from '../../../thread/index.ts';
 import { logger } from '../../../util/log.ts';
 import { Oncs } from '../../../wire/identify.ts';
+import { AnaState } from '../../../wire/log.ts';
+import { type PathChooser, RealmQueue } from './realm-queue.ts';
 import {
-  GenericStatus,
-  NvmOpcode,
-  packStatus,
-  RwFlags,
-  SQE_SIZE,
-  Sqe,
-  SqeFlags,
-  StatusCodeType,
-  statusOf,
-  statusSc,
-  statusSct,
-  writeRwCommand,
-} from '../../../wire/nvme.ts';
-import { CtrlrState, type NvmeBdevParams, Shared } from './shared.ts';
+  anaAccessible,
+  anaStateName,
+  CtrlrState,
+  type MultipathConfig,
+  type NvmeBdevParams,
+  Shared,
+} from './shared.ts';
 
 const log = logger('bdev_nvme');
-
-/** How often a realm with waiting I/O looks at the shared state while it has no queue. */
-const WAIT_POLL_MS = 50;
-/** I/O queue connects refused in a row (admin queue up) before waiting I/O is failed */
-const MAX_QUEUE_CONNECT_FAILURES = 3;
-
-/** The packed status of commands failed because their queue went away */
-const ABORTED_SQ_DELETION = packStatus(StatusCodeType.GENERIC, GenericStatus.ABORTED_SQ_DELETION);
-
-/** One NVMe command in flight for a bdev_io; pooled, its completion callback bound once. */
-class NvmeRequest {
-  readonly owner: RealmQueue;
-  io: BdevIo | null = null;
-  /** the queue the command went to (to tell a lost queue's aborts from real statuses) */
-  qpair: NvmeIoQpair | null = null;
-  /** read bounce buffer when the bdev_io's iovs are not one buffer */
-  bounce: Buffer | null = null;
-  readonly done: (status: number, cpl: Buffer) => void;
-  // fused compare-and-write: two commands, one bdev_io
-  fusedPending = 0;
-  compareStatus = 0;
-  writeStatus = 0;
-  readonly compareDone: (cpl: Buffer) => void;
-  readonly writeDone: (cpl: Buffer) => void;
-  constructor(owner: RealmQueue) {
-    this.owner = owner;
-    this.done = (status) => this.owner.completed(this, status);
-    this.compareDone = (cpl) => {
-      this.compareStatus = statusOf(cpl);
-      this.fusedPart();
-    };
-    this.writeDone = (cpl) => {
-      this.writeStatus = statusOf(cpl);
-      this.fusedPart();
-    };
-  }
-
-  private fusedPart(): void {
-    if (--this.fusedPending > 0) return;
-    // the compare's status decides (a miscompare aborts the write); else the write's
-    this.owner.completed(this, this.compareStatus !== 0 ? this.compareStatus : this.writeStatus);
-  }
-}
-
-/** Fill an NVM command SQE for a fused compare / write half (CID and SGL are the queue's). */
-function fillFused(
-  cmd: Buffer,
-  opcode: number,
-  fuse: number,
-  nsid: number,
-  lba: number,
-  blocks: number,
-  fua: boolean,
-): Buffer {
-  writeRwCommand(cmd, opcode, nsid, lba, blocks, fua ? RwFlags.FUA : 0);
-  cmd[Sqe.FLAGS] = fuse;
-  return cmd;
-}
-
-/** The first `len` bytes of the iovs as one Buffer: a view when they are one buffer, else a copy. */
-function gather(iov: Buffer[], len: number): Buffer {
-  if (iov.length === 1 && iov[0].length >= len)
-    return iov[0].length === len ? iov[0] : iov[0].subarray(0, len);
-  return Buffer.concat(iov, len);
-}
-
-function scatter(src: Buffer, iov: Buffer[]): void {
-  let pos = 0;
-  for (let i = 0; i < iov.length && pos < src.length; i++) {
-    pos += src.copy(iov[i], 0, pos, Math.min(src.length, pos + iov[i].length));
-  }
-}
-
-/** This realm's I/O queue to one attached controller. */
-export class RealmQueue {
-  readonly key: string;
-  readonly params: NvmeBdevParams;
-  readonly shared: Int32Array;
-  private readonly hostid: Buffer;
-  refs = 0;
-  qpair: NvmeIoQpair | null = null;
-  /** generation of the controller the open queue belongs to */
-  private qpairGeneration = -1;
-  private connecting = false;
-  /** generation whose connect last failed, and when to try it again */
-  private failedGeneration = -1;
-  private retryAt = 0;
-  /** connect failures in a row while the controller says it is enabled */
-  private failures = 0;
-  private timer: ReturnType<typeof setTimeout> | null = null;
-  private destroyed = false;
-  /** the open queue went away and no new one is connected yet (multipath: use another path) */
-  private lostQueue = false;
-  /** bdev_ios waiting for a queue or a free slot (intrusive list through io.next) */
-  private waitHead: BdevIo | null = null;
-  private waitTail: BdevIo | null = null;
-  private readonly freeReqs: NvmeRequest[] = [];
-  /** commands in flight on the queue */
-  inFlight = 0;
-  /** SQE scratch for the fused pair (the queue copies it at submit) */
-  private readonly sqe = Buffer.alloc(SQE_SIZE);
-
-  constructor(key: string, params: NvmeBdevParams) {
-    this.key = key;
-    this.params = params;
-    this.shared = new Int32Array(params.shared);
-    this.hostid = Buffer.from(params.hostidHex, 'hex');
-  }
-
-  get state(): number {
-    return Atomics.load(this.shared, Shared.STATE);
-  }
-
-  submit(io: BdevIo): void {
-    const st = this.state;
-    if (st === CtrlrState.DELETED || st === CtrlrState.FAIL_FAST) {
-      this.fail(io, st);
-      return;
-    }
-    if (this.waitHead === null && this.ready() && this.start(io)) return;
-    this.enqueue(io);
-    this.kick();
-  }
-
-  /** The queue is open and belongs to the controller of the current generation. */
-  private ready(): boolean {
-    const q = this.qpair;
-    if (q === null || q.closed) return false;
-    if (this.qpairGeneration !== Atomics.load(this.shared, Shared.GENERATION)) {
-      // the controller was reconnected under us: this queue belongs to the old one
-      q.close();
-      return false;
-    }
-    return true;
-  }
-
-  private enqueue(io: BdevIo): void {
-    io.next = null;
-    if (this.waitTail === null) this.waitHead = io;
-    else this.waitTail.next = io;
-    this.waitTail = io;
-  }
-
-  private fail(io: BdevIo, st: number): void {
-    io.completeStatus(st === CtrlrState.DELETED ? BdevIoStatus.ABORTED : BdevIoStatus.FAILED);
-  }
-
-  /** Start one bdev_io on the open queue; false when the queue is full (nothing was sent). */
-  private start(io: BdevIo): boolean {
-    const q = this.qpair!;
-    const req = this.freeReqs.pop() ?? new NvmeRequest(this);
-    req.io = io;
-    req.qpair = q;
-    const nsid = io.moduleNum;
-    const bs = io.bdev!.blockSize;
-    const len = io.numBlocks * bs;
-    let ok: boolean;
-    switch (io.type) {
-      case BdevIoType.READ: {
-        let buf: Buffer;
-        if (io.iov.length === 1 && io.iov[0].length >= len) {
-          buf = io.iov[0].length === len ? io.iov[0] : io.iov[0].subarray(0, len);
-        } else {
-          buf = Buffer.allocUnsafe(len);
-          req.bounce = buf;
-        }
-        ok = q.read(nsid, io.offsetBlocks, io.numBlocks, buf, req.done);
-        break;
-      }
-      case BdevIoType.WRITE:
-        ok = q.write(nsid, io.offsetBlocks, io.numBlocks, gather(io.iov, len), req.done, io.fua);
-        break;
-      case BdevIoType.COMPARE:
-        ok = q.compare(nsid, io.offsetBlocks, io.numBlocks, gather(io.iov, len), req.done);
-        break;
-      case BdevIoType.WRITE_ZEROES:
-        ok = q.writeZeroes(nsid, io.offsetBlocks, io.numBlocks, req.done);
-        break;
-      case BdevIoType.UNMAP:
-        ok = q.dsm(nsid, [[io.offsetBlocks, io.numBlocks]], req.done);
-        break;
-      case BdevIoType.FLUSH:
-        ok = q.flush(nsid, req.done);
-        break;
-      case BdevIoType.COMPARE_AND_WRITE: {
-        // both halves back to back on this queue, or neither
-        if (q.qpair.available < 2) {
-          ok = false;
-          break;
-        }
-        const sqe = this.sqe;
-        req.fusedPending = 2;
-        req.compareStatus = 0;
-        req.writeStatus = 0;
-        const lba = io.offsetBlocks;
-        const n = io.numBlocks;
-        fillFused(sqe, NvmOpcode.COMPARE, SqeFlags.FUSE_FIRST, nsid, lba, n, false);
-        q.submit(sqe, gather(io.iov, len), false, req.compareDone);
-        fillFused(sqe, NvmOpcode.WRITE, SqeFlags.FUSE_SECOND, nsid, lba, n, io.fua);
-        q.submit(sqe, gather(io.writeIov, len), false, req.writeDone);
-        ok = true;
-        break;
-      }
-      default:
-        // not a type supportsIo() admits; answer it rather than leave it waiting
-        this.release(req);
-        io.completeNvme(0, GenericStatus.INVALID_OPCODE);
-        return true;
-    }
-    if (!ok) {
-      this.release(req);
-      return false;
-    }
-    this.inFlight++;
-    return true;
-  }
-
-  private release(req: NvmeRequest): void {
-    req.io = null;
-    req.qpair = null;
-    req.bounce = null;
-    this.freeReqs.push(req);
-  }
-
-  /** A command finished (the queue calls it; also with ABORTED_SQ_DELETION when the queue died). */
-  completed(req: NvmeRequest, status: number): void {
-    const io = req.io!;
-    const bounce = req.bounce;
-    const lostQueue = req.qpair!.closed && status === ABORTED_SQ_DELETION;
-    this.release(req);
-    this.inFlight--;
-    if (lostQueue && !this.destroyed) {
-      // not the device's answer: the connection went away; run it again after the reconnect
-      const st = this.state;
-      if (st === CtrlrState.DELETED || st === CtrlrState.FAIL_FAST) this.fail(io, st);
-      else this.enqueue(io);
-    } else if (status === 0) {
-      if (bounce !== null) scatter(bounce, io.iov);
-      io.complete(true);
-    } else if (statusSct(status) === StatusCodeType.PATH && !this.destroyed && reroute(io, this)) {
-      // a path status (ANA inaccessible, path error): another path took it
-    } else {
-      io.completeNvme(statusSct(status), statusSc(status));
-    }
-    if (this.waitHead !== null) this.drain();
-  }
-
-  /** Start waiting I/O while the queue takes it. */
-  private drain(): void {
-    if (!this.ready()) {
-      this.kick();
-      return;
-    }
-    while (this.waitHead !== null) {
-      const io = this.waitHead;
-      if (!this.start(io)) return; // full: the next completion drains again
-      this.waitHead = io.next;
-      if (this.waitHead === null) this.waitTail = null;
-      io.next = null;
-    }
-  }
-
-  /** Hand each waiting I/O to another path of its bdev that is up; the rest keeps waiting here. */
-  private rerouteWaiting(): void {
-    let io = this.waitHead;
-    this.waitHead = null;
-    this.waitTail = null;
-    while (io !== null) {
-      const next = io.next;
-      io.next = null;
-      if (!reroute(io, this)) this.enqueue(io);
-      io = next;
-    }
-  }
-
-  /** This path can take I/O now: its controller is enabled and its queue was not just lost. */
-  usable(): boolean {
-    return !this.destroyed && this.state === CtrlrState.ENABLED && !this.lostQueue;
-  }
-
-  private failWaiting(st: number): void {
-    let io = this.waitHead;
-    this.waitHead = null;
-    this.waitTail = null;
-    while (io !== null) {
-      const next = io.next;
-      io.next = null;
-      this.fail(io, st);
-      io = next;
-    }
-  }
-
-  /** Move toward a usable queue: fail waiting I/O, connect, or look again shortly. */
-  private kick(): void {
-    if (this.destroyed) return;
-    const st = this.state;
-    // this path is down (its controller resets, or its queue was lost): other paths take the waiting I/O
-    if ((st !== CtrlrState.ENABLED || this.lostQueue) && this.waitHead !== null) this.rerouteWaiting();
-    if (this.connecting) return;
-    if (st === CtrlrState.DELETED || st === CtrlrState.FAIL_FAST) {
-      this.failWaiting(st);
-      return;
-    }
-    if (this.ready()) {
-      this.drain();
-      return;
-    }
-    const granted = Atomics.load(this.shared, Shared.QUEUES_GRANTED);
-    if (st === CtrlrState.ENABLED && granted > 0 && realmReactor() + 1 > granted) {
-      // our qid is beyond what the remote allows: no queue will ever connect
-      this.failWaiting(CtrlrState.FAIL_FAST);
-      return;
-    }
-    const gen = Atomics.load(this.shared, Shared.GENERATION);
-    if (st !== CtrlrState.ENABLED || (gen === this.failedGeneration && Date.now() < this.retryAt)) {
-      this.wait();
-      return;
-    }
-    this.connect(gen);
-  }
-
-  private wait(): void {
-    if (this.timer !== null || this.waitHead === null || this.destroyed) return;
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      this.kick();
-    }, WAIT_POLL_MS);
-  }
-
-  private connect(gen: number): void {
-    this.connecting = true;
-    const p = this.params;
-    connectIoQpair({
-      trid: p.trid,
-      cntlid: Atomics.load(this.shared, Shared.CNTLID),
-      hostid: this.hostid,
-      qid: realmReactor() + 1,
-      queueSize: Atomics.load(this.shared, Shared.QUEUE_SIZE),
-      inCapsuleDataSize: Atomics.load(this.shared, Shared.IN_CAPSULE),
-      connectTimeoutMs: p.connectTimeoutMs,
-      dhchap: p.dhchap,
-    }).then(
-      (q) => {
-        this.connecting = false;
-        if (this.destroyed || Atomics.load(this.shared, Shared.GENERATION) !== gen) {
-          q.close();
-          this.kick();
-          return;
-        }
-        this.qpair = q;
-        this.qpairGeneration = gen;
-        this.failures = 0;
-        this.lostQueue = false;
-        q.qpair.onClose = (reason) => this.lost(q, reason);
-        log.info(`${p.ctrlrName}: I/O queue ${q.qid} connected`);
-        this.drain();
-      },
-      (err: Error) => {
-        this.connecting = false;
-        this.failures = this.failedGeneration === gen ? this.failures + 1 : 1;
-        this.failedGeneration = gen;
-        this.retryAt = Date.now() + p.retryDelayMs;
-        log.info(`${p.ctrlrName}: I/O queue connect failed: ${err.message}`);
-        // the admin queue is up but this queue keeps being refused: do not hold I/O forever
-        if (this.failures >= MAX_QUEUE_CONNECT_FAILURES && this.state === CtrlrState.ENABLED) {
-          this.failWaiting(CtrlrState.FAIL_FAST);
-        }
-        this.kick();
-      },
-    );
-  }
-
-  private lost(q: NvmeIoQpair, reason: string): void {
-    if (this.qpair !== q) return;
-    this.qpair = null;
-    this.lostQueue = true;
-    if (!this.destroyed) log.warn(`${this.params.ctrlrName}: I/O queue ${q.qid} lost: ${reason}`);
-    // the I/O it had in flight came back (ABORTED_SQ_DELETION) into the wait queue
-    if (this.waitHead !== null) this.kick();
-  }
-
-  /** The controller is resetting: drop this queue; its I/O in flight comes back and waits. */
-  disconnect(): void {
-    const q = this.qpair;
-    if (q !== null && !q.closed) q.close();
-  }
-
-  destroy(): void {
-    this.destroyed = true;
-    if (this.timer !== null) clearTimeout(this.timer);
-    this.timer = null;
-    this.rerouteWaiting(); // a removed path's I/O goes on through the others
-    this.failWaiting(CtrlrState.DELETED);
-    const q = this.qpair;
-    this.qpair = null;
-    q?.close();
-  }
-}
 
 // ---- per-realm table of queues, by attach id (one per path)
 
 const queues = new Map<string, RealmQueue>();
+/** attach id → the secrets bdev_nvme_set_keys gave that path (a queue made later starts with them) */
+const keysByPath = new Map<string, DhchapHostConfig | null>();
 
 function acquireQueue(p: NvmeBdevParams): RealmQueue {
   let q = queues.get(p.attachId);
   if (q === undefined) {
     q = new RealmQueue(p.attachId, p);
+    const keys = keysByPath.get(p.attachId);
+    if (keys !== undefined) q.dhchap = keys;
     queues.set(p.attachId, q);
   }
   q.refs++;
@@ -475,18 +85,44 @@ export function disconnectRealmQueues(bdevName: string, attachId: string): void 
   forEachChannel(bdevDeviceId(bdevName), disconnectIter, { attachId }, () => undefined);
 }
 
+// ---- walks that act once per realm
+
+/** The context of a walk over every thread that acts once in each realm. */
+interface RealmWalk {
+  /** reactors whose realm already acted */
+  reactors: number[];
+}
+
+/** True on the walk's first visit in this realm (ctx is one object within a realm and travels between them). */
+function firstInRealm(ctx: RealmWalk): boolean {
+  const r = realmReactor();
+  if (ctx.reactors.includes(r)) return false;
+  ctx.reactors.push(r);
+  return true;
+}
+
 // ---- multipath: the paths each realm knows beyond the first, and the replicas that use them
 
 /** What a replica needs of one more path: its own queue parameters (attach id, trid, shared state). */
 export type PathParams = Pick<
   NvmeBdevParams,
-  'attachId' | 'trid' | 'hostidHex' | 'retryDelayMs' | 'connectTimeoutMs' | 'shared' | 'ctrlrData' | 'dhchap'
+  | 'attachId'
+  | 'trid'
+  | 'hostidHex'
+  | 'retryDelayMs'
+  | 'connectTimeoutMs'
+  | 'shared'
+  | 'ctrlrData'
+  | 'dhchap'
+  | 'pathIndex'
 >;
 
 /** first path's attach id → the further paths (this realm's copy of the record's list) */
 const extraPaths = new Map<string, PathParams[]>();
 /** first path's attach id → this realm's replicas of that controller's namespaces */
 const replicas = new Map<string, Set<NvmeBdevBackend>>();
+/** bdev name → this realm's replica */
+const replicasByName = new Map<string, NvmeBdevBackend>();
 
 interface PathChange {
   /** the controller's first path */
@@ -508,6 +144,7 @@ const pathIter = defineThreadIter<PathChange>('bdev_nvme.pathChange', (ctx, next
       ctx.primary,
       list.filter((p) => p.attachId !== ctx.remove),
     );
+    keysByPath.delete(ctx.remove);
     for (const r of replicas.get(ctx.primary) ?? []) r.removePath(ctx.remove);
   }
   next(0);
@@ -518,15 +155,142 @@ export function changeRealmPaths(change: PathChange): Promise<void> {
   return new Promise((resolve) => forEachThread(pathIter, change, () => resolve()));
 }
 
-/** Another path of `io`'s bdev that is up, given `from` is not; false when there is none. */
-function reroute(io: BdevIo, from: RealmQueue): boolean {
-  const b = io.bdev?.backend;
-  if (!(b instanceof NvmeBdevBackend)) return false;
-  const q = b.pathOtherThan(from);
-  if (q === null) return false;
-  q.submit(io);
-  return true;
+const policyIter = defineThreadIter<RealmWalk & { bdev: string; multipath: MultipathConfig }>(
+  'bdev_nvme.multipathPolicy',
+  (ctx, next) => {
+    if (firstInRealm(ctx)) replicasByName.get(ctx.bdev)?.setMultipath(ctx.multipath);
+    next(0);
+  },
+);
+
+/** Record side: bdev_nvme_set_multipath_policy in every realm; resolves when all apply it. */
+export function setRealmMultipath(bdev: string, multipath: MultipathConfig): Promise<void> {
+  return new Promise((resolve) =>
+    forEachThread(policyIter, { reactors: [], bdev, multipath }, () => resolve()),
+  );
 }
+
+const preferredIter = defineThreadIter<RealmWalk & { bdev: string; attachId: string }>(
+  'bdev_nvme.preferredPath',
+  (ctx, next) => {
+    if (firstInRealm(ctx)) replicasByName.get(ctx.bdev)?.setPreferred(ctx.attachId);
+    next(0);
+  },
+);
+
+/** Record side: bdev_nvme_set_preferred_path in every realm; resolves when all apply it. */
+export function setRealmPreferredPath(bdev: string, attachId: string): Promise<void> {
+  return new Promise((resolve) =>
+    forEachThread(preferredIter, { reactors: [], bdev, attachId }, () => resolve()),
+  );
+}
+
+interface KeysWalk extends RealmWalk {
+  /** the path whose queues take the secrets */
+  attachId: string;
+  dhchap: DhchapHostConfig | null;
+  /** re-authenticate the open queues now */
+  reauthenticate: boolean;
+  /** the first failure (no secret in it) */
+  error: string | null;
+}
+
+const keysIter = defineThreadIter<KeysWalk>('bdev_nvme.setKeys', (ctx, next) => {
+  if (!firstInRealm(ctx)) {
+    next(0);
+    return;
+  }
+  keysByPath.set(ctx.attachId, ctx.dhchap);
+  const q = queues.get(ctx.attachId);
+  if (q === undefined) {
+    next(0);
+    return;
+  }
+  if (!ctx.reauthenticate) {
+    q.dhchap = ctx.dhchap; // the next connect uses them
+    next(0);
+    return;
+  }
+  q.reauthenticate(ctx.dhchap).then(
+    () => next(0),
+    (e: Error) => {
+      ctx.error = `I/O queue ${realmReactor() + 1}: ${e.message}`;
+      log.warn(`${q.params.ctrlrName}: ${ctx.error}`);
+      next(-13);
+    },
+  );
+});
+
+/**
+ * Record side (bdev_nvme_set_keys): every realm's queue of path `attachId` takes the
+ * secrets and, with `reauthenticate`, authenticates with them now. Resolves with the first
+ * failure's message, or null.
+ */
+export function setRealmKeys(
+  attachId: string,
+  dhchap: DhchapHostConfig | null,
+  reauthenticate: boolean,
+): Promise<string | null> {
+  return new Promise((resolve) =>
+    forEachThread(
+      keysIter,
+      { reactors: [], attachId, dhchap, reauthenticate, error: null } as KeysWalk,
+      (r: { ctx: KeysWalk; status: number }) => resolve(r.status === 0 ? null : (r.ctx.error ?? 'failed')),
+    ),
+  );
+}
+
+/** One poll group of bdev_nvme_get_io_paths: a thread holding channels of nvme bdevs, and their paths. */
+export interface IoPathsGroup {
+  thread: string;
+  io_paths: Array<Record<string, unknown>>;
+}
+
+const ioPathsIter = defineThreadIter<{ name: string | null; groups: IoPathsGroup[] }>(
+  'bdev_nvme.ioPaths',
+  (ctx, next) => {
+    const t = currentThread();
+    let holds = false;
+    const paths: Array<Record<string, unknown>> = [];
+    for (const r of replicasByName.values()) {
+      if (!t.channels.has(bdevDeviceId(r.name))) continue;
+      holds = true;
+      if (ctx.name === null || ctx.name === r.name) paths.push(...r.ioPathsJson());
+    }
+    if (holds) ctx.groups.push({ thread: t.name, io_paths: paths });
+    next(0);
+  },
+);
+
+/** Record side: bdev_nvme_get_io_paths, one group per thread holding channels of nvme bdevs (SPDK's poll groups). */
+export function collectIoPaths(name: string | null): Promise<IoPathsGroup[]> {
+  return new Promise((resolve) =>
+    forEachThread(
+      ioPathsIter,
+      { name, groups: [] as IoPathsGroup[] },
+      (r: { ctx: { groups: IoPathsGroup[] } }) => resolve(r.ctx.groups),
+    ),
+  );
+}
+
+// ---- ANA errors: the record reads the path's ANA log page again
+
+/** A path answered a namespace's I/O with an ANA status (sent to the record thread). */
+export interface AnaErrorNotice {
+  ctrlrName: string;
+  attachId: string;
+}
+
+let anaErrorListener: ((n: AnaErrorNotice) => void) | null = null;
+
+const anaErrorMsg = defineHandler<AnaErrorNotice>('bdev_nvme.anaError', (n) => anaErrorListener?.(n));
+
+/** Record side: what to do when a realm reports an ANA error (set once, by the record module). */
+export function onAnaError(fn: (n: AnaErrorNotice) => void): void {
+  anaErrorListener = fn;
+}
+
+// ---- the replica
 
 const SUPPORTED = new Set<number>([
   BdevIoType.READ,
@@ -540,21 +304,36 @@ const SUPPORTED = new Set<number>([
 
 /**
  * One namespace's replica in this realm: it tags each I/O with its NSID and
- * hands it to the queue of the first path that is up (the first path when none is).
+ * hands it to the queue of the path its multipath policy chooses.
  */
-export class NvmeBdevBackend implements BdevBackend {
+export class NvmeBdevBackend implements BdevBackend, PathChooser {
   readonly params: NvmeBdevParams;
+  readonly name: string;
+  /** the first path's queue (it keys the replica's controller) */
   private readonly queue: RealmQueue;
-  /** every path's queue, the first path first */
+  /** every path's queue, in preference order (attach order unless a preferred path was set) */
   private paths: RealmQueue[];
+  /** this namespace's ANA state through each path, by path index */
+  private readonly ana: Uint8Array;
   private readonly nsid: number;
   private dropped = false;
+  private multipath: MultipathConfig;
+  private activeActive = false;
+  private queueDepth = false;
+  private minIo = 1;
+  /** round_robin: the path of the last choice (its index in paths) and I/Os sent on it since */
+  private current = -1;
+  private sentOnCurrent = 0;
 
   constructor(desc: BdevDescriptor<NvmeBdevParams>) {
     this.params = desc.params;
+    this.name = desc.name;
     this.nsid = this.params.nsid;
+    this.ana = new Uint8Array(this.params.ana);
     this.queue = acquireQueue(this.params);
     this.paths = [this.queue];
+    this.multipath = this.params.multipath;
+    this.setMultipath(this.params.multipath);
     const key = this.params.attachId;
     let set = replicas.get(key);
     if (set === undefined) {
@@ -562,25 +341,116 @@ export class NvmeBdevBackend implements BdevBackend {
       replicas.set(key, set);
     }
     set.add(this);
+    replicasByName.set(this.name, this);
     for (const p of extraPaths.get(key) ?? []) this.addPath(p);
   }
 
   addPath(p: PathParams): void {
     if (this.dropped || this.paths.some((q) => q.key === p.attachId)) return;
     this.paths.push(acquireQueue({ ...this.params, ...p }));
+    this.current = -1;
   }
 
   removePath(attachId: string): void {
     const q = this.paths.find((x) => x.key === attachId);
     if (q === undefined || q === this.queue) return;
     this.paths = this.paths.filter((x) => x !== q);
+    this.current = -1;
     releaseQueue(q);
   }
 
-  /** The first path other than `from` that can take I/O now, or null. */
-  pathOtherThan(from: RealmQueue): RealmQueue | null {
-    for (const q of this.paths) if (q !== from && q.usable()) return q;
-    return null;
+  setMultipath(m: MultipathConfig): void {
+    this.multipath = m;
+    this.activeActive = m.policy === 'active_active';
+    this.queueDepth = m.selector === 'queue_depth';
+    this.minIo = Math.max(1, m.minIo);
+    this.current = -1;
+    this.sentOnCurrent = 0;
+  }
+
+  /** bdev_nvme_set_preferred_path: that path first. */
+  setPreferred(attachId: string): void {
+    const q = this.paths.find((x) => x.key === attachId);
+    if (q === undefined) return;
+    this.paths = [q, ...this.paths.filter((x) => x !== q)];
+    this.current = -1;
+  }
+
+  /** The ANA state of this namespace through path `q`. */
+  private anaOf(q: RealmQueue): number {
+    return Atomics.load(this.ana, q.pathIndex);
+  }
+
+  /**
+   * From paths[start] on, round the list: the first path other than `skip` that is up and
+   * optimized, else the first that is up and non-optimized; its index, or -1.
+   */
+  private scan(start: number, skip: RealmQueue | null): number {
+    const paths = this.paths;
+    const n = paths.length;
+    let fallback = -1;
+    for (let k = 0; k < n; k++) {
+      const i = (start + k) % n;
+      const q = paths[i];
+      if (q === skip || !q.usable()) continue;
+      const st = this.anaOf(q);
+      if (st === AnaState.optimized) return i;
+      if (st === AnaState.non_optimized && fallback < 0) fallback = i;
+    }
+    return fallback;
+  }
+
+  /** queue_depth: the optimized path (else non-optimized) with the fewest commands in flight or waiting. */
+  private leastLoaded(): number {
+    const paths = this.paths;
+    let best = -1;
+    let bestDepth = 0;
+    let fallback = -1;
+    let fallbackDepth = 0;
+    for (let i = 0; i < paths.length; i++) {
+      const q = paths[i];
+      if (!q.usable()) continue;
+      const st = this.anaOf(q);
+      const d = q.depth;
+      if (st === AnaState.optimized) {
+        if (best < 0 || d < bestDepth) {
+          best = i;
+          bestDepth = d;
+        }
+      } else if (st === AnaState.non_optimized && (fallback < 0 || d < fallbackDepth)) {
+        fallback = i;
+        fallbackDepth = d;
+      }
+    }
+    return best >= 0 ? best : fallback;
+  }
+
+  /** The path for the next I/O by the policy: its index, or -1 when no path is up and accessible. */
+  private choose(): number {
+    if (!this.activeActive) return this.scan(0, null);
+    if (this.queueDepth) return this.leastLoaded();
+    const cur = this.current;
+    if (cur >= 0 && ++this.sentOnCurrent < this.minIo) {
+      const q = this.paths[cur];
+      if (q.usable() && anaAccessible(this.anaOf(q))) return cur;
+    }
+    this.sentOnCurrent = 0;
+    const next = this.scan(cur + 1, null);
+    this.current = next;
+    return next;
+  }
+
+  reroute(io: BdevIo, from: RealmQueue): boolean {
+    const i = this.scan(0, from);
+    if (i < 0) return false;
+    this.paths[i].submit(io);
+    return true;
+  }
+
+  anaError(from: RealmQueue): void {
+    // every realm skips the path for this namespace until the record has read its ANA log again
+    if (Atomics.exchange(this.ana, from.pathIndex, AnaState.change) === AnaState.change) return;
+    sendMsg(this.params.recordThread, anaErrorMsg, { ctrlrName: this.params.ctrlrName, attachId: from.key });
   }
 
   supportsIo(type: BdevIoType): boolean {
@@ -602,53 +472,101 @@ export class NvmeBdevBackend implements BdevBackend {
     }
     io.moduleNum = this.nsid;
     const paths = this.paths;
-    let q = paths[0];
-    if (paths.length > 1 && !q.usable()) {
-      for (let i = 1; i < paths.length; i++) {
-        if (paths[i].usable()) {
-          q = paths[i];
-          break;
-        }
+    if (paths.length === 1) {
+      paths[0].submit(io);
+      return;
+    }
+    const i = this.choose();
+    if (i >= 0) {
+      paths[i].submit(io);
+      return;
+    }
+    // no path is up and accessible: the first one that is up (its answer says why), else the first
+    for (const q of paths) {
+      if (q.usable()) {
+        q.submit(io);
+        return;
       }
     }
-    q.submit(io);
+    paths[0].submit(io);
   }
 
   destruct(): void {
     if (this.dropped) return;
     this.dropped = true;
     replicas.get(this.params.attachId)?.delete(this);
+    if (replicasByName.get(this.name) === this) replicasByName.delete(this.name);
     for (const q of this.paths) if (q !== this.queue) releaseQueue(q);
     this.paths = [this.queue];
     releaseQueue(this.queue);
   }
 
+  /** Whether path `q` is "current" as SPDK reports it (bdev_nvme_get_io_paths). */
+  private isCurrent(q: RealmQueue): boolean {
+    if (!q.usable() || !anaAccessible(this.anaOf(q))) return false;
+    if (this.activeActive) {
+      // a non-optimized path is current only when no path is optimized
+      return (
+        this.anaOf(q) === AnaState.optimized || !this.paths.some((p) => this.anaOf(p) === AnaState.optimized)
+      );
+    }
+    return this.paths[this.scan(0, null)] === q;
+  }
+
+  /** bdev_nvme_get_io_paths: this namespace's paths (SPDK's nvme_io_path_info_json). */
+  ioPathsJson(): Array<Record<string, unknown>> {
+    return this.paths.map((q) => {
+      const t = q.params.trid;
+      return {
+        bdev_name: this.name,
+        cntlid: Atomics.load(q.shared, Shared.CNTLID),
+        current: this.isCurrent(q),
+        connected: q.connected,
+        accessible: anaAccessible(this.anaOf(q)),
+        transport: {
+          trtype: t.trtype?.toLowerCase() === 'rdma' ? 'RDMA' : 'TCP',
+          traddr: t.traddr,
+          trsvcid: t.trsvcid,
+          adrfam: t.traddr.includes(':') ? 'IPv6' : 'IPv4',
+        },
+      };
+    });
+  }
+
   dumpInfo(): Record<string, unknown> {
-    const p = this.params;
-    const st = this.queue.state;
+    const m = this.multipath;
     return {
-      nvme: [
-        {
+      // one entry per path, in preference order (SPDK lists the namespace of each)
+      nvme: this.paths.map((q) => {
+        const p = q.params;
+        const st = q.state;
+        return {
           trid: {
-            trtype: 'TCP',
+            trtype: p.trid.trtype?.toLowerCase() === 'rdma' ? 'RDMA' : 'TCP',
             adrfam: p.trid.traddr.includes(':') ? 'IPv6' : 'IPv4',
             traddr: p.trid.traddr,
             trsvcid: p.trid.trsvcid,
             subnqn: p.trid.subnqn,
           },
           ctrlr_data: {
-            cntlid: Atomics.load(this.queue.shared, Shared.CNTLID),
+            cntlid: Atomics.load(q.shared, Shared.CNTLID),
             vendor_id: `0x${p.ctrlrData.vendorId.toString(16).padStart(4, '0')}`,
             model_number: p.ctrlrData.model,
             serial_number: p.ctrlrData.serial,
             firmware_revision: p.ctrlrData.firmware,
             subnqn: p.ctrlrData.subnqn,
+            ana_reporting: p.ctrlrData.anaReporting,
           },
-          ns_data: { id: p.nsid },
+          ns_data: {
+            id: this.nsid,
+            ...(p.ctrlrData.anaReporting ? { ana_state: anaStateName(this.anaOf(q)) } : {}),
+          },
           state: st === CtrlrState.ENABLED ? 'enabled' : st === CtrlrState.DELETED ? 'deleting' : 'resetting',
-        },
-      ],
-      mp_policy: 'active_passive',
+        };
+      }),
+      mp_policy: m.policy,
+      ...(m.policy === 'active_active' ? { selector: m.selector } : {}),
+      ...(m.policy === 'active_active' && m.selector === 'round_robin' ? { rr_min_io: m.minIo } : {}),
     };
   }
 }

@@ -14,10 +14,14 @@
 //
 // Multipath (-x multipath or failover with a name already attached): the new
 // path is an NvmeCtrlr of its own (own admin queue, reconnects and loss
-// timeout) owned by the first one; its namespaces must be the same (NSID,
-// block size, UUID). The realms add a queue per path to each replica
-// (backend.ts) and send I/O on the first path that is up. A path whose
-// ctrlr_loss_timeout_sec passes goes away; the bdevs stay while a path is left.
+// timeout, index into the bdevs' ANA state arrays) owned by the first one; its
+// namespaces must be the same (NSID, block size, UUID) and its multipath_opts
+// those of the first. The realms add a queue per path to each replica
+// (backend.ts), which chooses a path per I/O by the bdev's policy. Each path
+// reads its ANA log page at connect, on an ANA change event and when a realm
+// saw an ANA error, and writes each namespace's state for the realms. A path
+// whose ctrlr_loss_timeout_sec passes goes away; the bdevs stay while a path
+// is left.
 
 import { randomUUID } from 'node:crypto';
 import { dhchapHashName, dhGroupName } from '../../../auth/index.ts';
@@ -32,35 +36,47 @@ import {
   newBdevDescriptor,
 } from '../../../bdev/module.ts';
 import {
+  AsyncEventType,
   type DhchapHostConfig,
   type NamespaceInfo,
+  NoticeInfo,
   NvmeController,
   type TransportId,
 } from '../../../nvme/index.ts';
-import { realmReactorCount } from '../../../thread/index.ts';
+import { currentThread, realmReactorCount } from '../../../thread/index.ts';
 import { InvalidStateError, NvmfTsError } from '../../../util/errors.ts';
 import { logger } from '../../../util/log.ts';
 import { decodeIdentifyController, IDENTIFY_SIZE } from '../../../wire/identify.ts';
-import { changeRealmPaths, disconnectRealmQueues, NvmeBdevBackend, type PathParams } from './backend.ts';
-import { CtrlrState, type NvmeBdevParams, newSharedState, Shared } from './shared.ts';
+import { AnaState, decodeAnaLog, LogPage } from '../../../wire/log.ts';
+import {
+  changeRealmPaths,
+  disconnectRealmQueues,
+  NvmeBdevBackend,
+  onAnaError,
+  type PathParams,
+  setRealmKeys,
+  setRealmMultipath,
+  setRealmPreferredPath,
+} from './backend.ts';
+import { multipathOptsJson, nvmeOptionsConfigJson } from './options.ts';
+import {
+  CtrlrState,
+  DEFAULT_MULTIPATH,
+  MAX_PATHS,
+  type MultipathConfig,
+  type NvmeBdevParams,
+  newAnaStates,
+  newSharedState,
+  Shared,
+} from './shared.ts';
 
 const log = logger('bdev_nvme');
 
 /** Largest I/O queue we ask for (the remote may allow more). */
 const MAX_IO_QUEUE_SIZE = 128;
 
-/** bdev_nvme_set_options values that take effect here (the others are accepted for SPDK configs). */
-export const nvmeOptions = {
-  /** keep alive timeout sent in Connect; a Keep Alive unanswered this long resets the controller */
-  keep_alive_timeout_ms: 10000,
-  /** defaults of the attach parameters of the same names */
-  ctrlr_loss_timeout_sec: 0,
-  reconnect_delay_sec: 0,
-  fast_io_fail_timeout_sec: 0,
-  /** DH-HMAC-CHAP digests and DH groups an attach offers (SPDK's names; default all) */
-  dhchap_digests: ['sha256', 'sha384', 'sha512'],
-  dhchap_dhgroups: ['null', 'ffdhe2048', 'ffdhe3072', 'ffdhe4096', 'ffdhe6144', 'ffdhe8192'],
-};
+/** The largest ANA log page read (a header, a descriptor per group, an NSID per namespace). */
+const MAX_ANA_LOG = 256 * 1024;
 
 export interface AttachOptions {
   name: string;
@@ -85,6 +101,8 @@ export interface AttachOptions {
   /** DH-HMAC-CHAP: the secrets (read from the keyring at attach) and their keyring names (save_config) */
   dhchap?: DhchapHostConfig | null;
   dhchapKeyNames?: { dhchap_key?: string; dhchap_ctrlr_key?: string };
+  /** multipath_opts (over bdev_nvme_set_options' defaults): the policy this controller's bdevs start with */
+  multipathConfig?: MultipathConfig;
 }
 
 export type CtrlrStateName = 'enabled' | 'resetting' | 'reconnect_is_delayed' | 'deleting';
@@ -106,6 +124,17 @@ export class NvmeCtrlr {
   owner: NvmeCtrlr | null = null;
   /** multipath: the further paths, in attach order (on the first path's record) */
   readonly paths: NvmeCtrlr[] = [];
+  /** this path's index into the bdevs' ANA state arrays (0: the first path) */
+  pathIndex = 0;
+  /** the remote reports ANA states (Identify Controller CMIC bit 3) */
+  anaReporting = false;
+  /** ANA state by NSID, from this path's last ANA log page */
+  readonly anaStates = new Map<number, number>();
+  private anaReading: Promise<void> | null = null;
+  private anaAgain = false;
+  /** the first path's record: each bdev's multipath policy (bdev_nvme_set_multipath_policy) */
+  readonly bdevMultipath = new Map<string, MultipathConfig>();
+  private policyUpdating = new Set<string>();
   private syncing: Promise<void> = Promise.resolve();
   private lossTimer: ReturnType<typeof setTimeout> | null = null;
   private fastFailTimer: ReturnType<typeof setTimeout> | null = null;
@@ -120,6 +149,11 @@ export class NvmeCtrlr {
 
   get name(): string {
     return this.opts.name;
+  }
+
+  /** The policy this controller's bdevs start with (multipath_opts of its first attach). */
+  get multipathConfig(): MultipathConfig {
+    return this.opts.multipathConfig ?? DEFAULT_MULTIPATH;
   }
 
   get connectTimeoutMs(): number | undefined {
@@ -165,14 +199,147 @@ export class NvmeCtrlr {
     this.ctrlr = c;
     c.onConnectionLost = (reason) => this.adminLost(c, reason);
     c.onAsyncEvent = (ev) => {
+      if (this.ctrlr !== c) return;
       // the library already re-read the namespaces (c.namespaces)
-      if (ev.changedNamespaces !== undefined && this.ctrlr === c)
-        this.syncNamespaces(c).catch(() => undefined);
+      if (ev.changedNamespaces !== undefined) this.syncNamespaces(c).catch(() => undefined);
+      if (ev.type === AsyncEventType.NOTICE && ev.info === NoticeInfo.ANA_CHANGE) void this.refreshAna();
     };
+    // the ANA states before the realms use this connection
+    await this.refreshAna();
     Atomics.add(this.shared, Shared.GENERATION, 1);
     Atomics.store(this.shared, Shared.STATE, CtrlrState.ENABLED);
     this.state = 'enabled';
     return c;
+  }
+
+  /**
+   * Read this path's ANA log page and publish each namespace's state to the bdevs' ANA
+   * arrays (every realm reads them when it chooses a path). Calls while a read runs make it
+   * read once more after; a failed read leaves the states as they were.
+   */
+  refreshAna(): Promise<void> {
+    if (this.anaReading !== null) {
+      this.anaAgain = true;
+      return this.anaReading;
+    }
+    this.anaReading = (async () => {
+      do {
+        this.anaAgain = false;
+        const c = this.ctrlr;
+        if (c === null || this.deletion !== null) break;
+        try {
+          await this.readAna(c);
+        } catch (e) {
+          log.warn(`controller ${this.name}: path ${this.pathName}: ANA log page: ${(e as Error).message}`);
+        }
+        this.publishAna();
+      } while (this.anaAgain);
+    })().finally(() => {
+      this.anaReading = null;
+    });
+    return this.anaReading;
+  }
+
+  private async readAna(c: NvmeController): Promise<void> {
+    const id = decodeIdentifyController(c.cdata ?? Buffer.alloc(IDENTIFY_SIZE));
+    this.anaReporting = (id.cmic & 0x8) !== 0;
+    this.anaStates.clear();
+    if (!this.anaReporting) return;
+    // a header, a descriptor per ANA group and an NSID per namespace (SPDK sizes it the same way)
+    const size = Math.min(16 + 32 * id.nanagrpid + 4 * id.nn, MAX_ANA_LOG, c.maxTransferSize);
+    const page = decodeAnaLog(await c.getLogPage(LogPage.ANA, Buffer.alloc(size & ~3)));
+    for (const g of page.groups) for (const nsid of g.nsids) this.anaStates.set(nsid, g.state);
+  }
+
+  /** This path's ANA state of namespace `nsid` (optimized when the remote reports none for it). */
+  anaStateOf(nsid: number): number {
+    return this.anaStates.get(nsid) ?? AnaState.optimized;
+  }
+
+  /** Write this path's states into the ANA arrays of the controller's bdevs. */
+  private publishAna(): void {
+    for (const name of (this.owner ?? this).bdevNames) {
+      const desc = bdevModuleDescriptor(nvmeModule, name);
+      if (desc === undefined) continue;
+      Atomics.store(new Uint8Array(desc.params.ana), this.pathIndex, this.anaStateOf(desc.params.nsid));
+    }
+  }
+
+  /** Every path of the controller (on the first path's record), the first first. */
+  get allPaths(): NvmeCtrlr[] {
+    return [this, ...this.paths];
+  }
+
+  /**
+   * bdev_nvme_set_multipath_policy for one of this controller's bdevs: every realm's
+   * replica uses `m` from now on. -EBUSY while another change of that bdev runs.
+   */
+  async setMultipath(bdev: string, m: MultipathConfig): Promise<void> {
+    if (this.policyUpdating.has(bdev))
+      throw new NvmeAttachError(-16, `bdev ${bdev}: multipath configuration update in progress`);
+    this.policyUpdating.add(bdev);
+    try {
+      this.bdevMultipath.set(bdev, m);
+      await setRealmMultipath(bdev, m);
+    } finally {
+      this.policyUpdating.delete(bdev);
+    }
+  }
+
+  /** bdev_nvme_set_preferred_path: the path with controller ID `cntlid` first for bdev `bdev`. */
+  async setPreferredPath(bdev: string, cntlid: number): Promise<void> {
+    const path = this.allPaths.find((p) => Atomics.load(p.shared, Shared.CNTLID) === cntlid);
+    if (path === undefined)
+      throw new NvmeAttachError(-19, `bdev ${bdev} does not have namespace to controller ${cntlid}`);
+    await setRealmPreferredPath(bdev, path.attachId);
+  }
+
+  /**
+   * bdev_nvme_set_keys: new DH-HMAC-CHAP secrets for every path (`dhchap` null: none) and,
+   * with a host secret, a re-authentication of each path's admin queue, then of its queue
+   * in every realm, as SPDK does. The secrets stay for the next connects even when an
+   * authentication fails (which rejects: -EACCES with what failed, never a key).
+   */
+  async setKeys(
+    dhchap: DhchapHostConfig | null,
+    names: { dhchap_key?: string; dhchap_ctrlr_key?: string },
+  ): Promise<void> {
+    if (this.deletion !== null) throw new NvmeAttachError(-19, `controller ${this.name} is being deleted`);
+    for (const p of this.allPaths) {
+      p.opts.dhchap = dhchap;
+      p.opts.dhchapKeyNames = { ...names };
+      const c = p.ctrlr;
+      let reauth = false;
+      if (c !== null && !c.failed) {
+        c.setDhchapSecrets(
+          dhchap === null
+            ? {}
+            : {
+                dhchapSecret: dhchap.secret,
+                ...(dhchap.ctrlrSecret !== null ? { dhchapCtrlrSecret: dhchap.ctrlrSecret } : {}),
+                dhchapDigests: dhchap.digests.map((id) => dhchapHashName(id) ?? String(id)),
+                dhchapDhgroups: dhchap.dhgroups.map((id) => dhGroupName(id) ?? String(id)),
+              },
+        );
+        if (dhchap !== null) {
+          try {
+            await c.reauthenticate();
+            reauth = true;
+          } catch (e) {
+            // the realms' queues still take the secrets for their next connect
+            await setRealmKeys(p.attachId, dhchap, false);
+            throw new NvmeAttachError(
+              -13,
+              `controller ${this.name}: path ${p.pathName}: admin queue re-authentication failed: ${(e as Error).message}`,
+            );
+          }
+        }
+      }
+      const failed = await setRealmKeys(p.attachId, dhchap, reauth);
+      if (failed !== null)
+        throw new NvmeAttachError(-13, `controller ${this.name}: path ${p.pathName}: ${failed}`);
+      if (reauth) log.notice(`controller ${this.name}: path ${p.pathName} re-authenticated with new keys`);
+    }
   }
 
   /**
@@ -278,6 +445,7 @@ export class NvmeCtrlr {
       retryDelayMs: this.opts.reconnectDelaySec > 0 ? this.opts.reconnectDelaySec * 1000 : 1000,
       connectTimeoutMs: this.connectTimeoutMs ?? 10000,
       shared: this.sharedBuf,
+      pathIndex: this.pathIndex,
       ctrlrData: {
         cntlid: c?.cntlid ?? 0,
         vendorId: id.vid,
@@ -285,6 +453,7 @@ export class NvmeCtrlr {
         serial: id.sn.trimStart(),
         firmware: id.fr.trimStart(),
         subnqn: id.subnqn.trimStart(),
+        anaReporting: this.anaReporting,
       },
     };
   }
@@ -395,7 +564,7 @@ export class NvmeCtrlr {
       method: 'bdev_nvme_attach_controller',
       params: {
         name: o.name,
-        trtype: 'TCP',
+        trtype: o.trid.trtype?.toLowerCase() === 'rdma' ? 'RDMA' : 'TCP',
         adrfam: o.adrfam,
         traddr: o.trid.traddr,
         trsvcid: o.trid.trsvcid,
@@ -414,6 +583,7 @@ export class NvmeCtrlr {
         ...o.dhchapKeyNames,
         ...(o.pskName !== undefined ? { psk: o.pskName } : {}),
         ...(this.owner !== null || this.paths.length > 0 ? { multipath: 'multipath' } : {}),
+        multipath_opts: multipathOptsJson(this.multipathConfig),
       },
     };
   }
@@ -424,7 +594,7 @@ export class NvmeCtrlr {
     return {
       state: this.state,
       trid: {
-        trtype: 'TCP',
+        trtype: o.trid.trtype?.toLowerCase() === 'rdma' ? 'RDMA' : 'TCP',
         adrfam: o.adrfam,
         traddr: o.trid.traddr,
         trsvcid: o.trid.trsvcid,
@@ -518,6 +688,10 @@ async function registerNamespace(rec: NvmeCtrlr, c: NvmeController, ns: Namespac
     retryDelayMs: opts.reconnectDelaySec > 0 ? opts.reconnectDelaySec * 1000 : 1000,
     connectTimeoutMs: rec.connectTimeoutMs ?? 10000,
     shared: rec.sharedBuf,
+    pathIndex: 0,
+    ana: newAnaStates(),
+    multipath: rec.multipathConfig,
+    recordThread: currentThread().ref,
     oncs: id.oncs,
     fuses: id.fuses,
     // leading blanks trimmed too, as SPDK's bdev_nvme shows these strings
@@ -528,8 +702,12 @@ async function registerNamespace(rec: NvmeCtrlr, c: NvmeController, ns: Namespac
       serial: id.sn.trimStart(),
       firmware: id.fr.trimStart(),
       subnqn: id.subnqn.trimStart(),
+      anaReporting: rec.anaReporting,
     },
   };
+  // this namespace's ANA state through each path, as each last read it
+  const ana = new Uint8Array(params.ana);
+  for (const p of rec.allPaths) ana[p.pathIndex] = p.anaStateOf(ns.nsid);
   const name = `${opts.name}n${ns.nsid}`;
   await bdevRegister(
     newBdevDescriptor({
@@ -545,6 +723,7 @@ async function registerNamespace(rec: NvmeCtrlr, c: NvmeController, ns: Namespac
     }),
   );
   rec.bdevNames.push(name);
+  rec.bdevMultipath.set(name, params.multipath);
   return name;
 }
 
@@ -566,8 +745,24 @@ async function addPath(first: NvmeCtrlr, opts: AttachOptions): Promise<string[]>
       throw new NvmeAttachError(-114, `controller ${opts.name} already has the path ${p.pathName}`);
     }
   }
+  // SPDK: every path of a controller has the same multipath_opts
+  const mine = multipathOptsJson(opts.multipathConfig ?? DEFAULT_MULTIPATH);
+  const theirs = multipathOptsJson(first.multipathConfig);
+  if (JSON.stringify(mine) !== JSON.stringify(theirs)) {
+    throw new NvmeAttachError(
+      -22,
+      `Multipath opts mismatch for controller ${opts.name}: existing ${JSON.stringify(theirs)}, new ${JSON.stringify(mine)}`,
+    );
+  }
+  const used = new Set(first.allPaths.map((p) => p.pathIndex));
+  let index = 1;
+  while (used.has(index)) index++;
+  if (index >= MAX_PATHS) {
+    throw new NvmeAttachError(-22, `controller ${opts.name} has ${MAX_PATHS} paths, the most it can have`);
+  }
   const rec = new NvmeCtrlr(opts);
   rec.owner = first;
+  rec.pathIndex = index;
   let c: NvmeController;
   try {
     c = await rec.connectAdmin();
@@ -599,6 +794,7 @@ async function addPath(first: NvmeCtrlr, opts: AttachOptions): Promise<string[]>
     }
   }
   rec.attaching = false;
+  // (connectAdmin wrote its ANA states into the bdevs' arrays before any realm uses the path)
   first.paths.push(rec);
   await changeRealmPaths({ primary: first.attachId, add: rec.pathParams() });
   log.notice(`controller ${opts.name}: path ${rec.pathName} added (${first.paths.length + 1} paths)`);
@@ -610,6 +806,7 @@ async function addPath(first: NvmeCtrlr, opts: AttachOptions): Promise<string[]>
  * namespace. Resolves the bdev names; on failure nothing stays behind.
  */
 export async function attachController(opts: AttachOptions): Promise<string[]> {
+  onAnaError(anaErrorSeen);
   const existing = controllers.get(opts.name);
   if (existing !== undefined) {
     if (opts.multipath === 'multipath' || opts.multipath === 'failover') return addPath(existing, opts);
@@ -657,6 +854,7 @@ function bdevRemoved(desc: BdevDescriptor<NvmeBdevParams>): void {
   if (rec === undefined || rec.attachId !== p.attachId) return;
   const i = rec.bdevNames.indexOf(desc.name);
   if (i >= 0) rec.bdevNames.splice(i, 1);
+  rec.bdevMultipath.delete(desc.name);
   // the last bdev gone by other means (e.g. shutdown): the controller goes with it
   if (rec.bdevNames.length === 0 && !rec.attaching && !rec.keepWhenEmpty) void rec.delete();
 }
@@ -671,13 +869,51 @@ function configFor(
   return rec.configJson();
 }
 
-/** save_config: a multipath controller's further paths, right after its first attach. */
+/**
+ * save_config, right after the bdev's own entry: a multipath controller's further paths
+ * (after its first attach), then the bdev's multipath policy when it is not SPDK's default
+ * (SPDK writes bdev_nvme_set_multipath_policy the same way).
+ */
 function pathsConfigFor(
   desc: BdevDescriptor<NvmeBdevParams>,
 ): Array<{ method: string; params: Record<string, unknown> }> {
   const rec = controllers.get(desc.params.ctrlrName);
-  if (rec === undefined || rec.attachId !== desc.params.attachId || rec.bdevNames[0] !== desc.name) return [];
-  return rec.paths.map((p) => p.configJson());
+  if (rec === undefined || rec.attachId !== desc.params.attachId) return [];
+  const out = rec.bdevNames[0] === desc.name ? rec.paths.map((p) => p.configJson()) : [];
+  const m = rec.bdevMultipath.get(desc.name);
+  if (
+    m !== undefined &&
+    JSON.stringify(multipathOptsJson(m)) !== JSON.stringify(multipathOptsJson(DEFAULT_MULTIPATH))
+  ) {
+    const { policy, selector, min_io } = multipathOptsJson(m);
+    out.push({
+      method: 'bdev_nvme_set_multipath_policy',
+      params: {
+        name: desc.name,
+        policy,
+        ...(selector !== undefined ? { selector } : {}),
+        ...(min_io !== undefined ? { rr_min_io: min_io } : {}),
+      },
+    });
+  }
+  return out;
+}
+
+/** save_config: the module's options (bdev_nvme_set_options, set_hotplug), before any attach, as SPDK writes them. */
+function moduleConfig(): Array<{ method: string; params: Record<string, unknown> }> {
+  return [
+    nvmeOptionsConfigJson(),
+    { method: 'bdev_nvme_set_hotplug', params: { period_us: 100000, enable: false } },
+  ];
+}
+
+/** A realm saw an ANA status on a path: read that path's ANA log page again. */
+function anaErrorSeen(n: { ctrlrName: string; attachId: string }): void {
+  // a path that is down reads its log when it reconnects
+  void controllers
+    .get(n.ctrlrName)
+    ?.allPaths.find((p) => p.attachId === n.attachId)
+    ?.refreshAna();
 }
 
 export const nvmeModule: BdevModule<NvmeBdevParams> = {
@@ -685,6 +921,7 @@ export const nvmeModule: BdevModule<NvmeBdevParams> = {
   createReplica(desc: BdevDescriptor<NvmeBdevParams>, _bdev: Bdev): BdevBackend {
     return new NvmeBdevBackend(desc);
   },
+  configJson: moduleConfig,
   writeConfigJson: configFor,
   extraConfigJson: pathsConfigFor,
   destroyRecord: bdevRemoved,

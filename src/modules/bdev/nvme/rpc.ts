@@ -1,6 +1,6 @@
-// bdev_nvme_attach_controller / bdev_nvme_detach_controller /
-// bdev_nvme_get_controllers: SPDK's method names, parameter names and
-// rpc.py's flags (python/spdk/cli/bdev_nvme.py).
+// bdev_nvme's RPCs (attach, detach, controllers, options, reset, DH-HMAC-CHAP
+// keys; the multipath ones in rpc-multipath.ts): SPDK's method names,
+// parameter names and rpc.py's flags (python/spdk/cli/bdev.py).
 
 import { DHCHAP_DHGROUP_NAMES, DHCHAP_DIGEST_NAMES } from '../../../auth/index.ts';
 import { RpcError, type RpcMethod, RpcState } from '../../../jsonrpc/index.ts';
@@ -21,10 +21,17 @@ import {
   detachController,
   getController,
   listControllers,
-  NvmeAttachError,
   type NvmeCtrlr,
-  nvmeOptions,
 } from './controller-record.ts';
+import { mergeMultipathOpts, type NvmeOptionName, nvmeOptions } from './options.ts';
+import {
+  groupMultipathOpts,
+  type MultipathOptsParam,
+  multipathCliParams,
+  multipathOptsParam,
+  nvmeErr,
+  nvmeMultipathRpcMethods,
+} from './rpc-multipath.ts';
 
 interface AttachParams {
   name: string;
@@ -52,23 +59,20 @@ interface AttachParams {
   dhchap_key?: string;
   dhchap_ctrlr_key?: string;
   allow_unrecognized_csi?: boolean;
-  multipath_opts?: Record<string, unknown>;
+  multipath_opts?: MultipathOptsParam;
   disable_sq_flow_control?: boolean;
 }
 
 const UUID_HOSTNQN =
   /^nqn\.2014-08\.org\.nvmexpress:uuid:([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/i;
 
-function nvmeErr(e: unknown): never {
-  if (e instanceof NvmeAttachError) throw new RpcError(e.errno, e.message);
-  throw e;
-}
-
 /**
  * DH-HMAC-CHAP keys named by the attach (keyring names, as SPDK takes them): their secrets,
  * read now, for the controller and every realm's I/O queue.
  */
-function dhchapFromKeyring(p: AttachParams): Pick<AttachOptions, 'dhchap' | 'dhchapKeyNames'> {
+function dhchapFromKeyring(
+  p: Pick<AttachParams, 'dhchap_key' | 'dhchap_ctrlr_key'>,
+): Pick<AttachOptions, 'dhchap' | 'dhchapKeyNames'> {
   if (p.dhchap_key === undefined) {
     if (p.dhchap_ctrlr_key !== undefined)
       throw new RpcError(-22, 'dhchap_ctrlr_key requires dhchap_key to be set');
@@ -159,6 +163,8 @@ async function attach(p: AttachParams): Promise<string[]> {
   const fastFail = p.fast_io_fail_timeout_sec ?? nvmeOptions.fast_io_fail_timeout_sec;
   const bad = checkResiliencyParams(loss, delay, fastFail);
   if (bad !== null) throw new RpcError(-22, `The parameters are invalid: ${bad}`);
+  const multipath = mergeMultipathOpts(nvmeOptions.multipath, p.multipath_opts);
+  if (typeof multipath === 'string') throw new RpcError(-22, `Invalid multipath_opts: ${multipath}`);
   // the host ID goes with the host NQN when the NQN names a UUID (as nvme-cli's defaults do);
   // a further path of a controller is the same host
   const first = getController(p.name)?.opts.trid;
@@ -191,6 +197,7 @@ async function attach(p: AttachParams): Promise<string[]> {
     keepAliveTimeoutMs: nvmeOptions.keep_alive_timeout_ms,
     ...(p.psk !== undefined ? { pskName: p.psk } : {}),
     ...(p.multipath !== undefined ? { multipath: p.multipath as AttachOptions['multipath'] } : {}),
+    multipathConfig: multipath,
     ...dhchap,
   }).catch(nvmeErr);
   if (p.max_bdevs !== undefined && names.length > p.max_bdevs) {
@@ -360,49 +367,18 @@ export const nvmeRpcMethods: RpcMethod[] = [
         help: 'Allow namespaces with unrecognized command sets (accepted, ignored)',
         cli: { flags: ['-U', '--allow-unrecognized-csi'], action: 'store_true' },
       },
-      {
-        name: 'multipath_opts',
-        type: 'object',
-        help: 'Multipath policy, selector, min_io (accepted, ignored: one path)',
-      },
+      multipathOptsParam(
+        "This controller's multipath policy (policy, selector, min_io; default: bdev_nvme_set_options')",
+      ),
       {
         name: 'disable_sq_flow_control',
         type: 'boolean',
         help: 'Disable SQ flow control (accepted, ignored)',
         cli: { flags: ['--disable-sq-flow-control'], action: 'store_true' },
       },
-      {
-        name: 'policy',
-        type: 'string',
-        enum: ['active_passive', 'active_active'],
-        help: 'Multipath policy (CLI; sent inside multipath_opts)',
-        cli: { flags: ['--policy'] },
-      },
-      {
-        name: 'selector',
-        type: 'string',
-        enum: ['round_robin', 'queue_depth'],
-        help: 'Multipath selector (CLI; sent inside multipath_opts)',
-        cli: { flags: ['--selector'] },
-      },
-      {
-        name: 'min_io',
-        type: 'integer',
-        min: 1,
-        help: 'I/Os per path before switching (CLI; sent inside multipath_opts)',
-        cli: { flags: ['--min-io'], int: true },
-      },
+      ...multipathCliParams,
     ],
-    // rpc.py groups --policy/--selector/--min-io as multipath_opts
-    cliTransform(args: Record<string, unknown>): Record<string, unknown> {
-      const { policy, selector, min_io, ...rest } = args;
-      const mp: Record<string, unknown> = {};
-      if (policy !== undefined) mp.policy = policy;
-      if (selector !== undefined) mp.selector = selector;
-      if (min_io !== undefined) mp.min_io = min_io;
-      if (Object.keys(mp).length > 0) rest.multipath_opts = mp;
-      return rest;
-    },
+    cliTransform: groupMultipathOpts,
     handler: (p: AttachParams) => rpcCall(() => attach(p)),
   },
   {
@@ -515,6 +491,7 @@ export const nvmeRpcMethods: RpcMethod[] = [
       {
         name: 'action_on_timeout',
         type: 'string',
+        enum: ['none', 'reset', 'abort'],
         help: 'Action on command timeout: none, reset, abort (accepted, ignored)',
         cli: { flags: ['-a', '--action-on-timeout'] },
       },
@@ -640,7 +617,7 @@ export const nvmeRpcMethods: RpcMethod[] = [
       {
         name: 'disable_auto_failback',
         type: 'boolean',
-        help: 'Disable automatic failback (accepted, ignored: one path)',
+        help: 'Disable automatic failback (accepted, ignored: I/O goes back to a preferred path as soon as it is usable)',
         cli: { flags: ['-f', '--disable-auto-failback'], action: 'store_true' },
       },
       {
@@ -729,20 +706,22 @@ export const nvmeRpcMethods: RpcMethod[] = [
         help: 'Pass flush to NVMe (accepted; flush always passes through)',
         cli: { flags: ['--enable-flush'], action: 'store_true' },
       },
-      {
-        name: 'multipath_opts',
-        type: 'object',
-        help: 'Multipath policy, selector, min_io (accepted, ignored: one path)',
-      },
+      multipathOptsParam('The multipath policy of an attach that gives none (policy, selector, min_io)'),
+      ...multipathCliParams,
     ],
+    cliTransform: groupMultipathOpts,
     handler: (p: Record<string, unknown>) => {
       if (listControllers().length > 0) {
         throw new RpcError(-1, 'RPC not permitted with nvme controllers already attached');
       }
-      const loss = (p.ctrlr_loss_timeout_sec as number | undefined) ?? nvmeOptions.ctrlr_loss_timeout_sec;
-      const delay = (p.reconnect_delay_sec as number | undefined) ?? nvmeOptions.reconnect_delay_sec;
-      const fastFail =
-        (p.fast_io_fail_timeout_sec as number | undefined) ?? nvmeOptions.fast_io_fail_timeout_sec;
+      const given = <K extends NvmeOptionName>(k: K): (typeof nvmeOptions)[K] =>
+        (p[k] as (typeof nvmeOptions)[K] | undefined) ?? nvmeOptions[k];
+      if (given('timeout_us') === 0 && given('timeout_admin_us') !== 0) {
+        throw new RpcError(-22, "Invalid options: Can't have (timeout_us == 0) with (timeout_admin_us > 0)");
+      }
+      const loss = given('ctrlr_loss_timeout_sec');
+      const delay = given('reconnect_delay_sec');
+      const fastFail = given('fast_io_fail_timeout_sec');
       const bad = checkResiliencyParams(loss, delay, fastFail);
       if (bad !== null) throw new RpcError(-22, `The parameters are invalid: ${bad}`);
       const names = (v: unknown, known: string[], what: string): string[] | undefined => {
@@ -754,13 +733,15 @@ export const nvmeRpcMethods: RpcMethod[] = [
       };
       const digests = names(p.dhchap_digests, DHCHAP_DIGEST_NAMES, 'digest');
       const dhgroups = names(p.dhchap_dhgroups, DHCHAP_DHGROUP_NAMES, 'DH group');
-      nvmeOptions.ctrlr_loss_timeout_sec = loss;
-      nvmeOptions.reconnect_delay_sec = delay;
-      nvmeOptions.fast_io_fail_timeout_sec = fastFail;
-      if (typeof p.keep_alive_timeout_ms === 'number')
-        nvmeOptions.keep_alive_timeout_ms = p.keep_alive_timeout_ms;
+      const multipath = mergeMultipathOpts(nvmeOptions.multipath, p.multipath_opts as MultipathOptsParam);
+      if (typeof multipath === 'string') throw new RpcError(-22, `Invalid multipath_opts: ${multipath}`);
+      const o = nvmeOptions as Record<string, unknown>;
+      for (const k of Object.keys(nvmeOptions)) {
+        if (k !== 'multipath' && p[k] !== undefined) o[k] = p[k];
+      }
       if (digests !== undefined) nvmeOptions.dhchap_digests = digests;
       if (dhgroups !== undefined) nvmeOptions.dhchap_dhgroups = dhgroups;
+      nvmeOptions.multipath = multipath;
       return true;
     },
   },
@@ -822,4 +803,40 @@ export const nvmeRpcMethods: RpcMethod[] = [
         return true;
       }),
   },
+  {
+    name: 'bdev_nvme_set_keys',
+    summary: 'Set DH-HMAC-CHAP keys and force (re)authentication on all connected qpairs',
+    states: RpcState.RUNTIME,
+    params: [
+      {
+        name: 'name',
+        type: 'string',
+        required: true,
+        help: 'Name of the NVMe controller',
+        cli: { positional: true },
+      },
+      {
+        name: 'dhchap_key',
+        type: 'string',
+        help: 'DH-HMAC-CHAP key name (keyring; none: the controller stops authenticating)',
+        cli: { flags: ['--dhchap-key'] },
+      },
+      {
+        name: 'dhchap_ctrlr_key',
+        type: 'string',
+        help: 'DH-HMAC-CHAP controller key name (keyring; needs dhchap_key)',
+        cli: { flags: ['--dhchap-ctrlr-key'] },
+      },
+    ],
+    handler: (p: { name: string; dhchap_key?: string; dhchap_ctrlr_key?: string }) =>
+      rpcCall(async () => {
+        // the keys first, as SPDK looks them up before the controller
+        const keys = dhchapFromKeyring(p);
+        const rec = getController(p.name);
+        if (rec === undefined) throw new RpcError(-19, `Could not find bdev_ctrlr ${p.name}`);
+        await rec.setKeys(keys.dhchap ?? null, keys.dhchapKeyNames ?? {}).catch(nvmeErr);
+        return true;
+      }),
+  },
+  ...nvmeMultipathRpcMethods,
 ];

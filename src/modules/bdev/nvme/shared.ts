@@ -3,8 +3,13 @@
 // SharedArrayBuffer the record updates with Atomics when the controller
 // resets, reconnects (new cntlid) or is deleted. Replicas read it on their
 // own I/O path, so a reconnect reaches every realm without a message.
+// Each namespace's bdev also has a small SharedArrayBuffer of ANA states, one
+// byte per path (by the path's index), which the record writes when it reads a
+// path's ANA log page and the realms read when they choose a path.
 
 import type { DhchapHostConfig, TransportId } from '../../../nvme/index.ts';
+import type { ThreadRef } from '../../../thread/index.ts';
+import { AnaState } from '../../../wire/log.ts';
 
 /** Slots of the shared Int32Array. */
 export const Shared = {
@@ -32,6 +37,46 @@ export const CtrlrState = {
   DELETED: 3,
 } as const;
 
+/** Paths one controller can have (the size of a bdev's ANA state array). */
+export const MAX_PATHS = 32;
+
+/** An ANA state through which I/O can go (SPDK's "accessible"). */
+export function anaAccessible(state: number): boolean {
+  return state === AnaState.optimized || state === AnaState.non_optimized;
+}
+
+/** SPDK's names of the ANA states (ns_data.ana_state of bdev_get_bdevs). */
+export function anaStateName(state: number): string {
+  for (const [name, v] of Object.entries(AnaState)) if (v === state) return name;
+  return 'change';
+}
+
+/** A bdev's ANA states, one byte per path index, all optimized until a path's ANA log says otherwise. */
+export function newAnaStates(): SharedArrayBuffer {
+  const buf = new SharedArrayBuffer(MAX_PATHS);
+  new Uint8Array(buf).fill(AnaState.optimized);
+  return buf;
+}
+
+export type MultipathPolicyName = 'active_passive' | 'active_active';
+export type MultipathSelectorName = 'round_robin' | 'queue_depth';
+
+/** How a bdev with several paths chooses one (SPDK's mp_policy, selector, rr_min_io). */
+export interface MultipathConfig {
+  policy: MultipathPolicyName;
+  /** active_active only */
+  selector: MultipathSelectorName;
+  /** round_robin: I/Os sent on a path before the next one takes over */
+  minIo: number;
+}
+
+/** SPDK's default: active_passive (selector round_robin, min_io 1, which only active_active uses). */
+export const DEFAULT_MULTIPATH: MultipathConfig = {
+  policy: 'active_passive',
+  selector: 'round_robin',
+  minIo: 1,
+};
+
 /** descriptor.params of an nvme bdev (structured-cloneable). */
 export interface NvmeBdevParams {
   /** the bdev_nvme controller name (NAME of NAMEn1) */
@@ -49,6 +94,14 @@ export interface NvmeBdevParams {
   connectTimeoutMs: number;
   /** Shared slots, see above */
   shared: SharedArrayBuffer;
+  /** this path's index into `ana` (0: the first path) */
+  pathIndex: number;
+  /** this namespace's ANA state through each path (by path index; newAnaStates) */
+  ana: SharedArrayBuffer;
+  /** the multipath policy the bdev starts with (bdev_nvme_set_multipath_policy changes it in every realm) */
+  multipath: MultipathConfig;
+  /** the record's thread (the app thread): realms tell it when a path answered with an ANA error */
+  recordThread: ThreadRef;
   /** Identify Controller ONCS: which optional NVM commands the remote has (else the bdev layer emulates) */
   oncs: number;
   /** Identify Controller FUSES: bit 0 = fused compare and write */
@@ -61,6 +114,8 @@ export interface NvmeBdevParams {
     serial: string;
     firmware: string;
     subnqn: string;
+    /** Identify Controller CMIC bit 3: the remote reports ANA states */
+    anaReporting: boolean;
   };
 }
 
