@@ -6,13 +6,8 @@
 //
 //   node bench/perf-null.ts [--time 5] [--tgt-mask 0x1] [--json]
 
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { cpuSeconds, runPerf, startNullTarget, stopNullTarget } from './lib/null-target.ts';
 
 const { values } = parseArgs({
   options: {
@@ -22,93 +17,7 @@ const { values } = parseArgs({
   },
 });
 
-const NODE = process.execPath;
-const TGT = fileURLToPath(new URL('../bin/nvmf_tgt.mjs', import.meta.url));
-const PERF = fileURLToPath(new URL('../bin/nvmf-perf.mjs', import.meta.url));
-const NQN = 'nqn.2016-06.io.spdk:null';
-const CLOCK_TICKS = 100; // USER_HZ on Linux
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const p = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(p));
-    });
-  });
-}
-
-/** utime + stime of a live process, in seconds (Linux /proc). */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
-}
-
-const dir = mkdtempSync(join(tmpdir(), 'perf-null-'));
-const port = await freePort();
-const listen = { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: String(port) };
-writeFileSync(
-  join(dir, 'config.json'),
-  JSON.stringify({
-    subsystems: [
-      {
-        subsystem: 'bdev',
-        config: [
-          { method: 'bdev_null_create', params: { name: 'Null0', num_blocks: 262144, block_size: 4096 } },
-        ],
-      },
-      {
-        subsystem: 'nvmf',
-        config: [
-          { method: 'nvmf_create_transport', params: { trtype: 'TCP' } },
-          { method: 'nvmf_create_subsystem', params: { nqn: NQN, allow_any_host: true } },
-          {
-            method: 'nvmf_subsystem_add_ns',
-            params: { nqn: NQN, namespace: { nsid: 1, bdev_name: 'Null0' } },
-          },
-          { method: 'nvmf_subsystem_add_listener', params: { nqn: NQN, listen_address: listen } },
-        ],
-      },
-    ],
-  }),
-);
-
-let log = '';
-const tgt: ChildProcess = spawn(
-  NODE,
-  [TGT, '-m', values['tgt-mask'] ?? '0x1', '-r', join(dir, 'sock'), '--json', join(dir, 'config.json')],
-  { stdio: ['ignore', 'pipe', 'pipe'] },
-);
-tgt.stdout?.on('data', (d) => {
-  log += d;
-});
-tgt.stderr?.on('data', (d) => {
-  log += d;
-});
-for (let i = 0; i < 200 && !/all subsystems initialized/.test(log); i++)
-  await new Promise((r) => setTimeout(r, 50));
-if (!/all subsystems initialized/.test(log)) {
-  tgt.kill('SIGKILL');
-  throw new Error(`target did not start:\n${log}`);
-}
-
-interface PerfJson {
-  total: { iops: number; mib_per_sec: number; avg_lat_us: number; p99_us: number; errors: number };
-  perf_cpu: { user_sec: number; system_sec: number; wall_sec: number; us_per_io: number };
-}
-
-function runPerf(args: string[]): Promise<PerfJson> {
-  return new Promise((resolve, reject) => {
-    execFile(NODE, [PERF, ...args, '--json'], { timeout: 120000 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`nvmf-perf ${args.join(' ')}: ${stderr || err.message}`));
-      else resolve(JSON.parse(stdout) as PerfJson);
-    });
-  });
-}
-
-const trid = `trtype:tcp adrfam:ipv4 traddr:127.0.0.1 trsvcid:${port} subnqn:${NQN}`;
+const tgt = await startNullTarget({ cores: values['tgt-mask'] ?? '0x1' });
 const rows = [];
 try {
   for (const [depth, mask, workers] of [
@@ -117,10 +26,10 @@ try {
     [32, '0x3', 2],
     [128, '0x3', 2],
   ] as const) {
-    const tgtCpuBefore = cpuSeconds(tgt.pid!);
+    const tgtCpuBefore = cpuSeconds(tgt.proc.pid as number);
     const r = await runPerf([
       '-r',
-      trid,
+      tgt.trid,
       '-q',
       String(depth),
       '-o',
@@ -132,7 +41,7 @@ try {
       '-c',
       mask,
     ]);
-    const tgtCpu = cpuSeconds(tgt.pid!) - tgtCpuBefore;
+    const tgtCpu = cpuSeconds(tgt.proc.pid as number) - tgtCpuBefore;
     const row = {
       workload: '4k randread',
       depth,
@@ -154,11 +63,6 @@ try {
       );
   }
 } finally {
-  const exited = new Promise((r) => tgt.once('exit', r));
-  tgt.kill('SIGTERM');
-  const timer = setTimeout(() => tgt.kill('SIGKILL'), 10000);
-  await exited;
-  clearTimeout(timer);
-  rmSync(dir, { recursive: true, force: true });
+  await stopNullTarget(tgt);
 }
 if (values.json) console.log(JSON.stringify({ target_mask: values['tgt-mask'], rows }, null, 2));

@@ -20,13 +20,16 @@
 //   node bench/target-cpu.ts --tgt bin/nvmf_tgt.mjs --args '' \
 //     --tgt bin/nvmf_tgt.mjs --args='--metrics-port 0' --watch
 
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import {
+  cpuSeconds,
+  type NullTarget,
+  OWN_TGT,
+  runPerf,
+  startNullTarget,
+  stopNullTarget,
+} from './lib/null-target.ts';
 
 const { values } = parseArgs({
   options: {
@@ -41,95 +44,20 @@ const { values } = parseArgs({
   },
 });
 
-const NODE = process.execPath;
-const PERF = fileURLToPath(new URL('../bin/nvmf-perf.mjs', import.meta.url));
-const OWN_TGT = fileURLToPath(new URL('../bin/nvmf_tgt.mjs', import.meta.url));
-const NQN = 'nqn.2016-06.io.spdk:null';
-const CLOCK_TICKS = 100; // USER_HZ on Linux
-
 const tgtPaths = (values.tgt ?? [OWN_TGT]).map((p) => resolve(p));
 const tgtArgs = tgtPaths.map((_p, i) => (values.args?.[i] ?? '').split(' ').filter((a) => a !== ''));
 const workloads = (values.rw ?? 'randread').split(',');
 const rounds = Number(values.rounds);
 
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = net.createServer();
-    srv.once('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const p = (srv.address() as net.AddressInfo).port;
-      srv.close(() => res(p));
-    });
-  });
-}
-
-/** utime + stime of a live process (all its threads), in seconds. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
-}
-
-interface Target {
-  path: string;
-  proc: ChildProcess;
-  port: number;
-  dir: string;
+interface Target extends NullTarget {
   /** the metrics server's port when it logged one */
   metricsPort: number | null;
 }
 
 async function startTarget(path: string, extra: string[]): Promise<Target> {
-  const dir = mkdtempSync(join(tmpdir(), 'target-cpu-'));
-  const port = await freePort();
-  const listen = { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: String(port) };
-  writeFileSync(
-    join(dir, 'config.json'),
-    JSON.stringify({
-      subsystems: [
-        {
-          subsystem: 'bdev',
-          config: [
-            { method: 'bdev_null_create', params: { name: 'Null0', num_blocks: 262144, block_size: 4096 } },
-          ],
-        },
-        {
-          subsystem: 'nvmf',
-          config: [
-            { method: 'nvmf_create_transport', params: { trtype: 'TCP' } },
-            { method: 'nvmf_create_subsystem', params: { nqn: NQN, allow_any_host: true } },
-            {
-              method: 'nvmf_subsystem_add_ns',
-              params: { nqn: NQN, namespace: { nsid: 1, bdev_name: 'Null0' } },
-            },
-            { method: 'nvmf_subsystem_add_listener', params: { nqn: NQN, listen_address: listen } },
-          ],
-        },
-      ],
-    }),
-  );
-  let log = '';
-  const proc = spawn(
-    NODE,
-    [path, '-m', '0x1', '-r', join(dir, 'sock'), '--json', join(dir, 'config.json'), ...extra],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  proc.stdout?.on('data', (d) => {
-    log += d;
-  });
-  proc.stderr?.on('data', (d) => {
-    log += d;
-  });
-  for (let i = 0; i < 200 && !/all subsystems initialized/.test(log); i++)
-    await new Promise((r) => setTimeout(r, 50));
-  if (!/all subsystems initialized/.test(log)) {
-    proc.kill('SIGKILL');
-    throw new Error(`target ${path} did not start:\n${log}`);
-  }
-  const m = /metrics and dashboard on http:\/\/[^:]+:(\d+)\//.exec(log);
-  return { path, proc, port, dir, metricsPort: m === null ? null : Number(m[1]) };
+  const t = await startNullTarget({ path, cores: '0x1', args: extra });
+  const m = /metrics and dashboard on http:\/\/[^:]+:(\d+)\//.exec(t.log());
+  return { ...t, metricsPort: m === null ? null : Number(m[1]) };
 }
 
 /** Watch target `t` as an operator would: a scrape a second and the dashboard's stream open. */
@@ -155,38 +83,14 @@ function watch(t: Target): () => void {
   };
 }
 
-async function stopTarget(t: Target): Promise<void> {
-  const exited = new Promise((r) => t.proc.once('exit', r));
-  t.proc.kill('SIGTERM');
-  const timer = setTimeout(() => t.proc.kill('SIGKILL'), 10000);
-  await exited;
-  clearTimeout(timer);
-  rmSync(t.dir, { recursive: true, force: true });
-}
-
-interface PerfJson {
-  total: { iops: number; errors: number };
-  perf_cpu: { user_sec: number; system_sec: number; us_per_io: number };
-}
-
-function runPerf(args: string[]): Promise<PerfJson> {
-  return new Promise((res, rej) => {
-    execFile(NODE, [PERF, ...args, '--json'], { timeout: 120000 }, (err, stdout, stderr) => {
-      if (err) rej(new Error(`nvmf-perf ${args.join(' ')}: ${stderr || err.message}`));
-      else res(JSON.parse(stdout) as PerfJson);
-    });
-  });
-}
-
 /** One nvmf-perf run against `t`: the target's CPU microseconds per completed I/O, and IOPS. */
 async function measure(t: Target, rw: string): Promise<{ usPerIo: number; iops: number }> {
-  const trid = `trtype:tcp adrfam:ipv4 traddr:127.0.0.1 trsvcid:${t.port} subnqn:${NQN}`;
   const pid = t.proc.pid as number;
   const unwatch = watch(t);
   const before = cpuSeconds(pid);
   const r = await runPerf([
     '-r',
-    trid,
+    t.trid,
     '-q',
     values.depth ?? '32',
     '-o',
@@ -240,7 +144,7 @@ try {
     }
   }
 } finally {
-  for (const t of targets) await stopTarget(t);
+  for (const t of targets) await stopNullTarget(t);
 }
 
 const rows = [];

@@ -33,7 +33,7 @@ import {
 import { execute } from './command.ts';
 import { connectIoQueue, type IoQpairConnectParams } from './connect.ts';
 import { NvmeQueueError, NvmeStatusError, queueRefusal } from './errors.ts';
-import type { CommandCallback, NvmeQpair } from './qpair.ts';
+import type { CommandCallback, IoCallback, NvmeQpair } from './qpair.ts';
 
 export interface ReservationRegisterOptions {
   /** RegisterAction (default register) */
@@ -68,8 +68,7 @@ export interface ReservationReleaseOptions {
   iekey?: boolean;
 }
 
-/** Completion callback of I/O commands: status 0 on success, else (sct << 8) | sc. */
-export type IoCallback = (status: number, cpl: Buffer) => void;
+export type { IoCallback } from './qpair.ts';
 
 /** NLB is 16 bits (0-based): one command moves at most 65536 blocks. */
 const MAX_BLOCKS_PER_COMMAND = 0x1_0000;

@@ -31,18 +31,7 @@ import {
   WorkRequest,
   WrOpcode,
 } from '../rdma/index.ts';
-import {
-  CQE_SIZE,
-  Cqe,
-  GenericStatus,
-  PathStatus,
-  SQE_SIZE,
-  Sqe,
-  StatusCodeType,
-  setSqeSgl,
-  setStatus,
-  statusOf,
-} from '../wire/nvme.ts';
+import { CQE_SIZE, Cqe, SQE_SIZE, Sqe, setSqeSgl, statusOf } from '../wire/nvme.ts';
 import {
   readRdmaAccept,
   readRdmaReject,
@@ -51,7 +40,7 @@ import {
   writeRdmaConnectRequest,
 } from '../wire/rdma.ts';
 import { TcpTransportError } from './errors.ts';
-import type { CommandCallback, NvmeQpair } from './qpair.ts';
+import { QpairCore, QpairSlot } from './qpair.ts';
 
 export interface RdmaQpairConnectOptions {
   traddr: string;
@@ -73,40 +62,21 @@ const DEFAULT_SLOT_DATA = 128 * 1024;
 const RECV_ID_BASE = 0x1_0000;
 const POLL_BATCH = 16;
 
-class RdmaHostRequest {
-  readonly cid: number;
-  busy = false;
-  cb: CommandCallback | null = null;
-  ioCb: ((status: number, cpl: Buffer) => void) | null = null;
-  data: Buffer | null = null;
-  isRead = false;
+class RdmaHostRequest extends QpairSlot {
   /** where read data lands (the slot's buffer or a region registered for this command) */
   bounce: Buffer | null = null;
   ownRegion: MemoryRegion | null = null;
   sendDone = false;
   rspArrived = false;
   readonly cpl = Buffer.alloc(CQE_SIZE);
-  submittedAt = 0;
-  timedOut = false;
-  constructor(cid: number) {
-    this.cid = cid;
-  }
 }
 
-export class NvmeRdmaQpair implements NvmeQpair {
-  readonly queueSize: number;
-  inCapsuleDataSize: number;
-  qid: number;
-  closed = false;
-  closeReason: string | null = null;
-  onClose: ((reason: string) => void) | null = null;
+export class NvmeRdmaQpair extends QpairCore<RdmaHostRequest> {
   /** CRQSIZE of the target's accept */
   crqsize = 0;
   private readonly opts: RdmaQpairConnectOptions;
   private readonly cm: RealmCmChannel;
   private readonly id: CmId;
-  private readonly slots: RdmaHostRequest[] = [];
-  private readonly freeSlots: RdmaHostRequest[] = [];
   private readonly capsuleBytes: number;
   private readonly slotData: number;
   private pd: ProtectionDomain | null = null;
@@ -119,21 +89,12 @@ export class NvmeRdmaQpair implements NvmeQpair {
   private readonly wcs = new Uint32Array(WorkCompletion.WORDS * POLL_BATCH);
   private connectResolve: ((q: NvmeRdmaQpair) => void) | null = null;
   private connectReject: ((e: Error) => void) | null = null;
-  private ioTimeoutMsValue = 0;
-  private timeoutTimer: NodeJS.Timeout | null = null;
 
   private constructor(opts: RdmaQpairConnectOptions) {
+    super(opts.queueSize, opts.inCapsuleDataSize, opts.qid, (cid) => new RdmaHostRequest(cid));
     this.opts = opts;
-    this.queueSize = opts.queueSize;
-    this.qid = opts.qid;
-    this.inCapsuleDataSize = opts.inCapsuleDataSize;
     this.slotData = opts.slotDataSize ?? DEFAULT_SLOT_DATA;
     this.capsuleBytes = SQE_SIZE + Math.max(0, opts.inCapsuleDataSize);
-    for (let cid = opts.queueSize - 1; cid >= 0; cid--) {
-      const r = new RdmaHostRequest(cid);
-      this.slots[cid] = r;
-      this.freeSlots.push(r);
-    }
     // throws RdmaUnavailableError (the sentence naming what is missing) without the addon
     this.cm = realmCmChannel();
     this.id = this.cm.createId({ onCmEvent: (e) => this.onCmEvent(e) });
@@ -265,77 +226,25 @@ export class NvmeRdmaQpair implements NvmeQpair {
       this.fatal(`posting a receive failed: errno ${(this.qp as QueuePair).lastError}`);
   }
 
-  get outstanding(): number {
-    return this.queueSize - this.freeSlots.length;
+  /** A command whose response came (its SEND's completion still due) waits for nothing from the target. */
+  protected override awaitsResponse(req: RdmaHostRequest): boolean {
+    return req.busy && !req.rspArrived;
   }
 
-  get available(): number {
-    return this.closed ? 0 : this.freeSlots.length;
-  }
-
-  /** Per-command timeout in ms (0 = none): as NvmeTcpQpair, a command over it ends the queue. */
-  get ioTimeoutMs(): number {
-    return this.ioTimeoutMsValue;
-  }
-
-  set ioTimeoutMs(ms: number) {
-    this.ioTimeoutMsValue = Number.isFinite(ms) && ms > 0 ? ms : 0;
-    if (this.timeoutTimer) clearInterval(this.timeoutTimer);
-    this.timeoutTimer = null;
-    if (this.ioTimeoutMsValue === 0 || this.closed) return;
-    const now = Date.now();
-    for (const req of this.slots) if (req.busy) req.submittedAt = now;
-    const period = Math.max(10, Math.min(1000, Math.floor(this.ioTimeoutMsValue / 4)));
-    this.timeoutTimer = setInterval(() => this.checkTimeouts(), period);
-    this.timeoutTimer.unref();
-  }
-
-  private checkTimeouts(): void {
-    const limit = Date.now() - this.ioTimeoutMsValue;
-    let first: RdmaHostRequest | null = null;
-    for (const req of this.slots) {
-      if (req.busy && !req.rspArrived && req.submittedAt < limit) {
-        req.timedOut = true;
-        first ??= req;
-      }
+  /** The capsule SENT from registered memory: in-capsule data, or a keyed SGL over registered memory. */
+  protected override send(req: RdmaHostRequest, cmd: Buffer): boolean {
+    const qp = this.qp;
+    if (qp === null) {
+      this.release(req);
+      return false;
     }
-    if (first !== null) this.fatal(`command ${first.cid} timed out after ${this.ioTimeoutMsValue} ms`);
-  }
-
-  submit(cmd: Buffer, data: Buffer | null, isRead: boolean, cb: CommandCallback): boolean {
-    return this.submitWith(cmd, data, isRead, cb, null);
-  }
-
-  submitIo(
-    cmd: Buffer,
-    data: Buffer | null,
-    isRead: boolean,
-    cb: (status: number, cpl: Buffer) => void,
-  ): boolean {
-    return this.submitWith(cmd, data, isRead, null, cb);
-  }
-
-  private submitWith(
-    cmd: Buffer,
-    data: Buffer | null,
-    isRead: boolean,
-    cb: CommandCallback | null,
-    ioCb: ((status: number, cpl: Buffer) => void) | null,
-  ): boolean {
-    if (this.closed || this.qp === null) return false;
-    const req = this.freeSlots.pop();
-    if (req === undefined) return false;
+    const data = req.data;
+    const isRead = req.isRead;
     const memory = this.memory as Buffer;
     const mr = this.mr as MemoryRegion;
-    req.busy = true;
-    req.cb = cb;
-    req.ioCb = ioCb;
-    req.data = data;
-    req.isRead = isRead;
     req.sendDone = false;
     req.rspArrived = false;
     req.bounce = null;
-    if (this.ioTimeoutMsValue > 0) req.submittedAt = Date.now();
     const at = req.cid * this.capsuleBytes;
     const sqe = memory.subarray(at, at + SQE_SIZE);
     cmd.copy(sqe, 0, 0, SQE_SIZE);
@@ -373,9 +282,9 @@ export class NvmeRdmaQpair implements NvmeQpair {
     }
     setWorkRequest(this.wrs, 0, WrOpcode.SEND, SendFlags.SIGNALED, req.cid, 1);
     setSge(this.wrs, 0, 0, mr.index, at, sendBytes);
-    if (this.qp.postSend(this.wrs, 1) !== 1) {
+    if (qp.postSend(this.wrs, 1) !== 1) {
       this.release(req);
-      this.fatal(`posting a command failed: errno ${this.qp.lastError}`);
+      this.fatal(`posting a command failed: errno ${qp.lastError}`);
       return false;
     }
     return true;
@@ -435,17 +344,12 @@ export class NvmeRdmaQpair implements NvmeQpair {
   }
 
   private finish(req: RdmaHostRequest): void {
-    const cpl = req.cpl;
-    if (req.isRead && req.data !== null && req.bounce !== null && statusOf(cpl) === 0)
+    if (req.isRead && req.data !== null && req.bounce !== null && statusOf(req.cpl) === 0)
       req.bounce.copy(req.data);
-    const cb = req.cb;
-    const ioCb = req.ioCb;
-    this.release(req);
-    if (cb) cb(cpl);
-    else if (ioCb) ioCb(statusOf(cpl), cpl);
+    this.complete(req, req.cpl);
   }
 
-  private release(req: RdmaHostRequest): void {
+  protected override release(req: RdmaHostRequest): void {
     if (req.ownRegion !== null) {
       try {
         req.ownRegion.deregister();
@@ -454,22 +358,11 @@ export class NvmeRdmaQpair implements NvmeQpair {
       }
       req.ownRegion = null;
     }
-    req.cb = null;
-    req.ioCb = null;
-    req.data = null;
     req.bounce = null;
-    req.busy = false;
-    req.timedOut = false;
-    this.freeSlots.push(req);
+    super.release(req);
   }
 
-  /** End the queue and fail every outstanding command (ABORTED_SQ_DELETION, or PATH for a timeout). */
-  fatal(reason: string): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.closeReason = reason;
-    if (this.timeoutTimer) clearInterval(this.timeoutTimer);
-    this.timeoutTimer = null;
+  protected override shutDown(reason: string): void {
     try {
       this.id.disconnect();
     } catch {
@@ -498,21 +391,5 @@ export class NvmeRdmaQpair implements NvmeQpair {
         new TcpTransportError('ECONNECT', `NVMe/RDMA ${this.opts.traddr}:${this.opts.trsvcid}: ${reason}`),
       );
     }
-    for (const req of this.slots) {
-      if (!req.busy) continue;
-      const cpl = req.cpl;
-      cpl.fill(0);
-      cpl.writeUInt16LE(req.cid, Cqe.CID);
-      cpl.writeUInt16LE(this.qid, Cqe.SQID);
-      if (req.timedOut) setStatus(cpl, StatusCodeType.PATH, PathStatus.ABORTED_BY_HOST, true);
-      else setStatus(cpl, StatusCodeType.GENERIC, GenericStatus.ABORTED_SQ_DELETION, true);
-      req.isRead = false;
-      this.finish(req);
-    }
-    this.onClose?.(reason);
-  }
-
-  close(): void {
-    this.fatal('closed by host');
   }
 }

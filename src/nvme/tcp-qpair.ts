@@ -4,17 +4,7 @@
 
 import net from 'node:net';
 import tls from 'node:tls';
-import {
-  CQE_SIZE,
-  Cqe,
-  GenericStatus,
-  PathStatus,
-  Sqe,
-  StatusCodeType,
-  setSqeSgl,
-  setStatus,
-  statusOf,
-} from '../wire/nvme.ts';
+import { CQE_SIZE, Cqe, Sqe, setSqeSgl } from '../wire/nvme.ts';
 import {
   CapsuleCmd,
   Ch,
@@ -43,7 +33,7 @@ import {
 import { HOST_ACCEPTS, PduReceiver, type PduSink } from '../wire/tcp-receiver.ts';
 import { TcpTransportError } from './errors.ts';
 
-import type { CommandCallback, NvmeQpair } from './qpair.ts';
+import { QpairCore, QpairSlot } from './qpair.ts';
 
 export type { CommandCallback } from './qpair.ts';
 
@@ -114,49 +104,24 @@ function openSocket(
   return { socket, ready: 'secureConnect' };
 }
 
-export const HostReqState = {
-  FREE: 0,
-  /** capsule queued/sent, waiting for R2T, C2HData or CapsuleResp */
-  OUTSTANDING: 1,
-} as const;
-
-class HostRequest {
-  readonly cid: number;
-  state: number = HostReqState.FREE;
-  cb: CommandCallback | null = null;
-  /** I/O-style callback (status, cpl): lets I/O paths avoid a closure per command */
-  ioCb: ((status: number, cpl: Buffer) => void) | null = null;
+/** A command's slot (busy: its capsule queued or sent, waiting for R2T, C2HData or CapsuleResp). */
+class HostRequest extends QpairSlot {
   /**
    * CapsuleCmd header (+ digest) and the in-capsule data's digest; reused because
    * the slot is only reused after its response
    */
   readonly capsule = Buffer.alloc(CapsuleCmd.HDR_SIZE + DIGEST_SIZE);
   readonly ddgst = Buffer.alloc(DIGEST_SIZE);
-  /** data to send (write-like) or to fill (read-like) */
-  data: Buffer | null = null;
-  isRead = false;
+  /** C2HData bytes received so far */
   received = 0;
-  /** ms timestamp of submission, kept only while a command timeout is set */
-  submittedAt = 0;
-  /** true when the command timeout ended it: completes with PATH / ABORTED_BY_HOST */
-  timedOut = false;
-  constructor(cid: number) {
-    this.cid = cid;
-  }
 }
 
-export class NvmeTcpQpair implements PduSink, NvmeQpair {
+export class NvmeTcpQpair extends QpairCore<HostRequest> implements PduSink {
   readonly socket: net.Socket;
-  readonly queueSize: number;
-  inCapsuleDataSize: number;
   headerDigest = false;
   dataDigest = false;
   maxH2CData = 0;
-  /** set by the owner after Fabrics Connect */
-  qid = 0;
   private readonly receiver: PduReceiver;
-  private readonly slots: HostRequest[] = [];
-  private readonly freeSlots: HostRequest[] = [];
   private readonly cpl = Buffer.alloc(CQE_SIZE);
   /** fields of the C2HData / R2T being handled (refilled per PDU) */
   private readonly c2h = newDataPduHeader();
@@ -165,23 +130,11 @@ export class NvmeTcpQpair implements PduSink, NvmeQpair {
   private flushScheduled = false;
   private icResolve: ((v: undefined) => void) | null = null;
   private icReject: ((e: Error) => void) | null = null;
-  closed = false;
-  /** why the connection ended (TermReq, socket error…) */
-  closeReason: string | null = null;
-  onClose: ((reason: string) => void) | null = null;
-  private ioTimeoutMsValue = 0;
-  private timeoutTimer: NodeJS.Timeout | null = null;
 
   private constructor(socket: net.Socket, opts: QpairConnectOptions) {
+    super(opts.queueSize, opts.inCapsuleDataSize, 0, (cid) => new HostRequest(cid));
     this.socket = socket;
-    this.queueSize = opts.queueSize;
-    this.inCapsuleDataSize = opts.inCapsuleDataSize;
     this.receiver = new PduReceiver(this, HOST_ACCEPTS, 64 * 1024 * 1024);
-    for (let cid = opts.queueSize - 1; cid >= 0; cid--) {
-      const r = new HostRequest(cid);
-      this.slots[cid] = r;
-      this.freeSlots.push(r);
-    }
   }
 
   /** TCP connect + ICReq/ICResp. */
@@ -219,89 +172,13 @@ export class NvmeTcpQpair implements PduSink, NvmeQpair {
 
   private wantDigests = { h: false, d: false };
 
-  get outstanding(): number {
-    return this.queueSize - this.freeSlots.length;
-  }
-
-  /** Commands that can be submitted now (0 when full or closed). */
-  get available(): number {
-    return this.closed ? 0 : this.freeSlots.length;
-  }
-
-  /**
-   * Per-command timeout in ms (0 = none). TCP cannot cancel one command, so a
-   * command outstanding longer than this ends the connection: it completes with
-   * PATH / ABORTED_BY_HOST (0x371), every other outstanding one with
-   * ABORTED_SQ_DELETION. Meant for I/O queues (AERs wait for ever by design).
-   */
-  get ioTimeoutMs(): number {
-    return this.ioTimeoutMsValue;
-  }
-
-  set ioTimeoutMs(ms: number) {
-    this.ioTimeoutMsValue = Number.isFinite(ms) && ms > 0 ? ms : 0;
-    if (this.timeoutTimer) clearInterval(this.timeoutTimer);
-    this.timeoutTimer = null;
-    if (this.ioTimeoutMsValue === 0 || this.closed) return;
-    const now = Date.now();
-    for (const req of this.slots) if (req.state === HostReqState.OUTSTANDING) req.submittedAt = now;
-    // one scan timer per queue, not a timer per command
-    const period = Math.max(10, Math.min(1000, Math.floor(this.ioTimeoutMsValue / 4)));
-    this.timeoutTimer = setInterval(() => this.checkTimeouts(), period);
-    this.timeoutTimer.unref();
-  }
-
-  private checkTimeouts(): void {
-    const limit = Date.now() - this.ioTimeoutMsValue;
-    let first: HostRequest | null = null;
-    for (const req of this.slots) {
-      if (req.state === HostReqState.OUTSTANDING && req.submittedAt < limit) {
-        req.timedOut = true;
-        first ??= req;
-      }
-    }
-    if (first !== null) this.fatal(`command ${first.cid} timed out after ${this.ioTimeoutMsValue} ms`);
-  }
-
-  /**
-   * Submit a 64-byte SQE (CID and SGL are filled here). `data`: bytes to send
-   * (write-like, `isRead` false) or the buffer to fill (read-like). Returns false
-   * when the queue is full or closed (nothing was sent).
-   */
-  submit(cmd: Buffer, data: Buffer | null, isRead: boolean, cb: CommandCallback): boolean {
-    return this.submitWith(cmd, data, isRead, cb, null);
-  }
-
-  /** Like submit, but the callback gets (status, cpl) with status = (sct << 8) | sc, 0 on success. */
-  submitIo(
-    cmd: Buffer,
-    data: Buffer | null,
-    isRead: boolean,
-    cb: (status: number, cpl: Buffer) => void,
-  ): boolean {
-    return this.submitWith(cmd, data, isRead, null, cb);
-  }
-
-  private submitWith(
-    cmd: Buffer,
-    data: Buffer | null,
-    isRead: boolean,
-    cb: CommandCallback | null,
-    ioCb: ((status: number, cpl: Buffer) => void) | null,
-  ): boolean {
-    if (this.closed) return false;
-    const req = this.freeSlots.pop();
-    if (req === undefined) return false;
-    req.state = HostReqState.OUTSTANDING;
-    req.cb = cb;
-    req.ioCb = ioCb;
-    req.data = data;
-    req.isRead = isRead;
+  /** The capsule (in-capsule data when it fits), the rest on R2Ts; queued for this tick's flush. */
+  protected override send(req: HostRequest, cmd: Buffer): boolean {
+    const data = req.data;
     req.received = 0;
-    if (this.ioTimeoutMsValue > 0) req.submittedAt = Date.now();
     cmd.writeUInt16LE(req.cid, Sqe.CID);
     const len = data ? data.length : 0;
-    const inCapsule = len > 0 && !isRead && len <= this.inCapsuleDataSize;
+    const inCapsule = len > 0 && !req.isRead && len <= this.inCapsuleDataSize;
     setSqeSgl(cmd, len, inCapsule);
     const capsule = req.capsule;
     const hdrLen = writeCapsuleCmd(capsule, cmd, inCapsule ? len : 0, this.headerDigest, this.dataDigest);
@@ -386,7 +263,7 @@ export class NvmeTcpQpair implements PduSink, NvmeQpair {
 
   private slotFor(cid: number, what: string): HostRequest | null {
     const req = this.slots[cid];
-    if (req === undefined || req.state !== HostReqState.OUTSTANDING) {
+    if (req === undefined || !req.busy) {
       this.fatal(`${what} for unknown command ${cid}`);
       return null;
     }
@@ -397,7 +274,7 @@ export class NvmeTcpQpair implements PduSink, NvmeQpair {
     const req = this.slotFor(capsuleRespCid(pdu), 'CapsuleResp');
     if (req === null) return;
     readCapsuleRespCqe(pdu, this.cpl);
-    this.finish(req);
+    this.complete(req, this.cpl);
   }
 
   private handleC2HData(pdu: Buffer, dataOffset: number, dataLength: number, dataDigestOk: boolean): void {
@@ -432,7 +309,7 @@ export class NvmeTcpQpair implements PduSink, NvmeQpair {
     const buf = req?.data;
     if (
       req === undefined ||
-      req.state !== HostReqState.OUTSTANDING ||
+      !req.busy ||
       !req.isRead ||
       !buf ||
       datal !== dataLength ||
@@ -465,7 +342,7 @@ export class NvmeTcpQpair implements PduSink, NvmeQpair {
       this.cpl.writeUInt16LE(req.cid, Cqe.CID);
       this.cpl.writeUInt16LE(this.qid, Cqe.SQID);
       this.cpl.writeUInt16LE(0xffff, Cqe.SQHD);
-      this.finish(req);
+      this.complete(req, this.cpl);
     }
   }
 
@@ -494,18 +371,6 @@ export class NvmeTcpQpair implements PduSink, NvmeQpair {
     }
   }
 
-  private finish(req: HostRequest): void {
-    const cb = req.cb;
-    const ioCb = req.ioCb;
-    req.cb = null;
-    req.ioCb = null;
-    req.data = null;
-    req.state = HostReqState.FREE;
-    this.freeSlots.push(req);
-    if (cb) cb(this.cpl);
-    else if (ioCb) ioCb(statusOf(this.cpl), this.cpl);
-  }
-
   private sendTermReq(fes: number, fei: number): void {
     if (this.closed) return;
     const pdu = Buffer.alloc(TermReq.HDR_SIZE);
@@ -513,13 +378,7 @@ export class NvmeTcpQpair implements PduSink, NvmeQpair {
     this.socket.write(pdu);
   }
 
-  /** End the connection and fail every outstanding command (status ABORTED_SQ_DELETION). */
-  fatal(reason: string): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.closeReason = reason;
-    if (this.timeoutTimer) clearInterval(this.timeoutTimer);
-    this.timeoutTimer = null;
+  protected override shutDown(reason: string): void {
     this.receiver.fail();
     this.socket.end();
     this.socket.destroy();
@@ -529,21 +388,6 @@ export class NvmeTcpQpair implements PduSink, NvmeQpair {
       this.icResolve = null;
       reject(new TcpTransportError('ECONNECT', reason));
     }
-    for (const req of this.slots) {
-      if (req.state !== HostReqState.OUTSTANDING) continue;
-      this.cpl.fill(0);
-      this.cpl.writeUInt16LE(req.cid, Cqe.CID);
-      this.cpl.writeUInt16LE(this.qid, Cqe.SQID);
-      if (req.timedOut) setStatus(this.cpl, StatusCodeType.PATH, PathStatus.ABORTED_BY_HOST, true);
-      else setStatus(this.cpl, StatusCodeType.GENERIC, GenericStatus.ABORTED_SQ_DELETION, true);
-      req.timedOut = false;
-      this.finish(req);
-    }
-    this.onClose?.(reason);
-  }
-
-  close(): void {
-    this.fatal('closed by host');
   }
 }
 

@@ -38,7 +38,16 @@ import {
 } from '../../src/wire/auth.ts';
 import { writeConnectCommand, writeConnectData } from '../../src/wire/fabrics.ts';
 import { FabricsStatus, SQE_SIZE, StatusCodeType } from '../../src/wire/nvme.ts';
-import { ChildTarget, freePort, pattern, TLS_KEY, tlsListener, waitFor, within } from '../lib/index.ts';
+import {
+  ChildTarget,
+  freePort,
+  pattern,
+  runNvmf,
+  TLS_KEY,
+  tlsListener,
+  waitFor,
+  within,
+} from '../lib/index.ts';
 
 const NQN = 'nqn.2016-06.io.nvmf-ts:dhchap';
 const HOST = 'nqn.2014-08.org.nvmexpress:uuid:d0000001-0000-4000-8000-000000000001';
@@ -759,23 +768,7 @@ test('bdev_nvme_attach_controller --dhchap-key/--dhchap-ctrlr-key: a gateway att
   }
 });
 
-const CLI = new URL('../../bin/nvmf.mjs', import.meta.url).pathname;
-
-function nvmf(
-  args: string[],
-  input: Buffer | string = '',
-): Promise<{ code: number; stdout: Buffer; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = execFile(
-      process.execPath,
-      [CLI, ...args],
-      { timeout: 30_000, encoding: 'buffer', env: { ...process.env, XDG_CONFIG_HOME: target.dir } },
-      (err, stdout, stderr) =>
-        resolve({ code: err ? Number(err.code ?? 99) : 0, stdout, stderr: stderr.toString() }),
-    );
-    child.stdin?.end(input);
-  });
-}
+const nvmf = (args: string[], input?: Buffer | string) => runNvmf(args, target.dir, input);
 
 test('nvmf CLI: --dhchap-secret/-S and --dhchap-ctrl-secret/-C (nvme-cli names) write and read; a wrong secret fails; -C alone is a usage error', async () => {
   const conn = ['-t', 'tcp', '-a', '127.0.0.1', '--trsvcid', target.port, '--nqn', NQN, '-q', HOST_BIDI];

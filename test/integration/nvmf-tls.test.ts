@@ -4,7 +4,6 @@
 // data), the discovery log's TREQ/TSAS, identity versions 0 and 1, no session tickets,
 // and a TLS connection bound to the host and subsystem of its PSK identity.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -24,6 +23,7 @@ import {
   icReq,
   pattern,
   RawConnection,
+  runNvmf,
   startTlsTarget,
   TEST_NQN,
   TLS_HOST,
@@ -294,23 +294,7 @@ test('save_config replays: keyring, the host PSK by name and the secure listener
   }
 });
 
-const CLI = new URL('../../bin/nvmf.mjs', import.meta.url).pathname;
-
-function nvmf(
-  args: string[],
-  input: Buffer | string = '',
-): Promise<{ code: number; stdout: Buffer; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = execFile(
-      process.execPath,
-      [CLI, ...args],
-      { timeout: 30_000, encoding: 'buffer', env: { ...process.env, XDG_CONFIG_HOME: target.dir } },
-      (err, stdout, stderr) =>
-        resolve({ code: err ? Number(err.code ?? 99) : 0, stdout, stderr: stderr.toString() }),
-    );
-    child.stdin?.end(input);
-  });
-}
+const nvmf = (args: string[], input?: Buffer | string) => runNvmf(args, target.dir, input);
 
 test('nvmf CLI: --tls --tls-key FILE (or the key itself) writes and reads over TLS; --tls alone is a usage error', async () => {
   const keyPath = keyFile('cli-key', `${TLS_KEY}\n`);

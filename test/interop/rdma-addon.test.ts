@@ -10,11 +10,9 @@
 // cleanup of a terminated worker. One boot; about a minute under TCG.
 // Needs `sudo bash scripts/setup-interop.sh` and the addon built (npm ci with
 // libibverbs-dev and librdmacm-dev); see docs/rdma.md and docs/interop.md.
-import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { rdmaAvailability } from '../../src/rdma/index.ts';
-import { missingPrerequisites, REPO_ROOT, reportGuestChecks, runGuest } from './lib/harness.ts';
+import { REPO_ROOT, reportGuestChecks, runProjectGuest } from './lib/harness.ts';
 
 const SCRIPT = join(REPO_ROOT, 'test/interop/guest/rdma-addon-checks.sh');
 // 38-65 s measured under TCG at load 6-8 (boot 10-22 s, the smoke script 19-37 s).
@@ -48,14 +46,8 @@ const CHECKS = [
 ];
 
 test('bookworm guest: the RDMA addon against nvmet-rdma and between our own threads over rxe0', async (t) => {
-  const missing = missingPrerequisites('bookworm');
-  assert.deepEqual(missing, [], `interop prerequisites missing:\n  ${missing.join('\n  ')}`);
-  const addon = rdmaAvailability();
-  assert.ok(addon.available, addon.available ? '' : addon.reason);
-  const run = await runGuest({
-    flavour: 'bookworm',
+  const run = await runProjectGuest({
     script: SCRIPT,
-    withProject: true,
     env: { RDMA_NQN: 'nqn.2016-06.io.nvmf-ts:rdma-addon', RDMA_PORT: '4791' },
     timeoutSeconds: GUEST_TIMEOUT_SECONDS,
   });

@@ -4,11 +4,9 @@
 // (run-guest -P) and guest/rdma-host-checks.sh runs our tools there. One boot; about two
 // minutes under TCG. Needs `sudo bash scripts/setup-interop.sh` and the addon built (npm ci
 // with libibverbs-dev and librdmacm-dev); see docs/rdma.md.
-import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { rdmaAvailability } from '../../src/rdma/index.ts';
-import { missingPrerequisites, REPO_ROOT, reportGuestChecks, runGuest } from './lib/harness.ts';
+import { REPO_ROOT, reportGuestChecks, runProjectGuest } from './lib/harness.ts';
 
 const SCRIPT = join(REPO_ROOT, 'test/interop/guest/rdma-host-checks.sh');
 const GUEST_TIMEOUT_SECONDS = 600;
@@ -25,14 +23,8 @@ const CHECKS = [
 ];
 
 test('bookworm guest: our host library, nvmf and nvmf-perf over RDMA (rxe0) against nvmet-rdma', async (t) => {
-  const missing = missingPrerequisites('bookworm');
-  assert.deepEqual(missing, [], `interop prerequisites missing:\n  ${missing.join('\n  ')}`);
-  const addon = rdmaAvailability();
-  assert.ok(addon.available, addon.available ? '' : addon.reason);
-  const run = await runGuest({
-    flavour: 'bookworm',
+  const run = await runProjectGuest({
     script: SCRIPT,
-    withProject: true,
     memoryMiB: 1536,
     timeoutSeconds: GUEST_TIMEOUT_SECONDS,
   });

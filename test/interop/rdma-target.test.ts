@@ -7,17 +7,9 @@
 // against the same target with its CPU time taken around each (CPU per I/O, RDMA vs TCP).
 // One boot; 4-7 minutes under TCG. Needs `sudo bash scripts/setup-interop.sh` and the
 // addon built (npm ci with libibverbs-dev and librdmacm-dev); see docs/rdma.md.
-import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { rdmaAvailability } from '../../src/rdma/index.ts';
-import {
-  missingPrerequisites,
-  outputSection,
-  REPO_ROOT,
-  reportGuestChecks,
-  runGuest,
-} from './lib/harness.ts';
+import { outputSection, REPO_ROOT, reportGuestChecks, runProjectGuest } from './lib/harness.ts';
 
 const SCRIPT = join(REPO_ROOT, 'test/interop/guest/rdma-target-checks.sh');
 // 6 min 8 s measured under TCG at load 3-4 (boot 10-20 s, each fio verify 30-60 s).
@@ -40,14 +32,8 @@ const CHECKS = [
 ];
 
 test('bookworm guest: our nvmf_tgt over RDMA (rxe0) and the kernel nvme-rdma host', async (t) => {
-  const missing = missingPrerequisites('bookworm');
-  assert.deepEqual(missing, [], `interop prerequisites missing:\n  ${missing.join('\n  ')}`);
-  const addon = rdmaAvailability();
-  assert.ok(addon.available, addon.available ? '' : addon.reason);
-  const run = await runGuest({
-    flavour: 'bookworm',
+  const run = await runProjectGuest({
     script: SCRIPT,
-    withProject: true,
     memoryMiB: 1536,
     timeoutSeconds: GUEST_TIMEOUT_SECONDS,
   });

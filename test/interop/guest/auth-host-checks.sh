@@ -12,84 +12,12 @@
 #      SUB1, SUB2    subsystem NQNs (neither allows any host)
 #      HOST1, HOST2  host NQNs: HOST1 for SUB1, HOST2 for SUB2
 set -u
+# shellcheck source=lib.sh
+source /guest/lib.sh || exit 2
+run_timeout=90 refused_limit=30
 addr=$HOST_IP
 port=${TARGET_PORT:?TARGET_PORT}
-failures=0
 
-pass() { echo "CHECK $1 PASS"; }
-fail() {
-	echo "CHECK $1 FAIL ${*:2}"
-	failures=$((failures + 1))
-}
-step() { echo "== $*"; }
-now() { cut -d' ' -f1 /proc/uptime; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
-# host_do ACTION ARGS...: one request to the test on the host; prints its answer
-# ("ok ..." or "error ..."), succeeds on "ok"
-host_do() {
-	local reply
-	exec 3<>"/dev/tcp/$addr/$CTL_PORT" || return 1
-	echo "$*" >&3
-	IFS= read -r -t 60 reply <&3
-	exec 3<&-
-	echo "  host: $1 -> $reply"
-	[ "${reply%% *}" = ok ]
-}
-# run_logged NAME CMD...: runs CMD (90 s at most), shows its output, keeps it in /tmp/NAME.out
-run_logged() {
-	local name=$1 rc
-	shift
-	echo "\$ $*"
-	timeout 90 "$@" >"/tmp/$name.out" 2>&1
-	rc=$?
-	sed 's/^/  /' "/tmp/$name.out" | head -n 40
-	[ $rc = 0 ] || echo "  (exit $rc)"
-	return $rc
-}
-# kernel messages logged since the previous call
-dmesg_seen=$(dmesg | wc -l)
-dmesg_new() {
-	local total
-	total=$(dmesg | wc -l)
-	dmesg | tail -n "$((total - dmesg_seen))" | tail -n "${1:-40}" | sed 's/^/  dmesg: /'
-	dmesg_seen=$total
-}
-ctrl_of() { # NQN: the sysfs folder of a live controller of NQN
-	local d
-	for d in /sys/class/nvme/nvme*; do
-		[ "$(cat "$d/subsysnqn" 2>/dev/null)" = "$1" ] && { echo "$d"; return 0; }
-	done
-	return 1
-}
-# fio_verify LABEL DEV: 8 MiB of 4 KiB random writes, then all read back with crc32c verify
-fio_verify() {
-	local rc=0
-	echo "\$ fio $1: 8 MiB 4 KiB randwrite + crc32c verify on $2"
-	timeout 150 fio --name="$1" --filename="$2" --rw=randwrite --bs=4k --size=8M --iodepth=16 \
-		--ioengine=libaio --direct=1 --verify=crc32c --do_verify=1 --verify_fatal=1 --eta=never \
-		>"/tmp/$1.out" 2>&1 || rc=$?
-	if [ $rc = 0 ] && grep -q 'err= 0' "/tmp/$1.out"; then
-		grep -E '^ +(read|write): IOPS=' "/tmp/$1.out" | sed 's/^ */  /'
-		return 0
-	fi
-	sed 's/^/  /' "/tmp/$1.out" | tail -n 40
-	echo "  (fio exit $rc)"
-	return 1
-}
-# refused LABEL SUB CMD...: CMD must fail, in under 30 s, and leave no controller of SUB
-refused() {
-	local label=$1 sub=$2 t
-	shift 2
-	t=$(now)
-	if run_logged "$label" "$@"; then
-		echo "  connected after $(since "$t") s"
-		nvme disconnect -n "$sub" >/dev/null 2>&1
-		return 1
-	fi
-	echo "  refused after $(since "$t") s"
-	echo "REFUSED-SECONDS $label $(since "$t")"
-	awk -v s="$(since "$t")" 'BEGIN { exit !(s < 30) }' && ! ctrl_of "$sub" >/dev/null
-}
 # all_queues_authenticated SUB DIGEST DHGROUP MIN: the target's qpairs of SUB (at least MIN
 # of them) have all completed DH-HMAC-CHAP with DIGEST and DHGROUP
 all_queues_authenticated() {
@@ -152,12 +80,12 @@ dmesg_new 12
 step "the secret: hmac(sha512), ffdhe8192 (the target's strongest), every queue authenticated, fio verify"
 t=$(now)
 if run_logged connect-1 nvme connect "${to_target[@]}" -n "$SUB1" --hostnqn "$HOST1" --dhchap-secret "$key1" && dev=$(nvme-wait-ns "$SUB1" 20) &&
-	ctrl=$(ctrl_of "$SUB1"); then
+	ctrl=$(ctrl_dir "$SUB1"); then
 	echo "  connected in $(since "$t") s: $dev, $(cat "$ctrl/queue_count") queues"
 	dmesg_new >/tmp/dmesg.new
 	cat /tmp/dmesg.new
 	if grep -q 'qid 0: authenticated with hash hmac(sha512) dhgroup ffdhe8192' /tmp/dmesg.new &&
-		all_queues_authenticated "$SUB1" sha512 ffdhe8192 3 && fio_verify fio-sha512 "$dev"; then
+		all_queues_authenticated "$SUB1" sha512 ffdhe8192 3 && fio_4k_verify fio-sha512 "$dev" 8 150; then
 		pass dhchap-sha512-ffdhe8192-fio
 	else
 		fail dhchap-sha512-ffdhe8192-fio "no 'authenticated with hash hmac(sha512) dhgroup ffdhe8192', a queue the target did not authenticate, or fio failed"
@@ -191,7 +119,7 @@ if run_logged connect-1 nvme connect "${to_target[@]}" -n "$SUB1" --hostnqn "$HO
 		cat /tmp/dmesg.new
 		if [ $ok = 1 ] && [ $((after - before)) -ge "$queues" ] && ! grep -q 'authentication failed' /tmp/dmesg.new &&
 			[ "$(cat "$ctrl/state")" = live ] && [ "$(cat "$ctrl/dhchap_secret")" = "$key1b" ] &&
-			all_queues_authenticated "$SUB1" sha512 ffdhe8192 3 && fio_verify fio-reauth "$dev"; then
+			all_queues_authenticated "$SUB1" sha512 ffdhe8192 3 && fio_4k_verify fio-reauth "$dev" 8 150; then
 			pass dhchap-reauth-rotated-key
 		else
 			fail dhchap-reauth-rotated-key "no new 'authenticated' line, fewer target authentications than queues, an authentication failed, the controller is not live, or fio failed"
@@ -220,7 +148,7 @@ if run_logged connect-bidi nvme connect "${to_target[@]}" -n "$SUB1" --hostnqn "
 	dmesg_new >/tmp/dmesg.new
 	cat /tmp/dmesg.new
 	if grep -q 'qid 0: controller authenticated' /tmp/dmesg.new && all_queues_authenticated "$SUB1" sha512 ffdhe8192 3 &&
-		fio_verify fio-bidi "$dev"; then
+		fio_4k_verify fio-bidi "$dev" 8 150; then
 		pass dhchap-bidirectional-fio
 	else
 		fail dhchap-bidirectional-fio "no 'controller authenticated' in the kernel log, or fio failed"
@@ -246,7 +174,7 @@ if host_do set-config sha256 null && run_logged connect-2 nvme connect "${to_tar
 	dmesg_new >/tmp/dmesg.new
 	cat /tmp/dmesg.new
 	if grep -q 'qid 0: authenticated with hash hmac(sha256) dhgroup null' /tmp/dmesg.new &&
-		all_queues_authenticated "$SUB2" sha256 null 3 && fio_verify fio-sha256 "$dev"; then
+		all_queues_authenticated "$SUB2" sha256 null 3 && fio_4k_verify fio-sha256 "$dev" 8 150; then
 		pass dhchap-sha256-null-fio
 	else
 		fail dhchap-sha256-null-fio "no 'authenticated with hash hmac(sha256) dhgroup null', a queue not authenticated, or fio failed"

@@ -10,22 +10,9 @@
 # Env: CTL_PORT (the test's control channel on the host), SUBA, SUBB, HOSTA, HOSTB.
 # Prints CHECK lines for the setup; the host-side checks are the test's.
 set -u
-failures=0
-pass() { echo "CHECK $1 PASS"; }
-fail() {
-	echo "CHECK $1 FAIL ${*:2}"
-	failures=$((failures + 1))
-}
-# host_do ACTION ARGS...: one request to the test; its answer may take minutes
-host_do() {
-	local reply
-	exec 3<>"/dev/tcp/$HOST_IP/$CTL_PORT" || return 1
-	echo "$*" >&3
-	IFS= read -r -t 500 reply <&3
-	exec 3<&-
-	echo "  host: $1 -> $reply"
-	[ "${reply%% *}" = ok ]
-}
+# shellcheck source=lib.sh
+source /guest/lib.sh || exit 2
+host_reply_seconds=500 # the test's answer may take minutes
 
 keyA=$(nvme gen-dhchap-key --hmac=3 --nqn="$HOSTA")
 ctrlA=$(nvme gen-dhchap-key --hmac=2 --nqn="$SUBA")

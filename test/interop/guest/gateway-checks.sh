@@ -20,48 +20,21 @@
 #                       the host kills target A and starts it again
 #      CMD_TIMEOUT      limit for each command, seconds (default 120)
 set -u
+# shellcheck source=lib.sh
+source /guest/lib.sh || exit 2
+run_timeout=${CMD_TIMEOUT:-120} dmesg_lines=20
 addr=${TARGET_ADDR:-$HOST_IP}
 a_port=${A_PORT:?A_PORT} a_nqn=${A_NQN:?A_NQN}
 b_port=${B_PORT:?B_PORT} b_nqn=${B_NQN:?B_NQN}
 ns_bytes=${NS_BYTES:?NS_BYTES}
 offset=${PATTERN_OFFSET:-1048576}
 mb=${PATTERN_MB:-4}
-failures=0
 
-pass() { echo "CHECK $1 PASS"; }
-fail() {
-	echo "CHECK $1 FAIL ${*:2}"
-	failures=$((failures + 1))
-}
-step() { echo "== $*"; }
-run_logged() { # NAME CMD...: runs CMD, shows its output, keeps it in /tmp/NAME.out
-	local name=$1 rc
-	shift
-	echo "\$ $*"
-	timeout "${CMD_TIMEOUT:-120}" "$@" >"/tmp/$name.out" 2>&1
-	rc=$?
-	sed 's/^/  /' "/tmp/$name.out" | head -n 40
-	[ $rc = 0 ] || echo "  (exit $rc)"
-	return $rc
-}
-dmesg_tail() { dmesg | tail -n "${1:-20}" | sed 's/^/  dmesg: /'; }
-connected() { # NQN: is a controller of NQN live?
-	local d
-	for d in /sys/class/nvme/nvme*; do
-		[ "$(cat "$d/subsysnqn" 2>/dev/null)" = "$1" ] && return 0
-	done
-	return 1
-}
 connect() { # LABEL PORT NQN
 	run_logged "$1" nvme connect -t tcp -a "$addr" -s "$2" -n "$3" --ctrl-loss-tmo=20
 }
 disconnect() { # LABEL NQN: disconnect and see the controller gone
-	run_logged "$1" nvme disconnect -n "$2" && ! connected "$2"
-}
-not_run() { # WHY CHECK...
-	local why=$1 c
-	shift
-	for c in "$@"; do fail "$c" "not run: $why"; done
+	run_logged "$1" nvme disconnect -n "$2" && ! ctrl_dir "$2" >/dev/null
 }
 
 seek=$((offset / 1048576))

@@ -18,50 +18,14 @@
 # Every controller is connected with ctrl_loss_tmo 20 s: a target that drops the
 # connection fails the checks in seconds instead of the kernel retrying for 10 min.
 set -u
+# shellcheck source=lib.sh
+source /guest/lib.sh || exit 2
+run_timeout=${CMD_TIMEOUT:-120} run_lines=60 dmesg_lines=15
 addr=${TARGET_ADDR:-$HOST_IP}
 port=${TARGET_PORT:?TARGET_PORT}
 nqn=${TARGET_NQN:?TARGET_NQN}
 size=${FIO_SIZE:-32M}
 stats_s=${STATS_SECONDS:-8}
-failures=0
-
-pass() { echo "CHECK $1 PASS"; }
-fail() {
-	echo "CHECK $1 FAIL ${*:2}"
-	failures=$((failures + 1))
-}
-step() { echo "== $*"; }
-# run_logged NAME CMD...: runs CMD, shows its output, keeps it in /tmp/NAME.out
-run_logged() {
-	local name=$1 rc
-	shift
-	echo "\$ $*"
-	timeout "${CMD_TIMEOUT:-120}" "$@" >"/tmp/$name.out" 2>&1
-	rc=$?
-	sed 's/^/  /' "/tmp/$name.out" | head -n 60
-	[ $rc = 0 ] || echo "  (exit $rc)"
-	return $rc
-}
-# dmesg_tail [N]: the last N (15) kernel messages logged since the previous call
-dmesg_seen=$(dmesg | wc -l)
-dmesg_tail() {
-	local total
-	total=$(dmesg | wc -l)
-	dmesg | tail -n "$((total - dmesg_seen))" | tail -n "${1:-15}" | sed 's/^/  dmesg: /'
-	dmesg_seen=$total
-}
-
-# ctrl_of NQN [HOSTNQN]: the /dev/nvmeN of a live controller of NQN (for HOSTNQN)
-ctrl_of() {
-	local d
-	for d in /sys/class/nvme/nvme*; do
-		[ "$(cat "$d/subsysnqn" 2>/dev/null)" = "$1" ] || continue
-		[ -z "${2:-}" ] || [ "$(cat "$d/hostnqn" 2>/dev/null)" = "$2" ] || continue
-		echo "/dev/${d##*/}"
-		return 0
-	done
-	return 1
-}
 
 connect() { # LABEL NQN [nvme connect options...]
 	local label=$1 sub=$2
@@ -69,35 +33,8 @@ connect() { # LABEL NQN [nvme connect options...]
 	run_logged "$label" nvme connect -t tcp -a "$addr" -s "$port" -n "$sub" --ctrl-loss-tmo=20 "$@"
 }
 
-# fabrics_connect LABEL NQN HOSTNQN HOSTID: connect through the kernel's /dev/nvme-fabrics
-# directly. nvme-cli 2.3 refuses a second controller to the same subsystem and
-# address ("already connected", even with --duplicate-connect), while the kernel
-# allows one per host NQN.
-fabrics_connect() {
-	local label=$1 opts="transport=tcp,traddr=$addr,trsvcid=$port,nqn=$2,hostnqn=$3,hostid=$4,ctrl_loss_tmo=20" fd reply=''
-	echo "\$ echo $opts > /dev/nvme-fabrics"
-	exec {fd}<>/dev/nvme-fabrics || return 1
-	if printf '%s' "$opts" >&$fd 2>"/tmp/$label.out"; then
-		read -r reply <&$fd
-		exec {fd}>&-
-		echo "  $reply"
-		return 0
-	fi
-	exec {fd}>&-
-	sed 's/^/  /' "/tmp/$label.out"
-	return 1
-}
-
 disconnect_all() {
 	nvme disconnect-all >/dev/null 2>&1 || true
-}
-
-fio_verify() { # LABEL DEV SIZE [fio options...]: write then read back with crc32c verify
-	local label=$1 dev=$2 sz=$3
-	shift 3
-	run_logged "$label" fio --name="$label" --filename="$dev" --ioengine=libaio --direct=1 \
-		--size="$sz" --verify=crc32c --do_verify=1 --verify_fatal=1 --eta=never "$@" &&
-		! grep -qi 'verify.*fail\|bad magic\|crc32c: wanted' "/tmp/$label.out"
 }
 
 session_a() {
@@ -107,7 +44,7 @@ session_a() {
 		grep -q "subnqn: *$nqn" /tmp/discover.out; then
 		pass discover
 	else
-		dmesg_tail
+		dmesg_new
 		fail discover "nvme discover did not list $nqn"
 	fi
 
@@ -115,12 +52,10 @@ session_a() {
 	if connect connect-plain "$nqn" && dev=$(nvme-wait-ns "$nqn" 20) && ctrl=$(ctrl_of "$nqn"); then
 		pass connect-plain
 	else
-		dmesg_tail 30
+		dmesg_new 30
 		fail connect-plain "nvme connect or namespace wait failed"
-		for c in nvme-list id-ctrl id-ns smart-log error-log get-feature fio-4k-randwrite-verify \
-			fio-128k-seq-verify fio-stats-window ext4-remount disconnect; do
-			fail "$c" "not run: connect-plain failed"
-		done
+		not_run "connect-plain failed" nvme-list id-ctrl id-ns smart-log error-log get-feature \
+			fio-4k-randwrite-verify fio-128k-seq-verify fio-stats-window ext4-remount disconnect
 		return
 	fi
 	echo "namespace $dev on controller $ctrl"
@@ -159,7 +94,7 @@ session_a() {
 	if fio_verify fio-4k-randwrite-verify "$dev" "$size" --rw=randwrite --bs=4k --iodepth=16; then
 		pass fio-4k-randwrite-verify
 	else
-		dmesg_tail
+		dmesg_new
 		fail fio-4k-randwrite-verify "fio reported an error or a verify mismatch"
 	fi
 
@@ -168,7 +103,7 @@ session_a() {
 		--offset_increment=16M --cpus_allowed=0-1 --cpus_allowed_policy=split --group_reporting; then
 		pass fio-128k-seq-verify
 	else
-		dmesg_tail
+		dmesg_new
 		fail fio-128k-seq-verify "fio reported an error or a verify mismatch"
 	fi
 
@@ -183,17 +118,10 @@ session_a() {
 	echo "STATS-WINDOW-CLOSED"
 
 	step "ext4: mkfs, files, unmount, remount"
-	mkdir -p /mnt/t
-	if run_logged mkfs mkfs.ext4 -q -F "$dev" && mount -t ext4 "$dev" /mnt/t &&
-		dd if=/dev/urandom of=/mnt/t/big bs=1M count=4 2>/dev/null &&
-		for i in 1 2 3 4 5 6 7 8; do echo "file $i $RANDOM" >"/mnt/t/small$i"; done &&
-		(cd /mnt/t && md5sum big small* >/tmp/sums) && sync && umount /mnt/t &&
-		run_logged fsck e2fsck -fn "$dev" && mount -t ext4 "$dev" /mnt/t &&
-		(cd /mnt/t && md5sum -c /tmp/sums) && umount /mnt/t; then
+	if ext4_remount "$dev" 4; then
 		pass ext4-remount
 	else
-		umount /mnt/t 2>/dev/null
-		dmesg_tail
+		dmesg_new
 		fail ext4-remount "mkfs/mount/write/remount/md5sum failed"
 	fi
 
@@ -220,7 +148,7 @@ session_b() {
 			--offset_increment=16M --cpus_allowed=0-1 --cpus_allowed_policy=split; then
 			pass fio-digest-verify
 		else
-			dmesg_tail
+			dmesg_new
 			fail fio-digest-verify "fio over digests failed"
 		fi
 		# Idle past the keep-alive timeout (kato, 5 s by default): keep-alives must keep it live.
@@ -231,12 +159,12 @@ session_b() {
 			dd if="$dev" of=/dev/null bs=4k count=8 iflag=direct 2>/dev/null; then
 			pass keep-alive-idle
 		else
-			dmesg_tail
+			dmesg_new
 			fail keep-alive-idle "controller not live or I/O failed after $((kato * 2 + 2)) s idle (kato $kato s)"
 		fi
 		if run_logged disconnect-digest nvme disconnect -n "$nqn"; then pass disconnect-digest; else fail disconnect-digest "disconnect failed"; fi
 	else
-		dmesg_tail 30
+		dmesg_new 30
 		fail connect-digest-2q "nvme connect with digests failed"
 		fail fio-digest-verify "not run: connect failed"
 		fail keep-alive-idle "not run: connect failed"
@@ -248,7 +176,7 @@ session_b() {
 	local h1=nqn.2014-08.org.nvmexpress:uuid:11111111-1111-4111-8111-111111111111
 	local h2=nqn.2014-08.org.nvmexpress:uuid:22222222-2222-4222-8222-222222222222
 	if connect two-hosts-1 "$nqn" --hostnqn="$h1" --hostid=11111111-1111-4111-8111-111111111111 &&
-		fabrics_connect two-hosts-2 "$nqn" "$h2" 22222222-2222-4222-8222-222222222222 &&
+		fabrics_connect two-hosts-2 "transport=tcp,traddr=$addr,trsvcid=$port,nqn=$nqn,hostnqn=$h2,hostid=22222222-2222-4222-8222-222222222222,ctrl_loss_tmo=20" &&
 		c1=$(ctrl_of "$nqn" "$h1") && c2=$(ctrl_of "$nqn" "$h2") && [ "$c1" != "$c2" ] &&
 		run_logged two-hosts-id1 nvme id-ctrl "$c1" && run_logged two-hosts-id2 nvme id-ctrl "$c2" &&
 		cntlid1=$(sed -n 's/^cntlid *: *//p' /tmp/two-hosts-id1.out) &&
@@ -257,7 +185,7 @@ session_b() {
 		echo "controllers $c1 (cntlid $cntlid1) and $c2 (cntlid $cntlid2), namespace $dev readable"
 		pass two-hosts
 	else
-		dmesg_tail
+		dmesg_new
 		fail two-hosts "two connects with different host NQNs did not give two live controllers"
 	fi
 	run_logged list-subsys nvme list-subsys || true
@@ -272,7 +200,7 @@ session_b() {
 	elif ctrl_of "$rnqn" >/dev/null; then
 		fail host-refused "controller for $rnqn exists although connect failed"
 	else
-		dmesg_tail 4
+		dmesg_new 4
 		pass host-refused
 	fi
 	# Discovery shows a host only the subsystems it may use.
@@ -289,7 +217,7 @@ session_b() {
 		dev=$(nvme-wait-ns "$rnqn" 20) && dd if="$dev" of=/dev/null bs=4k count=8 iflag=direct 2>/dev/null; then
 		pass host-allowed
 	else
-		dmesg_tail
+		dmesg_new
 		fail host-allowed "the allowed host could not connect to $rnqn"
 	fi
 	disconnect_all

@@ -15,33 +15,13 @@
 # Env: TARGET_ADDR (default $HOST_IP), PORT1 PORT2, NQN, NS_BYTES,
 #      CNTLID1 CNTLID2 ("min-max" of each gateway), FAILOVER_MB, CMD_TIMEOUT
 set -u
+# shellcheck source=lib.sh
+source /guest/lib.sh || exit 2
+run_timeout=${CMD_TIMEOUT:-180} dmesg_lines=20
 addr=${TARGET_ADDR:-$HOST_IP}
 port1=${PORT1:?PORT1} port2=${PORT2:?PORT2} nqn=${NQN:?NQN}
 ns_bytes=${NS_BYTES:?NS_BYTES}
-failures=0
 
-pass() { echo "CHECK $1 PASS"; }
-fail() {
-	echo "CHECK $1 FAIL ${*:2}"
-	failures=$((failures + 1))
-}
-step() { echo "== $*"; }
-run_logged() { # NAME CMD...: runs CMD, shows its output, keeps it in /tmp/NAME.out
-	local name=$1 rc
-	shift
-	echo "\$ $*"
-	timeout "${CMD_TIMEOUT:-180}" "$@" >"/tmp/$name.out" 2>&1
-	rc=$?
-	sed 's/^/  /' "/tmp/$name.out" | head -n 40
-	[ $rc = 0 ] || echo "  (exit $rc)"
-	return $rc
-}
-dmesg_tail() { dmesg | tail -n "${1:-20}" | sed 's/^/  dmesg: /'; }
-not_run() { # WHY CHECK...
-	local why=$1 c
-	shift
-	for c in "$@"; do fail "$c" "not run: $why"; done
-}
 ctrl_of_port() { # PORT: the controller (nvmeN) connected to that port
 	local d
 	for d in /sys/class/nvme/nvme*; do
@@ -81,12 +61,8 @@ in_range() { # VALUE "MIN-MAX"
 	local lo=${2%-*} hi=${2#*-}
 	[ "$1" -ge "$lo" ] && [ "$1" -le "$hi" ]
 }
-fio_verify() { # NAME OFFSET-MiB SIZE-MiB [extra fio args]
-	local name=$1 off=$2 size=$3
-	shift 3
-	run_logged "$name" fio --name="$name" --filename="$dev" --ioengine=libaio --direct=1 --rw=randwrite \
-		--bs=16k --iodepth=8 --offset=$((off * 1048576)) --size="${size}M" --verify=crc32c --do_verify=1 \
-		--verify_fatal=1 --eta=never "$@" && ! grep -qi 'verify.*fail\|bad magic\|crc32c: wanted' "/tmp/$name.out"
+mp_fio_verify() { # NAME OFFSET-MiB SIZE-MiB [extra fio args]: fio_verify of 16 KiB random writes on $dev
+	fio_verify "$1" "$dev" "${3}M" --rw=randwrite --bs=16k --iodepth=8 --offset=$(($2 * 1048576)) "${@:4}"
 }
 
 step "native multipath"
@@ -139,7 +115,7 @@ if [ -n "$dev" ]; then
 
 	step "I/O takes the optimized path (gateway 1)"
 	echo "MP-IO-1-START"
-	if fio_verify mp-io-1 8 8; then pass mp-io-1; else
+	if mp_fio_verify mp-io-1 8 8; then pass mp-io-1; else
 		dmesg_tail
 		fail mp-io-1 "fio verify failed"
 	fi
@@ -152,7 +128,7 @@ if [ -n "$dev" ]; then
 		fail mp-ana-follow "the host's ANA states are $(ana_of_port "$port1") / $(ana_of_port "$port2")"
 	fi
 	echo "MP-IO-2-START"
-	if fio_verify mp-io-2 16 8; then pass mp-io-2; else
+	if mp_fio_verify mp-io-2 16 8; then pass mp-io-2; else
 		dmesg_tail
 		fail mp-io-2 "fio verify failed"
 	fi
@@ -167,7 +143,7 @@ if [ -n "$dev" ]; then
 	step "gateway 1 killed under fio verify"
 	echo "FAILOVER-WINDOW-OPEN"
 	# 1 MiB/s: the write phase outlasts the kill; the verify reads everything back through gateway 2
-	if fio_verify mp-failover 32 "${FAILOVER_MB:-6}" --rw=write --bs=64k --iodepth=4 --rate=,1m; then
+	if mp_fio_verify mp-failover 32 "${FAILOVER_MB:-6}" --rw=write --bs=64k --iodepth=4 --rate=,1m; then
 		pass mp-failover-fio
 	else
 		dmesg_tail 30

@@ -8,24 +8,11 @@
 # Env: TARGET_ADDR (default $HOST_IP), TARGET_NQN, PORT_NVM (no CAP.CSS bit 6),
 #      PORT_IOCS (CAP.CSS bit 6), CMD_TIMEOUT (default 60)
 set -u
+# shellcheck source=lib.sh
+source /guest/lib.sh || exit 2
+run_timeout=${CMD_TIMEOUT:-60} run_lines=20
 addr=${TARGET_ADDR:-$HOST_IP}
 nqn=${TARGET_NQN:?TARGET_NQN}
-failures=0
-pass() { echo "CHECK $1 PASS"; }
-fail() {
-	echo "CHECK $1 FAIL ${*:2}"
-	failures=$((failures + 1))
-}
-run_logged() { # NAME CMD...: runs CMD, shows its output, keeps it in /tmp/NAME.out
-	local name=$1 rc
-	shift
-	echo "\$ $*"
-	timeout "${CMD_TIMEOUT:-60}" "$@" >"/tmp/$name.out" 2>&1
-	rc=$?
-	sed 's/^/  /' "/tmp/$name.out" | head -n 20
-	[ $rc = 0 ] || echo "  (exit $rc)"
-	return $rc
-}
 # prop NAME CTRL OFFSET: the property's value (hex digits, no 0x) as nvme-cli 2.3 prints it
 prop() {
 	run_logged "$1" nvme get-property "$2" --offset="$3" >/dev/null &&
@@ -34,7 +21,7 @@ prop() {
 # one_target LABEL PORT WANT_CSS WANT_CAP_IOCS: connect, registers, verified I/O, disconnect
 one_target() {
 	local label=$1 port=$2 want_css=$3 want_iocs=$4 ctrl dev cap cc vs
-	echo "== $label: port $port"
+	step "$label: port $port"
 	if ! run_logged "$label-connect" nvme connect -t tcp -a "$addr" -s "$port" -n "$nqn" --ctrl-loss-tmo=20; then
 		fail "$label" "nvme connect failed"
 		return
@@ -56,7 +43,7 @@ one_target() {
 		echo "CC.CSS ${css} (want $want_css), CAP.CSS bit 6 = $iocs, CRWMS $crwms, VS 2.0, 256 KiB written and read back"
 		pass "$label"
 	else
-		dmesg | tail -n 8 | sed 's/^/  dmesg: /'
+		dmesg_tail 8
 		fail "$label" "want CC.CSS $want_css, CAP.CSS bit 6 = $want_iocs, CRWMS, VS 2.0, CC.EN and verified I/O; got CC 0x$cc CAP 0x$cap VS 0x$vs"
 	fi
 	nvme disconnect -n "$nqn" >/dev/null 2>&1

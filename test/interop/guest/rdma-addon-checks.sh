@@ -11,44 +11,25 @@
 # for test/interop/rdma-addon.test.ts; the rest is evidence for a human.
 # Env: RDMA_NQN (the nvmet subsystem), RDMA_PORT (the smoke script's own listener)
 set -u
+# shellcheck source=lib.sh
+source /guest/lib.sh || exit 2
+run_lines=30
 addr=$GUEST_IP nqn=${RDMA_NQN:-nqn.2016-06.io.nvmf-ts:rdma-addon}
 hostnqn="nqn.2014-08.org.nvmexpress:uuid:$(cat /proc/sys/kernel/random/uuid)"
-failures=0
-
-pass() { echo "CHECK $1 PASS"; }
-fail() {
-	echo "CHECK $1 FAIL ${*:2}"
-	failures=$((failures + 1))
-}
-step() { echo "== $*"; }
-run_logged() { # NAME CMD...: runs CMD (60 s at most), shows its output, keeps it in /tmp/NAME.out
-	local name=$1 rc
-	shift
-	echo "\$ $*"
-	timeout 60 "$@" >"/tmp/$name.out" 2>&1
-	rc=$?
-	sed 's/^/  /' "/tmp/$name.out" | head -n 30
-	[ $rc = 0 ] || echo "  (exit $rc)"
-	return $rc
-}
 
 step "soft-RoCE: rxe0 on eth0, the kernel's nvmet-rdma target on $addr:4420"
-if run_logged rxe-modules modprobe -a rdma_rxe rdma_ucm ib_uverbs &&
-	run_logged rxe-add rdma link add rxe0 type rxe netdev eth0 && run_logged rxe-link rdma link &&
-	grep -q 'rxe0/1 state ACTIVE' /tmp/rxe-link.out &&
-	run_logged nvmet-rdma nvmet-setup --trtype rdma --nqn "$nqn" --addr "$addr" --port 4420 --size-mb 16; then
+if rxe_up && run_logged nvmet-rdma nvmet-setup --trtype rdma --nqn "$nqn" --addr "$addr" --port 4420 --size-mb 16; then
 	pass rxe-and-nvmet-rdma
 else
-	dmesg | tail -n 20 | sed 's/^/  dmesg: /'
+	dmesg_tail 20
 	fail rxe-and-nvmet-rdma "rxe0 or nvmet-rdma did not come up"
 fi
 
 step "the addon: node $PROJECT_DIR/test/interop/guest/rdma-addon-smoke.ts (host NQN $hostnqn)"
-t0=$(cut -d' ' -f1 /proc/uptime)
+t0=$(now)
 RDMA_NQN=$nqn RDMA_HOSTNQN=$hostnqn timeout 180 node "$PROJECT_DIR/test/interop/guest/rdma-addon-smoke.ts"
 rc=$?
-t1=$(cut -d' ' -f1 /proc/uptime)
-echo "  (smoke script exit $rc after $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s)"
+echo "  (smoke script exit $rc after $(since "$t0") s)"
 if [ $rc = 0 ]; then pass smoke-script-exit; else fail smoke-script-exit "exit $rc"; fi
 
 step "nvmet created a controller for our host NQN (it read our Connect data by RDMA READ)"

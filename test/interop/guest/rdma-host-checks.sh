@@ -9,47 +9,20 @@
 #   CHECK <name> PASS            or   CHECK <name> FAIL <why>
 # for test/interop/rdma-host.test.ts; the rest is evidence for a human.
 set -u
+# shellcheck source=lib.sh
+source /guest/lib.sh || exit 2
+# every command: 120 s at most, again when it dies of a signal (Node under TCG, see
+# rdma-target-checks.sh), its stderr shown apart
+run_timeout=120 run_retry=1 run_lines=30 run_stderr_lines=10
 addr=$GUEST_IP port=4420 nqn=nqn.2016-06.io.nvmf-ts:rdma-host
-failures=0
-pass() { echo "CHECK $1 PASS"; }
-fail() {
-	echo "CHECK $1 FAIL ${*:2}"
-	failures=$((failures + 1))
-}
-step() { echo "== $*"; }
-retry_crash() { # CMD...: again (up to 5 times) when it dies of a signal: Node under TCG, see rdma-target-checks.sh
-	local rc
-	for _ in 1 2 3 4 5; do # three crashes in a row were seen once (CI): five, a second apart
-		timeout 120 "$@"
-		rc=$?
-		[ $rc -lt 128 ] || [ $rc = 124 ] && return $rc
-		echo "  ($1 died with status $rc, again)" >&2
-		sleep 1
-	done
-	return $rc
-}
-run_logged() { # NAME CMD...: shows its output, keeps it in /tmp/NAME.out
-	local name=$1 rc
-	shift
-	echo "\$ $*"
-	retry_crash "$@" >"/tmp/$name.out" 2>"/tmp/$name.err"
-	rc=$?
-	sed 's/^/  /' "/tmp/$name.out" | head -n 30
-	sed 's/^/  stderr: /' "/tmp/$name.err" | head -n 10
-	[ $rc = 0 ] || echo "  (exit $rc)"
-	return $rc
-}
 nvmf=(node "$PROJECT_DIR/bin/nvmf.mjs")
 target=(-t rdma -a "$addr" --trsvcid "$port" --nqn "$nqn")
 
 step "soft-RoCE: rxe0 on eth0, the kernel's nvmet-rdma target on $addr:$port"
-if run_logged rxe-modules modprobe -a rdma_rxe rdma_ucm ib_uverbs &&
-	run_logged rxe-add rdma link add rxe0 type rxe netdev eth0 && run_logged rxe-link rdma link &&
-	grep -q 'rxe0/1 state ACTIVE' /tmp/rxe-link.out &&
-	run_logged nvmet-rdma nvmet-setup --trtype rdma --nqn "$nqn" --addr "$addr" --port "$port" --size-mb 64; then
+if rxe_up && run_logged nvmet-rdma nvmet-setup --trtype rdma --nqn "$nqn" --addr "$addr" --port "$port" --size-mb 64; then
 	pass nvmet-rdma-up
 else
-	dmesg | tail -n 20 | sed 's/^/  dmesg: /'
+	dmesg_tail 20
 	fail nvmet-rdma-up "rxe0 or nvmet-rdma did not come up"
 fi
 ulimit -l unlimited

@@ -10,49 +10,11 @@
 # for test/interop/harness-rdma.test.ts; the rest is evidence for a human.
 # Env: RDMA_NQN (subsystem NQN)
 set -u
+# shellcheck source=lib.sh
+source /guest/lib.sh || exit 2
+run_lines=30 dmesg_lines=30
 addr=$GUEST_IP nqn=${RDMA_NQN:-nqn.2016-06.io.nvmf-ts:rdma} port=4420
-failures=0
 
-pass() { echo "CHECK $1 PASS"; }
-fail() {
-	echo "CHECK $1 FAIL ${*:2}"
-	failures=$((failures + 1))
-}
-step() { echo "== $*"; }
-# run_logged NAME CMD...: runs CMD (60 s at most), shows its output, keeps it in /tmp/NAME.out
-run_logged() {
-	local name=$1 rc
-	shift
-	echo "\$ $*"
-	timeout 60 "$@" >"/tmp/$name.out" 2>&1
-	rc=$?
-	sed 's/^/  /' "/tmp/$name.out" | head -n 30
-	[ $rc = 0 ] || echo "  (exit $rc)"
-	return $rc
-}
-dmesg_seen=$(dmesg | wc -l)
-dmesg_new() { # kernel messages since the previous call (the last N, default 30)
-	local total
-	total=$(dmesg | wc -l)
-	dmesg | tail -n "$((total - dmesg_seen))" | tail -n "${1:-30}" | sed 's/^/  dmesg: /'
-	dmesg_seen=$total
-}
-# fio_verify LABEL DEV: 16 MiB of 4 KiB random writes, then all read back with crc32c
-# verify; prints fio's IOPS lines (all its output on failure)
-fio_verify() {
-	local rc=0
-	echo "\$ fio $1: 16 MiB 4 KiB randwrite + crc32c verify on $2"
-	timeout 120 fio --name="$1" --filename="$2" --rw=randwrite --bs=4k --size=16M --iodepth=16 \
-		--ioengine=libaio --direct=1 --verify=crc32c --do_verify=1 --verify_fatal=1 --eta=never \
-		>"/tmp/$1.out" 2>&1 || rc=$?
-	if [ $rc = 0 ] && grep -q 'err= 0' "/tmp/$1.out"; then
-		grep -E '^ +(read|write): IOPS=' "/tmp/$1.out" | sed 's/^ */  /'
-		return 0
-	fi
-	sed 's/^/  /' "/tmp/$1.out" | tail -n 40
-	echo "  (fio exit $rc)"
-	return 1
-}
 # server_client LABEL SERVER_CMD CLIENT_CMD: both (strings) succeed; the server starts first
 server_client() {
 	local label=$1 server=$2 client=$3 spid rc=0
@@ -67,9 +29,7 @@ server_client() {
 }
 
 step "soft-RoCE: rxe0 on eth0"
-if run_logged rxe-modules modprobe -a rdma_rxe rdma_ucm ib_uverbs &&
-	run_logged rxe-add rdma link add rxe0 type rxe netdev eth0 && run_logged rxe-link rdma link &&
-	grep -q 'rxe0/1 state ACTIVE' /tmp/rxe-link.out && run_logged ibv-devinfo ibv_devinfo -d rxe0 &&
+if rxe_up && run_logged ibv-devinfo ibv_devinfo -d rxe0 &&
 	grep -q 'PORT_ACTIVE' /tmp/ibv-devinfo.out; then
 	pass rxe-up
 else
@@ -122,7 +82,7 @@ if run_logged connect nvme connect -t rdma -a "$addr" -s "$port" -n "$nqn" && de
 	ctrl=/sys/class/nvme/$(basename "$dev" | sed 's/n[0-9]*$//')
 	echo "  $dev, transport $(cat "$ctrl/transport" 2>/dev/null), queues $(cat "$ctrl/queue_count" 2>/dev/null)"
 	dmesg_new 6
-	if [ "$(cat "$ctrl/transport")" = rdma ] && fio_verify fio-rdma "$dev"; then
+	if [ "$(cat "$ctrl/transport")" = rdma ] && fio_4k_verify fio-rdma "$dev" 16; then
 		pass nvme-rdma-fio-verify
 	else
 		fail nvme-rdma-fio-verify "not an rdma controller, or fio failed"

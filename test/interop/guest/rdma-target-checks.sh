@@ -11,45 +11,19 @@
 # for test/interop/rdma-target.test.ts; the rest is evidence for a human.
 # Env: FIO_SIZE (verify region, default 32M), CPU_SECONDS (the timed CPU comparison runs)
 set -u
+# shellcheck source=lib.sh
+source /guest/lib.sh || exit 2
+run_timeout=120 dmesg_lines=15
 addr=$GUEST_IP port=4420 tcp_port=4421
 nqn=nqn.2016-06.io.spdk:cnode1
 size=${FIO_SIZE:-32M}
 cpu_s=${CPU_SECONDS:-8}
 work=/tmp/rdma-target
-failures=0
 mkdir -p "$work"
 
-pass() { echo "CHECK $1 PASS"; }
-fail() {
-	echo "CHECK $1 FAIL ${*:2}"
-	failures=$((failures + 1))
-}
-step() { echo "== $*"; }
-run_logged() { # NAME CMD...: runs CMD (120 s at most), shows its output, keeps it in /tmp/NAME.out
-	local name=$1 rc
-	shift
-	echo "\$ $*"
-	if [ "$(type -t "$1")" = function ]; then "$@" >"/tmp/$name.out" 2>&1; else timeout 120 "$@" >"/tmp/$name.out" 2>&1; fi
-	rc=$?
-	sed 's/^/  /' "/tmp/$name.out" | head -n 40
-	[ $rc = 0 ] || echo "  (exit $rc)"
-	return $rc
-}
-dmesg_tail() { dmesg | tail -n "${1:-15}" | sed 's/^/  dmesg: /'; }
 tgt_log_tail() { tail -n "${1:-20}" "$work/tgt.log" | sed 's/^/  tgt: /'; }
 # the RPC client through retry_crash: see start_target below for Node under TCG
 rpc=(retry_crash node "$PROJECT_DIR/bin/nvmf-rpc.mjs" -s "$work/rpc.sock")
-retry_crash() { # CMD...: runs CMD again (up to 5 times, a second apart) when it dies of a signal
-	local rc
-	for _ in 1 2 3 4 5; do
-		"$@"
-		rc=$?
-		[ $rc -lt 128 ] && return $rc
-		echo "  ($1 died with status $rc, again)" >&2
-		sleep 1
-	done
-	return $rc
-}
 tgt_alive() { # NAME: the target process lives and answers an RPC
 	if kill -0 "$tgt_pid" 2>/dev/null && run_logged "$1" "${rpc[@]}" nvmf_get_subsystems && grep -q "$nqn" "/tmp/$1.out"; then
 		pass "$1"
@@ -57,13 +31,6 @@ tgt_alive() { # NAME: the target process lives and answers an RPC
 		tgt_log_tail
 		fail "$1" "the target died or does not answer nvmf_get_subsystems"
 	fi
-}
-fio_verify() { # LABEL DEV SIZE [fio options...]: write then read back with crc32c verify
-	local label=$1 dev=$2 sz=$3
-	shift 3
-	run_logged "$label" fio --name="$label" --filename="$dev" --ioengine=libaio --direct=1 \
-		--size="$sz" --verify=crc32c --do_verify=1 --verify_fatal=1 --eta=never "$@" &&
-		! grep -qi 'verify.*fail\|bad magic\|crc32c: wanted' "/tmp/$label.out"
 }
 tgt_cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$tgt_pid/stat"; }
 cpu_run() { # LABEL DEV FIO-OPTIONS...: timed 4 KiB random reads; prints "ios ticks" (target CPU)
@@ -81,9 +48,7 @@ cpu_run() { # LABEL DEV FIO-OPTIONS...: timed 4 KiB random reads; prints "ios ti
 }
 
 step "soft-RoCE: rxe0 on eth0 ($addr)"
-if run_logged rxe-modules modprobe -a rdma_rxe rdma_ucm ib_uverbs nvme_rdma &&
-	run_logged rxe-add rdma link add rxe0 type rxe netdev eth0 && run_logged rxe-link rdma link &&
-	grep -q 'rxe0/1 state ACTIVE' /tmp/rxe-link.out; then
+if rxe_up nvme_rdma; then
 	pass rxe-up
 else
 	dmesg_tail
@@ -165,20 +130,15 @@ else
 	dmesg_tail 30
 	tgt_log_tail
 	fail connect-rdma "nvme connect -t rdma or the namespace wait failed"
-	for c in io-queues fio-4k-randwrite-verify fio-128k-seq-verify ext4-remount disconnect \
-		target-alive-after-disconnect reconnect-data-intact cpu-per-io; do
-		fail "$c" "not run: connect-rdma failed"
-	done
+	not_run "connect-rdma failed" io-queues fio-4k-randwrite-verify fio-128k-seq-verify ext4-remount \
+		disconnect target-alive-after-disconnect reconnect-data-intact cpu-per-io
 	grep -E 'nvmf_rdma|ERROR|WARN' "$work/tgt.log" | head -n 60 | sed 's/^/  tgt: /'
 	tgt_alive target-alive-at-end
 	kill "$tgt_pid" 2>/dev/null
 	echo "failures: $failures"
 	exit 1
 fi
-ctrl=
-for c in /sys/class/nvme/nvme*; do
-	[ "$(cat "$c/subsysnqn" 2>/dev/null)" = "$nqn" ] && ctrl=/dev/${c##*/}
-done
+ctrl=$(ctrl_of "$nqn")
 if [ -n "$dev" ] && [ "$(cat "/sys/class/nvme/${ctrl#/dev/}/transport" 2>/dev/null)" = rdma ] &&
 	run_logged queues "${rpc[@]}" nvmf_get_stats && [ "$(grep -c '"trtype": "RDMA"' /tmp/queues.out)" -ge 1 ]; then
 	dmesg | grep -E 'nvme nvme[0-9]+: (creating|mapped|new ctrl)' | tail -n 4 | sed 's/^/  dmesg: /'
@@ -208,16 +168,9 @@ fi
 if run_logged stats-after-fio "${rpc[@]}" nvmf_get_stats; then :; fi
 
 step "ext4: mkfs, files, unmount, fsck, remount"
-mkdir -p /mnt/t
-if [ -n "$dev" ] && run_logged mkfs mkfs.ext4 -q -F "$dev" && mount -t ext4 "$dev" /mnt/t &&
-	dd if=/dev/urandom of=/mnt/t/big bs=1M count=8 2>/dev/null &&
-	for i in 1 2 3 4 5 6 7 8; do echo "file $i $RANDOM" >"/mnt/t/small$i"; done &&
-	(cd /mnt/t && md5sum big small* >/tmp/sums) && sync && umount /mnt/t &&
-	run_logged fsck e2fsck -fn "$dev" && mount -t ext4 "$dev" /mnt/t &&
-	(cd /mnt/t && md5sum -c /tmp/sums) && umount /mnt/t; then
+if [ -n "$dev" ] && ext4_remount "$dev" 8; then
 	pass ext4-remount
 else
-	umount /mnt/t 2>/dev/null
 	dmesg_tail
 	fail ext4-remount "mkfs/mount/write/fsck/remount/md5sum failed"
 fi

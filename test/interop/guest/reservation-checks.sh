@@ -17,10 +17,12 @@
 # host's commands go through its own controller's character device (/dev/nvmeX -n NSID):
 # nvme-cli's resv-* and io-passthru reach exactly that controller and its host ID.
 set -u
+# shellcheck source=lib.sh
+source /guest/lib.sh || exit 2
+run_timeout=${CMD_TIMEOUT:-60} dmesg_lines=15
 addr=${TARGET_ADDR:-$HOST_IP}
 port=${TARGET_PORT:?TARGET_PORT}
 nqn=${TARGET_NQN:?TARGET_NQN}
-failures=0
 HOST_A=nqn.2014-08.org.nvmexpress:uuid:aaaaaaaa-1111-4111-8111-111111111111
 HOSTID_A=aaaaaaaa-1111-4111-8111-111111111111
 HOST_B=nqn.2014-08.org.nvmexpress:uuid:bbbbbbbb-2222-4222-8222-222222222222
@@ -28,55 +30,6 @@ HOSTID_B=bbbbbbbb-2222-4222-8222-222222222222
 KEY_A=0xa1a1
 KEY_B=0xb2b2
 
-pass() { echo "CHECK $1 PASS"; }
-fail() {
-	echo "CHECK $1 FAIL ${*:2}"
-	failures=$((failures + 1))
-}
-step() { echo "== $*"; }
-run_logged() { # NAME CMD...: runs CMD, shows its output, keeps it in /tmp/NAME.out
-	local name=$1 rc
-	shift
-	echo "\$ $*"
-	timeout "${CMD_TIMEOUT:-60}" "$@" >"/tmp/$name.out" 2>&1
-	rc=$?
-	sed 's/^/  /' "/tmp/$name.out" | head -n 40
-	[ $rc = 0 ] || echo "  (exit $rc)"
-	return $rc
-}
-dmesg_seen=$(dmesg | wc -l)
-dmesg_tail() {
-	local total
-	total=$(dmesg | wc -l)
-	dmesg | tail -n "$((total - dmesg_seen))" | tail -n "${1:-15}" | sed 's/^/  dmesg: /'
-	dmesg_seen=$total
-}
-ctrl_of() { # HOSTNQN: the /dev/nvmeN of the live controller of $nqn for HOSTNQN
-	local d
-	for d in /sys/class/nvme/nvme*; do
-		[ "$(cat "$d/subsysnqn" 2>/dev/null)" = "$nqn" ] || continue
-		[ "$(cat "$d/hostnqn" 2>/dev/null)" = "$1" ] || continue
-		echo "/dev/${d##*/}"
-		return 0
-	done
-	return 1
-}
-# fabrics_connect HOSTNQN HOSTID: nvme-cli 2.3 refuses a second controller to the same
-# subsystem and address, the kernel takes one per host NQN (see host-checks.sh)
-fabrics_connect() {
-	local opts="transport=tcp,traddr=$addr,trsvcid=$port,nqn=$nqn,hostnqn=$1,hostid=$2,ctrl_loss_tmo=60,reconnect_delay=1" fd reply=''
-	echo "\$ echo $opts > /dev/nvme-fabrics"
-	exec {fd}<>/dev/nvme-fabrics || return 1
-	if printf '%s' "$opts" >&$fd 2>/tmp/fabrics.out; then
-		read -r reply <&$fd
-		exec {fd}>&-
-		echo "  $reply"
-		return 0
-	fi
-	exec {fd}>&-
-	sed 's/^/  /' /tmp/fabrics.out
-	return 1
-}
 # field NAME FILE: the value of "NAME : value" in nvme-cli's normal output
 field() { sed -n "s/^$1 *: *//p" "$2" | head -n 1; }
 report() { # LABEL CTRL: extended Reservation Report of namespace 1 through CTRL
@@ -123,14 +76,14 @@ fi
 step "two host identities on one subsystem"
 if run_logged connect-a nvme connect -t tcp -a "$addr" -s "$port" -n "$nqn" --hostnqn="$HOST_A" \
 	--hostid="$HOSTID_A" --ctrl-loss-tmo=60 --reconnect-delay=1 &&
-	fabrics_connect "$HOST_B" "$HOSTID_B" &&
-	ca=$(ctrl_of "$HOST_A") && cb=$(ctrl_of "$HOST_B") && [ "$ca" != "$cb" ] &&
+	fabrics_connect fabrics "transport=tcp,traddr=$addr,trsvcid=$port,nqn=$nqn,hostnqn=$HOST_B,hostid=$HOSTID_B,ctrl_loss_tmo=60,reconnect_delay=1" &&
+	ca=$(ctrl_of "$nqn" "$HOST_A") && cb=$(ctrl_of "$nqn" "$HOST_B") && [ "$ca" != "$cb" ] &&
 	wait_for 20 has_ns "/sys/class/nvme/${ca#/dev/}" 1 && wait_for 20 has_ns "/sys/class/nvme/${cb#/dev/}" 1 &&
 	run_logged list-ns-a nvme list-ns "$ca" && run_logged list-ns-b nvme list-ns "$cb"; then
 	echo "host A: $ca, host B: $cb"
 	pass connect-two-hosts
 else
-	dmesg_tail
+	dmesg_new
 	fail connect-two-hosts "could not connect the two host identities"
 	echo "reservation-checks: $failures failed"
 	exit 1
@@ -170,7 +123,7 @@ step "under Write Exclusive: the holder writes; the other host reads but may not
 if io write-a "$ca" 1 write 8 && io read-b "$cb" 1 read 8 && ! io write-b "$cb" 1 write 8 && conflict write-b; then
 	pass non-holder-write-conflict
 else
-	dmesg_tail 5
+	dmesg_new 5
 	fail non-holder-write-conflict "want: holder write ok, other host read ok, other host write Reservation Conflict"
 fi
 
@@ -188,7 +141,7 @@ if wait_for 60 restored && report report-restart "$cb" && io write-a2 "$ca" 1 wr
 	! io write-b2 "$cb" 1 write 9 && conflict write-b2; then
 	pass ptpl-survives-restart
 else
-	dmesg_tail
+	dmesg_new
 	fail ptpl-survives-restart "after the restart want rtype 1, 2 registrants, the same conflicts"
 fi
 
@@ -233,7 +186,7 @@ if run_logged preempt-b nvme resv-acquire "$cb" -n 1 --crkey="$KEY_B" --prkey="$
 else
 	kill $writers 2>/dev/null
 	wait $writers 2>/dev/null
-	dmesg_tail
+	dmesg_new
 	fail preempt-and-abort "host B's preempt-and-abort failed or host A kept writing"
 fi
 
@@ -262,7 +215,7 @@ if wait_for 30 has_ns "$sys_a" 2 && run_logged list-ns-a2 nvme list-ns "$ca" && 
 	ls -d "$sys_a"/nvme*n2 2>/dev/null
 	pass ns-visible-after-add-host
 else
-	dmesg_tail
+	dmesg_new
 	fail ns-visible-after-add-host "host A's controller did not get namespace 2 without a reconnect"
 fi
 # host B: not in its active list, Identify zeroed, no device (the kernel itself then refuses
@@ -278,7 +231,7 @@ gone2() { ! has_ns "$sys_a" 2; }
 if wait_for 30 gone2; then
 	pass ns-gone-after-remove-host
 else
-	dmesg_tail
+	dmesg_new
 	fail ns-gone-after-remove-host "namespace 2 stayed on host A after nvmf_ns_remove_host"
 fi
 

@@ -14,74 +14,14 @@
 #      HOST_OTHER   host NQN the target allows but has no PSK for
 #      TLS_KEY      the interchange key of HOST_TLS; WRONG_KEY another one
 set -u
-failures=0
-
-pass() { echo "CHECK $1 PASS"; }
-fail() {
-	echo "CHECK $1 FAIL ${*:2}"
-	failures=$((failures + 1))
-}
-step() { echo "== $*"; }
-now() { cut -d' ' -f1 /proc/uptime; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
-# run_logged NAME CMD...: runs CMD (60 s at most), shows its output, keeps it in /tmp/NAME.out
-run_logged() {
-	local name=$1 rc
-	shift
-	echo "\$ $*"
-	timeout 60 "$@" >"/tmp/$name.out" 2>&1
-	rc=$?
-	sed 's/^/  /' "/tmp/$name.out" | head -n 40
-	[ $rc = 0 ] || echo "  (exit $rc)"
-	return $rc
-}
-dmesg_seen=$(dmesg | wc -l)
-dmesg_new() {
-	local total
-	total=$(dmesg | wc -l)
-	dmesg | tail -n "$((total - dmesg_seen))" | tail -n "${1:-40}" | sed 's/^/  dmesg: /'
-	dmesg_seen=$total
-}
+# shellcheck source=lib.sh
+source /guest/lib.sh || exit 2
 tlshd_seen=0
 tlshd_new() {
 	local total
 	total=$(wc -l </run/tlshd.log)
 	tail -n "$((total - tlshd_seen))" /run/tlshd.log | grep -v 'name resolution' | tail -n "${1:-10}" | sed 's/^/  tlshd: /'
 	tlshd_seen=$total
-}
-ctrl_of() {
-	local d
-	for d in /sys/class/nvme/nvme*; do
-		[ "$(cat "$d/subsysnqn" 2>/dev/null)" = "$1" ] && { echo "$d"; return 0; }
-	done
-	return 1
-}
-fio_verify() {
-	local rc=0
-	echo "\$ fio $1: 8 MiB 4 KiB randwrite + crc32c verify on $2"
-	timeout 120 fio --name="$1" --filename="$2" --rw=randwrite --bs=4k --size=8M --iodepth=16 \
-		--ioengine=libaio --direct=1 --verify=crc32c --do_verify=1 --verify_fatal=1 --eta=never \
-		>"/tmp/$1.out" 2>&1 || rc=$?
-	if [ $rc = 0 ] && grep -q 'err= 0' "/tmp/$1.out"; then
-		grep -E '^ +(read|write): IOPS=' "/tmp/$1.out" | sed 's/^ */  /'
-		return 0
-	fi
-	sed 's/^/  /' "/tmp/$1.out" | tail -n 40
-	echo "  (fio exit $rc)"
-	return 1
-}
-# refused LABEL CMD...: CMD must fail and leave no controller of SUB_TLS
-refused() {
-	local label=$1 t
-	shift
-	t=$(now)
-	if run_logged "$label" "$@"; then
-		echo "  connected after $(since "$t") s"
-		nvme disconnect -n "$SUB_TLS" >/dev/null 2>&1
-		return 1
-	fi
-	echo "  refused after $(since "$t") s"
-	! ctrl_of "$SUB_TLS" >/dev/null
 }
 conn=(-t tcp -a "$TARGET_ADDR" -s "$TARGET_PORT" -n "$SUB_TLS")
 
@@ -111,7 +51,7 @@ else
 fi
 
 step "a plain connect to the TLS listener"
-if refused plain nvme connect "${conn[@]}" --hostnqn "$HOST_TLS"; then
+if refused plain "$SUB_TLS" nvme connect "${conn[@]}" --hostnqn "$HOST_TLS"; then
 	pass tls-plain-refused
 else
 	fail tls-plain-refused "a connect without TLS got through"
@@ -119,7 +59,7 @@ fi
 dmesg_new 6
 
 step "a host without a PSK in the keyring"
-if refused nopsk nvme connect "${conn[@]}" --tls --hostnqn "$HOST_OTHER"; then
+if refused nopsk "$SUB_TLS" nvme connect "${conn[@]}" --tls --hostnqn "$HOST_OTHER"; then
 	pass tls-no-psk-refused
 else
 	fail tls-no-psk-refused "a host without a PSK connected"
@@ -129,7 +69,7 @@ dmesg_new 6
 step "a host whose PSK the target does not have (its identity is unknown there)"
 run_logged other-psk nvme-tls-psk --insert "$HOST_OTHER" "$SUB_TLS" "$WRONG_KEY" >/dev/null
 tlshd_new 0 >/dev/null
-if refused unknown nvme connect "${conn[@]}" --tls --hostnqn "$HOST_OTHER"; then
+if refused unknown "$SUB_TLS" nvme connect "${conn[@]}" --tls --hostnqn "$HOST_OTHER"; then
 	pass tls-unknown-identity-refused
 else
 	fail tls-unknown-identity-refused "a host the target has no PSK for connected"
@@ -139,7 +79,7 @@ dmesg_new 6
 
 step "the right identity with a wrong PSK"
 run_logged wrong-psk nvme-tls-psk --insert "$HOST_TLS" "$SUB_TLS" "$WRONG_KEY" >/dev/null
-if refused wrong nvme connect "${conn[@]}" --tls --hostnqn "$HOST_TLS"; then
+if refused wrong "$SUB_TLS" nvme connect "${conn[@]}" --tls --hostnqn "$HOST_TLS"; then
 	pass tls-wrong-psk-refused
 else
 	fail tls-wrong-psk-refused "a wrong PSK connected"
@@ -148,30 +88,20 @@ tlshd_new
 dmesg_new 6
 
 step "the PSK of $HOST_TLS (replaces the wrong one: same identity)"
-if run_logged tls-psk nvme-tls-psk --insert "$HOST_TLS" "$SUB_TLS" "$TLS_KEY"; then
-	serial=$(awk '$1 == "key" { print $2 }' /tmp/tls-psk.out)
-	grep -E ' psk +NVMe0R01 ' /proc/keys | sed 's/^/  /'
-	if [ -n "$serial" ] && grep -q "^$(printf '%08x' "$serial") .* psk  *NVMe0R01 $HOST_TLS $SUB_TLS: 32\$" /proc/keys; then
-		pass tls-psk-inserted
-	else
-		fail tls-psk-inserted "no psk key 'NVMe0R01 $HOST_TLS $SUB_TLS' of 32 bytes in /proc/keys"
-	fi
-else
-	fail tls-psk-inserted "nvme-tls-psk --insert failed"
-fi
+check_tls_psk_inserted "$HOST_TLS" "$SUB_TLS" "$TLS_KEY"
 
 step "connect --tls (tlshd shakes hands for every queue), fio verify"
 handshakes=$(grep -c 'was successful' /run/tlshd.log)
 t=$(now)
 if run_logged connect nvme connect "${conn[@]}" --tls --hostnqn "$HOST_TLS" -i 2 &&
-	dev=$(nvme-wait-ns "$SUB_TLS" 20) && ctrl=$(ctrl_of "$SUB_TLS"); then
+	dev=$(nvme-wait-ns "$SUB_TLS" 20) && ctrl=$(ctrl_dir "$SUB_TLS"); then
 	queues=$(cat "$ctrl/queue_count")
 	echo "  connected in $(since "$t") s: $dev, $ctrl/tls_key = $(cat "$ctrl/tls_key" 2>/dev/null), queues $queues"
 	dmesg_new 8 | tee /tmp/dmesg.connect
 	now_handshakes=$(grep -c 'was successful' /run/tlshd.log)
 	echo "  tlshd: $((now_handshakes - handshakes)) successful handshakes"
 	if [ "$(cat "$ctrl/tls_key" 2>/dev/null)" = "$(printf '%08x' "${serial:-0}")" ] &&
-		[ $((now_handshakes - handshakes)) -ge "$queues" ] && fio_verify fio-tls "$dev"; then
+		[ $((now_handshakes - handshakes)) -ge "$queues" ] && fio_4k_verify fio-tls "$dev" 8; then
 		pass tls-connect-fio-verify
 	else
 		fail tls-connect-fio-verify "tls_key is not the inserted key, tlshd did not shake hands for every queue, or fio failed"
@@ -183,7 +113,7 @@ if run_logged connect nvme connect "${conn[@]}" --tls --hostnqn "$HOST_TLS" -i 2
 	else
 		pass tls-no-session-ticket
 	fi
-	if nvme disconnect -n "$SUB_TLS" >/dev/null && ! ctrl_of "$SUB_TLS" >/dev/null; then
+	if nvme disconnect -n "$SUB_TLS" >/dev/null && ! ctrl_dir "$SUB_TLS" >/dev/null; then
 		pass tls-disconnect
 	else
 		fail tls-disconnect "the controller is still there"

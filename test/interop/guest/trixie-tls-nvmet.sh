@@ -11,13 +11,8 @@
 #                for SUB_TLS and for the discovery subsystem (discovery over TLS)
 #      TLS_KEY   the interchange key
 set -u
-failures=0
-pass() { echo "CHECK $1 PASS"; }
-fail() {
-	echo "CHECK $1 FAIL ${*:2}"
-	failures=$((failures + 1))
-}
-step() { echo "== $*"; }
+# shellcheck source=lib.sh
+source /guest/lib.sh || exit 2
 
 step "nvmet: $SUB_TLS on $GUEST_IP:4421, TLS 1.3 required, host $HOST_TLS"
 echo "kernel $(uname -r), tlshd pid $(cat /run/tlshd.pid 2>/dev/null)"

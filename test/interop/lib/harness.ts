@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { crc32 } from 'node:zlib';
+import { rdmaAvailability } from '../../../src/rdma/index.ts';
 import { pollUntil, spawnTarget } from '../../lib/index.ts';
 
 /** A TCP port on 127.0.0.1 that was free a moment ago. */
@@ -122,6 +123,21 @@ export function runGuest(options: GuestRunOptions): Promise<GuestRunResult> {
       resolvePromise({ code: code ?? (signal ? 128 : 125), stdout, stderr });
     });
   });
+}
+
+/**
+ * Runs a guest script in the bookworm image with this repository shared at /project
+ * (run-guest -P), as the tests of our RDMA code do; first fails, naming the fix, when the
+ * image or the built RDMA addon is missing.
+ */
+export function runProjectGuest(
+  options: Omit<GuestRunOptions, 'flavour' | 'withProject'>,
+): Promise<GuestRunResult> {
+  const missing = missingPrerequisites('bookworm');
+  assert.deepEqual(missing, [], `interop prerequisites missing:\n  ${missing.join('\n  ')}`);
+  const addon = rdmaAvailability();
+  assert.ok(addon.available, addon.available ? '' : addon.reason);
+  return runGuest({ ...options, flavour: 'bookworm', withProject: true });
 }
 
 export type CheckResult = {
