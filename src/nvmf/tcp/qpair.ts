@@ -13,8 +13,10 @@ import {
   GenericStatus,
   getStatusCode,
   getStatusCodeType,
+  NvmOpcode,
   SglDescriptor,
   Sqe,
+  SqeFlags,
   StatusCodeType,
   setStatus,
 } from '../../wire/nvme.ts';
@@ -410,6 +412,18 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
         this.terminate(TermReqFes.INVALID_HEADER_FIELD, Ch.PLEN, buf.subarray(at, at + plen));
         return;
       }
+      if (
+        this.qid !== 0 &&
+        cmd[Sqe.OPCODE] === NvmOpcode.WRITE &&
+        (cmd[Sqe.FLAGS] & SqeFlags.FUSE_MASK) === 0
+      ) {
+        // a plain write: its data stays in the receive buffer for the call (no copy when the
+        // bdev consumes it in submit); whatever still holds it afterwards gets the slot's copy
+        req.iov = req.lendData(buf, at + dataOffset, sglLength);
+        this.dispatch(req);
+        if (req.lentData !== null) req.keep();
+        return;
+      }
       buf.copy(req.inCapsule, 0, at + dataOffset, at + dataOffset + sglLength);
       req.iov = req.inCapsuleData(sglLength);
       this.dispatch(req);
@@ -672,6 +686,7 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
   }
 
   private freeSlot(req: TcpRequest): void {
+    req.consumed(); // nothing is lent past the command's end
     if (req.poolBuf) {
       this.group.buffers.put(req.poolBuf);
       req.poolBuf = null;
