@@ -44,6 +44,29 @@ export interface BdevBackend<C = unknown> {
   dumpInfo?(): Record<string, unknown>;
   /** zero-copy reads: a view of the blocks' memory (malloc), or null */
   zcopyView?(offsetBlocks: number, numBlocks: number): Buffer | null;
+  /**
+   * True when `submit` is done with a WRITE's data by the time it returns (it copied the data,
+   * or never reads it: malloc, null), whenever it completes the I/O. The layer may then hand
+   * it data that is only lent for the submit call (LentData) instead of a copy. Leave it unset
+   * when the module keeps `io.iov` past `submit` (a queue, an async write, a base bdev's I/O).
+   */
+  readonly consumesWriteDataInSubmit?: boolean;
+}
+
+/**
+ * The owner of a WRITE's data that lends it only for the call that submits the I/O (NVMe/TCP
+ * in-capsule data left in the socket's receive buffer, which is reused once parsed). The
+ * layer either lets a module that consumes write data in submit take it there, or, wherever
+ * the I/O would outlive the call with the data (QoS, a locked range, any other module), first
+ * asks the owner for a copy of its own.
+ */
+export interface LentData {
+  /** Copy the data into memory the owner keeps until the command completes; returns the iov
+   * holding that copy (the owner's command uses it from now on too). Called at most once,
+   * during the submit call. */
+  keep(): Buffer[];
+  /** A module that consumes write data in submit took it: nothing to keep. */
+  consumed(): void;
 }
 
 /**
@@ -209,6 +232,8 @@ export class BdevIo {
   moduleStatus: BdevIoStatus = BdevIoStatus.PENDING;
   /** intrusive queue link (QoS / module queues) */
   next: BdevIo | null = null;
+  /** a WRITE whose iov is lent for the submit call only (see LentData); null once kept or consumed */
+  lent: LentData | null = null;
 
   /** Module completion: the layer delivers it to the submitter later, never synchronously. */
   complete(success: boolean): void {
@@ -256,6 +281,7 @@ export class BdevIo {
     this.moduleNum = 0;
     this.moduleStatus = BdevIoStatus.PENDING;
     this.next = null;
+    this.lent = null;
   }
 }
 
@@ -310,15 +336,21 @@ export function submitAdmitted(io: BdevIo): void {
   const t = io.type;
   const backend = bdev.backend;
   if (bdev.lockedRanges.length > 0 && io.parent === null && t !== BdevIoType.READ && overlapsLock(bdev, io)) {
+    keepLentData(io);
     bdev.lockWaiters.push(io); // resubmitted when the compare-and-write holding the range ends
     return;
   }
   if (t === BdevIoType.READ || t === BdevIoType.WRITE) {
-    if (needsSplit(bdev, io.offsetBlocks, io.numBlocks)) {
-      splitRw(io);
-      return;
+    const lent = io.lent;
+    // lent write data goes down as it is only to a module done with it when submit returns
+    if (lent !== null && backend.consumesWriteDataInSubmit !== true) keepLentData(io);
+    if (needsSplit(bdev, io.offsetBlocks, io.numBlocks)) splitRw(io);
+    else backend.submit(io, io.ch!.moduleCtx);
+    if (io.lent !== null) {
+      // the module (every part, when split) has taken the data
+      io.lent = null;
+      lent!.consumed();
     }
-    backend.submit(io, io.ch!.moduleCtx);
     return;
   }
   if (backend.supportsIo(t)) {
@@ -350,6 +382,17 @@ export function submitAdmitted(io: BdevIo): void {
       return;
   }
   io.completeNvme(StatusCodeType.GENERIC, GenericStatus.INVALID_OPCODE);
+}
+
+/**
+ * The I/O outlives the submit call with its data (a queue, a module that keeps it): lent data
+ * becomes the owner's own copy first.
+ */
+export function keepLentData(io: BdevIo): void {
+  const lent = io.lent;
+  if (lent === null) return;
+  io.lent = null;
+  io.iov = lent.keep();
 }
 
 /** The QoS resubmit callback (given to BdevQos by the registry): an I/O that waited goes on, or ends aborted. */

@@ -5,7 +5,7 @@
 // Also: claims, QoS, statistics and the bdev list. Module authors import
 // src/bdev/module.ts instead, which adds the module-side contract.
 
-export type { BdevEventCb, BdevEventType, BdevIoCb } from './bdev.ts';
+export type { BdevEventCb, BdevEventType, BdevIoCb, LentData } from './bdev.ts';
 export {
   Bdev,
   BdevChannel,

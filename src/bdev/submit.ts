@@ -12,6 +12,8 @@ import {
   type BdevIo,
   type BdevIoCb,
   getIo,
+  keepLentData,
+  type LentData,
   submitAdmitted,
   submitUnmapRanges,
 } from './bdev.ts';
@@ -102,7 +104,10 @@ function checkAndSubmit(io: BdevIo): void {
       return;
     }
   }
-  if (bdev.qos !== null && !bdev.qos.admit(io)) return; // queued; QoS hands it to submitAfterQos later
+  if (bdev.qos !== null && !bdev.qos.admit(io)) {
+    keepLentData(io); // queued; QoS hands it to submitAfterQos later
+    return;
+  }
   submitAdmitted(io);
 }
 
@@ -122,6 +127,12 @@ export function bdevRead(
   checkAndSubmit(io);
 }
 
+/**
+ * Write `iov` to the blocks. With `lent`, the data is only valid until this call returns (see
+ * LentData): the layer hands it to a module that consumes write data in submit and tells the
+ * owner `consumed()`, or asks it to `keep()` a copy before anything holds the I/O longer. A
+ * call that neither (a check failed) leaves the data unused: the owner keeps it if it must.
+ */
 export function bdevWrite(
   desc: BdevDesc,
   ch: Ch,
@@ -131,11 +142,15 @@ export function bdevWrite(
   fua: boolean,
   cb: BdevIoCb,
   cbArg: unknown,
+  lent: LentData | null = null,
 ): void {
   const io = prepareRange(desc, ch, BdevIoType.WRITE, offsetBlocks, numBlocks, cb, cbArg);
   io.iov = iov;
   io.fua = fua;
+  io.lent = lent;
   checkAndSubmit(io);
+  // a failed check completes the I/O later without reading its data: nothing is lent past here
+  io.lent = null;
 }
 
 export function bdevCompare(

@@ -365,8 +365,23 @@ export function executeIo(st: IoQueueState, req: NvmfRequest): void {
       const nlb = getNumBlocks(cmd);
       if (!checkRange(st, req, ns, slba, nlb, true)) return;
       const fua = (cmd.readUInt32LE(Sqe.CDW12) & RwFlags.FUA) !== 0;
-      const iov = nlb * bs === req.length ? req.iov : sliceIov(req.iov, 0, nlb * bs);
-      bdevWrite(desc, ch, iov, slba, nlb, fua, bdevDone, takeCommand(st, req, null));
+      // lent data goes down as the request's own iov (checkRange made the lengths equal)
+      const lent = req.lentData ?? null;
+      if (nlb * bs === req.length) {
+        bdevWrite(desc, ch, req.iov, slba, nlb, fua, bdevDone, takeCommand(st, req, null), lent);
+        return;
+      }
+      if (lent !== null) req.iov = lent.keep();
+      bdevWrite(
+        desc,
+        ch,
+        sliceIov(req.iov, 0, nlb * bs),
+        slba,
+        nlb,
+        fua,
+        bdevDone,
+        takeCommand(st, req, null),
+      );
       return;
     }
     case NvmOpcode.COMPARE: {

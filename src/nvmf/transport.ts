@@ -5,6 +5,7 @@
 // transport never interprets an NVMe command beyond what moving its data needs.
 
 import type { Socket } from 'node:net';
+import type { LentData } from '../bdev/index.ts';
 
 /** Direction of a command's data, from the host's point of view. */
 export const XferDir = {
@@ -45,6 +46,15 @@ export interface NvmfRequest {
   fusedPartner?: NvmfRequest | null;
   fusedReady?: boolean;
   fusedFailed?: boolean;
+  /**
+   * Set (non-null) while `iov` is a WRITE's data the transport only lends for the call that
+   * hands the request to the core (NVMe/TCP: in-capsule data left in the receive buffer). The
+   * core passes it to bdevWrite with `iov` itself, which lets a module that consumes write data
+   * in submit take it, or has the transport `keep()` a copy first. Whatever else holds the
+   * request past that call holds it through `iov`: once the call returns the transport copies
+   * data still lent into the request's own buffer and points `iov` there.
+   */
+  lentData?: LentData | null;
   /** hand the request back: the transport sends data (C2H) and/or the response capsule */
   complete(): void;
 }

@@ -10,7 +10,6 @@ import { handlerNamed } from './handlers.ts';
 import { resetIoDevices } from './io-device.ts';
 import { reply, resetReplies } from './messages.ts';
 import {
-  accountRealmGap,
   configureRealm,
   createThread,
   findLocalThread,
@@ -109,10 +108,11 @@ export function startRealm(opts: RealmOptions): Realm {
     scheduled = false;
     if (stopped) return;
     iterations++;
-    accountRealmGap(nowUs() - lastEndUs, slept);
     let busy: boolean;
     try {
-      busy = pollThreads();
+      // the time since the last iteration (busy or idle, see accountRealmGap) is accounted with
+      // the clock read this poll starts with: one read per iteration
+      busy = pollThreads(lastEndUs, slept);
       // what the iteration left for this realm's threads (a bdev completion, a reply) runs in
       // this turn: the response it makes leaves now, not after another trip round the event loop
       for (let k = 0; busy && !stopped && k < SAME_TURN_ITERATIONS && hasPendingMessages(); k++) {

@@ -385,14 +385,20 @@ export function accountRealmGap(us: number, slept: boolean): void {
   for (const t of threads.values()) t.idleUs += us;
 }
 
+/** `pollThreads` with no gap to account (the test harness, iterations run in the same turn). */
+const NO_GAP = Number.NEGATIVE_INFINITY;
+
 /**
  * Poll every thread of this realm once. Returns whether any did work.
  * Exited threads with empty queues are removed. One clock read per thread
- * plus one: each thread's end is the next one's start.
+ * plus one: each thread's end is the next one's start. The reactor loop passes the end of its
+ * previous iteration (`gapStartUs`) and whether it slept since: that gap is accounted
+ * (accountRealmGap) from the clock read this call starts with, not from a read of its own.
  */
-export function pollThreads(): boolean {
+export function pollThreads(gapStartUs = NO_GAP, slept = false): boolean {
   let busy = false;
   const now = clock();
+  if (gapStartUs !== NO_GAP) accountRealmGap(now - gapStartUs, slept);
   let start = now;
   for (const t of threads.values()) {
     turnStartUs = start;

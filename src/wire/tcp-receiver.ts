@@ -1,7 +1,8 @@
 // NVMe/TCP PDU receiver shared by the target transport and the host library:
 // an explicit state machine over incoming socket chunks. A PDU that lies
-// inside one chunk is handed out as a view of it; only a PDU that straddles
-// chunks is copied (into a buffer of exactly its length).
+// inside one chunk is handed out in place (its offset in the chunk, or a view
+// for a sink that takes views); only a PDU that straddles chunks is copied
+// (into a buffer of exactly its length).
 
 import { crc32c } from '@node-rs/crc32';
 import { Ch, DIGEST_SIZE, expectedHlen, PduType, pduHasHeaderDigest, TermReq, TermReqFes } from './tcp.ts';
@@ -25,6 +26,20 @@ export interface PduSink {
    * the data digest did not match (the caller decides: SPDK fails the command, not the link).
    */
   onPdu(pdu: Buffer, dataOffset: number, dataLength: number, dataDigestOk: boolean): void;
+  /**
+   * Optional, used instead of onPdu when present: the same PDU in place, with no view made
+   * for it: it is buf[at, at + plen), its data buf[at + dataOffset, at + dataOffset +
+   * dataLength). `buf` is the chunk given to push (or the reassembly buffer, at 0) and is
+   * only valid during the call.
+   */
+  onPduAt?(
+    buf: Buffer,
+    at: number,
+    plen: number,
+    dataOffset: number,
+    dataLength: number,
+    dataDigestOk: boolean,
+  ): void;
   /** A fatal framing error: the caller sends a TermReq with this FES/FEI and closes. */
   onPduError(fes: number, fei: number, header: Buffer | null): void;
   /**
@@ -128,7 +143,7 @@ export class PduReceiver {
           if (plen < 0) return;
           if (n - pos >= plen) {
             // whole PDU in this chunk: no copy
-            this.deliver(chunk.subarray(pos, pos + plen));
+            this.deliver(chunk, pos, plen);
             pos += plen;
             continue;
           }
@@ -156,7 +171,7 @@ export class PduReceiver {
       this.partialFill += take;
       pos += take;
       if (this.state === RecvState.AWAIT_PSH && this.partialFill >= this.pshEnd(buf)) {
-        if (!this.checkHeader(buf)) return;
+        if (!this.checkHeader(buf, 0)) return;
         this.state = RecvState.AWAIT_PAYLOAD;
         // checkCommonHeader made sure pshEnd <= pdo <= plen for a PDU with data
         if (this.headerFirst) this.headerTarget = buf[Ch.PDO];
@@ -172,7 +187,7 @@ export class PduReceiver {
       if (!this.headerFirst && this.partialFill === this.plen) {
         this.partial = null;
         this.partialFill = 0;
-        this.deliver(buf);
+        this.deliver(buf, 0, this.plen);
       }
     }
   }
@@ -223,7 +238,7 @@ export class PduReceiver {
     if (this.partialFill === this.plen) {
       this.partial = null;
       this.partialFill = 0;
-      this.deliver(full);
+      this.deliver(full, 0, this.plen);
     }
   }
 
@@ -279,46 +294,50 @@ export class PduReceiver {
     return this.error(fes, fei, buf.subarray(off, off + Ch.SIZE));
   }
 
-  /** Header digest check, once the header is complete. */
-  private checkHeader(buf: Buffer): boolean {
-    const type = buf[Ch.TYPE];
+  /** Header digest check of the PDU at `at` of `buf`, once its header is complete. */
+  private checkHeader(buf: Buffer, at: number): boolean {
+    const type = buf[at + Ch.TYPE];
     if (this.headerDigest && pduHasHeaderDigest(type)) {
-      const hlen = buf[Ch.HLEN];
-      const want = buf.readUInt32LE(hlen);
-      if (crc32c(buf.subarray(0, hlen)) !== want) {
-        this.error(TermReqFes.HDGST_ERROR, 0, buf.subarray(0, hlen));
+      const hlen = buf[at + Ch.HLEN];
+      const want = buf.readUInt32LE(at + hlen);
+      const header = buf.subarray(at, at + hlen);
+      if (crc32c(header) !== want) {
+        this.error(TermReqFes.HDGST_ERROR, 0, header);
         return false;
       }
     }
     return true;
   }
 
-  private deliver(pdu: Buffer): void {
+  /** The whole PDU buf[at, at + plen): checked, then to the sink in place (onPduAt) or as a view. */
+  private deliver(buf: Buffer, at: number, plen: number): void {
     this.state = RecvState.AWAIT_CH;
-    if (!this.checkHeader(pdu)) return;
-    const type = pdu[Ch.TYPE];
-    const hlen = pdu[Ch.HLEN];
+    if (!this.checkHeader(buf, at)) return;
+    const type = buf[at + Ch.TYPE];
+    const hlen = buf[at + Ch.HLEN];
     const hd = this.headerDigest && pduHasHeaderDigest(type) ? DIGEST_SIZE : 0;
     let dataOffset = hlen + hd;
     let dataLength = 0;
     let ok = true;
     if (type === PduType.H2C_TERM_REQ || type === PduType.C2H_TERM_REQ) {
-      dataLength = pdu.length - hlen;
+      dataLength = plen - hlen;
       dataOffset = hlen;
-    } else if (pdu.length > hlen + hd) {
-      dataOffset = pdu[Ch.PDO];
+    } else if (plen > hlen + hd) {
+      dataOffset = buf[at + Ch.PDO];
       const dd = this.dataDigest ? DIGEST_SIZE : 0;
-      dataLength = pdu.length - dataOffset - dd;
+      dataLength = plen - dataOffset - dd;
       if (dataLength < 0) {
-        this.error(TermReqFes.INVALID_HEADER_FIELD, Ch.PLEN, pdu.subarray(0, hlen));
+        this.error(TermReqFes.INVALID_HEADER_FIELD, Ch.PLEN, buf.subarray(at, at + hlen));
         return;
       }
       if (dd !== 0) {
-        const want = pdu.readUInt32LE(pdu.length - DIGEST_SIZE);
-        ok = crc32c(pdu.subarray(dataOffset, dataOffset + dataLength)) === want;
+        const want = buf.readUInt32LE(at + plen - DIGEST_SIZE);
+        ok = crc32c(buf.subarray(at + dataOffset, at + dataOffset + dataLength)) === want;
       }
     }
-    this.sink.onPdu(pdu, dataOffset, dataLength, ok);
+    const sink = this.sink;
+    if (sink.onPduAt !== undefined) sink.onPduAt(buf, at, plen, dataOffset, dataLength, ok);
+    else sink.onPdu(buf.subarray(at, at + plen), dataOffset, dataLength, ok);
   }
 
   private error(fes: number, fei: number, header: Buffer | null): -1 {

@@ -297,9 +297,9 @@ export function writeCapsuleCmd(
   return hdrLen;
 }
 
-/** Copies the SQE of a CapsuleCmd into `into` (64 bytes). */
-export function readCapsuleCmdSqe(pdu: Buffer, into: Buffer): void {
-  pdu.copy(into, 0, CapsuleCmd.SQE, CapsuleCmd.SQE + SQE_SIZE);
+/** Copies the SQE of a CapsuleCmd starting at `at` of `pdu` into `into` (64 bytes). */
+export function readCapsuleCmdSqe(pdu: Buffer, into: Buffer, at = 0): void {
+  pdu.copy(into, 0, at + CapsuleCmd.SQE, at + CapsuleCmd.SQE + SQE_SIZE);
 }
 
 /** The CQE of a CapsuleResp, as a view: the target fills it in place before writeCapsuleResp. */
@@ -403,13 +403,13 @@ export function newDataPduHeader(): DataPduHeader {
   return { flags: 0, cccid: 0, ttag: 0, datao: 0, datal: 0 };
 }
 
-/** Reads an H2CData / C2HData header into `into` (no allocation). */
-export function readDataPduHeader(pdu: Buffer, into: DataPduHeader): DataPduHeader {
-  into.flags = pdu[Ch.FLAGS];
-  into.cccid = pdu.readUInt16LE(DataPdu.CCCID);
-  into.ttag = pdu.readUInt16LE(DataPdu.TTAG);
-  into.datao = pdu.readUInt32LE(DataPdu.DATAO);
-  into.datal = pdu.readUInt32LE(DataPdu.DATAL);
+/** Reads an H2CData / C2HData header starting at `at` of `pdu` into `into` (no allocation). */
+export function readDataPduHeader(pdu: Buffer, into: DataPduHeader, at = 0): DataPduHeader {
+  into.flags = pdu[at + Ch.FLAGS];
+  into.cccid = pdu.readUInt16LE(at + DataPdu.CCCID);
+  into.ttag = pdu.readUInt16LE(at + DataPdu.TTAG);
+  into.datao = pdu.readUInt32LE(at + DataPdu.DATAO);
+  into.datal = pdu.readUInt32LE(at + DataPdu.DATAL);
   return into;
 }
 

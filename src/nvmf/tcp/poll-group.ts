@@ -47,6 +47,8 @@ export class TcpPollGroup implements TransportPollGroup, TcpQpairGroup, TlsServe
   readonly maxH2CData: number;
   private readonly qpairs = new Set<TcpQpair>();
   private rxReady: TcpQpair[] = [];
+  /** the list poll() parses from, swapped with rxReady (no array allocated per poll) */
+  private rxParsing: TcpQpair[] = [];
   private txReady: TcpQpair[] = [];
   private closedReady: TcpQpair[] = [];
   /** qpairs whose connect timer fired (checked in poll, on the poll group's thread) */
@@ -164,8 +166,10 @@ export class TcpPollGroup implements TransportPollGroup, TcpQpairGroup, TlsServe
     let busy = false;
     if (this.rxReady.length > 0) {
       const ready = this.rxReady;
-      this.rxReady = [];
-      for (const q of ready) q.processRx();
+      this.rxReady = this.rxParsing;
+      this.rxParsing = ready;
+      for (let i = 0; i < ready.length; i++) ready[i].processRx();
+      ready.length = 0;
       busy = true;
     }
     if (this.closedReady.length > 0) {

@@ -13,8 +13,10 @@ import {
   GenericStatus,
   getStatusCode,
   getStatusCodeType,
+  NvmOpcode,
   SglDescriptor,
   Sqe,
+  SqeFlags,
   StatusCodeType,
   setStatus,
 } from '../../wire/nvme.ts';
@@ -223,27 +225,43 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
   }
 
   onPdu(pdu: Buffer, dataOffset: number, dataLength: number, dataDigestOk: boolean): void {
-    const type = pdu[Ch.TYPE];
+    this.onPduAt(pdu, 0, pdu.length, dataOffset, dataLength, dataDigestOk);
+  }
+
+  /**
+   * One PDU, in place in the receive buffer (PduSink: the receiver makes no view per PDU):
+   * buf[at, at + plen). Views of it are made only where one is kept or reported (ICReq,
+   * TermReq, errors).
+   */
+  onPduAt(
+    buf: Buffer,
+    at: number,
+    plen: number,
+    dataOffset: number,
+    dataLength: number,
+    dataDigestOk: boolean,
+  ): void {
+    const type = buf[at + Ch.TYPE];
     if (this.state === TcpQpairState.AWAIT_IC_REQ) {
       if (type !== PduType.IC_REQ) {
-        this.terminate(TermReqFes.PDU_SEQUENCE_ERROR, 0, pdu);
+        this.terminate(TermReqFes.PDU_SEQUENCE_ERROR, 0, buf.subarray(at, at + plen));
         return;
       }
-      this.handleIcReq(pdu);
+      this.handleIcReq(buf.subarray(at, at + plen));
       return;
     }
     if (this.state !== TcpQpairState.RUNNING) return;
     switch (type) {
       case PduType.CAPSULE_CMD:
-        this.handleCapsuleCmd(pdu, dataOffset, dataLength, dataDigestOk);
+        this.handleCapsuleCmd(buf, at, plen, dataOffset, dataLength, dataDigestOk);
         return;
       case PduType.H2C_DATA:
-        this.handleH2CData(pdu, dataOffset, dataLength, dataDigestOk);
+        this.handleH2CData(buf, at, plen, dataOffset, dataLength, dataDigestOk);
         return;
       case PduType.H2C_TERM_REQ:
         // as SPDK: a FES no TermReq defines is itself an invalid field
-        if (pdu.readUInt16LE(TermReq.FES) > TermReqFes.UNSUPPORTED_PARAMETER) {
-          this.terminate(TermReqFes.INVALID_HEADER_FIELD, TermReq.FES, pdu);
+        if (buf.readUInt16LE(at + TermReq.FES) > TermReqFes.UNSUPPORTED_PARAMETER) {
+          this.terminate(TermReqFes.INVALID_HEADER_FIELD, TermReq.FES, buf.subarray(at, at + plen));
           return;
         }
         // the host gave up on us: nothing to answer
@@ -253,7 +271,7 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
         return;
       default:
         // a second ICReq
-        this.terminate(TermReqFes.PDU_SEQUENCE_ERROR, 0, pdu);
+        this.terminate(TermReqFes.PDU_SEQUENCE_ERROR, 0, buf.subarray(at, at + plen));
     }
   }
 
@@ -324,16 +342,24 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
       : this.group.opts.in_capsule_data_size;
   }
 
-  private handleCapsuleCmd(pdu: Buffer, dataOffset: number, dataLength: number, dataDigestOk: boolean): void {
+  /** A CapsuleCmd, buf[at, at + plen). */
+  private handleCapsuleCmd(
+    buf: Buffer,
+    at: number,
+    plen: number,
+    dataOffset: number,
+    dataLength: number,
+    dataDigestOk: boolean,
+  ): void {
     const req = this.allocSlot();
     if (req === null) {
       // more commands than the queue holds: the host broke SQ flow control
-      this.terminate(TermReqFes.PDU_SEQUENCE_ERROR, 0, pdu);
+      this.terminate(TermReqFes.PDU_SEQUENCE_ERROR, 0, buf.subarray(at, at + plen));
       return;
     }
     this.commandsReceived++;
     const cmd = req.cmd;
-    readCapsuleCmdSqe(pdu, cmd);
+    readCapsuleCmdSqe(buf, cmd, at);
     clearCqe(req.rsp);
     req.cid = cmd.readUInt16LE(Sqe.CID);
     req.iov = EMPTY_IOV;
@@ -350,7 +376,7 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
     if (dataLength > this.inCapsuleLimit()) {
       // more in-capsule data than this queue takes (SPDK: fatal, data transfer limit exceeded)
       this.freeSlot(req);
-      this.terminate(TermReqFes.DATA_TRANSFER_LIMIT_EXCEEDED, 0, pdu);
+      this.terminate(TermReqFes.DATA_TRANSFER_LIMIT_EXCEEDED, 0, buf.subarray(at, at + plen));
       return;
     }
     if (dir === 0 || sglLength === 0) {
@@ -374,15 +400,31 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
       // must carry exactly the data its SGL describes (the stream cannot be trusted otherwise)
       if (offset !== 0 || offsetHi !== 0) {
         this.freeSlot(req);
-        this.terminate(TermReqFes.UNSUPPORTED_PARAMETER, CapsuleCmd.SQE + Sqe.SGL_ADDRESS, pdu);
+        this.terminate(
+          TermReqFes.UNSUPPORTED_PARAMETER,
+          CapsuleCmd.SQE + Sqe.SGL_ADDRESS,
+          buf.subarray(at, at + plen),
+        );
         return;
       }
       if (sglLength !== dataLength) {
         this.freeSlot(req);
-        this.terminate(TermReqFes.INVALID_HEADER_FIELD, Ch.PLEN, pdu);
+        this.terminate(TermReqFes.INVALID_HEADER_FIELD, Ch.PLEN, buf.subarray(at, at + plen));
         return;
       }
-      pdu.copy(req.inCapsule, 0, dataOffset, dataOffset + sglLength);
+      if (
+        this.qid !== 0 &&
+        cmd[Sqe.OPCODE] === NvmOpcode.WRITE &&
+        (cmd[Sqe.FLAGS] & SqeFlags.FUSE_MASK) === 0
+      ) {
+        // a plain write: its data stays in the receive buffer for the call (no copy when the
+        // bdev consumes it in submit); whatever still holds it afterwards gets the slot's copy
+        req.iov = req.lendData(buf, at + dataOffset, sglLength);
+        this.dispatch(req);
+        if (req.lentData !== null) req.keep();
+        return;
+      }
+      buf.copy(req.inCapsule, 0, at + dataOffset, at + dataOffset + sglLength);
       req.iov = req.inCapsuleData(sglLength);
       this.dispatch(req);
       return;
@@ -442,36 +484,44 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
     if (req.h2cReceived === req.length) this.dispatch(req);
   }
 
-  private handleH2CData(pdu: Buffer, dataOffset: number, dataLength: number, dataDigestOk: boolean): void {
-    const { ttag, cccid, datao, datal } = readDataPduHeader(pdu, this.h2c);
+  /** An H2CData PDU, buf[at, at + plen), received whole. */
+  private handleH2CData(
+    buf: Buffer,
+    at: number,
+    plen: number,
+    dataOffset: number,
+    dataLength: number,
+    dataDigestOk: boolean,
+  ): void {
+    const { ttag, cccid, datao, datal } = readDataPduHeader(buf, this.h2c, at);
     // as SPDK: a tag no slot can ever have is a sequence error, a known slot that is not
     // waiting for data an invalid field, data for another command a sequence error
     if (ttag >= this.maxSlots) {
-      this.terminate(TermReqFes.PDU_SEQUENCE_ERROR, DataPdu.TTAG, pdu);
+      this.terminate(TermReqFes.PDU_SEQUENCE_ERROR, DataPdu.TTAG, buf.subarray(at, at + plen));
       return;
     }
     const req = this.slots[ttag];
     if (req === undefined || req.state !== TcpReqState.AWAIT_H2C_DATA) {
-      this.terminate(TermReqFes.INVALID_HEADER_FIELD, DataPdu.TTAG, pdu);
+      this.terminate(TermReqFes.INVALID_HEADER_FIELD, DataPdu.TTAG, buf.subarray(at, at + plen));
       return;
     }
     if (req.cid !== cccid) {
-      this.terminate(TermReqFes.PDU_SEQUENCE_ERROR, DataPdu.CCCID, pdu);
+      this.terminate(TermReqFes.PDU_SEQUENCE_ERROR, DataPdu.CCCID, buf.subarray(at, at + plen));
       return;
     }
     if (datal !== dataLength || datal === 0) {
-      this.terminate(TermReqFes.INVALID_HEADER_FIELD, DataPdu.DATAL, pdu);
+      this.terminate(TermReqFes.INVALID_HEADER_FIELD, DataPdu.DATAL, buf.subarray(at, at + plen));
       return;
     }
     if (datal > this.group.maxH2CData) {
-      this.terminate(TermReqFes.DATA_TRANSFER_LIMIT_EXCEEDED, DataPdu.DATAL, pdu);
+      this.terminate(TermReqFes.DATA_TRANSFER_LIMIT_EXCEEDED, DataPdu.DATAL, buf.subarray(at, at + plen));
       return;
     }
     if (datao !== req.h2cReceived || datao + datal > req.length) {
-      this.terminate(TermReqFes.DATA_TRANSFER_OUT_OF_RANGE, DataPdu.DATAO, pdu);
+      this.terminate(TermReqFes.DATA_TRANSFER_OUT_OF_RANGE, DataPdu.DATAO, buf.subarray(at, at + plen));
       return;
     }
-    pdu.copy(req.iov[0], datao, dataOffset, dataOffset + datal);
+    buf.copy(req.iov[0], datao, at + dataOffset, at + dataOffset + datal);
     req.h2cReceived += datal;
     if (!dataDigestOk) req.digestError = true;
     if (req.h2cReceived === req.length) this.dispatch(req);
@@ -636,6 +686,7 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
   }
 
   private freeSlot(req: TcpRequest): void {
+    req.consumed(); // nothing is lent past the command's end
     if (req.poolBuf) {
       this.group.buffers.put(req.poolBuf);
       req.poolBuf = null;

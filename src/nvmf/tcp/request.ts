@@ -4,6 +4,7 @@
 // group lends to transport-SGL transfers. Slots are allocated once per
 // qpair and reused; nothing here is allocated per command.
 
+import type { LentData } from '../../bdev/index.ts';
 import { SQE_SIZE } from '../../wire/nvme.ts';
 import { CapsuleResp, capsuleRespCqe, DataPdu, DIGEST_SIZE } from '../../wire/tcp.ts';
 import { type NvmfQpair, type NvmfRequest, XferDir } from '../transport.ts';
@@ -41,7 +42,7 @@ export interface TcpRequestQueue extends NvmfQpair {
 }
 
 /** One command slot of a qpair: its SQE, its response and data PDU headers, its data. */
-export class TcpRequest implements NvmfRequest {
+export class TcpRequest implements NvmfRequest, LentData {
   readonly qpair: TcpRequestQueue;
   /** index in the qpair's slot table; also the R2T transfer tag */
   readonly index: number;
@@ -81,6 +82,9 @@ export class TcpRequest implements NvmfRequest {
   fusedPartner: NvmfRequest | null = null;
   fusedReady = false;
   fusedFailed = false;
+  /** this slot, while its iov is in-capsule data lent from the receive buffer (lendData) */
+  lentData: LentData | null = null;
+  private lentView: Buffer | null = null;
 
   constructor(qpair: TcpRequestQueue, index: number, inCapsuleSize: number) {
     this.qpair = qpair;
@@ -95,6 +99,39 @@ export class TcpRequest implements NvmfRequest {
   /** The in-capsule data of `length` bytes as the command's iov. */
   inCapsuleData(length: number): Buffer[] {
     return oneView(this.inCapsuleIov, this.inCapsule, length);
+  }
+
+  /**
+   * In-capsule data left where it was received, buf[start, start + length), as the command's
+   * iov: lent for the call that hands the command to the core (NvmfRequest.lentData), after
+   * which the qpair calls keep() unless the bdev layer said consumed().
+   */
+  lendData(buf: Buffer, start: number, length: number): Buffer[] {
+    const view = buf.subarray(start, start + length);
+    this.lentView = view;
+    this.lentData = this;
+    const iov = this.inCapsuleIov;
+    iov[0] = view;
+    iov.length = 1;
+    return iov;
+  }
+
+  /** LentData: the data becomes the slot's own (its in-capsule buffer), in the same iov array. */
+  keep(): Buffer[] {
+    const view = this.lentView;
+    if (this.lentData !== null && view !== null) {
+      view.copy(this.inCapsule, 0, 0, view.length);
+      this.iov = this.inCapsuleData(view.length);
+    }
+    this.lentData = null;
+    this.lentView = null;
+    return this.iov;
+  }
+
+  /** LentData: a module took the data during the submit call. */
+  consumed(): void {
+    this.lentData = null;
+    this.lentView = null;
   }
 
   /** The first `length` bytes of the pool buffer `buf` as the command's iov. */

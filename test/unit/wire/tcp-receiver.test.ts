@@ -212,3 +212,57 @@ test('a sink that declines placement gets the whole PDU', () => {
   rx.push(one.subarray(100));
   assert.deepEqual(got, [payload.toString('hex')]);
 });
+
+test('a sink with onPduAt gets each PDU in place: the chunk and its offset, no view', () => {
+  for (const [hd, dd] of [
+    [false, false],
+    [true, true],
+  ] as const) {
+    const pdus = [
+      capsule(Buffer.alloc(0), hd, dd, 1),
+      capsule(Buffer.from('in place'), hd, dd, 2),
+      h2cData(Buffer.from('0123456789abcdef'), hd, dd),
+    ];
+    const stream = Buffer.concat(pdus);
+    const viaViews = collector(TARGET_ACCEPTS, hd, dd);
+    viaViews.rx.push(stream);
+    for (let cut = 0; cut < stream.length; cut++) {
+      const got: Got[] = [];
+      const places: Array<{ inChunk: boolean; at: number; plen: number }> = [];
+      const chunks = cut === 0 ? [stream] : [stream.subarray(0, cut), stream.subarray(cut)];
+      let current: Buffer | null = null;
+      const rx = new PduReceiver(
+        {
+          onPdu: () => assert.fail('onPdu called although onPduAt is there'),
+          onPduAt(buf, at, plen, off, len, ok) {
+            places.push({ inChunk: buf === current, at, plen });
+            got.push({ type: buf[at + Ch.TYPE], data: buf.toString('hex', at + off, at + off + len), ok });
+          },
+          onPduError: () => assert.fail('error'),
+        },
+        TARGET_ACCEPTS,
+        1 << 20,
+      );
+      rx.headerDigest = hd;
+      rx.dataDigest = dd;
+      for (const c of chunks) {
+        current = c;
+        rx.push(c);
+      }
+      assert.deepEqual(got, viaViews.pdus, `cut ${cut}`);
+      // where each PDU was: whole inside a chunk, at its offset in it; else reassembled, at 0
+      let start = 0;
+      for (const [i, p] of pdus.entries()) {
+        const end = start + p.length;
+        const whole = cut === 0 || end <= cut || start >= cut;
+        const at = cut === 0 || end <= cut ? start : start - cut;
+        assert.deepEqual(
+          places[i],
+          whole ? { inChunk: true, at, plen: p.length } : { inChunk: false, at: 0, plen: p.length },
+          `cut ${cut}, PDU ${i}`,
+        );
+        start = end;
+      }
+    }
+  }
+});

@@ -67,6 +67,8 @@ const SUPPORTED = new Set<number>([
 export class MallocBackend implements BdevBackend {
   readonly mem: Buffer;
   readonly blockSize: number;
+  /** a write is copied into the memory inside submit */
+  readonly consumesWriteDataInSubmit = true;
   constructor(memory: SharedArrayBuffer, blockSize: number) {
     this.mem = Buffer.from(memory);
     this.blockSize = blockSize;

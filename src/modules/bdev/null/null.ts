@@ -26,6 +26,8 @@ const SUPPORTED = new Set<number>([
 
 export class NullBackend implements BdevBackend {
   readonly blockSize: number;
+  /** a write's data is never read */
+  readonly consumesWriteDataInSubmit = true;
   constructor(blockSize: number) {
     this.blockSize = blockSize;
   }
