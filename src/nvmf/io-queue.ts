@@ -35,6 +35,8 @@ export class IoQueue implements QueueContext, IoQueueState {
   private readonly stats: PgStats;
   /** what this queue did, for its controller's SMART / Health log */
   readonly totals: QueueIoTotals = newQueueIoTotals();
+  /** false once its controller is gone: nothing left to count what it did for */
+  countForController = true;
   /** this host's counters on this poll group */
   readonly hostCounters: HostCounters;
   /** commands between execute and onComplete, and since when that count is above 0 */

@@ -171,12 +171,6 @@ export interface ErrorLogRecord {
   nsid: number;
 }
 
-/** What a closed I/O queue did, sent to its controller's poll group (SMART / Health log). */
-export interface RetiredIoTotals {
-  cntlid: number;
-  totals: QueueIoTotals;
-}
-
 /** A namespace's bdev was hot-removed: the target drops the namespace. */
 export interface BdevRemoved {
   nqn: string;
@@ -298,9 +292,11 @@ export interface PollGroupInbox {
   abortQueued(m: AbortRequest): boolean;
   abortDone(m: AbortReply): void;
   /** the controller is gone or reset: its I/O queues here go */
+  /** the controller was reset: its I/O queues here end (what they did stays counted) */
+  ctrlrReset(m: ControllerId): void;
+  /** the controller is gone: its I/O queues here end and what they did is forgotten */
   ctrlrGone(m: ControllerId): void;
   recordError(m: ErrorLogRecord): void;
-  retireIoTotals(m: RetiredIoTotals): void;
   /** DH-HMAC-CHAP: the keys asked for with toTarget.dhchapKeys */
   dhchapKeysDone(m: DhchapKeysReply): void;
   /** throws when the transport cannot start here */
@@ -435,14 +431,14 @@ export const toPollGroup = {
     sendMsg(m.replyTo, abortDone, { token: m.token, aborted });
   }),
   abortDone,
+  ctrlrReset: defineHandler<ControllerId>('nvmf.pg.ctrlrReset', (m) =>
+    pollGroupOn(currentThread()).ctrlrReset(m),
+  ),
   ctrlrGone: defineHandler<ControllerId>('nvmf.pg.ctrlrGone', (m) =>
     pollGroupOn(currentThread()).ctrlrGone(m),
   ),
   recordError: defineHandler<ErrorLogRecord>('nvmf.pg.recordError', (m) =>
     pollGroupOn(currentThread()).recordError(m),
-  ),
-  retireIoTotals: defineHandler<RetiredIoTotals>('nvmf.pg.retireIoTotals', (m) =>
-    pollGroupOn(currentThread()).retireIoTotals(m),
   ),
   reservationDone,
   reservationNotice: defineHandler<ResvNotice>('nvmf.pg.reservationNotice', (m) =>

@@ -69,7 +69,6 @@ import {
   type PreemptAbortWalk,
   type ResvNotice,
   type ResvReply,
-  type RetiredIoTotals,
   setPollGroupInbox,
   type TargetSnapshot,
   targetThread,
@@ -144,6 +143,11 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost, 
   private readonly adminQueues = new Map<NvmfQpair, NvmfCtrlr>();
   /** the I/O queues served here (their controllers may be elsewhere) */
   private readonly ioQueues = new Map<NvmfQpair, IoQueue>();
+  /**
+   * What the closed I/O queues here did, per controller, until the controller is gone: kept
+   * where the queue lived, so a SMART / Health gather never sees them in flight between threads.
+   */
+  private readonly retiredIo = new Map<number, QueueIoTotals>();
   readonly stats: PgStats;
   private readonly connects: ConnectHandler;
   private readonly pendingAborts = new Map<number, (aborted: boolean) => void>();
@@ -485,7 +489,11 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost, 
         `host ${io.hostnqn} disconnected from ${io.subnqn}: ctrlr ${io.cntlid} I/O queue ${qpair.qid} from ${peerOf(qpair)} on reactor ${this.thread.ref.reactor} (${this.thread.name})`,
       );
       // the controller's SMART log keeps counting what this queue did
-      sendMsg(io.owner, toPollGroup.retireIoTotals, { cntlid: io.cntlid, totals: io.totals });
+      if (io.countForController) {
+        const retired = this.retiredIo.get(io.cntlid);
+        if (retired === undefined) this.retiredIo.set(io.cntlid, io.totals);
+        else addQueueIoTotals(retired, io.totals);
+      }
       sendMsg(targetThread(), toTarget.ioQueueGone, { cntlid: io.cntlid, qid: qpair.qid });
     }
     qpair.context = null;
@@ -803,13 +811,17 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost, 
   }
 
   /** The controller went away (or was reset): its I/O queues here go too. */
-  ctrlrGone(m: ControllerId): void {
-    for (const [q, io] of this.ioQueues) if (io.cntlid === m.cntlid) q.disconnect('controller destroyed');
+  ctrlrReset(m: ControllerId): void {
+    for (const [q, io] of this.ioQueues) if (io.cntlid === m.cntlid) q.disconnect('controller reset');
   }
 
-  /** An I/O queue of controller `cntlid` (here) closed: what it did stays in the controller's totals. */
-  retireIoTotals(m: RetiredIoTotals): void {
-    this.ctrlrs.get(m.cntlid)?.retireIoTotals(m.totals);
+  ctrlrGone(m: ControllerId): void {
+    for (const [q, io] of this.ioQueues) {
+      if (io.cntlid !== m.cntlid) continue;
+      io.countForController = false;
+      q.disconnect('controller destroyed');
+    }
+    this.retiredIo.delete(m.cntlid);
   }
 
   /** A failed I/O command of a controller whose admin queue is here (sent by its I/O queues). */
@@ -978,9 +990,11 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost, 
     };
   }
 
-  /** What the live I/O queues of controller `cntlid` here did (its SMART / Health log). */
+  /** What the I/O queues of controller `cntlid` here did, live and closed (its SMART / Health log). */
   ctrlrIoTotals(cntlid: number, into: QueueIoTotals): void {
     for (const io of this.ioQueues.values()) if (io.cntlid === cntlid) addQueueIoTotals(into, io.totals);
+    const retired = this.retiredIo.get(cntlid);
+    if (retired !== undefined) addQueueIoTotals(into, retired);
   }
 
   /** bdev I/O in flight on the queues of subsystem `nqn` (a pause completes when it is 0 everywhere) */

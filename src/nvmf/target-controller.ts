@@ -187,10 +187,8 @@ export class NvmfCtrlr implements QueueContext {
   anaNoticeMasked = false;
   readonly errorLog: ErrorLogEntry[] = [];
   errorCount = 0;
-  /** what its closed I/O queues did (sent by their poll groups) */
-  private readonly retiredIo: QueueIoTotals = newQueueIoTotals();
-  /** the totals of the SMART / Health page being built (retired + live queues) */
-  ioTotals: QueueIoTotals = this.retiredIo;
+  /** the totals of the SMART / Health page being built (gathered from the poll groups) */
+  ioTotals: QueueIoTotals = newQueueIoTotals();
   /** Reservation Notification log: the oldest first, at most RESV_LOG_ENTRIES */
   private readonly resvLog: ResvLogEntry[] = [];
   /** the count of the last notice (kept or lost); wraps to 1, never 0 */
@@ -449,11 +447,6 @@ export class NvmfCtrlr implements QueueContext {
     req.complete();
   }
 
-  /** An I/O queue of this controller closed: what it did stays counted. */
-  retireIoTotals(t: QueueIoTotals): void {
-    addQueueIoTotals(this.retiredIo, t);
-  }
-
   private getLogPage(req: NvmfRequest, gathered = false): void {
     const p = decodeGetLog(req.cmd);
     // the SMART / Health counters live with the I/O queues, on their poll groups: gather first
@@ -464,11 +457,11 @@ export class NvmfCtrlr implements QueueContext {
       this.host.gatherIoTotals !== undefined
     ) {
       const into = newQueueIoTotals();
-      addQueueIoTotals(into, this.retiredIo);
       this.host.gatherIoTotals(this, into, () => {
+        const idle = this.ioTotals;
         this.ioTotals = into;
         this.getLogPage(req, true);
-        this.ioTotals = this.retiredIo;
+        this.ioTotals = idle;
       });
       return;
     }

@@ -759,17 +759,19 @@ export class NvmfTarget implements TargetInbox, ReservationEffects {
     const c = this.ctrlrs.get(m.cntlid);
     if (c === undefined) return;
     this.ctrlrs.delete(m.cntlid);
-    this.tellIoQueueGroups(c, m.cntlid);
+    // every poll group: those with its queues drop them, and any that served one forgets
+    // what the closed ones did (before the cntlid can be given again: messages keep order)
+    for (const ref of this.pollGroups) sendMsg(ref, toPollGroup.ctrlrGone, { cntlid: m.cntlid });
   }
 
-  /** Each poll group serving an I/O queue of `c` (once each) drops the controller's queues. */
+  /** Each poll group serving an I/O queue of the reset controller `c` (once each) drops them. */
   private tellIoQueueGroups(c: CtrlrRecord, cntlid: number): void {
     const seen = new Set<string>();
     for (const ref of c.ioQueues.values()) {
       const k = `${ref.reactor}/${ref.id}`;
       if (seen.has(k)) continue;
       seen.add(k);
-      sendMsg(ref, toPollGroup.ctrlrGone, { cntlid });
+      sendMsg(ref, toPollGroup.ctrlrReset, { cntlid });
     }
   }
 

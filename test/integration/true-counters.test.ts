@@ -75,16 +75,32 @@ test('SMART / Health log: data units, commands and busy time after known I/O, cl
     );
     assert.equal(now.controller_busy_time, 1, 'busy for less than a minute: 1 (rounded up)');
     assert.equal(now.power_on_hours, 0);
-    // a closed queue's work stays counted (its poll group sends it to the controller)
+    // a closed queue's work stays counted (on the poll group it lived on), and no read of the
+    // page while it closes sees the count dip: every read until the target lists it gone
     writer.close();
     let after = now;
+    let reads = 0;
+    const queues = async () =>
+      (
+        await tgt.call<Array<{ cntlid: number; qid?: number }>>('nvmf_subsystem_get_qpairs', {
+          nqn: TEST_NQN,
+        })
+      ).length;
     await waitFor(
-      'the counts unchanged after the writer queue closed',
+      'the writer queue gone from nvmf_subsystem_get_qpairs, counts unchanged on every read',
       async () => {
+        const listed = await queues();
         after = await health();
-        return after.host_write_commands === want.writes && after.data_units_written === want.written;
+        reads++;
+        assert.equal(
+          after.host_write_commands,
+          want.writes,
+          `read ${reads} of the page while the queue closed`,
+        );
+        assert.equal(after.data_units_written, want.written);
+        return listed === 2; // the admin queue and the reader
       },
-      { timeoutMs: 10_000, intervalMs: 50, detail: () => JSON.stringify(after) },
+      { timeoutMs: 10_000, intervalMs: 0, detail: () => JSON.stringify(after) },
     );
     await reader.readAsync(1, 0, 64, back);
     after = await health();
@@ -92,5 +108,26 @@ test('SMART / Health log: data units, commands and busy time after known I/O, cl
     assert.equal(after.host_write_commands, want.writes);
   } finally {
     await ctrlr.disconnect().catch(() => {});
+  }
+  // a gone controller's counts are forgotten where its queues lived: the next one starts at 0
+  await waitFor(
+    'the controller gone',
+    async () => (await tgt.call<unknown[]>('nvmf_subsystem_get_qpairs', { nqn: TEST_NQN })).length === 0,
+  );
+  const next = await NvmeController.connect({ traddr: '127.0.0.1', trsvcid: tgt.port, subnqn: TEST_NQN });
+  try {
+    await next.setNumQueues(2);
+    const q1 = await next.createIoQpair(8);
+    const q2 = await next.createIoQpair(8);
+    q1.close();
+    q2.close();
+    await waitFor(
+      'only the admin queue left',
+      async () => (await tgt.call<unknown[]>('nvmf_subsystem_get_qpairs', { nqn: TEST_NQN })).length === 1,
+    );
+    const h = decodeHealthLog(await next.getLogPage(LogPage.HEALTH, Buffer.alloc(HEALTH_LOG_SIZE)));
+    assert.deepEqual([h.host_read_commands, h.host_write_commands, h.data_units_written], [0, 0, 0]);
+  } finally {
+    await next.disconnect().catch(() => {});
   }
 });
