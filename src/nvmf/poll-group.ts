@@ -72,7 +72,6 @@ import {
   setPollGroupInbox,
   type TargetSnapshot,
   targetThread,
-  toPollGroup,
   toTarget,
 } from './messages.ts';
 import { nsVisibleTo, type PgNamespace, PgSubsystem, visibleHostsOf } from './poll-group-subsystem.ts';

@@ -49,7 +49,7 @@ import {
   writeResvNotificationLog,
 } from '../wire/reservation.ts';
 import { ERROR_LOG_ENTRIES, identifyData, NVMF_VERSION, nvmLogPage } from './admin-pages.ts';
-import { addQueueIoTotals, newQueueIoTotals, type QueueIoTotals } from './io-stats.ts';
+import { newQueueIoTotals, type QueueIoTotals } from './io-stats.ts';
 import type { PgSubsystem } from './poll-group-subsystem.ts';
 import { SubsystemType } from './subsystem.ts';
 import type { NvmfQpair, NvmfRequest, QueueContext, TransportOptions } from './transport.ts';
