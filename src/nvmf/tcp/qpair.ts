@@ -367,6 +367,7 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
     clearCqe(req.rsp);
     req.cid = cmd.readUInt16LE(Sqe.CID);
     req.iov = EMPTY_IOV;
+    req.readIov = null;
     req.length = 0;
     req.xferDir = XferDir.NONE;
     req.h2cReceived = 0;
@@ -446,12 +447,20 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
       this.failEarly(req, StatusCodeType.GENERIC, GenericStatus.DATA_SGL_LENGTH_INVALID);
       return;
     }
-    req.poolBuf = this.group.buffers.get();
-    req.iov = req.poolData(req.poolBuf, sglLength);
     if (req.xferDir === XferDir.CONTROLLER_TO_HOST) {
+      // a read that fits the slot's in-capsule buffer (which a read leaves unused) is read into
+      // it: no pool buffer to take and give back, and the same view every time
+      if (sglLength <= req.inCapsule.length) req.iov = req.inCapsuleData(sglLength);
+      else {
+        req.poolBuf = this.group.buffers.get();
+        req.iov = req.poolData(req.poolBuf, sglLength);
+      }
+      req.readIov = req.iov;
       this.dispatch(req);
       return;
     }
+    req.poolBuf = this.group.buffers.get();
+    req.iov = req.poolData(req.poolBuf, sglLength);
     // one R2T for the whole transfer (maxh2cdata = max_io_size ≥ length)
     req.state = TcpReqState.AWAIT_H2C_DATA;
     // the slot's data header is free until a C2H transfer, which a write never has
@@ -619,9 +628,15 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
   private queueC2HData(req: TcpRequest, success: boolean): void {
     let total = 0;
     let shared = false;
-    for (const b of req.iov) {
-      total += b.length;
-      if (b.buffer instanceof SharedArrayBuffer) shared = true;
+    if (req.iov === req.readIov) {
+      // the buffer the transport gave the read (length bytes of its own memory): no look at
+      // each buffer's backing store, which costs V8 a runtime call
+      total = req.length;
+    } else {
+      for (const b of req.iov) {
+        total += b.length;
+        if (b.buffer instanceof SharedArrayBuffer) shared = true;
+      }
     }
     let length = Math.min(total, req.length);
     // NVMe has no short read: a core that filled less than asked gets the rest zero-filled
