@@ -15,13 +15,9 @@
 // the batches shrink and the figure moved by up to 5 %: compare medians of several --rounds.
 // --short must end past the JIT's warm-up (3 s did not, under load).
 
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { OWN_TGT, runPerf, startNullTarget, stopNullTarget } from './lib/null-target.ts';
 
 const { values } = parseArgs({
   options: {
@@ -34,118 +30,36 @@ const { values } = parseArgs({
   },
 });
 
-const NODE = process.execPath;
-const PERF = fileURLToPath(new URL('../bin/nvmf-perf.mjs', import.meta.url));
-const NQN = 'nqn.2016-06.io.spdk:null';
-const tgtPaths = (values.tgt ?? [fileURLToPath(new URL('../bin/nvmf_tgt.mjs', import.meta.url))]).map((p) =>
-  resolve(p),
-);
-
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = net.createServer();
-    srv.once('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const p = (srv.address() as net.AddressInfo).port;
-      srv.close(() => res(p));
-    });
-  });
-}
-
-function config(port: number): string {
-  const listen = { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: String(port) };
-  return JSON.stringify({
-    subsystems: [
-      {
-        subsystem: 'bdev',
-        config: [
-          { method: 'bdev_null_create', params: { name: 'Null0', num_blocks: 262144, block_size: 4096 } },
-        ],
-      },
-      {
-        subsystem: 'nvmf',
-        config: [
-          { method: 'nvmf_create_transport', params: { trtype: 'TCP' } },
-          { method: 'nvmf_create_subsystem', params: { nqn: NQN, allow_any_host: true } },
-          {
-            method: 'nvmf_subsystem_add_ns',
-            params: { nqn: NQN, namespace: { nsid: 1, bdev_name: 'Null0' } },
-          },
-          { method: 'nvmf_subsystem_add_listener', params: { nqn: NQN, listen_address: listen } },
-        ],
-      },
-    ],
-  });
-}
-
-function exited(p: ChildProcess): Promise<void> {
-  return new Promise((r) => p.once('exit', () => r()));
-}
+const tgtPaths = (values.tgt ?? [OWN_TGT]).map((p) => resolve(p));
 
 /** One target under cachegrind driven for `seconds`: its instruction count and the I/Os completed. */
 async function countRun(tgt: string, rw: string, seconds: string): Promise<{ instr: number; ios: number }> {
-  const dir = mkdtempSync(join(tmpdir(), 'target-instr-'));
-  const port = await freePort();
-  writeFileSync(join(dir, 'config.json'), config(port));
-  let log = '';
-  const proc = spawn(
-    'valgrind',
-    [
-      '--tool=cachegrind',
-      '--cache-sim=no',
-      '--cachegrind-out-file=/dev/null',
-      NODE,
-      '--predictable',
-      '--hash-seed=1',
-      '--random-seed=1',
-      tgt,
-      '-m',
-      '0x1',
-      '-r',
-      join(dir, 'sock'),
-      '--json',
-      join(dir, 'config.json'),
-      '--poll-window-us',
-      '0',
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  proc.stdout?.on('data', (d) => {
-    log += d;
+  const t = await startNullTarget({
+    path: tgt,
+    cores: '0x1',
+    args: ['--poll-window-us', '0'],
+    wrapper: ['valgrind', '--tool=cachegrind', '--cache-sim=no', '--cachegrind-out-file=/dev/null'],
+    nodeArgs: ['--predictable', '--hash-seed=1', '--random-seed=1'],
+    startTimeoutMs: 120000,
   });
-  proc.stderr?.on('data', (d) => {
-    log += d;
-  });
-  const done = exited(proc);
+  let ios = 0;
   try {
-    for (let i = 0; i < 1200 && !/all subsystems initialized/.test(log); i++)
-      await new Promise((r) => setTimeout(r, 100));
-    if (!/all subsystems initialized/.test(log)) throw new Error(`target ${tgt} did not start:\n${log}`);
-    const trid = `trtype:tcp adrfam:ipv4 traddr:127.0.0.1 trsvcid:${port} subnqn:${NQN}`;
-    const out = await new Promise<string>((res, rej) =>
-      execFile(
-        NODE,
-        [PERF, '-r', trid, '-q', values.depth ?? '32', '-o', '4096', '-w', rw, '-t', seconds, '--json'],
-        { timeout: (Number(seconds) + 120) * 1000 },
-        (err, stdout, stderr) => (err ? rej(new Error(`nvmf-perf: ${stderr || err.message}`)) : res(stdout)),
-      ),
+    const r = await runPerf(
+      ['-r', t.trid, '-q', values.depth ?? '32', '-o', '4096', '-w', rw, '-t', seconds],
+      (Number(seconds) + 120) * 1000,
     );
-    const r = JSON.parse(out) as { total: { errors: number }; perf_cpu: Record<string, number> };
     if (r.total.errors > 0) throw new Error(`${tgt}: ${r.total.errors} I/O errors`);
+    // every I/O the target served, warm-up and drain included (perf_cpu's us_per_io is per
+    // completed I/O of the whole run)
     const c = r.perf_cpu;
-    const ios = Math.round(((c.user_sec + c.system_sec) * 1e6) / c.us_per_io);
-    proc.kill('SIGINT');
-    await done;
-    const m = /I\s+refs:\s+([\d,]+)/.exec(log);
-    if (m === null) throw new Error(`no instruction count from valgrind:\n${log.slice(-2000)}`);
-    return { instr: Number(m[1].replaceAll(',', '')), ios };
+    ios = Math.round(((c.user_sec + c.system_sec) * 1e6) / c.us_per_io);
   } finally {
-    if (proc.exitCode === null) {
-      proc.kill('SIGKILL');
-      await done;
-    }
-    rmSync(dir, { recursive: true, force: true });
+    // valgrind prints its count when the target exits; its shutdown is slow
+    await stopNullTarget(t, 120000);
   }
+  const m = /I\s+refs:\s+([\d,]+)/.exec(t.log());
+  if (m === null) throw new Error(`no instruction count from valgrind:\n${t.log().slice(-2000)}`);
+  return { instr: Number(m[1].replaceAll(',', '')), ios };
 }
 
 const results = new Map<string, number[]>();
