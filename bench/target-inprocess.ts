@@ -14,12 +14,14 @@
 // CPU time on a shared machine wanders by tens of percent from run to run. For a steady
 // figure count instructions instead: run it under valgrind twice with the same --warmup and
 // two --ios, and divide the difference of the two "I refs" by the difference of the --ios
-// (V8's --predictable runs the JIT and the GC on this thread in a fixed order; with fixed
-// seeds two runs of one tree then differ by about 1 %, a few % on the R2T write):
+// (V8's --predictable runs the JIT and the GC on this thread in a fixed order, and
+// --predictable-gc-schedule fixes V8's heap growing and reducing, which otherwise follow rates
+// it measures in wall time; with fixed seeds two runs of one tree then differ by about 1 %, a
+// few % on the R2T write):
 //
 //   valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null \
-//     node --predictable --hash-seed=1 --random-seed=1 bench/target-inprocess.ts \
-//     --rw read --warmup 30000 --ios 10000
+//     node --predictable --predictable-gc-schedule --hash-seed=1 --random-seed=1 \
+//     bench/target-inprocess.ts --rw read --warmup 30000 --ios 10000
 //
 // write: 4 KiB of in-capsule data (what a host sends when in_capsule_data_size ≥ 4096);
 // write-r2t: a transport SGL, so R2T then H2CData.

@@ -1,7 +1,8 @@
 // What the benches that measure against a target child process share (perf-null.ts,
-// target-cpu.ts, metrics-cost.ts): an nvmf_tgt of any checkout with null bdevs (they do
-// no work per I/O) exported as the namespaces of one subsystem on a free 127.0.0.1 port,
-// a process's CPU time from /proc, and a run of this checkout's nvmf-perf --json.
+// target-cpu.ts, metrics-cost.ts, target-instructions.ts): an nvmf_tgt of any checkout (under a
+// wrapper such as valgrind if asked) with null bdevs (they do no work per I/O) exported as the
+// namespaces of one subsystem on a free 127.0.0.1 port, a process's CPU time from /proc, and a
+// run of this checkout's nvmf-perf --json.
 
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -35,6 +36,12 @@ export interface NullTargetOptions {
   namespaces?: number;
   /** blocks of each (default 262144: 1 GiB) */
   numBlocks?: number;
+  /** a command the target runs under (e.g. valgrind and its options), node its argument */
+  wrapper?: string[];
+  /** node options before the target's script */
+  nodeArgs?: string[];
+  /** how long it may take to start (default 10 s) */
+  startTimeoutMs?: number;
 }
 
 export interface NullTarget {
@@ -49,7 +56,7 @@ export interface NullTarget {
   log(): string;
 }
 
-/** Starts the target; resolves once its subsystems are initialized (10 s at most). */
+/** Starts the target; resolves once its subsystems are initialized (startTimeoutMs at most). */
 export async function startNullTarget(o: NullTargetOptions): Promise<NullTarget> {
   const path = o.path ?? OWN_TGT;
   const dir = mkdtempSync(join(tmpdir(), 'null-target-'));
@@ -83,18 +90,28 @@ export async function startNullTarget(o: NullTargetOptions): Promise<NullTarget>
     }),
   );
   let log = '';
-  const proc = spawn(
+  const command = [
+    ...(o.wrapper ?? []),
     NODE,
-    [path, '-m', o.cores, '-r', join(dir, 'sock'), '--json', join(dir, 'config.json'), ...(o.args ?? [])],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+    ...(o.nodeArgs ?? []),
+    path,
+    '-m',
+    o.cores,
+    '-r',
+    join(dir, 'sock'),
+    '--json',
+    join(dir, 'config.json'),
+    ...(o.args ?? []),
+  ];
+  const proc = spawn(command[0], command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   proc.stdout?.on('data', (d) => {
     log += d;
   });
   proc.stderr?.on('data', (d) => {
     log += d;
   });
-  for (let i = 0; i < 200 && !/all subsystems initialized/.test(log); i++)
+  const deadline = Date.now() + (o.startTimeoutMs ?? 10000);
+  while (Date.now() < deadline && !/all subsystems initialized/.test(log) && proc.exitCode === null)
     await new Promise((r) => setTimeout(r, 50));
   if (!/all subsystems initialized/.test(log)) {
     proc.kill('SIGKILL');
@@ -105,11 +122,11 @@ export async function startNullTarget(o: NullTargetOptions): Promise<NullTarget>
   return { path, proc, port, trid, dir, log: () => log };
 }
 
-/** SIGTERM (SIGKILL after 10 s), then its folder removed. */
-export async function stopNullTarget(t: NullTarget): Promise<void> {
+/** SIGTERM (SIGKILL after `killAfterMs`, default 10 s), then its folder removed. */
+export async function stopNullTarget(t: NullTarget, killAfterMs = 10000): Promise<void> {
   const exited = new Promise((r) => t.proc.once('exit', r));
   t.proc.kill('SIGTERM');
-  const timer = setTimeout(() => t.proc.kill('SIGKILL'), 10000);
+  const timer = setTimeout(() => t.proc.kill('SIGKILL'), killAfterMs);
   await exited;
   clearTimeout(timer);
   rmSync(t.dir, { recursive: true, force: true });
@@ -121,10 +138,10 @@ export interface PerfJson {
   perf_cpu: { user_sec: number; system_sec: number; wall_sec: number; us_per_io: number };
 }
 
-/** One run of this checkout's nvmf-perf with `args` and --json (2 min at most). */
-export function runPerf(args: string[]): Promise<PerfJson> {
+/** One run of this checkout's nvmf-perf with `args` and --json (`timeoutMs`, default 2 min, at most). */
+export function runPerf(args: string[], timeoutMs = 120000): Promise<PerfJson> {
   return new Promise((resolve, reject) => {
-    execFile(NODE, [PERF, ...args, '--json'], { timeout: 120000 }, (err, stdout, stderr) => {
+    execFile(NODE, [PERF, ...args, '--json'], { timeout: timeoutMs }, (err, stdout, stderr) => {
       if (err) reject(new Error(`nvmf-perf ${args.join(' ')}: ${stderr || err.message}`));
       else resolve(JSON.parse(stdout) as PerfJson);
     });

@@ -1,11 +1,13 @@
 // I/O statistics per channel and per bdev (bdev_get_iostat), latency in
 // nanosecond ticks (tick_rate 1e9), and an optional log2 latency histogram.
 
+import { performance } from 'node:perf_hooks';
 import { BdevIoType } from './types.ts';
 
 export const TICK_RATE = 1_000_000_000;
 
-/** Current time in ticks (nanoseconds, fractional). */
+/** Current time in ticks (nanoseconds, fractional); one read per I/O (`performance` imported: the
+ * global is an accessor run on every read). */
 export function nowTicks(): number {
   return performance.now() * 1e6;
 }

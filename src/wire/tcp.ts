@@ -351,11 +351,16 @@ export function writeC2HData(
   let f = flags;
   if (hdgst) f |= PduFlags.HDGST;
   if (ddgst) f |= PduFlags.DDGST;
-  buf.fill(0, 0, pdo);
   writeCommonHeader(buf, PduType.C2H_DATA, f, DataPdu.HDR_SIZE, pdo, pdo + datal + (ddgst ? DIGEST_SIZE : 0));
   buf.writeUInt16LE(cccid, DataPdu.CCCID);
+  // every byte of the header written (its reserved fields zeroed), then only the padding filled:
+  // a fill of the whole header costs more than these writes
+  buf.writeUInt16LE(0, DataPdu.TTAG);
   buf.writeUInt32LE(datao, DataPdu.DATAO);
   buf.writeUInt32LE(datal, DataPdu.DATAL);
+  buf.writeUInt32LE(0, DataPdu.RESERVED);
+  const hdrEnd = DataPdu.HDR_SIZE + (hdgst ? DIGEST_SIZE : 0);
+  if (pdo > hdrEnd) buf.fill(0, hdrEnd, pdo);
   if (hdgst) writeHeaderDigest(buf, DataPdu.HDR_SIZE);
   return pdo;
 }

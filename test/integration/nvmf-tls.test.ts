@@ -1,8 +1,9 @@
 // The NVMe/TCP secure channel (TLS 1.3 with PSKs) on a real nvmf_tgt with two poll groups:
 // the RPCs (keys by keyring name, what is refused, what save_config writes and that it
 // replays), the host library over TLS (admin and I/O queues on both reactors, verified
-// data), the discovery log's TREQ/TSAS, identity versions 0 and 1, no session tickets,
-// and a TLS connection bound to the host and subsystem of its PSK identity.
+// data, 32 reads at once of different data), the discovery log's TREQ/TSAS, identity
+// versions 0 and 1, no session tickets, and a TLS connection bound to the host and
+// subsystem of its PSK identity.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
@@ -197,6 +198,42 @@ test('the host library over TLS: admin and I/O queues on both poll groups, data 
     await disc.disconnect();
   }
   await target.settled();
+});
+
+test('over TLS, 32 reads at once of different data (4 and 16 KiB), round after round, each read back its own', async () => {
+  const c = await NvmeController.connect({
+    traddr: '127.0.0.1',
+    trsvcid: tlsPort,
+    subnqn: TLS_NQN,
+    hostnqn: TLS_HOST,
+    tlsKey: TLS_KEY,
+  });
+  try {
+    await c.setNumQueues(1);
+    const q = await c.createIoQpair(32);
+    // 4 KiB (read into the slot's in-capsule buffer) and 16 KiB (a pool buffer) chunks
+    const chunks = Array.from({ length: 64 }, (_v, i) => ({
+      lba: 8192 + i * 32,
+      blocks: i % 4 === 3 ? 32 : 8,
+    }));
+    const datas = chunks.map((ch, i) => pattern(ch.blocks * 512, 3000 + i));
+    for (const half of [0, 1])
+      await Promise.all(
+        chunks
+          .slice(half * 32, half * 32 + 32)
+          .map((ch, k) => q.writeAsync(1, ch.lba, ch.blocks, datas[half * 32 + k])),
+      );
+    for (let round = 0; round < 4; round++) {
+      // each round reads the half the last one did not, so a slot's next read is other data
+      const picked = chunks.map((_ch, i) => i).filter((i) => (i + round) % 2 === 0);
+      const backs = picked.map((i) => Buffer.alloc(datas[i].length));
+      await Promise.all(picked.map((i, k) => q.readAsync(1, chunks[i].lba, chunks[i].blocks, backs[k])));
+      for (const [k, i] of picked.entries())
+        assert.ok(backs[k].equals(datas[i]), `round ${round}: chunk ${i} read back the same`);
+    }
+  } finally {
+    await c.disconnect();
+  }
 });
 
 /** A TLS client (Node) that counts the NewSessionTickets it receives; resolves with the connection. */

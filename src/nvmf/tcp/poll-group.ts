@@ -50,6 +50,8 @@ export class TcpPollGroup implements TransportPollGroup, TcpQpairGroup, TlsServe
   /** the list poll() parses from, swapped with rxReady (no array allocated per poll) */
   private rxParsing: TcpQpair[] = [];
   private txReady: TcpQpair[] = [];
+  /** the list poll() flushes from, swapped with txReady */
+  private txFlushing: TcpQpair[] = [];
   private closedReady: TcpQpair[] = [];
   /** qpairs whose connect timer fired (checked in poll, on the poll group's thread) */
   private connectDeadlineReady: TcpQpair[] = [];
@@ -190,8 +192,10 @@ export class TcpPollGroup implements TransportPollGroup, TcpQpairGroup, TlsServe
     }
     if (this.txReady.length > 0) {
       const ready = this.txReady;
-      this.txReady = [];
-      for (const q of ready) q.flush();
+      this.txReady = this.txFlushing;
+      this.txFlushing = ready;
+      for (let i = 0; i < ready.length; i++) ready[i].flush();
+      ready.length = 0;
       busy = true;
     }
     return busy;

@@ -143,8 +143,12 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
   rxQueued = false;
   /** PDUs (and data buffers) to write at the next flush */
   private txQueue: Buffer[] = [];
-  /** slots whose PDUs are in txQueue: freed once the write completes */
-  private txSlots: TcpRequest[] = [];
+  /** the array flush() writes from, swapped with txQueue (the socket does not keep it) */
+  private txWriting: Buffer[] = [];
+  /** the slots whose PDUs are in txQueue: freed once the burst's write completes */
+  private txBurst = new SentBurst(this);
+  /** bursts whose write completed, reused with their callback (no closure per flush) */
+  private readonly freeBursts: SentBurst[] = [];
   txQueued = false;
   socketClosed = false;
   private connectedReported = false;
@@ -363,6 +367,7 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
     clearCqe(req.rsp);
     req.cid = cmd.readUInt16LE(Sqe.CID);
     req.iov = EMPTY_IOV;
+    req.readIov = null;
     req.length = 0;
     req.xferDir = XferDir.NONE;
     req.h2cReceived = 0;
@@ -442,12 +447,20 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
       this.failEarly(req, StatusCodeType.GENERIC, GenericStatus.DATA_SGL_LENGTH_INVALID);
       return;
     }
-    req.poolBuf = this.group.buffers.get();
-    req.iov = req.poolData(req.poolBuf, sglLength);
     if (req.xferDir === XferDir.CONTROLLER_TO_HOST) {
+      // a read that fits the slot's in-capsule buffer (which a read leaves unused) is read into
+      // it: no pool buffer to take and give back, and the same view every time
+      if (sglLength <= req.inCapsule.length) req.iov = req.inCapsuleData(sglLength);
+      else {
+        req.poolBuf = this.group.buffers.get();
+        req.iov = req.poolData(req.poolBuf, sglLength);
+      }
+      req.readIov = req.iov;
       this.dispatch(req);
       return;
     }
+    req.poolBuf = this.group.buffers.get();
+    req.iov = req.poolData(req.poolBuf, sglLength);
     // one R2T for the whole transfer (maxh2cdata = max_io_size ≥ length)
     req.state = TcpReqState.AWAIT_H2C_DATA;
     // the slot's data header is free until a C2H transfer, which a write never has
@@ -609,15 +622,21 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
         len === pdu.length ? pdu : len === CapsuleResp.HDR_SIZE ? req.respPduNoDigest : pdu.subarray(0, len),
       );
     }
-    this.txSlots.push(req);
+    this.txBurst.slots.push(req);
   }
 
   private queueC2HData(req: TcpRequest, success: boolean): void {
     let total = 0;
     let shared = false;
-    for (const b of req.iov) {
-      total += b.length;
-      if (b.buffer instanceof SharedArrayBuffer) shared = true;
+    if (req.iov === req.readIov) {
+      // the buffer the transport gave the read (length bytes of its own memory): no look at
+      // each buffer's backing store, which costs V8 a runtime call
+      total = req.length;
+    } else {
+      for (const b of req.iov) {
+        total += b.length;
+        if (b.buffer instanceof SharedArrayBuffer) shared = true;
+      }
     }
     let length = Math.min(total, req.length);
     // NVMe has no short read: a core that filled less than asked gets the rest zero-filled
@@ -671,18 +690,35 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
     this.txQueued = false;
     const queue = this.txQueue;
     if (queue.length === 0) return;
-    const slots = this.txSlots;
-    this.txQueue = [];
-    this.txSlots = [];
+    const burst = this.txBurst;
     if (this.socketClosed || this.socket.destroyed) {
-      for (const s of slots) this.freeSlot(s);
+      queue.length = 0;
+      this.freeBurstSlots(burst);
       return;
     }
-    this.socket.writeBurst(queue, slots.length === 0 ? null : () => this.freeSent(slots));
+    // what is queued while the burst is written (nothing, unless a write callback runs at once)
+    // goes to the other array and the next burst
+    this.txQueue = this.txWriting;
+    this.txWriting = queue;
+    if (burst.slots.length === 0) this.socket.writeBurst(queue, null);
+    else {
+      this.txBurst = this.freeBursts.pop() ?? new SentBurst(this);
+      this.socket.writeBurst(queue, burst.done);
+    }
+    queue.length = 0;
   }
 
-  private freeSent(slots: TcpRequest[]): void {
-    for (const s of slots) if (s.state === TcpReqState.SENDING) this.freeSlot(s);
+  /** A burst's write completed (its callback): its slots are free, the burst is reused. */
+  burstSent(burst: SentBurst): void {
+    this.freeBurstSlots(burst);
+    this.freeBursts.push(burst);
+  }
+
+  private freeBurstSlots(burst: SentBurst): void {
+    const slots = burst.slots;
+    for (let i = 0; i < slots.length; i++)
+      if (slots[i].state === TcpReqState.SENDING) this.freeSlot(slots[i]);
+    slots.length = 0;
   }
 
   private freeSlot(req: TcpRequest): void {
@@ -720,9 +756,8 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
     this.rxChunks.length = 0;
     this.rxLengths.length = 0;
     releaseRx(this.rxPooled, this.group.rxBuffers);
-    this.txQueue = [];
-    for (const s of this.txSlots) this.freeSlot(s);
-    this.txSlots = [];
+    this.txQueue.length = 0;
+    this.freeBurstSlots(this.txBurst);
     // requests waiting for H2C data or for their fused partner were never given to the core
     this.fused.reset();
     for (const s of this.slots)
@@ -742,6 +777,16 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
     this.disconnectReported = true;
     this.group.removeQpair(this);
     if (this.connectedReported) this.group.events.onQpairDisconnected(this);
+  }
+}
+
+/** The slots of one flush, freed by its write callback; pooled by the qpair with the callback. */
+class SentBurst {
+  readonly slots: TcpRequest[] = [];
+  readonly done: () => void;
+
+  constructor(qpair: TcpQpair) {
+    this.done = () => qpair.burstSent(this);
   }
 }
 

@@ -64,7 +64,13 @@ export class TcpRequest implements NvmfRequest, LentData {
    */
   readonly inCapsuleIov: Buffer[] = [];
   readonly poolIov: Buffer[] = [];
+  private inCapsuleView: Buffer | null = null;
+  private poolView: Buffer | null = null;
+  /** the pool buffer poolView is a view of (compared as objects: no look at its ArrayBuffer) */
+  private poolViewOf: Buffer | null = null;
   private dataHdrView: Buffer | null = null;
+  /** the iov the transport gave a read (its own memory, `length` bytes), until the core replaces it */
+  readIov: Buffer[] | null = null;
   state: TcpReqState = TcpReqState.FREE;
   xferDir: XferDir = XferDir.NONE;
   length = 0;
@@ -96,9 +102,15 @@ export class TcpRequest implements NvmfRequest, LentData {
     this.respPduNoDigest = this.respPdu.subarray(0, CapsuleResp.HDR_SIZE);
   }
 
-  /** The in-capsule data of `length` bytes as the command's iov. */
+  /** The first `length` bytes of the in-capsule buffer as the command's iov (in-capsule data, or
+   * a read that fits: a read leaves the buffer unused). */
   inCapsuleData(length: number): Buffer[] {
-    return oneView(this.inCapsuleIov, this.inCapsule, length);
+    let v = this.inCapsuleView;
+    if (v === null || v.length !== length) {
+      v = this.inCapsule.subarray(0, length);
+      this.inCapsuleView = v;
+    }
+    return oneView(this.inCapsuleIov, v);
   }
 
   /**
@@ -136,7 +148,13 @@ export class TcpRequest implements NvmfRequest, LentData {
 
   /** The first `length` bytes of the pool buffer `buf` as the command's iov. */
   poolData(buf: Buffer, length: number): Buffer[] {
-    return oneView(this.poolIov, buf, length);
+    let v = this.poolView;
+    if (v === null || this.poolViewOf !== buf || v.length !== length) {
+      v = buf.subarray(0, length);
+      this.poolView = v;
+      this.poolViewOf = buf;
+    }
+    return oneView(this.poolIov, v);
   }
 
   /** The first `length` bytes of the data PDU header buffer. */
@@ -154,13 +172,10 @@ export class TcpRequest implements NvmfRequest, LentData {
   }
 }
 
-/** `iov` as [the first `length` bytes of `buf`], its view reused when it already is one. */
-function oneView(iov: Buffer[], buf: Buffer, length: number): Buffer[] {
-  const v = iov.length === 1 ? iov[0] : undefined;
-  if (v === undefined || v.length !== length || v.buffer !== buf.buffer || v.byteOffset !== buf.byteOffset) {
-    iov[0] = buf.subarray(0, length);
-    iov.length = 1;
-  }
+/** `iov` as [view]. */
+function oneView(iov: Buffer[], view: Buffer): Buffer[] {
+  iov[0] = view;
+  if (iov.length !== 1) iov.length = 1;
   return iov;
 }
 

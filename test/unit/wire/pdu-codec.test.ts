@@ -190,6 +190,8 @@ test('C2HData: PDO honours the host alignment, padding zeroed, data digest over 
         hdr.subarray(24 + (hd ? 4 : 0), pdo).every((x) => x === 0),
         'padding zero',
       );
+      // over a buffer that held other bytes (the slot's header buffer is reused): reserved zero
+      assert.equal(hdr.readUInt32LE(DataPdu.RESERVED), 0, 'reserved zero');
       const fields = readDataPduHeader(hdr, newDataPduHeader());
       assert.deepEqual(fields, {
         flags: flags | (hd ? PduFlags.HDGST : 0) | (dd ? PduFlags.DDGST : 0),

@@ -1,0 +1,308 @@
+// NVMe/TCP reads and the lifetime of what they are sent from (docs/ARCHITECTURE.md, one 4 KiB
+// read): a read that fits the slot's in-capsule buffer is read into it, a larger one into a
+// pool buffer, and the C2HData header sits in the slot too; none of them may be reused before
+// the socket's write callback says the burst is written, and a burst's slots must be freed by
+// its own callback, not another's. The real target, its TCP poll group and a malloc bdev on
+// the thread harness, over a socket that holds the buffers it is given and reads them only
+// when the test lets a burst go (as the kernel may copy them as late as the callback), so a
+// buffer reused too early shows as another read's data, a wrong CID or a bad data digest.
+import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
+import type net from 'node:net';
+import { after, before, test } from 'node:test';
+import { bdevGetReplica } from '../../../src/bdev/index.ts';
+import { createMallocBdev, type MallocBackend } from '../../../src/modules/bdev/malloc/malloc.ts';
+import { NVMF_TGT_DEVICE } from '../../../src/nvmf/messages.ts';
+import { NvmfPollGroup } from '../../../src/nvmf/poll-group.ts';
+import { NvmfTarget, setTarget } from '../../../src/nvmf/target.ts';
+import { createTcpPollGroup, TCP_DEFAULT_OPTIONS, type TcpPollGroup } from '../../../src/nvmf/tcp/index.ts';
+import { registerTransport, type TransportAddress } from '../../../src/nvmf/transport.ts';
+import { registerIoDevice } from '../../../src/thread/index.ts';
+import { CONNECT_CATTR_DISABLE_SQFLOW, FabricsSqe, writePropertySet } from '../../../src/wire/fabrics.ts';
+import { ControllerRegister, Cqe, NvmOpcode, SQE_SIZE, Sqe } from '../../../src/wire/nvme.ts';
+import {
+  CapsuleResp,
+  Ch,
+  DataPdu,
+  DIGEST_SIZE,
+  dataDigest,
+  PduFlags,
+  PduType,
+} from '../../../src/wire/tcp.ts';
+import { pattern } from '../../lib/pattern.ts';
+import { capsuleCmd, connectCmd, type DigestOptions, icDigests, icReq, ioSqe } from '../../lib/raw-pdu.ts';
+import { pollIdle, settle } from '../bdev/harness.ts';
+
+const NQN = 'nqn.2016-06.io.spdk:reads';
+const BS = 4096;
+const BLOCKS = 512;
+/** CC.EN = 1, IOSQES 6, IOCQES 4 */
+const CC_ENABLE = 1 | (6 << 16) | (4 << 20);
+const LISTEN: TransportAddress = { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: '4420' };
+
+interface Burst {
+  bufs: Buffer[];
+  callbacks: (() => void)[];
+}
+
+/**
+ * A socket with no kernel that keeps the buffers it is given (no copy) and their callbacks,
+ * one burst per cork; `transmit` reads a burst's buffers only then, and runs its callbacks.
+ */
+class HeldSocket extends EventEmitter {
+  readonly remoteAddress = '127.0.0.1';
+  readonly remotePort = 50000;
+  readonly remoteFamily = 'IPv4';
+  destroyed = false;
+  private readonly bursts: Burst[] = [];
+  private corked: Burst | null = null;
+  /** the bytes transmitted so far, not yet parsed */
+  private stream: Buffer[] = [];
+  setNoDelay(): this {
+    return this;
+  }
+  resume(): this {
+    return this;
+  }
+  cork(): void {
+    this.corked = { bufs: [], callbacks: [] };
+    this.bursts.push(this.corked);
+  }
+  uncork(): void {
+    this.corked = null;
+  }
+  end(): this {
+    return this;
+  }
+  destroy(): this {
+    this.destroyed = true;
+    return this;
+  }
+  write(buf: Buffer, cb?: () => void): boolean {
+    let b = this.corked;
+    if (b === null) {
+      b = { bufs: [], callbacks: [] };
+      this.bursts.push(b);
+    }
+    b.bufs.push(buf);
+    if (cb !== undefined) b.callbacks.push(cb);
+    return true;
+  }
+  get held(): number {
+    return this.bursts.length;
+  }
+  /** The first `n` bursts held (all by default) leave now: read, then their callbacks run. */
+  transmit(n = Number.POSITIVE_INFINITY): void {
+    for (let k = 0; k < n && this.bursts.length > 0; k++) {
+      const b = this.bursts.shift() as Burst;
+      this.stream.push(Buffer.concat(b.bufs));
+      for (const cb of b.callbacks) cb();
+    }
+  }
+  /** The PDUs transmitted so far: per CID the CQE status (a C2HData with SUCCESS counts as 0)
+   * and the data of its C2HData, its data digest checked when there is one. */
+  take(): {
+    status: Map<number, number>;
+    dw0: Map<number, number>;
+    data: Map<number, Buffer>;
+    success: Set<number>;
+  } {
+    const stream = Buffer.concat(this.stream.splice(0));
+    const status = new Map<number, number>();
+    const dw0 = new Map<number, number>();
+    const success = new Set<number>();
+    const data = new Map<number, Buffer>();
+    for (let off = 0; off < stream.length; ) {
+      const plen = stream.readUInt32LE(off + Ch.PLEN);
+      const type = stream[off + Ch.TYPE];
+      if (type === PduType.CAPSULE_RESP) {
+        const cqe = off + CapsuleResp.CQE;
+        const cid = stream.readUInt16LE(cqe + Cqe.CID);
+        status.set(cid, stream.readUInt16LE(cqe + Cqe.STATUS) >> 1);
+        dw0.set(cid, stream.readUInt32LE(cqe + Cqe.DW0));
+      } else if (type === PduType.C2H_DATA) {
+        const flags = stream[off + Ch.FLAGS];
+        const pdo = stream[off + Ch.PDO];
+        const cid = stream.readUInt16LE(off + DataPdu.CCCID);
+        const datal = stream.readUInt32LE(off + DataPdu.DATAL);
+        const d = Buffer.from(stream.subarray(off + pdo, off + pdo + datal));
+        if ((flags & PduFlags.DDGST) !== 0) {
+          assert.equal(plen, pdo + datal + DIGEST_SIZE, `CID ${cid}: PLEN`);
+          assert.equal(stream.readUInt32LE(off + pdo + datal), dataDigest(d), `CID ${cid}: data digest`);
+        } else assert.equal(plen, pdo + datal, `CID ${cid}: PLEN`);
+        assert.ok(!data.has(cid), `CID ${cid}: one C2HData`);
+        data.set(cid, d);
+        if ((flags & PduFlags.DATA_SUCCESS) !== 0) {
+          status.set(cid, 0);
+          success.add(cid);
+        }
+      }
+      off += plen;
+    }
+    return { status, dw0, data, success };
+  }
+}
+
+interface Queue {
+  sock: HeldSocket;
+  digests: DigestOptions;
+}
+
+const groups: TcpPollGroup[] = [];
+let tgt: NvmfTarget;
+let cntlid = 0xffff;
+let nextCid = 100;
+
+/** Block `lba`'s content: a pattern of its own. */
+function blockData(lba: number): Buffer {
+  return pattern(BS, 7000 + lba);
+}
+
+/** A connection of queue `qid`: ICReq (digests, hpda), Connect (SQ flow control on or off). */
+function connectQueue(qid: number, digests: DigestOptions, hpda: number, sqFlowOff: boolean): Queue {
+  const sock = new HeldSocket();
+  groups[0].addSocket(sock as unknown as net.Socket, LISTEN);
+  sock.emit('data', icReq({ dgst: icDigests(digests), hpda }));
+  pollIdle();
+  sock.transmit();
+  sock.take();
+  const c = connectCmd(1, qid, 64, cntlid, NQN);
+  if (sqFlowOff) c.sqe[FabricsSqe.CONNECT_CATTR] = CONNECT_CATTR_DISABLE_SQFLOW;
+  sock.emit('data', capsuleCmd(c.sqe, c.data, digests));
+  pollIdle();
+  sock.transmit();
+  const got = sock.take();
+  assert.equal(got.status.get(1), 0, `Connect of qid ${qid}`);
+  return { sock, digests };
+}
+
+before(async () => {
+  registerTransport({
+    name: 'TCP',
+    defaults: () => ({ ...TCP_DEFAULT_OPTIONS }),
+    createPollGroup(opts, events) {
+      const g = createTcpPollGroup(opts, events, () => {});
+      groups.push(g);
+      return g;
+    },
+    listen: async () => ({ close: async () => {} }),
+  });
+  registerIoDevice(
+    NVMF_TGT_DEVICE,
+    () => new NvmfPollGroup(),
+    (pg) => pg.destroy(),
+    'nvmf_tgt',
+  );
+  tgt = new NvmfTarget();
+  setTarget(tgt);
+  await settle(tgt.start(1));
+  await settle(tgt.createTransport({ ...TCP_DEFAULT_OPTIONS }));
+  await settle(createMallocBdev({ name: 'Reads0', numBlocks: BLOCKS, blockSize: BS }));
+  await settle(
+    tgt.createSubsystem({
+      nqn: NQN,
+      serial: 'SN-READS',
+      model: 'reads',
+      allowAnyHost: true,
+      maxNamespaces: 8,
+      minCntlid: 1,
+      maxCntlid: 0xffef,
+      anaReporting: false,
+    }),
+  );
+  await settle(tgt.addNamespace(NQN, { bdevName: 'Reads0', nsid: 1 }));
+  await settle(tgt.addListener(NQN, LISTEN));
+  const bdev = bdevGetReplica('Reads0');
+  assert.ok(bdev !== undefined);
+  const mem = (bdev.backend as MallocBackend).mem;
+  for (let lba = 0; lba < BLOCKS; lba++) blockData(lba).copy(mem, lba * BS);
+  // the admin queue, then CC.EN
+  const adminSock = new HeldSocket();
+  groups[0].addSocket(adminSock as unknown as net.Socket, LISTEN);
+  adminSock.emit('data', icReq());
+  pollIdle();
+  adminSock.transmit();
+  adminSock.take();
+  const c = connectCmd(1, 0, 32, 0xffff, NQN);
+  adminSock.emit('data', capsuleCmd(c.sqe, c.data));
+  pollIdle();
+  adminSock.transmit();
+  const connected = adminSock.take();
+  assert.equal(connected.status.get(1), 0, 'Connect of the admin queue');
+  cntlid = (connected.dw0.get(1) ?? 0) & 0xffff;
+  const enable = Buffer.alloc(SQE_SIZE);
+  writePropertySet(enable, ControllerRegister.CC, CC_ENABLE, 4);
+  enable.writeUInt16LE(2, Sqe.CID);
+  adminSock.emit('data', capsuleCmd(enable));
+  pollIdle();
+  adminSock.transmit();
+  assert.equal(adminSock.take().status.get(2), 0, 'CC.EN set');
+});
+
+after(async () => {
+  await settle(tgt.stop());
+  setTarget(null);
+});
+
+/** A batch of reads, each [lba, blocks], sent in one socket read; their CIDs. */
+function sendReads(
+  q: Queue,
+  reads: Array<[number, number]>,
+): Array<{ cid: number; lba: number; blocks: number }> {
+  const sent = reads.map(([lba, blocks]) => ({ cid: nextCid++, lba, blocks }));
+  q.sock.emit(
+    'data',
+    Buffer.concat(
+      sent.map((r) =>
+        capsuleCmd(ioSqe(NvmOpcode.READ, r.cid, 1, r.lba, r.blocks, r.blocks * BS), null, q.digests),
+      ),
+    ),
+  );
+  pollIdle();
+  return sent;
+}
+
+/** `count` reads of 4, 8 and 16 KiB (in-capsule buffer, its whole size, a pool buffer) from `base` on. */
+function batch(base: number, count: number): Array<[number, number]> {
+  const sizes = [1, 2, 4];
+  const out: Array<[number, number]> = [];
+  let lba = base;
+  for (let i = 0; i < count; i++) {
+    const blocks = sizes[i % sizes.length];
+    out.push([lba, blocks]);
+    lba += blocks;
+  }
+  return out;
+}
+
+for (const [name, digests, hpda, sqFlowOff] of [
+  ['no digests', {}, 0, false],
+  ['header and data digests, a 16-byte data alignment', { hdgst: true, ddgst: true }, 3, false],
+  ['SQ flow control off (C2HData with SUCCESS, no response)', {}, 0, true],
+] as Array<[string, DigestOptions, number, boolean]>) {
+  test(`reads back to back while the socket holds earlier bursts get their own data, ${name}`, () => {
+    const qid = name.startsWith('no') ? 1 : name.startsWith('header') ? 2 : 3;
+    const q = connectQueue(qid, digests, hpda, sqFlowOff);
+    // A and B written, neither transmitted: B takes other slots than A's
+    const a = sendReads(q, batch(0, 12));
+    const b = sendReads(q, batch(100, 12));
+    assert.equal(q.sock.held, 2, 'one burst per batch, both held');
+    // A's burst leaves: its slots are free again while B's data is still held
+    q.sock.transmit(1);
+    // C reuses A's slots (and A's burst); then D on top while C and B are held
+    const c = sendReads(q, batch(200, 12));
+    const d = sendReads(q, batch(300, 12));
+    q.sock.transmit(1); // B
+    const e = sendReads(q, batch(400, 12)); // B's slots again, C and D held
+    q.sock.transmit();
+    const got = q.sock.take();
+    for (const r of [...a, ...b, ...c, ...d, ...e]) {
+      assert.equal(got.status.get(r.cid), 0, `CID ${r.cid} status`);
+      assert.equal(got.success.has(r.cid), sqFlowOff, `CID ${r.cid}: C2HData with SUCCESS`);
+      const want = Buffer.concat(Array.from({ length: r.blocks }, (_v, i) => blockData(r.lba + i)));
+      const have = got.data.get(r.cid);
+      assert.ok(have !== undefined, `CID ${r.cid}: data`);
+      assert.ok(have.equals(want), `CID ${r.cid}: LBA ${r.lba}, ${r.blocks} blocks read back intact`);
+    }
+  });
+}
