@@ -83,7 +83,8 @@ export class PduReceiver {
    * Another type is a PDU sequence error, whatever it is (SPDK checks the state first).
    */
   expectType = -1;
-  private readonly accepts: readonly number[];
+  /** 1 at the index of each PDU type this side may receive (a lookup, not a search, per PDU) */
+  private readonly accepts = new Uint8Array(256);
   private readonly sink: PduSink;
   /** reassembly buffer for a PDU that straddles chunks (null when not reassembling) */
   private partial: Buffer | null = null;
@@ -105,7 +106,7 @@ export class PduReceiver {
 
   constructor(sink: PduSink, accepts: readonly number[], maxPlen: number) {
     this.sink = sink;
-    this.accepts = accepts;
+    for (const type of accepts) this.accepts[type] = 1;
     this.maxPlen = maxPlen;
   }
 
@@ -266,8 +267,7 @@ export class PduReceiver {
     if (this.expectType >= 0 && type !== this.expectType) {
       return this.headerError(buf, off, TermReqFes.PDU_SEQUENCE_ERROR, 0);
     }
-    if (!this.accepts.includes(type))
-      return this.headerError(buf, off, TermReqFes.INVALID_HEADER_FIELD, Ch.TYPE);
+    if (this.accepts[type] !== 1) return this.headerError(buf, off, TermReqFes.INVALID_HEADER_FIELD, Ch.TYPE);
     if (hlen !== expectedHlen(type))
       return this.headerError(buf, off, TermReqFes.INVALID_HEADER_FIELD, Ch.HLEN);
     const hd = this.headerDigest && pduHasHeaderDigest(type) ? DIGEST_SIZE : 0;
