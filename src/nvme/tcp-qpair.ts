@@ -39,6 +39,17 @@ export type { CommandCallback } from './qpair.ts';
 
 /** One socket read fills at most this (libuv's own suggestion for a stream read). */
 const RX_BUFFER_SIZE = 65536;
+/**
+ * A large C2HData payload is read straight into the command's buffer when at least this much of
+ * it is still missing: below that, a read of its own would cost more than the copy it saves.
+ */
+const PLACED_READ_MIN = 16384;
+/**
+ * After a read straight into a command's buffer, the next read takes at most this much: the PDU
+ * headers that follow, so that the next large payload is not read into the connection's buffer
+ * (and copied) only to be followed by a placed read for its rest.
+ */
+const HEADER_READ_SIZE = 128;
 
 export interface QpairConnectOptions {
   traddr: string;
@@ -65,24 +76,31 @@ export interface QpairTlsOptions {
 
 /**
  * TCP, or TLS 1.3 over TCP; `ready` is the event after which the ICReq may go. Received bytes go
- * to `onData`: over plain TCP every read lands in one buffer the connection reuses (no ArrayBuffer
- * per read), so `onData` must be done with them when it returns (the PDU receiver is).
+ * to the receiver. Over plain TCP every read lands in one buffer the connection reuses (no
+ * ArrayBuffer per read; the receiver is done with it when push returns), or, while the receiver
+ * places a large C2HData payload, straight into the rest of the command's buffer (no copy).
  */
 function openSocket(
   opts: QpairConnectOptions,
-  onData: (buf: Buffer, length: number) => void,
+  to: { receiver: PduReceiver | null },
 ): { socket: net.Socket; ready: 'connect' | 'secureConnect' } {
   const port = Number.parseInt(opts.trsvcid, 10);
   const t = opts.tls;
   if (t === undefined) {
+    const rx = Buffer.allocUnsafeSlow(RX_BUFFER_SIZE);
+    const rxHeaders = rx.subarray(0, HEADER_READ_SIZE);
+    let placed = false;
     const socket = net.connect({
       host: opts.traddr,
       port,
       noDelay: true,
       onread: {
-        buffer: Buffer.allocUnsafeSlow(RX_BUFFER_SIZE),
+        // asked before every read (the first time maybe before the receiver exists)
+        buffer: (): Uint8Array => to.receiver?.placementWindow(PLACED_READ_MIN) ?? (placed ? rxHeaders : rx),
         callback: (nread: number, buf: Uint8Array): boolean => {
-          onData(buf as Buffer, nread);
+          placed = buf !== rx && buf !== rxHeaders;
+          if (placed) to.receiver?.pushPlaced(nread);
+          else to.receiver?.push(rx, nread);
           return true;
         },
       },
@@ -100,7 +118,7 @@ function openSocket(
     pskCallback: () => ({ psk: t.psk, identity: t.identity }),
   });
   socket.setNoDelay(true);
-  socket.on('data', (chunk: Buffer) => onData(chunk, chunk.length));
+  socket.on('data', (chunk: Buffer) => to.receiver?.push(chunk, chunk.length));
   return { socket, ready: 'secureConnect' };
 }
 
@@ -142,8 +160,10 @@ export class NvmeTcpQpair extends QpairCore<HostRequest> implements PduSink {
   /** TCP connect + ICReq/ICResp. */
   static connect(opts: QpairConnectOptions): Promise<NvmeTcpQpair> {
     return new Promise((resolve, reject) => {
-      const { socket, ready } = openSocket(opts, (buf, length) => q.receiver.push(buf, length));
+      const to: { receiver: PduReceiver | null } = { receiver: null };
+      const { socket, ready } = openSocket(opts, to);
       const q = new NvmeTcpQpair(socket, opts);
+      to.receiver = q.receiver;
       const timer = setTimeout(() => {
         q.fatal('connect timeout');
       }, opts.connectTimeoutMs ?? 10000);

@@ -193,6 +193,29 @@ export class PduReceiver {
     }
   }
 
+  /**
+   * Where the next socket read may land straight away: the unfilled rest of the data being
+   * placed directly (a view of the sink's buffer, exactly as long as what is missing), or null
+   * when the next bytes belong in the connection's own buffer. A socket that reads into it
+   * reports the bytes with pushPlaced, so they are never copied again. `minLength`: no window
+   * for less (a read of its own for a short rest costs more than the copy it saves).
+   */
+  placementWindow(minLength = 1): Buffer | null {
+    const dest = this.direct;
+    if (dest === null || this.state === RecvState.ERROR || dest.length - this.directFill < minLength)
+      return null;
+    return dest.subarray(this.directFill);
+  }
+
+  /** `length` bytes were read straight into the window placementWindow gave. */
+  pushPlaced(length: number): void {
+    const dest = this.direct;
+    // the connection failed after the window was given: the bytes are ignored like any other
+    if (dest === null || this.state === RecvState.ERROR) return;
+    this.directFill += length;
+    if (this.directFill === dest.length && this.ddgstFill === this.ddgstLen) this.finishDirect();
+  }
+
   /** Stop parsing: used after the owner decided the connection is dead. */
   fail(): void {
     this.state = RecvState.ERROR;
