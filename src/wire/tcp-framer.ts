@@ -40,6 +40,11 @@ export class PduFramer {
     this.toEnd = -1;
   }
 
+  /** Bytes until the end of the current PDU (0: at a boundary), -1 when not framing. */
+  get bytesToPduEnd(): number {
+    return this.toEnd;
+  }
+
   /** `n` bytes were read straight into a payload: they end no PDU before that payload does. */
   placed(n: number): void {
     this.toEnd = this.toEnd < n ? -1 : this.toEnd - n;

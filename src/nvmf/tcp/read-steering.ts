@@ -11,12 +11,21 @@ import type { ReadSteering } from './socket.ts';
 /** Below this many payload bytes still to come a read into a pooled buffer serves as well. */
 export const PAYLOAD_READ_MIN = 16 * 1024;
 
+/**
+ * After a steered payload, the next read stops this far past the end of its PDU: far enough
+ * for the next PDUs' headers, short of the next payload (which the framer can then steer
+ * instead of a full read copying up to 64 KiB of it).
+ */
+export const HEADERS_READ_SIZE = 128;
+
 export class PayloadSteering implements ReadSteering {
   private readonly framer = new PduFramer();
   private readonly placer: PayloadPlacer;
   /** the payload's destination the next reads fill (null: none), and how much was read */
   private payload: Buffer | null = null;
   private payloadRead = 0;
+  /** the next pooled read's length limit (0: none) */
+  private limit = 0;
 
   constructor(placer: PayloadPlacer) {
     this.placer = placer;
@@ -28,7 +37,12 @@ export class PayloadSteering implements ReadSteering {
     return this.payloadRead === 0 ? p : p.subarray(this.payloadRead);
   }
 
+  nextReadLimit(): number {
+    return this.limit;
+  }
+
   pooledRead(buf: Buffer, n: number): void {
+    this.limit = 0;
     // a pooled read's bytes may still be payload (the parse copies them)
     if (this.payload !== null) this.advance(n);
     const rest = this.framer.scan(buf, n, this.placer, PAYLOAD_READ_MIN);
@@ -41,18 +55,24 @@ export class PayloadSteering implements ReadSteering {
   placedRead(n: number): void {
     this.framer.placed(n);
     this.advance(n);
+    if (this.payload === null) {
+      const toEnd = this.framer.bytesToPduEnd;
+      this.limit = toEnd < 0 ? 0 : toEnd + HEADERS_READ_SIZE;
+    }
   }
 
   /** After a parse of every byte read: follow the receiver. */
   resync(receiver: PduReceiver): void {
     this.payload = receiver.placementWindow(PAYLOAD_READ_MIN);
     this.payloadRead = 0;
+    this.limit = 0;
     this.framer.resync(receiver.bytesToPduEnd(), receiver.dataTagInProgress());
   }
 
   /** The connection is ending: reads go to pooled buffers from now on. */
   stop(): void {
     this.payload = null;
+    this.limit = 0;
     this.framer.stop();
   }
 

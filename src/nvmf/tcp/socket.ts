@@ -46,6 +46,8 @@ export const PLACED_DATA: Buffer = Buffer.alloc(0);
 export interface ReadSteering {
   /** the buffer the next read fills (null: a pooled one) */
   nextReadTarget(): Buffer | null;
+  /** at most this many bytes for the next pooled read (0: a whole buffer) */
+  nextReadLimit(): number;
   /** bytes [0, n) of `buf` (pooled) were read */
   pooledRead(buf: Buffer, n: number): void;
   /** `n` bytes were read into the buffer nextReadTarget gave */
@@ -104,6 +106,8 @@ export class PlainSocket implements QpairSocket {
   private steering: ReadSteering | null = null;
   /** the handle's next read fills the buffer the steering named, not a pooled one */
   private readingSteered = false;
+  /** the pooled buffer the handle's next read fills (from its start, maybe not all of it) */
+  private armed: Buffer | null = null;
   readonly securePeer = null;
   readonly remoteAddress: string;
   readonly remotePort: number;
@@ -135,9 +139,14 @@ export class PlainSocket implements QpairSocket {
         onread: {
           // called after each read's callback: it names the buffer of the next read
           buffer: (): Buffer => {
-            const target = this.steering?.nextReadTarget() ?? null;
+            const steering = this.steering;
+            const target = steering?.nextReadTarget() ?? null;
             this.readingSteered = target !== null;
-            return target ?? pool.get();
+            if (target !== null) return target;
+            const b = pool.get();
+            this.armed = b;
+            const limit = steering?.nextReadLimit() ?? 0;
+            return limit > 0 && limit < b.length ? b.subarray(0, limit) : b;
           },
           callback: (nread: number, buf: Uint8Array): boolean => {
             const steering = this.steering;
@@ -145,8 +154,10 @@ export class PlainSocket implements QpairSocket {
               onData(PLACED_DATA, nread, false);
               steering.placedRead(nread);
             } else {
-              onData(buf as Buffer, nread, true);
-              steering?.pooledRead(buf as Buffer, nread);
+              // the whole pooled buffer (a limited read filled its start): it goes back whole
+              const b = this.armed ?? (buf as Buffer);
+              onData(b, nread, true);
+              steering?.pooledRead(b, nread);
             }
             return true;
           },

@@ -292,6 +292,7 @@ function mixedStream(w: Waiting, sizes: number[], digests: boolean, splitAt: num
 }
 const want = new Map<number, Buffer>();
 let steeredReads = 0;
+let limitedReads = 0;
 
 test('reads of any size, parses at any point: steered reads leave every buffer as a copy would (property)', () => {
   fc.assert(
@@ -353,7 +354,9 @@ test('reads of any size, parses at any point: steered reads leave every buffer a
             steeredReads++;
           } else {
             const buf = Buffer.alloc(65536, 0xee);
-            const n = Math.min(size, buf.length, stream.length - at);
+            const limit = steering.nextReadLimit();
+            const n = Math.min(size, limit > 0 ? limit : buf.length, stream.length - at);
+            if (limit > 0) limitedReads++;
             stream.copy(buf, 0, at, at + n);
             at += n;
             queue.push([buf, n]);
@@ -377,4 +380,5 @@ test('reads of any size, parses at any point: steered reads leave every buffer a
     { numRuns: 300 },
   );
   assert.ok(steeredReads > 50, `${steeredReads} reads steered over the runs`);
+  assert.ok(limitedReads > 10, `${limitedReads} reads limited to the next headers`);
 });
