@@ -5,7 +5,16 @@
 // (into a buffer of exactly its length).
 
 import { crc32c } from '@node-rs/crc32';
-import { Ch, DIGEST_SIZE, expectedHlen, PduType, pduHasHeaderDigest, TermReq, TermReqFes } from './tcp.ts';
+import {
+  Ch,
+  DataPdu,
+  DIGEST_SIZE,
+  expectedHlen,
+  PduType,
+  pduHasHeaderDigest,
+  TermReq,
+  TermReqFes,
+} from './tcp.ts';
 
 export const RecvState = {
   /** waiting for the 8-byte common header */
@@ -54,7 +63,7 @@ export interface PduSink {
 }
 
 /** Data PDUs at least this long that straddle chunks go straight to their destination. */
-const DIRECT_PLACEMENT_MIN = 1024;
+export const DIRECT_PLACEMENT_MIN = 1024;
 
 /** Which PDU types a side may receive. */
 export const TARGET_ACCEPTS: readonly number[] = [
@@ -207,11 +216,39 @@ export class PduReceiver {
     return dest.subarray(this.directFill);
   }
 
+  /**
+   * Bytes of the stream until the end of the PDU being received (0: at a PDU boundary), or
+   * -1 when not known (in the middle of a common header, or stopped).
+   */
+  bytesToPduEnd(): number {
+    if (this.state === RecvState.ERROR || this.chFill > 0) return -1;
+    const dest = this.direct;
+    if (dest !== null) return dest.length - this.directFill + this.ddgstLen - this.ddgstFill;
+    return this.partial === null ? 0 : this.plen - this.partialFill;
+  }
+
+  /**
+   * The transfer tag of the H2CData PDU being received (its data still arriving): -1 when none
+   * is, -2 when one is but its tag has not arrived yet.
+   */
+  dataTagInProgress(): number {
+    if (this.state === RecvState.ERROR || this.chFill > 0) return -2;
+    const buf = this.direct !== null || this.headerFirst ? this.hdrBuf : this.partial;
+    if (buf === null || buf[Ch.TYPE] !== PduType.H2C_DATA) return -1;
+    const have = this.direct !== null ? this.headerTarget : this.partialFill;
+    return have >= DataPdu.TTAG + 2 ? buf.readUInt16LE(DataPdu.TTAG) : -2;
+  }
+
   /** `length` bytes were read straight into the window placementWindow gave. */
   pushPlaced(length: number): void {
-    const dest = this.direct;
     // the connection failed after the window was given: the bytes are ignored like any other
-    if (dest === null || this.state === RecvState.ERROR) return;
+    if (this.state === RecvState.ERROR) return;
+    const dest = this.direct;
+    if (dest === null || length > dest.length - this.directFill) {
+      // bytes placed where this receiver expected none: end the connection
+      this.error(TermReqFes.PDU_SEQUENCE_ERROR, 0, null);
+      return;
+    }
     this.directFill += length;
     if (this.directFill === dest.length && this.ddgstFill === this.ddgstLen) this.finishDirect();
   }

@@ -59,6 +59,7 @@ import {
   type TransportOptions,
   XferDir,
 } from '../transport.ts';
+import { PayloadSteering } from './read-steering.ts';
 import {
   ADMIN_IN_CAPSULE_SIZE,
   type BufferPool,
@@ -67,7 +68,7 @@ import {
   TcpRequest,
   type TcpRequestQueue,
 } from './request.ts';
-import type { QpairSocket, RxBufferPool } from './socket.ts';
+import { PLACED_DATA, type QpairSocket, type RxBufferPool } from './socket.ts';
 
 const log = logger('nvmf_tcp');
 
@@ -159,6 +160,8 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
   connectTimer: NodeJS.Timeout | null = null;
   /** keeps fused pairs together in arrival order (an R2T write's data may come between them) */
   private readonly fused: FusedOrder;
+  /** reads of a large write's payload go straight into its buffer (plain sockets) */
+  private readonly steering: PayloadSteering;
 
   constructor(group: TcpQpairGroup, socket: QpairSocket, listenAddr: TransportAddress) {
     this.group = group;
@@ -179,6 +182,8 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
     this.receiver = new PduReceiver(this, TARGET_ACCEPTS, IcReq.SIZE);
     this.receiver.expectType = PduType.IC_REQ;
     this.fused = new FusedOrder((req) => this.execute(req as TcpRequest));
+    this.steering = new PayloadSteering(this);
+    socket.steerReads?.(this.steering);
   }
 
   /** host address -> listener, for log lines */
@@ -199,6 +204,7 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
     if (log.debugEnabled()) log.debug(`${this.peerName()}: disconnect (${reason ?? 'no reason given'})`);
     this.state = TcpQpairState.TERMINATING;
     this.receiver.fail();
+    this.steering.stop();
     this.flush();
     this.socket.end();
     // the 'close' event finishes the job; destroy if the peer does not answer
@@ -221,11 +227,15 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
     this.rxQueued = false;
     for (let i = 0; i < chunks.length; i++) {
       if (this.state !== TcpQpairState.AWAIT_IC_REQ && this.state !== TcpQpairState.RUNNING) break;
-      this.receiver.push(chunks[i], lengths[i]);
+      if (chunks[i] === PLACED_DATA) this.receiver.pushPlaced(lengths[i]);
+      else this.receiver.push(chunks[i], lengths[i]);
     }
     chunks.length = 0;
     lengths.length = 0;
     releaseRx(pooled, this.group.rxBuffers);
+    // every byte read is parsed now (a break above ends the connection)
+    if (this.state === TcpQpairState.RUNNING) this.steering.resync(this.receiver);
+    else this.steering.stop();
   }
 
   onPdu(pdu: Buffer, dataOffset: number, dataLength: number, dataDigestOk: boolean): void {
@@ -736,6 +746,7 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
   terminate(fes: number, fei: number, header: Buffer | null): void {
     if (this.state === TcpQpairState.TERMINATING || this.state === TcpQpairState.CLOSED) return;
     this.receiver.fail();
+    this.steering.stop();
     // error data: the offending PDU's header, never its data
     const pdu = Buffer.alloc(TermReq.HDR_SIZE + termReqErrorDataLength(header));
     writeTermReq(pdu, PduType.C2H_TERM_REQ, fes, termReqFei(fes, fei), header);

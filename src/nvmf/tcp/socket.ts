@@ -24,6 +24,8 @@ export interface QpairSocket {
    * connection to `onClose` (once).
    */
   start(onData: RxHandler, onClose: () => void): void;
+  /** Optional: let `steering` choose where reads land (a socket reading with onread only). */
+  steerReads?(steering: ReadSteering): void;
   /** write `bufs` in order as one burst; `done` (if any) runs once the last one is written */
   writeBurst(bufs: readonly Buffer[], done: (() => void) | null): void;
   /** close after what was written (TLS: close_notify first) */
@@ -33,6 +35,24 @@ export interface QpairSocket {
 }
 
 export type RxHandler = (buf: Buffer, length: number, pooled: boolean) => void;
+
+/**
+ * Given to RxHandler for bytes read straight into the buffer ReadSteering named: they are
+ * already where they belong, only their count is news.
+ */
+export const PLACED_DATA: Buffer = Buffer.alloc(0);
+
+/** Chooses where a connection's reads land, and hears of every read in order. */
+export interface ReadSteering {
+  /** the buffer the next read fills (null: a pooled one) */
+  nextReadTarget(): Buffer | null;
+  /** at most this many bytes for the next pooled read (0: a whole buffer) */
+  nextReadLimit(): number;
+  /** bytes [0, n) of `buf` (pooled) were read */
+  pooledRead(buf: Buffer, n: number): void;
+  /** `n` bytes were read into the buffer nextReadTarget gave */
+  placedRead(n: number): void;
+}
 
 /** What one socket read may fill (libuv's own suggestion for a stream read). */
 export const RX_BUFFER_SIZE = 65536;
@@ -83,6 +103,11 @@ function corkedWrite(s: net.Socket, bufs: readonly Buffer[], done: (() => void) 
 export class PlainSocket implements QpairSocket {
   private socket: net.Socket;
   private readonly pool: RxBufferPool | null;
+  private steering: ReadSteering | null = null;
+  /** the handle's next read fills the buffer the steering named, not a pooled one */
+  private readingSteered = false;
+  /** the pooled buffer the handle's next read fills (from its start, maybe not all of it) */
+  private armed: Buffer | null = null;
   readonly securePeer = null;
   readonly remoteAddress: string;
   readonly remotePort: number;
@@ -112,9 +137,28 @@ export class PlainSocket implements QpairSocket {
         readable: true,
         writable: true,
         onread: {
-          buffer: () => pool.get(),
+          // called after each read's callback: it names the buffer of the next read
+          buffer: (): Buffer => {
+            const steering = this.steering;
+            const target = steering?.nextReadTarget() ?? null;
+            this.readingSteered = target !== null;
+            if (target !== null) return target;
+            const b = pool.get();
+            this.armed = b;
+            const limit = steering?.nextReadLimit() ?? 0;
+            return limit > 0 && limit < b.length ? b.subarray(0, limit) : b;
+          },
           callback: (nread: number, buf: Uint8Array): boolean => {
-            onData(buf as Buffer, nread, true);
+            const steering = this.steering;
+            if (this.readingSteered && steering !== null) {
+              onData(PLACED_DATA, nread, false);
+              steering.placedRead(nread);
+            } else {
+              // the whole pooled buffer (a limited read filled its start): it goes back whole
+              const b = this.armed ?? (buf as Buffer);
+              onData(b, nread, true);
+              steering?.pooledRead(b, nread);
+            }
             return true;
           },
         },
@@ -134,6 +178,11 @@ export class PlainSocket implements QpairSocket {
     s.on('error', ignoreError);
     s.on('close', onClose);
     s.resume();
+  }
+
+  steerReads(steering: ReadSteering): void {
+    // only a socket reading with onread chooses where a read lands
+    if (this.pool !== null) this.steering = steering;
   }
 
   writeBurst(bufs: readonly Buffer[], done: (() => void) | null): void {
