@@ -32,16 +32,13 @@ import type net from 'node:net';
 import { parseArgs } from 'node:util';
 import { registerBdevModule } from '../src/bdev/module.ts';
 import { createNullBdev, nullModule } from '../src/modules/bdev/null/null.ts';
-import { NVMF_TGT_DEVICE } from '../src/nvmf/messages.ts';
-import { NvmfPollGroup } from '../src/nvmf/poll-group.ts';
-import { NvmfTarget, setTarget } from '../src/nvmf/target.ts';
-import { createTcpPollGroup, TCP_DEFAULT_OPTIONS, type TcpPollGroup } from '../src/nvmf/tcp/index.ts';
-import { registerTransport, type TransportAddress } from '../src/nvmf/transport.ts';
-import { registerIoDevice } from '../src/thread/index.ts';
+import { TCP_DEFAULT_OPTIONS, type TcpPollGroup } from '../src/nvmf/tcp/index.ts';
+import type { TransportAddress } from '../src/nvmf/transport.ts';
 import * as T from '../src/thread/testing.ts';
 import { writePropertySet } from '../src/wire/fabrics.ts';
 import { ControllerRegister, Cqe, NvmOpcode, SQE_SIZE, Sqe } from '../src/wire/nvme.ts';
 import { CapsuleCmd, CapsuleResp, Ch, DataPdu, PduType, R2t } from '../src/wire/tcp.ts';
+import { startInProcessTarget, tcpWithoutListener } from '../test/lib/in-process-target.ts';
 import { capsuleCmd, connectCmd, h2cData, icReq, ioSqe } from '../test/lib/raw-pdu.ts';
 
 const { values } = parseArgs({
@@ -103,27 +100,8 @@ function pollIdle(): void {
 
 const groups: TcpPollGroup[] = [];
 registerBdevModule(nullModule);
-registerTransport({
-  name: 'TCP',
-  defaults: () => ({ ...TCP_DEFAULT_OPTIONS }),
-  // no reactor to wake: the loop below polls
-  createPollGroup(opts, events) {
-    const g = createTcpPollGroup(opts, events, () => {});
-    groups.push(g);
-    return g;
-  },
-  listen: async () => ({ close: async () => {} }),
-});
-registerIoDevice(
-  NVMF_TGT_DEVICE,
-  () => new NvmfPollGroup(),
-  (pg) => pg.destroy(),
-  'nvmf_tgt',
-);
-const tgt = new NvmfTarget();
-setTarget(tgt);
-await settle(tgt.start(1));
-await settle(tgt.createTransport({ ...TCP_DEFAULT_OPTIONS }));
+// no reactor to wake: the loop below polls
+const tgt = await startInProcessTarget(settle, tcpWithoutListener(groups), { ...TCP_DEFAULT_OPTIONS });
 await settle(createNullBdev({ name: 'Null0', numBlocks: NUM_BLOCKS, blockSize: BS }));
 await settle(
   tgt.createSubsystem({

@@ -14,16 +14,14 @@ import { after, before, test } from 'node:test';
 import { describeDiscoveryEntry } from '../../src/apps/cli/decode.ts';
 import { createMallocBdev } from '../../src/modules/bdev/malloc/malloc.ts';
 import { NvmeController } from '../../src/nvme/index.ts';
-import { NVMF_TGT_DEVICE } from '../../src/nvmf/messages.ts';
-import { NvmfPollGroup } from '../../src/nvmf/poll-group.ts';
 import {
   decideConnectRequest,
   RDMA_DEFAULT_OPTIONS,
   rdmaOptionsError,
   rdmaTransportPlugin,
 } from '../../src/nvmf/rdma/index.ts';
-import { NvmfTarget, setTarget } from '../../src/nvmf/target.ts';
-import { registerTransport, type TransportAddress } from '../../src/nvmf/transport.ts';
+import { type NvmfTarget, setTarget } from '../../src/nvmf/target.ts';
+import type { TransportAddress } from '../../src/nvmf/transport.ts';
 import {
   Access,
   type CmEvent,
@@ -41,7 +39,6 @@ import {
   WorkRequest,
   WrOpcode,
 } from '../../src/rdma/index.ts';
-import { registerIoDevice } from '../../src/thread/index.ts';
 import * as T from '../../src/thread/testing.ts';
 import {
   DISCOVERY_LOG_ENTRY_SIZE,
@@ -83,6 +80,7 @@ import {
 import { settle, until } from '../unit/bdev/harness.ts';
 import { CC_ENABLE } from '../unit/nvmf/fake-ctrlr.ts';
 import { type FakeCmId, FakeRdma } from './fake-rdma.ts';
+import { startInProcessTarget } from './in-process-target.ts';
 import { pattern } from './pattern.ts';
 
 /** The tests, on a target whose RDMA transport has `no_srq` = `variant.noSrq`. */
@@ -101,25 +99,13 @@ export function rdmaTransportSuite(variant: { noSrq: boolean }): void {
     T.useFakeClock(1_000_000);
     resetRdmaRealm();
     substituteRdmaAddon(fabric);
-    registerTransport(rdmaTransportPlugin);
-    registerIoDevice(
-      NVMF_TGT_DEVICE,
-      () => new NvmfPollGroup(),
-      (pg) => pg.destroy(),
-      'nvmf_tgt',
-    );
-    tgt = new NvmfTarget();
-    setTarget(tgt);
-    await settle(tgt.start(1));
-    await settle(
-      tgt.createTransport({
-        ...RDMA_DEFAULT_OPTIONS,
-        io_unit_size: IO_UNIT,
-        max_queue_depth: 32,
-        max_aq_depth: 32,
-        no_srq: variant.noSrq,
-      }),
-    );
+    tgt = await startInProcessTarget(settle, rdmaTransportPlugin, {
+      ...RDMA_DEFAULT_OPTIONS,
+      io_unit_size: IO_UNIT,
+      max_queue_depth: 32,
+      max_aq_depth: 32,
+      no_srq: variant.noSrq,
+    });
     const bdev = await settle(createMallocBdev({ name: 'Malloc0', numBlocks: 2048, blockSize: BS }));
     await settle(
       tgt.createSubsystem({

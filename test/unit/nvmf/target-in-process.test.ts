@@ -11,13 +11,10 @@ import diagnosticsChannel from 'node:diagnostics_channel';
 import { after, before, test } from 'node:test';
 import { createMallocBdev } from '../../../src/modules/bdev/malloc/malloc.ts';
 import { IoQueue } from '../../../src/nvmf/io-queue.ts';
-import { NVMF_TGT_DEVICE } from '../../../src/nvmf/messages.ts';
-import { NvmfPollGroup } from '../../../src/nvmf/poll-group.ts';
-import { NvmfTarget, setTarget } from '../../../src/nvmf/target.ts';
+import { type NvmfTarget, setTarget } from '../../../src/nvmf/target.ts';
 import { NvmfCtrlr } from '../../../src/nvmf/target-controller.ts';
 import { TCP_DEFAULT_OPTIONS } from '../../../src/nvmf/tcp/index.ts';
-import { registerTransport, type TransportAddress } from '../../../src/nvmf/transport.ts';
-import { registerIoDevice } from '../../../src/thread/index.ts';
+import type { TransportAddress } from '../../../src/nvmf/transport.ts';
 import * as T from '../../../src/thread/testing.ts';
 import { type ControllerEvent, traceChannels } from '../../../src/util/trace.ts';
 import {
@@ -44,6 +41,7 @@ import {
   type FakeRequest,
   fakeTransport,
 } from '../../lib/fake-transport.ts';
+import { startInProcessTarget } from '../../lib/in-process-target.ts';
 import { pattern } from '../../lib/pattern.ts';
 import { ioSqe } from '../../lib/raw-pdu.ts';
 import { pollIdle, settle } from '../bdev/harness.ts';
@@ -62,17 +60,7 @@ let nextCid = 1;
 
 before(async () => {
   T.useFakeClock(1_000_000);
-  registerTransport(fake.plugin);
-  registerIoDevice(
-    NVMF_TGT_DEVICE,
-    () => new NvmfPollGroup(),
-    (pg) => pg.destroy(),
-    'nvmf_tgt',
-  );
-  tgt = new NvmfTarget();
-  setTarget(tgt);
-  await settle(tgt.start(1));
-  await settle(tgt.createTransport({ ...TCP_DEFAULT_OPTIONS, trtype: 'FAKE' }));
+  tgt = await startInProcessTarget(settle, fake.plugin, { ...TCP_DEFAULT_OPTIONS, trtype: 'FAKE' });
   const bdev = await settle(createMallocBdev({ name: 'Malloc0', numBlocks: 1024, blockSize: BS }));
   await settle(
     tgt.createSubsystem({

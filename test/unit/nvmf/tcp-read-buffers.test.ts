@@ -12,12 +12,9 @@ import type net from 'node:net';
 import { after, before, test } from 'node:test';
 import { bdevGetReplica } from '../../../src/bdev/index.ts';
 import { createMallocBdev, type MallocBackend } from '../../../src/modules/bdev/malloc/malloc.ts';
-import { NVMF_TGT_DEVICE } from '../../../src/nvmf/messages.ts';
-import { NvmfPollGroup } from '../../../src/nvmf/poll-group.ts';
-import { NvmfTarget, setTarget } from '../../../src/nvmf/target.ts';
-import { createTcpPollGroup, TCP_DEFAULT_OPTIONS, type TcpPollGroup } from '../../../src/nvmf/tcp/index.ts';
-import { registerTransport, type TransportAddress } from '../../../src/nvmf/transport.ts';
-import { registerIoDevice } from '../../../src/thread/index.ts';
+import { type NvmfTarget, setTarget } from '../../../src/nvmf/target.ts';
+import { TCP_DEFAULT_OPTIONS, type TcpPollGroup } from '../../../src/nvmf/tcp/index.ts';
+import type { TransportAddress } from '../../../src/nvmf/transport.ts';
 import { CONNECT_CATTR_DISABLE_SQFLOW, FabricsSqe, writePropertySet } from '../../../src/wire/fabrics.ts';
 import { ControllerRegister, Cqe, NvmOpcode, SQE_SIZE, Sqe } from '../../../src/wire/nvme.ts';
 import {
@@ -29,6 +26,7 @@ import {
   PduFlags,
   PduType,
 } from '../../../src/wire/tcp.ts';
+import { startInProcessTarget, tcpWithoutListener } from '../../lib/in-process-target.ts';
 import { pattern } from '../../lib/pattern.ts';
 import { capsuleCmd, connectCmd, type DigestOptions, icDigests, icReq, ioSqe } from '../../lib/raw-pdu.ts';
 import { pollIdle, settle } from '../bdev/harness.ts';
@@ -177,26 +175,7 @@ function connectQueue(qid: number, digests: DigestOptions, hpda: number, sqFlowO
 }
 
 before(async () => {
-  registerTransport({
-    name: 'TCP',
-    defaults: () => ({ ...TCP_DEFAULT_OPTIONS }),
-    createPollGroup(opts, events) {
-      const g = createTcpPollGroup(opts, events, () => {});
-      groups.push(g);
-      return g;
-    },
-    listen: async () => ({ close: async () => {} }),
-  });
-  registerIoDevice(
-    NVMF_TGT_DEVICE,
-    () => new NvmfPollGroup(),
-    (pg) => pg.destroy(),
-    'nvmf_tgt',
-  );
-  tgt = new NvmfTarget();
-  setTarget(tgt);
-  await settle(tgt.start(1));
-  await settle(tgt.createTransport({ ...TCP_DEFAULT_OPTIONS }));
+  tgt = await startInProcessTarget(settle, tcpWithoutListener(groups), { ...TCP_DEFAULT_OPTIONS });
   await settle(createMallocBdev({ name: 'Reads0', numBlocks: BLOCKS, blockSize: BS }));
   await settle(
     tgt.createSubsystem({

@@ -9,12 +9,9 @@ import { after, before, test } from 'node:test';
 import { RpcError, RpcRegistry, RpcState } from '../../../src/jsonrpc/index.ts';
 import { createMallocBdev } from '../../../src/modules/bdev/malloc/malloc.ts';
 import { NvmeController } from '../../../src/nvme/index.ts';
-import { NVMF_TGT_DEVICE } from '../../../src/nvmf/messages.ts';
-import { NvmfPollGroup } from '../../../src/nvmf/poll-group.ts';
-import { NvmfTarget, setTarget } from '../../../src/nvmf/target.ts';
+import { type NvmfTarget, setTarget } from '../../../src/nvmf/target.ts';
 import { createTcpPollGroup, TCP_DEFAULT_OPTIONS, TcpListener } from '../../../src/nvmf/tcp/index.ts';
-import { registerTransport, type TransportAddress } from '../../../src/nvmf/transport.ts';
-import { registerIoDevice } from '../../../src/thread/index.ts';
+import type { TransportAddress } from '../../../src/nvmf/transport.ts';
 import {
   type CommandCompleteEvent,
   type CommandStartEvent,
@@ -25,6 +22,7 @@ import {
 } from '../../../src/util/trace.ts';
 import { FABRICS_OPCODE, FabricsCommandType, NvmOpcode } from '../../../src/wire/nvme.ts';
 import { freePort } from '../../lib/child-target.ts';
+import { startInProcessTarget } from '../../lib/in-process-target.ts';
 import { pattern } from '../../lib/pattern.ts';
 import { settle, until } from '../bdev/harness.ts';
 
@@ -46,26 +44,20 @@ let listen: TransportAddress;
 
 before(async () => {
   for (const ch of Object.values(traceChannels)) diagnosticsChannel.subscribe(ch.name, record);
-  registerTransport({
-    name: 'TCP',
-    defaults: () => ({ ...TCP_DEFAULT_OPTIONS }),
-    createPollGroup: (opts, events) => createTcpPollGroup(opts, events),
-    async listen(addr, _opts, onSocket) {
-      const l = new TcpListener(addr, (sock) => onSocket(sock));
-      await l.listen();
-      return l;
+  tgt = await startInProcessTarget(
+    settle,
+    {
+      name: 'TCP',
+      defaults: () => ({ ...TCP_DEFAULT_OPTIONS }),
+      createPollGroup: (opts, events) => createTcpPollGroup(opts, events),
+      async listen(addr, _opts, onSocket) {
+        const l = new TcpListener(addr, (sock) => onSocket(sock));
+        await l.listen();
+        return l;
+      },
     },
-  });
-  registerIoDevice(
-    NVMF_TGT_DEVICE,
-    () => new NvmfPollGroup(),
-    (pg) => pg.destroy(),
-    'nvmf_tgt',
+    { ...TCP_DEFAULT_OPTIONS },
   );
-  tgt = new NvmfTarget();
-  setTarget(tgt);
-  await settle(tgt.start(1));
-  await settle(tgt.createTransport({ ...TCP_DEFAULT_OPTIONS }));
   const bdev = await settle(createMallocBdev({ name: 'Malloc0', numBlocks: 1024, blockSize: BS }));
   await settle(
     tgt.createSubsystem({
