@@ -2,6 +2,7 @@
 // breaks exactly one field), a raw connection that records everything the
 // target sends and when it closes, and a TermReq decoder.
 
+import assert from 'node:assert/strict';
 import net from 'node:net';
 import tls from 'node:tls';
 import { DEFAULT_HOSTNQN, type NvmeController } from '../../src/nvme/index.ts';
@@ -14,6 +15,7 @@ import {
   capsuleRespCqe,
   DataPdu,
   DIGEST_SIZE,
+  dataDigest,
   IcReq,
   IcResp,
   icDigestBits,
@@ -342,4 +344,51 @@ export async function rawQueue(
     throw new Error(`admin Connect status 0x${status.toString(16)}`);
   }
   return { conn, cntlid: cqe.readUInt16LE(Cqe.DW0), offset: IcResp.SIZE + respLen };
+}
+
+/** What a target wrote, by CID (readTargetStream). */
+export interface TargetReplies {
+  /** the CQE status (SC, SCT, DNR; no phase) of each CapsuleResp; 0 for a C2HData with SUCCESS */
+  status: Map<number, number>;
+  dw0: Map<number, number>;
+  /** the data of each command's C2HData (one per command) */
+  data: Map<number, Buffer>;
+  /** the commands a C2HData with SUCCESS completed (no CapsuleResp) */
+  success: Set<number>;
+}
+
+/**
+ * The PDUs of a target's byte stream (whole PDUs, no IC), by CID. Checks as it goes: each
+ * C2HData's PLEN and data digest, one C2HData per command.
+ */
+export function readTargetStream(stream: Buffer): TargetReplies {
+  const r: TargetReplies = { status: new Map(), dw0: new Map(), data: new Map(), success: new Set() };
+  for (let off = 0; off < stream.length; ) {
+    const plen = stream.readUInt32LE(off + Ch.PLEN);
+    const type = stream[off + Ch.TYPE];
+    if (type === PduType.CAPSULE_RESP) {
+      const cqe = off + CapsuleResp.CQE;
+      const cid = stream.readUInt16LE(cqe + Cqe.CID);
+      r.status.set(cid, stream.readUInt16LE(cqe + Cqe.STATUS) >> 1);
+      r.dw0.set(cid, stream.readUInt32LE(cqe + Cqe.DW0));
+    } else if (type === PduType.C2H_DATA) {
+      const flags = stream[off + Ch.FLAGS];
+      const pdo = stream[off + Ch.PDO];
+      const cid = stream.readUInt16LE(off + DataPdu.CCCID);
+      const datal = stream.readUInt32LE(off + DataPdu.DATAL);
+      const d = Buffer.from(stream.subarray(off + pdo, off + pdo + datal));
+      if ((flags & PduFlags.DDGST) !== 0) {
+        assert.equal(plen, pdo + datal + DIGEST_SIZE, `CID ${cid}: PLEN`);
+        assert.equal(stream.readUInt32LE(off + pdo + datal), dataDigest(d), `CID ${cid}: data digest`);
+      } else assert.equal(plen, pdo + datal, `CID ${cid}: PLEN`);
+      assert.ok(!r.data.has(cid), `CID ${cid}: one C2HData`);
+      r.data.set(cid, d);
+      if ((flags & PduFlags.DATA_SUCCESS) !== 0) {
+        r.status.set(cid, 0);
+        r.success.add(cid);
+      }
+    }
+    off += plen;
+  }
+  return r;
 }

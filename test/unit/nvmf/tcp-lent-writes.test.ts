@@ -17,11 +17,17 @@ import { type NvmfTarget, setTarget } from '../../../src/nvmf/target.ts';
 import { TCP_DEFAULT_OPTIONS, type TcpPollGroup } from '../../../src/nvmf/tcp/index.ts';
 import type { TransportAddress } from '../../../src/nvmf/transport.ts';
 import { writePropertySet } from '../../../src/wire/fabrics.ts';
-import { ControllerRegister, Cqe, NvmOpcode, SQE_SIZE, Sqe } from '../../../src/wire/nvme.ts';
-import { CapsuleResp, Ch, DataPdu, PduType } from '../../../src/wire/tcp.ts';
+import { ControllerRegister, NvmOpcode, SQE_SIZE, Sqe } from '../../../src/wire/nvme.ts';
 import { startInProcessTarget, tcpWithoutListener } from '../../lib/in-process-target.ts';
 import { pattern } from '../../lib/pattern.ts';
-import { capsuleCmd, connectCmd, icReq, ioSqe } from '../../lib/raw-pdu.ts';
+import {
+  capsuleCmd,
+  connectCmd,
+  icReq,
+  ioSqe,
+  readTargetStream,
+  type TargetReplies,
+} from '../../lib/raw-pdu.ts';
 import { pollIdle, pollOnce, settle } from '../bdev/harness.ts';
 
 const NQN = 'nqn.2016-06.io.spdk:lent';
@@ -65,30 +71,8 @@ class FakeSocket extends EventEmitter {
   }
   /** The PDUs written so far: the CQE (status, DW0) of each CapsuleResp and the data of each
    * C2HData, by CID. */
-  take(): { status: Map<number, number>; dw0: Map<number, number>; data: Map<number, Buffer> } {
-    const stream = Buffer.concat(this.out.splice(0));
-    const status = new Map<number, number>();
-    const dw0 = new Map<number, number>();
-    const data = new Map<number, Buffer>();
-    for (let off = 0; off < stream.length; ) {
-      const plen = stream.readUInt32LE(off + Ch.PLEN);
-      const type = stream[off + Ch.TYPE];
-      if (type === PduType.CAPSULE_RESP) {
-        const cqe = off + CapsuleResp.CQE;
-        const cid = stream.readUInt16LE(cqe + Cqe.CID);
-        status.set(cid, stream.readUInt16LE(cqe + Cqe.STATUS) >> 1);
-        dw0.set(cid, stream.readUInt32LE(cqe + Cqe.DW0));
-      } else if (type === PduType.C2H_DATA) {
-        // SQ flow control is on: a CapsuleResp follows the data
-        const pdo = stream[off + Ch.PDO];
-        data.set(
-          stream.readUInt16LE(off + DataPdu.CCCID),
-          Buffer.from(stream.subarray(off + pdo, off + plen)),
-        );
-      }
-      off += plen;
-    }
-    return { status, dw0, data };
+  take(): TargetReplies {
+    return readTargetStream(Buffer.concat(this.out.splice(0)));
   }
 }
 

@@ -16,19 +16,19 @@ import { type NvmfTarget, setTarget } from '../../../src/nvmf/target.ts';
 import { TCP_DEFAULT_OPTIONS, type TcpPollGroup } from '../../../src/nvmf/tcp/index.ts';
 import type { TransportAddress } from '../../../src/nvmf/transport.ts';
 import { CONNECT_CATTR_DISABLE_SQFLOW, FabricsSqe, writePropertySet } from '../../../src/wire/fabrics.ts';
-import { ControllerRegister, Cqe, NvmOpcode, SQE_SIZE, Sqe } from '../../../src/wire/nvme.ts';
-import {
-  CapsuleResp,
-  Ch,
-  DataPdu,
-  DIGEST_SIZE,
-  dataDigest,
-  PduFlags,
-  PduType,
-} from '../../../src/wire/tcp.ts';
+import { ControllerRegister, NvmOpcode, SQE_SIZE, Sqe } from '../../../src/wire/nvme.ts';
 import { startInProcessTarget, tcpWithoutListener } from '../../lib/in-process-target.ts';
 import { pattern } from '../../lib/pattern.ts';
-import { capsuleCmd, connectCmd, type DigestOptions, icDigests, icReq, ioSqe } from '../../lib/raw-pdu.ts';
+import {
+  capsuleCmd,
+  connectCmd,
+  type DigestOptions,
+  icDigests,
+  icReq,
+  ioSqe,
+  readTargetStream,
+  type TargetReplies,
+} from '../../lib/raw-pdu.ts';
 import { pollIdle, settle } from '../bdev/harness.ts';
 
 const NQN = 'nqn.2016-06.io.spdk:reads';
@@ -99,45 +99,8 @@ class HeldSocket extends EventEmitter {
   }
   /** The PDUs transmitted so far: per CID the CQE status (a C2HData with SUCCESS counts as 0)
    * and the data of its C2HData, its data digest checked when there is one. */
-  take(): {
-    status: Map<number, number>;
-    dw0: Map<number, number>;
-    data: Map<number, Buffer>;
-    success: Set<number>;
-  } {
-    const stream = Buffer.concat(this.stream.splice(0));
-    const status = new Map<number, number>();
-    const dw0 = new Map<number, number>();
-    const success = new Set<number>();
-    const data = new Map<number, Buffer>();
-    for (let off = 0; off < stream.length; ) {
-      const plen = stream.readUInt32LE(off + Ch.PLEN);
-      const type = stream[off + Ch.TYPE];
-      if (type === PduType.CAPSULE_RESP) {
-        const cqe = off + CapsuleResp.CQE;
-        const cid = stream.readUInt16LE(cqe + Cqe.CID);
-        status.set(cid, stream.readUInt16LE(cqe + Cqe.STATUS) >> 1);
-        dw0.set(cid, stream.readUInt32LE(cqe + Cqe.DW0));
-      } else if (type === PduType.C2H_DATA) {
-        const flags = stream[off + Ch.FLAGS];
-        const pdo = stream[off + Ch.PDO];
-        const cid = stream.readUInt16LE(off + DataPdu.CCCID);
-        const datal = stream.readUInt32LE(off + DataPdu.DATAL);
-        const d = Buffer.from(stream.subarray(off + pdo, off + pdo + datal));
-        if ((flags & PduFlags.DDGST) !== 0) {
-          assert.equal(plen, pdo + datal + DIGEST_SIZE, `CID ${cid}: PLEN`);
-          assert.equal(stream.readUInt32LE(off + pdo + datal), dataDigest(d), `CID ${cid}: data digest`);
-        } else assert.equal(plen, pdo + datal, `CID ${cid}: PLEN`);
-        assert.ok(!data.has(cid), `CID ${cid}: one C2HData`);
-        data.set(cid, d);
-        if ((flags & PduFlags.DATA_SUCCESS) !== 0) {
-          status.set(cid, 0);
-          success.add(cid);
-        }
-      }
-      off += plen;
-    }
-    return { status, dw0, data, success };
+  take(): TargetReplies {
+    return readTargetStream(Buffer.concat(this.stream.splice(0)));
   }
 }
 
