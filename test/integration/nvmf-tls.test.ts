@@ -63,6 +63,17 @@ function keyFile(name: string, text: string): string {
   return path;
 }
 
+/** The TLS host's controller on the TLS subsystem, through `port`. */
+function connectOverTls(port: string): Promise<NvmeController> {
+  return NvmeController.connect({
+    traddr: '127.0.0.1',
+    trsvcid: port,
+    subnqn: TLS_NQN,
+    hostnqn: TLS_HOST,
+    tlsKey: TLS_KEY,
+  });
+}
+
 test('RPCs: a PSK by keyring name; unknown, malformed and SHA-384 keys, -k with allow_any_host or on a plain port refused; key bytes in no answer', async () => {
   const host = 'nqn.2014-08.org.nvmexpress:uuid:7a1e0001-0000-4000-8000-0000000000b1';
   await assert.rejects(
@@ -146,13 +157,7 @@ test('RPCs: a PSK by keyring name; unknown, malformed and SHA-384 keys, -k with 
 });
 
 test('the host library over TLS: admin and I/O queues on both poll groups, data verified; the TLS port is "required, TLS 1.3" in the discovery log', async () => {
-  const c = await NvmeController.connect({
-    traddr: '127.0.0.1',
-    trsvcid: tlsPort,
-    subnqn: TLS_NQN,
-    hostnqn: TLS_HOST,
-    tlsKey: TLS_KEY,
-  });
+  const c = await connectOverTls(tlsPort);
   try {
     await c.setNumQueues(2);
     const queues = [await c.createIoQpair(32), await c.createIoQpair(32)];
@@ -201,13 +206,7 @@ test('the host library over TLS: admin and I/O queues on both poll groups, data 
 });
 
 test('over TLS, 32 reads at once of different data (4 and 16 KiB), round after round, each read back its own', async () => {
-  const c = await NvmeController.connect({
-    traddr: '127.0.0.1',
-    trsvcid: tlsPort,
-    subnqn: TLS_NQN,
-    hostnqn: TLS_HOST,
-    tlsKey: TLS_KEY,
-  });
+  const c = await connectOverTls(tlsPort);
   try {
     await c.setNumQueues(1);
     const q = await c.createIoQpair(32);
@@ -316,13 +315,7 @@ test('save_config replays: keyring, the host PSK by name and the secure listener
   writeFileSync(file, JSON.stringify(saved));
   const replay = await ChildTarget.start({ cores: '0x1', configFile: file });
   try {
-    const c = await NvmeController.connect({
-      traddr: '127.0.0.1',
-      trsvcid: tlsPort2,
-      subnqn: TLS_NQN,
-      hostnqn: TLS_HOST,
-      tlsKey: TLS_KEY,
-    });
+    const c = await connectOverTls(tlsPort2);
     await c.disconnect();
     const again = JSON.stringify(await replay.call('save_config'));
     assert.match(again, /"psk":"key0"/);
