@@ -258,7 +258,7 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
     const type = buf[at + Ch.TYPE];
     if (this.state === TcpQpairState.AWAIT_IC_REQ) {
       if (type !== PduType.IC_REQ) {
-        this.terminate(TermReqFes.PDU_SEQUENCE_ERROR, 0, buf.subarray(at, at + plen));
+        this.terminatePdu(TermReqFes.PDU_SEQUENCE_ERROR, 0, buf, at, plen);
         return;
       }
       this.handleIcReq(buf.subarray(at, at + plen));
@@ -275,7 +275,7 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
       case PduType.H2C_TERM_REQ:
         // as SPDK: a FES no TermReq defines is itself an invalid field
         if (buf.readUInt16LE(at + TermReq.FES) > TermReqFes.UNSUPPORTED_PARAMETER) {
-          this.terminate(TermReqFes.INVALID_HEADER_FIELD, TermReq.FES, buf.subarray(at, at + plen));
+          this.terminatePdu(TermReqFes.INVALID_HEADER_FIELD, TermReq.FES, buf, at, plen);
           return;
         }
         // the host gave up on us: nothing to answer
@@ -285,7 +285,7 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
         return;
       default:
         // a second ICReq
-        this.terminate(TermReqFes.PDU_SEQUENCE_ERROR, 0, buf.subarray(at, at + plen));
+        this.terminatePdu(TermReqFes.PDU_SEQUENCE_ERROR, 0, buf, at, plen);
     }
   }
 
@@ -368,7 +368,7 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
     const req = this.allocSlot();
     if (req === null) {
       // more commands than the queue holds: the host broke SQ flow control
-      this.terminate(TermReqFes.PDU_SEQUENCE_ERROR, 0, buf.subarray(at, at + plen));
+      this.terminatePdu(TermReqFes.PDU_SEQUENCE_ERROR, 0, buf, at, plen);
       return;
     }
     this.commandsReceived++;
@@ -391,7 +391,7 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
     if (dataLength > this.inCapsuleLimit()) {
       // more in-capsule data than this queue takes (SPDK: fatal, data transfer limit exceeded)
       this.freeSlot(req);
-      this.terminate(TermReqFes.DATA_TRANSFER_LIMIT_EXCEEDED, 0, buf.subarray(at, at + plen));
+      this.terminatePdu(TermReqFes.DATA_TRANSFER_LIMIT_EXCEEDED, 0, buf, at, plen);
       return;
     }
     if (dir === 0 || sglLength === 0) {
@@ -415,16 +415,12 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
       // must carry exactly the data its SGL describes (the stream cannot be trusted otherwise)
       if (offset !== 0 || offsetHi !== 0) {
         this.freeSlot(req);
-        this.terminate(
-          TermReqFes.UNSUPPORTED_PARAMETER,
-          CapsuleCmd.SQE + Sqe.SGL_ADDRESS,
-          buf.subarray(at, at + plen),
-        );
+        this.terminatePdu(TermReqFes.UNSUPPORTED_PARAMETER, CapsuleCmd.SQE + Sqe.SGL_ADDRESS, buf, at, plen);
         return;
       }
       if (sglLength !== dataLength) {
         this.freeSlot(req);
-        this.terminate(TermReqFes.INVALID_HEADER_FIELD, Ch.PLEN, buf.subarray(at, at + plen));
+        this.terminatePdu(TermReqFes.INVALID_HEADER_FIELD, Ch.PLEN, buf, at, plen);
         return;
       }
       if (
@@ -520,28 +516,28 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
     // as SPDK: a tag no slot can ever have is a sequence error, a known slot that is not
     // waiting for data an invalid field, data for another command a sequence error
     if (ttag >= this.maxSlots) {
-      this.terminate(TermReqFes.PDU_SEQUENCE_ERROR, DataPdu.TTAG, buf.subarray(at, at + plen));
+      this.terminatePdu(TermReqFes.PDU_SEQUENCE_ERROR, DataPdu.TTAG, buf, at, plen);
       return;
     }
     const req = this.slots[ttag];
     if (req === undefined || req.state !== TcpReqState.AWAIT_H2C_DATA) {
-      this.terminate(TermReqFes.INVALID_HEADER_FIELD, DataPdu.TTAG, buf.subarray(at, at + plen));
+      this.terminatePdu(TermReqFes.INVALID_HEADER_FIELD, DataPdu.TTAG, buf, at, plen);
       return;
     }
     if (req.cid !== cccid) {
-      this.terminate(TermReqFes.PDU_SEQUENCE_ERROR, DataPdu.CCCID, buf.subarray(at, at + plen));
+      this.terminatePdu(TermReqFes.PDU_SEQUENCE_ERROR, DataPdu.CCCID, buf, at, plen);
       return;
     }
     if (datal !== dataLength || datal === 0) {
-      this.terminate(TermReqFes.INVALID_HEADER_FIELD, DataPdu.DATAL, buf.subarray(at, at + plen));
+      this.terminatePdu(TermReqFes.INVALID_HEADER_FIELD, DataPdu.DATAL, buf, at, plen);
       return;
     }
     if (datal > this.group.maxH2CData) {
-      this.terminate(TermReqFes.DATA_TRANSFER_LIMIT_EXCEEDED, DataPdu.DATAL, buf.subarray(at, at + plen));
+      this.terminatePdu(TermReqFes.DATA_TRANSFER_LIMIT_EXCEEDED, DataPdu.DATAL, buf, at, plen);
       return;
     }
     if (datao !== req.h2cReceived || datao + datal > req.length) {
-      this.terminate(TermReqFes.DATA_TRANSFER_OUT_OF_RANGE, DataPdu.DATAO, buf.subarray(at, at + plen));
+      this.terminatePdu(TermReqFes.DATA_TRANSFER_OUT_OF_RANGE, DataPdu.DATAO, buf, at, plen);
       return;
     }
     buf.copy(req.iov[0], datao, at + dataOffset, at + dataOffset + datal);
@@ -740,6 +736,11 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
     req.iov = EMPTY_IOV;
     req.state = TcpReqState.FREE;
     this.freeSlots.push(req);
+  }
+
+  /** Fatal protocol error in the PDU buf[at, at + plen): its header goes back as error data. */
+  private terminatePdu(fes: number, fei: number, buf: Buffer, at: number, plen: number): void {
+    this.terminate(fes, fei, buf.subarray(at, at + plen));
   }
 
   /** Fatal protocol error: C2HTermReq with the FES, then close. */
