@@ -27,19 +27,23 @@
 // write-r2t: a transport SGL, so R2T then H2CData.
 
 import diagnosticsChannel from 'node:diagnostics_channel';
-import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import { parseArgs } from 'node:util';
 import { registerBdevModule } from '../src/bdev/module.ts';
 import { createNullBdev, nullModule } from '../src/modules/bdev/null/null.ts';
 import { TCP_DEFAULT_OPTIONS, type TcpPollGroup } from '../src/nvmf/tcp/index.ts';
-import type { TransportAddress } from '../src/nvmf/transport.ts';
 import * as T from '../src/thread/testing.ts';
 import { writePropertySet } from '../src/wire/fabrics.ts';
 import { ControllerRegister, Cqe, NvmOpcode, SQE_SIZE, Sqe } from '../src/wire/nvme.ts';
 import { CapsuleCmd, CapsuleResp, Ch, DataPdu, PduType, R2t } from '../src/wire/tcp.ts';
-import { startInProcessTarget, tcpWithoutListener } from '../test/lib/in-process-target.ts';
+import {
+  SocketWithoutKernel,
+  startInProcessTarget,
+  TCP_LISTEN,
+  tcpWithoutListener,
+} from '../test/lib/in-process-target.ts';
 import { capsuleCmd, connectCmd, h2cData, icReq, ioSqe } from '../test/lib/raw-pdu.ts';
+import { CC_ENABLE } from '../test/unit/nvmf/fake-ctrlr.ts';
 
 const { values } = parseArgs({
   options: {
@@ -58,8 +62,6 @@ const NUM_BLOCKS = 262144;
 const DEPTH = Number(values.depth);
 const IOS = Number(values.ios);
 const WARMUP = values.warmup === undefined ? Math.min(100_000, IOS) : Number(values.warmup);
-/** CC.EN = 1, IOSQES 6, IOCQES 4 */
-const CC_ENABLE = 1 | (6 << 16) | (4 << 20);
 
 // ---- the thread harness, the target, a null bdev
 
@@ -116,8 +118,7 @@ await settle(
   }),
 );
 await settle(tgt.addNamespace(NQN, { bdevName: 'Null0', nsid: 1 }));
-const LISTEN: TransportAddress = { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: '4420' };
-await settle(tgt.addListener(NQN, LISTEN));
+await settle(tgt.addListener(NQN, TCP_LISTEN));
 const group = groups[0];
 
 // ---- a socket with no kernel behind it
@@ -125,32 +126,13 @@ const group = groups[0];
 /** What the target writes, seen one PDU at a time (header buffers; data buffers skipped). */
 type PduSeen = (type: number, hdr: Buffer) => void;
 
-class FakeSocket extends EventEmitter {
-  readonly remoteAddress = '127.0.0.1';
-  readonly remotePort = 50000;
-  readonly remoteFamily = 'IPv4';
-  destroyed = false;
+class FakeSocket extends SocketWithoutKernel {
   onPdu: PduSeen = () => {};
   /** write callbacks, called after the poll as libuv would */
   private callbacks: (() => void)[] = [];
   /** bytes of the current PDU still to skip (data, digests) */
   private skip = 0;
 
-  setNoDelay(): this {
-    return this;
-  }
-  resume(): this {
-    return this;
-  }
-  cork(): void {}
-  uncork(): void {}
-  end(): this {
-    return this;
-  }
-  destroy(): this {
-    this.destroyed = true;
-    return this;
-  }
   write(buf: Buffer, cb?: () => void): boolean {
     if (this.skip > 0) this.skip -= buf.length;
     else {
@@ -174,7 +156,7 @@ class FakeSocket extends EventEmitter {
 /** Connect a queue: ICReq, then Connect (qid, cntlid); returns the socket and the CNTLID. */
 function openQueue(qid: number, cntlid: number): { sock: FakeSocket; cntlid: number } {
   const sock = new FakeSocket();
-  group.addSocket(sock as unknown as net.Socket, LISTEN);
+  group.addSocket(sock as unknown as net.Socket, TCP_LISTEN);
   sock.send(icReq());
   pollIdle();
   let got = -1;

@@ -7,7 +7,6 @@
 // where that is safe, and its own copy where the command outlived the poll (a paused
 // subsystem) or the module keeps its I/O (passthru).
 import assert from 'node:assert/strict';
-import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import { after, before, test } from 'node:test';
 import { type BdevIo, BdevIoType, bdevGetReplica } from '../../../src/bdev/index.ts';
@@ -15,10 +14,14 @@ import { createMallocBdev } from '../../../src/modules/bdev/malloc/malloc.ts';
 import { createPassthruBdev } from '../../../src/modules/bdev/passthru/passthru.ts';
 import { type NvmfTarget, setTarget } from '../../../src/nvmf/target.ts';
 import { TCP_DEFAULT_OPTIONS, type TcpPollGroup } from '../../../src/nvmf/tcp/index.ts';
-import type { TransportAddress } from '../../../src/nvmf/transport.ts';
 import { writePropertySet } from '../../../src/wire/fabrics.ts';
 import { ControllerRegister, NvmOpcode, SQE_SIZE, Sqe } from '../../../src/wire/nvme.ts';
-import { startInProcessTarget, tcpWithoutListener } from '../../lib/in-process-target.ts';
+import {
+  SocketWithoutKernel,
+  startInProcessTarget,
+  TCP_LISTEN,
+  tcpWithoutListener,
+} from '../../lib/in-process-target.ts';
 import { pattern } from '../../lib/pattern.ts';
 import {
   capsuleCmd,
@@ -29,37 +32,16 @@ import {
   type TargetReplies,
 } from '../../lib/raw-pdu.ts';
 import { pollIdle, pollOnce, settle } from '../bdev/harness.ts';
+import { CC_ENABLE } from './fake-ctrlr.ts';
 
 const NQN = 'nqn.2016-06.io.spdk:lent';
 const BS = 4096;
 const BLOCKS = 256;
-/** CC.EN = 1, IOSQES 6, IOCQES 4 */
-const CC_ENABLE = 1 | (6 << 16) | (4 << 20);
-const LISTEN: TransportAddress = { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: '4420' };
 
 /** A socket with no kernel: what the target writes is kept as one stream, parsed by `take`. */
-class FakeSocket extends EventEmitter {
-  readonly remoteAddress = '127.0.0.1';
-  readonly remotePort = 50000;
-  readonly remoteFamily = 'IPv4';
-  destroyed = false;
+class FakeSocket extends SocketWithoutKernel {
   private out: Buffer[] = [];
   private callbacks: (() => void)[] = [];
-  setNoDelay(): this {
-    return this;
-  }
-  resume(): this {
-    return this;
-  }
-  cork(): void {}
-  uncork(): void {}
-  end(): this {
-    return this;
-  }
-  destroy(): this {
-    this.destroyed = true;
-    return this;
-  }
   write(buf: Buffer, cb?: () => void): boolean {
     this.out.push(Buffer.from(buf));
     if (cb !== undefined) this.callbacks.push(cb);
@@ -114,7 +96,7 @@ function watchWrites(name: string): void {
 function connectQueue(qid: number, cntlid: number): { sock: FakeSocket; cntlid: number } {
   const sock = new FakeSocket();
   sockets.push(sock);
-  groups[0].addSocket(sock as unknown as net.Socket, LISTEN);
+  groups[0].addSocket(sock as unknown as net.Socket, TCP_LISTEN);
   sock.emit('data', icReq());
   settleAll();
   sock.take();
@@ -145,7 +127,7 @@ before(async () => {
   );
   await settle(tgt.addNamespace(NQN, { bdevName: 'Lent0', nsid: 1 }));
   await settle(tgt.addNamespace(NQN, { bdevName: 'LentPT', nsid: 2 }));
-  await settle(tgt.addListener(NQN, LISTEN));
+  await settle(tgt.addListener(NQN, TCP_LISTEN));
   watchWrites('Lent0');
   watchWrites('Lent1');
   const admin = connectQueue(0, 0xffff);

@@ -7,17 +7,20 @@
 // when the test lets a burst go (as the kernel may copy them as late as the callback), so a
 // buffer reused too early shows as another read's data, a wrong CID or a bad data digest.
 import assert from 'node:assert/strict';
-import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import { after, before, test } from 'node:test';
 import { bdevGetReplica } from '../../../src/bdev/index.ts';
 import { createMallocBdev, type MallocBackend } from '../../../src/modules/bdev/malloc/malloc.ts';
 import { type NvmfTarget, setTarget } from '../../../src/nvmf/target.ts';
 import { TCP_DEFAULT_OPTIONS, type TcpPollGroup } from '../../../src/nvmf/tcp/index.ts';
-import type { TransportAddress } from '../../../src/nvmf/transport.ts';
 import { CONNECT_CATTR_DISABLE_SQFLOW, FabricsSqe, writePropertySet } from '../../../src/wire/fabrics.ts';
 import { ControllerRegister, NvmOpcode, SQE_SIZE, Sqe } from '../../../src/wire/nvme.ts';
-import { startInProcessTarget, tcpWithoutListener } from '../../lib/in-process-target.ts';
+import {
+  SocketWithoutKernel,
+  startInProcessTarget,
+  TCP_LISTEN,
+  tcpWithoutListener,
+} from '../../lib/in-process-target.ts';
 import { pattern } from '../../lib/pattern.ts';
 import {
   capsuleCmd,
@@ -30,13 +33,11 @@ import {
   type TargetReplies,
 } from '../../lib/raw-pdu.ts';
 import { pollIdle, settle } from '../bdev/harness.ts';
+import { CC_ENABLE } from './fake-ctrlr.ts';
 
 const NQN = 'nqn.2016-06.io.spdk:reads';
 const BS = 4096;
 const BLOCKS = 512;
-/** CC.EN = 1, IOSQES 6, IOCQES 4 */
-const CC_ENABLE = 1 | (6 << 16) | (4 << 20);
-const LISTEN: TransportAddress = { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: '4420' };
 
 interface Burst {
   bufs: Buffer[];
@@ -47,34 +48,17 @@ interface Burst {
  * A socket with no kernel that keeps the buffers it is given (no copy) and their callbacks,
  * one burst per cork; `transmit` reads a burst's buffers only then, and runs its callbacks.
  */
-class HeldSocket extends EventEmitter {
-  readonly remoteAddress = '127.0.0.1';
-  readonly remotePort = 50000;
-  readonly remoteFamily = 'IPv4';
-  destroyed = false;
+class HeldSocket extends SocketWithoutKernel {
   private readonly bursts: Burst[] = [];
   private corked: Burst | null = null;
   /** the bytes transmitted so far, not yet parsed */
   private stream: Buffer[] = [];
-  setNoDelay(): this {
-    return this;
-  }
-  resume(): this {
-    return this;
-  }
-  cork(): void {
+  override cork(): void {
     this.corked = { bufs: [], callbacks: [] };
     this.bursts.push(this.corked);
   }
-  uncork(): void {
+  override uncork(): void {
     this.corked = null;
-  }
-  end(): this {
-    return this;
-  }
-  destroy(): this {
-    this.destroyed = true;
-    return this;
   }
   write(buf: Buffer, cb?: () => void): boolean {
     let b = this.corked;
@@ -122,7 +106,7 @@ function blockData(lba: number): Buffer {
 /** A connection of queue `qid`: ICReq (digests, hpda), Connect (SQ flow control on or off). */
 function connectQueue(qid: number, digests: DigestOptions, hpda: number, sqFlowOff: boolean): Queue {
   const sock = new HeldSocket();
-  groups[0].addSocket(sock as unknown as net.Socket, LISTEN);
+  groups[0].addSocket(sock as unknown as net.Socket, TCP_LISTEN);
   sock.emit('data', icReq({ dgst: icDigests(digests), hpda }));
   pollIdle();
   sock.transmit();
@@ -153,14 +137,14 @@ before(async () => {
     }),
   );
   await settle(tgt.addNamespace(NQN, { bdevName: 'Reads0', nsid: 1 }));
-  await settle(tgt.addListener(NQN, LISTEN));
+  await settle(tgt.addListener(NQN, TCP_LISTEN));
   const bdev = bdevGetReplica('Reads0');
   assert.ok(bdev !== undefined);
   const mem = (bdev.backend as MallocBackend).mem;
   for (let lba = 0; lba < BLOCKS; lba++) blockData(lba).copy(mem, lba * BS);
   // the admin queue, then CC.EN
   const adminSock = new HeldSocket();
-  groups[0].addSocket(adminSock as unknown as net.Socket, LISTEN);
+  groups[0].addSocket(adminSock as unknown as net.Socket, TCP_LISTEN);
   adminSock.emit('data', icReq());
   pollIdle();
   adminSock.transmit();
