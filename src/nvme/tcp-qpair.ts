@@ -30,7 +30,13 @@ import {
   writeIcReq,
   writeTermReq,
 } from '../wire/tcp.ts';
-import { HOST_ACCEPTS, PduReceiver, type PduSink } from '../wire/tcp-receiver.ts';
+import {
+  HEADERS_READ_SIZE,
+  HOST_ACCEPTS,
+  PduReceiver,
+  type PduSink,
+  PLACED_READ_MIN,
+} from '../wire/tcp-receiver.ts';
 import { TcpTransportError } from './errors.ts';
 
 import { QpairCore, QpairSlot } from './qpair.ts';
@@ -39,17 +45,6 @@ export type { CommandCallback } from './qpair.ts';
 
 /** One socket read fills at most this (libuv's own suggestion for a stream read). */
 const RX_BUFFER_SIZE = 65536;
-/**
- * A large C2HData payload is read straight into the command's buffer when at least this much of
- * it is still missing: below that, a read of its own would cost more than the copy it saves.
- */
-const PLACED_READ_MIN = 16384;
-/**
- * After a read straight into a command's buffer, the next read takes at most this much: the PDU
- * headers that follow, so that the next large payload is not read into the connection's buffer
- * (and copied) only to be followed by a placed read for its rest.
- */
-const HEADER_READ_SIZE = 128;
 
 export interface QpairConnectOptions {
   traddr: string;
@@ -88,7 +83,7 @@ function openSocket(
   const t = opts.tls;
   if (t === undefined) {
     const rx = Buffer.allocUnsafeSlow(RX_BUFFER_SIZE);
-    const rxHeaders = rx.subarray(0, HEADER_READ_SIZE);
+    const rxHeaders = rx.subarray(0, HEADERS_READ_SIZE);
     let placed = false;
     const socket = net.connect({
       host: opts.traddr,

@@ -65,6 +65,19 @@ export interface PduSink {
 /** Data PDUs at least this long that straddle chunks go straight to their destination. */
 export const DIRECT_PLACEMENT_MIN = 1024;
 
+/**
+ * A socket reads a payload straight into its destination (placementWindow) only when at least
+ * this much of it is still to come: for less, a read of its own costs more than the copy saved.
+ */
+export const PLACED_READ_MIN = 16 * 1024;
+
+/**
+ * After a read straight into a payload the next read takes at most this much past that PDU's
+ * end: the headers that follow, not the next payload, which can then be placed as well
+ * instead of arriving in a receive buffer to be copied.
+ */
+export const HEADERS_READ_SIZE = 128;
+
 /** Which PDU types a side may receive. */
 export const TARGET_ACCEPTS: readonly number[] = [
   PduType.IC_REQ,

@@ -5,18 +5,8 @@
 // names the one it is filling after each parse.
 
 import { type PayloadPlacer, PduFramer } from '../../wire/tcp-framer.ts';
-import type { PduReceiver } from '../../wire/tcp-receiver.ts';
+import { HEADERS_READ_SIZE, type PduReceiver, PLACED_READ_MIN } from '../../wire/tcp-receiver.ts';
 import type { ReadSteering } from './socket.ts';
-
-/** Below this many payload bytes still to come a read into a pooled buffer serves as well. */
-export const PAYLOAD_READ_MIN = 16 * 1024;
-
-/**
- * After a steered payload, the next read stops this far past the end of its PDU: far enough
- * for the next PDUs' headers, short of the next payload (which the framer can then steer
- * instead of a full read copying up to 64 KiB of it).
- */
-export const HEADERS_READ_SIZE = 128;
 
 export class PayloadSteering implements ReadSteering {
   private readonly framer = new PduFramer();
@@ -45,7 +35,7 @@ export class PayloadSteering implements ReadSteering {
     this.limit = 0;
     // a pooled read's bytes may still be payload (the parse copies them)
     if (this.payload !== null) this.advance(n);
-    const rest = this.framer.scan(buf, n, this.placer, PAYLOAD_READ_MIN);
+    const rest = this.framer.scan(buf, n, this.placer, PLACED_READ_MIN);
     if (rest !== null && this.payload === null) {
       this.payload = rest;
       this.payloadRead = 0;
@@ -63,7 +53,7 @@ export class PayloadSteering implements ReadSteering {
 
   /** After a parse of every byte read: follow the receiver. */
   resync(receiver: PduReceiver): void {
-    this.payload = receiver.placementWindow(PAYLOAD_READ_MIN);
+    this.payload = receiver.placementWindow(PLACED_READ_MIN);
     this.payloadRead = 0;
     this.limit = 0;
     this.framer.resync(receiver.bytesToPduEnd(), receiver.dataTagInProgress());
@@ -79,6 +69,6 @@ export class PayloadSteering implements ReadSteering {
   private advance(n: number): void {
     const p = this.payload as Buffer;
     this.payloadRead += n;
-    if (p.length - this.payloadRead < PAYLOAD_READ_MIN) this.payload = null;
+    if (p.length - this.payloadRead < PLACED_READ_MIN) this.payload = null;
   }
 }
