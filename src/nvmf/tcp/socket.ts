@@ -6,6 +6,7 @@
 
 import net from 'node:net';
 import tls from 'node:tls';
+import { HandleWriter } from '../../util/handle-writev.ts';
 import type { SecurePeer, TlsPskMatch } from '../transport.ts';
 
 /** A server TLSSocket's options: Node takes the server's pskCallback here too (its types omit it). */
@@ -108,6 +109,8 @@ export class PlainSocket implements QpairSocket {
   private readingSteered = false;
   /** the pooled buffer the handle's next read fills (from its start, maybe not all of it) */
   private armed: Buffer | null = null;
+  /** bursts go straight to the libuv handle (null: through the stream) */
+  private writer: HandleWriter | null = null;
   readonly securePeer = null;
   readonly remoteAddress: string;
   readonly remotePort: number;
@@ -170,10 +173,12 @@ export class PlainSocket implements QpairSocket {
       s.on('error', ignoreError);
       s.on('close', onClose);
       s.setNoDelay(true);
+      this.writer = HandleWriter.for(s);
       s.resume();
       return;
     }
     s.setNoDelay(true);
+    this.writer = HandleWriter.for(s);
     s.on('data', (chunk: Buffer) => onData(chunk, chunk.length, false));
     s.on('error', ignoreError);
     s.on('close', onClose);
@@ -186,7 +191,8 @@ export class PlainSocket implements QpairSocket {
   }
 
   writeBurst(bufs: readonly Buffer[], done: (() => void) | null): void {
-    corkedWrite(this.socket, bufs, done);
+    if (this.writer !== null) this.writer.write(bufs, done);
+    else corkedWrite(this.socket, bufs, done);
   }
 
   end(): void {
