@@ -318,6 +318,26 @@ export function writeCapsuleResp(buf: Buffer, hdgst: boolean): number {
   return plen;
 }
 
+/**
+ * Writes a whole CapsuleResp at `at` of `buf` (header, the 16 bytes of `cqe`, HDGST when on),
+ * for a response sent in one frame behind the data it answers. Returns the PDU length.
+ */
+export function writeCapsuleRespAt(buf: Buffer, at: number, cqe: Buffer, hdgst: boolean): number {
+  const plen = CapsuleResp.HDR_SIZE + (hdgst ? DIGEST_SIZE : 0);
+  buf[at + Ch.TYPE] = PduType.CAPSULE_RESP;
+  buf[at + Ch.FLAGS] = hdgst ? PduFlags.HDGST : 0;
+  buf[at + Ch.HLEN] = CapsuleResp.HDR_SIZE;
+  buf[at + Ch.PDO] = 0;
+  buf.writeUInt32LE(plen, at + Ch.PLEN);
+  // a typed-array set: cheaper than four dword moves or a native copy call for 16 bytes
+  buf.set(cqe, at + CapsuleResp.CQE);
+  if (hdgst) {
+    const end = at + CapsuleResp.HDR_SIZE;
+    buf.writeUInt32LE(crc32c(buf.subarray(at, end)) >>> 0, end);
+  }
+  return plen;
+}
+
 /** Copies the CQE of the CapsuleResp starting at `at` of `pdu` into `into` (16 bytes). */
 export function readCapsuleRespCqe(pdu: Buffer, into: Buffer, at = 0): void {
   // four dword moves: cheaper than a native copy call for 16 bytes (once per I/O on the host)
@@ -368,6 +388,12 @@ export function writeC2HData(
   if (pdo > hdrEnd) buf.fill(0, hdrEnd, pdo);
   if (hdgst) writeHeaderDigest(buf, DataPdu.HDR_SIZE);
   return pdo;
+}
+
+/** Writes the CCCID of a data PDU header already written for another command of its shape. */
+export function setDataPduCccid(buf: Buffer, cccid: number): void {
+  buf[DataPdu.CCCID] = cccid & 0xff;
+  buf[DataPdu.CCCID + 1] = cccid >>> 8;
 }
 
 /**

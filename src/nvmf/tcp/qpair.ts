@@ -27,6 +27,7 @@ import {
   DataPdu,
   DIGEST_SIZE,
   dataDigest,
+  dataPduPdo,
   IcDigest,
   IcReq,
   IcResp,
@@ -38,12 +39,14 @@ import {
   readCapsuleCmdSqe,
   readDataPduHeader,
   readIcReq,
+  setDataPduCccid,
   TermReq,
   TermReqFes,
   termReqErrorDataLength,
   termReqFei,
   writeC2HData,
   writeCapsuleResp,
+  writeCapsuleRespAt,
   writeIcResp,
   writeR2t,
   writeTermReq,
@@ -64,6 +67,8 @@ import {
   ADMIN_IN_CAPSULE_SIZE,
   type BufferPool,
   EMPTY_IOV,
+  FRAME_HEAD,
+  NO_FRAME_SHAPE,
   TcpReqState,
   TcpRequest,
   type TcpRequestQueue,
@@ -121,6 +126,8 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
   hostDataAlign = 4;
   headerDigest = false;
   dataDigest = false;
+  /** where a C2HData PDU's data starts (header, digest, the host's alignment) */
+  c2hDataPdo = dataPduPdo(false, 4);
   /** commands received so far; SQHD is this modulo the SQ size */
   commandsReceived = 0;
   /** requests the core holds (onRequest called, complete() not yet) */
@@ -306,6 +313,7 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
     this.hostDataAlign = (hpda + 1) * 4;
     this.headerDigest = (dgst & IcDigest.HDGST_ENABLE) !== 0;
     this.dataDigest = (dgst & IcDigest.DDGST_ENABLE) !== 0;
+    this.c2hDataPdo = dataPduPdo(this.headerDigest, this.hostDataAlign);
     const resp = Buffer.alloc(IcResp.SIZE);
     writeIcResp(resp, {
       pfv: PFV_1_0,
@@ -617,8 +625,14 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
         this.sqFlowControlDisabled &&
         rsp.readUInt32LE(Cqe.DW0) === 0 &&
         rsp.readUInt32LE(Cqe.DW1) === 0;
-      this.queueC2HData(req, success);
-      sendResp = !success;
+      if (req.iov === req.readIov && req.poolBuf === null) {
+        // read into the slot's in-capsule buffer: header, data and response as one frame
+        this.queueC2HFrame(req, success);
+        sendResp = false;
+      } else {
+        this.queueC2HData(req, success);
+        sendResp = !success;
+      }
     }
     if (sendResp) {
       // the CQE (req.rsp) is already in place
@@ -629,6 +643,35 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
       );
     }
     this.txBurst.slots.push(req);
+  }
+
+  /**
+   * A read whose data the core left in the slot's in-capsule buffer (its readIov, `req.length`
+   * bytes): the C2HData header is written in front of it and the data digest and CapsuleResp
+   * (unless `success` says none) behind it, and the three go out as one part of the burst.
+   */
+  private queueC2HFrame(req: TcpRequest, success: boolean): void {
+    const length = req.length;
+    const dd = this.dataDigest;
+    const hd = this.headerDigest;
+    const pdo = this.c2hDataPdo;
+    const header = req.frameHeader(pdo);
+    // without a header digest, a header of the same shape differs only in its CCCID
+    const shape = success ? -length : length;
+    if (!hd && req.frameShape === shape) setDataPduCccid(header, req.cid);
+    else {
+      const flags = success ? PduFlags.DATA_LAST | PduFlags.DATA_SUCCESS : PduFlags.DATA_LAST;
+      writeC2HData(header, req.cid, 0, length, flags, hd, dd, this.hostDataAlign);
+      req.frameShape = hd ? NO_FRAME_SHAPE : shape;
+    }
+    const frame = req.frame;
+    let end = FRAME_HEAD + length;
+    if (dd) {
+      frame.writeUInt32LE(dataDigest(req.iov[0]), end);
+      end += DIGEST_SIZE;
+    }
+    if (!success) end += writeCapsuleRespAt(frame, end, req.rsp, hd);
+    this.queueTx(req.frameBytes(FRAME_HEAD - pdo, end));
   }
 
   private queueC2HData(req: TcpRequest, success: boolean): void {

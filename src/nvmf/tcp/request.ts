@@ -36,6 +36,17 @@ export const ADMIN_IN_CAPSULE_SIZE = 8192;
 /** The iov of a slot that carries no data (shared: never written to). */
 export const EMPTY_IOV: Buffer[] = [];
 
+/**
+ * Room before a slot's in-capsule buffer for a C2HData header (with its digest and the padding
+ * the host's HPDA asks for, a PDO of at most 128 bytes) and after it for a data digest and a
+ * CapsuleResp with its header digest: a read served from that buffer leaves as one frame, one
+ * part of the burst's writev instead of three.
+ */
+export const FRAME_HEAD = 128;
+export const FRAME_TAIL = DIGEST_SIZE + CapsuleResp.HDR_SIZE + DIGEST_SIZE;
+/** TcpRequest.frameShape of a frame whose C2HData header must be written whole. */
+export const NO_FRAME_SHAPE = 0;
+
 /** What a slot completes into: its qpair (TcpQpair in qpair.ts, which owns the slot table). */
 export interface TcpRequestQueue extends NvmfQpair {
   completeRequest(req: TcpRequest): void;
@@ -53,8 +64,22 @@ export class TcpRequest implements NvmfRequest, LentData {
   /** C2HData / R2T header (+ digest + alignment pad for the host's hpda) */
   readonly dataHdr: Buffer;
   readonly ddgst = Buffer.alloc(DIGEST_SIZE);
-  /** in-capsule data buffer, sized for the queue type */
-  inCapsule: Buffer;
+  /** in-capsule data buffer, sized for the queue type; a view of `frame` at FRAME_HEAD */
+  readonly inCapsule: Buffer;
+  /** FRAME_HEAD bytes, the in-capsule buffer, FRAME_TAIL bytes */
+  readonly frame: Buffer;
+  /** the last frame view sent, [frameViewStart, frameViewEnd) of `frame` */
+  private frameView: Buffer | null = null;
+  private frameViewStart = 0;
+  private frameViewEnd = 0;
+  /** the header part of the frame, for a PDO of frameHeaderPdo bytes */
+  private frameHeaderView: Buffer | null = null;
+  private frameHeaderPdo = 0;
+  /**
+   * The shape of the C2HData header in the frame (its data length, negative with SUCCESS), so a
+   * read of the same shape writes only its CCCID; NO_FRAME_SHAPE: write it whole.
+   */
+  frameShape = NO_FRAME_SHAPE;
   /** the CapsuleResp PDU without room for a digest (what is sent when there is none) */
   readonly respPduNoDigest: Buffer;
   /**
@@ -98,7 +123,8 @@ export class TcpRequest implements NvmfRequest, LentData {
     this.rsp = capsuleRespCqe(this.respPdu);
     // the largest PDO is 128 (hpda 31), past the 24-byte header and its digest
     this.dataHdr = Buffer.alloc(DataPdu.HDR_SIZE + DIGEST_SIZE + 128);
-    this.inCapsule = Buffer.alloc(inCapsuleSize);
+    this.frame = Buffer.alloc(FRAME_HEAD + inCapsuleSize + FRAME_TAIL);
+    this.inCapsule = this.frame.subarray(FRAME_HEAD, FRAME_HEAD + inCapsuleSize);
     this.respPduNoDigest = this.respPdu.subarray(0, CapsuleResp.HDR_SIZE);
   }
 
@@ -155,6 +181,28 @@ export class TcpRequest implements NvmfRequest, LentData {
       this.poolViewOf = buf;
     }
     return oneView(this.poolIov, v);
+  }
+
+  /** The `pdo` bytes of the frame before the in-capsule buffer: where a C2HData header goes. */
+  frameHeader(pdo: number): Buffer {
+    const v = this.frameHeaderView;
+    if (v !== null && this.frameHeaderPdo === pdo) return v;
+    const fresh = this.frame.subarray(FRAME_HEAD - pdo, FRAME_HEAD);
+    this.frameHeaderView = fresh;
+    this.frameHeaderPdo = pdo;
+    this.frameShape = NO_FRAME_SHAPE;
+    return fresh;
+  }
+
+  /** frame[start, end) (the same view while a queue's reads keep their length). */
+  frameBytes(start: number, end: number): Buffer {
+    const v = this.frameView;
+    if (v !== null && this.frameViewStart === start && this.frameViewEnd === end) return v;
+    const fresh = this.frame.subarray(start, end);
+    this.frameView = fresh;
+    this.frameViewStart = start;
+    this.frameViewEnd = end;
+    return fresh;
   }
 
   /** The first `length` bytes of the data PDU header buffer. */
