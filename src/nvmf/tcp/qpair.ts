@@ -18,6 +18,7 @@ import {
   Sqe,
   SqeFlags,
   StatusCodeType,
+  setCqeIds,
   setStatus,
 } from '../../wire/nvme.ts';
 import {
@@ -604,16 +605,12 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
     }
     req.state = TcpReqState.SENDING;
     const rsp = req.rsp;
-    rsp.writeUInt16LE(
-      this.sqFlowControlDisabled
-        ? 0xffff
-        : this.sqSize > 0
-          ? this.commandsReceived % this.sqSize
-          : this.commandsReceived & 0xffff,
-      Cqe.SQHD,
-    );
-    rsp.writeUInt16LE(this.qid, Cqe.SQID);
-    rsp.writeUInt16LE(req.cid, Cqe.CID);
+    const sqhd = this.sqFlowControlDisabled
+      ? 0xffff
+      : this.sqSize > 0
+        ? this.commandsReceived % this.sqSize
+        : this.commandsReceived & 0xffff;
+    setCqeIds(rsp, sqhd, this.qid, req.cid);
     let sendResp = true;
     if (
       req.xferDir === XferDir.CONTROLLER_TO_HOST &&
