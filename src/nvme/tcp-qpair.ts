@@ -4,6 +4,7 @@
 
 import net from 'node:net';
 import tls from 'node:tls';
+import { HandleWriter } from '../util/handle-writev.ts';
 import { CQE_SIZE, Cqe, Sqe, setSqeSgl } from '../wire/nvme.ts';
 import {
   CapsuleCmd,
@@ -142,7 +143,12 @@ export class NvmeTcpQpair extends QpairCore<HostRequest> implements PduSink {
   private readonly c2h = newDataPduHeader();
   private readonly r2t = newR2tFields();
   private tx: Buffer[] = [];
+  /** the array of the burst being written (swapped with tx: none allocated per flush) */
+  private txWriting: Buffer[] = [];
   private flushScheduled = false;
+  /** bursts straight to the socket's libuv handle (null: through the stream; undefined: not
+   * looked up yet, which waits for the first burst, after the connection is up) */
+  private writer: HandleWriter | null | undefined = undefined;
   private icResolve: ((v: undefined) => void) | null = null;
   private icReject: ((e: Error) => void) | null = null;
 
@@ -219,11 +225,20 @@ export class NvmeTcpQpair extends QpairCore<HostRequest> implements PduSink {
   private flush(): void {
     this.flushScheduled = false;
     const bufs = this.tx;
-    this.tx = [];
-    if (this.closed || bufs.length === 0) return;
-    this.socket.cork();
-    for (const b of bufs) this.socket.write(b);
-    this.socket.uncork();
+    if (this.closed || bufs.length === 0) {
+      bufs.length = 0;
+      return;
+    }
+    this.tx = this.txWriting;
+    this.txWriting = bufs;
+    if (this.writer === undefined) this.writer = HandleWriter.for(this.socket);
+    if (this.writer !== null) this.writer.write(bufs, null);
+    else {
+      this.socket.cork();
+      for (const b of bufs) this.socket.write(b);
+      this.socket.uncork();
+    }
+    bufs.length = 0;
   }
 
   // ---- PduSink

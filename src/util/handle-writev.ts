@@ -15,6 +15,7 @@
 // handleWritev returns null and the caller writes through the stream.
 
 import type net from 'node:net';
+import tls from 'node:tls';
 import { getSystemErrorName } from 'node:util';
 
 /** Node 26's stream handle: writev answers a number (done, 0 or a libuv error) or a request. */
@@ -77,6 +78,8 @@ export class HandleWriter {
   static for(socket: net.Socket): HandleWriter | null {
     const state = streamBaseState();
     const handle = (socket as unknown as { _handle: Partial<StreamHandle> | null })._handle;
+    // a TLS socket's handle encrypts what it is given: its bursts stay with its stream
+    if (socket instanceof tls.TLSSocket) return null;
     if (state === null || handle === null || typeof handle?.writev !== 'function') return null;
     return new HandleWriter(socket, state);
   }

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
 import { test } from 'node:test';
+import tls from 'node:tls';
 import { HandleWriter } from '../../../src/util/handle-writev.ts';
 
 async function connectedPair(): Promise<{ client: net.Socket; server: net.Socket; close: () => void }> {
@@ -29,8 +30,14 @@ async function connectedPair(): Promise<{ client: net.Socket; server: net.Socket
   };
 }
 
-test('a socket without a libuv stream handle gets no writer (its bursts go through the stream)', () => {
+test('a socket without a libuv stream handle, or a TLS socket, gets no writer (its bursts go through the stream)', async (t) => {
   assert.equal(HandleWriter.for(new net.Socket()), null);
+  const { client, close } = await connectedPair();
+  t.after(close);
+  assert.ok(HandleWriter.for(client), 'a connected plain socket has one');
+  const overTls = new tls.TLSSocket(client);
+  t.after(() => overTls.destroy());
+  assert.equal(HandleWriter.for(overTls), null, 'TLS encrypts in its stream');
 });
 
 test('bursts arrive whole and in order, done once each: at once when the kernel took them, later when not', async (t) => {
