@@ -613,7 +613,10 @@ const drainCompletions = defineHandler<BdevChannel>('bdev.drainCompletions', (ch
     }
   } finally {
     // a throwing callback must not make the delivered ones run again nor strand the rest
-    list.splice(0, i);
+    // all delivered (the usual case): pops, inline and keeping the array's room, not a splice
+    // that allocates the removed part
+    if (i === list.length) while (list.length > 0) list.pop();
+    else list.splice(0, i);
     if (list.length > 0 && !ch.drainScheduled) {
       ch.drainScheduled = true;
       sendMsg(ch.thread, drainCompletions, ch);

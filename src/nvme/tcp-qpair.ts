@@ -238,7 +238,8 @@ export class NvmeTcpQpair extends QpairCore<HostRequest> implements PduSink {
       for (const b of bufs) this.socket.write(b);
       this.socket.uncork();
     }
-    bufs.length = 0;
+    // pops stay inline and keep the array's room (length = 0 is a runtime call that drops it)
+    while (bufs.length > 0) bufs.pop();
   }
 
   // ---- PduSink

@@ -27,7 +27,9 @@ export class PduFramer {
    * that command on when the parse gets it. An unknown one (-2) stops the framer.
    */
   resync(bytesToPduEnd: number, dataTagInProgress = -1): void {
-    this.seenTags.length = 0;
+    // pops stay inline and keep the array's room (length = 0 is a runtime call that drops it)
+    const seen = this.seenTags;
+    while (seen.length > 0) seen.pop();
     if (dataTagInProgress === -2) {
       this.toEnd = -1;
       return;

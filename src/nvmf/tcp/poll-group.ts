@@ -177,7 +177,9 @@ export class TcpPollGroup implements TransportPollGroup, TcpQpairGroup, TlsServe
       this.rxReady = this.rxParsing;
       this.rxParsing = ready;
       for (let i = 0; i < ready.length; i++) ready[i].processRx();
-      ready.length = 0;
+      // emptied by pops, which the JIT keeps inline and which keep the array's room; setting
+      // length to 0 is a runtime call that drops it, and the next pushes grow it again
+      while (ready.length > 0) ready.pop();
       busy = true;
     }
     if (this.closedReady.length > 0) {
@@ -201,7 +203,7 @@ export class TcpPollGroup implements TransportPollGroup, TcpQpairGroup, TlsServe
       this.txReady = this.txFlushing;
       this.txFlushing = ready;
       for (let i = 0; i < ready.length; i++) ready[i].flush();
-      ready.length = 0;
+      while (ready.length > 0) ready.pop();
       busy = true;
     }
     return busy;

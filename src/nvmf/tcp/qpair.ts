@@ -238,8 +238,10 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
       if (chunks[i] === PLACED_DATA) this.receiver.pushPlaced(lengths[i]);
       else this.receiver.push(chunks[i], lengths[i]);
     }
-    chunks.length = 0;
-    lengths.length = 0;
+    // emptied by pops, which the JIT keeps inline and which keep the array's room; setting length
+    // to 0 is a runtime call that drops it, and the next pushes grow it again (once per poll)
+    while (chunks.length > 0) chunks.pop();
+    while (lengths.length > 0) lengths.pop();
     releaseRx(pooled, this.group.rxBuffers);
     // every byte read is parsed now (a break above ends the connection)
     if (this.state === TcpQpairState.RUNNING) this.steering.resync(this.receiver);
@@ -738,7 +740,7 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
     if (queue.length === 0) return;
     const burst = this.txBurst;
     if (this.socketClosed || this.socket.destroyed) {
-      queue.length = 0;
+      while (queue.length > 0) queue.pop();
       this.freeBurstSlots(burst);
       return;
     }
@@ -751,7 +753,7 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
       this.txBurst = this.freeBursts.pop() ?? new SentBurst(this);
       this.socket.writeBurst(queue, burst.done);
     }
-    queue.length = 0;
+    while (queue.length > 0) queue.pop();
   }
 
   /** A burst's write completed (its callback): its slots are free, the burst is reused. */
@@ -764,7 +766,7 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
     const slots = burst.slots;
     for (let i = 0; i < slots.length; i++)
       if (slots[i].state === TcpReqState.SENDING) this.freeSlot(slots[i]);
-    slots.length = 0;
+    while (slots.length > 0) slots.pop();
   }
 
   private freeSlot(req: TcpRequest): void {
@@ -844,6 +846,5 @@ class SentBurst {
 
 /** Receive buffers parsed (or dropped) go back to the pool: the receiver kept no view of them. */
 function releaseRx(pooled: Buffer[], pool: RxBufferPool): void {
-  for (let i = 0; i < pooled.length; i++) pool.put(pooled[i]);
-  pooled.length = 0;
+  while (pooled.length > 0) pool.put(pooled.pop() as Buffer);
 }
