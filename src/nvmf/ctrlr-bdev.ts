@@ -27,6 +27,7 @@ import {
   SqeFlags,
   StatusCodeType,
   setStatus,
+  u32le,
 } from '../wire/nvme.ts';
 import { ResvType } from '../wire/reservation.ts';
 import type { PgNamespace, PgSubsystem } from './poll-group-subsystem.ts';
@@ -257,7 +258,7 @@ export function executeIo(st: IoQueueState, req: NvmfRequest): void {
     return;
   }
 
-  const nsid = cmd.readUInt32LE(Sqe.NSID);
+  const nsid = u32le(cmd, Sqe.NSID);
   // NSID 0, 0xffffffff (no broadcast: Identify VWC says so), above NN, inactive, or not visible
   // to this host (masking: SPDK answers the same as for an inactive namespace)
   const ns = st.sub.ns.get(nsid);
@@ -337,7 +338,7 @@ export function executeIo(st: IoQueueState, req: NvmfRequest): void {
       finish(st, req, StatusCodeType.GENERIC, GenericStatus.ABORTED_FAILED_FUSED, false);
       return;
     }
-    const fua = (cmd.readUInt32LE(Sqe.CDW12) & RwFlags.FUA) !== 0;
+    const fua = (u32le(cmd, Sqe.CDW12) & RwFlags.FUA) !== 0;
     bdevCompareAndWrite(
       desc,
       ch,
@@ -364,7 +365,7 @@ export function executeIo(st: IoQueueState, req: NvmfRequest): void {
       const slba = getSlba(cmd);
       const nlb = getNumBlocks(cmd);
       if (!checkRange(st, req, ns, slba, nlb, true)) return;
-      const fua = (cmd.readUInt32LE(Sqe.CDW12) & RwFlags.FUA) !== 0;
+      const fua = (u32le(cmd, Sqe.CDW12) & RwFlags.FUA) !== 0;
       // lent data goes down as the request's own iov (checkRange made the lengths equal)
       const lent = req.lentData ?? null;
       if (nlb * bs === req.length) {

@@ -4,7 +4,7 @@
 // sends failures there for the error log; it serves I/O from the namespaces
 // its own poll group opened.
 import { sendMsg, type ThreadRef, turnUs } from '../thread/index.ts';
-import { NvmOpcode, PathStatus, Sqe, statusOf } from '../wire/nvme.ts';
+import { NvmOpcode, PathStatus, Sqe, statusOf, u32le } from '../wire/nvme.ts';
 import { executeIo, InFlight, type IoQueueState } from './ctrlr-bdev.ts';
 import { type HostCounters, IoKind, newQueueIoTotals, type QueueIoTotals } from './io-stats.ts';
 import { toPollGroup } from './messages.ts';
@@ -144,7 +144,7 @@ export class IoQueue implements QueueContext, IoQueueState {
       this.totals.hostWrites++;
       this.totals.bytesWritten += bytes;
     }
-    this.sub.io.get(cmd.readUInt32LE(Sqe.NSID))?.record(kind, bytes, now - (req.startUs ?? now), ok);
+    this.sub.io.get(u32le(cmd, Sqe.NSID))?.record(kind, bytes, now - (req.startUs ?? now), ok);
   }
 
   reservationCommand(req: NvmfRequest, ns: PgNamespace): void {

@@ -415,12 +415,24 @@ export function setSuccess(rsp: Buffer): void {
   rsp.writeUInt16LE(0, Cqe.STATUS);
 }
 
+/**
+ * Little-endian reads of an SQE's or CQE's fields (fixed offsets inside the entry) as byte loads,
+ * which the JIT keeps inline in the per-command code, where it may call readUInt16/32LE.
+ */
+export function u16le(buf: Buffer, at: number): number {
+  return buf[at] | (buf[at + 1] << 8);
+}
+
+export function u32le(buf: Buffer, at: number): number {
+  return (buf[at] | (buf[at + 1] << 8) | (buf[at + 2] << 16)) + buf[at + 3] * 0x100_0000;
+}
+
 export function getStatusCode(rsp: Buffer): number {
-  return (rsp.readUInt16LE(Cqe.STATUS) >> CqeStatus.SC_SHIFT) & CqeStatus.SC_MASK;
+  return (u16le(rsp, Cqe.STATUS) >> CqeStatus.SC_SHIFT) & CqeStatus.SC_MASK;
 }
 
 export function getStatusCodeType(rsp: Buffer): number {
-  return (rsp.readUInt16LE(Cqe.STATUS) >> CqeStatus.SCT_SHIFT) & CqeStatus.SCT_MASK;
+  return (u16le(rsp, Cqe.STATUS) >> CqeStatus.SCT_SHIFT) & CqeStatus.SCT_MASK;
 }
 
 export function getDnr(rsp: Buffer): boolean {
@@ -434,7 +446,7 @@ export function isSuccess(rsp: Buffer): boolean {
 
 /** The 16-bit status field value without the phase bit: (sct << 8 | sc), handy to compare. */
 export function statusOf(rsp: Buffer): number {
-  return statusFromField(rsp.readUInt16LE(Cqe.STATUS));
+  return statusFromField(u16le(rsp, Cqe.STATUS));
 }
 
 /** A status field as a CQE (or an error log entry) stores it, packed as (sct << 8 | sc). */
@@ -499,7 +511,7 @@ export function writeDsmRange(buf: Buffer, i: number, slba: number, blocks: numb
 
 /** Starting LBA of an NVM command as a JS number (exact up to 2^53). */
 export function getSlba(cmd: Buffer): number {
-  return cmd.readUInt32LE(Sqe.SLBA_HI) * 0x1_0000_0000 + cmd.readUInt32LE(Sqe.SLBA_LO);
+  return u32le(cmd, Sqe.SLBA_HI) * 0x1_0000_0000 + u32le(cmd, Sqe.SLBA_LO);
 }
 
 /** Store a starting LBA (number, < 2^53) as two 32-bit halves. */
@@ -510,7 +522,7 @@ export function setSlba(cmd: Buffer, slba: number): void {
 
 /** Number of logical blocks of a read/write/compare/write zeroes (CDW12 NLB is 0's based). */
 export function getNumBlocks(cmd: Buffer): number {
-  return (cmd.readUInt16LE(Sqe.NLB) & 0xffff) + 1;
+  return u16le(cmd, Sqe.NLB) + 1;
 }
 
 /**

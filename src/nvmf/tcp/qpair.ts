@@ -20,6 +20,8 @@ import {
   StatusCodeType,
   setCqeIds,
   setStatus,
+  u16le,
+  u32le,
 } from '../../wire/nvme.ts';
 import {
   CapsuleCmd,
@@ -386,7 +388,7 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
     const cmd = req.cmd;
     readCapsuleCmdSqe(buf, cmd, at);
     clearCqe(req.rsp);
-    req.cid = cmd.readUInt16LE(Sqe.CID);
+    req.cid = u16le(cmd, Sqe.CID);
     req.iov = EMPTY_IOV;
     req.readIov = null;
     req.length = 0;
@@ -397,7 +399,7 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
     const opcode = cmd[Sqe.OPCODE];
     const dir = (opcode === FABRICS_OPCODE ? cmd[Sqe.FCTYPE] : opcode) & 0x3;
     const sglType = cmd[Sqe.SGL_TYPE];
-    const sglLength = cmd.readUInt32LE(Sqe.SGL_LENGTH);
+    const sglLength = u32le(cmd, Sqe.SGL_LENGTH);
 
     if (dataLength > this.inCapsuleLimit()) {
       // more in-capsule data than this queue takes (SPDK: fatal, data transfer limit exceeded)
@@ -622,8 +624,8 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
       const success =
         this.group.opts.c2h_success &&
         this.sqFlowControlDisabled &&
-        rsp.readUInt32LE(Cqe.DW0) === 0 &&
-        rsp.readUInt32LE(Cqe.DW1) === 0;
+        u32le(rsp, Cqe.DW0) === 0 &&
+        u32le(rsp, Cqe.DW1) === 0;
       if (req.iov === req.readIov && req.poolBuf === null) {
         // read into the slot's in-capsule buffer: header, data and response as one frame
         this.queueC2HFrame(req, success);

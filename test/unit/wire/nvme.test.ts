@@ -16,10 +16,13 @@ import {
   SQE_SIZE,
   Sqe,
   StatusCodeType,
+  setCqeIds,
   setSlba,
   setStatus,
   statusOf,
   statusToString,
+  u16le,
+  u32le,
 } from '../../../src/wire/nvme.ts';
 
 test('SQE and CQE sizes and field offsets', () => {
@@ -74,4 +77,21 @@ test('64-bit SLBA as two 32-bit halves', () => {
   assert.equal(getSlba(cmd), lba);
   cmd.writeUInt16LE(7, 48);
   assert.equal(getNumBlocks(cmd), 8);
+  cmd.writeUInt16LE(0xffff, 48);
+  assert.equal(getNumBlocks(cmd), 0x1_0000, 'NLB is 0-based: 0xffff is 65536 blocks');
+  setSlba(cmd, 0x1f_ffff_ffff_ffff);
+  assert.equal(getSlba(cmd), 0x1f_ffff_ffff_ffff, 'the largest SLBA a number holds');
+});
+
+test('the byte-load field readers agree with Buffer readUInt16LE/readUInt32LE, high bits included', () => {
+  const b = Buffer.from([0xff, 0xfe, 0xfd, 0xfc, 0x01, 0x80, 0x00, 0x00, 0x34, 0x12]);
+  for (let at = 0; at + 4 <= b.length; at++) assert.equal(u32le(b, at), b.readUInt32LE(at), `u32 at ${at}`);
+  for (let at = 0; at + 2 <= b.length; at++) assert.equal(u16le(b, at), b.readUInt16LE(at), `u16 at ${at}`);
+  assert.equal(u32le(b, 0), 0xfcfdfeff, 'unsigned, never negative');
+  const cqe = Buffer.alloc(CQE_SIZE, 0xaa);
+  setCqeIds(cqe, 0xfffe, 0x1234, 0x8001);
+  assert.equal(cqe.readUInt16LE(Cqe.SQHD), 0xfffe);
+  assert.equal(cqe.readUInt16LE(Cqe.SQID), 0x1234);
+  assert.equal(cqe.readUInt16LE(Cqe.CID), 0x8001);
+  assert.equal(cqe.readUInt32LE(Cqe.DW0), 0xaaaaaaaa, 'the dwords before are left alone');
 });
