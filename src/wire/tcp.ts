@@ -136,7 +136,7 @@ export const PFV_1_0 = 0;
 /** largest hpda the target accepts (0's based dwords: 128 bytes) */
 export const MAX_HPDA = 31;
 
-/** Write a common header in place. */
+/** Write a common header in place, at `at` of `buf` (a PDU that does not start the buffer). */
 export function writeCommonHeader(
   buf: Buffer,
   type: number,
@@ -144,12 +144,13 @@ export function writeCommonHeader(
   hlen: number,
   pdo: number,
   plen: number,
+  at = 0,
 ): void {
-  buf[Ch.TYPE] = type;
-  buf[Ch.FLAGS] = flags;
-  buf[Ch.HLEN] = hlen;
-  buf[Ch.PDO] = pdo;
-  buf.writeUInt32LE(plen, Ch.PLEN);
+  buf[at + Ch.TYPE] = type;
+  buf[at + Ch.FLAGS] = flags;
+  buf[at + Ch.HLEN] = hlen;
+  buf[at + Ch.PDO] = pdo;
+  buf.writeUInt32LE(plen, at + Ch.PLEN);
 }
 
 /** Fixed header length expected for a PDU type, or -1 if the type is unknown. */
@@ -187,8 +188,8 @@ export function pduCanHaveDataDigest(type: number): boolean {
 // Digests
 
 /** CRC32C of the first `hlen` bytes of a PDU, stored right after them (HDGST). */
-export function writeHeaderDigest(pdu: Buffer, hlen: number): void {
-  pdu.writeUInt32LE(crc32c(pdu.subarray(0, hlen)), hlen);
+export function writeHeaderDigest(pdu: Buffer, hlen: number, at = 0): void {
+  pdu.writeUInt32LE(crc32c(pdu.subarray(at, at + hlen)), at + hlen);
 }
 
 /** Data digest (CRC32C) of `data`; pass the previous result as `crc` to go on over several parts. */
@@ -324,17 +325,10 @@ export function writeCapsuleResp(buf: Buffer, hdgst: boolean): number {
  */
 export function writeCapsuleRespAt(buf: Buffer, at: number, cqe: Buffer, hdgst: boolean): number {
   const plen = CapsuleResp.HDR_SIZE + (hdgst ? DIGEST_SIZE : 0);
-  buf[at + Ch.TYPE] = PduType.CAPSULE_RESP;
-  buf[at + Ch.FLAGS] = hdgst ? PduFlags.HDGST : 0;
-  buf[at + Ch.HLEN] = CapsuleResp.HDR_SIZE;
-  buf[at + Ch.PDO] = 0;
-  buf.writeUInt32LE(plen, at + Ch.PLEN);
+  writeCommonHeader(buf, PduType.CAPSULE_RESP, hdgst ? PduFlags.HDGST : 0, CapsuleResp.HDR_SIZE, 0, plen, at);
   // a typed-array set: cheaper than four dword moves or a native copy call for 16 bytes
   buf.set(cqe, at + CapsuleResp.CQE);
-  if (hdgst) {
-    const end = at + CapsuleResp.HDR_SIZE;
-    buf.writeUInt32LE(crc32c(buf.subarray(at, end)) >>> 0, end);
-  }
+  if (hdgst) writeHeaderDigest(buf, CapsuleResp.HDR_SIZE, at);
   return plen;
 }
 
