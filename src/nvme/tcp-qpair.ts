@@ -4,7 +4,7 @@
 
 import net from 'node:net';
 import tls from 'node:tls';
-import { HandleWriter } from '../util/handle-writev.ts';
+import { BurstWriter } from '../util/handle-writev.ts';
 import { CQE_SIZE, Cqe, Sqe, setSqeSgl } from '../wire/nvme.ts';
 import {
   CapsuleCmd,
@@ -146,9 +146,8 @@ export class NvmeTcpQpair extends QpairCore<HostRequest> implements PduSink {
   /** the array of the burst being written (swapped with tx: none allocated per flush) */
   private txWriting: Buffer[] = [];
   private flushScheduled = false;
-  /** bursts straight to the socket's libuv handle (null: through the stream; undefined: not
-   * looked up yet, which waits for the first burst, after the connection is up) */
-  private writer: HandleWriter | null | undefined = undefined;
+  /** writes the bursts (made at the first one, after the connection is up) */
+  private writer: BurstWriter | null = null;
   private icResolve: ((v: undefined) => void) | null = null;
   private icReject: ((e: Error) => void) | null = null;
 
@@ -231,13 +230,8 @@ export class NvmeTcpQpair extends QpairCore<HostRequest> implements PduSink {
     }
     this.tx = this.txWriting;
     this.txWriting = bufs;
-    if (this.writer === undefined) this.writer = HandleWriter.for(this.socket);
-    if (this.writer !== null) this.writer.write(bufs, null);
-    else {
-      this.socket.cork();
-      for (const b of bufs) this.socket.write(b);
-      this.socket.uncork();
-    }
+    this.writer ??= new BurstWriter(this.socket);
+    this.writer.write(bufs, null);
     // pops stay inline and keep the array's room (length = 0 is a runtime call that drops it)
     while (bufs.length > 0) bufs.pop();
   }

@@ -133,3 +133,31 @@ function asyncWriteDone(this: AsyncWrite, status: number): void {
   this.done = null;
   if (done !== null) done();
 }
+
+/**
+ * Writes a socket's bursts: one writev on its handle where a HandleWriter serves, else the
+ * Buffers written in order under a cork (one writev by the stream), `done` with the last one.
+ */
+export class BurstWriter {
+  private readonly socket: net.Socket;
+  private readonly handle: HandleWriter | null;
+
+  constructor(socket: net.Socket) {
+    this.socket = socket;
+    this.handle = HandleWriter.for(socket);
+  }
+
+  write(bufs: readonly Buffer[], done: (() => void) | null): void {
+    if (this.handle !== null) {
+      this.handle.write(bufs, done);
+      return;
+    }
+    const s = this.socket;
+    s.cork();
+    const last = bufs.length - 1;
+    for (let i = 0; i < last; i++) s.write(bufs[i]);
+    if (done === null) s.write(bufs[last]);
+    else s.write(bufs[last], done);
+    s.uncork();
+  }
+}

@@ -6,7 +6,7 @@
 
 import net from 'node:net';
 import tls from 'node:tls';
-import { HandleWriter } from '../../util/handle-writev.ts';
+import { BurstWriter } from '../../util/handle-writev.ts';
 import type { SecurePeer, TlsPskMatch } from '../transport.ts';
 
 /** A server TLSSocket's options: Node takes the server's pskCallback here too (its types omit it). */
@@ -87,15 +87,6 @@ function ignoreError(): void {
   // 'close' follows every 'error': the qpair learns of the end there
 }
 
-function corkedWrite(s: net.Socket, bufs: readonly Buffer[], done: (() => void) | null): void {
-  s.cork();
-  const last = bufs.length - 1;
-  for (let i = 0; i < last; i++) s.write(bufs[i]);
-  if (done === null) s.write(bufs[last]);
-  else s.write(bufs[last], done);
-  s.uncork();
-}
-
 /**
  * Plain NVMe/TCP: the accepted socket. When it has a libuv handle (a real accepted socket) a new
  * net.Socket takes the handle over with `onread`, so reads land in the poll group's pooled
@@ -109,8 +100,8 @@ export class PlainSocket implements QpairSocket {
   private readingSteered = false;
   /** the pooled buffer the handle's next read fills (from its start, maybe not all of it) */
   private armed: Buffer | null = null;
-  /** bursts go straight to the libuv handle (null: through the stream) */
-  private writer: HandleWriter | null = null;
+  /** writes the bursts of the socket in use (the one start() makes from the handle, if any) */
+  private writer: BurstWriter;
   readonly securePeer = null;
   readonly remoteAddress: string;
   readonly remotePort: number;
@@ -118,6 +109,7 @@ export class PlainSocket implements QpairSocket {
 
   constructor(socket: net.Socket, pool: RxBufferPool | null = null) {
     this.socket = socket;
+    this.writer = new BurstWriter(socket);
     this.pool = pool;
     // read now: the handle may move to another net.Socket, which learns no addresses from it
     this.remoteAddress = socket.remoteAddress ?? '';
@@ -173,12 +165,11 @@ export class PlainSocket implements QpairSocket {
       s.on('error', ignoreError);
       s.on('close', onClose);
       s.setNoDelay(true);
-      this.writer = HandleWriter.for(s);
+      this.writer = new BurstWriter(s);
       s.resume();
       return;
     }
     s.setNoDelay(true);
-    this.writer = HandleWriter.for(s);
     s.on('data', (chunk: Buffer) => onData(chunk, chunk.length, false));
     s.on('error', ignoreError);
     s.on('close', onClose);
@@ -191,8 +182,7 @@ export class PlainSocket implements QpairSocket {
   }
 
   writeBurst(bufs: readonly Buffer[], done: (() => void) | null): void {
-    if (this.writer !== null) this.writer.write(bufs, done);
-    else corkedWrite(this.socket, bufs, done);
+    this.writer.write(bufs, done);
   }
 
   end(): void {
@@ -222,6 +212,8 @@ export class TlsSocket implements QpairSocket {
   private readonly raw: net.Socket;
   private readonly side: TlsServerSide;
   private tlsSocket: tls.TLSSocket | null = null;
+  /** writes the TLS socket's bursts (through its stream: TLS encrypts there) */
+  private writer: BurstWriter | null = null;
   private peer: SecurePeer | null = null;
   /** the identity the host offered (for logs), '' before its ClientHello */
   offeredIdentity = '';
@@ -264,6 +256,7 @@ export class TlsSocket implements QpairSocket {
     };
     const t = new tls.TLSSocket(this.raw, options);
     this.tlsSocket = t;
+    this.writer = new BurstWriter(t);
     t.on('data', (chunk: Buffer) => onData(chunk, chunk.length, false));
     t.on('error', (err: Error) => this.side.onTlsError(this, err));
     t.on('close', onClose);
@@ -272,9 +265,7 @@ export class TlsSocket implements QpairSocket {
   }
 
   writeBurst(bufs: readonly Buffer[], done: (() => void) | null): void {
-    const t = this.tlsSocket;
-    if (t === null) return;
-    corkedWrite(t, bufs, done);
+    this.writer?.write(bufs, done);
   }
 
   end(): void {

@@ -6,9 +6,10 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
+import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
 import tls from 'node:tls';
-import { HandleWriter } from '../../../src/util/handle-writev.ts';
+import { BurstWriter, HandleWriter } from '../../../src/util/handle-writev.ts';
 
 async function connectedPair(): Promise<{ client: net.Socket; server: net.Socket; close: () => void }> {
   const listener = net.createServer({ pauseOnConnect: true });
@@ -120,4 +121,25 @@ test('a write the kernel refuses destroys the socket with that error and still r
   // once closed, a write does nothing
   writer.write([part], () => dones++);
   assert.equal(dones, writes);
+});
+
+test('a BurstWriter without a handle writer corks its stream: the parts arrive in order, done runs once after them', async () => {
+  // a stream with no libuv handle (as a TLS socket's bursts go: through its Writable)
+  const stream = new PassThrough();
+  const writer = new BurstWriter(stream as unknown as net.Socket);
+  let corks = 0;
+  const cork = stream.cork.bind(stream);
+  stream.cork = () => {
+    corks++;
+    cork();
+  };
+  let dones = 0;
+  writer.write([Buffer.from('one,'), Buffer.from('two,'), Buffer.from('three')], () => dones++);
+  writer.write([Buffer.from(';four')], null);
+  assert.equal(corks, 2, 'one cork per burst');
+  stream.end();
+  const got: Buffer[] = [];
+  for await (const chunk of stream) got.push(chunk as Buffer);
+  assert.equal(Buffer.concat(got).toString(), 'one,two,three;four');
+  assert.equal(dones, 1, "the first burst's done, once; the second has none");
 });
