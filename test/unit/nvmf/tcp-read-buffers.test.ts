@@ -91,6 +91,8 @@ class HeldSocket extends SocketWithoutKernel {
 interface Queue {
   sock: HeldSocket;
   digests: DigestOptions;
+  /** the CNTLID the Connect answer gave */
+  cntlid: number;
 }
 
 const groups: TcpPollGroup[] = [];
@@ -103,7 +105,8 @@ function blockData(lba: number): Buffer {
   return pattern(BS, 7000 + lba);
 }
 
-/** A connection of queue `qid`: ICReq (digests, hpda), Connect (SQ flow control on or off). */
+/** A connection of queue `qid` (0: the admin queue, a new controller): ICReq (digests, hpda),
+ * Connect (SQ flow control on or off). */
 function connectQueue(qid: number, digests: DigestOptions, hpda: number, sqFlowOff: boolean): Queue {
   const sock = new HeldSocket();
   groups[0].addSocket(sock as unknown as net.Socket, TCP_LISTEN);
@@ -118,7 +121,7 @@ function connectQueue(qid: number, digests: DigestOptions, hpda: number, sqFlowO
   sock.transmit();
   const got = sock.take();
   assert.equal(got.status.get(1), 0, `Connect of qid ${qid}`);
-  return { sock, digests };
+  return { sock, digests, cntlid: (got.dw0.get(1) ?? 0) & 0xffff };
 }
 
 before(async () => {
@@ -142,20 +145,10 @@ before(async () => {
   assert.ok(bdev !== undefined);
   const mem = (bdev.backend as MallocBackend).mem;
   for (let lba = 0; lba < BLOCKS; lba++) blockData(lba).copy(mem, lba * BS);
-  // the admin queue, then CC.EN
-  const adminSock = new HeldSocket();
-  groups[0].addSocket(adminSock as unknown as net.Socket, TCP_LISTEN);
-  adminSock.emit('data', icReq());
-  pollIdle();
-  adminSock.transmit();
-  adminSock.take();
-  const c = connectCmd(1, 0, 32, 0xffff, NQN);
-  adminSock.emit('data', capsuleCmd(c.sqe, c.data));
-  pollIdle();
-  adminSock.transmit();
-  const connected = adminSock.take();
-  assert.equal(connected.status.get(1), 0, 'Connect of the admin queue');
-  cntlid = (connected.dw0.get(1) ?? 0) & 0xffff;
+  // the admin queue (cntlid still 0xffff: a new controller), then CC.EN
+  const admin = connectQueue(0, {}, 0, false);
+  cntlid = admin.cntlid;
+  const adminSock = admin.sock;
   const enable = Buffer.alloc(SQE_SIZE);
   writePropertySet(enable, ControllerRegister.CC, CC_ENABLE, 4);
   enable.writeUInt16LE(2, Sqe.CID);
