@@ -5,6 +5,7 @@
 // flushed as one corked burst when its poll group polls), the fatal-error
 // TermReq, and the close that hands back what the core still holds.
 
+import { AlignedSlab } from '../../util/aligned-memory.ts';
 import { logger } from '../../util/log.ts';
 import {
   Cqe,
@@ -71,6 +72,7 @@ import {
   type BufferPool,
   EMPTY_IOV,
   FRAME_HEAD,
+  frameLength,
   NO_FRAME_SHAPE,
   TcpReqState,
   TcpRequest,
@@ -142,6 +144,10 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
   private readonly slots: TcpRequest[] = [];
   private readonly freeSlots: TcpRequest[] = [];
   private readonly maxSlots: number;
+  /** every slot's in-capsule buffer size */
+  private readonly inCapsuleSize: number;
+  /** where the slots' frames are carved from */
+  private readonly frames: AlignedSlab;
   /** chunks received but not yet parsed (parsed in poll): bytes [0, rxLengths[i]) of each */
   rxChunks: Buffer[] = [];
   rxLengths: number[] = [];
@@ -188,6 +194,9 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
     // A slot stays SENDING until its write callback, which can come after the host already
     // read the response and reused the command slot: keep a margin of a full queue for that.
     this.maxSlots = 2 * Math.max(o.max_queue_depth, o.max_aq_depth);
+    this.inCapsuleSize = Math.max(o.in_capsule_data_size, ADMIN_IN_CAPSULE_SIZE);
+    // 64-aligned frames: a read's copy from malloc memory into them runs at full speed
+    this.frames = new AlignedSlab(frameLength(this.inCapsuleSize), this.maxSlots, 64);
     // before ICResp only the 128-byte ICReq is acceptable
     this.receiver = new PduReceiver(this, TARGET_ACCEPTS, IcReq.SIZE);
     this.receiver.expectType = PduType.IC_REQ;
@@ -353,12 +362,7 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
     const slot = this.freeSlots.pop();
     if (slot) return slot;
     if (this.slots.length >= this.maxSlots) return null;
-    const o = this.group.opts;
-    const req = new TcpRequest(
-      this,
-      this.slots.length,
-      Math.max(o.in_capsule_data_size, ADMIN_IN_CAPSULE_SIZE),
-    );
+    const req = new TcpRequest(this, this.slots.length, this.inCapsuleSize, this.frames.take());
     this.slots.push(req);
     return req;
   }

@@ -5,6 +5,7 @@
 // qpair and reused; nothing here is allocated per command.
 
 import type { LentData } from '../../bdev/index.ts';
+import { AlignedSlab } from '../../util/aligned-memory.ts';
 import { SQE_SIZE } from '../../wire/nvme.ts';
 import { CapsuleResp, capsuleRespCqe, DataPdu, DIGEST_SIZE } from '../../wire/tcp.ts';
 import { type NvmfQpair, type NvmfRequest, XferDir } from '../transport.ts';
@@ -44,6 +45,10 @@ export const EMPTY_IOV: Buffer[] = [];
  */
 export const FRAME_HEAD = 128;
 export const FRAME_TAIL = DIGEST_SIZE + CapsuleResp.HDR_SIZE + DIGEST_SIZE;
+/** A slot's frame length for an in-capsule buffer of `inCapsuleSize` bytes. */
+export function frameLength(inCapsuleSize: number): number {
+  return FRAME_HEAD + inCapsuleSize + FRAME_TAIL;
+}
 /** TcpRequest.frameShape of a frame whose C2HData header must be written whole. */
 export const NO_FRAME_SHAPE = 0;
 
@@ -117,13 +122,15 @@ export class TcpRequest implements NvmfRequest, LentData {
   lentData: LentData | null = null;
   private lentView: Buffer | null = null;
 
-  constructor(qpair: TcpRequestQueue, index: number, inCapsuleSize: number) {
+  /** `frame`: FRAME_HEAD + inCapsuleSize + FRAME_TAIL bytes to use (64-aligned from the
+   * qpair's slab), or null to allocate them */
+  constructor(qpair: TcpRequestQueue, index: number, inCapsuleSize: number, frame: Buffer | null) {
     this.qpair = qpair;
     this.index = index;
     this.rsp = capsuleRespCqe(this.respPdu);
     // the largest PDO is 128 (hpda 31), past the 24-byte header and its digest
     this.dataHdr = Buffer.alloc(DataPdu.HDR_SIZE + DIGEST_SIZE + 128);
-    this.frame = Buffer.alloc(FRAME_HEAD + inCapsuleSize + FRAME_TAIL);
+    this.frame = frame ?? Buffer.alloc(frameLength(inCapsuleSize));
     this.inCapsule = this.frame.subarray(FRAME_HEAD, FRAME_HEAD + inCapsuleSize);
     this.respPduNoDigest = this.respPdu.subarray(0, CapsuleResp.HDR_SIZE);
   }
@@ -227,22 +234,30 @@ function oneView(iov: Buffer[], view: Buffer): Buffer[] {
   return iov;
 }
 
-/** Data buffers for transport-SGL transfers, shared by a poll group's qpairs. */
+/**
+ * Data buffers for transport-SGL transfers, shared by a poll group's qpairs. The first `keep` are
+ * carved at page multiples from one page-aligned memory (util/aligned-memory.ts), so the copies
+ * between them and a malloc bdev's memory, itself page-aligned, and the kernel's copies run at
+ * full speed whatever the process's heap looks like; buffers beyond those are ordinary ones.
+ */
 export class BufferPool {
   private readonly free: Buffer[] = [];
   private readonly size: number;
   private readonly keep: number;
+  private readonly slab: AlignedSlab;
 
   constructor(size: number, keep: number) {
     this.size = size;
     this.keep = keep;
+    this.slab = new AlignedSlab(size, keep, 4096);
   }
 
   get(): Buffer {
-    return this.free.pop() ?? Buffer.allocUnsafe(this.size);
+    return this.free.pop() ?? this.slab.take() ?? Buffer.allocUnsafe(this.size);
   }
 
   put(buf: Buffer): void {
-    if (this.free.length < this.keep) this.free.push(buf);
+    // a carved buffer is always kept (there are at most `keep`): dropped, it would be lost
+    if (this.free.length < this.keep || this.slab.owns(buf)) this.free.push(buf);
   }
 }
