@@ -129,11 +129,17 @@ function freePort(): Promise<number> {
   });
 }
 
-/** utime + stime of a live process (all its threads), in seconds. */
-function cpuSeconds(pid: number): number {
+/** utime + stime (total) and utime (user) of a live process (all its threads), in seconds. */
+function cpuSeconds(pid: number): CpuSeconds {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  const user = Number(fields[11]) / CLOCK_TICKS;
+  return { total: user + Number(fields[12]) / CLOCK_TICKS, user };
+}
+
+interface CpuSeconds {
+  total: number;
+  user: number;
 }
 
 interface TargetKind {
@@ -283,6 +289,8 @@ interface Sample {
   /** target CPU µs per I/O (nvmf-perf: over its whole run, warm-up and drain included on both sides
    * of the ratio; spdk_nvme_perf: over its measured window) */
   cpuUsPerIo: number;
+  /** the user-space part of it (the rest is the kernel's: copies, TCP, syscalls) */
+  userUsPerIo: number;
 }
 
 interface NvmfPerfJson {
@@ -325,10 +333,14 @@ async function measureWithNvmfPerf(t: Target, w: Workload): Promise<Sample> {
       else res(JSON.parse(stdout) as NvmfPerfJson);
     });
   });
-  const cpu = cpuSeconds(pid) - before;
+  const after = cpuSeconds(pid);
   if (r.total.errors > 0) throw new Error(`${t.kind.label} ${w.name}: ${r.total.errors} I/O errors`);
   const completed = ((r.perf_cpu.user_sec + r.perf_cpu.system_sec) * 1e6) / r.perf_cpu.us_per_io;
-  return { row: r.total, cpuUsPerIo: (cpu * 1e6) / completed };
+  return {
+    row: r.total,
+    cpuUsPerIo: ((after.total - before.total) * 1e6) / completed,
+    userUsPerIo: ((after.user - before.user) * 1e6) / completed,
+  };
 }
 
 function coreMask(cores: number[]): string {
@@ -366,8 +378,8 @@ function measureWithSpdkPerf(t: Target, w: Workload): Promise<Sample> {
     const proc = spawn('taskset', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
-    let cpuStart: number | undefined;
-    let cpuEnd: number | undefined;
+    let cpuStart: CpuSeconds | undefined;
+    let cpuEnd: CpuSeconds | undefined;
     const timers: NodeJS.Timeout[] = [];
     const killer = setTimeout(() => proc.kill('SIGKILL'), (WARMUP_SEC + TIME_SEC + 120) * 1000);
     proc.stdout.on('data', (d) => {
@@ -392,7 +404,12 @@ function measureWithSpdkPerf(t: Target, w: Workload): Promise<Sample> {
       cpuEnd ??= cpuSeconds(pid);
       try {
         const row = parseSpdkPerf(out);
-        res({ row, cpuUsPerIo: ((cpuEnd - cpuStart) * 1e6) / (row.iops * TIME_SEC) });
+        const ios = row.iops * TIME_SEC;
+        res({
+          row,
+          cpuUsPerIo: ((cpuEnd.total - cpuStart.total) * 1e6) / ios,
+          userUsPerIo: ((cpuEnd.user - cpuStart.user) * 1e6) / ios,
+        });
       } catch (e) {
         rej(e);
       }
@@ -433,7 +450,8 @@ for (let round = 0; round < rounds; round++) {
         if (!values.json)
           console.error(
             `round ${round + 1} ${kind.label.padEnd(10)} ${w.name.padEnd(18)} ${Math.round(s.row.iops)} IOPS, ` +
-              `avg ${s.row.avg_lat_us.toFixed(1)} us, target ${s.cpuUsPerIo.toFixed(2)} us CPU/IO`,
+              `avg ${s.row.avg_lat_us.toFixed(1)} us, target ${s.cpuUsPerIo.toFixed(2)} us CPU/IO ` +
+              `(user ${s.userUsPerIo.toFixed(2)})`,
           );
       }
     } finally {
@@ -457,6 +475,8 @@ interface Result {
   p99_9_us: number | null;
   /** SPDK's is its core's time (it polls), not a cost */
   target_cpu_us_per_io: number;
+  /** its user-space part */
+  target_user_us_per_io: number;
   /** ours / SPDK's: IOPS, and SPDK's average latency over ours for QD1 (higher is better in both) */
   iops_vs_spdk?: number;
   avg_lat_vs_spdk?: number;
@@ -488,6 +508,7 @@ for (const w of workloads) {
       p99_us: pickPercentile((x) => x.row.p99_us),
       p99_9_us: pickPercentile((x) => x.row.p99_9_us),
       target_cpu_us_per_io: Number(pick((x) => x.cpuUsPerIo).toFixed(2)),
+      target_user_us_per_io: Number(pick((x) => x.userUsPerIo).toFixed(2)),
     };
     if (spdk !== undefined && !kind.spdk) {
       r.iops_vs_spdk = Number((r.iops / median(spdk.map((x) => x.row.iops))).toFixed(2));
@@ -512,6 +533,7 @@ else {
     ['p99', (r) => us(r.p99_us)],
     ['p99.9', (r) => us(r.p99_9_us)],
     ['tgt CPU us/IO', (r) => r.target_cpu_us_per_io.toFixed(2)],
+    ['user', (r) => r.target_user_us_per_io.toFixed(2)],
     ['IOPS/SPDK', (r) => (r.iops_vs_spdk === undefined ? '' : `${r.iops_vs_spdk}x`)],
     ['lat SPDK/ours', (r) => (r.avg_lat_vs_spdk === undefined ? '' : `${r.avg_lat_vs_spdk}x`)],
   ];
