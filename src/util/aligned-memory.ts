@@ -1,8 +1,9 @@
 // Page-aligned memory for data buffers. A copy between two buffers runs at full speed only when
 // their addresses agree modulo 64: on this project's machines a 128 KiB Buffer.copy took
-// 1.4–2.4 times as long when they did not. Node's ArrayBuffers start wherever malloc puts them
-// (16 bytes past a page for a large one, anywhere 16-aligned on the heap for the rest), so the
-// target's data buffers and a malloc bdev's memory met at a different offset in every process.
+// 1.3–2.8 times as long when they did not (bench/copy-alignment.ts). Node's ArrayBuffers start
+// wherever malloc puts them (16 bytes past a page for a large one, anywhere 16-aligned on the
+// heap for the rest), so the target's data buffers and a malloc bdev's memory met at a different
+// offset in every process.
 // WebAssembly memory is allocated by V8's page allocator and always starts on a page boundary:
 // data buffers carved from it at page multiples agree with each other and with the kernel's
 // pages. It is zero-filled and committed page by page as written, like an ArrayBuffer.
