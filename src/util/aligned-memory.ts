@@ -34,21 +34,19 @@ function pages(bytes: number): number {
  * space): the caller then takes an ordinary ArrayBuffer.
  */
 export function pageAlignedArrayBuffer(bytes: number): ArrayBuffer | null {
-  if (bytes > ALIGNED_MAX_BYTES) return null;
-  try {
-    const n = pages(bytes);
-    return new WebAssembly.Memory({ initial: n, maximum: n }).buffer as ArrayBuffer;
-  } catch {
-    return null;
-  }
+  return wasmMemoryBuffer(bytes, false) as ArrayBuffer | null;
 }
 
 /** The same, shareable between realms (a SharedArrayBuffer); null as above. */
 export function pageAlignedSharedArrayBuffer(bytes: number): SharedArrayBuffer | null {
+  return wasmMemoryBuffer(bytes, true) as SharedArrayBuffer | null;
+}
+
+function wasmMemoryBuffer(bytes: number, shared: boolean): ArrayBuffer | SharedArrayBuffer | null {
   if (bytes > ALIGNED_MAX_BYTES) return null;
   try {
     const n = pages(bytes);
-    return new WebAssembly.Memory({ initial: n, maximum: n, shared: true }).buffer as SharedArrayBuffer;
+    return new WebAssembly.Memory({ initial: n, maximum: n, shared }).buffer;
   } catch {
     return null;
   }
