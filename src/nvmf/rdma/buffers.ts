@@ -10,6 +10,7 @@
 // it; anything else is copied into a chunk first.
 
 import { Access, type MemoryRegion, type ProtectionDomain } from '../../rdma/index.ts';
+import { pageAlignedSharedArrayBuffer } from '../../util/aligned-memory.ts';
 
 /** One data buffer of the pool: a view of a registered slab. */
 export interface DataChunk {
@@ -143,7 +144,9 @@ export class DataPool {
 
   private grow(): void {
     const n = Math.min(this.slabChunks, this.maxChunks - this.made);
-    const slab = new SharedArrayBuffer(n * this.chunkSize);
+    // page-aligned, as a malloc bdev's memory is: the copies between them run at full speed
+    const bytes = n * this.chunkSize;
+    const slab = pageAlignedSharedArrayBuffer(bytes) ?? new SharedArrayBuffer(bytes);
     const mr = this.memory.register(slab, Access.LOCAL_WRITE);
     for (let i = n - 1; i >= 0; i--) {
       const offset = i * this.chunkSize;
