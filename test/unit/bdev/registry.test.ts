@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as B from '../../../src/bdev/module.ts';
-import { createMallocBdev, deleteMallocBdev, mallocModule } from '../../../src/modules/bdev/malloc/malloc.ts';
+import {
+  createMallocBdev,
+  deleteMallocBdev,
+  type MallocBackend,
+  mallocModule,
+} from '../../../src/modules/bdev/malloc/malloc.ts';
 import {
   createNullBdev,
   deleteNullBdev,
@@ -130,8 +135,12 @@ test("a module's lookup finds only its own bdevs, typed; another module's delete
   const desc = B.bdevModuleDescriptor(mallocModule, uuid);
   assert.equal(desc?.name, name, 'found by UUID too');
   assert.ok(desc.params.memory instanceof SharedArrayBuffer);
-  // page-aligned memory comes in whole 64 KiB pages (util/aligned-memory.ts)
-  assert.ok(desc.params.memory.byteLength >= 16 * 512, 'the memory holds the bdev');
+  // page-aligned memory comes in whole 64 KiB pages (util/aligned-memory.ts); the bdev is the
+  // first 16 blocks of it
+  assert.equal(desc.params.memory.byteLength, 65536);
+  const replica = B.bdevGetReplica(name);
+  assert.ok(replica !== undefined, 'a replica in this realm');
+  assert.equal((replica.backend as MallocBackend).mem.length, 16 * 512);
   assert.equal(B.bdevModuleDescriptor(nullModule, name), undefined);
   assert.equal(B.bdevModuleDescriptor(mallocModule, 'nope'), undefined);
   await assert.rejects(settle(deleteNullBdev(name)), (e: B.BdevError) => e.code === 'ENODEV');
