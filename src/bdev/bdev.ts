@@ -42,8 +42,14 @@ export interface BdevBackend<C = unknown> {
   resize?(numBlocks: number): void;
   /** driver_specific section of bdev_get_bdevs */
   dumpInfo?(): Record<string, unknown>;
-  /** zero-copy reads: a view of the blocks' memory (malloc), or null */
-  zcopyView?(offsetBlocks: number, numBlocks: number): Buffer | null;
+  /**
+   * Zero-copy reads (SPDK's zcopy start with populate): lend a view of the blocks' own memory
+   * (malloc), which the module keeps unchanged until zcopyEnd with the same range; null when it
+   * cannot now (the layer then reads by copy).
+   */
+  zcopyStart?(offsetBlocks: number, numBlocks: number): Buffer | null;
+  /** the reader is done with what zcopyStart lent */
+  zcopyEnd?(offsetBlocks: number, numBlocks: number): void;
   /**
    * True when `submit` is done with a WRITE's data by the time it returns (it copied the data,
    * or never reads it: malloc, null), whenever it completes the I/O. The layer may then hand
@@ -234,6 +240,8 @@ export class BdevIo {
   next: BdevIo | null = null;
   /** a WRITE whose iov is lent for the submit call only (see LentData); null once kept or consumed */
   lent: LentData | null = null;
+  /** a READ whose iov is the module's own memory, lent until bdevZcopyEnd (bdevReadZcopy) */
+  zcopy = false;
 
   /** Module completion: the layer delivers it to the submitter later, never synchronously. */
   complete(success: boolean): void {
@@ -282,6 +290,7 @@ export class BdevIo {
     this.moduleStatus = BdevIoStatus.PENDING;
     this.next = null;
     this.lent = null;
+    this.zcopy = false;
   }
 }
 

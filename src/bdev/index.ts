@@ -46,6 +46,7 @@ export {
   bdevUnmap,
   bdevWrite,
   bdevWriteZeroes,
+  bdevZcopyEnd,
   type Ch as BdevChannelArg,
 } from './submit.ts';
 export { type BdevDescriptor, BdevIoStatus, BdevIoType, type BlockRange, ioTypeNames } from './types.ts';

@@ -11,6 +11,7 @@ import {
   type BdevDesc,
   type BdevIo,
   type BdevIoCb,
+  bdevFreeIo,
   getIo,
   keepLentData,
   type LentData,
@@ -260,33 +261,47 @@ export function bdevAbort(desc: BdevDesc, ch: Ch, target: unknown, cb: BdevIoCb,
 }
 
 /**
- * Read without a caller buffer: on success `io.iov` holds the data. For a
- * memory-backed bdev (malloc) these are views of its memory, no copy; the
- * caller must be done with them before it frees the io (later writes show
- * through). Other bdevs read into a buffer the layer allocates.
+ * Read, lending the module's own memory where it can (SPDK's spdk_bdev_zcopy_start with
+ * populate): on success with `io.zcopy` set, `io.iov` is a view of the blocks themselves
+ * (malloc), no copy, which the module keeps unchanged until the caller gives the io back with
+ * bdevZcopyEnd instead of bdevFreeIo. Otherwise (a module that cannot lend, QoS, a write to
+ * those blocks under way) the data is read into `iov` as bdevRead does.
  */
 export function bdevReadZcopy(
   desc: BdevDesc,
   ch: Ch,
+  iov: Buffer[],
   offsetBlocks: number,
   numBlocks: number,
   cb: BdevIoCb,
   cbArg: unknown,
 ): void {
-  const io = prepare(desc, ch, BdevIoType.READ, cb, cbArg);
-  io.offsetBlocks = offsetBlocks;
-  io.numBlocks = numBlocks;
+  const io = prepareRange(desc, ch, BdevIoType.READ, offsetBlocks, numBlocks, cb, cbArg);
   const bdev = desc.bdev;
-  const inRange = offsetBlocks >= 0 && numBlocks >= 0 && offsetBlocks + numBlocks <= bdev.numBlocks;
-  const view =
-    inRange && bdev.qos === null && !bdev.removing && !desc.closed
-      ? (bdev.backend.zcopyView?.(offsetBlocks, numBlocks) ?? null)
-      : null;
-  if (view !== null) {
-    io.iov = [view];
-    io.complete(true);
-    return;
+  const backend = bdev.backend;
+  if (
+    backend.zcopyStart !== undefined &&
+    numBlocks > 0 &&
+    offsetBlocks >= 0 &&
+    offsetBlocks + numBlocks <= bdev.numBlocks &&
+    bdev.qos === null &&
+    !bdev.removing &&
+    !desc.closed
+  ) {
+    const view = backend.zcopyStart(offsetBlocks, numBlocks);
+    if (view !== null) {
+      io.iov = [view];
+      io.zcopy = true;
+      io.complete(true);
+      return;
+    }
   }
-  io.iov = inRange ? [Buffer.allocUnsafe(numBlocks * bdev.blockSize)] : [];
+  io.iov = iov;
   checkAndSubmit(io);
+}
+
+/** The caller of bdevReadZcopy is done with the lent view: the module may change those blocks again. */
+export function bdevZcopyEnd(io: BdevIo): void {
+  if (io.zcopy) io.bdev!.backend.zcopyEnd?.(io.offsetBlocks, io.numBlocks);
+  bdevFreeIo(io);
 }

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as B from '../../../src/bdev/module.ts';
-import { createMallocBdev } from '../../../src/modules/bdev/malloc/malloc.ts';
+import { newLendGuardMemory } from '../../../src/modules/bdev/malloc/lend-guard.ts';
+import { createMallocBdev, setLentWriteWaitMs } from '../../../src/modules/bdev/malloc/malloc.ts';
 import { createNullBdev } from '../../../src/modules/bdev/null/null.ts';
 import { currentThread } from '../../../src/thread/index.ts';
 import { pattern } from '../../lib/pattern.ts';
-import { app, createThread, on, pollIdle, recorder, settle, uniq } from './harness.ts';
+import { app, createThread, on, pollIdle, recorder, settle, uniq, until } from './harness.ts';
 
 async function malloc(blockSize = 512, numBlocks = 1024, optimalIoBoundary = 0) {
   const name = await settle(
@@ -194,15 +195,134 @@ test('sliceIov returns views covering exactly the range', () => {
   assert.equal(a[2], 99, 'views, not copies');
 });
 
-test('zero-copy read hands out views of malloc memory', async () => {
-  const { desc, ch } = await malloc();
+/** Completions kept with their ios (a lent read's io goes back through bdevZcopyEnd). */
+function keeper() {
+  const done = new Map<string, { io: B.BdevIo; ok: boolean }>();
+  const cb: B.BdevIoCb = (io, ok, tag) => {
+    done.set(tag as string, { io, ok });
+  };
+  return { cb, done };
+}
+
+function lentReadCounts(name: string): Record<string, number> {
+  const info = B.bdevGetRecord(name)!;
+  const p = info.desc.params as { lendGuard: SharedArrayBuffer };
+  const words = new Int32Array(p.lendGuard);
+  return { waiting: words[0], waited: words[1], expired: words[2] };
+}
+
+test('zero-copy read lends views of malloc memory; a write to lent blocks waits until the lend ends', async () => {
+  // 512 KiB: the guard's chunks are 64 KiB (128 blocks)
+  const { name, desc, ch } = await malloc();
+  const k = keeper();
   const r = recorder();
-  B.bdevWrite(desc, ch, [pattern(512, 4)], 3, 1, false, r.cb, 'w');
+  B.bdevWrite(desc, ch, [pattern(1024, 4)], 3, 2, false, r.cb, 'a');
   pollIdle();
-  B.bdevReadZcopy(desc, ch, 3, 1, r.cb, 'z');
+  B.bdevReadZcopy(desc, ch, [Buffer.alloc(1024)], 3, 2, k.cb, 'lend');
   pollIdle();
-  assert.ok(Buffer.concat(r.done[1].iov).equals(pattern(512, 4)));
-  assert.ok(r.done[1].iov[0].buffer instanceof SharedArrayBuffer);
+  const lend = k.done.get('lend')!;
+  assert.ok(lend.ok && lend.io.zcopy, 'malloc lends its memory');
+  assert.ok(lend.io.iov[0].buffer instanceof SharedArrayBuffer);
+  assert.ok(lend.io.iov[0].equals(pattern(1024, 4)));
+
+  B.bdevWrite(desc, ch, [pattern(512, 5)], 4, 1, false, r.cb, 'b-on-lent');
+  B.bdevWrite(desc, ch, [pattern(512, 6)], 200, 1, false, r.cb, 'c-elsewhere');
+  pollIdle();
+  assert.deepEqual(
+    r.done.map((d) => d.tag),
+    ['a', 'c-elsewhere'],
+    'the write to another chunk completes, the one to the lent blocks waits',
+  );
+  assert.ok(lend.io.iov[0].equals(pattern(1024, 4)), 'the lent view is unchanged');
+  assert.deepEqual(lentReadCounts(name), { waiting: 1, waited: 1, expired: 0 });
+
+  // while that write is marked, a new read of its chunk is not lent: it copies the old data
+  const copy = Buffer.alloc(1024);
+  B.bdevReadZcopy(desc, ch, [copy], 3, 2, k.cb, 'copied');
+  pollIdle();
+  assert.equal(k.done.get('copied')!.io.zcopy, false);
+  assert.ok(copy.equals(pattern(1024, 4)));
+  B.bdevZcopyEnd(k.done.get('copied')!.io);
+
+  B.bdevZcopyEnd(lend.io);
+  pollIdle();
+  assert.deepEqual(
+    r.done.map((d) => [d.tag, d.ok]),
+    [
+      ['a', true],
+      ['c-elsewhere', true],
+      ['b-on-lent', true],
+    ],
+  );
+  const out = Buffer.alloc(1024);
+  B.bdevRead(desc, ch, [out], 3, 2, r.cb, 'check');
+  pollIdle();
+  assert.ok(out.equals(Buffer.concat([pattern(1024, 4).subarray(0, 512), pattern(512, 5)])));
+  assert.deepEqual(lentReadCounts(name), { waiting: 0, waited: 1, expired: 0 });
+});
+
+test('a write waiting for a lend keeps its own copy of data lent for the submit call only', async () => {
+  const { desc, ch } = await malloc();
+  const k = keeper();
+  const r = recorder();
+  B.bdevReadZcopy(desc, ch, [Buffer.alloc(512)], 10, 1, k.cb, 'lend');
+  pollIdle();
+  const data = pattern(512, 9);
+  let consumed = 0;
+  B.bdevWrite(desc, ch, [data], 10, 1, false, r.cb, 'w', {
+    keep: () => assert.fail('malloc copies the data itself'),
+    consumed: () => consumed++,
+  });
+  assert.equal(consumed, 1, 'the owner may reuse its buffer once submit returned');
+  data.fill(0xee); // the owner reuses it
+  B.bdevZcopyEnd(k.done.get('lend')!.io);
+  pollIdle();
+  assert.deepEqual(
+    r.done.map((d) => [d.tag, d.ok]),
+    [['w', true]],
+  );
+  const out = Buffer.alloc(512);
+  B.bdevRead(desc, ch, [out], 10, 1, r.cb, 'check');
+  pollIdle();
+  assert.ok(out.equals(pattern(512, 9)));
+});
+
+test('a write waits for a lend at most the bound, then goes ahead (counted)', async () => {
+  const { name, desc, ch } = await malloc();
+  const k = keeper();
+  const r = recorder();
+  setLentWriteWaitMs(30);
+  try {
+    B.bdevReadZcopy(desc, ch, [Buffer.alloc(512)], 600, 1, k.cb, 'stalled');
+    pollIdle();
+    B.bdevWriteZeroes(desc, ch, 600, 1, r.cb, 'wz');
+    pollIdle();
+    assert.equal(r.done.length, 0);
+    await until(() => r.done.length === 1);
+    assert.deepEqual(
+      r.done.map((d) => [d.tag, d.ok]),
+      [['wz', true]],
+    );
+    assert.deepEqual(lentReadCounts(name), { waiting: 0, waited: 1, expired: 1 });
+  } finally {
+    setLentWriteWaitMs(2000);
+    B.bdevZcopyEnd(k.done.get('stalled')!.io);
+  }
+});
+
+test('a bdev that cannot lend reads into the caller buffer', async () => {
+  const name = await settle(createNullBdev({ name: uniq('Null'), numBlocks: 64, blockSize: 512 }));
+  const desc = B.bdevOpen(name, false, () => {});
+  const ch = B.bdevGetIoChannel(desc);
+  const k = keeper();
+  const buf = Buffer.alloc(512, 1);
+  B.bdevReadZcopy(desc, ch, [buf], 0, 1, k.cb, 'r');
+  pollIdle();
+  const r = k.done.get('r')!;
+  assert.ok(r.ok);
+  assert.equal(r.io.zcopy, false);
+  assert.equal(r.io.iov[0], buf);
+  B.bdevZcopyEnd(r.io);
 });
 
 test('channels are per thread and each delivers completions on its own thread', async () => {
@@ -243,7 +363,11 @@ test('I/O above the module limit (maxTransferBlocks) is split, write_zeroes incl
         blockSize: 512,
         numBlocks: 256,
         maxTransferBlocks: 8,
-        params: { memory: new SharedArrayBuffer(256 * 512), physicalBlockSize: 512 },
+        params: {
+          memory: new SharedArrayBuffer(256 * 512),
+          lendGuard: newLendGuardMemory(256 * 512),
+          physicalBlockSize: 512,
+        },
       }),
     ),
   );

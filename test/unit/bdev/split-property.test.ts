@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import * as B from '../../../src/bdev/module.ts';
+import { newLendGuardMemory } from '../../../src/modules/bdev/malloc/lend-guard.ts';
 import { pollIdle, recorder, settle, uniq } from './harness.ts';
 
 test('split + scatter lists round-trip for any geometry and buffer cut', async () => {
@@ -33,7 +34,11 @@ test('split + scatter lists round-trip for any geometry and buffer cut', async (
           optimalIoBoundary: g.boundary,
           splitOnOptimalIoBoundary: g.boundary > 0,
           maxTransferBlocks: g.max,
-          params: { memory: new SharedArrayBuffer(128 * g.bs), physicalBlockSize: g.bs },
+          params: {
+            memory: new SharedArrayBuffer(128 * g.bs),
+            lendGuard: newLendGuardMemory(128 * g.bs),
+            physicalBlockSize: g.bs,
+          },
         }),
       ),
     );

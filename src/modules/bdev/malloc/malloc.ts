@@ -1,7 +1,9 @@
 // malloc bdev: RAM in a SharedArrayBuffer. Every realm's replica wraps the
 // same memory, so a thread on any reactor reads and writes it directly. The
 // memory starts on a page boundary (util/aligned-memory.ts) wherever it can, so
-// copies to and from the transports' buffers run at full speed.
+// copies to and from the transports' buffers run at full speed. A read may
+// instead lend views of the memory itself (zcopyStart/zcopyEnd); the lend
+// guard (lend-guard.ts) holds writes to lent blocks until the reader is done.
 
 import type { Bdev, BdevBackend, BdevDescriptor, BdevIo, BdevModule } from '../../../bdev/module.ts';
 import {
@@ -14,13 +16,31 @@ import {
   bdevUnregister,
   newBdevDescriptor,
 } from '../../../bdev/module.ts';
+import { type Poller, registerPoller } from '../../../thread/index.ts';
 import { pageAlignedSharedArrayBuffer } from '../../../util/aligned-memory.ts';
 import { availableMemoryBytes } from '../../../util/memory.ts';
 import { MediaErrorStatus, StatusCodeType } from '../../../wire/nvme.ts';
+import { LendGuard, newLendGuardMemory } from './lend-guard.ts';
 
 export interface MallocParams {
   memory: SharedArrayBuffer;
+  /** the lend guard's counts (lend-guard.ts), shared like the memory */
+  lendGuard: SharedArrayBuffer;
   physicalBlockSize: number;
+}
+
+/**
+ * How long a write waits for the lent reads of its blocks. A host takes its data within
+ * microseconds; only one that stopped reading its socket holds a lend longer, and a write
+ * from anyone else must not wait on it forever: past this bound the write goes ahead, and
+ * that stalled read may carry blocks written after it was issued (counted in
+ * writes_wait_expired).
+ */
+let lentWriteWaitMs = 2000;
+
+/** Tests: a shorter bound for the writes of this realm. */
+export function setLentWriteWaitMs(ms: number): void {
+  lentWriteWaitMs = ms;
 }
 
 /** Copy `len` bytes of `mem` from `pos` into the scatter list. */
@@ -67,22 +87,121 @@ const SUPPORTED = new Set<number>([
   BdevIoType.COMPARE_AND_WRITE,
 ]);
 
-export class MallocBackend implements BdevBackend {
+/** A thread's channel: the writes of this thread waiting for lent reads, in arrival order. */
+class MallocChannel {
+  readonly waiting: BdevIo[] = [];
+  /** registered while a write waits (no idle poller per channel) */
+  poller: Poller | null = null;
+}
+
+function isWrite(type: BdevIoType): boolean {
+  return (
+    type === BdevIoType.WRITE ||
+    type === BdevIoType.WRITE_ZEROES ||
+    type === BdevIoType.UNMAP ||
+    type === BdevIoType.COMPARE_AND_WRITE
+  );
+}
+
+export class MallocBackend implements BdevBackend<MallocChannel> {
   readonly mem: Buffer;
   readonly blockSize: number;
-  /** a write is copied into the memory inside submit */
+  readonly guard: LendGuard;
+  private readonly name: string;
+  /** a write is copied into the memory inside submit (or into a copy of its own, to wait) */
   readonly consumesWriteDataInSubmit = true;
-  constructor(memory: SharedArrayBuffer, blockSize: number, numBlocks: number) {
+  constructor(
+    memory: SharedArrayBuffer,
+    guard: SharedArrayBuffer,
+    blockSize: number,
+    numBlocks: number,
+    name = 'malloc',
+  ) {
     // page-aligned memory comes in whole 64 KiB pages: the bdev is its first numBlocks blocks
     this.mem = Buffer.from(memory, 0, numBlocks * blockSize);
     this.blockSize = blockSize;
+    this.guard = new LendGuard(guard, numBlocks * blockSize);
+    this.name = name;
   }
 
   supportsIo(type: BdevIoType): boolean {
     return SUPPORTED.has(type);
   }
 
-  submit(io: BdevIo): void {
+  createChannel(): MallocChannel {
+    return new MallocChannel();
+  }
+
+  destroyChannel(ch: MallocChannel): void {
+    // nothing outlives its channel: a write still waiting goes ahead
+    for (const io of ch.waiting.splice(0)) this.finishWaitingWrite(io, true);
+    ch.poller?.unregister();
+    ch.poller = null;
+  }
+
+  submit(io: BdevIo, ch: MallocChannel): void {
+    const len = io.numBlocks * this.blockSize;
+    if (!isWrite(io.type) || len === 0) {
+      this.execute(io);
+      return;
+    }
+    const pos = io.offsetBlocks * this.blockSize;
+    // behind a waiting write of this thread to the same blocks, or on blocks lent to a reader
+    const free = this.guard.beginWrite(pos, len);
+    if (free && !this.overlapsWaiting(ch.waiting, io, ch.waiting.length)) {
+      this.execute(io);
+      this.guard.endWrite(pos, len);
+      return;
+    }
+    // wait: the data must outlive this call (lent data is reused once submit returns)
+    if (io.type === BdevIoType.WRITE) io.iov = [ownCopy(io.iov, len)];
+    io.moduleNum = performance.now() + lentWriteWaitMs;
+    this.guard.noteWait(1);
+    ch.waiting.push(io);
+    ch.poller ??= registerPoller(() => this.retryWaiting(ch), 0, `malloc_lend_${this.name}`);
+  }
+
+  /** The channel's poller: writes whose blocks are no longer lent go on, in order. */
+  retryWaiting(ch: MallocChannel): number {
+    const waiting = ch.waiting;
+    const now = performance.now();
+    let keep = 0;
+    let done = 0;
+    for (let i = 0; i < waiting.length; i++) {
+      const io = waiting[i];
+      const pos = io.offsetBlocks * this.blockSize;
+      const len = io.numBlocks * this.blockSize;
+      const expired = now >= io.moduleNum;
+      if (expired || (this.guard.lentGone(pos, len) && !this.overlapsWaiting(waiting, io, keep))) {
+        this.finishWaitingWrite(io, expired);
+        done++;
+      } else waiting[keep++] = io;
+    }
+    waiting.length = keep;
+    if (keep === 0) {
+      ch.poller?.unregister();
+      ch.poller = null;
+    }
+    return done > 0 ? 1 : 0;
+  }
+
+  private finishWaitingWrite(io: BdevIo, expired: boolean): void {
+    this.guard.noteWait(-1, expired);
+    this.execute(io);
+    this.guard.endWrite(io.offsetBlocks * this.blockSize, io.numBlocks * this.blockSize);
+  }
+
+  /** Whether `io` overlaps one of waiting[0, n). */
+  private overlapsWaiting(waiting: BdevIo[], io: BdevIo, n: number): boolean {
+    const end = io.offsetBlocks + io.numBlocks;
+    for (let i = 0; i < n; i++) {
+      const w = waiting[i];
+      if (w !== io && io.offsetBlocks < w.offsetBlocks + w.numBlocks && w.offsetBlocks < end) return true;
+    }
+    return false;
+  }
+
+  private execute(io: BdevIo): void {
     const bs = this.blockSize;
     const pos = io.offsetBlocks * bs;
     const len = io.numBlocks * bs;
@@ -117,16 +236,37 @@ export class MallocBackend implements BdevBackend {
     io.complete(true);
   }
 
-  /** A view of the blocks (zero-copy reads). */
-  zcopyView(offsetBlocks: number, numBlocks: number): Buffer {
-    return this.mem.subarray(offsetBlocks * this.blockSize, (offsetBlocks + numBlocks) * this.blockSize);
+  /** Lend a view of the blocks (zero-copy read), or null while a write to them is marked. */
+  zcopyStart(offsetBlocks: number, numBlocks: number): Buffer | null {
+    const bs = this.blockSize;
+    if (numBlocks <= 0 || !this.guard.tryLend(offsetBlocks * bs, numBlocks * bs)) return null;
+    return this.mem.subarray(offsetBlocks * bs, (offsetBlocks + numBlocks) * bs);
   }
+
+  /** The reader is done with the view zcopyStart lent. */
+  zcopyEnd(offsetBlocks: number, numBlocks: number): void {
+    this.guard.endLend(offsetBlocks * this.blockSize, numBlocks * this.blockSize);
+  }
+
+  dumpInfo(): Record<string, unknown> {
+    return { malloc: { lent_reads: this.guard.counts() } };
+  }
+}
+
+/** A WRITE's data copied into a buffer of its own (it waits past the submit call). */
+function ownCopy(iov: Buffer[], len: number): Buffer {
+  const own = Buffer.allocUnsafe(len);
+  let off = 0;
+  for (let i = 0; i < iov.length && off < len; i++)
+    off += iov[i].copy(own, off, 0, Math.min(iov[i].length, len - off));
+  return own;
 }
 
 export const mallocModule: BdevModule<MallocParams> = {
   name: 'malloc',
   createReplica(desc: BdevDescriptor<MallocParams>, _bdev: Bdev): BdevBackend {
-    return new MallocBackend(desc.params.memory, desc.blockSize, desc.numBlocks);
+    const p = desc.params;
+    return new MallocBackend(p.memory, p.lendGuard, desc.blockSize, desc.numBlocks, desc.name);
   },
   writeConfigJson(desc: BdevDescriptor<MallocParams>) {
     const p = desc.params;
@@ -174,7 +314,11 @@ export async function createMallocBdev(o: MallocCreateOptions): Promise<string> 
       `cannot allocate ${o.numBlocks * o.blockSize} bytes for ${name}: ${(e as Error).message}`,
     );
   }
-  const params: MallocParams = { memory, physicalBlockSize: o.physicalBlockSize || o.blockSize };
+  const params: MallocParams = {
+    memory,
+    lendGuard: newLendGuardMemory(o.numBlocks * o.blockSize),
+    physicalBlockSize: o.physicalBlockSize || o.blockSize,
+  };
   await bdevRegister(
     newBdevDescriptor({
       module: 'malloc',

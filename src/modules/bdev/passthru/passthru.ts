@@ -40,8 +40,13 @@ export class PassthruBackend implements BdevBackend<BaseChannel> {
   submit(io: BdevIo, ch: BaseChannel): void {
     forwardIo(this.base, ch, io, completeFromChild);
   }
-  zcopyView(offsetBlocks: number, numBlocks: number): Buffer | null {
-    return this.base.bdev.backend.zcopyView?.(offsetBlocks, numBlocks) ?? null;
+  zcopyStart(offsetBlocks: number, numBlocks: number): Buffer | null {
+    const base = this.base.bdev;
+    if (base.qos !== null || base.removing) return null;
+    return base.backend.zcopyStart?.(offsetBlocks, numBlocks) ?? null;
+  }
+  zcopyEnd(offsetBlocks: number, numBlocks: number): void {
+    this.base.bdev.backend.zcopyEnd?.(offsetBlocks, numBlocks);
   }
   destruct(): void {
     bdevClose(this.base);

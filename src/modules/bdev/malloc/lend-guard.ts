@@ -1,0 +1,122 @@
+// Zero-copy reads lend views of a malloc bdev's memory to a transport, which
+// hands them to the socket: the kernel may copy them out only later (libuv
+// keeps the rest of a write that did not fit the socket's buffer). A write to
+// those blocks in the meantime would send the host a mix of old and new
+// data, torn inside a block. The guard, one per bdev in shared memory and
+// used by every realm's replica, keeps the two apart chunk by chunk:
+//
+//   lend:  readers[c] += 1, then if writers[c] != 0: undo, read by copy instead
+//   write: writers[c] += 1, then if readers[c] != 0: wait until it is 0
+//
+// Atomics are sequentially consistent, so of a lend and a write that race at
+// least one sees the other (Dekker). A waiting write keeps its mark, so new
+// lends of its chunks fall back to copies and it is never starved.
+
+/** Slots before the per-chunk counts. */
+const Slot = {
+  /** writes waiting for lent reads now (gauge) */
+  WAITING: 0,
+  /** writes that ever waited (counter) */
+  WAITED: 1,
+  /** writes that stopped waiting at the bound and went ahead (counter) */
+  WAIT_EXPIRED: 2,
+  CHUNKS: 4,
+} as const;
+
+/** At most this many chunks per bdev (the guard's memory is 8 bytes a chunk). */
+const MAX_CHUNKS = 1 << 16;
+const MIN_CHUNK_SHIFT = 16; // 64 KiB
+
+/** The guard's memory for a bdev of `bytes`: posted with the descriptor to every realm. */
+export function newLendGuardMemory(bytes: number): SharedArrayBuffer {
+  const chunks = Math.ceil(bytes / (1 << chunkShift(bytes)));
+  return new SharedArrayBuffer((Slot.CHUNKS + 2 * chunks) * 4);
+}
+
+function chunkShift(bytes: number): number {
+  let shift = MIN_CHUNK_SHIFT;
+  while (bytes > MAX_CHUNKS * 2 ** shift) shift++;
+  return shift;
+}
+
+/** One realm's view of a bdev's guard. Offsets and lengths are in bytes. */
+export class LendGuard {
+  private readonly words: Int32Array;
+  private readonly shift: number;
+  private readonly readers: number;
+  private readonly writers: number;
+
+  constructor(memory: SharedArrayBuffer, bytes: number) {
+    this.words = new Int32Array(memory);
+    this.shift = chunkShift(bytes);
+    const chunks = (this.words.length - Slot.CHUNKS) / 2;
+    this.readers = Slot.CHUNKS;
+    this.writers = Slot.CHUNKS + chunks;
+  }
+
+  /** Lend [pos, pos + len) to a reader: false when a write is marked on it (read by copy then). */
+  tryLend(pos: number, len: number): boolean {
+    const w = this.words;
+    const first = pos >>> this.shift;
+    const last = (pos + len - 1) >>> this.shift;
+    for (let c = first; c <= last; c++) Atomics.add(w, this.readers + c, 1);
+    for (let c = first; c <= last; c++) {
+      if (Atomics.load(w, this.writers + c) !== 0) {
+        for (let d = first; d <= last; d++) Atomics.sub(w, this.readers + d, 1);
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /** The reader is done with what tryLend lent. */
+  endLend(pos: number, len: number): void {
+    const w = this.words;
+    const last = (pos + len - 1) >>> this.shift;
+    for (let c = pos >>> this.shift; c <= last; c++) Atomics.sub(w, this.readers + c, 1);
+  }
+
+  /** Mark a write of [pos, pos + len); true when nothing in it is lent (write now). */
+  beginWrite(pos: number, len: number): boolean {
+    const w = this.words;
+    const first = pos >>> this.shift;
+    const last = (pos + len - 1) >>> this.shift;
+    for (let c = first; c <= last; c++) Atomics.add(w, this.writers + c, 1);
+    return this.unlent(first, last);
+  }
+
+  /** For a write begun and told to wait: true once nothing in it is lent any more. */
+  lentGone(pos: number, len: number): boolean {
+    return this.unlent(pos >>> this.shift, (pos + len - 1) >>> this.shift);
+  }
+
+  /** The write's data is in the memory: lends of its chunks may go on. */
+  endWrite(pos: number, len: number): void {
+    const w = this.words;
+    const last = (pos + len - 1) >>> this.shift;
+    for (let c = pos >>> this.shift; c <= last; c++) Atomics.sub(w, this.writers + c, 1);
+  }
+
+  private unlent(first: number, last: number): boolean {
+    const w = this.words;
+    for (let c = first; c <= last; c++) if (Atomics.load(w, this.readers + c) !== 0) return false;
+    return true;
+  }
+
+  /** A write starts waiting (wait) or stops (-1), going ahead at the bound when `expired`. */
+  noteWait(delta: 1 | -1, expired = false): void {
+    Atomics.add(this.words, Slot.WAITING, delta);
+    if (delta === 1) Atomics.add(this.words, Slot.WAITED, 1);
+    if (expired) Atomics.add(this.words, Slot.WAIT_EXPIRED, 1);
+  }
+
+  /** Counts for bdev_get_bdevs. */
+  counts(): { writes_waiting: number; writes_waited: number; writes_wait_expired: number } {
+    const w = this.words;
+    return {
+      writes_waiting: Atomics.load(w, Slot.WAITING),
+      writes_waited: Atomics.load(w, Slot.WAITED),
+      writes_wait_expired: Atomics.load(w, Slot.WAIT_EXPIRED),
+    };
+  }
+}
