@@ -11,9 +11,11 @@ import {
   bdevFreeIo,
   bdevIoGetNvmeStatus,
   bdevRead,
+  bdevReadZcopy,
   bdevUnmap,
   bdevWrite,
   bdevWriteZeroes,
+  bdevZcopyEnd,
   sliceIov,
 } from '../bdev/index.ts';
 import {
@@ -165,6 +167,34 @@ function bdevDone(io: BdevIo, success: boolean, cbArg: unknown): void {
   const s = bdevIoGetNvmeStatus(io);
   bdevFreeIo(io);
   finish(st, req, s.sct, s.sc, false);
+}
+
+/**
+ * A read the transport can send from lent memory: when the bdev lent its own (io.zcopy), the
+ * request carries the view and keeps the io until the transport calls endZcopyRead.
+ */
+function zcopyReadDone(io: BdevIo, success: boolean, cbArg: unknown): void {
+  if (!success || !io.zcopy) {
+    bdevDone(io, success, cbArg);
+    return;
+  }
+  const c = cbArg as BdevCommand;
+  const st = c.queue;
+  const req = c.req;
+  if (st === null || req === null) throw new Error('nvmf: a bdev completed one command twice');
+  releaseCommand(c);
+  st.outstanding--;
+  req.iov = io.iov;
+  req.zcopyIo = io;
+  finish(st, req, 0, 0, false);
+}
+
+/** The transport sent a read's lent data (or dropped it): the bdev may change those blocks again. */
+export function endZcopyRead(req: NvmfRequest): void {
+  const io = req.zcopyIo;
+  if (io === undefined || io === null) return;
+  req.zcopyIo = null;
+  bdevZcopyEnd(io);
 }
 
 /** A fused compare-and-write completes both of its commands. */
@@ -358,6 +388,19 @@ export function executeIo(st: IoQueueState, req: NvmfRequest): void {
       const slba = getSlba(cmd);
       const nlb = getNumBlocks(cmd);
       if (!checkRange(st, req, ns, slba, nlb, true)) return;
+      // a transport that sends from lent memory gets the bdev's own where it can lend it
+      if (req.zcopy === true && nlb * bs === req.length) {
+        bdevReadZcopy(
+          desc,
+          ch,
+          ensureIov(req, nlb * bs),
+          slba,
+          nlb,
+          zcopyReadDone,
+          takeCommand(st, req, null),
+        );
+        return;
+      }
       bdevRead(desc, ch, ensureIov(req, nlb * bs), slba, nlb, bdevDone, takeCommand(st, req, null));
       return;
     }

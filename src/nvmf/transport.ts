@@ -5,7 +5,7 @@
 // transport never interprets an NVMe command beyond what moving its data needs.
 
 import type { Socket } from 'node:net';
-import type { LentData } from '../bdev/index.ts';
+import type { BdevIo, LentData } from '../bdev/index.ts';
 
 /** Direction of a command's data, from the host's point of view. */
 export const XferDir = {
@@ -55,6 +55,13 @@ export interface NvmfRequest {
    * data still lent into the request's own buffer and points `iov` there.
    */
   lentData?: LentData | null;
+  /**
+   * Set by a transport that can send a read's data from memory the bdev lends (zero-copy: a
+   * malloc bdev's own blocks) and will call ctrlr-bdev.ts endZcopyRead once that data is out
+   * (or dropped). The core then may set `iov` to the lent views and `zcopyIo` to the lend.
+   */
+  zcopy?: boolean;
+  zcopyIo?: BdevIo | null;
   /** hand the request back: the transport sends data (C2H) and/or the response capsule */
   complete(): void;
 }

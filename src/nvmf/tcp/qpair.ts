@@ -56,6 +56,7 @@ import {
   writeTermReq,
 } from '../../wire/tcp.ts';
 import { PduReceiver, type PduSink, TARGET_ACCEPTS } from '../../wire/tcp-receiver.ts';
+import { endZcopyRead } from '../ctrlr-bdev.ts';
 import { FusedOrder } from '../fused.ts';
 import { traceCommandComplete } from '../trace.ts';
 import {
@@ -395,6 +396,7 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
     req.cid = u16le(cmd, Sqe.CID);
     req.iov = EMPTY_IOV;
     req.readIov = null;
+    req.zcopy = false;
     req.length = 0;
     req.xferDir = XferDir.NONE;
     req.h2cReceived = 0;
@@ -477,6 +479,8 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
       else {
         req.poolBuf = this.group.buffers.get();
         req.iov = req.poolData(req.poolBuf, sglLength);
+        // the burst writer takes lent memory (a malloc bdev's own): no copy into the pool buffer
+        req.zcopy = true;
       }
       req.readIov = req.iov;
       this.dispatch(req);
@@ -682,7 +686,14 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
   private queueC2HData(req: TcpRequest, success: boolean): void {
     let total = 0;
     let shared = false;
-    if (req.iov === req.readIov) {
+    if (req.zcopyIo !== null) {
+      // the bdev's own memory, lent until the burst is written (freeSlot ends the lend)
+      total = req.length;
+      if (req.poolBuf !== null) {
+        this.group.buffers.put(req.poolBuf);
+        req.poolBuf = null;
+      }
+    } else if (req.iov === req.readIov) {
       // the buffer the transport gave the read (length bytes of its own memory): no look at
       // each buffer's backing store, which costs V8 a runtime call
       total = req.length;
@@ -777,6 +788,7 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
 
   private freeSlot(req: TcpRequest): void {
     req.consumed(); // nothing is lent past the command's end
+    if (req.zcopyIo !== null) endZcopyRead(req);
     if (req.poolBuf) {
       this.group.buffers.put(req.poolBuf);
       req.poolBuf = null;

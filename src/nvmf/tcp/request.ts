@@ -4,7 +4,7 @@
 // group lends to transport-SGL transfers. Slots are allocated once per
 // qpair and reused; nothing here is allocated per command.
 
-import type { LentData } from '../../bdev/index.ts';
+import type { BdevIo, LentData } from '../../bdev/index.ts';
 import { AlignedSlab } from '../../util/aligned-memory.ts';
 import { SQE_SIZE } from '../../wire/nvme.ts';
 import { CapsuleResp, capsuleRespCqe, DataPdu, DIGEST_SIZE } from '../../wire/tcp.ts';
@@ -107,6 +107,10 @@ export class TcpRequest implements NvmfRequest, LentData {
   iov: Buffer[] = EMPTY_IOV;
   /** pooled buffer for transport-SGL data, returned on free */
   poolBuf: Buffer | null = null;
+  /** a read larger than the in-capsule buffer: the core may lend it the bdev's memory */
+  zcopy = false;
+  /** the lend behind `iov` (ctrlr-bdev.ts), ended when the slot is freed */
+  zcopyIo: BdevIo | null = null;
   cid = 0;
   h2cReceived = 0;
   /** a data digest mismatch was found on this command's data */

@@ -225,3 +225,51 @@ for (const [name, digests, hpda, sqFlowOff] of [
     }
   });
 }
+
+/** A one-block write with its data in the capsule, on queue `q`; its CID. */
+function sendWrite(q: Queue, lba: number, data: Buffer): number {
+  const cid = nextCid++;
+  q.sock.emit('data', capsuleCmd(ioSqe(NvmOpcode.WRITE, cid, 1, lba, 1, BS, true), data, q.digests));
+  pollIdle();
+  return cid;
+}
+
+test('a read sends the malloc bdev’s own memory, and a write to those blocks waits until that burst has left', () => {
+  const reader = connectQueue(4, {}, 0, false);
+  const writer = connectQueue(5, {}, 0, false);
+  // 16 KiB: larger than the in-capsule buffer, so the data is lent, not copied
+  const [read] = sendReads(reader, [[60, 4]]);
+  assert.equal(reader.sock.held, 1, 'the read is held by the socket');
+  const newData = pattern(BS, 99);
+  const wcid = sendWrite(writer, 61, newData);
+  writer.sock.transmit();
+  assert.equal(writer.sock.take().status.has(wcid), false, 'the write waits for the lent read');
+
+  reader.sock.transmit(); // the kernel takes the read's data; its callback ends the lend
+  const got = reader.sock.take();
+  const want = Buffer.concat([60, 61, 62, 63].map(blockData));
+  assert.ok(
+    got.data.get(read.cid)?.equals(want),
+    'the read carries the blocks as they were when it was issued',
+  );
+  pollIdle();
+  writer.sock.transmit();
+  assert.equal(writer.sock.take().status.get(wcid), 0, 'the write completes once the read left');
+  const [again] = sendReads(reader, [[61, 1]]);
+  reader.sock.transmit();
+  assert.ok(reader.sock.take().data.get(again.cid)?.equals(newData));
+});
+
+test('a lent read ends with its connection: a write waiting for it goes on', () => {
+  const reader = connectQueue(6, {}, 0, false);
+  const writer = connectQueue(7, {}, 0, false);
+  sendReads(reader, [[80, 4]]);
+  const wcid = sendWrite(writer, 82, pattern(BS, 98));
+  writer.sock.transmit();
+  assert.equal(writer.sock.take().status.has(wcid), false, 'the write waits for the lent read');
+  reader.sock.destroy();
+  reader.sock.emit('close', false);
+  pollIdle();
+  writer.sock.transmit();
+  assert.equal(writer.sock.take().status.get(wcid), 0, 'the write completes once the reader is gone');
+});
