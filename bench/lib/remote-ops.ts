@@ -1,6 +1,7 @@
 // Named handlers that run small bdev operations on a thread of any realm,
 // for the real-reactor tests: write/read blocks, hold a descriptor open until
-// hot-remove, keep I/O in flight across a hot-remove.
+// hot-remove, keep I/O in flight across a hot-remove, hold a zero-copy read's
+// lend and end it.
 
 import * as B from '../../src/bdev/index.ts';
 import { defineHandler, sendMsg, type ThreadRef } from '../../src/thread/index.ts';
@@ -9,11 +10,15 @@ export type RemoteOp =
   | { op: 'write'; bdev: string; offset: number; data: Uint8Array }
   | { op: 'read'; bdev: string; offset: number; blocks: number }
   | { op: 'holdUntilRemove'; bdev: string }
-  | { op: 'inflightAcrossRemove'; bdev: string; count: number };
+  | { op: 'inflightAcrossRemove'; bdev: string; count: number }
+  | { op: 'lend'; bdev: string; offset: number; blocks: number; key: string }
+  | { op: 'endLend'; key: string };
 
 export interface RemoteReply {
   token: number;
   ok: boolean;
+  /** lend: whether the bdev lent its own memory */
+  zcopy?: boolean;
   data?: Uint8Array;
   events?: string[];
   statuses?: Array<[boolean, number]>;
@@ -25,6 +30,12 @@ interface Msg {
   replyTo: ThreadRef;
   token: number;
 }
+
+/** Lends held by this realm (op 'lend'), until 'endLend'. */
+const lends = new Map<
+  string,
+  { desc: B.BdevDesc; ch: ReturnType<typeof B.bdevGetIoChannel>; io: B.BdevIo }
+>();
 
 const remoteOp = defineHandler<Msg>('bench.bdev.remoteOp', (m) => {
   const reply = (r: Omit<RemoteReply, 'token'>) => sendMsg(m.replyTo, remoteDone, { token: m.token, ...r });
@@ -78,6 +89,28 @@ const remoteOp = defineHandler<Msg>('bench.bdev.remoteOp', (m) => {
         for (let i = 0; i < b.count; i++) {
           B.bdevRead(desc, ch, [Buffer.alloc(desc.bdev.blockSize)], i, 1, cb, i);
         }
+        return;
+      }
+      case 'lend': {
+        const desc = B.bdevOpen(b.bdev, false, () => {});
+        const ch = B.bdevGetIoChannel(desc);
+        const key = b.key;
+        const buf = Buffer.alloc(b.blocks * desc.bdev.blockSize);
+        const cb: B.BdevIoCb = (io, ok) => {
+          lends.set(key, { desc, ch, io });
+          reply({ ok, zcopy: io.zcopy, data: new Uint8Array(Buffer.concat(io.iov)) });
+        };
+        B.bdevReadZcopy(desc, ch, [buf], b.offset, b.blocks, cb, null);
+        return;
+      }
+      case 'endLend': {
+        const held = lends.get(b.key);
+        if (held === undefined) throw new Error(`no lend ${b.key}`);
+        lends.delete(b.key);
+        B.bdevZcopyEnd(held.io);
+        B.bdevPutIoChannel(held.ch);
+        B.bdevClose(held.desc);
+        reply({ ok: true });
         return;
       }
     }

@@ -12,6 +12,7 @@ import { createDelayBdev } from '../../src/modules/bdev/delay/delay.ts';
 import { createMallocBdev, deleteMallocBdev } from '../../src/modules/bdev/malloc/malloc.ts';
 import { spawnThread, type ThreadRef } from '../../src/thread/index.ts';
 import { pattern } from '../lib/pattern.ts';
+import { waitFor } from '../lib/wait.ts';
 
 let reactors: Reactors;
 let app: ThreadRef;
@@ -42,6 +43,44 @@ test('malloc: data written on reactor 1 is read on reactor 0 (one SharedArrayBuf
   assert.deepEqual(Buffer.from(r.data!), Buffer.from(data));
   const back = await remote(t1, { op: 'read', bdev: 'RMalloc0', offset: 7, blocks: 3 }, app);
   assert.deepEqual(Buffer.from(back.data!), Buffer.from(data));
+});
+
+test('malloc: a read lent on reactor 1 holds a write to those blocks on reactor 0 until the lend ends', async () => {
+  await createMallocBdev({ name: 'RMallocLend', numBlocks: 1024, blockSize: 4096 });
+  const before = pattern(4 * 4096, 3);
+  assert.equal(
+    (await remote(t0, { op: 'write', bdev: 'RMallocLend', offset: 20, data: before }, app)).ok,
+    true,
+  );
+  const lend = await remote(t1, { op: 'lend', bdev: 'RMallocLend', offset: 20, blocks: 4, key: 'l1' }, app);
+  assert.equal(lend.ok && lend.zcopy, true, 'the worker realm was lent the memory');
+  assert.deepEqual(Buffer.from(lend.data!), Buffer.from(before));
+  const guard = new Int32Array(
+    (B.bdevGetRecord('RMallocLend')!.desc.params as { lendGuard: SharedArrayBuffer }).lendGuard,
+  );
+  const after = pattern(4096, 4);
+  let written = false;
+  const write = remote(t0, { op: 'write', bdev: 'RMallocLend', offset: 22, data: after }, app).then((r) => {
+    written = true;
+    return r;
+  });
+  // the counts are the guard's shared memory: slot 0 is the writes waiting now
+  await waitFor('the write to wait for the other realm’s lend', () => Atomics.load(guard, 0) === 1, {
+    intervalMs: 0,
+  });
+  assert.equal(written, false);
+  const copy = await remote(t1, { op: 'read', bdev: 'RMallocLend', offset: 22, blocks: 1 }, app);
+  assert.deepEqual(
+    Buffer.from(copy.data!),
+    Buffer.from(before.subarray(2 * 4096, 3 * 4096)),
+    'not written yet',
+  );
+  assert.equal((await remote(t1, { op: 'endLend', key: 'l1' }, app)).ok, true);
+  assert.equal((await write).ok, true);
+  assert.equal(Atomics.load(guard, 0), 0);
+  const back = await remote(t1, { op: 'read', bdev: 'RMallocLend', offset: 22, blocks: 1 }, app);
+  assert.deepEqual(Buffer.from(back.data!), Buffer.from(after));
+  await deleteMallocBdev('RMallocLend');
 });
 
 test('sparse example: the worker realm reaches the Map in the home realm by messages', async () => {
