@@ -152,6 +152,11 @@ export function waitForPreempted(st: IoQueueState, nsid: number, wait: PreemptWa
   }
 }
 
+/**
+ * A bdev I/O of one command completed. A read the bdev answered with its own memory
+ * (bdevReadZcopy lent it: io.zcopy) hands the view to the request and keeps the io until the
+ * transport calls endZcopyRead; every other io is freed here.
+ */
 function bdevDone(io: BdevIo, success: boolean, cbArg: unknown): void {
   const c = cbArg as BdevCommand;
   const st = c.queue;
@@ -160,33 +165,16 @@ function bdevDone(io: BdevIo, success: boolean, cbArg: unknown): void {
   releaseCommand(c);
   st.outstanding--;
   if (success) {
-    bdevFreeIo(io);
+    if (io.zcopy) {
+      req.iov = io.iov;
+      req.zcopyIo = io;
+    } else bdevFreeIo(io);
     finish(st, req, 0, 0, false);
     return;
   }
   const s = bdevIoGetNvmeStatus(io);
   bdevFreeIo(io);
   finish(st, req, s.sct, s.sc, false);
-}
-
-/**
- * A read the transport can send from lent memory: when the bdev lent its own (io.zcopy), the
- * request carries the view and keeps the io until the transport calls endZcopyRead.
- */
-function zcopyReadDone(io: BdevIo, success: boolean, cbArg: unknown): void {
-  if (!success || !io.zcopy) {
-    bdevDone(io, success, cbArg);
-    return;
-  }
-  const c = cbArg as BdevCommand;
-  const st = c.queue;
-  const req = c.req;
-  if (st === null || req === null) throw new Error('nvmf: a bdev completed one command twice');
-  releaseCommand(c);
-  st.outstanding--;
-  req.iov = io.iov;
-  req.zcopyIo = io;
-  finish(st, req, 0, 0, false);
 }
 
 /** The transport sent a read's lent data (or dropped it): the bdev may change those blocks again. */
@@ -390,15 +378,7 @@ export function executeIo(st: IoQueueState, req: NvmfRequest): void {
       if (!checkRange(st, req, ns, slba, nlb, true)) return;
       // a transport that sends from lent memory gets the bdev's own where it can lend it
       if (req.zcopy === true && nlb * bs === req.length) {
-        bdevReadZcopy(
-          desc,
-          ch,
-          ensureIov(req, nlb * bs),
-          slba,
-          nlb,
-          zcopyReadDone,
-          takeCommand(st, req, null),
-        );
+        bdevReadZcopy(desc, ch, ensureIov(req, nlb * bs), slba, nlb, bdevDone, takeCommand(st, req, null));
         return;
       }
       bdevRead(desc, ch, ensureIov(req, nlb * bs), slba, nlb, bdevDone, takeCommand(st, req, null));
