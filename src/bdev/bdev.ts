@@ -17,7 +17,7 @@ import { defineHandler, type SpdkThread, sendMsg } from '../thread/index.ts';
 import { GenericStatus, MediaErrorStatus, StatusCodeType } from '../wire/nvme.ts';
 import type { BdevQos } from './qos.ts';
 import { BdevIoStats, nowTicks } from './stats.ts';
-import { type BdevDescriptor, BdevIoStatus, BdevIoType, type BlockRange } from './types.ts';
+import { type BdevDescriptor, BdevIoStatus, BdevIoType, type BlockRange, changesBlocks } from './types.ts';
 
 // ---------------------------------------------------------------- the module contract
 
@@ -510,15 +510,7 @@ function emulateWriteZeroes(io: BdevIo): void {
 }
 
 function overlapsLock(bdev: Bdev, io: BdevIo): boolean {
-  const t = io.type;
-  if (
-    t !== BdevIoType.WRITE &&
-    t !== BdevIoType.WRITE_ZEROES &&
-    t !== BdevIoType.UNMAP &&
-    t !== BdevIoType.COMPARE_AND_WRITE
-  ) {
-    return false;
-  }
+  if (!changesBlocks(io.type)) return false;
   const end = io.offsetBlocks + io.numBlocks;
   for (const l of bdev.lockedRanges) {
     if (io.offsetBlocks < l.offsetBlocks + l.numBlocks && l.offsetBlocks < end) return true;

@@ -49,4 +49,11 @@ export {
   bdevZcopyEnd,
   type Ch as BdevChannelArg,
 } from './submit.ts';
-export { type BdevDescriptor, BdevIoStatus, BdevIoType, type BlockRange, ioTypeNames } from './types.ts';
+export {
+  type BdevDescriptor,
+  BdevIoStatus,
+  BdevIoType,
+  type BlockRange,
+  changesBlocks,
+  ioTypeNames,
+} from './types.ts';

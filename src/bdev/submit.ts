@@ -19,7 +19,7 @@ import {
   submitUnmapRanges,
 } from './bdev.ts';
 import { nowTicks } from './stats.ts';
-import { BdevIoStatus, BdevIoType, type BlockRange } from './types.ts';
+import { BdevIoStatus, BdevIoType, type BlockRange, changesBlocks } from './types.ts';
 
 /** The channel argument of the I/O calls: what bdevGetIoChannel returned, or its ctx. */
 export type Ch = IoChannel<BdevChannel> | BdevChannel;
@@ -73,12 +73,7 @@ function checkAndSubmit(io: BdevIo): void {
     return;
   }
   const t = io.type;
-  const isWrite =
-    t === BdevIoType.WRITE ||
-    t === BdevIoType.WRITE_ZEROES ||
-    t === BdevIoType.UNMAP ||
-    t === BdevIoType.COMPARE_AND_WRITE;
-  if (isWrite && !desc.write) {
+  if (changesBlocks(t) && !desc.write) {
     io.completeNvme(StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD);
     return;
   }

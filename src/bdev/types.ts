@@ -15,6 +15,16 @@ export const BdevIoType = {
 } as const;
 export type BdevIoType = (typeof BdevIoType)[keyof typeof BdevIoType];
 
+/** I/O types that change the blocks they name (need a writable descriptor; wait for locks and lends). */
+export function changesBlocks(type: BdevIoType): boolean {
+  return (
+    type === BdevIoType.WRITE ||
+    type === BdevIoType.WRITE_ZEROES ||
+    type === BdevIoType.UNMAP ||
+    type === BdevIoType.COMPARE_AND_WRITE
+  );
+}
+
 /** Names used by bdev_get_bdevs `supported_io_types`, indexed like BdevIoType. */
 export const ioTypeNames: Readonly<Record<BdevIoType, string>> = {
   1: 'read',

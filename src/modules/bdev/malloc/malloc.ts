@@ -14,6 +14,7 @@ import {
   bdevModuleDescriptor,
   bdevRegister,
   bdevUnregister,
+  changesBlocks,
   newBdevDescriptor,
 } from '../../../bdev/module.ts';
 import { type Poller, registerPoller } from '../../../thread/index.ts';
@@ -94,15 +95,6 @@ class MallocChannel {
   poller: Poller | null = null;
 }
 
-function isWrite(type: BdevIoType): boolean {
-  return (
-    type === BdevIoType.WRITE ||
-    type === BdevIoType.WRITE_ZEROES ||
-    type === BdevIoType.UNMAP ||
-    type === BdevIoType.COMPARE_AND_WRITE
-  );
-}
-
 export class MallocBackend implements BdevBackend<MallocChannel> {
   readonly mem: Buffer;
   readonly blockSize: number;
@@ -141,7 +133,7 @@ export class MallocBackend implements BdevBackend<MallocChannel> {
 
   submit(io: BdevIo, ch: MallocChannel): void {
     const len = io.numBlocks * this.blockSize;
-    if (!isWrite(io.type) || len === 0) {
+    if (!changesBlocks(io.type) || len === 0) {
       this.execute(io);
       return;
     }
