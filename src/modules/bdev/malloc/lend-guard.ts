@@ -56,50 +56,45 @@ export class LendGuard {
 
   /** Lend [pos, pos + len) to a reader: false when a write is marked on it (read by copy then). */
   tryLend(pos: number, len: number): boolean {
-    const w = this.words;
-    const first = pos >>> this.shift;
-    const last = (pos + len - 1) >>> this.shift;
-    for (let c = first; c <= last; c++) Atomics.add(w, this.readers + c, 1);
-    for (let c = first; c <= last; c++) {
-      if (Atomics.load(w, this.writers + c) !== 0) {
-        for (let d = first; d <= last; d++) Atomics.sub(w, this.readers + d, 1);
-        return false;
-      }
-    }
-    return true;
+    this.add(this.readers, pos, len, 1);
+    if (this.allZero(this.writers, pos, len)) return true;
+    this.add(this.readers, pos, len, -1);
+    return false;
   }
 
   /** The reader is done with what tryLend lent. */
   endLend(pos: number, len: number): void {
-    const w = this.words;
-    const last = (pos + len - 1) >>> this.shift;
-    for (let c = pos >>> this.shift; c <= last; c++) Atomics.sub(w, this.readers + c, 1);
+    this.add(this.readers, pos, len, -1);
   }
 
   /** Mark a write of [pos, pos + len); true when nothing in it is lent (write now). */
   beginWrite(pos: number, len: number): boolean {
-    const w = this.words;
-    const first = pos >>> this.shift;
-    const last = (pos + len - 1) >>> this.shift;
-    for (let c = first; c <= last; c++) Atomics.add(w, this.writers + c, 1);
-    return this.unlent(first, last);
+    this.add(this.writers, pos, len, 1);
+    return this.allZero(this.readers, pos, len);
   }
 
   /** For a write begun and told to wait: true once nothing in it is lent any more. */
   lentGone(pos: number, len: number): boolean {
-    return this.unlent(pos >>> this.shift, (pos + len - 1) >>> this.shift);
+    return this.allZero(this.readers, pos, len);
   }
 
   /** The write's data is in the memory: lends of its chunks may go on. */
   endWrite(pos: number, len: number): void {
-    const w = this.words;
-    const last = (pos + len - 1) >>> this.shift;
-    for (let c = pos >>> this.shift; c <= last; c++) Atomics.sub(w, this.writers + c, 1);
+    this.add(this.writers, pos, len, -1);
   }
 
-  private unlent(first: number, last: number): boolean {
+  /** Add `delta` to the counts (readers or writers, from `base`) of the chunks [pos, pos + len) touches. */
+  private add(base: number, pos: number, len: number, delta: 1 | -1): void {
     const w = this.words;
-    for (let c = first; c <= last; c++) if (Atomics.load(w, this.readers + c) !== 0) return false;
+    const last = base + ((pos + len - 1) >>> this.shift);
+    for (let c = base + (pos >>> this.shift); c <= last; c++) Atomics.add(w, c, delta);
+  }
+
+  /** Whether those chunks' counts (from `base`) are all 0. */
+  private allZero(base: number, pos: number, len: number): boolean {
+    const w = this.words;
+    const last = base + ((pos + len - 1) >>> this.shift);
+    for (let c = base + (pos >>> this.shift); c <= last; c++) if (Atomics.load(w, c) !== 0) return false;
     return true;
   }
 
