@@ -51,6 +51,16 @@ export interface BdevBackend<C = unknown> {
   /** the reader is done with what zcopyStart lent */
   zcopyEnd?(offsetBlocks: number, numBlocks: number): void;
   /**
+   * Zero-copy writes (SPDK's zcopy start without populate): a view of the blocks' own memory
+   * for the write's data to land in, as it arrives, so nothing else may read or write those
+   * blocks until zcopyEndWrite with the same range; null when it cannot now (the layer then
+   * writes by copy). Implement both or neither.
+   */
+  zcopyStartWrite?(offsetBlocks: number, numBlocks: number): Buffer | null;
+  /** the data is in (commit: the write is done) or never comes (the blocks' contents are then
+   * what landed, as after any failed write) */
+  zcopyEndWrite?(offsetBlocks: number, numBlocks: number, commit: boolean): void;
+  /**
    * True when `submit` is done with a WRITE's data by the time it returns (it copied the data,
    * or never reads it: malloc, null), whenever it completes the I/O. The layer may then hand
    * it data that is only lent for the submit call (LentData) instead of a copy. Leave it unset
@@ -240,7 +250,8 @@ export class BdevIo {
   next: BdevIo | null = null;
   /** a WRITE whose iov is lent for the submit call only (see LentData); null once kept or consumed */
   lent: LentData | null = null;
-  /** a READ whose iov is the module's own memory, lent until bdevZcopyEnd (bdevReadZcopy) */
+  /** a READ whose iov is the module's own memory, lent until bdevZcopyEnd (bdevReadZcopy), or a
+   * WRITE whose data lands there, until bdevZcopyEnd (bdevZcopyStartWrite) */
   zcopy = false;
 
   /** Module completion: the layer delivers it to the submitter later, never synchronously. */

@@ -47,6 +47,7 @@ export {
   bdevWrite,
   bdevWriteZeroes,
   bdevZcopyEnd,
+  bdevZcopyStartWrite,
   type Ch as BdevChannelArg,
 } from './submit.ts';
 export {

@@ -295,8 +295,64 @@ export function bdevReadZcopy(
   checkAndSubmit(io);
 }
 
-/** The caller of bdevReadZcopy is done with the lent view: the module may change those blocks again. */
-export function bdevZcopyEnd(io: BdevIo): void {
+/**
+ * A write whose data is to land in the module's own memory (SPDK's spdk_bdev_zcopy_start
+ * without populate): the io, pending, with `io.iov` a view of the blocks themselves, for the
+ * caller to fill and end with bdevZcopyEnd; or null (nothing taken) when the module cannot now
+ * or the write could not be done that way (no write access, range, QoS, a compare-and-write's
+ * lock, a bdev going away): write by copy then, which also reports any error. While it is
+ * pending nothing else reads or writes those blocks (the module's promise), so they never
+ * show a block half old and half new.
+ */
+export function bdevZcopyStartWrite(
+  desc: BdevDesc,
+  ch: Ch,
+  offsetBlocks: number,
+  numBlocks: number,
+  cb: BdevIoCb,
+  cbArg: unknown,
+): BdevIo | null {
+  const bdev = desc.bdev;
+  const backend = bdev.backend;
+  if (
+    backend.zcopyStartWrite === undefined ||
+    numBlocks <= 0 ||
+    offsetBlocks < 0 ||
+    offsetBlocks + numBlocks > bdev.numBlocks ||
+    !desc.write ||
+    bdev.qos !== null ||
+    bdev.lockedRanges.length > 0 ||
+    bdev.removing ||
+    desc.closed
+  ) {
+    return null;
+  }
+  const view = backend.zcopyStartWrite(offsetBlocks, numBlocks);
+  if (view === null) return null;
+  const io = prepareRange(desc, ch, BdevIoType.WRITE, offsetBlocks, numBlocks, cb, cbArg);
+  io.iov = [view];
+  io.zcopy = true;
+  return io;
+}
+
+/**
+ * The end of a zero-copy I/O. A lent read (bdevReadZcopy): its caller is done with the view,
+ * the module may change those blocks again, and the io is freed. A write (bdevZcopyStartWrite):
+ * with `commit` its data is all in and it completes, through its callback as any write (which
+ * frees it); without, the data never came and the io is freed here without a callback.
+ */
+export function bdevZcopyEnd(io: BdevIo, commit = false): void {
+  if (io.zcopy && io.type === BdevIoType.WRITE) {
+    io.zcopy = false;
+    io.bdev!.backend.zcopyEndWrite?.(io.offsetBlocks, io.numBlocks, commit);
+    if (commit) {
+      io.complete(true);
+      return;
+    }
+    io.ch!.outstanding--;
+    bdevFreeIo(io);
+    return;
+  }
   if (io.zcopy) io.bdev!.backend.zcopyEnd?.(io.offsetBlocks, io.numBlocks);
   bdevFreeIo(io);
 }

@@ -310,6 +310,62 @@ test('a write waits for a lend at most the bound, then goes ahead (counted)', as
   }
 });
 
+test('zero-copy write: a view of malloc memory filled in place; readers and writers of its chunks wait for the commit', async () => {
+  const { desc, ch } = await malloc();
+  const r = recorder();
+  const k = keeper();
+  B.bdevWrite(desc, ch, [pattern(1024, 7)], 10, 2, false, r.cb, 'old');
+  pollIdle();
+  const io = B.bdevZcopyStartWrite(desc, ch, 10, 2, k.cb, 'landed');
+  assert.ok(io !== null, 'malloc lends its memory for the write');
+  assert.ok(io.iov[0].buffer instanceof SharedArrayBuffer);
+  assert.equal(io.iov[0].length, 1024);
+  // a second landing, a lend and a read by copy of the same chunk: refused, refused, waits
+  assert.equal(B.bdevZcopyStartWrite(desc, ch, 100, 1, k.cb, 'second'), null, 'one landing per chunk');
+  const readBuf = Buffer.alloc(1024);
+  B.bdevReadZcopy(desc, ch, [readBuf], 10, 2, k.cb, 'read');
+  B.bdevWrite(desc, ch, [pattern(512, 8)], 11, 1, false, r.cb, 'after');
+  // half the data in: nobody sees it yet
+  pattern(1024, 9).copy(io.iov[0], 0, 0, 512);
+  pollIdle();
+  assert.equal(k.done.has('read'), false, 'the read waits for the landing');
+  assert.deepEqual(
+    r.done.map((d) => d.tag),
+    ['old'],
+    'the write waits for it too',
+  );
+  assert.equal(k.done.has('landed'), false, 'no completion before the commit');
+  pattern(1024, 9).copy(io.iov[0], 512, 512, 1024);
+  B.bdevZcopyEnd(io, true);
+  pollIdle();
+  assert.ok(k.done.get('landed')?.ok, 'the commit completes it through its callback');
+  assert.equal(k.done.get('read')?.io.zcopy, false, 'the read was not lent the landing chunk');
+  assert.ok(readBuf.equals(pattern(1024, 9)), 'the read saw the whole write');
+  assert.deepEqual(
+    r.done.map((d) => d.tag),
+    ['old', 'after'],
+  );
+  B.bdevFreeIo(k.done.get('landed')!.io);
+  B.bdevZcopyEnd(k.done.get('read')!.io);
+  assert.equal(ch.ctx.stats.numWriteOps, 3, 'the landed write counts as a write');
+  assert.equal(ch.ctx.outstanding, 0);
+
+  // ended without commit: no callback, the chunk free again
+  const dropped = B.bdevZcopyStartWrite(desc, ch, 10, 2, k.cb, 'dropped');
+  assert.ok(dropped !== null);
+  B.bdevZcopyEnd(dropped, false);
+  pollIdle();
+  assert.equal(k.done.has('dropped'), false, 'a landing ended without commit has no callback');
+  assert.equal(ch.ctx.outstanding, 0, 'nothing left in flight');
+  const again = B.bdevZcopyStartWrite(desc, ch, 10, 2, k.cb, 'again');
+  assert.ok(again !== null, 'the chunk is free after the drop');
+  B.bdevZcopyEnd(again, false);
+  // refused: out of range, a read-only descriptor
+  assert.equal(B.bdevZcopyStartWrite(desc, ch, 1023, 2, k.cb, 'x'), null);
+  const ro = B.bdevOpen(desc.bdev.name, false, () => {});
+  assert.equal(B.bdevZcopyStartWrite(ro, B.bdevGetIoChannel(ro), 0, 1, k.cb, 'x'), null);
+});
+
 test('a bdev that cannot lend reads into the caller buffer', async () => {
   const name = await settle(createNullBdev({ name: uniq('Null'), numBlocks: 64, blockSize: 512 }));
   const desc = B.bdevOpen(name, false, () => {});

@@ -2,8 +2,11 @@
 // same memory, so a thread on any reactor reads and writes it directly. The
 // memory starts on a page boundary (util/aligned-memory.ts) wherever it can, so
 // copies to and from the transports' buffers run at full speed. A read may
-// instead lend views of the memory itself (zcopyStart/zcopyEnd); the lend
-// guard (lend-guard.ts) holds writes to lent blocks until the reader is done.
+// instead lend views of the memory itself (zcopyStart/zcopyEnd), and a write
+// may have its data land there straight from the socket (zcopyStartWrite /
+// zcopyEndWrite); the lend guard (lend-guard.ts) holds writes to lent blocks
+// until the reader is done, and reads and writes of landing blocks until the
+// data is in.
 
 import type { Bdev, BdevBackend, BdevDescriptor, BdevIo, BdevModule } from '../../../bdev/module.ts';
 import {
@@ -88,7 +91,7 @@ const SUPPORTED = new Set<number>([
   BdevIoType.COMPARE_AND_WRITE,
 ]);
 
-/** A thread's channel: the writes of this thread waiting for lent reads, in arrival order. */
+/** A thread's channel: the I/O of this thread waiting for lent reads or landing writes, in arrival order. */
 class MallocChannel {
   readonly waiting: BdevIo[] = [];
   /** registered while a write waits (no idle poller per channel) */
@@ -125,19 +128,32 @@ export class MallocBackend implements BdevBackend<MallocChannel> {
   }
 
   destroyChannel(ch: MallocChannel): void {
-    // nothing outlives its channel: a write still waiting goes ahead
-    for (const io of ch.waiting.splice(0)) this.finishWaitingWrite(io, true);
+    // nothing outlives its channel: I/O still waiting goes ahead
+    for (const io of ch.waiting.splice(0)) {
+      if (changesBlocks(io.type)) this.finishWaitingWrite(io, true);
+      else this.execute(io);
+    }
     ch.poller?.unregister();
     ch.poller = null;
   }
 
   submit(io: BdevIo, ch: MallocChannel): void {
     const len = io.numBlocks * this.blockSize;
+    const pos = io.offsetBlocks * this.blockSize;
     if (!changesBlocks(io.type) || len === 0) {
-      this.execute(io);
+      // a read of blocks a write's data is landing in waits for all of it
+      if (
+        len === 0 ||
+        (io.type !== BdevIoType.READ && io.type !== BdevIoType.COMPARE) ||
+        this.guard.readable(pos, len)
+      ) {
+        this.execute(io);
+        return;
+      }
+      this.guard.noteReadWait();
+      this.wait(io, ch);
       return;
     }
-    const pos = io.offsetBlocks * this.blockSize;
     // behind a waiting write of this thread to the same blocks, or on blocks lent to a reader
     const free = this.guard.beginWrite(pos, len);
     if (free && !this.overlapsWaiting(ch.waiting, io, ch.waiting.length)) {
@@ -147,13 +163,17 @@ export class MallocBackend implements BdevBackend<MallocChannel> {
     }
     // wait: the data must outlive this call (lent data is reused once submit returns)
     if (io.type === BdevIoType.WRITE) io.iov = [ownCopy(io.iov, len)];
-    io.moduleNum = performance.now() + lentWriteWaitMs;
     this.guard.noteWait(1);
+    this.wait(io, ch);
+  }
+
+  private wait(io: BdevIo, ch: MallocChannel): void {
+    io.moduleNum = performance.now() + lentWriteWaitMs;
     ch.waiting.push(io);
     ch.poller ??= registerPoller(() => this.retryWaiting(ch), 0, `malloc_lend_${this.name}`);
   }
 
-  /** The channel's poller: writes whose blocks are no longer lent go on, in order. */
+  /** The channel's poller: I/O whose blocks are no longer lent or landing goes on, in order. */
   retryWaiting(ch: MallocChannel): number {
     const waiting = ch.waiting;
     const now = performance.now();
@@ -164,7 +184,12 @@ export class MallocBackend implements BdevBackend<MallocChannel> {
       const pos = io.offsetBlocks * this.blockSize;
       const len = io.numBlocks * this.blockSize;
       const expired = now >= io.moduleNum;
-      if (expired || (this.guard.lentGone(pos, len) && !this.overlapsWaiting(waiting, io, keep))) {
+      if (!changesBlocks(io.type)) {
+        if (expired || this.guard.readable(pos, len)) {
+          this.execute(io);
+          done++;
+        } else waiting[keep++] = io;
+      } else if (expired || (this.guard.writable(pos, len) && !this.overlapsWaiting(waiting, io, keep))) {
         this.finishWaitingWrite(io, expired);
         done++;
       } else waiting[keep++] = io;
@@ -240,8 +265,23 @@ export class MallocBackend implements BdevBackend<MallocChannel> {
     this.guard.endLend(offsetBlocks * this.blockSize, numBlocks * this.blockSize);
   }
 
+  /**
+   * The blocks' memory for a write's data to land in (zero-copy write), or null while anything
+   * else reads or writes them: nothing else touches them until zcopyEndWrite.
+   */
+  zcopyStartWrite(offsetBlocks: number, numBlocks: number): Buffer | null {
+    const bs = this.blockSize;
+    if (numBlocks <= 0 || !this.guard.tryLand(offsetBlocks * bs, numBlocks * bs)) return null;
+    return this.mem.subarray(offsetBlocks * bs, (offsetBlocks + numBlocks) * bs);
+  }
+
+  /** The write's data is in (commit) or will not come: RAM has nothing more to do either way. */
+  zcopyEndWrite(offsetBlocks: number, numBlocks: number, _commit: boolean): void {
+    this.guard.endLand(offsetBlocks * this.blockSize, numBlocks * this.blockSize);
+  }
+
   dumpInfo(): Record<string, unknown> {
-    return { malloc: { lent_reads: this.guard.counts() } };
+    return { malloc: { lent_reads: this.guard.counts(), zcopy_writes: this.guard.landingCounts() } };
   }
 }
 

@@ -48,6 +48,15 @@ export class PassthruBackend implements BdevBackend<BaseChannel> {
   zcopyEnd(offsetBlocks: number, numBlocks: number): void {
     this.base.bdev.backend.zcopyEnd?.(offsetBlocks, numBlocks);
   }
+  zcopyStartWrite(offsetBlocks: number, numBlocks: number): Buffer | null {
+    const base = this.base.bdev;
+    // the base's own compare-and-write range locks are not seen from here: none may be held
+    if (base.qos !== null || base.removing || base.lockedRanges.length > 0) return null;
+    return base.backend.zcopyStartWrite?.(offsetBlocks, numBlocks) ?? null;
+  }
+  zcopyEndWrite(offsetBlocks: number, numBlocks: number, commit: boolean): void {
+    this.base.bdev.backend.zcopyEndWrite?.(offsetBlocks, numBlocks, commit);
+  }
   destruct(): void {
     bdevClose(this.base);
   }
