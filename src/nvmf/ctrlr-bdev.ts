@@ -16,6 +16,7 @@ import {
   bdevWrite,
   bdevWriteZeroes,
   bdevZcopyEnd,
+  bdevZcopyStartWrite,
   sliceIov,
 } from '../bdev/index.ts';
 import {
@@ -155,7 +156,8 @@ export function waitForPreempted(st: IoQueueState, nsid: number, wait: PreemptWa
 /**
  * A bdev I/O of one command completed. A read the bdev answered with its own memory
  * (bdevReadZcopy lent it: io.zcopy) hands the view to the request and keeps the io until the
- * transport calls endZcopyRead; every other io is freed here.
+ * transport calls endZcopy; every other io is freed here (a landed write's too: its
+ * bdevZcopyEnd cleared io.zcopy).
  */
 function bdevDone(io: BdevIo, success: boolean, cbArg: unknown): void {
   const c = cbArg as BdevCommand;
@@ -177,12 +179,74 @@ function bdevDone(io: BdevIo, success: boolean, cbArg: unknown): void {
   finish(st, req, s.sct, s.sc, false);
 }
 
-/** The transport sent a read's lent data (or dropped it): the bdev may change those blocks again. */
-export function endZcopyRead(req: NvmfRequest): void {
+/**
+ * The transport is done with a request's zero-copy io: it sent a read's lent data (or dropped
+ * it), so the bdev may change those blocks again; or a write's data never came in (the
+ * connection ended after its R2T), so the write leaves the bdev and the queue's count without
+ * a completion.
+ */
+export function endZcopy(req: NvmfRequest): void {
   const io = req.zcopyIo;
   if (io === undefined || io === null) return;
   req.zcopyIo = null;
+  if (io.zcopy && io.type === BdevIoType.WRITE) {
+    const c = io.cbArg as BdevCommand;
+    const st = c.queue;
+    releaseCommand(c);
+    if (st !== null) st.outstanding--;
+  }
   bdevZcopyEnd(io);
+}
+
+/**
+ * Before a large write's data arrives (the transport is about to send its R2T): when every
+ * check executeIo makes lets the write through, the bdev lends the blocks' own memory for the
+ * data to land in (bdevZcopyStartWrite, a malloc bdev) and `req.iov` becomes that view. The
+ * write is then at the bdev, in flight for a pause or a preempt-and-abort to wait for, and
+ * executeIo commits it once the data is in (the checks are not made again: the write took
+ * effect as of now, as SPDK's zcopy start). False, nothing changed: the write goes the copy
+ * way, where anything refused is answered.
+ */
+export function startLandedWrite(st: IoQueueState, req: NvmfRequest): boolean {
+  const cmd = req.cmd;
+  const flags = cmd[Sqe.FLAGS];
+  const psdt = flags & SqeFlags.PSDT_MASK;
+  if (
+    cmd[Sqe.OPCODE] !== NvmOpcode.WRITE ||
+    (flags & SqeFlags.FUSE_MASK) !== 0 ||
+    psdt === SqeFlags.PSDT_PRP ||
+    psdt === SqeFlags.PSDT_MASK ||
+    st.fusedFirst !== null ||
+    st.anaPathStatus !== 0 ||
+    st.sub.view.state !== 'active'
+  ) {
+    return false;
+  }
+  const ns = st.sub.ns.get(u32le(cmd, Sqe.NSID));
+  if (ns === undefined || (ns.visibleHosts !== null && !ns.visibleHosts.has(st.hostnqn))) return false;
+  const resv = ns.config.resv;
+  if (
+    resv.rtype !== ResvType.NONE &&
+    reservationAccess(resv, st.hostId, NvmOpcode.WRITE) !== GenericStatus.SUCCESS
+  )
+    return false;
+  const desc = ns.desc;
+  const slba = getSlba(cmd);
+  const nlb = getNumBlocks(cmd);
+  const bytes = nlb * desc.bdev.blockSize;
+  const max = st.maxTransferBytes;
+  if (bytes !== req.length || (max !== undefined && bytes > max) || slba + nlb > desc.bdev.numBlocks)
+    return false;
+  const c = takeCommand(st, req, null);
+  const io = bdevZcopyStartWrite(desc, ns.ch.ctx, slba, nlb, bdevDone, c);
+  if (io === null) {
+    releaseCommand(c);
+    st.outstanding--;
+    return false;
+  }
+  req.iov = io.iov;
+  req.zcopyIo = io;
+  return true;
 }
 
 /** A fused compare-and-write completes both of its commands. */
@@ -267,6 +331,13 @@ export function executeIo(st: IoQueueState, req: NvmfRequest): void {
     const first = st.fusedFirst;
     st.fusedFirst = null;
     finish(st, first, StatusCodeType.GENERIC, GenericStatus.ABORTED_MISSING_FUSED, false);
+  }
+  // a write whose data landed in the bdev's memory (startLandedWrite): done now
+  const landed = req.zcopyIo;
+  if (landed !== undefined && landed !== null) {
+    req.zcopyIo = null;
+    bdevZcopyEnd(landed, true);
+    return;
   }
   // NVMe-oF carries data by SGL only: PSDT 00b (PRP) or 11b (reserved) is an invalid field
   // (Linux drivers/nvme/target/core.c nvmet_req_init)

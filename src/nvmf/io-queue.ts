@@ -5,7 +5,7 @@
 // its own poll group opened.
 import { sendMsg, type ThreadRef, turnUs } from '../thread/index.ts';
 import { NvmOpcode, PathStatus, Sqe, statusOf, u32le } from '../wire/nvme.ts';
-import { executeIo, InFlight, type IoQueueState } from './ctrlr-bdev.ts';
+import { executeIo, InFlight, type IoQueueState, startLandedWrite } from './ctrlr-bdev.ts';
 import { type HostCounters, IoKind, newQueueIoTotals, type QueueIoTotals } from './io-stats.ts';
 import { toPollGroup } from './messages.ts';
 import type { PgNamespace, PgSubsystem } from './poll-group-subsystem.ts';
@@ -75,8 +75,10 @@ export class IoQueue implements QueueContext, IoQueueState {
 
   /** An NVM command of this queue (QueueContext). */
   execute(req: NvmfRequest): void {
-    // SPDK's pause: new I/O waits (queued, not failed) until resume (then it comes back here)
-    if (this.sub.view.state === SubsystemState.PAUSED) {
+    // SPDK's pause: new I/O waits (queued, not failed) until resume (then it comes back here);
+    // a write whose data landed in the bdev is already in flight, and the pause waits for it
+    const landed = req.zcopyIo !== undefined && req.zcopyIo !== null;
+    if (!landed && this.sub.view.state === SubsystemState.PAUSED) {
       this.sub.queued.push(req);
       return;
     }
@@ -85,6 +87,12 @@ export class IoQueue implements QueueContext, IoQueueState {
     req.startUs = now;
     if (this.executing++ === 0) this.busySinceUs = now;
     executeIo(this, req);
+  }
+
+  /** A large write about to get its R2T: its data may land in the bdev's memory (ctrlr-bdev.ts
+   * startLandedWrite); false: the transport receives it into a buffer of its own. */
+  landWrite(req: NvmfRequest): boolean {
+    return startLandedWrite(this, req);
   }
 
   /** Recompute the path status from the ANA state of the listener this queue came through. */

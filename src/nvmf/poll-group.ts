@@ -504,6 +504,13 @@ export class NvmfPollGroup implements QpairEvents, PollGroupInbox, ConnectHost, 
     this.runCommand(req);
   }
 
+  /** A large write before its data (QpairEvents.landWrite): an authenticated I/O queue's may
+   * land in the bdev's memory. */
+  landWrite(req: NvmfRequest): boolean {
+    if (this.authenticating.size !== 0 && this.authenticating.has(req.qpair)) return false;
+    return this.ioQueues.get(req.qpair)?.landWrite(req) === true;
+  }
+
   /** Run a command that arrived now or waited for a resume. */
   private runCommand(req: NvmfRequest): void {
     try {

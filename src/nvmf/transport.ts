@@ -57,8 +57,11 @@ export interface NvmfRequest {
   lentData?: LentData | null;
   /**
    * Set by a transport that can send a read's data from memory the bdev lends (zero-copy: a
-   * malloc bdev's own blocks) and will call ctrlr-bdev.ts endZcopyRead once that data is out
+   * malloc bdev's own blocks) and will call ctrlr-bdev.ts endZcopy once that data is out
    * (or dropped). The core then may set `iov` to the lent views and `zcopyIo` to the lend.
+   * For a write the core lent memory to before its data came (QpairEvents.landWrite),
+   * `zcopyIo` is that lend until the core completes the write; a transport that drops the
+   * request before handing it over calls endZcopy too.
    */
   zcopy?: boolean;
   zcopyIo?: BdevIo | null;
@@ -131,6 +134,13 @@ export interface QpairEvents {
   onQpairConnected(qpair: NvmfQpair): void;
   /** a fully received command (data included for HOST_TO_CONTROLLER) */
   onRequest(req: NvmfRequest): void;
+  /**
+   * A write whose data is not in yet (NVMe/TCP: before its R2T): true when the core pointed
+   * `iov` at the bdev's own memory for the data to land in (zero-copy write) and set
+   * `zcopyIo`; the transport fills `iov` and hands the request over with onRequest as usual.
+   * Optional, and asked only when the data is checked before it arrives (no data digest).
+   */
+  landWrite?(req: NvmfRequest): boolean;
   /** the connection closed: the core completes (aborted) what it holds waiting for an event
    * (AERs, commands queued on a paused subsystem), since onQpairDisconnected waits for them */
   onQpairClosing?(qpair: NvmfQpair): void;

@@ -22,6 +22,7 @@ import {
   joinPdu,
   PduFlags,
   PduType,
+  R2t,
   readTermReq,
   TermReq,
   writeCapsuleCmd,
@@ -355,6 +356,8 @@ export interface TargetReplies {
   data: Map<number, Buffer>;
   /** the commands a C2HData with SUCCESS completed (no CapsuleResp) */
   success: Set<number>;
+  /** the transfer tag of each command's R2T */
+  r2t: Map<number, number>;
 }
 
 /**
@@ -362,7 +365,13 @@ export interface TargetReplies {
  * C2HData's PLEN and data digest, one C2HData per command.
  */
 export function readTargetStream(stream: Buffer): TargetReplies {
-  const r: TargetReplies = { status: new Map(), dw0: new Map(), data: new Map(), success: new Set() };
+  const r: TargetReplies = {
+    status: new Map(),
+    dw0: new Map(),
+    data: new Map(),
+    success: new Set(),
+    r2t: new Map(),
+  };
   for (let off = 0; off < stream.length; ) {
     const plen = stream.readUInt32LE(off + Ch.PLEN);
     const type = stream[off + Ch.TYPE];
@@ -387,6 +396,8 @@ export function readTargetStream(stream: Buffer): TargetReplies {
         r.status.set(cid, 0);
         r.success.add(cid);
       }
+    } else if (type === PduType.R2T) {
+      r.r2t.set(stream.readUInt16LE(off + R2t.CCCID), stream.readUInt16LE(off + R2t.TTAG));
     }
     off += plen;
   }

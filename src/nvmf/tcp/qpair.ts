@@ -56,7 +56,7 @@ import {
   writeTermReq,
 } from '../../wire/tcp.ts';
 import { PduReceiver, type PduSink, TARGET_ACCEPTS } from '../../wire/tcp-receiver.ts';
-import { endZcopyRead } from '../ctrlr-bdev.ts';
+import { endZcopy } from '../ctrlr-bdev.ts';
 import { FusedOrder } from '../fused.ts';
 import { traceCommandComplete } from '../trace.ts';
 import {
@@ -486,8 +486,19 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
       this.dispatch(req);
       return;
     }
-    req.poolBuf = this.group.buffers.get();
-    req.iov = req.poolData(req.poolBuf, sglLength);
+    // with the zcopy option, a write to a bdev that lends its memory (malloc) has its data land
+    // there, unless a data digest must be checked first; otherwise it lands in a pool buffer and
+    // is copied (docs/performance.md: on a bdev larger than the cache the kernel's copy into
+    // cold memory costs what the two copies did)
+    if (
+      !this.group.opts.zcopy ||
+      this.dataDigest ||
+      this.qid === 0 ||
+      this.group.events.landWrite?.(req) !== true
+    ) {
+      req.poolBuf = this.group.buffers.get();
+      req.iov = req.poolData(req.poolBuf, sglLength);
+    }
     // one R2T for the whole transfer (maxh2cdata = max_io_size ≥ length)
     req.state = TcpReqState.AWAIT_H2C_DATA;
     // the slot's data header is free until a C2H transfer, which a write never has
@@ -788,7 +799,7 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
 
   private freeSlot(req: TcpRequest): void {
     req.consumed(); // nothing is lent past the command's end
-    if (req.zcopyIo !== null) endZcopyRead(req);
+    if (req.zcopyIo !== null) endZcopy(req);
     if (req.poolBuf) {
       this.group.buffers.put(req.poolBuf);
       req.poolBuf = null;

@@ -26,6 +26,7 @@ import {
   capsuleCmd,
   connectCmd,
   type DigestOptions,
+  h2cData,
   icDigests,
   icReq,
   ioSqe,
@@ -125,7 +126,11 @@ function connectQueue(qid: number, digests: DigestOptions, hpda: number, sqFlowO
 }
 
 before(async () => {
-  tgt = await startInProcessTarget(settle, tcpWithoutListener(groups), { ...TCP_DEFAULT_OPTIONS });
+  // zcopy: larger writes land in the malloc bdev's memory (reads lend it whatever the option)
+  tgt = await startInProcessTarget(settle, tcpWithoutListener(groups), {
+    ...TCP_DEFAULT_OPTIONS,
+    zcopy: true,
+  });
   await settle(createMallocBdev({ name: 'Reads0', numBlocks: BLOCKS, blockSize: BS }));
   await settle(
     tgt.createSubsystem({
@@ -272,4 +277,206 @@ test('a lent read ends with its connection: a write waiting for it goes on', () 
   pollIdle();
   writer.sock.transmit();
   assert.equal(writer.sock.take().status.get(wcid), 0, 'the write completes once the reader is gone');
+});
+
+// ---- writes larger than the in-capsule buffer, with the zcopy transport option: their data
+// lands in the malloc bdev's memory
+
+/** The malloc bdev's counts of writes that landed in its memory and reads that waited for one. */
+function landingCounts(): { writes_landed: number; reads_waited: number } {
+  const bdev = bdevGetReplica('Reads0');
+  assert.ok(bdev !== undefined);
+  const info = (bdev.backend as MallocBackend).dumpInfo() as {
+    malloc: { zcopy_writes: { writes_landed: number; reads_waited: number } };
+  };
+  return info.malloc.zcopy_writes;
+}
+
+function mallocMemory(): Buffer {
+  const bdev = bdevGetReplica('Reads0');
+  assert.ok(bdev !== undefined);
+  return (bdev.backend as MallocBackend).mem;
+}
+
+/** A write of `blocks` blocks with a transport SGL (its data after an R2T); its CID and R2T tag. */
+function startLargeWrite(q: Queue, lba: number, blocks: number): { cid: number; ttag: number } {
+  const cid = nextCid++;
+  q.sock.emit('data', capsuleCmd(ioSqe(NvmOpcode.WRITE, cid, 1, lba, blocks, blocks * BS), null, q.digests));
+  pollIdle();
+  q.sock.transmit();
+  const ttag = q.sock.take().r2t.get(cid);
+  assert.ok(ttag !== undefined, `CID ${cid}: an R2T`);
+  return { cid, ttag };
+}
+
+function sendH2C(
+  q: Queue,
+  w: { cid: number; ttag: number },
+  datao: number,
+  data: Buffer,
+  last: boolean,
+): void {
+  q.sock.emit('data', h2cData({ cccid: w.cid, ttag: w.ttag, datao, last }, data, q.digests));
+  pollIdle();
+}
+
+test('a larger write’s data lands in the malloc bdev’s memory; reads and writes of its blocks wait for all of it', () => {
+  const writer = connectQueue(8, {}, 0, false);
+  const reader = connectQueue(9, {}, 0, false);
+  const other = connectQueue(10, {}, 0, false);
+  const before = landingCounts();
+  const w = startLargeWrite(writer, 140, 4);
+  assert.equal(landingCounts().writes_landed, before.writes_landed + 1, 'the write lands in the bdev');
+  const data = pattern(4 * BS, 555);
+  sendH2C(writer, w, 0, data.subarray(0, 2 * BS), false);
+  assert.ok(
+    mallocMemory()
+      .subarray(140 * BS, 142 * BS)
+      .equals(data.subarray(0, 2 * BS)),
+    'the first half is in the bdev’s memory already (no copy after)',
+  );
+  // a read and a one-block write of those blocks meanwhile, from other queues: both wait
+  const [read] = sendReads(reader, [[140, 4]]);
+  reader.sock.transmit();
+  assert.equal(reader.sock.take().status.has(read.cid), false, 'the read waits for the landing write');
+  assert.equal(landingCounts().reads_waited, before.reads_waited + 1);
+  const later = pattern(BS, 556);
+  const wcid = sendWrite(other, 141, later);
+  other.sock.transmit();
+  assert.equal(other.sock.take().status.has(wcid), false, 'the other write waits for the landing write');
+  writer.sock.transmit();
+  assert.equal(writer.sock.take().status.has(w.cid), false, 'no completion before the data is in');
+
+  sendH2C(writer, w, 2 * BS, data.subarray(2 * BS), true);
+  writer.sock.transmit();
+  assert.equal(writer.sock.take().status.get(w.cid), 0, 'the write completes once its data is in');
+  pollIdle();
+  reader.sock.transmit();
+  assert.ok(
+    reader.sock.take().data.get(read.cid)?.equals(data),
+    'the read saw the whole write, no half of it',
+  );
+  other.sock.transmit();
+  assert.equal(other.sock.take().status.get(wcid), 0, 'the other write went on after the read');
+  const [again] = sendReads(reader, [[140, 4]]);
+  reader.sock.transmit();
+  const want = Buffer.concat([data.subarray(0, BS), later, data.subarray(2 * BS)]);
+  assert.ok(reader.sock.take().data.get(again.cid)?.equals(want), 'both writes in their order');
+});
+
+test('a larger write whose connection ends before its data frees its blocks and leaves nothing in flight', async () => {
+  const writer = connectQueue(11, {}, 0, false);
+  const reader = connectQueue(12, {}, 0, false);
+  const before = landingCounts().writes_landed;
+  const w = startLargeWrite(writer, 160, 4);
+  sendH2C(writer, w, 0, pattern(BS, 557), false);
+  const [read] = sendReads(reader, [[160, 4]]);
+  reader.sock.transmit();
+  assert.equal(reader.sock.take().status.has(read.cid), false, 'the read waits for the landing write');
+  writer.sock.destroy();
+  writer.sock.emit('close', false);
+  pollIdle();
+  reader.sock.transmit();
+  assert.equal(reader.sock.take().status.get(read.cid), 0, 'the read goes on once the write is gone');
+  // a pause waits for every write at the bdevs: nothing is left there to keep it waiting
+  await settle(tgt.pauseSubsystem(NQN, 2000));
+  await settle(tgt.resumeSubsystem(NQN));
+  // the blocks' marks are gone: the next write lands there again, and reads back whole
+  const writer2 = connectQueue(13, {}, 0, false);
+  const w2 = startLargeWrite(writer2, 160, 4);
+  assert.equal(landingCounts().writes_landed, before + 2);
+  const data = pattern(4 * BS, 558);
+  sendH2C(writer2, w2, 0, data, true);
+  writer2.sock.transmit();
+  assert.equal(writer2.sock.take().status.get(w2.cid), 0);
+  const [back] = sendReads(reader, [[160, 4]]);
+  reader.sock.transmit();
+  assert.ok(reader.sock.take().data.get(back.cid)?.equals(data));
+});
+
+test('a pause waits for a write whose data is landing, which completes while the subsystem is paused', async () => {
+  const writer = connectQueue(14, {}, 0, false);
+  const w = startLargeWrite(writer, 180, 4);
+  let paused = false;
+  const pausing = tgt.pauseSubsystem(NQN, 5000).then(() => {
+    paused = true;
+  });
+  for (let i = 0; i < 20; i++) {
+    pollIdle();
+    await new Promise(setImmediate);
+  }
+  assert.equal(paused, false, 'the pause waits for the write at the bdev');
+  const data = pattern(4 * BS, 559);
+  sendH2C(writer, w, 0, data, true);
+  writer.sock.transmit();
+  assert.equal(writer.sock.take().status.get(w.cid), 0, 'the write completes though the pause began');
+  await settle(pausing);
+  await settle(tgt.resumeSubsystem(NQN));
+  assert.ok(
+    mallocMemory()
+      .subarray(180 * BS, 184 * BS)
+      .equals(data),
+  );
+});
+
+test('with a data digest a larger write is received into a buffer of its own and copied once checked', () => {
+  const writer = connectQueue(15, { hdgst: true, ddgst: true }, 0, false);
+  const before = landingCounts().writes_landed;
+  const w = startLargeWrite(writer, 200, 4);
+  const data = pattern(4 * BS, 560);
+  const bad = Buffer.from(data);
+  // a wrong digest: the command fails and the blocks keep what they had
+  const old = Buffer.from(mallocMemory().subarray(200 * BS, 204 * BS));
+  const pdu = h2cData({ cccid: w.cid, ttag: w.ttag, datao: 0 }, bad, writer.digests);
+  pdu[pdu.length - 1] ^= 0xff;
+  writer.sock.emit('data', pdu);
+  pollIdle();
+  writer.sock.transmit();
+  assert.notEqual(writer.sock.take().status.get(w.cid), 0, 'a data digest error fails the write');
+  assert.ok(
+    mallocMemory()
+      .subarray(200 * BS, 204 * BS)
+      .equals(old),
+    'the blocks are untouched',
+  );
+  const w2 = startLargeWrite(writer, 200, 4);
+  sendH2C(writer, w2, 0, data, true);
+  writer.sock.transmit();
+  assert.equal(writer.sock.take().status.get(w2.cid), 0);
+  assert.equal(landingCounts().writes_landed, before, 'nothing landed');
+  assert.ok(
+    mallocMemory()
+      .subarray(200 * BS, 204 * BS)
+      .equals(data),
+  );
+});
+
+test('without the zcopy option (the default) a larger write is received into a pool buffer', () => {
+  const opts = groups[0].opts;
+  assert.equal(TCP_DEFAULT_OPTIONS.zcopy, false, 'off by default, as SPDK');
+  opts.zcopy = false;
+  try {
+    const writer = connectQueue(16, {}, 0, false);
+    const before = landingCounts().writes_landed;
+    const w = startLargeWrite(writer, 220, 4);
+    const data = pattern(4 * BS, 561);
+    sendH2C(writer, w, 0, data.subarray(0, BS), false);
+    assert.ok(
+      !mallocMemory()
+        .subarray(220 * BS, 221 * BS)
+        .equals(data.subarray(0, BS)),
+      'nothing in place yet',
+    );
+    sendH2C(writer, w, BS, data.subarray(BS), true);
+    writer.sock.transmit();
+    assert.equal(writer.sock.take().status.get(w.cid), 0);
+    assert.equal(landingCounts().writes_landed, before, 'nothing landed');
+    assert.ok(
+      mallocMemory()
+        .subarray(220 * BS, 224 * BS)
+        .equals(data),
+    );
+  } finally {
+    opts.zcopy = true;
+  }
 });
