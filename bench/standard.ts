@@ -17,7 +17,7 @@
 //
 //   npm run bench:standard -- [--time 5] [--warmup 1] [--rounds 1] [--only 4k-randread-qd32,...]
 //     [--tgt bin/nvmf_tgt.mjs ...] [--tgt-arg=--poll-window-us=0 ...] [--bdev malloc|null] [--target-core 0] [--client-cores 1]
-//     [--client nvmf-perf|spdk] [--spdk-hugepages] [--json]
+//     [--client nvmf-perf|spdk] [--spdk-hugepages] [--zcopy] [--json]
 //   SPDK_DIR=/path/to/spdk npm run bench:standard -- [--client spdk]
 
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
@@ -43,6 +43,7 @@ const { values } = parseArgs({
     client: { type: 'string', default: 'nvmf-perf' },
     'spdk-hugepages': { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
+    zcopy: { type: 'boolean', default: false },
   },
 });
 
@@ -89,6 +90,8 @@ const TRANSPORT = {
   in_capsule_data_size: 4096,
   max_io_size: 131072,
   io_unit_size: 131072,
+  // --zcopy: both targets' zero-copy option (ours: a larger write lands in the malloc bdev)
+  zcopy: values.zcopy,
 };
 /** DPDK heap of SPDK's processes without hugepages, MiB: the target holds the 256 MiB malloc bdev
  * and its buffer pools, the client only its I/O buffers */
