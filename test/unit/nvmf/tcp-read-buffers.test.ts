@@ -298,6 +298,13 @@ function mallocMemory(): Buffer {
   return (bdev.backend as MallocBackend).mem;
 }
 
+/** Whether the malloc bdev's memory from block `lba` on holds `data`. */
+function blocksHold(lba: number, data: Buffer): boolean {
+  return mallocMemory()
+    .subarray(lba * BS, lba * BS + data.length)
+    .equals(data);
+}
+
 /** A write of `blocks` blocks with a transport SGL (its data after an R2T); its CID and R2T tag. */
 function startLargeWrite(q: Queue, lba: number, blocks: number): { cid: number; ttag: number } {
   const cid = nextCid++;
@@ -330,9 +337,7 @@ test('a larger write’s data lands in the malloc bdev’s memory; reads and wri
   const data = pattern(4 * BS, 555);
   sendH2C(writer, w, 0, data.subarray(0, 2 * BS), false);
   assert.ok(
-    mallocMemory()
-      .subarray(140 * BS, 142 * BS)
-      .equals(data.subarray(0, 2 * BS)),
+    blocksHold(140, data.subarray(0, 2 * BS)),
     'the first half is in the bdev’s memory already (no copy after)',
   );
   // a read and a one-block write of those blocks meanwhile, from other queues: both wait
@@ -412,11 +417,7 @@ test('a pause waits for a write whose data is landing, which completes while the
   assert.equal(writer.sock.take().status.get(w.cid), 0, 'the write completes though the pause began');
   await settle(pausing);
   await settle(tgt.resumeSubsystem(NQN));
-  assert.ok(
-    mallocMemory()
-      .subarray(180 * BS, 184 * BS)
-      .equals(data),
-  );
+  assert.ok(blocksHold(180, data));
 });
 
 test('with a data digest a larger write is received into a buffer of its own and copied once checked', () => {
@@ -433,22 +434,13 @@ test('with a data digest a larger write is received into a buffer of its own and
   pollIdle();
   writer.sock.transmit();
   assert.notEqual(writer.sock.take().status.get(w.cid), 0, 'a data digest error fails the write');
-  assert.ok(
-    mallocMemory()
-      .subarray(200 * BS, 204 * BS)
-      .equals(old),
-    'the blocks are untouched',
-  );
+  assert.ok(blocksHold(200, old), 'the blocks are untouched');
   const w2 = startLargeWrite(writer, 200, 4);
   sendH2C(writer, w2, 0, data, true);
   writer.sock.transmit();
   assert.equal(writer.sock.take().status.get(w2.cid), 0);
   assert.equal(landingCounts().writes_landed, before, 'nothing landed');
-  assert.ok(
-    mallocMemory()
-      .subarray(200 * BS, 204 * BS)
-      .equals(data),
-  );
+  assert.ok(blocksHold(200, data));
 });
 
 test('without the zcopy option (the default) a larger write is received into a pool buffer', () => {
@@ -461,21 +453,12 @@ test('without the zcopy option (the default) a larger write is received into a p
     const w = startLargeWrite(writer, 220, 4);
     const data = pattern(4 * BS, 561);
     sendH2C(writer, w, 0, data.subarray(0, BS), false);
-    assert.ok(
-      !mallocMemory()
-        .subarray(220 * BS, 221 * BS)
-        .equals(data.subarray(0, BS)),
-      'nothing in place yet',
-    );
+    assert.ok(!blocksHold(220, data.subarray(0, BS)), 'nothing in place yet');
     sendH2C(writer, w, BS, data.subarray(BS), true);
     writer.sock.transmit();
     assert.equal(writer.sock.take().status.get(w.cid), 0);
     assert.equal(landingCounts().writes_landed, before, 'nothing landed');
-    assert.ok(
-      mallocMemory()
-        .subarray(220 * BS, 224 * BS)
-        .equals(data),
-    );
+    assert.ok(blocksHold(220, data));
   } finally {
     opts.zcopy = true;
   }
