@@ -334,6 +334,8 @@ export type TargetConfigOptions = {
   nqn: string;
   restrictedNqn: string;
   allowedHostNqn: string;
+  /** the transport's zcopy option: larger writes land in the malloc bdev's memory */
+  zcopy?: boolean;
 };
 
 /**
@@ -356,7 +358,7 @@ export function targetConfig(options: TargetConfigOptions): object {
       {
         subsystem: 'nvmf',
         config: [
-          { method: 'nvmf_create_transport', params: { trtype: 'TCP' } },
+          { method: 'nvmf_create_transport', params: { trtype: 'TCP', zcopy: options.zcopy === true } },
           {
             method: 'nvmf_create_subsystem',
             params: {
