@@ -520,6 +520,22 @@ function emulateWriteZeroes(io: BdevIo): void {
   for (const c of children) submitAdmitted(c);
 }
 
+/**
+ * Whether a zero-copy I/O of these blocks may be asked of the bdev's module now: inside the
+ * bdev, no QoS (it must see every I/O), not going away, and for a write no compare-and-write's
+ * range lock (a landing write would pass it by). The module may still refuse.
+ */
+export function zcopyPossible(bdev: Bdev, offsetBlocks: number, numBlocks: number, write: boolean): boolean {
+  return (
+    numBlocks > 0 &&
+    offsetBlocks >= 0 &&
+    offsetBlocks + numBlocks <= bdev.numBlocks &&
+    bdev.qos === null &&
+    !bdev.removing &&
+    (!write || bdev.lockedRanges.length === 0)
+  );
+}
+
 function overlapsLock(bdev: Bdev, io: BdevIo): boolean {
   if (!changesBlocks(io.type)) return false;
   const end = io.offsetBlocks + io.numBlocks;

@@ -7,7 +7,7 @@
 // docs/bdev-module.md.
 
 export type { BdevBackend, BdevModule } from './bdev.ts';
-export { bdevDeviceId } from './bdev.ts';
+export { bdevDeviceId, zcopyPossible } from './bdev.ts';
 export * from './index.ts';
 export {
   bdevModuleDescriptor,

@@ -17,6 +17,7 @@ import {
   type LentData,
   submitAdmitted,
   submitUnmapRanges,
+  zcopyPossible,
 } from './bdev.ts';
 import { nowTicks } from './stats.ts';
 import { BdevIoStatus, BdevIoType, type BlockRange, changesBlocks } from './types.ts';
@@ -276,12 +277,8 @@ export function bdevReadZcopy(
   const backend = bdev.backend;
   if (
     backend.zcopyStart !== undefined &&
-    numBlocks > 0 &&
-    offsetBlocks >= 0 &&
-    offsetBlocks + numBlocks <= bdev.numBlocks &&
-    bdev.qos === null &&
-    !bdev.removing &&
-    !desc.closed
+    !desc.closed &&
+    zcopyPossible(bdev, offsetBlocks, numBlocks, false)
   ) {
     const view = backend.zcopyStart(offsetBlocks, numBlocks);
     if (view !== null) {
@@ -316,14 +313,9 @@ export function bdevZcopyStartWrite(
   const backend = bdev.backend;
   if (
     backend.zcopyStartWrite === undefined ||
-    numBlocks <= 0 ||
-    offsetBlocks < 0 ||
-    offsetBlocks + numBlocks > bdev.numBlocks ||
     !desc.write ||
-    bdev.qos !== null ||
-    bdev.lockedRanges.length > 0 ||
-    bdev.removing ||
-    desc.closed
+    desc.closed ||
+    !zcopyPossible(bdev, offsetBlocks, numBlocks, true)
   ) {
     return null;
   }

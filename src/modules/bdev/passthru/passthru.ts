@@ -10,6 +10,7 @@ import {
   type BdevModule,
   bdevClose,
   bdevOpen,
+  zcopyPossible,
 } from '../../../bdev/module.ts';
 import {
   type BaseChannel,
@@ -42,7 +43,7 @@ export class PassthruBackend implements BdevBackend<BaseChannel> {
   }
   zcopyStart(offsetBlocks: number, numBlocks: number): Buffer | null {
     const base = this.base.bdev;
-    if (base.qos !== null || base.removing) return null;
+    if (!zcopyPossible(base, offsetBlocks, numBlocks, false)) return null;
     return base.backend.zcopyStart?.(offsetBlocks, numBlocks) ?? null;
   }
   zcopyEnd(offsetBlocks: number, numBlocks: number): void {
@@ -50,8 +51,7 @@ export class PassthruBackend implements BdevBackend<BaseChannel> {
   }
   zcopyStartWrite(offsetBlocks: number, numBlocks: number): Buffer | null {
     const base = this.base.bdev;
-    // the base's own compare-and-write range locks are not seen from here: none may be held
-    if (base.qos !== null || base.removing || base.lockedRanges.length > 0) return null;
+    if (!zcopyPossible(base, offsetBlocks, numBlocks, true)) return null;
     return base.backend.zcopyStartWrite?.(offsetBlocks, numBlocks) ?? null;
   }
   zcopyEndWrite(offsetBlocks: number, numBlocks: number, commit: boolean): void {
