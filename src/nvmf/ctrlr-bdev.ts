@@ -209,41 +209,21 @@ export function endZcopy(req: NvmfRequest): void {
  */
 export function startLandedWrite(st: IoQueueState, req: NvmfRequest): boolean {
   const cmd = req.cmd;
-  const flags = cmd[Sqe.FLAGS];
-  const psdt = flags & SqeFlags.PSDT_MASK;
   if (
     cmd[Sqe.OPCODE] !== NvmOpcode.WRITE ||
-    (flags & SqeFlags.FUSE_MASK) !== 0 ||
-    psdt === SqeFlags.PSDT_PRP ||
-    psdt === SqeFlags.PSDT_MASK ||
-    st.fusedFirst !== null ||
-    st.anaPathStatus !== 0 ||
-    st.sub.view.state !== 'active'
+    (cmd[Sqe.FLAGS] & SqeFlags.FUSE_MASK) !== 0 ||
+    st.fusedFirst !== null
   ) {
     return false;
   }
-  const ns = st.sub.ns.get(u32le(cmd, Sqe.NSID));
-  if (ns === undefined || (ns.visibleHosts !== null && !ns.visibleHosts.has(st.hostnqn))) return false;
-  const resv = ns.config.resv;
-  if (
-    resv.rtype !== ResvType.NONE &&
-    reservationAccess(resv, st.hostId, NvmOpcode.WRITE) !== GenericStatus.SUCCESS
-  )
-    return false;
-  const desc = ns.desc;
+  const ns = admitIo(st, cmd, NvmOpcode.WRITE);
+  if (typeof ns === 'number') return false;
   const slba = getSlba(cmd);
   const nlb = getNumBlocks(cmd);
-  const bytes = nlb * desc.bdev.blockSize;
-  const max = st.maxTransferBytes;
-  if (bytes !== req.length || (max !== undefined && bytes > max) || slba + nlb > desc.bdev.numBlocks)
-    return false;
-  const c = takeCommand(st, req, null);
-  const io = bdevZcopyStartWrite(desc, ns.ch.ctx, slba, nlb, bdevDone, c);
-  if (io === null) {
-    releaseCommand(c);
-    st.outstanding--;
-    return false;
-  }
+  if (rangeStatus(st, req, ns, slba, nlb, true) !== 0) return false;
+  const io = bdevZcopyStartWrite(ns.desc, ns.ch.ctx, slba, nlb, bdevDone, null);
+  if (io === null) return false;
+  io.cbArg = takeCommand(st, req, null);
   req.iov = io.iov;
   req.zcopyIo = io;
   return true;
@@ -286,23 +266,69 @@ function checkRange(
   nlb: number,
   withData: boolean,
 ): boolean {
+  const s = rangeStatus(st, req, ns, slba, nlb, withData);
+  if (s === 0) return true;
+  failWith(st, req, s);
+  return false;
+}
+
+/** checkRange's answer without answering: 0, or the status (statusWord). */
+function rangeStatus(
+  st: IoQueueState,
+  req: NvmfRequest,
+  ns: PgNamespace,
+  slba: number,
+  nlb: number,
+  withData: boolean,
+): number {
   const bdev = ns.desc.bdev;
   const bytes = nlb * bdev.blockSize;
   const max = st.maxTransferBytes;
-  if (withData && max !== undefined && bytes > max) {
-    // over MDTS: Invalid Field in Command (NVMe base spec, Identify Controller MDTS)
-    finish(st, req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
-    return false;
+  // over MDTS: Invalid Field in Command (NVMe base spec, Identify Controller MDTS)
+  if (withData && max !== undefined && bytes > max) return statusWord(GenericStatus.INVALID_FIELD);
+  if (slba + nlb > bdev.numBlocks) return statusWord(GenericStatus.LBA_OUT_OF_RANGE);
+  if (withData && bytes !== req.length) return statusWord(GenericStatus.DATA_SGL_LENGTH_INVALID);
+  return 0;
+}
+
+/** DNR in a statusWord. */
+const STATUS_DNR = 0x10000;
+
+/** An NVMe status as one number (no allocation): SC, SCT << 8, and STATUS_DNR; 0 is success. */
+function statusWord(sc: number, sct: number = StatusCodeType.GENERIC, dnr = true): number {
+  return sc | (sct << 8) | (dnr ? STATUS_DNR : 0);
+}
+
+/** Answer `req` with a statusWord. */
+function failWith(st: IoQueueState, req: NvmfRequest, s: number): void {
+  finish(st, req, (s >> 8) & 0xff, s & 0xff, (s & STATUS_DNR) !== 0);
+}
+
+/**
+ * The checks every NVM command passes before its opcode matters: the namespace it names, or
+ * the status to answer it with (a statusWord). Used by executeIo and, before a write's data
+ * has come, by startLandedWrite.
+ */
+function admitIo(st: IoQueueState, cmd: Buffer, opc: number): PgNamespace | number {
+  // NVMe-oF carries data by SGL only: PSDT 00b (PRP) or 11b (reserved) is an invalid field
+  // (Linux drivers/nvme/target/core.c nvmet_req_init)
+  const psdt = cmd[Sqe.FLAGS] & SqeFlags.PSDT_MASK;
+  if (psdt === SqeFlags.PSDT_PRP || psdt === SqeFlags.PSDT_MASK)
+    return statusWord(GenericStatus.INVALID_FIELD);
+  // NSID 0, 0xffffffff (no broadcast: Identify VWC says so), above NN, inactive, or not visible
+  // to this host (masking: SPDK answers the same as for an inactive namespace)
+  const ns = st.sub.visibleNs(u32le(cmd, Sqe.NSID), st.hostnqn);
+  if (ns === undefined) return statusWord(GenericStatus.INVALID_NAMESPACE_OR_FORMAT);
+  // paused/inactive subsystems do not take I/O; the host retries
+  if (st.sub.view.state !== 'active')
+    return statusWord(GenericStatus.NAMESPACE_NOT_READY, StatusCodeType.GENERIC, false);
+  if (st.anaPathStatus !== 0) return statusWord(st.anaPathStatus, StatusCodeType.PATH, false);
+  // the reservation's command-permission table (no reservation: nothing to look up)
+  const resv = ns.config.resv;
+  if (resv.rtype !== ResvType.NONE && reservationAccess(resv, st.hostId, opc) !== GenericStatus.SUCCESS) {
+    return statusWord(GenericStatus.RESERVATION_CONFLICT);
   }
-  if (slba + nlb > bdev.numBlocks) {
-    finish(st, req, StatusCodeType.GENERIC, GenericStatus.LBA_OUT_OF_RANGE, true);
-    return false;
-  }
-  if (withData && bytes !== req.length) {
-    finish(st, req, StatusCodeType.GENERIC, GenericStatus.DATA_SGL_LENGTH_INVALID, true);
-    return false;
-  }
-  return true;
+  return ns;
 }
 
 function ensureIov(req: NvmfRequest, bytes: number): Buffer[] {
@@ -339,37 +365,12 @@ export function executeIo(st: IoQueueState, req: NvmfRequest): void {
     bdevZcopyEnd(landed, true);
     return;
   }
-  // NVMe-oF carries data by SGL only: PSDT 00b (PRP) or 11b (reserved) is an invalid field
-  // (Linux drivers/nvme/target/core.c nvmet_req_init)
-  const psdt = cmd[Sqe.FLAGS] & SqeFlags.PSDT_MASK;
-  if (psdt === SqeFlags.PSDT_PRP || psdt === SqeFlags.PSDT_MASK) {
-    finish(st, req, StatusCodeType.GENERIC, GenericStatus.INVALID_FIELD, true);
+  const ns = admitIo(st, cmd, opc);
+  if (typeof ns === 'number') {
+    failWith(st, req, ns);
     return;
   }
-
-  const nsid = u32le(cmd, Sqe.NSID);
-  // NSID 0, 0xffffffff (no broadcast: Identify VWC says so), above NN, inactive, or not visible
-  // to this host (masking: SPDK answers the same as for an inactive namespace)
-  const ns = st.sub.ns.get(nsid);
-  if (ns === undefined || (ns.visibleHosts !== null && !ns.visibleHosts.has(st.hostnqn))) {
-    finish(st, req, StatusCodeType.GENERIC, GenericStatus.INVALID_NAMESPACE_OR_FORMAT, true);
-    return;
-  }
-  if (st.sub.view.state !== 'active') {
-    // paused/inactive subsystems do not take I/O; the host retries
-    finish(st, req, StatusCodeType.GENERIC, GenericStatus.NAMESPACE_NOT_READY, false);
-    return;
-  }
-  if (st.anaPathStatus !== 0) {
-    finish(st, req, StatusCodeType.PATH, st.anaPathStatus, false);
-    return;
-  }
-  // the reservation's command-permission table (no reservation: nothing to look up)
-  const resv = ns.config.resv;
-  if (resv.rtype !== ResvType.NONE && reservationAccess(resv, st.hostId, opc) !== GenericStatus.SUCCESS) {
-    finish(st, req, StatusCodeType.GENERIC, GenericStatus.RESERVATION_CONFLICT, true);
-    return;
-  }
+  const nsid = ns.nsid;
   const desc = ns.desc;
   const ch = ns.ch.ctx;
   const bs = desc.bdev.blockSize;
