@@ -8,44 +8,20 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { NvmeController } from '../../src/nvme/index.ts';
-import { ChildTarget, freePort, listenerEntry, pattern } from '../lib/index.ts';
+import { ChildTarget, pattern, TEST_BDEV, TEST_BLOCK_SIZE, TEST_NQN } from '../lib/index.ts';
 
-const NQN = 'nqn.2016-06.io.spdk:zcopy';
-const BS = 4096;
+const BS = TEST_BLOCK_SIZE;
 /** blocks per write: 128 KiB, the largest transfer */
-const RANGE = 32;
+const RANGE = 131072 / BS;
 /** ranges the writers go over, and writes per range */
 const RANGES = 4;
 const GENERATIONS = 24;
 
 let target: ChildTarget | null = null;
-let port = '';
 
 before(async () => {
-  port = String(await freePort());
-  const cfg = {
-    subsystems: [
-      {
-        subsystem: 'bdev',
-        config: [
-          { method: 'bdev_malloc_create', params: { name: 'Malloc0', num_blocks: 1024, block_size: BS } },
-        ],
-      },
-      {
-        subsystem: 'nvmf',
-        config: [
-          { method: 'nvmf_create_transport', params: { trtype: 'TCP', zcopy: true } },
-          { method: 'nvmf_create_subsystem', params: { nqn: NQN, allow_any_host: true } },
-          {
-            method: 'nvmf_subsystem_add_ns',
-            params: { nqn: NQN, namespace: { nsid: 1, bdev_name: 'Malloc0' } },
-          },
-          listenerEntry(NQN, port),
-        ],
-      },
-    ],
-  };
-  target = await ChildTarget.start({ cores: '0x3', config: cfg, startTimeoutMs: 20_000 });
+  // the default config (a malloc bdev as nsid 1 of cnode1) with the transport's zcopy on
+  target = await ChildTarget.start({ cores: '0x3', transport: { zcopy: true }, startTimeoutMs: 20_000 });
 });
 
 after(async () => {
@@ -70,7 +46,7 @@ function generationOf(data: Buffer, r: number, i: number): number {
 
 async function landedWrites(): Promise<number> {
   assert.ok(target);
-  const [bdev] = (await target.rpc.call('bdev_get_bdevs', { name: 'Malloc0' })) as {
+  const [bdev] = (await target.rpc.call('bdev_get_bdevs', { name: TEST_BDEV })) as {
     driver_specific: { malloc: { zcopy_writes: { writes_landed: number; reads_waited: number } } };
   }[];
   return bdev.driver_specific.malloc.zcopy_writes.writes_landed;
@@ -80,7 +56,7 @@ test('zcopy: 128 KiB writes land in the bdev’s memory; concurrent readers on b
   assert.ok(target);
   const [transport] = (await target.rpc.call('nvmf_get_transports')) as { zcopy: boolean }[];
   assert.equal(transport.zcopy, true);
-  const c = await NvmeController.connect({ traddr: '127.0.0.1', trsvcid: port, subnqn: NQN });
+  const c = await NvmeController.connect({ traddr: '127.0.0.1', trsvcid: target.port, subnqn: TEST_NQN });
   try {
     await c.setNumQueues(4);
     // I/O queues go round the two poll groups: writers and readers on both
