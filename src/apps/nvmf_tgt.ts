@@ -7,6 +7,7 @@ import { parseCpumask } from '../event/cpumask.ts';
 import { frameworkSubsystems } from '../modules/event/index.ts';
 import { configureMetrics } from '../modules/event/metrics/index.ts';
 import { checkLogFlag, LogLevel, logger, parseLogLevel } from '../util/log.ts';
+import { parseNtCopyThreshold } from './copy-tuning.ts';
 
 const USAGE = `usage: nvmf_tgt [options]
   -m, --cpumask MASK      reactor cores: hex mask (0x3) or list ([0,1]); default 0x1
@@ -15,6 +16,9 @@ const USAGE = `usage: nvmf_tgt [options]
       --wait-for-rpc      wait for framework_start_init before initializing subsystems
       --poll-window-us N  keep polling N µs after activity before a reactor sleeps
                           (default 100; 0: sleep as soon as idle)
+      --nt-copy-threshold BYTES  copies of at least BYTES (k/M suffix) use non-temporal stores
+                          (glibc on x86-64: the process re-executes itself with GLIBC_TUNABLES;
+                          default 64k; 0: glibc's own threshold, tens of MiB)
   -L, --logflag FLAG      enable debug logs of a component (repeatable; 'all' for every one;
                           log_get_flags lists them)
       --log-level LEVEL   what is printed to stderr: error, warn, notice, info or debug
@@ -42,6 +46,7 @@ function parse() {
       json: { type: 'string', short: 'c' },
       'wait-for-rpc': { type: 'boolean', default: false },
       'poll-window-us': { type: 'string' },
+      'nt-copy-threshold': { type: 'string' },
       logflag: { type: 'string', short: 'L', multiple: true, default: [] },
       'log-level': { type: 'string' },
       'log-json': { type: 'boolean', default: false },
@@ -77,6 +82,9 @@ try {
     if (!/^\d+$/.test(w) || pollWindowUs > 1_000_000)
       throw new Error(`--poll-window-us must be an integer from 0 to 1000000, not "${w}"`);
   }
+  // the shim acted on it before this parse; a malformed one it skipped is reported here
+  const nt = args.values['nt-copy-threshold'];
+  if (nt !== undefined) parseNtCopyThreshold(nt);
   if (args.values['log-level'] !== undefined) level = parseLogLevel(args.values['log-level']);
   // as SPDK: a flag no component registered is a usage error
   for (const f of args.values.logflag) checkLogFlag(f);
@@ -152,6 +160,8 @@ app.stopped.then((code) => {
 
 try {
   await app.start();
+  const tunables = process.env.GLIBC_TUNABLES ?? '';
+  if (tunables.includes('x86_non_temporal_threshold')) log.info(`large copies: GLIBC_TUNABLES=${tunables}`);
 } catch (e) {
   log.error(`start-up failed: ${(e as Error).message}`);
   await app.stop(1);

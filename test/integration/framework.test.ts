@@ -147,6 +147,65 @@ test('bad start-up input exits non-zero with the reason', async () => {
   assert.match(t2.log(), /no_such_method/);
 });
 
+/** GLIBC_TUNABLES of a live process as its kernel sees it ('' when unset). */
+function tunablesOf(pid: number): string {
+  const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+  return env.find((v) => v.startsWith('GLIBC_TUNABLES='))?.slice('GLIBC_TUNABLES='.length) ?? '';
+}
+
+/** A target with `args` and `env`, up and initialized, given to `check`, stopped (exit 0) even when `check` throws. */
+async function withTarget(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  check: (t: SpawnedTarget, c: RpcClient) => Promise<void>,
+): Promise<void> {
+  const t = spawnTarget({ rpcPath: join(dir, `t${++seq}.sock`), args, env });
+  const c = await connect(t);
+  try {
+    await c.call('framework_wait_init');
+    await check(t, c);
+  } finally {
+    assert.equal(await stop(t, c), 0);
+  }
+}
+
+test("large copies: the target re-executes itself (same PID) with glibc's non-temporal threshold", async () => {
+  assert.ok(
+    process.platform === 'linux' && process.arch === 'x64',
+    `glibc's x86 tunables: this test needs Linux on x86-64, not ${process.platform}/${process.arch}`,
+  );
+  const env = { ...process.env };
+  delete env.GLIBC_TUNABLES;
+  // the default, 64 KiB: the process we spawned (execve keeps its PID) has it
+  await withTarget(['--log-level', 'info'], env, async (t) => {
+    assert.match(tunablesOf(t.child.pid as number), /^glibc\.cpu\.x86_non_temporal_threshold=0x10000(:|$)/);
+    await t.waitForLog('large copies: GLIBC_TUNABLES=glibc.cpu.x86_non_temporal_threshold=0x10000', 5000);
+  });
+  // a size of the user's, after tunables already set (the log shows it: glibc cuts the variable
+  // at each ':' in the block /proc/PID/environ reads, not in the process's own copy)
+  const arena = { ...env, GLIBC_TUNABLES: 'glibc.malloc.arena_max=2' };
+  await withTarget(['--nt-copy-threshold', '1M', '--log-level', 'info'], arena, async (t) => {
+    await t.waitForLog(
+      'large copies: GLIBC_TUNABLES=glibc.malloc.arena_max=2:glibc.cpu.x86_non_temporal_threshold=0x100000',
+      5000,
+    );
+  });
+  // the user's own threshold is theirs
+  const own = 'glibc.cpu.x86_non_temporal_threshold=0x200000';
+  await withTarget([], { ...env, GLIBC_TUNABLES: own }, async (t) => {
+    assert.equal(tunablesOf(t.child.pid as number), own);
+  });
+  // 0 leaves glibc's own threshold
+  await withTarget(['--nt-copy-threshold', '0', '--log-level', 'info'], env, async (t) => {
+    assert.equal(tunablesOf(t.child.pid as number), '');
+    assert.doesNotMatch(t.log(), /large copies/);
+  });
+  // a malformed size is a usage error, with no re-execution first
+  const bad = spawnTarget({ rpcPath: join(dir, `t${++seq}.sock`), args: ['--nt-copy-threshold', '4k'], env });
+  assert.equal(await exitCode(bad), 2);
+  assert.match(bad.log(), /--nt-copy-threshold must be 0 or a size from 16448/);
+});
+
 /** utime + stime of a process, in clock ticks (fields 14 and 15 of /proc/PID/stat). */
 function cpuTicks(pid: number): number {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
