@@ -83,6 +83,9 @@ import { PLACED_DATA, type QpairSocket, type RxBufferPool } from './socket.ts';
 
 const log = logger('nvmf_tcp');
 
+/** A completed write of this many bytes or more is flushed at once (completeRequest). */
+const FLUSH_AT_COMPLETION_BYTES = 64 * 1024;
+
 /**
  * Qpair (connection) states: AWAIT_IC_REQ → RUNNING once the ICReq is answered;
  * either → TERMINATING on a fatal protocol error (C2HTermReq sent) or a close
@@ -663,6 +666,11 @@ export class TcpQpair implements TcpRequestQueue, PduSink {
       );
     }
     this.txBurst.slots.push(req);
+    // a large write's response leaves now, not after the rest of the poll's work (the copies
+    // of the other large writes read in the same turn, ~10 µs each): the host refills its queue
+    // sooner, and one writev more per 64 KiB or more written is little next to the copy. Not
+    // reads: their data goes out best in few large writevs (per read: 128 KiB read QD16 -43 %)
+    if (req.xferDir === XferDir.HOST_TO_CONTROLLER && req.length >= FLUSH_AT_COMPLETION_BYTES) this.flush();
   }
 
   /**

@@ -463,3 +463,52 @@ test('without the zcopy option (the default) a larger write is received into a p
     opts.zcopy = true;
   }
 });
+
+test('a write of 64 KiB or more is answered in a burst of its own; smaller ones share the poll’s burst', () => {
+  const opts = groups[0].opts;
+  opts.zcopy = false; // the default path: data into pool buffers, copied into the bdev
+  try {
+    const q = connectQueue(17, {}, 0, false);
+    // two 64 KiB writes whose data comes in one read: the first one's response does not wait
+    // for the second one's copy
+    const big = [startLargeWrite(q, 440, 16), startLargeWrite(q, 456, 16)];
+    const bigData = [pattern(16 * BS, 562), pattern(16 * BS, 563)];
+    q.sock.emit(
+      'data',
+      Buffer.concat(
+        big.map((w, i) =>
+          h2cData({ cccid: w.cid, ttag: w.ttag, datao: 0, last: true }, bigData[i], q.digests),
+        ),
+      ),
+    );
+    pollIdle();
+    assert.equal(q.sock.held, 2, 'one burst per 64 KiB write');
+    q.sock.transmit(1);
+    const first = q.sock.take();
+    assert.equal(first.status.get(big[0].cid), 0, 'the first burst answers the first write');
+    assert.equal(first.status.has(big[1].cid), false, 'and only it');
+    q.sock.transmit();
+    assert.equal(q.sock.take().status.get(big[1].cid), 0);
+    assert.ok(blocksHold(440, bigData[0]) && blocksHold(456, bigData[1]));
+    // two 16 KiB writes the same way: both answers in the poll's one burst
+    const small = [startLargeWrite(q, 480, 4), startLargeWrite(q, 484, 4)];
+    const smallData = [pattern(4 * BS, 564), pattern(4 * BS, 565)];
+    q.sock.emit(
+      'data',
+      Buffer.concat(
+        small.map((w, i) =>
+          h2cData({ cccid: w.cid, ttag: w.ttag, datao: 0, last: true }, smallData[i], q.digests),
+        ),
+      ),
+    );
+    pollIdle();
+    assert.equal(q.sock.held, 1, 'one burst for both 16 KiB writes');
+    q.sock.transmit();
+    const both = q.sock.take();
+    assert.equal(both.status.get(small[0].cid), 0);
+    assert.equal(both.status.get(small[1].cid), 0);
+    assert.ok(blocksHold(480, smallData[0]) && blocksHold(484, smallData[1]));
+  } finally {
+    opts.zcopy = true;
+  }
+});
