@@ -469,8 +469,8 @@ test('a write of 64 KiB or more is answered in a burst of its own; smaller ones 
   opts.zcopy = false; // the default path: data into pool buffers, copied into the bdev
   try {
     const q = connectQueue(17, {}, 0, false);
-    // two 64 KiB writes whose data comes in one read: the first one's response does not wait
-    // for the second one's copy
+    // two 64 KiB writes whose data comes in one read: each answer is written as soon as its
+    // completion is handled, not gathered with the other into the poll's burst
     const big = [startLargeWrite(q, 440, 16), startLargeWrite(q, 456, 16)];
     const bigData = [pattern(16 * BS, 562), pattern(16 * BS, 563)];
     q.sock.emit(
