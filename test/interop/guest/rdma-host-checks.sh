@@ -71,7 +71,7 @@ cat >"$gw/config.json" <<JSON
     "listen_address": { "trtype": "TCP", "adrfam": "IPv4", "traddr": "127.0.0.1", "trsvcid": "4421" } } } ] } ] }
 JSON
 gw_pid=
-for attempt in 1 2 3; do
+for attempt in 1 2 3 4 5 6; do
 	node "$PROJECT_DIR/bin/nvmf_tgt.mjs" -m 0x1 -r "$gw/rpc.sock" --json "$gw/config.json" >"$gw/tgt.log" 2>&1 &
 	gw_pid=$!
 	for _ in $(seq 1 200); do
