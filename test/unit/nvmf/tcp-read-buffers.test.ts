@@ -464,6 +464,19 @@ test('without the zcopy option (the default) a larger write is received into a p
   }
 });
 
+/** Two writes of `blocks` blocks at `lba` and after it, their R2Ts answered, then all of their
+ * data in one read (patterns from `seed` on): the writes and their data. */
+function twoWritesInOneRead(q: Queue, lba: number, blocks: number, seed: number) {
+  const writes = [startLargeWrite(q, lba, blocks), startLargeWrite(q, lba + blocks, blocks)];
+  const data = [pattern(blocks * BS, seed), pattern(blocks * BS, seed + 1)];
+  const pdus = writes.map((w, i) =>
+    h2cData({ cccid: w.cid, ttag: w.ttag, datao: 0, last: true }, data[i], q.digests),
+  );
+  q.sock.emit('data', Buffer.concat(pdus));
+  pollIdle();
+  return { writes, data };
+}
+
 test('a write of 64 KiB or more is answered in a burst of its own; smaller ones share the poll’s burst', () => {
   const opts = groups[0].opts;
   opts.zcopy = false; // the default path: data into pool buffers, copied into the bdev
@@ -471,43 +484,23 @@ test('a write of 64 KiB or more is answered in a burst of its own; smaller ones 
     const q = connectQueue(17, {}, 0, false);
     // two 64 KiB writes whose data comes in one read: each answer is written as soon as its
     // completion is handled, not gathered with the other into the poll's burst
-    const big = [startLargeWrite(q, 440, 16), startLargeWrite(q, 456, 16)];
-    const bigData = [pattern(16 * BS, 562), pattern(16 * BS, 563)];
-    q.sock.emit(
-      'data',
-      Buffer.concat(
-        big.map((w, i) =>
-          h2cData({ cccid: w.cid, ttag: w.ttag, datao: 0, last: true }, bigData[i], q.digests),
-        ),
-      ),
-    );
-    pollIdle();
+    const big = twoWritesInOneRead(q, 440, 16, 562);
     assert.equal(q.sock.held, 2, 'one burst per 64 KiB write');
     q.sock.transmit(1);
     const first = q.sock.take();
-    assert.equal(first.status.get(big[0].cid), 0, 'the first burst answers the first write');
-    assert.equal(first.status.has(big[1].cid), false, 'and only it');
+    assert.equal(first.status.get(big.writes[0].cid), 0, 'the first burst answers the first write');
+    assert.equal(first.status.has(big.writes[1].cid), false, 'and only it');
     q.sock.transmit();
-    assert.equal(q.sock.take().status.get(big[1].cid), 0);
-    assert.ok(blocksHold(440, bigData[0]) && blocksHold(456, bigData[1]));
+    assert.equal(q.sock.take().status.get(big.writes[1].cid), 0);
+    assert.ok(blocksHold(440, big.data[0]) && blocksHold(456, big.data[1]));
     // two 16 KiB writes the same way: both answers in the poll's one burst
-    const small = [startLargeWrite(q, 480, 4), startLargeWrite(q, 484, 4)];
-    const smallData = [pattern(4 * BS, 564), pattern(4 * BS, 565)];
-    q.sock.emit(
-      'data',
-      Buffer.concat(
-        small.map((w, i) =>
-          h2cData({ cccid: w.cid, ttag: w.ttag, datao: 0, last: true }, smallData[i], q.digests),
-        ),
-      ),
-    );
-    pollIdle();
+    const small = twoWritesInOneRead(q, 480, 4, 564);
     assert.equal(q.sock.held, 1, 'one burst for both 16 KiB writes');
     q.sock.transmit();
     const both = q.sock.take();
-    assert.equal(both.status.get(small[0].cid), 0);
-    assert.equal(both.status.get(small[1].cid), 0);
-    assert.ok(blocksHold(480, smallData[0]) && blocksHold(484, smallData[1]));
+    assert.equal(both.status.get(small.writes[0].cid), 0);
+    assert.equal(both.status.get(small.writes[1].cid), 0);
+    assert.ok(blocksHold(480, small.data[0]) && blocksHold(484, small.data[1]));
   } finally {
     opts.zcopy = true;
   }
