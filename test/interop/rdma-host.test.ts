@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { REPO_ROOT, reportGuestChecks, runProjectGuest } from './lib/harness.ts';
 
 const SCRIPT = join(REPO_ROOT, 'test/interop/guest/rdma-host-checks.sh');
-const GUEST_TIMEOUT_SECONDS = 600;
+const GUEST_TIMEOUT_SECONDS = 900;
 const CHECKS = [
   'nvmet-rdma-up',
   'discover-rdma',
