@@ -7,6 +7,7 @@
 // same arguments) with GLIBC_TUNABLES set before it loads anything else.
 
 import { readFileSync } from 'node:fs';
+import { parseByteSize } from '../util/size.ts';
 
 export const NT_COPY_OPTION = '--nt-copy-threshold';
 /** 64 KiB: every transfer of at least 64 KiB; 4 KiB I/O and PDU-sized copies stay cached */
@@ -16,14 +17,10 @@ const GLIBC_MIN_THRESHOLD = 0x4040;
 /** an x86_rep_movsb_threshold above any copy's size: see tunablesFor */
 const NO_REP_MOVSB = 0x40000000;
 
-/** BYTES of `--nt-copy-threshold` (k, M suffixes): 0 leaves glibc's own threshold. */
+/** BYTES of `--nt-copy-threshold` (k, M, G suffixes): 0 leaves glibc's own threshold. */
 export function parseNtCopyThreshold(v: string): number {
-  const m = /^(\d+)([kKmM]?)$/.exec(v);
-  const n =
-    m === null
-      ? Number.NaN
-      : Number(m[1]) * (m[2] === '' ? 1 : m[2].toLowerCase() === 'k' ? 1024 : 1024 ** 2);
-  if (!(n === 0 || (n >= GLIBC_MIN_THRESHOLD && n <= 1024 ** 3)))
+  const n = parseByteSize(v);
+  if (n === null || !(n === 0 || (n >= GLIBC_MIN_THRESHOLD && n <= 1024 ** 3)))
     throw new Error(`${NT_COPY_OPTION} must be 0 or a size from 16448 (glibc's least) to 1G, not "${v}"`);
   return n;
 }

@@ -7,6 +7,7 @@ import { parseCpumask } from '../event/cpumask.ts';
 import { frameworkSubsystems } from '../modules/event/index.ts';
 import { configureMetrics } from '../modules/event/metrics/index.ts';
 import { checkLogFlag, LogLevel, logger, parseLogLevel } from '../util/log.ts';
+import { parseByteSize } from '../util/size.ts';
 import { parseNtCopyThreshold } from './copy-tuning.ts';
 
 const USAGE = `usage: nvmf_tgt [options]
@@ -16,7 +17,7 @@ const USAGE = `usage: nvmf_tgt [options]
       --wait-for-rpc      wait for framework_start_init before initializing subsystems
       --poll-window-us N  keep polling N µs after activity before a reactor sleeps
                           (default 100; 0: sleep as soon as idle)
-      --nt-copy-threshold BYTES  copies of at least BYTES (k/M suffix) use non-temporal stores
+      --nt-copy-threshold BYTES  copies of at least BYTES (k/M/G suffix) use non-temporal stores
                           (glibc on x86-64: the process re-executes itself with GLIBC_TUNABLES;
                           default 64k; 0: glibc's own threshold, tens of MiB)
   -L, --logflag FLAG      enable debug logs of a component (repeatable; 'all' for every one;
@@ -110,10 +111,9 @@ try {
 }
 
 function parseSize(v: string): number {
-  const m = /^(\d+)([kKmMgG]?)$/.exec(v);
-  if (m === null) throw new Error(`--log-file-max-size: '${v}' is not a size (e.g. 64M)`);
-  const unit = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2].toLowerCase() as '' | 'k' | 'm' | 'g'];
-  return Number(m[1]) * unit;
+  const n = parseByteSize(v);
+  if (n === null) throw new Error(`--log-file-max-size: '${v}' is not a size (e.g. 64M)`);
+  return n;
 }
 
 let app: Application;
