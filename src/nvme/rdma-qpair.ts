@@ -61,6 +61,13 @@ const DEFAULT_SLOT_DATA = 128 * 1024;
 /** Work request ids: receives above this, SENDs below (their slot index). */
 const RECV_ID_BASE = 0x1_0000;
 const POLL_BATCH = 16;
+/**
+ * Batches handled per wake-up before the event loop gets a turn. Without a bound, a host
+ * whose completions resubmit (nvmf-perf) can find a new batch after every batch on a slow
+ * machine (soft-RoCE under QEMU TCG did) and never return: its timers, and so the end of
+ * the run, starve.
+ */
+const POLL_ROUNDS = 4;
 
 class RdmaHostRequest extends QpairSlot {
   /** where read data lands (the slot's buffer or a region registered for this command) */
@@ -87,6 +94,12 @@ export class NvmeRdmaQpair extends QpairCore<RdmaHostRequest> {
   private mr: MemoryRegion | null = null;
   private readonly wrs = new Uint32Array(WorkRequest.WORDS);
   private readonly wcs = new Uint32Array(WorkCompletion.WORDS * POLL_BATCH);
+  /** a poll is queued with setImmediate (the last wake-up used its whole budget) */
+  private pollQueued = false;
+  private readonly queuedPoll = (): void => {
+    this.pollQueued = false;
+    this.pollCq();
+  };
   private connectResolve: ((q: NvmeRdmaQpair) => void) | null = null;
   private connectReject: ((e: Error) => void) | null = null;
 
@@ -290,23 +303,33 @@ export class NvmeRdmaQpair extends QpairCore<RdmaHostRequest> {
     return true;
   }
 
-  /** The completion channel fired (or a poll is due): drain, re-arm, drain once more. */
+  /**
+   * The completion channel fired (or a queued poll is due): drain within the budget, then
+   * re-arm and drain once more (a completion between the last poll and the arming raises
+   * no event). A spent budget queues the next poll behind the loop's other work instead.
+   */
   private pollCq(): void {
     const cq = this.cq;
     if (cq === null || this.closed) return;
-    this.drain(cq);
-    if (this.closed) return;
-    cq.requestNotify();
-    this.drain(cq);
+    if (!this.drain(cq)) {
+      if (this.closed) return;
+      cq.requestNotify();
+      if (!this.drain(cq)) return;
+    }
+    if (this.closed || this.pollQueued) return;
+    this.pollQueued = true;
+    setImmediate(this.queuedPoll);
   }
 
-  private drain(cq: CompletionQueue): void {
-    for (;;) {
+  /** Up to POLL_ROUNDS batches; true when the budget ran out with completions perhaps still waiting. */
+  private drain(cq: CompletionQueue): boolean {
+    for (let round = 0; round < POLL_ROUNDS; round++) {
       const n = cq.poll(this.wcs, POLL_BATCH);
-      if (n <= 0) return;
+      if (n <= 0) return false;
       for (let i = 0; i < n && !this.closed; i++) this.completion(i);
-      if (this.closed || n < POLL_BATCH) return;
+      if (this.closed || n < POLL_BATCH) return false;
     }
+    return true;
   }
 
   private completion(i: number): void {
