@@ -11,9 +11,8 @@
 set -u
 # shellcheck source=lib.sh
 source /guest/lib.sh || exit 2
-# every command: 60 s at most (a CI run took 440 s for the script with two 120 s hangs, so
-# the dozen commands that ran took about 200 s together), again when it dies of a signal or
-# hangs (Node under TCG, see rdma-target-checks.sh), its stderr shown apart
+# every command: 60 s at most (the dozen commands take about 100 s together), again when it
+# dies of a signal (Node under TCG, see rdma-target-checks.sh), its stderr shown apart
 run_timeout=60 run_retry=1 run_lines=30 run_stderr_lines=10
 addr=$GUEST_IP port=4420 nqn=nqn.2016-06.io.nvmf-ts:rdma-host
 nvmf=(node "$PROJECT_DIR/bin/nvmf.mjs")
