@@ -78,7 +78,9 @@ ulimit -l unlimited
 # ThreadIsolation check "it->second.Size() > offset", or SIGSEGV), before running any of
 # our code; seen in about two starts in five in this guest (12 starts in a row: 5 died,
 # 2 of 6 re-executed for glibc's tunables, 3 of 6 with --nt-copy-threshold 0), never on
-# the host; three starts all died once in CI: up to six starts, each reported.
+# the host; three starts all died once in CI. run-guest now gives every node
+# --no-wasm-code-gc under TCG (none of 12 starts died with it, docs/interop.md); up to six
+# starts still, each reported.
 start_target() {
 	node "$PROJECT_DIR/bin/nvmf_tgt.mjs" -m "${TGT_MASK:-0x3}" --log-level "${TGT_LOG_LEVEL:-notice}" \
 		-r "$work/rpc.sock" --json "$work/config.json" >"$work/tgt.log" 2>&1 &
