@@ -34,7 +34,14 @@ export {
   bdevSetRealmThreads,
 } from './registry.ts';
 export { bdevClose, bdevGetIoChannel, bdevOpen, bdevPutIoChannel } from './replicas.ts';
-export { BdevIoStats, HISTOGRAM_BUCKETS, iostatJson, TICK_RATE } from './stats.ts';
+export {
+  BdevIoStats,
+  type BdevIoStatsSnapshot,
+  HISTOGRAM_BUCKETS,
+  iostatJson,
+  nowTicks,
+  TICK_RATE,
+} from './stats.ts';
 export {
   bdevAbort,
   bdevCompare,

@@ -14,10 +14,13 @@
 //   flight or waiting (non-optimized when no optimized path is up).
 // A path is up when its controller is enabled and its queue was not just lost;
 // its ANA state for this namespace is a byte the record writes (shared.ts)
-// from the path's ANA log page.
+// from the path's ANA log page. With bdev_nvme_set_options disable_auto_failback,
+// active_passive keeps the path it chose (SPDK's io path cache) while that path
+// is up and no path's ANA state changed: a path that comes back after a failure
+// gets I/O again only by bdev_nvme_set_preferred_path (or when the kept one fails).
 
 import type { BdevBackend, BdevDescriptor, BdevIo } from '../../../bdev/module.ts';
-import { BdevIoType, bdevDeviceId } from '../../../bdev/module.ts';
+import { BdevIoStats, type BdevIoStatsSnapshot, BdevIoType, bdevDeviceId } from '../../../bdev/module.ts';
 import type { DhchapHostConfig } from '../../../nvme/index.ts';
 import {
   currentThread,
@@ -273,6 +276,51 @@ export function collectIoPaths(name: string | null): Promise<IoPathsGroup[]> {
   );
 }
 
+/** bdev_nvme_get_path_iostat: one path's counts so far (attach id → the counts of every realm added up). */
+interface PathIostatWalk extends RealmWalk {
+  bdev: string;
+  sums: Array<{ attachId: string; stat: BdevIoStatsSnapshot }>;
+}
+
+const pathIostatIter = defineThreadIter<PathIostatWalk>('bdev_nvme.pathIostat', (ctx, next) => {
+  const r = firstInRealm(ctx) ? replicasByName.get(ctx.bdev) : undefined;
+  if (r !== undefined) {
+    for (const q of r.pathQueues) {
+      const mine = q.pathStats?.get(r.params.nsid);
+      if (mine === undefined) continue;
+      let sum = ctx.sums.find((x) => x.attachId === q.key);
+      if (sum === undefined) {
+        sum = { attachId: q.key, stat: new BdevIoStats().snapshot() };
+        ctx.sums.push(sum);
+      }
+      const total = new BdevIoStats();
+      total.add(sum.stat);
+      total.add(mine.snapshot());
+      sum.stat = total.snapshot();
+    }
+  }
+  next(0);
+});
+
+/** Record side: bdev `bdev`'s I/O counts per path (attach id), added up over the realms (io_path_stat on). */
+export function collectPathIostat(bdev: string): Promise<Map<string, BdevIoStats>> {
+  return new Promise((resolve) =>
+    forEachThread(
+      pathIostatIter,
+      { reactors: [], bdev, sums: [] } as PathIostatWalk,
+      (r: { ctx: PathIostatWalk }) => {
+        const byPath = new Map<string, BdevIoStats>();
+        for (const { attachId, stat } of r.ctx.sums) {
+          const st = new BdevIoStats();
+          st.add(stat);
+          byPath.set(attachId, st);
+        }
+        resolve(byPath);
+      },
+    ),
+  );
+}
+
 // ---- ANA errors: the record reads the path's ANA log page again
 
 /** A path answered a namespace's I/O with an ANA status (sent to the record thread). */
@@ -324,6 +372,9 @@ export class NvmeBdevBackend implements BdevBackend, PathChooser {
   /** round_robin: the path of the last choice (its index in paths) and I/Os sent on it since */
   private current = -1;
   private sentOnCurrent = 0;
+  /** active_passive without auto failback: the path kept (its index in paths, -1 none) and the ANA states it was chosen under */
+  private kept = -1;
+  private keptAna = new Uint8Array(0);
 
   constructor(desc: BdevDescriptor<NvmeBdevParams>) {
     this.params = desc.params;
@@ -349,6 +400,7 @@ export class NvmeBdevBackend implements BdevBackend, PathChooser {
     if (this.dropped || this.paths.some((q) => q.key === p.attachId)) return;
     this.paths.push(acquireQueue({ ...this.params, ...p }));
     this.current = -1;
+    this.kept = -1;
   }
 
   removePath(attachId: string): void {
@@ -356,6 +408,7 @@ export class NvmeBdevBackend implements BdevBackend, PathChooser {
     if (q === undefined || q === this.queue) return;
     this.paths = this.paths.filter((x) => x !== q);
     this.current = -1;
+    this.kept = -1;
     releaseQueue(q);
   }
 
@@ -366,6 +419,12 @@ export class NvmeBdevBackend implements BdevBackend, PathChooser {
     this.minIo = Math.max(1, m.minIo);
     this.current = -1;
     this.sentOnCurrent = 0;
+    this.kept = -1;
+  }
+
+  /** every path's queue in this realm (bdev_nvme_get_path_iostat) */
+  get pathQueues(): readonly RealmQueue[] {
+    return this.paths;
   }
 
   /** bdev_nvme_set_preferred_path: that path first. */
@@ -374,6 +433,8 @@ export class NvmeBdevBackend implements BdevBackend, PathChooser {
     if (q === undefined) return;
     this.paths = [q, ...this.paths.filter((x) => x !== q)];
     this.current = -1;
+    // the manual failback SPDK documents for disable_auto_failback
+    this.kept = -1;
   }
 
   /** The ANA state of this namespace through path `q`. */
@@ -425,9 +486,34 @@ export class NvmeBdevBackend implements BdevBackend, PathChooser {
     return best >= 0 ? best : fallback;
   }
 
+  /** Whether every path's ANA state for this namespace is what it was when the kept path was chosen. */
+  private anaAsKept(): boolean {
+    const seen = this.keptAna;
+    const paths = this.paths;
+    if (seen.length !== paths.length) return false;
+    for (let i = 0; i < paths.length; i++) if (this.anaOf(paths[i]) !== seen[i]) return false;
+    return true;
+  }
+
+  /**
+   * active_passive: the first path up and optimized (else non-optimized); without auto
+   * failback the one chosen last, while it is up and no ANA state changed.
+   */
+  private choosePassive(): number {
+    if (this.params.autoFailback) return this.scan(0, null);
+    const k = this.kept;
+    if (k >= 0 && this.paths[k].usable() && this.anaAsKept()) return k;
+    const i = this.scan(0, null);
+    this.kept = i;
+    const paths = this.paths;
+    if (this.keptAna.length !== paths.length) this.keptAna = new Uint8Array(paths.length);
+    for (let j = 0; j < paths.length; j++) this.keptAna[j] = this.anaOf(paths[j]);
+    return i;
+  }
+
   /** The path for the next I/O by the policy: its index, or -1 when no path is up and accessible. */
   private choose(): number {
-    if (!this.activeActive) return this.scan(0, null);
+    if (!this.activeActive) return this.choosePassive();
     if (this.queueDepth) return this.leastLoaded();
     const cur = this.current;
     if (cur >= 0 && ++this.sentOnCurrent < this.minIo) {
@@ -441,6 +527,8 @@ export class NvmeBdevBackend implements BdevBackend, PathChooser {
   }
 
   reroute(io: BdevIo, from: RealmQueue): boolean {
+    // a path error: SPDK clears its io path cache, the next I/O chooses again
+    this.kept = -1;
     const i = this.scan(0, from);
     if (i < 0) return false;
     this.paths[i].submit(io);
@@ -510,7 +598,9 @@ export class NvmeBdevBackend implements BdevBackend, PathChooser {
         this.anaOf(q) === AnaState.optimized || !this.paths.some((p) => this.anaOf(p) === AnaState.optimized)
       );
     }
-    return this.paths[this.scan(0, null)] === q;
+    const k = this.kept;
+    const kept = !this.params.autoFailback && k >= 0 && this.paths[k].usable() && this.anaAsKept();
+    return this.paths[kept ? k : this.scan(0, null)] === q;
   }
 
   /** bdev_nvme_get_io_paths: this namespace's paths (SPDK's nvme_io_path_info_json). */

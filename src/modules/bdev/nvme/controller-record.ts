@@ -58,7 +58,7 @@ import {
   setRealmMultipath,
   setRealmPreferredPath,
 } from './backend.ts';
-import { multipathOptsJson, nvmeOptionsConfigJson } from './options.ts';
+import { multipathOptsJson, nvmeOptions, nvmeOptionsConfigJson } from './options.ts';
 import {
   CtrlrState,
   DEFAULT_MULTIPATH,
@@ -691,6 +691,8 @@ async function registerNamespace(rec: NvmeCtrlr, c: NvmeController, ns: Namespac
     pathIndex: 0,
     ana: newAnaStates(),
     multipath: rec.multipathConfig,
+    autoFailback: !nvmeOptions.disable_auto_failback,
+    ioPathStat: nvmeOptions.io_path_stat,
     recordThread: currentThread().ref,
     oncs: id.oncs,
     fuses: id.fuses,

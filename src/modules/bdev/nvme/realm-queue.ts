@@ -10,7 +10,7 @@
 
 import { randomInt } from 'node:crypto';
 import type { BdevIo } from '../../../bdev/module.ts';
-import { BdevIoStatus, BdevIoType } from '../../../bdev/module.ts';
+import { BdevIoStats, BdevIoStatus, BdevIoType, nowTicks } from '../../../bdev/module.ts';
 import {
   authenticateQueue,
   connectIoQpair,
@@ -71,6 +71,8 @@ class NvmeRequest {
   qpair: NvmeIoQpair | null = null;
   /** read bounce buffer when the bdev_io's iovs are not one buffer */
   bounce: Buffer | null = null;
+  /** when it was sent (ticks), with io_path_stat on */
+  startTicks = 0;
   readonly done: (status: number, cpl: Buffer) => void;
   // fused compare-and-write: two commands, one bdev_io
   fusedPending = 0;
@@ -180,6 +182,8 @@ export class RealmQueue {
   private authenticating = false;
   /** SQE scratch for the fused pair (the queue copies it at submit) */
   private readonly sqe = Buffer.alloc(SQE_SIZE);
+  /** io_path_stat: this path's successful I/O per namespace (NSID → counts), null when off */
+  readonly pathStats: Map<number, BdevIoStats> | null;
 
   constructor(key: string, params: NvmeBdevParams) {
     this.key = key;
@@ -188,6 +192,18 @@ export class RealmQueue {
     this.pathIndex = params.pathIndex;
     this.dhchap = params.dhchap;
     this.hostid = Buffer.from(params.hostidHex, 'hex');
+    this.pathStats = params.ioPathStat ? new Map() : null;
+  }
+
+  /** io_path_stat: namespace `nsid`'s counts on this path (made on first use). */
+  statsOf(nsid: number): BdevIoStats {
+    const all = this.pathStats as Map<number, BdevIoStats>;
+    let st = all.get(nsid);
+    if (st === undefined) {
+      st = new BdevIoStats();
+      all.set(nsid, st);
+    }
+    return st;
   }
 
   /** Commands on this path in flight or waiting (the queue_depth selector's measure). */
@@ -256,6 +272,7 @@ export class RealmQueue {
     const req = this.freeReqs.pop() ?? new NvmeRequest(this);
     req.io = io;
     req.qpair = q;
+    if (this.pathStats !== null) req.startTicks = nowTicks();
     const nsid = io.moduleNum;
     const bs = io.bdev!.blockSize;
     const len = io.numBlocks * bs;
@@ -331,6 +348,7 @@ export class RealmQueue {
   completed(req: NvmeRequest, status: number): void {
     const io = req.io!;
     const bounce = req.bounce;
+    const startTicks = req.startTicks;
     const lostQueue = req.qpair!.closed && status === ABORTED_SQ_DELETION;
     this.release(req);
     this.inFlight--;
@@ -341,6 +359,14 @@ export class RealmQueue {
       else this.enqueue(io);
     } else if (status === 0) {
       if (bounce !== null) scatter(bounce, io.iov);
+      // SPDK counts a path's successful I/O only
+      if (this.pathStats !== null)
+        this.statsOf(io.moduleNum).record(
+          io.type,
+          io.numBlocks * io.bdev!.blockSize,
+          nowTicks() - startTicks,
+          true,
+        );
       io.complete(true);
     } else if (statusSct(status) === StatusCodeType.PATH && !this.destroyed && this.pathError(io, status)) {
       // a path status (ANA inaccessible, path error): another path took it

@@ -1,13 +1,14 @@
 // bdev_nvme's multipath RPCs (SPDK's names, parameters and rpc.py's flags):
-// bdev_nvme_get_io_paths, bdev_nvme_set_preferred_path,
+// bdev_nvme_get_io_paths, bdev_nvme_get_path_iostat, bdev_nvme_set_preferred_path,
 // bdev_nvme_set_multipath_policy, and the multipath_opts parameter that
 // bdev_nvme_attach_controller and bdev_nvme_set_options share.
 
-import { bdevModuleDescriptor } from '../../../bdev/module.ts';
+import { BdevIoStats, bdevModuleDescriptor, iostatJson } from '../../../bdev/module.ts';
 import { type ParamSpec, RpcError, type RpcMethod, RpcState } from '../../../jsonrpc/index.ts';
 import { rpcCall } from '../rpc-util.ts';
-import { collectIoPaths } from './backend.ts';
+import { collectIoPaths, collectPathIostat } from './backend.ts';
 import { getController, NvmeAttachError, type NvmeCtrlr, nvmeModule } from './controller-record.ts';
+import { nvmeOptions } from './options.ts';
 import { DEFAULT_MULTIPATH, type MultipathConfig } from './shared.ts';
 
 /** The multipath_opts object of attach and set_options (SPDK's members). */
@@ -118,6 +119,50 @@ export const nvmeMultipathRpcMethods: RpcMethod[] = [
     ],
     handler: (p: { name?: string }) =>
       rpcCall(async () => ({ poll_groups: await collectIoPaths(p.name ?? null) })),
+  },
+  {
+    name: 'bdev_nvme_get_path_iostat',
+    summary: 'Display the I/O statistics of each path of an NVMe bdev (bdev_nvme_set_options io_path_stat)',
+    states: RpcState.RUNTIME,
+    params: [
+      {
+        name: 'name',
+        type: 'string',
+        required: true,
+        help: 'Name of the NVMe bdev',
+        cli: { flags: ['-b', '--name'] },
+      },
+    ],
+    handler: (p: { name: string }) =>
+      rpcCall(async () => {
+        // SPDK's refusal, -EPERM, before it looks at the name
+        if (!nvmeOptions.io_path_stat)
+          throw new RpcError(-1, 'RPC not enabled if enable_io_path_stat is false');
+        const rec = controllerOfBdev(p.name);
+        const byPath = await collectPathIostat(p.name);
+        return {
+          name: p.name,
+          // every path in attach order, as SPDK lists the bdev's namespaces; counts of successful I/O
+          stats: rec.allPaths.map((path) => {
+            const t = path.opts.trid;
+            const {
+              name: _name,
+              ticks: _ticks,
+              ...stat
+            } = iostatJson(p.name, byPath.get(path.attachId) ?? new BdevIoStats(), 0);
+            return {
+              trid: {
+                trtype: t.trtype?.toLowerCase() === 'rdma' ? 'RDMA' : 'TCP',
+                adrfam: t.traddr.includes(':') ? 'IPv6' : 'IPv4',
+                traddr: t.traddr,
+                trsvcid: t.trsvcid,
+                subnqn: t.subnqn,
+              },
+              stat,
+            };
+          }),
+        };
+      }),
   },
   {
     name: 'bdev_nvme_set_preferred_path',

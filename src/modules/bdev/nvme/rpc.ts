@@ -617,7 +617,7 @@ export const nvmeRpcMethods: RpcMethod[] = [
       {
         name: 'disable_auto_failback',
         type: 'boolean',
-        help: 'Disable automatic failback (accepted, ignored: I/O goes back to a preferred path as soon as it is usable)',
+        help: 'Disable automatic failback: active_passive stays on the path it failed over to when an earlier path comes back (bdev_nvme_set_preferred_path fails back)',
         cli: { flags: ['-f', '--disable-auto-failback'], action: 'store_true' },
       },
       {
@@ -650,7 +650,7 @@ export const nvmeRpcMethods: RpcMethod[] = [
       {
         name: 'io_path_stat',
         type: 'boolean',
-        help: 'I/O path statistics (accepted, ignored)',
+        help: "Count each path's I/O per namespace (bdev_nvme_get_path_iostat)",
         cli: { flags: ['--io-path-stat'], action: 'store_true' },
       },
       {

@@ -100,6 +100,14 @@ export interface NvmeBdevParams {
   ana: SharedArrayBuffer;
   /** the multipath policy the bdev starts with (bdev_nvme_set_multipath_policy changes it in every realm) */
   multipath: MultipathConfig;
+  /**
+   * bdev_nvme_set_options disable_auto_failback false: active_passive goes back to an earlier
+   * path as soon as it is usable again; true: it stays on the path it failed over to until that
+   * fails, an ANA state changes or bdev_nvme_set_preferred_path is called (SPDK's io path cache)
+   */
+  autoFailback: boolean;
+  /** bdev_nvme_set_options io_path_stat: each path's queue counts this namespace's I/O (bdev_nvme_get_path_iostat) */
+  ioPathStat: boolean;
   /** the record's thread (the app thread): realms tell it when a path answered with an ANA error */
   recordThread: ThreadRef;
   /** Identify Controller ONCS: which optional NVM commands the remote has (else the bdev layer emulates) */
