@@ -459,6 +459,54 @@ test('fused compare-and-write through B is a fused pair on A (match writes, misc
   }
 });
 
+test("bdev_nvme_get_controller_health_info: A's SMART / health log in SPDK's fields; its counters move with B's I/O", async () => {
+  const health = async () =>
+    (await tgtB().rpc.call('bdev_nvme_get_controller_health_info', { name: 'Nvme0' })) as Record<
+      string,
+      unknown
+    >;
+  const info = await health();
+  assert.deepEqual(Object.keys(info), [
+    'model_number',
+    'serial_number',
+    'firmware_revision',
+    'traddr',
+    'critical_warning',
+    'temperature_celsius',
+    'available_spare_percentage',
+    'available_spare_threshold_percentage',
+    'percentage_used',
+    'data_units_read',
+    'data_units_written',
+    'host_read_commands',
+    'host_write_commands',
+    'controller_busy_time',
+    'power_cycles',
+    'power_on_hours',
+    'unsafe_shutdowns',
+    'media_errors',
+    'num_err_log_entries',
+    'warning_temperature_time_minutes',
+    'critical_composite_temperature_time_minutes',
+  ]);
+  assert.equal(info.traddr, '127.0.0.1');
+  assert.ok((info.host_write_commands as number) > 200, "the tests before wrote through B's controller on A");
+  // ten 4 KiB reads through B: ten more read commands on A's log page for B's controller, no write
+  const { c, qs } = await hostOnB();
+  try {
+    for (let i = 0; i < 10; i++) await qs[0].readAsync(1, i * 8, 8, Buffer.alloc(8 * BS));
+  } finally {
+    await c.disconnect();
+  }
+  const now = await health();
+  assert.equal((now.host_read_commands as number) - (info.host_read_commands as number), 10);
+  assert.equal(now.host_write_commands, info.host_write_commands);
+  await assert.rejects(
+    tgtB().rpc.call('bdev_nvme_get_controller_health_info', { name: 'Nope' }),
+    (e: unknown) => e instanceof RpcError && e.code === -32603 && e.message === 'Device not found',
+  );
+});
+
 test('bdev_nvme_reset_controller: a new controller on A, I/O through B goes on', async () => {
   const { c, qs } = await hostOnB();
   try {

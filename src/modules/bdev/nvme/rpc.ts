@@ -13,6 +13,8 @@ import {
 } from '../../../keyring/index.ts';
 import { DISCOVERY_NQN, dhchapHostConfig, type TransportId } from '../../../nvme/index.ts';
 import { NvmfTsError } from '../../../util/errors.ts';
+import { decodeIdentifyController, IDENTIFY_SIZE } from '../../../wire/identify.ts';
+import { decodeHealthLog, HEALTH_LOG_SIZE, LogPage } from '../../../wire/log.ts';
 import { rejectUnsupported, rpcCall } from '../rpc-util.ts';
 import {
   type AttachOptions,
@@ -482,6 +484,66 @@ export const nvmeRpcMethods: RpcMethod[] = [
       }
       return recs.map((r) => ({ name: r!.name, ctrlrs: [r!, ...r!.paths].map((x) => x.infoJson()) }));
     },
+  },
+  {
+    name: 'bdev_nvme_get_controller_health_info',
+    summary: 'Display health log of the required NVMe controller (SMART / Health Information, log page 02h)',
+    states: RpcState.RUNTIME,
+    params: [
+      {
+        name: 'name',
+        type: 'string',
+        required: true,
+        help: 'Name of the NVMe controller. Example: Nvme0',
+        cli: { flags: ['-c', '--name'] },
+      },
+    ],
+    handler: (p: { name: string }) =>
+      rpcCall(async () => {
+        const rec = getController(p.name);
+        // SPDK's code and words for both
+        if (rec === undefined) throw new RpcError(-32603, 'Device not found');
+        // the first path whose admin queue is up (SPDK asks the first path, up or not)
+        const path = rec.allPaths.find((x) => x.ctrlr !== null && !x.ctrlr.failed);
+        if (path === undefined || path.ctrlr === null) throw new RpcError(-32603, 'Internal error.');
+        const c = path.ctrlr;
+        let page: Buffer;
+        try {
+          page = await c.getLogPage(LogPage.HEALTH, Buffer.alloc(HEALTH_LOG_SIZE));
+        } catch {
+          throw new RpcError(-32603, 'Internal error.');
+        }
+        const h = decodeHealthLog(page);
+        const id = decodeIdentifyController(c.cdata ?? Buffer.alloc(IDENTIFY_SIZE));
+        const info: Record<string, unknown> = {
+          model_number: id.mn.trim(),
+          serial_number: id.sn.trim(),
+          firmware_revision: id.fr.trim(),
+          traddr: path.opts.trid.traddr,
+          critical_warning: h.critical_warning,
+          // kelvin on the wire, less 273 as SPDK; a target reporting none (0 K) shows 0, not SPDK's wrapped negative
+          temperature_celsius: Math.max(0, h.temperature - 273),
+          available_spare_percentage: h.available_spare,
+          available_spare_threshold_percentage: h.available_spare_threshold,
+          percentage_used: h.percentage_used,
+          data_units_read: h.data_units_read,
+          data_units_written: h.data_units_written,
+          host_read_commands: h.host_read_commands,
+          host_write_commands: h.host_write_commands,
+          controller_busy_time: h.controller_busy_time,
+          power_cycles: h.power_cycles,
+          power_on_hours: h.power_on_hours,
+          unsafe_shutdowns: h.unsafe_shutdowns,
+          media_errors: h.media_errors,
+          num_err_log_entries: h.num_err_log_entries,
+          warning_temperature_time_minutes: h.warning_temp_time,
+          critical_composite_temperature_time_minutes: h.critical_comp_time,
+        };
+        // SPDK writes the key once per sensor that reads; a JSON object keeps the last
+        const sensors = h.temperature_sensors.filter((k) => k !== 0);
+        if (sensors.length > 0) info.temperature_sensor_celsius = (sensors.at(-1) as number) - 273;
+        return info;
+      }),
   },
   {
     name: 'bdev_nvme_set_options',
