@@ -26,7 +26,16 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { RpcError } from '../../src/jsonrpc/index.ts';
 import { NvmeController, type NvmeIoQpair } from '../../src/nvme/index.ts';
-import { ChildTarget, freePort, pattern, waitFor, within } from '../lib/index.ts';
+import {
+  bdevWriteOps,
+  ChildTarget,
+  freePort,
+  pattern,
+  reconnectingAttach,
+  tcpListener,
+  waitFor,
+  within,
+} from '../lib/index.ts';
 
 const NODE = new URL('../../node_modules/.bin/node', import.meta.url).pathname;
 const CLI = new URL('../../src/apps/nvmf-rpc.ts', import.meta.url).pathname;
@@ -47,9 +56,7 @@ let b: ChildTarget;
 let port1 = '';
 let port2 = '';
 
-function listener(port: string) {
-  return { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: port };
-}
+const listener = tcpListener;
 
 /** A target exporting the shared file; `delayed`: through a delay bdev (its latency set later). */
 function exporter(port: string, cntlids: [number, number], delayed: boolean) {
@@ -102,17 +109,7 @@ function exporter(port: string, cntlids: [number, number], delayed: boolean) {
 }
 
 function attachParams(port: string, extra: Record<string, unknown> = {}) {
-  return {
-    name: 'Nvme0',
-    trtype: 'tcp',
-    adrfam: 'ipv4',
-    traddr: '127.0.0.1',
-    trsvcid: port,
-    subnqn: CNODE_A,
-    ctrlr_loss_timeout_sec: -1,
-    reconnect_delay_sec: 1,
-    ...extra,
-  };
+  return reconnectingAttach(CNODE_A, port, extra);
 }
 
 async function start(config: unknown, cores: string): Promise<ChildTarget> {
@@ -121,11 +118,8 @@ async function start(config: unknown, cores: string): Promise<ChildTarget> {
   return t;
 }
 
-/** Writes the target's aio bdev completed: the I/O B sent on that path. */
-async function writesOn(t: ChildTarget): Promise<number> {
-  const s = await t.call<{ bdevs: Array<{ num_write_ops: number }> }>('bdev_get_iostat', { name: 'Aio0' });
-  return s.bdevs[0].num_write_ops;
-}
+/** Writes the exporter's aio bdev completed: the I/O a gateway sent on that path. */
+const writesOn = (t: ChildTarget) => bdevWriteOps(t, 'Aio0');
 
 /** Reads and writes the target's aio bdev completed. */
 async function opsOn(t: ChildTarget): Promise<number> {

@@ -14,7 +14,15 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { RpcError } from '../../src/jsonrpc/index.ts';
 import { NvmeController, type NvmeIoQpair } from '../../src/nvme/index.ts';
-import { ChildTarget, freePort, pattern, waitFor } from '../lib/index.ts';
+import {
+  bdevWriteOps,
+  ChildTarget,
+  freePort,
+  pattern,
+  reconnectingAttach,
+  tcpListener,
+  waitFor,
+} from '../lib/index.ts';
 
 const CNODE_A = 'nqn.2016-06.io.spdk:fbA';
 const CNODE_G = 'nqn.2016-06.io.spdk:fbG';
@@ -31,9 +39,7 @@ let a2: ChildTarget;
 let port1 = '';
 let port2 = '';
 
-function listener(port: string) {
-  return { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: port };
-}
+const listener = tcpListener;
 
 function exporter(port: string, cntlids: [number, number]) {
   return {
@@ -102,24 +108,11 @@ async function start(config: unknown, cores: string): Promise<ChildTarget> {
 }
 
 function attachParams(port: string, extra: Record<string, unknown> = {}) {
-  return {
-    name: 'Nvme0',
-    trtype: 'tcp',
-    adrfam: 'ipv4',
-    traddr: '127.0.0.1',
-    trsvcid: port,
-    subnqn: CNODE_A,
-    ctrlr_loss_timeout_sec: -1,
-    reconnect_delay_sec: 1,
-    ...extra,
-  };
+  return reconnectingAttach(CNODE_A, port, extra);
 }
 
-/** Writes the exporter's aio bdev completed (0 when the process is down). */
-async function writesOn(t: ChildTarget): Promise<number> {
-  const s = await t.call<{ bdevs: Array<{ num_write_ops: number }> }>('bdev_get_iostat', { name: 'Aio0' });
-  return s.bdevs[0].num_write_ops;
-}
+/** Writes the exporter's aio bdev completed: the I/O a gateway sent on that path. */
+const writesOn = (t: ChildTarget) => bdevWriteOps(t, 'Aio0');
 
 interface Gateway {
   t: ChildTarget;

@@ -12,7 +12,16 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { RpcError } from '../../src/jsonrpc/index.ts';
 import { NvmeController, type NvmeIoQpair } from '../../src/nvme/index.ts';
-import { ChildTarget, freePort, pattern, waitFor, within } from '../lib/index.ts';
+import {
+  bdevWriteOps,
+  ChildTarget,
+  freePort,
+  pattern,
+  reconnectingAttach,
+  tcpListener,
+  waitFor,
+  within,
+} from '../lib/index.ts';
 
 const CNODE_A = 'nqn.2016-06.io.spdk:mpA';
 const CNODE_B = 'nqn.2016-06.io.spdk:mpB';
@@ -25,22 +34,10 @@ let b: ChildTarget;
 let portA1 = '';
 let portA2 = '';
 
-function listener(port: string) {
-  return { trtype: 'TCP', adrfam: 'IPv4', traddr: '127.0.0.1', trsvcid: port };
-}
+const listener = tcpListener;
 
 function attachParams(port: string, extra: Record<string, unknown> = {}) {
-  return {
-    name: 'Nvme0',
-    trtype: 'tcp',
-    adrfam: 'ipv4',
-    traddr: '127.0.0.1',
-    trsvcid: port,
-    subnqn: CNODE_A,
-    ctrlr_loss_timeout_sec: -1,
-    reconnect_delay_sec: 1,
-    ...extra,
-  };
+  return reconnectingAttach(CNODE_A, port, extra);
 }
 
 async function start(config: unknown, cores = '0x3'): Promise<ChildTarget> {
@@ -50,10 +47,7 @@ async function start(config: unknown, cores = '0x3'): Promise<ChildTarget> {
 }
 
 /** Writes A's Malloc0 completed (every path's). */
-async function writesOnA(): Promise<number> {
-  const s = await a.call<{ bdevs: Array<{ num_write_ops: number }> }>('bdev_get_iostat', { name: 'Malloc0' });
-  return s.bdevs[0].num_write_ops;
-}
+const writesOnA = () => bdevWriteOps(a, 'Malloc0');
 
 async function hostOnB(): Promise<{ c: NvmeController; qs: NvmeIoQpair[] }> {
   const c = await NvmeController.connect({ traddr: '127.0.0.1', trsvcid: b.port, subnqn: CNODE_B });

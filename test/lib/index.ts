@@ -2,6 +2,7 @@
 // doing verified I/O, raw PDUs and raw JSON-RPC, a byte-splitting proxy, test
 // data (pattern), bounded waits and the probes that order them, the nvmf CLI.
 export * from './child-target.ts';
+export * from './gateway.ts';
 export * from './good-host.ts';
 export * from './nvmf-cli.ts';
 export * from './pattern.ts';

@@ -104,6 +104,15 @@ function multipathPolicyOf(p: { policy: string; selector?: string; rr_min_io?: n
   return { policy: 'active_active', selector, minIo: p.rr_min_io ?? 1 };
 }
 
+/** The `name` of the RPCs on one nvme bdev (rpc.py's -b). */
+const BDEV_NAME_PARAM: ParamSpec = {
+  name: 'name',
+  type: 'string',
+  required: true,
+  help: 'Name of the NVMe bdev',
+  cli: { flags: ['-b', '--name'] },
+};
+
 export const nvmeMultipathRpcMethods: RpcMethod[] = [
   {
     name: 'bdev_nvme_get_io_paths',
@@ -124,15 +133,7 @@ export const nvmeMultipathRpcMethods: RpcMethod[] = [
     name: 'bdev_nvme_get_path_iostat',
     summary: 'Display the I/O statistics of each path of an NVMe bdev (bdev_nvme_set_options io_path_stat)',
     states: RpcState.RUNTIME,
-    params: [
-      {
-        name: 'name',
-        type: 'string',
-        required: true,
-        help: 'Name of the NVMe bdev',
-        cli: { flags: ['-b', '--name'] },
-      },
-    ],
+    params: [BDEV_NAME_PARAM],
     handler: (p: { name: string }) =>
       rpcCall(async () => {
         // SPDK's refusal, -EPERM, before it looks at the name
@@ -169,13 +170,7 @@ export const nvmeMultipathRpcMethods: RpcMethod[] = [
     summary: 'Set the preferred I/O path for an NVMe bdev when in multipath mode',
     states: RpcState.RUNTIME,
     params: [
-      {
-        name: 'name',
-        type: 'string',
-        required: true,
-        help: 'Name of the NVMe bdev',
-        cli: { flags: ['-b', '--name'] },
-      },
+      BDEV_NAME_PARAM,
       {
         name: 'cntlid',
         type: 'integer',
@@ -197,13 +192,7 @@ export const nvmeMultipathRpcMethods: RpcMethod[] = [
     summary: 'Set multipath policy of the NVMe bdev',
     states: RpcState.RUNTIME,
     params: [
-      {
-        name: 'name',
-        type: 'string',
-        required: true,
-        help: 'Name of the NVMe bdev',
-        cli: { flags: ['-b', '--name'] },
-      },
+      BDEV_NAME_PARAM,
       {
         name: 'policy',
         type: 'string',
