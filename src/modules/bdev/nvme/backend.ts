@@ -288,10 +288,10 @@ const pathIostatIter = defineThreadIter<PathIostatWalk>('bdev_nvme.pathIostat', 
     for (const q of r.pathQueues) {
       const mine = q.pathStats?.get(r.params.nsid);
       if (mine === undefined) continue;
-      let sum = ctx.sums.find((x) => x.attachId === q.key);
+      const sum = ctx.sums.find((x) => x.attachId === q.key);
       if (sum === undefined) {
-        sum = { attachId: q.key, stat: new BdevIoStats().snapshot() };
-        ctx.sums.push(sum);
+        ctx.sums.push({ attachId: q.key, stat: mine.snapshot() });
+        continue;
       }
       const total = new BdevIoStats();
       total.add(sum.stat);
@@ -486,6 +486,12 @@ export class NvmeBdevBackend implements BdevBackend, PathChooser {
     return best >= 0 ? best : fallback;
   }
 
+  /** Without auto failback: the kept path is still the one to use (up, and no ANA state changed). */
+  private keptHolds(): boolean {
+    const k = this.kept;
+    return !this.params.autoFailback && k >= 0 && this.paths[k].usable() && this.anaAsKept();
+  }
+
   /** Whether every path's ANA state for this namespace is what it was when the kept path was chosen. */
   private anaAsKept(): boolean {
     const seen = this.keptAna;
@@ -501,8 +507,7 @@ export class NvmeBdevBackend implements BdevBackend, PathChooser {
    */
   private choosePassive(): number {
     if (this.params.autoFailback) return this.scan(0, null);
-    const k = this.kept;
-    if (k >= 0 && this.paths[k].usable() && this.anaAsKept()) return k;
+    if (this.keptHolds()) return this.kept;
     const i = this.scan(0, null);
     this.kept = i;
     const paths = this.paths;
@@ -598,9 +603,7 @@ export class NvmeBdevBackend implements BdevBackend, PathChooser {
         this.anaOf(q) === AnaState.optimized || !this.paths.some((p) => this.anaOf(p) === AnaState.optimized)
       );
     }
-    const k = this.kept;
-    const kept = !this.params.autoFailback && k >= 0 && this.paths[k].usable() && this.anaAsKept();
-    return this.paths[kept ? k : this.scan(0, null)] === q;
+    return this.paths[this.keptHolds() ? this.kept : this.scan(0, null)] === q;
   }
 
   /** bdev_nvme_get_io_paths: this namespace's paths (SPDK's nvme_io_path_info_json). */

@@ -588,18 +588,24 @@ export class NvmeCtrlr {
     };
   }
 
+  /** This path's transport ID as SPDK's RPCs show it (get_controllers, get_path_iostat). */
+  tridJson(): Record<string, string> {
+    const o = this.opts;
+    return {
+      trtype: o.trid.trtype?.toLowerCase() === 'rdma' ? 'RDMA' : 'TCP',
+      adrfam: o.adrfam,
+      traddr: o.trid.traddr,
+      trsvcid: o.trid.trsvcid,
+      subnqn: o.trid.subnqn,
+    };
+  }
+
   /** One entry of bdev_nvme_get_controllers' ctrlrs array (SPDK's shape). */
   infoJson(): Record<string, unknown> {
     const o = this.opts;
     return {
       state: this.state,
-      trid: {
-        trtype: o.trid.trtype?.toLowerCase() === 'rdma' ? 'RDMA' : 'TCP',
-        adrfam: o.adrfam,
-        traddr: o.trid.traddr,
-        trsvcid: o.trid.trsvcid,
-        subnqn: o.trid.subnqn,
-      },
+      trid: this.tridJson(),
       cntlid: Atomics.load(this.shared, Shared.CNTLID),
       host: {
         nqn: o.trid.hostnqn,

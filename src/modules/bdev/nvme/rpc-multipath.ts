@@ -145,22 +145,12 @@ export const nvmeMultipathRpcMethods: RpcMethod[] = [
           name: p.name,
           // every path in attach order, as SPDK lists the bdev's namespaces; counts of successful I/O
           stats: rec.allPaths.map((path) => {
-            const t = path.opts.trid;
             const {
               name: _name,
               ticks: _ticks,
               ...stat
             } = iostatJson(p.name, byPath.get(path.attachId) ?? new BdevIoStats(), 0);
-            return {
-              trid: {
-                trtype: t.trtype?.toLowerCase() === 'rdma' ? 'RDMA' : 'TCP',
-                adrfam: t.traddr.includes(':') ? 'IPv6' : 'IPv4',
-                traddr: t.traddr,
-                trsvcid: t.trsvcid,
-                subnqn: t.subnqn,
-              },
-              stat,
-            };
+            return { trid: path.tridJson(), stat };
           }),
         };
       }),
