@@ -29,6 +29,7 @@ import { NvmeController, type NvmeIoQpair } from '../../src/nvme/index.ts';
 import {
   bdevWriteOps,
   ChildTarget,
+  exporterConfig,
   freePort,
   pattern,
   reconnectingAttach,
@@ -76,36 +77,18 @@ function exporter(port: string, cntlids: [number, number], delayed: boolean) {
       },
     });
   }
-  return {
-    subsystems: [
-      { subsystem: 'bdev', config: bdevs },
-      {
-        subsystem: 'nvmf',
-        config: [
-          { method: 'nvmf_create_transport', params: { trtype: 'TCP' } },
-          {
-            method: 'nvmf_create_subsystem',
-            params: {
-              nqn: CNODE_A,
-              allow_any_host: true,
-              ana_reporting: true,
-              serial_number: 'AA0000000001',
-              min_cntlid: cntlids[0],
-              max_cntlid: cntlids[1],
-            },
-          },
-          {
-            method: 'nvmf_subsystem_add_ns',
-            params: {
-              nqn: CNODE_A,
-              namespace: { nsid: 1, bdev_name: delayed ? 'Delay0' : 'Aio0', uuid: NS_UUID, nguid: NGUID },
-            },
-          },
-          { method: 'nvmf_subsystem_add_listener', params: { nqn: CNODE_A, listen_address: listener(port) } },
-        ],
-      },
-    ],
-  };
+  return exporterConfig({
+    bdevs,
+    nqn: CNODE_A,
+    subsystem: {
+      ana_reporting: true,
+      serial_number: 'AA0000000001',
+      min_cntlid: cntlids[0],
+      max_cntlid: cntlids[1],
+    },
+    namespace: { bdev_name: delayed ? 'Delay0' : 'Aio0', uuid: NS_UUID, nguid: NGUID },
+    ports: [port],
+  });
 }
 
 function attachParams(port: string, extra: Record<string, unknown> = {}) {

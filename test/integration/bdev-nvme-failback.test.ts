@@ -17,6 +17,7 @@ import { NvmeController, type NvmeIoQpair } from '../../src/nvme/index.ts';
 import {
   bdevWriteOps,
   ChildTarget,
+  exporterConfig,
   freePort,
   pattern,
   reconnectingAttach,
@@ -42,35 +43,13 @@ let port2 = '';
 const listener = tcpListener;
 
 function exporter(port: string, cntlids: [number, number]) {
-  return {
-    subsystems: [
-      {
-        subsystem: 'bdev',
-        config: [{ method: 'bdev_aio_create', params: { name: 'Aio0', filename: file, block_size: BS } }],
-      },
-      {
-        subsystem: 'nvmf',
-        config: [
-          { method: 'nvmf_create_transport', params: { trtype: 'TCP' } },
-          {
-            method: 'nvmf_create_subsystem',
-            params: {
-              nqn: CNODE_A,
-              allow_any_host: true,
-              serial_number: 'FB0000000001',
-              min_cntlid: cntlids[0],
-              max_cntlid: cntlids[1],
-            },
-          },
-          {
-            method: 'nvmf_subsystem_add_ns',
-            params: { nqn: CNODE_A, namespace: { nsid: 1, bdev_name: 'Aio0', uuid: NS_UUID } },
-          },
-          { method: 'nvmf_subsystem_add_listener', params: { nqn: CNODE_A, listen_address: listener(port) } },
-        ],
-      },
-    ],
-  };
+  return exporterConfig({
+    bdevs: [{ method: 'bdev_aio_create', params: { name: 'Aio0', filename: file, block_size: BS } }],
+    nqn: CNODE_A,
+    subsystem: { serial_number: 'FB0000000001', min_cntlid: cntlids[0], max_cntlid: cntlids[1] },
+    namespace: { bdev_name: 'Aio0', uuid: NS_UUID },
+    ports: [port],
+  });
 }
 
 /** A gateway exporting nothing yet; `options`: its bdev_nvme_set_options, before any attach. */

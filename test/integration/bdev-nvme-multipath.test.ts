@@ -15,6 +15,7 @@ import { NvmeController, type NvmeIoQpair } from '../../src/nvme/index.ts';
 import {
   bdevWriteOps,
   ChildTarget,
+  exporterConfig,
   freePort,
   pattern,
   reconnectingAttach,
@@ -70,38 +71,15 @@ before(async () => {
   portA1 = String(await freePort());
   portA2 = String(await freePort());
   a = await start(
-    {
-      subsystems: [
-        {
-          subsystem: 'bdev',
-          config: [
-            { method: 'bdev_malloc_create', params: { name: 'Malloc0', num_blocks: BLOCKS, block_size: BS } },
-          ],
-        },
-        {
-          subsystem: 'nvmf',
-          config: [
-            { method: 'nvmf_create_transport', params: { trtype: 'TCP' } },
-            {
-              method: 'nvmf_create_subsystem',
-              params: { nqn: CNODE_A, allow_any_host: true, ana_reporting: true },
-            },
-            {
-              method: 'nvmf_subsystem_add_ns',
-              params: { nqn: CNODE_A, namespace: { nsid: 1, bdev_name: 'Malloc0' } },
-            },
-            {
-              method: 'nvmf_subsystem_add_listener',
-              params: { nqn: CNODE_A, listen_address: listener(portA1) },
-            },
-            {
-              method: 'nvmf_subsystem_add_listener',
-              params: { nqn: CNODE_A, listen_address: listener(portA2) },
-            },
-          ],
-        },
+    exporterConfig({
+      bdevs: [
+        { method: 'bdev_malloc_create', params: { name: 'Malloc0', num_blocks: BLOCKS, block_size: BS } },
       ],
-    },
+      nqn: CNODE_A,
+      subsystem: { ana_reporting: true },
+      namespace: { bdev_name: 'Malloc0' },
+      ports: [portA1, portA2],
+    }),
     '0x1',
   );
   b = await start({
