@@ -35,9 +35,10 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
 # retry_crash CMD...: runs CMD again (up to 8 times, a second apart) when it dies of a
 # signal: Node 26 under TCG sometimes did at start (see rdma-target-checks.sh; about one
-# start in four, none since run-guest adds --no-wasm-code-gc there). A command that outlives its time limit is not run
-# again: the "hangs" once retried here were nvmf-perf spinning in our RDMA host's
-# completion loop (fixed in src/nvme/rdma-qpair.ts), a bug and not the emulator.
+# start in four, none since run-guest adds --no-wasm-code-gc there). A command that
+# outlives its time limit is not run again: the "hangs" once retried here were nvmf-perf
+# spinning in our RDMA host's completion loop (fixed in src/nvme/rdma-qpair.ts), a bug and
+# not the emulator.
 retry_crash() { retry_crash_within '' "$@"; }
 # retry_crash_within SECONDS CMD...: the same, each try limited to SECONDS ('' no limit)
 retry_crash_within() {
