@@ -19,6 +19,7 @@ const CHECKS = [
   'write-read-1048576',
   'perf-rdma',
   'bdev-nvme-rdma-gateway',
+  'gw-health-info',
   'nvmet-controllers',
 ];
 

@@ -4,7 +4,8 @@
 # rxe0 (soft-RoCE on eth0): the nvmf CLI (-t rdma: discover, identify, id-ns, write then
 # read back 20 KiB and 1 MiB, which nvmet moves by RDMA READ / WRITE of our memory),
 # nvmf-perf with a trtype:rdma transport ID, and bdev_nvme_attach_controller -t rdma in our
-# nvmf_tgt (nvmet's namespace re-exported over TCP: written there, read at nvmet directly).
+# nvmf_tgt (nvmet's namespace re-exported over TCP: written there, read at nvmet directly),
+# whose bdev_nvme_get_controller_health_info then shows nvmet's SMART / health log.
 # Each check prints one line
 #   CHECK <name> PASS            or   CHECK <name> FAIL <why>
 # for test/interop/rdma-host.test.ts; the rest is evidence for a human.
@@ -97,6 +98,11 @@ else
 	tail -n 15 "$gw/tgt.log" | sed 's/^/  gw: /'
 	fail bdev-nvme-rdma-gateway "attach -t rdma, the re-export, or the data written through it and read at nvmet directly"
 fi
+step "bdev_nvme_get_controller_health_info: nvmet's SMART / health log through our gateway"
+if run_logged gw-health "${grpc[@]}" bdev_nvme_get_controller_health_info -c Rdma0 &&
+	grep -q '"model_number": "Linux"' /tmp/gw-health.out && grep -Eq '"host_write_commands": [1-9]' /tmp/gw-health.out; then
+	pass gw-health-info
+else fail gw-health-info "the gateway's health info of nvmet's controller lacks its model number or the writes made"; fi
 kill "$gw_pid" 2>/dev/null
 wait "$gw_pid" 2>/dev/null
 
